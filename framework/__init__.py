@@ -1,0 +1,1 @@
+"""hftlab framework: everything backtest and live share."""

@@ -1,0 +1,1 @@
+"""hftlab live trading: feed handlers, gateways, venue simulator, runner."""

@@ -1,0 +1,1 @@
+"""hftlab research tools (optimisation, walk-forward, screening); built on framework."""

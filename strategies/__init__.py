@@ -1,0 +1,1 @@
+"""Reference strategies for hftlab, written against the public Strategy API."""
