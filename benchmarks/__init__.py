@@ -1,0 +1,1 @@
+"""hftlab benchmarks: ``python -m benchmarks [--json] [--quick] [NAME ...]`` (or ``make bench``)."""

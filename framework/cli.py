@@ -1,0 +1,310 @@
+"""The ``hftlab`` command line.
+
+Every failure the user can cause (a missing file, a wrong format, a bad date) ends in one
+line on stderr that names the file and the problem, and a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from framework.core.errors import ConfigError, HftlabError
+from framework.core.timeutil import parse_date
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def _date_arg(text: str) -> dt.date:
+    try:
+        return parse_date(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from framework.store import TickStore
+
+    return TickStore(args.store)
+
+
+# --- data import ------------------------------------------------------------------------
+def cmd_import(args: argparse.Namespace) -> int:
+    from framework.ingest.base import ImportOptions, get_importer
+
+    importer = get_importer(args.format)
+    opts = ImportOptions(
+        symbol=args.symbol,
+        venue=args.venue,
+        date=args.date,
+        extra={
+            "orderbook": Path(args.orderbook) if args.orderbook else None,
+            "pcap": bool(args.pcap),
+            "tick_size": args.tick_size,
+            "lot_size": args.lot_size,
+            "market": args.market,
+        },
+    )
+    t0 = time.perf_counter()
+    result = importer([Path(p) for p in args.paths], opts)
+    store = _store(args)
+    days = result.days
+    written = store.write_many(
+        [(d.instrument, d.date, d.events, d.labels) for d in days], overwrite=not args.no_overwrite
+    )
+    result.report.rows_written = sum(len(d.events) for d in days)
+    for line in result.report.summary_lines():
+        print(line)
+    for d, path in zip(days, written, strict=True):
+        print(f"  wrote {d.instrument.key}/{d.date.isoformat()}: {len(d.events):,} events -> {path}")
+    if result.instruments:
+        print(f"  instruments defined: {len(result.instruments)}")
+    if not days:
+        print("  nothing to write (the input holds no market events)")
+    print(f"  took {time.perf_counter() - t0:.2f} s")
+    return EXIT_OK
+
+
+# --- data generate ----------------------------------------------------------------------
+def cmd_generate(args: argparse.Namespace) -> int:
+    from framework.ingest.synthetic import generate_day
+
+    store = _store(args)
+    start = args.date
+    t0 = time.perf_counter()
+    total = 0
+    d = start
+    made = 0
+    while made < args.days:
+        if d.weekday() < 5:
+            day = generate_day(
+                symbol=args.symbol, venue=args.venue, date=d, mode=args.mode,
+                n_events=args.events, seed=args.seed + made, tick_size=args.tick_size,
+            )
+            path = store.write(day.instrument, day.date, day.events, labels=day.labels)
+            total += len(day.events)
+            made += 1
+            print(f"generated {day.instrument.key}/{d.isoformat()}: {len(day.events):,} "
+                  f"{args.mode.upper()} events -> {path}")
+        d += dt.timedelta(days=1)
+    el = time.perf_counter() - t0
+    print(f"  {total:,} events in {el:.2f} s")
+    return EXIT_OK
+
+
+# --- data ls / info / dump / sql / rm -----------------------------------------------------
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    store = _store(args)
+    keys = store.keys(venue=args.venue, symbol=args.symbol)
+    if not keys:
+        print(f"the store at {store.root} is empty; import data with `hftlab data import` "
+              "or make some with `hftlab data generate`")
+        return EXIT_OK
+    print(f"{'day':40s} {'events':>12s} {'on disk':>10s}  span (UTC)")
+    for k in keys:
+        info = store.info(k.venue, k.symbol, k.date)
+        print(f"{k!s:40s} {info.rows:12,d} {_fmt_bytes(info.bytes_on_disk):>10s}  {_span(info)}")
+    return EXIT_OK
+
+
+def _span(info: Any) -> str:
+    from framework.core.timeutil import format_ns
+
+    if info.first_ts is None:
+        return "-"
+    return f"{format_ns(info.first_ts)[:23]} -> {format_ns(info.last_ts)[11:23]}"
+
+
+def _parse_target(text: str) -> tuple[str, str, dt.date | None]:
+    parts = text.strip("/").split("/")
+    if len(parts) not in (2, 3) or not all(parts):
+        msg = f"{text!r} is not VENUE/SYMBOL or VENUE/SYMBOL/YYYY-MM-DD (e.g. XNAS/AMZN/2012-06-21)"
+        raise ConfigError(msg)
+    date = parse_date(parts[2]) if len(parts) == 3 else None
+    return parts[0], parts[1], date
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from framework.core.events import KIND_NAMES
+
+    store = _store(args)
+    venue, symbol, date = _parse_target(args.target)
+    dates = [date] if date else [k.date for k in store.keys(venue=venue, symbol=symbol)]
+    if not dates:
+        msg = f"nothing stored for {venue}/{symbol} in {store.root}; see `hftlab data ls`"
+        raise ConfigError(msg)
+    total_rows = total_bytes = 0
+    kinds: dict[int, int] = {}
+    inst = None
+    for d in dates:
+        info = store.info(venue, symbol, d)
+        inst = info.instrument
+        total_rows += info.rows
+        total_bytes += info.bytes_on_disk
+        for k, c in store.kind_counts(venue, symbol, d).items():
+            kinds[k] = kinds.get(k, 0) + c
+        print(f"{info.key}: {info.rows:,} events, {_fmt_bytes(info.bytes_on_disk)} on disk "
+              f"({info.bytes_per_event:.2f} bytes/event), {info.row_groups} row group(s), "
+              f"span {_span(info)}")
+    assert inst is not None
+    print(f"instrument: {inst.key} {inst.asset_class}, tick {inst.tick_size} {inst.currency}, "
+          f"lot {inst.lot_size}, multiplier {inst.multiplier}, "
+          f"fees maker {inst.maker_fee} taker {inst.taker_fee}")
+    if len(dates) > 1:
+        print(f"total: {len(dates)} days, {total_rows:,} events, {_fmt_bytes(total_bytes)}")
+    mix = ", ".join(
+        f"{KIND_NAMES.get(k, k)} {c:,} ({100 * c / max(total_rows, 1):.1f}%)"
+        for k, c in sorted(kinds.items(), key=lambda kv: -kv[1])
+    )
+    print(f"kinds: {mix}")
+    return EXIT_OK
+
+
+def cmd_dump(args: argparse.Namespace) -> int:
+    from framework.store.dump import dump_frame
+
+    store = _store(args)
+    venue, symbol, date = _parse_target(args.target)
+    if date is None:
+        msg = f"dump needs a day: VENUE/SYMBOL/YYYY-MM-DD, got {args.target!r}"
+        raise ConfigError(msg)
+    df = dump_frame(store, venue, symbol, date, limit=args.limit)
+    if args.format == "csv":
+        sys.stdout.write(df.write_csv())
+    else:
+        sys.stdout.write(df.write_ndjson())
+    return EXIT_OK
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    df = _store(args).sql(args.query)
+    with pl.Config(tbl_rows=args.max_rows, tbl_cols=-1, tbl_width_chars=200):
+        print(df)
+    return EXIT_OK
+
+
+def cmd_rm(args: argparse.Namespace) -> int:
+    store = _store(args)
+    venue, symbol, date = _parse_target(args.target)
+    for p in store.delete(venue, symbol, date):
+        print(f"deleted {p}")
+    return EXIT_OK
+
+
+# --- parser -----------------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (with a pointer to --help), exit status 2."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"hftlab: error: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from framework import __version__
+
+    p = _Parser(
+        prog="hftlab", description="hftlab: backtest-first research framework for HFT."
+    )
+    p.add_argument("--version", action="version", version=f"hftlab {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    store_parent = _Parser(add_help=False)
+    store_parent.add_argument(
+        "--store", metavar="DIR", default=None,
+        help="store root (default: $HFTLAB_STORE or data/store)",
+    )
+
+    data = sub.add_parser("data", help="import, generate, list and query stored ticks")
+    dsub = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
+
+    from framework.ingest.base import IMPORTERS
+
+    imp = dsub.add_parser("import", parents=[store_parent], help="import files into the store")
+    imp.add_argument("format", choices=sorted(IMPORTERS), help="source format")
+    imp.add_argument("paths", nargs="+", metavar="PATH", help="input file(s)")
+    imp.add_argument("--symbol", help="symbol (default: from the source)")
+    imp.add_argument("--venue", help="venue (default: from the source or the format)")
+    imp.add_argument("--date", type=_date_arg, help="trading day YYYY-MM-DD (default: from the source)")
+    imp.add_argument("--orderbook", metavar="FILE", help="LOBSTER orderbook file")
+    imp.add_argument("--pcap", action="store_true", help="ITCH: input is a pcap of MoldUDP64")
+    imp.add_argument("--tick-size", help="override the instrument's tick size")
+    imp.add_argument("--lot-size", help="override the instrument's lot size")
+    imp.add_argument("--market", choices=["spot", "usdm"], help="Binance market (default: detect)")
+    imp.add_argument("--no-overwrite", action="store_true", help="fail if a day is already stored")
+    imp.set_defaults(func=cmd_import)
+
+    gen = dsub.add_parser("generate", parents=[store_parent], help="generate synthetic days")
+    gen.add_argument("--symbol", default="SYN")
+    gen.add_argument("--venue", default="SIM")
+    gen.add_argument("--date", type=_date_arg, default=dt.date(2024, 1, 2),
+                     help="first day (weekends are skipped)")
+    gen.add_argument("--days", type=int, default=1)
+    gen.add_argument("--events", type=int, default=1_000_000, help="events per day")
+    gen.add_argument("--mode", choices=["l2", "l3"], default="l2")
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--tick-size", default="0.01")
+    gen.set_defaults(func=cmd_generate)
+
+    ls = dsub.add_parser("ls", parents=[store_parent], help="list stored days")
+    ls.add_argument("--venue")
+    ls.add_argument("--symbol")
+    ls.set_defaults(func=cmd_ls)
+
+    info = dsub.add_parser("info", parents=[store_parent], help="rows, span, kind mix, bytes")
+    info.add_argument("target", metavar="VENUE/SYMBOL[/DATE]")
+    info.set_defaults(func=cmd_info)
+
+    dump = dsub.add_parser("dump", parents=[store_parent], help="print events in real units")
+    dump.add_argument("target", metavar="VENUE/SYMBOL/DATE")
+    dump.add_argument("--limit", type=int, default=None)
+    dump.add_argument("--format", choices=["csv", "jsonl"], default="csv")
+    dump.set_defaults(func=cmd_dump)
+
+    sql = dsub.add_parser("sql", parents=[store_parent], help="DuckDB SQL over the view `events`")
+    sql.add_argument("query")
+    sql.add_argument("--max-rows", type=int, default=50)
+    sql.set_defaults(func=cmd_sql)
+
+    rm = dsub.add_parser("rm", parents=[store_parent], help="delete stored days")
+    rm.add_argument("target", metavar="VENUE/SYMBOL[/DATE]")
+    rm.set_defaults(func=cmd_rm)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``hftlab`` console command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        rc: int = args.func(args)
+    except HftlabError as exc:
+        print(f"hftlab: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except BrokenPipeError:
+        return EXIT_OK
+    except (OSError, ValueError) as exc:
+        # Anything the checks above missed still ends in one clear line, not a traceback.
+        print(f"hftlab: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

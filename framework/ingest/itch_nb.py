@@ -1,0 +1,576 @@
+"""Compiled kernels of the ITCH 5.0 decoder (numba, over one ``uint8`` buffer).
+
+Two passes, both compiled:
+
+1. *framing/classification* (:func:`frame_binaryfile_nb` for BinaryFILE, :func:`classify_nb` for
+   message blocks found in pcaps): message offsets, lengths and a status code per message. A
+   message is only ``MSG_OK`` when ``offset + length <= len(buf)`` and ``length`` equals the
+   fixed size of its type, so pass 2 can read every field of an OK message without further
+   bounds checks: the bound is established by construction here, once.
+2. *decode* (:func:`decode_nb`): OK messages into preallocated event columns, keeping an
+   open-addressing order table (linear probing, backward-shift deletion) in one ``int64``
+   array so executions, cancels and replaces find the resting order's side, price and size.
+
+Reject codes are the ``MSG_*`` constants; :data:`REASONS` names them for the report.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit
+
+from framework.core.events import (
+    BUY,
+    FLAG_AUCTION,
+    FLAG_HIDDEN,
+    FLAG_LAST,
+    FLAG_NON_PRINTABLE,
+    FLAG_REPLACE,
+    KIND_ADD,
+    KIND_CANCEL,
+    KIND_DELETE,
+    KIND_EXECUTE,
+    KIND_STATUS,
+    KIND_TRADE,
+    NO_SIDE,
+    SELL,
+    STATUS_CLOSED,
+    STATUS_END_OF_MESSAGES,
+    STATUS_END_OF_SYSTEM,
+    STATUS_HALTED,
+    STATUS_INFO,
+    STATUS_OPEN,
+    STATUS_PAUSED,
+    STATUS_PRE_OPEN,
+    STATUS_QUOTING,
+    STATUS_START_OF_MESSAGES,
+    STATUS_UNKNOWN,
+)
+
+# --- message sizes (PROTOCOLS.md §1; J and h from the Omi .ksy, J checked on real packets) --
+MSG_SIZES: dict[str, int] = {
+    "S": 12, "R": 39, "H": 25, "Y": 20, "L": 26, "V": 35, "W": 12, "K": 28, "J": 35,
+    "h": 21, "A": 36, "F": 40, "E": 31, "C": 36, "X": 23, "D": 19, "U": 35, "P": 44,
+    "Q": 40, "I": 50, "N": 20, "B": 19,
+}
+SIZE_OF_TYPE = np.zeros(256, np.int64)
+for _t, _n in MSG_SIZES.items():
+    SIZE_OF_TYPE[ord(_t)] = _n
+
+#: offset of the 8-byte Stock field per type (0: the type carries none)
+STOCK_OFFSET = np.zeros(256, np.int64)
+for _t, _o in {"R": 11, "H": 11, "Y": 11, "L": 15, "K": 11, "J": 11, "h": 11, "A": 24,
+               "F": 24, "P": 24, "Q": 19, "I": 28, "N": 11}.items():
+    STOCK_OFFSET[ord(_t)] = _o
+
+# --- per-message status / reject codes -----------------------------------------------
+MSG_OK = 0
+MSG_UNKNOWN_TYPE = 1
+MSG_BAD_LENGTH = 2
+MSG_EMPTY = 3
+MSG_OUT_OF_BOUNDS = 4
+MSG_UNKNOWN_ID = 5
+MSG_DUPLICATE_ID = 6
+MSG_OFF_TICK = 7
+MSG_OFF_LOT = 8
+MSG_OVERFILL = 9
+MSG_NON_POSITIVE = 10
+MSG_BAD_SIDE = 11
+MSG_DUPLICATE_SEQ = 12  # set by the MoldUDP64 framing (Python), never by the kernels
+
+REASONS: dict[int, str] = {
+    MSG_UNKNOWN_TYPE: "unknown ITCH message type",
+    MSG_BAD_LENGTH: "message length disagrees with its type's fixed size",
+    MSG_EMPTY: "empty message (length 0)",
+    MSG_OUT_OF_BOUNDS: "message runs past the end of its packet",
+    MSG_UNKNOWN_ID: "unknown order id",
+    MSG_DUPLICATE_ID: "duplicate order id",
+    MSG_OFF_TICK: "price off tick grid",
+    MSG_OFF_LOT: "quantity not a whole number of lots",
+    MSG_OVERFILL: "execute/cancel larger than the order's remaining shares",
+    MSG_NON_POSITIVE: "non-positive size",
+    MSG_BAD_SIDE: "buy/sell indicator is neither B nor S",
+    MSG_DUPLICATE_SEQ: "duplicate MoldUDP64 message (same session, sequence and bytes)",
+}
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_EMPTY_META = 0
+
+
+# --- byte readers (callers guarantee the bounds) ------------------------------------------
+@njit(cache=True, inline="always")
+def _u16(b: npt.NDArray[np.uint8], o: int) -> int:
+    return (np.int64(b[o]) << 8) | np.int64(b[o + 1])
+
+
+@njit(cache=True, inline="always")
+def _u32(b: npt.NDArray[np.uint8], o: int) -> int:
+    return (
+        (np.int64(b[o]) << 24) | (np.int64(b[o + 1]) << 16)
+        | (np.int64(b[o + 2]) << 8) | np.int64(b[o + 3])
+    )
+
+
+@njit(cache=True, inline="always")
+def _u48(b: npt.NDArray[np.uint8], o: int) -> int:
+    return (_u16(b, o) << 32) | _u32(b, o + 2)
+
+
+@njit(cache=True, inline="always")
+def _u64(b: npt.NDArray[np.uint8], o: int) -> np.uint64:
+    return (np.uint64(_u32(b, o)) << np.uint64(32)) | np.uint64(_u32(b, o + 4))
+
+
+@njit(cache=True, inline="always")
+def _pack(b: npt.NDArray[np.uint8], o: int, fields: npt.NDArray[np.int64]) -> np.uint64:
+    """The type byte then the bytes at ``o + fields[k]``, big-endian into a uint64."""
+    v = np.uint64(b[o])
+    for k in range(fields.shape[0]):
+        v = (v << np.uint64(8)) | np.uint64(b[o + fields[k]])
+    return v << np.uint64(8 * (7 - fields.shape[0]))
+
+
+# --- pass 1 ---------------------------------------------------------------------------------
+@njit(cache=True, inline="always")
+def _classify_one(buf: npt.NDArray[np.uint8], off: int, ln: int) -> int:
+    if ln <= 0:
+        return MSG_EMPTY
+    if off < 0 or off + ln > buf.shape[0]:
+        return MSG_OUT_OF_BOUNDS
+    want = SIZE_OF_TYPE[buf[off]]
+    if want == 0:
+        return MSG_UNKNOWN_TYPE
+    if want != ln:
+        return MSG_BAD_LENGTH
+    return MSG_OK
+
+
+@njit(cache=True)
+def frame_binaryfile_nb(
+    buf: npt.NDArray[np.uint8],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int8], int]:
+    """Walk 2-byte length prefixes: ``(offsets, lengths, status, end)``.
+
+    ``end`` is the offset where the last whole message ends; ``len(buf) - end`` bytes belong
+    to a cut message when it is smaller than ``len(buf)``.
+    """
+    n = buf.shape[0]
+    count = 0
+    o = 0
+    while o + 2 <= n:
+        ln = _u16(buf, o)
+        if o + 2 + ln > n:
+            break
+        count += 1
+        o += 2 + ln
+    offs = np.empty(count, np.int64)
+    lens = np.empty(count, np.int64)
+    status = np.empty(count, np.int8)
+    o = 0
+    for i in range(count):
+        ln = _u16(buf, o)
+        offs[i] = o + 2
+        lens[i] = ln
+        status[i] = _classify_one(buf, o + 2, ln)
+        o += 2 + ln
+    return offs, lens, status, o
+
+
+@njit(cache=True)
+def classify_nb(
+    buf: npt.NDArray[np.uint8], offs: npt.NDArray[np.int64], lens: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int8]:
+    """Status of messages framed elsewhere (pcap): bounds, type and length checks."""
+    status = np.empty(offs.shape[0], np.int8)
+    for i in range(offs.shape[0]):
+        status[i] = _classify_one(buf, offs[i], lens[i])
+    return status
+
+
+# --- the order table: int64[cap * 4] = key, price (raw 1/10000 $), shares, meta ---------------
+@njit(cache=True, inline="always")
+def _home(key: np.uint64, shift: np.uint64) -> int:
+    return np.int64((key * _GOLDEN) >> shift)
+
+
+@njit(cache=True)
+def _tbl_find(tbl: npt.NDArray[np.int64], key: np.uint64, shift: np.uint64) -> int:
+    mask = (tbl.shape[0] >> 2) - 1
+    i = _home(key, shift)
+    k = np.int64(key)
+    while tbl[4 * i + 3] != _EMPTY_META:
+        if tbl[4 * i] == k:
+            return i
+        i = (i + 1) & mask
+    return -1
+
+
+@njit(cache=True)
+def _tbl_put(
+    tbl: npt.NDArray[np.int64], key: np.uint64, shift: np.uint64, price: int, shares: int,
+    meta: int,
+) -> None:
+    mask = (tbl.shape[0] >> 2) - 1
+    i = _home(key, shift)
+    while tbl[4 * i + 3] != _EMPTY_META:
+        i = (i + 1) & mask
+    tbl[4 * i] = np.int64(key)
+    tbl[4 * i + 1] = price
+    tbl[4 * i + 2] = shares
+    tbl[4 * i + 3] = meta
+
+
+@njit(cache=True)
+def _tbl_del(tbl: npt.NDArray[np.int64], slot: int, shift: np.uint64) -> None:
+    """Remove ``slot`` by backward shift, so no tombstones ever slow later probes."""
+    mask = (tbl.shape[0] >> 2) - 1
+    i = slot
+    j = slot
+    while True:
+        j = (j + 1) & mask
+        if tbl[4 * j + 3] == _EMPTY_META:
+            break
+        h = _home(np.uint64(tbl[4 * j]), shift)
+        # entry j may move to the hole at i only if its home is not in (i, j] (cyclically)
+        if (i <= j and (h <= i or h > j)) or (i > j and h <= i and h > j):
+            tbl[4 * i] = tbl[4 * j]
+            tbl[4 * i + 1] = tbl[4 * j + 1]
+            tbl[4 * i + 2] = tbl[4 * j + 2]
+            tbl[4 * i + 3] = tbl[4 * j + 3]
+            i = j
+    tbl[4 * i + 3] = _EMPTY_META
+
+
+@njit(cache=True)
+def _tbl_grow(tbl: npt.NDArray[np.int64], shift: np.uint64) -> npt.NDArray[np.int64]:
+    cap = tbl.shape[0] >> 2
+    new = np.zeros(cap * 8, np.int64)
+    nshift = shift - np.uint64(1)
+    for i in range(cap):
+        if tbl[4 * i + 3] != _EMPTY_META:
+            _tbl_put(new, np.uint64(tbl[4 * i]), nshift, tbl[4 * i + 1], tbl[4 * i + 2],
+                     tbl[4 * i + 3])
+    return new
+
+
+# --- pass 2 -------------------------------------------------------------------------------
+_F_S = np.array([11], np.int64)
+_F_R = np.array([19, 20, 25, 26, 27, 28, 29], np.int64)
+_F_H = np.array([19, 20, 21, 22, 23, 24], np.int64)
+_F_1 = np.array([19], np.int64)  # Y action, N interest flag, h market code
+_F_L = np.array([11, 12, 13, 14, 23, 24, 25], np.int64)
+_F_K = np.array([23], np.int64)
+_F_h = np.array([19, 20], np.int64)
+_F_I = np.array([27, 48, 49], np.int64)
+_F_Q = np.array([39], np.int64)
+_F_NONE = np.zeros(0, np.int64)
+
+
+@njit(cache=True)
+def decode_nb(
+    buf: npt.NDArray[np.uint8],
+    offs: npt.NDArray[np.int64],
+    status: npt.NDArray[np.int8],
+    msg_local_ts: npt.NDArray[np.int64],
+    base_ns: int,
+    price_step: int,
+    qty_step: int,
+    n_events: int,
+) -> tuple[
+    npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64],
+    npt.NDArray[np.uint64], npt.NDArray[np.uint16], npt.NDArray[np.uint8], npt.NDArray[np.int8],
+    npt.NDArray[np.uint32], int, npt.NDArray[np.int64],
+]:
+    """Decode the ``MSG_OK`` messages into event columns; reject codes go into ``status``.
+
+    ``msg_local_ts`` is empty for files (local = exchange time) or one capture time per
+    message. ``price_step``/``qty_step`` are the tick and lot in source units (1/10000 $,
+    shares). ``n_events`` bounds the output (OK messages + OK ``U`` messages). Events carry
+    the stock locate in ``instrument``; the caller splits by it. Also returns, per locate,
+    the index of the first message with a Stock field (-1 if none) for naming instruments.
+    """
+    ex = np.empty(n_events, np.int64)
+    lo = np.empty(n_events, np.int64)
+    px = np.zeros(n_events, np.int64)
+    qt = np.zeros(n_events, np.int64)
+    oid = np.zeros(n_events, np.uint64)
+    loc = np.empty(n_events, np.uint16)
+    kind = np.empty(n_events, np.uint8)
+    side = np.zeros(n_events, np.int8)
+    flags = np.empty(n_events, np.uint32)
+    first_stock = np.full(65536, -1, np.int64)
+
+    bits = 16
+    tbl = np.zeros((1 << bits) * 4, np.int64)
+    shift = np.uint64(64 - bits)
+    live = 0
+    has_local = msg_local_ts.shape[0] > 0
+    j = 0
+    for m in range(offs.shape[0]):
+        if status[m] != MSG_OK:
+            continue
+        o = offs[m]
+        t = buf[o]
+        locate = _u16(buf, o + 1)
+        ts = base_ns + _u48(buf, o + 5)
+        lts = msg_local_ts[m] if has_local else ts
+        if STOCK_OFFSET[t] != 0 and first_stock[locate] < 0:
+            first_stock[locate] = m
+        j0 = j
+        if t == 65 or t == 70:  # A, F: add order
+            key = _u64(buf, o + 11)
+            sb = buf[o + 19]
+            shares = _u32(buf, o + 20)
+            raw = _u32(buf, o + 32)
+            if sb != 66 and sb != 83:
+                status[m] = MSG_BAD_SIDE
+                continue
+            if shares <= 0:
+                status[m] = MSG_NON_POSITIVE
+                continue
+            if raw % price_step != 0:
+                status[m] = MSG_OFF_TICK
+                continue
+            if shares % qty_step != 0:
+                status[m] = MSG_OFF_LOT
+                continue
+            if _tbl_find(tbl, key, shift) >= 0:
+                status[m] = MSG_DUPLICATE_ID
+                continue
+            s = BUY if sb == 66 else SELL
+            if 2 * (live + 1) > (tbl.shape[0] >> 2):
+                tbl = _tbl_grow(tbl, shift)
+                shift -= np.uint64(1)
+            _tbl_put(tbl, key, shift, raw, shares, 1 | ((s + 1) << 1) | (locate << 8))
+            live += 1
+            kind[j] = KIND_ADD
+            side[j] = s
+            px[j] = raw // price_step
+            qt[j] = shares // qty_step
+            oid[j] = key
+            flags[j] = 0
+            loc[j] = locate
+            j += 1
+        elif t == 69 or t == 67 or t == 88:  # E, C, X: decrements of a resting order
+            key = _u64(buf, o + 11)
+            shares = _u32(buf, o + 19)
+            slot = _tbl_find(tbl, key, shift)
+            if slot < 0:
+                status[m] = MSG_UNKNOWN_ID
+                continue
+            if shares <= 0:
+                status[m] = MSG_NON_POSITIVE
+                continue
+            if shares % qty_step != 0:
+                status[m] = MSG_OFF_LOT
+                continue
+            rem = tbl[4 * slot + 2]
+            if shares > rem:
+                status[m] = MSG_OVERFILL
+                continue
+            meta = tbl[4 * slot + 3]
+            fl = 0
+            if t == 67:
+                raw = _u32(buf, o + 32)
+                if raw % price_step != 0:
+                    status[m] = MSG_OFF_TICK
+                    continue
+                if buf[o + 31] == 78:  # Printable 'N'
+                    fl = FLAG_NON_PRINTABLE
+                kind[j] = KIND_EXECUTE
+            else:
+                raw = tbl[4 * slot + 1]
+                kind[j] = KIND_EXECUTE if t == 69 else KIND_CANCEL
+            side[j] = ((meta >> 1) & 3) - 1
+            px[j] = raw // price_step
+            qt[j] = shares // qty_step
+            oid[j] = key
+            flags[j] = fl
+            loc[j] = (meta >> 8) & 0xFFFF
+            j += 1
+            if shares == rem:  # the order is dead once its shares reach zero (spec §4.4)
+                _tbl_del(tbl, slot, shift)
+                live -= 1
+            else:
+                tbl[4 * slot + 2] = rem - shares
+        elif t == 68:  # D
+            key = _u64(buf, o + 11)
+            slot = _tbl_find(tbl, key, shift)
+            if slot < 0:
+                status[m] = MSG_UNKNOWN_ID
+                continue
+            meta = tbl[4 * slot + 3]
+            kind[j] = KIND_DELETE
+            side[j] = ((meta >> 1) & 3) - 1
+            px[j] = tbl[4 * slot + 1] // price_step
+            qt[j] = tbl[4 * slot + 2] // qty_step
+            oid[j] = key
+            flags[j] = 0
+            loc[j] = (meta >> 8) & 0xFFFF
+            j += 1
+            _tbl_del(tbl, slot, shift)
+            live -= 1
+        elif t == 85:  # U: delete old + add new, side and stock carried over
+            key = _u64(buf, o + 11)
+            nkey = _u64(buf, o + 19)
+            shares = _u32(buf, o + 27)
+            raw = _u32(buf, o + 31)
+            slot = _tbl_find(tbl, key, shift)
+            if slot < 0:
+                status[m] = MSG_UNKNOWN_ID
+                continue
+            if shares <= 0:
+                status[m] = MSG_NON_POSITIVE
+                continue
+            if raw % price_step != 0:
+                status[m] = MSG_OFF_TICK
+                continue
+            if shares % qty_step != 0:
+                status[m] = MSG_OFF_LOT
+                continue
+            if nkey != key and _tbl_find(tbl, nkey, shift) >= 0:
+                status[m] = MSG_DUPLICATE_ID
+                continue
+            meta = tbl[4 * slot + 3]
+            s = ((meta >> 1) & 3) - 1
+            sloc = (meta >> 8) & 0xFFFF
+            kind[j] = KIND_DELETE
+            side[j] = s
+            px[j] = tbl[4 * slot + 1] // price_step
+            qt[j] = tbl[4 * slot + 2] // qty_step
+            oid[j] = key
+            flags[j] = FLAG_REPLACE
+            loc[j] = sloc
+            ex[j] = ts
+            lo[j] = lts
+            j += 1
+            _tbl_del(tbl, slot, shift)
+            _tbl_put(tbl, nkey, shift, raw, shares, meta)
+            kind[j] = KIND_ADD
+            side[j] = s
+            px[j] = raw // price_step
+            qt[j] = shares // qty_step
+            oid[j] = nkey
+            flags[j] = FLAG_REPLACE
+            loc[j] = sloc
+            j += 1
+        elif t == 80:  # P: trade against a non-displayed order
+            shares = _u32(buf, o + 20)
+            raw = _u32(buf, o + 32)
+            if shares <= 0:
+                status[m] = MSG_NON_POSITIVE
+                continue
+            if raw % price_step != 0:
+                status[m] = MSG_OFF_TICK
+                continue
+            if shares % qty_step != 0:
+                status[m] = MSG_OFF_LOT
+                continue
+            kind[j] = KIND_TRADE
+            side[j] = NO_SIDE  # the indicator is always 'B' since 2014 (spec): no information
+            px[j] = raw // price_step
+            qt[j] = shares // qty_step
+            oid[j] = _u64(buf, o + 11)
+            flags[j] = FLAG_HIDDEN
+            loc[j] = locate
+            j += 1
+        elif t == 81:  # Q: cross trade (shares are 8 bytes)
+            shares = np.int64(_u64(buf, o + 11))
+            raw = _u32(buf, o + 27)
+            if shares < 0:
+                status[m] = MSG_NON_POSITIVE
+                continue
+            if raw % price_step != 0:
+                status[m] = MSG_OFF_TICK
+                continue
+            if shares % qty_step != 0:
+                status[m] = MSG_OFF_LOT
+                continue
+            if shares == 0:  # a cross with no volume: keep the cross price as information
+                kind[j] = KIND_STATUS
+                qt[j] = STATUS_INFO
+            else:
+                kind[j] = KIND_TRADE
+                qt[j] = shares // qty_step
+            side[j] = NO_SIDE
+            px[j] = raw // price_step
+            oid[j] = _pack(buf, o, _F_Q)
+            flags[j] = FLAG_AUCTION
+            loc[j] = locate
+            j += 1
+        else:  # administrative messages -> KIND_STATUS
+            code = STATUS_INFO
+            p = 0
+            if t == 83:  # S
+                c = buf[o + 11]
+                if c == 79:
+                    code = STATUS_START_OF_MESSAGES
+                elif c == 83:
+                    code = STATUS_PRE_OPEN
+                elif c == 81:
+                    code = STATUS_OPEN
+                elif c == 77:
+                    code = STATUS_CLOSED
+                elif c == 69:
+                    code = STATUS_END_OF_SYSTEM
+                elif c == 67:
+                    code = STATUS_END_OF_MESSAGES
+                else:
+                    code = STATUS_UNKNOWN
+                raw_code = _pack(buf, o, _F_S)
+            elif t == 72:  # H
+                c = buf[o + 19]
+                if c == 72:
+                    code = STATUS_HALTED
+                elif c == 80:
+                    code = STATUS_PAUSED
+                elif c == 81:
+                    code = STATUS_QUOTING
+                elif c == 84:
+                    code = STATUS_OPEN
+                else:
+                    code = STATUS_UNKNOWN
+                raw_code = _pack(buf, o, _F_H)
+            elif t == 104:  # h: operational halt; only market code 'Q' (Nasdaq) is our book
+                if buf[o + 19] == 81 and buf[o + 20] == 72:
+                    code = STATUS_HALTED
+                elif buf[o + 19] == 81 and buf[o + 20] == 84:
+                    code = STATUS_OPEN
+                raw_code = _pack(buf, o, _F_h)
+            elif t == 82:  # R
+                raw_code = _pack(buf, o, _F_R)
+            elif t == 89 or t == 78:  # Y, N
+                raw_code = _pack(buf, o, _F_1)
+            elif t == 76:  # L
+                raw_code = _pack(buf, o, _F_L)
+            elif t == 87:  # W
+                raw_code = _pack(buf, o, _F_S)
+            elif t == 75:  # K: IPO price
+                raw_code = _pack(buf, o, _F_K)
+                p = _u32(buf, o + 24)
+            elif t == 74:  # J: auction collar reference price
+                raw_code = _pack(buf, o, _F_NONE)
+                p = _u32(buf, o + 19)
+            elif t == 73:  # I: NOII current reference price
+                raw_code = _pack(buf, o, _F_I)
+                p = _u32(buf, o + 44)
+            elif t == 66:  # B: broken trade, match number in the low 7 bytes
+                raw_code = (np.uint64(66) << np.uint64(56)) | (
+                    _u64(buf, o + 11) & np.uint64(0x00FFFFFFFFFFFFFF)
+                )
+            else:  # V
+                raw_code = _pack(buf, o, _F_NONE)
+            kind[j] = KIND_STATUS
+            side[j] = NO_SIDE
+            px[j] = p // price_step  # informational prices are floored onto the tick grid
+            qt[j] = code
+            oid[j] = raw_code
+            flags[j] = 0
+            loc[j] = locate
+            j += 1
+        for q in range(j0, j):
+            ex[q] = ts
+            lo[q] = lts
+        flags[j - 1] |= FLAG_LAST
+    return ex, lo, px, qt, oid, loc, kind, side, flags, j, first_stock
