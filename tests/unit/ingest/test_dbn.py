@@ -1,0 +1,404 @@
+"""The DBN importer against the official DBN test files and their decoder's JSON."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from decimal import Decimal
+from pathlib import Path
+from types import SimpleNamespace
+
+import databento_dbn as dbn
+import numpy as np
+import pytest
+import zstandard
+
+from framework.core.errors import ConfigError, DataError, FormatError
+from framework.core.events import (
+    BUY,
+    FLAG_BAD_TS,
+    FLAG_LAST,
+    FLAG_SNAPSHOT,
+    KIND_ADD,
+    KIND_BBO,
+    KIND_CANCEL,
+    KIND_CLEAR,
+    KIND_DELETE,
+    KIND_EXECUTE,
+    KIND_LEVEL,
+    KIND_MODIFY,
+    KIND_STATUS,
+    KIND_TRADE,
+    NO_SIDE,
+    SELL,
+    STATUS_OPEN,
+    STATUS_PRE_OPEN,
+)
+from framework.ingest.base import ImportOptions
+from framework.ingest.dbn import import_dbn
+
+SIDE = {"A": SELL, "B": BUY, "N": NO_SIDE}
+ES_TICK = 250_000_000  # 0.25 in 1e-9 units
+N_FILES = 81
+
+
+def _data(shared_data: Path) -> Path:
+    return shared_data / "dbn_databento_dbn_tests"
+
+
+def _all_names() -> list[str]:
+    root = Path(os.environ.get("HFTLAB_SHARED_DATA", Path(__file__).parents[4] / "shared" / "data"))
+    folder = root / "dbn_databento_dbn_tests" / "tests_data"
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+def _expected(shared_data: Path, name: str) -> list[dict]:
+    base = name.removesuffix(".zst")
+    path = _data(shared_data) / "expected_json" / f"{base}.json"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _import(path: Path, **kw: object):  # type: ignore[no-untyped-def]
+    return import_dbn([path], ImportOptions(**kw))  # type: ignore[arg-type]
+
+
+def _one_day(res):  # type: ignore[no-untyped-def]
+    assert len(res.days) == 1
+    return res.days[0].events
+
+
+def _expect_flags(dbn_flags: int) -> int:
+    out = FLAG_LAST if dbn_flags & 128 else 0
+    out |= FLAG_SNAPSHOT if dbn_flags & 32 else 0
+    out |= FLAG_BAD_TS if dbn_flags & 8 else 0
+    return out
+
+
+def _schema(name: str) -> str:
+    return name.split(".")[1]
+
+
+# --- every file: imports, is skipped with a note, or fails with the documented error ----------
+
+
+def test_the_test_folder_holds_81_files(shared_data: Path) -> None:
+    assert len(list((_data(shared_data) / "tests_data").iterdir())) == N_FILES
+
+
+@pytest.mark.parametrize("name", _all_names() or ["<no data>"])
+def test_every_test_file_imports_or_fails_clearly(shared_data: Path, name: str) -> None:
+    path = _data(shared_data) / "tests_data" / name
+    schema = _schema(name)
+    if name.endswith(".dbz") or ".frag" in name:
+        with pytest.raises(FormatError, match="has no DBN metadata header"):
+            _import(path)
+        return
+    res = _import(path)
+    assert res.report.rows_read == len(_expected(shared_data, name))
+    assert res.report.rows_rejected == 0
+    if schema == "definition":
+        assert res.days == []
+        assert [(i.key, i.tick_size) for i in res.instruments] == [("XNAS/MSFT", Decimal("0.01"))]
+    elif schema == "ohlcv-1d":
+        assert res.days == []
+        assert any("holds no records" in n for n in res.report.notes)
+    elif schema.startswith("ohlcv") or schema in ("statistics", "imbalance"):
+        assert res.days == []
+        assert any("not events; nothing imported" in n for n in res.report.notes)
+    else:
+        day = res.days[0]
+        assert (day.instrument.key, day.instrument.tick_size) == ("GLBX/ESH1", Decimal("0.25"))
+        assert day.date == dt.date(2020, 12, 28)
+        assert len(day.events) > 0
+        assert (day.events["instrument"] == 0).all()
+
+
+def test_the_test_files_never_go_back_in_time(shared_data: Path) -> None:
+    # so the importer's "time went backwards" rejection never fires on them (checked above)
+    for path in (_data(shared_data) / "expected_json").iterdir():
+        recs = [json.loads(x) for x in path.read_text().splitlines() if x]
+        ts = [int(r["ts_recv"]) for r in recs if "ts_recv" in r]  # ohlcv bars have none
+        assert ts == sorted(ts), path.name
+
+
+# --- the key test: events agree with the official decoder's JSON ------------------------
+
+
+def _names(schema: str) -> list[str]:
+    return [n for n in _all_names() if _schema(n) == schema and ".frag" not in n
+            and not n.endswith(".dbz")]
+
+
+@pytest.mark.parametrize("name", _names("mbo") or ["<no data>"])
+def test_mbo_events_match_official_json(shared_data: Path, name: str) -> None:
+    res = _import(_data(shared_data) / "tests_data" / name)
+    ev = _one_day(res)
+    exp = _expected(shared_data, name)
+    assert len(ev) == len(exp) == 2
+    for e, j in zip(ev, exp, strict=True):
+        assert j["action"] == "C"
+        # cancels of orders added before the fragment: partial-cancel semantics, qty removed
+        assert e["kind"] == KIND_CANCEL
+        assert int(e["price"]) * ES_TICK == int(j["price"])
+        assert e["qty"] == j["size"]
+        assert e["side"] == SIDE[j["side"]]
+        assert e["order_id"] == int(j["order_id"])
+        assert e["exch_ts"] == int(j["hd"]["ts_event"])
+        assert e["local_ts"] == int(j["ts_recv"])
+        assert e["flags"] == _expect_flags(j["flags"])
+
+
+@pytest.mark.parametrize("name", _names("trades") or ["<no data>"])
+def test_trades_match_official_json(shared_data: Path, name: str) -> None:
+    ev = _one_day(_import(_data(shared_data) / "tests_data" / name))
+    exp = _expected(shared_data, name)
+    assert len(ev) == len(exp) == 2
+    for e, j in zip(ev, exp, strict=True):
+        assert (e["kind"], e["side"]) == (KIND_TRADE, SIDE[j["side"]])
+        assert int(e["price"]) * ES_TICK == int(j["price"])
+        assert (e["qty"], e["exch_ts"], e["local_ts"]) == (
+            j["size"], int(j["hd"]["ts_event"]), int(j["ts_recv"]))
+        assert e["flags"] == _expect_flags(j["flags"]) == FLAG_LAST
+
+
+@pytest.mark.parametrize("name", _names("tbbo") or ["<no data>"])
+def test_tbbo_gives_pre_trade_bbo_then_trade(shared_data: Path, name: str) -> None:
+    ev = _one_day(_import(_data(shared_data) / "tests_data" / name))
+    exp = _expected(shared_data, name)
+    assert len(ev) == 3 * len(exp)
+    for r, j in enumerate(exp):
+        bid, ask, trade = ev[3 * r: 3 * r + 3]
+        lv = j["levels"][0]
+        assert (bid["kind"], bid["side"], int(bid["price"]) * ES_TICK, bid["qty"]) == (
+            KIND_BBO, BUY, int(lv["bid_px"]), lv["bid_sz"])
+        assert (ask["kind"], ask["side"], int(ask["price"]) * ES_TICK, ask["qty"]) == (
+            KIND_BBO, SELL, int(lv["ask_px"]), lv["ask_sz"])
+        assert (trade["kind"], trade["side"], int(trade["price"]) * ES_TICK, trade["qty"]) == (
+            KIND_TRADE, SIDE[j["side"]], int(j["price"]), j["size"])
+        assert [bool(x["flags"] & FLAG_LAST) for x in (bid, ask, trade)] == [False, False, True]
+        assert {int(x["local_ts"]) for x in (bid, ask, trade)} == {int(j["ts_recv"])}
+
+
+@pytest.mark.parametrize("name", _names("mbp-1") + _names("mbp-10") or ["<no data>"])
+def test_mbp_levels_rebuild_the_official_book_after_every_record(
+    shared_data: Path, name: str
+) -> None:
+    ev = _one_day(_import(_data(shared_data) / "tests_data" / name))
+    exp = _expected(shared_data, name)
+    book: dict[int, dict[int, int]] = {BUY: {}, SELL: {}}
+    records = iter(exp)
+    n_last = 0
+    for e in ev:
+        j_ts = None
+        if e["kind"] == KIND_LEVEL:
+            side = book[int(e["side"])]
+            if e["qty"] == 0:
+                del side[int(e["price"]) * ES_TICK]
+            else:
+                side[int(e["price"]) * ES_TICK] = int(e["qty"])
+        if e["flags"] & FLAG_LAST:
+            n_last += 1
+            j = next(records)
+            j_ts = int(j["ts_recv"])
+            assert e["local_ts"] == j_ts
+            assert e["exch_ts"] == int(j["hd"]["ts_event"])
+            want_bid = {int(lv["bid_px"]): lv["bid_sz"] for lv in j["levels"]}
+            want_ask = {int(lv["ask_px"]): lv["ask_sz"] for lv in j["levels"]}
+            assert book[BUY] == want_bid
+            assert book[SELL] == want_ask
+    assert n_last == len(exp) == 2
+    depth = 10 if "mbp-10" in name else 1
+    # the first record sets every level, the second only what its action changed
+    assert np.count_nonzero(ev["kind"] == KIND_LEVEL) == 2 * depth + 1
+
+
+@pytest.mark.parametrize("name", _names("status") or ["<no data>"])
+def test_status_maps_action_and_is_trading(shared_data: Path, name: str) -> None:
+    ev = _one_day(_import(_data(shared_data) / "tests_data" / name))
+    exp = _expected(shared_data, name)
+    assert (ev["kind"] == KIND_STATUS).all()
+    # TRADING; PRE_OPEN x2 (is_trading N); NEW_PRICE_INDICATION with is_trading Y = reopen
+    assert ev["qty"].tolist() == [STATUS_OPEN, STATUS_PRE_OPEN, STATUS_PRE_OPEN, STATUS_OPEN]
+    assert ev["order_id"].tolist() == [
+        j["action"] | j["reason"] << 16 | j["trading_event"] << 32 for j in exp]
+    assert ev["local_ts"].tolist() == [int(j["ts_recv"]) for j in exp]
+
+
+@pytest.mark.parametrize("name", _names("bbo-1s") + _names("cbbo-1s") or ["<no data>"])
+def test_bbo_records_give_bid_and_ask(shared_data: Path, name: str) -> None:
+    ev = _one_day(_import(_data(shared_data) / "tests_data" / name))
+    exp = _expected(shared_data, name)
+    assert (ev["kind"] == KIND_BBO).all()
+    assert len(ev) == 2 * len(exp)
+    assert (ev["price"][0::2] * ES_TICK).tolist() == [int(j["levels"][0]["bid_px"]) for j in exp]
+    assert (ev["price"][1::2] * ES_TICK).tolist() == [int(j["levels"][0]["ask_px"]) for j in exp]
+    assert ev["qty"][1::2].tolist() == [j["levels"][0]["ask_sz"] for j in exp]
+    assert ev["side"][0::2].tolist() == [BUY] * len(exp)
+    assert (ev["flags"][1::2] & FLAG_LAST).all()
+    assert not (ev["flags"][0::2] & FLAG_LAST).any()
+
+
+def test_definition_gives_the_symbol_of_the_json(shared_data: Path) -> None:
+    name = "test_data.definition.v3.dbn.zst"
+    res = _import(_data(shared_data) / "tests_data" / name)
+    exp = _expected(shared_data, name)
+    (inst,) = res.instruments
+    assert {j["raw_symbol"] for j in exp} == {inst.symbol} == {"MSFT"}
+    assert inst.venue == "XNAS"
+    assert inst.asset_class == "equity"
+    # min_price_increment is UNDEF in these records, so the XNAS default applies
+    assert {j["min_price_increment"] for j in exp} == {str(dbn.UNDEF_PRICE)}
+    assert inst.tick_size == Decimal("0.01")
+    assert inst.extra["round_lot"] == 100
+
+
+# --- synthetic files: semantics the 2-record samples cannot show ----------------------------
+
+T0 = 1_609_160_400_000_000_000  # 2020-12-28 13:00 UTC
+PX = 3_720_000_000_000  # 3720.00
+
+
+def _write(
+    path: Path, records: list, *, symbol: str = "ESH1", zstd: bool = False
+) -> Path:
+    """A DBN v3 file of ``records`` with a GLBX.MDP3 header mapping ``symbol`` to 5482."""
+    iv = SimpleNamespace(start_date=dt.date(2020, 12, 27), end_date=dt.date(2020, 12, 31),
+                         symbol="5482")
+    md = dbn.Metadata(dataset="GLBX.MDP3", schema=dbn.Schema.MBO, start=T0,
+                      stype_in=dbn.SType.RAW_SYMBOL,
+                      stype_out=dbn.SType.INSTRUMENT_ID, symbols=[symbol],
+                      mappings=[SimpleNamespace(raw_symbol=symbol, intervals=[iv])])
+    data = md.encode() + b"".join(bytes(r) for r in records)
+    path.write_bytes(zstandard.ZstdCompressor().compress(data) if zstd else data)
+    return path
+
+
+def _mbo(  # noqa: PLR0917
+    i: int, action: str, oid: int, size: int, side: str = "B", px: int = PX,
+         ts: int | None = None, flags: int = 128) -> dbn.MBOMsg:
+    t = T0 + i * 1000 if ts is None else ts
+    return dbn.MBOMsg(publisher_id=1, instrument_id=5482, ts_event=t - 100, order_id=oid,
+                      price=px, size=size, action=dbn.Action(action), side=dbn.Side(side),
+                      ts_recv=t, flags=flags)
+
+
+def test_fill_and_its_cancel_become_one_execute(tmp_path: Path) -> None:
+    path = _write(tmp_path / "a.dbn", [
+        _mbo(0, "A", 7, 5),
+        _mbo(1, "T", 0, 2, side="A", flags=0),
+        _mbo(1, "F", 7, 2, flags=0),
+        _mbo(1, "C", 7, 2),  # the fill's book effect: absorbed, its LAST moves back
+        _mbo(2, "C", 7, 1),  # a real partial cancel
+        _mbo(3, "C", 7, 2),  # removes the rest: a delete
+    ], zstd=True)
+    res = _import(path)
+    ev = _one_day(res)
+    assert ev["kind"].tolist() == [KIND_ADD, KIND_TRADE, KIND_EXECUTE, KIND_CANCEL, KIND_DELETE]
+    assert ev["qty"].tolist() == [5, 2, 2, 1, 2]
+    assert (ev["flags"] & FLAG_LAST).tolist() == [1, 0, 1, 1, 1]
+    assert ev["side"][1] == SELL  # trade side = aggressor
+    assert ev["price"][0] == 3720 * 4
+    assert any("merged into the fill" in n for n in res.report.notes)
+
+
+def test_modify_clear_and_none_actions(tmp_path: Path) -> None:
+    path = _write(tmp_path / "b.dbn", [
+        _mbo(0, "A", 7, 5),
+        _mbo(1, "M", 7, 3, px=PX + ES_TICK),
+        _mbo(2, "N", 0, 0, side="N", px=dbn.UNDEF_PRICE),
+        _mbo(3, "R", 0, 0, side="N", px=dbn.UNDEF_PRICE, flags=128 | 32 | 8),
+    ])
+    res = _import(path)
+    ev = _one_day(res)
+    assert ev["kind"].tolist() == [KIND_ADD, KIND_MODIFY, KIND_CLEAR]
+    assert ev["price"][1] == 3720 * 4 + 1
+    assert ev["qty"][1] == 3
+    assert ev["flags"][2] == FLAG_LAST | FLAG_SNAPSHOT | FLAG_BAD_TS
+    assert any("action N" in n for n in res.report.notes)
+
+
+def test_receive_time_going_backwards_is_rejected_with_reason(tmp_path: Path) -> None:
+    path = _write(tmp_path / "c.dbn", [
+        _mbo(0, "A", 1, 1, ts=T0 + 500), _mbo(1, "A", 2, 1, ts=T0 + 400),
+        _mbo(2, "A", 3, 1, ts=T0 + 600)])
+    res = _import(path)
+    assert _one_day(res)["order_id"].tolist() == [1, 3]
+    assert res.report.rejected == {"time went backwards": 1}
+    assert res.report.rows_read == 3
+
+
+def test_off_grid_price_is_rejected_with_reason(tmp_path: Path) -> None:
+    path = _write(tmp_path / "d.dbn", [_mbo(0, "A", 1, 1), _mbo(1, "A", 2, 1, px=PX + 10**8)])
+    res = _import(path)
+    assert _one_day(res)["order_id"].tolist() == [1]
+    (reason,) = res.report.rejected
+    assert reason.startswith("price off tick grid")
+    assert "0.25" in reason
+
+
+def test_tick_size_option_overrides_the_default(tmp_path: Path) -> None:
+    path = _write(tmp_path / "e.dbn", [_mbo(0, "A", 1, 1, px=PX + 10**8)])
+    res = import_dbn([path], ImportOptions(extra={"tick_size": "0.05"}))
+    day = res.days[0]
+    assert day.instrument.tick_size == Decimal("0.05")
+    assert day.events["price"].tolist() == [74402]  # 3720.10 / 0.05
+
+
+def test_unknown_cme_product_without_definition_asks_for_tick_size(tmp_path: Path) -> None:
+    path = _write(tmp_path / "f.dbn", [_mbo(0, "A", 1, 1)], symbol="ZZH1")
+    with pytest.raises(ConfigError, match="--tick-size"):
+        _import(path)
+
+
+def test_events_are_split_by_utc_day_and_symbol_option_renames(tmp_path: Path) -> None:
+    day2 = T0 + 86_400 * 10**9
+    path = _write(tmp_path / "g.dbn", [_mbo(0, "A", 1, 1), _mbo(1, "A", 2, 1, ts=day2)])
+    res = import_dbn([path], ImportOptions(symbol="ES", venue="CME", extra={"tick_size": "0.25"}))
+    assert [(d.instrument.key, d.date, len(d.events)) for d in res.days] == [
+        ("CME/ES", dt.date(2020, 12, 28), 1), ("CME/ES", dt.date(2020, 12, 29), 1)]
+
+
+# --- bad input ------------------------------------------------------------------------------
+
+
+def test_missing_file_is_a_data_error(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="no such file"):
+        _import(tmp_path / "nope.dbn")
+
+
+def test_non_dbn_text_file_has_no_metadata_header(tmp_path: Path) -> None:
+    path = tmp_path / "x.dbn"
+    path.write_text("ts,price\n1,2\n")
+    with pytest.raises(FormatError, match=r"has no DBN metadata header.*does not start with 'DBN'"):
+        _import(path)
+
+
+def test_garbage_bytes_fail_cleanly(tmp_path: Path) -> None:
+    path = tmp_path / "g.dbn"
+    path.write_bytes(np.random.default_rng(1).bytes(5000))
+    with pytest.raises(FormatError, match="has no DBN metadata header"):
+        _import(path)
+    zpath = tmp_path / "g.dbn.zst"
+    zpath.write_bytes(b"\x28\xb5\x2f\xfd" + np.random.default_rng(2).bytes(5000))
+    with pytest.raises(FormatError, match="zstd"):
+        _import(zpath)
+
+
+def test_empty_file_fails_cleanly(tmp_path: Path) -> None:
+    path = tmp_path / "e.dbn"
+    path.write_bytes(b"")
+    with pytest.raises(FormatError, match="empty file"):
+        _import(path)
+
+
+@pytest.mark.parametrize("name", ["test_data.mbp-10.dbn", "test_data.mbo.dbn",
+                                  "test_data.mbp-10.v3.dbn.zst"])
+def test_real_file_cut_in_half_is_reported_truncated(
+    shared_data: Path, tmp_path: Path, name: str
+) -> None:
+    data = (_data(shared_data) / "tests_data" / name).read_bytes()
+    cut = tmp_path / name
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(FormatError, match="truncated"):
+        _import(cut)
