@@ -56,7 +56,6 @@ levels in the row is proof that nothing else rests there, and everything else is
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -86,7 +85,6 @@ from framework.core.events import (
     STATUS_HALTED,
     STATUS_OPEN,
     STATUS_QUOTING,
-    EventArray,
 )
 from framework.core.timeutil import NS_PER_S, parse_date, venue_midnight_ns
 from framework.ingest.base import (
@@ -132,7 +130,7 @@ _F_CORR = FLAG_FROM_BOOK | FLAG_IMPLIED
 
 
 @njit(cache=True)
-def _put(ev, m, row, kind, side, price, qty, oid, flags):  # type: ignore[no-untyped-def]
+def _put(ev, m, row, kind, side, price, qty, oid, flags):  # type: ignore[no-untyped-def]  # noqa: PLR0917
     ev[m, _EROW] = row
     ev[m, _EKIND] = kind
     ev[m, _ESIDE] = side
@@ -171,7 +169,7 @@ def _level_add(lv, sc, s, x, delta):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _open(o, lv, sc, slot, s, x, q, oid, real):  # type: ignore[no-untyped-def]
+def _open(o, lv, sc, slot, s, x, q, oid, real):  # type: ignore[no-untyped-def]  # noqa: PLR0917
     o[slot, _OQ] = q
     o[slot, _OS] = s
     o[slot, _OX] = x
@@ -210,7 +208,7 @@ def _unlink(o, lv, slot):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _reduce(o, lv, sc, free, slot, amt, n_real):  # type: ignore[no-untyped-def]
+def _reduce(o, lv, sc, free, slot, amt, n_real):  # type: ignore[no-untyped-def]  # noqa: PLR0917
     """Take ``amt`` lots off an order; an order that reaches zero leaves the book."""
     s = o[slot, _OS]
     x = o[slot, _OX]
@@ -229,7 +227,7 @@ def _reduce(o, lv, sc, free, slot, amt, n_real):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _new_synth(ev, m, o, lv, sc, free, px, row, s, x, q, flags, register):  # type: ignore[no-untyped-def]
+def _new_synth(ev, m, o, lv, sc, free, px, row, s, x, q, flags, register):  # type: ignore[no-untyped-def]  # noqa: PLR0917
     sc[_FREE] -= 1
     slot = free[sc[_FREE]]
     oid = _SYN_BASE + sc[_SYNID]
@@ -242,7 +240,7 @@ def _new_synth(ev, m, o, lv, sc, free, px, row, s, x, q, flags, register):  # ty
 
 
 @njit(cache=True)
-def _remove(ev, m, o, lv, sc, free, px, n_real, row, slot, amt, flags):  # type: ignore[no-untyped-def]
+def _remove(ev, m, o, lv, sc, free, px, n_real, row, slot, amt, flags):  # type: ignore[no-untyped-def]  # noqa: PLR0917
     """Implied removal of ``amt`` lots from one order: a delete if it empties it."""
     q = o[slot, _OQ]
     s = o[slot, _OS]
@@ -255,7 +253,7 @@ def _remove(ev, m, o, lv, sc, free, px, n_real, row, slot, amt, flags):  # type:
 
 
 @njit(cache=True)
-def _take(ev, m, o, lv, sc, free, px, n_real, row, s, x, amt, use_syn, exclude, flags):  # type: ignore[no-untyped-def]
+def _take(ev, m, o, lv, sc, free, px, n_real, row, s, x, amt, use_syn, exclude, flags):  # type: ignore[no-untyped-def]  # noqa: PLR0917
     """Remove up to ``amt`` lots at (s, x): the synthetic order first, then real orders newest
     first. Returns ``(m, removed)``."""
     got = 0
@@ -276,7 +274,7 @@ def _take(ev, m, o, lv, sc, free, px, n_real, row, s, x, amt, use_syn, exclude, 
 
 
 @njit(cache=True)
-def _grow_synth(ev, m, o, lv, sc, free, px, row, s, x, amt, flags):  # type: ignore[no-untyped-def]
+def _grow_synth(ev, m, o, lv, sc, free, px, row, s, x, amt, flags):  # type: ignore[no-untyped-def]  # noqa: PLR0917
     """Add ``amt`` lots of unexplained quantity at (s, x); returns ``(m, synthetic slot)``."""
     syn = lv[s, x, _LSYN]
     if syn < 0:
@@ -288,7 +286,7 @@ def _grow_synth(ev, m, o, lv, sc, free, px, row, s, x, amt, flags):  # type: ign
 
 
 @njit(cache=True)
-def _correct_side(ev, m, o, lv, sc, free, px, n_real, row, s, bx, bq):  # type: ignore[no-untyped-def]
+def _correct_side(ev, m, o, lv, sc, free, px, n_real, row, s, bx, bq):  # type: ignore[no-untyped-def]  # noqa: PLR0917
     """Make side ``s`` agree with the file's levels ``bx`` (price indices, -1 = empty) and
     sizes ``bq``. Quantity deeper than the file's last level is left alone unless the file
     shows fewer than L levels (then nothing else rests on that side)."""
@@ -328,7 +326,7 @@ def _correct_side(ev, m, o, lv, sc, free, px, n_real, row, s, bx, bq):  # type: 
 
 
 @njit(cache=True)
-def _seed(ev, m, o, lv, sc, free, px, typ, side, pidx, qty, ob_x, ob_q):  # type: ignore[no-untyped-def]
+def _seed(ev, m, o, lv, sc, free, px, typ, side, pidx, qty, ob_x, ob_q):  # type: ignore[no-untyped-def]  # noqa: PLR0917
     """Synthetic orders for the book *before* message 0: row 0 minus message 0's effect."""
     L = ob_x.shape[2]
     t = typ[0]
@@ -343,11 +341,11 @@ def _seed(ev, m, o, lv, sc, free, px, typ, side, pidx, qty, ob_x, ob_q):  # type
                 hit = True
                 if t == 1:
                     q -= qty[0]
-                elif t == 2 or t == 3 or t == 4:
+                elif 2 <= t <= 4:
                     q += qty[0]
             if q > 0:
                 m, _ = _new_synth(ev, m, o, lv, sc, free, px, 0, s, x, q, _F_SEED, True)
-        if (t == 2 or t == 3 or t == 4) and side[0] == s and not hit:
+        if (2 <= t <= 4) and side[0] == s and not hit:
             # message 0 emptied a level: it rested before the file starts
             m, _ = _new_synth(ev, m, o, lv, sc, free, px, 0, s, pidx[0], qty[0], _F_SEED, True)
     sc[ST_SEED] = m
@@ -355,7 +353,7 @@ def _seed(ev, m, o, lv, sc, free, px, typ, side, pidx, qty, ob_x, ob_q):  # type
 
 
 @njit(cache=True)
-def _build_nb(typ, slot_of, qty, pidx, side, tprice, raw_id, uid, px, ob_x, ob_q):  # type: ignore[no-untyped-def]
+def _build_nb(typ, slot_of, qty, pidx, side, tprice, raw_id, uid, px, ob_x, ob_q):  # type: ignore[no-untyped-def]  # noqa: PLR0917
     """Run the book over every message; returns ``(events as int64[m, 7], stats)``."""
     n = typ.shape[0]
     n_real = uid.shape[0]
@@ -396,7 +394,7 @@ def _build_nb(typ, slot_of, qty, pidx, side, tprice, raw_id, uid, px, ob_x, ob_q
                 m = _remove(ev, m, o, lv, sc, free, px, n_real, i, X, o[X, _OQ], FLAG_IMPLIED)
             _open(o, lv, sc, X, s, x, q, uid[X], True)
             m = _put(ev, m, i, KIND_ADD, sd, px[x], q, uid[X], 0)
-        elif t == 2 or t == 3 or t == 4:
+        elif 2 <= t <= 4:
             kind = KIND_CANCEL if t == 2 else (KIND_DELETE if t == 3 else KIND_EXECUTE)
             X = slot_of[i]
             known = o[X, _OLIVE] == 1
@@ -416,7 +414,20 @@ def _build_nb(typ, slot_of, qty, pidx, side, tprice, raw_id, uid, px, ob_x, ob_q
                     if q > r:  # the order is bigger than tracked: an unseen change hit p
                         sc[ST_KNOWN_SHORT] += 1
                         m, _ = _take(
-                            ev, m, o, lv, sc, free, px, n_real, i, s, x, q - r, True, X,
+                            ev,
+                            m,
+                            o,
+                            lv,
+                            sc,
+                            free,
+                            px,
+                            n_real,
+                            i,
+                            s,
+                            x,
+                            q - r,
+                            True,
+                            X,
                             FLAG_IMPLIED,
                         )
                         _unlink(o, lv, X)  # a size increase loses priority
@@ -435,12 +446,23 @@ def _build_nb(typ, slot_of, qty, pidx, side, tprice, raw_id, uid, px, ob_x, ob_q
                     # split the synthetic order so the message stays a delete of q lots
                     m = _put(ev, m, i, KIND_CANCEL, sd, px[x], q, o[syn, _OID], FLAG_IMPLIED)
                     _reduce(o, lv, sc, free, syn, q, n_real)
-                    m, syn = _new_synth(
-                        ev, m, o, lv, sc, free, px, i, s, x, q, FLAG_IMPLIED, False
-                    )
+                    m, syn = _new_synth(ev, m, o, lv, sc, free, px, i, s, x, q, FLAG_IMPLIED, False)
                 elif sq < q:
                     m, _ = _take(
-                        ev, m, o, lv, sc, free, px, n_real, i, s, x, q - sq, False, -1,
+                        ev,
+                        m,
+                        o,
+                        lv,
+                        sc,
+                        free,
+                        px,
+                        n_real,
+                        i,
+                        s,
+                        x,
+                        q - sq,
+                        False,
+                        -1,
                         FLAG_IMPLIED,
                     )
                     m, syn = _grow_synth(ev, m, o, lv, sc, free, px, i, s, x, q - sq, FLAG_IMPLIED)
@@ -553,8 +575,13 @@ def _first_row(mask: npt.NDArray[np.bool_]) -> int:
 
 
 def _check_messages(
-    path: Path, tsec: npt.NDArray[np.float64], typ: npt.NDArray[np.int64],
-    oid: npt.NDArray[np.int64], size: npt.NDArray[np.int64], price: npt.NDArray[np.int64],
+    path: Path,
+    *,
+    tsec: npt.NDArray[np.float64],
+    typ: npt.NDArray[np.int64],
+    oid: npt.NDArray[np.int64],
+    size: npt.NDArray[np.int64],
+    price: npt.NDArray[np.int64],
     direction: npt.NDArray[np.int64],
 ) -> None:
     def fail(mask: npt.NDArray[np.bool_], problem: str) -> None:
@@ -685,7 +712,9 @@ def import_lobster(paths: Sequence[Path], opts: ImportOptions) -> ImportResult:
             "one orderbook row per message: pass the matching (and equally truncated) pair"
         )
         raise DataError(msg)
-    _check_messages(msg_path, tsec, typ, oid, size, price, direction)
+    _check_messages(
+        msg_path, tsec=tsec, typ=typ, oid=oid, size=size, price=price, direction=direction
+    )
     ob_raw, ob_q = _book_arrays(ob_path, book, L)
 
     # prices -> ticks; the visible book must be on the grid, hidden prints may be sub-penny
@@ -723,9 +752,17 @@ def import_lobster(paths: Sequence[Path], opts: ImportOptions) -> ImportResult:
     ob_lots = _to_lots(ob_path, ob_q, inst.lot_size)
 
     ev, sc = _build_nb(
-        typ.astype(np.int64), slot_of, lots.astype(np.int64), pidx.astype(np.int64), side,
-        ticks, oid.astype(np.int64), uid.astype(np.int64), px.astype(np.int64),
-        ob_x.astype(np.int64), ob_lots.astype(np.int64),
+        typ.astype(np.int64),
+        slot_of,
+        lots.astype(np.int64),
+        pidx.astype(np.int64),
+        side,
+        ticks,
+        oid.astype(np.int64),
+        uid.astype(np.int64),
+        px.astype(np.int64),
+        ob_x.astype(np.int64),
+        ob_lots.astype(np.int64),
     )
 
     # time: seconds after New York midnight (LOBSTER is NASDAQ whatever the venue label);
@@ -742,14 +779,20 @@ def import_lobster(paths: Sequence[Path], opts: ImportOptions) -> ImportResult:
     events["flags"] = ev[:, 6]
     events = validate_events(events, report, l3=True)
 
-    _notes(report, sc, n, L, int(sub_tick.sum()), info, tsec)
+    _notes(report, sc=sc, n=n, L=L, sub_tick=int(sub_tick.sum()), info=info, tsec=tsec)
     day = DayData(instrument=inst, date=date, events=events)
     return ImportResult(days=[day], report=report, instruments=[inst])
 
 
 def _notes(
-    report: ImportReport, sc: npt.NDArray[np.int64], n: int, L: int, sub_tick: int,
-    info: re.Match[str] | None, tsec: npt.NDArray[np.float64],
+    report: ImportReport,
+    *,
+    sc: npt.NDArray[np.int64],
+    n: int,
+    L: int,
+    sub_tick: int,
+    info: re.Match[str] | None,
+    tsec: npt.NDArray[np.float64],
 ) -> None:
     report.note(f"level {L}: book seeded with {int(sc[ST_SEED])} synthetic order(s) from row 0")
     report.note(
