@@ -643,9 +643,11 @@ def _to_lots(path: Path, shares: npt.NDArray[np.int64], lot: object) -> npt.NDAr
         return shares
     scaled = shares * den
     bad = scaled % num != 0
+    if bad.ndim > 1:  # orderbook sizes: report the row
+        bad = bad.reshape(bad.shape[0], -1).any(axis=1)
     if bad.any():
         msg = (
-            f"{path}: {int(bad.sum()):,} size(s) are not whole lots of {lot} shares (first at "
+            f"{path}: {int(bad.sum()):,} size(s) are not whole lots of {Decimal(str(lot)):f} shares (first at "
             f"line {_first_row(bad)}); pass a --lot-size that divides every size"
         )
         raise DataError(msg)
