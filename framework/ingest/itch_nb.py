@@ -2,7 +2,7 @@
 
 Two passes, both compiled:
 
-1. *framing/classification* (:func:`frame_binaryfile_nb` for BinaryFILE, :func:`classify_nb` for
+1. *framing/classification* (:func:`frame_binaryfile` for BinaryFILE, :func:`classify_nb` for
    message blocks found in pcaps): message offsets, lengths and a status code per message. A
    message is only ``MSG_OK`` when ``offset + length <= len(buf)`` and ``length`` equals the
    fixed size of its type, so pass 2 can read every field of an OK message without further
@@ -14,6 +14,7 @@ Two passes, both compiled:
 Reject codes are the ``MSG_*`` constants; :data:`REASONS` names them for the report.
 """
 
+# ruff: noqa: PLR1714  (numba: `a == x or a == y` compiles to two compares, no set)
 from __future__ import annotations
 
 import numpy as np
@@ -131,6 +132,12 @@ def _pack(b: npt.NDArray[np.uint8], o: int, fields: npt.NDArray[np.int64]) -> np
     return v << np.uint64(8 * (7 - fields.shape[0]))
 
 
+@njit(cache=True, inline="always")
+def _div(x: int, step: int) -> int:
+    # integer division costs ~25 cycles; the default steps are 1 (tick 0.0001, lot 1 share)
+    return x if step == 1 else x // step
+
+
 # --- pass 1 ---------------------------------------------------------------------------------
 @njit(cache=True, inline="always")
 def _classify_one(buf: npt.NDArray[np.uint8], off: int, ln: int) -> int:
@@ -147,13 +154,10 @@ def _classify_one(buf: npt.NDArray[np.uint8], off: int, ln: int) -> int:
 
 
 @njit(cache=True)
-def frame_binaryfile_nb(
-    buf: npt.NDArray[np.uint8],
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int8], int]:
-    """Walk 2-byte length prefixes: ``(offsets, lengths, status, end)``.
+def count_binaryfile_nb(buf: npt.NDArray[np.uint8]) -> tuple[int, int]:
+    """Walk the 2-byte length prefixes: ``(whole messages, offset where the last one ends)``.
 
-    ``end`` is the offset where the last whole message ends; ``len(buf) - end`` bytes belong
-    to a cut message when it is smaller than ``len(buf)``.
+    ``len(buf) - end`` bytes belong to a cut message when ``end < len(buf)``.
     """
     n = buf.shape[0]
     count = 0
@@ -164,9 +168,18 @@ def frame_binaryfile_nb(
             break
         count += 1
         o += 2 + ln
-    offs = np.empty(count, np.int64)
-    lens = np.empty(count, np.int64)
-    status = np.empty(count, np.int8)
+    return count, o
+
+
+@njit(cache=True)
+def fill_binaryfile_nb(
+    buf: npt.NDArray[np.uint8],
+    offs: npt.NDArray[np.int64],
+    lens: npt.NDArray[np.int64],
+    status: npt.NDArray[np.int8],
+    count: int,
+) -> None:
+    """Offsets, lengths and status of the first ``count`` messages (from the count pass)."""
     o = 0
     for i in range(count):
         ln = _u16(buf, o)
@@ -174,7 +187,18 @@ def frame_binaryfile_nb(
         lens[i] = ln
         status[i] = _classify_one(buf, o + 2, ln)
         o += 2 + ln
-    return offs, lens, status, o
+
+
+def frame_binaryfile(
+    buf: npt.NDArray[np.uint8],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int8], int]:
+    """Pass 1 over a BinaryFILE buffer: ``(offsets, lengths, status, end)``."""
+    count, end = count_binaryfile_nb(buf)
+    offs = np.empty(count, np.int64)
+    lens = np.empty(count, np.int64)
+    status = np.empty(count, np.int8)
+    fill_binaryfile_nb(buf, offs, lens, status, count)
+    return offs, lens, status, end
 
 
 @njit(cache=True)
@@ -188,16 +212,31 @@ def classify_nb(
     return status
 
 
+@njit(cache=True)
+def count_events_nb(
+    buf: npt.NDArray[np.uint8], offs: npt.NDArray[np.int64], status: npt.NDArray[np.int8]
+) -> int:
+    """Upper bound of the events OK messages make (``U`` makes two)."""
+    n = 0
+    for i in range(offs.shape[0]):
+        if status[i] == MSG_OK:
+            n += 2 if buf[offs[i]] == 85 else 1
+    return n
+
+
 # --- the order table: int64[cap * 4] = key, price (raw 1/10000 $), shares, meta ---------------
 @njit(cache=True, inline="always")
-def _home(key: np.uint64, shift: np.uint64) -> int:
-    return np.int64((key * _GOLDEN) >> shift)
+def _home(key: np.uint64, mask: int) -> int:
+    """Slot of ``key``: runs of 4096 consecutive ids stay contiguous (ITCH numbers orders
+    sequentially, so recent orders share cache lines) and the runs are scattered by a
+    multiplicative hash of the high bits (so strided or random ids do not cluster)."""
+    return np.int64((key + (key >> np.uint64(12)) * _GOLDEN) & np.uint64(mask))
 
 
 @njit(cache=True)
-def _tbl_find(tbl: npt.NDArray[np.int64], key: np.uint64, shift: np.uint64) -> int:
+def _tbl_find(tbl: npt.NDArray[np.int64], key: np.uint64) -> int:
     mask = (tbl.shape[0] >> 2) - 1
-    i = _home(key, shift)
+    i = _home(key, mask)
     k = np.int64(key)
     while tbl[4 * i + 3] != _EMPTY_META:
         if tbl[4 * i] == k:
@@ -208,11 +247,10 @@ def _tbl_find(tbl: npt.NDArray[np.int64], key: np.uint64, shift: np.uint64) -> i
 
 @njit(cache=True)
 def _tbl_put(
-    tbl: npt.NDArray[np.int64], key: np.uint64, shift: np.uint64, price: int, shares: int,
-    meta: int,
+    tbl: npt.NDArray[np.int64], key: np.uint64, price: int, shares: int, meta: int
 ) -> None:
     mask = (tbl.shape[0] >> 2) - 1
-    i = _home(key, shift)
+    i = _home(key, mask)
     while tbl[4 * i + 3] != _EMPTY_META:
         i = (i + 1) & mask
     tbl[4 * i] = np.int64(key)
@@ -222,7 +260,26 @@ def _tbl_put(
 
 
 @njit(cache=True)
-def _tbl_del(tbl: npt.NDArray[np.int64], slot: int, shift: np.uint64) -> None:
+def _tbl_add(
+    tbl: npt.NDArray[np.int64], key: np.uint64, price: int, shares: int, meta: int
+) -> bool:
+    """Insert a new key in one probe sequence; False (and no change) if it is live already."""
+    mask = (tbl.shape[0] >> 2) - 1
+    i = _home(key, mask)
+    k = np.int64(key)
+    while tbl[4 * i + 3] != _EMPTY_META:
+        if tbl[4 * i] == k:
+            return False
+        i = (i + 1) & mask
+    tbl[4 * i] = k
+    tbl[4 * i + 1] = price
+    tbl[4 * i + 2] = shares
+    tbl[4 * i + 3] = meta
+    return True
+
+
+@njit(cache=True)
+def _tbl_del(tbl: npt.NDArray[np.int64], slot: int) -> None:
     """Remove ``slot`` by backward shift, so no tombstones ever slow later probes."""
     mask = (tbl.shape[0] >> 2) - 1
     i = slot
@@ -231,7 +288,7 @@ def _tbl_del(tbl: npt.NDArray[np.int64], slot: int, shift: np.uint64) -> None:
         j = (j + 1) & mask
         if tbl[4 * j + 3] == _EMPTY_META:
             break
-        h = _home(np.uint64(tbl[4 * j]), shift)
+        h = _home(np.uint64(tbl[4 * j]), mask)
         # entry j may move to the hole at i only if its home is not in (i, j] (cyclically)
         if (i <= j and (h <= i or h > j)) or (i > j and h <= i and h > j):
             tbl[4 * i] = tbl[4 * j]
@@ -243,14 +300,12 @@ def _tbl_del(tbl: npt.NDArray[np.int64], slot: int, shift: np.uint64) -> None:
 
 
 @njit(cache=True)
-def _tbl_grow(tbl: npt.NDArray[np.int64], shift: np.uint64) -> npt.NDArray[np.int64]:
+def _tbl_grow(tbl: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     cap = tbl.shape[0] >> 2
     new = np.zeros(cap * 8, np.int64)
-    nshift = shift - np.uint64(1)
     for i in range(cap):
         if tbl[4 * i + 3] != _EMPTY_META:
-            _tbl_put(new, np.uint64(tbl[4 * i]), nshift, tbl[4 * i + 1], tbl[4 * i + 2],
-                     tbl[4 * i + 3])
+            _tbl_put(new, np.uint64(tbl[4 * i]), tbl[4 * i + 1], tbl[4 * i + 2], tbl[4 * i + 3])
     return new
 
 
@@ -268,7 +323,7 @@ _F_NONE = np.zeros(0, np.int64)
 
 
 @njit(cache=True)
-def decode_nb(
+def decode_nb(  # noqa: PLR0917  (a compiled kernel: positional only)
     buf: npt.NDArray[np.uint8],
     offs: npt.NDArray[np.int64],
     status: npt.NDArray[np.int8],
@@ -276,34 +331,22 @@ def decode_nb(
     base_ns: int,
     price_step: int,
     qty_step: int,
-    n_events: int,
-) -> tuple[
-    npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64],
-    npt.NDArray[np.uint64], npt.NDArray[np.uint16], npt.NDArray[np.uint8], npt.NDArray[np.int8],
-    npt.NDArray[np.uint32], int, npt.NDArray[np.int64],
-]:
-    """Decode the ``MSG_OK`` messages into event columns; reject codes go into ``status``.
+    ev: npt.NDArray[np.void],
+    tbl: npt.NDArray[np.int64],
+    first_stock: npt.NDArray[np.int64],
+) -> tuple[int, npt.NDArray[np.int64]]:
+    """Decode the ``MSG_OK`` messages into ``ev`` (EVENT_DTYPE); reject codes go into ``status``.
 
     ``msg_local_ts`` is empty for files (local = exchange time) or one capture time per
     message. ``price_step``/``qty_step`` are the tick and lot in source units (1/10000 $,
-    shares). ``n_events`` bounds the output (OK messages + OK ``U`` messages). Events carry
-    the stock locate in ``instrument``; the caller splits by it. Also returns, per locate,
-    the index of the first message with a Stock field (-1 if none) for naming instruments.
+    shares). ``ev`` must hold the OK messages plus the OK ``U`` messages (which make two
+    events). Events carry the stock locate in ``instrument``; the caller splits by it.
+    ``tbl`` is the order table (zeroed here; a power-of-two multiple of 4 slots, grown when
+    half full) and ``first_stock[locate]`` gets the index of the locate's first message with
+    a Stock field (-1 if none), for naming instruments. Returns (events written, table).
     """
-    ex = np.empty(n_events, np.int64)
-    lo = np.empty(n_events, np.int64)
-    px = np.zeros(n_events, np.int64)
-    qt = np.zeros(n_events, np.int64)
-    oid = np.zeros(n_events, np.uint64)
-    loc = np.empty(n_events, np.uint16)
-    kind = np.empty(n_events, np.uint8)
-    side = np.zeros(n_events, np.int8)
-    flags = np.empty(n_events, np.uint32)
-    first_stock = np.full(65536, -1, np.int64)
-
-    bits = 16
-    tbl = np.zeros((1 << bits) * 4, np.int64)
-    shift = np.uint64(64 - bits)
+    tbl[:] = 0
+    first_stock[:] = -1
     live = 0
     has_local = msg_local_ts.shape[0] > 0
     j = 0
@@ -329,40 +372,38 @@ def decode_nb(
             if shares <= 0:
                 status[m] = MSG_NON_POSITIVE
                 continue
-            if raw % price_step != 0:
+            if (price_step != 1 and raw % price_step != 0):
                 status[m] = MSG_OFF_TICK
                 continue
-            if shares % qty_step != 0:
+            if (qty_step != 1 and shares % qty_step != 0):
                 status[m] = MSG_OFF_LOT
-                continue
-            if _tbl_find(tbl, key, shift) >= 0:
-                status[m] = MSG_DUPLICATE_ID
                 continue
             s = BUY if sb == 66 else SELL
             if 2 * (live + 1) > (tbl.shape[0] >> 2):
-                tbl = _tbl_grow(tbl, shift)
-                shift -= np.uint64(1)
-            _tbl_put(tbl, key, shift, raw, shares, 1 | ((s + 1) << 1) | (locate << 8))
+                tbl = _tbl_grow(tbl)
+            if not _tbl_add(tbl, key, raw, shares, 1 | ((s + 1) << 1) | (locate << 8)):
+                status[m] = MSG_DUPLICATE_ID
+                continue
             live += 1
-            kind[j] = KIND_ADD
-            side[j] = s
-            px[j] = raw // price_step
-            qt[j] = shares // qty_step
-            oid[j] = key
-            flags[j] = 0
-            loc[j] = locate
+            ev[j].kind = KIND_ADD
+            ev[j].side = s
+            ev[j].price = _div(raw, price_step)
+            ev[j].qty = _div(shares, qty_step)
+            ev[j].order_id = key
+            ev[j].flags = 0
+            ev[j].instrument = locate
             j += 1
         elif t == 69 or t == 67 or t == 88:  # E, C, X: decrements of a resting order
             key = _u64(buf, o + 11)
             shares = _u32(buf, o + 19)
-            slot = _tbl_find(tbl, key, shift)
+            slot = _tbl_find(tbl, key)
             if slot < 0:
                 status[m] = MSG_UNKNOWN_ID
                 continue
             if shares <= 0:
                 status[m] = MSG_NON_POSITIVE
                 continue
-            if shares % qty_step != 0:
+            if (qty_step != 1 and shares % qty_step != 0):
                 status[m] = MSG_OFF_LOT
                 continue
             rem = tbl[4 * slot + 2]
@@ -373,87 +414,85 @@ def decode_nb(
             fl = 0
             if t == 67:
                 raw = _u32(buf, o + 32)
-                if raw % price_step != 0:
+                if (price_step != 1 and raw % price_step != 0):
                     status[m] = MSG_OFF_TICK
                     continue
                 if buf[o + 31] == 78:  # Printable 'N'
                     fl = FLAG_NON_PRINTABLE
-                kind[j] = KIND_EXECUTE
+                ev[j].kind = KIND_EXECUTE
             else:
                 raw = tbl[4 * slot + 1]
-                kind[j] = KIND_EXECUTE if t == 69 else KIND_CANCEL
-            side[j] = ((meta >> 1) & 3) - 1
-            px[j] = raw // price_step
-            qt[j] = shares // qty_step
-            oid[j] = key
-            flags[j] = fl
-            loc[j] = (meta >> 8) & 0xFFFF
+                ev[j].kind = KIND_EXECUTE if t == 69 else KIND_CANCEL
+            ev[j].side = ((meta >> 1) & 3) - 1
+            ev[j].price = _div(raw, price_step)
+            ev[j].qty = _div(shares, qty_step)
+            ev[j].order_id = key
+            ev[j].flags = fl
+            ev[j].instrument = (meta >> 8) & 0xFFFF
             j += 1
             if shares == rem:  # the order is dead once its shares reach zero (spec §4.4)
-                _tbl_del(tbl, slot, shift)
+                _tbl_del(tbl, slot)
                 live -= 1
             else:
                 tbl[4 * slot + 2] = rem - shares
         elif t == 68:  # D
             key = _u64(buf, o + 11)
-            slot = _tbl_find(tbl, key, shift)
+            slot = _tbl_find(tbl, key)
             if slot < 0:
                 status[m] = MSG_UNKNOWN_ID
                 continue
             meta = tbl[4 * slot + 3]
-            kind[j] = KIND_DELETE
-            side[j] = ((meta >> 1) & 3) - 1
-            px[j] = tbl[4 * slot + 1] // price_step
-            qt[j] = tbl[4 * slot + 2] // qty_step
-            oid[j] = key
-            flags[j] = 0
-            loc[j] = (meta >> 8) & 0xFFFF
+            ev[j].kind = KIND_DELETE
+            ev[j].side = ((meta >> 1) & 3) - 1
+            ev[j].price = _div(tbl[4 * slot + 1], price_step)
+            ev[j].qty = _div(tbl[4 * slot + 2], qty_step)
+            ev[j].order_id = key
+            ev[j].flags = 0
+            ev[j].instrument = (meta >> 8) & 0xFFFF
             j += 1
-            _tbl_del(tbl, slot, shift)
+            _tbl_del(tbl, slot)
             live -= 1
         elif t == 85:  # U: delete old + add new, side and stock carried over
             key = _u64(buf, o + 11)
             nkey = _u64(buf, o + 19)
             shares = _u32(buf, o + 27)
             raw = _u32(buf, o + 31)
-            slot = _tbl_find(tbl, key, shift)
+            slot = _tbl_find(tbl, key)
             if slot < 0:
                 status[m] = MSG_UNKNOWN_ID
                 continue
             if shares <= 0:
                 status[m] = MSG_NON_POSITIVE
                 continue
-            if raw % price_step != 0:
+            if (price_step != 1 and raw % price_step != 0):
                 status[m] = MSG_OFF_TICK
                 continue
-            if shares % qty_step != 0:
+            if (qty_step != 1 and shares % qty_step != 0):
                 status[m] = MSG_OFF_LOT
                 continue
-            if nkey != key and _tbl_find(tbl, nkey, shift) >= 0:
+            if nkey != key and _tbl_find(tbl, nkey) >= 0:
                 status[m] = MSG_DUPLICATE_ID
                 continue
             meta = tbl[4 * slot + 3]
             s = ((meta >> 1) & 3) - 1
             sloc = (meta >> 8) & 0xFFFF
-            kind[j] = KIND_DELETE
-            side[j] = s
-            px[j] = tbl[4 * slot + 1] // price_step
-            qt[j] = tbl[4 * slot + 2] // qty_step
-            oid[j] = key
-            flags[j] = FLAG_REPLACE
-            loc[j] = sloc
-            ex[j] = ts
-            lo[j] = lts
+            ev[j].kind = KIND_DELETE
+            ev[j].side = s
+            ev[j].price = _div(tbl[4 * slot + 1], price_step)
+            ev[j].qty = _div(tbl[4 * slot + 2], qty_step)
+            ev[j].order_id = key
+            ev[j].flags = FLAG_REPLACE
+            ev[j].instrument = sloc
             j += 1
-            _tbl_del(tbl, slot, shift)
-            _tbl_put(tbl, nkey, shift, raw, shares, meta)
-            kind[j] = KIND_ADD
-            side[j] = s
-            px[j] = raw // price_step
-            qt[j] = shares // qty_step
-            oid[j] = nkey
-            flags[j] = FLAG_REPLACE
-            loc[j] = sloc
+            _tbl_del(tbl, slot)
+            _tbl_put(tbl, nkey, raw, shares, meta)
+            ev[j].kind = KIND_ADD
+            ev[j].side = s
+            ev[j].price = _div(raw, price_step)
+            ev[j].qty = _div(shares, qty_step)
+            ev[j].order_id = nkey
+            ev[j].flags = FLAG_REPLACE
+            ev[j].instrument = sloc
             j += 1
         elif t == 80:  # P: trade against a non-displayed order
             shares = _u32(buf, o + 20)
@@ -461,19 +500,19 @@ def decode_nb(
             if shares <= 0:
                 status[m] = MSG_NON_POSITIVE
                 continue
-            if raw % price_step != 0:
+            if (price_step != 1 and raw % price_step != 0):
                 status[m] = MSG_OFF_TICK
                 continue
-            if shares % qty_step != 0:
+            if (qty_step != 1 and shares % qty_step != 0):
                 status[m] = MSG_OFF_LOT
                 continue
-            kind[j] = KIND_TRADE
-            side[j] = NO_SIDE  # the indicator is always 'B' since 2014 (spec): no information
-            px[j] = raw // price_step
-            qt[j] = shares // qty_step
-            oid[j] = _u64(buf, o + 11)
-            flags[j] = FLAG_HIDDEN
-            loc[j] = locate
+            ev[j].kind = KIND_TRADE
+            ev[j].side = NO_SIDE  # the indicator is always 'B' since 2014 (spec): no information
+            ev[j].price = _div(raw, price_step)
+            ev[j].qty = _div(shares, qty_step)
+            ev[j].order_id = _u64(buf, o + 11)
+            ev[j].flags = FLAG_HIDDEN
+            ev[j].instrument = locate
             j += 1
         elif t == 81:  # Q: cross trade (shares are 8 bytes)
             shares = np.int64(_u64(buf, o + 11))
@@ -481,23 +520,23 @@ def decode_nb(
             if shares < 0:
                 status[m] = MSG_NON_POSITIVE
                 continue
-            if raw % price_step != 0:
+            if (price_step != 1 and raw % price_step != 0):
                 status[m] = MSG_OFF_TICK
                 continue
-            if shares % qty_step != 0:
+            if (qty_step != 1 and shares % qty_step != 0):
                 status[m] = MSG_OFF_LOT
                 continue
             if shares == 0:  # a cross with no volume: keep the cross price as information
-                kind[j] = KIND_STATUS
-                qt[j] = STATUS_INFO
+                ev[j].kind = KIND_STATUS
+                ev[j].qty = STATUS_INFO
             else:
-                kind[j] = KIND_TRADE
-                qt[j] = shares // qty_step
-            side[j] = NO_SIDE
-            px[j] = raw // price_step
-            oid[j] = _pack(buf, o, _F_Q)
-            flags[j] = FLAG_AUCTION
-            loc[j] = locate
+                ev[j].kind = KIND_TRADE
+                ev[j].qty = _div(shares, qty_step)
+            ev[j].side = NO_SIDE
+            ev[j].price = _div(raw, price_step)
+            ev[j].order_id = _pack(buf, o, _F_Q)
+            ev[j].flags = FLAG_AUCTION
+            ev[j].instrument = locate
             j += 1
         else:  # administrative messages -> KIND_STATUS
             code = STATUS_INFO
@@ -561,16 +600,16 @@ def decode_nb(
                 )
             else:  # V
                 raw_code = _pack(buf, o, _F_NONE)
-            kind[j] = KIND_STATUS
-            side[j] = NO_SIDE
-            px[j] = p // price_step  # informational prices are floored onto the tick grid
-            qt[j] = code
-            oid[j] = raw_code
-            flags[j] = 0
-            loc[j] = locate
+            ev[j].kind = KIND_STATUS
+            ev[j].side = NO_SIDE
+            ev[j].price = _div(p, price_step)  # informational prices are floored onto the tick grid
+            ev[j].qty = code
+            ev[j].order_id = raw_code
+            ev[j].flags = 0
+            ev[j].instrument = locate
             j += 1
         for q in range(j0, j):
-            ex[q] = ts
-            lo[q] = lts
-        flags[j - 1] |= FLAG_LAST
-    return ex, lo, px, qt, oid, loc, kind, side, flags, j, first_stock
+            ev[q].exch_ts = ts
+            ev[q].local_ts = lts
+        ev[j - 1].flags = ev[j - 1].flags | FLAG_LAST
+    return j, tbl

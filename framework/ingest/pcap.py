@@ -249,7 +249,8 @@ def _recent_message(st: _Session, s: int) -> bytes | None:
 
 
 def _session_notes(name: str, sess: bytes, st: _Session) -> list[str]:
-    label = sess.decode("ascii", "replace").strip() or repr(sess)
+    text = sess.decode("latin-1")
+    label = text.strip() if text.isprintable() and text.strip() else f"0x{sess.hex()}"
     head = f"{name}: MoldUDP64 session {label!r}"
     notes = []
     remaining = sum(r[1] - r[0] for r in st.missing)
