@@ -1,0 +1,643 @@
+"""L3 order book: every order by id, a FIFO queue per price level, and an L2 view.
+
+State is five plain numpy arrays (stack them per instrument for the engine):
+
+* ``meta``: int64[:data:`L3_META_SIZE`] -- the L2 book's fields (``l2.M_*``) then the order
+  pool's (``M_CAP``, ``M_NORDERS``, ``M_FREE`` ...) and statistics;
+* ``qty``: int64[2, n_ticks] -- aggregated lots per level, kept on every change, so every
+  L2 question (best, depth, level quantity, snapshot) is answered by the ``l2_*`` functions on
+  ``(meta, qty)`` exactly as for an :class:`~framework.book.l2.L2Book`;
+* ``ends``: int64[2, 2, n_ticks] -- slot of the first (``[s, 0, x]``) and last (``[s, 1, x]``)
+  order queued at each level, -1 when empty;
+* ``orders``: int64[capacity, 6] -- the order pool: id (uint64 bits as int64), side row,
+  price (ticks), qty (lots), previous and next slot in its level's queue (free slots are
+  chained through ``next``);
+* ``table``: int64[power of two >= 2 * capacity] -- open-addressing hash (linear probing,
+  backward-shift deletion) from order id to ``slot + 1`` (0 = empty bucket).
+
+Kinds: ``KIND_ADD`` queues an order at the back of its level (an id that is already live is
+replaced, counted in ``M_DUP_ADDS``); ``KIND_CANCEL`` and ``KIND_EXECUTE`` reduce it by ``qty``
+(removed at 0); ``KIND_DELETE`` removes it; ``KIND_MODIFY`` sets qty = the event's qty and price
+= the event's price: a price change or a size increase sends it to the back of the queue, a
+decrease keeps its place (qty 0 removes it); ``KIND_CLEAR`` removes every order of ``side``
+(0 = both). Events naming an id the book does not hold change nothing and are counted in
+``M_UNKNOWN_IDS``; other kinds are ignored. An L3 feed is never crossed by construction, so
+the L2 crossed-update policy does not apply here: adds are never dropped for crossing.
+
+The window re-centres as in the L2 book; orders on levels that leave it are dropped
+(``M_DROPPED_ORDERS``) and later events on them count as unknown ids. A full pool is not a
+crash: the add returns ``POOL_FULL`` and the Python face raises a :class:`ConfigError`
+naming the ``capacity`` setting.
+"""
+
+# Compiled kernels take their state arrays and event fields positionally (numba has no
+# keyword-only arguments), so the positional-argument limit does not apply here.
+# ruff: noqa: PLR0917
+
+from __future__ import annotations
+
+from typing import Final
+
+import numpy as np
+from numba import njit
+
+from framework.book.l2 import (
+    APPLIED,
+    DROPPED,
+    IGNORED,
+    M_ASK,
+    M_BASE,
+    M_BID,
+    M_DROPPED_UPDATES,
+    M_IGNORED,
+    M_NBID,
+    M_NT,
+    NO_PRICE,
+    POOL_FULL,
+    STAT_NAMES,
+    UNKNOWN_ID,
+    IntArray,
+    _clear_side,
+    _level_change,
+    _plan_base,
+    _shift_l2,
+    _shift_row,
+    l2_best_ask,
+    l2_best_ask_qty,
+    l2_best_bid,
+    l2_best_bid_qty,
+    l2_depth,
+    l2_new,
+    l2_qty_at,
+    l2_snapshot,
+    side_index,
+)
+from framework.core.errors import ConfigError
+from framework.core.events import (
+    KIND_ADD,
+    KIND_BBO,
+    KIND_CANCEL,
+    KIND_CLEAR,
+    KIND_DELETE,
+    KIND_EXECUTE,
+    KIND_LEVEL,
+    KIND_MODIFY,
+    EventArray,
+)
+
+# --- meta layout after the L2 fields -------------------------------------------------------
+M_CAP: Final = 16  #: order pool capacity
+M_NORDERS: Final = 17  #: live orders
+M_FREE: Final = 18  #: first free slot, -1 when the pool is full
+M_UNKNOWN_IDS: Final = 19  #: events naming an order the book does not hold
+M_DUP_ADDS: Final = 20  #: adds of an id that was live (the old order is replaced)
+M_DROPPED_ORDERS: Final = 21  #: orders dropped with their level by re-centring
+M_MAX_ORDERS: Final = 22  #: most live orders seen at once
+M_HASH_MASK: Final = 23  #: hash table size - 1
+L3_META_SIZE: Final = 32
+
+L3_STAT_NAMES: Final[dict[str, int]] = {
+    **STAT_NAMES,
+    "unknown_ids": M_UNKNOWN_IDS,
+    "duplicate_adds": M_DUP_ADDS,
+    "dropped_orders": M_DROPPED_ORDERS,
+    "max_orders": M_MAX_ORDERS,
+}
+
+# --- order pool columns --------------------------------------------------------------------
+O_ID, O_SIDE, O_PRICE, O_QTY, O_PREV, O_NEXT = range(6)
+O_COLS: Final = 6
+HEAD: Final = 0
+TAIL: Final = 1
+
+L3State = tuple[IntArray, IntArray, IntArray, IntArray, IntArray]
+
+
+def l3_new(capacity: int = 1 << 20, n_ticks: int = 4096) -> L3State:
+    """Fresh ``(meta, qty, ends, orders, table)`` arrays of an empty L3 book."""
+    if not isinstance(capacity, int | np.integer) or capacity < 1:
+        msg = f"capacity={capacity!r}: the L3 order pool needs a positive number of orders"
+        raise ConfigError(msg)
+    meta, qty = l2_new(n_ticks, meta_size=L3_META_SIZE)
+    ends = np.empty((2, 2, qty.shape[1]), np.int64)
+    orders = np.empty((int(capacity), O_COLS), np.int64)
+    size = 16
+    while size < 2 * capacity:
+        size *= 2
+    table = np.empty(size, np.int64)
+    l3_reset(meta, qty, ends, orders, table)
+    return meta, qty, ends, orders, table
+
+
+@njit(cache=True)
+def l3_reset(
+    meta: IntArray, qty: IntArray, ends: IntArray, orders: IntArray, table: IntArray
+) -> None:
+    """Empty the book and zero its statistics (keeps window width and capacity)."""
+    nt = qty.shape[1]
+    cap = orders.shape[0]
+    meta[:] = 0
+    meta[M_NT] = nt
+    meta[M_BID] = -1
+    meta[M_ASK] = nt
+    qty[:, :] = 0
+    ends[:, :, :] = -1
+    for i in range(cap):
+        orders[i, O_NEXT] = i + 1 if i + 1 < cap else -1
+        orders[i, O_QTY] = 0
+    table[:] = 0
+    meta[M_CAP] = cap
+    meta[M_FREE] = 0
+    meta[M_HASH_MASK] = table.shape[0] - 1
+
+
+# --- id hash ---------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def _hash(oid: int, mask: int) -> int:
+    # fold to 32 bits, then a multiplicative hash kept below 2**63 so it never overflows
+    # (also as plain Python via .py_func, where numpy would warn on a wrapped product)
+    x = (oid & 0xFFFFFFFF) ^ ((oid >> 32) & 0xFFFFFFFF)
+    return ((x * 0x5BD1E995) >> 13) & mask
+
+
+@njit(cache=True)
+def l3_find(meta: IntArray, orders: IntArray, table: IntArray, oid: int) -> int:
+    """Pool slot of live order ``oid`` (uint64 bits as int64), or -1."""
+    mask = meta[M_HASH_MASK]
+    h = _hash(oid, mask)
+    while True:
+        v = table[h]
+        if v == 0:
+            return -1
+        if orders[v - 1, O_ID] == oid:
+            return v - 1
+        h = (h + 1) & mask
+
+
+@njit(cache=True)
+def _h_insert(meta: IntArray, table: IntArray, oid: int, slot: int) -> None:
+    mask = meta[M_HASH_MASK]
+    h = _hash(oid, mask)
+    while table[h] != 0:
+        h = (h + 1) & mask
+    table[h] = slot + 1
+
+
+@njit(cache=True)
+def _h_remove(meta: IntArray, orders: IntArray, table: IntArray, oid: int) -> None:
+    mask = meta[M_HASH_MASK]
+    i = _hash(oid, mask)
+    while orders[table[i] - 1, O_ID] != oid:
+        i = (i + 1) & mask
+    # backward-shift deletion keeps probe chains intact without tombstones
+    j = i
+    while True:
+        j = (j + 1) & mask
+        v = table[j]
+        if v == 0:
+            break
+        k = _hash(orders[v - 1, O_ID], mask)
+        if (i <= j and i < k <= j) or (i > j and (k > i or k <= j)):
+            continue  # its home lies between the hole and here: it must stay
+        table[i] = v
+        i = j
+    table[i] = 0
+
+
+# --- queues ----------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def _link_back(ends: IntArray, orders: IntArray, s: int, x: int, slot: int) -> None:
+    tail = ends[s, TAIL, x]
+    orders[slot, O_PREV] = tail
+    orders[slot, O_NEXT] = -1
+    if tail >= 0:
+        orders[tail, O_NEXT] = slot
+    else:
+        ends[s, HEAD, x] = slot
+    ends[s, TAIL, x] = slot
+
+
+@njit(cache=True)
+def _unlink(ends: IntArray, orders: IntArray, s: int, x: int, slot: int) -> None:
+    p = orders[slot, O_PREV]
+    n = orders[slot, O_NEXT]
+    if p >= 0:
+        orders[p, O_NEXT] = n
+    else:
+        ends[s, HEAD, x] = n
+    if n >= 0:
+        orders[n, O_PREV] = p
+    else:
+        ends[s, TAIL, x] = p
+
+
+@njit(cache=True)
+def _free(meta: IntArray, orders: IntArray, table: IntArray, slot: int) -> None:
+    """Forget an order that is no longer queued: hash entry and slot go back."""
+    _h_remove(meta, orders, table, orders[slot, O_ID])
+    orders[slot, O_QTY] = 0
+    orders[slot, O_NEXT] = meta[M_FREE]
+    meta[M_FREE] = slot
+    meta[M_NORDERS] -= 1
+
+
+@njit(cache=True)
+def _remove(
+    meta: IntArray, qty: IntArray, ends: IntArray, orders: IntArray, table: IntArray, slot: int
+) -> None:
+    s = orders[slot, O_SIDE]
+    x = orders[slot, O_PRICE] - meta[M_BASE]
+    _unlink(ends, orders, s, x, slot)
+    _level_change(meta, qty, s, x, qty[s, x] - orders[slot, O_QTY])
+    _free(meta, orders, table, slot)
+
+
+@njit(cache=True)
+def _free_level(meta: IntArray, ends: IntArray, orders: IntArray, table: IntArray,
+                s: int, x: int) -> int:
+    """Free every order queued at a level (its L2 quantity is the caller's); returns how
+    many."""
+    n = 0
+    slot = ends[s, HEAD, x]
+    while slot >= 0:
+        nxt = orders[slot, O_NEXT]
+        _free(meta, orders, table, slot)
+        n += 1
+        slot = nxt
+    ends[s, HEAD, x] = -1
+    ends[s, TAIL, x] = -1
+    return n
+
+
+@njit(cache=True)
+def _shift_l3(meta: IntArray, qty: IntArray, ends: IntArray, orders: IntArray,
+              table: IntArray, nb: int) -> None:
+    """Re-centre: free the orders of levels leaving the window, then move every array."""
+    nt = meta[M_NT]
+    d = nb - meta[M_BASE]
+    lo, hi = (0, min(d, nt)) if d > 0 else (max(nt + d, 0), nt)
+    for s in range(2):
+        for x in range(lo, hi):
+            if ends[s, HEAD, x] >= 0:
+                meta[M_DROPPED_ORDERS] += _free_level(meta, ends, orders, table, s, x)
+        _shift_row(ends[s, HEAD], d, -1)
+        _shift_row(ends[s, TAIL], d, -1)
+    _shift_l2(meta, qty, nb)
+
+
+@njit(cache=True)
+def _place(meta: IntArray, qty: IntArray, ends: IntArray, orders: IntArray, table: IntArray,
+           slot: int, s: int, price: int, q: int) -> int:
+    """Queue a slot that holds an id but sits on no level at the back of ``price``;
+    re-centres if needed. DROPPED (the slot is freed) when it cannot fit."""
+    x = price - meta[M_BASE]
+    if x < 0 or x >= meta[M_NT]:
+        nb = _plan_base(meta, s, price)
+        if nb == NO_PRICE:
+            meta[M_DROPPED_UPDATES] += 1
+            _free(meta, orders, table, slot)
+            return DROPPED
+        _shift_l3(meta, qty, ends, orders, table, nb)
+        x = price - nb
+    orders[slot, O_SIDE] = s
+    orders[slot, O_PRICE] = price
+    orders[slot, O_QTY] = q
+    _link_back(ends, orders, s, x, slot)
+    _level_change(meta, qty, s, x, qty[s, x] + q)
+    return APPLIED
+
+
+# --- the compiled API ------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def l3_add(meta: IntArray, qty: IntArray, ends: IntArray, orders: IntArray, table: IntArray,
+           oid: int, side: int, price: int, q: int) -> int:
+    """Queue a new order at the back of its level."""
+    if q <= 0 or side == 0:
+        meta[M_IGNORED] += 1
+        return IGNORED
+    old = l3_find(meta, orders, table, oid)
+    if old >= 0:
+        meta[M_DUP_ADDS] += 1
+        _remove(meta, qty, ends, orders, table, old)
+    slot = meta[M_FREE]
+    if slot < 0:
+        return POOL_FULL
+    meta[M_FREE] = orders[slot, O_NEXT]
+    orders[slot, O_ID] = oid
+    _h_insert(meta, table, oid, slot)
+    meta[M_NORDERS] += 1
+    meta[M_MAX_ORDERS] = max(meta[M_MAX_ORDERS], meta[M_NORDERS])
+    return _place(meta, qty, ends, orders, table, slot, side_index(side), price, q)
+
+
+@njit(cache=True)
+def l3_reduce(meta: IntArray, qty: IntArray, ends: IntArray, orders: IntArray,
+              table: IntArray, oid: int, q: int) -> int:
+    """Take ``q`` lots off an order (cancel, execution); it leaves the book at 0."""
+    slot = l3_find(meta, orders, table, oid)
+    if slot < 0:
+        meta[M_UNKNOWN_IDS] += 1
+        return UNKNOWN_ID
+    left = orders[slot, O_QTY] - q
+    if left <= 0:
+        _remove(meta, qty, ends, orders, table, slot)
+        return APPLIED
+    s = orders[slot, O_SIDE]
+    x = orders[slot, O_PRICE] - meta[M_BASE]
+    orders[slot, O_QTY] = left
+    _level_change(meta, qty, s, x, qty[s, x] - q)
+    return APPLIED
+
+
+@njit(cache=True)
+def l3_delete(meta: IntArray, qty: IntArray, ends: IntArray, orders: IntArray,
+              table: IntArray, oid: int) -> int:
+    """Remove an order entirely."""
+    slot = l3_find(meta, orders, table, oid)
+    if slot < 0:
+        meta[M_UNKNOWN_IDS] += 1
+        return UNKNOWN_ID
+    _remove(meta, qty, ends, orders, table, slot)
+    return APPLIED
+
+
+@njit(cache=True)
+def l3_modify(meta: IntArray, qty: IntArray, ends: IntArray, orders: IntArray,
+              table: IntArray, oid: int, price: int, q: int) -> int:
+    """Order now rests at ``price`` with ``q`` lots; loses its place unless only smaller."""
+    slot = l3_find(meta, orders, table, oid)
+    if slot < 0:
+        meta[M_UNKNOWN_IDS] += 1
+        return UNKNOWN_ID
+    if q <= 0:
+        _remove(meta, qty, ends, orders, table, slot)
+        return APPLIED
+    s = orders[slot, O_SIDE]
+    old_q = orders[slot, O_QTY]
+    x = orders[slot, O_PRICE] - meta[M_BASE]
+    if price == orders[slot, O_PRICE] and q <= old_q:
+        orders[slot, O_QTY] = q
+        _level_change(meta, qty, s, x, qty[s, x] - (old_q - q))
+        return APPLIED
+    _unlink(ends, orders, s, x, slot)
+    _level_change(meta, qty, s, x, qty[s, x] - old_q)
+    return _place(meta, qty, ends, orders, table, slot, s, price, q)
+
+
+@njit(cache=True)
+def l3_clear(meta: IntArray, qty: IntArray, ends: IntArray, orders: IntArray,
+             table: IntArray, side: int) -> None:
+    """Remove every order of ``side`` (0 = both sides)."""
+    nt = meta[M_NT]
+    for s in range(2):
+        if (s == 0 and side < 0) or (s == 1 and side > 0):
+            continue
+        for x in range(nt):
+            if meta[M_NBID + s] == 0:
+                break
+            if ends[s, HEAD, x] >= 0:
+                _free_level(meta, ends, orders, table, s, x)
+                _level_change(meta, qty, s, x, 0)
+        _clear_side(meta, qty, s)
+
+
+@njit(cache=True)
+def l3_apply(meta: IntArray, qty: IntArray, ends: IntArray, orders: IntArray,
+             table: IntArray, kind: int, side: int, price: int, q: int, oid: int) -> int:
+    """Apply one event's fields (``oid`` = the uint64 order id's bits as int64)."""
+    if kind == KIND_ADD:
+        return l3_add(meta, qty, ends, orders, table, oid, side, price, q)
+    if kind in (KIND_CANCEL, KIND_EXECUTE):
+        return l3_reduce(meta, qty, ends, orders, table, oid, q)
+    if kind == KIND_DELETE:
+        return l3_delete(meta, qty, ends, orders, table, oid)
+    if kind == KIND_MODIFY:
+        return l3_modify(meta, qty, ends, orders, table, oid, price, q)
+    if kind == KIND_CLEAR:
+        l3_clear(meta, qty, ends, orders, table, side)
+        return APPLIED
+    if kind in (KIND_LEVEL, KIND_BBO):
+        meta[M_IGNORED] += 1
+    return IGNORED
+
+
+@njit(cache=True)
+def l3_apply_events(meta: IntArray, qty: IntArray, ends: IntArray, orders: IntArray,
+                    table: IntArray, events: EventArray) -> int:
+    """Apply an event array in order; returns -1, or the index of the event that found the
+    pool full (nothing from it on was applied)."""
+    for i in range(events.shape[0]):
+        e = events[i]
+        r = l3_apply(meta, qty, ends, orders, table, e["kind"], e["side"], e["price"],
+                     e["qty"], np.int64(e["order_id"]))
+        if r == POOL_FULL:
+            return i
+    return -1
+
+
+@njit(cache=True)
+def l3_queue_ahead(meta: IntArray, orders: IntArray, table: IntArray, oid: int) -> int:
+    """Lots queued ahead of order ``oid`` at its level, or -1 if it is not in the book."""
+    slot = l3_find(meta, orders, table, oid)
+    if slot < 0:
+        return -1
+    ahead = 0
+    p = orders[slot, O_PREV]
+    while p >= 0:
+        ahead += orders[p, O_QTY]
+        p = orders[p, O_PREV]
+    return ahead
+
+
+@njit(cache=True)
+def l3_queue_position(meta: IntArray, orders: IntArray, table: IntArray, oid: int) -> int:
+    """Orders queued ahead of ``oid`` (0 = front of the queue), or -1 if not in the book."""
+    slot = l3_find(meta, orders, table, oid)
+    if slot < 0:
+        return -1
+    n = 0
+    p = orders[slot, O_PREV]
+    while p >= 0:
+        n += 1
+        p = orders[p, O_PREV]
+    return n
+
+
+@njit(cache=True)
+def l3_level_orders(meta: IntArray, ends: IntArray, orders: IntArray, side: int, price: int,
+                    out: IntArray) -> int:
+    """Slots queued at ``price`` on ``side``, front first, into ``out``; returns the count
+    (which may exceed ``len(out)``: only the first ``len(out)`` are written)."""
+    x = price - meta[M_BASE]
+    if x < 0 or x >= meta[M_NT]:
+        return 0
+    n = 0
+    slot = ends[side_index(side), HEAD, x]
+    while slot >= 0:
+        if n < out.shape[0]:
+            out[n] = slot
+        n += 1
+        slot = orders[slot, O_NEXT]
+    return n
+
+
+@njit(cache=True)
+def _rehash(meta: IntArray, orders: IntArray, table: IntArray) -> None:
+    table[:] = 0
+    meta[M_HASH_MASK] = table.shape[0] - 1
+    for slot in range(orders.shape[0]):
+        if orders[slot, O_QTY] > 0:  # live orders always hold lots; freed slots hold 0
+            _h_insert(meta, table, orders[slot, O_ID], slot)
+
+
+def l3_grown(state: L3State, capacity: int) -> L3State:
+    """A copy of ``state`` whose order pool holds ``capacity`` orders (>= the current one);
+    slots, queues and ids are kept, the hash table is rebuilt."""
+    meta, qty, ends, orders, _ = state
+    old = orders.shape[0]
+    if capacity < old:
+        msg = f"capacity={capacity} is smaller than the book's current {old}; it can only grow"
+        raise ConfigError(msg)
+    new_orders = np.empty((int(capacity), O_COLS), np.int64)
+    new_orders[:old] = orders
+    new_meta = meta.copy()
+    if capacity > old:
+        new_orders[old:, O_QTY] = 0
+        new_orders[old:, O_NEXT] = np.arange(old + 1, capacity + 1)
+        new_orders[capacity - 1, O_NEXT] = meta[M_FREE]  # chain the old free slots behind
+        new_meta[M_FREE] = old
+    new_meta[M_CAP] = capacity
+    size = 16
+    while size < 2 * capacity:
+        size *= 2
+    table = np.empty(size, np.int64)
+    _rehash(new_meta, new_orders, table)
+    return new_meta, qty.copy(), ends.copy(), new_orders, table
+
+
+# --- Python face -----------------------------------------------------------------------------
+
+
+def oid_bits(order_id: int) -> int:
+    """A uint64 order id as the int64 the kernels take (same 64 bits)."""
+    return int(np.array(order_id, dtype=np.uint64).view(np.int64))
+
+
+def _price_or_none(p: int) -> int | None:
+    return None if p == NO_PRICE else int(p)
+
+
+class L3Book:
+    """An order-by-order book for use from Python; ``state`` is the tuple of arrays.
+
+    >>> from framework.core.events import BUY, KIND_ADD
+    >>> b = L3Book(capacity=8, n_ticks=64)
+    >>> _ = b.apply(KIND_ADD, BUY, 100, 5, order_id=1)
+    >>> _ = b.apply(KIND_ADD, BUY, 100, 3, order_id=2)
+    >>> b.best_bid, b.qty_at(BUY, 100), b.queue_ahead(2)
+    (100, 8, 5)
+    """
+
+    def __init__(self, *, capacity: int = 1 << 20, n_ticks: int = 4096) -> None:
+        self.state = l3_new(capacity, n_ticks)
+        self.meta, self.qty, self.ends, self.orders, self.table = self.state
+
+    def _full(self, where: str) -> ConfigError:
+        msg = (
+            f"L3 book order pool is full ({len(self.orders):,} live orders) at {where}; "
+            "raise the book's capacity setting (L3Book(capacity=...))"
+        )
+        return ConfigError(msg)
+
+    def apply(self, kind: int, side: int, price: int, qty: int, *, order_id: int = 0) -> int:
+        """Apply one event's fields; returns a result code (``APPLIED``, ``UNKNOWN_ID`` ...)."""
+        r = int(l3_apply(*self.state, kind, side, price, qty, oid_bits(order_id)))
+        if r == POOL_FULL:
+            raise self._full(f"the add of order {order_id}")
+        return r
+
+    def apply_events(self, events: EventArray) -> None:
+        """Apply an event array in order."""
+        i = int(l3_apply_events(*self.state, events))
+        if i >= 0:
+            raise self._full(f"event {i} (an add of order {int(events['order_id'][i])})")
+
+    @property
+    def best_bid(self) -> int | None:
+        return _price_or_none(l2_best_bid(self.meta, self.qty))
+
+    @property
+    def best_ask(self) -> int | None:
+        return _price_or_none(l2_best_ask(self.meta, self.qty))
+
+    @property
+    def best_bid_qty(self) -> int:
+        return int(l2_best_bid_qty(self.meta, self.qty))
+
+    @property
+    def best_ask_qty(self) -> int:
+        return int(l2_best_ask_qty(self.meta, self.qty))
+
+    def qty_at(self, side: int, price: int) -> int:
+        """Lots resting at ``price`` on ``side`` (all orders there)."""
+        return int(l2_qty_at(self.meta, self.qty, side, price))
+
+    def depth(self, side: int, n: int) -> IntArray:
+        """Up to ``n`` levels of ``side``, best first, as int64[k, 2] rows of (price, qty)."""
+        out = np.empty((n, 2), np.int64)
+        k = l2_depth(self.meta, self.qty, side, n, out)
+        return out[:k]
+
+    def snapshot(self, levels: int) -> IntArray:
+        """int64[levels, 4] rows of (ask price, ask qty, bid price, bid qty)."""
+        out = np.empty(4 * levels, np.int64)
+        l2_snapshot(self.meta, self.qty, levels, out)
+        return out.reshape(levels, 4)
+
+    def order(self, order_id: int) -> tuple[int, int, int] | None:
+        """``(side, price, qty)`` of a live order, or None."""
+        slot = int(l3_find(self.meta, self.orders, self.table, oid_bits(order_id)))
+        if slot < 0:
+            return None
+        row = self.orders[slot]
+        return (1 if row[O_SIDE] == 0 else -1), int(row[O_PRICE]), int(row[O_QTY])
+
+    def queue(self, side: int, price: int) -> list[int]:
+        """Order ids queued at a level, front first."""
+        out = np.empty(max(int(self.meta[M_NORDERS]), 1), np.int64)
+        n = int(l3_level_orders(self.meta, self.ends, self.orders, side, price, out))
+        ids = self.orders[out[:n], O_ID]
+        return [int(v) for v in ids.view(np.uint64)]
+
+    def queue_ahead(self, order_id: int) -> int | None:
+        """Lots ahead of an order at its level, or None if it is not in the book."""
+        v = int(l3_queue_ahead(self.meta, self.orders, self.table, oid_bits(order_id)))
+        return None if v < 0 else v
+
+    def queue_position(self, order_id: int) -> int | None:
+        """Orders ahead of an order at its level (0 = front), or None."""
+        v = int(l3_queue_position(self.meta, self.orders, self.table, oid_bits(order_id)))
+        return None if v < 0 else v
+
+    @property
+    def n_orders(self) -> int:
+        return int(self.meta[M_NORDERS])
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters: unknown ids, duplicate adds, dropped orders, re-centres ..."""
+        return {k: int(self.meta[i]) for k, i in L3_STAT_NAMES.items()}
+
+    def grow(self, capacity: int) -> None:
+        """Make room for ``capacity`` orders, keeping the book as it is."""
+        self.state = l3_grown(self.state, capacity)
+        self.meta, self.qty, self.ends, self.orders, self.table = self.state
+
+    def reset(self) -> None:
+        l3_reset(*self.state)
