@@ -638,7 +638,8 @@ def _book_arrays(
 def _to_lots(path: Path, shares: npt.NDArray[np.int64], lot: object) -> npt.NDArray[np.int64]:
     from decimal import Decimal
 
-    num, den = Decimal(str(lot)).as_integer_ratio()
+    lot_d = Decimal(str(lot))
+    num, den = lot_d.as_integer_ratio()
     if num == 1 and den == 1:
         return shares
     scaled = shares * den
@@ -647,8 +648,8 @@ def _to_lots(path: Path, shares: npt.NDArray[np.int64], lot: object) -> npt.NDAr
         bad = bad.reshape(bad.shape[0], -1).any(axis=1)
     if bad.any():
         msg = (
-            f"{path}: {int(bad.sum()):,} size(s) are not whole lots of {Decimal(str(lot)):f} shares (first at "
-            f"line {_first_row(bad)}); pass a --lot-size that divides every size"
+            f"{path}: {int(bad.sum()):,} size(s) are not whole lots of {lot_d:f} shares "
+            f"(first at line {_first_row(bad)}); pass a --lot-size that divides every size"
         )
         raise DataError(msg)
     return scaled // num
