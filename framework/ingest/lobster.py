@@ -59,6 +59,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -547,7 +548,7 @@ def _format_error(path: Path, what: str, ncols: int, is_message: bool, cause: st
     return FormatError(f"{path}: cannot parse as a LOBSTER {what} CSV ({cause})")
 
 
-def _read_numbers(path: Path, what: str, types: list[pa.DataType]) -> list[npt.NDArray]:
+def _read_numbers(path: Path, what: str, types: list[pa.DataType]) -> list[npt.NDArray[Any]]:
     ncols = len(types)
     is_message = what == "message"
     names = [f"c{i}" for i in range(ncols)]
@@ -617,7 +618,7 @@ def _book_arrays(
 
     def fail(mask: npt.NDArray[np.bool_], problem: str) -> None:
         if mask.any():
-            rows = mask.reshape(n, -1).any(axis=1)
+            rows = np.asarray(mask.reshape(n, -1).any(axis=1))
             msg = (
                 f"{path}: {int(rows.sum()):,} row(s) {problem} (first at line "
                 f"{_first_row(rows)}); the file is not a valid LOBSTER orderbook"
@@ -734,7 +735,7 @@ def import_lobster(paths: Sequence[Path], opts: ImportOptions) -> ImportResult:
     occupied = ob_raw >= 0
     ob_ticks, ob_off = inst.scaled_to_ticks(np.where(occupied, ob_raw, 0), PRICE_SCALE)
     if (ob_off & occupied).any():
-        rows = (ob_off & occupied).reshape(n, -1).any(axis=1)
+        rows = np.asarray((ob_off & occupied).reshape(n, -1).any(axis=1))
         msg = (
             f"{ob_path}: price(s) off the {inst.tick_size} tick grid of {inst.key} (first at "
             f"line {_first_row(rows)}); pass the right --tick-size"
