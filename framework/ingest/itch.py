@@ -267,7 +267,7 @@ def _load(path: Path, opts: ImportOptions, report: ImportReport) -> _Source:
             f"(first bytes {data[:8]!r}); for a capture pass --pcap, or check the format"
         )
         raise FormatError(msg)
-    if n_ok * 2 < offs.shape[0]:
+    if offs.shape[0] >= 20 and n_ok * 2 < offs.shape[0]:
         msg = (
             f"{path}: mostly not ITCH 5.0: {offs.shape[0] - n_ok} of {offs.shape[0]} framed "
             "messages have unknown types or wrong lengths; the file is corrupt or another format"

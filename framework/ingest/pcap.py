@@ -64,6 +64,9 @@ class PcapFrames:
     lengths: npt.NDArray[np.int64]
     capture_ns: npt.NDArray[np.int64]  #: capture time of each message's packet
     duplicate: npt.NDArray[np.bool_]  #: a byte-identical repeat of a message already seen
+    sequence: npt.NDArray[np.uint64] = field(default_factory=lambda: np.empty(0, np.uint64))
+    session: list[bytes] = field(default_factory=list)  #: MoldUDP64 session of each message
+    packet: npt.NDArray[np.int64] = field(default_factory=lambda: np.empty(0, np.int64))
     packets: int = 0
     first_capture_ns: int | None = None
     bad_packets: int = 0
@@ -127,6 +130,9 @@ def frame_pcap(data: bytes | memoryview, name: str) -> PcapFrames:
     lens: list[int] = []
     caps: list[int] = []
     dups: list[bool] = []
+    seqs: list[int] = []
+    sess_of: list[bytes] = []
+    pkt_of: list[int] = []
     skipped: dict[str, int] = {}
     sessions: dict[bytes, _Session] = {}
     out = PcapFrames(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64),
@@ -182,11 +188,14 @@ def frame_pcap(data: bytes | memoryview, name: str) -> PcapFrames:
             out.missing_blocks += count - len(blocks)
         msgs = [frame[a : a + ln] for a, ln in blocks]
         is_dup = _track(st, seq, msgs)
-        for (a, ln), d in zip(blocks, is_dup, strict=True):
+        for k, ((a, ln), d) in enumerate(zip(blocks, is_dup, strict=True)):
             offs.append(body + a)
             lens.append(ln)
             caps.append(cap_ns)
             dups.append(d)
+            seqs.append(seq + k)
+            sess_of.append(session)
+            pkt_of.append(out.packets - 1)
     if pos < n:
         out.notes.append(f"{name}: {n - pos} trailing bytes after the last packet ignored")
     for why, k in sorted(skipped.items()):
@@ -197,6 +206,9 @@ def frame_pcap(data: bytes | memoryview, name: str) -> PcapFrames:
     out.lengths = np.asarray(lens, np.int64)
     out.capture_ns = np.asarray(caps, np.int64)
     out.duplicate = np.asarray(dups, np.bool_)
+    out.sequence = np.asarray(seqs, np.uint64)
+    out.session = sess_of
+    out.packet = np.asarray(pkt_of, np.int64)
     return out
 
 
