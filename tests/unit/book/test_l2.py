@@ -1,0 +1,316 @@
+"""L2 price-level book: every operation with hand-computed expectations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from framework.book.l2 import (
+    APPLIED,
+    DROPPED,
+    IGNORED,
+    M_BASE,
+    NO_PRICE,
+    L2Book,
+    l2_apply,
+    l2_best_ask,
+    l2_best_bid,
+    l2_depth,
+    l2_new,
+    l2_qty_at,
+    l2_set_level,
+    l2_snapshot,
+)
+from framework.core.errors import ConfigError
+from framework.core.events import (
+    BUY,
+    FLAG_LAST,
+    FLAG_SNAPSHOT,
+    KIND_ADD,
+    KIND_BBO,
+    KIND_CLEAR,
+    KIND_LEVEL,
+    KIND_STATUS,
+    KIND_TRADE,
+    SELL,
+    make_events,
+)
+
+
+def book_with(levels: list[tuple[int, int, int]], n_ticks: int = 64) -> L2Book:
+    b = L2Book(n_ticks=n_ticks)
+    for side, price, qty in levels:
+        assert b.apply(KIND_LEVEL, side, price, qty) == APPLIED
+    return b
+
+
+def test_levels_set_best_depth_and_quantity_at_price() -> None:
+    b = book_with([(BUY, 100, 5), (BUY, 98, 2), (BUY, 99, 4), (SELL, 103, 7), (SELL, 101, 1)])
+    assert (b.best_bid, b.best_bid_qty, b.best_ask, b.best_ask_qty) == (100, 5, 101, 1)
+    assert b.qty_at(BUY, 99) == 4
+    assert b.qty_at(SELL, 102) == 0
+    assert b.depth(BUY, 5).tolist() == [[100, 5], [99, 4], [98, 2]]
+    assert b.depth(SELL, 1).tolist() == [[101, 1]]
+    assert b.n_levels == (3, 2)
+
+
+def test_level_set_to_zero_removes_it_and_best_moves_to_next_level() -> None:
+    b = book_with([(BUY, 100, 5), (BUY, 97, 2), (SELL, 101, 1), (SELL, 104, 3)])
+    b.apply(KIND_LEVEL, BUY, 100, 0)
+    b.apply(KIND_LEVEL, SELL, 101, 0)
+    assert (b.best_bid, b.best_ask) == (97, 104)
+    b.apply(KIND_LEVEL, BUY, 97, 0)
+    assert b.best_bid is None
+    assert b.best_bid_qty == 0
+    assert b.n_levels == (0, 1)
+
+
+def test_level_update_replaces_quantity_not_adds() -> None:
+    b = book_with([(BUY, 100, 5), (BUY, 100, 9)])
+    assert b.qty_at(BUY, 100) == 9
+
+
+def test_snapshot_is_in_lobster_column_order_with_empty_levels_marked() -> None:
+    b = book_with([(BUY, 100, 5), (SELL, 101, 1), (SELL, 102, 2)])
+    assert b.snapshot(3).tolist() == [
+        [101, 1, 100, 5],
+        [102, 2, NO_PRICE, 0],
+        [NO_PRICE, 0, NO_PRICE, 0],
+    ]
+
+
+def test_clear_of_one_side_keeps_the_other_and_side_zero_clears_both() -> None:
+    b = book_with([(BUY, 100, 5), (SELL, 101, 1)])
+    b.apply(KIND_CLEAR, BUY, 0, 0)
+    assert (b.best_bid, b.best_ask) == (None, 101)
+    b.apply(KIND_CLEAR, SELL, 0, 0)
+    assert (b.best_bid, b.best_ask) == (None, None)
+    b = book_with([(BUY, 100, 5), (SELL, 101, 1)])
+    b.apply(KIND_CLEAR, 0, 0, 0)
+    assert b.n_levels == (0, 0)
+    assert b.qty_at(BUY, 100) == 0
+
+
+def test_snapshot_after_clear_rebuilds_the_book() -> None:
+    b = book_with([(BUY, 100, 5), (SELL, 101, 1)])
+    ev = make_events(
+        kind=[KIND_CLEAR, KIND_LEVEL, KIND_LEVEL, KIND_LEVEL],
+        side=[0, BUY, BUY, SELL],
+        price=[0, 95, 94, 97],
+        qty=[0, 3, 8, 6],
+        flags=[FLAG_SNAPSHOT, FLAG_SNAPSHOT, FLAG_SNAPSHOT, FLAG_SNAPSHOT | FLAG_LAST],
+    )
+    b.apply_events(ev)
+    assert b.snapshot(2).tolist() == [[97, 6, 95, 3], [NO_PRICE, 0, 94, 8]]
+    assert b.qty_at(BUY, 100) == 0
+
+
+def test_bbo_removes_better_levels_and_sets_the_best() -> None:
+    b = book_with([(BUY, 100, 5), (BUY, 99, 4), (BUY, 98, 2), (SELL, 101, 1)])
+    b.apply(KIND_BBO, BUY, 99, 7)
+    assert b.depth(BUY, 5).tolist() == [[99, 7], [98, 2]]
+    b.apply(KIND_BBO, SELL, 102, 3)  # the ask at 101 is gone, 102 is the best
+    assert b.depth(SELL, 5).tolist() == [[102, 3]]
+    b.apply(KIND_BBO, BUY, 100, 1)  # a better best bid: deeper levels stay
+    assert b.depth(BUY, 5).tolist() == [[100, 1], [99, 7], [98, 2]]
+
+
+def test_bbo_with_zero_quantity_empties_the_top_through_that_price() -> None:
+    b = book_with([(SELL, 101, 1), (SELL, 103, 2)])
+    b.apply(KIND_BBO, SELL, 101, 0)
+    assert b.depth(SELL, 5).tolist() == [[103, 2]]
+
+
+def test_trade_and_status_leave_the_book_unchanged() -> None:
+    b = book_with([(BUY, 100, 5), (SELL, 101, 1)])
+    assert b.apply(KIND_TRADE, BUY, 101, 1) == IGNORED
+    assert b.apply(KIND_STATUS, 0, 0, 3) == IGNORED
+    assert b.snapshot(1).tolist() == [[101, 1, 100, 5]]
+    assert b.stats["ignored"] == 0  # trades are not book events: nothing to count
+
+
+def test_l3_kinds_are_ignored_and_counted() -> None:
+    b = L2Book(n_ticks=64)
+    assert b.apply(KIND_ADD, BUY, 100, 5) == IGNORED
+    assert b.best_bid is None
+    assert b.stats["ignored"] == 1
+
+
+def test_crossed_bid_removes_the_stale_asks_it_crosses() -> None:
+    b = book_with([(BUY, 100, 5), (SELL, 101, 1), (SELL, 102, 2), (SELL, 104, 3)])
+    b.apply(KIND_LEVEL, BUY, 102, 9)  # asks at 101 and 102 are stale
+    assert (b.best_bid, b.best_ask) == (102, 104)
+    assert b.qty_at(SELL, 102) == 0
+    assert b.depth(BUY, 3).tolist() == [[102, 9], [100, 5]]
+    assert b.stats["crossed_removed"] == 2
+
+
+def test_crossed_ask_removes_the_stale_bids_it_crosses() -> None:
+    b = book_with([(BUY, 100, 5), (BUY, 99, 4), (BUY, 97, 1), (SELL, 101, 1)])
+    b.apply(KIND_LEVEL, SELL, 99, 6)
+    assert b.depth(BUY, 3).tolist() == [[97, 1]]
+    assert b.depth(SELL, 3).tolist() == [[99, 6], [101, 1]]
+    assert b.stats["crossed_removed"] == 2
+
+
+def test_removing_a_level_never_crosses() -> None:
+    b = book_with([(BUY, 100, 5), (SELL, 101, 1)])
+    b.apply(KIND_LEVEL, BUY, 101, 0)  # nothing there: a no-op, the ask stays
+    assert (b.best_bid, b.best_ask) == (100, 101)
+    assert b.stats["crossed_removed"] == 0
+
+
+def test_first_update_centres_the_window_on_it() -> None:
+    b = book_with([(BUY, 5000, 1)], n_ticks=16)
+    assert b.base == 5000 - 8
+
+
+def test_update_outside_window_recentres_on_the_touch_and_drops_far_levels() -> None:
+    # window 16 ticks; the first update centres it on 100: base 92, window [92, 108)
+    b = book_with([(BUY, 100, 5), (BUY, 92, 1), (SELL, 102, 2)], n_ticks=16)
+    assert b.base == 92
+    # an ask at 108 is outside: re-centre on the mid (100 + 102) // 2 = 101, base 93, so the
+    # bid at 92 falls out
+    assert b.apply(KIND_LEVEL, SELL, 108, 4) == APPLIED
+    assert b.base == 93
+    assert b.qty_at(BUY, 92) == 0
+    assert b.depth(BUY, 5).tolist() == [[100, 5]]
+    assert b.depth(SELL, 5).tolist() == [[102, 2], [108, 4]]
+    assert b.stats["recentres"] == 1
+    assert b.stats["dropped_levels"] == 1
+
+
+def test_new_best_outside_window_recentres_on_the_new_touch() -> None:
+    b = book_with([(BUY, 100, 5), (SELL, 102, 2)], n_ticks=16)
+    b.apply(KIND_LEVEL, BUY, 102, 0)
+    b.apply(KIND_LEVEL, SELL, 102, 0)
+    # an ask at 108 is outside [92, 108) and the spread (8) is half the window: centre on
+    # the new ask, base 100 (the bid at 100 just stays in)
+    b.apply(KIND_LEVEL, SELL, 108, 1)
+    assert b.base == 100
+    assert b.stats["dropped_levels"] == 0
+    # a bid at 117 crosses the ask at 108: centre on the mid of the touches (117 + 108) // 2,
+    # base 104, dropping the bid at 100; then the stale ask goes
+    b.apply(KIND_LEVEL, BUY, 117, 3)
+    assert b.base == 104
+    assert (b.best_bid, b.best_ask) == (117, None)
+    assert b.stats["crossed_removed"] == 1
+    assert b.stats["dropped_levels"] == 1  # the bid at 100 left the window
+
+
+def test_update_too_far_from_the_touch_is_dropped_and_counted() -> None:
+    b = book_with([(BUY, 100, 5), (SELL, 101, 2)], n_ticks=16)
+    base = b.base
+    assert b.apply(KIND_LEVEL, BUY, 60, 3) == DROPPED
+    assert b.base == base  # the window did not move
+    assert b.stats["dropped_updates"] == 1
+    assert b.qty_at(BUY, 60) == 0
+    assert b.snapshot(1).tolist() == [[101, 2, 100, 5]]
+
+
+def test_removal_outside_the_window_is_a_no_op() -> None:
+    b = book_with([(BUY, 100, 5)], n_ticks=16)
+    assert b.apply(KIND_LEVEL, SELL, 500, 0) == APPLIED
+    assert b.base == 92
+    assert b.stats == {"recentres": 0, "dropped_levels": 0, "dropped_updates": 0,
+                       "crossed_removed": 0, "ignored": 0}
+
+
+def test_prices_far_apart_recentre_with_wide_spread_on_the_updated_side() -> None:
+    # the spread (1000) is wider than half the window: centre on the new best bid
+    b = book_with([(SELL, 2000, 1)], n_ticks=16)
+    b.apply(KIND_LEVEL, BUY, 1000, 5)
+    assert b.base == 992
+    assert (b.best_bid, b.best_ask) == (1000, None)
+    assert b.stats["dropped_levels"] == 1
+    # the ask comes back: the window jumps to it, dropping the bid
+    b.apply(KIND_LEVEL, SELL, 2000, 2)
+    assert (b.best_bid, b.best_ask) == (None, 2000)
+
+
+def test_negative_prices_work_like_any_others() -> None:
+    b = book_with([(BUY, -7, 2), (BUY, -5, 3), (SELL, -3, 4)], n_ticks=16)
+    assert (b.best_bid, b.best_ask) == (-5, -3)
+    assert b.base == -15
+    b.apply(KIND_LEVEL, SELL, 1, 1)  # outside [-15, 1): mid (-5 - 3) // 2 = -4, base -12
+    assert b.base == -12
+    assert b.snapshot(2).tolist() == [[-3, 4, -5, 3], [1, 1, -7, 2]]
+    assert b.apply(KIND_LEVEL, BUY, -13, 1) == DROPPED  # too far below the touch
+    b.apply(KIND_LEVEL, BUY, -5, 0)
+    assert b.best_bid == -7
+    b.apply(KIND_LEVEL, SELL, -7, 9)  # crosses the bid at -7
+    assert (b.best_bid, b.best_ask) == (None, -7)
+    assert b.qty_at(SELL, -7) == 9
+
+
+def test_window_width_must_be_even_and_not_tiny() -> None:
+    with pytest.raises(ConfigError, match="n_ticks"):
+        L2Book(n_ticks=7)
+    with pytest.raises(ConfigError, match="n_ticks"):
+        L2Book(n_ticks=4)
+
+
+def test_compiled_functions_work_on_rows_of_stacked_books() -> None:
+    # the engine keeps one book per instrument in stacked arrays
+    m0, q0 = l2_new(32)
+    metas = np.stack([m0, m0.copy()])
+    qtys = np.stack([q0, q0.copy()])
+    l2_apply(metas[0], qtys[0], KIND_LEVEL, BUY, 100, 5)
+    l2_apply(metas[1], qtys[1], KIND_LEVEL, SELL, -40, 2)
+    assert l2_best_bid(metas[0], qtys[0]) == 100
+    assert l2_best_ask(metas[0], qtys[0]) == NO_PRICE
+    assert l2_best_ask(metas[1], qtys[1]) == -40
+    assert l2_qty_at(metas[1], qtys[1], SELL, -40) == 2
+
+
+def test_plain_python_kernels_agree_with_compiled_ones() -> None:
+    results = []
+    for fn_set, fn_depth, fn_snap in (
+        (l2_set_level, l2_depth, l2_snapshot),
+        (l2_set_level.py_func, l2_depth.py_func, l2_snapshot.py_func),
+    ):
+        meta, qty = l2_new(16)
+        for side, price, q in [(BUY, 100, 5), (BUY, 98, 1), (SELL, 103, 2), (SELL, 120, 7),
+                               (BUY, 104, 3)]:
+            fn_set(meta, qty, side, price, q)
+        out = np.zeros((4, 2), np.int64)
+        n = fn_depth(meta, qty, SELL, 4, out)
+        snap = np.zeros(8, np.int64)
+        fn_snap(meta, qty, 2, snap)
+        results.append((int(meta[M_BASE]), out[:n].tolist(), snap.tolist()))
+    assert results[0] == results[1]
+    # the ask at 120 was too far from the touch (dropped); bid 104 crossed the ask at 103
+    assert results[0] == (92, [], [NO_PRICE, 0, 104, 3, NO_PRICE, 0, 100, 5])
+
+
+# --- property: the book equals a dict of levels with the crossed-update policy ------------
+
+level_events = st.lists(
+    st.tuples(st.sampled_from([BUY, SELL]), st.integers(990, 1010), st.integers(0, 4)),
+    min_size=1,
+    max_size=80,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(level_events)
+def test_random_level_updates_match_a_dict_of_levels(updates: list[tuple[int, int, int]]) -> None:
+    b = L2Book(n_ticks=64)
+    model: dict[int, dict[int, int]] = {BUY: {}, SELL: {}}
+    for side, price, q in updates:
+        b.apply(KIND_LEVEL, side, price, q)
+        if q == 0:
+            model[side].pop(price, None)
+        else:
+            model[side][price] = q
+            other = model[-side]
+            for p in [p for p in other if (p <= price if side == BUY else p >= price)]:
+                del other[p]
+        bids = sorted(model[BUY].items(), reverse=True)
+        asks = sorted(model[SELL].items())
+        assert b.depth(BUY, 64).tolist() == [list(x) for x in bids]
+        assert b.depth(SELL, 64).tolist() == [list(x) for x in asks]
+        assert b.best_bid == (bids[0][0] if bids else None)
+        assert b.best_ask == (asks[0][0] if asks else None)
