@@ -143,8 +143,11 @@ def _figure(
     fig = Figure(figsize=(width, height), dpi=_DPI)
     FigureCanvasAgg(fig)
     fig.subplots_adjust(
-        left=0.85 / width, right=1.0 - 0.25 / width, bottom=0.55 / height,
-        top=1.0 - 0.35 / height, hspace=0.75 * nrows / max(height - 0.9, 0.5),
+        left=0.85 / width,
+        right=1.0 - 0.25 / width,
+        bottom=0.55 / height,
+        top=1.0 - 0.35 / height,
+        hspace=0.75 * nrows / max(height - 0.9, 0.5),
         wspace=0.9 * ncols / max(width - 1.1, 0.5),
     )
     axes = fig.subplots(nrows, ncols, squeeze=False)
@@ -269,8 +272,17 @@ def _fig_fills(ctx: _Ctx, inst: str) -> tuple[str, str] | None:
         if keep.size < f.height:
             note += f" {name}: {keep.size:,} of {f.height:,} shown."
         x, label, _ = _time_axis(ctx.t0, f["ts"].to_numpy()[keep])
-        ax.scatter(x, f["price"].to_numpy()[keep], marker=marker, s=22, color=color,
-                   edgecolors="black", linewidths=0.3, label=f"{name} fill", zorder=3)
+        ax.scatter(
+            x,
+            f["price"].to_numpy()[keep],
+            marker=marker,
+            s=22,
+            color=color,
+            edgecolors="black",
+            linewidths=0.3,
+            label=f"{name} fill",
+            zorder=3,
+        )
     ax.set_xlabel(label)
     ax.set_ylabel("price")
     ax.set_title(f"Fills on price: {inst}")
@@ -394,8 +406,7 @@ def _config_table(result: BacktestResult) -> str:
     if not rows:
         return "<p class=note>No configuration was recorded.</p>"
     body = "\n".join(
-        f"<tr><td>{html.escape(k)}</td><td><code>{html.escape(v)}</code></td></tr>"
-        for k, v in rows
+        f"<tr><td>{html.escape(k)}</td><td><code>{html.escape(v)}</code></td></tr>" for k, v in rows
     )
     return f"<table>\n<tr><th>setting</th><th>value</th></tr>\n{body}\n</table>"
 
@@ -468,9 +479,11 @@ def render_html(result: BacktestResult, *, title: str | None = None) -> str:
     parts.append(_section("Fills on price", "\n".join(fills_body) or _note("No market data.")))
 
     sp = _fig_spread(ctx)
-    parts.append(_section(
-        "Spread", sp[0] + _note(f"Spread in {sp[1]}.") if sp else _note("No market samples.")
-    ))
+    parts.append(
+        _section(
+            "Spread", sp[0] + _note(f"Spread in {sp[1]}.") if sp else _note("No market samples.")
+        )
+    )
     lat = _fig_latency(ctx)
     parts.append(_section("Latency", lat or _note("No order latencies were recorded.")))
     den = _fig_denials(ctx)

@@ -227,11 +227,7 @@ def net_positions(result: BacktestResult, strategy: str | None = None) -> pl.Dat
     pos = result.positions
     if strategy is not None:
         return pos.filter(pl.col("strategy") == strategy).select("ts", "instrument", "position")
-    return (
-        pos.group_by("ts", "instrument")
-        .agg(pl.col("position").sum())
-        .sort("instrument", "ts")
-    )
+    return pos.group_by("ts", "instrument").agg(pl.col("position").sum()).sort("instrument", "ts")
 
 
 def _fill_position_peaks(fills: pl.DataFrame) -> dict[str, float]:

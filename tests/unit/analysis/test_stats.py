@@ -106,8 +106,15 @@ def tiny_result(*, with_total_rows: bool = True) -> BacktestResult:
         }
     )
     return BacktestResult(
-        orders=orders, fills=fills, equity=equity, positions=positions, denials=denials,
-        events=1000, wall_seconds=0.5, start_ts=T0, end_ts=T0 + 240 * S,
+        orders=orders,
+        fills=fills,
+        equity=equity,
+        positions=positions,
+        denials=denials,
+        events=1000,
+        wall_seconds=0.5,
+        start_ts=T0,
+        end_ts=T0 + 240 * S,
         config={"strategy": {"half_spread_ticks": 1}},
     )
 
@@ -163,8 +170,11 @@ def test_round_trip_split_on_position_flip(compiled: bool) -> None:
     fn = round_trip_pnl_nb if compiled else round_trip_pnl_nb.py_func
     out = np.empty(3)
     n = fn(
-        np.array([1, -1, 1], dtype=np.int8), np.array([100.0, 101.0, 102.0]),
-        np.array([2.0, 3.0, 1.0]), np.array([-0.02, 0.09, -0.01]), np.array([2.0, -1.0, 0.0]),
+        np.array([1, -1, 1], dtype=np.int8),
+        np.array([100.0, 101.0, 102.0]),
+        np.array([2.0, 3.0, 1.0]),
+        np.array([-0.02, 0.09, -0.01]),
+        np.array([2.0, -1.0, 0.0]),
         out,
     )
     # trip 1: -200 + 0.02 + 2/3 * (303 - 0.09); trip 2: 1/3 * (303 - 0.09) - 102 + 0.01
@@ -175,16 +185,23 @@ def test_round_trip_split_on_position_flip(compiled: bool) -> None:
 def test_round_trip_open_before_first_fill_is_not_counted() -> None:
     out = np.empty(2)
     n = round_trip_pnl_nb(
-        np.array([-1, 1], dtype=np.int8), np.array([10.0, 11.0]), np.array([1.0, 1.0]),
-        np.zeros(2), np.array([4.0, 5.0]), out,
+        np.array([-1, 1], dtype=np.int8),
+        np.array([10.0, 11.0]),
+        np.array([1.0, 1.0]),
+        np.zeros(2),
+        np.array([4.0, 5.0]),
+        out,
     )
     assert n == 0
 
 
 def test_round_trips_are_per_strategy_and_instrument() -> None:
     fills = tiny_result().fills
-    other = fills.with_columns(pl.lit("b").alias("strategy"), (-pl.col("side")).alias("side"),
-                               (-pl.col("position")).alias("position"))
+    other = fills.with_columns(
+        pl.lit("b").alias("strategy"),
+        (-pl.col("side")).alias("side"),
+        (-pl.col("position")).alias("position"),
+    )
     # the mirror strategy loses what mm wins before fees: -2 - 0.04 + ... computed by hand
     trips = round_trips(pl.concat([fills, other]))
     assert sorted(trips.tolist()) == pytest.approx(sorted([1.96, -1.02, -2.04, 0.98]))
@@ -258,10 +275,12 @@ def test_events_per_second(stats: dict) -> None:
 
 def test_total_sums_strategies_when_total_rows_are_absent() -> None:
     r = tiny_result(with_total_rows=False)
-    other = r.equity.with_columns(pl.lit("b").alias("strategy"), pl.lit(1.0).alias("equity"),
-                                  pl.lit(0.5).alias("fees"))
-    r2 = BacktestResult(fills=r.fills, equity=pl.concat([r.equity, other]), events=1,
-                        wall_seconds=1.0)
+    other = r.equity.with_columns(
+        pl.lit("b").alias("strategy"), pl.lit(1.0).alias("equity"), pl.lit(0.5).alias("fees")
+    )
+    r2 = BacktestResult(
+        fills=r.fills, equity=pl.concat([r.equity, other]), events=1, wall_seconds=1.0
+    )
     total = summarize(r2)
     assert total["pnl"] == pytest.approx(1.94)
     assert total["fees"] == pytest.approx(0.56)
@@ -272,7 +291,9 @@ def test_total_max_position_nets_strategies_on_one_instrument() -> None:
     f = tiny_result().fills
     # a second strategy buys 5 at t+60 s (between mm's fills): net peaks at 2 + 5 = 7
     b = f.head(1).with_columns(
-        pl.lit("b").alias("strategy"), pl.lit(T0 + 60 * S).alias("ts"), pl.lit(5.0).alias("qty"),
+        pl.lit("b").alias("strategy"),
+        pl.lit(T0 + 60 * S).alias("ts"),
+        pl.lit(5.0).alias("qty"),
         pl.lit(5.0).alias("position"),
     )
     r = BacktestResult(fills=pl.concat([f, b]))
