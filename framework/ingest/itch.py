@@ -499,6 +499,5 @@ def _split_days(
 
 
 def _day(inst: Instrument, date: dt.date, events: EventArray, report: ImportReport) -> DayData:
-    events = events.copy()
-    events["instrument"] = 0
+    events["instrument"] = 0  # ``events`` is a fresh copy (fancy indexing)
     return DayData(instrument=inst, date=date, events=validate_events(events, report, l3=True))
