@@ -23,7 +23,7 @@ import numpy.typing as npt
 import polars as pl
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullLocator
+from matplotlib.ticker import MaxNLocator, NullLocator
 
 from framework.analysis.results import TOTAL, BacktestResult, tick_sizes
 from framework.analysis.stats import drawdown, equity_frame, summarize_all
@@ -143,7 +143,7 @@ def _figure(
     fig = Figure(figsize=(width, height), dpi=_DPI)
     FigureCanvasAgg(fig)
     fig.subplots_adjust(
-        left=0.85 / width,
+        left=1.05 / width,
         right=1.0 - 0.25 / width,
         bottom=0.55 / height,
         top=1.0 - 0.35 / height,
@@ -361,8 +361,12 @@ def _fig_denials(ctx: _Ctx) -> str | None:
     vc = den["reason"].value_counts(sort=True)
     reasons = [str(r) or "(none)" for r in vc["reason"].to_list()]
     fig, axes = _figure(height=0.4 * len(reasons) + 1.2)
+    # reason names sit left of the axis: make room for the longest (~0.075 in a character)
+    width = fig.get_figwidth()
+    fig.subplots_adjust(left=min(0.5, (0.35 + 0.075 * max(map(len, reasons))) / width))
     ax = axes[0, 0]
     ax.barh(reasons[::-1], vc["count"].to_list()[::-1], color="tab:purple")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("denials")
     ax.set_title("Denials by reason")
     return _png(fig, "denials by reason")
