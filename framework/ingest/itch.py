@@ -27,7 +27,14 @@ Choices (the brief leaves them to the importer; documented here and in the repor
 * **Names**: a locate without a Stock Directory message takes the Stock field of its first
   message that has one (``A F P Q H Y ...``), else ``LOCATE<n>``. Characters that are not
   valid in an instrument name (``ACEL+``) are written as ``_XX`` hex (``ACEL_2B``); the ITCH
-  name stays in ``extra["itch_symbol"]`` and ``--symbol`` matches either.
+  name stays in ``extra["itch_symbol"]`` and ``--symbol`` matches either. ``--symbol``
+  names the one locate of an input that names nothing (no R, no Stock field).
+* **Not carried** (the event record has no field for them): the MPID of ``F``, match
+  numbers of ``E``/``C``/``P``, the share counts of ``I`` (NOII) and the 8-decimal ``V``
+  levels.
+* **Memory**: a file is decoded whole in memory (about 100 bytes per message including the
+  input and both event copies); a full-day file needs a large machine or a symbol-filtered
+  extract.
 * **Times**: 6-byte ns since New York midnight of the file's date (``--date``, else the
   ``MMDDYYYY`` in the file name, else the first pcap packet's New York date). ``local_ts`` is
   ``exch_ts`` for files and the capture time for pcaps.
@@ -110,7 +117,7 @@ class Workspace:
     """
 
     def __init__(self) -> None:
-        self.table = np.zeros(4 << 16, np.int64)
+        self.table: npt.NDArray[np.int64] = np.zeros(4 << 16, np.int64)
         self.first_stock = np.empty(65536, np.int64)
         self.events = np.empty(0, EVENT_DTYPE)
         self._offs = np.empty(0, np.int64)
@@ -361,7 +368,7 @@ def _names(
         if not names.get(loc):
             names[loc] = f"LOCATE{loc}"
             unnamed.append(loc)
-    if len(locates) == 1 and opts.symbol and locates[0] not in directory:
+    if len(locates) == 1 and opts.symbol and unnamed:  # nothing in the input names it
         names[locates[0]] = opts.symbol
     elif from_msgs:
         report.note(f"{fname}: no Stock Directory message for locate(s) "

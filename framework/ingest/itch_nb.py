@@ -102,15 +102,16 @@ _EMPTY_META = 0
 # --- byte readers (callers guarantee the bounds) ------------------------------------------
 @njit(cache=True, inline="always")
 def _u16(b: npt.NDArray[np.uint8], o: int) -> int:
-    return (np.int64(b[o]) << 8) | np.int64(b[o + 1])
+    return (np.int64(b[o]) << 8) | np.int64(b[o + 1])  # type: ignore[return-value]
 
 
 @njit(cache=True, inline="always")
 def _u32(b: npt.NDArray[np.uint8], o: int) -> int:
-    return (
+    v = (
         (np.int64(b[o]) << 24) | (np.int64(b[o + 1]) << 16)
         | (np.int64(b[o + 2]) << 8) | np.int64(b[o + 3])
     )
+    return v  # type: ignore[no-any-return,return-value,unused-ignore]
 
 
 @njit(cache=True, inline="always")
@@ -230,7 +231,7 @@ def _home(key: np.uint64, mask: int) -> int:
     """Slot of ``key``: runs of 4096 consecutive ids stay contiguous (ITCH numbers orders
     sequentially, so recent orders share cache lines) and the runs are scattered by a
     multiplicative hash of the high bits (so strided or random ids do not cluster)."""
-    return np.int64((key + (key >> np.uint64(12)) * _GOLDEN) & np.uint64(mask))
+    return np.int64((key + (key >> np.uint64(12)) * _GOLDEN) & np.uint64(mask))  # type: ignore[return-value]
 
 
 @njit(cache=True)
@@ -514,24 +515,24 @@ def decode_nb(  # noqa: PLR0917  (a compiled kernel: positional only)
             ev[j].flags = FLAG_HIDDEN
             ev[j].instrument = locate
             j += 1
-        elif t == 81:  # Q: cross trade (shares are 8 bytes)
-            shares = np.int64(_u64(buf, o + 11))
+        elif t == 81:  # Q: cross trade (qshares are 8 bytes)
+            qshares: int = np.int64(_u64(buf, o + 11))  # type: ignore[assignment]
             raw = _u32(buf, o + 27)
-            if shares < 0:
+            if qshares < 0:
                 status[m] = MSG_NON_POSITIVE
                 continue
             if (price_step != 1 and raw % price_step != 0):
                 status[m] = MSG_OFF_TICK
                 continue
-            if (qty_step != 1 and shares % qty_step != 0):
+            if (qty_step != 1 and qshares % qty_step != 0):
                 status[m] = MSG_OFF_LOT
                 continue
-            if shares == 0:  # a cross with no volume: keep the cross price as information
+            if qshares == 0:  # a cross with no volume: keep the cross price as information
                 ev[j].kind = KIND_STATUS
                 ev[j].qty = STATUS_INFO
             else:
                 ev[j].kind = KIND_TRADE
-                ev[j].qty = _div(shares, qty_step)
+                ev[j].qty = _div(qshares, qty_step)
             ev[j].side = NO_SIDE
             ev[j].price = _div(raw, price_step)
             ev[j].order_id = _pack(buf, o, _F_Q)

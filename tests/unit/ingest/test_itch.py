@@ -482,6 +482,9 @@ def test_locate_without_any_name_is_stored_as_locate_n(tmp_path: Path) -> None:
     assert res.days[0].instrument.symbol == "LOCATE4"
     assert any("LOCATE<n>" in n for n in res.report.notes)
     assert import_itch([p2], ImportOptions(symbol="XYZ")).days[0].instrument.symbol == "XYZ"
+    # a locate the input does name is not renamed by --symbol: it just does not match
+    with pytest.raises(DataError, match="'XYZ' is not in the input"):
+        import_itch([p], ImportOptions(symbol="XYZ"))
 
 
 # --- bad input ------------------------------------------------------------------------------
