@@ -120,7 +120,7 @@ def downsample_minmax(
     return xa[idx], ya[idx]
 
 
-def _time_axis(t0: int, ts: npt.ArrayLike) -> tuple[np.ndarray, str, float]:
+def _time_axis(t0: int, ts: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], str, float]:
     """Times relative to ``t0`` in a readable unit, with the axis label and the divisor."""
     span = 0.0
     arr = np.asarray(ts, dtype=np.int64)
@@ -170,7 +170,7 @@ class _Ctx:
         self.result = result
         starts = [int(result.start_ts)] if result.start_ts else []
         tables = (result.equity, result.fills, result.positions, result.market)
-        starts += [int(df["ts"].min()) for df in tables if df.height]
+        starts += [int(df["ts"].to_numpy().min()) for df in tables if df.height]
         self.t0 = min(starts) if starts else 0
         self.instruments = result.instruments
 
@@ -297,12 +297,13 @@ def _fig_spread(ctx: _Ctx) -> tuple[str, str] | None:
     ticks = tick_sizes(ctx.result.config)
     insts = sorted(mkt["instrument"].unique().to_list())[:MAX_INSTRUMENTS]
     in_ticks = all(i in ticks for i in insts)
-    spreads: list[tuple[str, np.ndarray]] = []
+    spreads: list[tuple[str, npt.NDArray[np.float64]]] = []
     for inst in insts:
         sub = mkt.filter(pl.col("instrument") == inst)
-        s = (sub["ask"] - sub["bid"]).to_numpy()
-        s = s[np.isfinite(s)]
+        raw = (sub["ask"] - sub["bid"]).to_numpy().astype(np.float64)
+        s: npt.NDArray[np.float64] = raw[np.isfinite(raw)]
         if in_ticks:
+            # round away float noise so a 1-tick spread lands in the 1-tick bin
             s = np.round(s / ticks[inst], 6)
         if s.size:
             spreads.append((inst, s))
@@ -312,6 +313,7 @@ def _fig_spread(ctx: _Ctx) -> tuple[str, str] | None:
     ax = axes[0, 0]
     allv = np.concatenate([s for _, s in spreads])
     lo, hi = float(allv.min()), float(allv.max())
+    edges: npt.NDArray[np.floating[Any]]
     if in_ticks and hi - lo <= 200:
         edges = np.arange(math.floor(lo) - 0.5, math.ceil(hi) + 1.5, 1.0)
     else:

@@ -257,7 +257,8 @@ class BacktestResult:
             except (OSError, pl.exceptions.PolarsError) as exc:
                 msg = f"{p} cannot be read as Parquet ({exc}); the file may be corrupt"
                 raise DataError(msg) from exc
-        return cls(**tables, **{k: summary[k] for k in _SCALARS})
+        kwargs: dict[str, Any] = {**tables, **{k: summary[k] for k in _SCALARS}}
+        return cls(**kwargs)
 
 
 def tick_sizes(config: Mapping[str, Any]) -> dict[str, float]:
