@@ -77,7 +77,7 @@ def resample_last(
     be sorted.
 
     >>> resample_last([0, 30, 60, 150], [0.0, 1.0, 2.0, 5.0], 60).tolist()
-    [0.0, 2.0]
+    [0.0, 2.0, 2.0]
     """
     if interval_ns <= 0:
         msg = f"interval_ns must be positive, got {interval_ns}"
