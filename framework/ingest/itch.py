@@ -32,9 +32,9 @@ Choices (the brief leaves them to the importer; documented here and in the repor
 * **Not carried** (the event record has no field for them): the MPID of ``F``, match
   numbers of ``E``/``C``/``P``, the share counts of ``I`` (NOII) and the 8-decimal ``V``
   levels.
-* **Memory**: a file is decoded whole in memory (about 100 bytes per message including the
-  input and both event copies); a full-day file needs a large machine or a symbol-filtered
-  extract.
+* **Memory**: a file is decoded whole in memory (about 150 bytes per message: the input,
+  the framing arrays, the decoded events and their per-symbol copies); a full-day file
+  (~400 M messages) needs a large machine or a symbol-filtered extract.
 * **Times**: 6-byte ns since New York midnight of the file's date (``--date``, else the
   ``MMDDYYYY`` in the file name, else the first pcap packet's New York date). ``local_ts`` is
   ``exch_ts`` for files and the capture time for pcaps.

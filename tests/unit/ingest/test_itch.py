@@ -507,3 +507,29 @@ def test_lobster_csv_passed_as_itch_is_a_format_error(shared_data: Path) -> None
 def test_bytes_that_are_not_a_pcap_given_pcap_option_are_a_format_error(tmp_path: Path):
     with pytest.raises(FormatError, match="not a libpcap capture"):
         import_itch([write(tmp_path, binaryfile(msg_d(1)))], ImportOptions(extra={"pcap": True}))
+
+
+def _to_big_endian_microseconds(data: bytes) -> bytes:
+    """Rewrite a little-endian nanosecond pcap as a big-endian microsecond one."""
+    magic, vmaj, vmin, zone, sigfigs, snap, link = struct.unpack_from("<IHHiIII", data, 0)
+    assert magic == 0xA1B23C4D
+    out = [struct.pack(">IHHiIII", 0xA1B2C3D4, vmaj, vmin, zone, sigfigs, snap, link)]
+    pos = 24
+    while pos < len(data):
+        sec, ns, incl, orig = struct.unpack_from("<IIII", data, pos)
+        out.append(struct.pack(">IIII", sec, ns // 1000, incl, orig))
+        out.append(data[pos + 16 : pos + 16 + incl])
+        pos += 16 + incl
+    return b"".join(out)
+
+
+def test_big_endian_microsecond_and_gzipped_pcaps_decode_the_same(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    data = (shared_data / OMI_0822 / "AddOrderNoMPID.pcap").read_bytes()
+    be = write(tmp_path, gzip.compress(_to_big_endian_microseconds(data)), "be.pcap.gz")
+    res = import_itch([be], ImportOptions())
+    ivoo = next(d for d in res.days if d.instrument.symbol == "IVOO").events[0]
+    assert (ivoo["qty"], ivoo["price"], ivoo["order_id"]) == (1600, 873_900, 23_508_286)
+    assert ivoo["local_ts"] == 1_692_711_000_000_059_000  # capture time, microseconds
+    assert res.report.rows_read == 5
