@@ -151,10 +151,13 @@ def l3_reset(
     meta[M_HASH_MASK] = table.shape[0] - 1
 
 
+# As in l2.py, small hot helpers and the per-kind functions are inlined (inline="always")
+# into their callers; inlining the mid-sized internals too bought little for a long compile.
+
 # --- id hash ---------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _hash(oid: int, mask: int) -> int:
     # fold to 32 bits, then a multiplicative hash kept below 2**63 so it never overflows
     # (also as plain Python via .py_func, where numpy would warn on a wrapped product)
@@ -162,7 +165,7 @@ def _hash(oid: int, mask: int) -> int:
     return ((x * 0x5BD1E995) >> 13) & mask
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def l3_find(meta: IntArray, orders: IntArray, table: IntArray, oid: int) -> int:
     """Pool slot of live order ``oid`` (uint64 bits as int64), or -1."""
     mask = meta[M_HASH_MASK]
@@ -176,7 +179,7 @@ def l3_find(meta: IntArray, orders: IntArray, table: IntArray, oid: int) -> int:
         h = (h + 1) & mask
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _h_insert(meta: IntArray, table: IntArray, oid: int, slot: int) -> None:
     mask = meta[M_HASH_MASK]
     h = _hash(oid, mask)
@@ -209,7 +212,7 @@ def _h_remove(meta: IntArray, orders: IntArray, table: IntArray, oid: int) -> No
 # --- queues ----------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _link_back(ends: IntArray, orders: IntArray, s: int, x: int, slot: int) -> None:
     tail = ends[s, TAIL, x]
     orders[slot, O_PREV] = tail
@@ -221,7 +224,7 @@ def _link_back(ends: IntArray, orders: IntArray, s: int, x: int, slot: int) -> N
     ends[s, TAIL, x] = slot
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _unlink(ends: IntArray, orders: IntArray, s: int, x: int, slot: int) -> None:
     p = orders[slot, O_PREV]
     n = orders[slot, O_NEXT]
@@ -245,7 +248,7 @@ def _free(meta: IntArray, orders: IntArray, table: IntArray, slot: int) -> None:
     meta[M_NORDERS] -= 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _remove(
     meta: IntArray, qty: IntArray, ends: IntArray, orders: IntArray, table: IntArray, slot: int
 ) -> None:
@@ -314,7 +317,7 @@ def _place(meta: IntArray, qty: IntArray, ends: IntArray, orders: IntArray, tabl
 # --- the compiled API ------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def l3_add(meta: IntArray, qty: IntArray, ends: IntArray, orders: IntArray, table: IntArray,
            oid: int, side: int, price: int, q: int) -> int:
     """Queue a new order at the back of its level."""
@@ -336,7 +339,7 @@ def l3_add(meta: IntArray, qty: IntArray, ends: IntArray, orders: IntArray, tabl
     return _place(meta, qty, ends, orders, table, slot, side_index(side), price, q)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def l3_reduce(meta: IntArray, qty: IntArray, ends: IntArray, orders: IntArray,
               table: IntArray, oid: int, q: int) -> int:
     """Take ``q`` lots off an order (cancel, execution); it leaves the book at 0."""
@@ -355,7 +358,7 @@ def l3_reduce(meta: IntArray, qty: IntArray, ends: IntArray, orders: IntArray,
     return APPLIED
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def l3_delete(meta: IntArray, qty: IntArray, ends: IntArray, orders: IntArray,
               table: IntArray, oid: int) -> int:
     """Remove an order entirely."""
@@ -367,7 +370,7 @@ def l3_delete(meta: IntArray, qty: IntArray, ends: IntArray, orders: IntArray,
     return APPLIED
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def l3_modify(meta: IntArray, qty: IntArray, ends: IntArray, orders: IntArray,
               table: IntArray, oid: int, price: int, q: int) -> int:
     """Order now rests at ``price`` with ``q`` lots; loses its place unless only smaller."""
