@@ -93,8 +93,9 @@ class SyntheticParams:
     partial_cancel_prob: float = 0.3  #: a cancel removes part of an order (else deletes it)
     max_orders_per_level: int = 32
     # predictive imbalance signal (off by default)
-    signal_strength: float = 0.0  #: 0 off; 1: touch imbalance = clip(mid move ahead, -1, 1)
-    signal_horizon_s: float = 2.0  #: how far ahead the imbalance sees the latent mid
+    signal_strength: float = 0.0  #: 0 off; 1: imbalance = tanh(mid move ahead / scale)
+    signal_horizon_s: float = 5.0  #: how far ahead the imbalance sees the latent mid
+    signal_scale_ticks: float = 1.5  #: move ahead (ticks) at which the imbalance is ~0.76
     # numerics
     mid_grid_ms: float = 50.0  #: time step of the latent mid
 
@@ -137,7 +138,7 @@ class SyntheticParams:
         if self.max_orders_per_level < 2:
             raise bad("max_orders_per_level", "must be at least 2")
         for name in ("order_size_median", "trade_size_median", "latency_jitter_median_ns",
-                     "signal_horizon_s", "mid_grid_ms", "jump_mean_ticks"):
+                     "signal_horizon_s", "signal_scale_ticks", "mid_grid_ms", "jump_mean_ticks"):
             if getattr(self, name) <= 0:
                 raise bad(name, "must be positive")
         for name in ("order_size_sigma", "trade_size_sigma", "latency_jitter_sigma"):
@@ -170,6 +171,7 @@ class SyntheticParams:
         gp[nb.GP_SIGNAL] = self.signal_strength
         gp[nb.GP_SIGNAL_STEPS] = horizon_steps
         gp[nb.GP_GRID_NS] = self.mid_grid_ms * 1e6
+        gp[nb.GP_SIGNAL_SCALE] = self.signal_scale_ticks
         return gp
 
 

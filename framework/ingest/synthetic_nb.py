@@ -46,7 +46,8 @@ GP_MAX_ORDERS = 9  # L3: cap of orders per level
 GP_SIGNAL = 10  # predictive-imbalance strength in [0, 1]
 GP_SIGNAL_STEPS = 11  # its look-ahead horizon, in mid-grid steps
 GP_GRID_NS = 12  # mid-grid step, ns
-N_GP = 13
+GP_SIGNAL_SCALE = 13  # ticks of look-ahead move that saturate the imbalance
+N_GP = 14
 
 # --- columns of the per-regime parameter matrix ``rp`` (one row per regime) ----------------
 RP_TRADE_PROB = 0  # probability a message is a (noise) trade
@@ -220,12 +221,12 @@ def _signal_target(
 ) -> float:
     """Touch imbalance in [-1, 1] that leads the mid by the signal horizon.
 
-    With strength w it is ``w * clip(future mid - book mid, -1, 1)`` plus ``(1 - w)`` noise.
+    With strength w it is ``w * tanh((future mid - book mid) / scale)`` plus ``(1 - w)``
+    uniform noise: a strongly lopsided touch announces a move of more than ``scale`` ticks.
     """
     w = gp[GP_SIGNAL]
     j = min(gi + int(gp[GP_SIGNAL_STEPS]), mid.shape[0] - 1)
-    d = mid[j] - book_mid
-    d = max(-1.0, min(1.0, d))
+    d = math.tanh((mid[j] - book_mid) / gp[GP_SIGNAL_SCALE])
     return w * d + (1.0 - w) * (2.0 * uniform(s) - 1.0)
 
 
