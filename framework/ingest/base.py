@@ -31,11 +31,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-from numba import njit
+from numba import njit, types
+from numba.typed import Dict
 
 from framework.core.errors import ConfigError, DataError
 from framework.core.events import (
     EVENT_DTYPE,
+    FLAG_HIDDEN,
     KIND_ADD,
     KIND_BBO,
     KIND_CANCEL,
@@ -195,12 +197,12 @@ def _time_order_bad(local_ts: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
 
 @njit(cache=True)
 def _order_id_bad(
-    kind: npt.NDArray[np.uint8], order_id: npt.NDArray[np.uint64]
+    kind: npt.NDArray[np.uint8], order_id: npt.NDArray[np.uint64], flags: npt.NDArray[np.uint32]
 ) -> npt.NDArray[np.int8]:
     """0 ok, 1 unknown order id, 2 duplicate add."""
-    live = set()
-    live.add(np.uint64(0))
-    live.discard(np.uint64(0))
+    # a typed Dict, not a numba set(): the set degrades into an endless probe loop after
+    # a few thousand add/remove cycles (seen with numba 0.68)
+    live = Dict.empty(key_type=types.uint64, value_type=types.int8)
     out = np.zeros(kind.shape[0], np.int8)
     for i in range(kind.shape[0]):
         k = kind[i]
@@ -209,14 +211,15 @@ def _order_id_bad(
             if oid in live:
                 out[i] = 2
             else:
-                live.add(oid)
+                live[oid] = np.int8(1)
         elif k == KIND_DELETE:
             if oid in live:
-                live.discard(oid)
+                del live[oid]
             else:
                 out[i] = 1
         elif k == KIND_CANCEL or k == KIND_EXECUTE or k == KIND_MODIFY:
-            if oid not in live:
+            hidden = k == KIND_EXECUTE and oid == 0 and (flags[i] & FLAG_HIDDEN) != 0
+            if oid not in live and not hidden:
                 out[i] = 1
     return out
 
@@ -244,7 +247,7 @@ def validate_events(events: EventArray, report: ImportReport, *, l3: bool) -> Ev
         "negative level size",
     )
     if l3:
-        codes = _order_id_bad(events["kind"], events["order_id"])
+        codes = _order_id_bad(events["kind"], events["order_id"], events["flags"])
         if codes.any():
             report.reject("unknown order id", int(np.count_nonzero(codes == 1)))
             report.reject("duplicate order id", int(np.count_nonzero(codes == 2)))
