@@ -59,11 +59,15 @@ def run_module(name: str, *, quick: bool) -> list[dict[str, Any]]:
     env.setdefault("NUMBA_CACHE_DIR", str(HERE.parent / ".numba_cache"))
     proc = subprocess.run(
         [sys.executable, "-c", _CHILD, name, "1" if quick else "0"],
-        cwd=HERE.parent, env=env, capture_output=True, text=True, check=False,
+        cwd=HERE.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     for line in proc.stdout.splitlines():
         if line.startswith("@@BENCH@@"):
-            return [finish(r) for r in json.loads(line[len("@@BENCH@@"):])]
+            return [finish(r) for r in json.loads(line[len("@@BENCH@@") :])]
     tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
     return [{"name": name, "error": " | ".join(tail) or f"exit status {proc.returncode}"}]
 
@@ -80,8 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     failed = False
     if not args.json:
-        print(f"{'benchmark':42s} {'events':>12s} {'seconds':>9s} {'rate':>14s} {'peak MB':>8s}"
-              f"  peer (rate, ours/peer)")
+        print(
+            f"{'benchmark':42s} {'events':>12s} {'seconds':>9s} {'rate':>14s} {'peak MB':>8s}"
+            f"  peer (rate, ours/peer)"
+        )
     for mod in discover(args.names):
         for row in run_module(mod, quick=args.quick):
             if "error" in row:
@@ -94,16 +100,32 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             peer = ""
             if row.get("peer"):
-                peer = (f"  {row['peer']}: {_fmt_rate(row.get('peer_events_per_s')).strip()}, "
-                        f"x{row.get('ratio', 0):.2f}")
+                peer = (
+                    f"  {row['peer']}: {_fmt_rate(row.get('peer_events_per_s')).strip()}, "
+                    f"x{row.get('ratio', 0):.2f}"
+                )
             extra = "".join(
-                f"  {k}={v}" for k, v in row.items() if k not in {
-                    "name", "events", "seconds", "events_per_s", "peak_rss_mb", "peer",
-                    "peer_events", "peer_seconds", "peer_events_per_s", "ratio"}
+                f"  {k}={v}"
+                for k, v in row.items()
+                if k
+                not in {
+                    "name",
+                    "events",
+                    "seconds",
+                    "events_per_s",
+                    "peak_rss_mb",
+                    "peer",
+                    "peer_events",
+                    "peer_seconds",
+                    "peer_events_per_s",
+                    "ratio",
+                }
             )
-            print(f"{row['name']:42s} {row['events']:12,d} {row['seconds']:9.3f} "
-                  f"{_fmt_rate(row['events_per_s']):>14s} {row['peak_rss_mb']:8.0f}{peer}{extra}",
-                  flush=True)
+            print(
+                f"{row['name']:42s} {row['events']:12,d} {row['seconds']:9.3f} "
+                f"{_fmt_rate(row['events_per_s']):>14s} {row['peak_rss_mb']:8.0f}{peer}{extra}",
+                flush=True,
+            )
     return 1 if failed else 0
 
 

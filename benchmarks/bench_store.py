@@ -74,12 +74,24 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     peer_size = os.path.getsize(npz)
     common = {"events": len(events), "peer": "hftbacktest npz"}
     return [
-        {"name": "store.write", "events": len(events), "seconds": write_s,
-         "bytes_per_event": round(size / len(events), 2)},
-        {"name": "store.read (whole day -> event array)", **common, "seconds": read_s,
-         "peer_seconds": peer_read_s, "bytes_per_event": round(size / len(events), 2),
-         "peer_bytes_per_event": round(peer_size / len(events), 2),
-         "peer_bytes_per_event_in_memory": hbt_rows.dtype.itemsize},
-        {"name": "store.iter_batches (streamed row groups)", "events": len(events),
-         "seconds": stream_s},
+        {
+            "name": "store.write",
+            "events": len(events),
+            "seconds": write_s,
+            "bytes_per_event": round(size / len(events), 2),
+        },
+        {
+            "name": "store.read (whole day -> event array)",
+            **common,
+            "seconds": read_s,
+            "peer_seconds": peer_read_s,
+            "bytes_per_event": round(size / len(events), 2),
+            "peer_bytes_per_event": round(peer_size / len(events), 2),
+            "peer_bytes_per_event_in_memory": hbt_rows.dtype.itemsize,
+        },
+        {
+            "name": "store.iter_batches (streamed row groups)",
+            "events": len(events),
+            "seconds": stream_s,
+        },
     ]

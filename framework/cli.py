@@ -63,7 +63,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     for line in result.report.summary_lines():
         print(line)
     for d, path in zip(days, written, strict=True):
-        print(f"  wrote {d.instrument.key}/{d.date.isoformat()}: {len(d.events):,} events -> {path}")
+        print(
+            f"  wrote {d.instrument.key}/{d.date.isoformat()}: {len(d.events):,} events -> {path}"
+        )
     if result.instruments:
         print(f"  instruments defined: {len(result.instruments)}")
     if not days:
@@ -85,14 +87,21 @@ def cmd_generate(args: argparse.Namespace) -> int:
     while made < args.days:
         if d.weekday() < 5:
             day = generate_day(
-                symbol=args.symbol, venue=args.venue, date=d, mode=args.mode,
-                n_events=args.events, seed=args.seed + made, tick_size=args.tick_size,
+                symbol=args.symbol,
+                venue=args.venue,
+                date=d,
+                mode=args.mode,
+                n_events=args.events,
+                seed=args.seed + made,
+                tick_size=args.tick_size,
             )
             path = store.write(day.instrument, day.date, day.events, labels=day.labels)
             total += len(day.events)
             made += 1
-            print(f"generated {day.instrument.key}/{d.isoformat()}: {len(day.events):,} "
-                  f"{args.mode.upper()} events -> {path}")
+            print(
+                f"generated {day.instrument.key}/{d.isoformat()}: {len(day.events):,} "
+                f"{args.mode.upper()} events -> {path}"
+            )
         d += dt.timedelta(days=1)
     el = time.perf_counter() - t0
     print(f"  {total:,} events in {el:.2f} s")
@@ -112,8 +121,10 @@ def cmd_ls(args: argparse.Namespace) -> int:
     store = _store(args)
     keys = store.keys(venue=args.venue, symbol=args.symbol)
     if not keys:
-        print(f"the store at {store.root} is empty; import data with `hftlab data import` "
-              "or make some with `hftlab data generate`")
+        print(
+            f"the store at {store.root} is empty; import data with `hftlab data import` "
+            "or make some with `hftlab data generate`"
+        )
         return EXIT_OK
     print(f"{'day':40s} {'events':>12s} {'on disk':>10s}  span (UTC)")
     for k in keys:
@@ -158,13 +169,17 @@ def cmd_info(args: argparse.Namespace) -> int:
         total_bytes += info.bytes_on_disk
         for k, c in store.kind_counts(venue, symbol, d).items():
             kinds[k] = kinds.get(k, 0) + c
-        print(f"{info.key}: {info.rows:,} events, {_fmt_bytes(info.bytes_on_disk)} on disk "
-              f"({info.bytes_per_event:.2f} bytes/event), {info.row_groups} row group(s), "
-              f"span {_span(info)}")
+        print(
+            f"{info.key}: {info.rows:,} events, {_fmt_bytes(info.bytes_on_disk)} on disk "
+            f"({info.bytes_per_event:.2f} bytes/event), {info.row_groups} row group(s), "
+            f"span {_span(info)}"
+        )
     assert inst is not None
-    print(f"instrument: {inst.key} {inst.asset_class}, tick {inst.tick_size} {inst.currency}, "
-          f"lot {inst.lot_size}, multiplier {inst.multiplier}, "
-          f"fees maker {inst.maker_fee} taker {inst.taker_fee}")
+    print(
+        f"instrument: {inst.key} {inst.asset_class}, tick {inst.tick_size} {inst.currency}, "
+        f"lot {inst.lot_size}, multiplier {inst.multiplier}, "
+        f"fees maker {inst.maker_fee} taker {inst.taker_fee}"
+    )
     if len(dates) > 1:
         print(f"total: {len(dates)} days, {total_rows:,} events, {_fmt_bytes(total_bytes)}")
     mix = ", ".join(
@@ -219,15 +234,15 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from framework import __version__
 
-    p = _Parser(
-        prog="hftlab", description="hftlab: backtest-first research framework for HFT."
-    )
+    p = _Parser(prog="hftlab", description="hftlab: backtest-first research framework for HFT.")
     p.add_argument("--version", action="version", version=f"hftlab {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     store_parent = _Parser(add_help=False)
     store_parent.add_argument(
-        "--store", metavar="DIR", default=None,
+        "--store",
+        metavar="DIR",
+        default=None,
         help="store root (default: $HFTLAB_STORE or data/store)",
     )
 
@@ -241,7 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("paths", nargs="+", metavar="PATH", help="input file(s)")
     imp.add_argument("--symbol", help="symbol (default: from the source)")
     imp.add_argument("--venue", help="venue (default: from the source or the format)")
-    imp.add_argument("--date", type=_date_arg, help="trading day YYYY-MM-DD (default: from the source)")
+    imp.add_argument(
+        "--date", type=_date_arg, help="trading day YYYY-MM-DD (default: from the source)"
+    )
     imp.add_argument("--orderbook", metavar="FILE", help="LOBSTER orderbook file")
     imp.add_argument("--pcap", action="store_true", help="ITCH: input is a pcap of MoldUDP64")
     imp.add_argument("--tick-size", help="override the instrument's tick size")
@@ -253,8 +270,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen = dsub.add_parser("generate", parents=[store_parent], help="generate synthetic days")
     gen.add_argument("--symbol", default="SYN")
     gen.add_argument("--venue", default="SIM")
-    gen.add_argument("--date", type=_date_arg, default=dt.date(2024, 1, 2),
-                     help="first day (weekends are skipped)")
+    gen.add_argument(
+        "--date",
+        type=_date_arg,
+        default=dt.date(2024, 1, 2),
+        help="first day (weekends are skipped)",
+    )
     gen.add_argument("--days", type=int, default=1)
     gen.add_argument("--events", type=int, default=1_000_000, help="events per day")
     gen.add_argument("--mode", choices=["l2", "l3"], default="l2")

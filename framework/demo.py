@@ -22,13 +22,19 @@ SHARED = Path(os.environ.get("HFTLAB_SHARED_DATA", REPO.parent / "shared" / "dat
 SAMPLES: list[tuple[str, list[str], str]] = [
     (
         "LOBSTER AMZN 2012-06-21, level 1, full day",
-        ["lobster", "lobster_AMZN_2012-06-21_L1_fullday/AMZN_2012-06-21_34200000_57600000_message_1.csv"],
+        [
+            "lobster",
+            "lobster_AMZN_2012-06-21_L1_fullday/AMZN_2012-06-21_34200000_57600000_message_1.csv",
+        ],
         "XNAS/AMZN/2012-06-21",
     ),
     (
         "LOBSTER AAPL 2012-06-21, level 10, first 999 messages",
-        ["lobster", "lobster_AAPL_2012-06-21_L10_first999/"
-         "AAPL_2012-06-21_34200000_57600000_message_10.first999.csv"],
+        [
+            "lobster",
+            "lobster_AAPL_2012-06-21_L10_first999/"
+            "AAPL_2012-06-21_34200000_57600000_message_10.first999.csv",
+        ],
         "XNAS/AAPL/2012-06-21",
     ),
     (
@@ -38,8 +44,11 @@ SAMPLES: list[tuple[str, list[str], str]] = [
     ),
     (
         "NASDAQ TotalView-ITCH 5.0 over MoldUDP64 (pcap)",
-        ["itch", "--pcap", "itch50_moldudp64_pcaps_omi/Nasdaq.Equities.TotalView.Itch.v5.0/"
-         "Multiple.Packets.pcap"],
+        [
+            "itch",
+            "--pcap",
+            "itch50_moldudp64_pcaps_omi/Nasdaq.Equities.TotalView.Itch.v5.0/Multiple.Packets.pcap",
+        ],
         "",
     ),
     (
@@ -72,19 +81,44 @@ def main() -> int:
         print(
             f"== no bundled samples at {SHARED}: running on generated data only.\n"
             "   To use real data, import it, e.g.\n"
-            "     hftlab data import lobster AMZN_..._message_1.csv --orderbook AMZN_..._orderbook_1.csv\n"
+            "     hftlab data import lobster AMZN_..._message_1.csv \\\n"
+            "         --orderbook AMZN_..._orderbook_1.csv\n"
             "     hftlab data import itch 12302019.NASDAQ_ITCH50.gz\n"
             "     hftlab data import dbn file.dbn.zst   |   hftlab data import binance capture.gz\n"
             "   (or point HFTLAB_SHARED_DATA at a folder laid out like ../shared/data)."
         )
     print("\n== a synthetic L2 day (seeded, with regime labels)")
-    failures += _run(["data", "generate", "--symbol", "SYN", "--venue", "SIM", "--date",
-                      "2024-01-02", "--events", "1000000", "--store", store]) != 0
+    failures += (
+        _run(
+            [
+                "data",
+                "generate",
+                "--symbol",
+                "SYN",
+                "--venue",
+                "SIM",
+                "--date",
+                "2024-01-02",
+                "--events",
+                "1000000",
+                "--store",
+                store,
+            ]
+        )
+        != 0
+    )
     _run(["data", "info", "SIM/SYN/2024-01-02", "--store", store])
     _run(["data", "ls", "--store", store])
-    _run(["data", "sql", "SELECT venue, symbol, count(*) AS events, "
-          "count(DISTINCT date) AS days FROM events GROUP BY ALL ORDER BY events DESC",
-          "--store", store])
+    _run(
+        [
+            "data",
+            "sql",
+            "SELECT venue, symbol, count(*) AS events, "
+            "count(DISTINCT date) AS days FROM events GROUP BY ALL ORDER BY events DESC",
+            "--store",
+            store,
+        ]
+    )
     if failures:
         print(f"\n{failures} step(s) failed; see the messages above", file=sys.stderr)
         return 1

@@ -128,7 +128,7 @@ EVENT_FIELDS: Final = (
 )
 
 EVENT_DTYPE: Final = np.dtype(list(EVENT_FIELDS), align=True)
-assert EVENT_DTYPE.itemsize == 48, EVENT_DTYPE.itemsize  # noqa: S101  (layout invariant)
+assert EVENT_DTYPE.itemsize == 48, EVENT_DTYPE.itemsize
 
 EventArray = npt.NDArray[np.void]
 

@@ -35,7 +35,7 @@ def parse_date(text: str) -> dt.date:
     s = text.strip()
     for fmt in ("%Y-%m-%d", "%Y%m%d"):
         try:
-            return dt.datetime.strptime(s, fmt).date()  # noqa: DTZ007 (a date, no time)
+            return dt.datetime.strptime(s, fmt).date()
         except ValueError:
             continue
     msg = f"date {text!r} does not parse; write it as YYYY-MM-DD, e.g. 2012-06-21"

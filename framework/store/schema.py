@@ -61,7 +61,7 @@ def batch_to_events(batch: pa.RecordBatch | pa.Table, out: EventArray | None = N
 
 
 @njit(cache=True)
-def _fill_events(  # noqa: PLR0917  (one argument per column, by design)
+def _fill_events(
     dst: EventArray,
     exch_ts: npt.NDArray[np.int64],
     local_ts: npt.NDArray[np.int64],

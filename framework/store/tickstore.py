@@ -47,9 +47,9 @@ _DAY_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.parquet$")
 # Timestamps and ids compress best as deltas; small-cardinality columns as dictionaries.
 # Measured on 10 M L2 rows: delta + zstd(1) gives ~5 bytes/event and decodes ~2x faster than
 # zstd over plain encoding (tools: benchmarks/bench_store.py).
-_COLUMN_ENCODING = {
-    name: "DELTA_BINARY_PACKED" for name in ("exch_ts", "local_ts", "price", "qty", "order_id")
-}
+_COLUMN_ENCODING = dict.fromkeys(
+    ("exch_ts", "local_ts", "price", "qty", "order_id"), "DELTA_BINARY_PACKED"
+)
 
 
 def default_root() -> Path:
@@ -128,8 +128,10 @@ class TickStore:
         path = self.path_for(venue, symbol, date)
         if not path.is_file():
             have = [str(k) for k in self.keys(venue=venue, symbol=symbol)]
-            hint = f"stored days of {venue}/{symbol}: {', '.join(have[:10])}" if have else (
-                "run `hftlab data ls` to see what is stored"
+            hint = (
+                f"stored days of {venue}/{symbol}: {', '.join(have[:10])}"
+                if have
+                else ("run `hftlab data ls` to see what is stored")
             )
             msg = f"no stored day {venue}/{symbol}/{path.stem} in {self.root}; {hint}"
             raise StoreError(msg)
@@ -347,8 +349,10 @@ class TickStore:
         import polars as pl
 
         if dates is None:
-            paths = [self.path_for(k.venue, k.symbol, k.date)
-                     for k in self.keys(venue=venue, symbol=symbol)]
+            paths = [
+                self.path_for(k.venue, k.symbol, k.date)
+                for k in self.keys(venue=venue, symbol=symbol)
+            ]
         else:
             paths = [self._existing(venue, symbol, d) for d in dates]
         if not paths:
@@ -356,7 +360,9 @@ class TickStore:
             raise StoreError(msg)
         return pl.scan_parquet([str(p) for p in paths])
 
-    def frame(self, venue: str, symbol: str, date: dt.date | str, *, real_units: bool = True) -> Any:
+    def frame(
+        self, venue: str, symbol: str, date: dt.date | str, *, real_units: bool = True
+    ) -> Any:
         """One day as a polars DataFrame; with ``real_units`` prices and sizes are floats."""
         import polars as pl
 

@@ -21,8 +21,12 @@ def filled_store(store_root):
     ev = make_events(
         exch_ts=[1_704_205_800_000_000_000, 1_704_205_800_000_001_000],
         local_ts=[1_704_205_800_000_100_000, 1_704_205_800_000_101_000],
-        price=[10101, 10102], qty=[1500, 2], order_id=[7, 0], kind=[KIND_ADD, KIND_TRADE],
-        side=[BUY, SELL], flags=[FLAG_LAST, FLAG_LAST],
+        price=[10101, 10102],
+        qty=[1500, 2],
+        order_id=[7, 0],
+        kind=[KIND_ADD, KIND_TRADE],
+        side=[BUY, SELL],
+        flags=[FLAG_LAST, FLAG_LAST],
     )
     TickStore(store_root).write(inst, DAY, ev)
     return store_root
@@ -51,8 +55,22 @@ def test_dump_csv_and_jsonl_in_real_units(filled_store, capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0] == "exch_ts,local_ts,kind,side,price,qty,order_id,flags"
     assert lines[1].split(",")[2:] == ["add", "buy", "101.01", "1.5", "7", "last"]
-    assert main(["data", "dump", "SIM/ABC/2024-01-02", "--limit", "1", "--format", "jsonl",
-                 "--store", str(filled_store)]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "dump",
+                "SIM/ABC/2024-01-02",
+                "--limit",
+                "1",
+                "--format",
+                "jsonl",
+                "--store",
+                str(filled_store),
+            ]
+        )
+        == 0
+    )
     rows = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]
     assert len(rows) == 1
     assert rows[0]["price"] == 101.01
@@ -117,7 +135,9 @@ def test_usage_errors_exit_2_with_one_line(capsys, argv, needle):
 def test_console_entry_point_runs_as_module(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "framework", "data", "ls", "--store", str(tmp_path)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 0
     assert "is empty" in proc.stdout

@@ -9,7 +9,15 @@ def test_event_dtype_is_48_bytes_aligned_with_all_fields():
     assert EVENT_DTYPE.itemsize == 48
     assert EVENT_DTYPE.isalignedstruct
     assert EVENT_DTYPE.names == (
-        "exch_ts", "local_ts", "price", "qty", "order_id", "instrument", "kind", "side", "flags",
+        "exch_ts",
+        "local_ts",
+        "price",
+        "qty",
+        "order_id",
+        "instrument",
+        "kind",
+        "side",
+        "flags",
     )
     assert EVENT_DTYPE["exch_ts"] == np.int64
     assert EVENT_DTYPE["order_id"] == np.uint64
@@ -24,7 +32,7 @@ def test_kind_and_flag_constants_are_distinct():
 
 
 def test_make_events_rejects_unknown_field_with_field_list():
-    with pytest.raises(ValueError, match="unknown event field.*'prize'"):
+    with pytest.raises(ValueError, match=r"unknown event field.*'prize'"):
         make_events(prize=[1])
 
 

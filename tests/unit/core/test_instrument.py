@@ -7,8 +7,14 @@ from framework.core import ConfigError, DataError, Instrument
 
 def test_instrument_json_round_trip_keeps_every_field():
     inst = Instrument(
-        venue="BINANCE", symbol="BTCUSDT", asset_class="crypto", tick_size="0.01",
-        lot_size="0.00001", currency="USDT", maker_fee=-0.0001, taker_fee=0.0004,
+        venue="BINANCE",
+        symbol="BTCUSDT",
+        asset_class="crypto",
+        tick_size="0.01",
+        lot_size="0.00001",
+        currency="USDT",
+        maker_fee=-0.0001,
+        taker_fee=0.0004,
     )
     back = Instrument.from_json(inst.to_json())
     assert back == inst

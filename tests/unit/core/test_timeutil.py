@@ -32,4 +32,7 @@ def test_nasdaq_midnight_is_new_york_time():
     # 2012-06-21 is in daylight saving time: midnight New York = 04:00 UTC
     ns = venue_midnight_ns(dt.date(2012, 6, 21), "XNAS")
     assert format_ns(ns) == "2012-06-21T04:00:00.000000000Z"
-    assert format_ns(venue_midnight_ns(dt.date(2012, 1, 3), "XNAS")) == "2012-01-03T05:00:00.000000000Z"
+    assert (
+        format_ns(venue_midnight_ns(dt.date(2012, 1, 3), "XNAS"))
+        == "2012-01-03T05:00:00.000000000Z"
+    )

@@ -112,20 +112,24 @@ def test_list_delete_and_labels(store_root):
     labels = pa.table({"start_ts": [0], "end_ts": [10], "regime": ["calm"]})
     store.write(INST, DAY, random_events(10), labels=labels)
     store.write(INST, dt.date(2024, 1, 3), random_events(10))
-    assert [str(k) for k in store.keys()] == ["SIM/ABC/2024-01-02", "SIM/ABC/2024-01-03"]
+    assert [str(k) for k in store.keys()]  # noqa: SIM118 (a method, not a dict) == ["SIM/ABC/2024-01-02", "SIM/ABC/2024-01-03"]
     assert store.read_labels("SIM", "ABC", DAY).column("regime").to_pylist() == ["calm"]
     removed = store.delete("SIM", "ABC", DAY)
     assert len(removed) == 2
-    assert [str(k) for k in store.keys()] == ["SIM/ABC/2024-01-03"]
+    assert [str(k) for k in store.keys()]  # noqa: SIM118 (a method, not a dict) == ["SIM/ABC/2024-01-03"]
     store.delete("SIM", "ABC")
     assert store.keys() == []
 
 
 def test_sql_over_store_has_venue_symbol_date_columns(store_root):
     store = TickStore(store_root)
-    ev = make_events(local_ts=[1, 2, 3], kind=[KIND_ADD, KIND_TRADE, KIND_TRADE], flags=[FLAG_LAST] * 3)
+    ev = make_events(
+        local_ts=[1, 2, 3], kind=[KIND_ADD, KIND_TRADE, KIND_TRADE], flags=[FLAG_LAST] * 3
+    )
     store.write(INST, DAY, ev)
-    df = store.sql("SELECT venue, symbol, date, kind, count(*) AS n FROM events GROUP BY ALL ORDER BY kind")
+    df = store.sql(
+        "SELECT venue, symbol, date, kind, count(*) AS n FROM events GROUP BY ALL ORDER BY kind"
+    )
     assert df.rows() == [("SIM", "ABC", DAY, KIND_ADD, 1), ("SIM", "ABC", DAY, KIND_TRADE, 2)]
 
 

@@ -1,0 +1,1 @@
+"""The compiled replay engine and simulated venue."""

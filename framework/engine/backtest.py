@@ -1,0 +1,622 @@
+"""Run a backtest: feed the compiled engine, call strategies, collect the results."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+
+from framework.analysis.results import TOTAL, BacktestResult
+from framework.core.errors import ConfigError, HftlabError
+from framework.core.events import EVENT_DTYPE, EventArray
+from framework.core.instrument import Instrument
+from framework.engine import api
+from framework.engine.config import LatencyConfig, QueueConfig
+from framework.engine.enums import (
+    DENY_NAMES,
+    ORDER_TYPE_NAMES,
+    QUEUE_FIFO,
+    REJ_NAMES,
+    STATUS_NAMES,
+    TIF_NAMES,
+)
+from framework.engine.feed import MergedFeed
+from framework.engine.loop import advance
+from framework.engine.state import (
+    ERR_NAMES,
+    H_END_TS,
+    H_ERROR,
+    H_EVENTS_LOCAL,
+    H_FINAL,
+    H_LAT_MODEL,
+    H_LOCAL_CUR,
+    H_N_DENY,
+    H_N_EQ,
+    H_N_EV,
+    H_N_FILL,
+    H_N_LAT,
+    H_N_LAT_SERIES,
+    H_N_MKT,
+    H_N_ORD,
+    H_N_POS,
+    H_N_WAKES,
+    H_NEXT_SAMPLE,
+    H_NOW,
+    H_QUEUE_MODEL,
+    H_SAMPLE_NS,
+    H_VENUE_CUR,
+    H_WAKE_INST,
+    H_WAKE_OID,
+    H_WAKE_ORDER_KIND,
+    H_WAKE_PRICE,
+    H_WAKE_QTY,
+    H_WAKE_REASON,
+    H_WAKE_SIDE,
+    H_WAKE_STRAT,
+    HF_LAT_ENTRY,
+    HF_LAT_RESP,
+    HF_QUEUE_N,
+    I_SUB_BOOK,
+    I_SUB_TRADE,
+    IF_FEE_PER_LOT,
+    IF_LOT,
+    IF_MAKER_FEE,
+    IF_MULT,
+    IF_TAKER_FEE,
+    IF_TICK,
+    RESP_ACK,
+    RESP_CANCEL_REJECT,
+    RESP_CANCELED,
+    RESP_EXPIRED,
+    RESP_MODIFIED,
+    RESP_REJECT,
+    WAKE_BOOK,
+    WAKE_DONE,
+    WAKE_ERROR,
+    WAKE_FILL,
+    WAKE_FLUSH,
+    WAKE_NEED_DATA,
+    WAKE_ORDER,
+    WAKE_TIMER,
+    WAKE_TRADE,
+    Capacity,
+    allocate,
+    unpack,
+)
+from framework.strategy.base import Strategy
+from framework.strategy.context import Context, FillInfo, OrderUpdate
+
+Mode = Literal["auto", "compiled", "python"]
+RESP_NAMES = {
+    RESP_ACK: "ack",
+    RESP_CANCELED: "canceled",
+    RESP_REJECT: "rejected",
+    RESP_EXPIRED: "expired",
+    RESP_MODIFIED: "modified",
+    RESP_CANCEL_REJECT: "cancel_rejected",
+}
+
+
+def _f64(col: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(col).view(np.float64)
+
+
+class Backtest:
+    """One run: instruments' event streams, strategies, a venue model.
+
+    >>> # Backtest(instruments=[inst], streams=[[events]], strategies=[MyStrategy()]).run()
+    """
+
+    def __init__(
+        self,
+        *,
+        instruments: Sequence[Instrument],
+        streams: Sequence[Iterable[EventArray]],
+        strategies: Sequence[Strategy],
+        latency: LatencyConfig | None = None,
+        queue: QueueConfig | None = None,
+        mode: Mode = "auto",
+        sample_ns: int = 1_000_000_000,
+        capacity: Capacity | None = None,
+        chunk: int | None = None,
+        end_ts: int | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        if len(instruments) != len(streams):
+            msg = f"{len(instruments)} instruments but {len(streams)} event streams"
+            raise ConfigError(msg)
+        if not instruments:
+            msg = "a backtest needs at least one instrument"
+            raise ConfigError(msg)
+        if not strategies:
+            msg = "a backtest needs at least one strategy"
+            raise ConfigError(msg)
+        names = [s.name for s in strategies]
+        if len(set(names)) != len(names):
+            msg = f"strategy names must be unique in a run, got {names}; pass name=... to each"
+            raise ConfigError(msg)
+        self.instruments = list(instruments)
+        self.strategies = list(strategies)
+        self.latency = latency or LatencyConfig()
+        self.queue = queue or QueueConfig()
+        if self.queue.code == QUEUE_FIFO:
+            msg = (
+                "queue model 'fifo' needs L3 venue books in the engine, which are not built yet; "
+                "use risk_averse, power or log"
+            )
+            raise ConfigError(msg)
+        self.mode = self._pick_mode(mode)
+        self.sample_ns = int(sample_ns)
+        self.capacity = capacity or Capacity(n_inst=len(instruments), n_strat=len(strategies))
+        self.feed = MergedFeed(list(streams), chunk=chunk)
+        self.end_ts = end_ts
+        self.extra_config = config or {}
+        self._chunks: dict[str, list[np.ndarray]] = {
+            k: [] for k in ("fill", "ord", "deny", "eq", "pos", "mkt", "lat")
+        }
+
+    def _pick_mode(self, mode: Mode) -> Literal["compiled", "python"]:
+        if mode == "python":
+            bad = [s.name for s in self.strategies if not s.has_python_path()]
+            if bad:
+                msg = f"mode='python' but {bad} have no Python callbacks"
+                raise ConfigError(msg)
+            return "python"
+        compiled_ok = all(s.has_compiled_path() for s in self.strategies)
+        if mode == "compiled" and not compiled_ok:
+            bad = [s.name for s in self.strategies if not s.has_compiled_path()]
+            msg = f"mode='compiled' but {bad} have no compiled callbacks"
+            raise ConfigError(msg)
+        return "compiled" if compiled_ok else "python"
+
+    # --- set-up ----------------------------------------------------------------------------
+    def _setup(self) -> None:
+        a = allocate(
+            self.capacity
+            if self.latency.model != "empirical"
+            else Capacity(**{**self.capacity.__dict__, "lat_series": len(self.latency.series)})
+        )  # type: ignore[arg-type]
+        st = unpack(a)
+        h = st.h
+        h[H_LAT_MODEL] = self.latency.code
+        st.hf[HF_LAT_ENTRY] = (
+            self.latency.entry_ns if self.latency.model == "constant" else self.latency.entry_mult
+        )
+        st.hf[HF_LAT_RESP] = (
+            self.latency.response_ns
+            if self.latency.model == "constant"
+            else self.latency.response_mult
+        )
+        if self.latency.series is not None:
+            st.lat_series[:, :] = self.latency.series
+            h[H_N_LAT_SERIES] = len(self.latency.series)
+        h[H_QUEUE_MODEL] = self.queue.code
+        st.hf[HF_QUEUE_N] = self.queue.n
+        h[H_SAMPLE_NS] = self.sample_ns
+        if self.end_ts is not None:
+            h[H_END_TS] = self.end_ts
+        for i, inst in enumerate(self.instruments):
+            f = st.instf[i]
+            f[IF_TICK] = float(inst.tick_size)
+            f[IF_LOT] = float(inst.lot_size)
+            f[IF_MULT] = float(inst.multiplier)
+            f[IF_MAKER_FEE] = inst.maker_fee
+            f[IF_TAKER_FEE] = inst.taker_fee
+            f[IF_FEE_PER_LOT] = inst.fee_per_lot
+        keys = [i.key for i in self.instruments]
+        for sid, s in enumerate(self.strategies):
+            st.risk[sid, :] = s.risk_limits.to_array()
+            wanted = keys if s.instruments is None else s.instruments
+            unknown = [k for k in wanted if k not in keys]
+            if unknown:
+                msg = f"strategy {s.name} names instrument(s) {unknown} not in this run ({keys})"
+                raise ConfigError(msg)
+            for k in wanted:
+                st.sub[sid, keys.index(k)] = 1
+        for sid, s in enumerate(self.strategies):
+            for i in range(len(keys)):
+                if not st.sub[sid, i]:
+                    continue
+                if self.mode == "compiled":
+                    cb = type(s).compiled
+                    assert cb is not None
+                    st.inst[i, I_SUB_BOOK] |= cb.on_book is not None
+                    st.inst[i, I_SUB_TRADE] |= cb.on_trade is not None
+                else:
+                    st.inst[i, I_SUB_BOOK] |= s.subscribes("on_book") or self._compiled_sub(
+                        s, "on_book"
+                    )
+                    st.inst[i, I_SUB_TRADE] |= s.subscribes("on_trade") or self._compiled_sub(
+                        s, "on_trade"
+                    )
+        self.arena = a
+        self.st = st
+        self.window = np.empty(0, dtype=EVENT_DTYPE)
+
+    def _compiled_sub(self, s: Strategy, name: str) -> bool:
+        return (
+            not s.has_python_path()
+            and s.compiled is not None
+            and getattr(s.compiled, name) is not None
+        )
+
+    # --- data ------------------------------------------------------------------------------
+    def _refill(self) -> None:
+        h = self.st.h
+        keep = int(min(h[H_LOCAL_CUR], h[H_VENUE_CUR]))
+        n = int(h[H_N_EV])
+        chunk, final = self.feed.next_chunk()
+        rest = self.window[keep:n]
+        self.window = np.concatenate([rest, chunk]) if len(rest) else chunk
+        h[H_LOCAL_CUR] -= keep
+        h[H_VENUE_CUR] -= keep
+        h[H_N_EV] = len(self.window)
+        h[H_FINAL] = 1 if final else 0
+        if h[H_NEXT_SAMPLE] == 0 and len(self.window) and self.sample_ns > 0:
+            first = int(self.window["local_ts"][0])
+            h[H_NEXT_SAMPLE] = (first // self.sample_ns + 1) * self.sample_ns
+        if h[H_NOW] == 0 and len(self.window):
+            h[H_NOW] = int(min(self.window["exch_ts"][0], self.window["local_ts"][0]))
+
+    def _flush(self) -> None:
+        st = self.st
+        h = st.h
+        for key, word, rec in (
+            ("fill", H_N_FILL, st.rec_fill),
+            ("ord", H_N_ORD, st.rec_ord),
+            ("deny", H_N_DENY, st.rec_deny),
+            ("eq", H_N_EQ, st.rec_eq),
+            ("pos", H_N_POS, st.rec_pos),
+            ("mkt", H_N_MKT, st.rec_mkt),
+            ("lat", H_N_LAT, st.rec_lat),
+        ):
+            n = int(h[word])
+            if n:
+                self._chunks[key].append(rec[:n].copy())
+                h[word] = 0
+
+    # --- running ---------------------------------------------------------------------------
+    def run(self) -> BacktestResult:
+        """Replay everything and return the result tables."""
+        t0 = time.perf_counter()
+        self._setup()
+        self._refill()
+        if self.mode == "compiled":
+            self._run_compiled()
+        else:
+            self._run_python()
+        self._flush()
+        return self._result(time.perf_counter() - t0)
+
+    def _check_error(self, w: int) -> None:
+        if w == WAKE_ERROR:
+            code = int(self.st.h[H_ERROR])
+            msg = f"the backtest stopped: {ERR_NAMES.get(code, code)}"
+            raise HftlabError(msg)
+
+    def _run_compiled(self) -> None:
+        from framework.engine.codegen import build_runner, params_tuple
+
+        mod = build_runner(self.strategies)
+        ps = [params_tuple(mod, k, s) for k, s in enumerate(self.strategies)]
+        ss = [np.zeros(max(type(s).compiled.state_size, 1), np.int64) for s in self.strategies]  # type: ignore[union-attr]
+        self._states = ss
+        args: list[Any] = []
+        for p, s in zip(ps, ss, strict=True):
+            args += [p, s]
+        for k in range(len(self.strategies)):
+            getattr(mod, f"on_start_{k}")(self.arena, ps[k], ss[k])
+        while True:
+            w = mod.run(self.arena, self.window, *args)
+            if w == WAKE_NEED_DATA:
+                self._refill()
+            elif w == WAKE_FLUSH:
+                self._flush()
+            elif w == WAKE_DONE:
+                break
+            else:
+                self._check_error(w)
+        for k in range(len(self.strategies)):
+            getattr(mod, f"on_stop_{k}")(self.arena, ps[k], ss[k])
+        api.final_sample(self.arena)
+
+    def _run_python(self) -> None:
+        strategies = self.strategies
+        ctxs = [Context(self.arena, sid, self.instruments) for sid in range(len(strategies))]
+        sub = self.st.sub
+        h = self.st.h
+        # compiled-only strategies in a mixed run are called through generated dispatchers
+        compiled_only = [k for k, s in enumerate(strategies) if not s.has_python_path()]
+        disp: dict[int, Any] = {}
+        if compiled_only:
+            from framework.engine.codegen import build_runner, params_tuple
+
+            mod = build_runner([strategies[k] for k in compiled_only])
+            for j, k in enumerate(compiled_only):
+                s = strategies[k]
+                p = params_tuple(mod, j, s)
+                state = np.zeros(max(type(s).compiled.state_size, 1), np.int64)  # type: ignore[union-attr]
+                disp[k] = (
+                    getattr(mod, f"dispatch_{j}"),
+                    p,
+                    state,
+                    getattr(mod, f"on_start_{j}"),
+                    getattr(mod, f"on_stop_{j}"),
+                )
+        book_subs = [
+            [
+                k
+                for k, s in enumerate(strategies)
+                if sub[k, i] and (s.subscribes("on_book") or k in disp)
+            ]
+            for i in range(len(self.instruments))
+        ]
+        trade_subs = [
+            [
+                k
+                for k, s in enumerate(strategies)
+                if sub[k, i] and (s.subscribes("on_trade") or k in disp)
+            ]
+            for i in range(len(self.instruments))
+        ]
+        for k, s in enumerate(strategies):
+            if k in disp:
+                disp[k][3](self.arena, disp[k][1], disp[k][2])
+            else:
+                s.on_start(ctxs[k])
+        arena = self.arena
+        n_wakes = 0
+        while True:
+            w = advance(arena, self.window)
+            if w == WAKE_BOOK or w == WAKE_TRADE:
+                inst = int(h[H_WAKE_INST])
+                for k in book_subs[inst] if w == WAKE_BOOK else trade_subs[inst]:
+                    n_wakes += 1
+                    if k in disp:
+                        d = disp[k]
+                        d[0](arena, w, d[1], d[2])
+                    elif w == WAKE_BOOK:
+                        strategies[k].on_book(ctxs[k], inst)
+                    else:
+                        strategies[k].on_trade(ctxs[k], inst)
+            elif w == WAKE_FILL or w == WAKE_ORDER or w == WAKE_TIMER:
+                k = int(h[H_WAKE_STRAT])
+                n_wakes += 1
+                if k in disp:
+                    d = disp[k]
+                    d[0](arena, w, d[1], d[2])
+                elif w == WAKE_FILL:
+                    strategies[k].on_fill(
+                        ctxs[k],
+                        FillInfo(
+                            int(h[H_WAKE_OID]),
+                            int(h[H_WAKE_SIDE]),
+                            int(h[H_WAKE_PRICE]),
+                            int(h[H_WAKE_QTY]),
+                        ),
+                    )
+                elif w == WAKE_ORDER:
+                    kind = int(h[H_WAKE_ORDER_KIND])
+                    reason = int(h[H_WAKE_REASON])
+                    strategies[k].on_order(
+                        ctxs[k],
+                        OrderUpdate(
+                            int(h[H_WAKE_OID]),
+                            RESP_NAMES.get(kind, str(kind)),
+                            REJ_NAMES.get(reason, "") if reason else "",
+                        ),
+                    )
+                else:
+                    strategies[k].on_timer(ctxs[k])
+            elif w == WAKE_NEED_DATA:
+                self._refill()
+            elif w == WAKE_FLUSH:
+                self._flush()
+            elif w == WAKE_DONE:
+                break
+            else:
+                self._check_error(w)
+        h[H_N_WAKES] = n_wakes
+        for k, s in enumerate(strategies):
+            if k in disp:
+                disp[k][4](self.arena, disp[k][1], disp[k][2])
+            else:
+                s.on_stop(ctxs[k])
+        api.final_sample(self.arena)
+
+    # --- results ---------------------------------------------------------------------------
+    def _cat(self, key: str, cols: int) -> np.ndarray:
+        parts = self._chunks[key]
+        return np.concatenate(parts) if parts else np.zeros((0, cols), np.int64)
+
+    def _result(self, wall: float) -> BacktestResult:
+        inst_keys = np.array([i.key for i in self.instruments], dtype=object)
+        strat_names = np.array([s.name for s in self.strategies] + [TOTAL], dtype=object)
+        ticks = np.array([float(i.tick_size) for i in self.instruments])
+        lots = np.array([float(i.lot_size) for i in self.instruments])
+
+        def names(arr: np.ndarray, idx: np.ndarray) -> list[str]:
+            return arr[idx].tolist() if len(idx) else []
+
+        f = self._cat("fill", 12)
+        fi = f[:, 3]
+        fills = pl.DataFrame(
+            {
+                "ts": f[:, 0],
+                "exch_ts": f[:, 1],
+                "strategy": names(strat_names, f[:, 2]),
+                "instrument": names(inst_keys, fi),
+                "order_id": f[:, 4].astype(np.uint64),
+                "side": f[:, 5].astype(np.int8),
+                "price": f[:, 6] * ticks[fi] if len(f) else [],
+                "qty": f[:, 7] * lots[fi] if len(f) else [],
+                "liquidity": np.where(f[:, 8] == 0, "maker", "taker").tolist(),
+                "fee": _f64(f[:, 10]),
+                "position": f[:, 9] * lots[fi] if len(f) else [],
+            },
+            schema_overrides={
+                "price": pl.Float64,
+                "qty": pl.Float64,
+                "position": pl.Float64,
+                "strategy": pl.String,
+                "instrument": pl.String,
+                "liquidity": pl.String,
+            },
+        )
+        o = self._cat("ord", 14)
+        oi = o[:, 2]
+        filled = o[:, 10]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            avg = np.where(filled > 0, o[:, 11] / np.maximum(filled, 1), np.nan)
+        orders = pl.DataFrame(
+            {
+                "order_id": o[:, 0].astype(np.uint64),
+                "strategy": names(strat_names, o[:, 1]),
+                "instrument": names(inst_keys, oi),
+                "side": o[:, 3].astype(np.int8),
+                "order_type": [ORDER_TYPE_NAMES[int(x)] for x in o[:, 4]],
+                "tif": [TIF_NAMES[int(x)] for x in o[:, 5]],
+                "price": np.where(o[:, 4] == 1, np.nan, o[:, 6] * ticks[oi]) if len(o) else [],
+                "qty": o[:, 7] * lots[oi] if len(o) else [],
+                "submit_ts": o[:, 8],
+                "status": [STATUS_NAMES[int(x)] for x in o[:, 9]],
+                "filled_qty": filled * lots[oi] if len(o) else [],
+                "avg_price": avg * ticks[oi] if len(o) else [],
+                "reason": [REJ_NAMES.get(int(x), "") if x else "" for x in o[:, 12]],
+            },
+            schema_overrides={
+                "price": pl.Float64,
+                "qty": pl.Float64,
+                "filled_qty": pl.Float64,
+                "avg_price": pl.Float64,
+                "strategy": pl.String,
+                "instrument": pl.String,
+                "order_type": pl.String,
+                "tif": pl.String,
+                "status": pl.String,
+                "reason": pl.String,
+            },
+        )
+        d = self._cat("deny", 8)
+        di = d[:, 2]
+        denials = pl.DataFrame(
+            {
+                "ts": d[:, 0],
+                "strategy": names(strat_names, d[:, 1]),
+                "instrument": names(inst_keys, di),
+                "side": d[:, 3].astype(np.int8),
+                "price": d[:, 4] * ticks[di] if len(d) else [],
+                "qty": d[:, 5] * lots[di] if len(d) else [],
+                "reason": [DENY_NAMES[int(x)] for x in d[:, 6]],
+            },
+            schema_overrides={
+                "price": pl.Float64,
+                "qty": pl.Float64,
+                "strategy": pl.String,
+                "instrument": pl.String,
+                "reason": pl.String,
+            },
+        )
+        e = self._cat("eq", 6)
+        equity = pl.DataFrame(
+            {
+                "ts": e[:, 0],
+                "strategy": names(strat_names, e[:, 1]),
+                "equity": _f64(e[:, 5]),
+                "cash": _f64(e[:, 2]),
+                "fees": _f64(e[:, 3]),
+                "position_value": _f64(e[:, 4]),
+            },
+            schema_overrides={"strategy": pl.String},
+        )
+        p = self._cat("pos", 5)
+        pi = p[:, 2]
+        positions = pl.DataFrame(
+            {
+                "ts": p[:, 0],
+                "strategy": names(strat_names, p[:, 1]),
+                "instrument": names(inst_keys, pi),
+                "position": p[:, 3] * lots[pi] if len(p) else [],
+                "mid": _f64(p[:, 4]) * ticks[pi] if len(p) else [],
+            },
+            schema_overrides={
+                "position": pl.Float64,
+                "mid": pl.Float64,
+                "strategy": pl.String,
+                "instrument": pl.String,
+            },
+        )
+        m = self._cat("mkt", 4)
+        mi = m[:, 1]
+        no = np.iinfo(np.int64).min
+        market = pl.DataFrame(
+            {
+                "ts": m[:, 0],
+                "instrument": names(inst_keys, mi),
+                "bid": np.where(m[:, 2] == no, np.nan, m[:, 2] * ticks[mi]) if len(m) else [],
+                "ask": np.where(m[:, 3] == no, np.nan, m[:, 3] * ticks[mi]) if len(m) else [],
+            },
+            schema_overrides={"bid": pl.Float64, "ask": pl.Float64, "instrument": pl.String},
+        )
+        lt = self._cat("lat", 2)
+        latency = pl.DataFrame(
+            {
+                "kind": [("entry", "response", "round_trip")[int(k)] for k in lt[:, 0]],
+                "ns": lt[:, 1],
+            },
+            schema_overrides={"kind": pl.String, "ns": pl.Int64},
+        )
+        h = self.st.h
+        cfg = {
+            "mode": self.mode,
+            "latency": self.latency.describe(),
+            "queue": self.queue.describe(),
+            "instruments": [i.to_dict() for i in self.instruments],
+            "strategies": {
+                s.name: {
+                    "class": f"{type(s).__module__}:{type(s).__qualname__}",
+                    "params": s.params.as_dict(),
+                }
+                for s in self.strategies
+            },
+            "callbacks": int(h[H_N_WAKES]),
+            **self.extra_config,
+        }
+        ts = equity["ts"]
+        return BacktestResult(
+            orders=orders,
+            fills=fills,
+            equity=equity,
+            positions=positions,
+            denials=denials,
+            market=market,
+            latency=latency,
+            events=int(h[H_EVENTS_LOCAL]),
+            wall_seconds=wall,
+            start_ts=int(ts.min()) if len(ts) else 0,
+            end_ts=int(ts.max()) if len(ts) else 0,
+            config=cfg,
+        )
+
+
+def store_streams(
+    store: Any, keys: Sequence[tuple[str, str]], dates: Sequence[dt.date]
+) -> tuple[list[Instrument], list[Iterable[EventArray]]]:
+    """Instruments and streamed batches of stored days (each instrument over all dates)."""
+    instruments = []
+    streams: list[Iterable[EventArray]] = []
+    for venue, symbol in keys:
+        have = [d for d in dates if store.path_for(venue, symbol, d).is_file()]
+        if not have:
+            msg = (
+                f"no stored days of {venue}/{symbol} between {dates[0]} and {dates[-1]}; "
+                "see `hftlab data ls`"
+            )
+            raise ConfigError(msg)
+        instruments.append(store.instrument(venue, symbol, have[0]))
+        streams.append(store.iter_batches(venue, symbol, have))
+    return instruments, streams

@@ -1,0 +1,440 @@
+"""The strategy's side of the engine: its view of the book, its orders, fills reaching it.
+
+Everything a strategy can do — submit, cancel, modify — is a compiled function here, so the
+compiled and the Python paths run the same code: a Python strategy's Context calls these
+through a command buffer, a compiled strategy calls them directly.
+"""
+
+from __future__ import annotations
+
+from numba import njit
+
+from framework.book.l2 import (
+    NO_PRICE,
+    l2_apply,
+    l2_best_ask,
+    l2_best_ask_qty,
+    l2_best_bid,
+    l2_best_bid_qty,
+)
+from framework.core.events import BUY, FLAG_LAST, KIND_BBO, KIND_CLEAR, KIND_LEVEL, KIND_TRADE
+from framework.engine.enums import (
+    DENY_NONE,
+    ORD_MARKET,
+    ST_CANCELED,
+    ST_DENIED,
+    ST_EXPIRED,
+    ST_FILLED,
+    ST_NEW,
+    ST_PARTIAL,
+    ST_PENDING_CANCEL,
+    ST_PENDING_MODIFY,
+    ST_PENDING_NEW,
+    ST_REJECTED,
+    TS_HALTED,
+)
+from framework.engine.messages import (
+    alloc_slot,
+    log_latency,
+    log_order,
+    msg_fee,
+    push_request,
+    release_slot,
+)
+from framework.engine.models import entry_latency
+from framework.engine.state import (
+    DENY_COLS,
+    F_EXCH_TS,
+    F_FEE,
+    F_INST,
+    F_LIQ,
+    F_OID,
+    F_POS,
+    F_PRICE,
+    F_QTY,
+    F_SIDE,
+    F_STRAT,
+    F_TS,
+    H_MAX_ORDERS,
+    H_N_DENY,
+    H_N_FILL,
+    H_SEQ,
+    H_WAKE_OID,
+    H_WAKE_ORDER_KIND,
+    H_WAKE_PRICE,
+    H_WAKE_QTY,
+    H_WAKE_REASON,
+    H_WAKE_SIDE,
+    H_WAKE_SLOT,
+    H_WAKE_STRAT,
+    I_BA,
+    I_BAQ,
+    I_BB,
+    I_BBQ,
+    I_LAST_TRADE_PX,
+    I_LAST_TRADE_QTY,
+    I_LAST_TRADE_SIDE,
+    LATK_RESP,
+    LATK_ROUND_TRIP,
+    M_EXCH_TS,
+    M_ID,
+    M_KIND,
+    M_LIQ,
+    M_PRICE,
+    M_QTY,
+    M_REASON,
+    M_SLOT,
+    O_FILLED,
+    O_ID,
+    O_INST,
+    O_LEAVES,
+    O_LOCAL_OPEN,
+    O_NOTIONAL,
+    O_PEND_PRICE,
+    O_PEND_QTY,
+    O_PRICE,
+    O_QTY,
+    O_REASON,
+    O_SIDE,
+    O_STATUS,
+    O_STRAT,
+    O_SUBMIT_TS,
+    O_TIF,
+    O_TYPE,
+    P_N_OPEN,
+    P_OPEN_BUY,
+    P_OPEN_SELL,
+    P_POS,
+    REQ_CANCEL,
+    REQ_MODIFY,
+    REQ_NEW,
+    RESP_ACK,
+    RESP_CANCEL_REJECT,
+    RESP_CANCELED,
+    RESP_EXPIRED,
+    RESP_FILL,
+    RESP_MODIFIED,
+    RESP_REJECT,
+    S_KILLED,
+    S_N_OPEN,
+    S_STATE,
+    WAKE_BOOK,
+    WAKE_FILL,
+    WAKE_NONE,
+    WAKE_ORDER,
+    WAKE_TRADE,
+    State,
+)
+from framework.portfolio.accounting import apply_fill
+from framework.risk.checks import check_order
+
+# --- the strategy's order API ---------------------------------------------------------------
+
+
+@njit(cache=True)
+def _deny(
+    st: State,
+    sid: int,
+    inst: int,
+    side: int,
+    price: int,
+    qty: int,
+    otype: int,
+    reason: int,
+    now: int,
+) -> None:
+    r = st.h[H_N_DENY]
+    if r < st.rec_deny.shape[0]:
+        row = st.rec_deny[r]
+        row[0] = now
+        row[1] = sid
+        row[2] = inst
+        row[3] = side
+        row[4] = price
+        row[5] = qty
+        row[6] = reason
+        row[7] = otype
+        st.h[H_N_DENY] = r + 1
+    _ = DENY_COLS
+
+
+@njit(cache=True)
+def _open_delta(st: State, slot: int, lots: int) -> None:
+    """Change the strategy-view open quantity of an order by ``lots`` (negative: less open)."""
+    o = st.ord[slot]
+    p = st.pos[o[O_STRAT], o[O_INST]]
+    o[O_LOCAL_OPEN] += lots
+    if o[O_SIDE] == BUY:
+        p[P_OPEN_BUY] += lots
+    else:
+        p[P_OPEN_SELL] += lots
+
+
+@njit(cache=True)
+def _finish(st: State, slot: int, status: int, now: int) -> None:
+    """The order reached a final status in the strategy's view: log it and free its slot."""
+    o = st.ord[slot]
+    if o[O_LOCAL_OPEN] != 0:
+        _open_delta(st, slot, -o[O_LOCAL_OPEN])
+    o[O_STATUS] = status
+    sid = o[O_STRAT]
+    st.pos[sid, o[O_INST], P_N_OPEN] -= 1
+    st.strat[sid, S_N_OPEN] -= 1
+    log_order(st, slot, now)
+    release_slot(st, slot)
+
+
+@njit(cache=True)
+def order_submit(
+    st: State,
+    sid: int,
+    inst: int,
+    side: int,
+    price: int,
+    qty: int,
+    otype: int,
+    tif: int,
+    now: int,
+) -> int:
+    """Send an order; returns its id (> 0) or ``-reason`` when pre-trade risk denies it."""
+    reason = check_order(st, sid, inst, side, price, qty, otype, now)
+    if reason != DENY_NONE:
+        _deny(st, sid, inst, side, price, qty, otype, reason, now)
+        return -reason
+    slot = alloc_slot(st)
+    if slot < 0:
+        return 0
+    seq = st.h[H_SEQ] + 1
+    st.h[H_SEQ] = seq
+    oid = seq * st.h[H_MAX_ORDERS] + slot  # the slot is recoverable from the id
+    o = st.ord[slot]
+    o[O_ID] = oid
+    o[O_STRAT] = sid
+    o[O_INST] = inst
+    o[O_SIDE] = side
+    o[O_PRICE] = price
+    o[O_QTY] = qty
+    o[O_LEAVES] = qty
+    o[O_TYPE] = otype
+    o[O_TIF] = tif
+    o[O_STATUS] = ST_PENDING_NEW
+    o[O_SUBMIT_TS] = now
+    _open_delta(st, slot, qty)
+    st.pos[sid, inst, P_N_OPEN] += 1
+    st.strat[sid, S_N_OPEN] += 1
+    lat = entry_latency(st, now)
+    push_request(st, now + lat, REQ_NEW, slot, price, qty, now)
+    log_latency(st, 0, lat)
+    return oid
+
+
+@njit(cache=True)
+def slot_of(st: State, sid: int, oid: int) -> int:
+    """The slot of a live order of strategy ``sid``, or -1."""
+    if oid <= 0:
+        return -1
+    slot = oid % st.h[H_MAX_ORDERS]
+    o = st.ord[slot]
+    if o[O_ID] != oid or o[O_STRAT] != sid:
+        return -1
+    return slot
+
+
+@njit(cache=True)
+def order_cancel(st: State, sid: int, oid: int, now: int) -> bool:
+    """Ask the venue to cancel; False if the order is not live (or a cancel is in flight)."""
+    slot = slot_of(st, sid, oid)
+    if slot < 0:
+        return False
+    o = st.ord[slot]
+    if o[O_STATUS] == ST_PENDING_CANCEL:
+        return False
+    o[O_STATUS] = ST_PENDING_CANCEL
+    lat = entry_latency(st, now)
+    push_request(st, now + lat, REQ_CANCEL, slot, o[O_PRICE], 0, now)
+    log_latency(st, 0, lat)
+    return True
+
+
+@njit(cache=True)
+def order_modify(st: State, sid: int, oid: int, price: int, qty: int, now: int) -> int:
+    """Change price and/or total size; returns DENY_NONE, a deny reason, or -1 if not live."""
+    slot = slot_of(st, sid, oid)
+    if slot < 0:
+        return -1
+    o = st.ord[slot]
+    if o[O_STATUS] == ST_PENDING_CANCEL or o[O_STATUS] == ST_PENDING_MODIFY:
+        return -1
+    extra = qty - o[O_QTY]
+    if extra > 0 or price != o[O_PRICE]:
+        # a bigger or re-priced order must pass the same checks as a new one for the change
+        reason = check_order(st, sid, o[O_INST], o[O_SIDE], price, max(extra, 1), o[O_TYPE], now)
+        if reason != DENY_NONE:
+            _deny(st, sid, o[O_INST], o[O_SIDE], price, qty, o[O_TYPE], reason, now)
+            return reason
+    o[O_PEND_PRICE] = price
+    o[O_PEND_QTY] = qty
+    o[O_STATUS] = ST_PENDING_MODIFY
+    lat = entry_latency(st, now)
+    push_request(st, now + lat, REQ_MODIFY, slot, price, qty, now)
+    log_latency(st, 0, lat)
+    return DENY_NONE
+
+
+@njit(cache=True)
+def cancel_all(st: State, sid: int, now: int) -> int:
+    """Cancel every live order of a strategy; returns how many cancels were sent."""
+    n = 0
+    for slot in range(st.ord.shape[0]):
+        o = st.ord[slot]
+        live = o[O_ID] != 0 and o[O_STRAT] == sid and o[O_STATUS] != ST_PENDING_CANCEL
+        if live and order_cancel(st, sid, o[O_ID], now):
+            n += 1
+    return n
+
+
+@njit(cache=True)
+def trip_kill_switch(st: State, sid: int, now: int) -> None:
+    st.strat[sid, S_KILLED] = 1
+    st.strat[sid, S_STATE] = TS_HALTED
+    cancel_all(st, sid, now)
+
+
+# --- market data reaching the strategy --------------------------------------------------------
+
+
+@njit(cache=True)
+def local_event(
+    st: State, inst: int, kind: int, side: int, price: int, qty: int, flags: int
+) -> int:
+    """Apply an event to the strategy's book; WAKE_BOOK when the touch changed at a message
+    boundary, WAKE_TRADE for a trade print, else WAKE_NONE."""
+    meta = st.lmeta[inst]
+    book = st.lqty[inst]
+    if kind == KIND_TRADE:
+        r = st.inst[inst]
+        r[I_LAST_TRADE_PX] = price
+        r[I_LAST_TRADE_QTY] = qty
+        r[I_LAST_TRADE_SIDE] = side
+        return WAKE_TRADE
+    if kind == KIND_LEVEL or kind == KIND_BBO or kind == KIND_CLEAR:
+        l2_apply(meta, book, kind, side, price, qty)
+    if not flags & FLAG_LAST:
+        return WAKE_NONE
+    r = st.inst[inst]
+    bb = l2_best_bid(meta, book)
+    ba = l2_best_ask(meta, book)
+    bq = l2_best_bid_qty(meta, book)
+    aq = l2_best_ask_qty(meta, book)
+    if bb != r[I_BB] or ba != r[I_BA] or bq != r[I_BBQ] or aq != r[I_BAQ]:
+        r[I_BB] = bb
+        r[I_BA] = ba
+        r[I_BBQ] = bq
+        r[I_BAQ] = aq
+        return WAKE_BOOK
+    return WAKE_NONE
+
+
+@njit(cache=True)
+def _record_fill(st: State, slot: int, now: int, m: object, fee: float) -> None:
+    r = st.h[H_N_FILL]
+    o = st.ord[slot]
+    row = st.rec_fill[r]
+    row[F_TS] = now
+    row[F_EXCH_TS] = m[M_EXCH_TS]
+    row[F_STRAT] = o[O_STRAT]
+    row[F_INST] = o[O_INST]
+    row[F_OID] = o[O_ID]
+    row[F_SIDE] = o[O_SIDE]
+    row[F_PRICE] = m[M_PRICE]
+    row[F_QTY] = m[M_QTY]
+    row[F_LIQ] = m[M_LIQ]
+    row[F_POS] = st.pos[o[O_STRAT], o[O_INST], P_POS]
+    row[F_FEE : F_FEE + 1].view(st.hf.dtype)[0] = fee
+    st.h[H_N_FILL] = r + 1
+
+
+@njit(cache=True)
+def local_response(st: State, m: object, now: int) -> int:
+    """A venue response reaches the strategy. Returns WAKE_FILL / WAKE_ORDER / WAKE_NONE and
+    sets the wake words (strategy, slot, kind, qty, price)."""
+    slot = m[M_SLOT]
+    o = st.ord[slot]
+    if o[O_ID] != m[M_ID]:
+        return WAKE_NONE
+    kind = m[M_KIND]
+    st.h[H_WAKE_STRAT] = o[O_STRAT]
+    st.h[H_WAKE_SLOT] = slot
+    st.h[H_WAKE_OID] = o[O_ID]
+    st.h[H_WAKE_ORDER_KIND] = kind
+    st.h[H_WAKE_QTY] = m[M_QTY]
+    st.h[H_WAKE_PRICE] = m[M_PRICE]
+    st.h[H_WAKE_SIDE] = o[O_SIDE]
+    st.h[H_WAKE_REASON] = m[M_REASON]
+    log_latency(st, LATK_RESP, now - m[M_EXCH_TS])
+    if kind == RESP_FILL:
+        q = m[M_QTY]
+        fee = msg_fee(m)
+        apply_fill(st, o[O_STRAT], o[O_INST], o[O_SIDE], m[M_PRICE], q, fee)
+        o[O_FILLED] += q
+        o[O_NOTIONAL] += q * m[M_PRICE]
+        _open_delta(st, slot, -q)
+        _record_fill(st, slot, now, m, fee)
+        if o[O_FILLED] >= o[O_QTY]:
+            # a fill ends the order; the strategy hears of the fill (WAKE_FILL) and the slot
+            # is logged now: the engine keeps the wake words, not the slot
+            _finish(st, slot, ST_FILLED, now)
+        elif o[O_STATUS] == ST_PENDING_NEW or o[O_STATUS] == ST_NEW:
+            o[O_STATUS] = ST_PARTIAL
+        return WAKE_FILL
+    if kind == RESP_ACK:
+        log_latency(st, LATK_ROUND_TRIP, now - o[O_SUBMIT_TS])
+        if o[O_STATUS] == ST_PENDING_NEW:
+            o[O_STATUS] = ST_NEW
+        return WAKE_ORDER
+    if kind == RESP_CANCELED:
+        _finish(st, slot, ST_CANCELED, now)
+        return WAKE_ORDER
+    if kind == RESP_EXPIRED:
+        _finish(st, slot, ST_FILLED if o[O_FILLED] >= o[O_QTY] else ST_EXPIRED, now)
+        return WAKE_ORDER
+    if kind == RESP_REJECT:
+        o[O_REASON] = m[M_REASON]
+        _finish(st, slot, ST_REJECTED, now)
+        return WAKE_ORDER
+    if kind == RESP_MODIFIED:
+        _open_delta(st, slot, (o[O_PEND_QTY] - o[O_FILLED]) - o[O_LOCAL_OPEN])
+        o[O_STATUS] = ST_PARTIAL if o[O_FILLED] > 0 else ST_NEW
+        return WAKE_ORDER
+    if kind == RESP_CANCEL_REJECT:
+        if o[O_STATUS] == ST_PENDING_CANCEL or o[O_STATUS] == ST_PENDING_MODIFY:
+            o[O_STATUS] = ST_PARTIAL if o[O_FILLED] > 0 else ST_NEW
+        return WAKE_ORDER
+    return WAKE_NONE
+
+
+__all__ = [
+    "cancel_all",
+    "local_event",
+    "local_response",
+    "order_cancel",
+    "order_modify",
+    "order_submit",
+    "slot_of",
+    "trip_kill_switch",
+]
+_unused = (
+    NO_PRICE,
+    ORD_MARKET,
+    ST_CANCELED,
+    ST_DENIED,
+    ST_REJECTED,
+    O_LEAVES,
+    O_PEND_PRICE,
+    O_REASON,
+    O_TIF,
+    O_TYPE,
+    P_POS,
+    H_WAKE_SLOT,
+    LATK_RESP,
+)

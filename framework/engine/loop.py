@@ -1,0 +1,256 @@
+"""The compiled replay loop: one clock, two views of every event.
+
+:func:`advance` runs the engine forward over the event window until something needs the
+strategy (a book change, a trade, a fill, an order update, a timer) or the driver (more
+data, a full recorder, the end). Actions are taken in time order; at equal times the venue
+applies market data first, then order requests arriving at it, then responses reaching the
+strategy, then market data reaching the strategy, then timers and samples.
+
+The venue applies the window's events in row order (rows are sorted by ``local_ts``) at
+``max(exch_ts, clock)``: where a source's exchange times are not monotonic in receive order
+(separate Binance streams), an event is applied at the latest exchange time already seen.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from framework.engine.local import local_event, local_response, trip_kill_switch
+from framework.engine.messages import next_msg, pop_msg
+from framework.engine.state import (
+    EQ_COLS,
+    H_END_TS,
+    H_ERROR,
+    H_EVENTS_LOCAL,
+    H_EVENTS_VENUE,
+    H_FEED_LAT,
+    H_FINAL,
+    H_LAST_TS,
+    H_LOCAL_CUR,
+    H_N_EQ,
+    H_N_EV,
+    H_N_FILL,
+    H_N_LAT,
+    H_N_MKT,
+    H_N_ORD,
+    H_N_POS,
+    H_N_REQ,
+    H_N_RESP,
+    H_NEXT_SAMPLE,
+    H_NOW,
+    H_SAMPLE_NS,
+    H_VENUE_CUR,
+    H_WAKE,
+    H_WAKE_INST,
+    H_WAKE_STRAT,
+    I_BA,
+    I_BB,
+    I_SUB_BOOK,
+    I_SUB_TRADE,
+    M_TS,
+    MSG_COLS,
+    P_POS,
+    R_MAX_DRAWDOWN,
+    R_MAX_LOSS,
+    S_KILLED,
+    S_TIMER_AT,
+    S_TIMER_EVERY,
+    WAKE_BOOK,
+    WAKE_DONE,
+    WAKE_ERROR,
+    WAKE_FILL,
+    WAKE_FLUSH,
+    WAKE_NEED_DATA,
+    WAKE_NONE,
+    WAKE_TIMER,
+    WAKE_TRADE,
+    State,
+    unpack,
+)
+from framework.engine.venue import venue_event, venue_request
+from framework.portfolio.accounting import mark_price, strategy_equity
+from framework.risk.checks import kill_switch_breached
+
+INF = np.iinfo(np.int64).max
+FLUSH_MARGIN = 256  # rows every recorder must have free before the loop takes an action
+
+
+@njit(cache=True)
+def _recorders_full(st: State) -> bool:
+    h = st.h
+    lim = st.rec_fill.shape[0] - FLUSH_MARGIN
+    n_strat = st.strat.shape[0]
+    n_inst = st.inst.shape[0]
+    return (
+        h[H_N_FILL] >= lim
+        or h[H_N_ORD] >= lim
+        or h[H_N_LAT] >= lim
+        or h[H_N_EQ] + n_strat + 1 >= lim
+        or h[H_N_POS] + n_strat * n_inst >= lim
+        or h[H_N_MKT] + n_inst >= lim
+    )
+
+
+@njit(cache=True)
+def _f2i(x: float) -> int:
+    return np.array([x]).view(np.int64)[0]
+
+
+@njit(cache=True)
+def check_kill(st: State, sid: int, now: int) -> None:
+    lim = st.risk[sid]
+    if st.strat[sid, S_KILLED] or (math.isinf(lim[R_MAX_LOSS]) and math.isinf(lim[R_MAX_DRAWDOWN])):
+        return
+    eq, _, _ = strategy_equity(st, sid)
+    if kill_switch_breached(st, sid, eq, lim[R_MAX_LOSS], lim[R_MAX_DRAWDOWN]):
+        trip_kill_switch(st, sid, now)
+
+
+@njit(cache=True)
+def sample(st: State, now: int) -> None:
+    """Record equity per strategy (and the total), positions and the touch per instrument."""
+    h = st.h
+    n_strat = st.strat.shape[0]
+    n_inst = st.inst.shape[0]
+    tot = np.zeros(3)
+    for sid in range(n_strat):
+        eq, cash, fees = strategy_equity(st, sid)
+        tot[0] += eq
+        tot[1] += cash
+        tot[2] += fees
+        r = h[H_N_EQ]
+        row = st.rec_eq[r]
+        row[0] = now
+        row[1] = sid
+        row[2] = _f2i(cash)
+        row[3] = _f2i(fees)
+        row[4] = _f2i(eq - cash)
+        row[5] = _f2i(eq)
+        h[H_N_EQ] = r + 1
+        for i in range(n_inst):
+            r = h[H_N_POS]
+            row = st.rec_pos[r]
+            row[0] = now
+            row[1] = sid
+            row[2] = i
+            row[3] = st.pos[sid, i, P_POS]
+            row[4] = _f2i(mark_price(st, i))
+            h[H_N_POS] = r + 1
+        check_kill(st, sid, now)
+    if n_strat > 1:
+        r = h[H_N_EQ]
+        row = st.rec_eq[r]
+        row[0] = now
+        row[1] = -1
+        row[2] = _f2i(tot[1])
+        row[3] = _f2i(tot[2])
+        row[4] = _f2i(tot[0] - tot[1])
+        row[5] = _f2i(tot[0])
+        h[H_N_EQ] = r + 1
+    for i in range(n_inst):
+        r = h[H_N_MKT]
+        row = st.rec_mkt[r]
+        row[0] = now
+        row[1] = i
+        row[2] = st.inst[i, I_BB]
+        row[3] = st.inst[i, I_BA]
+        h[H_N_MKT] = r + 1
+    _ = EQ_COLS
+
+
+@njit(cache=True)
+def advance_state(st: State, ev: np.ndarray) -> int:
+    """Run until a wake-up; returns its WAKE_* code (also left in ``h[H_WAKE]``)."""
+    h = st.h
+    n = h[H_N_EV]
+    final = h[H_FINAL] != 0
+    mbuf = np.empty(MSG_COLS, np.int64)
+    n_strat = st.strat.shape[0]
+    while True:
+        if _recorders_full(st):
+            h[H_WAKE] = WAKE_FLUSH
+            return WAKE_FLUSH
+        vc = h[H_VENUE_CUR]
+        lc = h[H_LOCAL_CUR]
+        if (vc >= n or lc >= n) and not final:
+            h[H_WAKE] = WAKE_NEED_DATA
+            return WAKE_NEED_DATA
+        now = h[H_NOW]
+        tv = INF if vc >= n else max(ev[vc]["exch_ts"], now)
+        tl = INF if lc >= n else max(ev[lc]["local_ts"], now)
+        ireq = next_msg(st, st.req, H_N_REQ)
+        treq = INF if ireq < 0 else max(st.req[ireq, M_TS], now)
+        iresp = next_msg(st, st.resp, H_N_RESP)
+        tresp = INF if iresp < 0 else max(st.resp[iresp, M_TS], now)
+        ttimer = INF
+        tsid = -1
+        for sid in range(n_strat):
+            at = st.strat[sid, S_TIMER_AT]
+            if at > 0 and at < ttimer:
+                ttimer = max(at, now)
+                tsid = sid
+        tsample = INF if h[H_SAMPLE_NS] <= 0 else max(h[H_NEXT_SAMPLE], now)
+        if vc >= n and lc >= n:
+            # the data has ended: finish what is in flight, but timers and samples stop
+            ttimer = INF
+            tsample = INF
+        t = min(tv, treq, tresp, tl, ttimer, tsample)
+        if t == INF or t > h[H_END_TS]:
+            h[H_WAKE] = WAKE_DONE
+            return WAKE_DONE
+        h[H_NOW] = t
+        if t == tv:
+            e = ev[vc]
+            venue_event(st, e["instrument"], t, e["kind"], e["side"], e["price"], e["qty"])
+            h[H_VENUE_CUR] = vc + 1
+            h[H_EVENTS_VENUE] += 1
+        elif t == treq:
+            pop_msg(st, st.req, H_N_REQ, ireq, mbuf)
+            venue_request(st, mbuf, t)
+        elif t == tresp:
+            pop_msg(st, st.resp, H_N_RESP, iresp, mbuf)
+            w = local_response(st, mbuf, t)
+            if w == WAKE_FILL:
+                check_kill(st, h[H_WAKE_STRAT], t)
+            if w != WAKE_NONE:
+                h[H_WAKE] = w
+                return w
+        elif t == tl:
+            e = ev[lc]
+            inst = e["instrument"]
+            h[H_LOCAL_CUR] = lc + 1
+            h[H_EVENTS_LOCAL] += 1
+            h[H_FEED_LAT] = e["local_ts"] - e["exch_ts"]
+            h[H_LAST_TS] = e["local_ts"]
+            w = local_event(st, inst, e["kind"], e["side"], e["price"], e["qty"], e["flags"])
+            if (w == WAKE_BOOK and st.inst[inst, I_SUB_BOOK]) or (
+                w == WAKE_TRADE and st.inst[inst, I_SUB_TRADE]
+            ):
+                h[H_WAKE_INST] = inst
+                h[H_WAKE] = w
+                return w
+        elif t == ttimer:
+            every = st.strat[tsid, S_TIMER_EVERY]
+            st.strat[tsid, S_TIMER_AT] = t + every if every > 0 else 0
+            h[H_WAKE_STRAT] = tsid
+            h[H_WAKE] = WAKE_TIMER
+            return WAKE_TIMER
+        else:
+            sample(st, t)
+            h[H_NEXT_SAMPLE] = (t // h[H_SAMPLE_NS] + 1) * h[H_SAMPLE_NS]
+        if h[H_ERROR] != 0:
+            h[H_WAKE] = WAKE_ERROR
+            return WAKE_ERROR
+
+
+@njit(cache=True)
+def advance(a: np.ndarray, ev: np.ndarray) -> int:
+    """:func:`advance_state` on the arena (the entry point for Python drivers)."""
+    return advance_state(unpack(a), ev)
+
+
+__all__ = ["advance", "advance_state", "sample"]
+_unused = (I_BA, I_BB)

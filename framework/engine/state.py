@@ -1,0 +1,416 @@
+"""The engine's state: one int64 arena, carved into named segments.
+
+Crossing from Python into compiled code costs about 60 ns plus 80-100 ns per array argument
+(DESIGN.md §9), so the whole engine state lives in ONE int64 array (float segments are
+``.view(np.float64)`` of int64 storage). The compiled entry points take that arena and the
+event window — two arguments — and rebuild named views with :func:`unpack`, which costs
+nothing inside compiled code. The arena's first ``3 * N_SEG`` words say where each segment
+starts and its shape, so a run can pause at any point and resume.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit
+
+from framework.book.l2 import L2_META_SIZE, l2_reset
+
+# --- header words (segment SEG_H) ---------------------------------------------------------
+H_N_INST: Final = 0
+H_N_STRAT: Final = 1
+H_MAX_ORDERS: Final = 2
+H_NOW: Final = 3  #: engine clock: time of the last processed action
+H_LOCAL_CUR: Final = 4  #: next event of the window the strategy view will see
+H_VENUE_CUR: Final = 5  #: next event of the window the venue will apply
+H_N_EV: Final = 6  #: valid events in the window
+H_FINAL: Final = 7  #: 1 when the window holds the end of the data
+H_WAKE: Final = 8  #: why the last advance stopped (WAKE_*)
+H_WAKE_INST: Final = 9
+H_WAKE_STRAT: Final = 10
+H_WAKE_SLOT: Final = 11
+H_SEQ: Final = 12  #: order-id sequence
+H_EVENTS_LOCAL: Final = 13  #: events the strategy view has processed in total
+H_EVENTS_VENUE: Final = 14
+H_LAT_MODEL: Final = 15
+H_QUEUE_MODEL: Final = 16
+H_N_REQ: Final = 17
+H_N_RESP: Final = 18
+H_MSG_SEQ: Final = 19  #: tie-breaker of in-flight messages (FIFO at equal times)
+H_SAMPLE_NS: Final = 20  #: equity / market sampling interval
+H_NEXT_SAMPLE: Final = 21
+H_FEED_LAT: Final = 22  #: latest feed latency seen (local_ts - exch_ts)
+H_END_TS: Final = 23  #: stop the run at this local time (int64 max: end of data)
+H_STARTED: Final = 24
+H_STOPPED: Final = 25
+H_N_FILL: Final = 26  #: recorder row counts
+H_N_ORD: Final = 27
+H_N_DENY: Final = 28
+H_N_EQ: Final = 29
+H_N_POS: Final = 30
+H_N_MKT: Final = 31
+H_N_LAT: Final = 32
+H_WAKE_ORDER_KIND: Final = 33  #: for WAKE_ORDER: the response kind (RESP_*)
+H_WAKE_QTY: Final = 34  #: for WAKE_FILL / WAKE_TRADE
+H_WAKE_PRICE: Final = 35
+H_WAKE_SIDE: Final = 36
+H_WAKE_REASON: Final = 37
+H_N_LAT_SERIES: Final = 38  #: rows of the empirical latency series
+H_LAT_IDX: Final = 39  #: cursor into the empirical series
+H_N_FREE: Final = 40  #: free order slots on the stack
+H_BOOK_NT: Final = 41
+H_N_WAKES: Final = 42  #: strategy callbacks made
+H_LAST_TS: Final = 43  #: local time of the last event seen by the strategy view
+H_N_REST: Final = 44  #: orders resting at the venue (length of the resting list)
+H_WAKE_OID: Final = 45  #: for WAKE_FILL / WAKE_ORDER: the order id (its slot may be free already)
+H_ERROR: Final = 46  #: ERR_* when a table overflowed (the run stops with WAKE_ERROR)
+H_SIZE: Final = 64
+
+# --- float header (segment SEG_HF) ------------------------------------------------------
+HF_QUEUE_N: Final = 0  #: exponent of the power queue model
+HF_LAT_ENTRY: Final = 1  #: constant entry latency, ns (LAT_CONSTANT) / multiplier (LAT_FEED)
+HF_LAT_RESP: Final = 2
+HF_SIZE: Final = 16
+
+# --- wake reasons ----------------------------------------------------------------------------
+WAKE_NONE: Final = 0
+WAKE_NEED_DATA: Final = 1  #: the window is used up: append the next batch and advance again
+WAKE_FLUSH: Final = 2  #: a recorder buffer is full: copy it out and advance again
+WAKE_DONE: Final = 3  #: end of data (or of the requested time span)
+WAKE_BOOK: Final = 4  #: the touch of instrument H_WAKE_INST changed (strategy view)
+WAKE_TRADE: Final = 5  #: a trade print on H_WAKE_INST
+WAKE_FILL: Final = 6  #: a fill of order slot H_WAKE_SLOT reached the strategy
+WAKE_ORDER: Final = 7  #: an ack / cancel / reject / expiry of slot H_WAKE_SLOT
+WAKE_TIMER: Final = 8  #: the timer of strategy H_WAKE_STRAT fired
+WAKE_START: Final = 9
+WAKE_ERROR: Final = 10  #: a table is full; H_WAKE_REASON says which (ERR_*)
+
+ERR_ORDERS_FULL: Final = 1
+ERR_MESSAGES_FULL: Final = 2
+ERR_NAMES: Final = {
+    ERR_ORDERS_FULL: "too many live orders: raise Capacity.max_orders",
+    ERR_MESSAGES_FULL: "too many in-flight messages: raise Capacity.max_messages",
+}
+
+# --- per-instrument int columns (SEG_INST, n_inst x INST_COLS) --------------------------------
+I_SUB_BOOK: Final = 0  #: a strategy wants on_book for this instrument
+I_SUB_TRADE: Final = 1
+I_BB: Final = 2  #: last touch seen by the strategy view (to detect changes)
+I_BA: Final = 3
+I_BBQ: Final = 4
+I_BAQ: Final = 5
+I_HALTED: Final = 6  #: venue-side trading status (1 = halted)
+I_N_RESTING: Final = 7  #: our orders resting at the venue on this instrument
+I_LAST_TRADE_PX: Final = 8
+I_LAST_TRADE_QTY: Final = 9
+I_LAST_TRADE_SIDE: Final = 10
+INST_COLS: Final = 16
+
+# --- per-instrument float columns (SEG_INSTF) -------------------------------------------------
+IF_TICK: Final = 0
+IF_LOT: Final = 1
+IF_MULT: Final = 2
+IF_MAKER_FEE: Final = 3
+IF_TAKER_FEE: Final = 4
+IF_FEE_PER_LOT: Final = 5
+INSTF_COLS: Final = 8
+
+# --- order slot int columns (SEG_ORD, max_orders x ORD_COLS) ----------------------------------
+O_ID: Final = 0
+O_STRAT: Final = 1
+O_INST: Final = 2
+O_SIDE: Final = 3
+O_PRICE: Final = 4  #: ticks (the current price after modifies)
+O_QTY: Final = 5  #: lots ordered (current, after modifies)
+O_LEAVES: Final = 6  #: venue: lots still open at the venue
+O_FILLED: Final = 7  #: strategy view: lots reported filled
+O_TYPE: Final = 8
+O_TIF: Final = 9
+O_STATUS: Final = 10  #: strategy-view status ST_*
+O_VSTATE: Final = 11  #: venue view: V_*
+O_SUBMIT_TS: Final = 12
+O_REASON: Final = 13
+O_PEND_PRICE: Final = 14  #: a modify in flight: new price / qty
+O_PEND_QTY: Final = 15
+O_LOCAL_OPEN: Final = 16  #: strategy view: lots open (ordered - filled - cancelled)
+O_VENUE_TS: Final = 17  #: venue time the order rested (for FIFO tie-breaks)
+O_NOTIONAL: Final = 18  #: sum of fill price*qty in ticks*lots (for the average price)
+O_REST_IDX: Final = 19  #: position in the resting list while resting at the venue
+ORD_COLS: Final = 20
+
+V_NONE: Final = 0  #: not at the venue yet
+V_RESTING: Final = 1
+V_DONE: Final = 2
+
+# order slot float columns (SEG_ORDF)
+OF_FRONT: Final = 0  #: estimated lots ahead of us in the venue's queue
+OF_FEES: Final = 1
+OF_TRADE_CREDIT: Final = 2  #: lots traded at our price not yet seen in a level update
+ORDF_COLS: Final = 4
+
+# --- in-flight messages (requests to the venue, responses to the strategy) ---------------------
+M_TS: Final = 0  #: arrival time
+M_SEQ: Final = 1
+M_KIND: Final = 2
+M_SLOT: Final = 3
+M_ID: Final = 4  #: order id, to detect a slot reused since the message was sent
+M_PRICE: Final = 5
+M_QTY: Final = 6
+M_LIQ: Final = 7
+M_REASON: Final = 8
+M_EXCH_TS: Final = 9  #: venue time of the event the message reports
+M_SENT: Final = 10  #: time the message was sent
+MSG_COLS: Final = 12
+MSG_FEE: Final = 11  #: float fee stored bitwise in column 11 via the float view
+
+REQ_NEW: Final = 1
+REQ_CANCEL: Final = 2
+REQ_MODIFY: Final = 3
+
+RESP_ACK: Final = 1
+RESP_FILL: Final = 2
+RESP_CANCELED: Final = 3
+RESP_REJECT: Final = 4
+RESP_EXPIRED: Final = 5
+RESP_MODIFIED: Final = 6
+RESP_CANCEL_REJECT: Final = 7
+
+# --- per (strategy, instrument) position ints (SEG_POS, n_strat x n_inst x POS_COLS) -----------
+P_POS: Final = 0  #: lots, signed
+P_OPEN_BUY: Final = 1  #: lots in open buy orders (strategy view)
+P_OPEN_SELL: Final = 2
+P_N_OPEN: Final = 3  #: open orders
+P_N_FILLS: Final = 4
+POS_COLS: Final = 8
+# floats (SEG_POSF)
+PF_CASH: Final = 0  #: currency
+PF_FEES: Final = 1
+PF_TRADED: Final = 2  #: notional traded
+POSF_COLS: Final = 4
+
+# --- per-strategy ints (SEG_STRAT) and floats (SEG_STRATF) --------------------------------------
+S_STATE: Final = 0  #: TS_* trading state
+S_KILLED: Final = 1
+S_TIMER_AT: Final = 2
+S_TIMER_EVERY: Final = 3
+S_N_OPEN: Final = 4
+S_LAST_REFILL: Final = 5
+S_RATE_EVENTS: Final = 6
+STRAT_COLS: Final = 8
+SF_TOKENS: Final = 0
+SF_PEAK_EQUITY: Final = 1
+SF_LAST_EQUITY: Final = 2
+STRATF_COLS: Final = 4
+
+# risk limits per strategy (SEG_RISK, float, n_strat x RISK_COLS); inf = no limit
+R_MAX_ORDER_QTY: Final = 0  #: lots
+R_MAX_NOTIONAL: Final = 1  #: currency
+R_COLLAR_TICKS: Final = 2  #: max distance from the reference (mid) in ticks
+R_MAX_POS_INST: Final = 3  #: lots, per instrument
+R_MAX_POS_STRAT: Final = 4  #: sum over instruments of |lots|
+R_MAX_OPEN: Final = 5  #: open orders
+R_RATE_PER_S: Final = 6  #: token-bucket refill (orders per second)
+R_RATE_BURST: Final = 7  #: bucket size
+R_MAX_LOSS: Final = 8  #: kill switch: equity below -max_loss
+R_MAX_DRAWDOWN: Final = 9  #: kill switch: peak-to-now drawdown
+R_SELF_TRADE: Final = 10  #: 1 = prevent self trades
+RISK_COLS: Final = 12
+
+# --- recorder rows --------------------------------------------------------------------------------
+FILL_COLS: Final = (
+    12  # ts, exch_ts, strat, inst, oid, side, price, qty, liq, pos_after, fee(bits), _
+)
+F_TS, F_EXCH_TS, F_STRAT, F_INST, F_OID, F_SIDE, F_PRICE, F_QTY, F_LIQ, F_POS, F_FEE = range(11)
+ORDLOG_COLS: Final = 14
+# oid, strat, inst, side, type, tif, price, qty, submit_ts, status, filled, notional, reason, end_ts
+(
+    OL_ID,
+    OL_STRAT,
+    OL_INST,
+    OL_SIDE,
+    OL_TYPE,
+    OL_TIF,
+    OL_PRICE,
+    OL_QTY,
+    OL_SUBMIT,
+    OL_STATUS,
+    OL_FILLED,
+    OL_NOTIONAL,
+    OL_REASON,
+    OL_END,
+) = range(14)
+DENY_COLS: Final = 8  # ts, strat, inst, side, price, qty, reason, type
+EQ_COLS: Final = 6  # ts, strat, cash, fees, posval, equity (floats bitwise after ts/strat)
+POSREC_COLS: Final = 5  # ts, strat, inst, pos, mid(bits)
+MKT_COLS: Final = 4  # ts, inst, bid, ask
+LAT_COLS: Final = 2  # kind, ns
+LATK_ENTRY, LATK_RESP, LATK_ROUND_TRIP = 0, 1, 2
+
+# --- segments ------------------------------------------------------------------------------
+SEG_H, SEG_HF, SEG_INST, SEG_INSTF, SEG_VMETA, SEG_VQTY, SEG_LMETA, SEG_LQTY = range(8)
+SEG_ORD, SEG_ORDF, SEG_FREE, SEG_REQ, SEG_RESP, SEG_POS, SEG_POSF, SEG_STRAT = range(8, 16)
+SEG_STRATF, SEG_RISK, SEG_REC_FILL, SEG_REC_ORD, SEG_REC_DENY, SEG_REC_EQ, SEG_REC_POS = range(
+    16, 23
+)
+SEG_REC_MKT, SEG_REC_LAT, SEG_LAT_SERIES, SEG_SUB, SEG_REST = range(23, 28)
+N_SEG: Final = 28
+SEG_NAMES: Final = (
+    "h",
+    "hf",
+    "inst",
+    "instf",
+    "vmeta",
+    "vqty",
+    "lmeta",
+    "lqty",
+    "ord",
+    "ordf",
+    "free",
+    "req",
+    "resp",
+    "pos",
+    "posf",
+    "strat",
+    "stratf",
+    "risk",
+    "rec_fill",
+    "rec_ord",
+    "rec_deny",
+    "rec_eq",
+    "rec_pos",
+    "rec_mkt",
+    "rec_lat",
+    "lat_series",
+    "sub",
+    "rest",
+)
+_FLOAT_SEGS: Final = frozenset(
+    {SEG_HF, SEG_INSTF, SEG_ORDF, SEG_POSF, SEG_STRATF, SEG_RISK, SEG_LAT_SERIES}
+)
+
+State = namedtuple("State", SEG_NAMES)
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """Sizes of the arena's tables."""
+
+    n_inst: int
+    n_strat: int
+    max_orders: int = 4096
+    max_messages: int = 4096
+    book_ticks: int = 4096
+    record_rows: int = 65536
+    lat_series: int = 1
+
+
+def _shapes(c: Capacity) -> list[tuple[int, ...]]:
+    ni, ns, nr = c.n_inst, c.n_strat, c.record_rows
+    return [
+        (H_SIZE,),
+        (HF_SIZE,),
+        (ni, INST_COLS),
+        (ni, INSTF_COLS),
+        (ni, L2_META_SIZE),
+        (ni, 2, c.book_ticks),
+        (ni, L2_META_SIZE),
+        (ni, 2, c.book_ticks),
+        (c.max_orders, ORD_COLS),
+        (c.max_orders, ORDF_COLS),
+        (c.max_orders,),
+        (c.max_messages, MSG_COLS),
+        (c.max_messages, MSG_COLS),
+        (ns, ni, POS_COLS),
+        (ns, ni, POSF_COLS),
+        (ns, STRAT_COLS),
+        (ns, STRATF_COLS),
+        (ns, RISK_COLS),
+        (nr, FILL_COLS),
+        (nr, ORDLOG_COLS),
+        (nr, DENY_COLS),
+        (nr, EQ_COLS),
+        (nr, POSREC_COLS),
+        (nr, MKT_COLS),
+        (nr, LAT_COLS),
+        (max(c.lat_series, 1), 3),
+        (ns, ni),
+        (c.max_orders,),
+    ]
+
+
+def allocate(c: Capacity) -> npt.NDArray[np.int64]:
+    """A zeroed arena for capacity ``c`` with its segment table filled in."""
+    shapes = _shapes(c)
+    table = 4 * N_SEG  # offset, d0, d1, d2 per segment
+    total = table + sum(int(np.prod(s)) for s in shapes)
+    arena = np.zeros(total, np.int64)
+    off = table
+    for k, shp in enumerate(shapes):
+        dims = (*shp, 1, 1)[:3]
+        arena[4 * k : 4 * k + 4] = (off, dims[0], dims[1], dims[2])
+        off += int(np.prod(shp))
+    st = unpack(arena)
+    st.h[H_N_INST] = c.n_inst
+    st.h[H_N_STRAT] = c.n_strat
+    st.h[H_MAX_ORDERS] = c.max_orders
+    st.h[H_BOOK_NT] = c.book_ticks
+    st.h[H_END_TS] = np.iinfo(np.int64).max
+    st.h[H_N_FREE] = c.max_orders
+    st.free[:] = np.arange(c.max_orders - 1, -1, -1)  # a stack: pop from the end
+    for i in range(c.n_inst):
+        l2_reset(st.vmeta[i], st.vqty[i])
+        l2_reset(st.lmeta[i], st.lqty[i])
+    st.risk[:, :] = np.inf
+    st.risk[:, R_SELF_TRADE] = 1.0
+    return arena
+
+
+@njit(cache=True)
+def _seg(a: npt.NDArray[np.int64], k: int) -> npt.NDArray[np.int64]:
+    off = a[4 * k]
+    n = a[4 * k + 1] * a[4 * k + 2] * a[4 * k + 3]
+    return a[off : off + n]
+
+
+@njit(cache=True)
+def unpack(a: npt.NDArray[np.int64]) -> State:
+    """Named views of the arena (free inside compiled code)."""
+    d = a[: 4 * N_SEG].reshape((N_SEG, 4))
+    return State(
+        _seg(a, SEG_H),
+        _seg(a, SEG_HF).view(np.float64),
+        _seg(a, SEG_INST).reshape((d[SEG_INST, 1], d[SEG_INST, 2])),
+        _seg(a, SEG_INSTF).view(np.float64).reshape((d[SEG_INSTF, 1], d[SEG_INSTF, 2])),
+        _seg(a, SEG_VMETA).reshape((d[SEG_VMETA, 1], d[SEG_VMETA, 2])),
+        _seg(a, SEG_VQTY).reshape((d[SEG_VQTY, 1], d[SEG_VQTY, 2], d[SEG_VQTY, 3])),
+        _seg(a, SEG_LMETA).reshape((d[SEG_LMETA, 1], d[SEG_LMETA, 2])),
+        _seg(a, SEG_LQTY).reshape((d[SEG_LQTY, 1], d[SEG_LQTY, 2], d[SEG_LQTY, 3])),
+        _seg(a, SEG_ORD).reshape((d[SEG_ORD, 1], d[SEG_ORD, 2])),
+        _seg(a, SEG_ORDF).view(np.float64).reshape((d[SEG_ORDF, 1], d[SEG_ORDF, 2])),
+        _seg(a, SEG_FREE),
+        _seg(a, SEG_REQ).reshape((d[SEG_REQ, 1], d[SEG_REQ, 2])),
+        _seg(a, SEG_RESP).reshape((d[SEG_RESP, 1], d[SEG_RESP, 2])),
+        _seg(a, SEG_POS).reshape((d[SEG_POS, 1], d[SEG_POS, 2], d[SEG_POS, 3])),
+        _seg(a, SEG_POSF)
+        .view(np.float64)
+        .reshape((d[SEG_POSF, 1], d[SEG_POSF, 2], d[SEG_POSF, 3])),
+        _seg(a, SEG_STRAT).reshape((d[SEG_STRAT, 1], d[SEG_STRAT, 2])),
+        _seg(a, SEG_STRATF).view(np.float64).reshape((d[SEG_STRATF, 1], d[SEG_STRATF, 2])),
+        _seg(a, SEG_RISK).view(np.float64).reshape((d[SEG_RISK, 1], d[SEG_RISK, 2])),
+        _seg(a, SEG_REC_FILL).reshape((d[SEG_REC_FILL, 1], d[SEG_REC_FILL, 2])),
+        _seg(a, SEG_REC_ORD).reshape((d[SEG_REC_ORD, 1], d[SEG_REC_ORD, 2])),
+        _seg(a, SEG_REC_DENY).reshape((d[SEG_REC_DENY, 1], d[SEG_REC_DENY, 2])),
+        _seg(a, SEG_REC_EQ).reshape((d[SEG_REC_EQ, 1], d[SEG_REC_EQ, 2])),
+        _seg(a, SEG_REC_POS).reshape((d[SEG_REC_POS, 1], d[SEG_REC_POS, 2])),
+        _seg(a, SEG_REC_MKT).reshape((d[SEG_REC_MKT, 1], d[SEG_REC_MKT, 2])),
+        _seg(a, SEG_REC_LAT).reshape((d[SEG_REC_LAT, 1], d[SEG_REC_LAT, 2])),
+        _seg(a, SEG_LAT_SERIES)
+        .view(np.float64)
+        .reshape((d[SEG_LAT_SERIES, 1], d[SEG_LAT_SERIES, 2])),
+        _seg(a, SEG_SUB).reshape((d[SEG_SUB, 1], d[SEG_SUB, 2])),
+        _seg(a, SEG_REST),
+    )

@@ -1,0 +1,407 @@
+"""The simulated venue: applies market data at exchange time, matches our orders.
+
+The venue's book is rebuilt from the data at each event's ``exch_ts``. Our orders are
+virtual: they never change the replayed book (no market impact), but they hold an estimated
+place in the queue of their level (:mod:`framework.engine.models`) and fill when trades or
+book moves reach them. Taker orders walk the venue's book level by level.
+"""
+
+from __future__ import annotations
+
+from numba import njit
+
+from framework.book.l2 import (
+    M_ASK,
+    M_BASE,
+    M_BID,
+    M_NT,
+    NO_PRICE,
+    l2_apply,
+    l2_best_ask,
+    l2_best_bid,
+    l2_qty_at,
+)
+from framework.core.events import (
+    BUY,
+    KIND_BBO,
+    KIND_CLEAR,
+    KIND_LEVEL,
+    KIND_STATUS,
+    KIND_TRADE,
+    STATUS_HALTED,
+    STATUS_OPEN,
+    STATUS_PAUSED,
+    STATUS_QUOTING,
+)
+from framework.engine.enums import (
+    LIQ_MAKER,
+    LIQ_TAKER,
+    ORD_MARKET,
+    REJ_HALTED,
+    REJ_NO_LIQUIDITY,
+    REJ_POST_ONLY_WOULD_TAKE,
+    REJ_UNKNOWN_ORDER,
+    TIF_FOK,
+    TIF_IOC,
+    TIF_POST_ONLY,
+)
+from framework.engine.messages import push_response
+from framework.engine.models import front_after_decrease, response_latency
+from framework.engine.state import (
+    H_N_REST,
+    I_HALTED,
+    I_N_RESTING,
+    IF_FEE_PER_LOT,
+    IF_LOT,
+    IF_MAKER_FEE,
+    IF_MULT,
+    IF_TAKER_FEE,
+    IF_TICK,
+    M_ID,
+    M_KIND,
+    M_PRICE,
+    M_QTY,
+    M_SLOT,
+    O_ID,
+    O_INST,
+    O_LEAVES,
+    O_PRICE,
+    O_QTY,
+    O_REST_IDX,
+    O_SIDE,
+    O_TIF,
+    O_TYPE,
+    O_VENUE_TS,
+    O_VSTATE,
+    OF_FRONT,
+    OF_TRADE_CREDIT,
+    REQ_CANCEL,
+    REQ_MODIFY,
+    REQ_NEW,
+    RESP_ACK,
+    RESP_CANCEL_REJECT,
+    RESP_CANCELED,
+    RESP_EXPIRED,
+    RESP_FILL,
+    RESP_MODIFIED,
+    RESP_REJECT,
+    V_DONE,
+    V_RESTING,
+    State,
+)
+
+
+@njit(cache=True)
+def fee_of(st: State, inst: int, price: int, qty: int, liq: int) -> float:
+    """Fee in currency for a fill (negative = rebate)."""
+    f = st.instf[inst]
+    notional = price * f[IF_TICK] * qty * f[IF_LOT] * f[IF_MULT]
+    rate = f[IF_MAKER_FEE] if liq == LIQ_MAKER else f[IF_TAKER_FEE]
+    return notional * rate + qty * f[IF_FEE_PER_LOT]
+
+
+@njit(cache=True)
+def _rest_add(st: State, slot: int) -> None:
+    n = st.h[H_N_REST]
+    st.rest[n] = slot
+    st.ord[slot, O_REST_IDX] = n
+    st.h[H_N_REST] = n + 1
+    st.inst[st.ord[slot, O_INST], I_N_RESTING] += 1
+    st.ord[slot, O_VSTATE] = V_RESTING
+
+
+@njit(cache=True)
+def _rest_remove(st: State, slot: int) -> None:
+    """Take a resting order off the venue (the last resting one fills its place)."""
+    n = st.h[H_N_REST] - 1
+    i = st.ord[slot, O_REST_IDX]
+    last = st.rest[n]
+    st.rest[i] = last
+    st.ord[last, O_REST_IDX] = i
+    st.h[H_N_REST] = n
+    st.inst[st.ord[slot, O_INST], I_N_RESTING] -= 1
+    st.ord[slot, O_VSTATE] = V_DONE
+
+
+@njit(cache=True)
+def _fill(st: State, slot: int, now: int, price: int, qty: int, liq: int) -> None:
+    """The venue fills ``qty`` of ``slot`` at ``price``; the strategy learns after latency."""
+    o = st.ord[slot]
+    o[O_LEAVES] -= qty
+    inst = o[O_INST]
+    if o[O_LEAVES] <= 0:
+        if o[O_VSTATE] == V_RESTING:
+            _rest_remove(st, slot)
+        o[O_VSTATE] = V_DONE
+    push_response(
+        st,
+        now + response_latency(st, now),
+        RESP_FILL,
+        slot,
+        price,
+        qty,
+        liq,
+        0,
+        now,
+        fee_of(st, inst, price, qty, liq),
+    )
+
+
+@njit(cache=True)
+def _rest(st: State, slot: int, now: int) -> None:
+    o = st.ord[slot]
+    inst = o[O_INST]
+    o[O_VENUE_TS] = now
+    st.ordf[slot, OF_FRONT] = float(l2_qty_at(st.vmeta[inst], st.vqty[inst], o[O_SIDE], o[O_PRICE]))
+    st.ordf[slot, OF_TRADE_CREDIT] = 0.0
+    _rest_add(st, slot)
+
+
+@njit(cache=True)
+def _available(st: State, inst: int, side: int, limit: int, is_market: bool) -> int:
+    """Lots our ``side`` order could take from the opposite side up to ``limit``."""
+    meta = st.vmeta[inst]
+    qty = st.vqty[inst]
+    total = 0
+    if side == BUY:
+        x = meta[M_ASK]
+        nt = meta[M_NT]
+        while x < nt:
+            p = meta[M_BASE] + x
+            if not is_market and p > limit:
+                break
+            total += qty[1, x]
+            x += 1
+    else:
+        x = meta[M_BID]
+        while x >= 0:
+            p = meta[M_BASE] + x
+            if not is_market and p < limit:
+                break
+            total += qty[0, x]
+            x -= 1
+    return total
+
+
+@njit(cache=True)
+def _take(st: State, slot: int, now: int, is_market: bool) -> None:
+    """Walk the opposite side of the venue's book, filling ``slot`` as a taker."""
+    o = st.ord[slot]
+    inst = o[O_INST]
+    meta = st.vmeta[inst]
+    qty = st.vqty[inst]
+    limit = o[O_PRICE]
+    if o[O_SIDE] == BUY:
+        x = meta[M_ASK]
+        nt = meta[M_NT]
+        while x < nt and o[O_LEAVES] > 0:
+            p = meta[M_BASE] + x
+            if not is_market and p > limit:
+                break
+            q = qty[1, x]
+            if q > 0:
+                _fill(st, slot, now, p, min(q, o[O_LEAVES]), LIQ_TAKER)
+            x += 1
+    else:
+        x = meta[M_BID]
+        while x >= 0 and o[O_LEAVES] > 0:
+            p = meta[M_BASE] + x
+            if not is_market and p < limit:
+                break
+            q = qty[0, x]
+            if q > 0:
+                _fill(st, slot, now, p, min(q, o[O_LEAVES]), LIQ_TAKER)
+            x -= 1
+
+
+@njit(cache=True)
+def _crosses(st: State, inst: int, side: int, price: int) -> bool:
+    if side == BUY:
+        a = l2_best_ask(st.vmeta[inst], st.vqty[inst])
+        return a != NO_PRICE and price >= a
+    b = l2_best_bid(st.vmeta[inst], st.vqty[inst])
+    return b != NO_PRICE and price <= b
+
+
+@njit(cache=True)
+def _respond(st: State, slot: int, now: int, kind: int, qty: int, reason: int) -> None:
+    push_response(
+        st,
+        now + response_latency(st, now),
+        kind,
+        slot,
+        st.ord[slot, O_PRICE],
+        qty,
+        0,
+        reason,
+        now,
+        0.0,
+    )
+
+
+@njit(cache=True)
+def _new_order(st: State, slot: int, now: int) -> None:
+    o = st.ord[slot]
+    inst = o[O_INST]
+    if st.inst[inst, I_HALTED]:
+        o[O_VSTATE] = V_DONE
+        _respond(st, slot, now, RESP_REJECT, o[O_LEAVES], REJ_HALTED)
+        return
+    is_market = o[O_TYPE] == ORD_MARKET
+    tif = o[O_TIF]
+    crossing = is_market or _crosses(st, inst, o[O_SIDE], o[O_PRICE])
+    if tif == TIF_POST_ONLY and crossing:
+        o[O_VSTATE] = V_DONE
+        _respond(st, slot, now, RESP_REJECT, o[O_LEAVES], REJ_POST_ONLY_WOULD_TAKE)
+        return
+    if is_market and _available(st, inst, o[O_SIDE], 0, True) == 0:
+        o[O_VSTATE] = V_DONE
+        _respond(st, slot, now, RESP_REJECT, o[O_LEAVES], REJ_NO_LIQUIDITY)
+        return
+    _respond(st, slot, now, RESP_ACK, o[O_LEAVES], 0)
+    if tif == TIF_FOK and _available(st, inst, o[O_SIDE], o[O_PRICE], is_market) < o[O_LEAVES]:
+        o[O_VSTATE] = V_DONE
+        _respond(st, slot, now, RESP_EXPIRED, o[O_LEAVES], 0)
+        o[O_LEAVES] = 0
+        return
+    if crossing:
+        _take(st, slot, now, is_market)
+    if o[O_LEAVES] > 0:
+        if is_market or tif == TIF_IOC or tif == TIF_FOK:
+            o[O_VSTATE] = V_DONE
+            _respond(st, slot, now, RESP_EXPIRED, o[O_LEAVES], 0)
+            o[O_LEAVES] = 0
+        else:
+            _rest(st, slot, now)
+
+
+@njit(cache=True)
+def _cancel(st: State, slot: int, now: int) -> None:
+    o = st.ord[slot]
+    if o[O_VSTATE] != V_RESTING:
+        _respond(st, slot, now, RESP_CANCEL_REJECT, 0, REJ_UNKNOWN_ORDER)
+        return
+    left = o[O_LEAVES]
+    o[O_LEAVES] = 0
+    _rest_remove(st, slot)
+    _respond(st, slot, now, RESP_CANCELED, left, 0)
+
+
+@njit(cache=True)
+def _modify(st: State, slot: int, now: int, price: int, qty: int) -> None:
+    """``qty`` is the new total size. A price change or a size increase loses priority."""
+    o = st.ord[slot]
+    if o[O_VSTATE] != V_RESTING:
+        _respond(st, slot, now, RESP_CANCEL_REJECT, 0, REJ_UNKNOWN_ORDER)
+        return
+    filled = o[O_QTY] - o[O_LEAVES]
+    new_leaves = qty - filled
+    if new_leaves <= 0:
+        _cancel(st, slot, now)
+        return
+    inst = o[O_INST]
+    lose = price != o[O_PRICE] or new_leaves > o[O_LEAVES]
+    o[O_QTY] = qty
+    o[O_LEAVES] = new_leaves
+    _respond(st, slot, now, RESP_MODIFIED, new_leaves, 0)
+    if price != o[O_PRICE]:
+        o[O_PRICE] = price
+        if _crosses(st, inst, o[O_SIDE], price):
+            _rest_remove(st, slot)
+            _take(st, slot, now, False)
+            if o[O_LEAVES] > 0:
+                _rest(st, slot, now)
+            return
+    if lose:
+        st.ordf[slot, OF_FRONT] = float(l2_qty_at(st.vmeta[inst], st.vqty[inst], o[O_SIDE], price))
+        st.ordf[slot, OF_TRADE_CREDIT] = 0.0
+        o[O_VENUE_TS] = now
+
+
+@njit(cache=True)
+def venue_request(st: State, m: object, now: int) -> None:
+    """An order request arrives at the venue at ``now``."""
+    slot = m[M_SLOT]
+    if st.ord[slot, O_ID] != m[M_ID]:
+        return  # the order is gone (slot reused): nothing to act on
+    k = m[M_KIND]
+    if k == REQ_NEW:
+        _new_order(st, slot, now)
+    elif k == REQ_CANCEL:
+        _cancel(st, slot, now)
+    elif k == REQ_MODIFY:
+        _modify(st, slot, now, m[M_PRICE], m[M_QTY])
+
+
+# --- market data at the venue ---------------------------------------------------------------
+@njit(cache=True)
+def _passive_scan(
+    st: State, inst: int, now: int, kind: int, side: int, price: int, qty: int, old_qty: int
+) -> None:
+    """Update queue positions and fill our resting orders after one venue event."""
+    bb = l2_best_bid(st.vmeta[inst], st.vqty[inst])
+    ba = l2_best_ask(st.vmeta[inst], st.vqty[inst])
+    # backwards, so a fill that removes entry j (the last one moves into j) skips nothing
+    for j in range(st.h[H_N_REST] - 1, -1, -1):
+        slot = st.rest[j]
+        o = st.ord[slot]
+        if o[O_INST] != inst:
+            continue
+        os_ = o[O_SIDE]
+        op = o[O_PRICE]
+        # the book moved through our price: everything ahead of us is gone, we are filled
+        if (os_ == BUY and ba != NO_PRICE and ba <= op) or (
+            os_ != BUY and bb != NO_PRICE and bb >= op
+        ):
+            _fill(st, slot, now, op, o[O_LEAVES], LIQ_MAKER)
+            continue
+        if kind == KIND_TRADE and side == -os_:
+            # a trade by an aggressor on the other side at or through our price
+            if (os_ == BUY and price < op) or (os_ != BUY and price > op):
+                _fill(st, slot, now, op, o[O_LEAVES], LIQ_MAKER)
+                continue
+            if price == op:
+                f = st.ordf[slot, OF_FRONT] - qty
+                st.ordf[slot, OF_TRADE_CREDIT] += min(float(qty), st.ordf[slot, OF_FRONT])
+                if f < 0.0:
+                    st.ordf[slot, OF_FRONT] = 0.0
+                    fq = min(o[O_LEAVES], int(-f))
+                    if fq > 0:
+                        _fill(st, slot, now, op, fq, LIQ_MAKER)
+                else:
+                    st.ordf[slot, OF_FRONT] = f
+        elif (kind == KIND_LEVEL or kind == KIND_BBO) and side == os_ and price == op:
+            # a level update at our price: trades already counted are not cancels
+            credit = st.ordf[slot, OF_TRADE_CREDIT]
+            eff_old = old_qty
+            if credit > 0.0 and qty < old_qty:
+                used = min(credit, float(old_qty - qty))
+                st.ordf[slot, OF_TRADE_CREDIT] = credit - used
+                eff_old = old_qty - int(used)
+            st.ordf[slot, OF_FRONT] = front_after_decrease(
+                st, st.ordf[slot, OF_FRONT], eff_old, qty
+            )
+
+
+@njit(cache=True)
+def venue_event(st: State, inst: int, now: int, kind: int, side: int, price: int, qty: int) -> None:
+    """Apply one market-data event to the venue's view at its exchange time."""
+    meta = st.vmeta[inst]
+    book = st.vqty[inst]
+    if kind == KIND_STATUS:
+        if qty == STATUS_HALTED or qty == STATUS_PAUSED or qty == STATUS_QUOTING:
+            st.inst[inst, I_HALTED] = 1
+        elif qty == STATUS_OPEN:
+            st.inst[inst, I_HALTED] = 0
+        return
+    old = 0
+    resting = st.inst[inst, I_N_RESTING] > 0
+    if resting and (kind == KIND_LEVEL or kind == KIND_BBO):
+        old = l2_qty_at(meta, book, side, price)
+    if kind == KIND_LEVEL or kind == KIND_BBO or kind == KIND_CLEAR:
+        l2_apply(meta, book, kind, side, price, qty)
+    if resting:
+        _passive_scan(st, inst, now, kind, side, price, qty, old)
+
+
+__all__ = ["fee_of", "venue_event", "venue_request"]

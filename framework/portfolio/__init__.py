@@ -1,0 +1,1 @@
+"""Portfolio accounting (compiled): positions, cash, fees, equity per strategy and instrument."""

@@ -1,0 +1,71 @@
+"""Positions, cash and fees per (strategy, instrument); equity marked to the mid."""
+
+from __future__ import annotations
+
+from numba import njit
+
+from framework.book.l2 import NO_PRICE, l2_best_ask, l2_best_bid
+from framework.core.events import BUY
+from framework.engine.state import (
+    I_LAST_TRADE_PX,
+    IF_LOT,
+    IF_MULT,
+    IF_TICK,
+    P_N_FILLS,
+    P_POS,
+    PF_CASH,
+    PF_FEES,
+    PF_TRADED,
+    State,
+)
+
+
+@njit(cache=True)
+def apply_fill(st: State, sid: int, inst: int, side: int, price: int, qty: int, fee: float) -> None:
+    """Book a fill: position in lots, cash in currency (fees paid from cash)."""
+    f = st.instf[inst]
+    value = price * f[IF_TICK] * qty * f[IF_LOT] * f[IF_MULT]
+    pf = st.posf[sid, inst]
+    p = st.pos[sid, inst]
+    if side == BUY:
+        p[P_POS] += qty
+        pf[PF_CASH] -= value
+    else:
+        p[P_POS] -= qty
+        pf[PF_CASH] += value
+    pf[PF_CASH] -= fee
+    pf[PF_FEES] += fee
+    pf[PF_TRADED] += abs(value)
+    p[P_N_FILLS] += 1
+
+
+@njit(cache=True)
+def mark_price(st: State, inst: int) -> float:
+    """Mid of the strategy's view of the book in ticks (last trade if one side is empty)."""
+    bb = l2_best_bid(st.lmeta[inst], st.lqty[inst])
+    ba = l2_best_ask(st.lmeta[inst], st.lqty[inst])
+    if bb != NO_PRICE and ba != NO_PRICE:
+        return 0.5 * (bb + ba)
+    return float(st.inst[inst, I_LAST_TRADE_PX])
+
+
+@njit(cache=True)
+def position_value(st: State, sid: int, inst: int) -> float:
+    f = st.instf[inst]
+    q = st.pos[sid, inst, P_POS]
+    if q == 0:
+        return 0.0
+    return q * mark_price(st, inst) * f[IF_TICK] * f[IF_LOT] * f[IF_MULT]
+
+
+@njit(cache=True)
+def strategy_equity(st: State, sid: int) -> tuple[float, float, float]:
+    """(equity, cash, fees) of a strategy; equity = cash + marked positions, starting at 0."""
+    cash = 0.0
+    fees = 0.0
+    val = 0.0
+    for i in range(st.inst.shape[0]):
+        cash += st.posf[sid, i, PF_CASH]
+        fees += st.posf[sid, i, PF_FEES]
+        val += position_value(st, sid, i)
+    return cash + val, cash, fees

@@ -1,0 +1,164 @@
+"""The Context a Python strategy talks to: time, books, position, orders, timers.
+
+It reads the engine's arena directly (numpy views) and sends orders through the same
+compiled functions a compiled strategy calls, so both paths behave identically. The same
+interface is what paper and live trading will provide.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from framework.book.l2 import M_ASK, M_BASE, M_BID, M_NT, NO_PRICE
+from framework.core.errors import ConfigError
+from framework.core.events import BUY, SELL
+from framework.engine import api
+from framework.engine.enums import (
+    DENY_NAMES,
+    REJ_NAMES,
+    STATUS_NAMES,
+    TIF_FOK,
+    TIF_GTC,
+    TIF_IOC,
+    TIF_POST_ONLY,
+)
+from framework.engine.state import (
+    H_NOW,
+    I_LAST_TRADE_PX,
+    I_LAST_TRADE_QTY,
+    I_LAST_TRADE_SIDE,
+    P_N_OPEN,
+    P_OPEN_BUY,
+    P_OPEN_SELL,
+    P_POS,
+    unpack,
+)
+
+_TIF = {"gtc": TIF_GTC, "ioc": TIF_IOC, "fok": TIF_FOK, "post_only": TIF_POST_ONLY}
+_SIDE = {"buy": BUY, "sell": SELL, BUY: BUY, SELL: SELL}
+
+
+@dataclass(frozen=True)
+class FillInfo:
+    order_id: int
+    side: int
+    price: int  #: ticks
+    qty: int  #: lots
+
+
+@dataclass(frozen=True)
+class OrderUpdate:
+    order_id: int
+    kind: str  #: ack, canceled, rejected, expired, modified, cancel_rejected
+    reason: str  #: reject reason name ("" when none)
+
+
+class Context:
+    """What a Python strategy sees. Prices in ticks, sizes in lots, times in ns."""
+
+    def __init__(self, arena: np.ndarray, sid: int, instruments: list[Any]) -> None:
+        self._a = arena
+        self._st = unpack(arena)
+        self._h = self._st.h
+        self._lmeta = self._st.lmeta
+        self._lqty = self._st.lqty
+        self._pos = self._st.pos
+        self.sid = sid
+        self.instruments = instruments  #: Instrument objects, by index
+        self._info = np.zeros(4, np.int64)
+
+    # --- time and market ------------------------------------------------------------------
+    @property
+    def now(self) -> int:
+        """Current local time (ns since the epoch)."""
+        return int(self._h[H_NOW])
+
+    def best_bid(self, inst: int = 0) -> int:
+        """Best bid in ticks, or ``NO_PRICE`` (the minimum int64) when the side is empty."""
+        m = self._lmeta[inst]
+        x = m[M_BID]
+        return NO_PRICE if x < 0 else int(m[M_BASE] + x)
+
+    def best_ask(self, inst: int = 0) -> int:
+        m = self._lmeta[inst]
+        x = m[M_ASK]
+        return NO_PRICE if x >= m[M_NT] else int(m[M_BASE] + x)
+
+    def bid_qty(self, inst: int = 0) -> int:
+        x = self._lmeta[inst, M_BID]
+        return 0 if x < 0 else int(self._lqty[inst, 0, x])
+
+    def ask_qty(self, inst: int = 0) -> int:
+        m = self._lmeta[inst]
+        x = m[M_ASK]
+        return 0 if x >= m[M_NT] else int(self._lqty[inst, 1, x])
+
+    def depth(self, inst: int, side: int | str, n: int = 5) -> np.ndarray:
+        """Up to ``n`` levels of ``side`` as an int64 array of (price, qty) rows, best first."""
+        out = np.zeros((n, 2), np.int64)
+        k = api.depth(self._a, inst, _SIDE[side], n, out)
+        return out[:k]
+
+    def last_trade(self, inst: int = 0) -> tuple[int, int, int]:
+        """(price, qty, aggressor side) of the last trade seen."""
+        r = self._st.inst[inst]
+        return int(r[I_LAST_TRADE_PX]), int(r[I_LAST_TRADE_QTY]), int(r[I_LAST_TRADE_SIDE])
+
+    # --- our state ------------------------------------------------------------------------
+    def position(self, inst: int = 0) -> int:
+        """Position in lots, as fills have reported it."""
+        return int(self._pos[self.sid, inst, P_POS])
+
+    def open_qty(self, inst: int = 0) -> tuple[int, int]:
+        """Lots in open (buy, sell) orders."""
+        p = self._pos[self.sid, inst]
+        return int(p[P_OPEN_BUY]), int(p[P_OPEN_SELL])
+
+    def open_order_count(self, inst: int = 0) -> int:
+        return int(self._pos[self.sid, inst, P_N_OPEN])
+
+    def equity(self) -> float:
+        return float(api.equity(self._a, self.sid))
+
+    def order(self, oid: int) -> dict[str, Any] | None:
+        """Status, price, qty and filled qty of a live order; None once it has finished."""
+        api.order_info(self._a, self.sid, oid, self._info)
+        if self._info[0] == 0:
+            return None
+        st, px, q, f = (int(v) for v in self._info)
+        return {"status": STATUS_NAMES[st], "price": px, "qty": q, "filled": f}
+
+    # --- actions ----------------------------------------------------------------------------
+    def submit(self, inst: int, side: int | str, price: int, qty: int, *, tif: str = "gtc") -> int:
+        """A limit order; returns its id (> 0), or ``-reason`` if risk denied it
+        (``framework.engine.enums.DENY_NAMES`` names the reasons)."""
+        try:
+            t = _TIF[tif]
+            s = _SIDE[side]
+        except KeyError as exc:
+            msg = f"bad order argument {exc}: side is 'buy'/'sell'/+1/-1, tif one of {list(_TIF)}"
+            raise ConfigError(msg) from exc
+        return int(api.submit(self._a, self.sid, inst, s, int(price), int(qty), t))
+
+    def submit_market(self, inst: int, side: int | str, qty: int, *, tif: str = "ioc") -> int:
+        return int(api.submit_market(self._a, self.sid, inst, _SIDE[side], int(qty), _TIF[tif]))
+
+    def cancel(self, oid: int) -> bool:
+        return bool(api.cancel(self._a, self.sid, int(oid)))
+
+    def modify(self, oid: int, price: int, qty: int) -> int:
+        return int(api.modify(self._a, self.sid, int(oid), int(price), int(qty)))
+
+    def set_timer(self, every_ns: int, first_in_ns: int = -1) -> None:
+        api.set_timer(self._a, self.sid, int(every_ns), int(first_in_ns))
+
+    @staticmethod
+    def deny_reason(code: int) -> str:
+        return DENY_NAMES.get(-code if code < 0 else code, str(code))
+
+    @staticmethod
+    def reject_reason(code: int) -> str:
+        return REJ_NAMES.get(code, str(code))

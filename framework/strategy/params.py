@@ -1,0 +1,90 @@
+"""Typed strategy parameters: frozen, keyword-only, unknown names fail with "did you mean"."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections import namedtuple
+from typing import Any, ClassVar, get_type_hints
+
+from framework.core.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Params:
+    """Base of a strategy's parameters. Subclass it with typed fields and defaults::
+
+    class MMParams(Params):
+        spread_ticks: int = 1
+        order_qty: int = 1
+    """
+
+    _nt_cache: ClassVar[dict[type, Any]] = {}
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        dataclasses.dataclass(frozen=True, kw_only=True)(cls)
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def create(cls, values: dict[str, Any] | None = None) -> Params:
+        """Build from a dict (values may be strings, as from ``--param k=v``)."""
+        values = dict(values or {})
+        known = cls.names()
+        hints = get_type_hints(cls)
+        out: dict[str, Any] = {}
+        for key, raw in values.items():
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                msg = (
+                    f"unknown parameter {key!r} for {cls.__qualname__}{hint} "
+                    f"(parameters: {', '.join(known) or 'none'})"
+                )
+                raise ConfigError(msg)
+            out[key] = _convert(cls.__qualname__, key, raw, hints.get(key, str))
+        return cls(**out)
+
+    def replace(self, **changes: Any) -> Params:
+        return type(self).create({**dataclasses.asdict(self), **changes})
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def as_tuple(self) -> Any:
+        """The values as a namedtuple (what compiled callbacks receive)."""
+        cls = type(self)
+        nt = Params._nt_cache.get(cls)
+        if nt is None:
+            nt = namedtuple(f"{cls.__name__}Tuple", cls.names() or ["_empty"])
+            Params._nt_cache[cls] = nt
+        vals = [getattr(self, n) for n in cls.names()] or [0]
+        return nt(*vals)
+
+
+def _convert(owner: str, key: str, raw: Any, typ: Any) -> Any:
+    if not isinstance(raw, str):
+        if typ is int and isinstance(raw, float) and raw.is_integer():
+            return int(raw)
+        if typ is float and isinstance(raw, int):
+            return float(raw)
+        return raw
+    try:
+        if typ is bool:
+            low = raw.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if typ is int:
+            return int(raw)
+        if typ is float:
+            return float(raw)
+    except ValueError as exc:
+        msg = f"parameter {key}={raw!r} of {owner} is not a valid {getattr(typ, '__name__', typ)}"
+        raise ConfigError(msg) from exc
+    return raw

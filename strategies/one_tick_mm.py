@@ -1,0 +1,116 @@
+"""One-tick market maker with inventory limits.
+
+Quotes one lot (``order_qty``) at the best bid and the best ask — joining the touch, one
+tick inside it when ``improve`` is set — and re-quotes when the touch moves. When the
+position reaches ``max_position`` lots on one side it stops quoting that side, so inventory
+stays within limits. The same logic is written twice: plain Python (flexible path) and
+numba (fast path); the engine's tests check both give identical orders, fills and PnL.
+"""
+
+from __future__ import annotations
+
+from numba import njit
+
+from framework.core.events import BUY, SELL
+from framework.risk.limits import RiskLimits
+from framework.strategy import CompiledCallbacks, Params, Strategy, nb
+from framework.strategy.context import Context, FillInfo, OrderUpdate
+
+NO_PRICE = nb.NO_PRICE
+
+# state words of the compiled version
+S_BID_ID, S_ASK_ID, S_BID_PX, S_ASK_PX = 0, 1, 2, 3
+
+
+class OneTickMMParams(Params):
+    order_qty: int = 1
+    max_position: int = 5
+    improve: bool = False  #: quote one tick inside the spread when it is wider than one tick
+
+
+@njit(cache=True)
+def _target(bb: int, ba: int, improve: bool) -> tuple[int, int]:
+    if improve and ba - bb > 2:
+        return bb + 1, ba - 1
+    return bb, ba
+
+
+@njit(cache=True)
+def _requote_side(ctx, sid, inst, side, want, allowed, qty, s, id_word, px_word) -> None:
+    oid = s[id_word]
+    if oid != 0 and nb.order_status(ctx, sid, oid) == 0:
+        oid = 0  # finished (filled or cancelled)
+        s[id_word] = 0
+    if oid != 0:
+        if not allowed or s[px_word] != want:
+            nb.cancel(ctx, sid, oid)
+            s[id_word] = 0
+        else:
+            return
+    if allowed and want != NO_PRICE:
+        new = nb.submit(ctx, sid, inst, side, want, qty)
+        if new > 0:
+            s[id_word] = new
+            s[px_word] = want
+
+
+@njit(cache=True)
+def mm_on_book(ctx, sid, inst, p, s) -> None:
+    bb = nb.best_bid(ctx, inst)
+    ba = nb.best_ask(ctx, inst)
+    if bb == NO_PRICE or ba == NO_PRICE:
+        return
+    bid, ask = _target(bb, ba, p.improve)
+    pos = nb.position(ctx, sid, inst)
+    _requote_side(
+        ctx, sid, inst, BUY, bid, pos < p.max_position, p.order_qty, s, S_BID_ID, S_BID_PX
+    )
+    _requote_side(
+        ctx, sid, inst, SELL, ask, pos > -p.max_position, p.order_qty, s, S_ASK_ID, S_ASK_PX
+    )
+
+
+class OneTickMM(Strategy):
+    """Join the touch on both sides with one lot; stop adding to a full inventory."""
+
+    Params = OneTickMMParams
+    risk = RiskLimits(max_position=10, max_open_orders=10)
+    compiled = CompiledCallbacks(on_book=mm_on_book, state_size=4)
+
+    def on_start(self, ctx: Context) -> None:
+        self.bid_id = self.ask_id = 0
+        self.bid_px = self.ask_px = NO_PRICE
+
+    def _requote(self, ctx: Context, inst: int, side: int, want: int, allowed: bool) -> None:
+        oid, px = (self.bid_id, self.bid_px) if side == BUY else (self.ask_id, self.ask_px)
+        if oid and ctx.order(oid) is None:
+            oid = 0
+        if oid:
+            if allowed and px == want:
+                return
+            ctx.cancel(oid)
+            oid = 0
+        if allowed and want != NO_PRICE:
+            new = ctx.submit(inst, side, want, self.params.order_qty)
+            if new > 0:
+                oid, px = new, want
+        if side == BUY:
+            self.bid_id, self.bid_px = oid, px
+        else:
+            self.ask_id, self.ask_px = oid, px
+
+    def on_book(self, ctx: Context, inst: int) -> None:
+        bb, ba = ctx.best_bid(inst), ctx.best_ask(inst)
+        if bb == NO_PRICE or ba == NO_PRICE:
+            return
+        p = self.params
+        bid, ask = (bb + 1, ba - 1) if p.improve and ba - bb > 2 else (bb, ba)
+        pos = ctx.position(inst)
+        self._requote(ctx, inst, BUY, bid, pos < p.max_position)
+        self._requote(ctx, inst, SELL, ask, pos > -p.max_position)
+
+    def on_fill(self, ctx: Context, fill: FillInfo) -> None:
+        pass
+
+    def on_order(self, ctx: Context, update: OrderUpdate) -> None:
+        pass
