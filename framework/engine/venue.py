@@ -339,8 +339,6 @@ def _passive_scan(
     st: State, inst: int, now: int, kind: int, side: int, price: int, qty: int, old_qty: int
 ) -> None:
     """Update queue positions and fill our resting orders after one venue event."""
-    bb = l2_best_bid(st.vmeta[inst], st.vqty[inst])
-    ba = l2_best_ask(st.vmeta[inst], st.vqty[inst])
     # backwards, so a fill that removes entry j (the last one moves into j) skips nothing
     for j in range(st.h[H_N_REST] - 1, -1, -1):
         slot = st.rest[j]
@@ -349,9 +347,15 @@ def _passive_scan(
             continue
         os_ = o[O_SIDE]
         op = o[O_PRICE]
-        # the book moved through our price: everything ahead of us is gone, we are filled
-        if (os_ == BUY and ba != NO_PRICE and ba <= op) or (
-            os_ != BUY and bb != NO_PRICE and bb >= op
+        # the book moved through our price: everything ahead of us is gone, we are filled.
+        # Only liquidity this event brings to (or through) our price counts: a book that was
+        # crossed already (the rest of an order that took liquidity) still shows the levels
+        # that order took, since our orders do not change the replayed book.
+        if (
+            (kind == KIND_LEVEL or kind == KIND_BBO)
+            and side == -os_
+            and qty > old_qty
+            and ((os_ == BUY and price <= op) or (os_ != BUY and price >= op))
         ):
             _fill(st, slot, now, op, o[O_LEAVES], LIQ_MAKER)
             continue
