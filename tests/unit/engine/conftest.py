@@ -150,7 +150,7 @@ def set_trading_state(state: int) -> Action:
     the test writes the arena word the risk checks read."""
 
     def act(ctx: Context, ids: dict[str, Any]) -> int:
-        unpack(ctx._a).strat[ctx.sid, S_STATE] = state  # noqa: SLF001
+        unpack(ctx._a).strat[ctx.sid, S_STATE] = state
         return state
 
     return act
@@ -208,8 +208,14 @@ class Scripted(Strategy):
     def on_book(self, ctx: Context, inst: int) -> None:
         self.seen.append(self._snap(ctx))
         self.books.append(
-            (ctx.now, inst, ctx.best_bid(inst), ctx.bid_qty(inst), ctx.best_ask(inst),
-             ctx.ask_qty(inst))
+            (
+                ctx.now,
+                inst,
+                ctx.best_bid(inst),
+                ctx.bid_qty(inst),
+                ctx.best_ask(inst),
+                ctx.ask_qty(inst),
+            )
         )
 
     def on_trade(self, ctx: Context, inst: int) -> None:

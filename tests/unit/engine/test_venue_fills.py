@@ -22,7 +22,7 @@ def book_tape() -> Tape:
     return tape.tick(T0 + 100_000)
 
 
-def one_order(action, tape: Tape | None = None, **kw):  # noqa: ANN001, ANN201
+def one_order(action, tape: Tape | None = None, **kw):
     s = Scripted([(T, "o", action)])
     res = run(tape or book_tape(), s, **kw)
     return s, res
