@@ -268,7 +268,9 @@ def order_modify(st: State, sid: int, oid: int, price: int, qty: int, now: int) 
     extra = qty - o[O_QTY]
     if extra > 0 or price != o[O_PRICE]:
         # a bigger or re-priced order must pass the same checks as a new one for the change
-        reason = check_order(st, sid, o[O_INST], o[O_SIDE], price, max(extra, 1), o[O_TYPE], now)
+        reason = check_order(
+            st, sid, o[O_INST], o[O_SIDE], price, max(extra, 0), o[O_TYPE], now, qty
+        )
         if reason != DENY_NONE:
             _deny(st, sid, o[O_INST], o[O_SIDE], price, qty, o[O_TYPE], reason, now)
             return reason

@@ -101,9 +101,16 @@ def check_order(
     qty: int,
     order_type: int,
     now: int,
+    new_size: int = 0,
 ) -> int:
-    """``DENY_NONE`` or the first limit the order would break."""
-    if inst < 0 or inst >= st.inst.shape[0] or qty <= 0 or (side != 1 and side != -1):
+    """``DENY_NONE`` or the first limit the order would break.
+
+    For a new order ``qty`` is its size. A modify passes ``new_size`` > 0, the order's new size,
+    and ``qty`` >= 0, the lots it adds: size and notional limits apply to the new size,
+    position limits to the added lots, and the open-order count does not grow.
+    """
+    size = qty if new_size <= 0 else new_size
+    if inst < 0 or inst >= st.inst.shape[0] or size <= 0 or qty < 0 or (side != 1 and side != -1):
         return DENY_BAD_ORDER
     s = st.strat[sid]
     lim = st.risk[sid]
@@ -119,7 +126,7 @@ def check_order(
         )
         if grows:
             return DENY_REDUCE_ONLY
-    if qty > lim[R_MAX_ORDER_QTY]:
+    if size > lim[R_MAX_ORDER_QTY]:
         return DENY_MAX_ORDER_QTY
     meta = st.lmeta[inst]
     book = st.lqty[inst]
@@ -131,7 +138,7 @@ def check_order(
     f = st.instf[inst]
     if (
         ref != NO_PRICE
-        and qty * abs(ref) * f[IF_TICK] * f[IF_LOT] * f[IF_MULT] > lim[R_MAX_NOTIONAL]
+        and size * abs(ref) * f[IF_TICK] * f[IF_LOT] * f[IF_MULT] > lim[R_MAX_NOTIONAL]
     ):
         return DENY_MAX_NOTIONAL
     if (
@@ -152,7 +159,7 @@ def check_order(
             total += abs(new_pos) if j == inst else _exposure(st, sid, j)
         if total > lim[R_MAX_POS_STRAT] and abs(new_pos) > abs(p[P_POS]):
             return DENY_MAX_POSITION_STRATEGY
-    if s[S_N_OPEN] + 1 > lim[R_MAX_OPEN]:
+    if new_size <= 0 and s[S_N_OPEN] + 1 > lim[R_MAX_OPEN]:
         return DENY_MAX_OPEN_ORDERS
     if lim[R_SELF_TRADE] > 0.0:
         for j in range(st.h[H_N_REST]):
