@@ -30,7 +30,7 @@ def _put(b: npt.NDArray[np.uint8], o: int, v: int, n: int) -> None:
 
 
 @njit(cache=True)
-def _header(  # noqa: PLR0917
+def _header(
     b: npt.NDArray[np.uint8], o: int, ln: int, t: int, loc: int, ts: int
 ) -> int:
     _put(b, o, ln, 2)

@@ -1,3 +1,42 @@
 """hftlab framework: everything backtest and live share."""
 
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
 __version__ = "0.1.0"
+
+
+def _versioned_numba_cache() -> None:
+    """Point numba's on-disk cache at a folder named by a hash of hftlab's sources.
+
+    numba invalidates a cached function when *its* file changes, not when a function it
+    calls changes in another file: after editing ``venue.py`` the cached replay loop would
+    still run the old venue. Keying the cache folder on every source file makes any edit
+    start from a clean cache. ``HFTLAB_NUMBA_CACHE`` (default: ``$NUMBA_CACHE_DIR`` or
+    ``~/.cache/hftlab/numba``) is the base folder.
+    """
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for pkg in (root, root.parent / "strategies"):
+        for p in sorted(pkg.rglob("*.py")):
+            text = p.read_bytes()
+            if b"njit" in text:  # only compiled code can go stale in the cache
+                h.update(p.relative_to(root.parent).as_posix().encode())
+                h.update(text)
+    base = os.environ.get("HFTLAB_NUMBA_CACHE") or os.environ.get("NUMBA_CACHE_DIR") or str(
+        Path.home() / ".cache" / "hftlab" / "numba")
+    os.environ["HFTLAB_NUMBA_CACHE"] = base
+    target = str(Path(base) / h.hexdigest()[:16])
+    os.environ["NUMBA_CACHE_DIR"] = target
+    import sys
+
+    if "numba" in sys.modules:  # numba read its config already: tell it too
+        from numba.core import config
+
+        config.CACHE_DIR = target
+
+
+_versioned_numba_cache()

@@ -223,6 +223,67 @@ def cmd_rm(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- backtest ---------------------------------------------------------------------------
+def _parse_params(items: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            msg = f"--param {item!r}: write --param name=value"
+            raise ConfigError(msg)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _date_range(start: dt.date, end: dt.date) -> list[dt.date]:
+    if end < start:
+        msg = f"--to {end} is before --from {start}"
+        raise ConfigError(msg)
+    return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from framework.engine.config import LatencyConfig, QueueConfig
+    from framework.engine.runner import print_summary, run_from_store
+    from framework.strategy.loader import load_strategy_class
+
+    cls = load_strategy_class(args.strategy)
+    strategy = cls(_parse_params(args.param))
+    start = args.date_from
+    end = args.date_to or start
+    if args.instrument:
+        keys = [tuple(k.split("/", 1)) for k in args.instrument]
+    else:
+        if not args.venue or not args.symbol:
+            msg = "name the data: --venue V --symbol S (or --instrument V/S, repeatable)"
+            raise ConfigError(msg)
+        keys = [(args.venue, s) for s in args.symbol]
+    result, out = run_from_store(
+        store=_store(args),
+        keys=keys,  # type: ignore[arg-type]
+        dates=_date_range(start, end),
+        strategies=[strategy],
+        latency=LatencyConfig.parse(args.latency),
+        queue=QueueConfig.parse(args.queue),
+        mode=args.mode,
+        out_dir=Path(args.out) if args.out else None,
+        report=not args.no_report,
+    )
+    print_summary(result, out)
+    return EXIT_OK
+
+
+def cmd_book_replay(args: argparse.Namespace) -> int:
+    from framework.book.replay import book_replay_to_csv
+
+    t0 = time.perf_counter()
+    rows = book_replay_to_csv(_store(args), args.venue, args.symbol, args.date, args.levels,
+                              Path(args.out))
+    print(f"wrote {rows:,} rows of {args.levels} level(s) to {args.out} "
+          f"in {time.perf_counter() - t0:.2f} s")
+    return EXIT_OK
+
+
 # --- parser -----------------------------------------------------------------------------
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (with a pointer to --help), exit status 2."""
@@ -306,6 +367,33 @@ def build_parser() -> argparse.ArgumentParser:
     rm = dsub.add_parser("rm", parents=[store_parent], help="delete stored days")
     rm.add_argument("target", metavar="VENUE/SYMBOL[/DATE]")
     rm.set_defaults(func=cmd_rm)
+
+    bt = sub.add_parser("backtest", parents=[store_parent], help="backtest a strategy on stored days")
+    bt.add_argument("strategy", help="bundled name (one_tick_mm) or module:Class")
+    bt.add_argument("--venue")
+    bt.add_argument("--symbol", action="append", default=[], help="repeat for several instruments")
+    bt.add_argument("--instrument", action="append", default=[], metavar="VENUE/SYMBOL")
+    bt.add_argument("--from", dest="date_from", type=_date_arg, required=True, metavar="DATE")
+    bt.add_argument("--to", dest="date_to", type=_date_arg, metavar="DATE")
+    bt.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    bt.add_argument("--latency", default="constant:1ms",
+                    help="constant:1ms | constant:ENTRY,RESPONSE | feed[:mult] | empirical:FILE")
+    bt.add_argument("--queue", default="power:2", help="risk_averse | power[:n] | log")
+    bt.add_argument("--mode", choices=["auto", "compiled", "python"], default="auto")
+    bt.add_argument("--out", metavar="DIR", help="result tables and report.html go here")
+    bt.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    bt.set_defaults(func=cmd_backtest)
+
+    book = sub.add_parser("book", help="order-book tools")
+    bsub = book.add_subparsers(dest="book_command", required=True, metavar="SUBCOMMAND")
+    rep = bsub.add_parser("replay", parents=[store_parent],
+                          help="the book after every message, as LOBSTER orderbook CSV")
+    rep.add_argument("--venue", required=True)
+    rep.add_argument("--symbol", required=True)
+    rep.add_argument("--date", type=_date_arg, required=True)
+    rep.add_argument("--levels", type=int, default=10)
+    rep.add_argument("--out", required=True, metavar="FILE.csv")
+    rep.set_defaults(func=cmd_book_replay)
     return p
 
 

@@ -136,7 +136,7 @@ def sortino(returns: npt.ArrayLike, periods_per_year: float = DEFAULT_PERIODS_PE
 
 
 @njit(cache=True)
-def round_trip_pnl_nb(  # noqa: PLR0917 (numba kernels take arrays positionally)
+def round_trip_pnl_nb(
     side: npt.NDArray[np.int8],
     price: FloatArray,
     qty: FloatArray,

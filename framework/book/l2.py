@@ -28,7 +28,6 @@ snapshot is a ``KIND_CLEAR`` followed by ``FLAG_SNAPSHOT`` levels: nothing speci
 
 # Compiled kernels take their state arrays and event fields positionally (numba has no
 # keyword-only arguments), so the positional-argument limit does not apply here.
-# ruff: noqa: PLR0917
 
 from __future__ import annotations
 

@@ -32,7 +32,6 @@ naming the ``capacity`` setting.
 
 # Compiled kernels take their state arrays and event fields positionally (numba has no
 # keyword-only arguments), so the positional-argument limit does not apply here.
-# ruff: noqa: PLR0917
 
 from __future__ import annotations
 

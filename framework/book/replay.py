@@ -9,7 +9,6 @@ the CSV has prices in currency units and leaves empty levels blank.
 
 # Compiled kernels take their state arrays and event fields positionally (numba has no
 # keyword-only arguments), so the positional-argument limit does not apply here.
-# ruff: noqa: PLR0917
 
 from __future__ import annotations
 

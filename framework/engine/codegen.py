@@ -68,7 +68,7 @@ def _source(strategies: list[Strategy]) -> str:
     lines.append("from collections import namedtuple")
     # params namedtuples live here so numba can pickle their types and cache the runner
     for k, strat in enumerate(strategies):
-        fields = strat.params.names() or ["_empty"]
+        fields = strat.params.names() or ["empty"]
         lines.append(f"P{k} = namedtuple('P{k}', {fields!r})")
     imported: dict[tuple[str, str], str] = {}
     names: list[dict[str, str]] = []

@@ -130,7 +130,7 @@ def _alloc(n: int):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def mbo_to_events_nb(  # type: ignore[no-untyped-def]  # noqa: PLR0917
+def mbo_to_events_nb(  # type: ignore[no-untyped-def]
     ts_event, ts_recv, action, side, price, size, order_id, flags
 ):
     """MBO records (one instrument) to event columns plus counters.
@@ -221,7 +221,7 @@ def mbo_to_events_nb(  # type: ignore[no-untyped-def]  # noqa: PLR0917
 
 
 @njit(cache=True)
-def _diff_side(  # type: ignore[no-untyped-def]  # noqa: PLR0917
+def _diff_side(  # type: ignore[no-untyped-def]
     old_px, old_sz, new_px, new_sz, s, t_ex, t_lo, f, ex, lo, px, qt, kd, sd, fl, k
 ):
     depth = new_px.shape[0]
@@ -265,7 +265,7 @@ def _diff_side(  # type: ignore[no-untyped-def]  # noqa: PLR0917
 
 
 @njit(cache=True)
-def mbp_to_events_nb(  # type: ignore[no-untyped-def]  # noqa: PLR0917
+def mbp_to_events_nb(  # type: ignore[no-untyped-def]
     ts_event, ts_recv, action, side, price, size, flags, bid_px, bid_sz, ask_px, ask_sz
 ):
     """MBP-1/MBP-10 records (one instrument) to KIND_LEVEL diffs (+ trades, clears).
@@ -843,7 +843,7 @@ def _choose_ids(ids: npt.NDArray[Any], rec: npt.NDArray[np.void], symbols: _Symb
     return dict.fromkeys(named)
 
 
-def _instrument(  # noqa: PLR0917
+def _instrument(
     opts: ImportOptions, venue: str, symbol: str | None, iid: int,
     def_fields: dict[str, dict[str, Any]], report: ImportReport) -> Instrument:
     """The instrument of some events: user options, then definition, then dataset default."""

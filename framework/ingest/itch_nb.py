@@ -14,7 +14,7 @@ Two passes, both compiled:
 Reject codes are the ``MSG_*`` constants; :data:`REASONS` names them for the report.
 """
 
-# ruff: noqa: PLR1714  (numba: `a == x or a == y` compiles to two compares, no set)
+
 from __future__ import annotations
 
 import numpy as np
@@ -324,7 +324,7 @@ _F_NONE = np.zeros(0, np.int64)
 
 
 @njit(cache=True)
-def decode_nb(  # noqa: PLR0917  (a compiled kernel: positional only)
+def decode_nb(
     buf: npt.NDArray[np.uint8],
     offs: npt.NDArray[np.int64],
     status: npt.NDArray[np.int8],

@@ -131,7 +131,7 @@ _F_CORR = FLAG_FROM_BOOK | FLAG_IMPLIED
 
 
 @njit(cache=True)
-def _put(ev, m, row, kind, side, price, qty, oid, flags):  # type: ignore[no-untyped-def]  # noqa: PLR0917
+def _put(ev, m, row, kind, side, price, qty, oid, flags):  # type: ignore[no-untyped-def]
     ev[m, _EROW] = row
     ev[m, _EKIND] = kind
     ev[m, _ESIDE] = side
@@ -170,7 +170,7 @@ def _level_add(lv, sc, s, x, delta):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _open(o, lv, sc, slot, s, x, q, oid, real):  # type: ignore[no-untyped-def]  # noqa: PLR0917
+def _open(o, lv, sc, slot, s, x, q, oid, real):  # type: ignore[no-untyped-def]
     o[slot, _OQ] = q
     o[slot, _OS] = s
     o[slot, _OX] = x
@@ -209,7 +209,7 @@ def _unlink(o, lv, slot):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _reduce(o, lv, sc, free, slot, amt, n_real):  # type: ignore[no-untyped-def]  # noqa: PLR0917
+def _reduce(o, lv, sc, free, slot, amt, n_real):  # type: ignore[no-untyped-def]
     """Take ``amt`` lots off an order; an order that reaches zero leaves the book."""
     s = o[slot, _OS]
     x = o[slot, _OX]
@@ -228,7 +228,7 @@ def _reduce(o, lv, sc, free, slot, amt, n_real):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _new_synth(ev, m, o, lv, sc, free, px, row, s, x, q, flags, register):  # type: ignore[no-untyped-def]  # noqa: PLR0917
+def _new_synth(ev, m, o, lv, sc, free, px, row, s, x, q, flags, register):  # type: ignore[no-untyped-def]
     sc[_FREE] -= 1
     slot = free[sc[_FREE]]
     oid = _SYN_BASE + sc[_SYNID]
@@ -241,7 +241,7 @@ def _new_synth(ev, m, o, lv, sc, free, px, row, s, x, q, flags, register):  # ty
 
 
 @njit(cache=True)
-def _remove(ev, m, o, lv, sc, free, px, n_real, row, slot, amt, flags):  # type: ignore[no-untyped-def]  # noqa: PLR0917
+def _remove(ev, m, o, lv, sc, free, px, n_real, row, slot, amt, flags):  # type: ignore[no-untyped-def]
     """Implied removal of ``amt`` lots from one order: a delete if it empties it."""
     q = o[slot, _OQ]
     s = o[slot, _OS]
@@ -254,7 +254,7 @@ def _remove(ev, m, o, lv, sc, free, px, n_real, row, slot, amt, flags):  # type:
 
 
 @njit(cache=True)
-def _take(ev, m, o, lv, sc, free, px, n_real, row, s, x, amt, use_syn, exclude, flags):  # type: ignore[no-untyped-def]  # noqa: PLR0917
+def _take(ev, m, o, lv, sc, free, px, n_real, row, s, x, amt, use_syn, exclude, flags):  # type: ignore[no-untyped-def]
     """Remove up to ``amt`` lots at (s, x): the synthetic order first, then real orders newest
     first. Returns ``(m, removed)``."""
     got = 0
@@ -275,7 +275,7 @@ def _take(ev, m, o, lv, sc, free, px, n_real, row, s, x, amt, use_syn, exclude, 
 
 
 @njit(cache=True)
-def _grow_synth(ev, m, o, lv, sc, free, px, row, s, x, amt, flags):  # type: ignore[no-untyped-def]  # noqa: PLR0917
+def _grow_synth(ev, m, o, lv, sc, free, px, row, s, x, amt, flags):  # type: ignore[no-untyped-def]
     """Add ``amt`` lots of unexplained quantity at (s, x); returns ``(m, synthetic slot)``."""
     syn = lv[s, x, _LSYN]
     if syn < 0:
@@ -287,7 +287,7 @@ def _grow_synth(ev, m, o, lv, sc, free, px, row, s, x, amt, flags):  # type: ign
 
 
 @njit(cache=True)
-def _correct_side(ev, m, o, lv, sc, free, px, n_real, row, s, bx, bq):  # type: ignore[no-untyped-def]  # noqa: PLR0917
+def _correct_side(ev, m, o, lv, sc, free, px, n_real, row, s, bx, bq):  # type: ignore[no-untyped-def]
     """Make side ``s`` agree with the file's levels ``bx`` (price indices, -1 = empty) and
     sizes ``bq``. Quantity deeper than the file's last level is left alone unless the file
     shows fewer than L levels (then nothing else rests on that side)."""
@@ -327,7 +327,7 @@ def _correct_side(ev, m, o, lv, sc, free, px, n_real, row, s, bx, bq):  # type: 
 
 
 @njit(cache=True)
-def _seed(ev, m, o, lv, sc, free, px, typ, side, pidx, qty, ob_x, ob_q):  # type: ignore[no-untyped-def]  # noqa: PLR0917
+def _seed(ev, m, o, lv, sc, free, px, typ, side, pidx, qty, ob_x, ob_q):  # type: ignore[no-untyped-def]
     """Synthetic orders for the book *before* message 0: row 0 minus message 0's effect."""
     L = ob_x.shape[2]
     t = typ[0]
@@ -354,7 +354,7 @@ def _seed(ev, m, o, lv, sc, free, px, typ, side, pidx, qty, ob_x, ob_q):  # type
 
 
 @njit(cache=True)
-def _build_nb(typ, slot_of, qty, pidx, side, tprice, raw_id, uid, px, ob_x, ob_q):  # type: ignore[no-untyped-def]  # noqa: PLR0917
+def _build_nb(typ, slot_of, qty, pidx, side, tprice, raw_id, uid, px, ob_x, ob_q):  # type: ignore[no-untyped-def]
     """Run the book over every message; returns ``(events as int64[m, 7], stats)``."""
     n = typ.shape[0]
     n_real = uid.shape[0]

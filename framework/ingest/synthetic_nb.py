@@ -1,4 +1,4 @@
-# ruff: noqa: PLR0917  (numba kernels take their arrays positionally)
+
 """Compiled kernels of the synthetic market-data generator (see :mod:`.synthetic`).
 
 Everything here works on plain arrays. Randomness comes from a private xoshiro256**

@@ -59,7 +59,7 @@ class Params:
         cls = type(self)
         nt = Params._nt_cache.get(cls)
         if nt is None:
-            nt = namedtuple(f"{cls.__name__}Tuple", cls.names() or ["_empty"])
+            nt = namedtuple(f"{cls.__name__}Tuple", cls.names() or ["empty"])
             Params._nt_cache[cls] = nt
         vals = [getattr(self, n) for n in cls.names()] or [0]
         return nt(*vals)

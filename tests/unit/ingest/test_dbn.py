@@ -274,7 +274,7 @@ def _write(
     return path
 
 
-def _mbo(  # noqa: PLR0917
+def _mbo(
     i: int, action: str, oid: int, size: int, side: str = "B", px: int = PX,
          ts: int | None = None, flags: int = 128) -> dbn.MBOMsg:
     t = T0 + i * 1000 if ts is None else ts

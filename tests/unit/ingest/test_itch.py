@@ -63,7 +63,7 @@ def msg_r(locate: int, sym: str, lot: int = 100) -> bytes:
             + struct.pack(">I", 0) + b"N")
 
 
-def msg_a(  # noqa: PLR0917
+def msg_a(
     ref: int, side: str, shares: int, price: int, locate: int = 7, sym: str = "TEST",
     ts: int = 34_200_000_000_000,
 ) -> bytes:

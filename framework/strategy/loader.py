@@ -1,0 +1,36 @@
+"""Find a strategy class by ``module:Class`` path or bundled name."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+
+from framework.core.errors import ConfigError
+from framework.strategy.base import Strategy
+
+#: bundled strategies (the ``strategies`` package), by short name
+BUNDLED: dict[str, str] = {
+    "one_tick_mm": "strategies.one_tick_mm:OneTickMM",
+}
+
+
+def load_strategy_class(spec: str) -> type[Strategy]:
+    """``"one_tick_mm"`` or ``"mypkg.mymod:MyStrategy"`` -> the class."""
+    target = BUNDLED.get(spec, spec)
+    if ":" not in target:
+        close = difflib.get_close_matches(spec, list(BUNDLED), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        msg = (f"strategy {spec!r} is neither a bundled name ({', '.join(sorted(BUNDLED))}) "
+               f"nor a module:Class path{hint}")
+        raise ConfigError(msg)
+    mod_name, _, cls_name = target.partition(":")
+    try:
+        mod = importlib.import_module(mod_name)
+    except ImportError as exc:
+        msg = f"cannot import strategy module {mod_name!r}: {exc}"
+        raise ConfigError(msg) from exc
+    cls = getattr(mod, cls_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, Strategy)):
+        msg = f"{target}: no Strategy subclass named {cls_name!r} in {mod_name}"
+        raise ConfigError(msg)
+    return cls
