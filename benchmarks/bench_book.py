@@ -160,9 +160,17 @@ def _hftbacktest_seconds(events: np.ndarray) -> float | None:
 
     def once() -> None:
         asset = (
-            BacktestAsset().data([rows]).linear_asset(1.0).constant_latency(0, 0)
-            .risk_adverse_queue_model().no_partial_fill_exchange().trading_value_fee_model(0, 0)
-            .tick_size(0.01).lot_size(1.0).roi_lb(900.0).roi_ub(1100.0)
+            BacktestAsset()
+            .data([rows])
+            .linear_asset(1.0)
+            .constant_latency(0, 0)
+            .risk_adverse_queue_model()
+            .no_partial_fill_exchange()
+            .trading_value_fee_model(0, 0)
+            .tick_size(0.01)
+            .lot_size(1.0)
+            .roi_lb(900.0)
+            .roi_ub(1100.0)
         )
         bt = ROIVectorMarketDepthBacktest([asset])
         bt.elapse(int(rows["local_ts"][-1]) + 10)
@@ -190,17 +198,27 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
 
     l2_s = _best(l2_once)
     l3_s = _best(l3_once)
-    row2: dict[str, Any] = {"name": "book.l2_apply_events (level updates)", "events": n,
-                            "seconds": l2_s}
+    row2: dict[str, Any] = {
+        "name": "book.l2_apply_events (level updates)",
+        "events": n,
+        "seconds": l2_s,
+    }
     if not quick:
         peer = _hftbacktest_seconds(ev2)
         if peer is not None:
-            row2.update(peer="hftbacktest 2.4.4 ROIVectorMarketDepthBacktest.elapse",
-                        peer_events=n, peer_seconds=peer)
+            row2.update(
+                peer="hftbacktest 2.4.4 ROIVectorMarketDepthBacktest.elapse",
+                peer_events=n,
+                peer_seconds=peer,
+            )
     return [
         row2,
-        {"name": "book.l3_apply_events (add/cancel/exec/delete/modify)", "events": n,
-         "seconds": l3_s, "max_live_orders": int(state[0][22])},
+        {
+            "name": "book.l3_apply_events (add/cancel/exec/delete/modify)",
+            "events": n,
+            "seconds": l3_s,
+            "max_live_orders": int(state[0][22]),
+        },
     ]
 
 

@@ -47,8 +47,15 @@ class Idle(Strategy):
 
 
 def _run(events: np.ndarray, inst: Any, strategy: Strategy, mode: str) -> Any:
-    bt = Backtest(instruments=[inst], streams=[[events]], strategies=[strategy], latency=LAT,
-                  queue=QUEUE, mode=mode, sample_ns=1_000_000_000)  # type: ignore[arg-type]
+    bt = Backtest(
+        instruments=[inst],
+        streams=[[events]],
+        strategies=[strategy],
+        latency=LAT,
+        queue=QUEUE,
+        mode=mode,
+        sample_ns=1_000_000_000,
+    )  # type: ignore[arg-type]
     return bt.run()
 
 
@@ -122,10 +129,20 @@ def hbt_mm(hbt: Any, max_pos: float) -> int:  # pragma: no cover - runs inside n
 def run_hbt(rows: np.ndarray, tick: float) -> tuple[float, int]:
     from hftbacktest import BacktestAsset, ROIVectorMarketDepthBacktest
 
-    asset = (BacktestAsset().data([rows]).linear_asset(1.0).constant_latency(1_000_000, 1_000_000)
-             .power_prob_queue_model(2.0).no_partial_fill_exchange().trading_value_fee_model(0.0, 0.0)
-             .tick_size(tick).lot_size(1.0).roi_lb(0.0).roi_ub(float(rows["px"][rows["px"] < 1e11].max()) * 2)
-             .last_trades_capacity(0))
+    asset = (
+        BacktestAsset()
+        .data([rows])
+        .linear_asset(1.0)
+        .constant_latency(1_000_000, 1_000_000)
+        .power_prob_queue_model(2.0)
+        .no_partial_fill_exchange()
+        .trading_value_fee_model(0.0, 0.0)
+        .tick_size(tick)
+        .lot_size(1.0)
+        .roi_lb(0.0)
+        .roi_ub(float(rows["px"][rows["px"] < 1e11].max()) * 2)
+        .last_trades_capacity(0)
+    )
     hbt = ROIVectorMarketDepthBacktest([asset])
     t0 = time.perf_counter()
     n = hbt_mm(hbt, 5.0)
@@ -140,9 +157,24 @@ def _cold_start(tmp: Path) -> float:
     store = tmp / "cold"
     day = generate_day(date=dt.date(2024, 1, 2), n_events=20_000, seed=3)
     TickStore(store).write(day.instrument, day.date, day.events)
-    cmd = [sys.executable, "-m", "framework", "backtest", "one_tick_mm", "--venue", "SIM",
-           "--symbol", "SYN", "--from", "2024-01-02", "--store", str(store), "--out",
-           str(tmp / "cold_out"), "--no-report"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "framework",
+        "backtest",
+        "one_tick_mm",
+        "--venue",
+        "SIM",
+        "--symbol",
+        "SYN",
+        "--from",
+        "2024-01-02",
+        "--store",
+        str(store),
+        "--out",
+        str(tmp / "cold_out"),
+        "--no-report",
+    ]
     subprocess.run(cmd, check=True, capture_output=True, env=dict(os.environ))
     best = float("inf")
     for _ in range(2):
@@ -163,24 +195,42 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
 
     _run(ev[:5000], inst, Idle(), "compiled")  # compile / load caches outside the clock
     r = _run(ev, inst, Idle(), "compiled")
-    out.append({"name": "engine.replay (do-nothing strategy)", "events": r.events,
-                "seconds": r.config["replay_seconds"]})
+    out.append(
+        {
+            "name": "engine.replay (do-nothing strategy)",
+            "events": r.events,
+            "seconds": r.config["replay_seconds"],
+        }
+    )
 
     _run(ev[:5000], inst, OneTickMM(), "compiled")
     r = _run(ev, inst, OneTickMM(), "compiled")
     rows = to_hbt(ev, tick)
     run_hbt(rows[:5000], tick)
     peer_s, _ = run_hbt(rows, tick)
-    out.append({"name": "engine.one_tick_mm (compiled path)", "events": r.events,
-                "seconds": r.config["replay_seconds"], "fills": len(r.fills),
-                "peer": "hftbacktest 2.4.4", "peer_events": len(rows), "peer_seconds": peer_s})
+    out.append(
+        {
+            "name": "engine.one_tick_mm (compiled path)",
+            "events": r.events,
+            "seconds": r.config["replay_seconds"],
+            "fills": len(r.fills),
+            "peer": "hftbacktest 2.4.4",
+            "peer_events": len(rows),
+            "peer_seconds": peer_s,
+        }
+    )
 
     m = min(n, 2_000_000)
     _run(ev[:5000], inst, OneTickMM(), "python")
     r = _run(ev[:m], inst, OneTickMM(), "python")
-    out.append({"name": "engine.one_tick_mm (Python path, callbacks)",
-                "events": int(r.config["callbacks"]), "seconds": r.config["replay_seconds"],
-                "events_replayed": r.events})
+    out.append(
+        {
+            "name": "engine.one_tick_mm (Python path, callbacks)",
+            "events": int(r.config["callbacks"]),
+            "seconds": r.config["replay_seconds"],
+            "events_replayed": r.events,
+        }
+    )
 
     with tempfile.TemporaryDirectory(prefix="hftlab-bench-") as t:
         tmp = Path(t)
@@ -197,13 +247,29 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         from framework.engine.backtest import store_streams
 
         insts, streams = store_streams(store, [("SIM", "SYN")], dates)
-        bt = Backtest(instruments=insts, streams=streams, strategies=[Idle()], latency=LAT,
-                      queue=QUEUE, sample_ns=1_000_000_000)
+        bt = Backtest(
+            instruments=insts,
+            streams=streams,
+            strategies=[Idle()],
+            latency=LAT,
+            queue=QUEUE,
+            sample_ns=1_000_000_000,
+        )
         t0 = time.perf_counter()
         r = bt.run()
-        out.append({"name": f"engine.replay from store ({days} days streamed)", "events": r.events,
-                    "seconds": time.perf_counter() - t0})
+        out.append(
+            {
+                "name": f"engine.replay from store ({days} days streamed)",
+                "events": r.events,
+                "seconds": time.perf_counter() - t0,
+            }
+        )
         cold = _cold_start(tmp)
-        out.append({"name": "engine.cold start (new process, warm cache, 20k events)",
-                    "events": 20_000, "seconds": cold})
+        out.append(
+            {
+                "name": "engine.cold start (new process, warm cache, 20k events)",
+                "events": 20_000,
+                "seconds": cold,
+            }
+        )
     return out

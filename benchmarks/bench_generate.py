@@ -40,5 +40,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
 
 if __name__ == "__main__":
     for row in run():
-        print(f"{row['name']}: {row['events']:,} events in {row['seconds']:.3f} s "
-              f"= {row['events'] / row['seconds'] / 1e6:.1f} M events/s")
+        print(
+            f"{row['name']}: {row['events']:,} events in {row['seconds']:.3f} s "
+            f"= {row['events'] / row['seconds'] / 1e6:.1f} M events/s"
+        )

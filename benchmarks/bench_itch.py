@@ -30,9 +30,7 @@ def _put(b: npt.NDArray[np.uint8], o: int, v: int, n: int) -> None:
 
 
 @njit(cache=True)
-def _header(
-    b: npt.NDArray[np.uint8], o: int, ln: int, t: int, loc: int, ts: int
-) -> int:
+def _header(b: npt.NDArray[np.uint8], o: int, ln: int, t: int, loc: int, ts: int) -> int:
     _put(b, o, ln, 2)
     b[o + 2] = t
     _put(b, o + 3, loc, 2)
@@ -157,11 +155,19 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     common = {"events": n, "bytes": int(buf.shape[0]), "events_out": n_out}
     return [
         # steady state: output buffers reused, as a chunked reader or feed handler does
-        {"name": "itch_decode_binaryfile", "seconds": reused,
-         "cpu_seconds": round(reused_cpu, 4), **common},
+        {
+            "name": "itch_decode_binaryfile",
+            "seconds": reused,
+            "cpu_seconds": round(reused_cpu, 4),
+            **common,
+        },
         # first use: includes the page faults of freshly allocated output arrays
-        {"name": "itch_decode_binaryfile_fresh_buffers", "seconds": fresh,
-         "cpu_seconds": round(fresh_cpu, 4), **common},
+        {
+            "name": "itch_decode_binaryfile_fresh_buffers",
+            "seconds": fresh,
+            "cpu_seconds": round(fresh_cpu, 4),
+            **common,
+        },
     ]
 
 

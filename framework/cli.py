@@ -277,10 +277,13 @@ def cmd_book_replay(args: argparse.Namespace) -> int:
     from framework.book.replay import book_replay_to_csv
 
     t0 = time.perf_counter()
-    rows = book_replay_to_csv(_store(args), args.venue, args.symbol, args.date, args.levels,
-                              Path(args.out))
-    print(f"wrote {rows:,} rows of {args.levels} level(s) to {args.out} "
-          f"in {time.perf_counter() - t0:.2f} s")
+    rows = book_replay_to_csv(
+        _store(args), args.venue, args.symbol, args.date, args.levels, Path(args.out)
+    )
+    print(
+        f"wrote {rows:,} rows of {args.levels} level(s) to {args.out} "
+        f"in {time.perf_counter() - t0:.2f} s"
+    )
     return EXIT_OK
 
 
@@ -368,7 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
     rm.add_argument("target", metavar="VENUE/SYMBOL[/DATE]")
     rm.set_defaults(func=cmd_rm)
 
-    bt = sub.add_parser("backtest", parents=[store_parent], help="backtest a strategy on stored days")
+    bt = sub.add_parser(
+        "backtest", parents=[store_parent], help="backtest a strategy on stored days"
+    )
     bt.add_argument("strategy", help="bundled name (one_tick_mm) or module:Class")
     bt.add_argument("--venue")
     bt.add_argument("--symbol", action="append", default=[], help="repeat for several instruments")
@@ -376,8 +381,11 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--from", dest="date_from", type=_date_arg, required=True, metavar="DATE")
     bt.add_argument("--to", dest="date_to", type=_date_arg, metavar="DATE")
     bt.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
-    bt.add_argument("--latency", default="constant:1ms",
-                    help="constant:1ms | constant:ENTRY,RESPONSE | feed[:mult] | empirical:FILE")
+    bt.add_argument(
+        "--latency",
+        default="constant:1ms",
+        help="constant:1ms | constant:ENTRY,RESPONSE | feed[:mult] | empirical:FILE",
+    )
     bt.add_argument("--queue", default="power:2", help="risk_averse | power[:n] | log")
     bt.add_argument("--mode", choices=["auto", "compiled", "python"], default="auto")
     bt.add_argument("--out", metavar="DIR", help="result tables and report.html go here")
@@ -386,8 +394,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     book = sub.add_parser("book", help="order-book tools")
     bsub = book.add_subparsers(dest="book_command", required=True, metavar="SUBCOMMAND")
-    rep = bsub.add_parser("replay", parents=[store_parent],
-                          help="the book after every message, as LOBSTER orderbook CSV")
+    rep = bsub.add_parser(
+        "replay",
+        parents=[store_parent],
+        help="the book after every message, as LOBSTER orderbook CSV",
+    )
     rep.add_argument("--venue", required=True)
     rep.add_argument("--symbol", required=True)
     rep.add_argument("--date", type=_date_arg, required=True)

@@ -443,10 +443,13 @@ class Backtest:
         return np.concatenate(parts) if parts else np.zeros((0, cols), np.int64)
 
     def _result(self, wall: float) -> BacktestResult:
-        inst_keys = np.array([i.key for i in self.instruments], dtype=object)
+        # one extra entry at the end stands for an index no instrument has (a denied order
+        # naming a bad instrument is recorded with the index it gave)
+        inst_keys = np.array([i.key for i in self.instruments] + ["?"], dtype=object)
         strat_names = np.array([s.name for s in self.strategies] + [TOTAL], dtype=object)
-        ticks = np.array([float(i.tick_size) for i in self.instruments])
-        lots = np.array([float(i.lot_size) for i in self.instruments])
+        ticks = np.array([float(i.tick_size) for i in self.instruments] + [np.nan])
+        lots = np.array([float(i.lot_size) for i in self.instruments] + [np.nan])
+        n_inst = len(self.instruments)
 
         def names(arr: np.ndarray, idx: np.ndarray) -> list[str]:
             return arr[idx].tolist() if len(idx) else []
@@ -511,7 +514,7 @@ class Backtest:
             },
         )
         d = self._cat("deny", 8)
-        di = d[:, 2]
+        di = np.where((d[:, 2] >= 0) & (d[:, 2] < n_inst), d[:, 2], n_inst)
         denials = pl.DataFrame(
             {
                 "ts": d[:, 0],

@@ -7,6 +7,8 @@ through a command buffer, a compiled strategy calls them directly.
 
 from __future__ import annotations
 
+import numpy as np
+import numpy.typing as npt
 from numba import njit
 
 from framework.book.l2 import (
@@ -131,7 +133,7 @@ from framework.risk.checks import check_order
 # --- the strategy's order API ---------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _deny(
     st: State,
     sid: int,
@@ -143,9 +145,11 @@ def _deny(
     reason: int,
     now: int,
 ) -> None:
-    r = st.h[H_N_DENY]
-    if r < st.rec_deny.shape[0]:
-        row = st.rec_deny[r]
+    _h = st.h
+    _rec_deny = st.rec_deny
+    r = _h[H_N_DENY]
+    if r < _rec_deny.shape[0]:
+        row = _rec_deny[r]
         row[0] = now
         row[1] = sid
         row[2] = inst
@@ -154,15 +158,17 @@ def _deny(
         row[5] = qty
         row[6] = reason
         row[7] = otype
-        st.h[H_N_DENY] = r + 1
+        _h[H_N_DENY] = r + 1
     _ = DENY_COLS
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _open_delta(st: State, slot: int, lots: int) -> None:
     """Change the strategy-view open quantity of an order by ``lots`` (negative: less open)."""
-    o = st.ord[slot]
-    p = st.pos[o[O_STRAT], o[O_INST]]
+    _ord = st.ord
+    _pos = st.pos
+    o = _ord[slot]
+    p = _pos[o[O_STRAT], o[O_INST]]
     o[O_LOCAL_OPEN] += lots
     if o[O_SIDE] == BUY:
         p[P_OPEN_BUY] += lots
@@ -170,16 +176,19 @@ def _open_delta(st: State, slot: int, lots: int) -> None:
         p[P_OPEN_SELL] += lots
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _finish(st: State, slot: int, status: int, now: int) -> None:
     """The order reached a final status in the strategy's view: log it and free its slot."""
-    o = st.ord[slot]
+    _ord = st.ord
+    _pos = st.pos
+    _strat = st.strat
+    o = _ord[slot]
     if o[O_LOCAL_OPEN] != 0:
         _open_delta(st, slot, -o[O_LOCAL_OPEN])
     o[O_STATUS] = status
     sid = o[O_STRAT]
-    st.pos[sid, o[O_INST], P_N_OPEN] -= 1
-    st.strat[sid, S_N_OPEN] -= 1
+    _pos[sid, o[O_INST], P_N_OPEN] -= 1
+    _strat[sid, S_N_OPEN] -= 1
     log_order(st, slot, now)
     release_slot(st, slot)
 
@@ -197,6 +206,10 @@ def order_submit(
     now: int,
 ) -> int:
     """Send an order; returns its id (> 0) or ``-reason`` when pre-trade risk denies it."""
+    _h = st.h
+    _ord = st.ord
+    _pos = st.pos
+    _strat = st.strat
     reason = check_order(st, sid, inst, side, price, qty, otype, now)
     if reason != DENY_NONE:
         _deny(st, sid, inst, side, price, qty, otype, reason, now)
@@ -204,10 +217,10 @@ def order_submit(
     slot = alloc_slot(st)
     if slot < 0:
         return 0
-    seq = st.h[H_SEQ] + 1
-    st.h[H_SEQ] = seq
-    oid = seq * st.h[H_MAX_ORDERS] + slot  # the slot is recoverable from the id
-    o = st.ord[slot]
+    seq = _h[H_SEQ] + 1
+    _h[H_SEQ] = seq
+    oid = seq * _h[H_MAX_ORDERS] + slot  # the slot is recoverable from the id
+    o = _ord[slot]
     o[O_ID] = oid
     o[O_STRAT] = sid
     o[O_INST] = inst
@@ -220,21 +233,23 @@ def order_submit(
     o[O_STATUS] = ST_PENDING_NEW
     o[O_SUBMIT_TS] = now
     _open_delta(st, slot, qty)
-    st.pos[sid, inst, P_N_OPEN] += 1
-    st.strat[sid, S_N_OPEN] += 1
+    _pos[sid, inst, P_N_OPEN] += 1
+    _strat[sid, S_N_OPEN] += 1
     lat = entry_latency(st, now)
     push_request(st, now + lat, REQ_NEW, slot, price, qty, now)
     log_latency(st, 0, lat)
     return oid
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def slot_of(st: State, sid: int, oid: int) -> int:
     """The slot of a live order of strategy ``sid``, or -1."""
+    _h = st.h
+    _ord = st.ord
     if oid <= 0:
         return -1
-    slot = oid % st.h[H_MAX_ORDERS]
-    o = st.ord[slot]
+    slot = oid % _h[H_MAX_ORDERS]
+    o = _ord[slot]
     if o[O_ID] != oid or o[O_STRAT] != sid:
         return -1
     return slot
@@ -243,10 +258,11 @@ def slot_of(st: State, sid: int, oid: int) -> int:
 @njit(cache=True)
 def order_cancel(st: State, sid: int, oid: int, now: int) -> bool:
     """Ask the venue to cancel; False if the order is not live (or a cancel is in flight)."""
+    _ord = st.ord
     slot = slot_of(st, sid, oid)
     if slot < 0:
         return False
-    o = st.ord[slot]
+    o = _ord[slot]
     if o[O_STATUS] == ST_PENDING_CANCEL:
         return False
     o[O_STATUS] = ST_PENDING_CANCEL
@@ -259,10 +275,11 @@ def order_cancel(st: State, sid: int, oid: int, now: int) -> bool:
 @njit(cache=True)
 def order_modify(st: State, sid: int, oid: int, price: int, qty: int, now: int) -> int:
     """Change price and/or total size; returns DENY_NONE, a deny reason, or -1 if not live."""
+    _ord = st.ord
     slot = slot_of(st, sid, oid)
     if slot < 0:
         return -1
-    o = st.ord[slot]
+    o = _ord[slot]
     if o[O_STATUS] == ST_PENDING_CANCEL or o[O_STATUS] == ST_PENDING_MODIFY:
         return -1
     extra = qty - o[O_QTY]
@@ -286,9 +303,10 @@ def order_modify(st: State, sid: int, oid: int, price: int, qty: int, now: int) 
 @njit(cache=True)
 def cancel_all(st: State, sid: int, now: int) -> int:
     """Cancel every live order of a strategy; returns how many cancels were sent."""
+    _ord = st.ord
     n = 0
-    for slot in range(st.ord.shape[0]):
-        o = st.ord[slot]
+    for slot in range(_ord.shape[0]):
+        o = _ord[slot]
         live = o[O_ID] != 0 and o[O_STRAT] == sid and o[O_STATUS] != ST_PENDING_CANCEL
         if live and order_cancel(st, sid, o[O_ID], now):
             n += 1
@@ -297,8 +315,9 @@ def cancel_all(st: State, sid: int, now: int) -> int:
 
 @njit(cache=True)
 def trip_kill_switch(st: State, sid: int, now: int) -> None:
-    st.strat[sid, S_KILLED] = 1
-    st.strat[sid, S_STATE] = TS_HALTED
+    _strat = st.strat
+    _strat[sid, S_KILLED] = 1
+    _strat[sid, S_STATE] = TS_HALTED
     cancel_all(st, sid, now)
 
 
@@ -311,10 +330,25 @@ def local_event(
 ) -> int:
     """Apply an event to the strategy's book; WAKE_BOOK when the touch changed at a message
     boundary, WAKE_TRADE for a trade print, else WAKE_NONE."""
-    meta = st.lmeta[inst]
-    book = st.lqty[inst]
+    _inst = st.inst
+    _lmeta = st.lmeta
+    _lqty = st.lqty
+    return local_book_event(_lmeta[inst], _lqty[inst], _inst[inst], kind, side, price, qty, flags)
+
+
+@njit(cache=True, inline="always")
+def local_book_event(
+    meta: npt.NDArray[np.int64],
+    book: npt.NDArray[np.int64],
+    r: npt.NDArray[np.int64],
+    kind: int,
+    side: int,
+    price: int,
+    qty: int,
+    flags: int,
+) -> int:
+    """:func:`local_event` on one instrument's arrays (what the replay loop calls per event)."""
     if kind == KIND_TRADE:
-        r = st.inst[inst]
         r[I_LAST_TRADE_PX] = price
         r[I_LAST_TRADE_QTY] = qty
         r[I_LAST_TRADE_SIDE] = side
@@ -323,7 +357,6 @@ def local_event(
         l2_apply(meta, book, kind, side, price, qty)
     if not flags & FLAG_LAST:
         return WAKE_NONE
-    r = st.inst[inst]
     bb = l2_best_bid(meta, book)
     ba = l2_best_ask(meta, book)
     bq = l2_best_bid_qty(meta, book)
@@ -337,11 +370,16 @@ def local_event(
     return WAKE_NONE
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _record_fill(st: State, slot: int, now: int, m: object, fee: float) -> None:
-    r = st.h[H_N_FILL]
-    o = st.ord[slot]
-    row = st.rec_fill[r]
+    _h = st.h
+    _hf = st.hf
+    _ord = st.ord
+    _pos = st.pos
+    _rec_fill = st.rec_fill
+    r = _h[H_N_FILL]
+    o = _ord[slot]
+    row = _rec_fill[r]
     row[F_TS] = now
     row[F_EXCH_TS] = m[M_EXCH_TS]
     row[F_STRAT] = o[O_STRAT]
@@ -351,28 +389,30 @@ def _record_fill(st: State, slot: int, now: int, m: object, fee: float) -> None:
     row[F_PRICE] = m[M_PRICE]
     row[F_QTY] = m[M_QTY]
     row[F_LIQ] = m[M_LIQ]
-    row[F_POS] = st.pos[o[O_STRAT], o[O_INST], P_POS]
-    row[F_FEE : F_FEE + 1].view(st.hf.dtype)[0] = fee
-    st.h[H_N_FILL] = r + 1
+    row[F_POS] = _pos[o[O_STRAT], o[O_INST], P_POS]
+    row[F_FEE : F_FEE + 1].view(_hf.dtype)[0] = fee
+    _h[H_N_FILL] = r + 1
 
 
 @njit(cache=True)
 def local_response(st: State, m: object, now: int) -> int:
     """A venue response reaches the strategy. Returns WAKE_FILL / WAKE_ORDER / WAKE_NONE and
     sets the wake words (strategy, slot, kind, qty, price)."""
+    _h = st.h
+    _ord = st.ord
     slot = m[M_SLOT]
-    o = st.ord[slot]
+    o = _ord[slot]
     if o[O_ID] != m[M_ID]:
         return WAKE_NONE
     kind = m[M_KIND]
-    st.h[H_WAKE_STRAT] = o[O_STRAT]
-    st.h[H_WAKE_SLOT] = slot
-    st.h[H_WAKE_OID] = o[O_ID]
-    st.h[H_WAKE_ORDER_KIND] = kind
-    st.h[H_WAKE_QTY] = m[M_QTY]
-    st.h[H_WAKE_PRICE] = m[M_PRICE]
-    st.h[H_WAKE_SIDE] = o[O_SIDE]
-    st.h[H_WAKE_REASON] = m[M_REASON]
+    _h[H_WAKE_STRAT] = o[O_STRAT]
+    _h[H_WAKE_SLOT] = slot
+    _h[H_WAKE_OID] = o[O_ID]
+    _h[H_WAKE_ORDER_KIND] = kind
+    _h[H_WAKE_QTY] = m[M_QTY]
+    _h[H_WAKE_PRICE] = m[M_PRICE]
+    _h[H_WAKE_SIDE] = o[O_SIDE]
+    _h[H_WAKE_REASON] = m[M_REASON]
     log_latency(st, LATK_RESP, now - m[M_EXCH_TS])
     if kind == RESP_FILL:
         q = m[M_QTY]
@@ -417,6 +457,7 @@ def local_response(st: State, m: object, now: int) -> int:
 
 __all__ = [
     "cancel_all",
+    "local_book_event",
     "local_event",
     "local_response",
     "order_cancel",

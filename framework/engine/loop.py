@@ -18,7 +18,9 @@ import math
 import numpy as np
 from numba import njit
 
-from framework.engine.local import local_event, local_response, trip_kill_switch
+from framework.book.l2 import l2_apply, l2_qty_at
+from framework.core.events import KIND_BBO, KIND_CLEAR, KIND_LEVEL, KIND_STATUS
+from framework.engine.local import local_book_event, local_response, trip_kill_switch
 from framework.engine.messages import next_msg, pop_msg
 from framework.engine.state import (
     EQ_COLS,
@@ -48,6 +50,7 @@ from framework.engine.state import (
     H_WAKE_STRAT,
     I_BA,
     I_BB,
+    I_N_RESTING,
     I_SUB_BOOK,
     I_SUB_TRADE,
     M_TS,
@@ -68,9 +71,9 @@ from framework.engine.state import (
     WAKE_TIMER,
     WAKE_TRADE,
     State,
-    unpack,
+    unpack_raw,
 )
-from framework.engine.venue import venue_event, venue_request
+from framework.engine.venue import apply_fills, scan_resting, venue_request, venue_status
 from framework.portfolio.accounting import mark_price, strategy_equity
 from framework.risk.checks import kill_switch_breached
 
@@ -95,8 +98,9 @@ def _recorders_full(st: State) -> bool:
 
 
 @njit(cache=True)
-def _f2i(x: float) -> int:
-    return np.array([x]).view(np.int64)[0]
+def _put_f(row: np.ndarray, col: int, x: float) -> None:
+    """Store a float bit for bit in an int64 recorder cell (no allocation)."""
+    row[col : col + 1].view(np.float64)[0] = x
 
 
 @njit(cache=True)
@@ -115,20 +119,22 @@ def sample(st: State, now: int) -> None:
     h = st.h
     n_strat = st.strat.shape[0]
     n_inst = st.inst.shape[0]
-    tot = np.zeros(3)
+    tot_eq = 0.0
+    tot_cash = 0.0
+    tot_fees = 0.0
     for sid in range(n_strat):
         eq, cash, fees = strategy_equity(st, sid)
-        tot[0] += eq
-        tot[1] += cash
-        tot[2] += fees
+        tot_eq += eq
+        tot_cash += cash
+        tot_fees += fees
         r = h[H_N_EQ]
         row = st.rec_eq[r]
         row[0] = now
         row[1] = sid
-        row[2] = _f2i(cash)
-        row[3] = _f2i(fees)
-        row[4] = _f2i(eq - cash)
-        row[5] = _f2i(eq)
+        _put_f(row, 2, cash)
+        _put_f(row, 3, fees)
+        _put_f(row, 4, eq - cash)
+        _put_f(row, 5, eq)
         h[H_N_EQ] = r + 1
         for i in range(n_inst):
             r = h[H_N_POS]
@@ -137,7 +143,7 @@ def sample(st: State, now: int) -> None:
             row[1] = sid
             row[2] = i
             row[3] = st.pos[sid, i, P_POS]
-            row[4] = _f2i(mark_price(st, i))
+            _put_f(row, 4, mark_price(st, i))
             h[H_N_POS] = r + 1
         check_kill(st, sid, now)
     if n_strat > 1:
@@ -145,10 +151,10 @@ def sample(st: State, now: int) -> None:
         row = st.rec_eq[r]
         row[0] = now
         row[1] = -1
-        row[2] = _f2i(tot[1])
-        row[3] = _f2i(tot[2])
-        row[4] = _f2i(tot[0] - tot[1])
-        row[5] = _f2i(tot[0])
+        _put_f(row, 2, tot_cash)
+        _put_f(row, 3, tot_fees)
+        _put_f(row, 4, tot_eq - tot_cash)
+        _put_f(row, 5, tot_eq)
         h[H_N_EQ] = r + 1
     for i in range(n_inst):
         r = h[H_N_MKT]
@@ -163,14 +169,41 @@ def sample(st: State, now: int) -> None:
 
 @njit(cache=True)
 def advance_state(st: State, ev: np.ndarray) -> int:
-    """Run until a wake-up; returns its WAKE_* code (also left in ``h[H_WAKE]``)."""
+    """Run until a wake-up; returns its WAKE_* code (also left in ``h[H_WAKE]``).
+
+    The per-event path calls only functions that take a few arrays: passing the whole
+    state to a function that LLVM does not inline costs more than the event's work.
+    """
     h = st.h
+    hf = st.hf
+    instarr = st.inst
+    vmeta = st.vmeta
+    vqty = st.vqty
+    lmeta = st.lmeta
+    lqty = st.lqty
+    rest = st.rest
+    ordm = st.ord
+    ordf = st.ordf
+    req = st.req
+    resp = st.resp
+    strat = st.strat
     n = h[H_N_EV]
     final = h[H_FINAL] != 0
-    mbuf = np.empty(MSG_COLS, np.int64)
-    n_strat = st.strat.shape[0]
+    scratch = st.scratch
+    fills = scratch[: rest.shape[0]]
+    mbuf = scratch[rest.shape[0] :].reshape(-1)[:MSG_COLS]
+    n_strat = strat.shape[0]
+    n_inst = instarr.shape[0]
+    lim = st.rec_fill.shape[0] - FLUSH_MARGIN
     while True:
-        if _recorders_full(st):
+        if (
+            h[H_N_FILL] >= lim
+            or h[H_N_ORD] >= lim
+            or h[H_N_LAT] >= lim
+            or h[H_N_EQ] + n_strat + 1 >= lim
+            or h[H_N_POS] + n_strat * n_inst >= lim
+            or h[H_N_MKT] + n_inst >= lim
+        ):
             h[H_WAKE] = WAKE_FLUSH
             return WAKE_FLUSH
         vc = h[H_VENUE_CUR]
@@ -181,22 +214,21 @@ def advance_state(st: State, ev: np.ndarray) -> int:
         now = h[H_NOW]
         tv = INF if vc >= n else max(ev[vc]["exch_ts"], now)
         tl = INF if lc >= n else max(ev[lc]["local_ts"], now)
-        ireq = next_msg(st, st.req, H_N_REQ)
-        treq = INF if ireq < 0 else max(st.req[ireq, M_TS], now)
-        iresp = next_msg(st, st.resp, H_N_RESP)
-        tresp = INF if iresp < 0 else max(st.resp[iresp, M_TS], now)
+        ireq = next_msg(h, req, H_N_REQ)
+        treq = INF if ireq < 0 else max(req[ireq, M_TS], now)
+        iresp = next_msg(h, resp, H_N_RESP)
+        tresp = INF if iresp < 0 else max(resp[iresp, M_TS], now)
         ttimer = INF
         tsid = -1
-        for sid in range(n_strat):
-            at = st.strat[sid, S_TIMER_AT]
-            if at > 0 and at < ttimer:
-                ttimer = max(at, now)
-                tsid = sid
-        tsample = INF if h[H_SAMPLE_NS] <= 0 else max(h[H_NEXT_SAMPLE], now)
-        if vc >= n and lc >= n:
-            # the data has ended: finish what is in flight, but timers and samples stop
-            ttimer = INF
-            tsample = INF
+        tsample = INF
+        if vc < n or lc < n:  # once the data has ended, timers and samples stop
+            for sid in range(n_strat):
+                at = strat[sid, S_TIMER_AT]
+                if at > 0 and at < ttimer:
+                    ttimer = max(at, now)
+                    tsid = sid
+            if h[H_SAMPLE_NS] > 0:
+                tsample = max(h[H_NEXT_SAMPLE], now)
         t = min(tv, treq, tresp, tl, ttimer, tsample)
         if t == INF or t > h[H_END_TS]:
             h[H_WAKE] = WAKE_DONE
@@ -204,14 +236,34 @@ def advance_state(st: State, ev: np.ndarray) -> int:
         h[H_NOW] = t
         if t == tv:
             e = ev[vc]
-            venue_event(st, e["instrument"], t, e["kind"], e["side"], e["price"], e["qty"])
+            i = e["instrument"]
+            kind = e["kind"]
+            side = e["side"]
+            price = e["price"]
+            qty = e["qty"]
             h[H_VENUE_CUR] = vc + 1
             h[H_EVENTS_VENUE] += 1
+            if kind == KIND_STATUS:
+                venue_status(instarr, i, qty)
+            else:
+                is_level = kind == KIND_LEVEL or kind == KIND_BBO
+                resting = instarr[i, I_N_RESTING] > 0
+                old = 0
+                if resting and is_level:
+                    old = l2_qty_at(vmeta[i], vqty[i], side, price)
+                if is_level or kind == KIND_CLEAR:
+                    l2_apply(vmeta[i], vqty[i], kind, side, price, qty)
+                if resting:
+                    nf = scan_resting(
+                        h, hf, rest, ordm, ordf, i, kind, side, price, qty, old, fills
+                    )
+                    if nf > 0:
+                        apply_fills(st, t, fills, nf)
         elif t == treq:
-            pop_msg(st, st.req, H_N_REQ, ireq, mbuf)
+            pop_msg(st, req, H_N_REQ, ireq, mbuf)
             venue_request(st, mbuf, t)
         elif t == tresp:
-            pop_msg(st, st.resp, H_N_RESP, iresp, mbuf)
+            pop_msg(st, resp, H_N_RESP, iresp, mbuf)
             w = local_response(st, mbuf, t)
             if w == WAKE_FILL:
                 check_kill(st, h[H_WAKE_STRAT], t)
@@ -220,21 +272,30 @@ def advance_state(st: State, ev: np.ndarray) -> int:
                 return w
         elif t == tl:
             e = ev[lc]
-            inst = e["instrument"]
+            i = e["instrument"]
             h[H_LOCAL_CUR] = lc + 1
             h[H_EVENTS_LOCAL] += 1
             h[H_FEED_LAT] = e["local_ts"] - e["exch_ts"]
             h[H_LAST_TS] = e["local_ts"]
-            w = local_event(st, inst, e["kind"], e["side"], e["price"], e["qty"], e["flags"])
-            if (w == WAKE_BOOK and st.inst[inst, I_SUB_BOOK]) or (
-                w == WAKE_TRADE and st.inst[inst, I_SUB_TRADE]
+            w = local_book_event(
+                lmeta[i],
+                lqty[i],
+                instarr[i],
+                e["kind"],
+                e["side"],
+                e["price"],
+                e["qty"],
+                e["flags"],
+            )
+            if (w == WAKE_BOOK and instarr[i, I_SUB_BOOK]) or (
+                w == WAKE_TRADE and instarr[i, I_SUB_TRADE]
             ):
-                h[H_WAKE_INST] = inst
+                h[H_WAKE_INST] = i
                 h[H_WAKE] = w
                 return w
         elif t == ttimer:
-            every = st.strat[tsid, S_TIMER_EVERY]
-            st.strat[tsid, S_TIMER_AT] = t + every if every > 0 else 0
+            every = strat[tsid, S_TIMER_EVERY]
+            strat[tsid, S_TIMER_AT] = t + every if every > 0 else 0
             h[H_WAKE_STRAT] = tsid
             h[H_WAKE] = WAKE_TIMER
             return WAKE_TIMER
@@ -249,7 +310,7 @@ def advance_state(st: State, ev: np.ndarray) -> int:
 @njit(cache=True)
 def advance(a: np.ndarray, ev: np.ndarray) -> int:
     """:func:`advance_state` on the arena (the entry point for Python drivers)."""
-    return advance_state(unpack(a), ev)
+    return advance_state(unpack_raw(a), ev)
 
 
 __all__ = ["advance", "advance_state", "sample"]

@@ -66,36 +66,46 @@ INT64_MAX = np.iinfo(np.int64).max
 
 
 # --- order slots ------------------------------------------------------------------------
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def alloc_slot(st: State) -> int:
     """A free order slot, or -1 when the table is full (H_WAKE_REASON set)."""
-    n = st.h[H_N_FREE]
+    _free = st.free
+    _h = st.h
+    _ord = st.ord
+    _ordf = st.ordf
+    n = _h[H_N_FREE]
     if n == 0:
-        st.h[H_ERROR] = ERR_ORDERS_FULL
+        _h[H_ERROR] = ERR_ORDERS_FULL
         return -1
-    st.h[H_N_FREE] = n - 1
-    slot = st.free[n - 1]
+    _h[H_N_FREE] = n - 1
+    slot = _free[n - 1]
     for c in range(ORD_COLS):
-        st.ord[slot, c] = 0
+        _ord[slot, c] = 0
     for c in range(ORDF_COLS):
-        st.ordf[slot, c] = 0.0
+        _ordf[slot, c] = 0.0
     return slot
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def release_slot(st: State, slot: int) -> None:
-    st.ord[slot, O_ID] = 0
-    n = st.h[H_N_FREE]
-    st.free[n] = slot
-    st.h[H_N_FREE] = n + 1
+    _free = st.free
+    _h = st.h
+    _ord = st.ord
+    _ord[slot, O_ID] = 0
+    n = _h[H_N_FREE]
+    _free[n] = slot
+    _h[H_N_FREE] = n + 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def log_order(st: State, slot: int, end_ts: int) -> None:
     """Append an order's final state to the order log."""
-    r = st.h[H_N_ORD]
-    row = st.rec_ord[r]
-    o = st.ord[slot]
+    _h = st.h
+    _ord = st.ord
+    _rec_ord = st.rec_ord
+    r = _h[H_N_ORD]
+    row = _rec_ord[r]
+    o = _ord[slot]
     row[OL_ID] = o[O_ID]
     row[OL_STRAT] = o[O_STRAT]
     row[OL_INST] = o[O_INST]
@@ -110,20 +120,22 @@ def log_order(st: State, slot: int, end_ts: int) -> None:
     row[OL_NOTIONAL] = o[O_NOTIONAL]
     row[OL_REASON] = o[O_REASON]
     row[OL_END] = end_ts
-    st.h[H_N_ORD] = r + 1
+    _h[H_N_ORD] = r + 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def log_latency(st: State, kind: int, ns: int) -> None:
-    r = st.h[H_N_LAT]
-    if r < st.rec_lat.shape[0]:
-        st.rec_lat[r, 0] = kind
-        st.rec_lat[r, 1] = ns
-        st.h[H_N_LAT] = r + 1
+    _h = st.h
+    _rec_lat = st.rec_lat
+    r = _h[H_N_LAT]
+    if r < _rec_lat.shape[0]:
+        _rec_lat[r, 0] = kind
+        _rec_lat[r, 1] = ns
+        _h[H_N_LAT] = r + 1
 
 
 # --- message queues ------------------------------------------------------------------------
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def push_msg(
     st: State,
     q: npt.NDArray[np.int64],
@@ -139,18 +151,20 @@ def push_msg(
     sent: int,
     fee: float,
 ) -> bool:
-    n = st.h[count_word]
+    _h = st.h
+    _ord = st.ord
+    n = _h[count_word]
     if n >= q.shape[0]:
-        st.h[H_ERROR] = ERR_MESSAGES_FULL
+        _h[H_ERROR] = ERR_MESSAGES_FULL
         return False
     m = q[n]
-    seq = st.h[H_MSG_SEQ]
-    st.h[H_MSG_SEQ] = seq + 1
+    seq = _h[H_MSG_SEQ]
+    _h[H_MSG_SEQ] = seq + 1
     m[M_TS] = ts
     m[M_SEQ] = seq
     m[M_KIND] = kind
     m[M_SLOT] = slot
-    m[M_ID] = st.ord[slot, O_ID]
+    m[M_ID] = _ord[slot, O_ID]
     m[M_PRICE] = price
     m[M_QTY] = qty
     m[M_LIQ] = liq
@@ -158,14 +172,15 @@ def push_msg(
     m[M_EXCH_TS] = exch_ts
     m[M_SENT] = sent
     m[MSG_FEE : MSG_FEE + 1].view(np.float64)[0] = fee
-    st.h[count_word] = n + 1
+    _h[count_word] = n + 1
     return True
 
 
-@njit(cache=True)
-def next_msg(st: State, q: npt.NDArray[np.int64], count_word: int) -> int:
-    """Index of the earliest message (FIFO among equal times), or -1."""
-    n = st.h[count_word]
+@njit(cache=True, inline="always")
+def next_msg(h: npt.NDArray[np.int64], q: npt.NDArray[np.int64], count_word: int) -> int:
+    """Index of the earliest message (FIFO among equal times), or -1. Takes the header
+    ``h`` rather than the whole state: it runs on every step of the replay loop."""
+    n = h[count_word]
     best = -1
     bt = INT64_MAX
     bs = INT64_MAX
@@ -178,31 +193,33 @@ def next_msg(st: State, q: npt.NDArray[np.int64], count_word: int) -> int:
     return best
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def pop_msg(
     st: State, q: npt.NDArray[np.int64], count_word: int, i: int, out: npt.NDArray[np.int64]
 ) -> None:
     """Copy message ``i`` to ``out`` and remove it (the last one takes its place)."""
-    n = st.h[count_word]
+    _h = st.h
+    n = _h[count_word]
     for c in range(MSG_COLS):
         out[c] = q[i, c]
     if i != n - 1:
         for c in range(MSG_COLS):
             q[i, c] = q[n - 1, c]
-    st.h[count_word] = n - 1
+    _h[count_word] = n - 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def msg_fee(m: npt.NDArray[np.int64]) -> float:
     return m[MSG_FEE : MSG_FEE + 1].view(np.float64)[0]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def push_request(st: State, ts: int, kind: int, slot: int, price: int, qty: int, sent: int) -> bool:
-    return push_msg(st, st.req, H_N_REQ, ts, kind, slot, price, qty, 0, 0, 0, sent, 0.0)
+    _req = st.req
+    return push_msg(st, _req, H_N_REQ, ts, kind, slot, price, qty, 0, 0, 0, sent, 0.0)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def push_response(
     st: State,
     ts: int,
@@ -215,14 +232,16 @@ def push_response(
     exch_ts: int,
     fee: float,
 ) -> bool:
+    _resp = st.resp
     return push_msg(
-        st, st.resp, H_N_RESP, ts, kind, slot, price, qty, liq, reason, exch_ts, exch_ts, fee
+        st, _resp, H_N_RESP, ts, kind, slot, price, qty, liq, reason, exch_ts, exch_ts, fee
     )
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def set_reason(st: State, slot: int, reason: int) -> None:
-    st.ord[slot, O_REASON] = reason
+    _ord = st.ord
+    _ord[slot, O_REASON] = reason
 
 
 __all__ = [

@@ -20,48 +20,62 @@ from framework.engine.state import (
 )
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _series_at(st: State, now: int, col: int) -> float:
     """Latency of the empirical series row in force at ``now`` (rows sorted by time)."""
-    n = st.h[H_N_LAT_SERIES]
-    i = st.h[H_LAT_IDX]
-    while i + 1 < n and st.lat_series[i + 1, 0] <= now:
+    _h = st.h
+    _lat_series = st.lat_series
+    n = _h[H_N_LAT_SERIES]
+    i = _h[H_LAT_IDX]
+    while i + 1 < n and _lat_series[i + 1, 0] <= now:
         i += 1
-    st.h[H_LAT_IDX] = i
-    return st.lat_series[i, col]
+    _h[H_LAT_IDX] = i
+    return _lat_series[i, col]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def entry_latency(st: State, now: int) -> int:
     """Nanoseconds from the strategy sending an order to the venue receiving it."""
-    m = st.h[H_LAT_MODEL]
+    _h = st.h
+    _hf = st.hf
+    m = _h[H_LAT_MODEL]
     if m == LAT_CONSTANT:
-        return int(st.hf[HF_LAT_ENTRY])
+        return int(_hf[HF_LAT_ENTRY])
     if m == LAT_FEED:
-        return max(0, int(st.hf[HF_LAT_ENTRY] * st.h[H_FEED_LAT]))
+        return max(0, int(_hf[HF_LAT_ENTRY] * _h[H_FEED_LAT]))
     return max(0, int(_series_at(st, now, 1)))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def response_latency(st: State, now: int) -> int:
     """Nanoseconds from the venue acting to the strategy learning of it."""
-    m = st.h[H_LAT_MODEL]
+    _h = st.h
+    _hf = st.hf
+    m = _h[H_LAT_MODEL]
     if m == LAT_CONSTANT:
-        return int(st.hf[HF_LAT_RESP])
+        return int(_hf[HF_LAT_RESP])
     if m == LAT_FEED:
-        return max(0, int(st.hf[HF_LAT_RESP] * st.h[H_FEED_LAT]))
+        return max(0, int(_hf[HF_LAT_RESP] * _h[H_FEED_LAT]))
     return max(0, int(_series_at(st, now, 2)))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _f(model: int, n: float, x: float) -> float:
     if model == QUEUE_LOG:
         return math.log1p(x)
     return x**n
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def front_after_decrease(st: State, front: float, old_qty: int, new_qty: int) -> float:
+    """:func:`queue_front` with the run's queue model."""
+    _h = st.h
+    _hf = st.hf
+    return queue_front(_h[H_QUEUE_MODEL], _hf[HF_QUEUE_N], front, old_qty, new_qty)
+
+
+@njit(cache=True, inline="always")
+def queue_front(model: int, n: float, front: float, old_qty: int, new_qty: int) -> float:
     """Our estimated queue position after a level shrinks from ``old_qty`` to ``new_qty``.
 
     Risk-averse: nothing ahead of us cancels; we only move up when the level becomes shorter
@@ -69,15 +83,14 @@ def front_after_decrease(st: State, front: float, old_qty: int, new_qty: int) ->
     lots falls behind us with probability ``f(back) / (f(front) + f(back))``, so the part
     ``d * f(front) / (f(front) + f(back))`` is taken from the front.
     """
-    model = st.h[H_QUEUE_MODEL]
     if new_qty >= old_qty:
         return min(front, float(new_qty))
     if model == QUEUE_RISK_AVERSE or not (model == QUEUE_POWER or model == QUEUE_LOG):
         return min(front, float(new_qty))
     d = float(old_qty - new_qty)
     back = max(float(old_qty) - front, 0.0)
-    ff = _f(model, st.hf[HF_QUEUE_N], front)
-    fb = _f(model, st.hf[HF_QUEUE_N], back)
+    ff = _f(model, n, front)
+    fb = _f(model, n, back)
     share = 0.5 if ff + fb <= 0.0 else ff / (ff + fb)
     est = front - d * share
     return max(0.0, min(est, float(new_qty)))

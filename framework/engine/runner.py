@@ -15,8 +15,9 @@ from framework.store.tickstore import TickStore
 from framework.strategy.base import Strategy
 
 
-def default_out_dir(strategies: Sequence[Strategy], keys: Sequence[tuple[str, str]],
-                    dates: Sequence[dt.date]) -> Path:
+def default_out_dir(
+    strategies: Sequence[Strategy], keys: Sequence[tuple[str, str]], dates: Sequence[dt.date]
+) -> Path:
     name = "+".join(s.name for s in strategies)
     inst = "+".join(f"{v}-{s}" for v, s in keys)
     span = dates[0].isoformat() if len(dates) == 1 else f"{dates[0]}_{dates[-1]}"
@@ -38,8 +39,15 @@ def run_from_store(
 ) -> tuple[BacktestResult, Path | None]:
     """Backtest ``strategies`` on stored days; write tables (+ report) to ``out_dir``."""
     instruments, streams = store_streams(store, keys, dates)
-    bt = Backtest(instruments=instruments, streams=streams, strategies=strategies,
-                  latency=latency, queue=queue, mode=mode, **kwargs)
+    bt = Backtest(
+        instruments=instruments,
+        streams=streams,
+        strategies=strategies,
+        latency=latency,
+        queue=queue,
+        mode=mode,
+        **kwargs,
+    )
     result = bt.run()
     out = out_dir if out_dir is not None else default_out_dir(strategies, keys, dates)
     result.write(out)
@@ -65,19 +73,23 @@ def print_summary(result: BacktestResult, out: Path | None) -> None:
     stats = summarize_all(result)
     cfg = result.config
     replay = float(cfg.get("replay_seconds", result.wall_seconds))
-    print(f"backtest: {result.events:,} events replayed in {replay:.2f} s "
-          f"({_fmt(result.events / max(replay, 1e-9), ',.0f')} events/s; "
-          f"{result.wall_seconds:.2f} s with set-up), mode {cfg.get('mode')}, "
-          f"latency {cfg.get('latency')}, queue {cfg.get('queue')}")
+    print(
+        f"backtest: {result.events:,} events replayed in {replay:.2f} s "
+        f"({_fmt(result.events / max(replay, 1e-9), ',.0f')} events/s; "
+        f"{result.wall_seconds:.2f} s with set-up), mode {cfg.get('mode')}, "
+        f"latency {cfg.get('latency')}, queue {cfg.get('queue')}"
+    )
     for name, s in stats.items():
         if name == "TOTAL" and len(stats) == 2:
             continue
-        print(f"  {name}: pnl {_fmt(s['pnl'])} (gross {_fmt(s['gross_pnl'])}, fees "
-              f"{_fmt(s['fees'])}), sharpe {_fmt(s['sharpe'])}, max drawdown "
-              f"{_fmt(s['max_drawdown'])}, fills {s['n_fills']:,} "
-              f"(maker {_fmt(100 * s['maker_share_qty'], '.0f')}% / taker "
-              f"{_fmt(100 * s['taker_share_qty'], '.0f')}% of qty), orders {s['n_orders']:,}, "
-              f"max |position| {_fmt(s['max_abs_position'], ',.4g')}, denials {s['n_denials']:,}")
+        print(
+            f"  {name}: pnl {_fmt(s['pnl'])} (gross {_fmt(s['gross_pnl'])}, fees "
+            f"{_fmt(s['fees'])}), sharpe {_fmt(s['sharpe'])}, max drawdown "
+            f"{_fmt(s['max_drawdown'])}, fills {s['n_fills']:,} "
+            f"(maker {_fmt(100 * s['maker_share_qty'], '.0f')}% / taker "
+            f"{_fmt(100 * s['taker_share_qty'], '.0f')}% of qty), orders {s['n_orders']:,}, "
+            f"max |position| {_fmt(s['max_abs_position'], ',.4g')}, denials {s['n_denials']:,}"
+        )
     if out is not None:
         rep = out / "report.html"
         print(f"  results: {out}" + (f"\n  report: {rep}" if rep.exists() else ""))

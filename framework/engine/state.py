@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from collections import namedtuple
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
+from numba import carray, njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from framework.book.l2 import L2_META_SIZE, l2_reset
 
@@ -256,8 +258,8 @@ SEG_ORD, SEG_ORDF, SEG_FREE, SEG_REQ, SEG_RESP, SEG_POS, SEG_POSF, SEG_STRAT = r
 SEG_STRATF, SEG_RISK, SEG_REC_FILL, SEG_REC_ORD, SEG_REC_DENY, SEG_REC_EQ, SEG_REC_POS = range(
     16, 23
 )
-SEG_REC_MKT, SEG_REC_LAT, SEG_LAT_SERIES, SEG_SUB, SEG_REST = range(23, 28)
-N_SEG: Final = 28
+SEG_REC_MKT, SEG_REC_LAT, SEG_LAT_SERIES, SEG_SUB, SEG_REST, SEG_SCRATCH = range(23, 29)
+N_SEG: Final = 29
 SEG_NAMES: Final = (
     "h",
     "hf",
@@ -287,6 +289,7 @@ SEG_NAMES: Final = (
     "lat_series",
     "sub",
     "rest",
+    "scratch",
 )
 _FLOAT_SEGS: Final = frozenset(
     {SEG_HF, SEG_INSTF, SEG_ORDF, SEG_POSF, SEG_STRATF, SEG_RISK, SEG_LAT_SERIES}
@@ -339,6 +342,7 @@ def _shapes(c: Capacity) -> list[tuple[int, ...]]:
         (max(c.lat_series, 1), 3),
         (ns, ni),
         (c.max_orders,),
+        (c.max_orders + 8, 3),
     ]
 
 
@@ -374,6 +378,71 @@ def _seg(a: npt.NDArray[np.int64], k: int) -> npt.NDArray[np.int64]:
     off = a[4 * k]
     n = a[4 * k + 1] * a[4 * k + 2] * a[4 * k + 3]
     return a[off : off + n]
+
+
+@intrinsic
+def _as_voidptr(typingctx: Any, addr: Any) -> Any:
+    sig = types.voidptr(addr)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return builder.inttoptr(args[0], cgutils.voidptr_t)
+
+    return sig, codegen
+
+
+@njit(cache=True, inline="always")
+def _i(base: int, a: npt.NDArray[np.int64], k: int) -> Any:
+    return _as_voidptr(base + 8 * a[4 * k])
+
+
+@njit(cache=True)
+def unpack_raw(a: npt.NDArray[np.int64]) -> State:
+    """:func:`unpack` for compiled entry points: views built straight on the arena's pointer.
+
+    They carry no reference count (numba maintains one with atomic operations for every
+    array handed to a function it does not inline, ~30 of them in the state) and need no
+    reshape helper call, so building the state costs a few nanoseconds. The caller keeps
+    ``a`` alive while the views are in use, which every compiled entry point does by holding
+    ``a`` as its argument. Python code uses :func:`unpack`.
+    """
+    b = a.ctypes.data
+    i8 = np.int64
+    f8 = np.float64
+
+    def d(k: int, j: int) -> int:
+        return a[4 * k + j]
+
+    return State(
+        carray(_i(b, a, SEG_H), (d(SEG_H, 1),), i8),
+        carray(_i(b, a, SEG_HF), (d(SEG_HF, 1),), f8),
+        carray(_i(b, a, SEG_INST), (d(SEG_INST, 1), d(SEG_INST, 2)), i8),
+        carray(_i(b, a, SEG_INSTF), (d(SEG_INSTF, 1), d(SEG_INSTF, 2)), f8),
+        carray(_i(b, a, SEG_VMETA), (d(SEG_VMETA, 1), d(SEG_VMETA, 2)), i8),
+        carray(_i(b, a, SEG_VQTY), (d(SEG_VQTY, 1), d(SEG_VQTY, 2), d(SEG_VQTY, 3)), i8),
+        carray(_i(b, a, SEG_LMETA), (d(SEG_LMETA, 1), d(SEG_LMETA, 2)), i8),
+        carray(_i(b, a, SEG_LQTY), (d(SEG_LQTY, 1), d(SEG_LQTY, 2), d(SEG_LQTY, 3)), i8),
+        carray(_i(b, a, SEG_ORD), (d(SEG_ORD, 1), d(SEG_ORD, 2)), i8),
+        carray(_i(b, a, SEG_ORDF), (d(SEG_ORDF, 1), d(SEG_ORDF, 2)), f8),
+        carray(_i(b, a, SEG_FREE), (d(SEG_FREE, 1),), i8),
+        carray(_i(b, a, SEG_REQ), (d(SEG_REQ, 1), d(SEG_REQ, 2)), i8),
+        carray(_i(b, a, SEG_RESP), (d(SEG_RESP, 1), d(SEG_RESP, 2)), i8),
+        carray(_i(b, a, SEG_POS), (d(SEG_POS, 1), d(SEG_POS, 2), d(SEG_POS, 3)), i8),
+        carray(_i(b, a, SEG_POSF), (d(SEG_POSF, 1), d(SEG_POSF, 2), d(SEG_POSF, 3)), f8),
+        carray(_i(b, a, SEG_STRAT), (d(SEG_STRAT, 1), d(SEG_STRAT, 2)), i8),
+        carray(_i(b, a, SEG_STRATF), (d(SEG_STRATF, 1), d(SEG_STRATF, 2)), f8),
+        carray(_i(b, a, SEG_RISK), (d(SEG_RISK, 1), d(SEG_RISK, 2)), f8),
+        carray(_i(b, a, SEG_REC_FILL), (d(SEG_REC_FILL, 1), d(SEG_REC_FILL, 2)), i8),
+        carray(_i(b, a, SEG_REC_ORD), (d(SEG_REC_ORD, 1), d(SEG_REC_ORD, 2)), i8),
+        carray(_i(b, a, SEG_REC_DENY), (d(SEG_REC_DENY, 1), d(SEG_REC_DENY, 2)), i8),
+        carray(_i(b, a, SEG_REC_EQ), (d(SEG_REC_EQ, 1), d(SEG_REC_EQ, 2)), i8),
+        carray(_i(b, a, SEG_REC_POS), (d(SEG_REC_POS, 1), d(SEG_REC_POS, 2)), i8),
+        carray(_i(b, a, SEG_REC_MKT), (d(SEG_REC_MKT, 1), d(SEG_REC_MKT, 2)), i8),
+        carray(_i(b, a, SEG_REC_LAT), (d(SEG_REC_LAT, 1), d(SEG_REC_LAT, 2)), i8),
+        carray(_i(b, a, SEG_LAT_SERIES), (d(SEG_LAT_SERIES, 1), d(SEG_LAT_SERIES, 2)), f8),
+        carray(_i(b, a, SEG_SUB), (d(SEG_SUB, 1), d(SEG_SUB, 2)), i8),
+        carray(_i(b, a, SEG_REST), (d(SEG_REST, 1),), i8),
+        carray(_i(b, a, SEG_SCRATCH), (d(SEG_SCRATCH, 1), d(SEG_SCRATCH, 2)), i8),
+    )
 
 
 @njit(cache=True)
@@ -413,4 +482,5 @@ def unpack(a: npt.NDArray[np.int64]) -> State:
         .reshape((d[SEG_LAT_SERIES, 1], d[SEG_LAT_SERIES, 2])),
         _seg(a, SEG_SUB).reshape((d[SEG_SUB, 1], d[SEG_SUB, 2])),
         _seg(a, SEG_REST),
+        _seg(a, SEG_SCRATCH).reshape((d[SEG_SCRATCH, 1], d[SEG_SCRATCH, 2])),
     )

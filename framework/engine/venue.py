@@ -8,6 +8,8 @@ book moves reach them. Taker orders walk the venue's book level by level.
 
 from __future__ import annotations
 
+import numpy as np
+import numpy.typing as npt
 from numba import njit
 
 from framework.book.l2 import (
@@ -46,9 +48,11 @@ from framework.engine.enums import (
     TIF_POST_ONLY,
 )
 from framework.engine.messages import push_response
-from framework.engine.models import front_after_decrease, response_latency
+from framework.engine.models import queue_front, response_latency
 from framework.engine.state import (
     H_N_REST,
+    H_QUEUE_MODEL,
+    HF_QUEUE_N,
     I_HALTED,
     I_N_RESTING,
     IF_FEE_PER_LOT,
@@ -91,42 +95,52 @@ from framework.engine.state import (
 )
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def fee_of(st: State, inst: int, price: int, qty: int, liq: int) -> float:
     """Fee in currency for a fill (negative = rebate)."""
-    f = st.instf[inst]
+    _instf = st.instf
+    f = _instf[inst]
     notional = price * f[IF_TICK] * qty * f[IF_LOT] * f[IF_MULT]
     rate = f[IF_MAKER_FEE] if liq == LIQ_MAKER else f[IF_TAKER_FEE]
     return notional * rate + qty * f[IF_FEE_PER_LOT]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _rest_add(st: State, slot: int) -> None:
-    n = st.h[H_N_REST]
-    st.rest[n] = slot
-    st.ord[slot, O_REST_IDX] = n
-    st.h[H_N_REST] = n + 1
-    st.inst[st.ord[slot, O_INST], I_N_RESTING] += 1
-    st.ord[slot, O_VSTATE] = V_RESTING
+    _h = st.h
+    _inst = st.inst
+    _ord = st.ord
+    _rest = st.rest
+    n = _h[H_N_REST]
+    _rest[n] = slot
+    _ord[slot, O_REST_IDX] = n
+    _h[H_N_REST] = n + 1
+    _inst[_ord[slot, O_INST], I_N_RESTING] += 1
+    _ord[slot, O_VSTATE] = V_RESTING
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _rest_remove(st: State, slot: int) -> None:
     """Take a resting order off the venue (the last resting one fills its place)."""
-    n = st.h[H_N_REST] - 1
-    i = st.ord[slot, O_REST_IDX]
-    last = st.rest[n]
-    st.rest[i] = last
-    st.ord[last, O_REST_IDX] = i
-    st.h[H_N_REST] = n
-    st.inst[st.ord[slot, O_INST], I_N_RESTING] -= 1
-    st.ord[slot, O_VSTATE] = V_DONE
+    _h = st.h
+    _inst = st.inst
+    _ord = st.ord
+    _rest = st.rest
+    n = _h[H_N_REST] - 1
+    i = _ord[slot, O_REST_IDX]
+    last = _rest[n]
+    _rest[i] = last
+    _ord[last, O_REST_IDX] = i
+    _h[H_N_REST] = n
+    _inst[_ord[slot, O_INST], I_N_RESTING] -= 1
+    _ord[slot, O_VSTATE] = V_DONE
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _fill(st: State, slot: int, now: int, price: int, qty: int, liq: int) -> None:
     """The venue fills ``qty`` of ``slot`` at ``price``; the strategy learns after latency."""
-    o = st.ord[slot]
+    _ord = st.ord
+    o = _ord[slot]
     o[O_LEAVES] -= qty
     inst = o[O_INST]
     if o[O_LEAVES] <= 0:
@@ -147,21 +161,27 @@ def _fill(st: State, slot: int, now: int, price: int, qty: int, liq: int) -> Non
     )
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _rest(st: State, slot: int, now: int) -> None:
-    o = st.ord[slot]
+    _ord = st.ord
+    _ordf = st.ordf
+    _vmeta = st.vmeta
+    _vqty = st.vqty
+    o = _ord[slot]
     inst = o[O_INST]
     o[O_VENUE_TS] = now
-    st.ordf[slot, OF_FRONT] = float(l2_qty_at(st.vmeta[inst], st.vqty[inst], o[O_SIDE], o[O_PRICE]))
-    st.ordf[slot, OF_TRADE_CREDIT] = 0.0
+    _ordf[slot, OF_FRONT] = float(l2_qty_at(_vmeta[inst], _vqty[inst], o[O_SIDE], o[O_PRICE]))
+    _ordf[slot, OF_TRADE_CREDIT] = 0.0
     _rest_add(st, slot)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _available(st: State, inst: int, side: int, limit: int, is_market: bool) -> int:
     """Lots our ``side`` order could take from the opposite side up to ``limit``."""
-    meta = st.vmeta[inst]
-    qty = st.vqty[inst]
+    _vmeta = st.vmeta
+    _vqty = st.vqty
+    meta = _vmeta[inst]
+    qty = _vqty[inst]
     total = 0
     if side == BUY:
         x = meta[M_ASK]
@@ -183,13 +203,16 @@ def _available(st: State, inst: int, side: int, limit: int, is_market: bool) -> 
     return total
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _take(st: State, slot: int, now: int, is_market: bool) -> None:
     """Walk the opposite side of the venue's book, filling ``slot`` as a taker."""
-    o = st.ord[slot]
+    _ord = st.ord
+    _vmeta = st.vmeta
+    _vqty = st.vqty
+    o = _ord[slot]
     inst = o[O_INST]
-    meta = st.vmeta[inst]
-    qty = st.vqty[inst]
+    meta = _vmeta[inst]
+    qty = _vqty[inst]
     limit = o[O_PRICE]
     if o[O_SIDE] == BUY:
         x = meta[M_ASK]
@@ -214,23 +237,26 @@ def _take(st: State, slot: int, now: int, is_market: bool) -> None:
             x -= 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _crosses(st: State, inst: int, side: int, price: int) -> bool:
+    _vmeta = st.vmeta
+    _vqty = st.vqty
     if side == BUY:
-        a = l2_best_ask(st.vmeta[inst], st.vqty[inst])
+        a = l2_best_ask(_vmeta[inst], _vqty[inst])
         return a != NO_PRICE and price >= a
-    b = l2_best_bid(st.vmeta[inst], st.vqty[inst])
+    b = l2_best_bid(_vmeta[inst], _vqty[inst])
     return b != NO_PRICE and price <= b
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _respond(st: State, slot: int, now: int, kind: int, qty: int, reason: int) -> None:
+    _ord = st.ord
     push_response(
         st,
         now + response_latency(st, now),
         kind,
         slot,
-        st.ord[slot, O_PRICE],
+        _ord[slot, O_PRICE],
         qty,
         0,
         reason,
@@ -239,11 +265,13 @@ def _respond(st: State, slot: int, now: int, kind: int, qty: int, reason: int) -
     )
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _new_order(st: State, slot: int, now: int) -> None:
-    o = st.ord[slot]
+    _inst = st.inst
+    _ord = st.ord
+    o = _ord[slot]
     inst = o[O_INST]
-    if st.inst[inst, I_HALTED]:
+    if _inst[inst, I_HALTED]:
         o[O_VSTATE] = V_DONE
         _respond(st, slot, now, RESP_REJECT, o[O_LEAVES], REJ_HALTED)
         return
@@ -275,9 +303,10 @@ def _new_order(st: State, slot: int, now: int) -> None:
             _rest(st, slot, now)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _cancel(st: State, slot: int, now: int) -> None:
-    o = st.ord[slot]
+    _ord = st.ord
+    o = _ord[slot]
     if o[O_VSTATE] != V_RESTING:
         _respond(st, slot, now, RESP_CANCEL_REJECT, 0, REJ_UNKNOWN_ORDER)
         return
@@ -287,10 +316,14 @@ def _cancel(st: State, slot: int, now: int) -> None:
     _respond(st, slot, now, RESP_CANCELED, left, 0)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _modify(st: State, slot: int, now: int, price: int, qty: int) -> None:
     """``qty`` is the new total size. A price change or a size increase loses priority."""
-    o = st.ord[slot]
+    _ord = st.ord
+    _ordf = st.ordf
+    _vmeta = st.vmeta
+    _vqty = st.vqty
+    o = _ord[slot]
     if o[O_VSTATE] != V_RESTING:
         _respond(st, slot, now, RESP_CANCEL_REJECT, 0, REJ_UNKNOWN_ORDER)
         return
@@ -313,16 +346,17 @@ def _modify(st: State, slot: int, now: int, price: int, qty: int) -> None:
                 _rest(st, slot, now)
             return
     if lose:
-        st.ordf[slot, OF_FRONT] = float(l2_qty_at(st.vmeta[inst], st.vqty[inst], o[O_SIDE], price))
-        st.ordf[slot, OF_TRADE_CREDIT] = 0.0
+        _ordf[slot, OF_FRONT] = float(l2_qty_at(_vmeta[inst], _vqty[inst], o[O_SIDE], price))
+        _ordf[slot, OF_TRADE_CREDIT] = 0.0
         o[O_VENUE_TS] = now
 
 
 @njit(cache=True)
 def venue_request(st: State, m: object, now: int) -> None:
     """An order request arrives at the venue at ``now``."""
+    _ord = st.ord
     slot = m[M_SLOT]
-    if st.ord[slot, O_ID] != m[M_ID]:
+    if _ord[slot, O_ID] != m[M_ID]:
         return  # the order is gone (slot reused): nothing to act on
     k = m[M_KIND]
     if k == REQ_NEW:
@@ -335,14 +369,32 @@ def venue_request(st: State, m: object, now: int) -> None:
 
 # --- market data at the venue ---------------------------------------------------------------
 @njit(cache=True)
-def _passive_scan(
-    st: State, inst: int, now: int, kind: int, side: int, price: int, qty: int, old_qty: int
-) -> None:
-    """Update queue positions and fill our resting orders after one venue event."""
-    # backwards, so a fill that removes entry j (the last one moves into j) skips nothing
-    for j in range(st.h[H_N_REST] - 1, -1, -1):
-        slot = st.rest[j]
-        o = st.ord[slot]
+def scan_resting(
+    h: npt.NDArray[np.int64],
+    hf: npt.NDArray[np.float64],
+    rest: npt.NDArray[np.int64],
+    ordm: npt.NDArray[np.int64],
+    ordf: npt.NDArray[np.float64],
+    inst: int,
+    kind: int,
+    side: int,
+    price: int,
+    qty: int,
+    old_qty: int,
+    out: npt.NDArray[np.int64],
+) -> int:
+    """Update queue positions of our resting orders after one venue event and list the
+    fills it causes as ``out[k] = (slot, price, qty)``; returns how many.
+
+    It takes only the arrays it needs (not the whole state): it runs on every venue event
+    while we have orders resting, and passing the state costs more than the scan.
+    """
+    nf = 0
+    model = h[H_QUEUE_MODEL]
+    qn = hf[HF_QUEUE_N]
+    for j in range(h[H_N_REST] - 1, -1, -1):
+        slot = rest[j]
+        o = ordm[slot]
         if o[O_INST] != inst:
             continue
         os_ = o[O_SIDE]
@@ -357,55 +409,90 @@ def _passive_scan(
             and qty > old_qty
             and ((os_ == BUY and price <= op) or (os_ != BUY and price >= op))
         ):
-            _fill(st, slot, now, op, o[O_LEAVES], LIQ_MAKER)
+            out[nf, 0] = slot
+            out[nf, 1] = op
+            out[nf, 2] = o[O_LEAVES]
+            nf += 1
             continue
         if kind == KIND_TRADE and side == -os_:
             # a trade by an aggressor on the other side at or through our price
             if (os_ == BUY and price < op) or (os_ != BUY and price > op):
-                _fill(st, slot, now, op, o[O_LEAVES], LIQ_MAKER)
+                out[nf, 0] = slot
+                out[nf, 1] = op
+                out[nf, 2] = o[O_LEAVES]
+                nf += 1
                 continue
             if price == op:
-                f = st.ordf[slot, OF_FRONT] - qty
-                st.ordf[slot, OF_TRADE_CREDIT] += min(float(qty), st.ordf[slot, OF_FRONT])
+                f = ordf[slot, OF_FRONT] - qty
+                ordf[slot, OF_TRADE_CREDIT] += min(float(qty), ordf[slot, OF_FRONT])
                 if f < 0.0:
-                    st.ordf[slot, OF_FRONT] = 0.0
+                    ordf[slot, OF_FRONT] = 0.0
                     fq = min(o[O_LEAVES], int(-f))
                     if fq > 0:
-                        _fill(st, slot, now, op, fq, LIQ_MAKER)
+                        out[nf, 0] = slot
+                        out[nf, 1] = op
+                        out[nf, 2] = fq
+                        nf += 1
                 else:
-                    st.ordf[slot, OF_FRONT] = f
+                    ordf[slot, OF_FRONT] = f
         elif (kind == KIND_LEVEL or kind == KIND_BBO) and side == os_ and price == op:
             # a level update at our price: trades already counted are not cancels
-            credit = st.ordf[slot, OF_TRADE_CREDIT]
+            credit = ordf[slot, OF_TRADE_CREDIT]
             eff_old = old_qty
             if credit > 0.0 and qty < old_qty:
                 used = min(credit, float(old_qty - qty))
-                st.ordf[slot, OF_TRADE_CREDIT] = credit - used
+                ordf[slot, OF_TRADE_CREDIT] = credit - used
                 eff_old = old_qty - int(used)
-            st.ordf[slot, OF_FRONT] = front_after_decrease(
-                st, st.ordf[slot, OF_FRONT], eff_old, qty
-            )
+            ordf[slot, OF_FRONT] = queue_front(model, qn, ordf[slot, OF_FRONT], eff_old, qty)
+    return nf
+
+
+@njit(cache=True, inline="always")
+def apply_fills(st: State, now: int, fills: npt.NDArray[np.int64], nf: int) -> None:
+    """Execute the maker fills :func:`scan_resting` listed."""
+    for k in range(nf):
+        _fill(st, fills[k, 0], now, fills[k, 1], fills[k, 2], LIQ_MAKER)
+
+
+@njit(cache=True, inline="always")
+def venue_status(instarr: npt.NDArray[np.int64], inst: int, status: int) -> None:
+    """A trading-status event: halts, pauses and quote-only periods stop our orders."""
+    if status == STATUS_HALTED or status == STATUS_PAUSED or status == STATUS_QUOTING:
+        instarr[inst, I_HALTED] = 1
+    elif status == STATUS_OPEN:
+        instarr[inst, I_HALTED] = 0
 
 
 @njit(cache=True)
 def venue_event(st: State, inst: int, now: int, kind: int, side: int, price: int, qty: int) -> None:
-    """Apply one market-data event to the venue's view at its exchange time."""
-    meta = st.vmeta[inst]
-    book = st.vqty[inst]
+    """Apply one market-data event to the venue's view at its exchange time.
+
+    (The replay loop runs the same steps inline; this is the one-call form.)
+    """
+    _h = st.h
+    _hf = st.hf
+    _inst = st.inst
+    _ord = st.ord
+    _ordf = st.ordf
+    _rest = st.rest
+    _scratch = st.scratch
+    _vmeta = st.vmeta
+    _vqty = st.vqty
     if kind == KIND_STATUS:
-        if qty == STATUS_HALTED or qty == STATUS_PAUSED or qty == STATUS_QUOTING:
-            st.inst[inst, I_HALTED] = 1
-        elif qty == STATUS_OPEN:
-            st.inst[inst, I_HALTED] = 0
+        venue_status(_inst, inst, qty)
         return
+    meta = _vmeta[inst]
+    book = _vqty[inst]
     old = 0
-    resting = st.inst[inst, I_N_RESTING] > 0
+    resting = _inst[inst, I_N_RESTING] > 0
     if resting and (kind == KIND_LEVEL or kind == KIND_BBO):
         old = l2_qty_at(meta, book, side, price)
     if kind == KIND_LEVEL or kind == KIND_BBO or kind == KIND_CLEAR:
         l2_apply(meta, book, kind, side, price, qty)
     if resting:
-        _passive_scan(st, inst, now, kind, side, price, qty, old)
+        fills = _scratch[: _rest.shape[0]]
+        nf = scan_resting(_h, _hf, _rest, _ord, _ordf, inst, kind, side, price, qty, old, fills)
+        apply_fills(st, now, fills, nf)
 
 
-__all__ = ["fee_of", "venue_event", "venue_request"]
+__all__ = ["apply_fills", "fee_of", "scan_resting", "venue_event", "venue_request", "venue_status"]

@@ -20,13 +20,16 @@ from framework.engine.state import (
 )
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def apply_fill(st: State, sid: int, inst: int, side: int, price: int, qty: int, fee: float) -> None:
     """Book a fill: position in lots, cash in currency (fees paid from cash)."""
-    f = st.instf[inst]
+    _instf = st.instf
+    _pos = st.pos
+    _posf = st.posf
+    f = _instf[inst]
     value = price * f[IF_TICK] * qty * f[IF_LOT] * f[IF_MULT]
-    pf = st.posf[sid, inst]
-    p = st.pos[sid, inst]
+    pf = _posf[sid, inst]
+    p = _pos[sid, inst]
     if side == BUY:
         p[P_POS] += qty
         pf[PF_CASH] -= value
@@ -39,33 +42,40 @@ def apply_fill(st: State, sid: int, inst: int, side: int, price: int, qty: int, 
     p[P_N_FILLS] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def mark_price(st: State, inst: int) -> float:
     """Mid of the strategy's view of the book in ticks (last trade if one side is empty)."""
-    bb = l2_best_bid(st.lmeta[inst], st.lqty[inst])
-    ba = l2_best_ask(st.lmeta[inst], st.lqty[inst])
+    _inst = st.inst
+    _lmeta = st.lmeta
+    _lqty = st.lqty
+    bb = l2_best_bid(_lmeta[inst], _lqty[inst])
+    ba = l2_best_ask(_lmeta[inst], _lqty[inst])
     if bb != NO_PRICE and ba != NO_PRICE:
         return 0.5 * (bb + ba)
-    return float(st.inst[inst, I_LAST_TRADE_PX])
+    return float(_inst[inst, I_LAST_TRADE_PX])
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def position_value(st: State, sid: int, inst: int) -> float:
-    f = st.instf[inst]
-    q = st.pos[sid, inst, P_POS]
+    _instf = st.instf
+    _pos = st.pos
+    f = _instf[inst]
+    q = _pos[sid, inst, P_POS]
     if q == 0:
         return 0.0
     return q * mark_price(st, inst) * f[IF_TICK] * f[IF_LOT] * f[IF_MULT]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def strategy_equity(st: State, sid: int) -> tuple[float, float, float]:
     """(equity, cash, fees) of a strategy; equity = cash + marked positions, starting at 0."""
+    _inst = st.inst
+    _posf = st.posf
     cash = 0.0
     fees = 0.0
     val = 0.0
-    for i in range(st.inst.shape[0]):
-        cash += st.posf[sid, i, PF_CASH]
-        fees += st.posf[sid, i, PF_FEES]
+    for i in range(_inst.shape[0]):
+        cash += _posf[sid, i, PF_CASH]
+        fees += _posf[sid, i, PF_FEES]
         val += position_value(st, sid, i)
     return cash + val, cash, fees

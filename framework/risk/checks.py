@@ -64,34 +64,38 @@ from framework.engine.state import (
 NS = 1e9
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _exposure(st: State, sid: int, inst: int) -> int:
     """Worst-case absolute position of (strategy, instrument) if its open orders all fill."""
-    p = st.pos[sid, inst]
+    _pos = st.pos
+    p = _pos[sid, inst]
     return max(abs(p[P_POS] + p[P_OPEN_BUY]), abs(p[P_POS] - p[P_OPEN_SELL]))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _take_token(st: State, sid: int, now: int) -> bool:
-    lim = st.risk[sid]
+    _risk = st.risk
+    _strat = st.strat
+    _stratf = st.stratf
+    lim = _risk[sid]
     rate = lim[R_RATE_PER_S]
     if not math.isfinite(rate):
         return True
     burst = lim[R_RATE_BURST] if math.isfinite(lim[R_RATE_BURST]) else max(rate, 1.0)
-    s = st.strat[sid]
+    s = _strat[sid]
     if s[S_LAST_REFILL] == 0:
-        st.stratf[sid, SF_TOKENS] = burst
+        _stratf[sid, SF_TOKENS] = burst
     else:
         dt = (now - s[S_LAST_REFILL]) / NS
-        st.stratf[sid, SF_TOKENS] = min(burst, st.stratf[sid, SF_TOKENS] + dt * rate)
+        _stratf[sid, SF_TOKENS] = min(burst, _stratf[sid, SF_TOKENS] + dt * rate)
     s[S_LAST_REFILL] = now
-    if st.stratf[sid, SF_TOKENS] < 1.0:
+    if _stratf[sid, SF_TOKENS] < 1.0:
         return False
-    st.stratf[sid, SF_TOKENS] -= 1.0
+    _stratf[sid, SF_TOKENS] -= 1.0
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def check_order(
     st: State,
     sid: int,
@@ -109,16 +113,26 @@ def check_order(
     and ``qty`` >= 0, the lots it adds: size and notional limits apply to the new size,
     position limits to the added lots, and the open-order count does not grow.
     """
+    _h = st.h
+    _inst = st.inst
+    _instf = st.instf
+    _lmeta = st.lmeta
+    _lqty = st.lqty
+    _ord = st.ord
+    _pos = st.pos
+    _rest = st.rest
+    _risk = st.risk
+    _strat = st.strat
     size = qty if new_size <= 0 else new_size
-    if inst < 0 or inst >= st.inst.shape[0] or size <= 0 or qty < 0 or (side != 1 and side != -1):
+    if inst < 0 or inst >= _inst.shape[0] or size <= 0 or qty < 0 or (side != 1 and side != -1):
         return DENY_BAD_ORDER
-    s = st.strat[sid]
-    lim = st.risk[sid]
+    s = _strat[sid]
+    lim = _risk[sid]
     if s[S_KILLED]:
         return DENY_KILL_SWITCH
     if s[S_STATE] == TS_HALTED:
         return DENY_HALTED
-    p = st.pos[sid, inst]
+    p = _pos[sid, inst]
     if s[S_STATE] == TS_REDUCING:
         pos = p[P_POS]
         grows = (side == BUY and pos + p[P_OPEN_BUY] + qty > 0) or (
@@ -128,14 +142,14 @@ def check_order(
             return DENY_REDUCE_ONLY
     if size > lim[R_MAX_ORDER_QTY]:
         return DENY_MAX_ORDER_QTY
-    meta = st.lmeta[inst]
-    book = st.lqty[inst]
+    meta = _lmeta[inst]
+    book = _lqty[inst]
     bb = l2_best_bid(meta, book)
     ba = l2_best_ask(meta, book)
     ref = price
     if order_type == ORD_MARKET:
         ref = ba if side == BUY else bb
-    f = st.instf[inst]
+    f = _instf[inst]
     if (
         ref != NO_PRICE
         and size * abs(ref) * f[IF_TICK] * f[IF_LOT] * f[IF_MULT] > lim[R_MAX_NOTIONAL]
@@ -155,15 +169,15 @@ def check_order(
         return DENY_MAX_POSITION_INSTRUMENT
     if math.isfinite(lim[R_MAX_POS_STRAT]):
         total = 0
-        for j in range(st.inst.shape[0]):
+        for j in range(_inst.shape[0]):
             total += abs(new_pos) if j == inst else _exposure(st, sid, j)
         if total > lim[R_MAX_POS_STRAT] and abs(new_pos) > abs(p[P_POS]):
             return DENY_MAX_POSITION_STRATEGY
     if new_size <= 0 and s[S_N_OPEN] + 1 > lim[R_MAX_OPEN]:
         return DENY_MAX_OPEN_ORDERS
     if lim[R_SELF_TRADE] > 0.0:
-        for j in range(st.h[H_N_REST]):
-            o = st.ord[st.rest[j]]
+        for j in range(_h[H_N_REST]):
+            o = _ord[_rest[j]]
             if o[O_INST] != inst or o[O_SIDE] == side:
                 continue
             if order_type == ORD_MARKET:
@@ -175,13 +189,14 @@ def check_order(
     return DENY_NONE
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def kill_switch_breached(
     st: State, sid: int, equity: float, max_loss: float, max_dd: float
 ) -> bool:
     """Loss or drawdown limit broken at ``equity`` (updates the running peak)."""
-    peak = max(st.stratf[sid, SF_PEAK_EQUITY], equity)
-    st.stratf[sid, SF_PEAK_EQUITY] = peak
+    _stratf = st.stratf
+    peak = max(_stratf[sid, SF_PEAK_EQUITY], equity)
+    _stratf[sid, SF_PEAK_EQUITY] = peak
     return equity < -max_loss or peak - equity > max_dd
 
 

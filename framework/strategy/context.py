@@ -24,6 +24,7 @@ from framework.engine.enums import (
     TIF_GTC,
     TIF_IOC,
     TIF_POST_ONLY,
+    TRADING_STATE_NAMES,
 )
 from framework.engine.state import (
     H_NOW,
@@ -154,6 +155,15 @@ class Context:
 
     def set_timer(self, every_ns: int, first_in_ns: int = -1) -> None:
         api.set_timer(self._a, self.sid, int(every_ns), int(first_in_ns))
+
+    def set_trading_state(self, state: str) -> None:
+        """``"active"``, ``"reducing"`` (only orders that shrink the position pass risk) or
+        ``"halted"`` (no new orders)."""
+        codes = {v: k for k, v in TRADING_STATE_NAMES.items()}
+        if state not in codes:
+            msg = f"trading state {state!r} is unknown; choose one of {sorted(codes)}"
+            raise ConfigError(msg)
+        api.set_trading_state(self._a, self.sid, codes[state])
 
     @staticmethod
     def deny_reason(code: int) -> str:

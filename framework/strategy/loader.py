@@ -20,8 +20,10 @@ def load_strategy_class(spec: str) -> type[Strategy]:
     if ":" not in target:
         close = difflib.get_close_matches(spec, list(BUNDLED), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        msg = (f"strategy {spec!r} is neither a bundled name ({', '.join(sorted(BUNDLED))}) "
-               f"nor a module:Class path{hint}")
+        msg = (
+            f"strategy {spec!r} is neither a bundled name ({', '.join(sorted(BUNDLED))}) "
+            f"nor a module:Class path{hint}"
+        )
         raise ConfigError(msg)
     mod_name, _, cls_name = target.partition(":")
     try:

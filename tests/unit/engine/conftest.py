@@ -34,7 +34,7 @@ from framework.core.events import (
 from framework.core.instrument import Instrument
 from framework.engine.backtest import Backtest
 from framework.engine.config import LatencyConfig, QueueConfig
-from framework.engine.state import S_STATE, unpack
+from framework.engine.enums import TRADING_STATE_NAMES
 from framework.risk.limits import RiskLimits
 from framework.strategy import Strategy
 from framework.strategy.context import Context, FillInfo, OrderUpdate
@@ -144,13 +144,10 @@ def modify(name: str, price: int, qty: int) -> Action:
 
 
 def set_trading_state(state: int) -> Action:
-    """Set the strategy's risk trading state (TS_*).
-
-    The engine has no public call for this yet (Context lacks ``set_trading_state``), so
-    the test writes the arena word the risk checks read."""
+    """Set the strategy's risk trading state (TS_*) through the public Context call."""
 
     def act(ctx: Context, ids: dict[str, Any]) -> int:
-        unpack(ctx._a).strat[ctx.sid, S_STATE] = state
+        ctx.set_trading_state(TRADING_STATE_NAMES[state])
         return state
 
     return act

@@ -229,15 +229,10 @@ def test_bad_orders_are_denied_not_sent() -> None:
     assert res.denials["qty"].to_list() == [0.0, -2.0]
 
 
-@pytest.mark.xfail(
-    raises=IndexError,
-    strict=True,
-    reason="the denial is recorded with instrument index 3 and BacktestResult's table "
-    "builder indexes the instrument list with it (backtest.py)",
-)
 def test_an_order_for_an_unknown_instrument_is_denied_as_a_bad_order() -> None:
-    got, _, _ = run_codes(RiskLimits(), ("buy", 9990, 1, 3))
+    got, res, _ = run_codes(RiskLimits(), ("buy", 9990, 1, 3))
     assert got == ["bad_order"]
+    assert res.denials["instrument"].to_list() == ["?"]
 
 
 # --- modifies pass the same limits ----------------------------------------------------------
