@@ -119,6 +119,34 @@ def main() -> int:
             store,
         ]
     )
+    print("\n== backtests: one-tick market maker with inventory limits, 1 ms latency each way")
+    runs = [("SIM", "SYN", "2024-01-02")]
+    if SHARED.is_dir():
+        runs.insert(0, ("XNAS", "AMZN", "2012-06-21"))
+    reports = []
+    for venue, symbol, day in runs:
+        out = str(REPO / "reports" / f"demo_one_tick_mm_{venue}_{symbol}_{day}")
+        rc = _run(
+            [
+                "backtest",
+                "one_tick_mm",
+                "--venue",
+                venue,
+                "--symbol",
+                symbol,
+                "--from",
+                day,
+                "--store",
+                store,
+                "--out",
+                out,
+            ]
+        )
+        failures += rc != 0
+        if rc == 0:
+            reports.append(f"{out}/report.html")
+    if reports:
+        print("\nreports:\n  " + "\n  ".join(reports))
     if failures:
         print(f"\n{failures} step(s) failed; see the messages above", file=sys.stderr)
         return 1

@@ -152,7 +152,10 @@ class Backtest:
         self.mode = self._pick_mode(mode)
         self.sample_ns = int(sample_ns)
         self.capacity = capacity or Capacity(n_inst=len(instruments), n_strat=len(strategies))
-        self.feed = MergedFeed(list(streams), chunk=chunk)
+        from framework.book.project import l2_stream
+
+        # the engine's books are price levels: order-by-order data is projected to levels
+        self.feed = MergedFeed([l2_stream(s) for s in streams], chunk=chunk)
         self.end_ts = end_ts
         self.extra_config = config or {}
         self._chunks: dict[str, list[np.ndarray]] = {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import inspect
 from collections import defaultdict, deque
 
 import numpy as np
@@ -24,7 +23,6 @@ from framework.core.events import (
     KIND_TRADE,
     SELL,
 )
-from framework.ingest import base
 from framework.ingest.base import ImportReport, validate_events
 from framework.ingest.synthetic import SyntheticParams, generate_day, market_hours_ns
 
@@ -203,14 +201,6 @@ def test_l3_book_replays_with_fifo_executions_at_the_touch_and_never_crosses(l3_
     assert len(np.unique(ids)) == len(ids)
 
 
-_SET_CHURN_BUG = "set()" in inspect.getsource(base._order_id_bad.py_func)
-
-
-@pytest.mark.skipif(
-    _SET_CHURN_BUG,
-    reason="base._order_id_bad uses a numba reflected set, which loops forever after a few "
-    "thousand add/discard pairs (numba 0.68); replace it with a typed Dict",
-)
 def test_l3_day_passes_validate_events_with_zero_rejects(l3_day):
     report = ImportReport("synthetic")
     kept = validate_events(l3_day.events, report, l3=True)
