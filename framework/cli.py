@@ -260,7 +260,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         keys = [(args.venue, s) for s in args.symbol]
     result, out = run_from_store(
         store=_store(args),
-        keys=keys,  # type: ignore[arg-type]
+        keys=keys,
         dates=_date_range(start, end),
         strategies=[strategy],
         latency=LatencyConfig.parse(args.latency),
@@ -291,7 +291,7 @@ def cmd_book_replay(args: argparse.Namespace) -> int:
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (with a pointer to --help), exit status 2."""
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> Any:
         self.exit(EXIT_USAGE, f"hftlab: error: {message} (see `{self.prog} --help`)\n")
 
 

@@ -64,10 +64,25 @@ def project_events(meta, qty, ends, orders, table, events, out) -> tuple[int, in
         kind = e["kind"]
         flags = e["flags"]
         mid_flags = flags & ~np.uint32(FLAG_LAST)
-        if kind != KIND_ADD and kind != KIND_CANCEL and kind != KIND_DELETE and (
-                kind != KIND_EXECUTE and kind != KIND_MODIFY):
+        if (
+            kind != KIND_ADD
+            and kind != KIND_CANCEL
+            and kind != KIND_DELETE
+            and (kind != KIND_EXECUTE and kind != KIND_MODIFY)
+        ):
             if kind == KIND_CLEAR:
-                l3_apply(meta, qty, ends, orders, table, kind, e["side"], e["price"], e["qty"], 0)
+                l3_apply(
+                    meta,
+                    qty,
+                    ends,
+                    orders,
+                    table,
+                    kind,
+                    int(e["side"]),
+                    int(e["price"]),
+                    int(e["qty"]),
+                    0,
+                )
             out[k] = e
             k += 1
             continue
@@ -78,12 +93,12 @@ def project_events(meta, qty, ends, orders, table, events, out) -> tuple[int, in
         old_price = 0
         known = False
         if kind != KIND_ADD:
-            slot = l3_find(meta, orders, table, oid)
+            slot = l3_find(meta, orders, table, int(oid))
             if slot >= 0:
                 known = True
                 old_side = BUY if orders[slot, O_SIDE] == 0 else SELL
                 old_price = orders[slot, O_PRICE]
-        r = l3_apply(meta, qty, ends, orders, table, kind, side, price, e["qty"], oid)
+        r = l3_apply(meta, qty, ends, orders, table, kind, side, price, int(e["qty"]), int(oid))
         if r == POOL_FULL:
             return k, i
         if kind == KIND_ADD:
@@ -98,13 +113,30 @@ def project_events(meta, qty, ends, orders, table, events, out) -> tuple[int, in
         if kind == KIND_EXECUTE:
             k = _emit(out, k, e, KIND_TRADE, -old_side, old_price, e["qty"], mid_flags)
         if kind == KIND_MODIFY and price != old_price:
-            k = _emit(out, k, e, KIND_LEVEL, old_side, old_price,
-                      l2_qty_at(meta, qty, old_side, old_price), mid_flags)
-            k = _emit(out, k, e, KIND_LEVEL, old_side, price,
-                      l2_qty_at(meta, qty, old_side, price), flags)
+            k = _emit(
+                out,
+                k,
+                e,
+                KIND_LEVEL,
+                old_side,
+                old_price,
+                l2_qty_at(meta, qty, old_side, old_price),
+                mid_flags,
+            )
+            k = _emit(
+                out, k, e, KIND_LEVEL, old_side, price, l2_qty_at(meta, qty, old_side, price), flags
+            )
         else:
-            k = _emit(out, k, e, KIND_LEVEL, old_side, old_price,
-                      l2_qty_at(meta, qty, old_side, old_price), flags)
+            k = _emit(
+                out,
+                k,
+                e,
+                KIND_LEVEL,
+                old_side,
+                old_price,
+                l2_qty_at(meta, qty, old_side, old_price),
+                flags,
+            )
     return k, -1
 
 

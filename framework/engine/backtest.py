@@ -181,8 +181,10 @@ class Backtest:
         a = allocate(
             self.capacity
             if self.latency.model != "empirical"
-            else Capacity(**{**self.capacity.__dict__, "lat_series": len(self.latency.series)})
-        )  # type: ignore[arg-type]
+            else Capacity(
+                **{**self.capacity.__dict__, "lat_series": len(self.latency.series or ())}
+            )
+        )
         st = unpack(a)
         h = st.h
         h[H_LAT_MODEL] = self.latency.code
@@ -238,7 +240,7 @@ class Backtest:
                     )
         self.arena = a
         self.st = st
-        self.window = np.empty(0, dtype=EVENT_DTYPE)
+        self.window: EventArray = np.empty(0, dtype=EVENT_DTYPE)
 
     def _compiled_sub(self, s: Strategy, name: str) -> bool:
         return (
@@ -612,8 +614,8 @@ class Backtest:
             latency=latency,
             events=int(h[H_EVENTS_LOCAL]),
             wall_seconds=wall,
-            start_ts=int(ts.min()) if len(ts) else 0,
-            end_ts=int(ts.max()) if len(ts) else 0,
+            start_ts=int(ts.min()) if len(ts) else 0,  # type: ignore[arg-type]
+            end_ts=int(ts.max()) if len(ts) else 0,  # type: ignore[arg-type]
             config=cfg,
         )
 

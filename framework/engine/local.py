@@ -371,7 +371,7 @@ def local_book_event(
 
 
 @njit(cache=True, inline="always")
-def _record_fill(st: State, slot: int, now: int, m: object, fee: float) -> None:
+def _record_fill(st: State, slot: int, now: int, m: npt.NDArray[np.int64], fee: float) -> None:
     _h = st.h
     _hf = st.hf
     _ord = st.ord
@@ -395,7 +395,7 @@ def _record_fill(st: State, slot: int, now: int, m: object, fee: float) -> None:
 
 
 @njit(cache=True)
-def local_response(st: State, m: object, now: int) -> int:
+def local_response(st: State, m: npt.NDArray[np.int64], now: int) -> int:
     """A venue response reaches the strategy. Returns WAKE_FILL / WAKE_ORDER / WAKE_NONE and
     sets the wake words (strategy, slot, kind, qty, price)."""
     _h = st.h

@@ -10,9 +10,8 @@ starts and its shape, so a run can pause at any point and resume.
 
 from __future__ import annotations
 
-from collections import namedtuple
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -295,7 +294,45 @@ _FLOAT_SEGS: Final = frozenset(
     {SEG_HF, SEG_INSTF, SEG_ORDF, SEG_POSF, SEG_STRATF, SEG_RISK, SEG_LAT_SERIES}
 )
 
-State = namedtuple("State", SEG_NAMES)
+I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
+
+
+class State(NamedTuple):
+    """Named views of the arena (one field per segment, in segment order)."""
+
+    h: I64
+    hf: F64
+    inst: I64
+    instf: F64
+    vmeta: I64
+    vqty: I64
+    lmeta: I64
+    lqty: I64
+    ord: I64
+    ordf: F64
+    free: I64
+    req: I64
+    resp: I64
+    pos: I64
+    posf: F64
+    strat: I64
+    stratf: F64
+    risk: F64
+    rec_fill: I64
+    rec_ord: I64
+    rec_deny: I64
+    rec_eq: I64
+    rec_pos: I64
+    rec_mkt: I64
+    rec_lat: I64
+    lat_series: F64
+    sub: I64
+    rest: I64
+    scratch: I64
+
+
+assert State._fields == SEG_NAMES
 
 
 @dataclass(frozen=True)
@@ -392,7 +429,7 @@ def _as_voidptr(typingctx: Any, addr: Any) -> Any:
 
 @njit(cache=True, inline="always")
 def _i(base: int, a: npt.NDArray[np.int64], k: int) -> Any:
-    return _as_voidptr(base + 8 * a[4 * k])
+    return _as_voidptr(base + 8 * a[4 * k])  # type: ignore[call-arg]
 
 
 @njit(cache=True)

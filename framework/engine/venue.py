@@ -352,7 +352,7 @@ def _modify(st: State, slot: int, now: int, price: int, qty: int) -> None:
 
 
 @njit(cache=True)
-def venue_request(st: State, m: object, now: int) -> None:
+def venue_request(st: State, m: npt.NDArray[np.int64], now: int) -> None:
     """An order request arrives at the venue at ``now``."""
     _ord = st.ord
     slot = m[M_SLOT]

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from framework.core.errors import ConfigError
 from framework.risk.limits import RiskLimits
-from framework.strategy.params import Params
+from framework.strategy.params import Params as ParamsBase
 
 if TYPE_CHECKING:
     from framework.strategy.context import Context, FillInfo, OrderUpdate
@@ -70,7 +70,7 @@ class Strategy:
     """Base class. Subclasses set ``Params`` (a :class:`Params` subclass), optionally
     ``risk`` (:class:`RiskLimits`) and ``compiled``, and override the callbacks they need."""
 
-    Params: ClassVar[type[Params]] = Params
+    Params: ClassVar[type[ParamsBase]] = ParamsBase
     risk: ClassVar[RiskLimits] = RiskLimits()
     compiled: ClassVar[CompiledCallbacks | None] = None
     #: which Python callbacks exist is found by introspection; these names are the API
@@ -86,13 +86,13 @@ class Strategy:
 
     def __init__(
         self,
-        params: Params | dict[str, Any] | None = None,
+        params: ParamsBase | dict[str, Any] | None = None,
         *,
         risk: RiskLimits | dict[str, Any] | None = None,
         instruments: list[str] | None = None,
         name: str | None = None,
     ) -> None:
-        if isinstance(params, Params):
+        if isinstance(params, ParamsBase):
             if not isinstance(params, self.Params):
                 msg = (
                     f"{type(self).__name__} takes {self.Params.__name__}, "

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from collections import namedtuple
-from typing import Any, ClassVar, get_type_hints
+from typing import Any, get_type_hints
 
 from framework.core.errors import ConfigError
 
@@ -18,8 +17,6 @@ class Params:
         spread_ticks: int = 1
         order_qty: int = 1
     """
-
-    _nt_cache: ClassVar[dict[type, Any]] = {}
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -53,16 +50,6 @@ class Params:
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-    def as_tuple(self) -> Any:
-        """The values as a namedtuple (what compiled callbacks receive)."""
-        cls = type(self)
-        nt = Params._nt_cache.get(cls)
-        if nt is None:
-            nt = namedtuple(f"{cls.__name__}Tuple", cls.names() or ["empty"])
-            Params._nt_cache[cls] = nt
-        vals = [getattr(self, n) for n in cls.names()] or [0]
-        return nt(*vals)
 
 
 def _convert(owner: str, key: str, raw: Any, typ: Any) -> Any:
