@@ -52,19 +52,10 @@ from framework.core.events import (
     NO_SIDE,
     SELL,
 )
+from framework.ingest.assemble import Batch, assemble, make_batch, snapshot_groups
 from framework.ingest.base import ImportOptions, ImportReport, ImportResult, require_files
-from framework.ingest.binance import (
-    Batch,
-    Scaled,
-    assemble,
-    drop_rows,
-    int_column,
-    make_batch,
-    parse_decimals,
-    read_bytes,
-    read_csv_text,
-    snapshot_groups,
-)
+from framework.ingest.csv_text import drop_rows, int_column, read_bytes, read_csv_text
+from framework.ingest.decimal_text import Scaled, parse_decimals
 
 _KEY = ("exchange", "symbol", "timestamp", "local_timestamp")
 KINDS: dict[str, tuple[str, ...]] = {

@@ -23,7 +23,8 @@ from framework.core.events import (
     SELL,
 )
 from framework.ingest.base import ImportOptions, ImportResult, get_importer
-from framework.ingest.binance import floats_to_scaled, import_binance, parse_decimals
+from framework.ingest.binance import import_binance
+from framework.ingest.decimal_text import floats_to_scaled, parse_decimals
 
 RAW = "crypto_hftbacktest_binance_raw_feed"
 NAUT = "crypto_nautilus_tardis_binance_samples/binance"

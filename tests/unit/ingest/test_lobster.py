@@ -519,7 +519,7 @@ def test_plain_python_kernel_gives_the_same_events_as_the_compiled_one(
 ) -> None:
     path = shared_data / AAPL_DIR / AAPL_MSG
     compiled = import_lobster([path], ImportOptions()).days[0].events
-    monkeypatch.setattr(lobster, "_build_nb", lobster._build_nb.py_func)
+    monkeypatch.setattr(lobster, "build_nb", lobster.build_nb.py_func)
     plain = import_lobster([path], ImportOptions()).days[0].events
     assert len(plain) == 1034
     assert np.array_equal(plain, compiled)
