@@ -151,6 +151,23 @@ def run_hbt(rows: np.ndarray, tick: float) -> tuple[float, int]:
     return el, n
 
 
+_STREAM_CHILD = """
+import resource, sys, time
+from framework.engine.backtest import Backtest, store_streams
+from framework.store import TickStore
+from benchmarks.bench_engine import Idle, LAT, QUEUE
+store = TickStore(sys.argv[1])
+dates = [k.date for k in store.keys(venue="SIM", symbol="SYN")]
+insts, streams = store_streams(store, [("SIM", "SYN")], dates)
+bt = Backtest(instruments=insts, streams=streams, strategies=[Idle()], latency=LAT, queue=QUEUE,
+              sample_ns=1_000_000_000)
+t0 = time.perf_counter()
+r = bt.run()
+el = time.perf_counter() - t0
+print(r.events, el, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
+"""
+
+
 # --- benchmarks ---------------------------------------------------------------------------------
 def _cold_start(tmp: Path) -> float:
     """Wall time of `hftlab backtest` in a new process, numba cache warm (second run)."""
@@ -236,32 +253,29 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         tmp = Path(t)
         days = 2 if quick else 10
         store = TickStore(tmp / "store")
-        dates = []
         d = dt.date(2024, 1, 2)
-        while len(dates) < days:
+        made = 0
+        while made < days:
             if d.weekday() < 5:
-                g = generate_day(date=d, n_events=n, seed=len(dates))
+                g = generate_day(date=d, n_events=n, seed=made)
                 store.write(g.instrument, g.date, g.events)
-                dates.append(d)
+                made += 1
             d += dt.timedelta(days=1)
-        from framework.engine.backtest import store_streams
-
-        insts, streams = store_streams(store, [("SIM", "SYN")], dates)
-        bt = Backtest(
-            instruments=insts,
-            streams=streams,
-            strategies=[Idle()],
-            latency=LAT,
-            queue=QUEUE,
-            sample_ns=1_000_000_000,
+        # in a process of its own, so its peak memory is the streaming replay's alone
+        proc = subprocess.run(
+            [sys.executable, "-c", _STREAM_CHILD, str(tmp / "store")],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=dict(os.environ),
         )
-        t0 = time.perf_counter()
-        r = bt.run()
+        ev_n, secs, peak = proc.stdout.strip().splitlines()[-1].split()
         out.append(
             {
-                "name": f"engine.replay from store ({days} days streamed)",
-                "events": r.events,
-                "seconds": time.perf_counter() - t0,
+                "name": f"engine.replay from store ({days} days streamed, own process)",
+                "events": int(ev_n),
+                "seconds": float(secs),
+                "peak_rss_mb": float(peak),
             }
         )
         cold = _cold_start(tmp)
