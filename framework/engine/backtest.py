@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 from collections.abc import Iterable, Sequence
@@ -178,13 +179,11 @@ class Backtest:
 
     # --- set-up ----------------------------------------------------------------------------
     def _setup(self) -> None:
-        a = allocate(
-            self.capacity
-            if self.latency.model != "empirical"
-            else Capacity(
-                **{**self.capacity.__dict__, "lat_series": len(self.latency.series or ())}
-            )
-        )
+        series = self.latency.series
+        cap = self.capacity
+        if series is not None:
+            cap = dataclasses.replace(cap, lat_series=len(series))
+        a = allocate(cap)
         st = unpack(a)
         h = st.h
         h[H_LAT_MODEL] = self.latency.code
