@@ -634,5 +634,5 @@ def store_streams(
             )
             raise ConfigError(msg)
         instruments.append(store.instrument(venue, symbol, have[0]))
-        streams.append(store.iter_batches(venue, symbol, have))
+        streams.append(store.iter_batches(venue, symbol, have, reuse=True))
     return instruments, streams

@@ -60,7 +60,7 @@ def batch_to_events(batch: pa.RecordBatch | pa.Table, out: EventArray | None = N
     return dst
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _fill_events(
     dst: EventArray,
     exch_ts: npt.NDArray[np.int64],
