@@ -27,6 +27,7 @@ from framework.core.events import (
     FLAG_SNAPSHOT,
     KIND_CLEAR,
     KIND_TRADE,
+    EventArray,
 )
 from framework.core.timeutil import NS_PER_DAY, date_from_name, ns_to_date
 from framework.ingest.base import (
@@ -106,7 +107,7 @@ def assemble(
         # message ids and positions are per file: offset them so files never collide
         msg_off = np.cumsum([0] + [int(b.msg.max()) + 1 for b in bs[:-1]])
         msg = np.concatenate([b.msg + o for b, o in zip(bs, msg_off, strict=True)])
-        ev = np.zeros(len(kind), EVENT_DTYPE)
+        ev: EventArray = np.zeros(len(kind), EVENT_DTYPE)
         ev["local_ts"] = np.concatenate([b.local_ts for b in bs])
         ev["exch_ts"] = np.concatenate([b.exch_ts for b in bs])
         ev["order_id"] = np.concatenate([b.order_id for b in bs])

@@ -80,7 +80,7 @@ def import_nautilus_depth(
         oid = lid[m].astype(np.uint64)
         new = np.ones(n, np.bool_)
         new[1:] = (t_ns[1:] != t_ns[:-1]) | (oid[1:] != oid[:-1])
-        msg_no = np.cumsum(new)
+        msg_no = np.cumsum(new, dtype=np.int64)
         rows = np.arange(n, dtype=np.int64)
         sub = df.filter(pl.Series(m))
         levels = {
@@ -149,8 +149,9 @@ def import_parquet(path: Path, opts: ImportOptions, report: ImportReport) -> Bat
     rows = np.arange(n, dtype=np.int64)
     base = {"local_ts": ts, "exch_ts": ts, "msg": rows, "flags": np.zeros(n)}
     if set(_TRADE_PQ) <= cols:
-        bm = pl.Series(t.column("buyer_maker").cast(pa.string()).to_pylist(), dtype=pl.String)
-        bm = bm.str.to_lowercase().is_in(["true", "1", "t", "yes"]).to_numpy()
+        bm_text = pl.Series(t.column("buyer_maker").cast(pa.string()).to_pylist(),
+                            dtype=pl.String)
+        bm = bm_text.str.to_lowercase().is_in(["true", "1", "t", "yes"]).to_numpy()
         groups = [{**base, "price": _number_column(t.column("price")),
                    "qty": _number_column(t.column("quantity")),
                    "order_id": t.column("trade_id").fill_null(0).to_numpy().astype(np.uint64),

@@ -49,7 +49,7 @@ def side_code_nb(c: int) -> int:
 
 
 @njit(cache=True)
-def _alloc(n: int):  # type: ignore[no-untyped-def]
+def _alloc(n: int):
     return (
         np.empty(n, np.int64),
         np.empty(n, np.int64),
@@ -63,7 +63,7 @@ def _alloc(n: int):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def mbo_to_events_nb(  # type: ignore[no-untyped-def]
+def mbo_to_events_nb(
     ts_event, ts_recv, action, side, price, size, order_id, flags
 ):
     """MBO records (one instrument) to event columns plus counters.
@@ -154,7 +154,7 @@ def mbo_to_events_nb(  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _diff_side(  # type: ignore[no-untyped-def]
+def _diff_side(
     old_px, old_sz, new_px, new_sz, s, t_ex, t_lo, f, ex, lo, px, qt, kd, sd, fl, k
 ):
     depth = new_px.shape[0]
@@ -198,7 +198,7 @@ def _diff_side(  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def mbp_to_events_nb(  # type: ignore[no-untyped-def]
+def mbp_to_events_nb(
     ts_event, ts_recv, action, side, price, size, flags, bid_px, bid_sz, ask_px, ask_sz
 ):
     """MBP-1/MBP-10 records (one instrument) to KIND_LEVEL diffs (+ trades, clears).

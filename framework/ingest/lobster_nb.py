@@ -70,7 +70,7 @@ _F_CORR = FLAG_FROM_BOOK | FLAG_IMPLIED
 
 
 @njit(cache=True)
-def _put(ev, m, row, kind, side, price, qty, oid, flags):  # type: ignore[no-untyped-def]
+def _put(ev, m, row, kind, side, price, qty, oid, flags):
     ev[m, _EROW] = row
     ev[m, _EKIND] = kind
     ev[m, _ESIDE] = side
@@ -82,7 +82,7 @@ def _put(ev, m, row, kind, side, price, qty, oid, flags):  # type: ignore[no-unt
 
 
 @njit(cache=True)
-def _level_add(lv, sc, s, x, delta):  # type: ignore[no-untyped-def]
+def _level_add(lv, sc, s, x, delta):
     """Change the aggregate at (s, x) by ``delta``, keeping best prices and level counts."""
     old = lv[s, x, _LQ]
     new = old + delta
@@ -109,7 +109,7 @@ def _level_add(lv, sc, s, x, delta):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _open(o, lv, sc, slot, s, x, q, oid, real):  # type: ignore[no-untyped-def]
+def _open(o, lv, sc, slot, s, x, q, oid, real):
     o[slot, _OQ] = q
     o[slot, _OS] = s
     o[slot, _OX] = x
@@ -130,7 +130,7 @@ def _open(o, lv, sc, slot, s, x, q, oid, real):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _unlink(o, lv, slot):  # type: ignore[no-untyped-def]
+def _unlink(o, lv, slot):
     s = o[slot, _OS]
     x = o[slot, _OX]
     p = o[slot, _OPREV]
@@ -148,7 +148,7 @@ def _unlink(o, lv, slot):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _reduce(o, lv, sc, free, slot, amt, n_real):  # type: ignore[no-untyped-def]
+def _reduce(o, lv, sc, free, slot, amt, n_real):
     """Take ``amt`` lots off an order; an order that reaches zero leaves the book."""
     s = o[slot, _OS]
     x = o[slot, _OX]
@@ -167,7 +167,7 @@ def _reduce(o, lv, sc, free, slot, amt, n_real):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _new_synth(ev, m, o, lv, sc, free, px, row, s, x, q, flags, register):  # type: ignore[no-untyped-def]
+def _new_synth(ev, m, o, lv, sc, free, px, row, s, x, q, flags, register):
     sc[_FREE] -= 1
     slot = free[sc[_FREE]]
     oid = _SYN_BASE + sc[_SYNID]
@@ -180,7 +180,7 @@ def _new_synth(ev, m, o, lv, sc, free, px, row, s, x, q, flags, register):  # ty
 
 
 @njit(cache=True)
-def _remove(ev, m, o, lv, sc, free, px, n_real, row, slot, amt, flags):  # type: ignore[no-untyped-def]
+def _remove(ev, m, o, lv, sc, free, px, n_real, row, slot, amt, flags):
     """Implied removal of ``amt`` lots from one order: a delete if it empties it."""
     q = o[slot, _OQ]
     s = o[slot, _OS]
@@ -193,7 +193,7 @@ def _remove(ev, m, o, lv, sc, free, px, n_real, row, slot, amt, flags):  # type:
 
 
 @njit(cache=True)
-def _take(ev, m, o, lv, sc, free, px, n_real, row, s, x, amt, use_syn, exclude, flags):  # type: ignore[no-untyped-def]
+def _take(ev, m, o, lv, sc, free, px, n_real, row, s, x, amt, use_syn, exclude, flags):
     """Remove up to ``amt`` lots at (s, x): the synthetic order first, then real orders newest
     first. Returns ``(m, removed)``."""
     got = 0
@@ -214,7 +214,7 @@ def _take(ev, m, o, lv, sc, free, px, n_real, row, s, x, amt, use_syn, exclude, 
 
 
 @njit(cache=True)
-def _grow_synth(ev, m, o, lv, sc, free, px, row, s, x, amt, flags):  # type: ignore[no-untyped-def]
+def _grow_synth(ev, m, o, lv, sc, free, px, row, s, x, amt, flags):
     """Add ``amt`` lots of unexplained quantity at (s, x); returns ``(m, synthetic slot)``."""
     syn = lv[s, x, _LSYN]
     if syn < 0:
@@ -226,7 +226,7 @@ def _grow_synth(ev, m, o, lv, sc, free, px, row, s, x, amt, flags):  # type: ign
 
 
 @njit(cache=True)
-def _correct_side(ev, m, o, lv, sc, free, px, n_real, row, s, bx, bq):  # type: ignore[no-untyped-def]
+def _correct_side(ev, m, o, lv, sc, free, px, n_real, row, s, bx, bq):
     """Make side ``s`` agree with the file's levels ``bx`` (price indices, -1 = empty) and
     sizes ``bq``. Quantity deeper than the file's last level is left alone unless the file
     shows fewer than L levels (then nothing else rests on that side)."""
@@ -266,7 +266,7 @@ def _correct_side(ev, m, o, lv, sc, free, px, n_real, row, s, bx, bq):  # type: 
 
 
 @njit(cache=True)
-def _seed(ev, m, o, lv, sc, free, px, typ, side, pidx, qty, ob_x, ob_q):  # type: ignore[no-untyped-def]
+def _seed(ev, m, o, lv, sc, free, px, typ, side, pidx, qty, ob_x, ob_q):
     """Synthetic orders for the book *before* message 0: row 0 minus message 0's effect."""
     L = ob_x.shape[2]
     t = typ[0]
@@ -293,7 +293,7 @@ def _seed(ev, m, o, lv, sc, free, px, typ, side, pidx, qty, ob_x, ob_q):  # type
 
 
 @njit(cache=True)
-def build_nb(typ, slot_of, qty, pidx, side, tprice, raw_id, uid, px, ob_x, ob_q):  # type: ignore[no-untyped-def]
+def build_nb(typ, slot_of, qty, pidx, side, tprice, raw_id, uid, px, ob_x, ob_q):
     """Run the book over every message; returns ``(events as int64[m, 7], stats)``."""
     n = typ.shape[0]
     n_real = uid.shape[0]

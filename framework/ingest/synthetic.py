@@ -305,7 +305,7 @@ def generate_day(
     inst = Instrument(
         venue=venue,
         symbol=symbol,
-        tick_size=tick_size,
+        tick_size=Decimal(tick_size),
         extra={"synthetic": True, "seed": seed, "mode": mode},
     )
     start_ticks = int(Decimal(str(start_price)) / inst.tick_size)

@@ -186,7 +186,7 @@ def latent_mid_nb(
 
 
 @njit(cache=True)
-def _emit(out, pos, ex, lo, price, qty, oid, kind, side, flags):  # type: ignore[no-untyped-def]
+def _emit(out, pos, ex, lo, price, qty, oid, kind, side, flags):
     r = out[pos]
     r["exch_ts"] = ex
     r["local_ts"] = lo
@@ -279,7 +279,7 @@ def _l2_level_price(bid: int, spread: int, side: int, k: int) -> int:
 
 
 @njit(cache=True)
-def _l2_resplit(out, pos, ex, lo, q, bid, spread, imb, fl):  # type: ignore[no-untyped-def]
+def _l2_resplit(out, pos, ex, lo, q, bid, spread, imb, fl):
     """Set both touch sizes so the touch imbalance is ``imb`` (total unchanged)."""
     tot = q[0, 0] + q[1, 0]
     b = int(tot * (1.0 + imb) * 0.5 + 0.5)
@@ -291,7 +291,7 @@ def _l2_resplit(out, pos, ex, lo, q, bid, spread, imb, fl):  # type: ignore[no-u
 
 
 @njit(cache=True)
-def _l2_move(out, pos, ex, lo, q, bid, spread, depth, d, j, by_trade, s, gp, tabs, fl):  # type: ignore[no-untyped-def]
+def _l2_move(out, pos, ex, lo, q, bid, spread, depth, d, j, by_trade, s, gp, tabs, fl):
     """Shift the book ``j`` ticks in direction ``d`` (+1 up); return the new position.
 
     The side in the move's way (``h``: the ask when moving up) loses its first ``j`` levels,
@@ -457,13 +457,13 @@ C_FLAGS = 5
 
 
 @njit(cache=True)
-def _l3_emit(out, cur, price, qty, oid, kind, side):  # type: ignore[no-untyped-def]
+def _l3_emit(out, cur, price, qty, oid, kind, side):
     cur[C_POS] = _emit(out, cur[C_POS], cur[C_EX], cur[C_LO], price, qty, oid, kind, side,
                        np.uint32(cur[C_FLAGS]))
 
 
 @njit(cache=True)
-def _l3_push(out, cur, bk, side, price, qty):  # type: ignore[no-untyped-def]
+def _l3_push(out, cur, bk, side, price, qty):
     """A new order at the back of the queue at ``price``."""
     head, tail, cnt, lqty, o_id, o_qty, o_next, free = bk
     slot = free[cur[C_FREE] - 1]
@@ -485,7 +485,7 @@ def _l3_push(out, cur, bk, side, price, qty):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _l3_fill_level(out, cur, bk, s, gp, tabs, side, price, k):  # type: ignore[no-untyped-def]
+def _l3_fill_level(out, cur, bk, s, gp, tabs, side, price, k):
     """Seed an empty level ``k`` ticks from the touch with orders from the depth profile."""
     n = min(1 + poisson_small(s, _mean_orders(gp, k) - 1.0), int(gp[GP_MAX_ORDERS]))
     for _ in range(n):
@@ -493,7 +493,7 @@ def _l3_fill_level(out, cur, bk, s, gp, tabs, side, price, k):  # type: ignore[n
 
 
 @njit(cache=True)
-def _l3_unlink(bk, side, i, slot, prev):  # type: ignore[no-untyped-def]
+def _l3_unlink(bk, side, i, slot, prev):
     head, tail, cnt, _lqty, _o_id, _o_qty, o_next, _free = bk
     nxt = o_next[slot]
     if prev < 0:
@@ -506,14 +506,14 @@ def _l3_unlink(bk, side, i, slot, prev):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _l3_free(cur, bk, slot):  # type: ignore[no-untyped-def]
+def _l3_free(cur, bk, slot):
     free = bk[7]
     free[cur[C_FREE]] = slot
     cur[C_FREE] += 1
 
 
 @njit(cache=True)
-def _l3_execute(out, cur, bk, side, price, qty):  # type: ignore[no-untyped-def]
+def _l3_execute(out, cur, bk, side, price, qty):
     """Execute ``qty`` against the level, oldest order first (FIFO); return what was filled."""
     head, _tail, _cnt, lqty, o_id, o_qty, _o_next, _free = bk
     i = price & (L3_RING - 1)
@@ -533,7 +533,7 @@ def _l3_execute(out, cur, bk, side, price, qty):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _l3_delete_level(out, cur, bk, side, price):  # type: ignore[no-untyped-def]
+def _l3_delete_level(out, cur, bk, side, price):
     """Delete every order of a level (a fade, or a level falling out of view)."""
     head, _tail, _cnt, lqty, o_id, o_qty, _o_next, _free = bk
     i = price & (L3_RING - 1)
@@ -547,7 +547,7 @@ def _l3_delete_level(out, cur, bk, side, price):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _l3_cancel(out, cur, bk, s, gp, tabs, side, price):  # type: ignore[no-untyped-def]
+def _l3_cancel(out, cur, bk, s, gp, tabs, side, price):
     """Cancel part of, or delete, a random order of the level; never empty the level."""
     head, _tail, cnt, lqty, o_id, o_qty, o_next, _free = bk
     i = price & (L3_RING - 1)
@@ -575,7 +575,7 @@ def _l3_cancel(out, cur, bk, s, gp, tabs, side, price):  # type: ignore[no-untyp
 
 
 @njit(cache=True)
-def _l3_liquidity(out, cur, bk, s, gp, tabs, side, price, k, add_bias):  # type: ignore[no-untyped-def]
+def _l3_liquidity(out, cur, bk, s, gp, tabs, side, price, k, add_bias):
     """An add or a cancel at a level, mean-reverting its order count to the depth profile.
 
     ``add_bias`` in [-1, 1] overrides the choice (+1 add, -1 cancel) when non-zero.

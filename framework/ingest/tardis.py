@@ -133,7 +133,7 @@ def _build(kind: str, df: pl.DataFrame, ts: Any, lts: Any, report: ImportReport)
         snap_np = snap.to_numpy()
         new = np.ones(n, np.bool_)
         new[1:] = lts[1:] != lts[:-1]
-        msg = np.cumsum(new)
+        msg = np.cumsum(new, dtype=np.int64)
         levels = {**base, "price": parse_decimals(df["price"]),
                   "qty": parse_decimals(df["amount"]), "order_id": np.zeros(n),
                   "kind": np.full(n, KIND_LEVEL), "side": sd,

@@ -54,7 +54,8 @@ def _all_names() -> list[str]:
 
 
 def _expected(shared_data: Path, name: str) -> list[dict]:
-    base = name.removesuffix(".zst")
+    """The official JSON of a file; a .dbz holds the records of the same schema's .dbn."""
+    base = name.removesuffix(".zst").replace(".dbz", ".dbn")
     path = _data(shared_data) / "expected_json" / f"{base}.json"
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
@@ -79,7 +80,9 @@ def _schema(name: str) -> str:
     return name.split(".")[1]
 
 
-# --- every file: imports, is skipped with a note, or fails with the documented error ----------
+# --- every file imports: DBN, record fragments, legacy DBZ ---------------------------------
+
+FRAG_DEFINITIONS = 8  # multi-frame.definition.v1.dbn.frag.zst; the other fragments hold 2
 
 
 def test_the_test_folder_holds_81_files(shared_data: Path) -> None:
@@ -87,16 +90,21 @@ def test_the_test_folder_holds_81_files(shared_data: Path) -> None:
 
 
 @pytest.mark.parametrize("name", _all_names() or ["<no data>"])
-def test_every_test_file_imports_or_fails_clearly(shared_data: Path, name: str) -> None:
+def test_every_test_file_imports(shared_data: Path, name: str) -> None:
     path = _data(shared_data) / "tests_data" / name
     schema = _schema(name)
-    if name.endswith(".dbz") or ".frag" in name:
-        with pytest.raises(FormatError, match="has no DBN metadata header"):
-            _import(path)
-        return
     res = _import(path)
-    assert res.report.rows_read == len(_expected(shared_data, name))
     assert res.report.rows_rejected == 0
+    if ".frag" in name:  # definitions of CME options, no metadata header, no JSON
+        assert res.days == []
+        n = FRAG_DEFINITIONS if name.startswith("multi-frame") else 2
+        assert res.report.rows_read == n
+        keys = {(i.key, i.tick_size) for i in res.instruments}
+        assert ("XCME/GEM3_P9812", Decimal("0.5")) in keys
+        # the others have no min_price_increment: not returned, with the reason in a note
+        assert len(keys) + sum("not returned: no tick size" in t for t in res.report.notes) == n
+        return
+    assert res.report.rows_read == len(_expected(shared_data, name))
     if schema == "definition":
         assert res.days == []
         assert [(i.key, i.tick_size) for i in res.instruments] == [("XNAS/MSFT", Decimal("0.01"))]
@@ -126,8 +134,8 @@ def test_the_test_files_never_go_back_in_time(shared_data: Path) -> None:
 
 
 def _names(schema: str) -> list[str]:
-    return [n for n in _all_names() if _schema(n) == schema and ".frag" not in n
-            and not n.endswith(".dbz")]
+    """DBN and DBZ files of ``schema`` (a .dbz is checked against its .dbn's JSON)."""
+    return [n for n in _all_names() if _schema(n) == schema and ".frag" not in n]
 
 
 @pytest.mark.parametrize("name", _names("mbo") or ["<no data>"])
@@ -251,6 +259,87 @@ def test_definition_gives_the_symbol_of_the_json(shared_data: Path) -> None:
     assert {j["min_price_increment"] for j in exp} == {str(dbn.UNDEF_PRICE)}
     assert inst.tick_size == Decimal("0.01")
     assert inst.extra["round_lot"] == 100
+
+
+# --- legacy DBZ and record fragments ----------------------------------------------------------
+
+
+def _dbz_names() -> list[str]:
+    return [n for n in _all_names() if n.endswith(".dbz")]
+
+
+@pytest.mark.parametrize("name", _dbz_names() or ["<no data>"])
+def test_dbz_agrees_with_the_json_of_the_same_schemas_dbn(shared_data: Path, name: str) -> None:
+    """A .dbz holds the records of test_data.<schema>.dbn: same rows, same events, and the
+    fields the events carry agree with that file's official JSON."""
+    dbz = _import(_data(shared_data) / "tests_data" / name)
+    dbn_name = name.replace(".dbz", ".dbn")
+    ref = _import(_data(shared_data) / "tests_data" / dbn_name)
+    exp = _expected(shared_data, dbn_name)
+    assert dbz.report.rows_read == ref.report.rows_read == len(exp)
+    assert dbz.report.rows_rejected == 0
+    assert [(i.key, i.tick_size) for i in dbz.instruments] == [
+        (i.key, i.tick_size) for i in ref.instruments]
+    assert len(dbz.days) == len(ref.days)
+    for a, b in zip(dbz.days, ref.days, strict=True):
+        assert (a.instrument.key, a.date) == (b.instrument.key, b.date)
+        assert a.events.tobytes() == b.events.tobytes()
+    if not dbz.days:
+        return
+    ev = dbz.days[0].events
+    last = ev[(ev["flags"] & FLAG_LAST) != 0]  # one per record
+    assert last["local_ts"].tolist() == [int(j["ts_recv"]) for j in exp]
+    assert last["exch_ts"].tolist() == [int(j["hd"]["ts_event"]) for j in exp]
+    assert {j["hd"]["instrument_id"] for j in exp} == {5482}
+    assert {j["symbol"] for j in exp} == {dbz.days[0].instrument.symbol} == {"ESH1"}
+    if _schema(name) in ("trades", "tbbo", "mbo"):
+        priced = ev[ev["kind"] != KIND_BBO]
+        assert (priced["price"] * ES_TICK).tolist() == [int(j["price"]) for j in exp]
+        assert priced["qty"].tolist() == [j["size"] for j in exp]
+        assert priced["side"].tolist() == [SIDE[j["side"]] for j in exp]
+
+
+def test_dbz_with_unreadable_mappings_names_instruments_by_id(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    data = bytearray((_data(shared_data) / "tests_data" / "test_data.trades.dbz").read_bytes())
+    data[8 + 96: 8 + 100] = b"\0\0\0\0"  # break the zstd frame of the symbol mappings
+    path = tmp_path / "t.dbz"
+    path.write_bytes(bytes(data))
+    res = import_dbn([path], ImportOptions(extra={"tick_size": "0.25"}))
+    assert [d.instrument.key for d in res.days] == ["GLBX/ID5482"]
+    assert any("symbol mappings cannot be read" in n for n in res.report.notes)
+    assert any("stored as ID5482" in n for n in res.report.notes)
+
+
+def test_unversioned_fragment_is_version_2_by_its_definition_size(shared_data: Path) -> None:
+    res = _import(_data(shared_data) / "tests_data" / "test_data.definition.dbn.frag.zst")
+    assert any("v2, from the size of its definition records" in n for n in res.report.notes)
+    (inst,) = res.instruments
+    assert inst.extra["dbn_raw_symbol"] == "GEM3 P9812"
+    assert inst.asset_class == "option"
+
+
+def test_fragment_read_as_the_wrong_version_fails_clearly(shared_data: Path) -> None:
+    path = _data(shared_data) / "tests_data" / "test_data.definition.v3.dbn.frag"
+    with pytest.raises(FormatError, match="the size of DBN v3; pass --dbn-version 3"):
+        import_dbn([path], ImportOptions(extra={"dbn_version": 1}))
+
+
+def _frag(path: Path, records: list) -> Path:
+    path.write_bytes(b"".join(bytes(r) for r in records))
+    return path
+
+
+def test_fragment_events_take_symbol_option_else_id(tmp_path: Path) -> None:
+    path = _frag(tmp_path / "x.v3.dbn.frag", [_mbo(0, "A", 1, 2), _mbo(1, "C", 1, 2)])
+    res = import_dbn([path], ImportOptions(venue="GLBX", extra={"tick_size": "0.25"}))
+    (day,) = res.days
+    assert day.instrument.key == "GLBX/ID5482"
+    assert day.events["kind"].tolist() == [KIND_ADD, KIND_DELETE]
+    assert any("stored as ID5482" in n for n in res.report.notes)
+    res = import_dbn([path], ImportOptions(symbol="ESH1", venue="GLBX"))
+    assert [d.instrument.key for d in res.days] == ["GLBX/ESH1"]  # GLBX ES default tick
 
 
 # --- synthetic files: semantics the 2-record samples cannot show ----------------------------
