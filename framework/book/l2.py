@@ -413,26 +413,12 @@ def _price_or_none(p: int) -> int | None:
     return None if p == NO_PRICE else int(p)
 
 
-class L2Book:
-    """A price-level book for use from Python; the arrays are ``meta`` and ``qty``.
+class LevelView:
+    """The L2 questions every book answers from its ``meta`` and ``qty`` arrays
+    (shared by :class:`L2Book` and :class:`~framework.book.l3.L3Book`)."""
 
-    >>> from framework.core.events import BUY, SELL, KIND_LEVEL
-    >>> b = L2Book(n_ticks=64)
-    >>> _ = b.apply(KIND_LEVEL, BUY, 100, 5); _ = b.apply(KIND_LEVEL, SELL, 102, 7)
-    >>> b.best_bid, b.best_ask, b.qty_at(SELL, 102)
-    (100, 102, 7)
-    """
-
-    def __init__(self, *, n_ticks: int = 4096) -> None:
-        self.meta, self.qty = l2_new(n_ticks)
-
-    def apply(self, kind: int, side: int, price: int, qty: int) -> int:
-        """Apply one event's fields; returns ``APPLIED``, ``IGNORED`` or ``DROPPED``."""
-        return int(l2_apply(self.meta, self.qty, kind, side, price, qty))
-
-    def apply_events(self, events: EventArray) -> None:
-        """Apply an event array in order."""
-        l2_apply_events(self.meta, self.qty, events)
+    meta: IntArray
+    qty: IntArray
 
     @property
     def best_bid(self) -> int | None:
@@ -466,6 +452,29 @@ class L2Book:
         out = np.empty(4 * levels, np.int64)
         l2_snapshot(self.meta, self.qty, levels, out)
         return out.reshape(levels, 4)
+
+
+class L2Book(LevelView):
+    """A price-level book for use from Python; the arrays are ``meta`` and ``qty``.
+
+    >>> from framework.core.events import BUY, SELL, KIND_LEVEL
+    >>> b = L2Book(n_ticks=64)
+    >>> _ = b.apply(KIND_LEVEL, BUY, 100, 5); _ = b.apply(KIND_LEVEL, SELL, 102, 7)
+    >>> b.best_bid, b.best_ask, b.qty_at(SELL, 102)
+    (100, 102, 7)
+    """
+
+    def __init__(self, *, n_ticks: int = 4096) -> None:
+        self.meta, self.qty = l2_new(n_ticks)
+
+    def apply(self, kind: int, side: int, price: int, qty: int) -> int:
+        """Apply one event's fields; returns ``APPLIED``, ``IGNORED`` or ``DROPPED``."""
+        return int(l2_apply(self.meta, self.qty, kind, side, price, qty))
+
+    def apply_events(self, events: EventArray) -> None:
+        """Apply an event array in order."""
+        l2_apply_events(self.meta, self.qty, events)
+
 
     @property
     def base(self) -> int:

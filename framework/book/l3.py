@@ -56,19 +56,13 @@ from framework.book.l2 import (
     STAT_NAMES,
     UNKNOWN_ID,
     IntArray,
+    LevelView,
     _clear_side,
     _level_change,
     _plan_base,
     _shift_l2,
     _shift_row,
-    l2_best_ask,
-    l2_best_ask_qty,
-    l2_best_bid,
-    l2_best_bid_qty,
-    l2_depth,
     l2_new,
-    l2_qty_at,
-    l2_snapshot,
     side_index,
 )
 from framework.core.errors import ConfigError
@@ -535,7 +529,7 @@ def _price_or_none(p: int) -> int | None:
     return None if p == NO_PRICE else int(p)
 
 
-class L3Book:
+class L3Book(LevelView):
     """An order-by-order book for use from Python; ``state`` is the tuple of arrays.
 
     >>> from framework.core.events import BUY, KIND_ADD
@@ -569,38 +563,6 @@ class L3Book:
         i = int(l3_apply_events(*self.state, events))
         if i >= 0:
             raise self._full(f"event {i} (an add of order {int(events['order_id'][i])})")
-
-    @property
-    def best_bid(self) -> int | None:
-        return _price_or_none(l2_best_bid(self.meta, self.qty))
-
-    @property
-    def best_ask(self) -> int | None:
-        return _price_or_none(l2_best_ask(self.meta, self.qty))
-
-    @property
-    def best_bid_qty(self) -> int:
-        return int(l2_best_bid_qty(self.meta, self.qty))
-
-    @property
-    def best_ask_qty(self) -> int:
-        return int(l2_best_ask_qty(self.meta, self.qty))
-
-    def qty_at(self, side: int, price: int) -> int:
-        """Lots resting at ``price`` on ``side`` (all orders there)."""
-        return int(l2_qty_at(self.meta, self.qty, side, price))
-
-    def depth(self, side: int, n: int) -> IntArray:
-        """Up to ``n`` levels of ``side``, best first, as int64[k, 2] rows of (price, qty)."""
-        out = np.empty((n, 2), np.int64)
-        k = l2_depth(self.meta, self.qty, side, n, out)
-        return out[:k]
-
-    def snapshot(self, levels: int) -> IntArray:
-        """int64[levels, 4] rows of (ask price, ask qty, bid price, bid qty)."""
-        out = np.empty(4 * levels, np.int64)
-        l2_snapshot(self.meta, self.qty, levels, out)
-        return out.reshape(levels, 4)
 
     def order(self, order_id: int) -> tuple[int, int, int] | None:
         """``(side, price, qty)`` of a live order, or None."""
