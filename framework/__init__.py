@@ -36,7 +36,7 @@ def _versioned_numba_cache() -> None:
     if "numba" in sys.modules:  # numba read its config already: tell it too
         from numba.core import config
 
-        config.CACHE_DIR = target
+        config.CACHE_DIR = target  # type: ignore[attr-defined]
 
 
 _versioned_numba_cache()

@@ -103,7 +103,7 @@ class BookReplayer:
                 r, i = _replay_l3_nb(*self.state, events, i, self.levels, out, r)
                 if i < 0:
                     break
-                self.state = l3_grown(self.state, 2 * self.state[3].shape[0])  # type: ignore[arg-type]
+                self.state = l3_grown(self.state, 2 * self.state[3].shape[0])
         self.rows_written += int(r)
         return out[:r]
 
