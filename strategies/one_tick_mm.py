@@ -83,7 +83,7 @@ class OneTickMM(Strategy):
 
     def _requote(self, ctx: Context, inst: int, side: int, want: int, allowed: bool) -> None:
         oid, px = (self.bid_id, self.bid_px) if side == BUY else (self.ask_id, self.ask_px)
-        if oid and ctx.order(oid) is None:
+        if oid and not ctx.is_live(oid):
             oid = 0
         if oid:
             if allowed and px == want:

@@ -31,6 +31,7 @@ from framework.engine.state import (
     ERR_NAMES,
     H_END_TS,
     H_ERROR,
+    H_EV_PTR,
     H_EVENTS_LOCAL,
     H_FINAL,
     H_LAT_MODEL,
@@ -255,7 +256,8 @@ class Backtest:
         n = int(h[H_N_EV])
         chunk, final = self.feed.next_chunk()
         rest = self.window[keep:n]
-        self.window = np.concatenate([rest, chunk]) if len(rest) else chunk
+        self.window = np.ascontiguousarray(np.concatenate([rest, chunk]) if len(rest) else chunk)
+        h[H_EV_PTR] = self.window.ctypes.data  # advance() reads the window through it
         h[H_LOCAL_CUR] -= keep
         h[H_VENUE_CUR] -= keep
         h[H_N_EV] = len(self.window)
@@ -340,6 +342,7 @@ class Backtest:
         ctxs = [Context(self.arena, sid, self.instruments) for sid in range(len(strategies))]
         sub = self.st.sub
         h = self.st.h
+        hv = memoryview(h)  # Python ints from the header without numpy scalar boxing
         # compiled-only strategies in a mixed run are called through generated dispatchers
         compiled_only = [k for k, s in enumerate(strategies) if not s.has_python_path()]
         disp: dict[int, Any] = {}
@@ -383,9 +386,9 @@ class Backtest:
         n_wakes = 0
         t0 = time.perf_counter()
         while True:
-            w = advance(arena, self.window)
+            w = advance(arena)
             if w == WAKE_BOOK or w == WAKE_TRADE:
-                inst = int(h[H_WAKE_INST])
+                inst = hv[H_WAKE_INST]
                 for k in book_subs[inst] if w == WAKE_BOOK else trade_subs[inst]:
                     n_wakes += 1
                     if k in disp:
@@ -396,7 +399,7 @@ class Backtest:
                     else:
                         strategies[k].on_trade(ctxs[k], inst)
             elif w == WAKE_FILL or w == WAKE_ORDER or w == WAKE_TIMER:
-                k = int(h[H_WAKE_STRAT])
+                k = hv[H_WAKE_STRAT]
                 n_wakes += 1
                 if k in disp:
                     d = disp[k]
@@ -405,19 +408,19 @@ class Backtest:
                     strategies[k].on_fill(
                         ctxs[k],
                         FillInfo(
-                            int(h[H_WAKE_OID]),
-                            int(h[H_WAKE_SIDE]),
-                            int(h[H_WAKE_PRICE]),
-                            int(h[H_WAKE_QTY]),
+                            hv[H_WAKE_OID],
+                            hv[H_WAKE_SIDE],
+                            hv[H_WAKE_PRICE],
+                            hv[H_WAKE_QTY],
                         ),
                     )
                 elif w == WAKE_ORDER:
-                    kind = int(h[H_WAKE_ORDER_KIND])
-                    reason = int(h[H_WAKE_REASON])
+                    kind = hv[H_WAKE_ORDER_KIND]
+                    reason = hv[H_WAKE_REASON]
                     strategies[k].on_order(
                         ctxs[k],
                         OrderUpdate(
-                            int(h[H_WAKE_OID]),
+                            hv[H_WAKE_OID],
                             RESP_NAMES.get(kind, str(kind)),
                             REJ_NAMES.get(reason, "") if reason else "",
                         ),

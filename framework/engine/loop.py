@@ -16,16 +16,17 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import carray, njit
 
 from framework.book.l2 import l2_apply, l2_qty_at
-from framework.core.events import KIND_BBO, KIND_CLEAR, KIND_LEVEL, KIND_STATUS
+from framework.core.events import EVENT_DTYPE, KIND_BBO, KIND_CLEAR, KIND_LEVEL, KIND_STATUS
 from framework.engine.local import local_book_event, local_response, trip_kill_switch
 from framework.engine.messages import next_msg, pop_msg
 from framework.engine.state import (
     EQ_COLS,
     H_END_TS,
     H_ERROR,
+    H_EV_PTR,
     H_EVENTS_LOCAL,
     H_EVENTS_VENUE,
     H_FEED_LAT,
@@ -71,6 +72,7 @@ from framework.engine.state import (
     WAKE_TIMER,
     WAKE_TRADE,
     State,
+    _as_voidptr,
     unpack_raw,
 )
 from framework.engine.venue import apply_fills, scan_resting, venue_request, venue_status
@@ -308,9 +310,15 @@ def advance_state(st: State, ev: np.ndarray) -> int:
 
 
 @njit(cache=True)
-def advance(a: np.ndarray, ev: np.ndarray) -> int:
-    """:func:`advance_state` on the arena (the entry point for Python drivers)."""
-    return advance_state(unpack_raw(a), ev)
+def advance(a: np.ndarray) -> int:
+    """:func:`advance_state` on the arena, for Python drivers. The event window is found
+    through its address in ``h[H_EV_PTR]`` (set by the driver, which keeps the array
+    alive): one plain int64 argument is the cheapest call numba offers (a structured array
+    argument costs ~0.2 us more per call, paid on every strategy wake-up)."""
+    st = unpack_raw(a)
+    h = st.h
+    ev = carray(_as_voidptr(h[H_EV_PTR]), (h[H_N_EV],), EVENT_DTYPE)
+    return advance_state(st, ev)
 
 
 __all__ = ["advance", "advance_state", "sample"]

@@ -69,6 +69,7 @@ H_LAST_TS: Final = 43  #: local time of the last event seen by the strategy view
 H_N_REST: Final = 44  #: orders resting at the venue (length of the resting list)
 H_WAKE_OID: Final = 45  #: for WAKE_FILL / WAKE_ORDER: the order id (its slot may be free already)
 H_ERROR: Final = 46  #: ERR_* when a table overflowed (the run stops with WAKE_ERROR)
+H_EV_PTR: Final = 47  #: address of the event window (the driver keeps the array alive)
 H_SIZE: Final = 64
 
 # --- float header (segment SEG_HF) ------------------------------------------------------

@@ -31,6 +31,12 @@ from framework.engine.state import (
     I_LAST_TRADE_PX,
     I_LAST_TRADE_QTY,
     I_LAST_TRADE_SIDE,
+    O_FILLED,
+    O_ID,
+    O_PRICE,
+    O_QTY,
+    O_STATUS,
+    O_STRAT,
     P_N_OPEN,
     P_OPEN_BUY,
     P_OPEN_SELL,
@@ -69,7 +75,10 @@ class Context:
         self._pos = self._st.pos
         self.sid = sid
         self.instruments = instruments  #: Instrument objects, by index
-        self._info = np.zeros(4, np.int64)
+        # rows of the order table as memoryviews: reading them gives Python ints quickly
+        self._max_orders = int(self._st.ord.shape[0])
+        self._ordv = memoryview(self._st.ord.reshape(-1)).cast("B").cast("q")
+        self._ocols = int(self._st.ord.shape[1])
 
     # --- time and market ------------------------------------------------------------------
     @property
@@ -124,13 +133,28 @@ class Context:
     def equity(self) -> float:
         return float(api.equity(self._a, self.sid))
 
+    def _slot(self, oid: int) -> int:
+        """The slot of a live order of ours, or -1 (ids encode their slot: id % capacity)."""
+        if oid <= 0:
+            return -1
+        slot = oid % self._max_orders
+        base = slot * self._ocols
+        v = self._ordv
+        return slot if v[base + O_ID] == oid and v[base + O_STRAT] == self.sid else -1
+
+    def is_live(self, oid: int) -> bool:
+        """Whether the order is still working (not filled, cancelled, rejected or expired)."""
+        return self._slot(oid) >= 0
+
     def order(self, oid: int) -> dict[str, Any] | None:
         """Status, price, qty and filled qty of a live order; None once it has finished."""
-        api.order_info(self._a, self.sid, oid, self._info)
-        if self._info[0] == 0:
+        slot = self._slot(oid)
+        if slot < 0:
             return None
-        st, px, q, f = (int(v) for v in self._info)
-        return {"status": STATUS_NAMES[st], "price": px, "qty": q, "filled": f}
+        base = slot * self._ocols
+        v = self._ordv
+        return {"status": STATUS_NAMES[v[base + O_STATUS]], "price": v[base + O_PRICE],
+                "qty": v[base + O_QTY], "filled": v[base + O_FILLED]}
 
     # --- actions ----------------------------------------------------------------------------
     def submit(self, inst: int, side: int | str, price: int, qty: int, *, tif: str = "gtc") -> int:
