@@ -102,19 +102,30 @@ class DayInfo:
         return self.bytes_on_disk / self.rows if self.rows else 0.0
 
 
-def _prefetched_row_groups(pf: pq.ParquetFile) -> Iterator[pa.Table]:
+def _prefetched_row_groups(
+    pf: pq.ParquetFile, pool: ThreadPoolExecutor | None = None
+) -> Iterator[pa.Table]:
     """The row groups of ``pf`` in order, each decoded in a background thread while the
-    caller converts the previous one (pyarrow and the compiled converter release the GIL)."""
+    caller converts the previous one (pyarrow and the compiled converter release the GIL).
+
+    Pass one ``pool`` for a whole multi-day stream: a new thread per day would give the
+    Arrow allocator a new per-thread arena each time, and their cached pages add up.
+    """
     n = pf.num_row_groups
     if n == 0:
         return
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        nxt = pool.submit(pf.read_row_group, 0)
+    own = pool is None
+    ex = ThreadPoolExecutor(max_workers=1) if pool is None else pool
+    try:
+        nxt = ex.submit(pf.read_row_group, 0)
         for i in range(n):
             cur = nxt.result()
             if i + 1 < n:
-                nxt = pool.submit(pf.read_row_group, i + 1)
+                nxt = ex.submit(pf.read_row_group, i + 1)
             yield cur
+    finally:
+        if own:
+            ex.shutdown(wait=True)
 
 
 class TickStore:
@@ -280,16 +291,19 @@ class TickStore:
             dates = [dates]
         bufs: list[EventArray] = [np.empty(0, dtype=EVENT_DTYPE), np.empty(0, dtype=EVENT_DTYPE)]
         k = 0
-        for d in dates:
-            pf = self._open(self._existing(venue, symbol, d))
-            for rg in _prefetched_row_groups(pf):
-                if not reuse:
-                    yield batch_to_events(rg)
-                    continue
-                if len(bufs[k]) < rg.num_rows:
-                    bufs[k] = np.empty(rg.num_rows, dtype=EVENT_DTYPE)
-                yield batch_to_events(rg, bufs[k])
-                k ^= 1
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            for d in dates:
+                pf = self._open(self._existing(venue, symbol, d))
+                for rg in _prefetched_row_groups(pf, pool):
+                    if not reuse:
+                        yield batch_to_events(rg)
+                        continue
+                    if len(bufs[k]) < rg.num_rows:
+                        bufs[k] = np.empty(rg.num_rows, dtype=EVENT_DTYPE)
+                    yield batch_to_events(rg, bufs[k])
+                    k ^= 1
+                del pf
+                pa.default_memory_pool().release_unused()
 
     def instrument(self, venue: str, symbol: str, date: dt.date | str) -> Instrument:
         """The instrument stored with a day."""
