@@ -342,7 +342,7 @@ class Backtest:
         ctxs = [Context(self.arena, sid, self.instruments) for sid in range(len(strategies))]
         sub = self.st.sub
         h = self.st.h
-        hv = memoryview(h)  # Python ints from the header without numpy scalar boxing
+        hv = memoryview(h)  # type: ignore[arg-type]  # Python ints from the header without numpy scalar boxing
         # compiled-only strategies in a mixed run are called through generated dispatchers
         compiled_only = [k for k, s in enumerate(strategies) if not s.has_python_path()]
         disp: dict[int, Any] = {}

@@ -77,7 +77,7 @@ class Context:
         self.instruments = instruments  #: Instrument objects, by index
         # rows of the order table as memoryviews: reading them gives Python ints quickly
         self._max_orders = int(self._st.ord.shape[0])
-        self._ordv = memoryview(self._st.ord.reshape(-1)).cast("B").cast("q")
+        self._ordv = memoryview(self._st.ord.reshape(-1)).cast("B").cast("q")  # type: ignore[arg-type]
         self._ocols = int(self._st.ord.shape[1])
 
     # --- time and market ------------------------------------------------------------------
@@ -153,8 +153,12 @@ class Context:
             return None
         base = slot * self._ocols
         v = self._ordv
-        return {"status": STATUS_NAMES[v[base + O_STATUS]], "price": v[base + O_PRICE],
-                "qty": v[base + O_QTY], "filled": v[base + O_FILLED]}
+        return {
+            "status": STATUS_NAMES[v[base + O_STATUS]],
+            "price": v[base + O_PRICE],
+            "qty": v[base + O_QTY],
+            "filled": v[base + O_FILLED],
+        }
 
     # --- actions ----------------------------------------------------------------------------
     def submit(self, inst: int, side: int | str, price: int, qty: int, *, tif: str = "gtc") -> int:
