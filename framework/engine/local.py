@@ -12,7 +12,6 @@ import numpy.typing as npt
 from numba import njit
 
 from framework.book.l2 import (
-    NO_PRICE,
     l2_apply,
     l2_best_ask,
     l2_best_ask_qty,
@@ -22,9 +21,7 @@ from framework.book.l2 import (
 from framework.core.events import BUY, FLAG_LAST, KIND_BBO, KIND_CLEAR, KIND_LEVEL, KIND_TRADE
 from framework.engine.enums import (
     DENY_NONE,
-    ORD_MARKET,
     ST_CANCELED,
-    ST_DENIED,
     ST_EXPIRED,
     ST_FILLED,
     ST_NEW,
@@ -76,6 +73,7 @@ from framework.engine.state import (
     I_LAST_TRADE_PX,
     I_LAST_TRADE_QTY,
     I_LAST_TRADE_SIDE,
+    LATK_ENTRY,
     LATK_RESP,
     LATK_ROUND_TRIP,
     M_EXCH_TS,
@@ -237,7 +235,7 @@ def order_submit(
     _strat[sid, S_N_OPEN] += 1
     lat = entry_latency(st, now)
     push_request(st, now + lat, REQ_NEW, slot, price, qty, now)
-    log_latency(st, 0, lat)
+    log_latency(st, LATK_ENTRY, lat)
     return oid
 
 
@@ -268,7 +266,7 @@ def order_cancel(st: State, sid: int, oid: int, now: int) -> bool:
     o[O_STATUS] = ST_PENDING_CANCEL
     lat = entry_latency(st, now)
     push_request(st, now + lat, REQ_CANCEL, slot, o[O_PRICE], 0, now)
-    log_latency(st, 0, lat)
+    log_latency(st, LATK_ENTRY, lat)
     return True
 
 
@@ -296,7 +294,7 @@ def order_modify(st: State, sid: int, oid: int, price: int, qty: int, now: int) 
     o[O_STATUS] = ST_PENDING_MODIFY
     lat = entry_latency(st, now)
     push_request(st, now + lat, REQ_MODIFY, slot, price, qty, now)
-    log_latency(st, 0, lat)
+    log_latency(st, LATK_ENTRY, lat)
     return DENY_NONE
 
 
@@ -466,18 +464,3 @@ __all__ = [
     "slot_of",
     "trip_kill_switch",
 ]
-_unused = (
-    NO_PRICE,
-    ORD_MARKET,
-    ST_CANCELED,
-    ST_DENIED,
-    ST_REJECTED,
-    O_LEAVES,
-    O_PEND_PRICE,
-    O_REASON,
-    O_TIF,
-    O_TYPE,
-    P_POS,
-    H_WAKE_SLOT,
-    LATK_RESP,
-)

@@ -322,4 +322,3 @@ def advance(a: np.ndarray) -> int:
 
 
 __all__ = ["advance", "advance_state", "sample"]
-_unused = (I_BA, I_BB)

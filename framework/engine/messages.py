@@ -238,12 +238,6 @@ def push_response(
     )
 
 
-@njit(cache=True, inline="always")
-def set_reason(st: State, slot: int, reason: int) -> None:
-    _ord = st.ord
-    _ord[slot, O_REASON] = reason
-
-
 __all__ = [
     "alloc_slot",
     "log_latency",
@@ -254,5 +248,4 @@ __all__ = [
     "push_request",
     "push_response",
     "release_slot",
-    "set_reason",
 ]
