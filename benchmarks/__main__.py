@@ -25,10 +25,11 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 
 _CHILD = """
-import json, resource, sys, importlib
+import json, sys, importlib
+from benchmarks.memory import peak_rss_mb
 mod = importlib.import_module("benchmarks." + sys.argv[1])
 rows = mod.run(quick=sys.argv[2] == "1")
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+peak = peak_rss_mb()
 for r in rows:
     r.setdefault("peak_rss_mb", round(peak, 1))
 print("@@BENCH@@" + json.dumps(rows))

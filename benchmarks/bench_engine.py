@@ -152,7 +152,8 @@ def run_hbt(rows: np.ndarray, tick: float) -> tuple[float, int]:
 
 
 _STREAM_CHILD = """
-import resource, sys, time
+import sys, time
+from benchmarks.memory import peak_rss_mb
 from framework.engine.backtest import Backtest, store_streams
 from framework.store import TickStore
 from benchmarks.bench_engine import Idle, LAT, QUEUE
@@ -164,7 +165,7 @@ bt = Backtest(instruments=insts, streams=streams, strategies=[Idle()], latency=L
 t0 = time.perf_counter()
 r = bt.run()
 el = time.perf_counter() - t0
-print(r.events, el, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
+print(r.events, el, peak_rss_mb())
 """
 
 
