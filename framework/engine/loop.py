@@ -33,6 +33,7 @@ from framework.engine.state import (
     H_FINAL,
     H_LAST_TS,
     H_LOCAL_CUR,
+    H_N_DENY,
     H_N_EQ,
     H_N_EV,
     H_N_FILL,
@@ -81,22 +82,6 @@ from framework.risk.checks import kill_switch_breached
 
 INF = np.iinfo(np.int64).max
 FLUSH_MARGIN = 256  # rows every recorder must have free before the loop takes an action
-
-
-@njit(cache=True)
-def _recorders_full(st: State) -> bool:
-    h = st.h
-    lim = st.rec_fill.shape[0] - FLUSH_MARGIN
-    n_strat = st.strat.shape[0]
-    n_inst = st.inst.shape[0]
-    return (
-        h[H_N_FILL] >= lim
-        or h[H_N_ORD] >= lim
-        or h[H_N_LAT] >= lim
-        or h[H_N_EQ] + n_strat + 1 >= lim
-        or h[H_N_POS] + n_strat * n_inst >= lim
-        or h[H_N_MKT] + n_inst >= lim
-    )
 
 
 @njit(cache=True)
@@ -201,6 +186,7 @@ def advance_state(st: State, ev: np.ndarray) -> int:
         if (
             h[H_N_FILL] >= lim
             or h[H_N_ORD] >= lim
+            or h[H_N_DENY] >= lim
             or h[H_N_LAT] >= lim
             or h[H_N_EQ] + n_strat + 1 >= lim
             or h[H_N_POS] + n_strat * n_inst >= lim
