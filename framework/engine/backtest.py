@@ -33,6 +33,7 @@ from framework.engine.state import (
     H_ERROR,
     H_EV_PTR,
     H_EVENTS_LOCAL,
+    H_FEAT_PTR,
     H_FINAL,
     H_LAT_MODEL,
     H_LOCAL_CUR,
@@ -160,6 +161,15 @@ class Backtest:
         self.feed = MergedFeed([l2_stream(s) for s in streams], chunk=chunk)
         self.end_ts = end_ts
         self.extra_config = config or {}
+        self.features = any(type(s).features for s in self.strategies)
+        if self.features:
+            from framework.book.l2 import l2_new
+            from framework.features.kernels import feature_state
+
+            # per instrument: its own book and feature state, carried across batches
+            self._feat_state = [
+                (feature_state(), l2_new(1 << 15)) for _ in range(len(self.instruments))
+            ]
         self._chunks: dict[str, list[np.ndarray]] = {
             k: [] for k in ("fill", "ord", "deny", "eq", "pos", "mkt", "lat")
         }
@@ -241,6 +251,7 @@ class Backtest:
         self.arena = a
         self.st = st
         self.window: EventArray = np.empty(0, dtype=EVENT_DTYPE)
+        self.window_feats = np.empty((0, 4))
 
     def _compiled_sub(self, s: Strategy, name: str) -> bool:
         return (
@@ -258,6 +269,11 @@ class Backtest:
         rest = self.window[keep:n]
         self.window = np.ascontiguousarray(np.concatenate([rest, chunk]) if len(rest) else chunk)
         h[H_EV_PTR] = self.window.ctypes.data  # advance() reads the window through it
+        if self.features:
+            fresh = self._chunk_features(chunk)
+            old = self.window_feats[keep:n] if n else fresh[:0]
+            self.window_feats = np.ascontiguousarray(np.concatenate([old, fresh]))
+            h[H_FEAT_PTR] = self.window_feats.ctypes.data if len(self.window_feats) else 0
         h[H_LOCAL_CUR] -= keep
         h[H_VENUE_CUR] -= keep
         h[H_N_EV] = len(self.window)
@@ -267,6 +283,18 @@ class Backtest:
             h[H_NEXT_SAMPLE] = (first // self.sample_ns + 1) * self.sample_ns
         if h[H_NOW] == 0 and len(self.window):
             h[H_NOW] = int(min(self.window["exch_ts"][0], self.window["local_ts"][0]))
+
+    def _chunk_features(self, chunk: EventArray) -> np.ndarray:
+        """Features after every event of ``chunk``: one compiled pass per instrument."""
+        from framework.features.kernels import N_FEATURES, compute_features
+
+        out = np.full((len(chunk), N_FEATURES), np.nan)
+        inst = chunk["instrument"]
+        for i, (state, book) in enumerate(self._feat_state):
+            mask = inst == i
+            if mask.any():
+                out[mask] = compute_features(chunk[mask], state=state, book=book)
+        return out
 
     def _flush(self) -> None:
         st = self.st

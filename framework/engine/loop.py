@@ -29,6 +29,7 @@ from framework.engine.state import (
     H_EV_PTR,
     H_EVENTS_LOCAL,
     H_EVENTS_VENUE,
+    H_FEAT_PTR,
     H_FEED_LAT,
     H_FINAL,
     H_LAST_TS,
@@ -77,6 +78,7 @@ from framework.engine.state import (
     unpack_raw,
 )
 from framework.engine.venue import apply_fills, scan_resting, venue_request, venue_status
+from framework.features.kernels import N_FEATURES
 from framework.portfolio.accounting import mark_price, strategy_equity
 from framework.risk.checks import kill_switch_breached
 
@@ -182,6 +184,10 @@ def advance_state(st: State, ev: np.ndarray) -> int:
     n_strat = strat.shape[0]
     n_inst = instarr.shape[0]
     lim = st.rec_fill.shape[0] - FLUSH_MARGIN
+    # feature rows aligned with the window, computed in one pass per batch by the driver
+    use_feats = h[H_FEAT_PTR] != 0
+    feat = st.feat
+    feats = carray(_as_voidptr(h[H_FEAT_PTR]), (n, N_FEATURES), np.float64) if use_feats else feat  # type: ignore[call-arg]
     while True:
         if (
             h[H_N_FILL] >= lim
@@ -265,6 +271,9 @@ def advance_state(st: State, ev: np.ndarray) -> int:
             h[H_EVENTS_LOCAL] += 1
             h[H_FEED_LAT] = e["local_ts"] - e["exch_ts"]
             h[H_LAST_TS] = e["local_ts"]
+            if use_feats:
+                for j in range(N_FEATURES):
+                    feat[i, j] = feats[lc, j]
             w = local_book_event(
                 lmeta[i],
                 lqty[i],

@@ -20,6 +20,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from framework.book.l2 import L2_META_SIZE, l2_reset
+from framework.features.kernels import N_FEATURES
 
 # --- header words (segment SEG_H) ---------------------------------------------------------
 H_N_INST: Final = 0
@@ -70,6 +71,7 @@ H_N_REST: Final = 44  #: orders resting at the venue (length of the resting list
 H_WAKE_OID: Final = 45  #: for WAKE_FILL / WAKE_ORDER: the order id (its slot may be free already)
 H_ERROR: Final = 46  #: ERR_* when a table overflowed (the run stops with WAKE_ERROR)
 H_EV_PTR: Final = 47  #: address of the event window (the driver keeps the array alive)
+H_FEAT_PTR: Final = 48  #: address of the window's feature rows (float64[n, N_FEATURES]), 0 = none
 H_SIZE: Final = 64
 
 # --- float header (segment SEG_HF) ------------------------------------------------------
@@ -258,8 +260,8 @@ SEG_ORD, SEG_ORDF, SEG_FREE, SEG_REQ, SEG_RESP, SEG_POS, SEG_POSF, SEG_STRAT = r
 SEG_STRATF, SEG_RISK, SEG_REC_FILL, SEG_REC_ORD, SEG_REC_DENY, SEG_REC_EQ, SEG_REC_POS = range(
     16, 23
 )
-SEG_REC_MKT, SEG_REC_LAT, SEG_LAT_SERIES, SEG_SUB, SEG_REST, SEG_SCRATCH = range(23, 29)
-N_SEG: Final = 29
+SEG_REC_MKT, SEG_REC_LAT, SEG_LAT_SERIES, SEG_SUB, SEG_REST, SEG_SCRATCH, SEG_FEAT = range(23, 30)
+N_SEG: Final = 30
 SEG_NAMES: Final = (
     "h",
     "hf",
@@ -290,9 +292,10 @@ SEG_NAMES: Final = (
     "sub",
     "rest",
     "scratch",
+    "feat",
 )
 _FLOAT_SEGS: Final = frozenset(
-    {SEG_HF, SEG_INSTF, SEG_ORDF, SEG_POSF, SEG_STRATF, SEG_RISK, SEG_LAT_SERIES}
+    {SEG_HF, SEG_INSTF, SEG_ORDF, SEG_POSF, SEG_STRATF, SEG_RISK, SEG_LAT_SERIES, SEG_FEAT}
 )
 
 I64 = npt.NDArray[np.int64]
@@ -331,6 +334,7 @@ class State(NamedTuple):
     sub: I64
     rest: I64
     scratch: I64
+    feat: F64  #: latest feature values per instrument (framework.features order)
 
 
 assert State._fields == SEG_NAMES
@@ -381,6 +385,7 @@ def _shapes(c: Capacity) -> list[tuple[int, ...]]:
         (ns, ni),
         (c.max_orders,),
         (c.max_orders + 8, 3),
+        (ni, N_FEATURES),
     ]
 
 
@@ -407,6 +412,7 @@ def allocate(c: Capacity) -> npt.NDArray[np.int64]:
         l2_reset(st.vmeta[i], st.vqty[i])
         l2_reset(st.lmeta[i], st.lqty[i])
     st.risk[:, :] = np.inf
+    st.feat[:, :] = np.nan
     st.risk[:, R_SELF_TRADE] = 1.0
     return arena
 
@@ -480,6 +486,7 @@ def unpack_raw(a: npt.NDArray[np.int64]) -> State:
         carray(_i(b, a, SEG_SUB), (d(SEG_SUB, 1), d(SEG_SUB, 2)), i8),
         carray(_i(b, a, SEG_REST), (d(SEG_REST, 1),), i8),
         carray(_i(b, a, SEG_SCRATCH), (d(SEG_SCRATCH, 1), d(SEG_SCRATCH, 2)), i8),
+        carray(_i(b, a, SEG_FEAT), (d(SEG_FEAT, 1), d(SEG_FEAT, 2)), f8),
     )
 
 
@@ -521,4 +528,5 @@ def unpack(a: npt.NDArray[np.int64]) -> State:
         _seg(a, SEG_SUB).reshape((d[SEG_SUB, 1], d[SEG_SUB, 2])),
         _seg(a, SEG_REST),
         _seg(a, SEG_SCRATCH).reshape((d[SEG_SCRATCH, 1], d[SEG_SCRATCH, 2])),
+        _seg(a, SEG_FEAT).view(np.float64).reshape((d[SEG_FEAT, 1], d[SEG_FEAT, 2])),
     )

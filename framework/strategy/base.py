@@ -73,6 +73,9 @@ class Strategy:
     Params: ClassVar[type[ParamsBase]] = ParamsBase
     risk: ClassVar[RiskLimits] = RiskLimits()
     compiled: ClassVar[CompiledCallbacks | None] = None
+    #: compute microprice, imbalance, volatility and trade-flow imbalance for the run
+    #: (``ctx.feature`` / ``nb.feature``); off by default, as it costs a pass per batch
+    features: ClassVar[bool] = False
     #: which Python callbacks exist is found by introspection; these names are the API
     CALLBACKS: ClassVar[tuple[str, ...]] = (
         "on_start",

@@ -43,6 +43,7 @@ from framework.engine.state import (
     P_POS,
     unpack,
 )
+from framework.features.kernels import FEATURE_NAMES
 
 _TIF = {"gtc": TIF_GTC, "ioc": TIF_IOC, "fok": TIF_FOK, "post_only": TIF_POST_ONLY}
 _SIDE = {"buy": BUY, "sell": SELL, BUY: BUY, SELL: SELL}
@@ -111,6 +112,16 @@ class Context:
         out = np.zeros((n, 2), np.int64)
         k = api.depth(self._a, inst, _SIDE[side], n, out)
         return out[:k]
+
+    def feature(self, inst: int, name: str) -> float:
+        """Latest ``microprice``, ``imbalance``, ``volatility`` or ``trade_flow_imbalance``
+        of ``inst`` (NaN until defined; the strategy class must set ``features = True``)."""
+        try:
+            k = FEATURE_NAMES.index(name)
+        except ValueError as exc:
+            msg = f"feature {name!r} is unknown; choose one of {FEATURE_NAMES}"
+            raise ConfigError(msg) from exc
+        return float(self._st.feat[inst, k])
 
     def last_trade(self, inst: int = 0) -> tuple[int, int, int]:
         """(price, qty, aggressor side) of the last trade seen."""

@@ -47,6 +47,7 @@ __all__ = [
     "bid_qty",
     "cancel",
     "equity",
+    "feature",
     "level_qty",
     "modify",
     "now",
@@ -192,6 +193,14 @@ def order_filled(ctx: State, sid: int, oid: int) -> int:
     _ord = ctx.ord
     slot = slot_of(ctx, sid, oid)
     return 0 if slot < 0 else _ord[slot, O_FILLED]
+
+
+@njit(cache=True, inline="always")
+def feature(ctx: State, inst: int, which: int) -> float:
+    """Latest value of a feature (``framework.features.F_*``) at the strategy's time; NaN
+    until defined, or when the run computes no features (``Strategy.features = True``)."""
+    _feat = ctx.feat
+    return _feat[inst, which]
 
 
 @njit(cache=True, inline="always")
