@@ -631,6 +631,9 @@ class Backtest:
                 for s in self.strategies
             },
             "callbacks": int(h[H_N_WAKES]),
+            "clock_offsets_ns": dict(
+                zip([i.key for i in self.instruments], self.feed.clock_offsets, strict=True)
+            ),
             **self.extra_config,
         }
         ts = equity["ts"]

@@ -14,13 +14,29 @@ _EMPTY = np.empty(0, dtype=EVENT_DTYPE)
 class MergedFeed:
     """Merges per-instrument streams of event batches into one stream ordered by
     ``local_ts`` (ties: instrument order, then source order), setting each event's
-    ``instrument`` to its stream index. Memory holds about one batch per instrument."""
+    ``instrument`` to its stream index. Memory holds about one batch per instrument.
 
-    def __init__(self, streams: list[Iterable[EventArray]], *, chunk: int | None = None) -> None:
+    A capture whose local clock runs behind the exchange's (``local_ts < exch_ts``, as the
+    Binance captures are, by ~1.3 s) would let a strategy see events before the venue applies
+    them. With ``fix_clock`` (the default) each stream's local times are shifted forward by
+    the largest such gap seen so far, so no event reaches the strategy before its exchange
+    time; the shift only grows, which keeps local times in order. ``clock_offsets`` reports
+    the final shift per stream (0 for sources with sane clocks).
+    """
+
+    def __init__(
+        self,
+        streams: list[Iterable[EventArray]],
+        *,
+        chunk: int | None = None,
+        fix_clock: bool = True,
+    ) -> None:
         self._its: list[Iterator[EventArray]] = [iter(s) for s in streams]
         self._buf: list[EventArray] = [_EMPTY] * len(streams)
         self._done = [False] * len(streams)
         self.chunk = chunk  #: cap on rows per chunk (1 = event by event, as live feeds)
+        self.fix_clock = fix_clock
+        self.clock_offsets = [0] * len(streams)
 
     def _fill(self, i: int) -> None:
         while not self._done[i] and len(self._buf[i]) == 0:
@@ -32,6 +48,11 @@ class MergedFeed:
             if len(b):
                 b = b.copy()
                 b["instrument"] = i
+                if self.fix_clock:
+                    behind = int((b["exch_ts"] - b["local_ts"]).max())
+                    self.clock_offsets[i] = max(self.clock_offsets[i], behind)
+                    if self.clock_offsets[i]:
+                        b["local_ts"] += self.clock_offsets[i]
                 self._buf[i] = b
 
     def next_chunk(self) -> tuple[EventArray, bool]:
