@@ -15,10 +15,8 @@ import pytest
 from framework.analysis import TOTAL, BacktestResult, empty_table, tick_sizes, write_report
 from framework.analysis.report import MAX_LINE_POINTS, downsample_minmax, fmt, render_html
 from framework.core.errors import DataError
+from tests.unit.analysis.fixtures import INST, T0, S, three_fills
 
-S = 1_000_000_000
-T0 = 1_700_000_000 * S
-INST = "XNAS/AAPL"
 SECTIONS = (
     "Summary",
     "Configuration",
@@ -34,21 +32,7 @@ SECTIONS = (
 
 def small_result(*, tick_size: float | None = 0.01) -> BacktestResult:
     """One strategy, three fills, five equity points, market, latency and denials."""
-    fills = pl.DataFrame(
-        {
-            "ts": [T0 + 10 * S, T0 + 70 * S, T0 + 130 * S],
-            "exch_ts": [T0 + 9 * S, T0 + 69 * S, T0 + 129 * S],
-            "strategy": ["mm"] * 3,
-            "instrument": [INST] * 3,
-            "order_id": [1, 2, 3],
-            "side": [1, -1, 1],
-            "price": [100.0, 101.0, 102.0],
-            "qty": [2.0, 3.0, 1.0],
-            "liquidity": ["maker", "taker", "maker"],
-            "fee": [-0.02, 0.09, -0.01],
-            "position": [2.0, -1.0, 0.0],
-        }
-    )
+    fills = three_fills()
     ts = [T0 + k * 60 * S for k in range(5)]
     eq = [0.0, 2.0, 1.0, 3.0, 1234.56]
     equity = pl.DataFrame(

@@ -31,29 +31,13 @@ from framework.analysis import (
 )
 from framework.analysis.stats import DEFAULT_PERIODS_PER_YEAR, round_trip_pnl_nb
 from framework.core.errors import ConfigError
+from tests.unit.analysis.fixtures import INST, T0, S, three_fills
 
-S = 1_000_000_000
-T0 = 1_700_000_000 * S
-INST = "XNAS/AAPL"
 PPY = 252 * 6.5 * 60  # one-minute periods in an equity trading year
 
 
 def tiny_result(*, with_total_rows: bool = True) -> BacktestResult:
-    fills = pl.DataFrame(
-        {
-            "ts": [T0 + 10 * S, T0 + 70 * S, T0 + 130 * S],
-            "exch_ts": [T0 + 9 * S, T0 + 69 * S, T0 + 129 * S],
-            "strategy": ["mm"] * 3,
-            "instrument": [INST] * 3,
-            "order_id": [1, 2, 3],
-            "side": [1, -1, 1],
-            "price": [100.0, 101.0, 102.0],
-            "qty": [2.0, 3.0, 1.0],
-            "liquidity": ["maker", "taker", "maker"],
-            "fee": [-0.02, 0.09, -0.01],
-            "position": [2.0, -1.0, 0.0],
-        }
-    )
+    fills = three_fills()
     orders = pl.DataFrame(
         {
             "order_id": [1, 2, 3, 4],
