@@ -15,12 +15,15 @@ def _versioned_numba_cache() -> None:
     numba invalidates a cached function when *its* file changes, not when a function it
     calls changes in another file: after editing ``venue.py`` the cached replay loop would
     still run the old venue. Keying the cache folder on every source file makes any edit
-    start from a clean cache. ``HFTLAB_NUMBA_CACHE`` (default: ``$NUMBA_CACHE_DIR`` or
+    start from a clean cache. Strategy files are not part of the key: they are leaves
+    (nothing in the framework imports them) so numba's own per-file check covers them, and
+    the generated runner that calls them is named by their hash (engine/codegen.py); editing
+    a strategy recompiles that strategy alone. ``HFTLAB_NUMBA_CACHE`` (default: ``$NUMBA_CACHE_DIR`` or
     ``~/.cache/hftlab/numba``) is the base folder.
     """
     root = Path(__file__).resolve().parent
     h = hashlib.sha256()
-    for pkg in (root, root.parent / "strategies"):
+    for pkg in (root,):
         for p in sorted(pkg.rglob("*.py")):
             text = p.read_bytes()
             if b"njit" in text:  # only compiled code can go stale in the cache

@@ -172,6 +172,12 @@ def _fingerprint(strategies: list[Strategy], text: str) -> str:
             if f and f not in seen:
                 seen.add(f)
                 h.update(Path(f).read_bytes())
+        cb = type(s).compiled
+        for name in cb.names() if cb is not None else []:
+            f = inspect.getsourcefile(sys.modules[_ref(type(s), name)[0]])
+            if f and f not in seen:  # callbacks may live in another module than the class
+                seen.add(f)
+                h.update(Path(f).read_bytes())
     # the engine's own sources: a changed engine must not reuse an old runner
     for p in sorted((Path(__file__).parent).glob("*.py")):
         h.update(p.read_bytes())
