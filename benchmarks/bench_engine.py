@@ -4,8 +4,9 @@ path's callback rate, memory while streaming many days from the store, and cold 
 Same synthetic L2 events for both engines, one instrument, 1 ms entry and response latency,
 a power-2 probabilistic queue model on both sides. hftbacktest gets the events converted to
 its 64-byte rows inside the benchmark; its market maker follows the same rules as ours
-(strategies/one_tick_mm.py): on every feed event, quote one lot at the best bid and the best
-ask, cancel and replace a quote whose price is no longer the touch, stop quoting a side at
+(strategies/one_tick_mm.py): whenever the touch changes (best price or size, as our on_book),
+quote one lot at the best bid and the best ask, cancel and replace a quote whose price is no
+longer the touch, re-quote a side whose order has filled, stop quoting a side at
 |position| >= 5. (hftbacktest cannot cancel an order whose request is still in flight, so
 its version waits for the ack before replacing; ours sends the cancel at once.)
 """
@@ -71,7 +72,7 @@ def to_hbt(events: np.ndarray, tick: float) -> np.ndarray:
 
 
 @njit
-def hbt_mm(hbt: Any, max_pos: float) -> int:  # pragma: no cover - runs inside numba
+def hbt_mm(hbt: Any, max_pos: float) -> tuple[int, int, int]:  # pragma: no cover - runs inside numba
     oid = 1
     bid_id = 0
     ask_id = 0
@@ -79,6 +80,8 @@ def hbt_mm(hbt: Any, max_pos: float) -> int:  # pragma: no cover - runs inside n
     ask_px = 0.0
     last_bb = 0.0
     last_ba = 0.0
+    last_bq = 0.0
+    last_aq = 0.0
     n = 0
     while True:
         r = hbt.wait_next_feed(True, 3_600_000_000_000)
@@ -87,12 +90,17 @@ def hbt_mm(hbt: Any, max_pos: float) -> int:  # pragma: no cover - runs inside n
         depth = hbt.depth(0)
         bb = depth.best_bid
         ba = depth.best_ask
+        bq = depth.best_bid_qty
+        aq = depth.best_ask_qty
         if not (bb > 0.0 and ba > 0.0 and ba < 1e11):
             continue
-        if bb == last_bb and ba == last_ba:
+        # ours is called when the touch (price or size) changes: the same here
+        if bb == last_bb and ba == last_ba and bq == last_bq and aq == last_aq:
             continue
         last_bb = bb
         last_ba = ba
+        last_bq = bq
+        last_aq = aq
         n += 1
         hbt.clear_inactive_orders(0)
         orders = hbt.orders(0)
@@ -123,10 +131,10 @@ def hbt_mm(hbt: Any, max_pos: float) -> int:  # pragma: no cover - runs inside n
             ask_id = oid
             ask_px = ba
             oid += 1
-    return n
+    return n, oid - 1, hbt.state_values(0).num_trades
 
 
-def run_hbt(rows: np.ndarray, tick: float) -> tuple[float, int]:
+def run_hbt(rows: np.ndarray, tick: float) -> tuple[float, int, int]:
     from hftbacktest import BacktestAsset, ROIVectorMarketDepthBacktest
 
     asset = (
@@ -145,10 +153,10 @@ def run_hbt(rows: np.ndarray, tick: float) -> tuple[float, int]:
     )
     hbt = ROIVectorMarketDepthBacktest([asset])
     t0 = time.perf_counter()
-    n = hbt_mm(hbt, 5.0)
+    _, orders, fills = hbt_mm(hbt, 5.0)
     el = time.perf_counter() - t0
     hbt.close()
-    return el, n
+    return el, orders, fills
 
 
 _STREAM_CHILD = """
@@ -225,13 +233,16 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     r = _run(ev, inst, OneTickMM(), "compiled")
     rows = to_hbt(ev, tick)
     run_hbt(rows[:5000], tick)
-    peer_s, _ = run_hbt(rows, tick)
+    peer_s, peer_orders, peer_fills = run_hbt(rows, tick)
     out.append(
         {
             "name": "engine.one_tick_mm (compiled path)",
             "events": r.events,
             "seconds": r.config["replay_seconds"],
+            "orders": len(r.orders),
             "fills": len(r.fills),
+            "peer_orders": peer_orders,
+            "peer_fills": peer_fills,
             "peer": "hftbacktest 2.4.4",
             "peer_events": len(rows),
             "peer_seconds": peer_s,

@@ -14,7 +14,7 @@ from numba import njit
 from framework.core.events import BUY, SELL
 from framework.risk.limits import RiskLimits
 from framework.strategy import CompiledCallbacks, Params, Strategy, nb
-from framework.strategy.context import Context, FillInfo, OrderUpdate
+from framework.strategy.context import Context
 
 NO_PRICE = nb.NO_PRICE
 
@@ -108,9 +108,3 @@ class OneTickMM(Strategy):
         pos = ctx.position(inst)
         self._requote(ctx, inst, BUY, bid, pos < p.max_position)
         self._requote(ctx, inst, SELL, ask, pos > -p.max_position)
-
-    def on_fill(self, ctx: Context, fill: FillInfo) -> None:
-        pass
-
-    def on_order(self, ctx: Context, update: OrderUpdate) -> None:
-        pass

@@ -295,7 +295,7 @@ def l2_clear(meta: IntArray, qty: IntArray, side: int) -> None:
         _clear_side(meta, qty, 1)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def l2_apply(meta: IntArray, qty: IntArray, kind: int, side: int, price: int, q: int) -> int:
     """Apply one event's fields; returns ``APPLIED``, ``IGNORED`` or ``DROPPED``."""
     if kind == KIND_LEVEL:
@@ -324,31 +324,31 @@ def l2_apply_events(meta: IntArray, qty: IntArray, events: EventArray) -> None:
         l2_apply(meta, qty, e["kind"], e["side"], e["price"], e["qty"])
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def l2_best_bid(meta: IntArray, qty: IntArray) -> int:
     """Best bid in ticks, or ``NO_PRICE``."""
     return meta[M_BASE] + meta[M_BID] if meta[M_NBID] > 0 else NO_PRICE
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def l2_best_ask(meta: IntArray, qty: IntArray) -> int:
     """Best ask in ticks, or ``NO_PRICE``."""
     return meta[M_BASE] + meta[M_ASK] if meta[M_NASK] > 0 else NO_PRICE
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def l2_best_bid_qty(meta: IntArray, qty: IntArray) -> int:
     """Lots at the best bid (0 when there is none)."""
     return qty[0, meta[M_BID]] if meta[M_NBID] > 0 else 0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def l2_best_ask_qty(meta: IntArray, qty: IntArray) -> int:
     """Lots at the best ask (0 when there is none)."""
     return qty[1, meta[M_ASK]] if meta[M_NASK] > 0 else 0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def l2_qty_at(meta: IntArray, qty: IntArray, side: int, price: int) -> int:
     """Lots resting at ``price`` on ``side`` (0 outside the window)."""
     x = price - meta[M_BASE]

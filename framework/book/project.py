@@ -7,6 +7,14 @@ print (``KIND_TRADE`` with the aggressor's side) before the level update, so que
 see trades as trades. Non-L3 events pass through. The last event a source event produces
 keeps its flags (``FLAG_LAST`` stays on the message boundary); the ones before it drop
 ``FLAG_LAST``. State persists across batches, so a day can be streamed.
+
+Every event projected from an order event carries ``FLAG_QUEUE_TS`` and, in ``order_id``, the
+queue-priority time of the order it changed: the exchange time the order joined its level's
+queue (an add; a modify that moves the price or raises the size starts a new one, a size
+decrease keeps it). The venue's exact FIFO queue model compares it with the time our order
+joined the same queue: earlier orders are ahead of ours, later ones behind. A modify that
+keeps the price but loses priority is emitted as two level updates, the order leaving its
+old place and joining at the back, so the venue sees both.
 """
 
 from __future__ import annotations
@@ -17,11 +25,13 @@ import numpy as np
 from numba import njit
 
 from framework.book.l2 import POOL_FULL, l2_qty_at
-from framework.book.l3 import O_PRICE, O_SIDE, l3_apply, l3_find, l3_grown, l3_new
+from framework.book.l3 import O_PRICE, O_QTY, O_SIDE, l3_apply, l3_find, l3_grown, l3_new
+from framework.core.errors import ConfigError
 from framework.core.events import (
     BUY,
     EVENT_DTYPE,
     FLAG_LAST,
+    FLAG_QUEUE_TS,
     KIND_ADD,
     KIND_CANCEL,
     KIND_CLEAR,
@@ -55,9 +65,18 @@ def _emit(out, k, src, kind, side, price, qty, flags):
 
 
 @njit(cache=True)
-def project_events(meta, qty, ends, orders, table, events, out) -> tuple[int, int]:
+def _emit_q(out, k, src, kind, side, price, qty, flags, prio):
+    """:func:`_emit` for an order's change: ``order_id`` = its queue-priority time."""
+    k = _emit(out, k, src, kind, side, price, qty, flags | FLAG_QUEUE_TS)
+    out[k - 1]["order_id"] = np.uint64(prio)
+    return k
+
+
+@njit(cache=True)
+def project_events(meta, qty, ends, orders, table, prio, events, out) -> tuple[int, int]:
     """Project ``events`` into ``out`` (at least 3x as long); returns (rows written, index of
-    the event that found the pool full or -1)."""
+    the event that found the pool full or -1). ``prio[slot]`` keeps each live order's
+    queue-priority time."""
     k = 0
     for i in range(events.shape[0]):
         e = events[i]
@@ -89,8 +108,11 @@ def project_events(meta, qty, ends, orders, table, events, out) -> tuple[int, in
         oid = np.int64(e["order_id"])
         side = e["side"]
         price = e["price"]
+        ts = e["exch_ts"]
         old_side = 0
         old_price = 0
+        old_qty = 0
+        old_prio = 0
         known = False
         if kind != KIND_ADD:
             slot = l3_find(meta, orders, table, int(oid))
@@ -98,11 +120,18 @@ def project_events(meta, qty, ends, orders, table, events, out) -> tuple[int, in
                 known = True
                 old_side = BUY if orders[slot, O_SIDE] == 0 else SELL
                 old_price = orders[slot, O_PRICE]
+                old_qty = orders[slot, O_QTY]
+                old_prio = prio[slot]
         r = l3_apply(meta, qty, ends, orders, table, kind, side, price, int(e["qty"]), int(oid))
         if r == POOL_FULL:
             return k, i
         if kind == KIND_ADD:
-            k = _emit(out, k, e, KIND_LEVEL, side, price, l2_qty_at(meta, qty, side, price), flags)
+            slot = l3_find(meta, orders, table, int(oid))
+            if slot >= 0:
+                prio[slot] = ts
+            k = _emit_q(
+                out, k, e, KIND_LEVEL, side, price, l2_qty_at(meta, qty, side, price), flags, ts
+            )
             continue
         if not known:
             # an order the book never saw: no level changes, but keep the message boundary
@@ -110,33 +139,30 @@ def project_events(meta, qty, ends, orders, table, events, out) -> tuple[int, in
             if flags & FLAG_LAST:
                 k = _emit(out, k, e, KIND_STATUS, 0, 0, STATUS_INFO, flags)
             continue
+        now_at = l2_qty_at(meta, qty, old_side, old_price)
         if kind == KIND_EXECUTE:
-            k = _emit(out, k, e, KIND_TRADE, -old_side, old_price, e["qty"], mid_flags)
-        if kind == KIND_MODIFY and price != old_price:
-            k = _emit(
+            k = _emit_q(out, k, e, KIND_TRADE, -old_side, old_price, e["qty"], mid_flags, old_prio)
+        if kind == KIND_MODIFY and (price != old_price or e["qty"] > old_qty):
+            # the order loses its place: it leaves its old queue and joins a queue at the back
+            slot = l3_find(meta, orders, table, int(oid))
+            if slot >= 0:
+                prio[slot] = ts
+            new_q = e["qty"] if slot >= 0 else 0
+            left = now_at if price != old_price else now_at - new_q
+            k = _emit_q(out, k, e, KIND_LEVEL, old_side, old_price, left, mid_flags, old_prio)
+            k = _emit_q(
                 out,
                 k,
                 e,
                 KIND_LEVEL,
                 old_side,
-                old_price,
-                l2_qty_at(meta, qty, old_side, old_price),
-                mid_flags,
-            )
-            k = _emit(
-                out, k, e, KIND_LEVEL, old_side, price, l2_qty_at(meta, qty, old_side, price), flags
+                price,
+                l2_qty_at(meta, qty, old_side, price),
+                flags,
+                ts,
             )
         else:
-            k = _emit(
-                out,
-                k,
-                e,
-                KIND_LEVEL,
-                old_side,
-                old_price,
-                l2_qty_at(meta, qty, old_side, old_price),
-                flags,
-            )
+            k = _emit_q(out, k, e, KIND_LEVEL, old_side, old_price, now_at, flags, old_prio)
     return k, -1
 
 
@@ -145,6 +171,7 @@ class L3ToL2:
 
     def __init__(self, *, capacity: int = 1 << 16, n_ticks: int = 1 << 15) -> None:
         self.state = l3_new(capacity, n_ticks)
+        self.prio = np.zeros(capacity, np.int64)  #: queue-priority time per order slot
 
     def __call__(self, events: EventArray) -> EventArray:
         out = np.empty(3 * len(events) + 1, dtype=EVENT_DTYPE)
@@ -152,11 +179,14 @@ class L3ToL2:
         rest = events
         while True:
             meta, qty, ends, orders, table = self.state
-            n, stop = project_events(meta, qty, ends, orders, table, rest, out[pos:])
+            n, stop = project_events(meta, qty, ends, orders, table, self.prio, rest, out[pos:])
             pos += n
             if stop < 0:
                 return out[:pos]
             self.state = l3_grown(self.state, 2 * orders.shape[0])
+            grown = np.zeros(self.state[3].shape[0], np.int64)
+            grown[: len(self.prio)] = self.prio  # slots keep their numbers when the pool grows
+            self.prio = grown
             rest = rest[stop:]
 
 
@@ -164,10 +194,21 @@ def has_l3(events: EventArray) -> bool:
     return bool(np.isin(events["kind"], L3_KINDS).any())
 
 
-def l2_stream(batches: Iterable[EventArray]) -> Iterator[EventArray]:
-    """Pass L2 batches through; once L3 events appear, project everything from there on."""
+def l2_stream(
+    batches: Iterable[EventArray], *, require_l3: bool = False, name: str = "the data"
+) -> Iterator[EventArray]:
+    """Pass L2 batches through; once L3 events appear, project everything from there on.
+
+    ``require_l3`` (the exact FIFO queue model) refuses data whose first batch holds no
+    order events: queue priority cannot be known from price levels."""
     proj: L3ToL2 | None = None
     for b in batches:
         if proj is None and has_l3(b):
             proj = L3ToL2()
+        if proj is None and require_l3 and len(b):
+            msg = (
+                f"queue model 'fifo' needs order-by-order (L3) data, but {name} holds price "
+                "levels (L2); use --queue power:2, log or risk_averse for it"
+            )
+            raise ConfigError(msg)
         yield b if proj is None else proj(b)

@@ -72,6 +72,10 @@ FLAG_MAYBE_BAD_BOOK: Final = 1 << 8  #: the source says the book may be inconsis
 FLAG_SYNTHETIC: Final = 1 << 9  #: produced by the synthetic generator
 FLAG_IMPLIED: Final = 1 << 10  #: event inferred by an importer, not present in the source
 FLAG_NON_PRINTABLE: Final = 1 << 11  #: execution the venue marks non-printable
+#: an L2 event projected from L3 data: ``order_id`` holds the queue-priority time (exch_ts
+#: the order took its place in the level's queue) of the order it changed, so the venue can
+#: tell orders ahead of ours from orders behind (exact FIFO queue model)
+FLAG_QUEUE_TS: Final = 1 << 12
 
 FLAG_NAMES: Final[dict[int, str]] = {
     FLAG_LAST: "last",
@@ -86,6 +90,7 @@ FLAG_NAMES: Final[dict[int, str]] = {
     FLAG_SYNTHETIC: "synthetic",
     FLAG_IMPLIED: "implied",
     FLAG_NON_PRINTABLE: "non_printable",
+    FLAG_QUEUE_TS: "queue_ts",
 }
 
 # --- status codes (KIND_STATUS events carry one in ``qty``) -------------------------------

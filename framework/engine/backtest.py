@@ -26,7 +26,7 @@ from framework.engine.enums import (
     TIF_NAMES,
 )
 from framework.engine.feed import MergedFeed
-from framework.engine.loop import advance
+from framework.engine.loop import advance_at
 from framework.engine.state import (
     ERR_NAMES,
     H_END_TS,
@@ -77,6 +77,8 @@ from framework.engine.state import (
     RESP_EXPIRED,
     RESP_MODIFIED,
     RESP_REJECT,
+    S_SUB_FILL,
+    S_SUB_ORDER,
     WAKE_BOOK,
     WAKE_DONE,
     WAKE_ERROR,
@@ -146,19 +148,21 @@ class Backtest:
         self.strategies = list(strategies)
         self.latency = latency or LatencyConfig()
         self.queue = queue or QueueConfig()
-        if self.queue.code == QUEUE_FIFO:
-            msg = (
-                "queue model 'fifo' needs L3 venue books in the engine, which are not built yet; "
-                "use risk_averse, power or log"
-            )
-            raise ConfigError(msg)
         self.mode = self._pick_mode(mode)
         self.sample_ns = int(sample_ns)
         self.capacity = capacity or Capacity(n_inst=len(instruments), n_strat=len(strategies))
         from framework.book.project import l2_stream
 
         # the engine's books are price levels: order-by-order data is projected to levels
-        self.feed = MergedFeed([l2_stream(s) for s in streams], chunk=chunk)
+        # (exact FIFO queues need order-by-order data: l2_stream refuses level data then)
+        fifo = self.queue.code == QUEUE_FIFO
+        self.feed = MergedFeed(
+            [
+                l2_stream(s, require_l3=fifo, name=inst.key)
+                for s, inst in zip(streams, self.instruments, strict=False)
+            ],
+            chunk=chunk,
+        )
         self.end_ts = end_ts
         self.extra_config = config or {}
         self.features = any(type(s).features for s in self.strategies)
@@ -233,25 +237,25 @@ class Backtest:
             for k in wanted:
                 st.sub[sid, keys.index(k)] = 1
         for sid, s in enumerate(self.strategies):
+            # the loop wakes a strategy only for callbacks it has: a fill or an ack nobody
+            # listens to is booked without leaving compiled code
+            st.strat[sid, S_SUB_FILL] = self._wants(s, "on_fill")
+            st.strat[sid, S_SUB_ORDER] = self._wants(s, "on_order")
             for i in range(len(keys)):
-                if not st.sub[sid, i]:
-                    continue
-                if self.mode == "compiled":
-                    cb = type(s).compiled
-                    assert cb is not None
-                    st.inst[i, I_SUB_BOOK] |= cb.on_book is not None
-                    st.inst[i, I_SUB_TRADE] |= cb.on_trade is not None
-                else:
-                    st.inst[i, I_SUB_BOOK] |= s.subscribes("on_book") or self._compiled_sub(
-                        s, "on_book"
-                    )
-                    st.inst[i, I_SUB_TRADE] |= s.subscribes("on_trade") or self._compiled_sub(
-                        s, "on_trade"
-                    )
+                if st.sub[sid, i]:
+                    st.inst[i, I_SUB_BOOK] |= self._wants(s, "on_book")
+                    st.inst[i, I_SUB_TRADE] |= self._wants(s, "on_trade")
         self.arena = a
         self.st = st
         self.window: EventArray = np.empty(0, dtype=EVENT_DTYPE)
         self.window_feats = np.empty((0, 4))
+
+    def _wants(self, s: Strategy, name: str) -> bool:
+        """Whether ``s`` handles callback ``name`` in this run's mode."""
+        if self.mode == "compiled":
+            cb = type(s).compiled
+            return cb is not None and getattr(cb, name) is not None
+        return s.subscribes(name) or self._compiled_sub(s, name)
 
     def _compiled_sub(self, s: Strategy, name: str) -> bool:
         return (
@@ -363,7 +367,7 @@ class Backtest:
         self._replay_seconds = time.perf_counter() - t0
         for k in range(len(self.strategies)):
             getattr(mod, f"on_stop_{k}")(self.arena, ps[k], ss[k])
-        api.final_sample(self.arena)
+        self._finish()
 
     def _run_python(self) -> None:
         strategies = self.strategies
@@ -411,10 +415,12 @@ class Backtest:
             else:
                 s.on_start(ctxs[k])
         arena = self.arena
+        step = api.entry(advance_at, api.I64_T)
+        ptr = int(arena.ctypes.data)  # self.arena stays alive for the whole loop
         n_wakes = 0
         t0 = time.perf_counter()
         while True:
-            w = advance(arena)
+            w = step(ptr)
             if w == WAKE_BOOK or w == WAKE_TRADE:
                 inst = hv[H_WAKE_INST]
                 for k in book_subs[inst] if w == WAKE_BOOK else trade_subs[inst]:
@@ -440,6 +446,7 @@ class Backtest:
                             hv[H_WAKE_SIDE],
                             hv[H_WAKE_PRICE],
                             hv[H_WAKE_QTY],
+                            hv[H_WAKE_INST],
                         ),
                     )
                 elif w == WAKE_ORDER:
@@ -470,7 +477,13 @@ class Backtest:
                 disp[k][4](self.arena, disp[k][1], disp[k][2])
             else:
                 s.on_stop(ctxs[k])
+        self._finish()
+
+    def _finish(self) -> None:
+        """The last sample, and the orders still working at the end into the order log."""
+        self._flush()
         api.final_sample(self.arena)
+        api.log_open_orders(self.arena)
 
     # --- results ---------------------------------------------------------------------------
     def _cat(self, key: str, cols: int) -> np.ndarray:

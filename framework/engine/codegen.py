@@ -43,16 +43,17 @@ def _ref(cls: type[Strategy], name: str) -> tuple[str, str]:
     return mod, qual
 
 
+# callbacks get the arena ``a`` as ``ctx``: one array is the cheapest thing to pass down
 _CALLS = {
-    "on_book": "{f}(st, {k}, inst, p{k}, s{k})",
-    "on_trade": "{f}(st, {k}, inst, p{k}, s{k})",
+    "on_book": "{f}(a, {k}, inst, p{k}, s{k})",
+    "on_trade": "{f}(a, {k}, inst, p{k}, s{k})",
     "on_fill": (
-        "{f}(st, {k}, h[H_WAKE_OID], h[H_WAKE_SIDE], h[H_WAKE_PRICE], h[H_WAKE_QTY], p{k}, s{k})"
+        "{f}(a, {k}, h[H_WAKE_OID], h[H_WAKE_SIDE], h[H_WAKE_PRICE], h[H_WAKE_QTY], p{k}, s{k})"
     ),
-    "on_order": "{f}(st, {k}, h[H_WAKE_OID], h[H_WAKE_ORDER_KIND], h[H_WAKE_REASON], p{k}, s{k})",
-    "on_timer": "{f}(st, {k}, p{k}, s{k})",
-    "on_start": "{f}(st, {k}, p{k}, s{k})",
-    "on_stop": "{f}(st, {k}, p{k}, s{k})",
+    "on_order": "{f}(a, {k}, h[H_WAKE_OID], h[H_WAKE_ORDER_KIND], h[H_WAKE_REASON], p{k}, s{k})",
+    "on_timer": "{f}(a, {k}, p{k}, s{k})",
+    "on_start": "{f}(a, {k}, p{k}, s{k})",
+    "on_stop": "{f}(a, {k}, p{k}, s{k})",
 }
 
 
@@ -95,7 +96,7 @@ def _source(strategies: list[Strategy]) -> str:
         "    st = unpack_raw(a)",
         "    h = st.h",
         "    while True:",
-        "        w = advance_state(st, ev)",
+        "        w = advance_state(a, ev)",
         "        if w == WAKE_BOOK or w == WAKE_TRADE:",
         "            inst = h[H_WAKE_INST]",
     ]
@@ -131,7 +132,6 @@ def _source(strategies: list[Strategy]) -> str:
                 "",
                 "@njit(cache=True)",
                 f"def {cbname}_{k}(a, p{k}, s{k}):",
-                "    st = unpack_raw(a)",
             ]
             lines.append(
                 "    " + (_CALLS[cbname].format(f=m[cbname], k=k) if cbname in m else "pass")

@@ -58,6 +58,7 @@ from framework.engine.state import (
     H_N_DENY,
     H_N_FILL,
     H_SEQ,
+    H_WAKE_INST,
     H_WAKE_OID,
     H_WAKE_ORDER_KIND,
     H_WAKE_PRICE,
@@ -123,7 +124,9 @@ from framework.engine.state import (
     WAKE_NONE,
     WAKE_ORDER,
     WAKE_TRADE,
+    Arena,
     State,
+    unpack_raw,
 )
 from framework.portfolio.accounting import apply_fill
 from framework.risk.checks import check_order
@@ -193,7 +196,7 @@ def _finish(st: State, slot: int, status: int, now: int) -> None:
 
 @njit(cache=True)
 def order_submit(
-    st: State,
+    a: Arena,
     sid: int,
     inst: int,
     side: int,
@@ -204,6 +207,7 @@ def order_submit(
     now: int,
 ) -> int:
     """Send an order; returns its id (> 0) or ``-reason`` when pre-trade risk denies it."""
+    st = unpack_raw(a)
     _h = st.h
     _ord = st.ord
     _pos = st.pos
@@ -254,8 +258,9 @@ def slot_of(st: State, sid: int, oid: int) -> int:
 
 
 @njit(cache=True)
-def order_cancel(st: State, sid: int, oid: int, now: int) -> bool:
+def order_cancel(a: Arena, sid: int, oid: int, now: int) -> bool:
     """Ask the venue to cancel; False if the order is not live (or a cancel is in flight)."""
+    st = unpack_raw(a)
     _ord = st.ord
     slot = slot_of(st, sid, oid)
     if slot < 0:
@@ -271,8 +276,9 @@ def order_cancel(st: State, sid: int, oid: int, now: int) -> bool:
 
 
 @njit(cache=True)
-def order_modify(st: State, sid: int, oid: int, price: int, qty: int, now: int) -> int:
+def order_modify(a: Arena, sid: int, oid: int, price: int, qty: int, now: int) -> int:
     """Change price and/or total size; returns DENY_NONE, a deny reason, or -1 if not live."""
+    st = unpack_raw(a)
     _ord = st.ord
     slot = slot_of(st, sid, oid)
     if slot < 0:
@@ -299,24 +305,26 @@ def order_modify(st: State, sid: int, oid: int, price: int, qty: int, now: int) 
 
 
 @njit(cache=True)
-def cancel_all(st: State, sid: int, now: int) -> int:
+def cancel_all(a: Arena, sid: int, now: int) -> int:
     """Cancel every live order of a strategy; returns how many cancels were sent."""
+    st = unpack_raw(a)
     _ord = st.ord
     n = 0
     for slot in range(_ord.shape[0]):
         o = _ord[slot]
         live = o[O_ID] != 0 and o[O_STRAT] == sid and o[O_STATUS] != ST_PENDING_CANCEL
-        if live and order_cancel(st, sid, o[O_ID], now):
+        if live and order_cancel(a, sid, o[O_ID], now):
             n += 1
     return n
 
 
 @njit(cache=True)
-def trip_kill_switch(st: State, sid: int, now: int) -> None:
+def trip_kill_switch(a: Arena, sid: int, now: int) -> None:
+    st = unpack_raw(a)
     _strat = st.strat
     _strat[sid, S_KILLED] = 1
     _strat[sid, S_STATE] = TS_HALTED
-    cancel_all(st, sid, now)
+    cancel_all(a, sid, now)
 
 
 # --- market data reaching the strategy --------------------------------------------------------
@@ -324,10 +332,11 @@ def trip_kill_switch(st: State, sid: int, now: int) -> None:
 
 @njit(cache=True)
 def local_event(
-    st: State, inst: int, kind: int, side: int, price: int, qty: int, flags: int
+    a: Arena, inst: int, kind: int, side: int, price: int, qty: int, flags: int
 ) -> int:
     """Apply an event to the strategy's book; WAKE_BOOK when the touch changed at a message
     boundary, WAKE_TRADE for a trade print, else WAKE_NONE."""
+    st = unpack_raw(a)
     _inst = st.inst
     _lmeta = st.lmeta
     _lqty = st.lqty
@@ -393,9 +402,10 @@ def _record_fill(st: State, slot: int, now: int, m: npt.NDArray[np.int64], fee: 
 
 
 @njit(cache=True)
-def local_response(st: State, m: npt.NDArray[np.int64], now: int) -> int:
+def local_response(a: Arena, m: npt.NDArray[np.int64], now: int) -> int:
     """A venue response reaches the strategy. Returns WAKE_FILL / WAKE_ORDER / WAKE_NONE and
     sets the wake words (strategy, slot, kind, qty, price)."""
+    st = unpack_raw(a)
     _h = st.h
     _ord = st.ord
     slot = m[M_SLOT]
@@ -404,6 +414,7 @@ def local_response(st: State, m: npt.NDArray[np.int64], now: int) -> int:
         return WAKE_NONE
     kind = m[M_KIND]
     _h[H_WAKE_STRAT] = o[O_STRAT]
+    _h[H_WAKE_INST] = o[O_INST]
     _h[H_WAKE_SLOT] = slot
     _h[H_WAKE_OID] = o[O_ID]
     _h[H_WAKE_ORDER_KIND] = kind

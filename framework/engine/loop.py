@@ -58,10 +58,13 @@ from framework.engine.state import (
     I_SUB_TRADE,
     M_TS,
     MSG_COLS,
+    N_SEG,
     P_POS,
     R_MAX_DRAWDOWN,
     R_MAX_LOSS,
     S_KILLED,
+    S_SUB_FILL,
+    S_SUB_ORDER,
     S_TIMER_AT,
     S_TIMER_EVERY,
     WAKE_BOOK,
@@ -73,7 +76,7 @@ from framework.engine.state import (
     WAKE_NONE,
     WAKE_TIMER,
     WAKE_TRADE,
-    State,
+    Arena,
     _as_voidptr,
     unpack_raw,
 )
@@ -93,18 +96,20 @@ def _put_f(row: np.ndarray, col: int, x: float) -> None:
 
 
 @njit(cache=True)
-def check_kill(st: State, sid: int, now: int) -> None:
+def check_kill(a: Arena, sid: int, now: int) -> None:
+    st = unpack_raw(a)
     lim = st.risk[sid]
     if st.strat[sid, S_KILLED] or (math.isinf(lim[R_MAX_LOSS]) and math.isinf(lim[R_MAX_DRAWDOWN])):
         return
     eq, _, _ = strategy_equity(st, sid)
     if kill_switch_breached(st, sid, eq, lim[R_MAX_LOSS], lim[R_MAX_DRAWDOWN]):
-        trip_kill_switch(st, sid, now)
+        trip_kill_switch(a, sid, now)
 
 
 @njit(cache=True)
-def sample(st: State, now: int) -> None:
+def sample(a: Arena, now: int) -> None:
     """Record equity per strategy (and the total), positions and the touch per instrument."""
+    st = unpack_raw(a)
     h = st.h
     n_strat = st.strat.shape[0]
     n_inst = st.inst.shape[0]
@@ -134,7 +139,7 @@ def sample(st: State, now: int) -> None:
             row[3] = st.pos[sid, i, P_POS]
             _put_f(row, 4, mark_price(st, i))
             h[H_N_POS] = r + 1
-        check_kill(st, sid, now)
+        check_kill(a, sid, now)
     if n_strat > 1:
         r = h[H_N_EQ]
         row = st.rec_eq[r]
@@ -156,13 +161,29 @@ def sample(st: State, now: int) -> None:
     _ = EQ_COLS
 
 
+@njit(cache=True, inline="always")
+def _sync(h: np.ndarray, ev: np.ndarray, vc: int, lc: int, v0: int, l0: int) -> None:
+    """Write the inner data loop's cursors and counters back to the header (they live in
+    registers meanwhile: every view aliases the arena, so LLVM reloads after each store)."""
+    h[H_EVENTS_VENUE] += vc - h[H_VENUE_CUR]
+    h[H_EVENTS_LOCAL] += lc - h[H_LOCAL_CUR]
+    h[H_VENUE_CUR] = vc
+    h[H_LOCAL_CUR] = lc
+    if lc > l0:
+        e = ev[lc - 1]
+        h[H_FEED_LAT] = e["local_ts"] - e["exch_ts"]
+        h[H_LAST_TS] = e["local_ts"]
+    _ = v0
+
+
 @njit(cache=True)
-def advance_state(st: State, ev: np.ndarray) -> int:
+def advance_state(a: Arena, ev: np.ndarray) -> int:
     """Run until a wake-up; returns its WAKE_* code (also left in ``h[H_WAKE]``).
 
     The per-event path calls only functions that take a few arrays: passing the whole
     state to a function that LLVM does not inline costs more than the event's work.
     """
+    st = unpack_raw(a)
     h = st.h
     hf = st.hf
     instarr = st.inst
@@ -228,66 +249,105 @@ def advance_state(st: State, ev: np.ndarray) -> int:
             h[H_WAKE] = WAKE_DONE
             return WAKE_DONE
         h[H_NOW] = t
-        if t == tv:
-            e = ev[vc]
-            i = e["instrument"]
-            kind = e["kind"]
-            side = e["side"]
-            price = e["price"]
-            qty = e["qty"]
-            h[H_VENUE_CUR] = vc + 1
-            h[H_EVENTS_VENUE] += 1
-            if kind == KIND_STATUS:
-                venue_status(instarr, i, qty)
-            else:
-                is_level = kind == KIND_LEVEL or kind == KIND_BBO
-                resting = instarr[i, I_N_RESTING] > 0
-                old = 0
-                if resting and is_level:
-                    old = l2_qty_at(vmeta[i], vqty[i], side, price)
-                if is_level or kind == KIND_CLEAR:
-                    l2_apply(vmeta[i], vqty[i], kind, side, price, qty)
-                if resting:
-                    nf = scan_resting(
-                        h, hf, rest, ordm, ordf, i, kind, side, price, qty, old, fills
+        if t == tv or t == tl:
+            # Market data, in time order, for as long as it comes before every other action
+            # (requests and responses win ties against the strategy view; the venue view
+            # wins all ties). Nothing else changes meanwhile, so those times stand, and this
+            # inner loop is the whole cost of an event: no per-event search for the next
+            # action. It stops at a wake, at fills (they send responses), at the window's end.
+            t_rr = min(treq, tresp)
+            t_ts = min(ttimer, tsample)
+            end = h[H_END_TS]
+            v0 = vc
+            l0 = lc
+            while True:
+                if t == tv:
+                    e = ev[vc]
+                    i = e["instrument"]
+                    kind = e["kind"]
+                    side = e["side"]
+                    price = e["price"]
+                    qty = e["qty"]
+                    vc += 1
+                    if kind == KIND_STATUS:
+                        venue_status(instarr, i, qty)
+                    else:
+                        is_level = kind == KIND_LEVEL or kind == KIND_BBO
+                        resting = instarr[i, I_N_RESTING] > 0
+                        old = 0
+                        if resting and is_level:
+                            old = l2_qty_at(vmeta[i], vqty[i], side, price)
+                        if is_level or kind == KIND_CLEAR:
+                            l2_apply(vmeta[i], vqty[i], kind, side, price, qty)
+                        if resting:
+                            nf = scan_resting(
+                                h,
+                                hf,
+                                rest,
+                                ordm,
+                                ordf,
+                                i,
+                                kind,
+                                side,
+                                price,
+                                qty,
+                                old,
+                                e["flags"],
+                                np.int64(e["order_id"]),
+                                fills,
+                            )
+                            if nf > 0:
+                                _sync(h, ev, vc, lc, v0, l0)
+                                h[H_NOW] = t
+                                apply_fills(st, t, fills, nf)
+                                break
+                else:
+                    e = ev[lc]
+                    i = e["instrument"]
+                    lc += 1
+                    if use_feats:
+                        for j in range(N_FEATURES):
+                            feat[i, j] = feats[lc - 1, j]
+                    w = local_book_event(
+                        lmeta[i],
+                        lqty[i],
+                        instarr[i],
+                        e["kind"],
+                        e["side"],
+                        e["price"],
+                        e["qty"],
+                        e["flags"],
                     )
-                    if nf > 0:
-                        apply_fills(st, t, fills, nf)
+                    if (w == WAKE_BOOK and instarr[i, I_SUB_BOOK]) or (
+                        w == WAKE_TRADE and instarr[i, I_SUB_TRADE]
+                    ):
+                        _sync(h, ev, vc, lc, v0, l0)
+                        h[H_NOW] = t
+                        h[H_WAKE_INST] = i
+                        h[H_WAKE] = w
+                        return w
+                if vc >= n or lc >= n:
+                    break  # the window's end: the outer loop asks for data or finishes
+                tv = max(ev[vc]["exch_ts"], t)
+                tl = max(ev[lc]["local_ts"], t)
+                if tv <= tl and tv <= t_rr and tv <= t_ts and tv <= end:
+                    t = tv
+                elif tl < tv and tl < t_rr and tl <= t_ts and tl <= end:
+                    t = tl
+                else:
+                    break
+            _sync(h, ev, vc, lc, v0, l0)
+            h[H_NOW] = t
         elif t == treq:
             pop_msg(st, req, H_N_REQ, ireq, mbuf)
-            venue_request(st, mbuf, t)
+            venue_request(a, mbuf, t)
         elif t == tresp:
             pop_msg(st, resp, H_N_RESP, iresp, mbuf)
-            w = local_response(st, mbuf, t)
+            w = local_response(a, mbuf, t)
             if w == WAKE_FILL:
-                check_kill(st, h[H_WAKE_STRAT], t)
-            if w != WAKE_NONE:
-                h[H_WAKE] = w
-                return w
-        elif t == tl:
-            e = ev[lc]
-            i = e["instrument"]
-            h[H_LOCAL_CUR] = lc + 1
-            h[H_EVENTS_LOCAL] += 1
-            h[H_FEED_LAT] = e["local_ts"] - e["exch_ts"]
-            h[H_LAST_TS] = e["local_ts"]
-            if use_feats:
-                for j in range(N_FEATURES):
-                    feat[i, j] = feats[lc, j]
-            w = local_book_event(
-                lmeta[i],
-                lqty[i],
-                instarr[i],
-                e["kind"],
-                e["side"],
-                e["price"],
-                e["qty"],
-                e["flags"],
-            )
-            if (w == WAKE_BOOK and instarr[i, I_SUB_BOOK]) or (
-                w == WAKE_TRADE and instarr[i, I_SUB_TRADE]
-            ):
-                h[H_WAKE_INST] = i
+                check_kill(a, h[H_WAKE_STRAT], t)
+            wants = S_SUB_FILL if w == WAKE_FILL else S_SUB_ORDER
+            if w != WAKE_NONE and strat[h[H_WAKE_STRAT], wants]:
                 h[H_WAKE] = w
                 return w
         elif t == ttimer:
@@ -297,7 +357,7 @@ def advance_state(st: State, ev: np.ndarray) -> int:
             h[H_WAKE] = WAKE_TIMER
             return WAKE_TIMER
         else:
-            sample(st, t)
+            sample(a, t)
             h[H_NEXT_SAMPLE] = (t // h[H_SAMPLE_NS] + 1) * h[H_SAMPLE_NS]
         if h[H_ERROR] != 0:
             h[H_WAKE] = WAKE_ERROR
@@ -305,15 +365,23 @@ def advance_state(st: State, ev: np.ndarray) -> int:
 
 
 @njit(cache=True)
-def advance(a: np.ndarray) -> int:
-    """:func:`advance_state` on the arena, for Python drivers. The event window is found
-    through its address in ``h[H_EV_PTR]`` (set by the driver, which keeps the array
-    alive): one plain int64 argument is the cheapest call numba offers (a structured array
-    argument costs ~0.2 us more per call, paid on every strategy wake-up)."""
-    st = unpack_raw(a)
-    h = st.h
+def advance_at(p: int) -> int:
+    """:func:`advance_state` on the arena at address ``p``, for Python drivers.
+
+    One plain int is the cheapest argument numba offers (an array argument costs ~0.2 us
+    more per call, paid on every strategy wake-up); the driver keeps the arena and the
+    event window alive. The window is found through its address in ``h[H_EV_PTR]``.
+    """
+    a = carray(_as_voidptr(p), (4 * N_SEG,), np.int64)  # type: ignore[call-arg]
+    h = unpack_raw(a).h
     ev = carray(_as_voidptr(h[H_EV_PTR]), (h[H_N_EV],), EVENT_DTYPE)  # type: ignore[call-arg]
-    return advance_state(st, ev)
+    return advance_state(a, ev)
 
 
-__all__ = ["advance", "advance_state", "sample"]
+@njit(cache=True)
+def advance(a: np.ndarray) -> int:
+    """:func:`advance_at` on an arena array."""
+    return advance_at(a.ctypes.data)
+
+
+__all__ = ["advance", "advance_at", "advance_state", "sample"]

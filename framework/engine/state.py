@@ -20,6 +20,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from framework.book.l2 import L2_META_SIZE, l2_reset
+from framework.book.l2 import NO_PRICE as NO_PRICE_
 from framework.features.kernels import N_FEATURES
 
 # --- header words (segment SEG_H) ---------------------------------------------------------
@@ -204,7 +205,9 @@ S_TIMER_EVERY: Final = 3
 S_N_OPEN: Final = 4
 S_LAST_REFILL: Final = 5
 S_RATE_EVENTS: Final = 6
-STRAT_COLS: Final = 8
+S_SUB_FILL: Final = 7  #: the strategy has on_fill: wake it for fills (else they only book)
+S_SUB_ORDER: Final = 8  #: the strategy has on_order
+STRAT_COLS: Final = 12
 SF_TOKENS: Final = 0
 SF_PEAK_EQUITY: Final = 1
 SF_LAST_EQUITY: Final = 2
@@ -299,6 +302,8 @@ _FLOAT_SEGS: Final = frozenset(
 )
 
 I64 = npt.NDArray[np.int64]
+#: the arena itself: what non-inlined compiled functions take (one array is cheap to pass)
+Arena = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 
 
@@ -413,6 +418,9 @@ def allocate(c: Capacity) -> npt.NDArray[np.int64]:
         l2_reset(st.lmeta[i], st.lqty[i])
     st.risk[:, :] = np.inf
     st.feat[:, :] = np.nan
+    # the touch as the strategy view last saw it at a message boundary: none yet
+    st.inst[:, I_BB] = NO_PRICE_
+    st.inst[:, I_BA] = NO_PRICE_
     st.risk[:, R_SELF_TRADE] = 1.0
     return arena
 
@@ -439,7 +447,23 @@ def _i(base: int, a: npt.NDArray[np.int64], k: int) -> Any:
     return _as_voidptr(base + 8 * a[4 * k])  # type: ignore[call-arg]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
+def _s1(a: npt.NDArray[np.int64], k: int) -> tuple[int]:
+    """Shape of 1-d segment ``k``, from the arena's segment table."""
+    return (a[4 * k + 1],)
+
+
+@njit(cache=True, inline="always")
+def _s2(a: npt.NDArray[np.int64], k: int) -> tuple[int, int]:
+    return (a[4 * k + 1], a[4 * k + 2])
+
+
+@njit(cache=True, inline="always")
+def _s3(a: npt.NDArray[np.int64], k: int) -> tuple[int, int, int]:
+    return (a[4 * k + 1], a[4 * k + 2], a[4 * k + 3])
+
+
+@njit(cache=True, inline="always")
 def unpack_raw(a: npt.NDArray[np.int64]) -> State:
     """:func:`unpack` for compiled entry points: views built straight on the arena's pointer.
 
@@ -447,46 +471,44 @@ def unpack_raw(a: npt.NDArray[np.int64]) -> State:
     array handed to a function it does not inline, ~30 of them in the state) and need no
     reshape helper call, so building the state costs a few nanoseconds. The caller keeps
     ``a`` alive while the views are in use, which every compiled entry point does by holding
-    ``a`` as its argument. Python code uses :func:`unpack`.
+    ``a`` as its argument. Python code uses :func:`unpack`. Inlined, so a caller that
+    reads two segments pays for two views: LLVM drops the views it never uses.
     """
     b = a.ctypes.data
     i8 = np.int64
     f8 = np.float64
 
-    def d(k: int, j: int) -> int:
-        return a[4 * k + j]
-
     return State(
-        carray(_i(b, a, SEG_H), (d(SEG_H, 1),), i8),
-        carray(_i(b, a, SEG_HF), (d(SEG_HF, 1),), f8),
-        carray(_i(b, a, SEG_INST), (d(SEG_INST, 1), d(SEG_INST, 2)), i8),
-        carray(_i(b, a, SEG_INSTF), (d(SEG_INSTF, 1), d(SEG_INSTF, 2)), f8),
-        carray(_i(b, a, SEG_VMETA), (d(SEG_VMETA, 1), d(SEG_VMETA, 2)), i8),
-        carray(_i(b, a, SEG_VQTY), (d(SEG_VQTY, 1), d(SEG_VQTY, 2), d(SEG_VQTY, 3)), i8),
-        carray(_i(b, a, SEG_LMETA), (d(SEG_LMETA, 1), d(SEG_LMETA, 2)), i8),
-        carray(_i(b, a, SEG_LQTY), (d(SEG_LQTY, 1), d(SEG_LQTY, 2), d(SEG_LQTY, 3)), i8),
-        carray(_i(b, a, SEG_ORD), (d(SEG_ORD, 1), d(SEG_ORD, 2)), i8),
-        carray(_i(b, a, SEG_ORDF), (d(SEG_ORDF, 1), d(SEG_ORDF, 2)), f8),
-        carray(_i(b, a, SEG_FREE), (d(SEG_FREE, 1),), i8),
-        carray(_i(b, a, SEG_REQ), (d(SEG_REQ, 1), d(SEG_REQ, 2)), i8),
-        carray(_i(b, a, SEG_RESP), (d(SEG_RESP, 1), d(SEG_RESP, 2)), i8),
-        carray(_i(b, a, SEG_POS), (d(SEG_POS, 1), d(SEG_POS, 2), d(SEG_POS, 3)), i8),
-        carray(_i(b, a, SEG_POSF), (d(SEG_POSF, 1), d(SEG_POSF, 2), d(SEG_POSF, 3)), f8),
-        carray(_i(b, a, SEG_STRAT), (d(SEG_STRAT, 1), d(SEG_STRAT, 2)), i8),
-        carray(_i(b, a, SEG_STRATF), (d(SEG_STRATF, 1), d(SEG_STRATF, 2)), f8),
-        carray(_i(b, a, SEG_RISK), (d(SEG_RISK, 1), d(SEG_RISK, 2)), f8),
-        carray(_i(b, a, SEG_REC_FILL), (d(SEG_REC_FILL, 1), d(SEG_REC_FILL, 2)), i8),
-        carray(_i(b, a, SEG_REC_ORD), (d(SEG_REC_ORD, 1), d(SEG_REC_ORD, 2)), i8),
-        carray(_i(b, a, SEG_REC_DENY), (d(SEG_REC_DENY, 1), d(SEG_REC_DENY, 2)), i8),
-        carray(_i(b, a, SEG_REC_EQ), (d(SEG_REC_EQ, 1), d(SEG_REC_EQ, 2)), i8),
-        carray(_i(b, a, SEG_REC_POS), (d(SEG_REC_POS, 1), d(SEG_REC_POS, 2)), i8),
-        carray(_i(b, a, SEG_REC_MKT), (d(SEG_REC_MKT, 1), d(SEG_REC_MKT, 2)), i8),
-        carray(_i(b, a, SEG_REC_LAT), (d(SEG_REC_LAT, 1), d(SEG_REC_LAT, 2)), i8),
-        carray(_i(b, a, SEG_LAT_SERIES), (d(SEG_LAT_SERIES, 1), d(SEG_LAT_SERIES, 2)), f8),
-        carray(_i(b, a, SEG_SUB), (d(SEG_SUB, 1), d(SEG_SUB, 2)), i8),
-        carray(_i(b, a, SEG_REST), (d(SEG_REST, 1),), i8),
-        carray(_i(b, a, SEG_SCRATCH), (d(SEG_SCRATCH, 1), d(SEG_SCRATCH, 2)), i8),
-        carray(_i(b, a, SEG_FEAT), (d(SEG_FEAT, 1), d(SEG_FEAT, 2)), f8),
+        carray(_i(b, a, SEG_H), _s1(a, SEG_H), i8),
+        carray(_i(b, a, SEG_HF), _s1(a, SEG_HF), f8),
+        carray(_i(b, a, SEG_INST), _s2(a, SEG_INST), i8),
+        carray(_i(b, a, SEG_INSTF), _s2(a, SEG_INSTF), f8),
+        carray(_i(b, a, SEG_VMETA), _s2(a, SEG_VMETA), i8),
+        carray(_i(b, a, SEG_VQTY), _s3(a, SEG_VQTY), i8),
+        carray(_i(b, a, SEG_LMETA), _s2(a, SEG_LMETA), i8),
+        carray(_i(b, a, SEG_LQTY), _s3(a, SEG_LQTY), i8),
+        carray(_i(b, a, SEG_ORD), _s2(a, SEG_ORD), i8),
+        carray(_i(b, a, SEG_ORDF), _s2(a, SEG_ORDF), f8),
+        carray(_i(b, a, SEG_FREE), _s1(a, SEG_FREE), i8),
+        carray(_i(b, a, SEG_REQ), _s2(a, SEG_REQ), i8),
+        carray(_i(b, a, SEG_RESP), _s2(a, SEG_RESP), i8),
+        carray(_i(b, a, SEG_POS), _s3(a, SEG_POS), i8),
+        carray(_i(b, a, SEG_POSF), _s3(a, SEG_POSF), f8),
+        carray(_i(b, a, SEG_STRAT), _s2(a, SEG_STRAT), i8),
+        carray(_i(b, a, SEG_STRATF), _s2(a, SEG_STRATF), f8),
+        carray(_i(b, a, SEG_RISK), _s2(a, SEG_RISK), f8),
+        carray(_i(b, a, SEG_REC_FILL), _s2(a, SEG_REC_FILL), i8),
+        carray(_i(b, a, SEG_REC_ORD), _s2(a, SEG_REC_ORD), i8),
+        carray(_i(b, a, SEG_REC_DENY), _s2(a, SEG_REC_DENY), i8),
+        carray(_i(b, a, SEG_REC_EQ), _s2(a, SEG_REC_EQ), i8),
+        carray(_i(b, a, SEG_REC_POS), _s2(a, SEG_REC_POS), i8),
+        carray(_i(b, a, SEG_REC_MKT), _s2(a, SEG_REC_MKT), i8),
+        carray(_i(b, a, SEG_REC_LAT), _s2(a, SEG_REC_LAT), i8),
+        carray(_i(b, a, SEG_LAT_SERIES), _s2(a, SEG_LAT_SERIES), f8),
+        carray(_i(b, a, SEG_SUB), _s2(a, SEG_SUB), i8),
+        carray(_i(b, a, SEG_REST), _s1(a, SEG_REST), i8),
+        carray(_i(b, a, SEG_SCRATCH), _s2(a, SEG_SCRATCH), i8),
+        carray(_i(b, a, SEG_FEAT), _s2(a, SEG_FEAT), f8),
     )
 
 

@@ -25,6 +25,7 @@ from framework.book.l2 import (
 )
 from framework.core.events import (
     BUY,
+    FLAG_QUEUE_TS,
     KIND_BBO,
     KIND_CLEAR,
     KIND_LEVEL,
@@ -39,6 +40,7 @@ from framework.engine.enums import (
     LIQ_MAKER,
     LIQ_TAKER,
     ORD_MARKET,
+    QUEUE_FIFO,
     REJ_HALTED,
     REJ_NO_LIQUIDITY,
     REJ_POST_ONLY_WOULD_TAKE,
@@ -91,7 +93,9 @@ from framework.engine.state import (
     RESP_REJECT,
     V_DONE,
     V_RESTING,
+    Arena,
     State,
+    unpack_raw,
 )
 
 
@@ -352,8 +356,9 @@ def _modify(st: State, slot: int, now: int, price: int, qty: int) -> None:
 
 
 @njit(cache=True)
-def venue_request(st: State, m: npt.NDArray[np.int64], now: int) -> None:
+def venue_request(a: Arena, m: npt.NDArray[np.int64], now: int) -> None:
     """An order request arrives at the venue at ``now``."""
+    st = unpack_raw(a)
     _ord = st.ord
     slot = m[M_SLOT]
     if _ord[slot, O_ID] != m[M_ID]:
@@ -368,7 +373,7 @@ def venue_request(st: State, m: npt.NDArray[np.int64], now: int) -> None:
 
 
 # --- market data at the venue ---------------------------------------------------------------
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def scan_resting(
     h: npt.NDArray[np.int64],
     hf: npt.NDArray[np.float64],
@@ -381,6 +386,8 @@ def scan_resting(
     price: int,
     qty: int,
     old_qty: int,
+    flags: int,
+    prio: int,
     out: npt.NDArray[np.int64],
 ) -> int:
     """Update queue positions of our resting orders after one venue event and list the
@@ -388,10 +395,18 @@ def scan_resting(
 
     It takes only the arrays it needs (not the whole state): it runs on every venue event
     while we have orders resting, and passing the state costs more than the scan.
+
+    Exact FIFO (queue model ``fifo``, events projected from L3 data with ``FLAG_QUEUE_TS``):
+    ``prio`` is the queue-priority time of the order the event changed. An order that joined
+    the queue no later than ours (``prio <= O_VENUE_TS``; at equal times the venue applied the
+    data first) is ahead of us: its cancels and executions move us up lot for lot. One that
+    joined later is behind us: its cancels do not move us, and an execution against it would
+    have hit us first, so it fills us. Events without the flag fall back to risk-averse.
     """
     nf = 0
     model = h[H_QUEUE_MODEL]
     qn = hf[HF_QUEUE_N]
+    fifo = model == QUEUE_FIFO and (flags & FLAG_QUEUE_TS) != 0
     for j in range(h[H_N_REST] - 1, -1, -1):
         slot = rest[j]
         o = ordm[slot]
@@ -422,7 +437,17 @@ def scan_resting(
                 out[nf, 2] = o[O_LEAVES]
                 nf += 1
                 continue
-            if price == op:
+            if price == op and fifo:
+                if prio > o[O_VENUE_TS]:
+                    ordf[slot, OF_FRONT] = 0.0
+                    fq = min(o[O_LEAVES], qty)
+                    if fq > 0:
+                        out[nf, 0] = slot
+                        out[nf, 1] = op
+                        out[nf, 2] = fq
+                        nf += 1
+                # an order ahead of ours traded: the level update that follows moves us up
+            elif price == op:
                 f = ordf[slot, OF_FRONT] - qty
                 ordf[slot, OF_TRADE_CREDIT] += min(float(qty), ordf[slot, OF_FRONT])
                 if f < 0.0:
@@ -435,6 +460,9 @@ def scan_resting(
                         nf += 1
                 else:
                     ordf[slot, OF_FRONT] = f
+        elif (kind == KIND_LEVEL or kind == KIND_BBO) and side == os_ and price == op and fifo:
+            if qty < old_qty and prio <= o[O_VENUE_TS]:
+                ordf[slot, OF_FRONT] = max(ordf[slot, OF_FRONT] - float(old_qty - qty), 0.0)
         elif (kind == KIND_LEVEL or kind == KIND_BBO) and side == os_ and price == op:
             # a level update at our price: trades already counted are not cancels
             credit = ordf[slot, OF_TRADE_CREDIT]
@@ -464,11 +492,12 @@ def venue_status(instarr: npt.NDArray[np.int64], inst: int, status: int) -> None
 
 
 @njit(cache=True)
-def venue_event(st: State, inst: int, now: int, kind: int, side: int, price: int, qty: int) -> None:
+def venue_event(a: Arena, inst: int, now: int, kind: int, side: int, price: int, qty: int) -> None:
     """Apply one market-data event to the venue's view at its exchange time.
 
     (The replay loop runs the same steps inline; this is the one-call form.)
     """
+    st = unpack_raw(a)
     _h = st.h
     _hf = st.hf
     _inst = st.inst

@@ -10,20 +10,36 @@ strategy's index in the run (passed to every callback).
 
 from __future__ import annotations
 
+import numpy as np
+import numpy.typing as npt
 from numba import njit
 
 from framework.book.l2 import (
     NO_PRICE,
-    l2_best_ask,
-    l2_best_ask_qty,
-    l2_best_bid,
-    l2_best_bid_qty,
     l2_qty_at,
 )
-from framework.engine.enums import ORD_LIMIT, ORD_MARKET, ST_NONE, TIF_GTC
+from framework.engine.enums import (
+    ORD_LIMIT,
+    ORD_MARKET,
+    ST_NONE,
+    TIF_FOK,
+    TIF_GTC,
+    TIF_IOC,
+    TIF_POST_ONLY,
+)
 from framework.engine.local import order_cancel, order_modify, order_submit, slot_of
 from framework.engine.state import (
     H_NOW,
+    H_WAKE_INST,
+    I_BA,
+    I_BAQ,
+    I_BB,
+    I_BBQ,
+    I_LAST_TRADE_PX,
+    I_LAST_TRADE_QTY,
+    I_LAST_TRADE_SIDE,
+    IF_MAKER_FEE,
+    IF_TAKER_FEE,
     O_FILLED,
     O_PRICE,
     O_QTY,
@@ -35,20 +51,33 @@ from framework.engine.state import (
     S_STATE,
     S_TIMER_AT,
     S_TIMER_EVERY,
-    State,
+    unpack_raw,
 )
 from framework.portfolio.accounting import strategy_equity
 
+#: what compiled callbacks receive as ``ctx``: the engine's arena (one int64 array). Each
+#: function below builds the views it needs from it; inlined, that costs a few loads, and
+#: passing one array to a strategy's own helper functions is as cheap as a call gets.
+Ctx = npt.NDArray[np.int64]
+
 __all__ = [
     "NO_PRICE",
+    "ST_NONE",
+    "TIF_FOK",
+    "TIF_GTC",
+    "TIF_IOC",
+    "TIF_POST_ONLY",
     "ask_qty",
     "best_ask",
     "best_bid",
     "bid_qty",
     "cancel",
     "equity",
+    "event_inst",
     "feature",
+    "last_trade",
     "level_qty",
+    "maker_fee",
     "modify",
     "now",
     "open_buy_qty",
@@ -63,158 +92,212 @@ __all__ = [
     "set_trading_state",
     "submit",
     "submit_market",
+    "taker_fee",
 ]
 
 
 @njit(cache=True, inline="always")
-def now(ctx: State) -> int:
+def now(ctx: Ctx) -> int:
     """Current local time (ns): the strategy never sees anything later."""
-    _h = ctx.h
+    st = unpack_raw(ctx)
+    _h = st.h
     return _h[H_NOW]
 
 
 @njit(cache=True, inline="always")
-def best_bid(ctx: State, inst: int) -> int:
-    _lmeta = ctx.lmeta
-    _lqty = ctx.lqty
-    return l2_best_bid(_lmeta[inst], _lqty[inst])
+def best_bid(ctx: Ctx, inst: int) -> int:
+    """Best bid (ticks) as of the last whole message the strategy saw, or NO_PRICE."""
+    st = unpack_raw(ctx)
+    _inst = st.inst
+    return _inst[inst, I_BB]
 
 
 @njit(cache=True, inline="always")
-def best_ask(ctx: State, inst: int) -> int:
-    _lmeta = ctx.lmeta
-    _lqty = ctx.lqty
-    return l2_best_ask(_lmeta[inst], _lqty[inst])
+def best_ask(ctx: Ctx, inst: int) -> int:
+    """Best ask (ticks), or NO_PRICE."""
+    st = unpack_raw(ctx)
+    _inst = st.inst
+    return _inst[inst, I_BA]
 
 
 @njit(cache=True, inline="always")
-def bid_qty(ctx: State, inst: int) -> int:
-    _lmeta = ctx.lmeta
-    _lqty = ctx.lqty
-    return l2_best_bid_qty(_lmeta[inst], _lqty[inst])
+def bid_qty(ctx: Ctx, inst: int) -> int:
+    """Lots at the best bid (0 when none)."""
+    st = unpack_raw(ctx)
+    _inst = st.inst
+    return _inst[inst, I_BBQ]
 
 
 @njit(cache=True, inline="always")
-def ask_qty(ctx: State, inst: int) -> int:
-    _lmeta = ctx.lmeta
-    _lqty = ctx.lqty
-    return l2_best_ask_qty(_lmeta[inst], _lqty[inst])
+def ask_qty(ctx: Ctx, inst: int) -> int:
+    """Lots at the best ask."""
+    st = unpack_raw(ctx)
+    _inst = st.inst
+    return _inst[inst, I_BAQ]
 
 
 @njit(cache=True, inline="always")
-def level_qty(ctx: State, inst: int, side: int, price: int) -> int:
-    _lmeta = ctx.lmeta
-    _lqty = ctx.lqty
+def level_qty(ctx: Ctx, inst: int, side: int, price: int) -> int:
+    st = unpack_raw(ctx)
+    _lmeta = st.lmeta
+    _lqty = st.lqty
     return l2_qty_at(_lmeta[inst], _lqty[inst], side, price)
 
 
 @njit(cache=True, inline="always")
-def position(ctx: State, sid: int, inst: int) -> int:
+def position(ctx: Ctx, sid: int, inst: int) -> int:
     """Position in lots as the strategy knows it (fills that have reached it)."""
-    _pos = ctx.pos
+    st = unpack_raw(ctx)
+    _pos = st.pos
     return _pos[sid, inst, P_POS]
 
 
 @njit(cache=True, inline="always")
-def open_buy_qty(ctx: State, sid: int, inst: int) -> int:
-    _pos = ctx.pos
+def open_buy_qty(ctx: Ctx, sid: int, inst: int) -> int:
+    st = unpack_raw(ctx)
+    _pos = st.pos
     return _pos[sid, inst, P_OPEN_BUY]
 
 
 @njit(cache=True, inline="always")
-def open_sell_qty(ctx: State, sid: int, inst: int) -> int:
-    _pos = ctx.pos
+def open_sell_qty(ctx: Ctx, sid: int, inst: int) -> int:
+    st = unpack_raw(ctx)
+    _pos = st.pos
     return _pos[sid, inst, P_OPEN_SELL]
 
 
 @njit(cache=True, inline="always")
-def open_orders(ctx: State, sid: int, inst: int) -> int:
-    _pos = ctx.pos
+def open_orders(ctx: Ctx, sid: int, inst: int) -> int:
+    st = unpack_raw(ctx)
+    _pos = st.pos
     return _pos[sid, inst, P_N_OPEN]
 
 
 @njit(cache=True, inline="always")
-def equity(ctx: State, sid: int) -> float:
+def equity(ctx: Ctx, sid: int) -> float:
     """Cash plus positions marked to the mid, in currency (starts at 0)."""
-    return strategy_equity(ctx, sid)[0]
+    st = unpack_raw(ctx)
+    return strategy_equity(st, sid)[0]
 
 
 @njit(cache=True, inline="always")
 def submit(
-    ctx: State, sid: int, inst: int, side: int, price: int, qty: int, tif: int = TIF_GTC
+    ctx: Ctx, sid: int, inst: int, side: int, price: int, qty: int, tif: int = TIF_GTC
 ) -> int:
     """A limit order; returns its id (> 0) or ``-reason`` if risk denied it."""
-    _h = ctx.h
+    st = unpack_raw(ctx)
+    _h = st.h
     return order_submit(ctx, sid, inst, side, price, qty, ORD_LIMIT, tif, _h[H_NOW])
 
 
 @njit(cache=True, inline="always")
-def submit_market(ctx: State, sid: int, inst: int, side: int, qty: int, tif: int = TIF_GTC) -> int:
-    _h = ctx.h
+def submit_market(ctx: Ctx, sid: int, inst: int, side: int, qty: int, tif: int = TIF_IOC) -> int:
+    """A market order (IOC unless ``tif`` says otherwise, as ``Context.submit_market``)."""
+    st = unpack_raw(ctx)
+    _h = st.h
     return order_submit(ctx, sid, inst, side, 0, qty, ORD_MARKET, tif, _h[H_NOW])
 
 
 @njit(cache=True, inline="always")
-def cancel(ctx: State, sid: int, oid: int) -> bool:
-    _h = ctx.h
+def cancel(ctx: Ctx, sid: int, oid: int) -> bool:
+    st = unpack_raw(ctx)
+    _h = st.h
     return order_cancel(ctx, sid, oid, _h[H_NOW])
 
 
 @njit(cache=True, inline="always")
-def modify(ctx: State, sid: int, oid: int, price: int, qty: int) -> int:
-    _h = ctx.h
+def modify(ctx: Ctx, sid: int, oid: int, price: int, qty: int) -> int:
+    st = unpack_raw(ctx)
+    _h = st.h
     return order_modify(ctx, sid, oid, price, qty, _h[H_NOW])
 
 
 @njit(cache=True, inline="always")
-def order_status(ctx: State, sid: int, oid: int) -> int:
+def order_status(ctx: Ctx, sid: int, oid: int) -> int:
     """ST_* of a live order, ST_NONE once it is finished (see on_order for how it ended)."""
-    _ord = ctx.ord
-    slot = slot_of(ctx, sid, oid)
+    st = unpack_raw(ctx)
+    _ord = st.ord
+    slot = slot_of(st, sid, oid)
     return ST_NONE if slot < 0 else _ord[slot, O_STATUS]
 
 
 @njit(cache=True, inline="always")
-def order_price(ctx: State, sid: int, oid: int) -> int:
-    _ord = ctx.ord
-    slot = slot_of(ctx, sid, oid)
+def order_price(ctx: Ctx, sid: int, oid: int) -> int:
+    st = unpack_raw(ctx)
+    _ord = st.ord
+    slot = slot_of(st, sid, oid)
     return NO_PRICE if slot < 0 else _ord[slot, O_PRICE]
 
 
 @njit(cache=True, inline="always")
-def order_qty(ctx: State, sid: int, oid: int) -> int:
-    _ord = ctx.ord
-    slot = slot_of(ctx, sid, oid)
+def order_qty(ctx: Ctx, sid: int, oid: int) -> int:
+    st = unpack_raw(ctx)
+    _ord = st.ord
+    slot = slot_of(st, sid, oid)
     return 0 if slot < 0 else _ord[slot, O_QTY]
 
 
 @njit(cache=True, inline="always")
-def order_filled(ctx: State, sid: int, oid: int) -> int:
-    _ord = ctx.ord
-    slot = slot_of(ctx, sid, oid)
+def order_filled(ctx: Ctx, sid: int, oid: int) -> int:
+    st = unpack_raw(ctx)
+    _ord = st.ord
+    slot = slot_of(st, sid, oid)
     return 0 if slot < 0 else _ord[slot, O_FILLED]
 
 
 @njit(cache=True, inline="always")
-def feature(ctx: State, inst: int, which: int) -> float:
+def feature(ctx: Ctx, inst: int, which: int) -> float:
     """Latest value of a feature (``framework.features.F_*``) at the strategy's time; NaN
     until defined, or when the run computes no features (``Strategy.features = True``)."""
-    _feat = ctx.feat
+    st = unpack_raw(ctx)
+    _feat = st.feat
     return _feat[inst, which]
 
 
 @njit(cache=True, inline="always")
-def set_trading_state(ctx: State, sid: int, state: int) -> None:
+def set_trading_state(ctx: Ctx, sid: int, state: int) -> None:
     """TS_ACTIVE, TS_REDUCING (only orders that shrink the position) or TS_HALTED."""
-    _strat = ctx.strat
+    st = unpack_raw(ctx)
+    _strat = st.strat
     _strat[sid, S_STATE] = state
 
 
 @njit(cache=True, inline="always")
-def set_timer(ctx: State, sid: int, every_ns: int, first_in_ns: int = -1) -> None:
+def set_timer(ctx: Ctx, sid: int, every_ns: int, first_in_ns: int = -1) -> None:
     """Call on_timer every ``every_ns`` (0 stops it); the first call after ``first_in_ns``."""
-    _h = ctx.h
-    _strat = ctx.strat
+    st = unpack_raw(ctx)
+    _h = st.h
+    _strat = st.strat
     first = every_ns if first_in_ns < 0 else first_in_ns
     _strat[sid, S_TIMER_EVERY] = every_ns
     _strat[sid, S_TIMER_AT] = _h[H_NOW] + first if every_ns > 0 or first_in_ns >= 0 else 0
+
+
+@njit(cache=True, inline="always")
+def last_trade(ctx: Ctx, inst: int) -> tuple[int, int, int]:
+    """(price, qty, aggressor side) of the last trade the strategy saw on ``inst``."""
+    st = unpack_raw(ctx)
+    r = st.inst[inst]
+    return r[I_LAST_TRADE_PX], r[I_LAST_TRADE_QTY], r[I_LAST_TRADE_SIDE]
+
+
+@njit(cache=True, inline="always")
+def event_inst(ctx: Ctx) -> int:
+    """The instrument of the fill or order update being delivered (in on_fill / on_order)."""
+    st = unpack_raw(ctx)
+    _h = st.h
+    return _h[H_WAKE_INST]
+
+
+@njit(cache=True, inline="always")
+def maker_fee(ctx: Ctx, inst: int) -> float:
+    """Maker fee rate of ``inst`` (a fraction of notional; negative = rebate)."""
+    st = unpack_raw(ctx)
+    return st.instf[inst, IF_MAKER_FEE]
+
+
+@njit(cache=True, inline="always")
+def taker_fee(ctx: Ctx, inst: int) -> float:
+    """Taker fee rate of ``inst`` (a fraction of notional)."""
+    st = unpack_raw(ctx)
+    return st.instf[inst, IF_TAKER_FEE]
