@@ -11,6 +11,7 @@ from framework.strategy.base import Strategy
 #: bundled strategies (the ``strategies`` package), by short name
 BUNDLED: dict[str, str] = {
     "one_tick_mm": "strategies.one_tick_mm:OneTickMM",
+    "lead_lag": "strategies.lead_lag:LeadLag",
 }
 
 
