@@ -67,7 +67,9 @@ def _fmt(x: Any, spec: str = ",.2f") -> str:
 
 
 def print_summary(result: BacktestResult, out: Path | None) -> None:
-    """PnL, Sharpe, drawdown, fills, maker/taker share, events/s — per strategy."""
+    """PnL, Sharpe, drawdown, fills, maker/taker share, denials with their reasons, events/s:
+    one line per strategy, then the total when the run has several."""
+    from framework.analysis.results import TOTAL
     from framework.analysis.stats import summarize_all
 
     stats = summarize_all(result)
@@ -79,16 +81,19 @@ def print_summary(result: BacktestResult, out: Path | None) -> None:
         f"{result.wall_seconds:.2f} s with set-up), mode {cfg.get('mode')}, "
         f"latency {cfg.get('latency')}, queue {cfg.get('queue')}"
     )
+    width = max(len(n) for n in stats)
     for name, s in stats.items():
-        if name == "TOTAL" and len(stats) == 2:
+        if name == TOTAL and len(stats) == 2:
             continue
+        reasons = ", ".join(f"{r} {n:,}" for r, n in s["denials_by_reason"].items())
         print(
-            f"  {name}: pnl {_fmt(s['pnl'])} (gross {_fmt(s['gross_pnl'])}, fees "
-            f"{_fmt(s['fees'])}), sharpe {_fmt(s['sharpe'])}, max drawdown "
+            f"  {name + ':':{width + 1}} pnl {_fmt(s['pnl'])} (gross {_fmt(s['gross_pnl'])}, "
+            f"fees {_fmt(s['fees'])}), sharpe {_fmt(s['sharpe'])}, max drawdown "
             f"{_fmt(s['max_drawdown'])}, fills {s['n_fills']:,} "
             f"(maker {_fmt(100 * s['maker_share_qty'], '.0f')}% / taker "
             f"{_fmt(100 * s['taker_share_qty'], '.0f')}% of qty), orders {s['n_orders']:,}, "
             f"max |position| {_fmt(s['max_abs_position'], ',.4g')}, denials {s['n_denials']:,}"
+            + (f" ({reasons})" if reasons else "")
         )
     if out is not None:
         rep = out / "report.html"
