@@ -12,6 +12,7 @@ from framework.strategy.base import Strategy
 BUNDLED: dict[str, str] = {
     "one_tick_mm": "strategies.one_tick_mm:OneTickMM",
     "lead_lag": "strategies.lead_lag:LeadLag",
+    "avellaneda_stoikov": "strategies.avellaneda_stoikov:AvellanedaStoikov",
     "imbalance_taker": "strategies.imbalance_taker:ImbalanceTaker",
     "trade_flow": "strategies.trade_flow:TradeFlow",
 }
