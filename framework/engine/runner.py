@@ -81,19 +81,27 @@ def print_summary(result: BacktestResult, out: Path | None) -> None:
         f"{result.wall_seconds:.2f} s with set-up), mode {cfg.get('mode')}, "
         f"latency {cfg.get('latency')}, queue {cfg.get('queue')}"
     )
-    width = max(len(n) for n in stats)
-    for name, s in stats.items():
-        if name == TOTAL and len(stats) == 2:
-            continue
+    # the run's order of strategies (stats come sorted by name), the total last
+    first = [n for n in cfg.get("strategies", {}) if n in stats]
+    names = first + [n for n in stats if n not in first and n != TOTAL]
+    if len(names) != 1:
+        names.append(TOTAL)
+    width = max(len(n) for n in names)
+    for name in names:
+        s = stats[name]
         reasons = ", ".join(f"{r} {n:,}" for r, n in s["denials_by_reason"].items())
+        shares = (
+            f" (maker {_fmt(100 * s['maker_share_qty'], '.0f')}% / taker "
+            f"{_fmt(100 * s['taker_share_qty'], '.0f')}% of qty)"
+            if s["n_fills"]
+            else ""
+        )
         print(
             f"  {name + ':':{width + 1}} pnl {_fmt(s['pnl'])} (gross {_fmt(s['gross_pnl'])}, "
             f"fees {_fmt(s['fees'])}), sharpe {_fmt(s['sharpe'])}, max drawdown "
-            f"{_fmt(s['max_drawdown'])}, fills {s['n_fills']:,} "
-            f"(maker {_fmt(100 * s['maker_share_qty'], '.0f')}% / taker "
-            f"{_fmt(100 * s['taker_share_qty'], '.0f')}% of qty), orders {s['n_orders']:,}, "
-            f"max |position| {_fmt(s['max_abs_position'], ',.4g')}, denials {s['n_denials']:,}"
-            + (f" ({reasons})" if reasons else "")
+            f"{_fmt(s['max_drawdown'])}, fills {s['n_fills']:,}{shares}, orders "
+            f"{s['n_orders']:,}, max |position| {_fmt(s['max_abs_position'], ',.4g')}, "
+            f"denials {s['n_denials']:,}" + (f" ({reasons})" if reasons else "")
         )
     if out is not None:
         rep = out / "report.html"
