@@ -38,8 +38,8 @@ NO_PRICE = -(2**63)  # what Context.best_bid/best_ask return for an empty side
 class LeadLagParams(Params):
     leader: str = "BINANCE_USDM/BTCUSDT"  #: VENUE/SYMBOL of the instrument that moves first
     lagger: str = "BINANCE/BTCUSDT"  #: VENUE/SYMBOL of the one we trade
-    entry_bps: float = 2.0  #: enter when the gap leaves the basis by more than this
-    exit_bps: float = 0.5  #: exit (and re-arm) when it is back within this
+    entry_bps: float = 1.0  #: enter when the gap leaves the basis by more than this
+    exit_bps: float = 0.2  #: exit (and re-arm) when it is back within this
     basis_half_life_s: float = 60.0  #: half-life of the gap's running mean
     max_hold_ms: float = 2_000.0  #: close the position after this long in any case
     order_qty: int = 1  #: lots of the lagger per trade (the position never exceeds it)
