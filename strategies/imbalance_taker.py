@@ -9,8 +9,11 @@ half-spread``. This strategy predicts the move of the mid over the holding time 
 
 and trades only when that beats what the round trip costs: crossing the spread on the way in
 and again on the way out (half a spread plus the taker fee each way, i.e. the spread plus two
-taker fees, in ticks), plus ``margin_ticks``. An entry is a marketable limit at the far touch,
-immediate-or-cancel, so it never pays more than the price it saw. The position is closed with
+taker fees, in ticks), plus ``margin_ticks``, and only once the signal has held for
+``confirm_ms`` over every touch update: a touch that one trade has just thinned is usually
+refilled sooner than that, while an imbalance that carries information persists. An entry is
+a marketable limit at the far touch, immediate-or-cancel, so it never pays more than the
+price it saw. The position is closed with
 a market order ``hold_ms`` after it was opened (a timer), or earlier when it has lost
 ``stop_ticks`` per lot against the touch it would exit at (a stop).
 
@@ -34,7 +37,7 @@ from framework.strategy.context import Context, FillInfo
 NO_PRICE = nb.NO_PRICE
 
 # state words of the compiled version
-S_INST, S_OID, S_COST, S_EXITING = 0, 1, 2, 3
+S_INST, S_OID, S_COST, S_EXITING, S_SIGNAL, S_SINCE = range(6)
 
 
 class ImbalanceTakerParams(Params):
@@ -42,6 +45,7 @@ class ImbalanceTakerParams(Params):
 
     move_per_imbalance: float = 2.0  #: predicted mid move (ticks) at a fully one-sided touch
     margin_ticks: float = 0.8  #: edge required beyond the round-trip cost
+    confirm_ms: float = 100.0  #: the signal must hold this long before the taker acts
     taker_fee_bps: float = 0.0  #: the venue's taker fee, counted in the cost (bps of price)
     order_qty: int = 1  #: lots per entry
     max_position: int = 1  #: lots, long or short
@@ -52,7 +56,7 @@ class ImbalanceTakerParams(Params):
         if self.move_per_imbalance <= 0:
             msg = f"move_per_imbalance={self.move_per_imbalance} must be positive (ticks)"
             raise ConfigError(msg)
-        for name in ("margin_ticks", "taker_fee_bps"):
+        for name in ("margin_ticks", "taker_fee_bps", "confirm_ms"):
             if getattr(self, name) < 0:
                 msg = f"{name}={getattr(self, name)} must be >= 0"
                 raise ConfigError(msg)
@@ -109,6 +113,10 @@ def taker_on_book(ctx, sid, inst, p, s) -> None:
     ba = nb.best_ask(ctx, inst)
     if bb == NO_PRICE or ba == NO_PRICE:
         return
+    want = entry_side(bb, ba, nb.bid_qty(ctx, inst), nb.ask_qty(ctx, inst), p)
+    if want != s[S_SIGNAL]:  # the signal changed: its confirmation clock restarts
+        s[S_SIGNAL] = want
+        s[S_SINCE] = nb.now(ctx)
     if s[S_OID] != 0 and nb.order_status(ctx, sid, s[S_OID]) != 0:
         return  # one order at a time: wait for the working one to finish
     s[S_OID] = 0
@@ -117,9 +125,9 @@ def taker_on_book(ctx, sid, inst, p, s) -> None:
         s[S_EXITING] = 1
         _nb_exit(ctx, sid, inst, s)
         return
-    want = entry_side(bb, ba, nb.bid_qty(ctx, inst), nb.ask_qty(ctx, inst), p)
+    held = nb.now(ctx) - s[S_SINCE] >= int(p.confirm_ms * 1e6)
     room = p.max_position - abs(pos)
-    if want != 0 and want * pos >= 0 and room > 0:
+    if want != 0 and held and want * pos >= 0 and room > 0:
         price = ba if want == BUY else bb
         oid = nb.submit(ctx, sid, inst, want, price, min(p.order_qty, room), TIF_IOC)
         s[S_OID] = oid if oid > 0 else 0
@@ -163,7 +171,7 @@ class ImbalanceTaker(Strategy):
         on_book=taker_on_book,
         on_fill=taker_on_fill,
         on_timer=taker_on_timer,
-        state_size=4,
+        state_size=6,
     )
 
     def on_start(self, ctx: Context) -> None:
@@ -171,6 +179,8 @@ class ImbalanceTaker(Strategy):
         self.oid = 0  #: the working order (0: none)
         self.cost = 0  #: signed sum of price x qty of the open position's fills (ticks x lots)
         self.exiting = False  #: closing the position, whatever the signal says
+        self.signal = 0  #: the last signal (+1 buy, -1 sell, 0 none) ...
+        self.since = 0  #: ... and since when it has held (ns)
 
     def _busy(self, ctx: Context) -> bool:
         if self.oid and ctx.is_live(self.oid):
@@ -190,17 +200,22 @@ class ImbalanceTaker(Strategy):
         if inst != self.inst:
             return
         bb, ba = ctx.best_bid(inst), ctx.best_ask(inst)
-        if bb == NO_PRICE or ba == NO_PRICE or self._busy(ctx):
+        if bb == NO_PRICE or ba == NO_PRICE:
             return
         p = self.params
+        want = entry_side.py_func(bb, ba, ctx.bid_qty(inst), ctx.ask_qty(inst), p)
+        if want != self.signal:
+            self.signal, self.since = want, ctx.now
+        if self._busy(ctx):
+            return
         pos = ctx.position(inst)
         if pos and (self.exiting or stopped.py_func(pos, self.cost, bb, ba, p.stop_ticks)):
             self.exiting = True
             self._exit(ctx)
             return
-        want = entry_side.py_func(bb, ba, ctx.bid_qty(inst), ctx.ask_qty(inst), p)
+        held = ctx.now - self.since >= int(p.confirm_ms * 1e6)
         room = p.max_position - abs(pos)
-        if want and want * pos >= 0 and room > 0:
+        if want and held and want * pos >= 0 and room > 0:
             price = ba if want == BUY else bb
             oid = ctx.submit(inst, want, price, min(p.order_qty, room), tif="ioc")
             self.oid = max(oid, 0)
