@@ -100,6 +100,34 @@ def _pair_params(args: argparse.Namespace) -> Any:
     )
 
 
+def _synthetic_params(items: Sequence[str]) -> Any:
+    """``--set KNOB=VALUE`` items as SyntheticParams (None when there are none)."""
+    if not items:
+        return None
+    import ast
+
+    from framework.ingest.synthetic import SyntheticParams
+
+    def tuples(v: Any) -> Any:
+        return tuple(tuples(x) for x in v) if isinstance(v, list | tuple) else v
+
+    changes: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            msg = f"--set {item!r}: write KNOB=VALUE, e.g. --set signal_strength=0.8"
+            raise ConfigError(msg)
+        try:
+            changes[key.strip()] = tuples(ast.literal_eval(raw))
+        except (ValueError, SyntaxError):
+            changes[key.strip()] = raw  # a plain word, such as a regime name
+    try:
+        return SyntheticParams().replace(**changes)
+    except TypeError as exc:
+        msg = f"--set {' '.join(items)}: a value has the wrong type ({exc})"
+        raise ConfigError(msg) from exc
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from framework.ingest.synthetic import generate_day
 
@@ -107,6 +135,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if not pairwise and (args.push or args.lag_ms is not None or args.follower):
         msg = "--push, --lag-ms and --follower describe a pair: add --pair (or --follow)"
         raise ConfigError(msg)
+    params = _synthetic_params(args.set)
     store = _store(args)
     t0 = time.perf_counter()
     total = 0
@@ -125,6 +154,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
             seed=args.seed,
             mode=args.mode,
             pair=_pair_params(args),
+            params=params,
         )
         path = store.write(day.instrument, day.date, day.events, labels=day.labels)
         print(
@@ -151,6 +181,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
                     mode=args.mode,
                     tick_size=args.tick_size,
                     pair=_pair_params(args),
+                    params=params,
                 )
             else:
                 days = (
@@ -162,6 +193,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
                         n_events=args.events,
                         seed=args.seed + made,
                         tick_size=args.tick_size,
+                        params=params,
                     ),
                 )
             for day in days:
@@ -439,6 +471,17 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--mode", choices=["l2", "l3"], default="l2")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--tick-size", default="0.01")
+    gen.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KNOB=VALUE",
+        help=(
+            "a knob of the synthetic market (framework.ingest.synthetic.SyntheticParams), "
+            "repeatable: --set signal_strength=1 --set initial_regime=trending "
+            "--set 'transition=((0,0,1),(0,0,1),(0,0,1))'"
+        ),
+    )
     pair = gen.add_argument_group(
         "related instruments",
         "--pair makes a leader (--symbol) and a follower whose latent mid is the leader's "
