@@ -51,6 +51,7 @@ def day(regime: str, seed: int, signal: float = 0.0) -> tuple[Instrument, EventA
     d = generate_day(
         date=DATE, n_events=150_000, seed=seed, params=ONLY[regime].replace(signal_strength=signal)
     )
+    assert d.labels is not None
     assert set(d.labels.column("regime").to_pylist()) == {regime}
     return dataclasses.replace(d.instrument, fee_per_lot=FEE_PER_LOT), d.events
 
@@ -168,7 +169,7 @@ def test_after_the_stop_loss_only_fills_that_reduce_the_position_happen() -> Non
     result = backtest(s, day("trending", 6))
     assert s.stopped
     eq = result.equity.filter(pl.col("strategy") == s.name)
-    hit = int(eq.filter(pl.col("equity") < -10.0)["ts"].min())  # type: ignore[arg-type]
+    hit = eq.filter(pl.col("equity") < -10.0)["ts"].to_numpy().min()
     # quotes already resting when the stop trips are cancelled; allow them a round trip
     late = result.fills.filter(pl.col("ts") > hit + 100_000_000)
     assert late.height > 0
