@@ -18,17 +18,16 @@ def _versioned_numba_cache() -> None:
     start from a clean cache. Strategy files are not part of the key: they are leaves
     (nothing in the framework imports them) so numba's own per-file check covers them, and
     the generated runner that calls them is named by their hash (engine/codegen.py); editing
-    a strategy recompiles that strategy alone. ``HFTLAB_NUMBA_CACHE`` (default: ``$NUMBA_CACHE_DIR`` or
-    ``~/.cache/hftlab/numba``) is the base folder.
+    a strategy recompiles that strategy alone. ``HFTLAB_NUMBA_CACHE`` (default:
+    ``$NUMBA_CACHE_DIR`` or ``~/.cache/hftlab/numba``) is the base folder.
     """
     root = Path(__file__).resolve().parent
     h = hashlib.sha256()
-    for pkg in (root,):
-        for p in sorted(pkg.rglob("*.py")):
-            text = p.read_bytes()
-            if b"njit" in text:  # only compiled code can go stale in the cache
-                h.update(p.relative_to(root.parent).as_posix().encode())
-                h.update(text)
+    for p in sorted(root.rglob("*.py")):
+        text = p.read_bytes()
+        if b"njit" in text:  # only compiled code can go stale in the cache
+            h.update(p.relative_to(root.parent).as_posix().encode())
+            h.update(text)
     base = os.environ.get("HFTLAB_NUMBA_CACHE") or os.environ.get("NUMBA_CACHE_DIR") or str(
         Path.home() / ".cache" / "hftlab" / "numba")
     os.environ["HFTLAB_NUMBA_CACHE"] = base
