@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from collections.abc import Sequence
@@ -39,6 +40,14 @@ def run_from_store(
 ) -> tuple[BacktestResult, Path | None]:
     """Backtest ``strategies`` on stored days; write tables (+ report) to ``out_dir``."""
     instruments, streams = store_streams(store, keys, dates)
+    # what each strategy was allowed and given, beside its parameters in the result config
+    config = {
+        "risk_limits": {s.name: dataclasses.asdict(s.risk_limits) for s in strategies},
+        "strategy_instruments": {
+            s.name: s.instruments or [f"{v}/{y}" for v, y in keys] for s in strategies
+        },
+        **kwargs.pop("config", {}),
+    }
     bt = Backtest(
         instruments=instruments,
         streams=streams,
@@ -46,6 +55,7 @@ def run_from_store(
         latency=latency,
         queue=queue,
         mode=mode,
+        config=config,
         **kwargs,
     )
     result = bt.run()

@@ -182,6 +182,9 @@ def test_cli_runs_three_strategies_and_prints_each_with_denials_and_the_total(
     assert set(saved.denials["strategy"]) == {"wild"}
     assert set(saved.fills["strategy"]) == {"mm", "ll"}
     assert saved.config["strategies"]["wild"]["params"]["order_qty"] == 500
+    assert saved.config["risk_limits"]["wild"]["max_order_qty"] == 100
+    assert saved.config["risk_limits"]["mm"]["max_order_qty"] is None
+    assert saved.config["strategy_instruments"]["ll"] == ["SIM/LEAD", "SIM/LAG"]
 
 
 def test_cli_lead_lag_finds_its_instruments_from_its_parameters(store_with_days, capsys):
