@@ -29,10 +29,10 @@ from typing import Any
 from framework.core.errors import ConfigError
 from framework.core.events import BUY, SELL
 from framework.risk.limits import RiskLimits
-from framework.strategy import Params, Strategy
+from framework.strategy import Params, Strategy, nb
 from framework.strategy.context import Context
 
-NO_PRICE = -(2**63)  # what Context.best_bid/best_ask return for an empty side
+NO_PRICE = nb.NO_PRICE  # what best_bid/best_ask return for an empty side
 
 
 class LeadLagParams(Params):
