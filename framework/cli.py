@@ -12,10 +12,13 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from framework.core.errors import ConfigError, HftlabError
 from framework.core.timeutil import parse_date
+
+if TYPE_CHECKING:
+    from framework.ingest.base import DayData
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -75,33 +78,132 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 # --- data generate ----------------------------------------------------------------------
+def _push_arg(text: str) -> tuple[float, float]:
+    at, sep, ticks = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError(text)
+        return float(at), float(ticks)
+    except ValueError as exc:
+        msg = f"--push {text!r}: write SECONDS:TICKS, e.g. 600:8 (8 ticks up 600 s after the open)"
+        raise argparse.ArgumentTypeError(msg) from exc
+
+
+def _pair_params(args: argparse.Namespace) -> Any:
+    from framework.ingest.synthetic_pair import PairParams
+
+    return PairParams(
+        lag_ms=200.0 if args.lag_ms is None else args.lag_ms,
+        basis_ticks=args.basis_ticks,
+        tracking_ticks=args.tracking_ticks,
+        pushes=tuple(args.push),
+    )
+
+
+def _synthetic_params(items: Sequence[str]) -> Any:
+    """``--set KNOB=VALUE`` items as SyntheticParams (None when there are none)."""
+    if not items:
+        return None
+    import ast
+
+    from framework.ingest.synthetic import SyntheticParams
+
+    def tuples(v: Any) -> Any:
+        return tuple(tuples(x) for x in v) if isinstance(v, list | tuple) else v
+
+    changes: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            msg = f"--set {item!r}: write KNOB=VALUE, e.g. --set signal_strength=0.8"
+            raise ConfigError(msg)
+        try:
+            changes[key.strip()] = tuples(ast.literal_eval(raw))
+        except (ValueError, SyntaxError):
+            changes[key.strip()] = raw  # a plain word, such as a regime name
+    try:
+        return SyntheticParams().replace(**changes)
+    except TypeError as exc:
+        msg = f"--set {' '.join(items)}: a value has the wrong type ({exc})"
+        raise ConfigError(msg) from exc
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from framework.ingest.synthetic import generate_day
 
+    pairwise = args.pair or args.follow
+    if not pairwise and (args.push or args.lag_ms is not None or args.follower):
+        msg = "--push, --lag-ms and --follower describe a pair: add --pair (or --follow)"
+        raise ConfigError(msg)
+    params = _synthetic_params(args.set)
     store = _store(args)
-    start = args.date
     t0 = time.perf_counter()
     total = 0
-    d = start
+    if args.follow:
+        from framework.ingest.synthetic_pair import follow_stored
+
+        venue, symbol, date = _parse_target(args.follow)
+        if date is None:
+            msg = f"--follow needs a day: VENUE/SYMBOL/YYYY-MM-DD, got {args.follow!r}"
+            raise ConfigError(msg)
+        day = follow_stored(
+            store,
+            (venue, symbol, date),
+            follower=(args.venue, args.follower or f"{symbol}_LAG"),
+            n_events=args.events,
+            seed=args.seed,
+            mode=args.mode,
+            pair=_pair_params(args),
+            params=params,
+        )
+        path = store.write(day.instrument, day.date, day.events, labels=day.labels)
+        print(
+            f"generated {day.instrument.key}/{date.isoformat()}: {len(day.events):,} "
+            f"{args.mode.upper()} events following {venue}/{symbol} "
+            f"{day.instrument.extra['lag_ms']} ms late -> {path}"
+        )
+        print(f"  took {time.perf_counter() - t0:.2f} s")
+        return EXIT_OK
+    d = args.date
     made = 0
+    days: tuple[DayData, ...]
     while made < args.days:
         if d.weekday() < 5:
-            day = generate_day(
-                symbol=args.symbol,
-                venue=args.venue,
-                date=d,
-                mode=args.mode,
-                n_events=args.events,
-                seed=args.seed + made,
-                tick_size=args.tick_size,
-            )
-            path = store.write(day.instrument, day.date, day.events, labels=day.labels)
-            total += len(day.events)
+            if args.pair:
+                from framework.ingest.synthetic_pair import generate_pair
+
+                days = generate_pair(
+                    date=d,
+                    n_events=args.events,
+                    seed=args.seed + made,
+                    leader=(args.venue, args.symbol),
+                    follower=(args.venue, args.follower or f"{args.symbol}_LAG"),
+                    mode=args.mode,
+                    tick_size=args.tick_size,
+                    pair=_pair_params(args),
+                    params=params,
+                )
+            else:
+                days = (
+                    generate_day(
+                        symbol=args.symbol,
+                        venue=args.venue,
+                        date=d,
+                        mode=args.mode,
+                        n_events=args.events,
+                        seed=args.seed + made,
+                        tick_size=args.tick_size,
+                        params=params,
+                    ),
+                )
+            for day in days:
+                path = store.write(day.instrument, day.date, day.events, labels=day.labels)
+                total += len(day.events)
+                print(
+                    f"generated {day.instrument.key}/{d.isoformat()}: {len(day.events):,} "
+                    f"{args.mode.upper()} events -> {path}"
+                )
             made += 1
-            print(
-                f"generated {day.instrument.key}/{d.isoformat()}: {len(day.events):,} "
-                f"{args.mode.upper()} events -> {path}"
-            )
         d += dt.timedelta(days=1)
     el = time.perf_counter() - t0
     print(f"  {total:,} events in {el:.2f} s")
@@ -224,17 +326,6 @@ def cmd_rm(args: argparse.Namespace) -> int:
 
 
 # --- backtest ---------------------------------------------------------------------------
-def _parse_params(items: list[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            msg = f"--param {item!r}: write --param name=value"
-            raise ConfigError(msg)
-        out[key.strip()] = value.strip()
-    return out
-
-
 def _date_range(start: dt.date, end: dt.date) -> list[dt.date]:
     if end < start:
         msg = f"--to {end} is before --from {start}"
@@ -242,27 +333,38 @@ def _date_range(start: dt.date, end: dt.date) -> list[dt.date]:
     return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
 
 
+def _instrument_key(text: str) -> tuple[str, str]:
+    venue, sep, symbol = text.strip().partition("/")
+    if not sep or not venue or not symbol or "/" in symbol:
+        msg = f"instrument {text!r} is not VENUE/SYMBOL (e.g. XNAS/AMZN)"
+        raise ConfigError(msg)
+    return venue, symbol
+
+
 def cmd_backtest(args: argparse.Namespace) -> int:
     from framework.engine.config import LatencyConfig, QueueConfig
     from framework.engine.runner import print_summary, run_from_store
-    from framework.strategy.loader import load_strategy_class
+    from framework.strategy.spec import run_instruments, strategies_from_words
 
-    cls = load_strategy_class(args.strategy)
-    strategy = cls(_parse_params(args.param))
+    strategies = strategies_from_words(
+        args.strategy, params=args.param, risk=args.risk, on=args.on
+    )
     start = args.date_from
     end = args.date_to or start
     if args.instrument:
-        keys = [tuple(k.split("/", 1)) for k in args.instrument]
-    else:
+        keys = [_instrument_key(k) for k in args.instrument]
+    elif args.venue or args.symbol:
         if not args.venue or not args.symbol:
             msg = "name the data: --venue V --symbol S (or --instrument V/S, repeatable)"
             raise ConfigError(msg)
         keys = [(args.venue, s) for s in args.symbol]
+    else:
+        keys = [_instrument_key(k) for k in run_instruments(strategies)]
     result, out = run_from_store(
         store=_store(args),
         keys=keys,
         dates=_date_range(start, end),
-        strategies=[strategy],
+        strategies=strategies,
         latency=LatencyConfig.parse(args.latency),
         queue=QueueConfig.parse(args.queue),
         mode=args.mode,
@@ -288,6 +390,29 @@ def cmd_book_replay(args: argparse.Namespace) -> int:
 
 
 # --- parser -----------------------------------------------------------------------------
+_BACKTEST_EPILOG = """\
+examples:
+  one strategy:
+    hftlab backtest one_tick_mm --venue SIM --symbol SYN --from 2024-01-02 \\
+        --param max_position=3 --risk max_open_orders=4
+  lead-lag (it names its two instruments, so the data need not be given):
+    hftlab backtest lead_lag --from 2024-08-08 \\
+        --param leader=BINANCE_USDM/BTCUSDT --param lagger=BINANCE/BTCUSDT
+  three strategies in one run, each on its own instruments and limits:
+    hftlab backtest mm=one_tick_mm ll=lead_lag wild=one_tick_mm --from 2024-01-02 \\
+        --instrument SIM/SYN --instrument SIM/LEAD --instrument SIM/LAG \\
+        --on mm=SIM/SYN --on wild=SIM/SYN \\
+        --param ll.leader=SIM/LEAD --param ll.lagger=SIM/LAG \\
+        --param wild.order_qty=500 --risk wild.max_order_qty=100
+
+  A strategy word is [NAME=]STRATEGY; --param NAME.KEY=VALUE, --risk NAME.LIMIT=VALUE and
+  --on NAME=VENUE/SYMBOL[,...] apply to the strategy NAME (or to the only one, unscoped).
+  Strategies share the run's data and venue but not positions, orders or limits. Orders
+  that breach a strategy's limits are denied with a reason (denials table, summary) and
+  never reach the venue, so the other strategies run as they would alone.
+"""
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (with a pointer to --help), exit status 2."""
 
@@ -314,6 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     dsub = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
 
     from framework.ingest.base import IMPORTERS
+    from framework.strategy.loader import BUNDLED
 
     imp = dsub.add_parser("import", parents=[store_parent], help="import files into the store")
     imp.add_argument("format", choices=sorted(IMPORTERS), help="source format")
@@ -345,6 +471,40 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--mode", choices=["l2", "l3"], default="l2")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--tick-size", default="0.01")
+    gen.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KNOB=VALUE",
+        help=(
+            "a knob of the synthetic market (framework.ingest.synthetic.SyntheticParams), "
+            "repeatable: --set signal_strength=1 --set initial_regime=trending "
+            "--set 'transition=((0,0,1),(0,0,1),(0,0,1))'"
+        ),
+    )
+    pair = gen.add_argument_group(
+        "related instruments",
+        "--pair makes a leader (--symbol) and a follower whose latent mid is the leader's "
+        "--lag-ms later; --follow makes a follower of a stored day instead",
+    )
+    pair.add_argument("--pair", action="store_true", help="generate a leader and a follower")
+    pair.add_argument(
+        "--follow", metavar="VENUE/SYMBOL/DATE", help="generate a follower of this stored day"
+    )
+    pair.add_argument("--follower", metavar="SYMBOL", help="follower symbol (default SYMBOL_LAG)")
+    pair.add_argument("--lag-ms", type=float, help="follower delay (default 200)")
+    pair.add_argument("--basis-ticks", type=float, default=0.0, help="follower mid offset")
+    pair.add_argument(
+        "--tracking-ticks", type=float, default=0.0, help="std of a mean-reverting tracking error"
+    )
+    pair.add_argument(
+        "--push",
+        type=_push_arg,
+        action="append",
+        default=[],
+        metavar="SECONDS:TICKS",
+        help="step the leader's mid by TICKS at SECONDS after the open (repeatable)",
+    )
     gen.set_defaults(func=cmd_generate)
 
     ls = dsub.add_parser("ls", parents=[store_parent], help="list stored days")
@@ -372,15 +532,65 @@ def build_parser() -> argparse.ArgumentParser:
     rm.set_defaults(func=cmd_rm)
 
     bt = sub.add_parser(
-        "backtest", parents=[store_parent], help="backtest a strategy on stored days"
+        "backtest",
+        parents=[store_parent],
+        help="backtest one or several strategies on stored days",
+        description=(
+            "Backtest one or several strategies together on stored days. Each strategy has "
+            "its own parameters, risk limits and instruments; results (orders, fills, "
+            "equity, denials) are attributed per strategy and the summary prints one line "
+            "per strategy and the total."
+        ),
+        epilog=_BACKTEST_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    bt.add_argument("strategy", help="bundled name (one_tick_mm) or module:Class")
+    bt.add_argument(
+        "strategy",
+        nargs="+",
+        metavar="[NAME=]STRATEGY",
+        help=(
+            "bundled name (" + ", ".join(sorted(BUNDLED)) + ") or module:Class; repeat for "
+            "several. NAME names it in the results and scopes its options (default: the "
+            "class name)"
+        ),
+    )
     bt.add_argument("--venue")
     bt.add_argument("--symbol", action="append", default=[], help="repeat for several instruments")
-    bt.add_argument("--instrument", action="append", default=[], metavar="VENUE/SYMBOL")
+    bt.add_argument(
+        "--instrument",
+        action="append",
+        default=[],
+        metavar="VENUE/SYMBOL",
+        help="an instrument of the run, repeatable (default: the ones the strategies name)",
+    )
     bt.add_argument("--from", dest="date_from", type=_date_arg, required=True, metavar="DATE")
     bt.add_argument("--to", dest="date_to", type=_date_arg, metavar="DATE")
-    bt.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    bt.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="[NAME.]KEY=VALUE",
+        help="a strategy parameter; NAME. picks the strategy when there are several",
+    )
+    bt.add_argument(
+        "--risk",
+        action="append",
+        default=[],
+        metavar="[NAME.]LIMIT=VALUE",
+        help=(
+            "replace one of a strategy's risk limits (max_order_qty, max_notional, "
+            "price_collar_ticks, max_position, max_strategy_position, max_open_orders, "
+            "max_orders_per_s, order_burst, max_loss, max_drawdown, self_trade_prevention); "
+            "none lifts it"
+        ),
+    )
+    bt.add_argument(
+        "--on",
+        action="append",
+        default=[],
+        metavar="[NAME=]VENUE/SYMBOL[,...]",
+        help="the instruments a strategy trades (default: those it names, else all)",
+    )
     bt.add_argument(
         "--latency",
         default="constant:1ms",

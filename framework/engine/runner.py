@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from collections.abc import Sequence
@@ -39,6 +40,14 @@ def run_from_store(
 ) -> tuple[BacktestResult, Path | None]:
     """Backtest ``strategies`` on stored days; write tables (+ report) to ``out_dir``."""
     instruments, streams = store_streams(store, keys, dates)
+    # what each strategy was allowed and given, beside its parameters in the result config
+    config = {
+        "risk_limits": {s.name: dataclasses.asdict(s.risk_limits) for s in strategies},
+        "strategy_instruments": {
+            s.name: s.instruments or [f"{v}/{y}" for v, y in keys] for s in strategies
+        },
+        **kwargs.pop("config", {}),
+    }
     bt = Backtest(
         instruments=instruments,
         streams=streams,
@@ -46,6 +55,7 @@ def run_from_store(
         latency=latency,
         queue=queue,
         mode=mode,
+        config=config,
         **kwargs,
     )
     result = bt.run()
@@ -67,7 +77,9 @@ def _fmt(x: Any, spec: str = ",.2f") -> str:
 
 
 def print_summary(result: BacktestResult, out: Path | None) -> None:
-    """PnL, Sharpe, drawdown, fills, maker/taker share, events/s — per strategy."""
+    """PnL, Sharpe, drawdown, fills, maker/taker share, denials with their reasons, events/s:
+    one line per strategy, then the total when the run has several."""
+    from framework.analysis.results import TOTAL
     from framework.analysis.stats import summarize_all
 
     stats = summarize_all(result)
@@ -79,16 +91,27 @@ def print_summary(result: BacktestResult, out: Path | None) -> None:
         f"{result.wall_seconds:.2f} s with set-up), mode {cfg.get('mode')}, "
         f"latency {cfg.get('latency')}, queue {cfg.get('queue')}"
     )
-    for name, s in stats.items():
-        if name == "TOTAL" and len(stats) == 2:
-            continue
+    # the run's order of strategies (stats come sorted by name), the total last
+    first = [n for n in cfg.get("strategies", {}) if n in stats]
+    names = first + [n for n in stats if n not in first and n != TOTAL]
+    if len(names) != 1:
+        names.append(TOTAL)
+    width = max(len(n) for n in names)
+    for name in names:
+        s = stats[name]
+        reasons = ", ".join(f"{r} {n:,}" for r, n in s["denials_by_reason"].items())
+        shares = (
+            f" (maker {_fmt(100 * s['maker_share_qty'], '.0f')}% / taker "
+            f"{_fmt(100 * s['taker_share_qty'], '.0f')}% of qty)"
+            if s["n_fills"]
+            else ""
+        )
         print(
-            f"  {name}: pnl {_fmt(s['pnl'])} (gross {_fmt(s['gross_pnl'])}, fees "
-            f"{_fmt(s['fees'])}), sharpe {_fmt(s['sharpe'])}, max drawdown "
-            f"{_fmt(s['max_drawdown'])}, fills {s['n_fills']:,} "
-            f"(maker {_fmt(100 * s['maker_share_qty'], '.0f')}% / taker "
-            f"{_fmt(100 * s['taker_share_qty'], '.0f')}% of qty), orders {s['n_orders']:,}, "
-            f"max |position| {_fmt(s['max_abs_position'], ',.4g')}, denials {s['n_denials']:,}"
+            f"  {name + ':':{width + 1}} pnl {_fmt(s['pnl'])} (gross {_fmt(s['gross_pnl'])}, "
+            f"fees {_fmt(s['fees'])}), sharpe {_fmt(s['sharpe'])}, max drawdown "
+            f"{_fmt(s['max_drawdown'])}, fills {s['n_fills']:,}{shares}, orders "
+            f"{s['n_orders']:,}, max |position| {_fmt(s['max_abs_position'], ',.4g')}, "
+            f"denials {s['n_denials']:,}" + (f" ({reasons})" if reasons else "")
         )
     if out is not None:
         rep = out / "report.html"

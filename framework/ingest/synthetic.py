@@ -272,6 +272,64 @@ def _seed_states(seed: int) -> tuple[np.ndarray, np.ndarray, np.random.Generator
     )
 
 
+@dataclass(frozen=True)
+class LatentPath:
+    """The hidden state a day's events are drawn from.
+
+    The session ``[t_open, t_close)`` (epoch ns), its regime ``segments``, and the latent
+    mid in ticks on a grid of ``grid_ns`` from the open (``mid[i]`` holds at
+    ``t_open + i * grid_ns``). :func:`draw_latent` makes one; a caller may transform its mid
+    (delay it, push it) and hand it to :func:`generate_day` to make related instruments.
+    """
+
+    t_open: int
+    t_close: int
+    segments: Segments
+    mid: np.ndarray  # float64 ticks, ceil((t_close - t_open) / grid_ns) + 1 points
+    grid_ns: float
+
+    def with_mid(self, mid: np.ndarray) -> LatentPath:
+        """The same session and regimes with another mid path (same length)."""
+        if mid.shape != self.mid.shape:
+            msg = f"a latent mid of {mid.shape} points replaces one of {self.mid.shape}"
+            raise ConfigError(msg)
+        return dataclasses.replace(self, mid=np.ascontiguousarray(mid, dtype=np.float64))
+
+
+def _floor_ticks(p: SyntheticParams) -> int:
+    """Lowest latent mid (ticks) that keeps every level of the book at a positive price."""
+    return 2 * (p.depth_levels + p.spread_ticks) + 2
+
+
+def draw_latent(
+    *,
+    t_open: int,
+    t_close: int,
+    start_ticks: int,
+    seed: int = 0,
+    params: SyntheticParams | None = None,
+) -> LatentPath:
+    """The regime path and latent mid that :func:`generate_day` draws for ``seed``.
+
+    ``start_ticks`` is the opening best bid; the mid starts half a spread above it.
+    """
+    p = params if params is not None else SyntheticParams()
+    if t_close <= t_open:
+        msg = f"session [{t_open}, {t_close}) is empty; t_close must follow t_open"
+        raise ConfigError(msg)
+    mid_state, _, rng = _seed_states(seed)
+    seg = draw_segments(p, rng, t_open, t_close)
+    grid_ns = p.mid_grid_ms * 1e6
+    n_grid = math.ceil((t_close - t_open) / grid_ns)
+    seg_first = np.ceil((seg.start_ns - t_open) / grid_ns).astype(np.int64)
+    jump_rate = np.asarray(p.jump_rate_per_s, float)[seg.regime]
+    mid = nb.latent_mid_nb(
+        mid_state, n_grid, grid_ns / 1e9, seg_first, seg.volatility, seg.drift, jump_rate,
+        p.jump_mean_ticks, start_ticks + 0.5 * p.spread_ticks, float(_floor_ticks(p)),
+    )
+    return LatentPath(t_open=t_open, t_close=t_close, segments=seg, mid=mid, grid_ns=grid_ns)
+
+
 def generate_day(
     *,
     symbol: str = "SYN",
@@ -283,6 +341,7 @@ def generate_day(
     tick_size: str = "0.01",
     start_price: float = 100.0,
     params: SyntheticParams | None = None,
+    latent: LatentPath | None = None,
 ) -> DayData:
     """Generate one synthetic trading day (09:30-16:00 New York) of about ``n_events`` events.
 
@@ -290,6 +349,10 @@ def generate_day(
     close); the same arguments always give bit-identical events and labels. ``labels`` is a
     table of regime segments (``start_ts``, ``end_ts``, ``regime``, ``drift``,
     ``volatility``) that tiles the session exactly.
+
+    ``latent`` replaces the session, regimes and mid that ``seed`` would draw (the book then
+    opens at its first mid and ``start_price`` is ignored); ``seed`` still drives the
+    messages. :mod:`framework.ingest.synthetic_pair` uses it for related instruments.
     """
     p = params if params is not None else SyntheticParams()
     if mode not in MODES:
@@ -308,26 +371,33 @@ def generate_day(
         tick_size=Decimal(tick_size),
         extra={"synthetic": True, "seed": seed, "mode": mode},
     )
-    start_ticks = int(Decimal(str(start_price)) / inst.tick_size)
-    floor = 2 * (p.depth_levels + p.spread_ticks) + 2
+    floor = _floor_ticks(p)
+    if latent is None:
+        start_ticks = int(Decimal(str(start_price)) / inst.tick_size)
+        what = f"start price {start_price} is only {start_ticks} ticks of {inst.tick_size}"
+        fix = "raise start_price or lower tick_size"
+    else:
+        start_ticks = math.floor(float(latent.mid[0]) - 0.5 * p.spread_ticks)
+        what = f"the latent path opens at {start_ticks} ticks of {inst.tick_size}"
+        fix = "shift the path up or lower tick_size"
+        if not math.isclose(latent.grid_ns, p.mid_grid_ms * 1e6):
+            msg = (f"the latent path's grid is {latent.grid_ns / 1e6} ms but params.mid_grid_ms "
+                   f"is {p.mid_grid_ms}; draw the path with the same params")
+            raise ConfigError(msg)
+        if float(latent.mid.min()) < floor:
+            msg = (f"the latent mid falls to {float(latent.mid.min()):.1f} ticks; the book "
+                   f"needs at least {floor}: shift the path up or lower tick_size")
+            raise ConfigError(msg)
     if start_ticks < 4 * floor:
-        msg = (
-            f"start price {start_price} is only {start_ticks} ticks of {inst.tick_size}; the "
-            f"book needs at least {4 * floor} ticks: raise start_price or lower tick_size"
-        )
+        msg = f"{what}; the book needs at least {4 * floor} ticks: {fix}"
         raise ConfigError(msg)
-    t_open, t_close = market_hours_ns(date)
-    mid_state, ev_state, rng = _seed_states(seed)
-    seg = draw_segments(p, rng, t_open, t_close)
-
-    grid_ns = p.mid_grid_ms * 1e6
-    n_grid = math.ceil((t_close - t_open) / grid_ns)
-    seg_first = np.ceil((seg.start_ns - t_open) / grid_ns).astype(np.int64)
-    jump_rate = np.asarray(p.jump_rate_per_s, float)[seg.regime]
-    mid = nb.latent_mid_nb(
-        mid_state, n_grid, grid_ns / 1e9, seg_first, seg.volatility, seg.drift, jump_rate,
-        p.jump_mean_ticks, start_ticks + 0.5 * p.spread_ticks, float(floor),
-    )
+    if latent is None:
+        t_open, t_close = market_hours_ns(date)
+        latent = draw_latent(
+            t_open=t_open, t_close=t_close, start_ticks=start_ticks, seed=seed, params=p
+        )
+    _, ev_state, _ = _seed_states(seed)
+    t_open, t_close, seg, mid = latent.t_open, latent.t_close, latent.segments, latent.mid
 
     # operational time: each regime's clock runs rate_multiplier times faster
     seg_start_s = (seg.start_ns - t_open) / 1e9

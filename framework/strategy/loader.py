@@ -11,6 +11,11 @@ from framework.strategy.base import Strategy
 #: bundled strategies (the ``strategies`` package), by short name
 BUNDLED: dict[str, str] = {
     "one_tick_mm": "strategies.one_tick_mm:OneTickMM",
+    "lead_lag": "strategies.lead_lag:LeadLag",
+    "avellaneda_stoikov": "strategies.avellaneda_stoikov:AvellanedaStoikov",
+    "queue_aware_mm": "strategies.queue_aware_mm:QueueAwareMM",
+    "imbalance_taker": "strategies.imbalance_taker:ImbalanceTaker",
+    "trade_flow": "strategies.trade_flow:TradeFlow",
 }
 
 

@@ -1,0 +1,128 @@
+"""Lead-lag: trade the lagging instrument when the leader has moved and it has not yet.
+
+Two instruments price the same thing -- one symbol on two venues, a future and its
+underlying -- but one of them, the *leader*, reprices first (Binance USD-M BTCUSDT
+futures lead spot BTCUSDT). The strategy watches the gap between the two mids,
+``1e4 * log(leader mid / lagger mid)`` in basis points, against its slow running mean, the
+*basis* (an exponential average with half-life ``basis_half_life_s``; it absorbs any fixed
+price ratio, tick sizes included). When a leader update leaves the gap more than
+``entry_bps`` from the basis, the lagger's quotes are stale: buy it (the leader moved up)
+or sell it (down) with an IOC order at its touch. The position is closed with a market
+order once the gap is back within ``exit_bps`` (the lagger caught up) or after
+``max_hold_ms``. One trade per move: the strategy re-arms only when the gap has come back.
+
+Why lead-lag rather than pairs: two venues of one symbol share one price, so the spread
+between them has no mean-reversion to bet on beyond the moments one venue is late -- which
+is exactly what lead-lag trades, and what the multi-instrument replay (both books merged by
+time, each seen at its own local time) makes testable.
+
+Only the Python path exists: a compiled callback cannot find which instrument index in
+the run is the leader (the run's instrument keys are not visible to numba code).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from framework.core.errors import ConfigError
+from framework.core.events import BUY, SELL
+from framework.risk.limits import RiskLimits
+from framework.strategy import Params, Strategy, nb
+from framework.strategy.context import Context
+
+NO_PRICE = nb.NO_PRICE  # what best_bid/best_ask return for an empty side
+
+
+class LeadLagParams(Params):
+    leader: str = "BINANCE_USDM/BTCUSDT"  #: VENUE/SYMBOL of the instrument that moves first
+    lagger: str = "BINANCE/BTCUSDT"  #: VENUE/SYMBOL of the one we trade
+    entry_bps: float = 1.0  #: enter when the gap leaves the basis by more than this
+    exit_bps: float = 0.2  #: exit (and re-arm) when it is back within this
+    basis_half_life_s: float = 60.0  #: half-life of the gap's running mean
+    max_hold_ms: float = 2_000.0  #: close the position after this long in any case
+    order_qty: int = 1  #: lots of the lagger per trade (the position never exceeds it)
+
+
+class LeadLag(Strategy):
+    """Buy (sell) the lagger when a leader update pushes the gap above (below) the basis."""
+
+    Params = LeadLagParams
+    params: LeadLagParams
+    #: one clip at a time: max_position is set to order_qty when the strategy is built
+    risk = RiskLimits(max_open_orders=2, max_orders_per_s=20, order_burst=5)
+
+    def __init__(
+        self,
+        params: LeadLagParams | dict[str, Any] | None = None,
+        *,
+        risk: RiskLimits | dict[str, Any] | None = None,
+        instruments: list[str] | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(params, risk=risk, name=name)
+        p = self.params
+        for key in ("leader", "lagger"):
+            if getattr(p, key).count("/") != 1:
+                msg = f"{key}={getattr(p, key)!r} is not VENUE/SYMBOL (e.g. BINANCE/BTCUSDT)"
+                raise ConfigError(msg)
+        if p.leader == p.lagger:
+            msg = f"leader and lagger are both {p.leader!r}; name two instruments"
+            raise ConfigError(msg)
+        for key in ("entry_bps", "basis_half_life_s", "max_hold_ms", "order_qty"):
+            if not getattr(p, key) > 0:
+                msg = f"lead_lag parameter {key}={getattr(p, key)!r} must be positive"
+                raise ConfigError(msg)
+        if not 0 <= p.exit_bps < p.entry_bps:
+            msg = f"lead_lag needs 0 <= exit_bps < entry_bps, got {p.exit_bps} and {p.entry_bps}"
+            raise ConfigError(msg)
+        self.instruments = instruments or [p.leader, p.lagger]
+        if risk is None:
+            self.risk_limits = dataclasses.replace(self.risk_limits, max_position=p.order_qty)
+
+    def on_start(self, ctx: Context) -> None:
+        keys = [i.key for i in ctx.instruments]
+        self.lead, self.lag = keys.index(self.params.leader), keys.index(self.params.lagger)
+        self.basis = math.nan  # running mean of the gap, bps
+        self.basis_ts = 0
+        self.armed = True
+        self.entry_ts = 0
+
+    def _gap(self, ctx: Context) -> float:
+        """1e4 * log(leader mid / lagger mid), NaN while a book is one-sided."""
+        quotes = (ctx.best_bid(self.lead), ctx.best_ask(self.lead),
+                  ctx.best_bid(self.lag), ctx.best_ask(self.lag))
+        if NO_PRICE in quotes:
+            return math.nan
+        lb, la, fb, fa = quotes
+        return 1e4 * math.log((lb + la) / (fb + fa))
+
+    def on_book(self, ctx: Context, inst: int) -> None:
+        p = self.params
+        gap, now = self._gap(ctx), ctx.now
+        if math.isnan(gap):
+            return
+        if math.isnan(self.basis):
+            self.basis, self.basis_ts = gap, now
+            return
+        dev = gap - self.basis  # judged against the basis *before* this update
+        w = 1.0 - 0.5 ** ((now - self.basis_ts) / (p.basis_half_life_s * 1e9))
+        self.basis += w * dev
+        self.basis_ts = now
+        if ctx.open_order_count(self.lag):
+            return  # an order is on its way: wait for its fill or cancel
+        pos = ctx.position(self.lag)
+        if pos == 0:
+            if abs(dev) <= p.exit_bps:
+                self.armed = True
+            elif self.armed and inst == self.lead and abs(dev) > p.entry_bps:
+                side = BUY if dev > 0 else SELL
+                price = ctx.best_ask(self.lag) if side == BUY else ctx.best_bid(self.lag)
+                if ctx.submit(self.lag, side, price, p.order_qty, tif="ioc") > 0:
+                    self.armed = False
+                    self.entry_ts = now
+        else:
+            caught_up = (dev if pos > 0 else -dev) <= p.exit_bps
+            if caught_up or now - self.entry_ts >= p.max_hold_ms * 1e6:
+                ctx.submit_market(self.lag, SELL if pos > 0 else BUY, abs(pos))

@@ -1,0 +1,194 @@
+"""Queue-aware market maker: join the touch, keep the queue place, leave before being picked off.
+
+A resting order at the touch earns the spread when the trades that reach it are noise, and
+loses when they are the last ones before the price moves through it. Two things tell which
+it will be, and this market maker watches both:
+
+* **its place in the queue.** An order at the back of a long queue is filled only when the
+  whole level is being swept -- that is, just before the price moves against it. The
+  strategy estimates the lots ahead of each of its orders from what it sees: the level size
+  when the order is acknowledged, minus the trades printed at its price, minus a pro-rata
+  share of every other size decrease (cancels are spread evenly over the queue; orders that
+  join later queue behind it). It does not join a level bigger than ``max_queue_ahead`` and
+  cancels an order whose estimate is above it.
+* **the book imbalance** at the touch, ``(bid_qty - ask_qty) / (bid_qty + ask_qty)``. A thin
+  bid against a heavy ask means sellers are about to take out the bid and the price ticks
+  down: a resting bid would be filled right before the drop. So the *bid* is pulled (and not
+  re-joined) when the imbalance is at or below ``-imbalance_cancel``, and the *ask* when it
+  is at or above ``+imbalance_cancel``.
+
+Otherwise an order is left alone -- size changes elsewhere do not make it cancel and
+re-queue; it moves only when the touch moves away from its price. A side is not quoted when
+its fill could take the position past ``max_position`` (every open lot counted, including
+orders whose cancel is in flight), and each side has at most one order: a replacement is
+sent once the venue has confirmed the cancel. ``cancels`` counts cancels by reason.
+
+Python path only: the compiled strategy API (``nb``) has no last-trade accessor yet, and
+the queue estimate needs the trades.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from framework.core.errors import ConfigError
+from framework.core.events import BUY, SELL
+from framework.risk.limits import RiskLimits
+from framework.strategy import Params, Strategy, nb
+from framework.strategy.context import Context, FillInfo, OrderUpdate
+
+NO_PRICE = nb.NO_PRICE
+CANCEL_REASONS = ("touch_moved", "imbalance", "queue", "inventory")
+
+
+class QueueAwareMMParams(Params):
+    order_qty: int = 1  #: lots per quote
+    max_position: int = 5  #: lots; a side whose fill could pass it is not quoted
+    max_queue_ahead: int = 600  #: lots; do not join / stay behind more than this (0: no limit)
+    imbalance_cancel: float = 0.6  #: |touch imbalance| that pulls the threatened side (0: off)
+
+    def __post_init__(self) -> None:
+        checks = (
+            ("order_qty", self.order_qty >= 1, "must be at least 1 lot"),
+            ("max_position", self.max_position >= 0, "must be >= 0 lots"),
+            ("max_queue_ahead", self.max_queue_ahead >= 0, "must be >= 0 lots (0: no limit)"),
+            ("imbalance_cancel", 0 <= self.imbalance_cancel <= 1, "must lie in [0, 1] (0: off)"),
+        )
+        for name, ok, why in checks:
+            if not ok:
+                msg = f"QueueAwareMM parameter {name}={getattr(self, name)!r} {why}"
+                raise ConfigError(msg)
+
+
+@dataclass
+class Quote:
+    """One side's order and the estimate of its place in the queue (lots, ticks)."""
+
+    oid: int = 0
+    price: int = 0
+    acked: bool = False
+    ahead: int = 0  #: lots estimated ahead of the order at its price
+    level: int = 0  #: size of its price level when last seen
+    traded: int = 0  #: lots traded at its price not yet seen leaving the level
+    canceling: int = 0  #: id of this side's order whose cancel is in flight
+
+    def placed(self, oid: int, price: int, level: int) -> None:
+        self.oid, self.price, self.acked = oid, price, False
+        self.ahead = self.level = level
+        self.traded = 0
+
+
+class QueueAwareMM(Strategy):
+    """Join the touch with one order a side; pull it when it is too far back in the queue
+    or the imbalance says the price is about to move through it."""
+
+    Params = QueueAwareMMParams
+    risk = RiskLimits(max_position=10, max_open_orders=4, max_orders_per_s=200, max_loss=500.0)
+    params: QueueAwareMMParams
+
+    def on_start(self, ctx: Context) -> None:
+        self.inst = -1
+        self.quotes = {BUY: Quote(), SELL: Quote()}
+        self.cancels = dict.fromkeys(CANCEL_REASONS, 0)  #: cancels sent, by reason
+
+    # --- the queue estimate ------------------------------------------------------------------
+    def on_trade(self, ctx: Context, inst: int) -> None:
+        px, qty, aggressor = ctx.last_trade(inst)
+        for side, q in self.quotes.items():
+            if not (q.oid and q.acked) or aggressor == side:
+                continue  # our bid is hit by sellers, our ask lifted by buyers
+            if px == q.price:
+                q.ahead = max(0, q.ahead - qty)
+                q.traded += qty
+            elif (px - q.price) * side < 0:
+                q.ahead = 0  # traded through our price: nothing can be left ahead
+
+    def on_book(self, ctx: Context, inst: int) -> None:
+        self.inst = inst
+        for side, q in self.quotes.items():
+            touch = ctx.best_bid(inst) if side == BUY else ctx.best_ask(inst)
+            if q.oid and q.acked and q.price == touch:
+                self._level_changed(q, ctx.bid_qty(inst) if side == BUY else ctx.ask_qty(inst))
+        self._quote(ctx)
+
+    @staticmethod
+    def _level_changed(q: Quote, size: int) -> None:
+        """Our level is now ``size`` lots: trades explain part of a drop, the rest are
+        cancels spread pro rata over the queue; growth joins behind us."""
+        drop = q.level - size
+        if drop > 0:
+            by_trades = min(drop, q.traded)
+            q.traded -= by_trades
+            others, base = drop - by_trades, q.level - by_trades
+            if others > 0 and base > 0:
+                q.ahead -= others * q.ahead // base
+        q.level = size
+        q.ahead = min(q.ahead, size)
+
+    def on_order(self, ctx: Context, update: OrderUpdate) -> None:
+        for side, q in self.quotes.items():
+            if update.kind == "ack" and q.oid == update.order_id:
+                # we joined the back of the level as it is now
+                q.acked = True
+                q.ahead = q.level = self._level_size(ctx, side, q.price)
+                q.traded = 0
+        self._quote(ctx)
+
+    def on_fill(self, ctx: Context, fill: FillInfo) -> None:
+        q = self.quotes[fill.side]
+        if q.oid == fill.order_id:
+            q.ahead = 0  # a partial fill: we are at the front
+        self._quote(ctx)
+
+    def _level_size(self, ctx: Context, side: int, price: int) -> int:
+        for px, qty in ctx.depth(self.inst, side, 10).tolist():
+            if px == price:
+                return int(qty)
+        return 0
+
+    # --- quoting -----------------------------------------------------------------------------
+    def _quote(self, ctx: Context) -> None:
+        inst = self.inst
+        if inst < 0:
+            return
+        bb, ba = ctx.best_bid(inst), ctx.best_ask(inst)
+        if bb == NO_PRICE or ba == NO_PRICE or bb >= ba:
+            return
+        bq, aq = ctx.bid_qty(inst), ctx.ask_qty(inst)
+        imbalance = (bq - aq) / (bq + aq)
+        theta = self.params.imbalance_cancel
+        pos = ctx.position(inst)
+        open_buy, open_sell = ctx.open_qty(inst)
+        self._side(ctx, BUY, bb, bq, theta > 0 and imbalance <= -theta, pos + open_buy)
+        self._side(ctx, SELL, ba, aq, theta > 0 and imbalance >= theta, open_sell - pos)
+
+    def _side(
+        self, ctx: Context, side: int, touch: int, size: int, adverse: bool, exposure: int
+    ) -> None:
+        """Keep, pull or place one side's order (``exposure``: worst-case |position| on it)."""
+        p, q = self.params, self.quotes[side]
+        if q.canceling and not ctx.is_live(q.canceling):
+            q.canceling = 0
+        if q.oid and not ctx.is_live(q.oid):
+            q.oid = 0  # filled, cancelled or rejected
+        too_long = p.max_queue_ahead > 0 and q.ahead > p.max_queue_ahead
+        if q.oid:
+            if q.price != touch:
+                reason = "touch_moved"
+            elif adverse:
+                reason = "imbalance"
+            elif q.acked and too_long:
+                reason = "queue"
+            elif exposure > p.max_position:
+                reason = "inventory"
+            else:
+                return  # nothing relevant changed: keep the queue place
+            ctx.cancel(q.oid)
+            self.cancels[reason] += 1
+            q.canceling, q.oid = q.oid, 0
+        qty = min(p.order_qty, p.max_position - exposure)
+        crowded = p.max_queue_ahead > 0 and size > p.max_queue_ahead
+        if qty > 0 and not q.canceling and not adverse and not crowded:
+            new = ctx.submit(self.inst, side, touch, qty, tif="post_only")
+            if new > 0:
+                q.placed(new, touch, size)

@@ -1,0 +1,67 @@
+"""The two market makers on the real samples, through the CLI, with the parameters that
+docs/strategies.md gives for each.
+
+LOBSTER AMZN 2012-06-21 (a full day, level 1; spreads of ~13 ticks, mid variance ~6
+ticks^2/s) and the Binance USD-M BTCUSDT capture of 2024-08-08 (about six minutes; one-tick
+spreads, ~6,000 ticks^2/s, lots of 0.001 BTC, touch sizes in the thousands of lots) are
+imported into a temporary store. Each run must write its tables and report, and hold what
+holds on any data: every fill is a maker fill (the quotes are post-only) and the position
+never exceeds ``max_position`` (5 lots, the default).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from framework.analysis.results import BacktestResult
+from framework.cli import main
+
+pytestmark = pytest.mark.shared_data
+AMZN = "lobster_AMZN_2012-06-21_L1_fullday/AMZN_2012-06-21_34200000_57600000_message_1.csv"
+USDM = "crypto_hftbacktest_binance_raw_feed/binance_usdm_btcusdt_20240808.gz"
+DATA = {  # where the data is, and its lot size
+    "amzn": (["--venue", "XNAS", "--symbol", "AMZN", "--from", "2012-06-21"], 1.0),
+    "binance": (["--venue", "BINANCE_USDM", "--symbol", "BTCUSDT", "--from", "2024-08-08"], 0.001),
+}
+PARAMS = {  # (strategy, data) -> --param values scaled to the instrument
+    ("avellaneda_stoikov", "amzn"): ["gamma=0.01", "k=0.12", "horizon_s=30"],
+    ("avellaneda_stoikov", "binance"): ["gamma=0.0001", "k=2", "horizon_s=1"],
+    ("queue_aware_mm", "amzn"): [],
+    ("queue_aware_mm", "binance"): ["max_queue_ahead=10000"],
+}
+NAMES = {"avellaneda_stoikov": "AvellanedaStoikov", "queue_aware_mm": "QueueAwareMM"}
+
+
+@pytest.fixture(scope="module")
+def store(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+    root = str(tmp_path_factory.mktemp("store"))
+    assert main(["data", "import", "lobster", str(shared_data / AMZN), "--store", root]) == 0
+    assert main(["data", "import", "binance", str(shared_data / USDM), "--store", root]) == 0
+    return root
+
+
+@pytest.mark.parametrize("data", list(DATA))
+@pytest.mark.parametrize("strategy", list(NAMES))
+def test_runs_on_the_sample_and_writes_a_report(
+    store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], strategy: str, data: str
+) -> None:
+    where, lot = DATA[data]
+    params = [x for kv in PARAMS[strategy, data] for x in ("--param", kv)]
+    out = tmp_path / "out"
+    argv = ["backtest", strategy, *where, *params, "--store", store, "--out", str(out)]
+    assert main(argv) == 0
+    assert f"{NAMES[strategy]}: pnl" in capsys.readouterr().out
+    assert (out / "report.html").is_file()
+    result = BacktestResult.read(out)
+    fills = result.fills
+    assert fills.height > 50
+    assert (fills["liquidity"] == "maker").all()
+    readable = fills.select("ts", "side", "price", "qty", "fee", "position")
+    assert readable.null_count().sum_horizontal()[0] == 0
+    pos = np.rint(fills["position"].to_numpy() / lot).astype(np.int64)
+    assert np.abs(pos).max() <= 5
+    sampled = np.rint(result.positions["position"].to_numpy() / lot)
+    assert np.abs(sampled).max() <= 5
