@@ -82,12 +82,12 @@ def log_open_orders(a: np.ndarray) -> int:
     = now) so the orders table lists every order sent; returns how many."""
     st = unpack_raw(a)
     now = st.h[H_NOW]
-    n = 0
-    for slot in range(st.ord.shape[0]):
-        if st.ord[slot, O_ID] != 0:
-            log_order(st, slot, now)
-            n += 1
-    return n
+    ids = st.ord[:, O_ID]
+    live = np.nonzero(ids)[0]
+    # in the order they were sent (ids grow with each submission), whatever slots they hold
+    for slot in live[np.argsort(ids[live])]:
+        log_order(st, slot, now)
+    return live.shape[0]
 
 
 @njit(cache=True)
