@@ -35,6 +35,12 @@ def _versioned_numba_cache() -> None:
     os.environ["NUMBA_CACHE_DIR"] = target
     import sys
 
+    # generated strategy runners (framework/engine/codegen.py) live in the cache too; numba's
+    # index of a strategy's callbacks imports them by name, so they must always be importable
+    runners = str(Path(target) / "runners")
+    if runners not in sys.path:
+        sys.path.append(runners)
+
     if "numba" in sys.modules:  # numba read its config already: tell it too
         from numba.core import config
 

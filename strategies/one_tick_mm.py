@@ -28,14 +28,14 @@ class OneTickMMParams(Params):
     improve: bool = False  #: quote one tick inside the spread when it is wider than one tick
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _target(bb: int, ba: int, improve: bool) -> tuple[int, int]:
     if improve and ba - bb > 2:
         return bb + 1, ba - 1
     return bb, ba
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _requote_side(ctx, sid, inst, side, want, allowed, qty, s, id_word, px_word) -> None:
     oid = s[id_word]
     if oid != 0 and nb.order_status(ctx, sid, oid) == 0:
@@ -83,13 +83,11 @@ class OneTickMM(Strategy):
 
     def _requote(self, ctx: Context, inst: int, side: int, want: int, allowed: bool) -> None:
         oid, px = (self.bid_id, self.bid_px) if side == BUY else (self.ask_id, self.ask_px)
-        if oid and not ctx.is_live(oid):
-            oid = 0
-        if oid:
+        if oid and ctx.is_live(oid):
             if allowed and px == want:
-                return
+                return  # our quote is where we want it: keep its place in the queue
             ctx.cancel(oid)
-            oid = 0
+        oid = 0
         if allowed and want != NO_PRICE:
             new = ctx.submit(inst, side, want, self.params.order_qty)
             if new > 0:

@@ -23,6 +23,8 @@ FloatArray = npt.NDArray[np.float64]
 
 #: Seconds of trading in a year for equities: 252 days of 6.5 hours.
 TRADING_SECONDS_PER_YEAR = 252 * 6.5 * 3600
+#: Fewest equity intervals for which Sharpe and Sortino are reported (else NaN, "n/a").
+MIN_INTERVALS = 30
 #: Default Sharpe interval: one minute.
 DEFAULT_INTERVAL_NS = 60 * NS_PER_S
 #: Periods per year of the default interval (98,280 one-minute periods).
@@ -275,8 +277,12 @@ def summarize(
     strategy: str | None = None,
     interval_ns: int = DEFAULT_INTERVAL_NS,
     periods_per_year: float | None = None,
+    min_intervals: int = MIN_INTERVALS,
 ) -> dict[str, Any]:
     """Headline statistics of one strategy (or of all together when ``strategy`` is None).
+
+    Sharpe and Sortino need ``min_intervals`` equity intervals (default 30): annualising a
+    few minutes of data gives numbers in the hundreds that mean nothing.
 
     ``periods_per_year`` defaults to equity trading time (252 days x 6.5 h) divided by
     ``interval_ns``; pass ``365 * 86_400 * 1e9 / interval_ns`` for a 24/7 crypto venue.
@@ -314,6 +320,7 @@ def summarize(
     turnover = float((fills["price"] * fills["qty"]).sum()) if n_fills else 0.0
 
     changes = np.diff(resample_last(eq["ts"].to_numpy(), equity, interval_ns))
+    enough = len(changes) >= min_intervals
     trips = round_trips(fills)
     wins = int((trips > 0).sum())
 
@@ -350,8 +357,8 @@ def summarize(
         "max_drawdown": max_drawdown(equity),
         "max_drawdown_rel": max_drawdown_relative(equity),
         "n_intervals": len(changes),
-        "sharpe": sharpe(changes, periods_per_year),
-        "sortino": sortino(changes, periods_per_year),
+        "sharpe": sharpe(changes, periods_per_year) if enough else math.nan,
+        "sortino": sortino(changes, periods_per_year) if enough else math.nan,
         "n_round_trips": int(trips.size),
         "hit_ratio": wins / trips.size if trips.size else math.nan,
         "avg_abs_position": avg_abs,

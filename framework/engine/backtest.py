@@ -393,22 +393,21 @@ class Backtest:
                     getattr(mod, f"on_start_{j}"),
                     getattr(mod, f"on_stop_{j}"),
                 )
-        book_subs = [
-            [
-                k
-                for k, s in enumerate(strategies)
-                if sub[k, i] and (s.subscribes("on_book") or k in disp)
-            ]
-            for i in range(len(self.instruments))
-        ]
-        trade_subs = [
-            [
-                k
-                for k, s in enumerate(strategies)
-                if sub[k, i] and (s.subscribes("on_trade") or k in disp)
-            ]
-            for i in range(len(self.instruments))
-        ]
+        # per instrument, the calls to make on a book change / a trade: (function, first
+        # argument, is a compiled dispatcher); built once so a wake-up is a list walk
+        def calls(name: str, wake: int, i: int) -> list[tuple[Any, Any, bool]]:
+            out: list[tuple[Any, Any, bool]] = []
+            for k, s in enumerate(strategies):
+                if not sub[k, i]:
+                    continue
+                if k in disp:
+                    out.append((disp[k][0], (wake, disp[k][1], disp[k][2]), True))
+                elif s.subscribes(name):
+                    out.append((getattr(s, name), ctxs[k], False))
+            return out
+
+        book_calls = [calls("on_book", WAKE_BOOK, i) for i in range(len(self.instruments))]
+        trade_calls = [calls("on_trade", WAKE_TRADE, i) for i in range(len(self.instruments))]
         for k, s in enumerate(strategies):
             if k in disp:
                 disp[k][3](self.arena, disp[k][1], disp[k][2])
@@ -423,15 +422,13 @@ class Backtest:
             w = step(ptr)
             if w == WAKE_BOOK or w == WAKE_TRADE:
                 inst = hv[H_WAKE_INST]
-                for k in book_subs[inst] if w == WAKE_BOOK else trade_subs[inst]:
-                    n_wakes += 1
-                    if k in disp:
-                        d = disp[k]
-                        d[0](arena, w, d[1], d[2])
-                    elif w == WAKE_BOOK:
-                        strategies[k].on_book(ctxs[k], inst)
+                todo = book_calls[inst] if w == WAKE_BOOK else trade_calls[inst]
+                n_wakes += len(todo)
+                for fn, arg, compiled in todo:
+                    if compiled:
+                        fn(arena, *arg)
                     else:
-                        strategies[k].on_trade(ctxs[k], inst)
+                        fn(arg, inst)
             elif w == WAKE_FILL or w == WAKE_ORDER or w == WAKE_TIMER:
                 k = hv[H_WAKE_STRAT]
                 n_wakes += 1

@@ -24,10 +24,16 @@ from framework.strategy.base import Strategy
 
 
 def cache_dir() -> Path:
-    """Where generated runners live: ``$HFTLAB_CACHE_DIR`` or ``~/.cache/hftlab/runners``."""
-    base = os.environ.get("HFTLAB_CACHE_DIR")
-    root = Path(base) if base else Path.home() / ".cache" / "hftlab"
-    return root / "runners"
+    """Where generated runners live: a ``runners`` folder inside numba's cache folder.
+
+    They must live and die with that cache: numba's index of a strategy's cached callbacks
+    names the runner modules whose parameter types it was compiled for, and loading the index
+    imports them all. Kept apart (another folder, or one of them deleted), a later run fails
+    to load the index with ``No module named 'hftlab_runner_...'``.
+    """
+    from numba.core import config
+
+    return Path(config.CACHE_DIR or os.environ.get("NUMBA_CACHE_DIR", ".")) / "runners"
 
 
 def _ref(cls: type[Strategy], name: str) -> tuple[str, str]:
@@ -195,8 +201,10 @@ def build_runner(strategies: list[Strategy]) -> ModuleType:
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         tmp.write_text(text)
         os.replace(tmp, path)
+        importlib.invalidate_caches()  # the folder's finder may have listed it before
+    sys.path_importer_cache.pop(str(d), None)  # a finder cached while the folder was missing
     if str(d) not in sys.path:
-        sys.path.insert(0, str(d))
+        sys.path.append(str(d))
     return importlib.import_module(name)
 
 

@@ -176,7 +176,10 @@ class Context:
 
     def is_live(self, oid: int) -> bool:
         """Whether the order is still working (not filled, cancelled, rejected or expired)."""
-        return self._slot(oid) >= 0
+        # _slot's test written out: strategies ask this on every callback
+        base = (oid % self._max_orders) * self._ocols
+        v = self._ordv
+        return oid > 0 and v[base + O_ID] == oid and v[base + O_STRAT] == self.sid
 
     def order(self, oid: int) -> dict[str, Any] | None:
         """Status, price, qty and filled qty of a live order; None once it has finished."""

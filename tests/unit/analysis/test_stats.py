@@ -105,7 +105,7 @@ def tiny_result(*, with_total_rows: bool = True) -> BacktestResult:
 
 @pytest.fixture(scope="module")
 def stats() -> dict:
-    return summarize(tiny_result())
+    return summarize(tiny_result(), min_intervals=2)
 
 
 # --- array functions ------------------------------------------------------------------------
@@ -230,11 +230,13 @@ def test_sharpe_and_sortino_from_one_minute_equity_changes(stats: dict) -> None:
 def test_sharpe_interval_and_periods_per_year_are_arguments() -> None:
     r = tiny_result()
     # two-minute grid: equity 0, 1, 0.94 -> changes 1, -0.06
-    st = summarize(r, interval_ns=120 * S, periods_per_year=100.0)
+    st = summarize(r, interval_ns=120 * S, periods_per_year=100.0, min_intervals=2)
     assert st["n_intervals"] == 2
     assert st["sharpe"] == pytest.approx(0.47 / math.sqrt(2 * 0.53**2) * 10.0)
     # three-minute grid has one interval only: NaN, not an error
-    assert math.isnan(summarize(r, interval_ns=180 * S)["sharpe"])
+    assert math.isnan(summarize(r, interval_ns=180 * S, min_intervals=1)["sharpe"])
+    # by default a few intervals give n/a rather than a meaningless annualised figure
+    assert math.isnan(summarize(r, interval_ns=120 * S)["sharpe"])
 
 
 def test_hit_ratio_of_round_trips(stats: dict) -> None:
