@@ -72,7 +72,7 @@ def to_hbt(events: np.ndarray, tick: float) -> np.ndarray:
 
 
 @njit
-def hbt_mm(hbt: Any, max_pos: float) -> tuple[int, int, int]:  # pragma: no cover - runs inside numba
+def hbt_mm(hbt: Any, max_pos: float) -> tuple[int, int, int]:  # pragma: no cover
     oid = 1
     bid_id = 0
     ask_id = 0

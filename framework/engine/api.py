@@ -104,4 +104,4 @@ def entry(fn: Any, *argtypes: Any) -> Callable[..., Any]:
     loaded from the cache now). Call it with exactly those types: Python ints for int64,
     a C-contiguous int64 array for the arena."""
     fn.compile(argtypes)
-    return fn.overloads[argtypes].entry_point  # type: ignore[no-any-return]
+    return fn.overloads[argtypes].entry_point

@@ -33,7 +33,8 @@ def cache_dir() -> Path:
     """
     from numba.core import config
 
-    return Path(config.CACHE_DIR or os.environ.get("NUMBA_CACHE_DIR", ".")) / "runners"
+    base = config.CACHE_DIR or os.environ.get("NUMBA_CACHE_DIR", ".")  # type: ignore[attr-defined]
+    return Path(base) / "runners"
 
 
 def _ref(cls: type[Strategy], name: str) -> tuple[str, str]:

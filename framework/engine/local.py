@@ -330,19 +330,6 @@ def trip_kill_switch(a: Arena, sid: int, now: int) -> None:
 # --- market data reaching the strategy --------------------------------------------------------
 
 
-@njit(cache=True)
-def local_event(
-    a: Arena, inst: int, kind: int, side: int, price: int, qty: int, flags: int
-) -> int:
-    """Apply an event to the strategy's book; WAKE_BOOK when the touch changed at a message
-    boundary, WAKE_TRADE for a trade print, else WAKE_NONE."""
-    st = unpack_raw(a)
-    _inst = st.inst
-    _lmeta = st.lmeta
-    _lqty = st.lqty
-    return local_book_event(_lmeta[inst], _lqty[inst], _inst[inst], kind, side, price, qty, flags)
-
-
 @njit(cache=True, inline="always")
 def local_book_event(
     meta: npt.NDArray[np.int64],
@@ -354,7 +341,8 @@ def local_book_event(
     qty: int,
     flags: int,
 ) -> int:
-    """:func:`local_event` on one instrument's arrays (what the replay loop calls per event)."""
+    """Apply an event to the strategy's book (one instrument's arrays): WAKE_BOOK when the
+    touch changed at a message boundary, WAKE_TRADE for a trade print, else WAKE_NONE."""
     if kind == KIND_TRADE:
         r[I_LAST_TRADE_PX] = price
         r[I_LAST_TRADE_QTY] = qty
@@ -467,7 +455,6 @@ def local_response(a: Arena, m: npt.NDArray[np.int64], now: int) -> int:
 __all__ = [
     "cancel_all",
     "local_book_event",
-    "local_event",
     "local_response",
     "order_cancel",
     "order_modify",

@@ -293,7 +293,7 @@ def advance_state(a: Arena, ev: np.ndarray) -> int:
                                 qty,
                                 old,
                                 e["flags"],
-                                np.int64(e["order_id"]),
+                                np.int64(e["order_id"]),  # type: ignore[arg-type]
                                 fills,
                             )
                             if nf > 0:
@@ -374,7 +374,7 @@ def advance_at(p: int) -> int:
     """
     a = carray(_as_voidptr(p), (4 * N_SEG,), np.int64)  # type: ignore[call-arg]
     h = unpack_raw(a).h
-    ev = carray(_as_voidptr(h[H_EV_PTR]), (h[H_N_EV],), EVENT_DTYPE)  # type: ignore[call-arg]
+    ev = carray(_as_voidptr(h[H_EV_PTR]), (h[H_N_EV],), EVENT_DTYPE)
     return advance_state(a, ev)
 
 

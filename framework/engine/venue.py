@@ -18,7 +18,6 @@ from framework.book.l2 import (
     M_BID,
     M_NT,
     NO_PRICE,
-    l2_apply,
     l2_best_ask,
     l2_best_bid,
     l2_qty_at,
@@ -27,9 +26,7 @@ from framework.core.events import (
     BUY,
     FLAG_QUEUE_TS,
     KIND_BBO,
-    KIND_CLEAR,
     KIND_LEVEL,
-    KIND_STATUS,
     KIND_TRADE,
     STATUS_HALTED,
     STATUS_OPEN,
@@ -491,37 +488,4 @@ def venue_status(instarr: npt.NDArray[np.int64], inst: int, status: int) -> None
         instarr[inst, I_HALTED] = 0
 
 
-@njit(cache=True)
-def venue_event(a: Arena, inst: int, now: int, kind: int, side: int, price: int, qty: int) -> None:
-    """Apply one market-data event to the venue's view at its exchange time.
-
-    (The replay loop runs the same steps inline; this is the one-call form.)
-    """
-    st = unpack_raw(a)
-    _h = st.h
-    _hf = st.hf
-    _inst = st.inst
-    _ord = st.ord
-    _ordf = st.ordf
-    _rest = st.rest
-    _scratch = st.scratch
-    _vmeta = st.vmeta
-    _vqty = st.vqty
-    if kind == KIND_STATUS:
-        venue_status(_inst, inst, qty)
-        return
-    meta = _vmeta[inst]
-    book = _vqty[inst]
-    old = 0
-    resting = _inst[inst, I_N_RESTING] > 0
-    if resting and (kind == KIND_LEVEL or kind == KIND_BBO):
-        old = l2_qty_at(meta, book, side, price)
-    if kind == KIND_LEVEL or kind == KIND_BBO or kind == KIND_CLEAR:
-        l2_apply(meta, book, kind, side, price, qty)
-    if resting:
-        fills = _scratch[: _rest.shape[0]]
-        nf = scan_resting(_h, _hf, _rest, _ord, _ordf, inst, kind, side, price, qty, old, fills)
-        apply_fills(st, now, fills, nf)
-
-
-__all__ = ["apply_fills", "fee_of", "scan_resting", "venue_event", "venue_request", "venue_status"]
+__all__ = ["apply_fills", "fee_of", "scan_resting", "venue_request", "venue_status"]

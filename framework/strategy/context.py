@@ -108,21 +108,21 @@ class Context:
     @property
     def now(self) -> int:
         """Current local time (ns since the epoch)."""
-        return self._hv[H_NOW]  # type: ignore[no-any-return]
+        return self._hv[H_NOW]
 
     def best_bid(self, inst: int = 0) -> int:
         """Best bid in ticks as of the last whole message seen, or ``NO_PRICE`` (the minimum
         int64) when the side is empty."""
-        return self._instv[inst * self._icols + I_BB]  # type: ignore[no-any-return]
+        return self._instv[inst * self._icols + I_BB]
 
     def best_ask(self, inst: int = 0) -> int:
-        return self._instv[inst * self._icols + I_BA]  # type: ignore[no-any-return]
+        return self._instv[inst * self._icols + I_BA]
 
     def bid_qty(self, inst: int = 0) -> int:
-        return self._instv[inst * self._icols + I_BBQ]  # type: ignore[no-any-return]
+        return self._instv[inst * self._icols + I_BBQ]
 
     def ask_qty(self, inst: int = 0) -> int:
-        return self._instv[inst * self._icols + I_BAQ]  # type: ignore[no-any-return]
+        return self._instv[inst * self._icols + I_BAQ]
 
     def level_qty(self, inst: int, side: int | str, price: int) -> int:
         """Lots resting at ``price`` on ``side`` (0 when the level is empty)."""
@@ -152,7 +152,7 @@ class Context:
     # --- our state ------------------------------------------------------------------------
     def position(self, inst: int = 0) -> int:
         """Position in lots, as fills have reported it."""
-        return self._posv[self._pos0 + inst * self._pcols + P_POS]  # type: ignore[no-any-return]
+        return self._posv[self._pos0 + inst * self._pcols + P_POS]
 
     def open_qty(self, inst: int = 0) -> tuple[int, int]:
         """Lots in open (buy, sell) orders."""
