@@ -90,8 +90,10 @@ def hbt_mm(hbt: Any, max_pos: float) -> tuple[int, int, int]:  # pragma: no cove
         depth = hbt.depth(0)
         bb = depth.best_bid
         ba = depth.best_ask
-        bq = depth.best_bid_qty
-        aq = depth.best_ask_qty
+        # (depth.best_bid_qty / best_ask_qty return the price in hftbacktest 2.4.4's numba
+        # API, so the size is read at the best tick)
+        bq = depth.bid_qty_at_tick(depth.best_bid_tick)
+        aq = depth.ask_qty_at_tick(depth.best_ask_tick)
         if not (bb > 0.0 and ba > 0.0 and ba < 1e11):
             continue
         # ours is called when the touch (price or size) changes: the same here
