@@ -162,7 +162,7 @@ def sample(a: Arena, now: int) -> None:
 
 
 @njit(cache=True, inline="always")
-def _sync(h: np.ndarray, ev: np.ndarray, vc: int, lc: int, v0: int, l0: int) -> None:
+def _sync(h: np.ndarray, ev: np.ndarray, vc: int, lc: int, l0: int) -> None:
     """Write the inner data loop's cursors and counters back to the header (they live in
     registers meanwhile: every view aliases the arena, so LLVM reloads after each store)."""
     h[H_EVENTS_VENUE] += vc - h[H_VENUE_CUR]
@@ -173,7 +173,6 @@ def _sync(h: np.ndarray, ev: np.ndarray, vc: int, lc: int, v0: int, l0: int) -> 
         e = ev[lc - 1]
         h[H_FEED_LAT] = e["local_ts"] - e["exch_ts"]
         h[H_LAST_TS] = e["local_ts"]
-    _ = v0
 
 
 @njit(cache=True)
@@ -258,7 +257,6 @@ def advance_state(a: Arena, ev: np.ndarray) -> int:
             t_rr = min(treq, tresp)
             t_ts = min(ttimer, tsample)
             end = h[H_END_TS]
-            v0 = vc
             l0 = lc
             while True:
                 if t == tv:
@@ -297,7 +295,7 @@ def advance_state(a: Arena, ev: np.ndarray) -> int:
                                 fills,
                             )
                             if nf > 0:
-                                _sync(h, ev, vc, lc, v0, l0)
+                                _sync(h, ev, vc, lc, l0)
                                 h[H_NOW] = t
                                 apply_fills(st, t, fills, nf)
                                 break
@@ -321,7 +319,7 @@ def advance_state(a: Arena, ev: np.ndarray) -> int:
                     if (w == WAKE_BOOK and instarr[i, I_SUB_BOOK]) or (
                         w == WAKE_TRADE and instarr[i, I_SUB_TRADE]
                     ):
-                        _sync(h, ev, vc, lc, v0, l0)
+                        _sync(h, ev, vc, lc, l0)
                         h[H_NOW] = t
                         h[H_WAKE_INST] = i
                         h[H_WAKE] = w
@@ -336,7 +334,7 @@ def advance_state(a: Arena, ev: np.ndarray) -> int:
                     t = tl
                 else:
                     break
-            _sync(h, ev, vc, lc, v0, l0)
+            _sync(h, ev, vc, lc, l0)
             h[H_NOW] = t
         elif t == treq:
             pop_msg(st, req, H_N_REQ, ireq, mbuf)

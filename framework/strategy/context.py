@@ -167,16 +167,10 @@ class Context:
 
     def _slot(self, oid: int) -> int:
         """The slot of a live order of ours, or -1 (ids encode their slot: id % capacity)."""
-        if oid <= 0:
-            return -1
-        slot = oid % self._max_orders
-        base = slot * self._ocols
-        v = self._ordv
-        return slot if v[base + O_ID] == oid and v[base + O_STRAT] == self.sid else -1
+        return oid % self._max_orders if self.is_live(oid) else -1
 
     def is_live(self, oid: int) -> bool:
         """Whether the order is still working (not filled, cancelled, rejected or expired)."""
-        # _slot's test written out: strategies ask this on every callback
         base = (oid % self._max_orders) * self._ocols
         v = self._ordv
         return oid > 0 and v[base + O_ID] == oid and v[base + O_STRAT] == self.sid

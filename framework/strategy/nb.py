@@ -105,35 +105,35 @@ def now(ctx: Ctx) -> int:
 
 
 @njit(cache=True, inline="always")
-def best_bid(ctx: Ctx, inst: int) -> int:
-    """Best bid (ticks) as of the last whole message the strategy saw, or NO_PRICE."""
+def _touch(ctx: Ctx, inst: int, col: int) -> int:
+    """One word of the touch the strategy view last saw at a message boundary."""
     st = unpack_raw(ctx)
     _inst = st.inst
-    return _inst[inst, I_BB]
+    return _inst[inst, col]
+
+
+@njit(cache=True, inline="always")
+def best_bid(ctx: Ctx, inst: int) -> int:
+    """Best bid (ticks) as of the last whole message the strategy saw, or NO_PRICE."""
+    return _touch(ctx, inst, I_BB)
 
 
 @njit(cache=True, inline="always")
 def best_ask(ctx: Ctx, inst: int) -> int:
     """Best ask (ticks), or NO_PRICE."""
-    st = unpack_raw(ctx)
-    _inst = st.inst
-    return _inst[inst, I_BA]
+    return _touch(ctx, inst, I_BA)
 
 
 @njit(cache=True, inline="always")
 def bid_qty(ctx: Ctx, inst: int) -> int:
     """Lots at the best bid (0 when none)."""
-    st = unpack_raw(ctx)
-    _inst = st.inst
-    return _inst[inst, I_BBQ]
+    return _touch(ctx, inst, I_BBQ)
 
 
 @njit(cache=True, inline="always")
 def ask_qty(ctx: Ctx, inst: int) -> int:
     """Lots at the best ask."""
-    st = unpack_raw(ctx)
-    _inst = st.inst
-    return _inst[inst, I_BAQ]
+    return _touch(ctx, inst, I_BAQ)
 
 
 @njit(cache=True, inline="always")

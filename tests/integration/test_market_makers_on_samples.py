@@ -19,13 +19,9 @@ import pytest
 from framework.analysis.results import BacktestResult
 from framework.cli import main
 
+from .conftest import SAMPLES
+
 pytestmark = pytest.mark.shared_data
-AMZN = "lobster_AMZN_2012-06-21_L1_fullday/AMZN_2012-06-21_34200000_57600000_message_1.csv"
-USDM = "crypto_hftbacktest_binance_raw_feed/binance_usdm_btcusdt_20240808.gz"
-DATA = {  # where the data is, and its lot size
-    "amzn": (["--venue", "XNAS", "--symbol", "AMZN", "--from", "2012-06-21"], 1.0),
-    "binance": (["--venue", "BINANCE_USDM", "--symbol", "BTCUSDT", "--from", "2024-08-08"], 0.001),
-}
 PARAMS = {  # (strategy, data) -> --param values scaled to the instrument
     ("avellaneda_stoikov", "amzn"): ["gamma=0.01", "k=0.12", "horizon_s=30"],
     ("avellaneda_stoikov", "binance"): ["gamma=0.0001", "k=2", "horizon_s=1"],
@@ -35,23 +31,20 @@ PARAMS = {  # (strategy, data) -> --param values scaled to the instrument
 NAMES = {"avellaneda_stoikov": "AvellanedaStoikov", "queue_aware_mm": "QueueAwareMM"}
 
 
-@pytest.fixture(scope="module")
-def store(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
-    root = str(tmp_path_factory.mktemp("store"))
-    assert main(["data", "import", "lobster", str(shared_data / AMZN), "--store", root]) == 0
-    assert main(["data", "import", "binance", str(shared_data / USDM), "--store", root]) == 0
-    return root
 
-
-@pytest.mark.parametrize("data", list(DATA))
+@pytest.mark.parametrize("data", list(SAMPLES))
 @pytest.mark.parametrize("strategy", list(NAMES))
 def test_runs_on_the_sample_and_writes_a_report(
-    store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], strategy: str, data: str
+    samples_store: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    strategy: str,
+    data: str,
 ) -> None:
-    where, lot = DATA[data]
+    where, lot = SAMPLES[data]
     params = [x for kv in PARAMS[strategy, data] for x in ("--param", kv)]
     out = tmp_path / "out"
-    argv = ["backtest", strategy, *where, *params, "--store", store, "--out", str(out)]
+    argv = ["backtest", strategy, *where, *params, "--store", samples_store, "--out", str(out)]
     assert main(argv) == 0
     assert f"{NAMES[strategy]}: pnl" in capsys.readouterr().out
     assert (out / "report.html").is_file()

@@ -19,34 +19,27 @@ import pytest
 from framework.analysis.results import BacktestResult
 from framework.cli import main
 
+from .conftest import SAMPLES
+
 pytestmark = pytest.mark.shared_data
-AMZN = "lobster_AMZN_2012-06-21_L1_fullday/AMZN_2012-06-21_34200000_57600000_message_1.csv"
-USDM = "crypto_hftbacktest_binance_raw_feed/binance_usdm_btcusdt_20240808.gz"
-DATA = {  # the data, and its lot size
-    "amzn": (["--venue", "XNAS", "--symbol", "AMZN", "--from", "2012-06-21"], 1.0),
-    "binance": (["--venue", "BINANCE_USDM", "--symbol", "BTCUSDT", "--from", "2024-08-08"], 0.001),
-}
 STRATEGIES = {"imbalance_taker": ("ImbalanceTaker", 5_000), "trade_flow": ("TradeFlow", 10_000)}
 ROUND_TRIP_NS = 2_000_000
 
 
-@pytest.fixture(scope="module")
-def store(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
-    root = str(tmp_path_factory.mktemp("store"))
-    assert main(["data", "import", "lobster", str(shared_data / AMZN), "--store", root]) == 0
-    assert main(["data", "import", "binance", str(shared_data / USDM), "--store", root]) == 0
-    return root
 
-
-@pytest.mark.parametrize("data", list(DATA))
+@pytest.mark.parametrize("data", list(SAMPLES))
 @pytest.mark.parametrize("strategy", list(STRATEGIES))
 def test_runs_on_the_sample_and_writes_a_report(
-    store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], strategy: str, data: str
+    samples_store: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    strategy: str,
+    data: str,
 ) -> None:
-    where, lot = DATA[data]
+    where, lot = SAMPLES[data]
     name, hold_ms = STRATEGIES[strategy]
     out = tmp_path / "out"
-    args = ["backtest", strategy, *where, "--store", store, "--out", str(out)]
+    args = ["backtest", strategy, *where, "--store", samples_store, "--out", str(out)]
     if (strategy, data) == ("imbalance_taker", "amzn"):
         # AMZN's spread is 13 ticks (median): a 2-tick predicted move never beats it
         args += ["--param", "move_per_imbalance=10"]
