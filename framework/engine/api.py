@@ -1,5 +1,6 @@
 """The strategy API on the raw arena: what the Python Context calls (one array argument,
-so a call costs ~200 ns rather than microseconds for a tuple of views).
+so a call costs ~200 ns rather than microseconds for a tuple of views; the ``*_at`` forms
+take the arena's address as an int, the cheapest argument to pass from Python).
 
 :func:`entry` gives a compiled function's entry point for fixed argument types: calling it
 skips numba's dispatcher (argument type inference and overload lookup), which halves the
@@ -17,13 +18,23 @@ from numba import njit, types
 from framework.book.l2 import l2_depth
 from framework.engine.loop import sample
 from framework.engine.messages import log_order
-from framework.engine.state import H_NOW, O_ID, unpack_raw
+from framework.engine.state import H_NOW, O_ID, arena_at, unpack_raw
 from framework.strategy import nb
 
 
 @njit(cache=True)
 def submit(a: np.ndarray, sid: int, inst: int, side: int, price: int, qty: int, tif: int) -> int:
     return nb.submit(a, sid, inst, side, price, qty, tif)
+
+
+@njit(cache=True)
+def submit_at(p: int, sid: int, inst: int, side: int, price: int, qty: int, tif: int) -> int:
+    return nb.submit(arena_at(p), sid, inst, side, price, qty, tif)
+
+
+@njit(cache=True)
+def cancel_at(p: int, sid: int, oid: int) -> bool:
+    return nb.cancel(arena_at(p), sid, oid)
 
 
 @njit(cache=True)

@@ -46,7 +46,6 @@ from framework.engine.state import (
     H_N_MKT,
     H_N_ORD,
     H_N_POS,
-    H_N_WAKES,
     H_NEXT_SAMPLE,
     H_NOW,
     H_QUEUE_MODEL,
@@ -63,6 +62,8 @@ from framework.engine.state import (
     HF_LAT_ENTRY,
     HF_LAT_RESP,
     HF_QUEUE_N,
+    I_N_BOOK_WAKES,
+    I_N_TRADE_WAKES,
     I_SUB_BOOK,
     I_SUB_TRADE,
     IF_FEE_PER_LOT,
@@ -77,6 +78,7 @@ from framework.engine.state import (
     RESP_EXPIRED,
     RESP_MODIFIED,
     RESP_REJECT,
+    S_N_WAKES,
     S_SUB_FILL,
     S_SUB_ORDER,
     WAKE_BOOK,
@@ -374,7 +376,8 @@ class Backtest:
         ctxs = [Context(self.arena, sid, self.instruments) for sid in range(len(strategies))]
         sub = self.st.sub
         h = self.st.h
-        hv = memoryview(h)  # type: ignore[arg-type]  # Python ints from the header without numpy scalar boxing
+        # Python ints from the header without numpy scalar boxing
+        hv = self._hv = memoryview(h)  # type: ignore[arg-type]
         # compiled-only strategies in a mixed run are called through generated dispatchers
         compiled_only = [k for k, s in enumerate(strategies) if not s.has_python_path()]
         disp: dict[int, Any] = {}
@@ -393,72 +396,48 @@ class Backtest:
                     getattr(mod, f"on_start_{j}"),
                     getattr(mod, f"on_stop_{j}"),
                 )
-        # per instrument, the calls to make on a book change / a trade: (function, first
-        # argument, is a compiled dispatcher); built once so a wake-up is a list walk
-        def calls(name: str, wake: int, i: int) -> list[tuple[Any, Any, bool]]:
-            out: list[tuple[Any, Any, bool]] = []
+        # per instrument, the calls to make on a book change / a trade, each fn(arg, inst);
+        # built once so a wake-up is a short list walk
+        arena = self.arena
+
+        def compiled_call(d: Any, wake: int) -> Any:
+            return lambda a, inst: d[0](a, wake, d[1], d[2])
+
+        def calls(name: str, wake: int, i: int) -> list[tuple[Any, Any]]:
+            out: list[tuple[Any, Any]] = []
             for k, s in enumerate(strategies):
                 if not sub[k, i]:
                     continue
                 if k in disp:
-                    out.append((disp[k][0], (wake, disp[k][1], disp[k][2]), True))
+                    out.append((compiled_call(disp[k], wake), arena))
                 elif s.subscribes(name):
-                    out.append((getattr(s, name), ctxs[k], False))
+                    out.append((getattr(s, name), ctxs[k]))
             return out
 
         book_calls = [calls("on_book", WAKE_BOOK, i) for i in range(len(self.instruments))]
         trade_calls = [calls("on_trade", WAKE_TRADE, i) for i in range(len(self.instruments))]
         for k, s in enumerate(strategies):
             if k in disp:
-                disp[k][3](self.arena, disp[k][1], disp[k][2])
+                disp[k][3](arena, disp[k][1], disp[k][2])
             else:
                 s.on_start(ctxs[k])
-        arena = self.arena
         step = api.entry(advance_at, api.I64_T)
         ptr = int(arena.ctypes.data)  # self.arena stays alive for the whole loop
-        n_wakes = 0
         t0 = time.perf_counter()
+        # the hot loop: one compiled step per wake-up, then the subscribers' callbacks (the
+        # compiled side counts the wake-ups; locals only, checked in order of frequency)
         while True:
             w = step(ptr)
-            if w == WAKE_BOOK or w == WAKE_TRADE:
+            if w == WAKE_BOOK:
                 inst = hv[H_WAKE_INST]
-                todo = book_calls[inst] if w == WAKE_BOOK else trade_calls[inst]
-                n_wakes += len(todo)
-                for fn, arg, compiled in todo:
-                    if compiled:
-                        fn(arena, *arg)
-                    else:
-                        fn(arg, inst)
+                for fn, arg in book_calls[inst]:
+                    fn(arg, inst)
+            elif w == WAKE_TRADE:
+                inst = hv[H_WAKE_INST]
+                for fn, arg in trade_calls[inst]:
+                    fn(arg, inst)
             elif w == WAKE_FILL or w == WAKE_ORDER or w == WAKE_TIMER:
-                k = hv[H_WAKE_STRAT]
-                n_wakes += 1
-                if k in disp:
-                    d = disp[k]
-                    d[0](arena, w, d[1], d[2])
-                elif w == WAKE_FILL:
-                    strategies[k].on_fill(
-                        ctxs[k],
-                        FillInfo(
-                            hv[H_WAKE_OID],
-                            hv[H_WAKE_SIDE],
-                            hv[H_WAKE_PRICE],
-                            hv[H_WAKE_QTY],
-                            hv[H_WAKE_INST],
-                        ),
-                    )
-                elif w == WAKE_ORDER:
-                    kind = hv[H_WAKE_ORDER_KIND]
-                    reason = hv[H_WAKE_REASON]
-                    strategies[k].on_order(
-                        ctxs[k],
-                        OrderUpdate(
-                            hv[H_WAKE_OID],
-                            RESP_NAMES.get(kind, str(kind)),
-                            REJ_NAMES.get(reason, "") if reason else "",
-                        ),
-                    )
-                else:
-                    strategies[k].on_timer(ctxs[k])
+                self._strategy_wake(w, hv[H_WAKE_STRAT], ctxs, disp)
             elif w == WAKE_NEED_DATA:
                 self._refill()
             elif w == WAKE_FLUSH:
@@ -468,13 +447,55 @@ class Backtest:
             else:
                 self._check_error(w)
         self._replay_seconds = time.perf_counter() - t0
-        h[H_N_WAKES] = n_wakes
         for k, s in enumerate(strategies):
             if k in disp:
-                disp[k][4](self.arena, disp[k][1], disp[k][2])
+                disp[k][4](arena, disp[k][1], disp[k][2])
             else:
                 s.on_stop(ctxs[k])
         self._finish()
+
+    def _strategy_wake(self, w: int, k: int, ctxs: list[Context], disp: dict[int, Any]) -> None:
+        """A fill, order update or timer for strategy ``k`` (Python path)."""
+        hv = self._hv
+        if k in disp:
+            d = disp[k]
+            d[0](self.arena, w, d[1], d[2])
+        elif w == WAKE_FILL:
+            self.strategies[k].on_fill(
+                ctxs[k],
+                FillInfo(
+                    hv[H_WAKE_OID],
+                    hv[H_WAKE_SIDE],
+                    hv[H_WAKE_PRICE],
+                    hv[H_WAKE_QTY],
+                    hv[H_WAKE_INST],
+                ),
+            )
+        elif w == WAKE_ORDER:
+            kind = hv[H_WAKE_ORDER_KIND]
+            reason = hv[H_WAKE_REASON]
+            self.strategies[k].on_order(
+                ctxs[k],
+                OrderUpdate(
+                    hv[H_WAKE_OID],
+                    RESP_NAMES.get(kind, str(kind)),
+                    REJ_NAMES.get(reason, "") if reason else "",
+                ),
+            )
+        else:
+            self.strategies[k].on_timer(ctxs[k])
+
+    def _callbacks(self) -> int:
+        """Strategy callbacks made: each book/trade wake-up of an instrument calls every
+        strategy on it that has the callback; fills, order updates and timers call one."""
+        st = self.st
+        n = int(st.strat[:, S_N_WAKES].sum())
+        for i in range(len(self.instruments)):
+            for k, s in enumerate(self.strategies):
+                if st.sub[k, i]:
+                    n += int(st.inst[i, I_N_BOOK_WAKES]) * self._wants(s, "on_book")
+                    n += int(st.inst[i, I_N_TRADE_WAKES]) * self._wants(s, "on_trade")
+        return n
 
     def _finish(self) -> None:
         """The last sample, and the orders still working at the end into the order log."""
@@ -640,7 +661,7 @@ class Backtest:
                 }
                 for s in self.strategies
             },
-            "callbacks": int(h[H_N_WAKES]),
+            "callbacks": self._callbacks(),
             "clock_offsets_ns": dict(
                 zip([i.key for i in self.instruments], self.feed.clock_offsets, strict=True)
             ),

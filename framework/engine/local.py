@@ -102,6 +102,7 @@ from framework.engine.state import (
     O_SUBMIT_TS,
     O_TIF,
     O_TYPE,
+    P_N_DONE,
     P_N_OPEN,
     P_OPEN_BUY,
     P_OPEN_SELL,
@@ -189,6 +190,7 @@ def _finish(st: State, slot: int, status: int, now: int) -> None:
     o[O_STATUS] = status
     sid = o[O_STRAT]
     _pos[sid, o[O_INST], P_N_OPEN] -= 1
+    _pos[sid, o[O_INST], P_N_DONE] += 1
     _strat[sid, S_N_OPEN] -= 1
     log_order(st, slot, now)
     release_slot(st, slot)

@@ -53,16 +53,18 @@ from framework.engine.state import (
     H_WAKE_STRAT,
     I_BA,
     I_BB,
+    I_N_BOOK_WAKES,
     I_N_RESTING,
+    I_N_TRADE_WAKES,
     I_SUB_BOOK,
     I_SUB_TRADE,
     M_TS,
     MSG_COLS,
-    N_SEG,
     P_POS,
     R_MAX_DRAWDOWN,
     R_MAX_LOSS,
     S_KILLED,
+    S_N_WAKES,
     S_SUB_FILL,
     S_SUB_ORDER,
     S_TIMER_AT,
@@ -78,6 +80,7 @@ from framework.engine.state import (
     WAKE_TRADE,
     Arena,
     _as_voidptr,
+    arena_at,
     unpack_raw,
 )
 from framework.engine.venue import apply_fills, scan_resting, venue_request, venue_status
@@ -319,6 +322,7 @@ def advance_state(a: Arena, ev: np.ndarray) -> int:
                     if (w == WAKE_BOOK and instarr[i, I_SUB_BOOK]) or (
                         w == WAKE_TRADE and instarr[i, I_SUB_TRADE]
                     ):
+                        instarr[i, I_N_BOOK_WAKES if w == WAKE_BOOK else I_N_TRADE_WAKES] += 1
                         _sync(h, ev, vc, lc, l0)
                         h[H_NOW] = t
                         h[H_WAKE_INST] = i
@@ -346,12 +350,14 @@ def advance_state(a: Arena, ev: np.ndarray) -> int:
                 check_kill(a, h[H_WAKE_STRAT], t)
             wants = S_SUB_FILL if w == WAKE_FILL else S_SUB_ORDER
             if w != WAKE_NONE and strat[h[H_WAKE_STRAT], wants]:
+                strat[h[H_WAKE_STRAT], S_N_WAKES] += 1
                 h[H_WAKE] = w
                 return w
         elif t == ttimer:
             every = strat[tsid, S_TIMER_EVERY]
             strat[tsid, S_TIMER_AT] = t + every if every > 0 else 0
             h[H_WAKE_STRAT] = tsid
+            strat[tsid, S_N_WAKES] += 1
             h[H_WAKE] = WAKE_TIMER
             return WAKE_TIMER
         else:
@@ -370,9 +376,9 @@ def advance_at(p: int) -> int:
     more per call, paid on every strategy wake-up); the driver keeps the arena and the
     event window alive. The window is found through its address in ``h[H_EV_PTR]``.
     """
-    a = carray(_as_voidptr(p), (4 * N_SEG,), np.int64)  # type: ignore[call-arg]
+    a = arena_at(p)
     h = unpack_raw(a).h
-    ev = carray(_as_voidptr(h[H_EV_PTR]), (h[H_N_EV],), EVENT_DTYPE)
+    ev = carray(_as_voidptr(h[H_EV_PTR]), (h[H_N_EV],), EVENT_DTYPE)  # type: ignore[call-arg]
     return advance_state(a, ev)
 
 

@@ -44,6 +44,7 @@ from framework.engine.state import (
     O_PRICE,
     O_QTY,
     O_STATUS,
+    P_N_DONE,
     P_N_OPEN,
     P_OPEN_BUY,
     P_OPEN_SELL,
@@ -171,6 +172,15 @@ def open_orders(ctx: Ctx, sid: int, inst: int) -> int:
     st = unpack_raw(ctx)
     _pos = st.pos
     return _pos[sid, inst, P_N_OPEN]
+
+
+@njit(cache=True, inline="always")
+def finished_count(ctx: Ctx, sid: int, inst: int) -> int:
+    """Orders of ours on ``inst`` that have finished so far (filled, cancelled, rejected or
+    expired). It only grows: while it stands still, every order that was working still is."""
+    st = unpack_raw(ctx)
+    _pos = st.pos
+    return _pos[sid, inst, P_N_DONE]
 
 
 @njit(cache=True, inline="always")
