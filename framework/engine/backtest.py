@@ -250,6 +250,7 @@ class Backtest:
         self.arena = a
         self.st = st
         self.window: EventArray = np.empty(0, dtype=EVENT_DTYPE)
+        self._wbuf: EventArray = self.window  #: the window's buffer, reused across batches
         self.window_feats = np.empty((0, 4))
 
     def _wants(self, s: Strategy, name: str) -> bool:
@@ -268,15 +269,25 @@ class Backtest:
 
     # --- data ------------------------------------------------------------------------------
     def _refill(self) -> None:
+        """Move the rows not yet seen by both views to the front of the window buffer and
+        merge the next rows in after them (the buffer is reused: no allocation per batch)."""
         h = self.st.h
         keep = int(min(h[H_LOCAL_CUR], h[H_VENUE_CUR]))
         n = int(h[H_N_EV])
-        chunk, final = self.feed.next_chunk()
-        rest = self.window[keep:n]
-        self.window = np.ascontiguousarray(np.concatenate([rest, chunk]) if len(rest) else chunk)
-        h[H_EV_PTR] = self.window.ctypes.data  # advance() reads the window through it
+        rest = n - keep
+        need = rest + self.feed.pending()
+        buf = self._wbuf
+        if len(buf) < need:  # the first batch, a larger one: grow with some headroom
+            grown = np.empty(need + need // 4, dtype=EVENT_DTYPE)
+            grown[:rest] = buf[keep:n]
+            buf = self._wbuf = grown
+        elif rest and keep:
+            buf[:rest] = buf[keep:n]  # overlapping move: numpy copies through a temporary
+        got, final = self.feed.next_into(buf, rest)
+        self.window = buf[: rest + got]
+        h[H_EV_PTR] = buf.ctypes.data  # advance() reads the window through it
         if self.features:
-            fresh = self._chunk_features(chunk)
+            fresh = self._chunk_features(buf[rest : rest + got])
             old = self.window_feats[keep:n] if n else fresh[:0]
             self.window_feats = np.ascontiguousarray(np.concatenate([old, fresh]))
             h[H_FEAT_PTR] = self.window_feats.ctypes.data if len(self.window_feats) else 0

@@ -1,20 +1,96 @@
-"""Event sources for the engine: per-instrument batch streams merged by local time."""
+"""Event sources for the engine: per-instrument batch streams merged by local time.
+
+The merge runs in compiled code and writes straight into the engine's event window: a
+batch is read in place (no copy of it is made), and each row is copied once, into the
+window, with its instrument index and clock shift applied on the way.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
 import numpy as np
+from numba import njit
 
+from framework.core.errors import ConfigError
 from framework.core.events import EVENT_DTYPE, EventArray
 
 _EMPTY = np.empty(0, dtype=EVENT_DTYPE)
+_INF = np.iinfo(np.int64).max
+
+
+@njit(cache=True)
+def max_behind(b: EventArray) -> int:
+    """The largest ``exch_ts - local_ts`` of a batch (how far its local clock lags)."""
+    m = np.iinfo(np.int64).min
+    ex = b["exch_ts"]
+    lo = b["local_ts"]
+    for j in range(b.shape[0]):
+        m = max(m, ex[j] - lo[j])
+    return m
+
+
+@njit(cache=True)
+def merge_into(
+    srcs: tuple[EventArray, ...],
+    pos: np.ndarray,
+    offsets: np.ndarray,
+    horizon: int,
+    dst: EventArray,
+    at: int,
+    max_rows: int,
+) -> int:
+    """Copy rows of the streams ``srcs`` (each sorted by ``local_ts``) into ``dst[at:]`` in
+    order of shifted local time (``local_ts + offsets[k]``; ties: lower stream first), up to
+    ``horizon`` and at most ``max_rows`` rows. Each copied row gets ``instrument = k`` and
+    the shifted time. ``pos[k]`` is the next unread row of stream ``k``; it is advanced.
+    Returns the rows written."""
+    k = len(srcs)
+    w = at
+    end = at + max_rows
+    if k == 1:  # one stream: a straight copy
+        s = srcs[0]
+        p = pos[0]
+        off = offsets[0]
+        n = s.shape[0]
+        while w < end and p < n and s[p]["local_ts"] + off <= horizon:
+            dst[w] = s[p]
+            dst[w]["instrument"] = 0
+            dst[w]["local_ts"] = s[p]["local_ts"] + off
+            p += 1
+            w += 1
+        pos[0] = p
+        return w - at
+    while w < end:
+        best = -1
+        bt = horizon
+        for i in range(k):  # a few streams: a scan of their heads beats a heap
+            s = srcs[i]
+            p = pos[i]
+            if p < s.shape[0]:
+                t = s[p]["local_ts"] + offsets[i]
+                if t < bt or (t == bt and best < 0):
+                    best = i
+                    bt = t
+        if best < 0:
+            break
+        s = srcs[best]
+        p = pos[best]
+        dst[w] = s[p]
+        dst[w]["instrument"] = best
+        dst[w]["local_ts"] = bt
+        pos[best] = p + 1
+        w += 1
+    return w - at
 
 
 class MergedFeed:
     """Merges per-instrument streams of event batches into one stream ordered by
     ``local_ts`` (ties: instrument order, then source order), setting each event's
-    ``instrument`` to its stream index. Memory holds about one batch per instrument.
+    ``instrument`` to its stream index. Memory holds one batch per instrument, read in
+    place: a stream may hand out the same buffer again for its next batch (the store's
+    ``iter_batches(reuse=True)`` does), since a batch is fully merged before the next is
+    asked for. Batches are never modified.
 
     A capture whose local clock runs behind the exchange's (``local_ts < exch_ts``, as the
     Binance captures are, by ~1.3 s) would let a strategy see events before the venue applies
@@ -32,60 +108,75 @@ class MergedFeed:
         fix_clock: bool = True,
     ) -> None:
         self._its: list[Iterator[EventArray]] = [iter(s) for s in streams]
-        self._buf: list[EventArray] = [_EMPTY] * len(streams)
-        self._done = [False] * len(streams)
+        k = len(streams)
+        self._buf: list[EventArray] = [_EMPTY] * k
+        self._pos = np.zeros(k, np.int64)  #: next unread row of each stream's batch
+        self._off = np.zeros(k, np.int64)  #: clock shift of each stream's current batch
+        self._done = [False] * k
         self.chunk = chunk  #: cap on rows per chunk (1 = event by event, as live feeds)
         self.fix_clock = fix_clock
-        self.clock_offsets = [0] * len(streams)
+
+    @property
+    def clock_offsets(self) -> list[int]:
+        return [int(x) for x in self._off]
+
+    def _left(self, i: int) -> int:
+        return len(self._buf[i]) - int(self._pos[i])
 
     def _fill(self, i: int) -> None:
-        while not self._done[i] and len(self._buf[i]) == 0:
+        while not self._done[i] and self._left(i) == 0:
             try:
                 b = next(self._its[i])
             except StopIteration:
                 self._done[i] = True
+                self._buf[i] = _EMPTY
+                self._pos[i] = 0
                 return
-            if len(b):
-                b = b.copy()
-                b["instrument"] = i
-                if self.fix_clock:
-                    behind = int((b["exch_ts"] - b["local_ts"]).max())
-                    self.clock_offsets[i] = max(self.clock_offsets[i], behind)
-                    if self.clock_offsets[i]:
-                        b["local_ts"] += self.clock_offsets[i]
-                self._buf[i] = b
+            if b.dtype != EVENT_DTYPE:
+                msg = (
+                    f"stream {i} gave a batch of dtype {b.dtype}; the engine takes "
+                    "framework.core.events.EVENT_DTYPE rows (see make_events)"
+                )
+                raise ConfigError(msg)
+            b = np.ascontiguousarray(b)  # a copy only if it was strided
+            if len(b) and self.fix_clock:
+                self._off[i] = max(int(self._off[i]), int(max_behind(b)))
+            self._buf[i] = b
+            self._pos[i] = 0
 
-    def next_chunk(self) -> tuple[EventArray, bool]:
-        """The next merged rows and whether the data ends with them."""
+    def pending(self) -> int:
+        """An upper bound on the rows the next :meth:`next_into` writes."""
+        for i in range(len(self._its)):
+            self._fill(i)
+        n = sum(self._left(i) for i in range(len(self._its)))
+        return n if self.chunk is None else min(n, self.chunk)
+
+    def next_into(self, dst: EventArray, at: int) -> tuple[int, bool]:
+        """Merge the next rows into ``dst[at:]`` (room for :meth:`pending` rows needed);
+        returns how many and whether the data ends with them."""
         k = len(self._its)
         for i in range(k):
             self._fill(i)
-        live = [i for i in range(k) if len(self._buf[i])]
+        live = [i for i in range(k) if self._left(i)]
         if not live:
-            return _EMPTY, True
+            return 0, True
         # rows up to the earliest last-row time among streams that may still grow are final
-        open_ends = [int(self._buf[i]["local_ts"][-1]) for i in live if not self._done[i]]
-        horizon = min(open_ends) if open_ends else np.iinfo(np.int64).max
-        parts = []
-        for i in live:
-            b = self._buf[i]
-            cut = int(np.searchsorted(b["local_ts"], horizon, side="right"))
-            parts.append(b[:cut])
-            self._buf[i] = b[cut:]
-        merged = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        if len(parts) > 1:
-            merged = merged[np.argsort(merged["local_ts"], kind="stable")]
-        if self.chunk is not None and len(merged) > self.chunk:
-            # hand out the rest later: put it back in front of its streams
-            rest = merged[self.chunk :]
-            merged = merged[: self.chunk]
-            for i in live:
-                mine = rest[rest["instrument"] == i]
-                if len(mine):
-                    self._buf[i] = np.concatenate([mine, self._buf[i]])
-        final = all(self._done[i] and len(self._buf[i]) == 0 for i in range(k))
-        if not final:
-            for i in range(k):
-                self._fill(i)
-            final = all(self._done) and not any(len(b) for b in self._buf)
-        return merged, final
+        open_ends = [
+            int(self._buf[i]["local_ts"][-1]) + int(self._off[i])
+            for i in live
+            if not self._done[i]
+        ]
+        horizon = min(open_ends) if open_ends else _INF
+        room = len(dst) - at
+        cap = room if self.chunk is None else min(room, self.chunk)
+        n = int(merge_into(tuple(self._buf), self._pos, self._off, horizon, dst, at, cap))
+        for i in range(k):
+            self._fill(i)
+        final = all(self._done) and not any(self._left(i) for i in range(k))
+        return n, final
+
+    def next_chunk(self) -> tuple[EventArray, bool]:
+        """The next merged rows (a new array) and whether the data ends with them."""
+        out = np.empty(self.pending(), dtype=EVENT_DTYPE)
+        n, final = self.next_into(out, 0)
+        return out[:n], final
