@@ -23,21 +23,32 @@ its fill could take the position past ``max_position`` (every open lot counted, 
 orders whose cancel is in flight), and each side has at most one order: a replacement is
 sent once the venue has confirmed the cancel. ``cancels`` counts cancels by reason.
 
-Python path only: the compiled strategy API (``nb``) has no last-trade accessor yet, and
-the queue estimate needs the trades.
+The logic is written twice, as plain Python (flexible path) and as numba callbacks over an
+int64 state array (fast path, ``compiled``); the tests check both give bit-identical orders,
+fills, equity and positions. The compiled path keeps the cancel counts in its state words
+``S_CANCELS..`` (``cancel_counts(state)`` turns them into the ``cancels`` dict); only the
+Python path fills ``cancels``, ``quotes`` and ``inst`` on the instance, as the engine does not
+hand a compiled strategy's state back to its instance.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+from numba import njit
+
 from framework.core.errors import ConfigError
 from framework.core.events import BUY, SELL
+from framework.engine.state import RESP_ACK
 from framework.risk.limits import RiskLimits
-from framework.strategy import Params, Strategy, nb
+from framework.strategy import CompiledCallbacks, Params, Strategy, nb
 from framework.strategy.context import Context, FillInfo, OrderUpdate
 
 NO_PRICE = nb.NO_PRICE
+ST_NONE = nb.ST_NONE
+TIF_POST_ONLY = nb.TIF_POST_ONLY
 CANCEL_REASONS = ("touch_moved", "imbalance", "queue", "inventory")
 
 
@@ -78,12 +89,183 @@ class Quote:
         self.traded = 0
 
 
+# --- fast path: numba callbacks over an int64 state array --------------------------------------
+# seven words a side, from S_BID / S_ASK: the fields of Quote, in this order
+Q_OID, Q_PRICE, Q_ACKED, Q_AHEAD, Q_LEVEL, Q_TRADED, Q_CANCELING = range(7)
+S_BID, S_ASK = 0, 7
+S_INST = 14  #: the instrument quoted (-1 before the first book update), as QueueAwareMM.inst
+S_CANCELS = 15  #: four words: cancels sent, by reason, in the order of CANCEL_REASONS
+STATE_SIZE = S_CANCELS + len(CANCEL_REASONS)
+DEPTH_LEVELS = 10  #: an order's level is looked up among this many best levels of its side
+
+
+def cancel_counts(state: npt.NDArray[np.int64]) -> dict[str, int]:
+    """The compiled state's cancel counters as the Python path's ``cancels`` dict."""
+    return dict(zip(CANCEL_REASONS, state[S_CANCELS : S_CANCELS + 4].tolist(), strict=True))
+
+
+@njit(cache=True, inline="always")
+def _word(side: int) -> int:
+    return S_BID if side == BUY else S_ASK
+
+
+@njit(cache=True)
+def qa_on_start(ctx, sid, p, s) -> None:
+    s[:] = 0
+    s[S_INST] = -1
+
+
+@njit(cache=True)
+def qa_on_trade(ctx, sid, inst, p, s) -> None:
+    px, qty, aggressor = nb.last_trade(ctx, inst)
+    for side in (BUY, SELL):
+        w = _word(side)
+        if not (s[w + Q_OID] != 0 and s[w + Q_ACKED] != 0) or aggressor == side:
+            continue  # our bid is hit by sellers, our ask lifted by buyers
+        if px == s[w + Q_PRICE]:
+            s[w + Q_AHEAD] = max(0, s[w + Q_AHEAD] - qty)
+            s[w + Q_TRADED] += qty
+        elif (px - s[w + Q_PRICE]) * side < 0:
+            s[w + Q_AHEAD] = 0  # traded through our price: nothing can be left ahead
+
+
+@njit(cache=True)
+def _level_changed_nb(s, w, size) -> None:
+    """QueueAwareMM._level_changed on words ``w``: the same integer operations."""
+    drop = s[w + Q_LEVEL] - size
+    if drop > 0:
+        by_trades = min(drop, s[w + Q_TRADED])
+        s[w + Q_TRADED] -= by_trades
+        others = drop - by_trades
+        base = s[w + Q_LEVEL] - by_trades
+        if others > 0 and base > 0:
+            s[w + Q_AHEAD] -= others * s[w + Q_AHEAD] // base
+    s[w + Q_LEVEL] = size
+    s[w + Q_AHEAD] = min(s[w + Q_AHEAD], size)
+
+
+@njit(cache=True)
+def qa_on_book(ctx, sid, inst, p, s) -> None:
+    s[S_INST] = inst
+    for side in (BUY, SELL):
+        w = _word(side)
+        touch = nb.best_bid(ctx, inst) if side == BUY else nb.best_ask(ctx, inst)
+        if s[w + Q_OID] != 0 and s[w + Q_ACKED] != 0 and s[w + Q_PRICE] == touch:
+            size = nb.bid_qty(ctx, inst) if side == BUY else nb.ask_qty(ctx, inst)
+            _level_changed_nb(s, w, size)
+    _quote_nb(ctx, sid, p, s)
+
+
+@njit(cache=True)
+def _level_size_nb(ctx, inst, side, price) -> int:
+    """Lots at ``price`` if it is among the DEPTH_LEVELS best levels of ``side``, else 0:
+    what ``QueueAwareMM._level_size`` finds in ``ctx.depth``, counted from the touch."""
+    touch = nb.best_bid(ctx, inst) if side == BUY else nb.best_ask(ctx, inst)
+    if touch != NO_PRICE and (touch - price) * side > 0:  # behind the touch: count the levels
+        better = 0
+        px = touch
+        while px != price:
+            if nb.level_qty(ctx, inst, side, px) != 0:
+                better += 1
+                if better == DEPTH_LEVELS:
+                    return 0
+            px -= side
+    return nb.level_qty(ctx, inst, side, price)
+
+
+@njit(cache=True)
+def qa_on_order(ctx, sid, oid, kind, reason, p, s) -> None:
+    for side in (BUY, SELL):
+        w = _word(side)
+        if kind == RESP_ACK and s[w + Q_OID] == oid:
+            # we joined the back of the level as it is now
+            s[w + Q_ACKED] = 1
+            level = _level_size_nb(ctx, s[S_INST], side, s[w + Q_PRICE])
+            s[w + Q_AHEAD] = level
+            s[w + Q_LEVEL] = level
+            s[w + Q_TRADED] = 0
+    _quote_nb(ctx, sid, p, s)
+
+
+@njit(cache=True)
+def qa_on_fill(ctx, sid, oid, side, price, qty, p, s) -> None:
+    w = _word(side)
+    if s[w + Q_OID] == oid:
+        s[w + Q_AHEAD] = 0  # a partial fill: we are at the front
+    _quote_nb(ctx, sid, p, s)
+
+
+@njit(cache=True)
+def _quote_nb(ctx, sid, p, s) -> None:
+    inst = s[S_INST]
+    if inst < 0:
+        return
+    bb = nb.best_bid(ctx, inst)
+    ba = nb.best_ask(ctx, inst)
+    if bb == NO_PRICE or ba == NO_PRICE or bb >= ba:
+        return
+    bq = nb.bid_qty(ctx, inst)
+    aq = nb.ask_qty(ctx, inst)
+    imbalance = (bq - aq) / (bq + aq)
+    theta = p.imbalance_cancel
+    pos = nb.position(ctx, sid, inst)
+    exp_buy = pos + nb.open_buy_qty(ctx, sid, inst)
+    exp_sell = nb.open_sell_qty(ctx, sid, inst) - pos
+    _side_nb(ctx, sid, inst, BUY, bb, bq, theta > 0 and imbalance <= -theta, exp_buy, p, s)
+    _side_nb(ctx, sid, inst, SELL, ba, aq, theta > 0 and imbalance >= theta, exp_sell, p, s)
+
+
+@njit(cache=True)
+def _side_nb(ctx, sid, inst, side, touch, size, adverse, exposure, p, s) -> None:
+    """QueueAwareMM._side on the state words of ``side``."""
+    w = _word(side)
+    if s[w + Q_CANCELING] != 0 and nb.order_status(ctx, sid, s[w + Q_CANCELING]) == ST_NONE:
+        s[w + Q_CANCELING] = 0
+    if s[w + Q_OID] != 0 and nb.order_status(ctx, sid, s[w + Q_OID]) == ST_NONE:
+        s[w + Q_OID] = 0  # filled, cancelled or rejected
+    too_long = p.max_queue_ahead > 0 and s[w + Q_AHEAD] > p.max_queue_ahead
+    if s[w + Q_OID] != 0:
+        if s[w + Q_PRICE] != touch:
+            reason = 0  # touch_moved (indices into CANCEL_REASONS)
+        elif adverse:
+            reason = 1  # imbalance
+        elif s[w + Q_ACKED] != 0 and too_long:
+            reason = 2  # queue
+        elif exposure > p.max_position:
+            reason = 3  # inventory
+        else:
+            return  # nothing relevant changed: keep the queue place
+        nb.cancel(ctx, sid, s[w + Q_OID])
+        s[S_CANCELS + reason] += 1
+        s[w + Q_CANCELING] = s[w + Q_OID]
+        s[w + Q_OID] = 0
+    qty = min(p.order_qty, p.max_position - exposure)
+    crowded = p.max_queue_ahead > 0 and size > p.max_queue_ahead
+    if qty > 0 and s[w + Q_CANCELING] == 0 and not adverse and not crowded:
+        new = nb.submit(ctx, sid, inst, side, touch, qty, TIF_POST_ONLY)
+        if new > 0:  # Quote.placed
+            s[w + Q_OID] = new
+            s[w + Q_PRICE] = touch
+            s[w + Q_ACKED] = 0
+            s[w + Q_AHEAD] = size
+            s[w + Q_LEVEL] = size
+            s[w + Q_TRADED] = 0
+
+
 class QueueAwareMM(Strategy):
     """Join the touch with one order a side; pull it when it is too far back in the queue
     or the imbalance says the price is about to move through it."""
 
     Params = QueueAwareMMParams
     risk = RiskLimits(max_position=10, max_open_orders=4, max_orders_per_s=200, max_loss=500.0)
+    compiled = CompiledCallbacks(
+        on_start=qa_on_start,
+        on_book=qa_on_book,
+        on_trade=qa_on_trade,
+        on_fill=qa_on_fill,
+        on_order=qa_on_order,
+        state_size=STATE_SIZE,
+    )
     params: QueueAwareMMParams
 
     def on_start(self, ctx: Context) -> None:
@@ -141,7 +323,7 @@ class QueueAwareMM(Strategy):
         self._quote(ctx)
 
     def _level_size(self, ctx: Context, side: int, price: int) -> int:
-        for px, qty in ctx.depth(self.inst, side, 10).tolist():
+        for px, qty in ctx.depth(self.inst, side, DEPTH_LEVELS).tolist():
             if px == price:
                 return int(qty)
         return 0

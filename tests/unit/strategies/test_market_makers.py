@@ -33,7 +33,7 @@ from framework.ingest.synthetic import SyntheticParams, generate_day
 from framework.strategy import Strategy
 from framework.strategy.context import Context, OrderUpdate
 from strategies.avellaneda_stoikov import AvellanedaStoikov, target_quotes
-from strategies.queue_aware_mm import QueueAwareMM
+from strategies.queue_aware_mm import QueueAwareMM, cancel_counts
 from tests.unit.engine.conftest import T0, Tape, run
 
 DATE = dt.date(2024, 3, 5)
@@ -56,7 +56,7 @@ def day(regime: str, seed: int, signal: float = 0.0) -> tuple[Instrument, EventA
     return dataclasses.replace(d.instrument, fee_per_lot=FEE_PER_LOT), d.events
 
 
-def backtest(strategy: Strategy, data: tuple[Instrument, EventArray], mode: str = "python"):
+def engine(strategy: Strategy, data: tuple[Instrument, EventArray], mode: str = "python"):
     inst, events = data
     return Backtest(
         instruments=[inst],
@@ -66,7 +66,11 @@ def backtest(strategy: Strategy, data: tuple[Instrument, EventArray], mode: str 
         latency=LatencyConfig(entry_ns=1_000_000, response_ns=1_000_000),
         queue=QueueConfig(model="power", n=2.0),
         sample_ns=100_000_000,
-    ).run()
+    )
+
+
+def backtest(strategy: Strategy, data: tuple[Instrument, EventArray], mode: str = "python"):
+    return engine(strategy, data, mode).run()
 
 
 def realised_spread(result: BacktestResult, horizon_s: float) -> np.ndarray:
@@ -275,6 +279,41 @@ def test_an_order_acked_behind_too_long_a_queue_is_pulled_and_not_rejoined() -> 
     assert mm.cancels["queue"] == 1
     bids = result.orders.filter(pl.col("side") == BUY)
     assert bids["status"].to_list() == ["canceled"]  # 150 > 120: crowded, not re-joined
+
+
+@pytest.mark.parametrize(
+    ("regime", "seed", "signal", "params"),
+    [
+        ("calm", 5, 0.8, {"max_queue_ahead": 250}),
+        (
+            "trending",
+            6,
+            0.0,
+            {"order_qty": 2, "max_position": 3, "max_queue_ahead": 250, "imbalance_cancel": 0.4},
+        ),
+    ],
+)
+def test_queue_aware_mm_compiled_and_python_paths_agree(
+    regime: str, seed: int, signal: float, params: dict[str, object]
+) -> None:
+    data = day(regime, seed, signal)
+    py = QueueAwareMM(params)
+    a = backtest(py, data, "python")
+    bt = engine(QueueAwareMM(params), data, "compiled")
+    b = bt.run()
+    assert (a.config["mode"], b.config["mode"]) == ("python", "compiled")
+    assert len(a.fills) > 1_000
+    for name in ("orders", "fills", "equity", "positions", "denials"):
+        assert getattr(a, name).equals(getattr(b, name)), f"{name} differ"
+    eq_a, eq_b = a.equity["equity"].to_numpy(), b.equity["equity"].to_numpy()
+    assert np.array_equal(eq_a.view(np.int64), eq_b.view(np.int64))
+    # the compiled path counts its cancels in its state words (the engine keeps the state)
+    assert cancel_counts(bt._states[0]) == py.cancels
+    # quotes were pulled for every reason that can fire ...
+    assert min(py.cancels["touch_moved"], py.cancels["imbalance"], py.cancels["queue"]) > 0
+    # ... and the inventory one cannot on one instrument: a side's pos + open lots grows only
+    # by the strategy's own orders, each sized to keep it within max_position
+    assert py.cancels["inventory"] == 0
 
 
 @pytest.mark.parametrize(
