@@ -41,7 +41,6 @@ from numba import njit
 
 from framework.core.errors import ConfigError
 from framework.core.events import BUY, SELL
-from framework.engine.state import RESP_ACK
 from framework.risk.limits import RiskLimits
 from framework.strategy import CompiledCallbacks, Params, Strategy, nb
 from framework.strategy.context import Context, FillInfo, OrderUpdate
@@ -177,7 +176,7 @@ def _level_size_nb(ctx, inst, side, price) -> int:
 def qa_on_order(ctx, sid, oid, kind, reason, p, s) -> None:
     for side in (BUY, SELL):
         w = _word(side)
-        if kind == RESP_ACK and s[w + Q_OID] == oid:
+        if kind == nb.RESP_ACK and s[w + Q_OID] == oid:
             # we joined the back of the level as it is now
             s[w + Q_ACKED] = 1
             level = _level_size_nb(ctx, s[S_INST], side, s[w + Q_PRICE])
@@ -272,6 +271,13 @@ class QueueAwareMM(Strategy):
         self.inst = -1
         self.quotes = {BUY: Quote(), SELL: Quote()}
         self.cancels = dict.fromkeys(CANCEL_REASONS, 0)  #: cancels sent, by reason
+
+    def cancel_summary(self) -> dict[str, int]:
+        """Cancels sent in the last run by reason, on either path (the fast path counts them
+        in its state words, which the engine hands back as ``compiled_state``)."""
+        if self.compiled_state is not None:
+            return cancel_counts(self.compiled_state)
+        return dict(self.cancels)
 
     # --- the queue estimate ------------------------------------------------------------------
     def on_trade(self, ctx: Context, inst: int) -> None:

@@ -239,6 +239,7 @@ class Backtest:
             for k in wanted:
                 st.sub[sid, keys.index(k)] = 1
         for sid, s in enumerate(self.strategies):
+            s.compiled_state = None  # set again at the end of a run on the fast path
             # the loop wakes a strategy only for callbacks it has: a fill or an ack nobody
             # listens to is booked without leaving compiled code
             st.strat[sid, S_SUB_FILL] = self._wants(s, "on_fill")
@@ -354,7 +355,8 @@ class Backtest:
         from framework.engine.codegen import build_runner, params_tuple
 
         mod = build_runner(self.strategies)
-        ps = [params_tuple(mod, k, s) for k, s in enumerate(self.strategies)]
+        keys = [i.key for i in self.instruments]
+        ps = [params_tuple(mod, k, s, keys) for k, s in enumerate(self.strategies)]
         ss = [np.zeros(max(type(s).compiled.state_size, 1), np.int64) for s in self.strategies]  # type: ignore[union-attr]
         self._states = ss
         args: list[Any] = []
@@ -378,8 +380,9 @@ class Backtest:
             else:
                 self._check_error(w)
         self._replay_seconds = time.perf_counter() - t0
-        for k in range(len(self.strategies)):
+        for k, strat in enumerate(self.strategies):
             getattr(mod, f"on_stop_{k}")(self.arena, ps[k], ss[k])
+            strat.compiled_state = ss[k].copy()
         self._finish()
 
     def _run_python(self) -> None:
@@ -398,7 +401,7 @@ class Backtest:
             mod = build_runner([strategies[k] for k in compiled_only])
             for j, k in enumerate(compiled_only):
                 s = strategies[k]
-                p = params_tuple(mod, j, s)
+                p = params_tuple(mod, j, s, [i.key for i in self.instruments])
                 state = np.zeros(max(type(s).compiled.state_size, 1), np.int64)  # type: ignore[union-attr]
                 disp[k] = (
                     getattr(mod, f"dispatch_{j}"),
@@ -461,6 +464,7 @@ class Backtest:
         for k, s in enumerate(strategies):
             if k in disp:
                 disp[k][4](arena, disp[k][1], disp[k][2])
+                s.compiled_state = disp[k][2].copy()
             else:
                 s.on_stop(ctxs[k])
         self._finish()

@@ -209,9 +209,18 @@ def build_runner(strategies: list[Strategy]) -> ModuleType:
     return importlib.import_module(name)
 
 
-def params_tuple(mod: ModuleType, k: int, strategy: Strategy) -> Any:
-    """Strategy ``k``'s parameters as the runner module's namedtuple ``P<k>``."""
-    values = [getattr(strategy.params, n) for n in strategy.params.names()] or [0]
+def params_tuple(
+    mod: ModuleType, k: int, strategy: Strategy, instrument_keys: list[str]
+) -> Any:
+    """Strategy ``k``'s parameters as the runner module's namedtuple ``P<k>`` (with the
+    strategy's :meth:`~framework.strategy.base.Strategy.compiled_params` applied)."""
+    names = strategy.params.names()
+    over = strategy.compiled_params(list(instrument_keys))
+    unknown = sorted(set(over) - set(names))
+    if unknown:
+        msg = f"{strategy.name}.compiled_params() names no parameter: {unknown}"
+        raise ConfigError(msg)
+    values = [over.get(n, getattr(strategy.params, n)) for n in names] or [0]
     return getattr(mod, f"P{k}")(*values)
 
 

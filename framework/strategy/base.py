@@ -36,7 +36,7 @@ class CompiledCallbacks:
         on_book(ctx, sid, inst, p, s)
         on_trade(ctx, sid, inst, p, s)
         on_fill(ctx, sid, oid, side, price, qty, p, s)
-        on_order(ctx, sid, oid, kind, reason, p, s)
+        on_order(ctx, sid, oid, kind, reason, p, s)   # kind: nb.RESP_ACK, RESP_CANCELED, ...
         on_timer(ctx, sid, p, s)
         on_stop(ctx, sid, p, s)
     """
@@ -114,6 +114,8 @@ class Strategy:
         #: instrument keys ("VENUE/SYMBOL") this strategy listens to; None = all in the run
         self.instruments = instruments
         self.name = name or type(self).__name__
+        #: after a run on the fast path: a copy of the compiled callbacks' final state array
+        self.compiled_state: Any = None
 
     # --- which path ------------------------------------------------------------------
     @classmethod
@@ -123,6 +125,12 @@ class Strategy:
     @classmethod
     def has_compiled_path(cls) -> bool:
         return cls.compiled is not None
+
+    def compiled_params(self, instrument_keys: list[str]) -> dict[str, Any]:
+        """Values that replace parameters in the ``p`` the compiled callbacks get, for what
+        numba code cannot work out itself — e.g. an instrument key ("VENUE/SYMBOL") turned
+        into its index among the run's ``instrument_keys``. None by default."""
+        return {}
 
     def subscribes(self, callback: str) -> bool:
         """Whether the Python path implements ``callback``."""

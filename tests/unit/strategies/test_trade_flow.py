@@ -57,7 +57,7 @@ def backtest(bias: float, mode: str, engine: str) -> tuple[BacktestResult, tuple
     )
     result = bt.run()
     if engine == "compiled":
-        s = bt._states[0]
+        s = strategy.compiled_state
         f = s.view(np.float64)
         floats = [f[S_FLOW], f[S_VOLUME], f[S_COUNT]]
         last_ts = int(s[S_LAST_TS])
