@@ -46,7 +46,8 @@ class ImbalanceTakerParams(Params):
     move_per_imbalance: float = 2.0  #: predicted mid move (ticks) at a fully one-sided touch
     margin_ticks: float = 0.8  #: edge required beyond the round-trip cost
     confirm_ms: float = 100.0  #: the signal must hold this long before the taker acts
-    taker_fee_bps: float = 0.0  #: the venue's taker fee, counted in the cost (bps of price)
+    #: the taker fee counted in the cost, bps of the price; -1: the instrument's own rate
+    taker_fee_bps: float = -1.0
     order_qty: int = 1  #: lots per entry
     max_position: int = 1  #: lots, long or short
     hold_ms: float = 5_000.0  #: close the position this long after it was opened
@@ -56,10 +57,13 @@ class ImbalanceTakerParams(Params):
         if self.move_per_imbalance <= 0:
             msg = f"move_per_imbalance={self.move_per_imbalance} must be positive (ticks)"
             raise ConfigError(msg)
-        for name in ("margin_ticks", "taker_fee_bps", "confirm_ms"):
+        for name in ("margin_ticks", "confirm_ms"):
             if getattr(self, name) < 0:
                 msg = f"{name}={getattr(self, name)} must be >= 0"
                 raise ConfigError(msg)
+        if self.taker_fee_bps < 0 and self.taker_fee_bps != -1:
+            msg = f"taker_fee_bps={self.taker_fee_bps} must be >= 0 (or -1: the instrument's)"
+            raise ConfigError(msg)
         if self.order_qty < 1 or self.max_position < self.order_qty:
             msg = (
                 f"order_qty={self.order_qty}, max_position={self.max_position}: need "
@@ -72,12 +76,19 @@ class ImbalanceTakerParams(Params):
 
 
 @njit(cache=True)
-def entry_side(bb: int, ba: int, bq: int, aq: int, p) -> int:
-    """+1 (buy), -1 (sell) or 0: does the predicted move beat the round-trip cost?"""
+def fee_rate(p, instrument_rate: float) -> float:
+    """The taker fee rate the cost counts: the parameter's, or the instrument's at -1."""
+    return instrument_rate if p.taker_fee_bps == -1 else p.taker_fee_bps * 1e-4
+
+
+@njit(cache=True)
+def entry_side(bb: int, ba: int, bq: int, aq: int, p, rate: float) -> int:
+    """+1 (buy), -1 (sell) or 0: does the predicted move beat the round-trip cost?
+    ``rate`` is the taker fee as a fraction of the price (see :func:`fee_rate`)."""
     if bq + aq <= 0:
         return 0
     predicted = p.move_per_imbalance * (bq - aq) / (bq + aq)
-    fee = p.taker_fee_bps * 1e-4 * 0.5 * (bb + ba)  # one taker fee, in ticks
+    fee = rate * 0.5 * (bb + ba)  # one taker fee, in ticks
     need = (ba - bb) + 2.0 * fee + p.margin_ticks
     if predicted > need:
         return BUY
@@ -113,7 +124,8 @@ def taker_on_book(ctx, sid, inst, p, s) -> None:
     ba = nb.best_ask(ctx, inst)
     if bb == NO_PRICE or ba == NO_PRICE:
         return
-    want = entry_side(bb, ba, nb.bid_qty(ctx, inst), nb.ask_qty(ctx, inst), p)
+    rate = fee_rate(p, nb.taker_fee(ctx, inst))
+    want = entry_side(bb, ba, nb.bid_qty(ctx, inst), nb.ask_qty(ctx, inst), p, rate)
     if want != s[S_SIGNAL]:  # the signal changed: its confirmation clock restarts
         s[S_SIGNAL] = want
         s[S_SINCE] = nb.now(ctx)
@@ -203,7 +215,8 @@ class ImbalanceTaker(Strategy):
         if bb == NO_PRICE or ba == NO_PRICE:
             return
         p = self.params
-        want = entry_side.py_func(bb, ba, ctx.bid_qty(inst), ctx.ask_qty(inst), p)
+        rate = fee_rate.py_func(p, ctx.instruments[inst].taker_fee)
+        want = entry_side.py_func(bb, ba, ctx.bid_qty(inst), ctx.ask_qty(inst), p, rate)
         if want != self.signal:
             self.signal, self.since = want, ctx.now
         if self._busy(ctx):

@@ -12,6 +12,7 @@ a round trip is expected to lose exactly the spread (1 tick).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from functools import cache
 
@@ -175,3 +176,33 @@ def test_it_is_bundled_under_its_name() -> None:
 def test_bad_parameters_are_clear_errors(params: dict[str, object], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         ImbalanceTaker(params)
+
+
+@pytest.mark.parametrize("mode", ["python", "compiled"])
+def test_the_cost_counts_the_instruments_taker_fee_unless_the_parameter_overrides_it(
+    mode: str,
+) -> None:
+    # a 5 bps taker fee on a ~100.00 price is ~5 ticks per crossing: no signal beats it
+    day = generate_day(
+        date=dt.date(2024, 3, 5),
+        n_events=100_000,
+        seed=3,
+        params=SyntheticParams(signal_strength=1.0),
+    )
+    costly = dataclasses.replace(day.instrument, taker_fee=0.0005)
+
+    def fills(params: dict[str, float]) -> int:
+        return len(
+            Backtest(
+                instruments=[costly],
+                streams=[[day.events]],
+                strategies=[ImbalanceTaker(params)],
+                mode=mode,  # type: ignore[arg-type]
+                latency=LatencyConfig(entry_ns=LATENCY_NS, response_ns=LATENCY_NS),
+                sample_ns=1_000_000_000,
+            ).run().fills
+        )
+
+    assert fills({}) == 0  # the instrument's fee: nothing is worth crossing for
+    assert fills({"taker_fee_bps": 0.0}) > 20  # told to ignore it: the signal trades
+    assert fills({"taker_fee_bps": 5.0}) == 0
