@@ -627,6 +627,11 @@ class Backtest:
             schema_overrides={"strategy": pl.String},
         )
         p = self._cat("pos", 5)
+        if len(p):  # rows of the instruments each strategy listens to or has held
+            held = np.zeros(self.st.sub.shape, bool)
+            nz = p[p[:, 3] != 0]
+            held[nz[:, 1], nz[:, 2]] = True
+            p = p[(self.st.sub[p[:, 1], p[:, 2]] != 0) | held[p[:, 1], p[:, 2]]]
         pi = p[:, 2]
         positions = pl.DataFrame(
             {

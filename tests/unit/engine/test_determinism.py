@@ -124,6 +124,9 @@ def test_two_instruments_one_at_a_time_equal_batch_replay() -> None:
     batch = go(None)
     assert set(batch.fills["instrument"]) == {ia.key, ib.key}
     assert_same(batch, go(1))
+    # each strategy's positions are sampled on the instrument it listens to only
+    pairs = set(batch.positions.select("strategy", "instrument").unique().iter_rows())
+    assert pairs == {("a", ia.key), ("b", ib.key)}
 
 
 # --- look-ahead -------------------------------------------------------------------------------
