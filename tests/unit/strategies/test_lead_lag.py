@@ -1,6 +1,7 @@
 """Lead-lag on a generated pair whose answer is known: the follower repeats every push of
 the leader 300 ms later, so the strategy must buy (sell) the follower right after each push
-up (down), close once it has caught up, and never trade when nothing is pushed."""
+up (down), close once it has caught up, and never trade when nothing is pushed. The compiled
+(fast) path must trade exactly as the Python one."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from framework.engine.backtest import Backtest
 from framework.engine.config import LatencyConfig
 from framework.ingest.synthetic import SyntheticParams, market_hours_ns
 from framework.ingest.synthetic_pair import PairParams, generate_pair
-from strategies.lead_lag import LeadLag
+from strategies.lead_lag import S_ARMED, S_BASIS, S_BASIS_TS, S_ENTRY_TS, LeadLag
 
 DATE = dt.date(2024, 3, 1)
 T_OPEN = market_hours_ns(DATE)[0]
@@ -28,18 +29,26 @@ PUSHES = tuple((60.0 + 120.0 * k, 6.0 if k % 2 == 0 else -6.0) for k in range(10
 PARAMS = {"leader": "SIM/LEAD", "lagger": "SIM/LAG", "entry_bps": 3.0, "exit_bps": 1.0}
 
 
-def run_pair(pushes, *, basis_ticks=25.0, **params):
+def pair_backtest(pushes, *, basis_ticks=25.0, mode="auto", lagger_first=False, **params):
+    """A backtest of LeadLag on the generated pair, and the strategy."""
     lead, lag = generate_pair(
         date=DATE, n_events=60_000, seed=3, session_s=1300, params=QUIET,
         pair=PairParams(lag_ms=LAG_NS / 1e6, basis_ticks=basis_ticks, pushes=pushes),
-    )
+    )  # fmt: skip
+    pair = [lag, lead] if lagger_first else [lead, lag]
+    strategy = LeadLag({**PARAMS, **params})
     bt = Backtest(
-        instruments=[lead.instrument, lag.instrument],
-        streams=[[lead.events], [lag.events]],
-        strategies=[LeadLag({**PARAMS, **params})],
+        instruments=[d.instrument for d in pair],
+        streams=[[d.events] for d in pair],
+        strategies=[strategy],
         latency=LatencyConfig(entry_ns=1_000_000, response_ns=1_000_000),
+        mode=mode,
     )
-    return bt.run()
+    return bt, strategy
+
+
+def run_pair(pushes, **kw):
+    return pair_backtest(pushes, **kw)[0].run()
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +95,41 @@ def test_a_threshold_above_the_push_size_never_trades():
 
 
 @pytest.mark.parametrize(
+    "case",
+    [
+        {},
+        {"lagger_first": True},  # p.leader/p.lagger are not simply 0 and 1
+        {"max_hold_ms": 100.0},  # closed on the timer, before the lagger catches up
+    ],
+    ids=["pushes", "lagger_first", "timer_exit"],
+)
+def test_compiled_path_trades_exactly_as_the_python_path(case):
+    results, strategies = {}, {}
+    for mode in ("python", "compiled"):
+        bt, strategies[mode] = pair_backtest(PUSHES, mode=mode, **case)
+        results[mode] = bt.run()
+        assert results[mode].config["mode"] == mode
+    py, co = results["python"], results["compiled"]
+    assert py.fills.height >= 2 * len(PUSHES)
+    for table in ("orders", "fills", "equity", "positions", "denials"):
+        assert getattr(co, table).equals(getattr(py, table)), table
+    # the compiled callbacks' final state: the same basis to the last bit, same words
+    state, ref = strategies["compiled"].compiled_state, strategies["python"]
+    assert strategies["python"].compiled_state is None
+    assert state[S_BASIS] == np.float64(ref.basis).view(np.int64)
+    assert state[S_BASIS_TS] == ref.basis_ts
+    assert state[S_ARMED] == ref.armed
+    assert state[S_ENTRY_TS] == ref.entry_ts
+
+
+def test_compiled_params_are_the_instrument_indices():
+    s = LeadLag(PARAMS)
+    assert s.compiled_params(["SIM/LAG", "X/Y", "SIM/LEAD"]) == {"leader": 2, "lagger": 0}
+    with pytest.raises(ConfigError, match="SIM/LEAD"):
+        s.compiled_params(["SIM/LAG", "X/Y"])
+
+
+@pytest.mark.parametrize(
     ("params", "match"),
     [
         ({"leader": "SIM/X", "lagger": "SIM/X"}, "name two instruments"),
@@ -109,8 +153,12 @@ def test_default_risk_caps_the_position_at_one_clip():
 
 def test_an_instrument_missing_from_the_run_is_named():
     lead, _ = generate_pair(date=DATE, n_events=5_000, seed=1)
-    bt = Backtest(
-        instruments=[lead.instrument], streams=[[lead.events]], strategies=[LeadLag(PARAMS)]
-    )
-    with pytest.raises(ConfigError, match="SIM/LAG"):
-        bt.run()
+    for mode in ("python", "compiled"):
+        bt = Backtest(
+            instruments=[lead.instrument],
+            streams=[[lead.events]],
+            strategies=[LeadLag(PARAMS)],
+            mode=mode,
+        )
+        with pytest.raises(ConfigError, match="SIM/LAG"):
+            bt.run()
