@@ -26,9 +26,9 @@ sent once the venue has confirmed the cancel. ``cancels`` counts cancels by reas
 The logic is written twice, as plain Python (flexible path) and as numba callbacks over an
 int64 state array (fast path, ``compiled``); the tests check both give bit-identical orders,
 fills, equity and positions. The compiled path keeps the cancel counts in its state words
-``S_CANCELS..`` (``cancel_counts(state)`` turns them into the ``cancels`` dict); only the
-Python path fills ``cancels``, ``quotes`` and ``inst`` on the instance, as the engine does not
-hand a compiled strategy's state back to its instance.
+``S_CANCELS..``, handed back after the run as ``compiled_state``; ``cancel_summary()`` gives
+the counts by reason on either path. ``cancels``, ``quotes`` and ``inst`` exist on the
+instance only after a run on the Python path.
 """
 
 from __future__ import annotations
