@@ -74,6 +74,10 @@ class SyntheticParams:
     rate_multiplier: Triple = (1.0, 2.0, 1.4)  #: relative message rate per regime
     trade_prob: Triple = (0.15, 0.25, 0.2)  #: probability a message is a trade (L3: execute)
     trend_flow_bias: float = 0.15  #: extra aggressor probability in the trend's direction
+    #: 0 off; up to 1: extra aggressor probability toward the latent mid, per tick of it
+    #: (informed flow: trades at the touch precede the moves they point to, so a resting
+    #: quote that is hit is more often about to be run over -- adverse selection)
+    informed_flow: float = 0.0
     move_by_trade_prob: float = 0.7  #: a touch move is a sweep by trades (else a fade)
     touch_update_share: float = 0.4  #: share of size changes that happen at the touch
     # book shape
@@ -127,6 +131,8 @@ class SyntheticParams:
                 raise bad(name, "must lie in [0, 1]")
         if not 0 <= self.trend_flow_bias <= 0.5:
             raise bad("trend_flow_bias", "must lie in [0, 0.5]")
+        if not 0 <= self.informed_flow <= 1:
+            raise bad("informed_flow", "must lie in [0, 1]")
         if self.spread_ticks < 1:
             raise bad("spread_ticks", "must be at least 1")
         if not 2 <= self.depth_levels <= 200:
@@ -166,6 +172,7 @@ class SyntheticParams:
         gp[nb.GP_MOVE_BY_TRADE] = self.move_by_trade_prob
         gp[nb.GP_TOUCH_SHARE] = self.touch_update_share
         gp[nb.GP_FLOW_BIAS] = self.trend_flow_bias
+        gp[nb.GP_INFORMED] = self.informed_flow
         gp[nb.GP_PARTIAL_CANCEL] = self.partial_cancel_prob
         gp[nb.GP_MAX_ORDERS] = self.max_orders_per_level
         gp[nb.GP_SIGNAL] = self.signal_strength

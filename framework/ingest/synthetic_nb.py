@@ -47,7 +47,8 @@ GP_SIGNAL = 10  # predictive-imbalance strength in [0, 1]
 GP_SIGNAL_STEPS = 11  # its look-ahead horizon, in mid-grid steps
 GP_GRID_NS = 12  # mid-grid step, ns
 GP_SIGNAL_SCALE = 13  # ticks of look-ahead move that saturate the imbalance
-N_GP = 14
+GP_INFORMED = 14  # extra aggressor probability toward the latent mid (informed flow)
+N_GP = 15
 
 # --- columns of the per-regime parameter matrix ``rp`` (one row per regime) ----------------
 RP_TRADE_PROB = 0  # probability a message is a (noise) trade
@@ -230,6 +231,17 @@ def _signal_target(
     return w * d + (1.0 - w) * (2.0 * uniform(s) - 1.0)
 
 
+@njit(cache=True, inline="always")
+def _buy_prob(gp: np.ndarray, trend_sign: float, dev: float) -> float:
+    """Probability that a trade at the touch is a buy: one half, leaning with the trend and,
+    with informed flow, toward the latent mid (``dev``: latent minus book mid, within a
+    tick here), so trades precede the touch moves they point to."""
+    p = 0.5 + gp[GP_FLOW_BIAS] * trend_sign
+    if gp[GP_INFORMED] > 0.0:
+        p = min(1.0, max(0.0, p + gp[GP_INFORMED] * dev))
+    return p
+
+
 @njit(cache=True)
 def next_message_time(
     s: np.ndarray,
@@ -407,7 +419,7 @@ def gen_l2_nb(
             ptrade = rp[reg, RP_TRADE_PROB]
             if u < ptrade:
                 # noise trade at the touch; aggressors lean with a trend
-                pbuy = 0.5 + gp[GP_FLOW_BIAS] * seg_sign[seg]
+                pbuy = _buy_prob(gp, seg_sign[seg], dev)
                 aggr = BUY if uniform(state) < pbuy else SELL
                 h = 1 if aggr == BUY else 0
                 p = _l2_level_price(bid, spread, h, 0)
@@ -689,7 +701,7 @@ def gen_l3_nb(
             u = uniform(state)
             ptrade = rp[reg, RP_TRADE_PROB]
             if u < ptrade:
-                pbuy = 0.5 + gp[GP_FLOW_BIAS] * seg_sign[seg]
+                pbuy = _buy_prob(gp, seg_sign[seg], dev)
                 h = 1 if uniform(state) < pbuy else 0  # a buy aggressor hits the ask
                 p = _l2_level_price(bid, spread, h, 0)
                 i = p & (L3_RING - 1)

@@ -378,6 +378,33 @@ def test_predictive_imbalance_signal_leads_the_mid_only_when_switched_on(l2_day)
     assert pnl_on > 0.2  # ticks per round trip
 
 
+def trades_agreeing_with_the_next_move(day) -> float:
+    """Share of trades whose aggressor side is the direction of the next move of the mid."""
+    ev = day.events
+    tops = l2_tops(ev)
+    ts, mid2 = tops[:, 0], tops[:, 1] + tops[:, 2]
+    moved = np.nonzero(np.diff(mid2))[0] + 1
+    trades = ev[ev["kind"] == KIND_TRADE]
+    k = np.searchsorted(ts[moved], trades["exch_ts"], side="right")
+    ok = k < len(moved)
+    nxt = moved[k[ok]]
+    return float(np.mean(np.sign(mid2[nxt] - mid2[nxt - 1]) == trades["side"][ok]))
+
+
+def test_informed_flow_makes_trades_predict_the_next_move_and_costs_the_market_maker(l2_day):
+    informed = generate_day(date=DATE, n_events=200_000, seed=SEED,
+                            params=SyntheticParams(informed_flow=1.0))
+    off, on = trades_agreeing_with_the_next_move(l2_day), trades_agreeing_with_the_next_move(
+        informed
+    )
+    # off: only the sweeps that make a move (and trend flow) agree with it; on: noise trades
+    # at the touch lean toward the latent mid, so they precede the moves they point to
+    assert off < 0.56
+    assert on > off + 0.1
+    # a resting quote that gets hit is now more often about to be run over
+    assert one_tick_market_maker(informed)["calm"] < 0.5 * one_tick_market_maker(l2_day)["calm"]
+
+
 # --- API ----------------------------------------------------------------------------------------
 
 
@@ -399,6 +426,8 @@ def test_bad_parameters_raise_config_error_saying_what_to_fix():
         generate_day(date=DATE, mode="l4", n_events=10_000)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="start price"):
         generate_day(date=DATE, n_events=10_000, start_price=0.5)
+    with pytest.raises(ConfigError, match="informed_flow"):
+        SyntheticParams(informed_flow=1.5)
     assert SyntheticParams().replace(spread_ticks=2).spread_ticks == 2
 
 
