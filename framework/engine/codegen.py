@@ -21,6 +21,7 @@ from typing import Any
 
 from framework.core.errors import ConfigError
 from framework.strategy.base import Strategy
+from framework.strategy.params import NB_TUPLE
 
 
 def cache_dir() -> Path:
@@ -74,10 +75,20 @@ def _source(strategies: list[Strategy]) -> str:
         "    WAKE_BOOK, WAKE_TRADE, WAKE_FILL, WAKE_ORDER, WAKE_TIMER)",
     ]
     lines.append("from collections import namedtuple")
-    # params namedtuples live here so numba can pickle their types and cache the runner
+    # the params namedtuple type: the Params class's own when its module can name it (then a
+    # strategy's callbacks compile once for all runs), else one defined here (numba pickles
+    # the type to cache the runner, so it must be importable)
     for k, strat in enumerate(strategies):
-        fields = strat.params.names() or ["empty"]
-        lines.append(f"P{k} = namedtuple('P{k}', {fields!r})")
+        pcls = type(strat.params)
+        named = "<locals>" not in pcls.__qualname__ and pcls.__module__ != "__main__"
+        if named and NB_TUPLE in vars(pcls):
+            top, _, rest = pcls.__qualname__.partition(".")
+            lines.append(f"from {pcls.__module__} import {top} as _P{k}")
+            path = ".".join(x for x in (rest, NB_TUPLE) if x)
+            lines.append(f"P{k} = _P{k}.{path}")
+        else:
+            fields = strat.params.names() or ["empty"]
+            lines.append(f"P{k} = namedtuple('P{k}', {fields!r})")
     imported: dict[tuple[str, str], str] = {}
     names: list[dict[str, str]] = []
     for s in strategies:

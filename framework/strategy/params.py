@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import difflib
 from typing import Any, get_type_hints
 
 from framework.core.errors import ConfigError
+
+NB_TUPLE = "nb_tuple"  #: the class attribute holding a Params class's namedtuple
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -21,6 +24,14 @@ class Params:
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
         dataclasses.dataclass(frozen=True, kw_only=True)(cls)
+        # What compiled callbacks get as ``p``: a namedtuple of the fields. One class per
+        # Params class, reachable by name from its module (so numba can pickle its type):
+        # a strategy's compiled callbacks are then compiled once for every run they join,
+        # and cached on disk, instead of once per combination of strategies.
+        nt = collections.namedtuple(f"{cls.__name__}Tuple", cls.names() or ["empty"])  # type: ignore[misc]
+        nt.__module__ = cls.__module__
+        nt.__qualname__ = f"{cls.__qualname__}.{NB_TUPLE}"
+        setattr(cls, NB_TUPLE, nt)
 
     @classmethod
     def names(cls) -> list[str]:
