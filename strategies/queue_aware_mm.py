@@ -157,19 +157,13 @@ def qa_on_book(ctx, sid, inst, p, s) -> None:
 
 @njit(cache=True)
 def _level_size_nb(ctx, inst, side, price) -> int:
-    """Lots at ``price`` if it is among the DEPTH_LEVELS best levels of ``side``, else 0:
-    what ``QueueAwareMM._level_size`` finds in ``ctx.depth``, counted from the touch."""
-    touch = nb.best_bid(ctx, inst) if side == BUY else nb.best_ask(ctx, inst)
-    if touch != NO_PRICE and (touch - price) * side > 0:  # behind the touch: count the levels
-        better = 0
-        px = touch
-        while px != price:
-            if nb.level_qty(ctx, inst, side, px) != 0:
-                better += 1
-                if better == DEPTH_LEVELS:
-                    return 0
-            px -= side
-    return nb.level_qty(ctx, inst, side, price)
+    """Lots at ``price`` if it is among the DEPTH_LEVELS best levels of ``side``, else 0
+    (as ``QueueAwareMM._level_size``)."""
+    levels = np.empty((DEPTH_LEVELS, 2), np.int64)
+    for j in range(nb.depth(ctx, inst, side, DEPTH_LEVELS, levels)):
+        if levels[j, 0] == price:
+            return levels[j, 1]
+    return 0
 
 
 @njit(cache=True)

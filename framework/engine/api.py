@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 from numba import njit, types
 
-from framework.book.l2 import l2_depth
 from framework.engine.loop import sample
 from framework.engine.messages import log_order
 from framework.engine.state import H_NOW, O_ID, arena_at, unpack_raw
@@ -83,8 +82,7 @@ def level_qty(a: np.ndarray, inst: int, side: int, price: int) -> int:
 
 @njit(cache=True)
 def depth(a: np.ndarray, inst: int, side: int, n: int, out: np.ndarray) -> int:
-    st = unpack_raw(a)
-    return l2_depth(st.lmeta[inst], st.lqty[inst], side, n, out)
+    return nb.depth(a, inst, side, n, out)
 
 
 @njit(cache=True)

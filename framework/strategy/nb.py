@@ -16,6 +16,7 @@ from numba import njit
 
 from framework.book.l2 import (
     NO_PRICE,
+    l2_depth,
     l2_qty_at,
 )
 from framework.engine.enums import (
@@ -85,9 +86,11 @@ __all__ = [
     "best_bid",
     "bid_qty",
     "cancel",
+    "depth",
     "equity",
     "event_inst",
     "feature",
+    "finished_count",
     "last_trade",
     "level_qty",
     "maker_fee",
@@ -155,6 +158,14 @@ def level_qty(ctx: Ctx, inst: int, side: int, price: int) -> int:
     _lmeta = st.lmeta
     _lqty = st.lqty
     return l2_qty_at(_lmeta[inst], _lqty[inst], side, price)
+
+
+@njit(cache=True)
+def depth(ctx: Ctx, inst: int, side: int, n: int, out: npt.NDArray[np.int64]) -> int:
+    """Up to ``n`` levels of ``side`` as (price, qty) rows of ``out``, best first (as
+    Context.depth); returns how many."""
+    st = unpack_raw(ctx)
+    return l2_depth(st.lmeta[inst], st.lqty[inst], side, n, out)
 
 
 @njit(cache=True, inline="always")
