@@ -117,7 +117,13 @@ def mbo_to_events_nb(ts_event, ts_recv, action, side, price, size, order_id, fla
     Returns ``(columns..., counters)`` (counter indices ``MBO_*``).
     """
     n = ts_event.shape[0]
-    ex, lo, px, qt, oid, kd, sd, fl = _alloc(2 * n)
+    extra = 0  # events beyond one per record: F_TOB adds, snapshot starts (implied clears)
+    for i in range(n):
+        if (action[i] == _A and (flags[i] & FLAG_TOB)) or (
+            (flags[i] & FLAG_SNAPSHOT) and (i == 0 or not flags[i - 1] & FLAG_SNAPSHOT)
+        ):
+            extra += 1
+    ex, lo, px, qt, oid, kd, sd, fl = _alloc(n + extra)
     live = Dict.empty(key_type=types.uint64, value_type=types.int64)  # order id -> lots
     live_side = Dict.empty(key_type=types.uint64, value_type=types.int64)
     counts = np.zeros(MBO_COUNTERS, np.int64)

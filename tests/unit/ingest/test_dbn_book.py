@@ -433,7 +433,7 @@ def test_clears_snapshots_and_records_without_last(tmp_path: Path) -> None:
     s.event(F(77, 1, "B", MID), T(1, "A", MID))  # a fill of an order never added; a print
     s.event(C(88, 3, "A", MID + 5))  # a cancel of an order never added
     s.event(R())  # clear
-    s.event(A(5, 2, "B", MID - 2))
+    s.event(A(5, 2, "B", MID - 2), A(6, 3, "N", MID - 2))  # an add without a side rests nowhere
     snap = F_SNAPSHOT | F_BAD_TS
     s.event(R(flags=snap), A(10, 4, "B", MID, flags=snap), A(11, 4, "B", MID, flags=snap),
             A(12, 6, "A", MID + 1, flags=snap))
