@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from framework.core.errors import ConfigError
 from framework.core.events import FLAG_NAMES, KIND_NAMES, SIDE_NAMES
+from framework.store.schema import ARROW_SCHEMA
 
 if TYPE_CHECKING:
     from framework.store.tickstore import TickStore
@@ -120,27 +121,29 @@ def run_sql(store: TickStore, query: str) -> Any:
                 "CAST(replace(split_part(filename, '/', -1), '.parquet', '') AS DATE) AS date "
                 f"FROM read_parquet([{files}], filename=true)"
             )
-            con.execute(
-                "CREATE VIEW events_named AS SELECT e.venue, e.symbol, e.date, "
-                "e.exch_ts, e.local_ts, "
-                f"{_case('e.kind', KIND_NAMES)} AS kind, "
-                f"{_case('e.side', SIDE_NAMES)} AS side, "
-                "round(e.price * d.tick_size, d.price_decimals) AS price, "
-                "round(e.qty * d.lot_size, d.qty_decimals) AS qty, "
-                f"e.order_id, {_flag_names('e.flags')} AS flags "
-                "FROM events e JOIN _days d USING (venue, symbol, date)"
-            )
+        else:  # an empty store: the same views, with no rows
+            empty = ARROW_SCHEMA.empty_table()
+            for name, typ in (("venue", pa.string()), ("symbol", pa.string())):
+                empty = empty.append_column(name, pa.array([], type=typ))
+            empty = empty.append_column("date", pa.array([], type=pa.date32()))
+            con.register("_no_events", empty)
+            con.execute("CREATE VIEW events AS SELECT * FROM _no_events")
+        con.execute(
+            "CREATE VIEW events_named AS SELECT e.venue, e.symbol, e.date, "
+            "e.exch_ts, e.local_ts, "
+            f"{_case('e.kind', KIND_NAMES)} AS kind, "
+            f"{_case('e.side', SIDE_NAMES)} AS side, "
+            "round(e.price * d.tick_size, d.price_decimals) AS price, "
+            "round(e.qty * d.lot_size, d.qty_decimals) AS qty, "
+            f"e.order_id, {_flag_names('e.flags')} AS flags "
+            "FROM events e JOIN _days d USING (venue, symbol, date)"
+        )
         try:
             rel = con.sql(query)
             return pl.DataFrame() if rel is None else rel.pl()
         except duckdb.Error as exc:
             msg = f"SQL failed: {exc}".splitlines()[0]
-            if not days.num_rows:
-                msg += (
-                    f" (the store at {store.root} is empty, so there is no `events` or "
-                    "`events_named` view)"
-                )
-            elif isinstance(exc, duckdb.CatalogException):
+            if isinstance(exc, duckdb.CatalogException):
                 msg += f" (relations: {RELATIONS})"
             raise ConfigError(msg) from exc
     finally:
