@@ -135,6 +135,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if not pairwise and (args.push or args.lag_ms is not None or args.follower):
         msg = "--push, --lag-ms and --follower describe a pair: add --pair (or --follow)"
         raise ConfigError(msg)
+    if args.days < 1:
+        msg = f"--days {args.days} is out of range: allowed >= 1 (weekdays to generate)"
+        raise ConfigError(msg)
     params = _synthetic_params(args.set)
     store = _store(args)
     t0 = time.perf_counter()
@@ -471,9 +474,6 @@ def _replay_layout(levels: int, *, header: bool) -> str:
 def cmd_book_replay(args: argparse.Namespace) -> int:
     from framework.book.replay import book_replay_to_csv
 
-    if args.levels < 1:
-        msg = f"--levels {args.levels} is out of range: allowed >= 1 (book levels per row)"
-        raise ConfigError(msg)
     t0 = time.perf_counter()
     rows = book_replay_to_csv(
         _store(args),

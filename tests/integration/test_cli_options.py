@@ -76,6 +76,24 @@ def test_backtest_settings_out_of_range_are_one_line_errors(
     assert needle in err[0]
 
 
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["data", "generate", "--days", "0"], "--days 0 is out of range: allowed >= 1"),
+        (["data", "generate", "--days", "-2"], "--days -2 is out of range: allowed >= 1"),
+        (["book", "replay", "--venue", "SIM", "--symbol", "ABC", "--date", "2024-01-02",
+          "--levels", "0", "--out", "x.csv"], "levels=0: give the number of book levels"),
+    ],
+)  # fmt: skip
+def test_other_counts_out_of_range_are_one_line_errors(
+    two_instruments: Path, capsys: pytest.CaptureFixture[str], argv: list[str], needle: str
+) -> None:
+    assert main([*argv, "--store", str(two_instruments)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert needle in err[0]
+
+
 def test_empirical_latency_files_are_checked_before_the_run(
     store_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
