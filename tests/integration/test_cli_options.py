@@ -26,6 +26,7 @@ def two_instruments(store_root: Path) -> Path:
     store = TickStore(store_root)
     a = Instrument(venue="SIM", symbol="ABC", tick_size="0.01", lot_size="0.001")
     b = Instrument(venue="XNAS", symbol="AMZN", tick_size="0.01")
+
     def day(ts: int) -> np.ndarray:
         return make_events(
             exch_ts=[ts, ts + 1_000, ts + 2_000, ts + 3_000],

@@ -139,9 +139,10 @@ def test_labels_are_those_written_with_the_events(store_root: Path) -> None:
     store.write(INST, DAY, events(5), labels=labels("calm"))
     lp = store.labels_path_for("SIM", "ABC", DAY)
     meta = pq.read_schema(lp).metadata
-    assert meta[META_WRITE_ID] == pq.read_schema(store.path_for("SIM", "ABC", DAY)).metadata[
-        META_WRITE_ID
-    ]
+    assert (
+        meta[META_WRITE_ID]
+        == pq.read_schema(store.path_for("SIM", "ABC", DAY)).metadata[META_WRITE_ID]
+    )
     # a rewrite without labels removes the old ones ...
     store.write(INST, DAY, events(6))
     assert not lp.exists()
