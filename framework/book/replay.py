@@ -143,8 +143,7 @@ def lobster_frame(rows: IntArray, instrument: Instrument) -> Any:
     levels = rows.shape[1] // 4
     pd_, qd = instrument.price_decimals, instrument.qty_decimals
     pmul, qmul = _scaled(instrument.tick_size, pd_), _scaled(instrument.lot_size, qd)
-    cols = ("ask_px", "ask_sz", "bid_px", "bid_sz")
-    names = [f"{w}_{k + 1}" for k in range(levels) for w in cols]
+    names = lobster_columns(levels)
     df = pl.DataFrame(rows, schema=names, orient="row")
 
     def fmt(col: str, mul: int, dec: int) -> pl.Expr:
@@ -168,18 +167,44 @@ def lobster_frame(rows: IntArray, instrument: Instrument) -> Any:
     return df.select(exprs).select(names)
 
 
-def write_lobster_csv(rows: IntArray, instrument: Instrument, out: IO[bytes]) -> None:
-    """Append rows to ``out`` as LOBSTER-layout CSV (no header, empty levels blank)."""
-    if len(rows):
-        lobster_frame(rows, instrument).write_csv(out, include_header=False, null_value="")
+#: the columns ``--header`` puts first: the local (receive) time of the message after which
+#: the row shows the book, as ISO-8601 UTC and as ns since the epoch, and its exchange time
+TIME_COLUMNS = ("local_time", "local_ts", "exch_ts")
+
+
+def lobster_columns(levels: int, *, times: bool = False) -> list[str]:
+    """Column names of a replay CSV: ``ask_px_1, ask_sz_1, bid_px_1, bid_sz_1, ...``."""
+    book = [f"{w}_{k + 1}" for k in range(levels) for w in ("ask_px", "ask_sz", "bid_px", "bid_sz")]
+    return [*TIME_COLUMNS, *book] if times else book
+
+
+def write_lobster_csv(rows: IntArray, instrument: Instrument, out: IO[bytes], *,
+                      times: tuple[IntArray, IntArray] | None = None) -> None:
+    """Append rows to ``out`` as LOBSTER-layout CSV (no header, empty levels blank).
+
+    ``times`` — the ``(exch_ts, local_ts)`` of each row's message — adds the
+    :data:`TIME_COLUMNS` in front of the book columns.
+    """
+    if not len(rows):
+        return
+    import polars as pl
+
+    df = lobster_frame(rows, instrument)
+    if times is not None:
+        exch, local = (pl.Series(t, dtype=pl.Int64) for t in times)
+        iso = pl.from_epoch(local, time_unit="ns").dt.strftime("%Y-%m-%dT%H:%M:%S%.9fZ")
+        df = pl.DataFrame({"local_time": iso, "local_ts": local, "exch_ts": exch}).hstack(df)
+    df.write_csv(out, include_header=False, null_value="")
 
 
 def book_replay_to_csv(store: Any, venue: str, symbol: str, date: dt.date | str,
-                       levels: int, out_path: str | os.PathLike[str]) -> int:
+                       levels: int, out_path: str | os.PathLike[str], *,
+                       header: bool = False) -> int:
     """Replay a stored day through the book and write the book after every message as
     LOBSTER-layout CSV; returns the rows written. Uses an L3 book when the day has order
     adds, else an L2 book. Streams the day a row group at a time; the file appears only
-    when complete."""
+    when complete. With ``header`` the file starts with a line of column names and each
+    row with the :data:`TIME_COLUMNS` of its message."""
     inst = store.instrument(venue, symbol, date)
     counts = store.kind_counts(venue, symbol, date)
     n_adds = int(counts.get(KIND_ADD, 0))
@@ -189,8 +214,13 @@ def book_replay_to_csv(store: Any, venue: str, symbol: str, date: dt.date | str,
     tmp = out.with_name(f".{out.name}.tmp")
     try:
         with tmp.open("wb") as fh:
+            if header:
+                fh.write((",".join(lobster_columns(levels, times=True)) + "\n").encode())
             for batch in store.iter_batches(venue, symbol, date):
-                write_lobster_csv(rep.feed(batch), inst, fh)
+                rows = rep.feed(batch)
+                last = batch[(batch["flags"] & FLAG_LAST) != 0] if header else None
+                times = None if last is None else (last["exch_ts"], last["local_ts"])
+                write_lobster_csv(rows, inst, fh, times=times)
         tmp.replace(out)
     finally:
         if tmp.exists():
