@@ -580,6 +580,9 @@ class Backtest:
                 "filled_qty": filled * lots[oi] if len(o) else [],
                 "avg_price": avg * ticks[oi] if len(o) else [],
                 "reason": [REJ_NAMES.get(int(x), "") if x else "" for x in o[:, 12]],
+                # local time the strategy learnt the order finished (the run's end for
+                # orders still working then): with submit_ts, when it counted as open
+                "end_ts": o[:, 13],
             },
             schema_overrides={
                 "price": pl.Float64,
