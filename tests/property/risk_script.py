@@ -6,15 +6,17 @@ The script is an int64 array, one row per action: ``(local time, op, side, a, b,
   the other side (a buy at ``best bid + a``: 0 joins the bid, the spread reaches the ask,
   more goes through it), time in force ``tif``;
 * ``OP_MARKET``: a market order of ``b`` lots (IOC);
-* ``OP_MODIFY``: the order of action row ``a`` to a total of ``b`` lots at its price;
-* ``OP_CANCEL``: cancel the order of action row ``a``.
+* ``OP_MODIFY``: our ``a``-th most recent limit order still working (0: the latest) to a
+  total of ``b`` lots at its price;
+* ``OP_CANCEL``: cancel our ``a``-th most recent limit order still working.
 
 Every action runs at the first timer at or after its time, in row order. The result of row
-``i`` — an order id (> 0), ``-reason`` of a denied order, ``0`` for a limit order skipped
-because our side of the book was empty, a modify's DENY code (``0`` sent, ``-1`` not live)
-or a cancel's 1 / 0 — is kept: in ``results`` on the Python path, in the compiled state
-(word ``1 + i``) on the fast path. The compiled callbacks are module-level
-``@njit(cache=True)`` functions so the generated runner can import them by name.
+``i`` is kept — in ``results`` on the Python path, in the compiled state (word ``1 + i``) on
+the fast path: an order id (> 0), ``-reason`` of a denied order, ``0`` for a limit order
+skipped because our side of the book was empty, a modify's DENY code (``0`` sent, ``-1`` no
+such order or one of its requests still in flight) or a cancel's 1 / 0. The compiled
+callbacks are module-level ``@njit(cache=True)`` functions so the generated runner can
+import them by name.
 """
 
 from __future__ import annotations
@@ -43,6 +45,18 @@ class ScriptParams(Params):
 
 
 @njit(cache=True)
+def _working(ctx, sid, sc, s, i, k) -> int:
+    """Id of the ``k``-th most recent limit order placed before row ``i`` still working."""
+    for j in range(i - 1, -1, -1):
+        oid = s[1 + j]
+        if sc[j, OP] == OP_LIMIT and oid > 0 and nb.order_status(ctx, sid, oid) != nb.ST_NONE:
+            if k == 0:
+                return oid
+            k -= 1
+    return 0
+
+
+@njit(cache=True)
 def _act(ctx, sid, sc, s, i) -> int:
     op = sc[i, OP]
     side = sc[i, SIDE]
@@ -53,7 +67,7 @@ def _act(ctx, sid, sc, s, i) -> int:
         return nb.submit(ctx, sid, 0, side, ref + side * sc[i, A], sc[i, B], sc[i, TIF])
     if op == OP_MARKET:
         return nb.submit_market(ctx, sid, 0, side, sc[i, B], nb.TIF_IOC)
-    oid = s[1 + sc[i, A]]
+    oid = _working(ctx, sid, sc, s, i, sc[i, A])
     if op == OP_MODIFY:
         return nb.modify(ctx, sid, oid, nb.order_price(ctx, sid, oid), sc[i, B])
     return 1 if nb.cancel(ctx, sid, oid) else 0
@@ -124,6 +138,16 @@ class ScriptStrategy(Strategy):
             self._next += 1
         self._arm(ctx)
 
+    def _working(self, ctx: Context, k: int) -> int:
+        sc = self.script
+        for j in range(len(self.results) - 1, -1, -1):
+            oid = self.results[j]
+            if sc[j, OP] == OP_LIMIT and oid > 0 and ctx.is_live(oid):
+                if k == 0:
+                    return oid
+                k -= 1
+        return 0
+
     def _act(self, ctx: Context, row: np.ndarray) -> int:
         op, side, a, b = int(row[OP]), int(row[SIDE]), int(row[A]), int(row[B])
         if op == OP_LIMIT:
@@ -133,7 +157,7 @@ class ScriptStrategy(Strategy):
             return ctx.submit(0, side, ref + side * a, b, tif=TIF_WORDS[int(row[TIF])])
         if op == OP_MARKET:
             return ctx.submit_market(0, side, b)
-        oid = self.results[a]
+        oid = self._working(ctx, a)
         if op == OP_MODIFY:
             info = ctx.order(oid)
             return ctx.modify(oid, nb.NO_PRICE if info is None else info["price"], b)
