@@ -15,7 +15,8 @@ apart. On every run, from the result tables:
   worse, so they are left out here (tests/unit/engine/test_risk.py covers their valuation);
 * at no submission were more than ``max_open_orders`` orders working, counting each from
   its submission until the strategy learnt it finished (the orders table: ``submit_ts``,
-  ``end_ts``), which spans its whole life at the venue;
+  ``end_ts``, null for one still working at the end), which spans its whole life at the
+  venue;
 * every denied request is in the denials table, in order, with its reason;
 * both paths give the same tables.
 """
@@ -127,7 +128,8 @@ def assert_within_limits(
     # open orders at each submission (ids grow with submission time)
     if risk.max_open_orders is not None and len(orders):
         o = orders.sort("order_id")
-        sub, end = o["submit_ts"].to_numpy(), o["end_ts"].to_numpy()
+        sub = o["submit_ts"].to_numpy()
+        end = o["end_ts"].fill_null(np.iinfo(np.int64).max).to_numpy()  # null: still working
         working = [int(np.sum(end[: k + 1] > sub[k])) for k in range(len(o))]
         assert max(working) <= risk.max_open_orders, f"{max(working)} orders working"
     # every denial recorded, in order, with its reason
