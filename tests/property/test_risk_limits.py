@@ -1,18 +1,20 @@
 """Risk limits cannot be crossed, whatever the strategy does and whatever the latency.
 
-Random scripts of orders (limit orders at and through the touch, IOC / FOK / post-only,
-market orders, modifies up and down, cancels, at random times) run through the real engine
-on a small seeded synthetic day, on the Python path and on the compiled path, with entry
-and response latencies from zero to longer than the gaps between market events, drawn
-apart. On every run, from the result tables:
+Random scripts of orders (limit orders behind, at and through the touch, GTC / IOC / FOK /
+post-only, market orders, modifies up and down with or without a new price, cancels, in
+bursts at random times, many of them racing a modify or a cancel in flight) run through the
+real engine on a small seeded synthetic day, on the Python path and on the compiled path,
+under random limits, with entry and response latencies from zero to longer than the gaps
+between market events, drawn apart. On every run, from the result tables:
 
 * the position after every fill stays within ``max_position`` both ways (the fills table),
   and the fills add up to it;
-* no order trades more than ``max_notional``: a buy's fills cost at most that, a sell's
-  filled lots valued at its limit come to at most that (a sell that takes liquidity may
-  get better prices than its limit; nothing the strategy sees bounds them). Market orders
-  are valued at the strategy's book when sent; the venue's book when they arrive may be
-  worse, so they are left out here (tests/unit/engine/test_risk.py covers their valuation);
+* no limit order trades more than ``max_notional``: a buy's fills cost at most that; a
+  sell's filled lots, each valued at no more than the order's last limit, come to at most
+  that (a sell that takes liquidity may get better prices than its limit). Market orders
+  are valued at the strategy's book when they are sent and the venue's book may have moved
+  by the time they arrive, so they are left out here (tests/unit/engine/test_risk.py
+  covers their valuation);
 * at no submission were more than ``max_open_orders`` orders working, counting each from
   its submission until the strategy learnt it finished (the orders table: ``submit_ts``,
   ``end_ts``, null for one still working at the end), which spans its whole life at the
@@ -24,8 +26,9 @@ apart. On every run, from the result tables:
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Sequence
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import polars as pl
@@ -53,6 +56,8 @@ from framework.risk.limits import RiskLimits
 from framework.strategy import nb
 
 from .risk_script import (
+    COLS,
+    KEEP,
     MAX_ACTIONS,
     OP,
     OP_CANCEL,
@@ -111,20 +116,17 @@ def assert_within_limits(
     assert np.array_equal(np.cumsum(fills["side"].to_numpy() * fills["qty"].to_numpy()), pos)
     if risk.max_position is not None:
         assert np.all(np.abs(pos) <= risk.max_position), f"position reached {np.abs(pos).max()}"
-    # notional of each limit order: what a buy paid, a sell's filled lots at its limit
+    # notional of each limit order
     if risk.max_notional is not None and len(fills):
-        per = (
-            fills.group_by("order_id")
-            .agg(paid=(pl.col("qty") * pl.col("price")).sum(), lots=pl.col("qty").sum())
-            .join(orders, on="order_id")
-            .filter(pl.col("order_type") == "limit")
+        limits = orders.filter(pl.col("order_type") == "limit").select(
+            "order_id", limit=pl.col("price")
         )
-        worth = np.where(
-            per["side"].to_numpy() == BUY,
-            per["paid"].to_numpy(),
-            per["lots"].to_numpy() * per["price"].to_numpy(),
+        f = fills.join(limits, on="order_id")
+        price = pl.when(pl.col("side") == BUY).then("price").otherwise(
+            pl.min_horizontal("price", "limit")
         )
-        assert np.all(worth <= risk.max_notional * (1 + 1e-12)), f"notional {worth.max()}"
+        worth = f.group_by("order_id").agg(worth=(pl.col("qty") * price).sum())["worth"]
+        assert (worth <= risk.max_notional * (1 + 1e-12)).all(), f"notional {worth.max()}"
     # open orders at each submission (ids grow with submission time)
     if risk.max_open_orders is not None and len(orders):
         o = orders.sort("order_id")
@@ -159,86 +161,126 @@ def check_both_paths(
 
 
 # --- random scripts -----------------------------------------------------------------------
-GAPS = st.one_of(
-    st.just(0),
-    st.integers(1, 2 * MS),  # within the shorter latencies
-    st.integers(100 * MS, 20 * S),  # across several market messages
-)
-OPS = (OP_LIMIT,) * 4 + (OP_MARKET,) * 2 + (OP_MODIFY,) * 3 + (OP_CANCEL,) * 2
+X = TypeVar("X")
 TIFS = (nb.TIF_GTC,) * 4 + (nb.TIF_IOC, nb.TIF_FOK, nb.TIF_POST_ONLY)
+OPS = (OP_LIMIT,) * 3 + (OP_MARKET,) * 2 + (OP_MODIFY,) * 2 + (OP_CANCEL,)
 
 
-@st.composite
-def cases(draw: st.DrawFn) -> tuple[np.ndarray, RiskLimits, int, int]:
+def make_script(
+    num: Callable[[int, int], int], pick: Callable[[Sequence[X]], X], t: int
+) -> np.ndarray:
+    """A random script from ``num(lo, hi)`` (an int in [lo, hi]) and ``pick(seq)``.
+
+    Actions come in bursts, 0.1 to 20 s apart (across several of the day's market
+    messages): a few actions at one moment or within 2 ms (inside most latencies), mostly
+    on one side. A burst is random actions, or a race: an order joins the touch, a modify
+    (up or down, maybe through the touch) or a cancel of it follows at once, and more
+    orders the same way follow that while it is in flight.
+    """
+    rows: list[tuple[int, ...]] = []
+
+    def add(op: int, side: int, which: int = 0, qty: int = 0, tif: int = 0, px: int = 0) -> None:
+        nonlocal t
+        t += num(0, 2 * MS) if num(0, 1) else 0
+        rows.append((t, op, side, which, qty, tif, px))
+
+    def new_order(side: int, taker: bool) -> None:
+        op = pick((OP_LIMIT, OP_MARKET))
+        if op == OP_LIMIT:  # -1: behind our touch, 0: at it, 1: at the far touch, 2: past
+            px = num(1, 2) if taker else num(-1, 2)
+            add(op, side, qty=num(1, 4), tif=pick(TIFS[:-1] if taker else TIFS), px=px)
+        else:
+            add(op, side, qty=num(1, 4))
+
+    for _ in range(num(5, 60)):
+        t += num(100 * MS, 20 * S)
+        way = pick((BUY, SELL))
+        race = pick((None, OP_MODIFY, OP_MODIFY, OP_CANCEL))
+        if race is not None:
+            qty = num(1, 4)
+            add(OP_LIMIT, way, qty=qty, tif=nb.TIF_GTC, px=num(-1, 0))
+            if race == OP_MODIFY:  # down or (more often) up; at its price or through the touch
+                add(race, way, qty=max(1, qty + num(-2, 3)), px=pick((KEEP, KEEP, 1, 2)))
+            else:
+                add(race, way)
+            for _ in range(num(1, 3)):  # orders that take liquidity while it is in flight
+                new_order(way if num(0, 9) else -way, taker=True)
+            continue
+        for _ in range(num(1, 4)):
+            side = way if num(0, 9) else -way
+            op = pick(OPS)
+            if op in (OP_LIMIT, OP_MARKET):
+                new_order(side, taker=False)
+            elif op == OP_MODIFY:  # one of the three latest orders on that side still working
+                add(op, side, which=num(0, 2), qty=num(1, 6), px=pick((KEEP, -1, 0, 1, 2)))
+            else:
+                add(op, side, which=num(0, 2))
+    return np.array(rows[:MAX_ACTIONS], np.int64).reshape(-1, COLS)
+
+
+def make_limits(num: Callable[[int, int], int], pick: Callable[[Sequence[Any]], Any]) -> RiskLimits:
+    return RiskLimits(
+        max_position=num(1, 10),
+        max_open_orders=pick((None, None, 1, 2, 3, 4)),
+        max_notional=pick((None, None, None, 250.0, 450.0, 650.0)),
+    )
+
+
+def numpy_draws(seed: int) -> tuple[Callable[[int, int], int], Callable[[Sequence[X]], X]]:
+    rng = np.random.default_rng(seed)
+
+    def num(lo: int, hi: int) -> int:
+        return int(rng.integers(lo, hi + 1))
+
+    def pick(seq: Sequence[X]) -> X:
+        return seq[int(rng.integers(len(seq)))]
+
+    return num, pick
+
+
+def seeded_script(seed: int) -> np.ndarray:
+    """The script of ``seed``, starting in the first half of the day."""
+    num, pick = numpy_draws(seed)
     _, ev = day()
     t0, t1 = int(ev["local_ts"][0]), int(ev["local_ts"][-1])
-    t = draw(st.integers(t0, t0 + (t1 - t0) // 2))
-    rows: list[tuple[int, int, int, int, int, int]] = []
-    for _ in range(draw(st.integers(5, 60))):
-        t += draw(GAPS)
-        op = draw(st.sampled_from(OPS))
-        side = draw(st.sampled_from((BUY, SELL)))
-        a = b = 0
-        tif = nb.TIF_GTC
-        if op == OP_LIMIT:
-            # -3: behind our touch ... 0: joining it ... 1: the far touch (one tick wide), 2: past
-            a, b = draw(st.integers(-3, 2)), draw(st.integers(1, 6))
-            tif = draw(st.sampled_from(TIFS))
-        elif op == OP_MARKET:
-            b = draw(st.integers(1, 6))
-        else:  # one of our three latest orders still working
-            a, b = draw(st.integers(0, 2)), draw(st.integers(1, 8))
-        rows.append((t, op, side, a, b, tif))
-    risk = RiskLimits(
-        max_position=draw(st.integers(1, 6)),
-        max_open_orders=draw(st.integers(1, 4)),
-        max_notional=draw(st.sampled_from((None, 250.0, 450.0))),
-    )
-    entry = draw(st.sampled_from(LATENCIES))
-    response = draw(st.sampled_from(LATENCIES))
-    return np.array(rows, np.int64), risk, entry, response
+    return make_script(num, pick, num(t0, t0 + (t1 - t0) // 2))
 
 
+def seeded_case(seed: int) -> tuple[np.ndarray, RiskLimits, int, int]:
+    """Script, limits and (entry, response) latencies of ``seed``."""
+    num, pick = numpy_draws(seed ^ 0x5EED)
+    return seeded_script(seed), make_limits(num, pick), pick(LATENCIES), pick(LATENCIES)
+
+
+# Hypothesis draws only the seed: its own draws favour the first choices and short lists
+# (no latency, the lowest limits, a few actions), and a race worth testing needs a busy
+# script with time in flight. A failure names the seed; seeded_case(seed) replays it.
 @settings(max_examples=20, deadline=None, derandomize=True)
-@given(case=cases())
-def test_no_script_crosses_a_limit_at_any_latency_on_either_path(
-    case: tuple[np.ndarray, RiskLimits, int, int],
-) -> None:
-    script, risk, entry, response = case
+@given(seed=st.integers(0, 2**32 - 1))
+def test_no_script_crosses_a_limit_at_any_latency_on_either_path(seed: int) -> None:
+    script, risk, entry, response = seeded_case(seed)
     check_both_paths(script, risk, entry, response)
 
 
-def seeded_script(rng: np.random.Generator, n: int, t0: int) -> np.ndarray:
-    """A script like the property test's, drawn with numpy (for a fixed example)."""
-    rows = []
-    t = t0
-    for _ in range(n):
-        t += int(rng.choice([0, int(rng.integers(1, 2 * MS)), int(rng.integers(100 * MS, 5 * S))]))
-        op = int(rng.choice(OPS))
-        side = int(rng.choice([BUY, SELL]))
-        a = b = 0
-        tif = nb.TIF_GTC
-        if op == OP_LIMIT:
-            a, b, tif = int(rng.integers(-3, 3)), int(rng.integers(1, 7)), int(rng.choice(TIFS))
-        elif op == OP_MARKET:
-            b = int(rng.integers(1, 7))
-        else:
-            a, b = int(rng.integers(0, 3)), int(rng.integers(1, 9))
-        rows.append((t, op, side, a, b, tif))
-    return np.array(rows, np.int64)
-
-
-def test_a_busy_seeded_script_meets_every_limit_and_is_denied_for_each() -> None:
-    # the property test's checks are only worth something if scripts like its own do reach
-    # the limits: this one (fixed seed) is denied for all three and still trades
-    _, ev = day()
-    script = seeded_script(np.random.default_rng(7), MAX_ACTIONS, int(ev["local_ts"][0]))
-    risk = RiskLimits(max_position=3, max_open_orders=2, max_notional=450.0)
-    (res, _), _ = check_both_paths(script, risk, 1 * MS, 300 * MS)
-    reasons = set(res.denials["reason"])
+def test_scripts_like_the_property_tests_reach_every_limit() -> None:
+    # the checks above are only worth something if the scripts do press on the limits:
+    # a few of them, under one set of limits, are denied for each, trade up to the position
+    # limit, and send modifies and cancels
+    risk = RiskLimits(max_position=4, max_open_orders=2, max_notional=350.0)
+    reasons: set[str] = set()
+    sent: list[int] = []
+    reached = 0.0
+    for seed in range(3):
+        script = seeded_script(seed)
+        (res, results), _ = check_both_paths(script, risk, MS, 300 * MS)
+        reasons |= set(res.denials["reason"])
+        reached = max(reached, np.abs(res.fills["position"].to_numpy()).max())
+        done = list(zip(script[:, OP], results, strict=True))
+        sent.append(sum(r == DENY_NONE for o, r in done if o == OP_MODIFY))
+        sent.append(sum(r == 1 for o, r in done if o == OP_CANCEL))
     assert {"max_position_instrument", "max_open_orders", "max_notional"} <= reasons
-    assert len(res.fills) > 10
-    assert np.abs(res.fills["position"].to_numpy()).max() == risk.max_position
+    assert reached == risk.max_position
+    assert min(sent) > 0
 
 
 # --- the case that used to cross the limit ---------------------------------------------------
@@ -274,16 +316,14 @@ def test_a_market_order_behind_a_modify_up_in_flight_is_denied_on_both_paths() -
     inst, ev = tape()
     script = np.array(
         [
-            (T, OP_LIMIT, BUY, 0, 1, nb.TIF_GTC),
-            (T + 5_000, OP_MODIFY, BUY, 0, 5, 0),
-            (T + 5_500, OP_MARKET, BUY, 0, 4, 0),
+            (T, OP_LIMIT, BUY, 0, 1, nb.TIF_GTC, 0),
+            (T + 5_000, OP_MODIFY, BUY, 0, 5, 0, KEEP),
+            (T + 5_500, OP_MARKET, BUY, 0, 4, 0, 0),
         ],
         np.int64,
     )
     risk = RiskLimits(max_position=5)
-    for res, results in check_both_paths(
-        script, risk, 1_000, 1_000, instrument=inst, events=ev
-    ):
+    for res, results in check_both_paths(script, risk, 1_000, 1_000, instrument=inst, events=ev):
         assert results[1:] == [DENY_NONE, -DENY_MAX_POSITION_INSTRUMENT]
         assert res.denials["reason"].to_list() == ["max_position_instrument"]
         assert res.fills["position"].to_list() == [5.0]
