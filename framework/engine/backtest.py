@@ -23,6 +23,7 @@ from framework.engine.enums import (
     QUEUE_FIFO,
     REJ_NAMES,
     STATUS_NAMES,
+    TERMINAL_STATUSES,
     TIF_NAMES,
 )
 from framework.engine.feed import MergedFeed
@@ -580,6 +581,11 @@ class Backtest:
                 "filled_qty": filled * lots[oi] if len(o) else [],
                 "avg_price": avg * ticks[oi] if len(o) else [],
                 "reason": [REJ_NAMES.get(int(x), "") if x else "" for x in o[:, 12]],
+                # local time the strategy learnt the order finished (null for an order
+                # still working when the run ended): with submit_ts, when it was open
+                "end_ts": pl.Series(o[:, 13], dtype=pl.Int64).set(
+                    pl.Series(~np.isin(o[:, 9], TERMINAL_STATUSES)), None
+                ),
             },
             schema_overrides={
                 "price": pl.Float64,

@@ -142,11 +142,17 @@ O_SUBMIT_TS: Final = 12
 O_REASON: Final = 13
 O_PEND_PRICE: Final = 14  #: a modify in flight: new price / qty
 O_PEND_QTY: Final = 15
-O_LOCAL_OPEN: Final = 16  #: strategy view: lots open (ordered - filled - cancelled)
+O_LOCAL_OPEN: Final = 16  #: strategy view: lots that may still fill (worst case, see local.py)
 O_VENUE_TS: Final = 17  #: venue time the order rested (for FIFO tie-breaks)
 O_NOTIONAL: Final = 18  #: sum of fill price*qty in ticks*lots (for the average price)
 O_REST_IDX: Final = 19  #: position in the resting list while resting at the venue
-ORD_COLS: Final = 20
+# the strategy's own record of the order (O_PRICE / O_QTY change when the venue applies a
+# modify, before the strategy can know): what pre-trade risk counts
+O_LQTY: Final = 20  #: strategy view: size as last confirmed (or sent, while new)
+O_LPRICE: Final = 21  #: strategy view: limit price as last confirmed
+O_MOD_SENT: Final = 22  #: 1 while a modify is in flight (O_PEND_PRICE / O_PEND_QTY)
+O_CXL_SENT: Final = 23  #: 1 while a cancel is in flight
+ORD_COLS: Final = 24
 
 V_NONE: Final = 0  #: not at the venue yet
 V_RESTING: Final = 1
@@ -187,7 +193,7 @@ RESP_CANCEL_REJECT: Final = 7
 
 # --- per (strategy, instrument) position ints (SEG_POS, n_strat x n_inst x POS_COLS) -----------
 P_POS: Final = 0  #: lots, signed
-P_OPEN_BUY: Final = 1  #: lots in open buy orders (strategy view)
+P_OPEN_BUY: Final = 1  #: lots open buy orders may still fill (worst case, strategy view)
 P_OPEN_SELL: Final = 2
 P_N_OPEN: Final = 3  #: open orders
 P_N_FILLS: Final = 4

@@ -61,11 +61,12 @@ class RiskLimits:
     """
 
     max_order_qty: float | None = None
-    max_notional: float | None = None
+    max_notional: float | None = None  #: per order: fills so far + open lots at worst price
     price_collar_ticks: float | None = None  #: max distance of a limit price from the mid
-    max_position: float | None = None  #: per instrument, |position + open orders on that side|
+    #: per instrument, each side apart: position + lots of that side that may still fill
+    max_position: float | None = None
     max_strategy_position: float | None = None  #: sum over instruments
-    max_open_orders: float | None = None
+    max_open_orders: float | None = None  #: from submission until the end is confirmed
     max_orders_per_s: float | None = None  #: token-bucket rate
     order_burst: float | None = None  #: token-bucket size (default: the rate)
     max_loss: float | None = None  #: kill switch: equity below -max_loss
