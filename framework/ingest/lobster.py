@@ -1,4 +1,4 @@
-"""LOBSTER importer: a message file plus its orderbook file -> L3 events.
+"""LOBSTER importer: a message file, with its orderbook file when there is one -> L3 events.
 
 LOBSTER (lobsterdata.com) reconstructs NASDAQ TotalView-ITCH into two CSV files per day:
 ``TICKER_DATE_START_END_message_L.csv`` (time, type, order id, size, price x 10000,
@@ -29,18 +29,36 @@ book a consumer builds is the file's book, and counts per kind equal the file's 
 
 The book. Message files lack the orders resting before they start, and a level-L file omits
 messages that only touch deeper levels, so the messages are replayed through the importer's own
-compiled L3 book (:mod:`framework.ingest.lobster_nb`, which describes it). It is seeded from
-orderbook row 0 (``FLAG_SNAPSHOT | FLAG_FROM_BOOK | FLAG_IMPLIED``, ids
-``SYNTH_ORDER_ID_BASE | n``), applies messages on unknown order ids to the synthetic quantity
-at their price (prep events ``FLAG_IMPLIED``) and, after each message, emits corrective events
-(``FLAG_FROM_BOOK | FLAG_IMPLIED``) so that the book after the message's last event -- the one
-with ``FLAG_LAST`` -- equals the orderbook row at all L levels.
+compiled L3 book (:mod:`framework.ingest.lobster_nb`, which describes it).
+
+* **With the orderbook file** it is seeded from orderbook row 0 (``FLAG_SNAPSHOT |
+  FLAG_FROM_BOOK | FLAG_IMPLIED``, ids ``SYNTH_ORDER_ID_BASE | n``), applies messages on
+  unknown order ids to the synthetic quantity at their price (prep events ``FLAG_IMPLIED``)
+  and, after each message, emits corrective events (``FLAG_FROM_BOOK | FLAG_IMPLIED``) so
+  that the book after the message's last event -- the one with ``FLAG_LAST`` -- equals the
+  orderbook row at all L levels.
+* **Without one** (none given and none beside the message file) the book starts empty at the
+  first message. An order the file cancels, executes or deletes but never adds rested before
+  the first message (or joined below level L): it enters the book at its first message with
+  its real id, by an implied add of the size the file later takes off it, so every later
+  message acts on a known order and every execution stays a trade for the engine. Orders a
+  message proves gone (the other side reached their price; more than L-1 levels in front of a
+  level-L message) are removed by implied events. The report counts both; levels stay
+  incomplete (deeper ones most) until their orders are seen.
+
+Damage. A line that is not a message row (or not a valid one: type outside 1..7, time going
+backwards, ...) is skipped with its orderbook row and counted as damage; an orderbook row
+that is not valid leaves its message unchecked; a pair whose row counts differ (LOBSTER
+writes one orderbook row per message) is damage too. Damage fails the import unless
+``--allow-partial`` (see :func:`framework.ingest.base.run_import`).
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +70,7 @@ import pyarrow.csv as pacsv
 from framework.core.errors import DataError, FormatError
 from framework.core.events import (
     EVENT_DTYPE,
+    FLAG_IMPLIED,
     STATUS_HALTED,
     STATUS_OPEN,
     STATUS_QUOTING,
@@ -64,18 +83,22 @@ from framework.ingest.base import (
     ImportResult,
     require_files,
     resolve_instrument,
+    time_order_bad,
     validate_events,
 )
+from framework.ingest.csv_text import line_bounds
 from framework.ingest.lobster_nb import (
     ST_CORR_EV,
     ST_DEL_MISMATCH,
     ST_DUP_ADD,
     ST_KNOWN_SHORT,
     ST_MISMATCH,
+    ST_PRE_MSGS,
     ST_PREP_EV,
     ST_REWRITE,
     ST_ROWS_CORR,
     ST_SEED,
+    ST_UNCROSS,
     build_nb,
 )
 
@@ -88,7 +111,9 @@ _NAME_RE = re.compile(
     r"(?P<what>message|orderbook)_(?P<level>\d+)(?:\..*)?$"
 )
 _MSG_LINE_RE = re.compile(r"^\s*\d+(\.\d*)?,-?\d+,-?\d+,-?\d+,-?\d+,-?\d+\s*$")
-_INT_RE = re.compile(r"^-?\d+$")
+_SNIFF_LINES = 20  #: lines read to tell the format (most must be rows: one may be damaged)
+_MAX_SIZE = 10**12  #: shares; larger sizes are damage (and would overflow level sums)
+_MAX_PRICE = 10**12  #: $ x 10000 = $100M; real quotes are far below, empty levels aside
 
 
 # --- reading and checking the files --------------------------------------------------------
@@ -98,7 +123,8 @@ def _name_info(path: Path) -> re.Match[str] | None:
     return _NAME_RE.match(path.name)
 
 
-def _orderbook_path(msg: Path, opts: ImportOptions) -> Path:
+def _orderbook_path(msg: Path, opts: ImportOptions) -> Path | None:
+    """``--orderbook``, else the sibling named with 'orderbook' for 'message', else None."""
     given = opts.get("orderbook")
     if given is not None:
         return Path(given)
@@ -107,68 +133,90 @@ def _orderbook_path(msg: Path, opts: ImportOptions) -> Path:
         sibling = msg.with_name(f"{head}orderbook{tail}")
         if sibling.is_file():
             return sibling
-    msg_text = (
-        f"{msg}: no orderbook file found beside it (looked for the name with 'message' "
-        "replaced by 'orderbook'); pass --orderbook FILE"
-    )
-    raise DataError(msg_text)
+    return None
 
 
-def _first_line(path: Path, what: str) -> str:
-    """The first line of a text file; FormatError for empty or binary files."""
+def _head_lines(path: Path, what: str) -> list[str]:
+    """The first non-empty lines of a text file; FormatError for empty or binary files."""
     with path.open("rb") as fh:
         head = fh.read(1 << 16)
     if not head.strip():
         msg = f"{path}: the file is empty; expected a LOBSTER {what} CSV"
         raise FormatError(msg)
-    if b"\x00" in head:
+    if head.count(b"\x00") > len(head) // 8:
         msg = f"{path}: binary data, not a LOBSTER {what} CSV (comma-separated numbers)"
         raise FormatError(msg)
-    try:
-        text = head.decode("ascii")
-    except UnicodeDecodeError as exc:
-        msg = f"{path}: non-ASCII bytes at offset {exc.start}; not a LOBSTER {what} CSV"
-        raise FormatError(msg) from exc
-    return text.splitlines()[0]
+    lines = head.decode("ascii", errors="replace").splitlines()
+    if len(head) == 1 << 16 and len(lines) > 1:
+        lines = lines[:-1]  # the last one may be cut by the read size
+    return [x for x in lines if x.strip()][:_SNIFF_LINES]
 
 
-def _line_ok(line: str, ncols: int, is_message: bool) -> bool:
-    if is_message:
-        return _MSG_LINE_RE.match(line) is not None
-    cells = line.strip().split(",")
-    return len(cells) == ncols and all(_INT_RE.match(c) for c in cells)
+def _row_re(ncols: int, is_message: bool) -> re.Pattern[str]:
+    return _MSG_LINE_RE if is_message else re.compile(rf"^\s*-?\d+(,-?\d+){{{ncols - 1}}}\s*$")
 
 
-def _format_error(path: Path, what: str, ncols: int, is_message: bool, cause: str) -> FormatError:
-    """Find the first bad line (slow path, only after the fast parser failed)."""
-    with path.open("r", encoding="ascii", errors="replace") as fh:
-        for no, line in enumerate(fh, start=1):
-            if line.strip() and not _line_ok(line, ncols, is_message):
-                shown = line.strip()[:80]
-                return FormatError(
-                    f"{path}: line {no} is not a LOBSTER {what} row ({ncols} comma-separated "
-                    f"numbers): {shown!r}; fix or truncate the file"
-                )
-    return FormatError(f"{path}: cannot parse as a LOBSTER {what} CSV ({cause})")
+@dataclass
+class _Rows:
+    """The numeric columns of a LOBSTER CSV, one entry per non-empty line.
+
+    ``good`` is false on lines that are not a row of the file's kind (their columns hold 0);
+    ``line`` gives each row's 1-based line number in the file.
+    """
+
+    cols: list[npt.NDArray[Any]]
+    good: npt.NDArray[np.bool_]
+    line: npt.NDArray[np.int64]
+
+    @property
+    def n(self) -> int:
+        return int(self.good.shape[0])
 
 
-def _read_numbers(path: Path, what: str, types: list[pa.DataType]) -> list[npt.NDArray[Any]]:
-    ncols = len(types)
-    is_message = what == "message"
+def _parse(data: Any, ncols: int, types: list[pa.DataType]) -> list[npt.NDArray[Any]] | None:
+    """pyarrow's parse of well-formed rows, or None when some row is not one."""
     names = [f"c{i}" for i in range(ncols)]
     try:
         table = pacsv.read_csv(
-            path,
+            data,
             read_options=pacsv.ReadOptions(column_names=names),
             parse_options=pacsv.ParseOptions(delimiter=","),
             convert_options=pacsv.ConvertOptions(column_types=dict(zip(names, types, strict=True))),
         )
-        cols = [table.column(i).to_numpy() for i in range(ncols)]
-    except (pa.ArrowException, ValueError) as exc:
-        raise _format_error(path, what, ncols, is_message, str(exc).splitlines()[0]) from exc
+    except (pa.ArrowException, ValueError):
+        return None
     if any(table.column(i).null_count for i in range(ncols)):
-        raise _format_error(path, what, ncols, is_message, "empty cells")
-    return cols
+        return None
+    return [table.column(i).to_numpy() for i in range(ncols)]
+
+
+def _read_rows(path: Path, what: str, types: list[pa.DataType]) -> _Rows:
+    """Every non-empty line of a LOBSTER CSV, parsed; lines that are no row are marked."""
+    ncols = len(types)
+    data = path.read_bytes()
+    starts, ends = line_bounds(data)
+    rows = np.flatnonzero(ends > starts)
+    if len(rows) == len(starts):  # no blank lines: try the fast parse of the whole file
+        cols = _parse(pa.py_buffer(data), ncols, types)
+        if cols is not None and cols[0].shape[0] == len(rows):
+            return _Rows(cols, np.ones(len(rows), np.bool_), rows + 1)
+    pattern = _row_re(ncols, what == "message")
+    text = [data[starts[i] : ends[i]].decode("ascii", errors="replace") for i in rows.tolist()]
+    good = np.array([pattern.match(t) is not None for t in text], np.bool_)
+    cols = [np.zeros(len(rows), t.to_pandas_dtype()) for t in types]
+    if good.any():
+        clean = "\n".join(t for t, g in zip(text, good.tolist(), strict=True) if g) + "\n"
+        parsed = _parse(pa.py_buffer(clean.encode()), ncols, types)
+        if parsed is None:  # a number too large for its type: find those lines one by one
+            for k in np.flatnonzero(good).tolist():
+                if _parse(pa.py_buffer(text[k].encode()), ncols, types) is None:
+                    good[k] = False
+            clean = "\n".join(t for t, g in zip(text, good.tolist(), strict=True) if g) + "\n"
+            parsed = _parse(pa.py_buffer(clean.encode()), ncols, types) if good.any() else None
+        if parsed is not None:
+            for c, v in zip(cols, parsed, strict=True):
+                c[good] = v
+    return _Rows(cols, good, rows + 1)
 
 
 def _status_codes(price: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
@@ -179,8 +227,7 @@ def _first_row(mask: npt.NDArray[np.bool_]) -> int:
     return int(np.flatnonzero(mask)[0]) + 1  # 1-based, as an editor shows lines
 
 
-def _check_messages(
-    path: Path,
+def _message_problems(
     *,
     tsec: npt.NDArray[np.float64],
     typ: npt.NDArray[np.int64],
@@ -188,30 +235,27 @@ def _check_messages(
     size: npt.NDArray[np.int64],
     price: npt.NDArray[np.int64],
     direction: npt.NDArray[np.int64],
-) -> None:
-    def fail(mask: npt.NDArray[np.bool_], problem: str) -> None:
-        if mask.any():
-            msg = (
-                f"{path}: {int(mask.sum()):,} row(s) {problem} (first at line {_first_row(mask)}); "
-                "the file is not a valid LOBSTER message file"
-            )
-            raise DataError(msg)
-
-    fail(~np.isin(typ, [1, 2, 3, 4, 5, 6, 7]), "have an event type outside 1..7")
-    fail(~np.isfinite(tsec) | (tsec < 0) | (tsec >= 2 * 86_400), "have a time outside 0..48h")
-    fail(np.diff(tsec) < 0, "go back in time")
+) -> list[tuple[str, npt.NDArray[np.bool_]]]:
+    """Rows that are not valid LOBSTER messages, by problem (LOBSTER writes none of them)."""
     trade = typ <= 6
-    fail(trade & (size <= 0), "have a non-positive size")
-    fail(trade & (price <= 0), "have a non-positive price")
-    fail((typ <= 5) & (direction != 1) & (direction != -1), "have a direction other than 1/-1")
-    fail((typ <= 4) & (oid < 0), "have a negative order id")
-    fail((typ == 7) & ((price < -1) | (price > 1)), "are halts (type 7) with price not -1/0/1")
+    return [
+        ("event type outside 1..7", ~np.isin(typ, [1, 2, 3, 4, 5, 6, 7])),
+        ("time outside 0..48h", ~np.isfinite(tsec) | (tsec < 0) | (tsec >= 2 * 86_400)),
+        ("non-positive size or one beyond any real order",
+         trade & ((size <= 0) | (size > _MAX_SIZE))),
+        ("non-positive price or one beyond any real quote",
+         trade & ((price <= 0) | (price > _MAX_PRICE))),
+        ("direction other than 1/-1", (typ <= 5) & (direction != 1) & (direction != -1)),
+        ("negative order id", (typ <= 4) & (oid < 0)),
+        ("halt (type 7) with price not -1/0/1", (typ == 7) & ((price < -1) | (price > 1))),
+    ]
 
 
 def _book_arrays(
-    path: Path, cols: list[npt.NDArray[np.int64]], L: int
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Orderbook columns -> raw prices and sizes shaped (n, side 0 bid / 1 ask, L)."""
+    cols: list[npt.NDArray[np.int64]], L: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], list[tuple[str, npt.NDArray[np.bool_]]]]:
+    """Orderbook columns -> raw prices and sizes shaped (n, side 0 bid / 1 ask, L), and the
+    rows that are not valid LOBSTER orderbook rows, by problem."""
     n = cols[0].shape[0]
     p = np.empty((n, 2, L), np.int64)
     q = np.empty((n, 2, L), np.int64)
@@ -220,24 +264,24 @@ def _book_arrays(
         p[:, 0, j], q[:, 0, j] = cols[4 * j + 2], cols[4 * j + 3]
     empty = np.stack([p[:, 0] == EMPTY_BID, p[:, 1] == EMPTY_ASK], axis=1)
 
-    def fail(mask: npt.NDArray[np.bool_], problem: str) -> None:
-        if mask.any():
-            rows = np.asarray(mask.reshape(n, -1).any(axis=1))
-            msg = (
-                f"{path}: {int(rows.sum()):,} row(s) {problem} (first at line "
-                f"{_first_row(rows)}); the file is not a valid LOBSTER orderbook"
-            )
-            raise DataError(msg)
+    def rows(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+        return np.asarray(mask.reshape(n, -1).any(axis=1))
 
-    fail(empty & (q != 0), "have a size on an empty (9999999999) level")
-    fail(~empty & (q <= 0), "have a level with a non-positive size")
-    fail(~empty & (p <= 0), "have a level with a non-positive price")
+    problems = [
+        ("size on an empty (9999999999) level", rows(empty & (q != 0))),
+        ("level with a non-positive size or one beyond any real book",
+         rows(~empty & ((q <= 0) | (q > _MAX_SIZE)))),
+        ("level with a non-positive price or one beyond any real quote",
+         rows(~empty & ((p <= 0) | (p > _MAX_PRICE)))),
+    ]
     if L > 1:
-        fail(empty[:, :, :-1] & ~empty[:, :, 1:], "have an occupied level below an empty one")
         both = ~empty[:, :, 1:]
-        fail(both[:, 0] & (p[:, 0, 1:] >= p[:, 0, :-1]), "have bid levels not in falling order")
-        fail(both[:, 1] & (p[:, 1, 1:] <= p[:, 1, :-1]), "have ask levels not in rising order")
-    return np.where(empty, -1, p), q
+        problems += [
+            ("occupied level below an empty one", rows(empty[:, :, :-1] & ~empty[:, :, 1:])),
+            ("bid levels not in falling order", rows(both[:, 0] & (p[:, 0, 1:] >= p[:, 0, :-1]))),
+            ("ask levels not in rising order", rows(both[:, 1] & (p[:, 1, 1:] <= p[:, 1, :-1]))),
+        ]
+    return np.where(empty, -1, p), q, problems
 
 
 def _to_lots(path: Path, shares: npt.NDArray[np.int64], lot: object) -> npt.NDArray[np.int64]:
@@ -254,47 +298,75 @@ def _to_lots(path: Path, shares: npt.NDArray[np.int64], lot: object) -> npt.NDAr
     if bad.any():
         msg = (
             f"{path}: {int(bad.sum()):,} size(s) are not whole lots of {lot_d:f} shares "
-            f"(first at line {_first_row(bad)}); pass a --lot-size that divides every size"
+            f"(first at row {_first_row(bad)}); pass a --lot-size that divides every size"
         )
         raise DataError(msg)
     return scaled // num
+
+
+def _drop_damaged(
+    report: ImportReport, good: npt.NDArray[np.bool_], line: npt.NDArray[np.int64],
+    problems: list[tuple[str, npt.NDArray[np.bool_]]], what: str, *, rows: bool,
+) -> npt.NDArray[np.bool_]:
+    """Count each bad row once, under its first problem; returns the rows still good.
+
+    ``rows``: the bad rows are skipped messages; else orderbook rows whose messages are
+    imported unchecked (damage with no rows skipped).
+    """
+    ok = good.copy()
+    for reason, mask in problems:
+        hit = ok & mask
+        if hit.any():
+            first = f"{what} line {int(line[np.argmax(hit)]):,}"
+            n = int(hit.sum())
+            if rows:
+                report.damage(f"not a LOBSTER message row: {reason}", n, at=first)
+            else:
+                report.damage(f"{n:,} orderbook rows are not valid ({reason}); their messages "
+                              "are imported without the orderbook check", at=first)
+            ok &= ~mask
+    return ok
 
 
 # --- the importer ------------------------------------------------------------------------
 
 
 def import_lobster(paths: Sequence[Path], opts: ImportOptions) -> ImportResult:
-    """Import one LOBSTER message file (``paths[0]``) with its orderbook file."""
+    """Import one LOBSTER message file (``paths[0]``), with its orderbook file when there
+    is one (``--orderbook``, else the file named like it with 'orderbook' for 'message')."""
     (msg_path,) = require_files(paths[:1])
     if len(paths) > 1:
         msg = f"LOBSTER imports one message file at a time; got {len(paths)} paths"
         raise DataError(msg)
     ob_path = _orderbook_path(msg_path, opts)
-    require_files([ob_path])
+    if ob_path is not None:
+        require_files([ob_path])
     report = ImportReport(source=str(msg_path))
 
     # names: symbol, date and the level count L
     info = _name_info(msg_path)
-    ob_info = _name_info(ob_path)
-    first = _first_line(msg_path, "message")
-    if not _MSG_LINE_RE.match(first):
+    head = _head_lines(msg_path, "message")
+    if 2 * sum(bool(_MSG_LINE_RE.match(x)) for x in head) <= len(head):
         msg = (
-            f"{msg_path}: first line {first[:80]!r} is not a LOBSTER message row "
-            "(time,type,order id,size,price,direction)"
+            f"{msg_path}: first line {head[0][:80]!r} is not a LOBSTER message row "
+            "(time,type,order id,size,price,direction), nor are most of the lines after it"
         )
         raise FormatError(msg)
-    ob_cols = len(_first_line(ob_path, "orderbook").split(","))
-    if ob_cols % 4 != 0:
-        msg = f"{ob_path}: {ob_cols} columns; a LOBSTER orderbook has 4 per level"
-        raise FormatError(msg)
-    L = ob_cols // 4
-    for p_, inf in ((msg_path, info), (ob_path, ob_info)):
-        if inf is not None and int(inf["level"]) != L:
-            msg = (
-                f"{p_}: the name says level {inf['level']} but the orderbook {ob_path.name} has "
-                f"{ob_cols} columns = level {L}; pass the matching pair of files"
-            )
-            raise DataError(msg)
+    L = 0
+    if ob_path is not None:
+        widths = Counter(len(x.split(",")) for x in _head_lines(ob_path, "orderbook"))
+        ob_cols = widths.most_common(1)[0][0]
+        if ob_cols % 4 != 0:
+            msg = f"{ob_path}: {ob_cols} columns; a LOBSTER orderbook has 4 per level"
+            raise FormatError(msg)
+        L = ob_cols // 4
+        for p_, inf in ((msg_path, info), (ob_path, _name_info(ob_path))):
+            if inf is not None and int(inf["level"]) != L:
+                msg = (
+                    f"{p_}: the name says level {inf['level']} but the orderbook "
+                    f"{ob_path.name} has {ob_cols} columns = level {L}; pass the matching pair"
+                )
+                raise DataError(msg)
     date = opts.date or (parse_date(info["date"]) if info else None)
     if date is None:
         msg = f"{msg_path}: no date in the file name; pass --date YYYY-MM-DD"
@@ -308,44 +380,71 @@ def import_lobster(paths: Sequence[Path], opts: ImportOptions) -> ImportResult:
 
     # parse (pyarrow, multi-threaded C++), then vectorised checks
     i64 = pa.int64()
-    tsec, typ, oid, size, price, direction = _read_numbers(
-        msg_path, "message", [pa.float64(), i64, i64, i64, i64, i64]
-    )
-    book = _read_numbers(ob_path, "orderbook", [i64] * ob_cols)
-    n = typ.shape[0]
-    report.rows_read = n
-    if book[0].shape[0] != n:
-        msg = (
-            f"{msg_path} has {n:,} rows but {ob_path} has {book[0].shape[0]:,}; LOBSTER writes "
-            "one orderbook row per message: pass the matching (and equally truncated) pair"
-        )
-        raise DataError(msg)
-    _check_messages(
-        msg_path, tsec=tsec, typ=typ, oid=oid, size=size, price=price, direction=direction
-    )
-    ob_raw, ob_q = _book_arrays(ob_path, book, L)
-
-    # prices -> ticks; the visible book must be on the grid, hidden prints may be sub-penny
+    msgs = _read_rows(msg_path, "message", [pa.float64(), i64, i64, i64, i64, i64])
+    report.rows_read = msgs.n
+    tsec: npt.NDArray[np.float64] = msgs.cols[0]
+    typ: npt.NDArray[np.int64] = msgs.cols[1]
+    oid: npt.NDArray[np.int64] = msgs.cols[2]
+    size: npt.NDArray[np.int64] = msgs.cols[3]
+    price: npt.NDArray[np.int64] = msgs.cols[4]
+    direction: npt.NDArray[np.int64] = msgs.cols[5]
+    if not msgs.good.any():
+        msg = f"{msg_path}: no line is a LOBSTER message row; check the file"
+        raise FormatError(msg)
+    keep = _drop_damaged(report, np.ones(msgs.n, np.bool_), msgs.line,
+                         [("unparseable line", ~msgs.good)], msg_path.name, rows=True)
+    keep = _drop_damaged(report, keep, msgs.line, _message_problems(
+        tsec=tsec, typ=typ, oid=oid, size=size, price=price, direction=direction),
+        msg_path.name, rows=True)
     ticks, off = inst.scaled_to_ticks(price, PRICE_SCALE)
-    visible = typ <= 4
-    if (off & visible).any():
-        bad = off & visible
-        msg = (
-            f"{msg_path}: {int(bad.sum()):,} visible order price(s) are off the "
-            f"{inst.tick_size} tick grid of {inst.key} (first at line {_first_row(bad)}: "
-            f"{price[bad][0]}); pass the right --tick-size"
+    keep = _drop_damaged(report, keep, msgs.line, [(
+        f"visible order price off the {inst.tick_size} tick grid of {inst.key} (a damaged "
+        "price, or pass the right --tick-size)", off & (typ <= 4))], msg_path.name, rows=True)
+    # LOBSTER files are in time order: keep the longest run that is, drop the rest
+    back = np.zeros(msgs.n, np.bool_)
+    back[keep] = time_order_bad(np.rint(tsec[keep] * NS_PER_S).astype(np.int64))
+    keep = _drop_damaged(report, keep, msgs.line, [("out of time order", back)], msg_path.name,
+                         rows=True)
+
+    n_ob = 0
+    ob_raw: npt.NDArray[np.int64] = np.zeros((msgs.n, 2, L), np.int64)
+    ob_q: npt.NDArray[np.int64] = np.zeros((msgs.n, 2, L), np.int64)
+    ob_ok: npt.NDArray[np.bool_] = np.zeros(msgs.n, np.bool_)
+    if ob_path is not None:
+        book = _read_rows(ob_path, "orderbook", [i64] * (4 * L))
+        n_ob = book.n
+        _pair_lengths(report, msg_path, ob_path, msgs.n, n_ob)
+        m = min(msgs.n, n_ob)
+        raw_p, raw_q, problems = _book_arrays([c[:m] for c in book.cols], L)
+        ob_ok[:m] = _drop_damaged(report, np.ones(m, np.bool_), book.line[:m],
+                                  [("unparseable line", ~book.good[:m]), *problems],
+                                  ob_path.name, rows=False)
+        ob_raw[:m], ob_q[:m] = raw_p, raw_q
+        occupied = (ob_raw >= 0) & ob_ok[:, None, None]
+        ob_ticks, ob_off = inst.scaled_to_ticks(np.where(occupied, ob_raw, 0), PRICE_SCALE)
+        off_rows = np.asarray((ob_off & occupied).reshape(msgs.n, -1).any(axis=1))
+        ob_ok = _drop_damaged(report, ob_ok, np.concatenate(
+            [book.line[:m], np.zeros(msgs.n - m, np.int64)]), [(
+                f"price off the {inst.tick_size} tick grid of {inst.key}", off_rows)],
+            ob_path.name, rows=False)
+    else:
+        report.note(
+            f"no orderbook file (none given, no {_sibling_name(msg_path)} beside it): the book "
+            "starts empty at the first message and is not checked against LOBSTER's; levels "
+            "hold only orders the file shows, so they are incomplete (deeper levels most) "
+            "until every resting order has been seen"
         )
-        raise DataError(msg)
-    occupied = ob_raw >= 0
-    ob_ticks, ob_off = inst.scaled_to_ticks(np.where(occupied, ob_raw, 0), PRICE_SCALE)
-    if (ob_off & occupied).any():
-        rows = np.asarray((ob_off & occupied).reshape(n, -1).any(axis=1))
-        msg = (
-            f"{ob_path}: price(s) off the {inst.tick_size} tick grid of {inst.key} (first at "
-            f"line {_first_row(rows)}); pass the right --tick-size"
-        )
-        raise DataError(msg)
+
+    # the rows that stay: messages, and the orderbook row of each (unusable rows unchecked)
+    idx = np.flatnonzero(keep)
+    tsec, typ, oid, size, price = tsec[idx], typ[idx], oid[idx], size[idx], price[idx]
+    direction, ticks, off = direction[idx], ticks[idx], off[idx]
+    ob_raw, ob_q, ob_ok = ob_raw[idx], ob_q[idx], ob_ok[idx]
+    n = len(idx)
+    occupied = (ob_raw >= 0) & ob_ok[:, None, None]
+    ob_ticks, _ = inst.scaled_to_ticks(np.where(occupied, ob_raw, 0), PRICE_SCALE)
     sub_tick = off & (typ >= 5) & (typ <= 6)
+    visible = typ <= 4
 
     # dense indices: distinct book prices (sorted) and distinct visible order ids
     px = np.unique(np.concatenate([ticks[visible], ob_ticks[occupied]]))
@@ -357,7 +456,9 @@ def import_lobster(paths: Sequence[Path], opts: ImportOptions) -> ImportResult:
     side = np.where(direction == -1, 1, 0).astype(np.int64)
     lots = _to_lots(msg_path, np.where(typ == 7, 0, size), inst.lot_size)
     lots = np.where(typ == 7, _status_codes(price), lots)
-    ob_lots = _to_lots(ob_path, ob_q, inst.lot_size)
+    ob_lots = _to_lots(ob_path or msg_path, np.where(occupied, ob_q, 0), inst.lot_size)
+    hidden_q = _never_added(typ, slot_of, lots, uid.shape[0]) if ob_path is None \
+        else np.zeros(uid.shape[0], np.int64)
 
     ev, sc = build_nb(
         typ.astype(np.int64),
@@ -371,6 +472,9 @@ def import_lobster(paths: Sequence[Path], opts: ImportOptions) -> ImportResult:
         px.astype(np.int64),
         ob_x.astype(np.int64),
         ob_lots.astype(np.int64),
+        ob_ok,
+        hidden_q,
+        L or (int(info["level"]) if info else 0),
     )
 
     # time: seconds after New York midnight (LOBSTER is NASDAQ whatever the venue label);
@@ -385,11 +489,60 @@ def import_lobster(paths: Sequence[Path], opts: ImportOptions) -> ImportResult:
     events["kind"] = ev[:, 1]
     events["side"] = ev[:, 2]
     events["flags"] = ev[:, 6]
+    report.events_made = len(events)
     events = validate_events(events, report, l3=True)
+    report.rows_imported = int(np.count_nonzero((events["flags"] & FLAG_IMPLIED) == 0))
 
-    _notes(report, sc=sc, n=n, L=L, sub_tick=int(sub_tick.sum()), info=info, tsec=tsec)
+    _notes(report, sc=sc, n=n, L=L, sub_tick=int(sub_tick.sum()), info=info, tsec=tsec,
+           checked=int(ob_ok.sum()), hidden_q=hidden_q)
     day = DayData(instrument=inst, date=date, events=events)
     return ImportResult(days=[day], report=report, instruments=[inst])
+
+
+def _sibling_name(msg: Path) -> str:
+    head, _, tail = msg.name.rpartition("message")
+    return f"{head}orderbook{tail}" if head or tail else "orderbook file"
+
+
+def _pair_lengths(report: ImportReport, msg: Path, ob: Path, n_msg: int, n_ob: int) -> None:
+    """LOBSTER writes one orderbook row per message: a pair of other lengths lost rows."""
+    if n_ob > n_msg:
+        report.damage(
+            f"{ob.name} has {n_ob - n_msg:,} more rows than {msg.name} ({n_ob:,} vs {n_msg:,}): "
+            "the message file looks cut (LOBSTER writes one orderbook row per message); with "
+            f"--allow-partial the {n_msg:,} messages are checked against the first {n_msg:,} "
+            "orderbook rows and the rest of the orderbook is unused",
+            at=f"{ob.name} line {n_msg + 1:,}")
+    elif n_msg > n_ob:
+        report.damage(
+            f"{msg.name} has {n_msg - n_ob:,} more rows than {ob.name} ({n_msg:,} vs {n_ob:,}): "
+            "the orderbook file looks cut (LOBSTER writes one orderbook row per message); with "
+            f"--allow-partial all messages are imported, the last {n_msg - n_ob:,} without the "
+            "orderbook check",
+            at=f"{msg.name} line {n_ob + 1:,}")
+
+
+def _never_added(
+    typ: npt.NDArray[np.int64], slot_of: npt.NDArray[np.int64], lots: npt.NDArray[np.int64],
+    n_ids: int,
+) -> npt.NDArray[np.int64]:
+    """Lots per order slot for orders the file cancels, executes or deletes before (or
+    without) adding them: they rested before the first message, or joined below level L
+    where a level-L file does not show them. The size is what the file takes off the order
+    up to its delete: all the file tells of it. 0 for every other order."""
+    n = typ.shape[0]
+    rows = np.arange(n)
+    vis = slot_of >= 0
+    first_add = np.full(n_ids, n, np.int64)
+    np.minimum.at(first_add, slot_of[vis & (typ == 1)], rows[vis & (typ == 1)])
+    first_del = np.full(n_ids, n, np.int64)
+    np.minimum.at(first_del, slot_of[vis & (typ == 3)], rows[vis & (typ == 3)])
+    hit = vis & (typ >= 2) & (typ <= 4)
+    s = slot_of[hit]
+    before = (rows[hit] < first_add[s]) & (rows[hit] <= first_del[s])
+    total = np.zeros(n_ids, np.int64)
+    np.add.at(total, s[before], lots[hit][before])
+    return total
 
 
 def _notes(
@@ -401,17 +554,42 @@ def _notes(
     sub_tick: int,
     info: re.Match[str] | None,
     tsec: npt.NDArray[np.float64],
+    checked: int,
+    hidden_q: npt.NDArray[np.int64],
 ) -> None:
-    report.note(f"level {L}: book seeded with {int(sc[ST_SEED])} synthetic order(s) from row 0")
-    report.note(
-        f"{int(sc[ST_ROWS_CORR]):,} of {n:,} rows needed corrections to match the orderbook "
-        f"file ({int(sc[ST_CORR_EV]):,} implied events: levels coming into view, changes "
-        f"below level {L})"
-    )
-    report.note(
-        f"{int(sc[ST_REWRITE]):,} messages named an order not in the book and were applied to "
-        f"the synthetic quantity at their price ({int(sc[ST_PREP_EV]):,} implied prep events)"
-    )
+    if L:
+        report.note(f"level {L}: book seeded with {int(sc[ST_SEED])} synthetic order(s) from "
+                    "row 0")
+        report.note(
+            f"{int(sc[ST_ROWS_CORR]):,} of {n:,} rows needed corrections to match the orderbook "
+            f"file ({int(sc[ST_CORR_EV]):,} implied events: levels coming into view, changes "
+            f"below level {L})"
+        )
+        if checked < n:
+            report.note(f"{n - checked:,} of {n:,} messages have no usable orderbook row and "
+                        "were imported without the orderbook check")
+    unseen = int(np.count_nonzero(hidden_q))
+    if unseen:
+        report.note(
+            f"{unseen:,} orders ({int(hidden_q.sum()):,} lots, {int(sc[ST_PRE_MSGS]):,} "
+            "messages) are cancelled, executed or deleted but never added in the file: they "
+            "rested before the first message (or joined below the file's levels). Each enters "
+            "the book at its first message, by an implied add (FLAG_IMPLIED) of its real id "
+            "with the size the file later takes off it"
+        )
+    if sc[ST_UNCROSS]:
+        report.note(
+            f"{int(sc[ST_UNCROSS]):,} implied removals of orders a later message proved gone "
+            "(the other side reached their price, or a message showed more than L-1 levels "
+            "in front of it): they were cancelled below the file's levels, where it shows "
+            "no messages"
+        )
+    if sc[ST_REWRITE]:
+        report.note(
+            f"{int(sc[ST_REWRITE]):,} messages named an order not in the book and were applied "
+            f"to the synthetic quantity at their price ({int(sc[ST_PREP_EV]):,} implied prep "
+            "events)"
+        )
     for key, text in (
         (ST_KNOWN_SHORT, "executions/cancels larger than the tracked order (topped up first)"),
         (ST_DEL_MISMATCH, "deletes whose size differs from the tracked remainder"),

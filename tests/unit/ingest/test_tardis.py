@@ -179,9 +179,15 @@ def test_bad_rows_are_counted_not_fatal(tmp_path: Path) -> None:
         "deribit,ETH-PERPETUAL,2,12,false,middle,100.5,3\n"
         "deribit,ETH-PERPETUAL,3,13,false,ask,abc,3\n")
     res = import_tardis([p], ImportOptions())
-    assert dict(res.report.rejected) == {
-        "unparseable timestamp": 1, "unknown book side (expected bid/ask)": 1,
-        "unparseable price or quantity": 1}
+    rep = res.report
+    assert dict(rep.rejected_rows) == {
+        "unparseable timestamp": 1, "unknown book side (expected bid/ask)": 1}
+    assert dict(rep.rejected) == {"unparseable price or quantity": 1}
+    # text where a number or a side belongs is damage: each kind is located by its line
+    assert rep.damaged == {"unparseable timestamp": "line 3",
+                           "unknown book side (expected bid/ask)": "line 4",
+                           "unparseable price or quantity": "x_incremental_book_L2.csv line 5"}
+    assert rep.ledger() == (4, 2, 2, 2, 0, 1)  # events_written is set by run_import
     assert len(res.days[0].events) == 1
 
 
