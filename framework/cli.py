@@ -633,15 +633,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         rc: int = args.func(args)
     except HftlabError as exc:
-        print(f"hftlab: error: {exc}", file=sys.stderr)
+        print(f"hftlab: error: {_one_line(str(exc))}", file=sys.stderr)
         return EXIT_ERROR
     except BrokenPipeError:
         return EXIT_OK
     except (OSError, ValueError) as exc:
         # Anything the checks above missed still ends in one clear line, not a traceback.
-        print(f"hftlab: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"hftlab: error: {type(exc).__name__}: {_one_line(str(exc))}", file=sys.stderr)
         return EXIT_ERROR
     return rc
+
+
+def _one_line(text: str) -> str:
+    """An error message on one line: the text of a library's exception may hold newlines."""
+    return " ".join(text.split())
 
 
 if __name__ == "__main__":

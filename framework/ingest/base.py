@@ -257,9 +257,12 @@ def run_import(fmt: str, paths: Sequence[Path], opts: ImportOptions) -> ImportRe
         why = [f"{n:,} {report.unit}: {r}" for r, n in report.rejected_rows.most_common(2)]
         why += [f"{n:,} events: {r}" for r, n in report.rejected.most_common(2)]
         because = f" (rejected {'; '.join(why)})" if why else ""
+        if not why and report.notes:
+            because = f" ({report.notes[0]})"
+        damage = f"; damaged input: {report.damage_summary()}" if report.damaged else ""
         msg = (
             f"{report.source}: nothing to import: {read:,} {report.unit} read, no events "
-            f"made it{because}; check that the file is what the format expects"
+            f"made it{because}{damage}; check that the file is what the format expects"
         )
         raise DataError(msg)
     return result

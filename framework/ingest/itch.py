@@ -239,10 +239,12 @@ def _load(path: Path, opts: ImportOptions, report: ImportReport) -> _Source:
             else:
                 report.bytes_skipped[reason] += n
         if frames.offsets.shape[0] == 0:
+            lost = "; ".join(f"{r}: {n:,} bytes" + (f" from offset {a:,}" if a else "")
+                             for r, n, a in frames.skipped[:3])
             msg = (
-                f"{path}: no MoldUDP64 messages in {frames.packets} packet(s); "
-                "is it an ITCH-over-UDP capture? (see the notes for skipped packets: "
-                + "; ".join(frames.notes[:3]) + ")"
+                f"{path}: no MoldUDP64 messages in {frames.packets} packet(s)"
+                + (f" (skipped {lost})" if lost else "")
+                + "; is it an uncut ITCH-over-UDP capture?"
             )
             raise FormatError(msg)
         buf = np.frombuffer(data, np.uint8)

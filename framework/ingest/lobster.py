@@ -506,20 +506,18 @@ def _sibling_name(msg: Path) -> str:
 
 def _pair_lengths(report: ImportReport, msg: Path, ob: Path, n_msg: int, n_ob: int) -> None:
     """LOBSTER writes one orderbook row per message: a pair of other lengths lost rows."""
-    if n_ob > n_msg:
-        report.damage(
-            f"{ob.name} has {n_ob - n_msg:,} more rows than {msg.name} ({n_ob:,} vs {n_msg:,}): "
-            "the message file looks cut (LOBSTER writes one orderbook row per message); with "
-            f"--allow-partial the {n_msg:,} messages are checked against the first {n_msg:,} "
-            "orderbook rows and the rest of the orderbook is unused",
-            at=f"{ob.name} line {n_msg + 1:,}")
-    elif n_msg > n_ob:
-        report.damage(
-            f"{msg.name} has {n_msg - n_ob:,} more rows than {ob.name} ({n_msg:,} vs {n_ob:,}): "
-            "the orderbook file looks cut (LOBSTER writes one orderbook row per message); with "
-            f"--allow-partial all messages are imported, the last {n_msg - n_ob:,} without the "
-            "orderbook check",
-            at=f"{msg.name} line {n_ob + 1:,}")
+    if n_msg == n_ob:
+        return
+    longer, shorter = (ob, msg) if n_ob > n_msg else (msg, ob)
+    what = (f"the {n_msg:,} messages are checked against the first {n_msg:,} orderbook rows"
+            if n_ob > n_msg else
+            f"all messages are imported, the last {n_msg - n_ob:,} without the orderbook check")
+    report.damage(
+        f"{longer.name} has {abs(n_ob - n_msg):,} more rows than {shorter.name} ({n_msg:,} "
+        f"messages, {n_ob:,} orderbook rows) though LOBSTER writes one orderbook row per "
+        f"message: {shorter.name} looks cut (or {longer.name} gained lines); with "
+        f"--allow-partial {what}",
+        at=f"{longer.name} line {min(n_msg, n_ob) + 1:,}")
 
 
 def _never_added(

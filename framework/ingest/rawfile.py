@@ -15,7 +15,8 @@ from framework.core.errors import FormatError
 from framework.ingest.base import ImportReport
 
 GZIP_MAGIC = b"\x1f\x8b"
-_CHUNK = 1 << 16  # compressed bytes per step: corruption loses at most one step's output
+_CHUNK = 1 << 16  # compressed bytes per decompress call
+_STEP = 1 << 8  # after a fault, the chunk again in steps this small: little is lost
 
 
 def read_input(path: Path, report: ImportReport) -> bytes:
@@ -43,7 +44,16 @@ def read_input(path: Path, report: ImportReport) -> bytes:
         try:
             while pos < n and not d.eof:
                 chunk = data[pos : pos + _CHUNK]
-                out.append(d.decompress(chunk))
+                before = d.copy()
+                try:
+                    out.append(d.decompress(chunk))
+                except zlib.error:
+                    # decode the chunk again in small steps: keep what precedes the fault
+                    d = before
+                    for k in range(0, len(chunk), _STEP):
+                        out.append(d.decompress(chunk[k : k + _STEP]))
+                        pos += _STEP
+                    raise
                 pos += len(chunk) - (len(d.unused_data) if d.eof else 0)
         except zlib.error as exc:
             if not any(out):
