@@ -170,8 +170,10 @@ def assemble(
             last[:-1] = msg[1:] != msg[:-1]
             ev["flags"][last] |= FLAG_LAST
         ev = validate_events(ev, report, l3=False)
-        instruments.append(inst)
-        days += _split_days(ev, inst, opts, report, bs)
+        inst_days = _split_days(ev, inst, opts, report, bs)
+        if inst_days:  # an instrument no event survived for is not a result
+            instruments.append(inst)
+            days += inst_days
     return ImportResult(days=days, report=report, instruments=instruments)
 
 

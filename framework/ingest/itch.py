@@ -28,10 +28,19 @@ Choices (the brief leaves them to the importer; documented here and in the repor
   message that has one (``A F P Q H Y ...``), else ``LOCATE<n>``. Characters that are not
   valid in an instrument name (``ACEL+``) are written as ``_XX`` hex (``ACEL_2B``); the ITCH
   name stays in ``extra["itch_symbol"]`` and ``--symbol`` matches either. ``--symbol``
-  names the one locate of an input that names nothing (no R, no Stock field).
+  names the one locate of an input that names nothing (no R, no Stock field). Locates that
+  resolve to one name share its day (two days under one key would overwrite each other).
 * **Not carried** (the event record has no field for them): the MPID of ``F``, match
   numbers of ``E``/``C``/``P``, the share counts of ``I`` (NOII) and the 8-decimal ``V``
   levels.
+* **Damage** (fails the import unless ``--allow-partial``; the report counts it): a
+  BinaryFILE whose length-prefixed framing breaks (a flipped, inserted or lost byte) is
+  resynchronised at the next offset where two messages in a row frame, and the skipped bytes
+  are counted with the offset of each break; a message cut by the end of the file is counted
+  too. In a pcap, record headers that are not plausible are skipped the same way, packets
+  whose IPv4/UDP checksums fail (verified when most of the capture's match) and MoldUDP64
+  blocks that frame no ITCH message are skipped to the next packet. Messages whose type,
+  length, side byte or Stock field (unprintable bytes) ITCH never sends are damage, not names.
 * **Memory**: a file is decoded whole in memory (about 150 bytes per message: the input,
   the framing arrays, the decoded events and their per-symbol copies); a full-day file
   (~400 M messages) needs a large machine or a symbol-filtered extract.

@@ -320,22 +320,22 @@ def frame_pcap(data: bytes | memoryview, name: str) -> PcapFrames:
         else:
             for _ in range(count):
                 if p + 2 > end:
-                    bad = "declares more message blocks than it holds"
+                    bad = "the point where the header counts more blocks than remain"
                     break
                 ln = int.from_bytes(frame[p : p + 2], "big")
                 if p + 2 + ln > end:
-                    bad = "has a message block that runs past its end"
+                    bad = "a message block that runs past the packet"
                     break
                 if ln == 0 or SIZE_OF_TYPE[frame[p + 2]] != ln:
-                    bad = "has a block that is no ITCH 5.0 message (unknown type or length)"
+                    bad = "a block that is no ITCH 5.0 message (unknown type or length)"
                     break
                 blocks.append((p + 2, ln))
                 p += 2 + ln
         if bad is None and p != end:
-            bad = "has bytes after its last message block"
+            bad = "bytes after the last message block the header counts"
         if bad is not None:
-            out.skip(f"bytes of MoldUDP64 packets that {bad}: skipped from there to the "
-                     "packet's end", end - p, fr.body + p)
+            out.skip(f"bytes of MoldUDP64 packets from {bad} to the packet's end", end - p,
+                     fr.body + p)
         msgs = [frame[a : a + ln] for a, ln in blocks]
         is_dup = _track(st, seq, msgs) if msgs else []
         for j, ((a, ln), d) in enumerate(zip(blocks, is_dup, strict=True)):

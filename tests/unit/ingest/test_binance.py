@@ -103,6 +103,7 @@ def test_spot_lot_size_option_rejects_the_three_finer_levels(shared_data: Path) 
     assert dict(res.report.rejected) == {"quantity off the 0.00001 lot grid of BINANCE/BTCUSDT": 3}
 
 
+@pytest.mark.shared_data  # through request.getfixturevalue
 @pytest.mark.parametrize(
     ("which", "depth", "bbo", "trades"),
     [("usdm", 6_551, 66_089, 21_313), ("spot", 3_451, 28_040, 9_757)],
@@ -154,6 +155,7 @@ def _depth_tops(ev: np.ndarray) -> dict[int, tuple[int, int]]:
     return tops
 
 
+@pytest.mark.shared_data  # through request.getfixturevalue
 @pytest.mark.parametrize("which", ["usdm", "spot"])
 def test_oracle_book_top_equals_every_bookticker_with_the_same_update_id(
     which: str, request: pytest.FixtureRequest
@@ -387,3 +389,65 @@ def test_nautilus_quotes_parquet(shared_data: Path) -> None:
     # first row: bid 39432.99 x 0.0031, ask 39433.62 x 0.066851
     assert ev[["side", "price", "qty", "flags"]][:2].tolist() == [
         (BUY, 3943299, 3100, 0), (SELL, 3943362, 66851, FLAG_LAST)]
+
+
+# --- damaged captures ---------------------------------------------------------------------
+
+
+def _ethusdt(t0: int) -> list[str]:
+    """A snapshot, two synced diffs, a bookTicker and a trade; E agrees with receive time."""
+    e = t0 // 10**6
+    bbo = {"stream": "ethusdt@bookTicker", "data": {"u": 14, "E": e, "b": "100.00", "B": "1",
+                                                    "a": "101.00", "A": "2"}}
+    trade = {"stream": "ethusdt@trade", "data": {"e": "trade", "E": e, "t": 5, "p": "100.5",
+                                                 "q": "0.1", "m": True}}
+    return [_line(t0, SNAP), _line(t0 + 1, _diff(11, 12, e)), _line(t0 + 2, _diff(13, 14, e)),
+            _line(t0 + 3, bbo), _line(t0 + 4, trade)]
+
+
+def test_repeated_lines_drop_as_repeats_without_breaking_the_depth_sync(tmp_path: Path) -> None:
+    t0 = 1_723_161_000_000_000_000
+    lines = _ethusdt(t0)
+    lines.insert(3, lines[2])  # the second diff again
+    lines.append(lines[-1])  # the trade again
+    res = import_binance([_write(tmp_path, lines)], ImportOptions())
+    rep = res.report
+    assert dict(rep.rejected_rows) == {
+        "depth diff already applied (a repeated or older update id)": 1}
+    assert dict(rep.rejected) == {
+        "repeated trade (same trade id, time, side, price and size)": 1}
+    assert not rep.damaged
+    assert not [n for n in rep.notes if "gap" in n and "0 sequence gap" not in n]
+
+
+def test_shuffled_capture_imports_as_the_ordered_one(tmp_path: Path) -> None:
+    t0 = 1_723_161_000_000_000_000
+    lines = _ethusdt(t0)
+    ordered = import_binance([_write(tmp_path, lines, "a_spot.gz")], ImportOptions())
+    shuffled = [lines[k] for k in (4, 2, 0, 3, 1)]
+    again = import_binance([_write(tmp_path, shuffled, "b_spot.gz")], ImportOptions())
+    assert np.array_equal(ordered.days[0].events, again.days[0].events)
+    assert not again.report.rejected_rows
+
+
+def test_capture_symbol_is_the_one_most_lines_name(tmp_path: Path) -> None:
+    t0 = 1_723_161_000_000_000_000
+    lines = _ethusdt(t0)
+    lines[3] = lines[3].replace("ethusdt@", "etiusdt@")  # a flipped byte in a stream name
+    lines.insert(0, lines[3])
+    res = import_binance([_write(tmp_path, lines)], ImportOptions())
+    assert res.days[0].instrument.symbol == "ETHUSDT"
+    assert dict(res.report.rejected_rows) == {
+        "message for another symbol (ETIUSDT); one symbol per file": 2}
+
+
+def test_receive_time_far_off_the_exchange_time_is_damage(tmp_path: Path) -> None:
+    t0 = 1_723_161_000_000_000_000
+    lines = _ethusdt(t0)
+    lines[3] = str(t0 + 3 + 10**14) + lines[3][len(str(t0 + 3)):]  # a digit gone wrong
+    res = import_binance([_write(tmp_path, lines)], ImportOptions())
+    reason = ("receive time more than an hour off the exchange time (the file's other lines "
+              "agree within it)")
+    assert res.report.rejected_rows == {reason: 1}
+    assert res.report.damaged == {reason: "spot_ethusdt.gz line 4"}
+    assert len(res.days) == 1  # not a second day made of one bogus time

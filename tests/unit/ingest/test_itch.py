@@ -590,3 +590,58 @@ def test_big_endian_microsecond_and_gzipped_pcaps_decode_the_same(
     assert (ivoo["qty"], ivoo["price"], ivoo["order_id"]) == (1600, 873_900, 23_508_286)
     assert ivoo["local_ts"] == 1_692_711_000_000_059_000  # capture time, microseconds
     assert res.report.rows_read == 5
+
+
+# --- damaged captures: resynchronisation and checksums ----------------------------------------
+MULTI = "Multiple.Packets.pcap"  # packet 1: 87-byte frame, a lone D; packet 2: 38 adds
+
+
+def test_damaged_record_header_resyncs_at_the_next_packet(shared_data: Path, tmp_path: Path):
+    data = bytearray((shared_data / OMI / MULTI).read_bytes())
+    data[24 + 8 : 24 + 12] = (10**6).to_bytes(4, "little")  # packet 1's captured length
+    res = import_itch([write(tmp_path, bytes(data), "x.pcap")], ImportOptions())
+    rep = res.report
+    assert rep.rows_read == 38
+    assert rep.bytes_skipped == {"bytes that frame no pcap packet record (a damaged record "
+                                 "header; resynchronised at the next plausible record)": 16 + 87}
+    assert next(iter(rep.damaged.values())) == "x.pcap offset 24"
+    clean = (shared_data / OMI / MULTI).read_bytes()
+    junk = clean[:24 + 16 + 87] + b"\x00\x01\x02\x03\x04" + clean[24 + 16 + 87:]
+    rep = import_itch([write(tmp_path, junk, "y.pcap")], ImportOptions()).report
+    assert rep.rows_read == 39
+    assert sum(rep.bytes_skipped.values()) == 5
+
+
+def test_udp_checksum_mismatch_skips_the_damaged_packet(shared_data: Path, tmp_path: Path):
+    data = bytearray((shared_data / OMI / MULTI).read_bytes())
+    data[24 + 16 + 80] ^= 0x01  # inside packet 1's MoldUDP64 payload: its checksums hold
+    res = import_itch([write(tmp_path, bytes(data), "x.pcap")], ImportOptions())
+    rep = res.report
+    assert rep.bytes_skipped == {
+        "bytes of packets whose UDP checksum does not match (damaged payload)": 16 + 87}
+    assert rep.rows_read == 38
+    assert len(res.days[0].events) == 38
+
+
+def test_moldudp64_block_that_frames_no_message_skips_the_rest_of_its_packet(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    # the 20230822 captures carry no valid checksums (rewritten): framing is the only check
+    data = bytearray((shared_data / OMI_0822 / "AddOrderNoMPID.pcap").read_bytes())
+    at = int(frame_pcap(bytes(data), "x").offsets[1]) - 2  # packet 2's block length
+    data[at + 1] -= 1
+    res = import_itch([write(tmp_path, bytes(data), "x.pcap")], ImportOptions())
+    rep = res.report
+    assert rep.rows_read == 4
+    reason = ("bytes of MoldUDP64 packets from a block that is no ITCH 5.0 message (unknown "
+              "type or length) to the packet's end")
+    assert rep.bytes_skipped == {reason: 2 + 36}
+    assert rep.damaged == {reason: f"x.pcap offset {at:,}"}
+
+
+def test_capture_cut_inside_a_packet_is_damage(shared_data: Path, tmp_path: Path) -> None:
+    data = (shared_data / OMI / MULTI).read_bytes()
+    rep = import_itch([write(tmp_path, data[:-10], "x.pcap")], ImportOptions()).report
+    assert rep.bytes_skipped == {"bytes of a packet record cut by the end of the capture":
+                                 len(data) - 10 - (24 + 16 + 87)}
+    assert rep.rows_read == 1

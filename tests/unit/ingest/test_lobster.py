@@ -146,6 +146,7 @@ def aapl(shared_data: Path) -> tuple[ImportResult, Path]:
 # --- real data ---------------------------------------------------------------------------------
 
 
+@pytest.mark.shared_data  # through request.getfixturevalue
 @pytest.mark.parametrize(("which", "levels", "nrows"), [("amzn", 1, 57_515), ("aapl", 10, 999)])
 def test_replayed_events_reproduce_every_orderbook_row_at_every_level(
     which: str, levels: int, nrows: int, request: pytest.FixtureRequest
