@@ -83,7 +83,6 @@ from framework.ingest.itch_nb import (
     count_events_nb,
     decode_nb,
     frame_binaryfile,
-    walk_binaryfile_nb,
 )
 from framework.ingest.pcap import frame_pcap, is_pcap
 from framework.ingest.rawfile import read_input
@@ -191,15 +190,8 @@ def decode_binaryfile(
     Where the framing breaks the walk resynchronises; ``ItchDecoded.breaks`` lists the
     skipped byte runs.
     """
-    if work is None:
-        offs, lens, status, end, breaks = frame_binaryfile(buf)
-    else:
-        none = np.empty(0, np.int64)
-        count, nb, _ = walk_binaryfile_nb(buf, none, none, np.empty((0, 2), np.int64), False)
-        offs, lens, status = work.framing(count)
-        status[:] = MSG_OK
-        breaks = np.empty((nb, 2), np.int64)
-        _, _, end = walk_binaryfile_nb(buf, offs, lens, breaks, True)
+    offs, lens, status, end, breaks = frame_binaryfile(
+        buf, framing=None if work is None else work.framing)
     dec = decode_messages(buf, offs, lens, status, base_ns=base_ns, price_step=price_step,
                           qty_step=qty_step, work=work)
     dec.breaks = breaks
