@@ -295,23 +295,29 @@ def _uncross(ev, m, o, lv, sc, free, px, n_real, row, s, x):
 @njit(cache=True)
 def _trim_better(ev, m, o, lv, sc, free, px, n_real, row, s, x, keep):
     """Without an orderbook row: a message of a level-L file at (side ``s``, index ``x``)
-    proves at most ``keep = L - 1`` levels are better than ``x``; the best ones beyond that
-    were cancelled below level L, unseen, and are removed (``FLAG_IMPLIED``)."""
-    m0 = m
-    step = 1 if s == 0 else -1  # from the best level toward x
-    count = 0
+    proves at most ``keep = L - 1`` levels are better than ``x``; the ones beyond the
+    ``keep`` nearest were cancelled below level L, unseen, and are removed (``FLAG_IMPLIED``)."""
+    if sc[_NLEV0 + s] == 0:
+        return m
+    best = sc[_BEST0 + s]
+    step = 1 if s == 0 else -1  # toward better prices
+    bound = x  # the keep-th occupied level better than x, walking away from x
+    found = 0
     y = x + step
-    while 0 <= y < lv.shape[1] and count <= keep + 1:
+    while found < keep:
+        if (s == 0 and y > best) or (s == 1 and y < best):
+            return m  # keep or fewer levels are better than x: all may be real
         if lv[s, y, _LQ] > 0:
-            count += 1
+            found += 1
+            bound = y
         y += step
-    while sc[_NLEV0 + s] > 0 and count > keep:
+    m0 = m
+    while sc[_NLEV0 + s] > 0 and (
+        (s == 0 and sc[_BEST0] > bound) or (s == 1 and sc[_BEST1] < bound)
+    ):
         y = sc[_BEST0 + s]
-        if (s == 0 and y <= x) or (s == 1 and y >= x):
-            break
         m, _ = _take(ev, m, o, lv, sc, free, px, n_real, row, s, y, lv[s, y, _LQ], True, -1,
                      FLAG_IMPLIED)
-        count -= 1
     sc[ST_UNCROSS] += m - m0
     return m
 

@@ -496,6 +496,24 @@ def test_without_orderbook_orders_a_message_proves_gone_are_removed(tmp_path: Pa
     assert reference_snapshots(ev, 1)[-1].tolist() == [99800, 50, EMPTY_BID, 0]
 
 
+def test_without_orderbook_a_level_l_message_keeps_at_most_l_minus_1_better_levels(
+    tmp_path: Path,
+) -> None:
+    msg = write_pair(
+        tmp_path,
+        ["34200.1,1,1,100,100000,1", "34200.2,1,2,100,100100,1", "34200.3,1,3,100,100200,1",
+         "34200.4,2,1,10,100000,1"],  # 10.00 is within the top 2: one of 10.01/10.02 is gone
+        [BOOK0 + ",100600,1,99900,1"] * 4,
+        level=2,
+    )
+    msg.with_name(msg.name.replace("message", "orderbook")).unlink()
+    ev = run_import("lobster", [msg], ImportOptions()).days[0].events
+    assert _rows(ev[-2:]) == [
+        (KIND_CANCEL, BUY, 1000, 10, 1, 0),
+        (KIND_DELETE, BUY, 1002, 100, 3, FLAG_IMPLIED | FLAG_LAST),  # the farthest goes
+    ]
+
+
 @pytest.mark.shared_data
 def test_amzn_without_orderbook_stores_a_book_the_engine_replays_without_unknown_ids(
     shared_data: Path, tmp_path: Path
