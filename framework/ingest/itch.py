@@ -253,7 +253,6 @@ def _load(path: Path, opts: ImportOptions, report: ImportReport) -> _Source:
         status[frames.duplicate & (status == MSG_OK)] = MSG_DUPLICATE_SEQ
         return _Source(path, buf, frames.offsets, frames.lengths, status, frames.capture_ns,
                        _file_date(path, opts, frames.first_capture_ns), True)
-    date = _file_date(path, opts, None)
     buf = np.frombuffer(data, np.uint8)
     offs, lens, status, end, breaks = frame_binaryfile(buf)
     if offs.shape[0] == 0:
@@ -279,7 +278,7 @@ def _load(path: Path, opts: ImportOptions, report: ImportReport) -> _Source:
     if end < len(data):
         report.damage("bytes of a message cut by the end of the file", len(data) - end,
                       at=f"{name} offset {end:,}", unit="bytes")
-    return _Source(path, buf, offs, lens, status, None, date, False)
+    return _Source(path, buf, offs, lens, status, None, _file_date(path, opts, None), False)
 
 
 def _steps(opts: ImportOptions) -> tuple[Decimal, Decimal, int, int]:

@@ -143,7 +143,9 @@ def _head_lines(path: Path, what: str) -> list[str]:
     if not head.strip():
         msg = f"{path}: the file is empty; expected a LOBSTER {what} CSV"
         raise FormatError(msg)
-    if head.count(b"\x00") > len(head) // 8:
+    arr = np.frombuffer(head, np.uint8)
+    text_bytes = int(np.count_nonzero(((arr >= 32) & (arr < 127)) | (arr == 10) | (arr == 13)))
+    if text_bytes < len(head) * 0.9:  # a damaged byte or two is not a binary file
         msg = f"{path}: binary data, not a LOBSTER {what} CSV (comma-separated numbers)"
         raise FormatError(msg)
     lines = head.decode("ascii", errors="replace").splitlines()

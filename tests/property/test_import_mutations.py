@@ -553,29 +553,27 @@ def _whole_gzip(data: bytes) -> bool:
 def _run_sample(sample: Sample, tmp_path: Path) -> None:
     rng = np.random.default_rng([SEED, *sample.name.encode()])
     failures = []
-    outcomes: dict[str, int] = {}
     for k in range(N_MUTANTS):
         desc, files = mutate(sample, rng)
         folder = tmp_path / f"m{k:04d}"
         try:
-            what = exercise(sample, files, folder, sample.fmt, _rows_of(sample, files))
-        except (AssertionError, Exception, MutantTimeout) as exc:
+            exercise(sample, files, folder, sample.fmt, _rows_of(sample, files))
+        except (Exception, MutantTimeout) as exc:
             failures.append(f"mutant {k} ({desc}) in {folder}: {type(exc).__name__}: {exc}")
-            continue
-        outcomes[what] = outcomes.get(what, 0) + 1
     assert not failures, "\n".join(failures[:10])
-    assert sum(outcomes.values()) == N_MUTANTS
 
 
 def _run_wrong_formats(sample: Sample, tmp_path: Path) -> None:
+    """Another importer refuses the sample: one error line (even with --allow-partial)."""
     failures = []
     for fmt in sorted(IMPORTERS):
         if fmt == sample.fmt:
             continue
         try:
-            exercise(Sample(sample.name, fmt, sample.files), sample.files, tmp_path / fmt, fmt,
-                     None)
-        except (AssertionError, Exception, MutantTimeout) as exc:
+            what = exercise(Sample(sample.name, fmt, sample.files), sample.files,
+                            tmp_path / fmt, fmt, None)
+            assert what in ("error", "error, then error with --allow-partial"), what
+        except (Exception, MutantTimeout) as exc:
             failures.append(f"{sample.name} imported as {fmt}: {type(exc).__name__}: {exc}")
     assert not failures, "\n".join(failures)
 
