@@ -221,7 +221,7 @@ def _decode_dbn(path: Path) -> Decoded:
         try:
             col.add(_decode_chunk(decoder, chunk))
         except dbn.DBNError as exc:
-            if col.metadata is None and not head.startswith(b"DBN"):
+            if col.metadata is None:
                 raise _no_header_error(path, head) from exc
             msg = f"{path}: corrupt DBN data after {col.n} records ({exc}); download it again"
             raise FormatError(msg) from exc
