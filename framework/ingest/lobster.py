@@ -58,14 +58,11 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-import pyarrow.csv as pacsv
 
 from framework.core.errors import DataError, FormatError
 from framework.core.events import (
@@ -86,7 +83,6 @@ from framework.ingest.base import (
     time_order_bad,
     validate_events,
 )
-from framework.ingest.csv_text import line_bounds
 from framework.ingest.lobster_nb import (
     ST_CORR_EV,
     ST_DEL_MISMATCH,
@@ -101,22 +97,25 @@ from framework.ingest.lobster_nb import (
     ST_UNCROSS,
     build_nb,
 )
+from framework.ingest.lobster_read import (
+    MSG_LINE_RE,
+    book_arrays,
+    drop_damaged,
+    head_lines,
+    message_problems,
+    read_rows,
+    to_lots,
+)
 
 PRICE_SCALE = 10_000  #: LOBSTER prices are dollars x 10000
-EMPTY_ASK = 9_999_999_999  #: orderbook placeholder for a missing ask level
-EMPTY_BID = -9_999_999_999
 
 _NAME_RE = re.compile(
     r"^(?P<symbol>.+?)_(?P<date>\d{4}-\d{2}-\d{2})_(?P<start>\d+)_(?P<end>\d+)_"
     r"(?P<what>message|orderbook)_(?P<level>\d+)(?:\..*)?$"
 )
-_MSG_LINE_RE = re.compile(r"^\s*\d+(\.\d*)?,-?\d+,-?\d+,-?\d+,-?\d+,-?\d+\s*$")
-_SNIFF_LINES = 20  #: lines read to tell the format (most must be rows: one may be damaged)
-_MAX_SIZE = 10**12  #: shares; larger sizes are damage (and would overflow level sums)
-_MAX_PRICE = 10**12  #: $ x 10000 = $100M; real quotes are far below, empty levels aside
 
 
-# --- reading and checking the files --------------------------------------------------------
+# --- names and the orderbook file ------------------------------------------------------------
 
 
 def _name_info(path: Path) -> re.Match[str] | None:
@@ -136,198 +135,8 @@ def _orderbook_path(msg: Path, opts: ImportOptions) -> Path | None:
     return None
 
 
-def _head_lines(path: Path, what: str) -> list[str]:
-    """The first non-empty lines of a text file; FormatError for empty or binary files."""
-    with path.open("rb") as fh:
-        head = fh.read(1 << 16)
-    if not head.strip():
-        msg = f"{path}: the file is empty; expected a LOBSTER {what} CSV"
-        raise FormatError(msg)
-    arr = np.frombuffer(head, np.uint8)
-    text_bytes = int(np.count_nonzero(((arr >= 32) & (arr < 127)) | (arr == 10) | (arr == 13)))
-    if text_bytes < len(head) * 0.9:  # a damaged byte or two is not a binary file
-        msg = f"{path}: binary data, not a LOBSTER {what} CSV (comma-separated numbers)"
-        raise FormatError(msg)
-    lines = head.decode("ascii", errors="replace").splitlines()
-    if len(head) == 1 << 16 and len(lines) > 1:
-        lines = lines[:-1]  # the last one may be cut by the read size
-    return [x for x in lines if x.strip()][:_SNIFF_LINES]
-
-
-def _row_re(ncols: int, is_message: bool) -> re.Pattern[str]:
-    return _MSG_LINE_RE if is_message else re.compile(rf"^\s*-?\d+(,-?\d+){{{ncols - 1}}}\s*$")
-
-
-@dataclass
-class _Rows:
-    """The numeric columns of a LOBSTER CSV, one entry per non-empty line.
-
-    ``good`` is false on lines that are not a row of the file's kind (their columns hold 0);
-    ``line`` gives each row's 1-based line number in the file.
-    """
-
-    cols: list[npt.NDArray[Any]]
-    good: npt.NDArray[np.bool_]
-    line: npt.NDArray[np.int64]
-
-    @property
-    def n(self) -> int:
-        return int(self.good.shape[0])
-
-
-def _parse(data: Any, ncols: int, types: list[pa.DataType]) -> list[npt.NDArray[Any]] | None:
-    """pyarrow's parse of well-formed rows, or None when some row is not one."""
-    names = [f"c{i}" for i in range(ncols)]
-    try:
-        table = pacsv.read_csv(
-            data,
-            read_options=pacsv.ReadOptions(column_names=names),
-            parse_options=pacsv.ParseOptions(delimiter=","),
-            convert_options=pacsv.ConvertOptions(column_types=dict(zip(names, types, strict=True))),
-        )
-    except (pa.ArrowException, ValueError):
-        return None
-    if any(table.column(i).null_count for i in range(ncols)):
-        return None
-    return [table.column(i).to_numpy() for i in range(ncols)]
-
-
-def _read_rows(path: Path, what: str, types: list[pa.DataType]) -> _Rows:
-    """Every non-empty line of a LOBSTER CSV, parsed; lines that are no row are marked."""
-    ncols = len(types)
-    data = path.read_bytes()
-    starts, ends = line_bounds(data)
-    rows = np.flatnonzero(ends > starts)
-    if len(rows) == len(starts):  # no blank lines: try the fast parse of the whole file
-        cols = _parse(pa.py_buffer(data), ncols, types)
-        if cols is not None and cols[0].shape[0] == len(rows):
-            return _Rows(cols, np.ones(len(rows), np.bool_), rows + 1)
-    pattern = _row_re(ncols, what == "message")
-    text = [data[starts[i] : ends[i]].decode("ascii", errors="replace") for i in rows.tolist()]
-    good = np.array([pattern.match(t) is not None for t in text], np.bool_)
-    cols = [np.zeros(len(rows), t.to_pandas_dtype()) for t in types]
-    if good.any():
-        clean = "\n".join(t for t, g in zip(text, good.tolist(), strict=True) if g) + "\n"
-        parsed = _parse(pa.py_buffer(clean.encode()), ncols, types)
-        if parsed is None:  # a number too large for its type: find those lines one by one
-            for k in np.flatnonzero(good).tolist():
-                if _parse(pa.py_buffer(text[k].encode()), ncols, types) is None:
-                    good[k] = False
-            clean = "\n".join(t for t, g in zip(text, good.tolist(), strict=True) if g) + "\n"
-            parsed = _parse(pa.py_buffer(clean.encode()), ncols, types) if good.any() else None
-        if parsed is not None:
-            for c, v in zip(cols, parsed, strict=True):
-                c[good] = v
-    return _Rows(cols, good, rows + 1)
-
-
 def _status_codes(price: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     return np.where(price < 0, STATUS_HALTED, np.where(price == 0, STATUS_QUOTING, STATUS_OPEN))
-
-
-def _first_row(mask: npt.NDArray[np.bool_]) -> int:
-    return int(np.flatnonzero(mask)[0]) + 1  # 1-based, as an editor shows lines
-
-
-def _message_problems(
-    *,
-    tsec: npt.NDArray[np.float64],
-    typ: npt.NDArray[np.int64],
-    oid: npt.NDArray[np.int64],
-    size: npt.NDArray[np.int64],
-    price: npt.NDArray[np.int64],
-    direction: npt.NDArray[np.int64],
-) -> list[tuple[str, npt.NDArray[np.bool_]]]:
-    """Rows that are not valid LOBSTER messages, by problem (LOBSTER writes none of them)."""
-    trade = typ <= 6
-    return [
-        ("event type outside 1..7", ~np.isin(typ, [1, 2, 3, 4, 5, 6, 7])),
-        ("time outside 0..48h", ~np.isfinite(tsec) | (tsec < 0) | (tsec >= 2 * 86_400)),
-        ("non-positive size or one beyond any real order",
-         trade & ((size <= 0) | (size > _MAX_SIZE))),
-        ("non-positive price or one beyond any real quote",
-         trade & ((price <= 0) | (price > _MAX_PRICE))),
-        ("direction other than 1/-1", (typ <= 5) & (direction != 1) & (direction != -1)),
-        ("negative order id", (typ <= 4) & (oid < 0)),
-        ("halt (type 7) with price not -1/0/1", (typ == 7) & ((price < -1) | (price > 1))),
-    ]
-
-
-def _book_arrays(
-    cols: list[npt.NDArray[np.int64]], L: int
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], list[tuple[str, npt.NDArray[np.bool_]]]]:
-    """Orderbook columns -> raw prices and sizes shaped (n, side 0 bid / 1 ask, L), and the
-    rows that are not valid LOBSTER orderbook rows, by problem."""
-    n = cols[0].shape[0]
-    p = np.empty((n, 2, L), np.int64)
-    q = np.empty((n, 2, L), np.int64)
-    for j in range(L):
-        p[:, 1, j], q[:, 1, j] = cols[4 * j], cols[4 * j + 1]
-        p[:, 0, j], q[:, 0, j] = cols[4 * j + 2], cols[4 * j + 3]
-    empty = np.stack([p[:, 0] == EMPTY_BID, p[:, 1] == EMPTY_ASK], axis=1)
-
-    def rows(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
-        return np.asarray(mask.reshape(n, -1).any(axis=1))
-
-    problems = [
-        ("size on an empty (9999999999) level", rows(empty & (q != 0))),
-        ("level with a non-positive size or one beyond any real book",
-         rows(~empty & ((q <= 0) | (q > _MAX_SIZE)))),
-        ("level with a non-positive price or one beyond any real quote",
-         rows(~empty & ((p <= 0) | (p > _MAX_PRICE)))),
-    ]
-    if L > 1:
-        both = ~empty[:, :, 1:]
-        problems += [
-            ("occupied level below an empty one", rows(empty[:, :, :-1] & ~empty[:, :, 1:])),
-            ("bid levels not in falling order", rows(both[:, 0] & (p[:, 0, 1:] >= p[:, 0, :-1]))),
-            ("ask levels not in rising order", rows(both[:, 1] & (p[:, 1, 1:] <= p[:, 1, :-1]))),
-        ]
-    return np.where(empty, -1, p), q, problems
-
-
-def _to_lots(path: Path, shares: npt.NDArray[np.int64], lot: object) -> npt.NDArray[np.int64]:
-    from decimal import Decimal
-
-    lot_d = Decimal(str(lot))
-    num, den = lot_d.as_integer_ratio()
-    if num == 1 and den == 1:
-        return shares
-    scaled = shares * den
-    bad = scaled % num != 0
-    if bad.ndim > 1:  # orderbook sizes: report the row
-        bad = bad.reshape(bad.shape[0], -1).any(axis=1)
-    if bad.any():
-        msg = (
-            f"{path}: {int(bad.sum()):,} size(s) are not whole lots of {lot_d:f} shares "
-            f"(first at row {_first_row(bad)}); pass a --lot-size that divides every size"
-        )
-        raise DataError(msg)
-    return scaled // num
-
-
-def _drop_damaged(
-    report: ImportReport, good: npt.NDArray[np.bool_], line: npt.NDArray[np.int64],
-    problems: list[tuple[str, npt.NDArray[np.bool_]]], what: str, *, rows: bool,
-) -> npt.NDArray[np.bool_]:
-    """Count each bad row once, under its first problem; returns the rows still good.
-
-    ``rows``: the bad rows are skipped messages; else orderbook rows whose messages are
-    imported unchecked (damage with no rows skipped).
-    """
-    ok = good.copy()
-    for reason, mask in problems:
-        hit = ok & mask
-        if hit.any():
-            first = f"{what} line {int(line[np.argmax(hit)]):,}"
-            n = int(hit.sum())
-            if rows:
-                report.damage(f"not a LOBSTER message row: {reason}", n, at=first)
-            else:
-                report.damage(f"{n:,} orderbook rows are not valid ({reason}); their messages "
-                              "are imported without the orderbook check", at=first)
-            ok &= ~mask
-    return ok
 
 
 # --- the importer ------------------------------------------------------------------------
@@ -347,8 +156,8 @@ def import_lobster(paths: Sequence[Path], opts: ImportOptions) -> ImportResult:
 
     # names: symbol, date and the level count L
     info = _name_info(msg_path)
-    head = _head_lines(msg_path, "message")
-    if 2 * sum(bool(_MSG_LINE_RE.match(x)) for x in head) <= len(head):
+    head = head_lines(msg_path, "message")
+    if 2 * sum(bool(MSG_LINE_RE.match(x)) for x in head) <= len(head):
         msg = (
             f"{msg_path}: first line {head[0][:80]!r} is not a LOBSTER message row "
             "(time,type,order id,size,price,direction), nor are most of the lines after it"
@@ -356,7 +165,7 @@ def import_lobster(paths: Sequence[Path], opts: ImportOptions) -> ImportResult:
         raise FormatError(msg)
     L = 0
     if ob_path is not None:
-        widths = Counter(len(x.split(",")) for x in _head_lines(ob_path, "orderbook"))
+        widths = Counter(len(x.split(",")) for x in head_lines(ob_path, "orderbook"))
         ob_cols = widths.most_common(1)[0][0]
         if ob_cols % 4 != 0:
             msg = f"{ob_path}: {ob_cols} columns; a LOBSTER orderbook has 4 per level"
@@ -382,7 +191,7 @@ def import_lobster(paths: Sequence[Path], opts: ImportOptions) -> ImportResult:
 
     # parse (pyarrow, multi-threaded C++), then vectorised checks
     i64 = pa.int64()
-    msgs = _read_rows(msg_path, "message", [pa.float64(), i64, i64, i64, i64, i64])
+    msgs = read_rows(msg_path, "message", [pa.float64(), i64, i64, i64, i64, i64])
     report.rows_read = msgs.n
     tsec: npt.NDArray[np.float64] = msgs.cols[0]
     typ: npt.NDArray[np.int64] = msgs.cols[1]
@@ -393,19 +202,19 @@ def import_lobster(paths: Sequence[Path], opts: ImportOptions) -> ImportResult:
     if not msgs.good.any():
         msg = f"{msg_path}: no line is a LOBSTER message row; check the file"
         raise FormatError(msg)
-    keep = _drop_damaged(report, np.ones(msgs.n, np.bool_), msgs.line,
+    keep = drop_damaged(report, np.ones(msgs.n, np.bool_), msgs.line,
                          [("unparseable line", ~msgs.good)], msg_path.name, rows=True)
-    keep = _drop_damaged(report, keep, msgs.line, _message_problems(
+    keep = drop_damaged(report, keep, msgs.line, message_problems(
         tsec=tsec, typ=typ, oid=oid, size=size, price=price, direction=direction),
         msg_path.name, rows=True)
     ticks, off = inst.scaled_to_ticks(price, PRICE_SCALE)
-    keep = _drop_damaged(report, keep, msgs.line, [(
+    keep = drop_damaged(report, keep, msgs.line, [(
         f"visible order price off the {inst.tick_size} tick grid of {inst.key} (a damaged "
         "price, or pass the right --tick-size)", off & (typ <= 4))], msg_path.name, rows=True)
     # LOBSTER files are in time order: keep the longest run that is, drop the rest
     back = np.zeros(msgs.n, np.bool_)
     back[keep] = time_order_bad(np.rint(tsec[keep] * NS_PER_S).astype(np.int64))
-    keep = _drop_damaged(report, keep, msgs.line, [("out of time order", back)], msg_path.name,
+    keep = drop_damaged(report, keep, msgs.line, [("out of time order", back)], msg_path.name,
                          rows=True)
 
     n_ob = 0
@@ -413,19 +222,19 @@ def import_lobster(paths: Sequence[Path], opts: ImportOptions) -> ImportResult:
     ob_q: npt.NDArray[np.int64] = np.zeros((msgs.n, 2, L), np.int64)
     ob_ok: npt.NDArray[np.bool_] = np.zeros(msgs.n, np.bool_)
     if ob_path is not None:
-        book = _read_rows(ob_path, "orderbook", [i64] * (4 * L))
+        book = read_rows(ob_path, "orderbook", [i64] * (4 * L))
         n_ob = book.n
         _pair_lengths(report, msg_path, ob_path, msgs.n, n_ob)
         m = min(msgs.n, n_ob)
-        raw_p, raw_q, problems = _book_arrays([c[:m] for c in book.cols], L)
-        ob_ok[:m] = _drop_damaged(report, np.ones(m, np.bool_), book.line[:m],
+        raw_p, raw_q, problems = book_arrays([c[:m] for c in book.cols], L)
+        ob_ok[:m] = drop_damaged(report, np.ones(m, np.bool_), book.line[:m],
                                   [("unparseable line", ~book.good[:m]), *problems],
                                   ob_path.name, rows=False)
         ob_raw[:m], ob_q[:m] = raw_p, raw_q
         occupied = (ob_raw >= 0) & ob_ok[:, None, None]
         ob_ticks, ob_off = inst.scaled_to_ticks(np.where(occupied, ob_raw, 0), PRICE_SCALE)
         off_rows = np.asarray((ob_off & occupied).reshape(msgs.n, -1).any(axis=1))
-        ob_ok = _drop_damaged(report, ob_ok, np.concatenate(
+        ob_ok = drop_damaged(report, ob_ok, np.concatenate(
             [book.line[:m], np.zeros(msgs.n - m, np.int64)]), [(
                 f"price off the {inst.tick_size} tick grid of {inst.key}", off_rows)],
             ob_path.name, rows=False)
@@ -456,9 +265,9 @@ def import_lobster(paths: Sequence[Path], opts: ImportOptions) -> ImportResult:
     slot_of = np.full(n, -1, np.int64)
     slot_of[visible] = inv
     side = np.where(direction == -1, 1, 0).astype(np.int64)
-    lots = _to_lots(msg_path, np.where(typ == 7, 0, size), inst.lot_size)
+    lots = to_lots(msg_path, np.where(typ == 7, 0, size), inst.lot_size)
     lots = np.where(typ == 7, _status_codes(price), lots)
-    ob_lots = _to_lots(ob_path or msg_path, np.where(occupied, ob_q, 0), inst.lot_size)
+    ob_lots = to_lots(ob_path or msg_path, np.where(occupied, ob_q, 0), inst.lot_size)
     hidden_q = _never_added(typ, slot_of, lots, uid.shape[0]) if ob_path is None \
         else np.zeros(uid.shape[0], np.int64)
 

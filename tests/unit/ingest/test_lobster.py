@@ -35,7 +35,8 @@ from framework.core.events import (
 )
 from framework.ingest import lobster
 from framework.ingest.base import SYNTH_ORDER_ID_BASE, ImportOptions, ImportResult, run_import
-from framework.ingest.lobster import EMPTY_ASK, EMPTY_BID, import_lobster
+from framework.ingest.lobster import import_lobster
+from framework.ingest.lobster_read import EMPTY_ASK, EMPTY_BID
 
 AMZN_DIR = "lobster_AMZN_2012-06-21_L1_fullday"
 AMZN_MSG = "AMZN_2012-06-21_34200000_57600000_message_1.csv"
