@@ -51,8 +51,9 @@ def read_input(path: Path, report: ImportReport) -> bytes:
                     # decode the chunk again in small steps: keep what precedes the fault
                     d = before
                     for k in range(0, len(chunk), _STEP):
-                        out.append(d.decompress(chunk[k : k + _STEP]))
-                        pos += _STEP
+                        step = chunk[k : k + _STEP]
+                        out.append(d.decompress(step))
+                        pos += len(step)
                     raise
                 pos += len(chunk) - (len(d.unused_data) if d.eof else 0)
         except zlib.error as exc:

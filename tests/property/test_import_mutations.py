@@ -2,12 +2,14 @@
 
 Every sample ``make demo`` imports (:data:`framework.demo.SAMPLES`, from ``../shared/data``;
 large ones cut to a head) and a small generated sample per importer (LOBSTER pair, ITCH
-BinaryFILE plain and gzip, Binance capture, Binance depth CSV, Tardis CSV) is mutated with
-seeded mutations: truncation, flipped bytes, inserted bytes, a duplicated byte range,
-duplicated, shuffled or garbage lines (text), an empty file, a cut or corrupted compressed
-stream, and a plaintext mutation recompressed; each sample is also given to every other
-importer. Each mutant goes through the real CLI (:func:`framework.cli.main`, in process, with
-a fresh ``--store``) under a time bound, and must either
+BinaryFILE plain and gzip, Binance capture, depth CSV and trades Parquet, Tardis CSV) is
+mutated with seeded mutations: truncation, flipped, inserted or zeroed bytes, a duplicated
+byte range, an empty file; for text also duplicated, shuffled, swapped, deleted or garbage
+lines and a cut at a line end; for compressed files a cut or corrupted stream and a
+plaintext mutation recompressed. (A LOBSTER pair mutates either file.) Each sample is also
+given to every other importer, which must refuse it. Each mutant goes through the real CLI
+(:func:`framework.cli.main`, in process, with a fresh ``--store``; output on file descriptors
+1 and 2 captured too, where native libraries write) under a time bound, and must either
 
 * exit non-zero with exactly one line of output, ``hftlab: error: ...`` (no traceback), and
   leave the store untouched (no file, no temporary file, no directory); an error that offers
