@@ -40,9 +40,8 @@ def _store(args: argparse.Namespace) -> Any:
 
 # --- data import ------------------------------------------------------------------------
 def cmd_import(args: argparse.Namespace) -> int:
-    from framework.ingest.base import ImportOptions, get_importer
+    from framework.ingest.base import ImportOptions, run_import
 
-    importer = get_importer(args.format)
     opts = ImportOptions(
         symbol=args.symbol,
         venue=args.venue,
@@ -53,16 +52,17 @@ def cmd_import(args: argparse.Namespace) -> int:
             "tick_size": args.tick_size,
             "lot_size": args.lot_size,
             "market": args.market,
+            "allow_partial": bool(args.allow_partial),
         },
     )
     t0 = time.perf_counter()
-    result = importer([Path(p) for p in args.paths], opts)
+    # run_import refuses damaged or empty input before anything reaches the store
+    result = run_import(args.format, [Path(p) for p in args.paths], opts)
     store = _store(args)
     days = result.days
     written = store.write_many(
         [(d.instrument, d.date, d.events, d.labels) for d in days], overwrite=not args.no_overwrite
     )
-    result.report.rows_written = sum(len(d.events) for d in days)
     for line in result.report.summary_lines():
         print(line)
     for d, path in zip(days, written, strict=True):
@@ -72,7 +72,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     if result.instruments:
         print(f"  instruments defined: {len(result.instruments)}")
     if not days:
-        print("  nothing to write (the input holds no market events)")
+        print("  nothing to write (the input holds instrument definitions, no market events)")
     print(f"  took {time.perf_counter() - t0:.2f} s")
     return EXIT_OK
 
@@ -559,6 +559,14 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--lot-size", help="override the instrument's lot size")
     imp.add_argument("--market", choices=["spot", "usdm"], help="Binance market (default: detect)")
     imp.add_argument("--no-overwrite", action="store_true", help="fail if a day is already stored")
+    imp.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help=(
+            "import what is readable from damaged input (cut or corrupt files, unparseable "
+            "lines, broken framing) instead of failing; the report counts everything skipped"
+        ),
+    )
     imp.set_defaults(func=cmd_import)
 
     gen = dsub.add_parser("generate", parents=[store_parent], help="generate synthetic days")
@@ -805,15 +813,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         rc: int = args.func(args)
     except HftlabError as exc:
-        print(f"hftlab: error: {exc}", file=sys.stderr)
+        print(f"hftlab: error: {_one_line(str(exc))}", file=sys.stderr)
         return EXIT_ERROR
     except BrokenPipeError:
         return EXIT_OK
     except (OSError, ValueError) as exc:
         # Anything the checks above missed still ends in one clear line, not a traceback.
-        print(f"hftlab: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"hftlab: error: {type(exc).__name__}: {_one_line(str(exc))}", file=sys.stderr)
         return EXIT_ERROR
     return rc
+
+
+def _one_line(text: str) -> str:
+    """An error message on one line: the text of a library's exception may hold newlines."""
+    return " ".join(text.split())
 
 
 if __name__ == "__main__":

@@ -80,6 +80,7 @@ from framework.ingest.base import (
     ImportOptions,
     ImportReport,
     ImportResult,
+    printable_name,
     require_files,
     resolve_instrument,
     validate_events,
@@ -154,12 +155,22 @@ def import_dbn(paths: Sequence[Path], opts: ImportOptions) -> ImportResult:
     def_by_id: dict[int, tuple[str, str]] = {}  # instrument_id -> (venue, raw symbol)
     for d in decoded:
         for rec in d.definitions:
-            venue = opts.venue or _file_venue(d) or str(rec.exchange or "") or "DBN"
+            try:
+                raw, exchange = str(rec.raw_symbol), str(rec.exchange or "")
+                fields = definition_fields(rec)
+                ok = printable_name(raw) and (not exchange or printable_name(exchange))
+            except dbn.DBNError:  # a text field that is not UTF-8: the record is damaged
+                ok = False
+            if not ok:
+                report.damage("instrument definition whose symbol or exchange is not "
+                              "printable text", 1, at=d.path.name)
+                continue
+            venue = opts.venue or _file_venue(d) or exchange or "DBN"
             name = safe_symbol(str(rec.raw_symbol))
             if name != rec.raw_symbol:
                 report.note(f"{d.path.name}: symbol {rec.raw_symbol!r} stored as {name} "
                             "(instrument names hold only letters, digits, '.', '_', '-')")
-            def_fields[f"{venue}/{name}"] = definition_fields(rec)  # latest wins
+            def_fields[f"{venue}/{name}"] = fields  # latest wins
             def_by_id[int(rec.instrument_id)] = (venue, name)
     instruments: dict[str, Instrument] = {}
     for key in def_fields:

@@ -54,6 +54,7 @@ import zstandard
 
 from framework.core.errors import DataError, FormatError
 from framework.ingest.dbn_symbols import Mapping, Symbols
+from framework.ingest.native import quiet_native_stderr
 
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _DBZ_MAGIC = b"\x50\x2a\x4d\x18"  # a zstd skippable frame: how legacy .dbz files begin
@@ -145,7 +146,8 @@ def _new_decoder(*, has_metadata: bool, version: int | None = None) -> Any:
 def _decode_chunk(decoder: Any, chunk: bytes) -> list[Any]:
     """Records decoded after feeding ``chunk``; a decoder panic becomes a DBNError."""
     try:
-        recs: list[Any] = decoder.write_and_decode(chunk)
+        with quiet_native_stderr():  # a panic's message is in the exception, not the terminal
+            recs: list[Any] = decoder.write_and_decode(chunk)
     except dbn.DBNError:
         raise
     except BaseException as exc:  # pyo3 turns a Rust panic into PanicException(BaseException)
