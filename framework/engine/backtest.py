@@ -172,9 +172,12 @@ class Backtest:
             from framework.book.l2 import l2_new
             from framework.features.kernels import feature_state
 
-            # per instrument: its own book and feature state, carried across batches
+            # per instrument: its own book and feature state, carried across batches (the
+            # book sees what the strategy's book sees: it holds as much)
+            cap = self.capacity
             self._feat_state = [
-                (feature_state(), l2_new(1 << 15)) for _ in range(len(self.instruments))
+                (feature_state(), l2_new(cap.book_ticks, far_levels=cap.book_far_levels))
+                for _ in range(len(self.instruments))
             ]
         self._chunks: dict[str, list[np.ndarray]] = {
             k: [] for k in ("fill", "ord", "deny", "eq", "pos", "mkt", "lat")

@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 
 from framework.book.l2 import (
     APPLIED,
-    DROPPED,
     IGNORED,
     M_BASE,
     NO_PRICE,
@@ -167,19 +166,32 @@ def test_first_update_centres_the_window_on_it() -> None:
     assert b.base == 5000 - 8
 
 
-def test_update_outside_window_recentres_on_the_touch_and_drops_far_levels() -> None:
+def test_update_outside_window_recentres_on_the_touch_and_keeps_levels_that_leave() -> None:
     # window 16 ticks; the first update centres it on 100: base 92, window [92, 108)
     b = book_with([(BUY, 100, 5), (BUY, 92, 1), (SELL, 102, 2)], n_ticks=16)
     assert b.base == 92
     # an ask at 108 is outside: re-centre on the mid (100 + 102) // 2 = 101, base 93, so the
-    # bid at 92 falls out
+    # bid at 92 leaves the window for the far list
     assert b.apply(KIND_LEVEL, SELL, 108, 4) == APPLIED
     assert b.base == 93
-    assert b.qty_at(BUY, 92) == 0
-    assert b.depth(BUY, 5).tolist() == [[100, 5]]
+    assert b.far_levels == (1, 0)
+    assert b.qty_at(BUY, 92) == 1
+    assert b.depth(BUY, 5).tolist() == [[100, 5], [92, 1]]
     assert b.depth(SELL, 5).tolist() == [[102, 2], [108, 4]]
     assert b.stats["recentres"] == 1
-    assert b.stats["dropped_levels"] == 1
+    # a bid at 85 is too far below the touch for any window on it: the window stays
+    b.apply(KIND_LEVEL, BUY, 85, 3)
+    assert b.base == 93
+    assert b.far_levels == (2, 0)
+    # the near levels go: the far bid at 92 is the touch; the next update outside the
+    # window centres it on 92 (base 84), which brings both far bids back in
+    for side, price in ((BUY, 100), (SELL, 102), (SELL, 108)):
+        b.apply(KIND_LEVEL, side, price, 0)
+    assert (b.best_bid, b.best_bid_qty, b.best_ask) == (92, 1, None)
+    b.apply(KIND_LEVEL, BUY, 88, 2)
+    assert b.base == 84
+    assert b.far_levels == (0, 0)
+    assert b.depth(BUY, 5).tolist() == [[92, 1], [88, 2], [85, 3]]
 
 
 def test_new_best_outside_window_recentres_on_the_new_touch() -> None:
@@ -190,32 +202,37 @@ def test_new_best_outside_window_recentres_on_the_new_touch() -> None:
     # the new ask, base 100 (the bid at 100 just stays in)
     b.apply(KIND_LEVEL, SELL, 108, 1)
     assert b.base == 100
-    assert b.stats["dropped_levels"] == 0
-    # a bid at 117 crosses the ask at 108: centre on the mid of the touches (117 + 108) // 2,
-    # base 104, dropping the bid at 100; then the stale ask goes
+    assert b.far_levels == (0, 0)
+    # a bid at 117 crosses the ask at 108, which goes as stale; centred on the new bid
+    # (no ask left), base 109: the bid at 100 moves to the far list
     b.apply(KIND_LEVEL, BUY, 117, 3)
-    assert b.base == 104
+    assert b.base == 109
     assert (b.best_bid, b.best_ask) == (117, None)
     assert b.stats["crossed_removed"] == 1
-    assert b.stats["dropped_levels"] == 1  # the bid at 100 left the window
+    assert b.far_levels == (1, 0)
+    assert b.depth(BUY, 5).tolist() == [[117, 3], [100, 5]]
 
 
-def test_update_too_far_from_the_touch_is_dropped_and_counted() -> None:
+def test_update_far_from_the_touch_is_kept_without_moving_the_window() -> None:
     b = book_with([(BUY, 100, 5), (SELL, 101, 2)], n_ticks=16)
     base = b.base
-    assert b.apply(KIND_LEVEL, BUY, 60, 3) == DROPPED
+    assert b.apply(KIND_LEVEL, BUY, 60, 3) == APPLIED
     assert b.base == base  # the window did not move
-    assert b.stats["dropped_updates"] == 1
-    assert b.qty_at(BUY, 60) == 0
-    assert b.snapshot(1).tolist() == [[101, 2, 100, 5]]
+    assert b.qty_at(BUY, 60) == 3
+    assert b.snapshot(2).tolist() == [[101, 2, 100, 5], [NO_PRICE, 0, 60, 3]]
+    assert b.apply(KIND_LEVEL, BUY, 60, 7) == APPLIED  # a far level changes in place
+    assert b.depth(BUY, 5).tolist() == [[100, 5], [60, 7]]
+    assert b.apply(KIND_LEVEL, BUY, 60, 0) == APPLIED
+    assert b.depth(BUY, 5).tolist() == [[100, 5]]
+    assert b.far_levels == (0, 0)
 
 
-def test_removal_outside_the_window_is_a_no_op() -> None:
+def test_removal_of_a_level_the_book_does_not_hold_is_a_no_op() -> None:
     b = book_with([(BUY, 100, 5)], n_ticks=16)
     assert b.apply(KIND_LEVEL, SELL, 500, 0) == APPLIED
     assert b.base == 92
-    assert b.stats == {"recentres": 0, "dropped_levels": 0, "dropped_updates": 0,
-                       "crossed_removed": 0, "ignored": 0}
+    assert b.stats == {"recentres": 0, "crossed_removed": 0, "ignored": 0,
+                       "far_levels_peak": 0}
 
 
 def test_prices_far_apart_recentre_with_wide_spread_on_the_updated_side() -> None:
@@ -223,11 +240,13 @@ def test_prices_far_apart_recentre_with_wide_spread_on_the_updated_side() -> Non
     b = book_with([(SELL, 2000, 1)], n_ticks=16)
     b.apply(KIND_LEVEL, BUY, 1000, 5)
     assert b.base == 992
-    assert (b.best_bid, b.best_ask) == (1000, None)
-    assert b.stats["dropped_levels"] == 1
-    # the ask comes back: the window jumps to it, dropping the bid
+    assert (b.best_bid, b.best_ask) == (1000, 2000)
+    assert b.far_levels == (0, 1)
+    # the ask changes: the window jumps to it, the bid moves to the far list
     b.apply(KIND_LEVEL, SELL, 2000, 2)
-    assert (b.best_bid, b.best_ask) == (None, 2000)
+    assert b.base == 1992
+    assert (b.best_bid, b.best_bid_qty, b.best_ask, b.best_ask_qty) == (1000, 5, 2000, 2)
+    assert b.far_levels == (1, 0)
 
 
 def test_negative_prices_work_like_any_others() -> None:
@@ -237,11 +256,12 @@ def test_negative_prices_work_like_any_others() -> None:
     b.apply(KIND_LEVEL, SELL, 1, 1)  # outside [-15, 1): mid (-5 - 3) // 2 = -4, base -12
     assert b.base == -12
     assert b.snapshot(2).tolist() == [[-3, 4, -5, 3], [1, 1, -7, 2]]
-    assert b.apply(KIND_LEVEL, BUY, -13, 1) == DROPPED  # too far below the touch
+    assert b.apply(KIND_LEVEL, BUY, -13, 1) == APPLIED  # far below the touch: kept
+    assert b.depth(BUY, 5).tolist() == [[-5, 3], [-7, 2], [-13, 1]]
     b.apply(KIND_LEVEL, BUY, -5, 0)
     assert b.best_bid == -7
-    b.apply(KIND_LEVEL, SELL, -7, 9)  # crosses the bid at -7
-    assert (b.best_bid, b.best_ask) == (None, -7)
+    b.apply(KIND_LEVEL, SELL, -7, 9)  # crosses the bid at -7; the far bid at -13 stays
+    assert (b.best_bid, b.best_ask) == (-13, -7)
     assert b.qty_at(SELL, -7) == 9
 
 
@@ -281,8 +301,9 @@ def test_plain_python_kernels_agree_with_compiled_ones() -> None:
         fn_snap(meta, qty, 2, snap)
         results.append((int(meta[M_BASE]), out[:n].tolist(), snap.tolist()))
     assert results[0] == results[1]
-    # the ask at 120 was too far from the touch (dropped); bid 104 crossed the ask at 103
-    assert results[0] == (92, [], [NO_PRICE, 0, 104, 3, NO_PRICE, 0, 100, 5])
+    # the ask at 120 is far from the touch (kept in the far list); bid 104 crossed the ask
+    # at 103
+    assert results[0] == (92, [[120, 7]], [120, 7, 104, 3, NO_PRICE, 0, 100, 5])
 
 
 # --- property: the book equals a dict of levels with the crossed-update policy ------------

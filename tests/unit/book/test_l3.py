@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from framework.book.l2 import APPLIED, DROPPED, IGNORED, NO_PRICE, UNKNOWN_ID, l2_best_bid
+from framework.book.l2 import APPLIED, IGNORED, NO_PRICE, UNKNOWN_ID, l2_best_bid
 from framework.book.l3 import (
     L3Book,
     l3_add,
@@ -221,26 +221,41 @@ def test_order_ids_with_bit_63_set_work() -> None:
     assert b.queue(BUY, 100) == [5]
 
 
-def test_recentring_drops_orders_that_leave_the_window() -> None:
+def test_recentring_keeps_orders_that_leave_the_window_with_their_queues() -> None:
     b = L3Book(capacity=16, n_ticks=16)  # first add centres: base 92, window [92, 108)
     add(b, 1, BUY, 100, 5)
     add(b, 2, BUY, 92, 1)
+    add(b, 7, BUY, 92, 2)
     add(b, 3, SELL, 102, 2)
-    add(b, 4, SELL, 108, 4)  # re-centre on mid 101: base 93, order 2 falls out
-    assert b.order(2) is None
-    assert b.stats["dropped_orders"] == 1
-    assert b.stats["dropped_levels"] == 1
+    add(b, 4, SELL, 108, 4)  # re-centre on mid 101: base 93, the level at 92 leaves
+    assert b.base == 93
+    assert b.far_levels == (1, 0)
+    assert b.order(2) == (BUY, 92, 1)
+    assert b.queue(BUY, 92) == [2, 7]
+    assert b.queue_ahead(7) == 1
     assert b.queue(SELL, 108) == [4]
-    assert b.apply(KIND_DELETE, BUY, 92, 1, order_id=2) == UNKNOWN_ID
-    assert add(b, 5, BUY, 60, 1) == DROPPED  # too far from the touch
-    assert b.order(5) is None
-    assert b.n_orders == 3
-    b.apply(KIND_MODIFY, SELL, 107, 4, order_id=4)
-    assert b.queue(SELL, 107) == [4]
-    # a move too far from the touch cannot be kept: the order is dropped, not misplaced
-    assert b.apply(KIND_MODIFY, SELL, 140, 4, order_id=4) == DROPPED
-    assert b.order(4) is None
-    assert b.depth(SELL, 3).tolist() == [[102, 2]]
+    assert add(b, 5, BUY, 60, 1) == APPLIED  # far from the touch: a far level
+    assert b.order(5) == (BUY, 60, 1)
+    assert b.n_orders == 6
+    assert b.depth(BUY, 5).tolist() == [[100, 5], [92, 3], [60, 1]]
+    # far orders change like any others: size down keeps the place, size up loses it
+    assert b.apply(KIND_MODIFY, BUY, 92, 2, order_id=7) == APPLIED
+    assert b.queue(BUY, 92) == [2, 7]
+    assert b.apply(KIND_MODIFY, BUY, 92, 3, order_id=2) == APPLIED
+    assert b.queue(BUY, 92) == [7, 2]
+    assert b.apply(KIND_CANCEL, BUY, 92, 1, order_id=2) == APPLIED
+    assert b.apply(KIND_DELETE, BUY, 60, 1, order_id=5) == APPLIED
+    assert b.depth(BUY, 5).tolist() == [[100, 5], [92, 4]]
+    # a move far from the touch keeps the order, at the back of its new level
+    assert b.apply(KIND_MODIFY, SELL, 140, 4, order_id=4) == APPLIED
+    assert b.order(4) == (SELL, 140, 4)
+    assert b.depth(SELL, 3).tolist() == [[102, 2], [140, 4]]
+    assert b.apply(KIND_EXECUTE, SELL, 140, 4, order_id=4) == APPLIED
+    assert b.far_levels == (1, 0)
+    b.apply(KIND_CLEAR, BUY, 0, 0)
+    assert b.order(7) is None
+    assert b.n_orders == 1
+    assert b.far_levels == (0, 0)
 
 
 def test_negative_prices() -> None:
