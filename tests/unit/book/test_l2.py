@@ -9,14 +9,19 @@ from hypothesis import strategies as st
 
 from framework.book.l2 import (
     APPLIED,
+    BOOK_FULL,
     IGNORED,
     M_BASE,
+    M_FASK,
+    M_FBID,
+    M_FCAP,
     NO_PRICE,
     L2Book,
     l2_apply,
     l2_best_ask,
     l2_best_bid,
     l2_depth,
+    l2_made_room,
     l2_new,
     l2_qty_at,
     l2_set_level,
@@ -263,6 +268,58 @@ def test_negative_prices_work_like_any_others() -> None:
     b.apply(KIND_LEVEL, SELL, -7, 9)  # crosses the bid at -7; the far bid at -13 stays
     assert (b.best_bid, b.best_ask) == (-13, -7)
     assert b.qty_at(SELL, -7) == 9
+
+
+def _depth(meta: np.ndarray, qty: np.ndarray, side: int) -> list[list[int]]:
+    out = np.zeros((64, 2), np.int64)
+    return out[: l2_depth(meta, qty, side, 64, out)].tolist()
+
+
+def test_far_list_over_capacity_reports_book_full_after_applying_the_event() -> None:
+    meta, qty = l2_new(8, far_levels=2)
+    l2_apply(meta, qty, KIND_LEVEL, BUY, 100, 1)
+    l2_apply(meta, qty, KIND_LEVEL, SELL, 101, 1)
+    codes = [l2_apply(meta, qty, KIND_LEVEL, SELL, 1000 * k, k) for k in (1, 2, 3)]
+    assert codes == [APPLIED, APPLIED, BOOK_FULL]
+    assert _depth(meta, qty, SELL) == [[101, 1], [1000, 1], [2000, 2], [3000, 3]]  # applied
+    meta, qty = l2_made_room(meta, qty)
+    assert meta[M_FCAP] == 6
+    assert l2_apply(meta, qty, KIND_LEVEL, SELL, 4000, 4) == APPLIED
+    assert _depth(meta, qty, SELL)[-2:] == [[3000, 3], [4000, 4]]
+    assert _depth(meta, qty, BUY) == [[100, 1]]
+
+
+def test_python_face_grows_its_far_lists_without_limit() -> None:
+    b = L2Book(n_ticks=8, far_levels=1)
+    b.apply(KIND_LEVEL, BUY, 100, 1)
+    b.apply(KIND_LEVEL, SELL, 101, 1)
+    for k in range(1, 500):
+        assert b.apply(KIND_LEVEL, SELL, 101 + 10 * k, k) == APPLIED
+        assert b.apply(KIND_LEVEL, BUY, 100 - 10 * k, k) == APPLIED
+    assert b.n_levels == (500, 500)
+    assert b.depth(SELL, 500)[-1].tolist() == [101 + 4990, 499]
+    assert b.depth(BUY, 500)[-1].tolist() == [100 - 4990, 499]
+
+
+def test_a_book_whose_full_signal_is_ignored_refuses_what_it_has_no_room_for() -> None:
+    # far_levels=1 and an 8-tick window: room for 1 + 8 + 1 = 10 far levels a side
+    meta, qty = l2_new(8, far_levels=1)
+    for p in range(96, 101):
+        l2_apply(meta, qty, KIND_LEVEL, BUY, p, 1)
+    assert meta[M_BASE] == 96
+    codes = [l2_apply(meta, qty, KIND_LEVEL, BUY, p, 2) for p in range(11)]
+    assert codes == [APPLIED] + [BOOK_FULL] * 10
+    assert meta[M_FBID] == 10  # the 11th was refused, not written past the array
+    assert l2_qty_at(meta, qty, BUY, 9) == 2
+    assert l2_qty_at(meta, qty, BUY, 10) == 0
+    # a re-centre that would move more levels to the far list than it has room for is
+    # refused before anything changes
+    before = _depth(meta, qty, BUY)
+    assert l2_apply(meta, qty, KIND_LEVEL, SELL, 200, 1) == BOOK_FULL
+    assert meta[M_BASE] == 96
+    assert _depth(meta, qty, BUY) == before
+    assert meta[M_FASK] == 0
+    assert l2_best_ask(meta, qty) == NO_PRICE
 
 
 def test_window_width_must_be_even_and_not_tiny() -> None:

@@ -7,10 +7,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from framework.book.l2 import APPLIED, IGNORED, NO_PRICE, UNKNOWN_ID, l2_best_bid
+from framework.book.l2 import (
+    APPLIED,
+    BOOK_FULL,
+    IGNORED,
+    M_BASE,
+    M_FBID,
+    NO_PRICE,
+    UNKNOWN_ID,
+    l2_best_bid,
+)
 from framework.book.l3 import (
+    M_NORDERS,
     L3Book,
     l3_add,
+    l3_apply,
+    l3_apply_events,
     l3_find,
     l3_modify,
     l3_new,
@@ -256,6 +268,41 @@ def test_recentring_keeps_orders_that_leave_the_window_with_their_queues() -> No
     assert b.order(7) is None
     assert b.n_orders == 1
     assert b.far_levels == (0, 0)
+
+
+def test_far_lists_grow_in_the_python_face_and_batch_kernels_report_book_full() -> None:
+    b = L3Book(capacity=64, n_ticks=8, far_levels=1)
+    add(b, 1, BUY, 100, 1)
+    add(b, 2, SELL, 101, 1)
+    for k in range(3, 40):
+        assert add(b, k, SELL, 101 + 10 * k, k) == APPLIED
+    assert b.far_levels == (0, 37)
+    assert b.queue(SELL, 101 + 10 * 39) == [39]
+    # the batch kernel stops after the event that filled a far list: it is applied
+    state = l3_new(8, 8, far_levels=1)
+    ev = make_events(kind=[KIND_ADD] * 4, side=[BUY, SELL, SELL, SELL],
+                     price=[100, 101, 1000, 2000], qty=[1] * 4, order_id=[1, 2, 3, 4])
+    assert l3_apply_events(*state, ev) == (4, BOOK_FULL)
+    assert state[0][M_NORDERS] == 4
+
+
+def test_an_l3_book_whose_full_signal_is_ignored_refuses_what_it_has_no_room_for() -> None:
+    # an 8-tick window and far_levels=1: room for 10 far levels a side
+    state = l3_new(64, 8, far_levels=1)
+    meta = state[0]
+    for k, p in enumerate(range(96, 101)):
+        l3_apply(*state, KIND_ADD, BUY, p, 1, k + 1)
+    assert meta[M_BASE] == 96
+    codes = [l3_apply(*state, KIND_ADD, BUY, p, 2, 100 + p) for p in range(11)]
+    assert codes == [APPLIED] + [BOOK_FULL] * 10
+    assert meta[M_FBID] == 10
+    assert meta[M_NORDERS] == 15  # the 11th add was refused: no order, no level
+    assert l3_find(meta, state[3], state[4], 110) == -1
+    # a re-centre that would push more levels out than there is room for is refused too
+    assert l3_apply(*state, KIND_ADD, SELL, 200, 1, 500) == BOOK_FULL
+    assert meta[M_BASE] == 96
+    assert meta[M_NORDERS] == 15
+    assert l3_find(meta, state[3], state[4], 500) == -1
 
 
 def test_negative_prices() -> None:
