@@ -814,7 +814,7 @@ class LevelView:
         return int(m[M_NBID] + m[M_FBID]), int(m[M_NASK] + m[M_FASK])
 
     @property
-    def far_levels(self) -> tuple[int, int]:
+    def n_far_levels(self) -> tuple[int, int]:
         """(bid, ask) levels held outside the window, in the far lists."""
         return int(self.meta[M_FBID]), int(self.meta[M_FASK])
 
@@ -826,7 +826,7 @@ class L2Book(LevelView):
     >>> from framework.core.events import BUY, SELL, KIND_LEVEL
     >>> b = L2Book(n_ticks=64)
     >>> _ = b.apply(KIND_LEVEL, BUY, 100, 5); _ = b.apply(KIND_LEVEL, SELL, 200_000, 7)
-    >>> b.best_bid, b.best_ask, b.qty_at(SELL, 200_000), b.far_levels
+    >>> b.best_bid, b.best_ask, b.qty_at(SELL, 200_000), b.n_far_levels
     (100, 200000, 7, (0, 1))
     """
 

@@ -179,7 +179,7 @@ def test_update_outside_window_recentres_on_the_touch_and_keeps_levels_that_leav
     # bid at 92 leaves the window for the far list
     assert b.apply(KIND_LEVEL, SELL, 108, 4) == APPLIED
     assert b.base == 93
-    assert b.far_levels == (1, 0)
+    assert b.n_far_levels == (1, 0)
     assert b.qty_at(BUY, 92) == 1
     assert b.depth(BUY, 5).tolist() == [[100, 5], [92, 1]]
     assert b.depth(SELL, 5).tolist() == [[102, 2], [108, 4]]
@@ -187,7 +187,7 @@ def test_update_outside_window_recentres_on_the_touch_and_keeps_levels_that_leav
     # a bid at 85 is too far below the touch for any window on it: the window stays
     b.apply(KIND_LEVEL, BUY, 85, 3)
     assert b.base == 93
-    assert b.far_levels == (2, 0)
+    assert b.n_far_levels == (2, 0)
     # the near levels go: the far bid at 92 is the touch; the next update outside the
     # window centres it on 92 (base 84), which brings both far bids back in
     for side, price in ((BUY, 100), (SELL, 102), (SELL, 108)):
@@ -195,7 +195,7 @@ def test_update_outside_window_recentres_on_the_touch_and_keeps_levels_that_leav
     assert (b.best_bid, b.best_bid_qty, b.best_ask) == (92, 1, None)
     b.apply(KIND_LEVEL, BUY, 88, 2)
     assert b.base == 84
-    assert b.far_levels == (0, 0)
+    assert b.n_far_levels == (0, 0)
     assert b.depth(BUY, 5).tolist() == [[92, 1], [88, 2], [85, 3]]
 
 
@@ -207,14 +207,14 @@ def test_new_best_outside_window_recentres_on_the_new_touch() -> None:
     # the new ask, base 100 (the bid at 100 just stays in)
     b.apply(KIND_LEVEL, SELL, 108, 1)
     assert b.base == 100
-    assert b.far_levels == (0, 0)
+    assert b.n_far_levels == (0, 0)
     # a bid at 117 crosses the ask at 108, which goes as stale; centred on the new bid
     # (no ask left), base 109: the bid at 100 moves to the far list
     b.apply(KIND_LEVEL, BUY, 117, 3)
     assert b.base == 109
     assert (b.best_bid, b.best_ask) == (117, None)
     assert b.stats["crossed_removed"] == 1
-    assert b.far_levels == (1, 0)
+    assert b.n_far_levels == (1, 0)
     assert b.depth(BUY, 5).tolist() == [[117, 3], [100, 5]]
 
 
@@ -229,7 +229,7 @@ def test_update_far_from_the_touch_is_kept_without_moving_the_window() -> None:
     assert b.depth(BUY, 5).tolist() == [[100, 5], [60, 7]]
     assert b.apply(KIND_LEVEL, BUY, 60, 0) == APPLIED
     assert b.depth(BUY, 5).tolist() == [[100, 5]]
-    assert b.far_levels == (0, 0)
+    assert b.n_far_levels == (0, 0)
 
 
 def test_removal_of_a_level_the_book_does_not_hold_is_a_no_op() -> None:
@@ -246,12 +246,12 @@ def test_prices_far_apart_recentre_with_wide_spread_on_the_updated_side() -> Non
     b.apply(KIND_LEVEL, BUY, 1000, 5)
     assert b.base == 992
     assert (b.best_bid, b.best_ask) == (1000, 2000)
-    assert b.far_levels == (0, 1)
+    assert b.n_far_levels == (0, 1)
     # the ask changes: the window jumps to it, the bid moves to the far list
     b.apply(KIND_LEVEL, SELL, 2000, 2)
     assert b.base == 1992
     assert (b.best_bid, b.best_bid_qty, b.best_ask, b.best_ask_qty) == (1000, 5, 2000, 2)
-    assert b.far_levels == (1, 0)
+    assert b.n_far_levels == (1, 0)
 
 
 def test_negative_prices_work_like_any_others() -> None:

@@ -241,7 +241,7 @@ def test_recentring_keeps_orders_that_leave_the_window_with_their_queues() -> No
     add(b, 3, SELL, 102, 2)
     add(b, 4, SELL, 108, 4)  # re-centre on mid 101: base 93, the level at 92 leaves
     assert b.base == 93
-    assert b.far_levels == (1, 0)
+    assert b.n_far_levels == (1, 0)
     assert b.order(2) == (BUY, 92, 1)
     assert b.queue(BUY, 92) == [2, 7]
     assert b.queue_ahead(7) == 1
@@ -263,11 +263,11 @@ def test_recentring_keeps_orders_that_leave_the_window_with_their_queues() -> No
     assert b.order(4) == (SELL, 140, 4)
     assert b.depth(SELL, 3).tolist() == [[102, 2], [140, 4]]
     assert b.apply(KIND_EXECUTE, SELL, 140, 4, order_id=4) == APPLIED
-    assert b.far_levels == (1, 0)
+    assert b.n_far_levels == (1, 0)
     b.apply(KIND_CLEAR, BUY, 0, 0)
     assert b.order(7) is None
     assert b.n_orders == 1
-    assert b.far_levels == (0, 0)
+    assert b.n_far_levels == (0, 0)
 
 
 def test_far_lists_grow_in_the_python_face_and_batch_kernels_report_book_full() -> None:
@@ -276,7 +276,7 @@ def test_far_lists_grow_in_the_python_face_and_batch_kernels_report_book_full() 
     add(b, 2, SELL, 101, 1)
     for k in range(3, 40):
         assert add(b, k, SELL, 101 + 10 * k, k) == APPLIED
-    assert b.far_levels == (0, 37)
+    assert b.n_far_levels == (0, 37)
     assert b.queue(SELL, 101 + 10 * 39) == [39]
     # the batch kernel stops after the event that filled a far list: it is applied
     state = l3_new(8, 8, far_levels=1)
