@@ -825,9 +825,10 @@ class L2Book(LevelView):
 
     >>> from framework.core.events import BUY, SELL, KIND_LEVEL
     >>> b = L2Book(n_ticks=64)
-    >>> _ = b.apply(KIND_LEVEL, BUY, 100, 5); _ = b.apply(KIND_LEVEL, SELL, 200_000, 7)
-    >>> b.best_bid, b.best_ask, b.qty_at(SELL, 200_000), b.n_far_levels
-    (100, 200000, 7, (0, 1))
+    >>> _ = b.apply(KIND_LEVEL, BUY, 100, 5); _ = b.apply(KIND_LEVEL, SELL, 102, 7)
+    >>> _ = b.apply(KIND_LEVEL, SELL, 200_000, 3)  # far from the touch: in the far list
+    >>> b.best_bid, b.best_ask, b.depth(SELL, 5).tolist(), b.n_far_levels
+    (100, 102, [[102, 7], [200000, 3]], (0, 1))
     """
 
     def __init__(self, *, n_ticks: int = 4096, far_levels: int = FAR_LEVELS) -> None:
