@@ -192,7 +192,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
 
     def l3_once() -> None:
         l3_reset(*state)
-        if l3_apply_events(*state, ev3) >= 0:
+        if l3_apply_events(*state, ev3)[0] < len(ev3):
             msg = "order pool too small for the benchmark stream"
             raise RuntimeError(msg)
 

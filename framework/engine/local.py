@@ -19,6 +19,7 @@ import numpy.typing as npt
 from numba import njit
 
 from framework.book.l2 import (
+    BOOK_FULL,
     l2_apply,
     l2_best_ask,
     l2_best_ask_qty,
@@ -133,6 +134,7 @@ from framework.engine.state import (
     S_N_OPEN,
     S_STATE,
     WAKE_BOOK,
+    WAKE_ERROR,
     WAKE_FILL,
     WAKE_NONE,
     WAKE_ORDER,
@@ -400,14 +402,16 @@ def local_book_event(
     flags: int,
 ) -> int:
     """Apply an event to the strategy's book (one instrument's arrays): WAKE_BOOK when the
-    touch changed at a message boundary, WAKE_TRADE for a trade print, else WAKE_NONE."""
+    touch changed at a message boundary, WAKE_TRADE for a trade print, WAKE_ERROR when the
+    book is over its far capacity (the caller stops the run), else WAKE_NONE."""
     if kind == KIND_TRADE:
         r[I_LAST_TRADE_PX] = price
         r[I_LAST_TRADE_QTY] = qty
         r[I_LAST_TRADE_SIDE] = side
         return WAKE_TRADE
-    if kind == KIND_LEVEL or kind == KIND_BBO or kind == KIND_CLEAR:
-        l2_apply(meta, book, kind, side, price, qty)
+    is_book = kind == KIND_LEVEL or kind == KIND_BBO or kind == KIND_CLEAR
+    if is_book and l2_apply(meta, book, kind, side, price, qty) == BOOK_FULL:
+        return WAKE_ERROR
     if not flags & FLAG_LAST:
         return WAKE_NONE
     bb = l2_best_bid(meta, book)

@@ -19,7 +19,7 @@ from numba import carray, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from framework.book.l2 import L2_META_SIZE, l2_reset
+from framework.book.l2 import L2_META_SIZE, l2_init, l2_width
 from framework.book.l2 import NO_PRICE as NO_PRICE_
 from framework.features.kernels import N_FEATURES
 
@@ -95,9 +95,12 @@ WAKE_ERROR: Final = 10  #: a table is full; H_WAKE_REASON says which (ERR_*)
 
 ERR_ORDERS_FULL: Final = 1
 ERR_MESSAGES_FULL: Final = 2
+ERR_BOOK_FULL: Final = 3
 ERR_NAMES: Final = {
     ERR_ORDERS_FULL: "too many live orders: raise Capacity.max_orders",
     ERR_MESSAGES_FULL: "too many in-flight messages: raise Capacity.max_messages",
+    ERR_BOOK_FULL: "a book holds more price levels outside its window than "
+    "Capacity.book_far_levels on one side: raise it",
 }
 
 # --- per-instrument int columns (SEG_INST, n_inst x INST_COLS) --------------------------------
@@ -362,7 +365,8 @@ class Capacity:
     n_strat: int
     max_orders: int = 4096
     max_messages: int = 4096
-    book_ticks: int = 4096
+    book_ticks: int = 4096  #: dense window of each book near the touch (speed, not reach)
+    book_far_levels: int = 4096  #: levels a side each book holds outside its window
     record_rows: int = 65536
     lat_series: int = 1
 
@@ -375,9 +379,9 @@ def _shapes(c: Capacity) -> list[tuple[int, ...]]:
         (ni, INST_COLS),
         (ni, INSTF_COLS),
         (ni, L2_META_SIZE),
-        (ni, 2, c.book_ticks),
+        (ni, 2, l2_width(c.book_ticks, c.book_far_levels)),
         (ni, L2_META_SIZE),
-        (ni, 2, c.book_ticks),
+        (ni, 2, l2_width(c.book_ticks, c.book_far_levels)),
         (c.max_orders, ORD_COLS),
         (c.max_orders, ORDF_COLS),
         (c.max_orders,),
@@ -423,8 +427,8 @@ def allocate(c: Capacity) -> npt.NDArray[np.int64]:
     st.h[H_N_FREE] = c.max_orders
     st.free[:] = np.arange(c.max_orders - 1, -1, -1)  # a stack: pop from the end
     for i in range(c.n_inst):
-        l2_reset(st.vmeta[i], st.vqty[i])
-        l2_reset(st.lmeta[i], st.lqty[i])
+        l2_init(st.vmeta[i], st.vqty[i], c.book_ticks, c.book_far_levels)
+        l2_init(st.lmeta[i], st.lqty[i], c.book_ticks, c.book_far_levels)
     st.risk[:, :] = np.inf
     st.feat[:, :] = np.nan
     # the touch as the strategy view last saw it at a message boundary: none yet
