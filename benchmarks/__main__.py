@@ -12,8 +12,10 @@ Each ``benchmarks/bench_*.py`` exposes ``run(quick: bool) -> list[dict]`` return
 benchmarks/targets.py) and, where a peer was measured in the same run, ``peer``,
 ``peer_events`` and ``peer_seconds``. This runner adds ``events_per_s``, ``peak_rss_mb``,
 ``peer_events_per_s``, ``ratio`` (ours / peer's events per second), ``time_ratio`` (our
-seconds / the peer's), ``met`` (true, false, or null when the target is not checked in this
-run), ``status`` and, unless met, ``reason``. A benchmark that fails counts as MISSED.
+seconds / the peer's), ``load_1m`` (the machine's 1-minute load average around the module's
+run: wall times on a shared machine are only as good as its share of the cores), ``met``
+(true, false, or null when the target is not checked in this run), ``status`` and, unless
+met, ``reason``. A benchmark that fails counts as MISSED.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ _COLUMNS = {
     "unavailable",
     "unchecked",
     "error",
+    "load_1m",
 }
 
 
@@ -98,6 +101,7 @@ def run_module(name: str, *, quick: bool, folder: Path = HERE) -> list[dict[str,
     # the child imports benchmarks.memory and the package from wherever it was started
     path = [str(HERE.parent), str(folder.parent), env.get("PYTHONPATH", "")]
     env["PYTHONPATH"] = os.pathsep.join(p for p in path if p)
+    load = os.getloadavg()[0]
     proc = subprocess.run(
         [sys.executable, "-c", _CHILD, name, "1" if quick else "0", folder.name],
         cwd=HERE.parent,
@@ -106,9 +110,10 @@ def run_module(name: str, *, quick: bool, folder: Path = HERE) -> list[dict[str,
         text=True,
         check=False,
     )
+    load = round(max(load, os.getloadavg()[0]), 2)
     for line in proc.stdout.splitlines():
         if line.startswith("@@BENCH@@"):
-            return [finish(r) for r in json.loads(line[len("@@BENCH@@") :])]
+            return [finish({**r, "load_1m": load}) for r in json.loads(line[len("@@BENCH@@") :])]
     tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
     return [{"name": name, "error": " | ".join(tail) or f"exit status {proc.returncode}"}]
 
@@ -156,12 +161,14 @@ def report(rows: Iterable[dict[str, Any]], *, as_json: bool, check: bool, out: A
     out = out if out is not None else sys.stdout
     counts = {MET: 0, MISSED: 0, NOT_CHECKED: 0}
     failed = False
+    load = 0.0
     if not as_json:
         print(HEADER, file=out, flush=True)
     for raw in rows:
         row = evaluate(raw)
         counts[row["status"]] += 1
         failed = failed or bool(row.get("error"))
+        load = max(load, float(row.get("load_1m") or 0.0))
         if as_json:
             print(json.dumps(row), file=out, flush=True)
         else:
@@ -171,6 +178,13 @@ def report(rows: Iterable[dict[str, Any]], *, as_json: bool, check: bool, out: A
             f"\n{counts[MET]} MET, {counts[MISSED]} MISSED, {counts[NOT_CHECKED]} not checked",
             file=out,
         )
+        cores = os.cpu_count() or 1
+        if load > cores:
+            print(
+                f"the machine was busy (1-minute load up to {load:g} on {cores} cores): "
+                "wall-time figures are pessimistic; cpu_seconds, where given, is not",
+                file=out,
+            )
     if failed or (check and counts[MISSED]):
         return 1
     return 0

@@ -203,7 +203,8 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         "name": "book.l2_apply_events (level updates)",
         "events": n,
         "seconds": l2_s,
-        # measured 49-57 M/s here (2026-12, issue 10's survey); 40 leaves room for noise
+        # 57 M/s last recorded (issue 10), 49 M/s in CPU time here (2026-12, shared
+        # machine); less 30 %
         **target("min rate", 40e6),
     }
     if not quick:
@@ -221,7 +222,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             "events": n,
             "seconds": l3_s,
             "max_live_orders": int(state[0][22]),
-            # measured 10.5 M/s here (2026-12, CPU time on the shared machine) less 30 %
+            # 10.5 M/s in CPU time here (2026-12, shared machine) less 30 %
             **target("min rate", 7e6),
         },
     ]

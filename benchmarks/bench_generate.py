@@ -15,8 +15,7 @@ from benchmarks.targets import target
 from framework.ingest.synthetic import generate_day
 
 DATE = dt.date(2024, 3, 1)
-#: measured 18.5 M/s (L2) and 4.5 M/s (L3) here (2026-12, CPU time on the shared machine),
-#: less 30 %
+#: 18.5 M/s (L2) and 4.5 M/s (L3) in CPU time here (2026-12, shared machine) less 30 %
 TARGETS = {"l2": 13e6, "l3": 3e6}
 
 

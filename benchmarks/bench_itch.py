@@ -161,7 +161,8 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             "seconds": reused,
             "cpu_seconds": round(reused_cpu, 4),
             **common,
-            # measured 25-27 M/s here (2026-12, issue 10's survey) less 30 %
+            # 27 M/s last recorded (issue 10), 25 M/s in CPU time here (2026-12, shared
+            # machine); less 30 %
             **target("min rate", 19e6),
         },
         # first use: includes the page faults of freshly allocated output arrays
@@ -170,7 +171,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             "seconds": fresh,
             "cpu_seconds": round(fresh_cpu, 4),
             **common,
-            # measured 20 M/s here (2026-12, CPU time on the shared machine) less 30 %
+            # 20 M/s in CPU time here (2026-12, shared machine) less 30 %
             **target("min rate", 14e6),
         },
     ]

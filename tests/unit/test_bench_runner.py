@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -158,6 +159,14 @@ def test_table_shows_target_status_peer_and_reason() -> None:
     assert lines[-1] == "1 MET, 2 MISSED, 0 not checked"
 
 
+def test_table_says_when_the_machine_was_busy() -> None:
+    cores = os.cpu_count() or 1
+    _, calm = run_report([{**MET_ROW, "load_1m": cores - 0.5}], check=False, as_json=False)
+    assert "busy" not in calm
+    _, busy = run_report([{**MET_ROW, "load_1m": cores + 4.0}], check=False, as_json=False)
+    assert f"load up to {cores + 4.0:g} on {cores} cores" in busy.splitlines()[-1]
+
+
 # --- main: modules run in their own processes -----------------------------------------------
 FAKE_OK = """
 from benchmarks.targets import target
@@ -195,6 +204,7 @@ def test_main_runs_each_module_in_a_process_and_check_counts_a_crash_as_missed(
         ("fake.slow", 100, False),
     ]
     assert all(x["peak_rss_mb"] > 0 for x in lines)  # measured in the child
+    assert all(x["load_1m"] >= 0 for x in lines)
     assert main(["--json", "--check", "ok"], folder=fake_package) == 1
     capsys.readouterr()
     assert main(["--json", "crash"], folder=fake_package) == 1
