@@ -315,12 +315,13 @@ def stream_rows(days: int, n: int, *, quick: bool) -> list[dict[str, Any]]:
             msg = f"the streaming backtest failed (exit {proc.returncode}): {tail}"
             raise RuntimeError(msg)
         got = json.loads(proc.stdout.strip().splitlines()[-1])
-    label = f"{got['events'] / 1e6:g} M events, {days} days streamed, own process"
+
     quick_note = "size-dependent: checked on the full 100 M events only" if quick else None
     counts = {"orders": got["orders"], "fills": got["fills"]}
     return [
         {
-            "name": f"engine.one_tick_mm from store ({label})",
+            # in a process of its own
+            "name": f"engine.one_tick_mm streamed from store ({days} days)",
             "events": got["events"],
             "seconds": got["replay_seconds"],
             "peak_rss_mb": got["peak_rss_mb"],
