@@ -137,10 +137,11 @@ def format_row(row: dict[str, Any]) -> str:
     peer = ""
     if row.get("peer"):
         peer = f"{row['peer']}: {_fmt_rate(row.get('peer_events_per_s'))}"
-        if row.get("ratio") is not None:
+        if row.get("target_kind") == "max time ratio":  # judged on seconds, not on rates
+            if row.get("time_ratio") is not None:
+                peer += f", {row['time_ratio']:.2f} x its time"
+        elif row.get("ratio") is not None:
             peer += f", x{row['ratio']:.2f}"
-        if row.get("target_kind") == "max time ratio" and row.get("time_ratio") is not None:
-            peer += f", time x{row['time_ratio']:.2f}"
     extra = "".join(f"  {k}={v}" for k, v in row.items() if k not in _COLUMNS)
     line = (
         f"{row['name']:52s} {_num(row.get('events'), ',d'):>13s} "

@@ -159,6 +159,15 @@ def test_table_shows_target_status_peer_and_reason() -> None:
     assert lines[-1] == "1 MET, 2 MISSED, 0 not checked"
 
 
+def test_table_shows_a_time_ratio_row_against_its_peers_time_not_rate() -> None:
+    r = row(name="write", **target("max time ratio", 0.5))
+    _, text = run_report([r], check=False, as_json=False)
+    line = next(x for x in text.splitlines() if x.startswith("write"))
+    assert "<= 0.5 x peer time" in line
+    assert "peer: 4.00 M/s, 0.40 x its time" in line
+    assert "x2.50" not in line
+
+
 def test_table_says_when_the_machine_was_busy() -> None:
     cores = os.cpu_count() or 1
     _, calm = run_report([{**MET_ROW, "load_1m": cores - 0.5}], check=False, as_json=False)
