@@ -53,31 +53,33 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     n = 200_000 if quick else 10_000_000
     day = generate_day(date=dt.date(2024, 1, 2), n_events=n, seed=7, mode="l2")
     events = day.events
-    tmp = Path(tempfile.mkdtemp(prefix="hftlab-bench-"))
-    store = TickStore(tmp / "store")
-    t0 = time.perf_counter()
-    path = store.write(day.instrument, day.date, events)
-    write_s = time.perf_counter() - t0
-    size = path.stat().st_size
-    key = (day.instrument.venue, day.instrument.symbol, day.date)
-    store.read(*key)  # warm the page cache and the compiled converter
-    read_s = _best(lambda: store.read(*key))
+    # removed afterwards: a full run writes a 10 M-event day and its .npz (~200 MB)
+    with tempfile.TemporaryDirectory(prefix="hftlab-bench-") as t:
+        tmp = Path(t)
+        store = TickStore(tmp / "store")
+        t0 = time.perf_counter()
+        path = store.write(day.instrument, day.date, events)
+        write_s = time.perf_counter() - t0
+        size = path.stat().st_size
+        key = (day.instrument.venue, day.instrument.symbol, day.date)
+        store.read(*key)  # warm the page cache and the compiled converter
+        read_s = _best(lambda: store.read(*key))
 
-    def stream() -> None:
-        for _ in store.iter_batches(*key):
-            pass
+        def stream() -> None:
+            for _ in store.iter_batches(*key):
+                pass
 
-    def stream_reuse() -> None:
-        for _ in store.iter_batches(*key, reuse=True):
-            pass
+        def stream_reuse() -> None:
+            for _ in store.iter_batches(*key, reuse=True):
+                pass
 
-    stream_s = _best(stream)
-    reuse_s = _best(stream_reuse)
-    hbt_rows = to_hftbacktest(events, float(day.instrument.tick_size))
-    npz = tmp / "hbt.npz"
-    np.savez_compressed(npz, data=hbt_rows)
-    peer_read_s = _best(lambda: np.load(npz)["data"])
-    peer_size = os.path.getsize(npz)
+        stream_s = _best(stream)
+        reuse_s = _best(stream_reuse)
+        hbt_rows = to_hftbacktest(events, float(day.instrument.tick_size))
+        npz = tmp / "hbt.npz"
+        np.savez_compressed(npz, data=hbt_rows)
+        peer_read_s = _best(lambda: np.load(npz)["data"])
+        peer_size = os.path.getsize(npz)
     common = {"events": len(events), "peer": "hftbacktest npz"}
     return [
         {
