@@ -119,7 +119,9 @@ def run_module(name: str, *, quick: bool, folder: Path = HERE) -> list[dict[str,
 
 
 def _fmt_rate(x: float | None) -> str:
-    return "-" if not x else f"{x / 1e6:.2f} M/s"
+    if not x:
+        return "-"
+    return f"{x / 1e6:.2f} M/s" if x >= 1e5 else f"{x / 1e3:.2f} k/s"
 
 
 def _num(x: Any, spec: str) -> str:
@@ -127,7 +129,7 @@ def _num(x: Any, spec: str) -> str:
 
 
 HEADER = (
-    f"{'benchmark':52s} {'events':>13s} {'seconds':>9s} {'rate':>12s} {'peak MB':>8s} "
+    f"{'benchmark':56s} {'events':>13s} {'seconds':>9s} {'rate':>12s} {'peak MB':>8s} "
     f"{'target':>20s}  {'status':11s}  peer (rate, ours/peer)"
 )
 
@@ -144,7 +146,7 @@ def format_row(row: dict[str, Any]) -> str:
             peer += f", x{row['ratio']:.2f}"
     extra = "".join(f"  {k}={v}" for k, v in row.items() if k not in _COLUMNS)
     line = (
-        f"{row['name']:52s} {_num(row.get('events'), ',d'):>13s} "
+        f"{row['name']:56s} {_num(row.get('events'), ',d'):>13s} "
         f"{_num(row.get('seconds'), '.3f'):>9s} {_fmt_rate(row.get('events_per_s')):>12s} "
         f"{_num(row.get('peak_rss_mb'), '.0f'):>8s} {describe(row):>20s}  "
         f"{row['status']:11s}  {peer}{extra}"

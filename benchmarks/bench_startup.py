@@ -79,17 +79,17 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     del quick  # compilation does not shrink with the input: the same rows either way
     rows: list[dict[str, Any]] = [
         {
-            "name": "startup.one_tick_mm, empty numba cache (new process)",
+            "name": "startup.one_tick_mm, empty numba cache",
             # issue 10: a new user's first backtest
             **target("max seconds", 30.0),
         },
         {
-            "name": "startup.avellaneda_stoikov after one_tick_mm (new process)",
+            "name": "startup.avellaneda_stoikov, cache holds one_tick_mm",
             # issue 10: a second strategy when the engine is cached
             **target("max seconds", 10.0),
         },
         {
-            "name": "startup.one_tick_mm, warm numba cache (new process)",
+            "name": "startup.one_tick_mm, warm numba cache",
             # issue 10: < 2 s
             **target("max seconds", 2.0),
         },

@@ -159,6 +159,12 @@ def test_table_shows_target_status_peer_and_reason() -> None:
     assert lines[-1] == "1 MET, 2 MISSED, 0 not checked"
 
 
+def test_table_shows_slow_rates_in_thousands() -> None:
+    r = row(name="start", events=20_000, seconds=4.0, **target("max seconds", 2.0))
+    _, text = run_report([r], check=False, as_json=False)
+    assert "5.00 k/s" in next(x for x in text.splitlines() if x.startswith("start"))
+
+
 def test_table_shows_a_time_ratio_row_against_its_peers_time_not_rate() -> None:
     r = row(name="write", **target("max time ratio", 0.5))
     _, text = run_report([r], check=False, as_json=False)
