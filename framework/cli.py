@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from framework.core.errors import ConfigError, HftlabError
+from framework.core.errors import ConfigError, HftlabError, StoreError
 from framework.core.timeutil import parse_date
 
 if TYPE_CHECKING:
@@ -40,9 +40,8 @@ def _store(args: argparse.Namespace) -> Any:
 
 # --- data import ------------------------------------------------------------------------
 def cmd_import(args: argparse.Namespace) -> int:
-    from framework.ingest.base import ImportOptions, get_importer
+    from framework.ingest.base import ImportOptions, run_import
 
-    importer = get_importer(args.format)
     opts = ImportOptions(
         symbol=args.symbol,
         venue=args.venue,
@@ -53,16 +52,17 @@ def cmd_import(args: argparse.Namespace) -> int:
             "tick_size": args.tick_size,
             "lot_size": args.lot_size,
             "market": args.market,
+            "allow_partial": bool(args.allow_partial),
         },
     )
     t0 = time.perf_counter()
-    result = importer([Path(p) for p in args.paths], opts)
+    # run_import refuses damaged or empty input before anything reaches the store
+    result = run_import(args.format, [Path(p) for p in args.paths], opts)
     store = _store(args)
     days = result.days
     written = store.write_many(
         [(d.instrument, d.date, d.events, d.labels) for d in days], overwrite=not args.no_overwrite
     )
-    result.report.rows_written = sum(len(d.events) for d in days)
     for line in result.report.summary_lines():
         print(line)
     for d, path in zip(days, written, strict=True):
@@ -72,7 +72,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     if result.instruments:
         print(f"  instruments defined: {len(result.instruments)}")
     if not days:
-        print("  nothing to write (the input holds no market events)")
+        print("  nothing to write (the input holds instrument definitions, no market events)")
     print(f"  took {time.perf_counter() - t0:.2f} s")
     return EXIT_OK
 
@@ -134,6 +134,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     pairwise = args.pair or args.follow
     if not pairwise and (args.push or args.lag_ms is not None or args.follower):
         msg = "--push, --lag-ms and --follower describe a pair: add --pair (or --follow)"
+        raise ConfigError(msg)
+    if args.days < 1:
+        msg = f"--days {args.days} is out of range: allowed >= 1 (weekdays to generate)"
         raise ConfigError(msg)
     params = _synthetic_params(args.set)
     store = _store(args)
@@ -219,19 +222,47 @@ def _fmt_bytes(n: float) -> str:
     return f"{n:.1f} GiB"
 
 
+def _empty_store(store: Any) -> str:
+    return (
+        f"the store at {store.root} is empty; import data with `hftlab data import` "
+        "or make some with `hftlab data generate`"
+    )
+
+
+def _day_infos(store: Any, keys: Sequence[Any]) -> tuple[list[Any], list[HftlabError]]:
+    """The DayInfo of each key, and the errors of the days that cannot be read (a corrupt
+    file is one bad day, not a reason to hide the others)."""
+    infos, bad = [], []
+    for k in keys:
+        try:
+            infos.append(store.info(k.venue, k.symbol, k.date))
+        except HftlabError as exc:
+            bad.append(exc)
+    return infos, bad
+
+
+def _unreadable(bad: Sequence[HftlabError]) -> StoreError:
+    more = f" (and {len(bad) - 1} more listed above)" if len(bad) > 1 else ""
+    return StoreError(f"{bad[0]}{more}")
+
+
 def cmd_ls(args: argparse.Namespace) -> int:
     store = _store(args)
     keys = store.keys(venue=args.venue, symbol=args.symbol)
     if not keys:
-        print(
-            f"the store at {store.root} is empty; import data with `hftlab data import` "
-            "or make some with `hftlab data generate`"
-        )
+        print(_empty_store(store))
         return EXIT_OK
     print(f"{'day':40s} {'events':>12s} {'on disk':>10s}  span (UTC)")
-    for k in keys:
-        info = store.info(k.venue, k.symbol, k.date)
-        print(f"{k!s:40s} {info.rows:12,d} {_fmt_bytes(info.bytes_on_disk):>10s}  {_span(info)}")
+    infos, bad = _day_infos(store, keys)
+    for info in infos:
+        print(
+            f"{info.key!s:40s} {info.rows:12,d} {_fmt_bytes(info.bytes_on_disk):>10s}  "
+            f"{_span(info)}"
+        )
+    for exc in bad:
+        print(f"unreadable: {exc}")
+    if bad:
+        raise _unreadable(bad)
     return EXIT_OK
 
 
@@ -252,10 +283,57 @@ def _parse_target(text: str) -> tuple[str, str, dt.date | None]:
     return parts[0], parts[1], date
 
 
+def _store_summary(store: Any, venue: str | None) -> int:
+    """``data info`` without a day: venues, symbols, days, events, time span and bytes."""
+    from framework.core.timeutil import format_ns
+
+    keys = store.keys(venue=venue)
+    if not keys:
+        if venue is None:
+            print(_empty_store(store))
+            return EXIT_OK
+        venues = sorted({k.venue for k in store.keys()})  # noqa: SIM118 (a method)
+        msg = (
+            f"nothing stored for venue {venue} in {store.root} (stored venues: "
+            f"{', '.join(venues) or 'none'}); give VENUE, VENUE/SYMBOL or VENUE/SYMBOL/DATE"
+        )
+        raise ConfigError(msg)
+    infos, bad = _day_infos(store, keys)
+    groups: dict[str, list[Any]] = {}
+    for info in infos:
+        groups.setdefault(f"{info.key.venue}/{info.key.symbol}", []).append(info)
+    firsts = [i.first_ts for i in infos if i.first_ts is not None]
+    lasts = [i.last_ts for i in infos if i.last_ts is not None]
+    print(
+        f"store {store.root}{f' (venue {venue})' if venue else ''}: "
+        f"{len({i.key.venue for i in infos})} venue(s), {len(groups)} symbol(s), "
+        f"{len(infos)} day(s), {sum(i.rows for i in infos):,} events, "
+        f"{_fmt_bytes(sum(i.bytes_on_disk for i in infos))} on disk"
+    )
+    if firsts:
+        print(f"span (UTC): {format_ns(min(firsts))[:23]} -> {format_ns(max(lasts))[:23]}")
+    print(f"{'instrument':30s} {'days':>5s}  {'first day':10s}  {'last day':10s} {'events':>14s} "
+          f"{'on disk':>10s}")  # fmt: skip
+    for name, days in groups.items():
+        print(
+            f"{name:30s} {len(days):5d}  {days[0].key.date}  {days[-1].key.date} "
+            f"{sum(d.rows for d in days):14,d} "
+            f"{_fmt_bytes(sum(d.bytes_on_disk for d in days)):>10s}"
+        )
+    for exc in bad:
+        print(f"unreadable: {exc}")
+    if bad:
+        raise _unreadable(bad)
+    return EXIT_OK
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from framework.core.events import KIND_NAMES
 
     store = _store(args)
+    if args.target is None or "/" not in args.target.strip("/"):
+        venue = args.target.strip("/") if args.target else None
+        return _store_summary(store, venue or None)
     venue, symbol, date = _parse_target(args.target)
     dates = [date] if date else [k.date for k in store.keys(venue=venue, symbol=symbol)]
     if not dates:
@@ -328,7 +406,7 @@ def cmd_rm(args: argparse.Namespace) -> int:
 # --- backtest ---------------------------------------------------------------------------
 def _date_range(start: dt.date, end: dt.date) -> list[dt.date]:
     if end < start:
-        msg = f"--to {end} is before --from {start}"
+        msg = f"--to {end} is before --from {start}; give --to on or after --from"
         raise ConfigError(msg)
     return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
 
@@ -375,17 +453,42 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _replay_layout(levels: int, *, header: bool) -> str:
+    from framework.book.replay import lobster_columns
+
+    cols = lobster_columns(1, times=header)
+    more = f", ... up to level {levels}" if levels > 1 else ""
+    if header:
+        return (
+            f"a header line, then per message: {', '.join(cols)}{more} "
+            "(times: ISO-8601 UTC and ns since the epoch; prices in currency units, sizes "
+            "in real units, empty levels blank)"
+        )
+    return (
+        f"LOBSTER orderbook layout, no header, one row per message: {', '.join(cols)}{more} "
+        "(prices in currency units, sizes in real units, empty levels blank; "
+        "--header adds a header line and time columns)"
+    )
+
+
 def cmd_book_replay(args: argparse.Namespace) -> int:
     from framework.book.replay import book_replay_to_csv
 
     t0 = time.perf_counter()
     rows = book_replay_to_csv(
-        _store(args), args.venue, args.symbol, args.date, args.levels, Path(args.out)
+        _store(args),
+        args.venue,
+        args.symbol,
+        args.date,
+        args.levels,
+        Path(args.out),
+        header=args.header,
     )
     print(
         f"wrote {rows:,} rows of {args.levels} level(s) to {args.out} "
         f"in {time.perf_counter() - t0:.2f} s"
     )
+    print(f"  layout: {_replay_layout(args.levels, header=args.header)}")
     return EXIT_OK
 
 
@@ -438,6 +541,7 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="import, generate, list and query stored ticks")
     dsub = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
 
+    from framework.engine.config import LATENCY_FORMS, QUEUE_FORMS
     from framework.ingest.base import IMPORTERS
     from framework.strategy.loader import BUNDLED
 
@@ -455,22 +559,37 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--lot-size", help="override the instrument's lot size")
     imp.add_argument("--market", choices=["spot", "usdm"], help="Binance market (default: detect)")
     imp.add_argument("--no-overwrite", action="store_true", help="fail if a day is already stored")
+    imp.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help=(
+            "import what is readable from damaged input (cut or corrupt files, unparseable "
+            "lines, broken framing) instead of failing; the report counts everything skipped"
+        ),
+    )
     imp.set_defaults(func=cmd_import)
 
     gen = dsub.add_parser("generate", parents=[store_parent], help="generate synthetic days")
-    gen.add_argument("--symbol", default="SYN")
-    gen.add_argument("--venue", default="SIM")
+    gen.add_argument("--symbol", default="SYN", help="symbol to store it under (default SYN)")
+    gen.add_argument("--venue", default="SIM", help="venue to store it under (default SIM)")
     gen.add_argument(
         "--date",
         type=_date_arg,
         default=dt.date(2024, 1, 2),
         help="first day (weekends are skipped)",
     )
-    gen.add_argument("--days", type=int, default=1)
-    gen.add_argument("--events", type=int, default=1_000_000, help="events per day")
-    gen.add_argument("--mode", choices=["l2", "l3"], default="l2")
-    gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--tick-size", default="0.01")
+    gen.add_argument("--days", type=int, default=1, help="weekdays to generate (default 1)")
+    gen.add_argument(
+        "--events", type=int, default=1_000_000, help="events per day (default 1000000)"
+    )
+    gen.add_argument(
+        "--mode",
+        choices=["l2", "l3"],
+        default="l2",
+        help="l2: price levels; l3: individual orders (default l2)",
+    )
+    gen.add_argument("--seed", type=int, default=0, help="day N uses seed SEED+N (default 0)")
+    gen.add_argument("--tick-size", default="0.01", help="price tick (default 0.01)")
     gen.add_argument(
         "--set",
         action="append",
@@ -507,28 +626,61 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gen.set_defaults(func=cmd_generate)
 
-    ls = dsub.add_parser("ls", parents=[store_parent], help="list stored days")
-    ls.add_argument("--venue")
-    ls.add_argument("--symbol")
+    ls = dsub.add_parser(
+        "ls", parents=[store_parent], help="list stored days: events, bytes, time span"
+    )
+    ls.add_argument("--venue", help="only this venue")
+    ls.add_argument("--symbol", help="only this symbol")
     ls.set_defaults(func=cmd_ls)
 
-    info = dsub.add_parser("info", parents=[store_parent], help="rows, span, kind mix, bytes")
-    info.add_argument("target", metavar="VENUE/SYMBOL[/DATE]")
+    info = dsub.add_parser(
+        "info",
+        parents=[store_parent],
+        help="rows, span, kind mix, bytes (no argument: a summary of the whole store)",
+    )
+    info.add_argument(
+        "target",
+        nargs="?",
+        metavar="VENUE[/SYMBOL[/DATE]]",
+        help=(
+            "a day or an instrument: rows, span, kind mix, bytes and instrument; a venue, or "
+            "nothing for the whole store: venues, symbols, days, events, span and bytes"
+        ),
+    )
     info.set_defaults(func=cmd_info)
 
-    dump = dsub.add_parser("dump", parents=[store_parent], help="print events in real units")
-    dump.add_argument("target", metavar="VENUE/SYMBOL/DATE")
-    dump.add_argument("--limit", type=int, default=None)
-    dump.add_argument("--format", choices=["csv", "jsonl"], default="csv")
+    dump = dsub.add_parser(
+        "dump",
+        parents=[store_parent],
+        help="print a day's events: kind, side and flags as names, prices and sizes in real units",
+    )
+    dump.add_argument("target", metavar="VENUE/SYMBOL/DATE", help="the stored day")
+    dump.add_argument("--limit", type=int, default=None, help="only the first N events")
+    dump.add_argument("--format", choices=["csv", "jsonl"], default="csv", help="default csv")
     dump.set_defaults(func=cmd_dump)
 
-    sql = dsub.add_parser("sql", parents=[store_parent], help="DuckDB SQL over the view `events`")
-    sql.add_argument("query")
-    sql.add_argument("--max-rows", type=int, default=50)
+    from framework.store.sql import RELATIONS
+
+    sql = dsub.add_parser(
+        "sql",
+        parents=[store_parent],
+        help="DuckDB SQL over the views events, events_named and days",
+        description=f"Run DuckDB SQL over the store. Views: {RELATIONS}.",
+        epilog=(
+            "example: hftlab data sql \"SELECT kind, count(*) FROM events_named "
+            "WHERE symbol = 'AMZN' GROUP BY kind\""
+        ),
+    )
+    sql.add_argument("query", help="the SQL; its tables are the views above")
+    sql.add_argument("--max-rows", type=int, default=50, help="rows to print (default 50)")
     sql.set_defaults(func=cmd_sql)
 
-    rm = dsub.add_parser("rm", parents=[store_parent], help="delete stored days")
-    rm.add_argument("target", metavar="VENUE/SYMBOL[/DATE]")
+    rm = dsub.add_parser(
+        "rm", parents=[store_parent], help="delete stored days (events and their labels)"
+    )
+    rm.add_argument(
+        "target", metavar="VENUE/SYMBOL[/DATE]", help="one day, or every day of an instrument"
+    )
     rm.set_defaults(func=cmd_rm)
 
     bt = sub.add_parser(
@@ -554,8 +706,13 @@ def build_parser() -> argparse.ArgumentParser:
             "class name)"
         ),
     )
-    bt.add_argument("--venue")
-    bt.add_argument("--symbol", action="append", default=[], help="repeat for several instruments")
+    bt.add_argument("--venue", help="venue of the --symbol instruments")
+    bt.add_argument(
+        "--symbol",
+        action="append",
+        default=[],
+        help="an instrument of --venue; repeat for several",
+    )
     bt.add_argument(
         "--instrument",
         action="append",
@@ -563,14 +720,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="VENUE/SYMBOL",
         help="an instrument of the run, repeatable (default: the ones the strategies name)",
     )
-    bt.add_argument("--from", dest="date_from", type=_date_arg, required=True, metavar="DATE")
-    bt.add_argument("--to", dest="date_to", type=_date_arg, metavar="DATE")
+    bt.add_argument(
+        "--from", dest="date_from", type=_date_arg, required=True, metavar="DATE", help="first day"
+    )
+    bt.add_argument(
+        "--to", dest="date_to", type=_date_arg, metavar="DATE", help="last day (default --from)"
+    )
     bt.add_argument(
         "--param",
         action="append",
         default=[],
         metavar="[NAME.]KEY=VALUE",
-        help="a strategy parameter; NAME. picks the strategy when there are several",
+        help=(
+            "a strategy parameter (each has an allowed range; a value outside it is refused); "
+            "NAME. picks the strategy when there are several"
+        ),
     )
     bt.add_argument(
         "--risk",
@@ -581,7 +745,7 @@ def build_parser() -> argparse.ArgumentParser:
             "replace one of a strategy's risk limits (max_order_qty, max_notional, "
             "price_collar_ticks, max_position, max_strategy_position, max_open_orders, "
             "max_orders_per_s, order_burst, max_loss, max_drawdown, self_trade_prevention); "
-            "none lifts it"
+            "each must be > 0 (sizes and counts >= 1); none lifts it"
         ),
     )
     bt.add_argument(
@@ -594,10 +758,21 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument(
         "--latency",
         default="constant:1ms",
-        help="constant:1ms | constant:ENTRY,RESPONSE | feed[:mult] | empirical:FILE",
+        help=(
+            f"{LATENCY_FORMS}; durations 0 to one day in ns, us, ms or s; feed multipliers "
+            "0 to 1000 (default constant:1ms)"
+        ),
     )
-    bt.add_argument("--queue", default="power:2", help="risk_averse | power[:n] | log")
-    bt.add_argument("--mode", choices=["auto", "compiled", "python"], default="auto")
+    bt.add_argument("--queue", default="power:2", help=f"{QUEUE_FORMS} (default power:2)")
+    bt.add_argument(
+        "--mode",
+        choices=["auto", "compiled", "python"],
+        default="auto",
+        help=(
+            "which callbacks run: compiled, python, or auto (compiled when every strategy "
+            "has them; default)"
+        ),
+    )
     bt.add_argument("--out", metavar="DIR", help="result tables and report.html go here")
     bt.add_argument("--no-report", action="store_true", help="skip the HTML report")
     bt.set_defaults(func=cmd_backtest)
@@ -608,12 +783,25 @@ def build_parser() -> argparse.ArgumentParser:
         "replay",
         parents=[store_parent],
         help="the book after every message, as LOBSTER orderbook CSV",
+        description=(
+            "Replay a stored day through the order book and write the book after every venue "
+            "message as CSV. Layout (LOBSTER's orderbook file): one row per message, no "
+            "header, columns ask_px_1, ask_sz_1, bid_px_1, bid_sz_1, ask_px_2, ... up to "
+            "--levels; prices in currency units, sizes in real units, empty levels blank. "
+            "--header writes a header line and puts local_time (ISO-8601 UTC), local_ts and "
+            "exch_ts (ns since the epoch) of each row's message first."
+        ),
     )
-    rep.add_argument("--venue", required=True)
-    rep.add_argument("--symbol", required=True)
-    rep.add_argument("--date", type=_date_arg, required=True)
-    rep.add_argument("--levels", type=int, default=10)
-    rep.add_argument("--out", required=True, metavar="FILE.csv")
+    rep.add_argument("--venue", required=True, help="venue of the stored day")
+    rep.add_argument("--symbol", required=True, help="symbol of the stored day")
+    rep.add_argument("--date", type=_date_arg, required=True, help="the day, YYYY-MM-DD")
+    rep.add_argument("--levels", type=int, default=10, help="book levels per row (default 10)")
+    rep.add_argument("--out", required=True, metavar="FILE.csv", help="the CSV to write")
+    rep.add_argument(
+        "--header",
+        action="store_true",
+        help="a header line, and local_time, local_ts, exch_ts as the first columns",
+    )
     rep.set_defaults(func=cmd_book_replay)
     return p
 
@@ -625,15 +813,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         rc: int = args.func(args)
     except HftlabError as exc:
-        print(f"hftlab: error: {exc}", file=sys.stderr)
+        print(f"hftlab: error: {_one_line(str(exc))}", file=sys.stderr)
         return EXIT_ERROR
     except BrokenPipeError:
         return EXIT_OK
     except (OSError, ValueError) as exc:
         # Anything the checks above missed still ends in one clear line, not a traceback.
-        print(f"hftlab: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"hftlab: error: {type(exc).__name__}: {_one_line(str(exc))}", file=sys.stderr)
         return EXIT_ERROR
     return rc
+
+
+def _one_line(text: str) -> str:
+    """An error message on one line: the text of a library's exception may hold newlines."""
+    return " ".join(text.split())
 
 
 if __name__ == "__main__":

@@ -35,44 +35,32 @@ import math
 import numpy as np
 from numba import njit
 
-from framework.core.errors import ConfigError
 from framework.core.events import BUY, SELL
 from framework.engine.enums import ST_NONE, TIF_POST_ONLY
 from framework.risk.limits import RiskLimits
-from framework.strategy import CompiledCallbacks, Params, Strategy, nb
+from framework.strategy import CompiledCallbacks, Params, Strategy, nb, param
 from framework.strategy.context import Context, FillInfo, OrderUpdate
 
 NO_PRICE = nb.NO_PRICE
 
 
 class AvellanedaStoikovParams(Params):
-    order_qty: int = 1  #: lots per quote
-    max_position: int = 5  #: lots; a side whose fill could pass it is not quoted
-    gamma: float = 0.5  #: risk aversion, per tick per lot
-    k: float = 1.5  #: decay of fill intensity with distance from the mid, per tick
-    horizon_s: float = 10.0  #: tau, seconds: how long inventory is expected to be held
-    vol_alpha: float = 0.05  #: EWMA weight of each new mid move in the variance estimate
-    warmup_moves: int = 10  #: mid moves seen before the first quote
+    order_qty: int = param(1, ge=1, note="lots")  #: lots per quote
+    #: lots; a side whose fill could pass it is not quoted
+    max_position: int = param(5, ge=1, note="lots")
+    gamma: float = param(0.5, gt=0, note="risk aversion per tick per lot")
+    #: decay of fill intensity with distance from the mid, per tick
+    k: float = param(1.5, gt=0, note="fill-intensity decay per tick")
+    #: tau, seconds: how long inventory is expected to be held
+    horizon_s: float = param(10.0, gt=0, note="seconds")
+    #: EWMA weight of each new mid move in the variance estimate
+    vol_alpha: float = param(0.05, gt=0, le=1)
+    warmup_moves: int = param(10, ge=1)  #: mid moves seen before the first quote
     use_microprice: bool = False  #: centre on the microprice instead of the mid
-    requote_ticks: int = 1  #: move a resting quote only when its price is this far off
-    stop_loss: float = 250.0  #: currency; below -stop_loss equity only reduce (0: off)
-
-    def __post_init__(self) -> None:
-        checks = (
-            ("order_qty", self.order_qty >= 1, "must be at least 1 lot"),
-            ("max_position", self.max_position >= 0, "must be >= 0 lots"),
-            ("gamma", self.gamma > 0, "must be > 0 (risk aversion per tick per lot)"),
-            ("k", self.k > 0, "must be > 0 (fill-intensity decay per tick)"),
-            ("horizon_s", self.horizon_s > 0, "must be > 0 seconds"),
-            ("vol_alpha", 0 < self.vol_alpha <= 1, "must lie in (0, 1]"),
-            ("warmup_moves", self.warmup_moves >= 1, "must be at least 1"),
-            ("requote_ticks", self.requote_ticks >= 1, "must be at least 1 tick"),
-            ("stop_loss", self.stop_loss >= 0, "must be >= 0 (0 switches it off)"),
-        )
-        for name, ok, why in checks:
-            if not ok:
-                msg = f"AvellanedaStoikov parameter {name}={getattr(self, name)!r} {why}"
-                raise ConfigError(msg)
+    #: move a resting quote only when its price is this far off
+    requote_ticks: int = param(1, ge=1, note="ticks")
+    #: currency; below -stop_loss equity only reduce (0: off)
+    stop_loss: float = param(250.0, ge=0, note="currency; 0 switches it off")
 
 
 # --- the model: compiled, called by both paths ------------------------------------------------

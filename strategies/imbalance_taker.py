@@ -31,7 +31,7 @@ from framework.core.errors import ConfigError
 from framework.core.events import BUY, SELL
 from framework.engine.enums import TIF_IOC
 from framework.risk.limits import RiskLimits
-from framework.strategy import CompiledCallbacks, Params, Strategy, nb
+from framework.strategy import CompiledCallbacks, Params, Strategy, nb, param
 from framework.strategy.context import Context, FillInfo
 
 NO_PRICE = nb.NO_PRICE
@@ -43,35 +43,26 @@ S_INST, S_OID, S_COST, S_EXITING, S_SIGNAL, S_SINCE = range(6)
 class ImbalanceTakerParams(Params):
     """Parameters; prices and costs in ticks, sizes in lots."""
 
-    move_per_imbalance: float = 2.0  #: predicted mid move (ticks) at a fully one-sided touch
-    margin_ticks: float = 0.8  #: edge required beyond the round-trip cost
-    confirm_ms: float = 100.0  #: the signal must hold this long before the taker acts
+    #: predicted mid move (ticks) at a fully one-sided touch
+    move_per_imbalance: float = param(2.0, gt=0, note="ticks")
+    margin_ticks: float = param(0.8, ge=0)  #: edge required beyond the round-trip cost
+    #: the signal must hold this long before the taker acts
+    confirm_ms: float = param(100.0, ge=0, note="ms")
     #: the taker fee counted in the cost, bps of the price; -1: the instrument's own rate
-    taker_fee_bps: float = -1.0
-    order_qty: int = 1  #: lots per entry
-    max_position: int = 1  #: lots, long or short
-    hold_ms: float = 5_000.0  #: close the position this long after it was opened
-    stop_ticks: int = 3  #: close when the loss per lot reaches this many ticks
+    taker_fee_bps: float = param(-1.0, ge=0, also=(-1,), note="bps; -1: the instrument's")
+    order_qty: int = param(1, ge=1, note="lots")  #: lots per entry
+    max_position: int = param(1, ge=1, note="lots")  #: lots, long or short
+    #: close the position this long after it was opened
+    hold_ms: float = param(5_000.0, gt=0, note="ms")
+    #: close when the loss per lot reaches this many ticks
+    stop_ticks: int = param(3, ge=1, note="ticks")
 
     def __post_init__(self) -> None:
-        if self.move_per_imbalance <= 0:
-            msg = f"move_per_imbalance={self.move_per_imbalance} must be positive (ticks)"
-            raise ConfigError(msg)
-        for name in ("margin_ticks", "confirm_ms"):
-            if getattr(self, name) < 0:
-                msg = f"{name}={getattr(self, name)} must be >= 0"
-                raise ConfigError(msg)
-        if self.taker_fee_bps < 0 and self.taker_fee_bps != -1:
-            msg = f"taker_fee_bps={self.taker_fee_bps} must be >= 0 (or -1: the instrument's)"
-            raise ConfigError(msg)
-        if self.order_qty < 1 or self.max_position < self.order_qty:
+        if self.max_position < self.order_qty:
             msg = (
                 f"order_qty={self.order_qty}, max_position={self.max_position}: need "
                 "1 <= order_qty <= max_position"
             )
-            raise ConfigError(msg)
-        if self.hold_ms <= 0 or self.stop_ticks < 1:
-            msg = f"hold_ms={self.hold_ms} must be > 0 and stop_ticks={self.stop_ticks} >= 1"
             raise ConfigError(msg)
 
 

@@ -36,7 +36,7 @@ from numba import njit
 from framework.core.errors import ConfigError
 from framework.core.events import BUY, SELL
 from framework.risk.limits import RiskLimits
-from framework.strategy import CompiledCallbacks, Params, Strategy, nb
+from framework.strategy import CompiledCallbacks, Params, Strategy, nb, param
 from framework.strategy.context import Context
 
 NO_PRICE = nb.NO_PRICE  # what best_bid/best_ask return for an empty side
@@ -51,14 +51,24 @@ S_BASIS_TS, S_ARMED, S_ENTRY_TS, S_BASIS, S_HALF = range(5)
 STATE_SIZE = 5
 
 
+#: an instrument key: VENUE/SYMBOL
+_KEY = {"pattern": r"[^/\s]+/[^/\s]+", "example": "VENUE/SYMBOL (e.g. BINANCE/BTCUSDT)"}
+
+
 class LeadLagParams(Params):
-    leader: str = "BINANCE_USDM/BTCUSDT"  #: VENUE/SYMBOL of the instrument that moves first
-    lagger: str = "BINANCE/BTCUSDT"  #: VENUE/SYMBOL of the one we trade
-    entry_bps: float = 1.0  #: enter when the gap leaves the basis by more than this
-    exit_bps: float = 0.2  #: exit (and re-arm) when it is back within this
-    basis_half_life_s: float = 60.0  #: half-life of the gap's running mean
-    max_hold_ms: float = 2_000.0  #: close the position after this long in any case
-    order_qty: int = 1  #: lots of the lagger per trade (the position never exceeds it)
+    #: VENUE/SYMBOL of the instrument that moves first
+    leader: str = param("BINANCE_USDM/BTCUSDT", **_KEY)
+    lagger: str = param("BINANCE/BTCUSDT", **_KEY)  #: VENUE/SYMBOL of the one we trade
+    #: enter when the gap leaves the basis by more than this
+    entry_bps: float = param(1.0, gt=0, note="bps")
+    #: exit (and re-arm) when it is back within this (less than entry_bps)
+    exit_bps: float = param(0.2, ge=0, note="bps, below entry_bps")
+    #: half-life of the gap's running mean
+    basis_half_life_s: float = param(60.0, gt=0, note="seconds")
+    #: close the position after this long in any case
+    max_hold_ms: float = param(2_000.0, gt=0, note="ms")
+    #: lots of the lagger per trade (the position never exceeds it)
+    order_qty: int = param(1, ge=1, note="lots")
 
 
 # --- the float arithmetic, shared by both paths ----------------------------------------------
@@ -147,18 +157,10 @@ class LeadLag(Strategy):
     ) -> None:
         super().__init__(params, risk=risk, name=name)
         p = self.params
-        for key in ("leader", "lagger"):
-            if getattr(p, key).count("/") != 1:
-                msg = f"{key}={getattr(p, key)!r} is not VENUE/SYMBOL (e.g. BINANCE/BTCUSDT)"
-                raise ConfigError(msg)
         if p.leader == p.lagger:
             msg = f"leader and lagger are both {p.leader!r}; name two instruments"
             raise ConfigError(msg)
-        for key in ("entry_bps", "basis_half_life_s", "max_hold_ms", "order_qty"):
-            if not getattr(p, key) > 0:
-                msg = f"lead_lag parameter {key}={getattr(p, key)!r} must be positive"
-                raise ConfigError(msg)
-        if not 0 <= p.exit_bps < p.entry_bps:
+        if not p.exit_bps < p.entry_bps:
             msg = f"lead_lag needs 0 <= exit_bps < entry_bps, got {p.exit_bps} and {p.entry_bps}"
             raise ConfigError(msg)
         self.instruments = instruments or [p.leader, p.lagger]

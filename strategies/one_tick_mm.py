@@ -13,7 +13,7 @@ from numba import njit
 
 from framework.core.events import BUY, SELL
 from framework.risk.limits import RiskLimits
-from framework.strategy import CompiledCallbacks, Params, Strategy, nb
+from framework.strategy import CompiledCallbacks, Params, Strategy, nb, param
 from framework.strategy.context import Context
 
 NO_PRICE = nb.NO_PRICE
@@ -23,8 +23,9 @@ S_BID_ID, S_ASK_ID, S_BID_PX, S_ASK_PX, S_SEEN_DONE = 0, 1, 2, 3, 4
 
 
 class OneTickMMParams(Params):
-    order_qty: int = 1
-    max_position: int = 5
+    order_qty: int = param(1, ge=1, note="lots")  #: lots per quote
+    #: lots; a side is not quoted once the position reaches it
+    max_position: int = param(5, ge=1, note="lots")
     improve: bool = False  #: quote one tick inside the spread when it is wider than one tick
 
 

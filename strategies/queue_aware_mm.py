@@ -39,10 +39,9 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from framework.core.errors import ConfigError
 from framework.core.events import BUY, SELL
 from framework.risk.limits import RiskLimits
-from framework.strategy import CompiledCallbacks, Params, Strategy, nb
+from framework.strategy import CompiledCallbacks, Params, Strategy, nb, param
 from framework.strategy.context import Context, FillInfo, OrderUpdate
 
 NO_PRICE = nb.NO_PRICE
@@ -52,22 +51,13 @@ CANCEL_REASONS = ("touch_moved", "imbalance", "queue", "inventory")
 
 
 class QueueAwareMMParams(Params):
-    order_qty: int = 1  #: lots per quote
-    max_position: int = 5  #: lots; a side whose fill could pass it is not quoted
-    max_queue_ahead: int = 600  #: lots; do not join / stay behind more than this (0: no limit)
-    imbalance_cancel: float = 0.6  #: |touch imbalance| that pulls the threatened side (0: off)
-
-    def __post_init__(self) -> None:
-        checks = (
-            ("order_qty", self.order_qty >= 1, "must be at least 1 lot"),
-            ("max_position", self.max_position >= 0, "must be >= 0 lots"),
-            ("max_queue_ahead", self.max_queue_ahead >= 0, "must be >= 0 lots (0: no limit)"),
-            ("imbalance_cancel", 0 <= self.imbalance_cancel <= 1, "must lie in [0, 1] (0: off)"),
-        )
-        for name, ok, why in checks:
-            if not ok:
-                msg = f"QueueAwareMM parameter {name}={getattr(self, name)!r} {why}"
-                raise ConfigError(msg)
+    order_qty: int = param(1, ge=1, note="lots")  #: lots per quote
+    #: lots; a side whose fill could pass it is not quoted
+    max_position: int = param(5, ge=1, note="lots")
+    #: lots; do not join / stay behind more than this (0: no limit)
+    max_queue_ahead: int = param(600, ge=0, note="lots; 0: no limit")
+    #: |touch imbalance| that pulls the threatened side (0: off)
+    imbalance_cancel: float = param(0.6, ge=0, le=1, note="0: off")
 
 
 @dataclass

@@ -31,7 +31,7 @@ from framework.core.errors import ConfigError
 from framework.core.events import BUY, SELL
 from framework.engine.enums import ST_NONE, TIF_IOC
 from framework.risk.limits import RiskLimits
-from framework.strategy import CompiledCallbacks, Params, Strategy, nb
+from framework.strategy import CompiledCallbacks, Params, Strategy, nb, param
 from framework.strategy.context import Context, FillInfo
 
 NO_PRICE = nb.NO_PRICE
@@ -47,28 +47,21 @@ STATE_SIZE = 9
 class TradeFlowParams(Params):
     """Parameters; sizes in lots, times in milliseconds."""
 
-    mode: str = "momentum"  #: "momentum" follows the aggressors, "reversion" fades them
-    halflife_ms: float = 2_000.0  #: a trade's weight in the flow halves this often
-    threshold: float = 0.6  #: |flow imbalance| needed to trade, in (0, 1]
-    min_trades: float = 5.0  #: decayed trade count needed before the flow counts
-    order_qty: int = 1  #: lots per entry
-    max_position: int = 1  #: lots, long or short
-    hold_ms: float = 10_000.0  #: close the position this long after it was opened
+    #: "momentum" follows the aggressors, "reversion" fades them
+    mode: str = param("momentum", choices=MODES)
+    #: a trade's weight in the flow halves this often
+    halflife_ms: float = param(2_000.0, gt=0, note="ms")
+    #: |flow imbalance| needed to trade
+    threshold: float = param(0.6, gt=0, le=1, note="a flow imbalance")
+    #: decayed trade count needed before the flow counts
+    min_trades: float = param(5.0, ge=0)
+    order_qty: int = param(1, ge=1, note="lots")  #: lots per entry
+    max_position: int = param(1, ge=1, note="lots")  #: lots, long or short
+    #: close the position this long after it was opened
+    hold_ms: float = param(10_000.0, gt=0, note="ms")
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            msg = f"mode={self.mode!r} is unknown; choose one of {MODES}"
-            raise ConfigError(msg)
-        if not 0 < self.threshold <= 1:
-            msg = f"threshold={self.threshold} must lie in (0, 1] (a flow imbalance)"
-            raise ConfigError(msg)
-        if self.halflife_ms <= 0 or self.hold_ms <= 0 or self.min_trades < 0:
-            msg = (
-                f"halflife_ms={self.halflife_ms} and hold_ms={self.hold_ms} must be > 0, "
-                f"min_trades={self.min_trades} >= 0"
-            )
-            raise ConfigError(msg)
-        if self.order_qty < 1 or self.max_position < self.order_qty:
+        if self.max_position < self.order_qty:
             msg = (
                 f"order_qty={self.order_qty}, max_position={self.max_position}: need "
                 "1 <= order_qty <= max_position"

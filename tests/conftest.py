@@ -11,6 +11,14 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("HFTLAB_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that uses the samples (directly or through a fixture) is marked
+    ``shared_data``, so ``-m 'not shared_data'`` selects exactly those that run without them."""
+    for item in items:
+        if "shared_data" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.shared_data)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The real market-data samples (../shared/data); tests needing them skip if absent."""

@@ -1,9 +1,10 @@
 """Order books shared by the replay engine and live: an L2 price-level book and an L3
-order book, both compiled kernels over plain arrays with a thin Python face."""
+order book, both compiled kernels over plain arrays with a thin Python face. Both hold a
+level at any price: a dense window near the touch and a sorted far list per side."""
 
 from framework.book.l2 import (
     APPLIED,
-    DROPPED,
+    BOOK_FULL,
     IGNORED,
     NO_PRICE,
     POOL_FULL,
@@ -18,6 +19,7 @@ from framework.book.l2 import (
     l2_clear,
     l2_depth,
     l2_new,
+    l2_next_level,
     l2_qty_at,
     l2_reset,
     l2_snapshot,
@@ -34,7 +36,7 @@ from framework.book.l3 import (
 
 __all__ = [
     "APPLIED",
-    "DROPPED",
+    "BOOK_FULL",
     "IGNORED",
     "NO_PRICE",
     "POOL_FULL",
@@ -50,6 +52,7 @@ __all__ = [
     "l2_clear",
     "l2_depth",
     "l2_new",
+    "l2_next_level",
     "l2_qty_at",
     "l2_reset",
     "l2_snapshot",

@@ -4,11 +4,13 @@ State is five plain numpy arrays (stack them per instrument for the engine):
 
 * ``meta``: int64[:data:`L3_META_SIZE`] -- the L2 book's fields (``l2.M_*``) then the order
   pool's (``M_CAP``, ``M_NORDERS``, ``M_FREE`` ...) and statistics;
-* ``qty``: int64[2, n_ticks] -- aggregated lots per level, kept on every change, so every
-  L2 question (best, depth, level quantity, snapshot) is answered by the ``l2_*`` functions on
-  ``(meta, qty)`` exactly as for an :class:`~framework.book.l2.L2Book`;
+* ``qty``: the L2 book's array (window and far lists), aggregated lots per level kept on
+  every change, so every L2 question (best, depth, level quantity, snapshot) is answered by
+  the ``l2_*`` functions on ``(meta, qty)`` exactly as for an
+  :class:`~framework.book.l2.L2Book`. A far level's entry also holds the first and last
+  order slot of its queue;
 * ``ends``: int64[2, 2, n_ticks] -- slot of the first (``[s, 0, x]``) and last (``[s, 1, x]``)
-  order queued at each level, -1 when empty;
+  order queued at each window level, -1 when empty;
 * ``orders``: int64[capacity, 6] -- the order pool: id (uint64 bits as int64), side row,
   price (ticks), qty (lots), previous and next slot in its level's queue (free slots are
   chained through ``next``);
@@ -24,10 +26,11 @@ decrease keeps its place (qty 0 removes it); ``KIND_CLEAR`` removes every order 
 ``M_UNKNOWN_IDS``; other kinds are ignored. An L3 feed is never crossed by construction, so
 the L2 crossed-update policy does not apply here: adds are never dropped for crossing.
 
-The window re-centres as in the L2 book; orders on levels that leave it are dropped
-(``M_DROPPED_ORDERS``) and later events on them count as unknown ids. A full pool is not a
-crash: the add returns ``POOL_FULL`` and the Python face raises a :class:`ConfigError`
-naming the ``capacity`` setting.
+Orders rest at any price: the window re-centres as in the L2 book, levels outside it (with
+their queues) live in the far lists. A full pool is not a crash: the add returns
+``POOL_FULL`` with nothing applied and the Python face raises a :class:`ConfigError` naming
+the ``capacity`` setting (the replayers grow the pool instead). Far lists over their
+capacity return ``BOOK_FULL`` as in the L2 book (the event is applied; grow the book).
 """
 
 # Compiled kernels take their state arrays and event fields positionally (numba has no
@@ -42,12 +45,18 @@ from numba import njit
 
 from framework.book.l2 import (
     APPLIED,
-    DROPPED,
+    BOOK_FULL,
+    F_HEAD,
+    F_PRICE,
+    F_QTY,
+    F_TAIL,
+    FAR_LEVELS,
     IGNORED,
     M_ASK,
     M_BASE,
     M_BID,
-    M_DROPPED_UPDATES,
+    M_FBID,
+    M_FCAP,
     M_IGNORED,
     M_NBID,
     M_NT,
@@ -58,11 +67,20 @@ from framework.book.l2 import (
     IntArray,
     LevelView,
     _clear_side,
+    _fc,
     _level_change,
-    _plan_base,
-    _shift_l2,
-    _shift_row,
+    far_find,
+    far_insert,
+    far_remove,
+    far_room,
+    far_search,
+    full_or_applied,
+    l2_far_full,
+    l2_far_target,
+    l2_grown,
     l2_new,
+    plan_base,
+    recentre,
     side_index,
 )
 from framework.core.errors import ConfigError
@@ -84,7 +102,6 @@ M_NORDERS: Final = 17  #: live orders
 M_FREE: Final = 18  #: first free slot, -1 when the pool is full
 M_UNKNOWN_IDS: Final = 19  #: events naming an order the book does not hold
 M_DUP_ADDS: Final = 20  #: adds of an id that was live (the old order is replaced)
-M_DROPPED_ORDERS: Final = 21  #: orders dropped with their level by re-centring
 M_MAX_ORDERS: Final = 22  #: most live orders seen at once
 M_HASH_MASK: Final = 23  #: hash table size - 1
 L3_META_SIZE: Final = 32
@@ -93,7 +110,6 @@ L3_STAT_NAMES: Final[dict[str, int]] = {
     **STAT_NAMES,
     "unknown_ids": M_UNKNOWN_IDS,
     "duplicate_adds": M_DUP_ADDS,
-    "dropped_orders": M_DROPPED_ORDERS,
     "max_orders": M_MAX_ORDERS,
 }
 
@@ -106,18 +122,23 @@ TAIL: Final = 1
 L3State = tuple[IntArray, IntArray, IntArray, IntArray, IntArray]
 
 
-def l3_new(capacity: int = 1 << 20, n_ticks: int = 4096) -> L3State:
+def _table_size(capacity: int) -> int:
+    size = 16
+    while size < 2 * capacity:
+        size *= 2
+    return size
+
+
+def l3_new(capacity: int = 1 << 20, n_ticks: int = 4096,
+           far_levels: int = FAR_LEVELS) -> L3State:
     """Fresh ``(meta, qty, ends, orders, table)`` arrays of an empty L3 book."""
     if not isinstance(capacity, int | np.integer) or capacity < 1:
         msg = f"capacity={capacity!r}: the L3 order pool needs a positive number of orders"
         raise ConfigError(msg)
-    meta, qty = l2_new(n_ticks, meta_size=L3_META_SIZE)
-    ends = np.empty((2, 2, qty.shape[1]), np.int64)
+    meta, qty = l2_new(n_ticks, far_levels=far_levels, meta_size=L3_META_SIZE)
+    ends = np.empty((2, 2, int(n_ticks)), np.int64)
     orders = np.empty((int(capacity), O_COLS), np.int64)
-    size = 16
-    while size < 2 * capacity:
-        size *= 2
-    table = np.empty(size, np.int64)
+    table = np.empty(_table_size(int(capacity)), np.int64)
     l3_reset(meta, qty, ends, orders, table)
     return meta, qty, ends, orders, table
 
@@ -126,14 +147,16 @@ def l3_new(capacity: int = 1 << 20, n_ticks: int = 4096) -> L3State:
 def l3_reset(
     meta: IntArray, qty: IntArray, ends: IntArray, orders: IntArray, table: IntArray
 ) -> None:
-    """Empty the book and zero its statistics (keeps window width and capacity)."""
-    nt = qty.shape[1]
+    """Empty the book and zero its statistics (keeps window width, far and pool capacity)."""
+    nt = meta[M_NT]
+    fcap = meta[M_FCAP]
     cap = orders.shape[0]
     meta[:] = 0
     meta[M_NT] = nt
+    meta[M_FCAP] = fcap
     meta[M_BID] = -1
     meta[M_ASK] = nt
-    qty[:, :] = 0
+    qty[:, :nt] = 0
     ends[:, :, :] = -1
     for i in range(cap):
         orders[i, O_NEXT] = i + 1 if i + 1 < cap else -1
@@ -146,6 +169,7 @@ def l3_reset(
 
 # As in l2.py, small hot helpers and the per-kind functions are inlined (inline="always")
 # into their callers; inlining the mid-sized internals too bought little for a long compile.
+# Window levels are the hot path; far levels take calls.
 
 # --- id hash ---------------------------------------------------------------------------------
 
@@ -203,32 +227,37 @@ def _h_remove(meta: IntArray, orders: IntArray, table: IntArray, oid: int) -> No
 
 
 # --- queues ----------------------------------------------------------------------------------
+# A queue's ends are two cells: ends[s, HEAD, x] / ends[s, TAIL, x] for a window level, the
+# F_HEAD / F_TAIL columns of its entry for a far level. Both are rows of int64 arrays, so
+# one pair of helpers takes the array and the two cells' indices.
 
 
 @njit(cache=True, inline="always")
-def _link_back(ends: IntArray, orders: IntArray, s: int, x: int, slot: int) -> None:
-    tail = ends[s, TAIL, x]
+def _link_back(hd: IntArray, hi: int, tl: IntArray, ti: int, orders: IntArray,
+               slot: int) -> None:
+    tail = tl[ti]
     orders[slot, O_PREV] = tail
     orders[slot, O_NEXT] = -1
     if tail >= 0:
         orders[tail, O_NEXT] = slot
     else:
-        ends[s, HEAD, x] = slot
-    ends[s, TAIL, x] = slot
+        hd[hi] = slot
+    tl[ti] = slot
 
 
 @njit(cache=True, inline="always")
-def _unlink(ends: IntArray, orders: IntArray, s: int, x: int, slot: int) -> None:
+def _unlink(hd: IntArray, hi: int, tl: IntArray, ti: int, orders: IntArray,
+            slot: int) -> None:
     p = orders[slot, O_PREV]
     n = orders[slot, O_NEXT]
     if p >= 0:
         orders[p, O_NEXT] = n
     else:
-        ends[s, HEAD, x] = n
+        hd[hi] = n
     if n >= 0:
         orders[n, O_PREV] = p
     else:
-        ends[s, TAIL, x] = p
+        tl[ti] = p
 
 
 @njit(cache=True)
@@ -241,68 +270,97 @@ def _free(meta: IntArray, orders: IntArray, table: IntArray, slot: int) -> None:
     meta[M_NORDERS] -= 1
 
 
+@njit(cache=True)
+def _detach_far(meta: IntArray, qty: IntArray, orders: IntArray, slot: int) -> None:
+    """:func:`_detach` for an order on a far level (the level goes when it empties)."""
+    s = orders[slot, O_SIDE]
+    j = far_find(meta, qty, s, orders[slot, O_PRICE])
+    row = qty[s]
+    _unlink(row, _fc(meta, j, F_HEAD), row, _fc(meta, j, F_TAIL), orders, slot)
+    left = row[_fc(meta, j, F_QTY)] - orders[slot, O_QTY]
+    row[_fc(meta, j, F_QTY)] = left
+    if left == 0:
+        far_remove(meta, qty, s, j)
+
+
+@njit(cache=True, inline="always")
+def _detach(meta: IntArray, qty: IntArray, ends: IntArray, orders: IntArray,
+            slot: int) -> None:
+    """Take an order out of its level's queue and its lots off the level (kept in the pool)."""
+    s = orders[slot, O_SIDE]
+    x = orders[slot, O_PRICE] - meta[M_BASE]
+    if x < 0 or x >= meta[M_NT]:
+        _detach_far(meta, qty, orders, slot)
+        return
+    _unlink(ends[s, HEAD], x, ends[s, TAIL], x, orders, slot)
+    _level_change(meta, qty, s, x, qty[s, x] - orders[slot, O_QTY])
+
+
 @njit(cache=True, inline="always")
 def _remove(
     meta: IntArray, qty: IntArray, ends: IntArray, orders: IntArray, table: IntArray, slot: int
 ) -> None:
-    s = orders[slot, O_SIDE]
-    x = orders[slot, O_PRICE] - meta[M_BASE]
-    _unlink(ends, orders, s, x, slot)
-    _level_change(meta, qty, s, x, qty[s, x] - orders[slot, O_QTY])
+    _detach(meta, qty, ends, orders, slot)
     _free(meta, orders, table, slot)
 
 
 @njit(cache=True)
-def _free_level(meta: IntArray, ends: IntArray, orders: IntArray, table: IntArray,
-                s: int, x: int) -> int:
-    """Free every order queued at a level (its L2 quantity is the caller's); returns how
-    many."""
-    n = 0
-    slot = ends[s, HEAD, x]
+def _free_queue(meta: IntArray, orders: IntArray, table: IntArray, slot: int) -> None:
+    """Free every order of a queue from ``slot`` (its head) on; its level is the caller's."""
     while slot >= 0:
         nxt = orders[slot, O_NEXT]
         _free(meta, orders, table, slot)
-        n += 1
         slot = nxt
-    ends[s, HEAD, x] = -1
-    ends[s, TAIL, x] = -1
-    return n
 
 
-@njit(cache=True)
-def _shift_l3(meta: IntArray, qty: IntArray, ends: IntArray, orders: IntArray,
-              table: IntArray, nb: int) -> None:
-    """Re-centre: free the orders of levels leaving the window, then move every array."""
-    nt = meta[M_NT]
-    d = nb - meta[M_BASE]
-    lo, hi = (0, min(d, nt)) if d > 0 else (max(nt + d, 0), nt)
-    for s in range(2):
-        for x in range(lo, hi):
-            if ends[s, HEAD, x] >= 0:
-                meta[M_DROPPED_ORDERS] += _free_level(meta, ends, orders, table, s, x)
-        _shift_row(ends[s, HEAD], d, -1)
-        _shift_row(ends[s, TAIL], d, -1)
-    _shift_l2(meta, qty, nb)
-
-
-@njit(cache=True)
-def _place(meta: IntArray, qty: IntArray, ends: IntArray, orders: IntArray, table: IntArray,
-           slot: int, s: int, price: int, q: int) -> int:
-    """Queue a slot that holds an id but sits on no level at the back of ``price``;
-    re-centres if needed. DROPPED (the slot is freed) when it cannot fit."""
+@njit(cache=True, inline="always")
+def _reduce_level(meta: IntArray, qty: IntArray, s: int, price: int, q: int) -> None:
+    """Take ``q`` lots off level ``price`` of side ``s``, which keeps other lots."""
     x = price - meta[M_BASE]
     if x < 0 or x >= meta[M_NT]:
-        nb = _plan_base(meta, s, price)
-        if nb == NO_PRICE:
-            meta[M_DROPPED_UPDATES] += 1
-            _free(meta, orders, table, slot)
-            return DROPPED
-        _shift_l3(meta, qty, ends, orders, table, nb)
+        j = far_find(meta, qty, s, price)
+        qty[s, _fc(meta, j, F_QTY)] -= q
+    else:
+        _level_change(meta, qty, s, x, qty[s, x] - q)
+
+
+@njit(cache=True)
+def _place_far(meta: IntArray, qty: IntArray, ends: IntArray, orders: IntArray,
+               table: IntArray, slot: int, s: int, price: int, q: int) -> int:
+    """:func:`_place` outside the window: re-centre when the price fits near the touch,
+    else queue it on a far level."""
+    nb = plan_base(meta, qty, s, price)
+    if nb != NO_PRICE:
+        if recentre(meta, qty, ends, nb, True) != APPLIED:
+            _free(meta, orders, table, slot)  # only when an earlier BOOK_FULL was ignored
+            return BOOK_FULL
         x = price - nb
+        _link_back(ends[s, HEAD], x, ends[s, TAIL], x, orders, slot)
+        _level_change(meta, qty, s, x, qty[s, x] + q)
+        return full_or_applied(meta)
+    j = far_search(meta, qty, s, price)
+    if j >= meta[M_FBID + s] or qty[s, _fc(meta, j, F_PRICE)] != price:
+        if meta[M_FBID + s] >= far_room(meta, qty):
+            _free(meta, orders, table, slot)  # only when an earlier BOOK_FULL was ignored
+            return BOOK_FULL
+        far_insert(meta, qty, s, j, price, 0)
+    row = qty[s]
+    _link_back(row, _fc(meta, j, F_HEAD), row, _fc(meta, j, F_TAIL), orders, slot)
+    row[_fc(meta, j, F_QTY)] += q
+    return full_or_applied(meta)
+
+
+@njit(cache=True, inline="always")
+def _place(meta: IntArray, qty: IntArray, ends: IntArray, orders: IntArray, table: IntArray,
+           slot: int, s: int, price: int, q: int) -> int:
+    """Queue a slot that holds an id but sits on no level at the back of ``price``."""
     orders[slot, O_SIDE] = s
     orders[slot, O_PRICE] = price
     orders[slot, O_QTY] = q
-    _link_back(ends, orders, s, x, slot)
+    x = price - meta[M_BASE]
+    if x < 0 or x >= meta[M_NT]:
+        return _place_far(meta, qty, ends, orders, table, slot, s, price, q)
+    _link_back(ends[s, HEAD], x, ends[s, TAIL], x, orders, slot)
     _level_change(meta, qty, s, x, qty[s, x] + q)
     return APPLIED
 
@@ -344,10 +402,8 @@ def l3_reduce(meta: IntArray, qty: IntArray, ends: IntArray, orders: IntArray,
     if left <= 0:
         _remove(meta, qty, ends, orders, table, slot)
         return APPLIED
-    s = orders[slot, O_SIDE]
-    x = orders[slot, O_PRICE] - meta[M_BASE]
     orders[slot, O_QTY] = left
-    _level_change(meta, qty, s, x, qty[s, x] - q)
+    _reduce_level(meta, qty, orders[slot, O_SIDE], orders[slot, O_PRICE], q)
     return APPLIED
 
 
@@ -376,13 +432,11 @@ def l3_modify(meta: IntArray, qty: IntArray, ends: IntArray, orders: IntArray,
         return APPLIED
     s = orders[slot, O_SIDE]
     old_q = orders[slot, O_QTY]
-    x = orders[slot, O_PRICE] - meta[M_BASE]
     if price == orders[slot, O_PRICE] and q <= old_q:
         orders[slot, O_QTY] = q
-        _level_change(meta, qty, s, x, qty[s, x] - (old_q - q))
+        _reduce_level(meta, qty, s, price, old_q - q)
         return APPLIED
-    _unlink(ends, orders, s, x, slot)
-    _level_change(meta, qty, s, x, qty[s, x] - old_q)
+    _detach(meta, qty, ends, orders, slot)
     return _place(meta, qty, ends, orders, table, slot, s, price, q)
 
 
@@ -398,15 +452,21 @@ def l3_clear(meta: IntArray, qty: IntArray, ends: IntArray, orders: IntArray,
             if meta[M_NBID + s] == 0:
                 break
             if ends[s, HEAD, x] >= 0:
-                _free_level(meta, ends, orders, table, s, x)
+                _free_queue(meta, orders, table, ends[s, HEAD, x])
+                ends[s, HEAD, x] = -1
+                ends[s, TAIL, x] = -1
                 _level_change(meta, qty, s, x, 0)
+        for j in range(meta[M_FBID + s]):
+            _free_queue(meta, orders, table, qty[s, _fc(meta, j, F_HEAD)])
         _clear_side(meta, qty, s)
 
 
 @njit(cache=True)
 def l3_apply(meta: IntArray, qty: IntArray, ends: IntArray, orders: IntArray,
              table: IntArray, kind: int, side: int, price: int, q: int, oid: int) -> int:
-    """Apply one event's fields (``oid`` = the uint64 order id's bits as int64)."""
+    """Apply one event's fields (``oid`` = the uint64 order id's bits as int64); returns
+    ``APPLIED``, ``IGNORED``, ``UNKNOWN_ID``, ``POOL_FULL`` (nothing applied: grow the pool)
+    or ``BOOK_FULL`` (applied: grow the far lists)."""
     if kind == KIND_ADD:
         return l3_add(meta, qty, ends, orders, table, oid, side, price, q)
     if kind in (KIND_CANCEL, KIND_EXECUTE):
@@ -425,16 +485,20 @@ def l3_apply(meta: IntArray, qty: IntArray, ends: IntArray, orders: IntArray,
 
 @njit(cache=True)
 def l3_apply_events(meta: IntArray, qty: IntArray, ends: IntArray, orders: IntArray,
-                    table: IntArray, events: EventArray) -> int:
-    """Apply an event array in order; returns -1, or the index of the event that found the
-    pool full (nothing from it on was applied)."""
+                    table: IntArray, events: EventArray) -> tuple[int, int]:
+    """Apply an event array in order; returns ``(applied, code)``: ``(len(events),
+    APPLIED)``, ``(i, POOL_FULL)`` when event ``i`` found the pool full (it and the rest
+    were not applied), or ``(i, BOOK_FULL)`` when the far lists are over capacity after
+    event ``i - 1`` (the first ``i`` are applied)."""
     for i in range(events.shape[0]):
         e = events[i]
         r = l3_apply(meta, qty, ends, orders, table, e["kind"], e["side"], e["price"],
                      e["qty"], np.int64(e["order_id"]))
         if r == POOL_FULL:
-            return i
-    return -1
+            return i, POOL_FULL
+        if r == BOOK_FULL:
+            return i + 1, BOOK_FULL
+    return events.shape[0], APPLIED
 
 
 @njit(cache=True)
@@ -466,15 +530,18 @@ def l3_queue_position(meta: IntArray, orders: IntArray, table: IntArray, oid: in
 
 
 @njit(cache=True)
-def l3_level_orders(meta: IntArray, ends: IntArray, orders: IntArray, side: int, price: int,
-                    out: IntArray) -> int:
+def l3_level_orders(meta: IntArray, qty: IntArray, ends: IntArray, orders: IntArray,
+                    side: int, price: int, out: IntArray) -> int:
     """Slots queued at ``price`` on ``side``, front first, into ``out``; returns the count
     (which may exceed ``len(out)``: only the first ``len(out)`` are written)."""
+    s = side_index(side)
     x = price - meta[M_BASE]
-    if x < 0 or x >= meta[M_NT]:
-        return 0
+    if 0 <= x < meta[M_NT]:
+        slot = ends[s, HEAD, x]
+    else:
+        j = far_find(meta, qty, s, price)
+        slot = -1 if j < 0 else qty[s, _fc(meta, j, F_HEAD)]
     n = 0
-    slot = ends[side_index(side), HEAD, x]
     while slot >= 0:
         if n < out.shape[0]:
             out[n] = slot
@@ -492,29 +559,39 @@ def _rehash(meta: IntArray, orders: IntArray, table: IntArray) -> None:
             _h_insert(meta, table, orders[slot, O_ID], slot)
 
 
-def l3_grown(state: L3State, capacity: int) -> L3State:
-    """A copy of ``state`` whose order pool holds ``capacity`` orders (>= the current one);
-    slots, queues and ids are kept, the hash table is rebuilt."""
+def l3_grown(state: L3State, capacity: int, far_levels: int | None = None) -> L3State:
+    """A copy of ``state`` whose order pool holds ``capacity`` orders (>= the current one)
+    and whose far lists hold ``far_levels`` levels a side (default: as now); slots, queues
+    and ids are kept, the hash table is rebuilt."""
     meta, qty, ends, orders, _ = state
     old = orders.shape[0]
     if capacity < old:
         msg = f"capacity={capacity} is smaller than the book's current {old}; it can only grow"
         raise ConfigError(msg)
+    new_meta, new_qty = l2_grown(meta, qty, int(meta[M_FCAP]) if far_levels is None
+                                 else far_levels)
     new_orders = np.empty((int(capacity), O_COLS), np.int64)
     new_orders[:old] = orders
-    new_meta = meta.copy()
     if capacity > old:
         new_orders[old:, O_QTY] = 0
         new_orders[old:, O_NEXT] = np.arange(old + 1, capacity + 1)
         new_orders[capacity - 1, O_NEXT] = meta[M_FREE]  # chain the old free slots behind
         new_meta[M_FREE] = old
     new_meta[M_CAP] = capacity
-    size = 16
-    while size < 2 * capacity:
-        size *= 2
-    table = np.empty(size, np.int64)
+    table = np.empty(_table_size(int(capacity)), np.int64)
     _rehash(new_meta, new_orders, table)
-    return new_meta, qty.copy(), ends.copy(), new_orders, table
+    return new_meta, new_qty, ends.copy(), new_orders, table
+
+
+def l3_made_room(state: L3State) -> L3State:
+    """``state``, grown to twice its pool when the pool is full and to twice its far
+    capacity when a side is over it (as it is when there is room)."""
+    meta, orders = state[0], state[3]
+    pool_full = meta[M_FREE] < 0
+    if not pool_full and not l2_far_full(meta):
+        return state
+    cap = 2 * orders.shape[0] if pool_full else orders.shape[0]
+    return l3_grown(state, cap, l2_far_target(meta))
 
 
 # --- Python face -----------------------------------------------------------------------------
@@ -525,12 +602,9 @@ def oid_bits(order_id: int) -> int:
     return int(np.array(order_id, dtype=np.uint64).view(np.int64))
 
 
-def _price_or_none(p: int) -> int | None:
-    return None if p == NO_PRICE else int(p)
-
-
 class L3Book(LevelView):
-    """An order-by-order book for use from Python; ``state`` is the tuple of arrays.
+    """An order-by-order book for use from Python; ``state`` is the tuple of arrays. Its
+    far lists grow whenever they fill up; its order pool does not (see ``grow``).
 
     >>> from framework.core.events import BUY, KIND_ADD
     >>> b = L3Book(capacity=8, n_ticks=64)
@@ -540,9 +614,13 @@ class L3Book(LevelView):
     (100, 8, 5)
     """
 
-    def __init__(self, *, capacity: int = 1 << 20, n_ticks: int = 4096) -> None:
-        self.state = l3_new(capacity, n_ticks)
-        self.meta, self.qty, self.ends, self.orders, self.table = self.state
+    def __init__(self, *, capacity: int = 1 << 20, n_ticks: int = 4096,
+                 far_levels: int = FAR_LEVELS) -> None:
+        self._set(l3_new(capacity, n_ticks, far_levels))
+
+    def _set(self, state: L3State) -> None:
+        self.state = state
+        self.meta, self.qty, self.ends, self.orders, self.table = state
 
     def _full(self, where: str) -> ConfigError:
         msg = (
@@ -551,18 +629,30 @@ class L3Book(LevelView):
         )
         return ConfigError(msg)
 
+    def _far_room(self) -> None:
+        if l2_far_full(self.meta):
+            self._set(l3_grown(self.state, len(self.orders), l2_far_target(self.meta)))
+
     def apply(self, kind: int, side: int, price: int, qty: int, *, order_id: int = 0) -> int:
         """Apply one event's fields; returns a result code (``APPLIED``, ``UNKNOWN_ID`` ...)."""
         r = int(l3_apply(*self.state, kind, side, price, qty, oid_bits(order_id)))
         if r == POOL_FULL:
             raise self._full(f"the add of order {order_id}")
+        if r == BOOK_FULL:
+            self._far_room()
+            r = APPLIED
         return r
 
     def apply_events(self, events: EventArray) -> None:
         """Apply an event array in order."""
-        i = int(l3_apply_events(*self.state, events))
-        if i >= 0:
-            raise self._full(f"event {i} (an add of order {int(events['order_id'][i])})")
+        i = 0
+        while i < len(events):
+            n, code = l3_apply_events(*self.state, events[i:])
+            if code == POOL_FULL:
+                at = i + int(n)
+                raise self._full(f"event {at} (an add of order {int(events['order_id'][at])})")
+            i += int(n)
+            self._far_room()
 
     def order(self, order_id: int) -> tuple[int, int, int] | None:
         """``(side, price, qty)`` of a live order, or None."""
@@ -575,7 +665,7 @@ class L3Book(LevelView):
     def queue(self, side: int, price: int) -> list[int]:
         """Order ids queued at a level, front first."""
         out = np.empty(max(int(self.meta[M_NORDERS]), 1), np.int64)
-        n = int(l3_level_orders(self.meta, self.ends, self.orders, side, price, out))
+        n = int(l3_level_orders(self.meta, self.qty, self.ends, self.orders, side, price, out))
         ids = self.orders[out[:n], O_ID]
         return [int(v) for v in ids.view(np.uint64)]
 
@@ -595,13 +685,12 @@ class L3Book(LevelView):
 
     @property
     def stats(self) -> dict[str, int]:
-        """Counters: unknown ids, duplicate adds, dropped orders, re-centres ..."""
+        """Counters: unknown ids, duplicate adds, re-centres, most far levels a side ..."""
         return {k: int(self.meta[i]) for k, i in L3_STAT_NAMES.items()}
 
     def grow(self, capacity: int) -> None:
         """Make room for ``capacity`` orders, keeping the book as it is."""
-        self.state = l3_grown(self.state, capacity)
-        self.meta, self.qty, self.ends, self.orders, self.table = self.state
+        self._set(l3_grown(self.state, capacity))
 
     def reset(self) -> None:
         l3_reset(*self.state)

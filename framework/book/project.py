@@ -14,7 +14,8 @@ queue (an add; a modify that moves the price or raises the size starts a new one
 decrease keeps it). The venue's exact FIFO queue model compares it with the time our order
 joined the same queue: earlier orders are ahead of ours, later ones behind. A modify that
 keeps the price but loses priority is emitted as two level updates, the order leaving its
-old place and joining at the back, so the venue sees both.
+old place and joining at the back, so the venue sees both; an add of an id that is still
+live (which replaces that order) likewise first emits the level the old order leaves.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 from numba import njit
 
-from framework.book.l2 import POOL_FULL, l2_qty_at
-from framework.book.l3 import O_PRICE, O_QTY, O_SIDE, l3_apply, l3_find, l3_grown, l3_new
+from framework.book.l2 import BOOK_FULL, IGNORED, POOL_FULL, l2_qty_at
+from framework.book.l3 import O_PRICE, O_QTY, O_SIDE, l3_apply, l3_find, l3_made_room, l3_new
 from framework.core.errors import ConfigError
 from framework.core.events import (
     BUY,
@@ -74,11 +75,15 @@ def _emit_q(out, k, src, kind, side, price, qty, flags, prio):
 
 @njit(cache=True)
 def project_events(meta, qty, ends, orders, table, prio, events, out) -> tuple[int, int]:
-    """Project ``events`` into ``out`` (at least 3x as long); returns (rows written, index of
-    the event that found the pool full or -1). ``prio[slot]`` keeps each live order's
-    queue-priority time."""
+    """Project ``events`` into ``out`` (at least 3x as long); returns (rows written, -1) or,
+    when the book's order pool or far lists fill, (rows written, index of the next event to
+    project once they are grown). ``prio[slot]`` keeps each live order's queue-priority
+    time."""
     k = 0
+    full = False  # the last event left the far lists over capacity (it was projected)
     for i in range(events.shape[0]):
+        if full:
+            return k, i
         e = events[i]
         kind = e["kind"]
         flags = e["flags"]
@@ -114,21 +119,27 @@ def project_events(meta, qty, ends, orders, table, prio, events, out) -> tuple[i
         old_qty = 0
         old_prio = 0
         known = False
-        if kind != KIND_ADD:
-            slot = l3_find(meta, orders, table, int(oid))
-            if slot >= 0:
-                known = True
-                old_side = BUY if orders[slot, O_SIDE] == 0 else SELL
-                old_price = orders[slot, O_PRICE]
-                old_qty = orders[slot, O_QTY]
-                old_prio = prio[slot]
+        slot = l3_find(meta, orders, table, int(oid))  # (an add of a live id replaces it)
+        if slot >= 0:
+            known = True
+            old_side = BUY if orders[slot, O_SIDE] == 0 else SELL
+            old_price = orders[slot, O_PRICE]
+            old_qty = orders[slot, O_QTY]
+            old_prio = prio[slot]
         r = l3_apply(meta, qty, ends, orders, table, kind, side, price, int(e["qty"]), int(oid))
-        if r == POOL_FULL:
+        if r == POOL_FULL:  # nothing applied: project the event again after growing
             return k, i
+        full = r == BOOK_FULL
         if kind == KIND_ADD:
             slot = l3_find(meta, orders, table, int(oid))
             if slot >= 0:
                 prio[slot] = ts
+            if known and r != IGNORED:
+                # the live order it replaced leaves its level first (as a modify's move)
+                left = l2_qty_at(meta, qty, old_side, old_price)
+                if old_side == side and old_price == price:
+                    left -= e["qty"]
+                k = _emit_q(out, k, e, KIND_LEVEL, old_side, old_price, left, mid_flags, old_prio)
             k = _emit_q(
                 out, k, e, KIND_LEVEL, side, price, l2_qty_at(meta, qty, side, price), flags, ts
             )
@@ -163,7 +174,7 @@ def project_events(meta, qty, ends, orders, table, prio, events, out) -> tuple[i
             )
         else:
             k = _emit_q(out, k, e, KIND_LEVEL, old_side, old_price, now_at, flags, old_prio)
-    return k, -1
+    return k, events.shape[0] if full else -1
 
 
 class L3ToL2:
@@ -183,7 +194,7 @@ class L3ToL2:
             pos += n
             if stop < 0:
                 return out[:pos]
-            self.state = l3_grown(self.state, 2 * orders.shape[0])
+            self.state = l3_made_room(self.state)
             grown = np.zeros(self.state[3].shape[0], np.int64)
             grown[: len(self.prio)] = self.prio  # slots keep their numbers when the pool grows
             self.prio = grown

@@ -21,61 +21,70 @@ import numpy as np
 from numba import njit
 
 from framework.book.l2 import (
+    BOOK_FULL,
     NO_PRICE,
     POOL_FULL,
     STAT_NAMES,
     IntArray,
     l2_apply,
+    l2_made_room,
     l2_new,
     l2_snapshot,
 )
-from framework.book.l3 import L3_STAT_NAMES, l3_apply, l3_grown, l3_new
+from framework.book.l3 import L3_STAT_NAMES, l3_apply, l3_made_room, l3_new
 from framework.core.errors import ConfigError
 from framework.core.events import FLAG_LAST, KIND_ADD, EventArray
 from framework.core.instrument import Instrument
 
-#: default book window for replay: wide enough that a day's levels of interest never leave it
+#: book window for replay: the part of the book near the touch kept as a dense array (levels
+#: outside it live in the far lists; the width only trades memory for speed)
 REPLAY_TICKS = 1 << 15
 #: order pool to start with; the replayer doubles it when a day needs more
 REPLAY_CAPACITY = 1 << 16
 
 
 @njit(cache=True)
-def _replay_l2_nb(meta: IntArray, qty: IntArray, events: EventArray, levels: int,
-                  out: IntArray) -> int:
-    r = 0
-    for i in range(events.shape[0]):
+def _replay_l2_nb(meta: IntArray, qty: IntArray, events: EventArray, start: int, levels: int,
+                  out: IntArray, r: int) -> tuple[int, int]:
+    """Apply ``events[start:]``; returns ``(rows written so far, -1)`` or, when the far lists
+    fill, ``(rows, index of the next event to apply after growing them)``."""
+    for i in range(start, events.shape[0]):
         e = events[i]
-        l2_apply(meta, qty, e["kind"], e["side"], e["price"], e["qty"])
+        res = l2_apply(meta, qty, e["kind"], e["side"], e["price"], e["qty"])
         if e["flags"] & FLAG_LAST:
             l2_snapshot(meta, qty, levels, out[r])
             r += 1
-    return r
+        if res == BOOK_FULL:
+            return r, i + 1
+    return r, -1
 
 
 @njit(cache=True)
 def _replay_l3_nb(meta: IntArray, qty: IntArray, ends: IntArray, orders: IntArray,
                   table: IntArray, events: EventArray, start: int, levels: int,
                   out: IntArray, r: int) -> tuple[int, int]:
-    """Apply ``events[start:]``; returns ``(rows written so far, -1)`` or, when the pool
-    fills, ``(rows, index of the event to retry after growing it)``."""
+    """Apply ``events[start:]``; returns ``(rows written so far, -1)`` or, when the pool or
+    the far lists fill, ``(rows, index of the next event to apply after growing them)``."""
     for i in range(start, events.shape[0]):
         e = events[i]
         res = l3_apply(meta, qty, ends, orders, table, e["kind"], e["side"], e["price"],
                        e["qty"], np.int64(e["order_id"]))
-        if res == POOL_FULL:
+        if res == POOL_FULL:  # nothing applied: retry the event
             return r, i
         if e["flags"] & FLAG_LAST:
             l2_snapshot(meta, qty, levels, out[r])
             r += 1
+        if res == BOOK_FULL:  # applied: go on with the next one
+            return r, i + 1
     return r, -1
 
 
 class BookReplayer:
     """Keeps one book across batches and returns the rows each batch produces.
 
-    The L3 order pool starts at ``capacity`` and doubles whenever a day needs more, so a
-    replay never fails for want of slots.
+    The book holds every level at any price: its far lists and (L3) order pool start at
+    the given sizes and double whenever a day needs more, so a replay never drops an order
+    or fails for want of room.
     """
 
     def __init__(self, *, levels: int, l3: bool, n_ticks: int = REPLAY_TICKS,
@@ -95,15 +104,18 @@ class BookReplayer:
         """Apply a batch; returns int64[rows, 4 * levels], one row per ``FLAG_LAST`` event."""
         n_rows = int(np.count_nonzero(events["flags"] & FLAG_LAST))
         out = np.empty((n_rows, 4 * self.levels), np.int64)
-        if not self.l3:
-            r = _replay_l2_nb(*self.state, events, self.levels, out)
-        else:
-            r, i = 0, 0
-            while True:
+        r, i = 0, 0
+        while True:
+            if self.l3:
                 r, i = _replay_l3_nb(*self.state, events, i, self.levels, out, r)
-                if i < 0:
-                    break
-                self.state = l3_grown(self.state, 2 * self.state[3].shape[0])
+            else:
+                r, i = _replay_l2_nb(*self.state, events, i, self.levels, out, r)
+            if i < 0:
+                break
+            if self.l3:
+                self.state = l3_made_room(self.state)
+            else:
+                self.state = l2_made_room(*self.state)
         self.rows_written += int(r)
         return out[:r]
 
@@ -143,8 +155,7 @@ def lobster_frame(rows: IntArray, instrument: Instrument) -> Any:
     levels = rows.shape[1] // 4
     pd_, qd = instrument.price_decimals, instrument.qty_decimals
     pmul, qmul = _scaled(instrument.tick_size, pd_), _scaled(instrument.lot_size, qd)
-    cols = ("ask_px", "ask_sz", "bid_px", "bid_sz")
-    names = [f"{w}_{k + 1}" for k in range(levels) for w in cols]
+    names = lobster_columns(levels)
     df = pl.DataFrame(rows, schema=names, orient="row")
 
     def fmt(col: str, mul: int, dec: int) -> pl.Expr:
@@ -168,18 +179,44 @@ def lobster_frame(rows: IntArray, instrument: Instrument) -> Any:
     return df.select(exprs).select(names)
 
 
-def write_lobster_csv(rows: IntArray, instrument: Instrument, out: IO[bytes]) -> None:
-    """Append rows to ``out`` as LOBSTER-layout CSV (no header, empty levels blank)."""
-    if len(rows):
-        lobster_frame(rows, instrument).write_csv(out, include_header=False, null_value="")
+#: the columns ``--header`` puts first: the local (receive) time of the message after which
+#: the row shows the book, as ISO-8601 UTC and as ns since the epoch, and its exchange time
+TIME_COLUMNS = ("local_time", "local_ts", "exch_ts")
+
+
+def lobster_columns(levels: int, *, times: bool = False) -> list[str]:
+    """Column names of a replay CSV: ``ask_px_1, ask_sz_1, bid_px_1, bid_sz_1, ...``."""
+    book = [f"{w}_{k + 1}" for k in range(levels) for w in ("ask_px", "ask_sz", "bid_px", "bid_sz")]
+    return [*TIME_COLUMNS, *book] if times else book
+
+
+def write_lobster_csv(rows: IntArray, instrument: Instrument, out: IO[bytes], *,
+                      times: tuple[IntArray, IntArray] | None = None) -> None:
+    """Append rows to ``out`` as LOBSTER-layout CSV (no header, empty levels blank).
+
+    ``times`` — the ``(exch_ts, local_ts)`` of each row's message — adds the
+    :data:`TIME_COLUMNS` in front of the book columns.
+    """
+    if not len(rows):
+        return
+    import polars as pl
+
+    df = lobster_frame(rows, instrument)
+    if times is not None:
+        exch, local = (pl.Series(t, dtype=pl.Int64) for t in times)
+        iso = pl.from_epoch(local, time_unit="ns").dt.strftime("%Y-%m-%dT%H:%M:%S%.9fZ")
+        df = pl.DataFrame({"local_time": iso, "local_ts": local, "exch_ts": exch}).hstack(df)
+    df.write_csv(out, include_header=False, null_value="")
 
 
 def book_replay_to_csv(store: Any, venue: str, symbol: str, date: dt.date | str,
-                       levels: int, out_path: str | os.PathLike[str]) -> int:
+                       levels: int, out_path: str | os.PathLike[str], *,
+                       header: bool = False) -> int:
     """Replay a stored day through the book and write the book after every message as
     LOBSTER-layout CSV; returns the rows written. Uses an L3 book when the day has order
     adds, else an L2 book. Streams the day a row group at a time; the file appears only
-    when complete."""
+    when complete. With ``header`` the file starts with a line of column names and each
+    row with the :data:`TIME_COLUMNS` of its message."""
     inst = store.instrument(venue, symbol, date)
     counts = store.kind_counts(venue, symbol, date)
     n_adds = int(counts.get(KIND_ADD, 0))
@@ -189,8 +226,13 @@ def book_replay_to_csv(store: Any, venue: str, symbol: str, date: dt.date | str,
     tmp = out.with_name(f".{out.name}.tmp")
     try:
         with tmp.open("wb") as fh:
+            if header:
+                fh.write((",".join(lobster_columns(levels, times=True)) + "\n").encode())
             for batch in store.iter_batches(venue, symbol, date):
-                write_lobster_csv(rep.feed(batch), inst, fh)
+                rows = rep.feed(batch)
+                last = batch[(batch["flags"] & FLAG_LAST) != 0] if header else None
+                times = None if last is None else (last["exch_ts"], last["local_ts"])
+                write_lobster_csv(rows, inst, fh, times=times)
         tmp.replace(out)
     finally:
         if tmp.exists():

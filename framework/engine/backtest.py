@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -23,6 +23,7 @@ from framework.engine.enums import (
     QUEUE_FIFO,
     REJ_NAMES,
     STATUS_NAMES,
+    TERMINAL_STATUSES,
     TIF_NAMES,
 )
 from framework.engine.feed import MergedFeed
@@ -157,27 +158,45 @@ class Backtest:
         # the engine's books are price levels: order-by-order data is projected to levels
         # (exact FIFO queues need order-by-order data: l2_stream refuses level data then)
         fifo = self.queue.code == QUEUE_FIFO
+        self.end_ts = end_ts
+        #: stored events read and events fed to the engine after the projection (an L3
+        #: event may become several: an execution is a trade print and a level update)
+        self._counts = {"stored": 0, "fed": 0}
         self.feed = MergedFeed(
             [
-                l2_stream(s, require_l3=fifo, name=inst.key)
+                self._counted(
+                    l2_stream(self._counted(s, "stored"), require_l3=fifo, name=inst.key),
+                    "fed",
+                )
                 for s, inst in zip(streams, self.instruments, strict=False)
             ],
             chunk=chunk,
         )
-        self.end_ts = end_ts
         self.extra_config = config or {}
         self.features = any(type(s).features for s in self.strategies)
         if self.features:
             from framework.book.l2 import l2_new
             from framework.features.kernels import feature_state
 
-            # per instrument: its own book and feature state, carried across batches
+            # per instrument: its own book and feature state, carried across batches (the
+            # book sees what the strategy's book sees: it holds as much)
+            cap = self.capacity
             self._feat_state = [
-                (feature_state(), l2_new(1 << 15)) for _ in range(len(self.instruments))
+                (feature_state(), l2_new(cap.book_ticks, far_levels=cap.book_far_levels))
+                for _ in range(len(self.instruments))
             ]
         self._chunks: dict[str, list[np.ndarray]] = {
             k: [] for k in ("fill", "ord", "deny", "eq", "pos", "mkt", "lat")
         }
+
+    def _counted(self, batches: Iterable[EventArray], key: str) -> Iterator[EventArray]:
+        """Pass batches through, counting their events (up to ``end_ts`` when it is set)."""
+        for b in batches:
+            if self.end_ts is None:
+                self._counts[key] += len(b)
+            else:
+                self._counts[key] += int(np.count_nonzero(b["local_ts"] <= self.end_ts))
+            yield b
 
     def _pick_mode(self, mode: Mode) -> Literal["compiled", "python"]:
         if mode == "python":
@@ -581,6 +600,11 @@ class Backtest:
                 "filled_qty": filled * lots[oi] if len(o) else [],
                 "avg_price": avg * ticks[oi] if len(o) else [],
                 "reason": [REJ_NAMES.get(int(x), "") if x else "" for x in o[:, 12]],
+                # local time the strategy learnt the order finished (null for an order
+                # still working when the run ended): with submit_ts, when it was open
+                "end_ts": pl.Series(o[:, 13], dtype=pl.Int64).set(
+                    pl.Series(~np.isin(o[:, 9], TERMINAL_STATUSES)), None
+                ),
             },
             schema_overrides={
                 "price": pl.Float64,
@@ -686,6 +710,11 @@ class Backtest:
             "clock_offsets_ns": dict(
                 zip([i.key for i in self.instruments], self.feed.clock_offsets, strict=True)
             ),
+            # what was replayed: the stored events, and the book updates (levels, trades,
+            # statuses) the engine processed -- more when L3 data was projected to levels
+            "stored_events": self._counts["stored"],
+            "book_updates": int(h[H_EVENTS_LOCAL]),
+            "l3_projected": self._counts["fed"] != self._counts["stored"],
             **self.extra_config,
         }
         ts = equity["ts"]

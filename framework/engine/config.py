@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from framework.core.errors import ConfigError
+from framework.core.ranges import Range
 from framework.engine.enums import (
     LAT_CONSTANT,
     LAT_EMPIRICAL,
@@ -20,19 +22,79 @@ from framework.engine.enums import (
 )
 
 _UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+_DURATION_HELP = "write e.g. 500us, 1ms, 2s or a number of ns (units: ns, us, ms, s)"
+
+#: a latency: not negative, and at most a day (any more would overflow the timestamps
+#: it is added to long before it meant anything)
+LATENCY_NS = Range(ge=0, le=86_400 * 1_000_000_000, note="ns: 0 to one day")
+#: a multiple of the feed latency (``feed:MULT``)
+FEED_MULT = Range(ge=0, le=1_000)
+#: the exponent n of the ``power`` queue model, f(x) = x**n: positive (n <= 0 would put the
+#: front of the queue behind its back) and small enough that x**n stays finite
+QUEUE_POWER_N = Range(gt=0, le=10)
+QUEUE_MODELS = ("risk_averse", "power", "log", "fifo")
+#: how ``--queue`` and ``--latency`` are written (CLI help and error messages say this)
+QUEUE_FORMS = "risk_averse | power[:n] (0 < n <= 10, default 2) | log | fifo (L3 data)"
+LATENCY_FORMS = (
+    "constant:1ms | constant:ENTRY,RESPONSE | feed[:MULT[,MULT]] | "
+    "empirical:FILE.csv (ts,entry_ns,response_ns)"
+)
 
 
 def parse_duration(text: str) -> int:
-    """``'1ms'`` -> 1_000_000 ns; bare numbers are ns.
+    """``'1ms'`` -> 1_000_000 ns; bare numbers are ns; between 0 and one day.
 
     >>> parse_duration("250us"), parse_duration("2s"), parse_duration("10")
     (250000, 2000000000, 10)
     """
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ns|us|µs|ms|s)?\s*", text)
+    m = re.fullmatch(r"\s*([-+]?[0-9]*\.?[0-9]+)\s*(ns|us|µs|ms|s)?\s*", text)
     if not m:
-        msg = f"duration {text!r} does not parse; write e.g. 500us, 1ms, 2s or a number of ns"
+        msg = f"duration {text!r} does not parse; {_DURATION_HELP}"
         raise ConfigError(msg)
-    return round(float(m[1]) * _UNITS[m[2] or "ns"])
+    ns = round(float(m[1]) * _UNITS[m[2] or "ns"])
+    if not LATENCY_NS.contains(ns):
+        msg = f"duration {text.strip()!r} is out of range: allowed {LATENCY_NS.describe()}"
+        raise ConfigError(msg)
+    return ns
+
+
+def _read_series(path: Path) -> np.ndarray:
+    """An empirical latency file: rows ``ts,entry_ns,response_ns``, an optional header line."""
+    if not path.is_file():
+        msg = f"{path}: no such latency series file (CSV with ts,entry_ns,response_ns)"
+        raise ConfigError(msg)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        msg = f"{path}: cannot read the latency series ({exc})"
+        raise ConfigError(msg) from exc
+    rows: list[list[float]] = []
+    for no, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        cells = [c.strip() for c in line.split(",")]
+        try:
+            values = [float(c) for c in cells]
+        except ValueError:
+            if no == 1 and not rows:
+                continue  # the header
+            msg = f"{path}:{no}: {line.strip()!r} is not three numbers ts,entry_ns,response_ns"
+            raise ConfigError(msg) from None
+        if len(values) != 3:
+            msg = f"{path}:{no}: {len(values)} column(s); write ts,entry_ns,response_ns"
+            raise ConfigError(msg)
+        for name, v in zip(("entry_ns", "response_ns"), values[1:], strict=True):
+            if not LATENCY_NS.contains(v):
+                msg = f"{path}:{no}: {name}={v:g} is out of range: allowed {LATENCY_NS.describe()}"
+                raise ConfigError(msg)
+        if rows and values[0] < rows[-1][0]:
+            msg = f"{path}:{no}: ts {values[0]:g} is before the row above; sort the file by ts"
+            raise ConfigError(msg)
+        rows.append(values)
+    if not rows:
+        msg = f"{path}: the latency series is empty; give rows ts,entry_ns,response_ns"
+        raise ConfigError(msg)
+    return np.array(rows, dtype=np.float64)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,48 +130,62 @@ class LatencyConfig:
                     "the empirical latency model needs a series of rows (ts, entry_ns, response_ns)"
                 )
                 raise ConfigError(msg)
+            if not np.all(np.isfinite(s)):
+                msg = "the empirical latency series holds NaN or infinite values"
+                raise ConfigError(msg)
             if np.any(np.diff(s[:, 0]) < 0):
                 msg = "the empirical latency series must be sorted by time"
                 raise ConfigError(msg)
-        if min(self.entry_ns, self.response_ns) < 0:
-            msg = "latencies cannot be negative"
-            raise ConfigError(msg)
+            lat = s[:, 1:]
+            if not all(LATENCY_NS.contains(float(v)) for v in (lat.min(), lat.max())):
+                msg = (
+                    f"the empirical latency series has a latency of {lat.min():g} .. "
+                    f"{lat.max():g} ns; allowed {LATENCY_NS.describe()}"
+                )
+                raise ConfigError(msg)
+        LATENCY_NS.require("entry_ns", self.entry_ns)
+        LATENCY_NS.require("response_ns", self.response_ns)
+        FEED_MULT.require("entry_mult", self.entry_mult)
+        FEED_MULT.require("response_mult", self.response_mult)
 
     @classmethod
     def parse(cls, text: str) -> LatencyConfig:
         """``constant:1ms`` (both ways), ``constant:500us,1ms`` (entry,response),
-        ``feed`` or ``feed:1.5``, ``empirical:FILE.csv`` (columns ts,entry_ns,response_ns)."""
+        ``feed`` or ``feed:1.5`` (or ``feed:1,2``), ``empirical:FILE.csv`` (rows
+        ts,entry_ns,response_ns after an optional header)."""
         kind, _, arg = text.partition(":")
         kind = kind.strip().lower()
+        parts = [p.strip() for p in arg.split(",")] if arg.strip() else []
+        if kind in ("constant", "feed") and (len(parts) > 2 or "" in parts):
+            msg = f"latency {text!r}: {kind} takes one or two values (entry,response)"
+            raise ConfigError(msg)
         if kind == "constant":
-            parts = [p for p in arg.split(",") if p.strip()] or ["1ms"]
-            e = parse_duration(parts[0])
+            e = parse_duration(parts[0]) if parts else 1_000_000
             r = parse_duration(parts[1]) if len(parts) > 1 else e
             return cls(model="constant", entry_ns=e, response_ns=r)
         if kind == "feed":
-            parts = [p for p in arg.split(",") if p.strip()]
-            try:
-                em = float(parts[0]) if parts else 1.0
-                rm = float(parts[1]) if len(parts) > 1 else em
-            except ValueError as exc:
-                msg = f"feed latency multipliers {arg!r} are not numbers"
-                raise ConfigError(msg) from exc
+            mults = []
+            for p in parts:
+                try:
+                    m = float(p)
+                except ValueError:
+                    m = math.nan
+                if not FEED_MULT.contains(m):
+                    msg = (
+                        f"latency {text!r}: feed multiplier {p!r} is out of range: allowed "
+                        f"{FEED_MULT.describe()}"
+                    )
+                    raise ConfigError(msg)
+                mults.append(m)
+            em = mults[0] if mults else 1.0
+            rm = mults[1] if len(mults) > 1 else em
             return cls(model="feed", entry_mult=em, response_mult=rm)
         if kind == "empirical":
-            p = Path(arg)
-            if not p.is_file():
-                msg = f"{arg}: no such latency series file (CSV with ts,entry_ns,response_ns)"
+            if not arg.strip():
+                msg = "latency empirical needs a file: empirical:FILE.csv (ts,entry_ns,response_ns)"
                 raise ConfigError(msg)
-            try:
-                data = np.loadtxt(p, delimiter=",", skiprows=1, dtype=np.float64, ndmin=2)
-            except ValueError as exc:
-                msg = f"{p}: not a CSV of ts,entry_ns,response_ns ({exc})"
-                raise ConfigError(msg) from exc
-            return cls(model="empirical", series=data)
-        msg = (
-            f"latency {text!r}: write constant:1ms, constant:500us,1ms, feed[:mult] "
-            "or empirical:FILE"
-        )
+            return cls(model="empirical", series=_read_series(Path(arg.strip())))
+        msg = f"latency {text!r} is not one of: {LATENCY_FORMS}"
         raise ConfigError(msg)
 
     def describe(self) -> str:
@@ -137,23 +213,39 @@ class QueueConfig:
         }[self.model]
 
     def __post_init__(self) -> None:
-        if self.model not in ("risk_averse", "power", "log", "fifo"):
-            msg = (
-                f"queue model {self.model!r} is unknown; choose risk_averse, power[:n], log or fifo"
-            )
+        if self.model not in QUEUE_MODELS:
+            msg = f"queue model {self.model!r} is unknown; choose {QUEUE_FORMS}"
             raise ConfigError(msg)
+        if self.model == "power":
+            why = QUEUE_POWER_N.check("power exponent n", self.n)
+            if why is not None:
+                msg = f"queue model power: {why}"
+                raise ConfigError(msg)
 
     @classmethod
     def parse(cls, text: str) -> QueueConfig:
-        kind, _, arg = text.partition(":")
+        """``risk_averse``, ``power`` (n = 2), ``power:N``, ``log`` or ``fifo``."""
+        kind, sep, arg = text.partition(":")
         kind = kind.strip().lower().replace("-", "_")
-        if kind == "power" and arg:
-            try:
-                return cls(model="power", n=float(arg))
-            except ValueError as exc:
-                msg = f"queue power exponent {arg!r} is not a number"
-                raise ConfigError(msg) from exc
-        return cls(model=kind)
+        if kind not in QUEUE_MODELS:
+            msg = f"queue model {kind!r} is unknown; choose {QUEUE_FORMS}"
+            raise ConfigError(msg)
+        if not sep:
+            return cls(model=kind)
+        if kind != "power":
+            msg = f"queue {text!r}: {kind} takes no argument; choose {QUEUE_FORMS}"
+            raise ConfigError(msg)
+        try:
+            n = float(arg)
+        except ValueError:
+            n = math.nan
+        if not QUEUE_POWER_N.contains(n):
+            msg = (
+                f"queue {text!r}: the power exponent {arg.strip()!r} is out of range: "
+                f"allowed {QUEUE_POWER_N.describe()}"
+            )
+            raise ConfigError(msg)
+        return cls(model="power", n=n)
 
     def describe(self) -> str:
         return f"power (n={self.n})" if self.model == "power" else self.model

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import sys
 import threading
-from contextlib import nullcontext
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,7 +103,7 @@ class Core:
     compile_seconds: float
 
 
-_CORE: Core | None = None
+_CORE: dict[str, Core] = {}  #: the process's core, once built
 _LOCK = threading.Lock()
 
 
@@ -177,21 +177,20 @@ class _Counter(Listener):
 def core(*, quiet: bool = False) -> Core:
     """The engine's compiled entry points: compiled on first use (with a progress line on
     stderr unless ``quiet``), loaded from numba's cache afterwards, once per process."""
-    global _CORE
-    if _CORE is not None:
-        return _CORE
+    if "core" in _CORE:
+        return _CORE["core"]
     with _LOCK:
-        if _CORE is None:
+        if "core" not in _CORE:
             t0 = time.perf_counter()
             addresses: dict[int, int] = {}
             fns: dict[str, Any] = {}
             with _Progress("compiling the engine") if not quiet else nullcontext():
                 for name, (word, body, sig) in _ENTRY.items():
                     f = cfunc(sig, cache=True)(body)
-                    addresses[word] = int(f.address)
+                    addresses[word] = int(f.address or 0)
                     fns[name] = f.ctypes
-            _CORE = Core(addresses, fns, time.perf_counter() - t0)
-    return _CORE
+            _CORE["core"] = Core(addresses, fns, time.perf_counter() - t0)
+    return _CORE["core"]
 
 
 def install(a: npt.NDArray[np.int64], *, quiet: bool = False) -> None:

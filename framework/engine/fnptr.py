@@ -11,6 +11,7 @@ from the arena at run time, so cached callers stay valid in every process.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from llvmlite import ir
@@ -19,7 +20,7 @@ from numba.extending import intrinsic
 
 
 @intrinsic
-def call_i64(typingctx: Any, addr: Any, args: Any) -> Any:
+def _call_i64(typingctx: Any, addr: Any, args: Any) -> Any:
     """``call_i64(addr, (x0, x1, ...))``: call the C function at ``addr`` taking int64
     arguments and returning int64 (the ABI of ``cfunc(int64(int64, ...))``)."""
     if not isinstance(addr, types.Integer):
@@ -43,5 +44,8 @@ def call_i64(typingctx: Any, addr: Any, args: Any) -> Any:
 
     return sig, codegen
 
+
+#: typed for callers: ``call_i64(addr, (x0, x1, ...)) -> int``
+call_i64: Callable[[int, tuple[Any, ...]], int] = _call_i64  # type: ignore[assignment]
 
 __all__ = ["call_i64"]

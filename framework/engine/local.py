@@ -3,6 +3,13 @@
 Everything a strategy can do — submit, cancel, modify — is a compiled function here, so the
 compiled and the Python paths run the same code: a Python strategy's Context calls these
 through a command buffer, a compiled strategy calls them directly.
+
+Pre-trade risk counts every order at the most it may still fill (``O_LOCAL_OPEN``, summed
+per side in ``P_OPEN_BUY`` / ``P_OPEN_SELL``), from the moment a request is sent until its
+answer reaches the strategy: a new order counts fully before its ack; a modify counts the
+larger of its confirmed and requested sizes (a fill at the old size may come first); a
+cancel in flight leaves the order counted, lots and open-order count, until it is
+confirmed. Only an answer from the venue lowers the count.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import numpy.typing as npt
 from numba import njit
 
 from framework.book.l2 import (
+    BOOK_FULL,
     l2_apply,
     l2_best_ask,
     l2_best_ask_qty,
@@ -20,6 +28,7 @@ from framework.book.l2 import (
 )
 from framework.core.events import BUY, FLAG_LAST, KIND_BBO, KIND_CLEAR, KIND_LEVEL, KIND_TRADE
 from framework.engine.enums import (
+    DENY_BAD_ORDER,
     DENY_NONE,
     ST_CANCELED,
     ST_EXPIRED,
@@ -85,11 +94,15 @@ from framework.engine.state import (
     M_QTY,
     M_REASON,
     M_SLOT,
+    O_CXL_SENT,
     O_FILLED,
     O_ID,
     O_INST,
     O_LEAVES,
     O_LOCAL_OPEN,
+    O_LPRICE,
+    O_LQTY,
+    O_MOD_SENT,
     O_NOTIONAL,
     O_PEND_PRICE,
     O_PEND_QTY,
@@ -121,6 +134,7 @@ from framework.engine.state import (
     S_N_OPEN,
     S_STATE,
     WAKE_BOOK,
+    WAKE_ERROR,
     WAKE_FILL,
     WAKE_NONE,
     WAKE_ORDER,
@@ -196,6 +210,18 @@ def _finish(st: State, slot: int, status: int, now: int) -> None:
     release_slot(st, slot)
 
 
+@njit(cache=True, inline="always")
+def _settle(st: State, slot: int) -> None:
+    """The venue answered a modify: the order may fill its confirmed size, no more."""
+    _ord = st.ord
+    o = _ord[slot]
+    _open_delta(st, slot, (o[O_LQTY] - o[O_FILLED]) - o[O_LOCAL_OPEN])
+    if o[O_CXL_SENT]:
+        o[O_STATUS] = ST_PENDING_CANCEL
+    else:
+        o[O_STATUS] = ST_PARTIAL if o[O_FILLED] > 0 else ST_NEW
+
+
 @njit(cache=True)
 def order_submit(
     a: Arena,
@@ -214,7 +240,7 @@ def order_submit(
     _ord = st.ord
     _pos = st.pos
     _strat = st.strat
-    reason = check_order(st, sid, inst, side, price, qty, otype, now)
+    reason = check_order(st, sid, inst, side, price, qty, qty, qty, 0, 0, otype, True, now)
     if reason != DENY_NONE:
         _deny(st, sid, inst, side, price, qty, otype, reason, now)
         return -reason
@@ -236,6 +262,8 @@ def order_submit(
     o[O_TIF] = tif
     o[O_STATUS] = ST_PENDING_NEW
     o[O_SUBMIT_TS] = now
+    o[O_LQTY] = qty
+    o[O_LPRICE] = price
     _open_delta(st, slot, qty)
     _pos[sid, inst, P_N_OPEN] += 1
     _strat[sid, S_N_OPEN] += 1
@@ -261,15 +289,19 @@ def slot_of(st: State, sid: int, oid: int) -> int:
 
 @njit(cache=True)
 def order_cancel(a: Arena, sid: int, oid: int, now: int) -> bool:
-    """Ask the venue to cancel; False if the order is not live (or a cancel is in flight)."""
+    """Ask the venue to cancel; False if the order is not live (or a cancel is in flight).
+
+    The order stays counted by risk, in full, until the venue confirms: it can still fill.
+    """
     st = unpack_raw(a)
     _ord = st.ord
     slot = slot_of(st, sid, oid)
     if slot < 0:
         return False
     o = _ord[slot]
-    if o[O_STATUS] == ST_PENDING_CANCEL:
+    if o[O_CXL_SENT]:
         return False
+    o[O_CXL_SENT] = 1
     o[O_STATUS] = ST_PENDING_CANCEL
     lat = entry_latency(st, now)
     push_request(st, now + lat, REQ_CANCEL, slot, o[O_PRICE], 0, now)
@@ -279,27 +311,53 @@ def order_cancel(a: Arena, sid: int, oid: int, now: int) -> bool:
 
 @njit(cache=True)
 def order_modify(a: Arena, sid: int, oid: int, price: int, qty: int, now: int) -> int:
-    """Change price and/or total size; returns DENY_NONE, a deny reason, or -1 if not live."""
+    """Change price and/or total size; returns DENY_NONE, a deny reason, or -1 if the order
+    is not live or a modify or cancel of it is in flight (wait for its answer).
+
+    Until the venue answers, risk counts the larger of the confirmed and the new size at
+    the higher of the two prices: fills at the old terms may arrive first, and the venue
+    may refuse the change.
+    """
     st = unpack_raw(a)
     _ord = st.ord
     slot = slot_of(st, sid, oid)
     if slot < 0:
         return -1
     o = _ord[slot]
-    if o[O_STATUS] == ST_PENDING_CANCEL or o[O_STATUS] == ST_PENDING_MODIFY:
+    if o[O_MOD_SENT] or o[O_CXL_SENT]:
         return -1
-    extra = qty - o[O_QTY]
-    if extra > 0 or price != o[O_PRICE]:
+    inst = o[O_INST]
+    side = o[O_SIDE]
+    if qty <= 0:  # cancel() takes an order away
+        _deny(st, sid, inst, side, price, qty, o[O_TYPE], DENY_BAD_ORDER, now)
+        return DENY_BAD_ORDER
+    add = max(qty - o[O_LQTY], 0)
+    if add > 0 or price != o[O_LPRICE]:
         # a bigger or re-priced order must pass the same checks as a new one for the change
         reason = check_order(
-            st, sid, o[O_INST], o[O_SIDE], price, max(extra, 0), o[O_TYPE], now, qty
+            st,
+            sid,
+            inst,
+            side,
+            price,
+            qty,
+            add,
+            max(o[O_LQTY], qty) - o[O_FILLED],
+            o[O_NOTIONAL],
+            o[O_LPRICE],
+            o[O_TYPE],
+            False,
+            now,
         )
         if reason != DENY_NONE:
-            _deny(st, sid, o[O_INST], o[O_SIDE], price, qty, o[O_TYPE], reason, now)
+            _deny(st, sid, inst, side, price, qty, o[O_TYPE], reason, now)
             return reason
     o[O_PEND_PRICE] = price
     o[O_PEND_QTY] = qty
+    o[O_MOD_SENT] = 1
     o[O_STATUS] = ST_PENDING_MODIFY
+    if add > 0:
+        _open_delta(st, slot, add)
     lat = entry_latency(st, now)
     push_request(st, now + lat, REQ_MODIFY, slot, price, qty, now)
     log_latency(st, LATK_ENTRY, lat)
@@ -314,7 +372,7 @@ def cancel_all(a: Arena, sid: int, now: int) -> int:
     n = 0
     for slot in range(_ord.shape[0]):
         o = _ord[slot]
-        live = o[O_ID] != 0 and o[O_STRAT] == sid and o[O_STATUS] != ST_PENDING_CANCEL
+        live = o[O_ID] != 0 and o[O_STRAT] == sid and not o[O_CXL_SENT]
         if live and order_cancel(a, sid, o[O_ID], now):
             n += 1
     return n
@@ -344,14 +402,16 @@ def local_book_event(
     flags: int,
 ) -> int:
     """Apply an event to the strategy's book (one instrument's arrays): WAKE_BOOK when the
-    touch changed at a message boundary, WAKE_TRADE for a trade print, else WAKE_NONE."""
+    touch changed at a message boundary, WAKE_TRADE for a trade print, WAKE_ERROR when the
+    book is over its far capacity (the caller stops the run), else WAKE_NONE."""
     if kind == KIND_TRADE:
         r[I_LAST_TRADE_PX] = price
         r[I_LAST_TRADE_QTY] = qty
         r[I_LAST_TRADE_SIDE] = side
         return WAKE_TRADE
-    if kind == KIND_LEVEL or kind == KIND_BBO or kind == KIND_CLEAR:
-        l2_apply(meta, book, kind, side, price, qty)
+    is_book = kind == KIND_LEVEL or kind == KIND_BBO or kind == KIND_CLEAR
+    if is_book and l2_apply(meta, book, kind, side, price, qty) == BOOK_FULL:
+        return WAKE_ERROR
     if not flags & FLAG_LAST:
         return WAKE_NONE
     bb = l2_best_bid(meta, book)
@@ -444,11 +504,20 @@ def local_response(a: Arena, m: npt.NDArray[np.int64], now: int) -> int:
         _finish(st, slot, ST_REJECTED, now)
         return WAKE_ORDER
     if kind == RESP_MODIFIED:
-        _open_delta(st, slot, (o[O_PEND_QTY] - o[O_FILLED]) - o[O_LOCAL_OPEN])
-        o[O_STATUS] = ST_PARTIAL if o[O_FILLED] > 0 else ST_NEW
+        if o[O_MOD_SENT]:
+            o[O_MOD_SENT] = 0
+            o[O_LQTY] = o[O_PEND_QTY]
+            o[O_LPRICE] = o[O_PEND_PRICE]
+            _settle(st, slot)
         return WAKE_ORDER
     if kind == RESP_CANCEL_REJECT:
-        if o[O_STATUS] == ST_PENDING_CANCEL or o[O_STATUS] == ST_PENDING_MODIFY:
+        # a modify in flight was sent before any cancel in flight (order_modify waits for a
+        # cancel's answer), so the venue answers it first
+        if o[O_MOD_SENT]:
+            o[O_MOD_SENT] = 0
+            _settle(st, slot)
+        elif o[O_CXL_SENT]:
+            o[O_CXL_SENT] = 0
             o[O_STATUS] = ST_PARTIAL if o[O_FILLED] > 0 else ST_NEW
         return WAKE_ORDER
     return WAKE_NONE

@@ -18,15 +18,15 @@ import math
 import numpy as np
 from numba import carray, njit
 
-from framework.book.l2 import l2_apply, l2_qty_at
+from framework.book.l2 import BOOK_FULL, l2_apply, l2_qty_at
 from framework.core.events import KIND_BBO, KIND_CLEAR, KIND_LEVEL, KIND_STATUS
 from framework.engine.local import local_book_event, local_response, trip_kill_switch
 from framework.engine.messages import log_order, next_msg, pop_msg
 from framework.engine.state import (
     EQ_COLS,
+    ERR_BOOK_FULL,
     H_END_TS,
     H_ERROR,
-    H_EV_PTR,
     H_EVENTS_LOCAL,
     H_EVENTS_VENUE,
     H_FEAT_PTR,
@@ -278,8 +278,12 @@ def advance_state(a: Arena, ev: np.ndarray) -> int:
                         old = 0
                         if resting and is_level:
                             old = l2_qty_at(vmeta[i], vqty[i], side, price)
-                        if is_level or kind == KIND_CLEAR:
-                            l2_apply(vmeta[i], vqty[i], kind, side, price, qty)
+                        is_book = is_level or kind == KIND_CLEAR
+                        if is_book and (
+                            l2_apply(vmeta[i], vqty[i], kind, side, price, qty) == BOOK_FULL
+                        ):
+                            h[H_ERROR] = ERR_BOOK_FULL  # stop now: the book cannot grow
+                            break
                         if resting:
                             nf = scan_resting(
                                 h,
@@ -319,6 +323,9 @@ def advance_state(a: Arena, ev: np.ndarray) -> int:
                         e["qty"],
                         e["flags"],
                     )
+                    if w == WAKE_ERROR:
+                        h[H_ERROR] = ERR_BOOK_FULL
+                        break
                     if (w == WAKE_BOOK and instarr[i, I_SUB_BOOK]) or (
                         w == WAKE_TRADE and instarr[i, I_SUB_TRADE]
                     ):

@@ -76,9 +76,24 @@ def _fmt(x: Any, spec: str = ",.2f") -> str:
     return format(x, spec)
 
 
+def replayed_words(result: BacktestResult) -> str:
+    """What a run replayed, in words: the stored events and, when projecting order-by-order
+    data to price levels made more (an execution is a trade print and a level update),
+    the book updates the engine processed."""
+    cfg = result.config
+    stored = int(cfg.get("stored_events", result.events))
+    updates = int(cfg.get("book_updates", result.events))
+    words = f"{stored:,} stored events"
+    if updates != stored:
+        how = " after the L3->L2 projection" if cfg.get("l3_projected") else ""
+        words += f" ({updates:,} book updates{how})"
+    return words
+
+
 def print_summary(result: BacktestResult, out: Path | None) -> None:
-    """PnL, Sharpe, drawdown, fills, maker/taker share, denials with their reasons, events/s:
-    one line per strategy, then the total when the run has several."""
+    """What was replayed and how fast (stored events/s), then PnL, Sharpe, drawdown, fills,
+    maker/taker share, denials with their reasons: one line per strategy, then the total
+    when the run has several."""
     from framework.analysis.results import TOTAL
     from framework.analysis.stats import summarize_all
 
@@ -86,9 +101,9 @@ def print_summary(result: BacktestResult, out: Path | None) -> None:
     cfg = result.config
     replay = float(cfg.get("replay_seconds", result.wall_seconds))
     print(
-        f"backtest: {result.events:,} events replayed in {replay:.2f} s "
-        f"({_fmt(result.events / max(replay, 1e-9), ',.0f')} events/s; "
-        f"{result.wall_seconds:.2f} s with set-up), mode {cfg.get('mode')}, "
+        f"backtest: {replayed_words(result)} replayed in {replay:.2f} s "
+        f"({_fmt(int(cfg.get('stored_events', result.events)) / max(replay, 1e-9), ',.0f')} "
+        f"stored events/s; {result.wall_seconds:.2f} s with set-up), mode {cfg.get('mode')}, "
         f"latency {cfg.get('latency')}, queue {cfg.get('queue')}"
     )
     # the run's order of strategies (stats come sorted by name), the total last

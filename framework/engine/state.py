@@ -10,6 +10,7 @@ starts and its shape, so a run can pause at any point and resume.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
@@ -19,7 +20,7 @@ from numba import carray, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from framework.book.l2 import L2_META_SIZE, l2_reset
+from framework.book.l2 import L2_META_SIZE, l2_init, l2_width
 from framework.book.l2 import NO_PRICE as NO_PRICE_
 from framework.features.kernels import N_FEATURES
 
@@ -102,9 +103,12 @@ WAKE_ERROR: Final = 10  #: a table is full; H_WAKE_REASON says which (ERR_*)
 
 ERR_ORDERS_FULL: Final = 1
 ERR_MESSAGES_FULL: Final = 2
+ERR_BOOK_FULL: Final = 3
 ERR_NAMES: Final = {
     ERR_ORDERS_FULL: "too many live orders: raise Capacity.max_orders",
     ERR_MESSAGES_FULL: "too many in-flight messages: raise Capacity.max_messages",
+    ERR_BOOK_FULL: "a book holds more price levels outside its window than "
+    "Capacity.book_far_levels on one side: raise it",
 }
 
 # --- per-instrument int columns (SEG_INST, n_inst x INST_COLS) --------------------------------
@@ -149,11 +153,17 @@ O_SUBMIT_TS: Final = 12
 O_REASON: Final = 13
 O_PEND_PRICE: Final = 14  #: a modify in flight: new price / qty
 O_PEND_QTY: Final = 15
-O_LOCAL_OPEN: Final = 16  #: strategy view: lots open (ordered - filled - cancelled)
+O_LOCAL_OPEN: Final = 16  #: strategy view: lots that may still fill (worst case, see local.py)
 O_VENUE_TS: Final = 17  #: venue time the order rested (for FIFO tie-breaks)
 O_NOTIONAL: Final = 18  #: sum of fill price*qty in ticks*lots (for the average price)
 O_REST_IDX: Final = 19  #: position in the resting list while resting at the venue
-ORD_COLS: Final = 20
+# the strategy's own record of the order (O_PRICE / O_QTY change when the venue applies a
+# modify, before the strategy can know): what pre-trade risk counts
+O_LQTY: Final = 20  #: strategy view: size as last confirmed (or sent, while new)
+O_LPRICE: Final = 21  #: strategy view: limit price as last confirmed
+O_MOD_SENT: Final = 22  #: 1 while a modify is in flight (O_PEND_PRICE / O_PEND_QTY)
+O_CXL_SENT: Final = 23  #: 1 while a cancel is in flight
+ORD_COLS: Final = 24
 
 V_NONE: Final = 0  #: not at the venue yet
 V_RESTING: Final = 1
@@ -194,7 +204,7 @@ RESP_CANCEL_REJECT: Final = 7
 
 # --- per (strategy, instrument) position ints (SEG_POS, n_strat x n_inst x POS_COLS) -----------
 P_POS: Final = 0  #: lots, signed
-P_OPEN_BUY: Final = 1  #: lots in open buy orders (strategy view)
+P_OPEN_BUY: Final = 1  #: lots open buy orders may still fill (worst case, strategy view)
 P_OPEN_SELL: Final = 2
 P_N_OPEN: Final = 3  #: open orders
 P_N_FILLS: Final = 4
@@ -363,7 +373,8 @@ class Capacity:
     n_strat: int
     max_orders: int = 4096
     max_messages: int = 4096
-    book_ticks: int = 4096
+    book_ticks: int = 4096  #: dense window of each book near the touch (speed, not reach)
+    book_far_levels: int = 4096  #: levels a side each book holds outside its window
     record_rows: int = 65536
     lat_series: int = 1
 
@@ -376,9 +387,9 @@ def _shapes(c: Capacity) -> list[tuple[int, ...]]:
         (ni, INST_COLS),
         (ni, INSTF_COLS),
         (ni, L2_META_SIZE),
-        (ni, 2, c.book_ticks),
+        (ni, 2, l2_width(c.book_ticks, c.book_far_levels)),
         (ni, L2_META_SIZE),
-        (ni, 2, c.book_ticks),
+        (ni, 2, l2_width(c.book_ticks, c.book_far_levels)),
         (c.max_orders, ORD_COLS),
         (c.max_orders, ORDF_COLS),
         (c.max_orders,),
@@ -424,8 +435,8 @@ def allocate(c: Capacity) -> npt.NDArray[np.int64]:
     st.h[H_N_FREE] = c.max_orders
     st.free[:] = np.arange(c.max_orders - 1, -1, -1)  # a stack: pop from the end
     for i in range(c.n_inst):
-        l2_reset(st.vmeta[i], st.vqty[i])
-        l2_reset(st.lmeta[i], st.lqty[i])
+        l2_init(st.vmeta[i], st.vqty[i], c.book_ticks, c.book_far_levels)
+        l2_init(st.lmeta[i], st.lqty[i], c.book_ticks, c.book_far_levels)
     st.risk[:, :] = np.inf
     st.feat[:, :] = np.nan
     # the touch as the strategy view last saw it at a message boundary: none yet
@@ -471,7 +482,7 @@ _STATE_T = types.NamedTuple([types.Array(dt, nd, "C") for nd, dt in _SEG_VIEW], 
 
 
 @intrinsic
-def unpack_raw(typingctx: Any, a: Any) -> Any:
+def _unpack_raw(typingctx: Any, a: Any) -> Any:
     """:func:`unpack` for compiled code: views built straight on the arena's pointer.
 
     Emitted in place (an intrinsic: no call, no numba IR to inline), so building the state
@@ -510,6 +521,10 @@ def unpack_raw(typingctx: Any, a: Any) -> Any:
         return context.make_tuple(builder, signature.return_type, views)
 
     return sig, codegen
+
+
+#: typed for callers: numba calls the intrinsic with the arena alone
+unpack_raw: Callable[[npt.NDArray[np.int64]], State] = _unpack_raw  # type: ignore[assignment]
 
 
 @njit(cache=True)

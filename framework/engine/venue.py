@@ -13,13 +13,10 @@ import numpy.typing as npt
 from numba import njit
 
 from framework.book.l2 import (
-    M_ASK,
-    M_BASE,
-    M_BID,
-    M_NT,
     NO_PRICE,
     l2_best_ask,
     l2_best_bid,
+    l2_next_level,
     l2_qty_at,
 )
 from framework.core.events import (
@@ -184,23 +181,13 @@ def _available(st: State, inst: int, side: int, limit: int, is_market: bool) -> 
     meta = _vmeta[inst]
     qty = _vqty[inst]
     total = 0
-    if side == BUY:
-        x = meta[M_ASK]
-        nt = meta[M_NT]
-        while x < nt:
-            p = meta[M_BASE] + x
-            if not is_market and p > limit:
-                break
-            total += qty[1, x]
-            x += 1
-    else:
-        x = meta[M_BID]
-        while x >= 0:
-            p = meta[M_BASE] + x
-            if not is_market and p < limit:
-                break
-            total += qty[0, x]
-            x -= 1
+    other = -side
+    p = l2_best_ask(meta, qty) if side == BUY else l2_best_bid(meta, qty)
+    while p != NO_PRICE:
+        if not is_market and (p > limit if side == BUY else p < limit):
+            break
+        total += l2_qty_at(meta, qty, other, p)
+        p = l2_next_level(meta, qty, other, p)
     return total
 
 
@@ -215,27 +202,14 @@ def _take(st: State, slot: int, now: int, is_market: bool) -> None:
     meta = _vmeta[inst]
     qty = _vqty[inst]
     limit = o[O_PRICE]
-    if o[O_SIDE] == BUY:
-        x = meta[M_ASK]
-        nt = meta[M_NT]
-        while x < nt and o[O_LEAVES] > 0:
-            p = meta[M_BASE] + x
-            if not is_market and p > limit:
-                break
-            q = qty[1, x]
-            if q > 0:
-                _fill(st, slot, now, p, min(q, o[O_LEAVES]), LIQ_TAKER)
-            x += 1
-    else:
-        x = meta[M_BID]
-        while x >= 0 and o[O_LEAVES] > 0:
-            p = meta[M_BASE] + x
-            if not is_market and p < limit:
-                break
-            q = qty[0, x]
-            if q > 0:
-                _fill(st, slot, now, p, min(q, o[O_LEAVES]), LIQ_TAKER)
-            x -= 1
+    buy = o[O_SIDE] == BUY
+    other = -o[O_SIDE]
+    p = l2_best_ask(meta, qty) if buy else l2_best_bid(meta, qty)
+    while p != NO_PRICE and o[O_LEAVES] > 0:
+        if not is_market and (p > limit if buy else p < limit):
+            break
+        _fill(st, slot, now, p, min(l2_qty_at(meta, qty, other, p), o[O_LEAVES]), LIQ_TAKER)
+        p = l2_next_level(meta, qty, other, p)
 
 
 @njit(cache=True, inline="always")

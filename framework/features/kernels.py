@@ -28,14 +28,19 @@ import numpy.typing as npt
 from numba import njit
 
 from framework.book.l2 import (
+    BOOK_FULL,
+    M_FCAP,
+    M_NT,
     NO_PRICE,
     l2_apply,
     l2_best_ask,
     l2_best_ask_qty,
     l2_best_bid,
     l2_best_bid_qty,
+    l2_made_room,
     l2_new,
 )
+from framework.core.errors import ConfigError
 from framework.core.events import (
     BUY,
     FLAG_LAST,
@@ -133,17 +138,23 @@ def _compute(
     book: npt.NDArray[np.int64],
     state: FloatArray,
     out: FloatArray,
-) -> None:
-    for i in range(events.shape[0]):
+    start: int,
+) -> int:
+    """Rows ``start:`` of ``out``; returns -1, or the index to go on from once the book is
+    grown (its far lists filled up at the event before)."""
+    for i in range(start, events.shape[0]):
         e = events[i]
         kind = e["kind"]
+        full = False
         if kind == KIND_LEVEL or kind == KIND_BBO or kind == KIND_CLEAR:
-            l2_apply(meta, book, kind, e["side"], e["price"], e["qty"])
+            full = l2_apply(meta, book, kind, e["side"], e["price"], e["qty"]) == BOOK_FULL
         row = out[i]
         if kind != KIND_TRADE and not e["flags"] & FLAG_LAST and i > 0:
             # inside a message the book is not consistent: carry the last values forward
             for j in range(N_FEATURES):
                 row[j] = out[i - 1, j]
+            if full:
+                return i + 1
             continue
         feature_update(
             state,
@@ -157,6 +168,9 @@ def _compute(
             l2_best_bid_qty(meta, book),
             l2_best_ask_qty(meta, book),
         )
+        if full:
+            return i + 1
+    return -1
 
 
 def compute_features(
@@ -166,9 +180,22 @@ def compute_features(
     book: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] | None = None,
 ) -> FloatArray:
     """Features after every event of an L2 event array (one compiled pass), as
-    float64[n, N_FEATURES]. Pass ``state`` and ``book`` to continue across batches."""
+    float64[n, N_FEATURES]. Pass ``state`` and ``book`` to continue across batches; a book
+    of its own grows as needed, a given one raises a :class:`ConfigError` when it holds
+    more levels outside its window than its far capacity."""
     meta, qty = book if book is not None else l2_new(1 << 15)
     st = state if state is not None else feature_state()
     out = np.full((len(events), N_FEATURES), np.nan)
-    _compute(events, meta, qty, st, out)
-    return out
+    i = 0
+    while True:
+        i = _compute(events, meta, qty, st, out, i)
+        if i < 0:
+            return out
+        if book is not None:
+            msg = (
+                f"an L2 book holds more than {int(meta[M_FCAP]):,} price levels a side outside "
+                f"its {int(meta[M_NT]):,}-tick window; give it more far levels "
+                "(Capacity.book_far_levels in a backtest, l2_new(far_levels=...) otherwise)"
+            )
+            raise ConfigError(msg)
+        meta, qty = l2_made_room(meta, qty)

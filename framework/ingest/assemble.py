@@ -46,7 +46,8 @@ class Batch:
     """Events of one instrument from one file, prices and sizes still exact decimals.
 
     ``msg`` numbers source messages (FLAG_LAST goes on the last event of each); ``pos`` is
-    the source order used to break ``local_ts`` ties.
+    the source order used to break ``local_ts`` ties; ``line`` is where each event came
+    from (a group without a ``line`` column uses ``msg``).
     """
 
     venue: str
@@ -63,6 +64,7 @@ class Batch:
     flags: npt.NDArray[np.uint32]
     msg: I64
     pos: I64
+    line: I64  #: source line (or row) of each event, to say where a problem is
     hint_dates: list[Any] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -85,6 +87,8 @@ def make_batch(
         order_id=col("order_id", np.uint64), kind=col("kind", np.uint8),
         side=col("side", np.int8), flags=col("flags", np.uint32),
         msg=col("msg", np.int64), pos=col("pos", np.int64),
+        line=np.concatenate([np.asarray(g["line"] if "line" in g else g["msg"], np.int64)
+                             for g in groups]) if groups else np.zeros(0, np.int64),
     )
 
 
@@ -95,6 +99,7 @@ def assemble(
     groups: dict[tuple[str, str], list[Batch]] = {}
     for b in batches:
         groups.setdefault((b.venue, b.symbol), []).append(b)
+    report.events_made = (report.events_made or 0) + sum(len(b) for b in batches)
     days: list[DayData] = []
     instruments = []
     for (venue, symbol), all_bs in groups.items():
@@ -116,6 +121,7 @@ def assemble(
         ev["flags"] = np.concatenate([b.flags for b in bs])
         file_no = np.concatenate([np.full(len(b), i, np.int64) for i, b in enumerate(bs)])
         pos = np.concatenate([b.pos for b in bs])
+        pos_line = np.concatenate([b.line for b in bs])
 
         priced = kind != KIND_CLEAR
         tick = _step_option(opts, "tick_size") or step_of_scale(
@@ -131,7 +137,9 @@ def assemble(
         ev["qty"], qoff = to_grid(qty, inst.lot_size)
         unparsed = price.bad | qty.bad
         keep = ~unparsed
-        report.reject("unparseable price or quantity", int(np.count_nonzero(unparsed)))
+        if unparsed.any():  # text that is no number: the source row is damaged
+            report.damage("unparseable price or quantity", int(np.count_nonzero(unparsed)),
+                          at=_where(bs, file_no, pos_line, unparsed), unit="events")
         bad = keep & poff
         report.reject(f"price off the {inst.tick_size} tick grid of {inst.key}",
                       int(np.count_nonzero(bad)))
@@ -146,6 +154,10 @@ def assemble(
         bad = keep & (kind == KIND_TRADE) & (ev["qty"] == 0)
         report.reject("trade with zero quantity", int(np.count_nonzero(bad)))
         keep &= ~bad
+        bad = _repeated_trades(ev, keep, file_no, pos)
+        report.reject("repeated trade (same trade id, time, side, price and size)",
+                      int(np.count_nonzero(bad)))
+        keep &= ~bad
 
         src_order = np.lexsort((pos, file_no))
         if np.any(np.diff(ev["local_ts"][src_order]) < 0):
@@ -158,9 +170,37 @@ def assemble(
             last[:-1] = msg[1:] != msg[:-1]
             ev["flags"][last] |= FLAG_LAST
         ev = validate_events(ev, report, l3=False)
-        instruments.append(inst)
-        days += _split_days(ev, inst, opts, report, bs)
+        inst_days = _split_days(ev, inst, opts, report, bs)
+        if inst_days:  # an instrument no event survived for is not a result
+            instruments.append(inst)
+            days += inst_days
     return ImportResult(days=days, report=report, instruments=instruments)
+
+
+def _repeated_trades(
+    ev: EventArray, keep: npt.NDArray[np.bool_], file_no: I64, pos: I64
+) -> npt.NDArray[np.bool_]:
+    """Trades with an id that repeat an earlier trade field for field (a line stored twice):
+    venues number trades uniquely, so the copy would count the volume twice."""
+    out = np.zeros(len(ev), np.bool_)
+    idx = np.flatnonzero(keep & (ev["kind"] == KIND_TRADE) & (ev["order_id"] != 0))
+    if len(idx) < 2:
+        return out
+    t = ev[idx]
+    order = np.lexsort((pos[idx], file_no[idx], t["side"], t["qty"], t["price"], t["exch_ts"],
+                        t["order_id"]))
+    t = t[order]
+    same = np.ones(len(t) - 1, np.bool_)
+    for f in ("order_id", "exch_ts", "price", "qty", "side"):
+        same &= t[f][1:] == t[f][:-1]
+    out[idx[order[1:][same]]] = True
+    return out
+
+
+def _where(bs: Sequence[Batch], file_no: I64, line: I64, bad: npt.NDArray[np.bool_]) -> str:
+    """Where the first flagged event came from: its file and source line."""
+    i = int(np.argmax(bad))
+    return f"{Path(bs[int(file_no[i])].source).name} line {int(line[i]):,}"
 
 
 def _masked(s: Scaled, m: npt.NDArray[np.bool_]) -> Scaled:
@@ -230,13 +270,3 @@ def snapshot_groups(
         "kind": np.full(m, KIND_CLEAR), "side": np.zeros(m),
         "flags": np.full(m, FLAG_SNAPSHOT | FLAG_IMPLIED), "msg": msg[start], "pos": 2 * start,
     }
-
-
-def filter_batch(b: Batch, keep: npt.NDArray[np.bool_]) -> Batch:
-    """The events of ``b`` where ``keep`` is true."""
-    return Batch(
-        venue=b.venue, symbol=b.symbol, currency=b.currency, source=b.source,
-        local_ts=b.local_ts[keep], exch_ts=b.exch_ts[keep], price=_masked(b.price, keep),
-        qty=_masked(b.qty, keep), order_id=b.order_id[keep], kind=b.kind[keep],
-        side=b.side[keep], flags=b.flags[keep], msg=b.msg[keep], pos=b.pos[keep],
-    )

@@ -28,7 +28,7 @@ from framework.ingest.binance_files import (
     import_parquet,
 )
 from framework.ingest.binance_raw import import_capture
-from framework.ingest.csv_text import read_bytes
+from framework.ingest.rawfile import read_input
 
 _CAPTURE_RE = re.compile(rb"^\d{10,20} [\[{]")
 
@@ -39,13 +39,16 @@ def import_binance(paths: Sequence[Path], opts: ImportOptions) -> ImportResult:
     report = ImportReport(source=", ".join(p.name for p in files))
     batches: list[Batch] = []
     for path in files:
-        raw = path.read_bytes()[:4]
-        if raw == b"PAR1":
+        with path.open("rb") as fh:
+            magic = fh.read(4)
+        if magic == b"PAR1":
             batches.append(import_parquet(path, opts, report))
             continue
-        data = read_bytes(path)
-        first = data[: data.find(b"\n")] if b"\n" in data else data[:4096]
-        if _CAPTURE_RE.match(first):
+        data = read_input(path, report)
+        head = data[:1 << 20].split(b"\n", 21)[:20]
+        first = head[0]
+        # a capture if most of the first lines are ones: a damaged first line is not fatal
+        if 2 * sum(bool(_CAPTURE_RE.match(x)) for x in head) > len([x for x in head if x]):
             batches.append(import_capture(path, data, opts, report))
         elif first.strip().lower().startswith(b"symbol,") and all(
             c.encode() in first for c in NAUTILUS_DEPTH_COLS

@@ -33,46 +33,55 @@ from framework.core.events import (
     KIND_TRADE,
     SELL,
 )
-from framework.ingest.assemble import Batch, filter_batch, make_batch, snapshot_groups
-from framework.ingest.base import ImportOptions, ImportReport
+from framework.ingest.assemble import Batch, make_batch, runs_start, snapshot_groups
+from framework.ingest.base import ImportOptions, ImportReport, printable_name
 from framework.ingest.binance_market import clean_symbol, market_is_usdm, quote_currency
-from framework.ingest.csv_text import drop_rows, int_column, read_csv_text
+from framework.ingest.csv_text import LINE, drop_rows, int_column, read_csv_text
 from framework.ingest.decimal_text import I64, Scaled, floats_to_scaled, parse_decimals
 
+_MS_LIMIT = (1 << 63) // 1_000_000  # ms times that still fit int64 ns
 NAUTILUS_DEPTH_COLS = ("symbol", "timestamp", "first_update_id", "last_update_id", "side",
                        "update_type", "price", "qty")
+
+
+def _sides(df: pl.DataFrame) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.bool_],
+                                       npt.NDArray[np.bool_]]:
+    """Side (BUY/SELL, 0 unknown), snapshot flag and "side and update_type are known"."""
+    side = df["side"].str.strip_chars().str.to_lowercase().replace_strict(
+        {"b": BUY, "bid": BUY, "a": SELL, "ask": SELL}, default=0, return_dtype=pl.Int8
+    ).to_numpy()
+    utype = df["update_type"].str.strip_chars().str.to_lowercase().to_numpy()
+    snap = utype == "snap"
+    return side, snap, (side != 0) & (snap | (utype == "set"))
 
 
 def import_nautilus_depth(
     path: Path, data: bytes, opts: ImportOptions, report: ImportReport
 ) -> list[Batch]:
-    df = read_csv_text(path, data)
-    report.rows_read += len(df)
+    df = read_csv_text(path, data, report)
     missing = [c for c in NAUTILUS_DEPTH_COLS if c not in df.columns]
     if missing:
         msg = (f"{path}: NautilusTrader depth CSV lacks column(s) {missing}; expected "
                f"{','.join(NAUTILUS_DEPTH_COLS)}[,pu]")
         raise FormatError(msg)
-    ts, bad = int_column(df, "timestamp")
-    lid, bad2 = int_column(df, "last_update_id")
-    bad |= bad2
-    df = drop_rows(df, bad, report, "unparseable timestamp or update id")
+    _, bad = int_column(df, "timestamp")
+    _, bad2 = int_column(df, "last_update_id")
+    df = drop_rows(df, bad | bad2, report, "unparseable timestamp or update id", damaged=True)
     ts, _ = int_column(df, "timestamp")
     lid, _ = int_column(df, "last_update_id")
-    side_s = df["side"].str.strip_chars().str.to_lowercase()
-    side = side_s.replace_strict({"b": BUY, "bid": BUY, "a": SELL, "ask": SELL},
-                                 default=0, return_dtype=pl.Int8).to_numpy()
-    utype = df["update_type"].str.strip_chars().str.to_lowercase().to_numpy()
-    snap = utype == "snap"
-    bad = (side == 0) | ~(snap | (utype == "set"))
-    if bad.any():
-        report.reject("unknown side or update_type", int(np.count_nonzero(bad)))
-        df, ts, lid, side, snap = (df.filter(pl.Series(~bad)), ts[~bad], lid[~bad],
-                                   side[~bad], snap[~bad])
+    df = drop_rows(df, (ts < 0) | (ts >= _MS_LIMIT) | (lid < 0), report,
+                   "timestamp or update id out of range", damaged=True)
+    side, snap, known = _sides(df)
+    df = drop_rows(df, ~known, report, "unknown side or update_type", damaged=True)
+    ts, _ = int_column(df, "timestamp")
+    lid, _ = int_column(df, "last_update_id")
+    side, snap, _ = _sides(df)
+    report.rows_imported = (report.rows_imported or 0) + df.height
     futures = market_is_usdm(opts, "pu" in df.columns, path.name) if "pu" in df.columns or \
         opts.get("market") else False
     batches = []
     syms = df["symbol"].str.strip_chars().str.to_uppercase().to_numpy()
+    lines = df[LINE].to_numpy()
     for sym in dict.fromkeys(syms.tolist()):
         m = syms == sym
         n = int(m.sum())
@@ -87,10 +96,11 @@ def import_nautilus_depth(
             "local_ts": t_ns, "exch_ts": t_ns, "price": parse_decimals(sub["price"]),
             "qty": parse_decimals(sub["qty"]), "order_id": oid, "kind": np.full(n, KIND_LEVEL),
             "side": side[m], "flags": np.where(snap[m], FLAG_SNAPSHOT, 0), "msg": msg_no,
-            "pos": 2 * rows + 1,
+            "pos": 2 * rows + 1, "line": lines[m],
         }
         clears = snapshot_groups(n=n, snap=snap[m], msg=msg_no, local_ts=t_ns, exch_ts=t_ns,
                                  order_id=oid)
+        clears["line"] = lines[m][runs_start(snap[m])]
         batches.append(make_batch(
             venue="BINANCE_USDM" if futures else "BINANCE", symbol=clean_symbol(sym),
             currency=quote_currency(clean_symbol(sym)), source=str(path), groups=[clears, levels]))
@@ -144,8 +154,13 @@ def import_parquet(path: Path, opts: ImportOptions, report: ImportReport) -> Bat
     if "timestamp" not in cols:
         msg = f"{path}: Parquet file has no 'timestamp' column; columns are {sorted(cols)}"
         raise FormatError(msg)
-    ts, bad_ts = _ts_column_ns(t.column("timestamp"))
+    _, bad_ts = _ts_column_ns(t.column("timestamp"))
+    if bad_ts.any():
+        report.reject_rows("missing timestamp", int(bad_ts.sum()))
+        t = t.filter(pa.array(~bad_ts))
+    ts, _ = _ts_column_ns(t.column("timestamp"))
     n = t.num_rows
+    report.rows_imported = (report.rows_imported or 0) + n
     rows = np.arange(n, dtype=np.int64)
     base = {"local_ts": ts, "exch_ts": ts, "msg": rows, "flags": np.zeros(n)}
     if set(_TRADE_PQ) <= cols:
@@ -171,16 +186,11 @@ def import_parquet(path: Path, opts: ImportOptions, report: ImportReport) -> Bat
         msg = (f"{path}: Parquet columns {sorted(cols)} are neither NautilusTrader trades "
                f"({','.join(_TRADE_PQ)}) nor quotes ({','.join(_QUOTE_PQ)})")
         raise FormatError(msg)
-    if "symbol" in cols and n:
-        symbol = clean_symbol(str(t.column("symbol")[0].as_py()))
-    else:
-        symbol = clean_symbol(re.split(r"[-_.]", path.name)[0])
-    batch = make_batch(venue="BINANCE", symbol=symbol,
-                       currency=quote_currency(symbol), source=str(path), groups=groups)
-    if bad_ts.any():
-        report.note(f"{path.name}: {int(bad_ts.sum())} rows without a timestamp dropped")
-        keep_rows = ~bad_ts[batch.msg]
-        batch = filter_batch(batch, keep_rows)
-        report.reject("missing timestamp", int(bad_ts.sum()))
-    return batch
-
+    name = str(t.column("symbol")[0].as_py()) if "symbol" in cols and n else \
+        re.split(r"[-_.]", path.name)[0]
+    if not printable_name(name):
+        msg = f"{path}: the symbol {name!r} holds unprintable characters; pass a clean file"
+        raise FormatError(msg)
+    symbol = clean_symbol(name)
+    return make_batch(venue="BINANCE", symbol=symbol,
+                      currency=quote_currency(symbol), source=str(path), groups=groups)

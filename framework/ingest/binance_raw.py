@@ -32,6 +32,8 @@ One line per message: ``<local_recv_ns> <json>``. Combined-stream messages
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +57,7 @@ from framework.ingest.binance_market import market_is_usdm, quote_currency
 from framework.ingest.decimal_text import Scaled, parse_decimals
 
 _POS_SHIFT = 24  # event position = line << 24 | index within the line's emission
+_MS_LIMIT = (1 << 63) // 1_000_000  # event times in ms that still fit int64 ns
 
 
 @dataclass
@@ -74,6 +77,15 @@ class _Book:
     @property
     def n(self) -> int:
         return len(self.bids[0]) + len(self.asks[0])
+
+
+def _id(v: Any, limit: int = 1 << 63) -> int:
+    """An id or time: an integer in ``0..limit`` (else the message is malformed)."""
+    x = int(v)
+    if not 0 <= x < limit:
+        msg = f"id {x} out of range"
+        raise ValueError(msg)
+    return x
 
 
 def _levels(raw: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
@@ -97,21 +109,28 @@ class _Capture:
     futures_hint: bool | None = None
     bad_json: list[int] = field(default_factory=list)
     bad_msg: list[int] = field(default_factory=list)
+    bad_time: list[int] = field(default_factory=list)
+    bad_symbol: list[int] = field(default_factory=list)
     rows: int = 0
     backwards: int = 0
+
+
+_SYMBOL_RE = re.compile(r"^[a-z0-9]{2,30}$")  # Binance stream names: lower-case letters, digits
+_MAX_CLOCK_DRIFT_NS = 3_600 * 1_000_000_000  # receive vs event time, beyond the file's usual
 
 
 def _scan_capture(lines: list[str], report: ImportReport, src: str) -> _Capture:
     cap = _Capture()
     last_e = 0
     prev_ts = -1
+    entries: list[tuple[str, str, int, int, bool, Any]] = []  # kind, symbol, line, ts, has_e
     for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
         cap.rows += 1
         sp = line.find(" ")
         try:
-            ts = int(line[:sp]) if sp > 0 else int("x")
+            ts = _id(line[:sp]) if sp > 0 else int("x")
         except ValueError:
             cap.bad_msg.append(lineno)
             continue
@@ -127,43 +146,69 @@ def _scan_capture(lines: list[str], report: ImportReport, src: str) -> _Capture:
             stream = m.get("stream")
             if stream is None:
                 if "lastUpdateId" not in m:
-                    report.reject("message without a stream name (not a snapshot either)")
+                    report.reject_rows("message without a stream name (not a snapshot either)")
                     continue
-                e = int(m["E"]) * 1_000_000 if "E" in m else (last_e or ts)
-                lid = int(m["lastUpdateId"])
-                cap.book.append(_Book(lineno, ts, e, lid, lid, -1, _levels(m["bids"]),
-                                      _levels(m["asks"]), True))
+                e = _id(m["E"], _MS_LIMIT) * 1_000_000 if "E" in m else (last_e or ts)
+                lid = _id(m["lastUpdateId"])
+                snap = _Book(lineno, ts, e, lid, lid, -1, _levels(m["bids"]), _levels(m["asks"]),
+                             True)
+                entries.append(("book", "", lineno, ts - e, "E" in m, snap))
                 continue
             sym, _, kind = stream.partition("@")
-            if cap.symbol is None:
-                cap.symbol = sym
-            elif sym != cap.symbol:
-                report.reject(f"message for another symbol ({sym.upper()}); one symbol per file")
+            if not _SYMBOL_RE.match(sym):
+                cap.bad_symbol.append(lineno)
                 continue
             d = m["data"]
             if "E" in d:
-                e = int(d["E"]) * 1_000_000
+                e = _id(d["E"], _MS_LIMIT) * 1_000_000
                 last_e = max(last_e, e)
             else:
                 e = last_e or ts
+            item: Any
             if kind == "bookTicker":
-                cap.bbo.append((lineno, ts, e, int(d["u"]), d["b"], d["B"], d["a"], d["A"]))
+                item = (lineno, ts, e, _id(d["u"]), d["b"], d["B"], d["a"], d["A"])
                 if cap.futures_hint is None:
                     cap.futures_hint = "e" in d
             elif kind == "trade":
-                cap.trades.append((lineno, ts, e, int(d["t"]), d["p"], d["q"], bool(d["m"])))
+                item = (lineno, ts, e, _id(d["t"]), d["p"], d["q"], bool(d["m"]))
             elif kind in _DEPTH_STREAMS:
                 pu = d.get("pu")
                 if pu is not None or cap.futures_hint is None:
                     cap.futures_hint = pu is not None
-                cap.book.append(_Book(lineno, ts, e, int(d["U"]), int(d["u"]),
-                                      -1 if pu is None else int(pu), _levels(d["b"]),
-                                      _levels(d["a"]), False))
+                item = _Book(lineno, ts, e, _id(d["U"]), _id(d["u"]), -1 if pu is None else _id(pu),
+                             _levels(d["b"]), _levels(d["a"]), False)
+                kind = "book"
             else:
-                report.reject(f"unsupported stream @{kind}")
+                report.reject_rows(f"unsupported stream @{kind}")
+                continue
+            entries.append((kind, sym, lineno, ts - e, "E" in d, item))
         except (KeyError, TypeError, ValueError, AttributeError):
             cap.bad_msg.append(lineno)
+    _sort_entries(cap, entries, report)
     return cap
+
+
+def _sort_entries(
+    cap: _Capture, entries: list[tuple[str, str, int, int, bool, Any]], report: ImportReport
+) -> None:
+    """Keep the file's symbol (the one most lines name) and the lines whose receive time
+    agrees with their exchange time as well as the file's other lines do."""
+    counts = Counter(sym for _, sym, *_ in entries if sym)
+    if counts:
+        cap.symbol = counts.most_common(1)[0][0]
+    offsets = [off for _, _, _, off, has_e, _ in entries if has_e]
+    usual = sorted(offsets)[len(offsets) // 2] if offsets else 0
+    for kind, sym, lineno, off, has_e, item in entries:
+        if sym and sym != cap.symbol:
+            report.reject_rows(f"message for another symbol ({sym.upper()}); one symbol per file")
+        elif has_e and abs(off - usual) > _MAX_CLOCK_DRIFT_NS:
+            cap.bad_time.append(lineno)
+        elif kind == "book":
+            cap.book.append(item)
+        elif kind == "bookTicker":
+            cap.bbo.append(item)
+        else:
+            cap.trades.append(item)
 
 
 @dataclass
@@ -181,6 +226,9 @@ def _sync_depth(book: list[_Book], futures: bool, report: ImportReport, src: str
     awaiting = synced = False
     last_u = 0
     pre_sync = applied = gaps = 0
+    stale = [0]  # a list: step() counts into it
+    # receive order, whatever the line order: a shuffled capture syncs as it was received
+    book = sorted(book, key=lambda b: (b.local_ts, b.line))
 
     def step(d: _Book, pos: int, local_ts: int) -> bool:
         nonlocal awaiting, synced, last_u, pre_sync, gaps
@@ -193,6 +241,9 @@ def _sync_depth(book: list[_Book], futures: bool, report: ImportReport, src: str
             ok = (d.first <= lid <= d.last or d.prev == lid) if futures else (
                 d.first <= lid + 1 <= d.last)
             want = f"U <= {lid}{'' if futures else ' + 1'} <= u"
+        elif d.last <= last_u:  # a repeat of (or older than) a diff already applied
+            stale[0] += 1
+            return False
         else:
             ok = d.prev == last_u if futures else d.first == last_u + 1
             want = f"pu == {last_u}" if futures else f"U == {last_u + 1}"
@@ -210,7 +261,7 @@ def _sync_depth(book: list[_Book], futures: bool, report: ImportReport, src: str
     for item in book:
         if item.snap:
             if synced and last_u >= item.last:
-                report.reject("REST snapshot older than the already synced book")
+                report.reject_rows("REST snapshot older than the already synced book")
                 continue
             lid = item.last
             base = item.line << _POS_SHIFT
@@ -236,8 +287,9 @@ def _sync_depth(book: list[_Book], futures: bool, report: ImportReport, src: str
     elif buffer:
         report.note(f"{src}: {len(buffer)} depth diffs after the last sequence gap dropped: no "
                     "later snapshot to resync from; the book stops updating there")
-        report.reject("depth diff after a sequence gap (no snapshot to resync)", len(buffer))
-    report.reject("depth diff before snapshot sync", pre_sync)
+        report.reject_rows("depth diff after a sequence gap (no snapshot to resync)", len(buffer))
+    report.reject_rows("depth diff before snapshot sync", pre_sync)
+    report.reject_rows("depth diff already applied (a repeated or older update id)", stale[0])
     if pre_sync:
         report.note(f"{src}: {pre_sync} diffs before snapshot sync dropped (received before "
                     "the snapshot and already contained in it)")
@@ -327,12 +379,16 @@ def import_capture(path: Path, data: bytes, opts: ImportOptions, report: ImportR
     text = data.decode("utf-8", errors="replace")
     cap = _scan_capture(text.split("\n"), report, src)
     report.rows_read += cap.rows
-    if cap.bad_json:
-        report.reject("malformed JSON line", len(cap.bad_json))
-        report.note(f"{src}: malformed JSON on line(s) {_some(cap.bad_json)}")
-    if cap.bad_msg:
-        report.reject("malformed message (bad timestamp, missing or bad field)", len(cap.bad_msg))
-        report.note(f"{src}: malformed message on line(s) {_some(cap.bad_msg)}")
+    for lines, what in (
+        (cap.bad_json, "malformed JSON line"),
+        (cap.bad_msg, "malformed message (bad timestamp, missing or bad field)"),
+        (cap.bad_symbol, "stream name whose symbol is not lower-case letters and digits"),
+        (cap.bad_time, "receive time more than an hour off the exchange time (the file's "
+                       "other lines agree within it)"),
+    ):
+        if lines:
+            report.damage(what, len(lines), at=f"{src} line {lines[0]:,}")
+            report.note(f"{src}: {what} on line(s) {_some(lines)}")
     if cap.backwards:
         report.note(f"{src}: {cap.backwards} lines have a receive time before the previous one")
     if cap.symbol is None:
@@ -340,6 +396,9 @@ def import_capture(path: Path, data: bytes, opts: ImportOptions, report: ImportR
         raise FormatError(msg)
     futures = market_is_usdm(opts, cap.futures_hint, src)
     chunks = _sync_depth(cap.book, futures, report, src)
+    report.rows_imported = (report.rows_imported or 0) + (
+        len(cap.bbo) + len(cap.trades) + len(chunks)
+    )
     groups = _depth_groups(chunks) + _bbo_groups(cap.bbo) + _trade_groups(cap.trades)
     return make_batch(venue="BINANCE_USDM" if futures else "BINANCE", symbol=cap.symbol.upper(),
                       currency=quote_currency(cap.symbol.upper()), source=str(path), groups=groups)

@@ -19,11 +19,21 @@ Mapping choices (see the docstrings of the kernels in
   side is the aggressor's, as DBN defines it.
 * Flags: LAST, SNAPSHOT, TOB, BAD_TS_RECV, MAYBE_BAD_BOOK map to FLAG_LAST, FLAG_SNAPSHOT,
   FLAG_TOB, FLAG_BAD_TS, FLAG_MAYBE_BAD_BOOK. MBO keeps DBN's LAST (it marks the end of the
-  venue's event); every other schema sets FLAG_LAST on the last event a record produced.
-* MBO: A add, M modify (new price/size), C cancel (qty = size removed; KIND_DELETE when it
-  removes an order seen in full), F fill -> KIND_EXECUTE (its companion C is absorbed), T
-  trade -> KIND_TRADE, R -> KIND_CLEAR, N skipped. Orders known only mid-stream make the
-  shared order-id check meaningless, so MBO is validated with ``l3=False``.
+  venue's event, the only place the book is consistent): FLAG_LAST goes on the last event of
+  each such event and nowhere else; every other schema sets FLAG_LAST on the last event a
+  record produced. A row dropped for its price hands its FLAG_LAST to the row before it of
+  the same message.
+* MBO follows Databento's book semantics exactly (A, M, C, R change the book; T and F do
+  not): A -> KIND_ADD; M -> KIND_MODIFY (a price change or a size increase loses priority, a
+  decrease keeps it; an M of an order not in the book is an add, size 0 a delete); C ->
+  KIND_CANCEL, qty = the size removed (KIND_DELETE when it empties the order); R ->
+  KIND_CLEAR; T -> KIND_TRADE, the print (side = aggressor or NO_SIDE, order_id as given);
+  F (a resting order's share of a T, whose C or M comes separately) and N give no event.
+  F_TOB adds (top-of-book venues) replace their side: KIND_CLEAR of the side, then KIND_BBO
+  when priced. A snapshot (F_SNAPSHOT records) that does not start with R clears the book
+  first. Records of several publishers for one instrument build separate books (one
+  instrument each, venue ``<VENUE>-P<publisher_id>``). Orders known only mid-stream make
+  the shared order-id check meaningless, so MBO is validated with ``l3=False``.
 * MBP-1/MBP-10: KIND_LEVEL diffs that keep an L2 book equal to the record's top-N levels
   (qty 0 removes a level that left the visible book), plus KIND_TRADE for action T.
 * trades -> KIND_TRADE; tbbo -> the pre-trade bid and ask as KIND_BBO, then KIND_TRADE;
@@ -52,6 +62,7 @@ import numpy.typing as npt
 
 from framework.core.errors import ConfigError
 from framework.core.events import (
+    FLAG_LAST,
     KIND_ADD,
     KIND_BBO,
     KIND_CANCEL,
@@ -69,6 +80,7 @@ from framework.ingest.base import (
     ImportOptions,
     ImportReport,
     ImportResult,
+    printable_name,
     require_files,
     resolve_instrument,
     validate_events,
@@ -90,11 +102,26 @@ _PRICED = np.array([KIND_ADD, KIND_MODIFY, KIND_CANCEL, KIND_DELETE, KIND_EXECUT
                     KIND_LEVEL, KIND_BBO], np.uint8)
 
 
+def _drop(ev: EventArray, bad: npt.NDArray[np.bool_]) -> EventArray:
+    """``ev`` without the ``bad`` rows. A dropped row that ended a venue message hands its
+    FLAG_LAST to the kept row before it, when that row is of the same message, so the
+    message keeps its boundary (a book row in replay)."""
+    if not bad.any():
+        return ev
+    flags = ev["flags"]
+    kept = np.flatnonzero(~bad)
+    for i in np.flatnonzero(bad & ((flags & FLAG_LAST) != 0)):
+        j = int(np.searchsorted(kept, i)) - 1
+        if j >= 0 and not flags[kept[j]] & FLAG_LAST:
+            flags[kept[j]] |= FLAG_LAST
+    return ev[~bad]
+
+
 def _to_ticks(ev: EventArray, inst: Instrument, report: ImportReport) -> EventArray:
     """Raw 1e-9 prices to ticks; drop undefined and off-grid prices with reasons."""
     priced = np.isin(ev["kind"], _PRICED)
     undef = priced & (ev["price"] == dbn.UNDEF_PRICE)
-    ev = ev[~undef]
+    ev = _drop(ev, undef)
     report.reject("undefined price (DBN UNDEF_PRICE) on a priced event", int(undef.sum()))
     priced = priced[~undef]
     ticks, off = inst.scaled_to_ticks(np.where(priced, ev["price"], 0), PRICE_SCALE)
@@ -103,7 +130,7 @@ def _to_ticks(ev: EventArray, inst: Instrument, report: ImportReport) -> EventAr
     if bad.any():
         report.reject(f"price off tick grid (not a multiple of {inst.tick_size} for "
                       f"{inst.key}; pass --tick-size if the default is wrong)", int(bad.sum()))
-        ev = ev[~bad]
+        ev = _drop(ev, bad)
     return ev
 
 
@@ -128,12 +155,22 @@ def import_dbn(paths: Sequence[Path], opts: ImportOptions) -> ImportResult:
     def_by_id: dict[int, tuple[str, str]] = {}  # instrument_id -> (venue, raw symbol)
     for d in decoded:
         for rec in d.definitions:
-            venue = opts.venue or _file_venue(d) or str(rec.exchange or "") or "DBN"
+            try:
+                raw, exchange = str(rec.raw_symbol), str(rec.exchange or "")
+                fields = definition_fields(rec)
+                ok = printable_name(raw) and (not exchange or printable_name(exchange))
+            except dbn.DBNError:  # a text field that is not UTF-8: the record is damaged
+                ok = False
+            if not ok:
+                report.damage("instrument definition whose symbol or exchange is not "
+                              "printable text", 1, at=d.path.name)
+                continue
+            venue = opts.venue or _file_venue(d) or exchange or "DBN"
             name = safe_symbol(str(rec.raw_symbol))
             if name != rec.raw_symbol:
                 report.note(f"{d.path.name}: symbol {rec.raw_symbol!r} stored as {name} "
                             "(instrument names hold only letters, digits, '.', '_', '-')")
-            def_fields[f"{venue}/{name}"] = definition_fields(rec)  # latest wins
+            def_fields[f"{venue}/{name}"] = fields  # latest wins
             def_by_id[int(rec.instrument_id)] = (venue, name)
     instruments: dict[str, Instrument] = {}
     for key in def_fields:
@@ -165,25 +202,30 @@ def import_dbn(paths: Sequence[Path], opts: ImportOptions) -> ImportResult:
                 if iid not in chosen:
                     continue
                 sub = rec[rec["instrument_id"] == iid]
-                ev = events_for(cls, sub, d.schema, report)
-                if ev is None:
-                    report.note(f"{d.path.name}: record type {cls.__name__} is not imported")
-                    break
                 def_venue, def_sym = def_by_id.get(int(iid), ("", None))
                 venue = _file_venue(d) or def_venue
                 if not venue and not opts.venue:
                     venue = "DBN"
                     report.note(f"{d.path.name}: names no dataset and no definition gives "
                                 "the exchange; venue DBN (pass --venue)")
-                day_no = ev["local_ts"] // NS_PER_DAY
-                for dn in np.unique(day_no):
-                    date = dt.date(1970, 1, 1) + dt.timedelta(days=int(dn))
-                    sym = chosen[iid] or d.symbols.get(int(iid), date) or def_sym
-                    inst = _instrument(opts, venue, sym, int(iid), def_fields, report)
-                    part = _to_ticks(ev[day_no == dn].copy(), inst, report)
-                    part = validate_events(part, report, l3=False)
-                    day_inst[inst.key] = inst
-                    days.setdefault((inst.key, date), []).append(part)
+                ev: EventArray | None = None
+                for pub, book_rec in _books_of(cls, sub, d, int(iid), report):
+                    ev = events_for(cls, book_rec, d.schema, report)
+                    if ev is None:
+                        break
+                    day_no = ev["local_ts"] // NS_PER_DAY
+                    for dn in np.unique(day_no):
+                        date = dt.date(1970, 1, 1) + dt.timedelta(days=int(dn))
+                        sym = chosen[iid] or d.symbols.get(int(iid), date) or def_sym
+                        inst = _instrument(opts, venue, sym, int(iid), def_fields, report,
+                                           publisher=pub)
+                        part = _to_ticks(ev[day_no == dn].copy(), inst, report)
+                        part = validate_events(part, report, l3=False)
+                        day_inst[inst.key] = inst
+                        days.setdefault((inst.key, date), []).append(part)
+                if ev is None:
+                    report.note(f"{d.path.name}: record type {cls.__name__} is not imported")
+                    break
 
     out_days = []
     for (key, date), parts in sorted(days.items()):
@@ -197,6 +239,21 @@ def import_dbn(paths: Sequence[Path], opts: ImportOptions) -> ImportResult:
     for key, inst in day_inst.items():
         instruments.setdefault(key, inst)
     return ImportResult(days=out_days, report=report, instruments=list(instruments.values()))
+
+
+def _books_of(cls: type, rec: npt.NDArray[Any], d: Decoded, iid: int, report: ImportReport
+              ) -> list[tuple[int | None, npt.NDArray[Any]]]:
+    """One instrument's records cut into the books they build: ``[(None, rec)]``, except MBO
+    records of several publishers (a dataset that joins venues, e.g. Databento Equities
+    Basic), whose books are separate -- Databento keys its book by instrument and publisher
+    -- and so become one instrument each: ``[(publisher_id, records), ...]``."""
+    pubs = np.unique(rec["publisher_id"])
+    if cls is not dbn.MBOMsg or len(pubs) < 2:
+        return [(None, rec)]
+    report.note(f"{d.path.name}: instrument_id {iid} has MBO records of {len(pubs)} "
+                f"publishers ({', '.join(str(int(p)) for p in pubs)}); each builds its own "
+                "book, so each is stored as its own instrument, venue <VENUE>-P<publisher_id>")
+    return [(int(p), rec[rec["publisher_id"] == p]) for p in pubs]
 
 
 def _file_venue(d: Decoded) -> str:
@@ -224,8 +281,10 @@ def _choose_ids(ids: npt.NDArray[Any], symbols: Symbols, opts: ImportOptions
 
 def _instrument(
     opts: ImportOptions, venue: str, symbol: str | None, iid: int,
-    def_fields: dict[str, dict[str, Any]], report: ImportReport) -> Instrument:
-    """The instrument of some events: user options, then definition, then dataset default."""
+    def_fields: dict[str, dict[str, Any]], report: ImportReport, *,
+    publisher: int | None = None) -> Instrument:
+    """The instrument of some events: user options, then definition, then dataset default.
+    ``publisher`` names the venue of one publisher's book (``<VENUE>-P<publisher_id>``)."""
     ven = opts.venue or venue
     if not symbol:
         symbol = f"ID{iid}"
@@ -246,5 +305,7 @@ def _instrument(
                "min_price_increment for it and the dataset has no default; pass --tick-size "
                "(e.g. 0.25) or add the definition file to the import")
         raise ConfigError(msg)
-    return resolve_instrument(dataclasses.replace(opts, symbol=None), symbol=symbol,
-                              venue=ven, defaults=defaults)
+    if publisher is not None:
+        ven = f"{ven}-P{publisher}"
+    return resolve_instrument(dataclasses.replace(opts, symbol=None, venue=None),
+                              symbol=symbol, venue=ven, defaults=defaults)

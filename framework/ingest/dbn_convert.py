@@ -36,7 +36,19 @@ from framework.core.events import (
     EventArray,
 )
 from framework.ingest.base import ImportReport
-from framework.ingest.dbn_nb import mbo_to_events_nb, mbp_to_events_nb
+from framework.ingest.dbn_nb import (
+    MBO_CANCEL_UNKNOWN,
+    MBO_FILLS,
+    MBO_IMPLIED_CLEARS,
+    MBO_MODIFY_ADDS,
+    MBO_NO_SIDE,
+    MBO_NONE,
+    MBO_TOB,
+    MBO_UNKNOWN_ACTION,
+    MBO_ZERO_SIZE,
+    mbo_to_events_nb,
+    mbp_to_events_nb,
+)
 
 Records = npt.NDArray[np.void]
 
@@ -161,23 +173,41 @@ def _status_events(rec: Records) -> EventArray:
     return ev
 
 
+#: report note per MBO counter (see :func:`framework.ingest.dbn_nb.mbo_to_events_nb`)
+_MBO_NOTES = (
+    (MBO_FILLS, "MBO fill records (F) are a resting order's share of a trade: they change no "
+                "book (the C or M sent with them does) and the trade's T record is its print; "
+                "not stored"),
+    (MBO_NONE, "MBO records with action N (none) carry no book change; not stored"),
+    (MBO_MODIFY_ADDS, "MBO modifies named orders not in the book; taken as adds, as "
+                      "Databento's book does"),
+    (MBO_CANCEL_UNKNOWN, "MBO cancels name orders not added in this import (e.g. added "
+                         "before the file starts); kept as KIND_CANCEL (qty = size removed)"),
+    (MBO_ZERO_SIZE, "MBO add, cancel or trade records of size 0 change no book and print "
+                    "nothing; not stored"),
+    (MBO_NO_SIDE, "MBO add or modify records have side N, so no book side to rest on; not "
+                  "stored"),
+    (MBO_UNKNOWN_ACTION, "MBO records have an action that is none of A M C R T F N; not "
+                         "stored"),
+    (MBO_IMPLIED_CLEARS, "MBO snapshots began without a clear (R): the book was cleared "
+                         "before each (KIND_CLEAR with FLAG_IMPLIED), as a snapshot is the "
+                         "whole book"),
+    (MBO_TOB, "MBO adds carry F_TOB (a top-of-book venue): each replaces its side's level, "
+              "stored as KIND_CLEAR of the side then KIND_BBO"),
+)
+
+
 def _mbo_events(rec: Records, report: ImportReport) -> EventArray:
-    out = mbo_to_events_nb(
+    *cols, counts = mbo_to_events_nb(
         rec["ts_event"].astype(np.int64), rec["ts_recv"].astype(np.int64),
         rec["action"].view(np.uint8), rec["side"].view(np.uint8), rec["price"].astype(np.int64),
         rec["size"].astype(np.int64), rec["order_id"].astype(np.uint64),
         _map_flags(rec["flags"]),
     )
-    n_none, n_absorbed, n_unknown = out[8:]
-    if n_none:
-        report.note(f"{n_none} MBO records with action N (none) carry no book change; skipped")
-    if n_absorbed:
-        report.note(f"{n_absorbed} MBO cancels that only remove a fill's quantity were merged "
-                    "into the fill's KIND_EXECUTE")
-    if n_unknown:
-        report.note(f"{n_unknown} MBO cancels name orders not added in this import; kept as "
-                    "KIND_CANCEL (qty = size removed)")
-    return _columns_to_events(out)
+    for idx, text in _MBO_NOTES:
+        if counts[idx]:
+            report.note(f"{int(counts[idx]):,} {text}")
+    return _columns_to_events(tuple(cols))
 
 
 def _mbp_events(rec: Records) -> EventArray:

@@ -8,12 +8,12 @@ Each decoded record is turned into bytes and read with the package's own numpy l
 * **DBN** (``.dbn``, ``.dbn.zst``): a metadata header ("DBN" + version) names the dataset,
   schema and symbology; then the records.
 * **Fragments** (``*.frag``, ``*.frag.zst``): DBN records with no metadata header, decoded with
-  ``DBNDecoder(has_metadata=False, input_version=N)``. N comes from ``--dbn-version``
-  (``extra["dbn_version"]``), else from the name (``.v1.``/``.v2.``/``.v3.``), else from the
-  length of a leading definition record (360/400/520 bytes in v1/v2/v3), else 2 (the version
-  of the unversioned DBN files Databento's tests ship). A definition record's length is
-  checked against N, because the decoder panics on a definition of the wrong size. A
-  fragment names no dataset and no symbols: the importer takes venue and symbol from the
+  ``DBNDecoder(has_metadata=False, input_version=N)``. N comes from the ``dbn_version``
+  import option (``extra["dbn_version"]``), else from the name (``.v1.``/``.v2.``/``.v3.``),
+  else from the length of a leading definition record (360/400/520 bytes in v1/v2/v3), else 2
+  (the version of the unversioned DBN files Databento's tests ship). A definition record's
+  length is checked against N, because the decoder panics on a definition of the wrong size.
+  A fragment names no dataset and no symbols: the importer takes venue and symbol from the
   definition records of the import (or ``--venue``/``--symbol``).
 * **DBZ** (``.dbz``), DBN's predecessor. Layout as written and read by the ``dbz`` crate in the
   databento/dbn repository history (``src/dbz-lib/src/write/dbz.rs``, ``Metadata::encode``,
@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import importlib.metadata
 import re
 import struct
 from collections.abc import Iterable, Iterator
@@ -53,6 +54,7 @@ import zstandard
 
 from framework.core.errors import DataError, FormatError
 from framework.ingest.dbn_symbols import Mapping, Symbols
+from framework.ingest.native import quiet_native_stderr
 
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _DBZ_MAGIC = b"\x50\x2a\x4d\x18"  # a zstd skippable frame: how legacy .dbz files begin
@@ -144,7 +146,8 @@ def _new_decoder(*, has_metadata: bool, version: int | None = None) -> Any:
 def _decode_chunk(decoder: Any, chunk: bytes) -> list[Any]:
     """Records decoded after feeding ``chunk``; a decoder panic becomes a DBNError."""
     try:
-        recs: list[Any] = decoder.write_and_decode(chunk)
+        with quiet_native_stderr():  # a panic's message is in the exception, not the terminal
+            recs: list[Any] = decoder.write_and_decode(chunk)
     except dbn.DBNError:
         raise
     except BaseException as exc:  # pyo3 turns a Rust panic into PanicException(BaseException)
@@ -206,21 +209,76 @@ def decode_file(path: Path, dbn_version: int | None = None) -> Decoded:
         raise DataError(msg) from exc
 
 
+_PREFIX = 8  #: "DBN", the version byte, then the metadata length (u32 LE)
+
+
+def _reader_versions() -> str:
+    try:
+        pkg = f"databento-dbn {importlib.metadata.version('databento-dbn')}"
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - installed with hftlab
+        pkg = "databento-dbn"
+    return f"this reader ({pkg}) reads DBN versions 1-{dbn.DBN_VERSION}"
+
+
+def _check_prefix(path: Path, head: bytes) -> None:
+    """FormatError unless ``head`` (the file's first bytes so far) can begin a DBN file of a
+    version the decoder reads. The decoder reads a version it does not know (0) as if it
+    were one it does, so the version is checked here, before it."""
+    if len(head) >= 3 and not head.startswith(b"DBN"):
+        raise _no_header_error(path, head)
+    if len(head) < 4:
+        return
+    v = head[3]
+    if 1 <= v <= dbn.DBN_VERSION:
+        return
+    if v == 0:
+        todo = "there is no DBN version 0: the header is damaged, download the file again"
+    else:
+        todo = ("a newer databento-dbn may read it (pip install -U databento-dbn); if the file "
+                "should be an older version, its header is damaged: download it again")
+    msg = f"{path}: the header says DBN version {v}, but {_reader_versions()}; {todo}"
+    raise FormatError(msg)
+
+
+def _header_fault(head: bytes, exc: Exception) -> str:
+    """What is wrong with a DBN metadata header the decoder refused, in words."""
+    text = str(exc).removeprefix("decoding error: ")
+    if "shorter than fixed length" in text and len(head) >= _PREFIX:
+        declared = struct.unpack_from("<I", head, 4)[0]
+        return f"it declares {declared} bytes of metadata, fewer than its fixed fields take"
+    m = re.search(r"while reading (\w+) from metadata", text)
+    if "UTF-8" in text and m:
+        return f"its {m.group(1)} is not text"
+    m = re.search(r"couldn't convert (.+) to dbn::enums::(\w+)", text)
+    if m:
+        code = m.group(1)
+        if code.startswith("["):  # the little-endian bytes of a u16
+            code = str(int.from_bytes(bytes(int(b) for b in re.findall(r"\d+", code)),
+                                      "little"))
+        what = {"Schema": "schema", "SType": "symbology type", "Compression": "compression"}
+        name = what.get(m.group(2), m.group(2))
+        return f"its {name} code {code} is not a DBN {name}"
+    return f"the decoder cannot read it: {text}"
+
+
 def _decode_dbn(path: Path) -> Decoded:
     """A whole DBN file with its metadata header."""
     decoder = _new_decoder(has_metadata=True)
     head = b""
+    size = 0
     col = _Collector()
     for chunk in plain_chunks(path):
-        if len(head) < 3:
-            head += chunk[:8]
-            if len(head) >= 3 and not head.startswith(b"DBN"):
-                raise _no_header_error(path, head)
+        if len(head) < _PREFIX:
+            head += chunk[: _PREFIX - len(head)]
+            _check_prefix(path, head)
+        size += len(chunk)
         try:
             col.add(_decode_chunk(decoder, chunk))
         except dbn.DBNError as exc:
             if col.metadata is None:
-                raise _no_header_error(path, head) from exc
+                msg = (f"{path}: the DBN version {head[3]} metadata header is damaged: "
+                       f"{_header_fault(head, exc)}; download the file again")
+                raise FormatError(msg) from exc
             msg = f"{path}: corrupt DBN data after {col.n} records ({exc}); download it again"
             raise FormatError(msg) from exc
     md = col.metadata
@@ -228,9 +286,15 @@ def _decode_dbn(path: Path) -> Decoded:
         if not head:
             msg = f"{path}: empty file; nothing to import"
             raise FormatError(msg)
-        if not head.startswith(b"DBN"):
+        if not b"DBN".startswith(head[:3]):
             raise _no_header_error(path, head)
-        msg = f"{path}: truncated inside the DBN metadata header; download the file again"
+        if len(head) < _PREFIX:
+            what = f"the file ends after {size} bytes, inside the {_PREFIX}-byte DBN prefix"
+        else:
+            declared = struct.unpack_from("<I", head, 4)[0]
+            what = (f"the DBN version {head[3]} header declares {declared} bytes of metadata, "
+                    f"but the file holds only {size - _PREFIX} after its {_PREFIX}-byte prefix")
+        msg = f"{path}: truncated inside the metadata header: {what}; download the file again"
         raise FormatError(msg)
     col.check_complete(path, decoder)
     return Decoded(path, "dbn", str(md.dataset or ""), str(md.schema or ""),
@@ -246,13 +310,17 @@ def _fragment_version(path: Path, first: bytes, override: int | None,
     if len(first) >= 2 and first[1] == _RTYPE_DEFINITION:
         by_size = _DEF_SIZE_VERSION.get(first[0] * 4)
     if named is not None:
-        if named not in _DEF_SIZE_VERSION.values():
-            msg = f"{path}: DBN version {named} is not supported (1-3)"
+        source = "the dbn_version option" if override is not None else "its name"
+        if not 1 <= named <= dbn.DBN_VERSION:
+            msg = (f"{path}: {source} says DBN version {named}, but {_reader_versions()}; "
+                   "name the fragment *.v1.dbn.frag, *.v2.dbn.frag or *.v3.dbn.frag by the "
+                   "version it was written in")
             raise FormatError(msg)
         if by_size is not None and by_size != named:
-            msg = (f"{path}: read as DBN v{named}, but its definition records are "
-                   f"{first[0] * 4} bytes, the size of DBN v{by_size}; pass --dbn-version "
-                   f"{by_size}")
+            todo = (f"read it with dbn_version={by_size}" if override is not None
+                    else f"name it *.v{by_size}.dbn.frag")
+            msg = (f"{path}: read as DBN v{named} ({source}), but its definition records are "
+                   f"{first[0] * 4} bytes, the size of DBN v{by_size}; {todo}")
             raise FormatError(msg)
         return named
     if by_size is not None:
@@ -260,7 +328,7 @@ def _fragment_version(path: Path, first: bytes, override: int | None,
                      "its definition records")
         return by_size
     notes.append(f"{path.name}: no DBN version in the name; read as v"
-                 f"{_DEFAULT_FRAGMENT_VERSION} (pass --dbn-version if that is wrong)")
+                 f"{_DEFAULT_FRAGMENT_VERSION} (name it *.vN.dbn.frag if it is version N)")
     return _DEFAULT_FRAGMENT_VERSION
 
 

@@ -28,10 +28,19 @@ Choices (the brief leaves them to the importer; documented here and in the repor
   message that has one (``A F P Q H Y ...``), else ``LOCATE<n>``. Characters that are not
   valid in an instrument name (``ACEL+``) are written as ``_XX`` hex (``ACEL_2B``); the ITCH
   name stays in ``extra["itch_symbol"]`` and ``--symbol`` matches either. ``--symbol``
-  names the one locate of an input that names nothing (no R, no Stock field).
+  names the one locate of an input that names nothing (no R, no Stock field). Locates that
+  resolve to one name share its day (two days under one key would overwrite each other).
 * **Not carried** (the event record has no field for them): the MPID of ``F``, match
   numbers of ``E``/``C``/``P``, the share counts of ``I`` (NOII) and the 8-decimal ``V``
   levels.
+* **Damage** (fails the import unless ``--allow-partial``; the report counts it): a
+  BinaryFILE whose length-prefixed framing breaks (a flipped, inserted or lost byte) is
+  resynchronised at the next offset where two messages in a row frame, and the skipped bytes
+  are counted with the offset of each break; a message cut by the end of the file is counted
+  too. In a pcap, record headers that are not plausible are skipped the same way, packets
+  whose IPv4/UDP checksums fail (verified when most of the capture's match) and MoldUDP64
+  blocks that frame no ITCH message are skipped to the next packet. Messages whose type,
+  length, side byte or Stock field (unprintable bytes) ITCH never sends are damage, not names.
 * **Memory**: a file is decoded whole in memory (about 150 bytes per message: the input,
   the framing arrays, the decoded events and their per-symbol copies); a full-day file
   (~400 M messages) needs a large machine or a symbol-filtered extract.
@@ -42,8 +51,8 @@ Choices (the brief leaves them to the importer; documented here and in the repor
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -53,7 +62,7 @@ import numpy as np
 import numpy.typing as npt
 
 from framework.core.errors import ConfigError, DataError, FormatError
-from framework.core.events import EVENT_DTYPE, EventArray
+from framework.core.events import EVENT_DTYPE, FLAG_LAST, EventArray
 from framework.core.instrument import Instrument
 from framework.core.timeutil import date_from_name, midnight_ns, ns_to_date
 from framework.ingest.base import (
@@ -65,18 +74,18 @@ from framework.ingest.base import (
     validate_events,
 )
 from framework.ingest.itch_nb import (
+    DAMAGE_CODES,
     MSG_DUPLICATE_SEQ,
     MSG_OK,
     REASONS,
     STOCK_OFFSET,
     classify_nb,
-    count_binaryfile_nb,
     count_events_nb,
     decode_nb,
-    fill_binaryfile_nb,
     frame_binaryfile,
 )
 from framework.ingest.pcap import frame_pcap, is_pcap
+from framework.ingest.rawfile import read_input
 
 NY = "America/New_York"
 ITCH_PRICE_SCALE = 10_000
@@ -94,6 +103,9 @@ class ItchDecoded:
     status: npt.NDArray[np.int8]  #: MSG_OK or a reject code per message
     events: EventArray  #: ``instrument`` holds the stock locate
     first_stock: npt.NDArray[np.int64]  #: per locate, first message with a Stock field
+    #: BinaryFILE framing breaks: (offset, bytes skipped) per resynchronisation
+    breaks: npt.NDArray[np.int64] = dataclasses.field(
+        default_factory=lambda: np.empty((0, 2), np.int64))
 
     def types(self) -> npt.NDArray[np.uint8]:
         """Type byte of each message (0 for an empty or out-of-bounds one)."""
@@ -173,15 +185,16 @@ def decode_binaryfile(
     qty_step: int = 1,
     work: Workspace | None = None,
 ) -> tuple[ItchDecoded, int]:
-    """Frame and decode a BinaryFILE buffer; also returns where the last whole message ends."""
-    if work is None:
-        offs, lens, status, end = frame_binaryfile(buf)
-    else:
-        count, end = count_binaryfile_nb(buf)
-        offs, lens, status = work.framing(count)
-        fill_binaryfile_nb(buf, offs, lens, status, count)
+    """Frame and decode a BinaryFILE buffer; also returns where the last whole message ends.
+
+    Where the framing breaks the walk resynchronises; ``ItchDecoded.breaks`` lists the
+    skipped byte runs.
+    """
+    offs, lens, status, end, breaks = frame_binaryfile(
+        buf, framing=None if work is None else work.framing)
     dec = decode_messages(buf, offs, lens, status, base_ns=base_ns, price_step=price_step,
                           qty_step=qty_step, work=work)
+    dec.breaks = breaks
     return dec, int(end)
 
 
@@ -196,33 +209,6 @@ class _Source:
     local_ts: npt.NDArray[np.int64] | None
     date: dt.date
     pcap: bool
-
-
-def _read_bytes(path: Path, report: ImportReport) -> bytes:
-    data = path.read_bytes()
-    if not data:
-        msg = f"{path}: empty file; nothing to import"
-        raise FormatError(msg)
-    if data[:2] != b"\x1f\x8b":
-        return data
-    parts = []
-    rest = data
-    while rest[:2] == b"\x1f\x8b":  # gzip members may be concatenated
-        d = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-        try:
-            parts.append(d.decompress(rest))
-        except zlib.error as exc:
-            msg = f"{path}: gzip data is corrupt ({exc}); re-download the file"
-            raise FormatError(msg) from exc
-        if not d.eof:
-            report.note(f"{path.name}: gzip stream is cut; decoded the bytes it holds")
-            break
-        rest = d.unused_data
-    out = b"".join(parts)
-    if not out:
-        msg = f"{path}: gzip file holds no data"
-        raise FormatError(msg)
-    return out
 
 
 def _file_date(path: Path, opts: ImportOptions, capture_ns: int | None) -> dt.date:
@@ -241,21 +227,25 @@ def _file_date(path: Path, opts: ImportOptions, capture_ns: int | None) -> dt.da
 
 
 def _load(path: Path, opts: ImportOptions, report: ImportReport) -> _Source:
-    data = _read_bytes(path, report)
+    data = read_input(path, report)
+    report.bytes_read += len(data)
     name = path.name
     if opts.get("pcap") or is_pcap(data[:4]):
         frames = frame_pcap(data, name)
         for t in frames.notes:
             report.note(t)
-        if frames.missing_blocks:
-            report.rows_read += frames.missing_blocks
-            report.reject("MoldUDP64 packet holds fewer messages than its count says",
-                          frames.missing_blocks)
+        for reason, n, at in frames.skipped:
+            if at is not None:  # damage: bytes the capture holds that frame no feed message
+                report.damage(reason, n, at=f"{name} offset {at:,}", unit="bytes")
+            else:
+                report.bytes_skipped[reason] += n
         if frames.offsets.shape[0] == 0:
+            lost = "; ".join(f"{r}: {n:,} bytes" + (f" from offset {a:,}" if a else "")
+                             for r, n, a in frames.skipped[:3])
             msg = (
-                f"{path}: no MoldUDP64 messages in {frames.packets} packet(s); "
-                "is it an ITCH-over-UDP capture? (see the notes for skipped packets: "
-                + "; ".join(frames.notes[:3]) + ")"
+                f"{path}: no MoldUDP64 messages in {frames.packets} packet(s)"
+                + (f" (skipped {lost})" if lost else "")
+                + "; is it an uncut ITCH-over-UDP capture?"
             )
             raise FormatError(msg)
         buf = np.frombuffer(data, np.uint8)
@@ -263,27 +253,32 @@ def _load(path: Path, opts: ImportOptions, report: ImportReport) -> _Source:
         status[frames.duplicate & (status == MSG_OK)] = MSG_DUPLICATE_SEQ
         return _Source(path, buf, frames.offsets, frames.lengths, status, frames.capture_ns,
                        _file_date(path, opts, frames.first_capture_ns), True)
-    date = _file_date(path, opts, None)
     buf = np.frombuffer(data, np.uint8)
-    offs, lens, status, end = frame_binaryfile(buf)
-    end = int(end)
-    n_ok = int(np.count_nonzero(status == MSG_OK))
-    if n_ok == 0:
+    offs, lens, status, end, breaks = frame_binaryfile(buf)
+    if offs.shape[0] == 0:
         msg = (
             f"{path}: not NASDAQ ITCH 5.0 BinaryFILE: no valid length-prefixed message found "
             f"(first bytes {data[:8]!r}); for a capture pass --pcap, or check the format"
         )
         raise FormatError(msg)
-    if offs.shape[0] >= 20 and n_ok * 2 < offs.shape[0]:
+    skipped = int(breaks[:, 1].sum())
+    if skipped * 2 > len(data):
         msg = (
-            f"{path}: mostly not ITCH 5.0: {offs.shape[0] - n_ok} of {offs.shape[0]} framed "
-            "messages have unknown types or wrong lengths; the file is corrupt or another format"
+            f"{path}: mostly not ITCH 5.0: {skipped:,} of {len(data):,} bytes frame no "
+            "message; the file is corrupt or another format"
         )
         raise FormatError(msg)
+    if len(breaks):
+        where = ", ".join(f"{o:,} ({k:,} bytes)" for o, k in breaks[:5].tolist())
+        report.damage("bytes that frame no ITCH 5.0 message (the length-prefixed framing "
+                      "breaks; resynchronised where two messages in a row frame again)",
+                      skipped, at=f"{name} offset {int(breaks[0, 0]):,}", unit="bytes")
+        report.note(f"{name}: {len(breaks):,} framing break(s) at offset(s) {where}"
+                    f"{' ...' if len(breaks) > 5 else ''}")
     if end < len(data):
-        report.note(f"{name}: file ends with {len(data) - end} bytes of a cut message at offset "
-                    f"{end}; ignored")
-    return _Source(path, buf, offs, lens, status, None, date, False)
+        report.damage("bytes of a message cut by the end of the file", len(data) - end,
+                      at=f"{name} offset {end:,}", unit="bytes")
+    return _Source(path, buf, offs, lens, status, None, _file_date(path, opts, None), False)
 
 
 def _steps(opts: ImportOptions) -> tuple[Decimal, Decimal, int, int]:
@@ -399,7 +394,9 @@ def _instrument(
 def import_itch(paths: Sequence[Path], opts: ImportOptions) -> ImportResult:
     """Import NASDAQ ITCH 5.0 BinaryFILE (``.gz`` too) or pcap/MoldUDP64 captures."""
     files = require_files(paths)
-    report = ImportReport(source=", ".join(p.name for p in files))
+    report = ImportReport(source=", ".join(p.name for p in files), unit="messages")
+    report.rows_imported = 0
+    report.events_made = 0
     venue = opts.venue or "XNAS"
     tick, lot, price_step, qty_step = _steps(opts)
     sources = [_load(p, opts, report) for p in files]
@@ -414,15 +411,12 @@ def import_itch(paths: Sequence[Path], opts: ImportOptions) -> ImportResult:
         dec = _decode_group(group, date, price_step, qty_step)
         fname = ", ".join(s.path.name for s in group)
         report.rows_read += int(dec.offsets.shape[0])
-        codes = np.bincount(dec.status.astype(np.int64), minlength=len(REASONS) + 1)
-        for code, n in enumerate(codes.tolist()):
-            if code != MSG_OK and n:
-                report.reject(REASONS[code], n)
+        _count_status(dec, group, report)
         counts = dec.type_counts()
         listed = ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items()))
         report.note(f"{fname}: decoded messages by type: {listed or 'none'}")
         day_list, insts, hit = _split_days(dec, date, venue=venue, tick=tick, lot=lot, opts=opts,
-                                               report=report, fname=fname)
+                                           report=report, fname=fname)
         matched |= hit
         days += day_list
         for inst in insts:
@@ -431,9 +425,23 @@ def import_itch(paths: Sequence[Path], opts: ImportOptions) -> ImportResult:
         present = sorted({d.instrument.symbol for d in days})[:10]
         msg = f"symbol {opts.symbol!r} is not in the input; symbols present include {present}"
         raise DataError(msg)
-    if opts.symbol:
-        days = [d for d in days if _matches(d.instrument, opts.symbol)]
     return ImportResult(days=days, report=report, instruments=list(instruments.values()))
+
+
+def _count_status(dec: ItchDecoded, group: list[_Source], report: ImportReport) -> None:
+    """Count the messages pass 1 or 2 refused: damage (bytes ITCH does not send) or rejects."""
+    codes = np.bincount(dec.status.astype(np.int64), minlength=len(REASONS) + 1)
+    sizes = np.cumsum([0] + [s.buf.shape[0] for s in group])
+    for code, n in enumerate(codes.tolist()):
+        if code == MSG_OK or not n:
+            continue
+        if code in DAMAGE_CODES:
+            off = int(dec.offsets[int(np.argmax(dec.status == code))])
+            k = int(np.searchsorted(sizes, off, side="right")) - 1
+            at = f"{group[k].path.name} offset {off - int(sizes[k]):,}"
+            report.damage(REASONS[code], n, at=at)
+        else:
+            report.reject_rows(REASONS[code], n)
 
 
 def _decode_group(
@@ -478,6 +486,8 @@ def _split_days(
     uniq, starts = np.unique(sorted_loc, return_index=True)
     ends = [*starts[1:].tolist(), len(order)] if len(order) else []
     bounds = dict(zip(uniq.tolist(), zip(starts.tolist(), ends, strict=True), strict=True))
+    last = (ev["flags"] & FLAG_LAST) != 0  # one per accepted message
+    msgs_of = {k: int(np.count_nonzero(last[order[slice(*b)]])) for k, b in bounds.items()}
     sys_idx = order[slice(*bounds[0])] if 0 in bounds else np.empty(0, np.int64)
     locates = [u for u in uniq.tolist() if u != 0]
     directory = _directory(dec)
@@ -488,23 +498,43 @@ def _split_days(
     if renamed:
         report.note(f"{fname}: symbols with characters not allowed in names were hex-escaped: "
                     f"{', '.join(map(str, renamed[:10]))}{' ...' if len(renamed) > 10 else ''}")
-    days: list[DayData] = []
-    matched = False
+    # locates that resolve to one instrument (a name repeated, a damaged locate code) share
+    # its day: two days under one key would overwrite each other in the store
+    by_key: dict[str, list[int]] = {}
+    inst_of: dict[str, Instrument] = {}
     for k in locates:
         inst = _instrument(names[k], venue, tick, lot, directory.get(k, {"locate": k}))
+        by_key.setdefault(inst.key, []).append(k)
+        inst_of.setdefault(inst.key, inst)
+    days: list[DayData] = []
+    matched = False
+    other = 0
+    for key, locs in by_key.items():
+        inst = inst_of[key]
         if opts.symbol and not _matches(inst, opts.symbol):
+            other += sum(msgs_of[k] for k in locs)
             continue
         matched = True
-        idx = np.sort(np.concatenate([sys_idx, order[slice(*bounds[k])]]))
+        if len(locs) > 1:
+            report.note(f"{fname}: locates {', '.join(map(str, locs))} all name "
+                        f"{inst.symbol}; their messages form one day")
+        report.rows_imported = (report.rows_imported or 0) + sum(msgs_of[k] for k in locs)
+        idx = np.sort(np.concatenate([sys_idx, *(order[slice(*bounds[k])] for k in locs)]))
         days.append(_day(inst, date, ev[idx], report))
+    report.reject_rows(f"message of another symbol than --symbol {opts.symbol}", other)
     if not locates and sys_idx.shape[0] and not opts.symbol:
         inst = Instrument(venue=venue, symbol=SYSTEM_SYMBOL, tick_size=tick, lot_size=lot,
                           extra={"locate": 0})
         report.note(f"{fname}: only system events (locate 0); stored under {inst.key}")
         days.append(_day(inst, date, ev[sys_idx], report))
+    if days:
+        report.rows_imported = (report.rows_imported or 0) + msgs_of.get(0, 0)
+    else:
+        report.reject_rows("system message (no symbol day to hold it)", msgs_of.get(0, 0))
     return days, insts, matched
 
 
 def _day(inst: Instrument, date: dt.date, events: EventArray, report: ImportReport) -> DayData:
     events["instrument"] = 0  # ``events`` is a fresh copy (fancy indexing)
+    report.events_made = (report.events_made or 0) + len(events)
     return DayData(instrument=inst, date=date, events=validate_events(events, report, l3=True))

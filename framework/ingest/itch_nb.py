@@ -6,7 +6,8 @@ Two passes, both compiled:
    message blocks found in pcaps): message offsets, lengths and a status code per message. A
    message is only ``MSG_OK`` when ``offset + length <= len(buf)`` and ``length`` equals the
    fixed size of its type, so pass 2 can read every field of an OK message without further
-   bounds checks: the bound is established by construction here, once.
+   bounds checks: the bound is established by construction here, once. A BinaryFILE whose
+   framing breaks is resynchronised (:func:`walk_binaryfile_nb`), the skipped bytes listed.
 2. *decode* (:func:`decode_nb`): OK messages into preallocated event columns, keeping an
    open-addressing order table (linear probing, backward-shift deletion) in one ``int64``
    array so executions, cancels and replaces find the resting order's side, price and size.
@@ -16,6 +17,8 @@ Reject codes are the ``MSG_*`` constants; :data:`REASONS` names them for the rep
 
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
@@ -79,6 +82,7 @@ MSG_OVERFILL = 9
 MSG_NON_POSITIVE = 10
 MSG_BAD_SIDE = 11
 MSG_DUPLICATE_SEQ = 12  # set by the MoldUDP64 framing (Python), never by the kernels
+MSG_BAD_SYMBOL = 13
 
 REASONS: dict[int, str] = {
     MSG_UNKNOWN_TYPE: "unknown ITCH message type",
@@ -93,7 +97,12 @@ REASONS: dict[int, str] = {
     MSG_NON_POSITIVE: "non-positive size",
     MSG_BAD_SIDE: "buy/sell indicator is neither B nor S",
     MSG_DUPLICATE_SEQ: "duplicate MoldUDP64 message (same session, sequence and bytes)",
+    MSG_BAD_SYMBOL: "Stock field with unprintable bytes",
 }
+#: codes that mean the bytes are not what ITCH sends (damage), not a well-formed message
+#: the book cannot take (a rejection)
+DAMAGE_CODES = frozenset({MSG_UNKNOWN_TYPE, MSG_BAD_LENGTH, MSG_EMPTY, MSG_OUT_OF_BOUNDS,
+                          MSG_BAD_SIDE, MSG_BAD_SYMBOL})
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _EMPTY_META = 0
@@ -133,6 +142,22 @@ def _pack(b: npt.NDArray[np.uint8], o: int, fields: npt.NDArray[np.int64]) -> np
     return v << np.uint64(8 * (7 - fields.shape[0]))
 
 
+_ONES = np.uint64(0x0101010101010101)
+_HIGH = np.uint64(0x8080808080808080)
+
+
+@njit(cache=True, inline="always")
+def _printable(b: npt.NDArray[np.uint8], o: int) -> bool:
+    """The 8-byte Stock field at ``o`` is printable ASCII (space-padded), as ITCH sends it.
+
+    All 8 bytes at once: no byte below 0x20 ("has less") and none above 0x7E ("has more"),
+    the word-at-a-time tests of Bit Twiddling Hacks (exact for these bounds)."""
+    x = _u64(b, o)
+    less = (x - _ONES * np.uint64(0x20)) & ~x & _HIGH
+    more = ((x + _ONES) | x) & _HIGH
+    return (less | more) == 0
+
+
 @njit(cache=True, inline="always")
 def _div(x: int, step: int) -> int:
     # integer division costs ~25 cycles; the default steps are 1 (tick 0.0001, lot 1 share)
@@ -154,12 +179,78 @@ def _classify_one(buf: npt.NDArray[np.uint8], off: int, ln: int) -> int:
     return MSG_OK
 
 
+@njit(cache=True, inline="always")
+def _frame_at(buf: npt.NDArray[np.uint8], o: int) -> int:
+    """``2 + length`` of a whole message of a known type and its fixed length at ``o``; 0 when
+    one starts there but the buffer ends inside it (a cut); -1 when ``o`` frames none."""
+    n = buf.shape[0]
+    if o + 3 > n:
+        return 0
+    ln = _u16(buf, o)
+    if ln == 0 or SIZE_OF_TYPE[buf[o + 2]] != ln:
+        return -1
+    if o + 2 + ln > n:
+        return 0
+    return 2 + ln
+
+
+@njit(cache=True)
+def _resync(buf: npt.NDArray[np.uint8], o: int) -> int:
+    """The first offset after ``o`` where a message frames and so does the next (or the
+    buffer ends, or is cut, right after it); ``len(buf)`` if there is none."""
+    n = buf.shape[0]
+    for p in range(o + 1, n):
+        f = _frame_at(buf, p)
+        if f > 0 and (p + f == n or _frame_at(buf, p + f) >= 0):
+            return p
+    return n
+
+
+@njit(cache=True)
+def walk_binaryfile_nb(
+    buf: npt.NDArray[np.uint8],
+    offs: npt.NDArray[np.int64],
+    lens: npt.NDArray[np.int64],
+    breaks: npt.NDArray[np.int64],
+    fill: bool,
+) -> tuple[int, int, int]:
+    """Walk the 2-byte length prefixes: ``(messages, framing breaks, end)``.
+
+    A message frames only with a known type and that type's fixed length. Where the framing
+    breaks (a flipped, inserted or lost byte) the walk resynchronises at the next offset
+    where two messages in a row frame; ``breaks[k] = (offset, bytes skipped)``. ``end`` is
+    where the last whole message (or skipped run) ends: ``len(buf) - end`` bytes belong to a
+    message cut by the end of the buffer. With ``fill`` the arrays (sized by a first call
+    without) get the offsets and lengths of the message bodies and the breaks.
+    """
+    n = buf.shape[0]
+    o = 0
+    count = 0
+    nb = 0
+    while o < n:
+        f = _frame_at(buf, o)
+        if f > 0:
+            if fill:
+                offs[count] = o + 2
+                lens[count] = f - 2
+            count += 1
+            o += f
+        elif f == 0:
+            break
+        else:
+            p = _resync(buf, o)
+            if fill:
+                breaks[nb, 0] = o
+                breaks[nb, 1] = p - o
+            nb += 1
+            o = p
+    return count, nb, o
+
+
 @njit(cache=True)
 def count_binaryfile_nb(buf: npt.NDArray[np.uint8]) -> tuple[int, int]:
-    """Walk the 2-byte length prefixes: ``(whole messages, offset where the last one ends)``.
-
-    ``len(buf) - end`` bytes belong to a cut message when ``end < len(buf)``.
-    """
+    """Walk the 2-byte length prefixes trusting them: ``(messages, end)`` (the fast path of
+    an undamaged file; :func:`fill_binaryfile_nb` then checks every message)."""
     n = buf.shape[0]
     count = 0
     o = 0
@@ -179,27 +270,52 @@ def fill_binaryfile_nb(
     lens: npt.NDArray[np.int64],
     status: npt.NDArray[np.int8],
     count: int,
-) -> None:
-    """Offsets, lengths and status of the first ``count`` messages (from the count pass)."""
+) -> int:
+    """Offsets, lengths and status of the first ``count`` messages of the trusting walk;
+    returns how many do not frame (any: the framing broke, use :func:`walk_binaryfile_nb`)."""
     o = 0
+    bad = 0
     for i in range(count):
         ln = _u16(buf, o)
         offs[i] = o + 2
         lens[i] = ln
         status[i] = _classify_one(buf, o + 2, ln)
+        bad += status[i] != MSG_OK
         o += 2 + ln
+    return bad
+
+
+_Framing = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int8]]
 
 
 def frame_binaryfile(
-    buf: npt.NDArray[np.uint8],
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int8], int]:
-    """Pass 1 over a BinaryFILE buffer: ``(offsets, lengths, status, end)``."""
+    buf: npt.NDArray[np.uint8], *, framing: Callable[[int], _Framing] | None = None
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int8], int,
+           npt.NDArray[np.int64]]:
+    """Pass 1 over a BinaryFILE buffer: ``(offsets, lengths, status, end, breaks)``.
+
+    The length prefixes are trusted first (as fast as framing gets); only if a message does
+    not frame (or a cut message ends the buffer) is the buffer walked again, resynchronising
+    at each break. ``framing`` maps a count to reusable (offsets, lengths, status) arrays.
+    """
+    def arrays(k: int) -> _Framing:
+        if framing is not None:
+            return framing(k)
+        return np.empty(k, np.int64), np.empty(k, np.int64), np.empty(k, np.int8)
+
     count, end = count_binaryfile_nb(buf)
-    offs = np.empty(count, np.int64)
-    lens = np.empty(count, np.int64)
-    status = np.empty(count, np.int8)
-    fill_binaryfile_nb(buf, offs, lens, status, count)
-    return offs, lens, status, end
+    offs, lens, status = arrays(count)
+    if fill_binaryfile_nb(buf, offs, lens, status, count) == 0 and (
+        end == buf.shape[0] or _frame_at(buf, end) == 0
+    ):
+        return offs, lens, status, int(end), np.empty((0, 2), np.int64)
+    none = np.empty(0, np.int64)
+    count, nb, _ = walk_binaryfile_nb(buf, none, none, np.empty((0, 2), np.int64), False)
+    offs, lens, status = arrays(count)
+    breaks = np.empty((nb, 2), np.int64)
+    _, _, end = walk_binaryfile_nb(buf, offs, lens, breaks, True)
+    status[:] = MSG_OK
+    return offs, lens, status, int(end), breaks
 
 
 @njit(cache=True)
@@ -359,8 +475,12 @@ def decode_nb(
         locate = _u16(buf, o + 1)
         ts = base_ns + _u48(buf, o + 5)
         lts = msg_local_ts[m] if has_local else ts
-        if STOCK_OFFSET[t] != 0 and first_stock[locate] < 0:
-            first_stock[locate] = m
+        if STOCK_OFFSET[t] != 0:
+            if not _printable(buf, o + STOCK_OFFSET[t]):
+                status[m] = MSG_BAD_SYMBOL
+                continue
+            if first_stock[locate] < 0:
+                first_stock[locate] = m
         j0 = j
         if t == 65 or t == 70:  # A, F: add order
             key = _u64(buf, o + 11)

@@ -1,4 +1,4 @@
-"""LOBSTER importer: a message file plus its orderbook file -> L3 events.
+"""LOBSTER importer: a message file, with its orderbook file when there is one -> L3 events.
 
 LOBSTER (lobsterdata.com) reconstructs NASDAQ TotalView-ITCH into two CSV files per day:
 ``TICKER_DATE_START_END_message_L.csv`` (time, type, order id, size, price x 10000,
@@ -29,29 +29,45 @@ book a consumer builds is the file's book, and counts per kind equal the file's 
 
 The book. Message files lack the orders resting before they start, and a level-L file omits
 messages that only touch deeper levels, so the messages are replayed through the importer's own
-compiled L3 book (:mod:`framework.ingest.lobster_nb`, which describes it). It is seeded from
-orderbook row 0 (``FLAG_SNAPSHOT | FLAG_FROM_BOOK | FLAG_IMPLIED``, ids
-``SYNTH_ORDER_ID_BASE | n``), applies messages on unknown order ids to the synthetic quantity
-at their price (prep events ``FLAG_IMPLIED``) and, after each message, emits corrective events
-(``FLAG_FROM_BOOK | FLAG_IMPLIED``) so that the book after the message's last event -- the one
-with ``FLAG_LAST`` -- equals the orderbook row at all L levels.
+compiled L3 book (:mod:`framework.ingest.lobster_nb`, which describes it).
+
+* **With the orderbook file** it is seeded from orderbook row 0 (``FLAG_SNAPSHOT |
+  FLAG_FROM_BOOK | FLAG_IMPLIED``, ids ``SYNTH_ORDER_ID_BASE | n``), applies messages on
+  unknown order ids to the synthetic quantity at their price (prep events ``FLAG_IMPLIED``)
+  and, after each message, emits corrective events (``FLAG_FROM_BOOK | FLAG_IMPLIED``) so
+  that the book after the message's last event -- the one with ``FLAG_LAST`` -- equals the
+  orderbook row at all L levels.
+* **Without one** (none given and none beside the message file) the book starts empty at the
+  first message. An order the file cancels, executes or deletes but never adds rested before
+  the first message (or joined below level L): it enters the book at its first message with
+  its real id, by an implied add of the size the file later takes off it, so every later
+  message acts on a known order and every execution stays a trade for the engine. Orders a
+  message proves gone (the other side reached their price; more than L-1 levels in front of a
+  level-L message) are removed by implied events. The report counts both; levels stay
+  incomplete (deeper ones most) until their orders are seen.
+
+Damage. A line that is not a message row (or not a valid one: type outside 1..7, time going
+backwards, ...) is skipped with its orderbook row and counted as damage; an orderbook row
+that is not valid leaves its message unchecked; a pair whose row counts differ (LOBSTER
+writes one orderbook row per message) is damage too. Damage fails the import unless
+``--allow-partial`` (see :func:`framework.ingest.base.run_import`).
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-import pyarrow.csv as pacsv
 
 from framework.core.errors import DataError, FormatError
 from framework.core.events import (
     EVENT_DTYPE,
+    FLAG_IMPLIED,
     STATUS_HALTED,
     STATUS_OPEN,
     STATUS_QUOTING,
@@ -64,6 +80,7 @@ from framework.ingest.base import (
     ImportResult,
     require_files,
     resolve_instrument,
+    time_order_bad,
     validate_events,
 )
 from framework.ingest.lobster_nb import (
@@ -72,33 +89,41 @@ from framework.ingest.lobster_nb import (
     ST_DUP_ADD,
     ST_KNOWN_SHORT,
     ST_MISMATCH,
+    ST_PRE_MSGS,
     ST_PREP_EV,
     ST_REWRITE,
     ST_ROWS_CORR,
     ST_SEED,
+    ST_UNCROSS,
     build_nb,
+)
+from framework.ingest.lobster_read import (
+    MSG_LINE_RE,
+    book_arrays,
+    drop_damaged,
+    head_lines,
+    message_problems,
+    read_rows,
+    to_lots,
 )
 
 PRICE_SCALE = 10_000  #: LOBSTER prices are dollars x 10000
-EMPTY_ASK = 9_999_999_999  #: orderbook placeholder for a missing ask level
-EMPTY_BID = -9_999_999_999
 
 _NAME_RE = re.compile(
     r"^(?P<symbol>.+?)_(?P<date>\d{4}-\d{2}-\d{2})_(?P<start>\d+)_(?P<end>\d+)_"
     r"(?P<what>message|orderbook)_(?P<level>\d+)(?:\..*)?$"
 )
-_MSG_LINE_RE = re.compile(r"^\s*\d+(\.\d*)?,-?\d+,-?\d+,-?\d+,-?\d+,-?\d+\s*$")
-_INT_RE = re.compile(r"^-?\d+$")
 
 
-# --- reading and checking the files --------------------------------------------------------
+# --- names and the orderbook file ------------------------------------------------------------
 
 
 def _name_info(path: Path) -> re.Match[str] | None:
     return _NAME_RE.match(path.name)
 
 
-def _orderbook_path(msg: Path, opts: ImportOptions) -> Path:
+def _orderbook_path(msg: Path, opts: ImportOptions) -> Path | None:
+    """``--orderbook``, else the sibling named with 'orderbook' for 'message', else None."""
     given = opts.get("orderbook")
     if given is not None:
         return Path(given)
@@ -107,194 +132,52 @@ def _orderbook_path(msg: Path, opts: ImportOptions) -> Path:
         sibling = msg.with_name(f"{head}orderbook{tail}")
         if sibling.is_file():
             return sibling
-    msg_text = (
-        f"{msg}: no orderbook file found beside it (looked for the name with 'message' "
-        "replaced by 'orderbook'); pass --orderbook FILE"
-    )
-    raise DataError(msg_text)
-
-
-def _first_line(path: Path, what: str) -> str:
-    """The first line of a text file; FormatError for empty or binary files."""
-    with path.open("rb") as fh:
-        head = fh.read(1 << 16)
-    if not head.strip():
-        msg = f"{path}: the file is empty; expected a LOBSTER {what} CSV"
-        raise FormatError(msg)
-    if b"\x00" in head:
-        msg = f"{path}: binary data, not a LOBSTER {what} CSV (comma-separated numbers)"
-        raise FormatError(msg)
-    try:
-        text = head.decode("ascii")
-    except UnicodeDecodeError as exc:
-        msg = f"{path}: non-ASCII bytes at offset {exc.start}; not a LOBSTER {what} CSV"
-        raise FormatError(msg) from exc
-    return text.splitlines()[0]
-
-
-def _line_ok(line: str, ncols: int, is_message: bool) -> bool:
-    if is_message:
-        return _MSG_LINE_RE.match(line) is not None
-    cells = line.strip().split(",")
-    return len(cells) == ncols and all(_INT_RE.match(c) for c in cells)
-
-
-def _format_error(path: Path, what: str, ncols: int, is_message: bool, cause: str) -> FormatError:
-    """Find the first bad line (slow path, only after the fast parser failed)."""
-    with path.open("r", encoding="ascii", errors="replace") as fh:
-        for no, line in enumerate(fh, start=1):
-            if line.strip() and not _line_ok(line, ncols, is_message):
-                shown = line.strip()[:80]
-                return FormatError(
-                    f"{path}: line {no} is not a LOBSTER {what} row ({ncols} comma-separated "
-                    f"numbers): {shown!r}; fix or truncate the file"
-                )
-    return FormatError(f"{path}: cannot parse as a LOBSTER {what} CSV ({cause})")
-
-
-def _read_numbers(path: Path, what: str, types: list[pa.DataType]) -> list[npt.NDArray[Any]]:
-    ncols = len(types)
-    is_message = what == "message"
-    names = [f"c{i}" for i in range(ncols)]
-    try:
-        table = pacsv.read_csv(
-            path,
-            read_options=pacsv.ReadOptions(column_names=names),
-            parse_options=pacsv.ParseOptions(delimiter=","),
-            convert_options=pacsv.ConvertOptions(column_types=dict(zip(names, types, strict=True))),
-        )
-        cols = [table.column(i).to_numpy() for i in range(ncols)]
-    except (pa.ArrowException, ValueError) as exc:
-        raise _format_error(path, what, ncols, is_message, str(exc).splitlines()[0]) from exc
-    if any(table.column(i).null_count for i in range(ncols)):
-        raise _format_error(path, what, ncols, is_message, "empty cells")
-    return cols
+    return None
 
 
 def _status_codes(price: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     return np.where(price < 0, STATUS_HALTED, np.where(price == 0, STATUS_QUOTING, STATUS_OPEN))
 
 
-def _first_row(mask: npt.NDArray[np.bool_]) -> int:
-    return int(np.flatnonzero(mask)[0]) + 1  # 1-based, as an editor shows lines
-
-
-def _check_messages(
-    path: Path,
-    *,
-    tsec: npt.NDArray[np.float64],
-    typ: npt.NDArray[np.int64],
-    oid: npt.NDArray[np.int64],
-    size: npt.NDArray[np.int64],
-    price: npt.NDArray[np.int64],
-    direction: npt.NDArray[np.int64],
-) -> None:
-    def fail(mask: npt.NDArray[np.bool_], problem: str) -> None:
-        if mask.any():
-            msg = (
-                f"{path}: {int(mask.sum()):,} row(s) {problem} (first at line {_first_row(mask)}); "
-                "the file is not a valid LOBSTER message file"
-            )
-            raise DataError(msg)
-
-    fail(~np.isin(typ, [1, 2, 3, 4, 5, 6, 7]), "have an event type outside 1..7")
-    fail(~np.isfinite(tsec) | (tsec < 0) | (tsec >= 2 * 86_400), "have a time outside 0..48h")
-    fail(np.diff(tsec) < 0, "go back in time")
-    trade = typ <= 6
-    fail(trade & (size <= 0), "have a non-positive size")
-    fail(trade & (price <= 0), "have a non-positive price")
-    fail((typ <= 5) & (direction != 1) & (direction != -1), "have a direction other than 1/-1")
-    fail((typ <= 4) & (oid < 0), "have a negative order id")
-    fail((typ == 7) & ((price < -1) | (price > 1)), "are halts (type 7) with price not -1/0/1")
-
-
-def _book_arrays(
-    path: Path, cols: list[npt.NDArray[np.int64]], L: int
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Orderbook columns -> raw prices and sizes shaped (n, side 0 bid / 1 ask, L)."""
-    n = cols[0].shape[0]
-    p = np.empty((n, 2, L), np.int64)
-    q = np.empty((n, 2, L), np.int64)
-    for j in range(L):
-        p[:, 1, j], q[:, 1, j] = cols[4 * j], cols[4 * j + 1]
-        p[:, 0, j], q[:, 0, j] = cols[4 * j + 2], cols[4 * j + 3]
-    empty = np.stack([p[:, 0] == EMPTY_BID, p[:, 1] == EMPTY_ASK], axis=1)
-
-    def fail(mask: npt.NDArray[np.bool_], problem: str) -> None:
-        if mask.any():
-            rows = np.asarray(mask.reshape(n, -1).any(axis=1))
-            msg = (
-                f"{path}: {int(rows.sum()):,} row(s) {problem} (first at line "
-                f"{_first_row(rows)}); the file is not a valid LOBSTER orderbook"
-            )
-            raise DataError(msg)
-
-    fail(empty & (q != 0), "have a size on an empty (9999999999) level")
-    fail(~empty & (q <= 0), "have a level with a non-positive size")
-    fail(~empty & (p <= 0), "have a level with a non-positive price")
-    if L > 1:
-        fail(empty[:, :, :-1] & ~empty[:, :, 1:], "have an occupied level below an empty one")
-        both = ~empty[:, :, 1:]
-        fail(both[:, 0] & (p[:, 0, 1:] >= p[:, 0, :-1]), "have bid levels not in falling order")
-        fail(both[:, 1] & (p[:, 1, 1:] <= p[:, 1, :-1]), "have ask levels not in rising order")
-    return np.where(empty, -1, p), q
-
-
-def _to_lots(path: Path, shares: npt.NDArray[np.int64], lot: object) -> npt.NDArray[np.int64]:
-    from decimal import Decimal
-
-    lot_d = Decimal(str(lot))
-    num, den = lot_d.as_integer_ratio()
-    if num == 1 and den == 1:
-        return shares
-    scaled = shares * den
-    bad = scaled % num != 0
-    if bad.ndim > 1:  # orderbook sizes: report the row
-        bad = bad.reshape(bad.shape[0], -1).any(axis=1)
-    if bad.any():
-        msg = (
-            f"{path}: {int(bad.sum()):,} size(s) are not whole lots of {lot_d:f} shares "
-            f"(first at line {_first_row(bad)}); pass a --lot-size that divides every size"
-        )
-        raise DataError(msg)
-    return scaled // num
-
-
 # --- the importer ------------------------------------------------------------------------
 
 
 def import_lobster(paths: Sequence[Path], opts: ImportOptions) -> ImportResult:
-    """Import one LOBSTER message file (``paths[0]``) with its orderbook file."""
+    """Import one LOBSTER message file (``paths[0]``), with its orderbook file when there
+    is one (``--orderbook``, else the file named like it with 'orderbook' for 'message')."""
     (msg_path,) = require_files(paths[:1])
     if len(paths) > 1:
         msg = f"LOBSTER imports one message file at a time; got {len(paths)} paths"
         raise DataError(msg)
     ob_path = _orderbook_path(msg_path, opts)
-    require_files([ob_path])
+    if ob_path is not None:
+        require_files([ob_path])
     report = ImportReport(source=str(msg_path))
 
     # names: symbol, date and the level count L
     info = _name_info(msg_path)
-    ob_info = _name_info(ob_path)
-    first = _first_line(msg_path, "message")
-    if not _MSG_LINE_RE.match(first):
+    head = head_lines(msg_path, "message")
+    if 2 * sum(bool(MSG_LINE_RE.match(x)) for x in head) <= len(head):
         msg = (
-            f"{msg_path}: first line {first[:80]!r} is not a LOBSTER message row "
-            "(time,type,order id,size,price,direction)"
+            f"{msg_path}: first line {head[0][:80]!r} is not a LOBSTER message row "
+            "(time,type,order id,size,price,direction), nor are most of the lines after it"
         )
         raise FormatError(msg)
-    ob_cols = len(_first_line(ob_path, "orderbook").split(","))
-    if ob_cols % 4 != 0:
-        msg = f"{ob_path}: {ob_cols} columns; a LOBSTER orderbook has 4 per level"
-        raise FormatError(msg)
-    L = ob_cols // 4
-    for p_, inf in ((msg_path, info), (ob_path, ob_info)):
-        if inf is not None and int(inf["level"]) != L:
-            msg = (
-                f"{p_}: the name says level {inf['level']} but the orderbook {ob_path.name} has "
-                f"{ob_cols} columns = level {L}; pass the matching pair of files"
-            )
-            raise DataError(msg)
+    L = 0
+    if ob_path is not None:
+        widths = Counter(len(x.split(",")) for x in head_lines(ob_path, "orderbook"))
+        ob_cols = widths.most_common(1)[0][0]
+        if ob_cols % 4 != 0:
+            msg = f"{ob_path}: {ob_cols} columns; a LOBSTER orderbook has 4 per level"
+            raise FormatError(msg)
+        L = ob_cols // 4
+        for p_, inf in ((msg_path, info), (ob_path, _name_info(ob_path))):
+            if inf is not None and int(inf["level"]) != L:
+                msg = (
+                    f"{p_}: the name says level {inf['level']} but the orderbook "
+                    f"{ob_path.name} has {ob_cols} columns = level {L}; pass the matching pair"
+                )
+                raise DataError(msg)
     date = opts.date or (parse_date(info["date"]) if info else None)
     if date is None:
         msg = f"{msg_path}: no date in the file name; pass --date YYYY-MM-DD"
@@ -308,44 +191,71 @@ def import_lobster(paths: Sequence[Path], opts: ImportOptions) -> ImportResult:
 
     # parse (pyarrow, multi-threaded C++), then vectorised checks
     i64 = pa.int64()
-    tsec, typ, oid, size, price, direction = _read_numbers(
-        msg_path, "message", [pa.float64(), i64, i64, i64, i64, i64]
-    )
-    book = _read_numbers(ob_path, "orderbook", [i64] * ob_cols)
-    n = typ.shape[0]
-    report.rows_read = n
-    if book[0].shape[0] != n:
-        msg = (
-            f"{msg_path} has {n:,} rows but {ob_path} has {book[0].shape[0]:,}; LOBSTER writes "
-            "one orderbook row per message: pass the matching (and equally truncated) pair"
-        )
-        raise DataError(msg)
-    _check_messages(
-        msg_path, tsec=tsec, typ=typ, oid=oid, size=size, price=price, direction=direction
-    )
-    ob_raw, ob_q = _book_arrays(ob_path, book, L)
-
-    # prices -> ticks; the visible book must be on the grid, hidden prints may be sub-penny
+    msgs = read_rows(msg_path, "message", [pa.float64(), i64, i64, i64, i64, i64])
+    report.rows_read = msgs.n
+    tsec: npt.NDArray[np.float64] = msgs.cols[0]
+    typ: npt.NDArray[np.int64] = msgs.cols[1]
+    oid: npt.NDArray[np.int64] = msgs.cols[2]
+    size: npt.NDArray[np.int64] = msgs.cols[3]
+    price: npt.NDArray[np.int64] = msgs.cols[4]
+    direction: npt.NDArray[np.int64] = msgs.cols[5]
+    if not msgs.good.any():
+        msg = f"{msg_path}: no line is a LOBSTER message row; check the file"
+        raise FormatError(msg)
+    keep = drop_damaged(report, np.ones(msgs.n, np.bool_), msgs.line,
+                         [("unparseable line", ~msgs.good)], msg_path.name, rows=True)
+    keep = drop_damaged(report, keep, msgs.line, message_problems(
+        tsec=tsec, typ=typ, oid=oid, size=size, price=price, direction=direction),
+        msg_path.name, rows=True)
     ticks, off = inst.scaled_to_ticks(price, PRICE_SCALE)
-    visible = typ <= 4
-    if (off & visible).any():
-        bad = off & visible
-        msg = (
-            f"{msg_path}: {int(bad.sum()):,} visible order price(s) are off the "
-            f"{inst.tick_size} tick grid of {inst.key} (first at line {_first_row(bad)}: "
-            f"{price[bad][0]}); pass the right --tick-size"
+    keep = drop_damaged(report, keep, msgs.line, [(
+        f"visible order price off the {inst.tick_size} tick grid of {inst.key} (a damaged "
+        "price, or pass the right --tick-size)", off & (typ <= 4))], msg_path.name, rows=True)
+    # LOBSTER files are in time order: keep the longest run that is, drop the rest
+    back = np.zeros(msgs.n, np.bool_)
+    back[keep] = time_order_bad(np.rint(tsec[keep] * NS_PER_S).astype(np.int64))
+    keep = drop_damaged(report, keep, msgs.line, [("out of time order", back)], msg_path.name,
+                         rows=True)
+
+    n_ob = 0
+    ob_raw: npt.NDArray[np.int64] = np.zeros((msgs.n, 2, L), np.int64)
+    ob_q: npt.NDArray[np.int64] = np.zeros((msgs.n, 2, L), np.int64)
+    ob_ok: npt.NDArray[np.bool_] = np.zeros(msgs.n, np.bool_)
+    if ob_path is not None:
+        book = read_rows(ob_path, "orderbook", [i64] * (4 * L))
+        n_ob = book.n
+        _pair_lengths(report, msg_path, ob_path, msgs.n, n_ob)
+        m = min(msgs.n, n_ob)
+        raw_p, raw_q, problems = book_arrays([c[:m] for c in book.cols], L)
+        ob_ok[:m] = drop_damaged(report, np.ones(m, np.bool_), book.line[:m],
+                                  [("unparseable line", ~book.good[:m]), *problems],
+                                  ob_path.name, rows=False)
+        ob_raw[:m], ob_q[:m] = raw_p, raw_q
+        occupied = (ob_raw >= 0) & ob_ok[:, None, None]
+        ob_ticks, ob_off = inst.scaled_to_ticks(np.where(occupied, ob_raw, 0), PRICE_SCALE)
+        off_rows = np.asarray((ob_off & occupied).reshape(msgs.n, -1).any(axis=1))
+        ob_ok = drop_damaged(report, ob_ok, np.concatenate(
+            [book.line[:m], np.zeros(msgs.n - m, np.int64)]), [(
+                f"price off the {inst.tick_size} tick grid of {inst.key}", off_rows)],
+            ob_path.name, rows=False)
+    else:
+        report.note(
+            f"no orderbook file (none given, no {_sibling_name(msg_path)} beside it): the book "
+            "starts empty at the first message and is not checked against LOBSTER's; levels "
+            "hold only orders the file shows, so they are incomplete (deeper levels most) "
+            "until every resting order has been seen"
         )
-        raise DataError(msg)
-    occupied = ob_raw >= 0
-    ob_ticks, ob_off = inst.scaled_to_ticks(np.where(occupied, ob_raw, 0), PRICE_SCALE)
-    if (ob_off & occupied).any():
-        rows = np.asarray((ob_off & occupied).reshape(n, -1).any(axis=1))
-        msg = (
-            f"{ob_path}: price(s) off the {inst.tick_size} tick grid of {inst.key} (first at "
-            f"line {_first_row(rows)}); pass the right --tick-size"
-        )
-        raise DataError(msg)
+
+    # the rows that stay: messages, and the orderbook row of each (unusable rows unchecked)
+    idx = np.flatnonzero(keep)
+    tsec, typ, oid, size, price = tsec[idx], typ[idx], oid[idx], size[idx], price[idx]
+    direction, ticks, off = direction[idx], ticks[idx], off[idx]
+    ob_raw, ob_q, ob_ok = ob_raw[idx], ob_q[idx], ob_ok[idx]
+    n = len(idx)
+    occupied = (ob_raw >= 0) & ob_ok[:, None, None]
+    ob_ticks, _ = inst.scaled_to_ticks(np.where(occupied, ob_raw, 0), PRICE_SCALE)
     sub_tick = off & (typ >= 5) & (typ <= 6)
+    visible = typ <= 4
 
     # dense indices: distinct book prices (sorted) and distinct visible order ids
     px = np.unique(np.concatenate([ticks[visible], ob_ticks[occupied]]))
@@ -355,9 +265,11 @@ def import_lobster(paths: Sequence[Path], opts: ImportOptions) -> ImportResult:
     slot_of = np.full(n, -1, np.int64)
     slot_of[visible] = inv
     side = np.where(direction == -1, 1, 0).astype(np.int64)
-    lots = _to_lots(msg_path, np.where(typ == 7, 0, size), inst.lot_size)
+    lots = to_lots(msg_path, np.where(typ == 7, 0, size), inst.lot_size)
     lots = np.where(typ == 7, _status_codes(price), lots)
-    ob_lots = _to_lots(ob_path, ob_q, inst.lot_size)
+    ob_lots = to_lots(ob_path or msg_path, np.where(occupied, ob_q, 0), inst.lot_size)
+    hidden_q = _never_added(typ, slot_of, lots, uid.shape[0]) if ob_path is None \
+        else np.zeros(uid.shape[0], np.int64)
 
     ev, sc = build_nb(
         typ.astype(np.int64),
@@ -371,6 +283,9 @@ def import_lobster(paths: Sequence[Path], opts: ImportOptions) -> ImportResult:
         px.astype(np.int64),
         ob_x.astype(np.int64),
         ob_lots.astype(np.int64),
+        ob_ok,
+        hidden_q,
+        L or (int(info["level"]) if info else 0),
     )
 
     # time: seconds after New York midnight (LOBSTER is NASDAQ whatever the venue label);
@@ -385,11 +300,58 @@ def import_lobster(paths: Sequence[Path], opts: ImportOptions) -> ImportResult:
     events["kind"] = ev[:, 1]
     events["side"] = ev[:, 2]
     events["flags"] = ev[:, 6]
+    report.events_made = len(events)
     events = validate_events(events, report, l3=True)
+    report.rows_imported = int(np.count_nonzero((events["flags"] & FLAG_IMPLIED) == 0))
 
-    _notes(report, sc=sc, n=n, L=L, sub_tick=int(sub_tick.sum()), info=info, tsec=tsec)
+    _notes(report, sc=sc, n=n, L=L, sub_tick=int(sub_tick.sum()), info=info, tsec=tsec,
+           checked=int(ob_ok.sum()), hidden_q=hidden_q)
     day = DayData(instrument=inst, date=date, events=events)
     return ImportResult(days=[day], report=report, instruments=[inst])
+
+
+def _sibling_name(msg: Path) -> str:
+    head, _, tail = msg.name.rpartition("message")
+    return f"{head}orderbook{tail}" if head or tail else "orderbook file"
+
+
+def _pair_lengths(report: ImportReport, msg: Path, ob: Path, n_msg: int, n_ob: int) -> None:
+    """LOBSTER writes one orderbook row per message: a pair of other lengths lost rows."""
+    if n_msg == n_ob:
+        return
+    longer, shorter = (ob, msg) if n_ob > n_msg else (msg, ob)
+    what = (f"the {n_msg:,} messages are checked against the first {n_msg:,} orderbook rows"
+            if n_ob > n_msg else
+            f"all messages are imported, the last {n_msg - n_ob:,} without the orderbook check")
+    report.damage(
+        f"{longer.name} has {abs(n_ob - n_msg):,} more rows than {shorter.name} ({n_msg:,} "
+        f"messages, {n_ob:,} orderbook rows) though LOBSTER writes one orderbook row per "
+        f"message: {shorter.name} looks cut (or {longer.name} gained lines); with "
+        f"--allow-partial {what}",
+        at=f"{longer.name} line {min(n_msg, n_ob) + 1:,}")
+
+
+def _never_added(
+    typ: npt.NDArray[np.int64], slot_of: npt.NDArray[np.int64], lots: npt.NDArray[np.int64],
+    n_ids: int,
+) -> npt.NDArray[np.int64]:
+    """Lots per order slot for orders the file cancels, executes or deletes before (or
+    without) adding them: they rested before the first message, or joined below level L
+    where a level-L file does not show them. The size is what the file takes off the order
+    up to its delete: all the file tells of it. 0 for every other order."""
+    n = typ.shape[0]
+    rows = np.arange(n)
+    vis = slot_of >= 0
+    first_add = np.full(n_ids, n, np.int64)
+    np.minimum.at(first_add, slot_of[vis & (typ == 1)], rows[vis & (typ == 1)])
+    first_del = np.full(n_ids, n, np.int64)
+    np.minimum.at(first_del, slot_of[vis & (typ == 3)], rows[vis & (typ == 3)])
+    hit = vis & (typ >= 2) & (typ <= 4)
+    s = slot_of[hit]
+    before = (rows[hit] < first_add[s]) & (rows[hit] <= first_del[s])
+    total = np.zeros(n_ids, np.int64)
+    np.add.at(total, s[before], lots[hit][before])
+    return total
 
 
 def _notes(
@@ -401,17 +363,42 @@ def _notes(
     sub_tick: int,
     info: re.Match[str] | None,
     tsec: npt.NDArray[np.float64],
+    checked: int,
+    hidden_q: npt.NDArray[np.int64],
 ) -> None:
-    report.note(f"level {L}: book seeded with {int(sc[ST_SEED])} synthetic order(s) from row 0")
-    report.note(
-        f"{int(sc[ST_ROWS_CORR]):,} of {n:,} rows needed corrections to match the orderbook "
-        f"file ({int(sc[ST_CORR_EV]):,} implied events: levels coming into view, changes "
-        f"below level {L})"
-    )
-    report.note(
-        f"{int(sc[ST_REWRITE]):,} messages named an order not in the book and were applied to "
-        f"the synthetic quantity at their price ({int(sc[ST_PREP_EV]):,} implied prep events)"
-    )
+    if L:
+        report.note(f"level {L}: book seeded with {int(sc[ST_SEED])} synthetic order(s) from "
+                    "row 0")
+        report.note(
+            f"{int(sc[ST_ROWS_CORR]):,} of {n:,} rows needed corrections to match the orderbook "
+            f"file ({int(sc[ST_CORR_EV]):,} implied events: levels coming into view, changes "
+            f"below level {L})"
+        )
+        if checked < n:
+            report.note(f"{n - checked:,} of {n:,} messages have no usable orderbook row and "
+                        "were imported without the orderbook check")
+    unseen = int(np.count_nonzero(hidden_q))
+    if unseen:
+        report.note(
+            f"{unseen:,} orders ({int(hidden_q.sum()):,} lots, {int(sc[ST_PRE_MSGS]):,} "
+            "messages) are cancelled, executed or deleted but never added in the file: they "
+            "rested before the first message (or joined below the file's levels). Each enters "
+            "the book at its first message, by an implied add (FLAG_IMPLIED) of its real id "
+            "with the size the file later takes off it"
+        )
+    if sc[ST_UNCROSS]:
+        report.note(
+            f"{int(sc[ST_UNCROSS]):,} implied removals of orders a later message proved gone "
+            "(the other side reached their price, or a message showed more than L-1 levels "
+            "in front of it): they were cancelled below the file's levels, where it shows "
+            "no messages"
+        )
+    if sc[ST_REWRITE]:
+        report.note(
+            f"{int(sc[ST_REWRITE]):,} messages named an order not in the book and were applied "
+            f"to the synthetic quantity at their price ({int(sc[ST_PREP_EV]):,} implied prep "
+            "events)"
+        )
     for key, text in (
         (ST_KNOWN_SHORT, "executions/cancels larger than the tracked order (topped up first)"),
         (ST_DEL_MISMATCH, "deletes whose size differs from the tracked remainder"),

@@ -20,6 +20,11 @@ over arrays: an order table plus per-price aggregates on the day's distinct pric
   book after the message's last event -- the one with ``FLAG_LAST`` -- equals the row at all
   L levels.
 
+Without an orderbook row (no orderbook file, or a row that is damaged or missing) a message
+is not corrected: quantity an order lacks is added, never taken from other orders; an order
+the file never adds enters the book at its first message with its real id (``hidden_q``);
+and orders that a message proves gone are removed (:func:`_uncross`, :func:`_trim_better`).
+
 Levels beyond L may drift from the truth (deeper cancels are invisible to a level-L file).
 They are kept rather than guessed away: they are real orders seen in the file, memory is
 bounded by the file's own order count plus one synthetic order per price, and every level
@@ -56,14 +61,16 @@ _LQ, _LHEAD, _LTAIL, _LSYN = range(4)
 # scalars and statistics sc[:]
 _BEST0, _BEST1, _NLEV0, _NLEV1, _FREE, _SYNID, _NLIVE = range(7)
 ST_ROWS_CORR, ST_CORR_EV, ST_REWRITE, ST_PREP_EV, ST_KNOWN_SHORT = 7, 8, 9, 10, 11
-ST_DEL_MISMATCH, ST_DUP_ADD, ST_MISMATCH, ST_SEED = 12, 13, 14, 15
-_NSC = 16
+ST_DEL_MISMATCH, ST_DUP_ADD, ST_MISMATCH, ST_SEED, ST_PRE_MSGS = 12, 13, 14, 15, 16
+ST_UNCROSS = 17
+_NSC = 18
 # output columns ev[m, :]
 _EROW, _EKIND, _ESIDE, _EPRICE, _EQTY, _EOID, _EFLAGS = range(7)
 
 _SYN_BASE = np.int64(-(2**63))  # bit 63 as an int64; viewed as uint64 it is SYNTH_ORDER_ID_BASE
 _F_SEED = FLAG_SNAPSHOT | FLAG_FROM_BOOK | FLAG_IMPLIED
 _F_CORR = FLAG_FROM_BOOK | FLAG_IMPLIED
+
 
 
 # --- compiled book -----------------------------------------------------------------------
@@ -266,6 +273,56 @@ def _correct_side(ev, m, o, lv, sc, free, px, n_real, row, s, bx, bq):
 
 
 @njit(cache=True)
+def _uncross(ev, m, o, lv, sc, free, px, n_real, row, s, x):
+    """Without an orderbook row: a message at (side ``s``, price index ``x``) proves the other
+    side holds nothing at or through ``x``; orders still there were cancelled where the file
+    does not show it (below level L) and are removed (``FLAG_IMPLIED``)."""
+    m0 = m
+    if s == 0:
+        while sc[_BEST1] < lv.shape[1] and sc[_BEST1] <= x:
+            y = sc[_BEST1]
+            m, _ = _take(ev, m, o, lv, sc, free, px, n_real, row, 1, y, lv[1, y, _LQ], True, -1,
+                         FLAG_IMPLIED)
+    else:
+        while sc[_BEST0] >= 0 and sc[_BEST0] >= x:
+            y = sc[_BEST0]
+            m, _ = _take(ev, m, o, lv, sc, free, px, n_real, row, 0, y, lv[0, y, _LQ], True, -1,
+                         FLAG_IMPLIED)
+    sc[ST_UNCROSS] += m - m0
+    return m
+
+
+@njit(cache=True)
+def _trim_better(ev, m, o, lv, sc, free, px, n_real, row, s, x, keep):
+    """Without an orderbook row: a message of a level-L file at (side ``s``, index ``x``)
+    proves at most ``keep = L - 1`` levels are better than ``x``; the ones beyond the
+    ``keep`` nearest were cancelled below level L, unseen, and are removed (``FLAG_IMPLIED``)."""
+    if sc[_NLEV0 + s] == 0:
+        return m
+    best = sc[_BEST0 + s]
+    step = 1 if s == 0 else -1  # toward better prices
+    bound = x  # the keep-th occupied level better than x, walking away from x
+    found = 0
+    y = x + step
+    while found < keep:
+        if (s == 0 and y > best) or (s == 1 and y < best):
+            return m  # keep or fewer levels are better than x: all may be real
+        if lv[s, y, _LQ] > 0:
+            found += 1
+            bound = y
+        y += step
+    m0 = m
+    while sc[_NLEV0 + s] > 0 and (
+        (s == 0 and sc[_BEST0] > bound) or (s == 1 and sc[_BEST1] < bound)
+    ):
+        y = sc[_BEST0 + s]
+        m, _ = _take(ev, m, o, lv, sc, free, px, n_real, row, s, y, lv[s, y, _LQ], True, -1,
+                     FLAG_IMPLIED)
+    sc[ST_UNCROSS] += m - m0
+    return m
+
+
+@njit(cache=True)
 def _seed(ev, m, o, lv, sc, free, px, typ, side, pidx, qty, ob_x, ob_q):
     """Synthetic orders for the book *before* message 0: row 0 minus message 0's effect."""
     L = ob_x.shape[2]
@@ -293,8 +350,20 @@ def _seed(ev, m, o, lv, sc, free, px, typ, side, pidx, qty, ob_x, ob_q):
 
 
 @njit(cache=True)
-def build_nb(typ, slot_of, qty, pidx, side, tprice, raw_id, uid, px, ob_x, ob_q):
-    """Run the book over every message; returns ``(events as int64[m, 7], stats)``."""
+def build_nb(
+    typ, slot_of, qty, pidx, side, tprice, raw_id, uid, px, ob_x, ob_q, ob_ok, hidden_q, levels
+):
+    """Run the book over every message; returns ``(events as int64[m, 7], stats)``.
+
+    ``ob_ok[i]`` says whether message ``i`` has a usable orderbook row in ``ob_x``/``ob_q``
+    (``L = ob_x.shape[2]`` is 0 without an orderbook file). A message without one is not
+    corrected, and quantity its order lacks is added rather than taken from other orders
+    (nothing says the level holds less). ``hidden_q[slot]`` > 0 marks an order the file
+    never adds (it rested before the file, or joined below level L): at its first message
+    it is opened with its real id and that many lots (an implied add), then the message
+    applies to it as to any known order. ``levels`` is the file's level L (0: unknown),
+    which bounds the levels better than a message's price when no orderbook row checks it.
+    """
     n = typ.shape[0]
     n_real = uid.shape[0]
     npx = px.shape[0]
@@ -312,16 +381,18 @@ def build_nb(typ, slot_of, qty, pidx, side, tprice, raw_id, uid, px, ob_x, ob_q)
     sc[_BEST0] = -1
     sc[_BEST1] = npx
     sc[_FREE] = n_syn
-    ev = np.empty((2 * n + 8 * L + 64, 7), np.int64)
+    ev = np.empty((3 * n + 8 * L + 64, 7), np.int64)
     m = 0
-    if n > 0:
+    if n > 0 and L > 0 and ob_ok[0]:
         m = _seed(ev, m, o, lv, sc, free, px, typ, side, pidx, qty, ob_x, ob_q)
+    opened = np.zeros(n_real, np.bool_)  # orders of hidden_q already brought into the book
     for i in range(n):
-        need = 2 * sc[_NLIVE] + 8 * L + 16  # worst case for one message and its corrections
+        need = 2 * sc[_NLIVE] + 8 * L + 17  # worst case for one message and its corrections
         if ev.shape[0] - m < need:
             bigger = np.empty((2 * ev.shape[0] + need, 7), np.int64)
             bigger[:m] = ev[:m]
             ev = bigger
+        checked = L > 0 and ob_ok[i]
         t = typ[i]
         s = side[i]
         x = pidx[i]
@@ -337,6 +408,12 @@ def build_nb(typ, slot_of, qty, pidx, side, tprice, raw_id, uid, px, ob_x, ob_q)
         elif 2 <= t <= 4:
             kind = KIND_CANCEL if t == 2 else (KIND_DELETE if t == 3 else KIND_EXECUTE)
             X = slot_of[i]
+            if hidden_q[X] > 0:
+                sc[ST_PRE_MSGS] += 1
+                if not opened[X] and o[X, _OLIVE] == 0:  # first sight of an unseen order
+                    opened[X] = True
+                    _open(o, lv, sc, X, s, x, hidden_q[X], uid[X], True)
+                    m = _put(ev, m, i, KIND_ADD, sd, px[x], hidden_q[X], uid[X], FLAG_IMPLIED)
             known = o[X, _OLIVE] == 1
             if known and (o[X, _OS] != s or o[X, _OX] != x):
                 sc[ST_MISMATCH] += 1
@@ -353,23 +430,24 @@ def build_nb(typ, slot_of, qty, pidx, side, tprice, raw_id, uid, px, ob_x, ob_q)
                 else:
                     if q > r:  # the order is bigger than tracked: an unseen change hit p
                         sc[ST_KNOWN_SHORT] += 1
-                        m, _ = _take(
-                            ev,
-                            m,
-                            o,
-                            lv,
-                            sc,
-                            free,
-                            px,
-                            n_real,
-                            i,
-                            s,
-                            x,
-                            q - r,
-                            True,
-                            X,
-                            FLAG_IMPLIED,
-                        )
+                        if checked:  # the level's size is known: the extra was elsewhere
+                            m, _ = _take(
+                                ev,
+                                m,
+                                o,
+                                lv,
+                                sc,
+                                free,
+                                px,
+                                n_real,
+                                i,
+                                s,
+                                x,
+                                q - r,
+                                True,
+                                X,
+                                FLAG_IMPLIED,
+                            )
                         _unlink(o, lv, X)  # a size increase loses priority
                         o[X, _OQ] = 0
                         _level_add(lv, sc, s, x, -r)
@@ -388,23 +466,24 @@ def build_nb(typ, slot_of, qty, pidx, side, tprice, raw_id, uid, px, ob_x, ob_q)
                     _reduce(o, lv, sc, free, syn, q, n_real)
                     m, syn = _new_synth(ev, m, o, lv, sc, free, px, i, s, x, q, FLAG_IMPLIED, False)
                 elif sq < q:
-                    m, _ = _take(
-                        ev,
-                        m,
-                        o,
-                        lv,
-                        sc,
-                        free,
-                        px,
-                        n_real,
-                        i,
-                        s,
-                        x,
-                        q - sq,
-                        False,
-                        -1,
-                        FLAG_IMPLIED,
-                    )
+                    if checked:  # the level's size is known: the order hid among real ones
+                        m, _ = _take(
+                            ev,
+                            m,
+                            o,
+                            lv,
+                            sc,
+                            free,
+                            px,
+                            n_real,
+                            i,
+                            s,
+                            x,
+                            q - sq,
+                            False,
+                            -1,
+                            FLAG_IMPLIED,
+                        )
                     m, syn = _grow_synth(ev, m, o, lv, sc, free, px, i, s, x, q - sq, FLAG_IMPLIED)
                 sc[ST_PREP_EV] += m - m_prep
                 m = _put(ev, m, i, kind, sd, px[x], q, o[syn, _OID], 0)
@@ -416,11 +495,16 @@ def build_nb(typ, slot_of, qty, pidx, side, tprice, raw_id, uid, px, ob_x, ob_q)
             m = _put(ev, m, i, KIND_TRADE, 0, tprice[i], q, 0, FLAG_AUCTION)
         else:  # 7: the caller put the status code in qty
             m = _put(ev, m, i, KIND_STATUS, 0, 0, q, 0, 0)
-        m_corr = m
-        m = _correct_side(ev, m, o, lv, sc, free, px, n_real, i, 0, ob_x[i, 0], ob_q[i, 0])
-        m = _correct_side(ev, m, o, lv, sc, free, px, n_real, i, 1, ob_x[i, 1], ob_q[i, 1])
-        if m > m_corr:
-            sc[ST_ROWS_CORR] += 1
-            sc[ST_CORR_EV] += m - m_corr
+        if not checked and t <= 4:
+            m = _uncross(ev, m, o, lv, sc, free, px, n_real, i, s, x)
+            if levels > 0:
+                m = _trim_better(ev, m, o, lv, sc, free, px, n_real, i, s, x, levels - 1)
+        if checked:
+            m_corr = m
+            m = _correct_side(ev, m, o, lv, sc, free, px, n_real, i, 0, ob_x[i, 0], ob_q[i, 0])
+            m = _correct_side(ev, m, o, lv, sc, free, px, n_real, i, 1, ob_x[i, 1], ob_q[i, 1])
+            if m > m_corr:
+                sc[ST_ROWS_CORR] += 1
+                sc[ST_CORR_EV] += m - m_corr
         ev[m - 1, _EFLAGS] |= FLAG_LAST
     return ev[:m], sc

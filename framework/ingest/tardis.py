@@ -54,8 +54,9 @@ from framework.core.events import (
 )
 from framework.ingest.assemble import Batch, assemble, make_batch, snapshot_groups
 from framework.ingest.base import ImportOptions, ImportReport, ImportResult, require_files
-from framework.ingest.csv_text import drop_rows, int_column, read_bytes, read_csv_text
+from framework.ingest.csv_text import LINE, drop_rows, int_column, read_csv_text
 from framework.ingest.decimal_text import Scaled, parse_decimals
+from framework.ingest.rawfile import read_input
 
 _KEY = ("exchange", "symbol", "timestamp", "local_timestamp")
 KINDS: dict[str, tuple[str, ...]] = {
@@ -106,11 +107,12 @@ def _currency(symbol: str) -> str:
 
 
 def _order_ids(ids: pl.Series) -> npt.NDArray[np.uint64]:
-    """Numeric ids as they are; any other id hashed to a stable 63-bit number."""
+    """Numeric ids as they are; any other id hashed to a stable 63-bit number; none: 0."""
     num = ids.str.strip_chars().cast(pl.UInt64, strict=False)
     ok = num.is_not_null() & (num.fill_null(0) < 2**63)
     out = num.fill_null(0).to_numpy().astype(np.uint64)
-    for i in np.flatnonzero(~ok.to_numpy()):
+    given = (ids.fill_null("").str.strip_chars() != "").to_numpy()
+    for i in np.flatnonzero(~ok.to_numpy() & given):
         h = hashlib.blake2b(str(ids[int(i)]).encode(), digest_size=8).digest()
         out[i] = int.from_bytes(h, "big") & (2**63 - 1)
     return out
@@ -124,7 +126,8 @@ def _build(kind: str, df: pl.DataFrame, ts: Any, lts: Any, report: ImportReport)
     """Column groups of one instrument's rows."""
     n = len(df)
     rows = _rows(n)
-    base = {"local_ts": lts, "exch_ts": ts}
+    line = df[LINE].to_numpy().astype(np.int64)
+    base = {"local_ts": lts, "exch_ts": ts, "line": line}
     if kind == "incremental_book_L2":
         side = df["side"].str.strip_chars().str.to_lowercase()
         sd = side.replace_strict({"bid": BUY, "buy": BUY, "ask": SELL, "sell": SELL},
@@ -140,6 +143,7 @@ def _build(kind: str, df: pl.DataFrame, ts: Any, lts: Any, report: ImportReport)
                   "flags": np.where(snap_np, FLAG_SNAPSHOT, 0), "msg": msg, "pos": 2 * rows + 1}
         clears = snapshot_groups(n=n, snap=snap_np, msg=msg, local_ts=lts, exch_ts=ts,
                                  order_id=np.zeros(n, np.uint64))
+        clears["line"] = line[clears["pos"] // 2]
         return [clears, levels]
     if kind == "trades":
         side = df["side"].str.strip_chars().str.to_lowercase()
@@ -154,7 +158,7 @@ def _build(kind: str, df: pl.DataFrame, ts: Any, lts: Any, report: ImportReport)
         for j, (s, p, a) in enumerate(((BUY, "bid_price", "bid_amount"),
                                        (SELL, "ask_price", "ask_amount"))):
             has = (df[p].fill_null("").str.strip_chars() != "").to_numpy()
-            out.append({"local_ts": lts[has], "exch_ts": ts[has],
+            out.append({"local_ts": lts[has], "exch_ts": ts[has], "line": line[has],
                         "price": parse_decimals(df[p].filter(pl.Series(has))),
                         "qty": parse_decimals(df[a].filter(pl.Series(has))),
                         "order_id": np.zeros(int(has.sum())),
@@ -179,7 +183,7 @@ def _build(kind: str, df: pl.DataFrame, ts: Any, lts: Any, report: ImportReport)
     for j, (s, _lvl, pc, ac) in enumerate(levels_cols, 1):
         has = (df[pc].fill_null("").str.strip_chars() != "").to_numpy()
         m_ = int(has.sum())
-        out.append({"local_ts": lts[has], "exch_ts": ts[has],
+        out.append({"local_ts": lts[has], "exch_ts": ts[has], "line": line[has],
                     "price": parse_decimals(df[pc].filter(pl.Series(has))),
                     "qty": parse_decimals(df[ac].filter(pl.Series(has))),
                     "order_id": np.zeros(m_), "kind": np.full(m_, KIND_LEVEL),
@@ -188,21 +192,36 @@ def _build(kind: str, df: pl.DataFrame, ts: Any, lts: Any, report: ImportReport)
     return out
 
 
+_US_LIMIT = (1 << 63) // 1_000  # µs times that still fit int64 ns
+_MAX_CLOCK_DRIFT_US = 3_600 * 1_000_000  # receive vs exchange time, beyond the file's usual
+
+
 def _import_file(path: Path, report: ImportReport) -> list[Batch]:
-    df = read_csv_text(path, read_bytes(path))
-    kind = _detect(path, df.columns)
-    report.rows_read += len(df)
-    ts, bad = int_column(df, "timestamp")
-    lts, bad2 = int_column(df, "local_timestamp")
-    df = drop_rows(df, bad | bad2, report, "unparseable timestamp")
+    df = read_csv_text(path, read_input(path, report), report)
+    kind = _detect(path, [c for c in df.columns if c != LINE])
+    _, bad = int_column(df, "timestamp")
+    _, bad2 = int_column(df, "local_timestamp")
+    df = drop_rows(df, bad | bad2, report, "unparseable timestamp", damaged=True)
+    ts, _ = int_column(df, "timestamp")
+    lts, _ = int_column(df, "local_timestamp")
+    df = drop_rows(df, (ts < 0) | (ts >= _US_LIMIT) | (lts < 0) | (lts >= _US_LIMIT), report,
+                   "timestamp out of range", damaged=True)
+    ts, _ = int_column(df, "timestamp")
+    lts, _ = int_column(df, "local_timestamp")
+    if len(ts):  # a time that disagrees with its row's other time by far more than usual
+        off = lts - ts
+        drift = np.abs(off - int(np.median(off))) > _MAX_CLOCK_DRIFT_US
+        df = drop_rows(df, drift, report, "local_timestamp more than an hour off the timestamp "
+                       "(the file's other rows agree within it)", damaged=True)
     if kind == "incremental_book_L2":
         side = df["side"].str.strip_chars().str.to_lowercase()
         df = drop_rows(df, (~side.is_in(["bid", "ask", "buy", "sell"])).to_numpy(), report,
-                       "unknown book side (expected bid/ask)")
+                       "unknown book side (expected bid/ask)", damaged=True)
     if kind == "quotes":
         empty = ((df["bid_price"].fill_null("").str.strip_chars() == "")
                  & (df["ask_price"].fill_null("").str.strip_chars() == "")).to_numpy()
         df = drop_rows(df, empty, report, "quote with neither bid nor ask")
+    report.rows_imported = (report.rows_imported or 0) + df.height
     batches = []
     keys = df.select(pl.col("exchange").str.strip_chars(), pl.col("symbol").str.strip_chars())
     pairs = list(dict.fromkeys(zip(keys["exchange"].to_list(), keys["symbol"].to_list(),

@@ -2,7 +2,7 @@
 
 Every order a strategy submits passes :func:`check_order` before it can leave for the venue;
 a denial carries a reason code (``DENY_*``) and is recorded. After every fill and every
-equity sample :func:`check_kill_switch` compares the strategy's equity with its loss and
+equity sample :func:`kill_switch_breached` compares the strategy's equity with its loss and
 drawdown limits; tripping it halts the strategy and cancels all its orders.
 """
 
@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+import numpy.typing as npt
 from numba import njit
 
-from framework.book.l2 import NO_PRICE, l2_best_ask, l2_best_bid
+from framework.book.l2 import NO_PRICE, l2_best_ask, l2_best_bid, l2_qty_at
 from framework.core.events import BUY
 from framework.engine.enums import (
     DENY_BAD_ORDER,
@@ -65,11 +67,46 @@ NS = 1e9
 
 
 @njit(cache=True, inline="always")
-def _exposure(st: State, sid: int, inst: int) -> int:
-    """Worst-case absolute position of (strategy, instrument) if its open orders all fill."""
-    _pos = st.pos
-    p = _pos[sid, inst]
+def _exposure(p: npt.NDArray[np.int64]) -> int:
+    """Worst-case absolute position of one (strategy, instrument) row of the position table.
+
+    The position lies between its short bound (position less every sell lot that may still
+    fill) and its long bound (position plus every buy lot), whatever the venue has done that
+    the strategy has not heard of yet: a fill in flight moves lots from open to position.
+    """
     return max(abs(p[P_POS] + p[P_OPEN_BUY]), abs(p[P_POS] - p[P_OPEN_SELL]))
+
+
+@njit(cache=True, inline="always")
+def worst_price(st: State, inst: int, side: int, price: int, qty: int, order_type: int) -> int:
+    """The largest |price| in ticks ``qty`` lots of an order can trade at, for its notional.
+
+    A limit order's limit. A market order has none: it is valued at the levels of the
+    strategy's book it would take, up to the one that completes ``qty`` (the deepest for a
+    buy, the touch for a sell when prices are positive); ``NO_PRICE`` when that side of the
+    book cannot fill it, as then nothing bounds the price.
+    """
+    if order_type != ORD_MARKET:
+        return abs(price)
+    _lmeta = st.lmeta
+    _lqty = st.lqty
+    meta = _lmeta[inst]
+    book = _lqty[inst]
+    px = l2_best_ask(meta, book) if side == BUY else l2_best_bid(meta, book)
+    if px == NO_PRICE:
+        return NO_PRICE
+    step = 1 if side == BUY else -1
+    worst = 0
+    got = 0
+    for _ in range(book.shape[1]):  # a level further away than the window holds none
+        q = l2_qty_at(meta, book, -side, px)
+        if q > 0:
+            worst = max(worst, abs(px))
+            got += q
+            if got >= qty:
+                return worst
+        px += step
+    return NO_PRICE
 
 
 @njit(cache=True, inline="always")
@@ -102,16 +139,30 @@ def check_order(
     inst: int,
     side: int,
     price: int,
-    qty: int,
+    size: int,
+    add: int,
+    open_lots: int,
+    filled_worth: int,
+    old_px: int,
     order_type: int,
+    new_order: bool,
     now: int,
-    new_size: int = 0,
 ) -> int:
-    """``DENY_NONE`` or the first limit the order would break.
+    """``DENY_NONE`` or the first limit the request would break.
 
-    For a new order ``qty`` is its size. A modify passes ``new_size`` > 0, the order's new size,
-    and ``qty`` >= 0, the lots it adds: size and notional limits apply to the new size,
-    position limits to the added lots, and the open-order count does not grow.
+    Every request counts at its worst case, from the moment it is sent until the venue's
+    answer reaches the strategy. ``size`` is the order's size once the request is done (its
+    new size for a modify); ``add`` the lots the request adds to what may still fill on
+    ``side`` (all of a new order; what a modify asks above the larger of the order's
+    confirmed and requested sizes). Position limits bound each side apart: the position
+    plus every buy lot that may still fill, the position less every sell lot, so fills the
+    venue made that the strategy has not heard of yet are covered too.
+
+    The notional is the order's worst case afterwards: ``filled_worth`` (ticks x lots
+    filled so far) plus ``open_lots`` at the worst price they may fill at — the larger of
+    ``old_px`` (the confirmed price, which fills in flight may carry) and the request's
+    price (:func:`worst_price`). A new order (``new_order``) also counts against the
+    open-order limit; it stays counted until it is finished, a cancel in flight included.
     """
     _h = st.h
     _inst = st.inst
@@ -123,8 +174,7 @@ def check_order(
     _rest = st.rest
     _risk = st.risk
     _strat = st.strat
-    size = qty if new_size <= 0 else new_size
-    if inst < 0 or inst >= _inst.shape[0] or size <= 0 or qty < 0 or (side != 1 and side != -1):
+    if inst < 0 or inst >= _inst.shape[0] or size <= 0 or add < 0 or (side != 1 and side != -1):
         return DENY_BAD_ORDER
     s = _strat[sid]
     lim = _risk[sid]
@@ -133,47 +183,45 @@ def check_order(
     if s[S_STATE] == TS_HALTED:
         return DENY_HALTED
     p = _pos[sid, inst]
-    if s[S_STATE] == TS_REDUCING:
-        pos = p[P_POS]
-        grows = (side == BUY and pos + p[P_OPEN_BUY] + qty > 0) or (
-            side != BUY and pos - p[P_OPEN_SELL] - qty < 0
-        )
-        if grows:
-            return DENY_REDUCE_ONLY
+    pos = p[P_POS]
+    # each side's worst-case position after the request; only the order's side grows
+    long_after = pos + p[P_OPEN_BUY] + (add if side == BUY else 0)
+    short_after = pos - p[P_OPEN_SELL] - (add if side != BUY else 0)
+    grown = long_after if side == BUY else -short_after  # in the order's direction
+    if s[S_STATE] == TS_REDUCING and add > 0 and grown > 0:
+        return DENY_REDUCE_ONLY
     if size > lim[R_MAX_ORDER_QTY]:
         return DENY_MAX_ORDER_QTY
+    if math.isfinite(lim[R_MAX_NOTIONAL]):
+        px = worst_price(st, inst, side, price, open_lots, order_type)
+        if px == NO_PRICE:
+            return DENY_MAX_NOTIONAL
+        f = _instf[inst]
+        worth = float(abs(filled_worth)) + float(open_lots) * max(px, abs(old_px))
+        if worth * f[IF_TICK] * f[IF_LOT] * f[IF_MULT] > lim[R_MAX_NOTIONAL]:
+            return DENY_MAX_NOTIONAL
     meta = _lmeta[inst]
     book = _lqty[inst]
-    bb = l2_best_bid(meta, book)
-    ba = l2_best_ask(meta, book)
-    ref = price
-    if order_type == ORD_MARKET:
-        ref = ba if side == BUY else bb
-    f = _instf[inst]
-    if (
-        ref != NO_PRICE
-        and size * abs(ref) * f[IF_TICK] * f[IF_LOT] * f[IF_MULT] > lim[R_MAX_NOTIONAL]
-    ):
-        return DENY_MAX_NOTIONAL
-    if (
-        order_type != ORD_MARKET
-        and math.isfinite(lim[R_COLLAR_TICKS])
-        and bb != NO_PRICE
-        and ba != NO_PRICE
-    ):
-        mid2 = bb + ba  # twice the mid, to stay in integers
-        if abs(2 * price - mid2) > 2.0 * lim[R_COLLAR_TICKS]:
-            return DENY_PRICE_COLLAR
-    new_pos = p[P_POS] + p[P_OPEN_BUY] + qty if side == BUY else p[P_POS] - p[P_OPEN_SELL] - qty
-    if abs(new_pos) > lim[R_MAX_POS_INST] and abs(new_pos) > abs(p[P_POS]):
-        return DENY_MAX_POSITION_INSTRUMENT
-    if math.isfinite(lim[R_MAX_POS_STRAT]):
-        total = 0
-        for j in range(_inst.shape[0]):
-            total += abs(new_pos) if j == inst else _exposure(st, sid, j)
-        if total > lim[R_MAX_POS_STRAT] and abs(new_pos) > abs(p[P_POS]):
-            return DENY_MAX_POSITION_STRATEGY
-    if new_size <= 0 and s[S_N_OPEN] + 1 > lim[R_MAX_OPEN]:
+    if order_type != ORD_MARKET and math.isfinite(lim[R_COLLAR_TICKS]):
+        bb = l2_best_bid(meta, book)
+        ba = l2_best_ask(meta, book)
+        if bb != NO_PRICE and ba != NO_PRICE:
+            mid2 = bb + ba  # twice the mid, to stay in integers
+            if abs(2 * price - mid2) > 2.0 * lim[R_COLLAR_TICKS]:
+                return DENY_PRICE_COLLAR
+    if add > 0:
+        if grown > lim[R_MAX_POS_INST]:
+            return DENY_MAX_POSITION_INSTRUMENT
+        if math.isfinite(lim[R_MAX_POS_STRAT]):
+            mine = max(abs(long_after), abs(short_after))
+            if mine > _exposure(p):
+                total = mine
+                for j in range(_inst.shape[0]):
+                    if j != inst:
+                        total += _exposure(_pos[sid, j])
+                if total > lim[R_MAX_POS_STRAT]:
+                    return DENY_MAX_POSITION_STRATEGY
+    if new_order and s[S_N_OPEN] + 1 > lim[R_MAX_OPEN]:
         return DENY_MAX_OPEN_ORDERS
     if lim[R_SELF_TRADE] > 0.0:
         for j in range(_h[H_N_REST]):
@@ -200,4 +248,4 @@ def kill_switch_breached(
     return equity < -max_loss or peak - equity > max_dd
 
 
-__all__ = ["check_order", "kill_switch_breached"]
+__all__ = ["check_order", "kill_switch_breached", "worst_price"]

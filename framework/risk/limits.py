@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields
 
 import numpy as np
 
 from framework.core.errors import ConfigError
+from framework.core.ranges import Range
 from framework.engine.state import (
     R_COLLAR_TICKS,
     R_MAX_DRAWDOWN,
@@ -36,6 +36,21 @@ _COLUMN = {
     "max_drawdown": R_MAX_DRAWDOWN,
 }
 
+#: what each limit may be. Zero is refused: a limit of 0 (or under one lot) denies every
+#: order, which is no limit anyone means — ``None`` (CLI: ``none``) lifts a limit instead.
+RANGES: dict[str, Range] = {
+    "max_order_qty": Range(ge=1, note="lots"),
+    "max_notional": Range(gt=0, note="currency"),
+    "price_collar_ticks": Range(gt=0, note="ticks from the mid"),
+    "max_position": Range(ge=1, note="lots"),
+    "max_strategy_position": Range(ge=1, note="lots"),
+    "max_open_orders": Range(ge=1, note="orders"),
+    "max_orders_per_s": Range(gt=0, note="orders per second"),
+    "order_burst": Range(ge=1, note="orders"),
+    "max_loss": Range(gt=0, note="currency"),
+    "max_drawdown": Range(gt=0, note="currency"),
+}
+
 
 @dataclass(frozen=True, kw_only=True)
 class RiskLimits:
@@ -46,11 +61,12 @@ class RiskLimits:
     """
 
     max_order_qty: float | None = None
-    max_notional: float | None = None
+    max_notional: float | None = None  #: per order: fills so far + open lots at worst price
     price_collar_ticks: float | None = None  #: max distance of a limit price from the mid
-    max_position: float | None = None  #: per instrument, |position + open orders on that side|
+    #: per instrument, each side apart: position + lots of that side that may still fill
+    max_position: float | None = None
     max_strategy_position: float | None = None  #: sum over instruments
-    max_open_orders: float | None = None
+    max_open_orders: float | None = None  #: from submission until the end is confirmed
     max_orders_per_s: float | None = None  #: token-bucket rate
     order_burst: float | None = None  #: token-bucket size (default: the rate)
     max_loss: float | None = None  #: kill switch: equity below -max_loss
@@ -58,12 +74,17 @@ class RiskLimits:
     self_trade_prevention: bool = True
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if f.name == "self_trade_prevention" or v is None:
-                continue
-            if not isinstance(v, int | float) or math.isnan(v) or v < 0:
-                msg = f"risk limit {f.name}={v!r} must be a non-negative number or None"
+        if not isinstance(self.self_trade_prevention, bool):
+            msg = (
+                f"risk limit self_trade_prevention={self.self_trade_prevention!r}: "
+                "give True or False"
+            )
+            raise ConfigError(msg)
+        for name, rng in RANGES.items():
+            v = getattr(self, name)
+            why = None if v is None else rng.check(name, v)
+            if why is not None:
+                msg = f"risk limit {why}; None (CLI: none) lifts the limit"
                 raise ConfigError(msg)
 
     @classmethod

@@ -18,6 +18,8 @@ SCHEMA_VERSION: Final = 1
 META_SCHEMA_VERSION: Final = b"hftlab.schema_version"
 META_INSTRUMENT: Final = b"hftlab.instrument"
 META_DATE: Final = b"hftlab.date"
+#: the same random id in a day's events file and its labels file: they were written together
+META_WRITE_ID: Final = b"hftlab.write_id"
 
 ARROW_SCHEMA: Final = pa.schema(
     [pa.field(name, pa.from_numpy_dtype(np.dtype(t)), nullable=False) for name, t in EVENT_FIELDS]

@@ -5,10 +5,15 @@ Layout::
     <root>/<VENUE>/<SYMBOL>/<YYYY-MM-DD>.parquet          events, sorted by local_ts
     <root>/<VENUE>/<SYMBOL>/<YYYY-MM-DD>.labels.parquet   optional sidecar (e.g. regimes)
 
-Every events file carries the instrument (JSON) and the schema version in its metadata.
-Writes are atomic: data goes to a hidden temporary file in the same directory, which is
-renamed into place only when complete, so a failed or interrupted import leaves nothing
-behind. Reads stream row groups, so memory stays bounded however many days are replayed.
+    <root>/.staging/                                      writes in progress (never read)
+
+Every events file carries the instrument (JSON), the schema version and the id of the write
+that made it in its metadata; a labels file carries the same write id, so labels left from
+another write of the day are never paired with these events. Writes are atomic: files are
+written in ``.staging`` and renamed into place only when every one is complete, so a failed
+or killed write leaves no partial file where readers look, and the next write removes what
+it left (:mod:`framework.store.staging`). Reads stream row groups, so memory stays bounded
+however many days are replayed.
 """
 
 from __future__ import annotations
@@ -36,10 +41,12 @@ from framework.store.schema import (
     META_DATE,
     META_INSTRUMENT,
     META_SCHEMA_VERSION,
+    META_WRITE_ID,
     SCHEMA_VERSION,
     batch_to_events,
     events_to_table,
 )
+from framework.store.staging import Staging, checkpoint, clean_legacy_tmp
 
 DEFAULT_ROOT = Path("data/store")
 ROW_GROUP_ROWS = 1 << 20  # 1 Mi rows = 48 MiB of events per streamed batch
@@ -102,8 +109,18 @@ class DayInfo:
         return self.bytes_on_disk / self.rows if self.rows else 0.0
 
 
+def _is_store_name(name: str) -> bool:
+    """Whether ``name`` can be a venue or symbol folder: dot-names are the store's own."""
+    return bool(name) and not name.startswith(".") and "/" not in name and "\\" not in name
+
+
+def _corrupt(path: Path, exc: BaseException) -> StoreError:
+    msg = f"{path}: cannot read Parquet ({exc}); the file is corrupt — delete and re-import"
+    return StoreError(msg)
+
+
 def _prefetched_row_groups(
-    pf: pq.ParquetFile, pool: ThreadPoolExecutor | None = None
+    pf: pq.ParquetFile, path: Path, pool: ThreadPoolExecutor | None = None
 ) -> Iterator[pa.Table]:
     """The row groups of ``pf`` in order, each decoded in a background thread while the
     caller converts the previous one (pyarrow and the compiled converter release the GIL).
@@ -119,7 +136,10 @@ def _prefetched_row_groups(
     try:
         nxt = ex.submit(pf.read_row_group, 0)
         for i in range(n):
-            cur = nxt.result()
+            try:
+                cur = nxt.result()
+            except (OSError, pa.ArrowException) as exc:
+                raise _corrupt(path, exc) from exc
             if i + 1 < n:
                 nxt = ex.submit(pf.read_row_group, i + 1)
             yield cur
@@ -148,6 +168,13 @@ class TickStore:
 
     # --- paths ------------------------------------------------------------------------
     def path_for(self, venue: str, symbol: str, date: dt.date | str) -> Path:
+        for what, name in (("venue", venue), ("symbol", symbol)):
+            if not _is_store_name(name):
+                msg = (
+                    f"{what} {name!r} cannot name a folder of the store: it must be non-empty, "
+                    "without '/' or '\\', and not start with '.'"
+                )
+                raise ConfigError(msg)
         d = parse_date(date) if isinstance(date, str) else date
         return self.root / venue / symbol / f"{d.isoformat()}.parquet"
 
@@ -187,33 +214,52 @@ class TickStore:
         *,
         overwrite: bool = True,
     ) -> list[Path]:
-        """Write several days; all files appear only once every one was written."""
-        staged: list[tuple[Path, Path]] = []
-        try:
-            for inst, date, events, labels in days:
-                final = self.path_for(inst.venue, inst.symbol, date)
-                if final.exists() and not overwrite:
-                    msg = f"{final} exists; pass overwrite=True (CLI: --overwrite) to replace it"
+        """Write several days; their files appear only once every one was written.
+
+        Each file is replaced atomically: a reader sees the old file or the new one, never
+        part of one. A day's events file goes in before its labels file; a write killed
+        between the two leaves the new events with no labels (the old labels, if any, carry
+        another write id and :meth:`read_labels` ignores them).
+        """
+        finals = [self.path_for(inst.venue, inst.symbol, date) for inst, date, _, _ in days]
+        if not overwrite:
+            for final in finals:
+                if final.exists():
+                    msg = (
+                        f"{final} is already stored and overwrite=False (CLI: --no-overwrite) "
+                        "keeps it; leave that out to replace the day"
+                    )
                     raise StoreError(msg)
-                final.parent.mkdir(parents=True, exist_ok=True)
-                tmp = final.with_name(f".tmp-{uuid.uuid4().hex}-{final.name}")
-                staged.append((tmp, final))
-                self._write_events_file(tmp, inst, date, events)
+        with Staging(self.root) as stage:
+            checkpoint("staging")
+            staged: list[tuple[Path, Path, Path, Path | None]] = []
+            for (inst, date, events, labels), final in zip(days, finals, strict=True):
+                write_id = uuid.uuid4().hex.encode()
+                tmp = stage.file_for(final)
+                self._write_events_file(tmp, inst, date, events, write_id)
+                checkpoint("events_staged")
+                lfinal = self.labels_path_for(inst.venue, inst.symbol, date)
+                ltmp = None
                 if labels is not None:
-                    lfinal = self.labels_path_for(inst.venue, inst.symbol, date)
-                    ltmp = lfinal.with_name(f".tmp-{uuid.uuid4().hex}-{lfinal.name}")
-                    staged.append((ltmp, lfinal))
-                    pq.write_table(labels, ltmp, compression="zstd")
-        except BaseException:
-            for tmp, _ in staged:
-                tmp.unlink(missing_ok=True)
-            raise
-        for tmp, final in staged:
-            os.replace(tmp, final)
-        return [final for _, final in staged if not final.name.endswith(".labels.parquet")]
+                    ltmp = stage.file_for(lfinal)
+                    meta = {**(labels.schema.metadata or {}), META_WRITE_ID: write_id}
+                    pq.write_table(labels.replace_schema_metadata(meta), ltmp, compression="zstd")
+                staged.append((tmp, final, lfinal, ltmp))
+            checkpoint("staged")
+            for tmp, final, lfinal, ltmp in staged:
+                final.parent.mkdir(parents=True, exist_ok=True)
+                clean_legacy_tmp(final.parent)
+                os.replace(tmp, final)
+                checkpoint("events_replaced")
+                if ltmp is not None:
+                    os.replace(ltmp, lfinal)
+                else:
+                    lfinal.unlink(missing_ok=True)  # an earlier write's labels of this day
+                checkpoint("day_replaced")
+        return finals
 
     def _write_events_file(
-        self, path: Path, inst: Instrument, date: dt.date, events: EventArray
+        self, path: Path, inst: Instrument, date: dt.date, events: EventArray, write_id: bytes
     ) -> None:
         if events.dtype != EVENT_DTYPE:
             msg = f"events for {inst.key} {date} have dtype {events.dtype}, not EVENT_DTYPE"
@@ -229,6 +275,7 @@ class TickStore:
             META_SCHEMA_VERSION: str(SCHEMA_VERSION).encode(),
             META_INSTRUMENT: inst.to_json().encode(),
             META_DATE: date.isoformat().encode(),
+            META_WRITE_ID: write_id,
         }
         table = events_to_table(events, meta)
         pq.write_table(
@@ -246,8 +293,7 @@ class TickStore:
         try:
             pf = pq.ParquetFile(path)
         except (OSError, pa.ArrowException) as exc:
-            msg = f"{path}: cannot read Parquet ({exc}); the file is corrupt — delete and re-import"
-            raise StoreError(msg) from exc
+            raise _corrupt(path, exc) from exc
         version = (pf.schema_arrow.metadata or {}).get(META_SCHEMA_VERSION)
         if version is None:
             msg = f"{path}: not an hftlab store file (no schema version in its metadata)"
@@ -266,7 +312,7 @@ class TickStore:
         pf = self._open(path)
         out = np.empty(pf.metadata.num_rows, dtype=EVENT_DTYPE)
         pos = 0
-        for rg in _prefetched_row_groups(pf):
+        for rg in _prefetched_row_groups(pf, path):
             batch_to_events(rg, out[pos:])
             pos += rg.num_rows
         return out
@@ -293,8 +339,9 @@ class TickStore:
         k = 0
         with ThreadPoolExecutor(max_workers=1) as pool:
             for d in dates:
-                pf = self._open(self._existing(venue, symbol, d))
-                for rg in _prefetched_row_groups(pf, pool):
+                path = self._existing(venue, symbol, d)
+                pf = self._open(path)
+                for rg in _prefetched_row_groups(pf, path, pool):
                     if not reuse:
                         yield batch_to_events(rg)
                         continue
@@ -315,9 +362,24 @@ class TickStore:
         return Instrument.from_json(raw)
 
     def read_labels(self, venue: str, symbol: str, date: dt.date | str) -> pa.Table | None:
-        """The day's sidecar label table, or None."""
+        """The day's sidecar label table, or None when it has none.
+
+        Labels written by another write of the day than its events (one killed between the
+        two files, or an old one the new write could not remove) are not this day's: None.
+        """
         p = self.labels_path_for(venue, symbol, date)
-        return pq.read_table(p) if p.is_file() else None
+        if not p.is_file():
+            return None
+        events = self._open(self._existing(venue, symbol, date))
+        events_id = (events.schema_arrow.metadata or {}).get(META_WRITE_ID)
+        try:
+            table = pq.read_table(p)
+        except (OSError, pa.ArrowException) as exc:
+            raise _corrupt(p, exc) from exc
+        labels_id = (table.schema.metadata or {}).get(META_WRITE_ID)
+        if events_id is not None and labels_id != events_id:
+            return None
+        return table
 
     # --- catalogue --------------------------------------------------------------------
     def keys(self, *, venue: str | None = None, symbol: str | None = None) -> list[DayKey]:
@@ -326,10 +388,12 @@ class TickStore:
             return []
         out = []
         for vdir in sorted(self.root.iterdir()):
-            if not vdir.is_dir() or (venue and vdir.name != venue):
+            if not _is_store_name(vdir.name) or not vdir.is_dir() or (venue and vdir.name != venue):
                 continue
             for sdir in sorted(vdir.iterdir()):
-                if not sdir.is_dir() or (symbol and sdir.name != symbol):
+                if not _is_store_name(sdir.name) or not sdir.is_dir():
+                    continue
+                if symbol and sdir.name != symbol:
                     continue
                 for f in sorted(sdir.iterdir()):
                     m = _DAY_RE.match(f.name)
@@ -365,7 +429,10 @@ class TickStore:
     def kind_counts(self, venue: str, symbol: str, date: dt.date | str) -> dict[int, int]:
         """Events per kind in one day (reads only the ``kind`` column)."""
         path = self._existing(venue, symbol, date)
-        kinds = pq.read_table(path, columns=["kind"]).column("kind").to_numpy()
+        try:
+            kinds = self._open(path).read(columns=["kind"]).column("kind").to_numpy()
+        except (OSError, pa.ArrowException) as exc:
+            raise _corrupt(path, exc) from exc
         vals, counts = np.unique(kinds, return_counts=True)
         return {int(v): int(c) for v, c in zip(vals, counts, strict=True)}
 
@@ -403,6 +470,8 @@ class TickStore:
         if not paths:
             msg = f"nothing stored for {venue}/{symbol} in {self.root}"
             raise StoreError(msg)
+        for p in paths:
+            self._open(p)  # a corrupt or foreign file is named here, not deep in polars
         return pl.scan_parquet([str(p) for p in paths])
 
     def frame(
@@ -421,30 +490,10 @@ class TickStore:
         )
 
     def sql(self, query: str) -> Any:
-        """Run DuckDB SQL over the store; the view ``events`` has every stored event plus
-        ``venue``, ``symbol`` and ``date`` columns. Returns a polars DataFrame."""
-        import duckdb
+        """Run DuckDB SQL over the store and return a polars DataFrame. The views are
+        ``events`` (as stored, plus ``venue``, ``symbol`` and ``date``), ``events_named``
+        (names and real units, as ``data dump``) and ``days`` (see :mod:`framework.store.sql`).
+        """
+        from framework.store.sql import run_sql
 
-        con = duckdb.connect()
-        try:
-            if self.keys():
-                glob = str(self.root / "*" / "*" / "*[0-9].parquet")
-                con.execute(
-                    "CREATE VIEW events AS SELECT * EXCLUDE (filename), "
-                    "split_part(filename, '/', -3) AS venue, "
-                    "split_part(filename, '/', -2) AS symbol, "
-                    "CAST(replace(split_part(filename, '/', -1), '.parquet', '') AS DATE) AS date "
-                    f"FROM read_parquet('{glob}', filename=true)"
-                )
-            try:
-                import polars as pl
-
-                rel = con.sql(query)
-                return pl.DataFrame() if rel is None else rel.pl()
-            except duckdb.Error as exc:
-                msg = f"SQL failed: {exc}".splitlines()[0]
-                if not self.keys():
-                    msg += f" (the store at {self.root} is empty, so there is no `events` view)"
-                raise ConfigError(msg) from exc
-        finally:
-            con.close()
+        return run_sql(self, query)

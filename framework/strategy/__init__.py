@@ -1,6 +1,6 @@
 """One Strategy API for backtest, paper and live."""
 
 from framework.strategy.base import CompiledCallbacks, Strategy
-from framework.strategy.params import Params
+from framework.strategy.params import Params, param
 
-__all__ = ["CompiledCallbacks", "Params", "Strategy"]
+__all__ = ["CompiledCallbacks", "Params", "Strategy", "param"]

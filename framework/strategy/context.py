@@ -201,7 +201,8 @@ class Context:
         return self.positions[inst]
 
     def open_qty(self, inst: int = 0) -> tuple[int, int]:
-        """Lots in open (buy, sell) orders."""
+        """Lots our (buy, sell) orders may still fill: what risk counts, so a modify up or a
+        cancel in flight counts at its worst case until the venue answers."""
         p = self._pos[self.sid, inst]
         return int(p[P_OPEN_BUY]), int(p[P_OPEN_SELL])
 

@@ -148,7 +148,16 @@ def strategies_from_words(
             msg = f"--on {item!r}: write --on [STRATEGY=]VENUE/SYMBOL[,VENUE/SYMBOL...]"
             raise ConfigError(msg)
         w.instruments = insts
-    return [_build(w) for w in parsed]
+    out = []
+    for w in parsed:
+        try:
+            out.append(_build(w))
+        except ConfigError as exc:
+            if len(parsed) == 1:
+                raise
+            msg = f"strategy {w.name}: {exc}"  # which of the run's strategies it was
+            raise ConfigError(msg) from exc
+    return out
 
 
 def _build(w: _Word) -> Strategy:

@@ -151,3 +151,73 @@ def test_book_replay_equals_lobster_orderbook_file(
     assert written == n_rows == len(want) == len(got)
     bad = [i for i in range(n_rows) if got[i] != want[i]]
     assert not bad, f"{len(bad)} rows differ; first row {bad[0]}: {got[bad[0]]} != {want[bad[0]]}"
+
+
+# --- quotes far from the touch, resting all day, through import and `hftlab book replay` ----
+
+FAR_QUOTES = [(SELL, 20_000_000, 30), (SELL, 90_000_000, 5), (BUY, 10_000, 40), (BUY, 100, 7)]
+"""LOBSTER prices (dollars x 10000): asks at $2000.00 and $9000.00, bids at $1.00 and
+$0.01 (tick 1), for a stock whose touch starts at $30 and climbs past $500."""
+
+
+def _lobster_day(folder: Path, levels: int, steps: int) -> Path:
+    """A LOBSTER message/orderbook pair: the far quotes first, then a touch that moves $5
+    a message (each message a delete of the old near orders or an add of new ones); the
+    orderbook file is the reference book after every message."""
+    from tests.book_reference import RefL3
+
+    msgs: list[tuple[int, int, int, int, int]] = []  # type, id, size, price, direction
+    oid = 0
+    for side, price, size in FAR_QUOTES:
+        oid += 1
+        msgs.append((1, oid, size, price, side))
+    near: list[tuple[int, int, int, int]] = []
+    for k in range(steps):
+        c = 300_000 + 50_000 * k  # $30.00, then $5.00 up a message
+        msgs += [(3, i, q, p, s) for i, q, p, s in near]
+        near = []
+        for side, off, size in ((BUY, -100, 2 + k % 3), (SELL, 100, 3), (BUY, -300, 1),
+                                (SELL, 200, 4)):
+            oid += 1
+            near.append((oid, size, c + off, side))
+            msgs.append((1, oid, size, c + off, side))
+    ref = RefL3()
+    msg_lines, book_lines = [], []
+    for n, (typ, i, size, price, side) in enumerate(msgs):
+        ref.apply(KIND_ADD if typ == 1 else KIND_DELETE, i, side, price, size)
+        msg_lines.append(f"{34_200 + n * 0.25:.9f},{typ},{i},{size},{price},{side}")
+        asks, bids = ref.depth(SELL), ref.depth(BUY)
+        row: list[int] = []
+        for k in range(levels):
+            row += asks[k] if k < len(asks) else [9_999_999_999, 0]
+            row += bids[k] if k < len(bids) else [-9_999_999_999, 0]
+        book_lines.append(",".join(map(str, row)))
+    stem = f"FAR_2012-06-21_34200000_57600000_{{}}_{levels}.csv"
+    (folder / stem.format("orderbook")).write_text("\n".join(book_lines) + "\n")
+    msg_path = folder / stem.format("message")
+    msg_path.write_text("\n".join(msg_lines) + "\n")
+    return msg_path
+
+
+@pytest.mark.parametrize("levels", [4, 6])
+def test_far_quotes_resting_all_day_are_in_every_replayed_row(tmp_path: Path, levels: int) -> None:
+    from framework.cli import main
+
+    msg = _lobster_day(tmp_path, levels, steps=120)
+    book = msg.with_name(msg.name.replace("message", "orderbook"))
+    root = str(tmp_path / "store")
+    assert main(["data", "import", "lobster", str(msg), "--store", root]) == 0
+    (key,) = TickStore(root).keys()
+    out = tmp_path / "book.csv"
+    argv = ["book", "replay", "--store", root, "--venue", key.venue, "--symbol", key.symbol,
+            "--date", str(key.date), "--levels", str(levels), "--out", str(out)]
+    assert main(argv) == 0
+    want = _lobster_rows(book, levels)
+    got = _our_rows(out)
+    assert len(got) == len(want) == len(msg.read_text().splitlines())
+    bad = [i for i in range(len(want)) if got[i] != want[i]]
+    assert not bad, f"{len(bad)} rows differ; first row {bad[0]}: {got[bad[0]]} != {want[bad[0]]}"
+    # the $2000.00 ask and the $0.01 bid are in every row once they are in
+    for row in got[4:]:
+        assert [20_000_000, 30] in [row[j : j + 2] for j in range(0, len(row), 4)]
+        assert [100, 7] in [row[j : j + 2] for j in range(2, len(row), 4)]

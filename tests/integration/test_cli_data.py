@@ -101,7 +101,8 @@ def test_rm_deletes_a_day(filled_store, capsys):
     ("argv", "needle"),
     [
         (["data", "info", "SIM/NOPE"], "nothing stored for SIM/NOPE"),
-        (["data", "info", "garbage"], "is not VENUE/SYMBOL"),
+        (["data", "info", "a/b/c/d"], "is not VENUE/SYMBOL"),
+        (["data", "info", "garbage"], "nothing stored for venue garbage"),
         (["data", "dump", "SIM/ABC/2024-02-30"], "does not parse"),
         (["data", "dump", "SIM/ABC/2024-01-09"], "no stored day SIM/ABC/2024-01-09"),
         (["data", "import", "lobster", "/no/such/file.csv"], "/no/such/file.csv"),

@@ -18,6 +18,7 @@ import pytest
 
 from framework.analysis.results import BacktestResult
 from framework.cli import main
+from framework.store import TickStore
 
 from .conftest import SAMPLES
 
@@ -46,9 +47,23 @@ def test_runs_on_the_sample_and_writes_a_report(
     out = tmp_path / "out"
     argv = ["backtest", strategy, *where, *params, "--store", samples_store, "--out", str(out)]
     assert main(argv) == 0
-    assert f"{NAMES[strategy]}: pnl" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert f"{NAMES[strategy]}: pnl" in text
     assert (out / "report.html").is_file()
     result = BacktestResult.read(out)
+    # the summary counts the stored events and, for order-by-order data (LOBSTER; the
+    # Binance capture is price levels), the book updates they became
+    venue, symbol, day = where[1], where[3], where[5]
+    stored = sum(TickStore(samples_store).kind_counts(venue, symbol, day).values())
+    updates = result.config["book_updates"]
+    assert result.config["stored_events"] == stored
+    if data == "amzn":
+        assert updates > stored
+        words = f"{stored:,} stored events ({updates:,} book updates after the L3->L2 projection)"
+    else:
+        assert updates == stored
+        words = f"{stored:,} stored events"
+    assert text.startswith(f"backtest: {words} replayed in ")
     fills = result.fills
     assert fills.height > 50
     assert (fills["liquidity"] == "maker").all()

@@ -114,17 +114,53 @@ def test_every_truncation_of_the_real_file_keeps_the_whole_messages(luke: bytes)
 @settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.integers(0, 40_873))
-def test_truncated_real_file_imports_with_a_cut_note(tmp_path: Path, bekele: bytes, k: int):
+def test_truncated_real_file_counts_the_cut_bytes_as_damage(tmp_path: Path, bekele: bytes, k: int):
+    data = bekele[: k + 1]
     p = tmp_path / "cut.itch"
-    p.write_bytes(bekele[: k + 1])
+    p.write_bytes(data)
     if k < 13:  # a cut inside the first message (S, 12 bytes) leaves nothing to import
         with pytest.raises(DataError, match="no valid length-prefixed message"):
             import_itch([p], ImportOptions(date=DATE))
         return
-    res = import_itch([p], ImportOptions(date=DATE))
-    assert res.report.rows_rejected == 0
-    cut = [n for n in res.report.notes if "cut message" in n]
-    assert len(cut) <= 1
+    rep = import_itch([p], ImportOptions(date=DATE)).report
+    assert rep.rows_rejected == 0
+    _, end = decode_binaryfile(np.frombuffer(data, np.uint8))
+    cut = rep.bytes_skipped.get("bytes of a message cut by the end of the file", 0)
+    assert cut == len(data) - end
+    assert bool(rep.damaged) == bool(cut)
+
+
+@settings(max_examples=100, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.integers(1, 997), st.integers(0, 1), st.integers(1, 255))
+def test_framing_recovers_after_a_damaged_length_prefix(bekele: bytes, i: int, byte: int,
+                                                         xor: int) -> None:
+    buf = np.frombuffer(bekele, np.uint8)
+    full, _ = decode_binaryfile(buf)
+    starts = (full.offsets - 2).tolist()
+    bad = buf.copy()
+    bad[starts[i] + byte] ^= np.uint8(xor)
+    dec, end = decode_binaryfile(bad)
+    assert end == len(bekele)
+    got = set(dec.offsets.tolist())
+    lost = set(full.offsets.tolist()) - got
+    assert len(lost) <= 2, sorted(lost)
+    assert set(full.offsets[i + 2 :].tolist()) <= got  # every message after the break
+    assert int(dec.breaks[:, 1].sum()) + int((dec.lengths + 2).sum()) == len(bekele)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.integers(0, 999), st.integers(1, 40))
+def test_bytes_inserted_between_messages_are_skipped_exactly(bekele: bytes, i: int, k: int):
+    buf = np.frombuffer(bekele, np.uint8)
+    full, _ = decode_binaryfile(buf)
+    at = int(full.offsets[i]) - 2
+    bad = np.frombuffer(bekele[:at] + bytes(k) + bekele[at:], np.uint8)  # NULs frame nothing
+    dec, _ = decode_binaryfile(bad)
+    assert dec.breaks.tolist() == [[at, k]]
+    assert np.array_equal(dec.lengths, full.lengths)
+    assert (dec.status == MSG_OK).all()
 
 
 @SETTINGS

@@ -9,15 +9,19 @@ from hypothesis import strategies as st
 
 from framework.book.l2 import (
     APPLIED,
-    DROPPED,
+    BOOK_FULL,
     IGNORED,
     M_BASE,
+    M_FASK,
+    M_FBID,
+    M_FCAP,
     NO_PRICE,
     L2Book,
     l2_apply,
     l2_best_ask,
     l2_best_bid,
     l2_depth,
+    l2_made_room,
     l2_new,
     l2_qty_at,
     l2_set_level,
@@ -167,19 +171,32 @@ def test_first_update_centres_the_window_on_it() -> None:
     assert b.base == 5000 - 8
 
 
-def test_update_outside_window_recentres_on_the_touch_and_drops_far_levels() -> None:
+def test_update_outside_window_recentres_on_the_touch_and_keeps_levels_that_leave() -> None:
     # window 16 ticks; the first update centres it on 100: base 92, window [92, 108)
     b = book_with([(BUY, 100, 5), (BUY, 92, 1), (SELL, 102, 2)], n_ticks=16)
     assert b.base == 92
     # an ask at 108 is outside: re-centre on the mid (100 + 102) // 2 = 101, base 93, so the
-    # bid at 92 falls out
+    # bid at 92 leaves the window for the far list
     assert b.apply(KIND_LEVEL, SELL, 108, 4) == APPLIED
     assert b.base == 93
-    assert b.qty_at(BUY, 92) == 0
-    assert b.depth(BUY, 5).tolist() == [[100, 5]]
+    assert b.n_far_levels == (1, 0)
+    assert b.qty_at(BUY, 92) == 1
+    assert b.depth(BUY, 5).tolist() == [[100, 5], [92, 1]]
     assert b.depth(SELL, 5).tolist() == [[102, 2], [108, 4]]
     assert b.stats["recentres"] == 1
-    assert b.stats["dropped_levels"] == 1
+    # a bid at 85 is too far below the touch for any window on it: the window stays
+    b.apply(KIND_LEVEL, BUY, 85, 3)
+    assert b.base == 93
+    assert b.n_far_levels == (2, 0)
+    # the near levels go: the far bid at 92 is the touch; the next update outside the
+    # window centres it on 92 (base 84), which brings both far bids back in
+    for side, price in ((BUY, 100), (SELL, 102), (SELL, 108)):
+        b.apply(KIND_LEVEL, side, price, 0)
+    assert (b.best_bid, b.best_bid_qty, b.best_ask) == (92, 1, None)
+    b.apply(KIND_LEVEL, BUY, 88, 2)
+    assert b.base == 84
+    assert b.n_far_levels == (0, 0)
+    assert b.depth(BUY, 5).tolist() == [[92, 1], [88, 2], [85, 3]]
 
 
 def test_new_best_outside_window_recentres_on_the_new_touch() -> None:
@@ -190,32 +207,37 @@ def test_new_best_outside_window_recentres_on_the_new_touch() -> None:
     # the new ask, base 100 (the bid at 100 just stays in)
     b.apply(KIND_LEVEL, SELL, 108, 1)
     assert b.base == 100
-    assert b.stats["dropped_levels"] == 0
-    # a bid at 117 crosses the ask at 108: centre on the mid of the touches (117 + 108) // 2,
-    # base 104, dropping the bid at 100; then the stale ask goes
+    assert b.n_far_levels == (0, 0)
+    # a bid at 117 crosses the ask at 108, which goes as stale; centred on the new bid
+    # (no ask left), base 109: the bid at 100 moves to the far list
     b.apply(KIND_LEVEL, BUY, 117, 3)
-    assert b.base == 104
+    assert b.base == 109
     assert (b.best_bid, b.best_ask) == (117, None)
     assert b.stats["crossed_removed"] == 1
-    assert b.stats["dropped_levels"] == 1  # the bid at 100 left the window
+    assert b.n_far_levels == (1, 0)
+    assert b.depth(BUY, 5).tolist() == [[117, 3], [100, 5]]
 
 
-def test_update_too_far_from_the_touch_is_dropped_and_counted() -> None:
+def test_update_far_from_the_touch_is_kept_without_moving_the_window() -> None:
     b = book_with([(BUY, 100, 5), (SELL, 101, 2)], n_ticks=16)
     base = b.base
-    assert b.apply(KIND_LEVEL, BUY, 60, 3) == DROPPED
+    assert b.apply(KIND_LEVEL, BUY, 60, 3) == APPLIED
     assert b.base == base  # the window did not move
-    assert b.stats["dropped_updates"] == 1
-    assert b.qty_at(BUY, 60) == 0
-    assert b.snapshot(1).tolist() == [[101, 2, 100, 5]]
+    assert b.qty_at(BUY, 60) == 3
+    assert b.snapshot(2).tolist() == [[101, 2, 100, 5], [NO_PRICE, 0, 60, 3]]
+    assert b.apply(KIND_LEVEL, BUY, 60, 7) == APPLIED  # a far level changes in place
+    assert b.depth(BUY, 5).tolist() == [[100, 5], [60, 7]]
+    assert b.apply(KIND_LEVEL, BUY, 60, 0) == APPLIED
+    assert b.depth(BUY, 5).tolist() == [[100, 5]]
+    assert b.n_far_levels == (0, 0)
 
 
-def test_removal_outside_the_window_is_a_no_op() -> None:
+def test_removal_of_a_level_the_book_does_not_hold_is_a_no_op() -> None:
     b = book_with([(BUY, 100, 5)], n_ticks=16)
     assert b.apply(KIND_LEVEL, SELL, 500, 0) == APPLIED
     assert b.base == 92
-    assert b.stats == {"recentres": 0, "dropped_levels": 0, "dropped_updates": 0,
-                       "crossed_removed": 0, "ignored": 0}
+    assert b.stats == {"recentres": 0, "crossed_removed": 0, "ignored": 0,
+                       "far_levels_peak": 0}
 
 
 def test_prices_far_apart_recentre_with_wide_spread_on_the_updated_side() -> None:
@@ -223,11 +245,13 @@ def test_prices_far_apart_recentre_with_wide_spread_on_the_updated_side() -> Non
     b = book_with([(SELL, 2000, 1)], n_ticks=16)
     b.apply(KIND_LEVEL, BUY, 1000, 5)
     assert b.base == 992
-    assert (b.best_bid, b.best_ask) == (1000, None)
-    assert b.stats["dropped_levels"] == 1
-    # the ask comes back: the window jumps to it, dropping the bid
+    assert (b.best_bid, b.best_ask) == (1000, 2000)
+    assert b.n_far_levels == (0, 1)
+    # the ask changes: the window jumps to it, the bid moves to the far list
     b.apply(KIND_LEVEL, SELL, 2000, 2)
-    assert (b.best_bid, b.best_ask) == (None, 2000)
+    assert b.base == 1992
+    assert (b.best_bid, b.best_bid_qty, b.best_ask, b.best_ask_qty) == (1000, 5, 2000, 2)
+    assert b.n_far_levels == (1, 0)
 
 
 def test_negative_prices_work_like_any_others() -> None:
@@ -237,12 +261,65 @@ def test_negative_prices_work_like_any_others() -> None:
     b.apply(KIND_LEVEL, SELL, 1, 1)  # outside [-15, 1): mid (-5 - 3) // 2 = -4, base -12
     assert b.base == -12
     assert b.snapshot(2).tolist() == [[-3, 4, -5, 3], [1, 1, -7, 2]]
-    assert b.apply(KIND_LEVEL, BUY, -13, 1) == DROPPED  # too far below the touch
+    assert b.apply(KIND_LEVEL, BUY, -13, 1) == APPLIED  # far below the touch: kept
+    assert b.depth(BUY, 5).tolist() == [[-5, 3], [-7, 2], [-13, 1]]
     b.apply(KIND_LEVEL, BUY, -5, 0)
     assert b.best_bid == -7
-    b.apply(KIND_LEVEL, SELL, -7, 9)  # crosses the bid at -7
-    assert (b.best_bid, b.best_ask) == (None, -7)
+    b.apply(KIND_LEVEL, SELL, -7, 9)  # crosses the bid at -7; the far bid at -13 stays
+    assert (b.best_bid, b.best_ask) == (-13, -7)
     assert b.qty_at(SELL, -7) == 9
+
+
+def _depth(meta: np.ndarray, qty: np.ndarray, side: int) -> list[list[int]]:
+    out = np.zeros((64, 2), np.int64)
+    return out[: l2_depth(meta, qty, side, 64, out)].tolist()
+
+
+def test_far_list_over_capacity_reports_book_full_after_applying_the_event() -> None:
+    meta, qty = l2_new(8, far_levels=2)
+    l2_apply(meta, qty, KIND_LEVEL, BUY, 100, 1)
+    l2_apply(meta, qty, KIND_LEVEL, SELL, 101, 1)
+    codes = [l2_apply(meta, qty, KIND_LEVEL, SELL, 1000 * k, k) for k in (1, 2, 3)]
+    assert codes == [APPLIED, APPLIED, BOOK_FULL]
+    assert _depth(meta, qty, SELL) == [[101, 1], [1000, 1], [2000, 2], [3000, 3]]  # applied
+    meta, qty = l2_made_room(meta, qty)
+    assert meta[M_FCAP] == 6
+    assert l2_apply(meta, qty, KIND_LEVEL, SELL, 4000, 4) == APPLIED
+    assert _depth(meta, qty, SELL)[-2:] == [[3000, 3], [4000, 4]]
+    assert _depth(meta, qty, BUY) == [[100, 1]]
+
+
+def test_python_face_grows_its_far_lists_without_limit() -> None:
+    b = L2Book(n_ticks=8, far_levels=1)
+    b.apply(KIND_LEVEL, BUY, 100, 1)
+    b.apply(KIND_LEVEL, SELL, 101, 1)
+    for k in range(1, 500):
+        assert b.apply(KIND_LEVEL, SELL, 101 + 10 * k, k) == APPLIED
+        assert b.apply(KIND_LEVEL, BUY, 100 - 10 * k, k) == APPLIED
+    assert b.n_levels == (500, 500)
+    assert b.depth(SELL, 500)[-1].tolist() == [101 + 4990, 499]
+    assert b.depth(BUY, 500)[-1].tolist() == [100 - 4990, 499]
+
+
+def test_a_book_whose_full_signal_is_ignored_refuses_what_it_has_no_room_for() -> None:
+    # far_levels=1 and an 8-tick window: room for 1 + 8 + 1 = 10 far levels a side
+    meta, qty = l2_new(8, far_levels=1)
+    for p in range(96, 101):
+        l2_apply(meta, qty, KIND_LEVEL, BUY, p, 1)
+    assert meta[M_BASE] == 96
+    codes = [l2_apply(meta, qty, KIND_LEVEL, BUY, p, 2) for p in range(11)]
+    assert codes == [APPLIED] + [BOOK_FULL] * 10
+    assert meta[M_FBID] == 10  # the 11th was refused, not written past the array
+    assert l2_qty_at(meta, qty, BUY, 9) == 2
+    assert l2_qty_at(meta, qty, BUY, 10) == 0
+    # a re-centre that would move more levels to the far list than it has room for is
+    # refused before anything changes
+    before = _depth(meta, qty, BUY)
+    assert l2_apply(meta, qty, KIND_LEVEL, SELL, 200, 1) == BOOK_FULL
+    assert meta[M_BASE] == 96
+    assert _depth(meta, qty, BUY) == before
+    assert meta[M_FASK] == 0
+    assert l2_best_ask(meta, qty) == NO_PRICE
 
 
 def test_window_width_must_be_even_and_not_tiny() -> None:
@@ -281,8 +358,9 @@ def test_plain_python_kernels_agree_with_compiled_ones() -> None:
         fn_snap(meta, qty, 2, snap)
         results.append((int(meta[M_BASE]), out[:n].tolist(), snap.tolist()))
     assert results[0] == results[1]
-    # the ask at 120 was too far from the touch (dropped); bid 104 crossed the ask at 103
-    assert results[0] == (92, [], [NO_PRICE, 0, 104, 3, NO_PRICE, 0, 100, 5])
+    # the ask at 120 is far from the touch (kept in the far list); bid 104 crossed the ask
+    # at 103
+    assert results[0] == (92, [[120, 7]], [120, 7, 104, 3, NO_PRICE, 0, 100, 5])
 
 
 # --- property: the book equals a dict of levels with the crossed-update policy ------------

@@ -7,10 +7,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from framework.book.l2 import APPLIED, DROPPED, IGNORED, NO_PRICE, UNKNOWN_ID, l2_best_bid
+from framework.book.l2 import (
+    APPLIED,
+    BOOK_FULL,
+    IGNORED,
+    M_BASE,
+    M_FBID,
+    NO_PRICE,
+    UNKNOWN_ID,
+    l2_best_bid,
+)
 from framework.book.l3 import (
+    M_NORDERS,
     L3Book,
     l3_add,
+    l3_apply,
+    l3_apply_events,
     l3_find,
     l3_modify,
     l3_new,
@@ -221,26 +233,76 @@ def test_order_ids_with_bit_63_set_work() -> None:
     assert b.queue(BUY, 100) == [5]
 
 
-def test_recentring_drops_orders_that_leave_the_window() -> None:
+def test_recentring_keeps_orders_that_leave_the_window_with_their_queues() -> None:
     b = L3Book(capacity=16, n_ticks=16)  # first add centres: base 92, window [92, 108)
     add(b, 1, BUY, 100, 5)
     add(b, 2, BUY, 92, 1)
+    add(b, 7, BUY, 92, 2)
     add(b, 3, SELL, 102, 2)
-    add(b, 4, SELL, 108, 4)  # re-centre on mid 101: base 93, order 2 falls out
-    assert b.order(2) is None
-    assert b.stats["dropped_orders"] == 1
-    assert b.stats["dropped_levels"] == 1
+    add(b, 4, SELL, 108, 4)  # re-centre on mid 101: base 93, the level at 92 leaves
+    assert b.base == 93
+    assert b.n_far_levels == (1, 0)
+    assert b.order(2) == (BUY, 92, 1)
+    assert b.queue(BUY, 92) == [2, 7]
+    assert b.queue_ahead(7) == 1
     assert b.queue(SELL, 108) == [4]
-    assert b.apply(KIND_DELETE, BUY, 92, 1, order_id=2) == UNKNOWN_ID
-    assert add(b, 5, BUY, 60, 1) == DROPPED  # too far from the touch
-    assert b.order(5) is None
-    assert b.n_orders == 3
-    b.apply(KIND_MODIFY, SELL, 107, 4, order_id=4)
-    assert b.queue(SELL, 107) == [4]
-    # a move too far from the touch cannot be kept: the order is dropped, not misplaced
-    assert b.apply(KIND_MODIFY, SELL, 140, 4, order_id=4) == DROPPED
-    assert b.order(4) is None
-    assert b.depth(SELL, 3).tolist() == [[102, 2]]
+    assert add(b, 5, BUY, 60, 1) == APPLIED  # far from the touch: a far level
+    assert b.order(5) == (BUY, 60, 1)
+    assert b.n_orders == 6
+    assert b.depth(BUY, 5).tolist() == [[100, 5], [92, 3], [60, 1]]
+    # far orders change like any others: size down keeps the place, size up loses it
+    assert b.apply(KIND_MODIFY, BUY, 92, 2, order_id=7) == APPLIED
+    assert b.queue(BUY, 92) == [2, 7]
+    assert b.apply(KIND_MODIFY, BUY, 92, 3, order_id=2) == APPLIED
+    assert b.queue(BUY, 92) == [7, 2]
+    assert b.apply(KIND_CANCEL, BUY, 92, 1, order_id=2) == APPLIED
+    assert b.apply(KIND_DELETE, BUY, 60, 1, order_id=5) == APPLIED
+    assert b.depth(BUY, 5).tolist() == [[100, 5], [92, 4]]
+    # a move far from the touch keeps the order, at the back of its new level
+    assert b.apply(KIND_MODIFY, SELL, 140, 4, order_id=4) == APPLIED
+    assert b.order(4) == (SELL, 140, 4)
+    assert b.depth(SELL, 3).tolist() == [[102, 2], [140, 4]]
+    assert b.apply(KIND_EXECUTE, SELL, 140, 4, order_id=4) == APPLIED
+    assert b.n_far_levels == (1, 0)
+    b.apply(KIND_CLEAR, BUY, 0, 0)
+    assert b.order(7) is None
+    assert b.n_orders == 1
+    assert b.n_far_levels == (0, 0)
+
+
+def test_far_lists_grow_in_the_python_face_and_batch_kernels_report_book_full() -> None:
+    b = L3Book(capacity=64, n_ticks=8, far_levels=1)
+    add(b, 1, BUY, 100, 1)
+    add(b, 2, SELL, 101, 1)
+    for k in range(3, 40):
+        assert add(b, k, SELL, 101 + 10 * k, k) == APPLIED
+    assert b.n_far_levels == (0, 37)
+    assert b.queue(SELL, 101 + 10 * 39) == [39]
+    # the batch kernel stops after the event that filled a far list: it is applied
+    state = l3_new(8, 8, far_levels=1)
+    ev = make_events(kind=[KIND_ADD] * 4, side=[BUY, SELL, SELL, SELL],
+                     price=[100, 101, 1000, 2000], qty=[1] * 4, order_id=[1, 2, 3, 4])
+    assert l3_apply_events(*state, ev) == (4, BOOK_FULL)
+    assert state[0][M_NORDERS] == 4
+
+
+def test_an_l3_book_whose_full_signal_is_ignored_refuses_what_it_has_no_room_for() -> None:
+    # an 8-tick window and far_levels=1: room for 10 far levels a side
+    state = l3_new(64, 8, far_levels=1)
+    meta = state[0]
+    for k, p in enumerate(range(96, 101)):
+        l3_apply(*state, KIND_ADD, BUY, p, 1, k + 1)
+    assert meta[M_BASE] == 96
+    codes = [l3_apply(*state, KIND_ADD, BUY, p, 2, 100 + p) for p in range(11)]
+    assert codes == [APPLIED] + [BOOK_FULL] * 10
+    assert meta[M_FBID] == 10
+    assert meta[M_NORDERS] == 15  # the 11th add was refused: no order, no level
+    assert l3_find(meta, state[3], state[4], 110) == -1
+    # a re-centre that would push more levels out than there is room for is refused too
+    assert l3_apply(*state, KIND_ADD, SELL, 200, 1, 500) == BOOK_FULL
+    assert meta[M_BASE] == 96
+    assert meta[M_NORDERS] == 15
+    assert l3_find(meta, state[3], state[4], 500) == -1
 
 
 def test_negative_prices() -> None:

@@ -14,7 +14,7 @@ class _DenyParams(Params):
 
 
 class AlwaysDenied(Strategy):
-    """Submits an order on every book change that its zero position limit denies."""
+    """Submits an order on every book change that its tiny notional limit denies."""
 
     Params = _DenyParams
 
@@ -24,7 +24,7 @@ class AlwaysDenied(Strategy):
 
 def test_denials_beyond_one_recorder_buffer_are_all_kept():
     day = generate_day(date=dt.date(2024, 1, 2), n_events=20_000, seed=5)
-    strat = AlwaysDenied(risk=RiskLimits(max_position=0))
+    strat = AlwaysDenied(risk=RiskLimits(max_notional=1e-9))
     bt = Backtest(
         instruments=[day.instrument], streams=[[day.events]], strategies=[strat], sample_ns=0,
         capacity=Capacity(n_inst=1, n_strat=1, record_rows=1024),
@@ -33,4 +33,4 @@ def test_denials_beyond_one_recorder_buffer_are_all_kept():
     calls = res.config["callbacks"]
     assert calls > 3 * 1024  # several buffers' worth of denials
     assert res.denials.height == calls
-    assert set(res.denials["reason"].to_list()) == {"max_position_instrument"}
+    assert set(res.denials["reason"].to_list()) == {"max_notional"}

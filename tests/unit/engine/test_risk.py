@@ -94,13 +94,28 @@ def test_max_order_qty_denies_a_bigger_order_and_records_it() -> None:
     )
 
 
-def test_max_notional_uses_the_limit_price_or_the_touch_for_market_orders() -> None:
+def test_max_notional_uses_the_limit_price_or_the_book_for_market_orders() -> None:
     # 10 x 99.90 = 999.00 passes 1000; 11 x 99.90 = 1098.90 does not; a market buy of 10 is
     # valued at the ask: 10 x 100.01 = 1000.10
     got, _, _ = run_codes(
         RiskLimits(max_notional=1000.0), ("buy", 9990, 10), ("buy", 9990, 11), ("buy", 0, 10)
     )
     assert got == ["ok", "max_notional", "max_notional"]
+
+
+def test_a_market_order_is_valued_at_the_deepest_level_it_would_take() -> None:
+    # asks 100.01 x 3 and 100.03 x 10: a market buy of 5 reaches 100.03, 5 x 100.03 = 500.15;
+    # one of 3 takes 100.01 only; a market sell of 5 is valued at the bid it hits, 99.99
+    t = Tape().book(T0, bids=[(9999, 10)], asks=[(10001, 3), (10003, 10)]).tick(T + 100_000)
+    got, _, _ = run_codes(
+        RiskLimits(max_notional=500.0), ("buy", 0, 5), ("buy", 0, 3), ("sell", 0, 5), tape=t
+    )
+    assert got == ["max_notional", "ok", "ok"]
+
+
+def test_a_market_order_bigger_than_the_book_side_has_no_bounded_notional() -> None:
+    got, _, _ = run_codes(RiskLimits(max_notional=1e9), ("buy", 0, 11), ("buy", 0, 10))
+    assert got == ["max_notional", "ok"]
 
 
 def test_price_collar_around_the_mid() -> None:

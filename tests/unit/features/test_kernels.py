@@ -100,3 +100,20 @@ def test_one_pass_equals_event_by_event_updates_and_batches():
     a = compute_features(ev[:12_345], state=st2, book=bk)
     b = compute_features(ev[12_345:], state=st2, book=bk)
     np.testing.assert_array_equal(np.vstack([a, b]), whole)
+
+
+def test_the_features_book_holds_every_far_level_or_says_it_cannot():
+    from framework.book.l2 import l2_new
+    from framework.core.errors import ConfigError
+
+    # a touch at 100/102, then 3,000 bids far below it, then the touch moves: the book of
+    # compute_features grows its far lists; a book given to it says when it is too small
+    rows = [(1, KIND_LEVEL, BUY, 100, 3, False), (1, KIND_LEVEL, SELL, 102, 1, True)]
+    rows += [(2 + k, KIND_LEVEL, BUY, 1 + k, 1, True) for k in range(3_000) if 1 + k < 50]
+    rows += [(5_000 + k, KIND_LEVEL, BUY, -(10**9) + k, 1, True) for k in range(3_000)]
+    rows += [(9_000, KIND_LEVEL, BUY, 100, 0, True)]  # the best bid goes: 49 is next
+    f = compute_features(book_events(rows))
+    # microprice with bid 49 x 1 and ask 102 x 1
+    assert f[-1, F_MICROPRICE] == pytest.approx((49 + 102) / 2)
+    with pytest.raises(ConfigError, match=r"more than 1,024 price levels a side .*far_levels"):
+        compute_features(book_events(rows), book=l2_new(64, far_levels=1024))

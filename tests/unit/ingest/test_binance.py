@@ -70,7 +70,9 @@ def test_usdm_capture_imports_with_only_presync_diffs_rejected(usdm: ImportResul
     rep = usdm.report
     assert rep.rows_read == 93_954
     # the 4 diffs received before the REST snapshot are all covered by it (u <= lastUpdateId)
-    assert dict(rep.rejected) == {PRESYNC: 4}
+    assert (dict(rep.rejected_rows), dict(rep.rejected)) == ({PRESYNC: 4}, {})
+    # every line is accounted for: imported (made events) or rejected
+    assert rep.ledger()[:3] == (93_954, 93_950, 4)
     inst = usdm.days[0].instrument
     assert (inst.key, str(inst.tick_size), str(inst.lot_size)) == ("BINANCE_USDM/BTCUSDT",
                                                                     "0.1", "0.001")
@@ -84,7 +86,7 @@ def test_usdm_capture_imports_with_only_presync_diffs_rejected(usdm: ImportResul
 def test_spot_capture_imports_and_infers_the_finest_lot_used(spot: ImportResult) -> None:
     rep = spot.report
     assert rep.rows_read == 41_249
-    assert dict(rep.rejected) == {PRESYNC: 2}
+    assert (dict(rep.rejected_rows), dict(rep.rejected)) == ({PRESYNC: 2}, {})
     inst = spot.days[0].instrument
     # BTCUSDT spot trades in 0.00001 lots, but 3 far levels (74000, 80000, 200000) still hold
     # 6-decimal quantities such as 25.426189: the finest grid used in the file is 0.000001
@@ -97,10 +99,11 @@ def test_spot_capture_imports_and_infers_the_finest_lot_used(spot: ImportResult)
 def test_spot_lot_size_option_rejects_the_three_finer_levels(shared_data: Path) -> None:
     res = import_binance([shared_data / RAW / "binance_spot_btcusdt_20240808.gz"],
                          ImportOptions(extra={"lot_size": "0.00001", "market": "spot"}))
-    assert dict(res.report.rejected) == {
-        PRESYNC: 2, "quantity off the 0.00001 lot grid of BINANCE/BTCUSDT": 3}
+    assert dict(res.report.rejected_rows) == {PRESYNC: 2}
+    assert dict(res.report.rejected) == {"quantity off the 0.00001 lot grid of BINANCE/BTCUSDT": 3}
 
 
+@pytest.mark.shared_data  # through request.getfixturevalue
 @pytest.mark.parametrize(
     ("which", "depth", "bbo", "trades"),
     [("usdm", 6_551, 66_089, 21_313), ("spot", 3_451, 28_040, 9_757)],
@@ -113,7 +116,7 @@ def test_message_counts_per_stream_match_source_txt(
     last = (ev["flags"] & FLAG_LAST) != 0
     snap = (ev["flags"] & FLAG_SNAPSHOT) != 0
     applied = int(np.count_nonzero(last & (ev["kind"] == KIND_LEVEL) & ~snap))
-    assert applied + res.report.rejected[PRESYNC] == depth
+    assert applied + res.report.rejected_rows[PRESYNC] == depth
     assert int(np.count_nonzero(ev["kind"] == KIND_CLEAR)) == 1  # the one REST snapshot
     assert int(np.count_nonzero(ev["kind"] == KIND_BBO)) == 2 * bbo
     assert int(np.count_nonzero(last & (ev["kind"] == KIND_BBO))) == bbo
@@ -152,6 +155,7 @@ def _depth_tops(ev: np.ndarray) -> dict[int, tuple[int, int]]:
     return tops
 
 
+@pytest.mark.shared_data  # through request.getfixturevalue
 @pytest.mark.parametrize("which", ["usdm", "spot"])
 def test_oracle_book_top_equals_every_bookticker_with_the_same_update_id(
     which: str, request: pytest.FixtureRequest
@@ -258,7 +262,7 @@ def test_sequence_gap_is_noted_and_later_diffs_are_rejected_without_a_new_snapsh
              _line(t0 + 3, _diff(13, 14, 3)), _line(t0 + 4, _diff(20, 22, 4)),
              _line(t0 + 5, _diff(23, 25, 5))]
     res = import_binance([_write(tmp_path, lines)], ImportOptions())
-    assert dict(res.report.rejected) == {
+    assert dict(res.report.rejected_rows) == {
         PRESYNC: 1, "depth diff after a sequence gap (no snapshot to resync)": 2}
     assert any("depth gap at line 5: expected U == 15" in n for n in res.report.notes)
     ev = res.days[0].events
@@ -275,7 +279,7 @@ def test_gap_resyncs_on_the_next_snapshot(tmp_path: Path) -> None:
     res = import_binance([_write(tmp_path, lines)], ImportOptions())
     # diff 20-22 broke the chain and is covered by the new snapshot; 29-31 (received before
     # it) is applied right after it, at the snapshot line's local time
-    assert dict(res.report.rejected) == {PRESYNC: 1}
+    assert dict(res.report.rejected_rows) == {PRESYNC: 1}
     ev = res.days[0].events
     applied = ev[(ev["order_id"] == 31)]
     assert applied["local_ts"].tolist() == [t0 + 4, t0 + 4]
@@ -284,9 +288,11 @@ def test_gap_resyncs_on_the_next_snapshot(tmp_path: Path) -> None:
 
 def test_capture_spanning_midnight_is_split_by_utc_day(tmp_path: Path) -> None:
     midnight = 1_723_161_600_000_000_000  # 2024-08-09T00:00Z
-    trade = {"stream": "ethusdt@trade", "data": {"e": "trade", "E": 1, "t": 7, "p": "100.5",
-                                                 "q": "0.1", "m": False}}
-    lines = [_line(midnight - 5, trade), _line(midnight + 5, trade)]
+    def trade(t: int) -> dict[str, Any]:
+        return {"stream": "ethusdt@trade", "data": {"e": "trade", "E": midnight // 10**6,
+                                                    "t": t, "p": "100.5", "q": "0.1", "m": False}}
+
+    lines = [_line(midnight - 5, trade(7)), _line(midnight + 5, trade(8))]
     res = import_binance([_write(tmp_path, lines, "x_20240808.gz")], ImportOptions())
     assert [str(d.date) for d in res.days] == ["2024-08-08", "2024-08-09"]
     assert [len(d.events) for d in res.days] == [1, 1]
@@ -301,8 +307,9 @@ def test_broken_json_line_is_rejected_with_its_line_number(
     res = import_binance([_write(tmp_path, lines, "spot_btcusdt_20240808.gz")],
                          ImportOptions())
     assert res.report.rows_read == 400
-    assert dict(res.report.rejected) == {"malformed JSON line": 1, PRESYNC: 2}
-    assert any("malformed JSON on line(s) 100" in n for n in res.report.notes)
+    assert dict(res.report.rejected_rows) == {"malformed JSON line": 1, PRESYNC: 2}
+    assert res.report.damaged == {"malformed JSON line": "spot_btcusdt_20240808.gz line 100"}
+    assert any("malformed JSON line on line(s) 100" in n for n in res.report.notes)
     assert len(res.days[0].events) > 1000
 
 
@@ -333,7 +340,8 @@ def test_importer_is_registered_as_binance() -> None:
 
 def test_nautilus_depth_snapshot_csv_becomes_clear_plus_levels(shared_data: Path) -> None:
     res = import_binance([shared_data / NAUT / "btcusdt-depth-snap.csv"], ImportOptions())
-    assert (res.report.rows_read, dict(res.report.rejected)) == (100, {})
+    assert (res.report.rows_read, res.report.rows_rejected, dict(res.report.rejected)) == (
+        100, 0, {})
     inst = res.days[0].instrument
     assert (inst.key, str(inst.tick_size), str(inst.lot_size)) == ("BINANCE_USDM/BTCUSDT",
                                                                    "0.1", "0.001")
@@ -381,3 +389,65 @@ def test_nautilus_quotes_parquet(shared_data: Path) -> None:
     # first row: bid 39432.99 x 0.0031, ask 39433.62 x 0.066851
     assert ev[["side", "price", "qty", "flags"]][:2].tolist() == [
         (BUY, 3943299, 3100, 0), (SELL, 3943362, 66851, FLAG_LAST)]
+
+
+# --- damaged captures ---------------------------------------------------------------------
+
+
+def _ethusdt(t0: int) -> list[str]:
+    """A snapshot, two synced diffs, a bookTicker and a trade; E agrees with receive time."""
+    e = t0 // 10**6
+    bbo = {"stream": "ethusdt@bookTicker", "data": {"u": 14, "E": e, "b": "100.00", "B": "1",
+                                                    "a": "101.00", "A": "2"}}
+    trade = {"stream": "ethusdt@trade", "data": {"e": "trade", "E": e, "t": 5, "p": "100.5",
+                                                 "q": "0.1", "m": True}}
+    return [_line(t0, SNAP), _line(t0 + 1, _diff(11, 12, e)), _line(t0 + 2, _diff(13, 14, e)),
+            _line(t0 + 3, bbo), _line(t0 + 4, trade)]
+
+
+def test_repeated_lines_drop_as_repeats_without_breaking_the_depth_sync(tmp_path: Path) -> None:
+    t0 = 1_723_161_000_000_000_000
+    lines = _ethusdt(t0)
+    lines.insert(3, lines[2])  # the second diff again
+    lines.append(lines[-1])  # the trade again
+    res = import_binance([_write(tmp_path, lines)], ImportOptions())
+    rep = res.report
+    assert dict(rep.rejected_rows) == {
+        "depth diff already applied (a repeated or older update id)": 1}
+    assert dict(rep.rejected) == {
+        "repeated trade (same trade id, time, side, price and size)": 1}
+    assert not rep.damaged
+    assert not [n for n in rep.notes if "gap" in n and "0 sequence gap" not in n]
+
+
+def test_shuffled_capture_imports_as_the_ordered_one(tmp_path: Path) -> None:
+    t0 = 1_723_161_000_000_000_000
+    lines = _ethusdt(t0)
+    ordered = import_binance([_write(tmp_path, lines, "a_spot.gz")], ImportOptions())
+    shuffled = [lines[k] for k in (4, 2, 0, 3, 1)]
+    again = import_binance([_write(tmp_path, shuffled, "b_spot.gz")], ImportOptions())
+    assert np.array_equal(ordered.days[0].events, again.days[0].events)
+    assert not again.report.rejected_rows
+
+
+def test_capture_symbol_is_the_one_most_lines_name(tmp_path: Path) -> None:
+    t0 = 1_723_161_000_000_000_000
+    lines = _ethusdt(t0)
+    lines[3] = lines[3].replace("ethusdt@", "etiusdt@")  # a flipped byte in a stream name
+    lines.insert(0, lines[3])
+    res = import_binance([_write(tmp_path, lines)], ImportOptions())
+    assert res.days[0].instrument.symbol == "ETHUSDT"
+    assert dict(res.report.rejected_rows) == {
+        "message for another symbol (ETIUSDT); one symbol per file": 2}
+
+
+def test_receive_time_far_off_the_exchange_time_is_damage(tmp_path: Path) -> None:
+    t0 = 1_723_161_000_000_000_000
+    lines = _ethusdt(t0)
+    lines[3] = str(t0 + 3 + 10**14) + lines[3][len(str(t0 + 3)):]  # a digit gone wrong
+    res = import_binance([_write(tmp_path, lines)], ImportOptions())
+    reason = ("receive time more than an hour off the exchange time (the file's other lines "
+              "agree within it)")
+    assert res.report.rejected_rows == {reason: 1}
+    assert res.report.damaged == {reason: "spot_ethusdt.gz line 4"}
+    assert len(res.days) == 1  # not a second day made of one bogus time

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 import zstandard
 
+from framework.cli import main
 from framework.core.errors import ConfigError, DataError, FormatError
 from framework.core.events import (
     BUY,
@@ -25,7 +27,6 @@ from framework.core.events import (
     KIND_CANCEL,
     KIND_CLEAR,
     KIND_DELETE,
-    KIND_EXECUTE,
     KIND_LEVEL,
     KIND_MODIFY,
     KIND_STATUS,
@@ -320,10 +321,22 @@ def test_unversioned_fragment_is_version_2_by_its_definition_size(shared_data: P
     assert inst.asset_class == "option"
 
 
-def test_fragment_read_as_the_wrong_version_fails_clearly(shared_data: Path) -> None:
+def test_fragment_read_as_the_wrong_version_fails_clearly(
+    shared_data: Path, tmp_path: Path
+) -> None:
     path = _data(shared_data) / "tests_data" / "test_data.definition.v3.dbn.frag"
-    with pytest.raises(FormatError, match="the size of DBN v3; pass --dbn-version 3"):
+    with pytest.raises(FormatError, match="the size of DBN v3; read it with dbn_version=3"):
         import_dbn([path], ImportOptions(extra={"dbn_version": 1}))
+    named = tmp_path / "test_data.definition.v1.dbn.frag"
+    named.write_bytes(path.read_bytes())
+    with pytest.raises(FormatError, match=r"\(its name\).*the size of DBN v3; name it "
+                                          r"\*\.v3\.dbn\.frag"):
+        import_dbn([named], ImportOptions())
+    named = tmp_path / "test_data.definition.v9.dbn.frag"
+    named.write_bytes(path.read_bytes())
+    with pytest.raises(FormatError, match="its name says DBN version 9, but this reader "
+                                          r"\(databento-dbn [\d.]+\) reads DBN versions 1-3"):
+        import_dbn([named], ImportOptions())
 
 
 def _frag(path: Path, records: list) -> Path:
@@ -372,23 +385,37 @@ def _mbo(
                       ts_recv=t, flags=flags)
 
 
-def test_fill_and_its_cancel_become_one_execute(tmp_path: Path) -> None:
+def test_fill_changes_no_book_and_the_cancel_removes_its_lots(tmp_path: Path) -> None:
     path = _write(tmp_path / "a.dbn", [
         _mbo(0, "A", 7, 5),
-        _mbo(1, "T", 0, 2, side="A", flags=0),
-        _mbo(1, "F", 7, 2, flags=0),
-        _mbo(1, "C", 7, 2),  # the fill's book effect: absorbed, its LAST moves back
-        _mbo(2, "C", 7, 1),  # a real partial cancel
+        _mbo(1, "T", 0, 2, side="A", flags=0),  # the print
+        _mbo(1, "F", 7, 2, flags=0),  # order 7's share of it: no book change, no print
+        _mbo(1, "C", 7, 2),  # the book change of the fill; ends the venue event
+        _mbo(2, "C", 7, 1),  # a partial cancel
         _mbo(3, "C", 7, 2),  # removes the rest: a delete
     ], zstd=True)
     res = _import(path)
     ev = _one_day(res)
-    assert ev["kind"].tolist() == [KIND_ADD, KIND_TRADE, KIND_EXECUTE, KIND_CANCEL, KIND_DELETE]
+    assert ev["kind"].tolist() == [KIND_ADD, KIND_TRADE, KIND_CANCEL, KIND_CANCEL, KIND_DELETE]
     assert ev["qty"].tolist() == [5, 2, 2, 1, 2]
     assert (ev["flags"] & FLAG_LAST).tolist() == [1, 0, 1, 1, 1]
     assert ev["side"][1] == SELL  # trade side = aggressor
     assert ev["price"][0] == 3720 * 4
-    assert any("merged into the fill" in n for n in res.report.notes)
+    assert any("fill records (F)" in n for n in res.report.notes)
+
+
+def test_a_row_dropped_for_its_price_hands_on_the_message_end(tmp_path: Path) -> None:
+    path = _write(tmp_path / "h.dbn", [
+        _mbo(0, "A", 1, 1),
+        _mbo(1, "A", 2, 1, flags=0),
+        _mbo(1, "A", 3, 1, px=PX + 10**8),  # off the 0.25 grid: dropped, LAST moves to 2
+        _mbo(2, "A", 4, 1, px=PX + 10**8),  # alone in its message: nothing to hand it to
+    ])
+    res = _import(path)
+    ev = _one_day(res)
+    assert ev["order_id"].tolist() == [1, 2]
+    assert (ev["flags"] & FLAG_LAST).tolist() == [1, 1]
+    assert sum(res.report.rejected.values()) == 2
 
 
 def test_modify_clear_and_none_actions(tmp_path: Path) -> None:
@@ -491,3 +518,69 @@ def test_real_file_cut_in_half_is_reported_truncated(
     cut.write_bytes(data[: len(data) // 2])
     with pytest.raises(FormatError, match="truncated"):
         _import(cut)
+
+
+@pytest.mark.parametrize(("version", "says"), [
+    (9, "a newer databento-dbn may read it"), (0, "there is no DBN version 0"),
+    (255, "a newer databento-dbn may read it")])
+def test_unsupported_dbn_version_is_named_in_one_line(
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], version: int,
+    says: str
+) -> None:
+    data = bytearray((_data(shared_data) / "tests_data" / "test_data.mbo.dbn").read_bytes())
+    data[3] = version
+    path = tmp_path / "v.dbn"
+    path.write_bytes(bytes(data))
+    with pytest.raises(FormatError) as info:
+        _import(path)
+    text = str(info.value)
+    assert f"the header says DBN version {version}, but this reader" in text
+    assert "reads DBN versions 1-3" in text
+    assert says in text
+    # the CLI prints it as one line and fails
+    assert main(["data", "import", "dbn", str(path), "--store", str(tmp_path / "s")]) != 0
+    err = capsys.readouterr().err.strip()
+    assert err == f"hftlab: error: {text}"
+    assert "\n" not in err
+    assert not (tmp_path / "s").exists() or not any((tmp_path / "s").rglob("*.parquet"))
+
+
+def _damaged(data: bytes, at: int, new: bytes) -> bytes:
+    return data[:at] + new + data[at + len(new):]
+
+
+@pytest.mark.parametrize(("change", "says"), [
+    ((24, b"\x63\x00"), "the DBN version 2 metadata header is damaged: its schema code 99 is "
+                         "not a DBN schema"),
+    ((50, b"\x63"), "its symbology type code 99 is not a DBN symbology type"),
+    ((8, b"\xff\xfe"), "its dataset is not text"),
+    ((4, b"\x04\x00\x00\x00"), "it declares 4 bytes of metadata, fewer than its fixed fields"),
+    ((4, b"\xff\xff\xff\x00"), "truncated inside the metadata header: the DBN version 2 "
+                                 "header declares 16777215 bytes of metadata, but the file "
+                                 "holds only 457 after its 8-byte prefix"),
+])
+def test_damaged_metadata_header_says_what_is_wrong(
+    shared_data: Path, tmp_path: Path, change: tuple[int, bytes], says: str
+) -> None:
+    data = (_data(shared_data) / "tests_data" / "test_data.mbo.dbn").read_bytes()
+    for zst in (False, True):
+        bad = _damaged(data, *change)
+        path = tmp_path / ("d.dbn.zst" if zst else "d.dbn")
+        path.write_bytes(zstandard.ZstdCompressor().compress(bad) if zst else bad)
+        with pytest.raises(FormatError, match=re.escape(says)):
+            _import(path)
+
+
+@pytest.mark.parametrize(("cut", "says"), [
+    (5, "the file ends after 5 bytes, inside the 8-byte DBN prefix"),
+    (100, "the DBN version 2 header declares 345 bytes of metadata, but the file holds only "
+          "92 after its 8-byte prefix"),
+])
+def test_file_cut_inside_the_header_says_how_much_is_there(
+    shared_data: Path, tmp_path: Path, cut: int, says: str
+) -> None:
+    data = (_data(shared_data) / "tests_data" / "test_data.mbo.dbn").read_bytes()
+    path = tmp_path / "c.dbn"
+    path.write_bytes(data[:cut])
+    with pytest.raises(FormatError, match=re.escape(says)):
+        _import(path)

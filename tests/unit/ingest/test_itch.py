@@ -119,7 +119,10 @@ def test_lukefasanello_file_yields_101_messages_and_reports_the_cut_tail(shared_
     rep = res.report
     assert rep.rows_read == 101
     assert rep.rows_rejected == 0
-    assert any("file ends with 15 bytes of a cut message at offset 4081" in n for n in rep.notes)
+    # the author cut the file at 4 KiB: the 15 bytes of the last message are damage
+    assert rep.bytes_skipped == {"bytes of a message cut by the end of the file": 15}
+    assert rep.damaged == {"bytes of a message cut by the end of the file":
+                           "LukeFasanello_ItchParser_tests_sample.itch offset 4,081"}
     dec, end = decode_binaryfile(np.fromfile(path, np.uint8))
     assert end == 4081
     assert dec.type_counts() == {"S": 1, "R": 98, "H": 1, "Y": 1}
@@ -198,7 +201,9 @@ def test_every_omi_itch_pcap_decodes_with_only_explained_rejects(shared_data: Pa
         res = import_itch([p], ImportOptions())
         rep = res.report
         # E/C/X/D/U of orders added before the capture started are the only rejects
-        assert set(rep.rejected) <= {"unknown order id"}, (p.name, rep.rejected)
+        assert set(rep.rejected_rows) <= {"unknown order id"}, (p.name, rep.rejected_rows)
+        assert not rep.rejected, p.name
+        assert not rep.damaged, p.name
         n_msgs = len(frame_pcap(p.read_bytes(), p.name).offsets)
         assert rep.rows_read == n_msgs
         # each accepted message made one event (no U is accepted, no system copies here)
@@ -240,7 +245,7 @@ def test_multiple_packets_pcap_has_a_packet_of_38_messages(shared_data: Path) ->
     counts = np.bincount(fr.packet)
     assert counts.tolist() == [1, 38]
     res = import_itch([path], ImportOptions())
-    assert res.report.rejected == {"unknown order id": 1}  # the lone D of an earlier order
+    assert res.report.rejected_rows == {"unknown order id": 1}  # the lone D of an earlier order
     (day,) = res.days
     assert day.instrument.symbol == "META"
     assert len(day.events) == 38
@@ -357,6 +362,9 @@ def test_pcap_with_a_non_udp_packet_skips_it_with_a_note(shared_data: Path, tmp_
     res = import_itch([write(tmp_path, bytes(data), "x.pcap")], ImportOptions())
     assert res.report.rows_read == 4
     assert any("1 packet(s) skipped: not UDP (IP protocol 6)" in n for n in res.report.notes)
+    # the capture's IPv4 checksums are all wrong (rewritten): not verified, not damage
+    assert not res.report.damaged
+    assert res.report.bytes_skipped == {"packets that are not MoldUDP64 over UDP": 16 + 104}
 
 
 def test_ouch_tcp_capture_passed_as_itch_pcap_is_a_format_error(shared_data: Path) -> None:
@@ -370,7 +378,7 @@ def test_duplicate_moldudp64_packet_is_dropped_and_noted(shared_data: Path, tmp_
     twice = data + data[24:]  # the same packet again (an A/B line repeat)
     res = import_itch([write(tmp_path, twice, "x.pcap")], ImportOptions())
     assert res.report.rows_read == 2
-    assert res.report.rejected == {
+    assert res.report.rejected_rows == {
         "duplicate MoldUDP64 message (same session, sequence and bytes)": 1
     }
     assert any("1 duplicate message(s) dropped" in n for n in res.report.notes)
@@ -390,7 +398,7 @@ def test_execute_uses_the_resting_price_and_full_fill_kills_the_order() -> None:
 def test_delete_of_unknown_order_is_rejected_with_reason(tmp_path: Path) -> None:
     p = write(tmp_path, binaryfile(msg_a(1, "S", 10, 500), msg_d(99), msg_d(1)))
     res = import_itch([p], ImportOptions())
-    assert res.report.rejected == {"unknown order id": 1}
+    assert res.report.rejected_rows == {"unknown order id": 1}
     assert res.days[0].events["kind"].tolist() == [KIND_ADD, KIND_DELETE]
     assert res.days[0].instrument.symbol == "TEST"  # from the A's Stock field
 
@@ -401,35 +409,84 @@ def test_over_cancel_duplicate_add_and_bad_side_are_rejected_with_reasons(tmp_pa
         msg_a(3, "B", 0, 500),
     ))
     rep = import_itch([p], ImportOptions()).report
-    assert rep.rejected == {
+    assert rep.rejected_rows == {
         "execute/cancel larger than the order's remaining shares": 1,
         "duplicate order id": 1,
         "buy/sell indicator is neither B nor S": 1,
         "non-positive size": 1,
     }
+    # a side byte other than B/S is not what ITCH sends: damage, not just a reject
+    assert list(rep.damaged) == ["buy/sell indicator is neither B nor S"]
 
 
 def test_coarser_tick_size_rejects_off_grid_prices(tmp_path: Path) -> None:
     p = write(tmp_path, binaryfile(msg_a(1, "B", 10, 1_234_500), msg_a(2, "B", 10, 1_234_567)))
     res = import_itch([p], ImportOptions(extra={"tick_size": "0.01"}))
-    assert res.report.rejected == {"price off tick grid": 1}
+    assert res.report.rejected_rows == {"price off tick grid": 1}
     assert res.days[0].events["price"].tolist() == [12_345]
     with pytest.raises(ConfigError, match="multiple of ITCH's price unit"):
         import_itch([p], ImportOptions(extra={"tick_size": "0.00001"}))
 
 
-def test_unknown_type_and_wrong_length_are_counted_not_fatal(tmp_path: Path) -> None:
-    p = write(tmp_path, binaryfile(
-        msg_a(1, "B", 10, 500), b"Z" + bytes(10), msg_d(1)[:-1], msg_d(1), b"",
-    ))
+def test_broken_framing_is_skipped_to_the_next_two_messages_that_frame(tmp_path: Path) -> None:
+    a1, a2, d1, d2 = msg_a(1, "B", 10, 500), msg_a(2, "S", 5, 600), msg_d(1), msg_d(2)
+    good = binaryfile(a1, a2, d1, d2)
+    cut = len(binaryfile(a1))
+    # an unknown type, a D one byte short (the next length prefix is then misread) and an
+    # inserted byte: each breaks the framing where it starts
+    for junk in (binaryfile(b"Z" + bytes(10)), binaryfile(msg_d(1)[:-1]), b"\x07"):
+        p = write(tmp_path, good[:cut] + junk + good[cut:])
+        res = import_itch([p], ImportOptions())
+        rep = res.report
+        assert rep.rows_read == 4
+        assert sum(rep.bytes_skipped.values()) == len(junk)
+        assert next(iter(rep.damaged.values())) == f"08222023.NASDAQ_ITCH50 offset {cut:,}"
+        assert any(f"framing break(s) at offset(s) {cut:,} ({len(junk)} bytes)" in n
+                   for n in rep.notes)
+        assert res.days[0].events["kind"].tolist() == [KIND_ADD, KIND_ADD, KIND_DELETE,
+                                                       KIND_DELETE]
+    # a flipped length byte: the message it frames is lost, the walk resumes after it
+    flipped = bytearray(good)
+    flipped[cut] ^= 0x40
+    dec, end = decode_binaryfile(np.frombuffer(bytes(flipped), np.uint8))
+    assert end == len(good)
+    assert dec.breaks.tolist() == [[cut, len(binaryfile(a2))]]
+    assert dec.events["order_id"].tolist() == [1, 1]  # A 1, D 1 (D 2 names a lost order)
+
+
+def test_framing_damage_fails_the_import_unless_partial_is_allowed(tmp_path: Path) -> None:
+    from framework.ingest.base import run_import
+
+    p = write(tmp_path, b"\xff" + binaryfile(msg_a(1, "B", 10, 500), msg_d(1)))
+    with pytest.raises(DataError, match=r"damaged input: bytes that frame no ITCH 5\.0 message"
+                                        r".*\(1 bytes, first at 08222023\.NASDAQ_ITCH50 "
+                                        r"offset 0\); nothing was written.*--allow-partial"):
+        run_import("itch", [p], ImportOptions())
+    res = run_import("itch", [p], ImportOptions(extra={"allow_partial": True}))
+    assert res.report.rows_read == 2
+    assert sum(res.report.bytes_skipped.values()) == 1
+    assert res.days[0].events["kind"].tolist() == [KIND_ADD, KIND_DELETE]
+
+
+def test_stock_field_with_unprintable_bytes_is_damage_never_a_name(tmp_path: Path) -> None:
+    bad = bytearray(msg_r(3, "ABC"))
+    bad[12] = 0x07  # the second letter of the Stock field
+    p = write(tmp_path, binaryfile(bytes(bad), msg_a(1, "B", 1, 1, locate=3, sym="ABC")))
     res = import_itch([p], ImportOptions())
-    assert res.report.rows_read == 5
-    assert res.report.rejected == {
-        "unknown ITCH message type": 1,
-        "message length disagrees with its type's fixed size": 1,
-        "empty message (length 0)": 1,
-    }
-    assert len(res.days[0].events) == 2
+    assert res.report.rejected_rows == {"Stock field with unprintable bytes": 1}
+    assert "Stock field with unprintable bytes" in res.report.damaged
+    assert [d.instrument.symbol for d in res.days] == ["ABC"]  # named by the clean A
+
+
+def test_locates_resolving_to_one_name_share_one_day(tmp_path: Path) -> None:
+    # locate 9 is a damaged copy of 7 (no directory for either): one day, never two
+    p = write(tmp_path, binaryfile(msg_a(1, "B", 1, 100), msg_a(2, "B", 1, 100, locate=9),
+                                   msg_d(1), msg_d(2, locate=9)))
+    res = import_itch([p], ImportOptions())
+    (day,) = res.days
+    assert day.instrument.symbol == "TEST"
+    assert day.events["order_id"].tolist() == [1, 2, 1, 2]
+    assert any("locates 7, 9 all name TEST" in n for n in res.report.notes)
 
 
 def test_replace_carries_side_and_locate_and_one_flag_last_per_message() -> None:
@@ -533,3 +590,58 @@ def test_big_endian_microsecond_and_gzipped_pcaps_decode_the_same(
     assert (ivoo["qty"], ivoo["price"], ivoo["order_id"]) == (1600, 873_900, 23_508_286)
     assert ivoo["local_ts"] == 1_692_711_000_000_059_000  # capture time, microseconds
     assert res.report.rows_read == 5
+
+
+# --- damaged captures: resynchronisation and checksums ----------------------------------------
+MULTI = "Multiple.Packets.pcap"  # packet 1: 87-byte frame, a lone D; packet 2: 38 adds
+
+
+def test_damaged_record_header_resyncs_at_the_next_packet(shared_data: Path, tmp_path: Path):
+    data = bytearray((shared_data / OMI / MULTI).read_bytes())
+    data[24 + 8 : 24 + 12] = (10**6).to_bytes(4, "little")  # packet 1's captured length
+    res = import_itch([write(tmp_path, bytes(data), "x.pcap")], ImportOptions())
+    rep = res.report
+    assert rep.rows_read == 38
+    assert rep.bytes_skipped == {"bytes that frame no pcap packet record (a damaged record "
+                                 "header; resynchronised at the next plausible record)": 16 + 87}
+    assert next(iter(rep.damaged.values())) == "x.pcap offset 24"
+    clean = (shared_data / OMI / MULTI).read_bytes()
+    junk = clean[:24 + 16 + 87] + b"\x00\x01\x02\x03\x04" + clean[24 + 16 + 87:]
+    rep = import_itch([write(tmp_path, junk, "y.pcap")], ImportOptions()).report
+    assert rep.rows_read == 39
+    assert sum(rep.bytes_skipped.values()) == 5
+
+
+def test_udp_checksum_mismatch_skips_the_damaged_packet(shared_data: Path, tmp_path: Path):
+    data = bytearray((shared_data / OMI / MULTI).read_bytes())
+    data[24 + 16 + 80] ^= 0x01  # inside packet 1's MoldUDP64 payload: its checksums hold
+    res = import_itch([write(tmp_path, bytes(data), "x.pcap")], ImportOptions())
+    rep = res.report
+    assert rep.bytes_skipped == {
+        "bytes of packets whose UDP checksum does not match (damaged payload)": 16 + 87}
+    assert rep.rows_read == 38
+    assert len(res.days[0].events) == 38
+
+
+def test_moldudp64_block_that_frames_no_message_skips_the_rest_of_its_packet(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    # the 20230822 captures carry no valid checksums (rewritten): framing is the only check
+    data = bytearray((shared_data / OMI_0822 / "AddOrderNoMPID.pcap").read_bytes())
+    at = int(frame_pcap(bytes(data), "x").offsets[1]) - 2  # packet 2's block length
+    data[at + 1] -= 1
+    res = import_itch([write(tmp_path, bytes(data), "x.pcap")], ImportOptions())
+    rep = res.report
+    assert rep.rows_read == 4
+    reason = ("bytes of MoldUDP64 packets from a block that is no ITCH 5.0 message (unknown "
+              "type or length) to the packet's end")
+    assert rep.bytes_skipped == {reason: 2 + 36}
+    assert rep.damaged == {reason: f"x.pcap offset {at:,}"}
+
+
+def test_capture_cut_inside_a_packet_is_damage(shared_data: Path, tmp_path: Path) -> None:
+    data = (shared_data / OMI / MULTI).read_bytes()
+    rep = import_itch([write(tmp_path, data[:-10], "x.pcap")], ImportOptions()).report
+    assert rep.bytes_skipped == {"bytes of a packet record cut by the end of the capture":
+                                 len(data) - 10 - (24 + 16 + 87)}
+    assert rep.rows_read == 1

@@ -34,8 +34,9 @@ from framework.core.events import (
     EventArray,
 )
 from framework.ingest import lobster
-from framework.ingest.base import SYNTH_ORDER_ID_BASE, ImportOptions, ImportResult
-from framework.ingest.lobster import EMPTY_ASK, EMPTY_BID, import_lobster
+from framework.ingest.base import SYNTH_ORDER_ID_BASE, ImportOptions, ImportResult, run_import
+from framework.ingest.lobster import import_lobster
+from framework.ingest.lobster_read import EMPTY_ASK, EMPTY_BID
 
 AMZN_DIR = "lobster_AMZN_2012-06-21_L1_fullday"
 AMZN_MSG = "AMZN_2012-06-21_34200000_57600000_message_1.csv"
@@ -146,6 +147,7 @@ def aapl(shared_data: Path) -> tuple[ImportResult, Path]:
 # --- real data ---------------------------------------------------------------------------------
 
 
+@pytest.mark.shared_data  # through request.getfixturevalue
 @pytest.mark.parametrize(("which", "levels", "nrows"), [("amzn", 1, 57_515), ("aapl", 10, 999)])
 def test_replayed_events_reproduce_every_orderbook_row_at_every_level(
     which: str, levels: int, nrows: int, request: pytest.FixtureRequest
@@ -285,9 +287,10 @@ def test_options_override_symbol_venue_date_and_orderbook(shared_data: Path) -> 
     assert int(day.events["exch_ts"][0]) == int(ny.timestamp()) * 10**9 + 34_200_004_241_176
 
 
-def test_coarser_tick_size_than_the_prices_is_a_data_error(shared_data: Path) -> None:
+def test_coarser_tick_size_than_the_prices_is_damage_naming_the_option(shared_data: Path) -> None:
     with pytest.raises(DataError, match=r"off the 0\.05 tick grid of XNAS/AAPL.*--tick-size"):
-        _import(shared_data / AAPL_DIR / AAPL_MSG, tick_size="0.05")
+        run_import("lobster", [shared_data / AAPL_DIR / AAPL_MSG],
+                   ImportOptions(extra={"tick_size": "0.05"}))
 
 
 def test_tick_size_finer_than_lobster_price_unit_is_a_config_error(shared_data: Path) -> None:
@@ -435,33 +438,176 @@ def test_missing_message_file_names_the_path(tmp_path: Path) -> None:
         _import(path)
 
 
-def test_missing_orderbook_asks_for_the_orderbook_option(tmp_path: Path) -> None:
-    msg = write_pair(tmp_path, ["34200.1,1,1,100,100000,1"], [BOOK0])
-    msg.with_name(msg.name.replace("message", "orderbook")).unlink()
-    with pytest.raises(DataError, match="pass --orderbook FILE"):
-        _import(msg)
-
-
-def test_garbled_line_is_a_format_error_naming_file_and_line(tmp_path: Path) -> None:
+def test_without_orderbook_the_book_starts_empty_and_unseen_orders_enter_at_first_sight(
+    tmp_path: Path,
+) -> None:
     msg = write_pair(
         tmp_path,
-        ["34200.1,1,1,100,100000,1", "34200.2,1,2,100,100000,1", "34200.3,1,x3,100,1000"],
-        [BOOK0] * 3,
+        [
+            "34200.1,1,1,100,100000,1",  # an add
+            "34200.2,4,99,50,100000,1",  # an execution of an order the file never adds...
+            "34200.3,3,99,30,100000,1",  # ...and the delete of its rest
+            "34200.4,2,98,20,100500,-1",  # a partial cancel of another unseen order
+            "34200.5,4,98,10,100500,-1",
+        ],
+        [BOOK0] * 5,
     )
-    with pytest.raises(FormatError, match=r"message_1\.csv: line 3 is not a LOBSTER message row"):
-        _import(msg)
+    msg.with_name(msg.name.replace("message", "orderbook")).unlink()
+    result = run_import("lobster", [msg], ImportOptions())
+    rep = result.report
+    assert rep.ledger() == (5, 5, 0, 7, 7, 0)
+    # each unseen order enters with its real id and the size the file takes off it
+    assert _rows(result.days[0].events) == [
+        (KIND_ADD, BUY, 1000, 100, 1, FLAG_LAST),
+        (KIND_ADD, BUY, 1000, 80, 99, FLAG_IMPLIED),
+        (KIND_EXECUTE, BUY, 1000, 50, 99, FLAG_LAST),
+        (KIND_DELETE, BUY, 1000, 30, 99, FLAG_LAST),
+        (KIND_ADD, SELL, 1005, 30, 98, FLAG_IMPLIED),
+        (KIND_CANCEL, SELL, 1005, 20, 98, FLAG_LAST),
+        (KIND_EXECUTE, SELL, 1005, 10, 98, FLAG_LAST),
+    ]
+    notes = "\n".join(rep.notes)
+    assert "no orderbook file (none given, no TEST_2012-06-21_34200000_57600000_orderbook_1.csv" \
+        in notes
+    assert "incomplete (deeper levels most) until every resting order has been seen" in notes
+    assert "2 orders (110 lots, 4 messages) are cancelled, executed or deleted but never added" \
+        in notes
 
 
-def test_garbled_orderbook_line_is_a_format_error(tmp_path: Path) -> None:
+def test_without_orderbook_orders_a_message_proves_gone_are_removed(tmp_path: Path) -> None:
+    msg = write_pair(
+        tmp_path,
+        [
+            "34200.1,1,1,100,100000,1",
+            "34200.2,1,2,100,100100,1",  # a better bid: order 1 is now below level 1...
+            "34200.3,3,2,100,100100,1",  # ...where its cancel may hide from a level-1 file
+            "34200.4,1,3,100,99900,1",  # level 1 is now 9.99: nothing is above it
+            "34200.5,1,4,50,99800,-1",  # an ask at 9.98: no bid rests at or above it
+        ],
+        [BOOK0] * 5,
+    )
+    msg.with_name(msg.name.replace("message", "orderbook")).unlink()
+    ev = run_import("lobster", [msg], ImportOptions()).days[0].events
+    assert _rows(ev[3:]) == [
+        (KIND_ADD, BUY, 999, 100, 3, 0),
+        (KIND_DELETE, BUY, 1000, 100, 1, FLAG_IMPLIED | FLAG_LAST),
+        (KIND_ADD, SELL, 998, 50, 4, 0),
+        (KIND_DELETE, BUY, 999, 100, 3, FLAG_IMPLIED | FLAG_LAST),
+    ]
+    assert reference_snapshots(ev, 1)[-1].tolist() == [99800, 50, EMPTY_BID, 0]
+
+
+def test_without_orderbook_a_level_l_message_keeps_at_most_l_minus_1_better_levels(
+    tmp_path: Path,
+) -> None:
+    msg = write_pair(
+        tmp_path,
+        ["34200.1,1,1,100,100000,1", "34200.2,1,2,100,100100,1", "34200.3,1,3,100,100200,1",
+         "34200.4,2,1,10,100000,1"],  # 10.00 is within the top 2: one of 10.01/10.02 is gone
+        [BOOK0 + ",100600,1,99900,1"] * 4,
+        level=2,
+    )
+    msg.with_name(msg.name.replace("message", "orderbook")).unlink()
+    ev = run_import("lobster", [msg], ImportOptions()).days[0].events
+    assert _rows(ev[-2:]) == [
+        (KIND_CANCEL, BUY, 1000, 10, 1, 0),
+        (KIND_DELETE, BUY, 1002, 100, 3, FLAG_IMPLIED | FLAG_LAST),  # the farthest goes
+    ]
+
+
+@pytest.mark.shared_data
+def test_amzn_without_orderbook_stores_a_book_the_engine_replays_without_unknown_ids(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    from framework.book.project import L3ToL2
+
+    path = tmp_path / AMZN_MSG
+    path.write_bytes((shared_data / AMZN_DIR / AMZN_MSG).read_bytes())
+    result = run_import("lobster", [path], ImportOptions())
+    events = result.days[0].events
+    raw = _load(path, 6)
+    own = events[(events["flags"] & FLAG_IMPLIED) == 0]
+    typ = raw[:, 1].astype(int)
+    assert own["kind"].tolist() == [TYPE_KIND[t] for t in typ]  # the file's rows, in order
+    # ids acted on before (or without) an add, counted here independently of the kernel
+    first: dict[int, int] = {}
+    for t, oid in zip(typ.tolist(), raw[:, 2].astype(np.int64).tolist(), strict=True):
+        if t <= 4:
+            first.setdefault(oid, t)
+    unseen = sum(1 for t in first.values() if t != 1)
+    assert any(f"{unseen:,} orders (" in n for n in result.report.notes)
+    books = reference_snapshots(events, 1)  # asserts every event names a live order
+    crossed = (books[:, 2] >= books[:, 0]) & (books[:, 0] != EMPTY_ASK) & (books[:, 2] != EMPTY_BID)
+    assert not crossed.any()
+    # the engine's L3 -> L2 projection sees every visible execution as a trade
+    projected = L3ToL2()(events)
+    trades = int(np.count_nonzero(projected["kind"] == KIND_TRADE))
+    assert trades == int(np.count_nonzero(typ == 4)) + int(np.count_nonzero(typ == 5))
+    # the level-1 book without the orderbook file: best prices as LOBSTER's in most rows
+    expected = _load(Path(str(shared_data / AMZN_DIR / AMZN_MSG).replace("message", "orderbook")),
+                     4).astype(np.int64)
+    same = (books[:, [0, 2]] == expected[:, [0, 2]]).all(axis=1).mean()
+    assert same > 0.6, same
+
+
+def test_missing_given_orderbook_is_a_data_error(tmp_path: Path) -> None:
+    msg = write_pair(tmp_path, ["34200.1,1,1,100,100000,1"], [BOOK0])
+    with pytest.raises(DataError, match=r"nope\.csv: no such file"):
+        _import(msg, orderbook=tmp_path / "nope.csv")
+
+
+def test_garbled_line_is_damage_naming_file_and_line(tmp_path: Path) -> None:
+    msg = write_pair(
+        tmp_path,
+        ["34200.1,1,1,100,100000,1", "34200.2,1,2,100,100000,1", "34200.3,1,x3,100,1000",
+         "34200.4,1,3,100,100000,1"],
+        ["100500,300,100000,100", "100500,300,100000,200", "100500,300,100000,999",
+         "100500,300,100000,300"],
+    )
+    with pytest.raises(DataError, match=r"damaged input: not a LOBSTER message row: unparseable "
+                                        r"line \(1 rows, first at TEST_.*message_1\.csv line 3\)"):
+        run_import("lobster", [msg], ImportOptions())
+    res = run_import("lobster", [msg], ImportOptions(extra={"allow_partial": True}))
+    assert res.report.ledger()[:3] == (4, 3, 1)
+    # the line and its orderbook row are gone together: the rest still match LOBSTER's book
+    assert reference_snapshots(res.days[0].events, 1).tolist() == [
+        [100500, 300, 100000, 100], [100500, 300, 100000, 200], [100500, 300, 100000, 300]]
+
+
+def test_blank_lines_carry_nothing_and_shift_nothing(tmp_path: Path) -> None:
+    msg = write_pair(tmp_path, ["34200.1,1,1,100,100000,1", "", "34200.2,1,2,100,100000,1"],
+                     [BOOK0, "100500,300,100000,200"])
+    res = run_import("lobster", [msg], ImportOptions())
+    assert res.report.ledger()[:3] == (2, 2, 0)
+    assert not res.report.damaged
+
+
+def test_garbled_orderbook_line_leaves_its_message_unchecked(tmp_path: Path) -> None:
     msg = write_pair(tmp_path, ["34200.1,1,1,100,100000,1"] * 2, [BOOK0, "100500,300,abc,200"])
-    with pytest.raises(FormatError, match=r"orderbook_1\.csv: line 2 is not a LOBSTER orderbook"):
-        _import(msg)
+    with pytest.raises(DataError, match=r"1 orderbook rows are not valid \(unparseable line\)"):
+        run_import("lobster", [msg], ImportOptions())
+    res = run_import("lobster", [msg], ImportOptions(extra={"allow_partial": True}))
+    assert res.report.rows_rejected == 0
 
 
-def test_row_count_mismatch_is_a_data_error(tmp_path: Path) -> None:
-    msg = write_pair(tmp_path, ["34200.1,1,1,100,100000,1", "34200.2,3,1,100,100000,1"], [BOOK0])
-    with pytest.raises(DataError, match=r"has 2 rows but .* has 1; LOBSTER writes one orderbook"):
-        _import(msg)
+@pytest.mark.parametrize(("n_msg", "n_book", "needle"), [
+    (2, 1, r"message_1\.csv has 1 more rows than \S*orderbook_1\.csv \(2 messages, 1 orderbook "
+           r"rows\) .*orderbook_1\.csv looks cut"),
+    (1, 2, r"orderbook_1\.csv has 1 more rows than \S*message_1\.csv \(1 messages, 2 orderbook "
+           r"rows\) .*message_1\.csv looks cut"),
+])
+def test_pairs_of_different_lengths_say_what_to_do_and_import_the_overlap(
+    tmp_path: Path, n_msg: int, n_book: int, needle: str
+) -> None:
+    rows = ["34200.1,1,1,100,100000,1", "34200.2,1,2,100,100000,1"]
+    books = ["100500,300,100000,100", "100500,300,100000,200"]
+    msg = write_pair(tmp_path, rows[:n_msg], books[:n_book])
+    with pytest.raises(DataError, match=needle + r".*--allow-partial"):
+        run_import("lobster", [msg], ImportOptions())
+    res = run_import("lobster", [msg], ImportOptions(extra={"allow_partial": True}))
+    assert res.report.ledger()[:3] == (n_msg, n_msg, 0)  # every message is imported
+    assert reference_snapshots(res.days[0].events, 1).tolist() == [
+        [int(v) for v in b.split(",")] for b in books[:n_msg]]
 
 
 def test_level_in_name_disagreeing_with_orderbook_columns_is_a_data_error(tmp_path: Path) -> None:
@@ -480,23 +626,39 @@ def test_itch_binary_file_is_rejected_as_not_lobster(shared_data: Path, tmp_path
         _import(itch, orderbook=orderbook)
 
 
-def test_unknown_event_type_and_backwards_time_are_data_errors(tmp_path: Path) -> None:
+def test_invalid_messages_are_damage_skipped_with_their_orderbook_rows(tmp_path: Path) -> None:
     msg = write_pair(
-        tmp_path, ["34200.1,1,1,100,100000,1", "34200.2,9,1,100,100000,1"], [BOOK0] * 2
+        tmp_path,
+        ["34200.1,1,1,100,100000,1", "34200.2,9,1,100,100000,1", "34200.05,1,2,50,100000,1",
+         "34200.3,1,3,100,100000,1"],
+        ["100500,300,100000,300", "100500,300,100000,999", "100500,300,100000,999",
+         "100500,300,100000,400"],
     )
-    with pytest.raises(DataError, match=r"1 row\(s\) have an event type outside 1..7 .*line 2"):
-        _import(msg)
-    msg = write_pair(
-        tmp_path, ["34200.2,1,1,100,100000,1", "34200.1,1,2,100,100000,1"], [BOOK0] * 2
-    )
-    with pytest.raises(DataError, match="go back in time"):
-        _import(msg)
+    with pytest.raises(DataError, match=r"not a LOBSTER message row: event type outside 1\.\.7 "
+                                        r"\(1 rows, first at TEST_.*_message_1\.csv line 2\)"):
+        run_import("lobster", [msg], ImportOptions())
+    res = run_import("lobster", [msg], ImportOptions(extra={"allow_partial": True}))
+    rep = res.report
+    assert dict(rep.rejected_rows) == {"not a LOBSTER message row: event type outside 1..7": 1,
+                                       "not a LOBSTER message row: out of time order": 1}
+    assert rep.ledger()[:3] == (4, 2, 2)
+    ev = res.days[0].events
+    assert reference_snapshots(ev, 1).tolist() == [[100500, 300, 100000, 300],
+                                                   [100500, 300, 100000, 400]]
 
 
-def test_orderbook_with_size_on_an_empty_level_is_a_data_error(tmp_path: Path) -> None:
-    msg = write_pair(tmp_path, ["34200.1,1,1,100,100000,1"], [f"{EMPTY_ASK},5,100000,100"])
-    with pytest.raises(DataError, match=r"size on an empty \(9999999999\) level"):
-        _import(msg)
+def test_orderbook_with_size_on_an_empty_level_leaves_its_message_unchecked(
+    tmp_path: Path,
+) -> None:
+    msg = write_pair(tmp_path, ["34200.1,1,1,100,100000,1", "34200.2,1,2,100,100000,1"],
+                     [BOOK0, f"{EMPTY_ASK},5,100000,300"])
+    with pytest.raises(DataError, match=r"1 orderbook rows are not valid \(size on an empty "
+                                        r"\(9999999999\) level\)"):
+        run_import("lobster", [msg], ImportOptions())
+    res = run_import("lobster", [msg], ImportOptions(extra={"allow_partial": True}))
+    assert res.report.rows_rejected == 0
+    assert len(reference_snapshots(res.days[0].events, 1)) == 2
+    assert any("1 of 2 messages have no usable orderbook row" in n for n in res.report.notes)
 
 
 def test_file_without_date_or_symbol_in_its_name_needs_options(tmp_path: Path) -> None:

@@ -179,9 +179,15 @@ def test_bad_rows_are_counted_not_fatal(tmp_path: Path) -> None:
         "deribit,ETH-PERPETUAL,2,12,false,middle,100.5,3\n"
         "deribit,ETH-PERPETUAL,3,13,false,ask,abc,3\n")
     res = import_tardis([p], ImportOptions())
-    assert dict(res.report.rejected) == {
-        "unparseable timestamp": 1, "unknown book side (expected bid/ask)": 1,
-        "unparseable price or quantity": 1}
+    rep = res.report
+    assert dict(rep.rejected_rows) == {
+        "unparseable timestamp": 1, "unknown book side (expected bid/ask)": 1}
+    assert dict(rep.rejected) == {"unparseable price or quantity": 1}
+    # text where a number or a side belongs is damage: each kind is located by its line
+    assert rep.damaged == {"unparseable timestamp": "line 3",
+                           "unknown book side (expected bid/ask)": "line 4",
+                           "unparseable price or quantity": "x_incremental_book_L2.csv line 5"}
+    assert rep.ledger() == (4, 2, 2, 2, 0, 1)  # events_written is set by run_import
     assert len(res.days[0].events) == 1
 
 
@@ -192,3 +198,28 @@ def test_missing_file_raises_data_error(tmp_path: Path) -> None:
 
 def test_importer_is_registered_as_tardis() -> None:
     assert get_importer("tardis") is import_tardis
+
+
+def test_time_far_off_its_rows_other_time_is_damage_not_a_new_day(tmp_path: Path) -> None:
+    p = tmp_path / "bitmex_trades_XBTUSD.csv"
+    rows = [f"bitmex,XBTUSD,{1_585_699_200_000_000 + k},{1_585_699_200_000_900 + k},{k + 1},buy,"
+            "6500.5,10" for k in range(5)]
+    rows[2] = rows[2].replace(",1585699200000902,", ",1595699200000902,")  # a flipped digit
+    p.write_text("exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n"
+                 + "\n".join(rows) + "\n")
+    res = import_tardis([p], ImportOptions())
+    reason = ("local_timestamp more than an hour off the timestamp (the file's other rows agree "
+              "within it)")
+    assert res.report.rejected_rows == {reason: 1}
+    assert res.report.damaged == {reason: "line 4"}
+    assert [len(d.events) for d in res.days] == [4]
+
+
+def test_trades_without_an_id_are_never_taken_for_repeats(tmp_path: Path) -> None:
+    p = tmp_path / "bitmex_trades_XBTUSD.csv"
+    row = "bitmex,XBTUSD,1585699200000000,1585699200000900,,buy,6500.5,10"
+    p.write_text("exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n"
+                 + f"{row}\n{row}\n")
+    res = import_tardis([p], ImportOptions())
+    assert res.days[0].events["order_id"].tolist() == [0, 0]
+    assert not res.report.rejected

@@ -168,8 +168,8 @@ def test_it_is_bundled_under_its_name() -> None:
     [
         ({"margin": 1}, "did you mean 'margin_ticks'"),
         ({"order_qty": 3, "max_position": 2}, "1 <= order_qty <= max_position"),
-        ({"move_per_imbalance": 0}, "must be positive"),
-        ({"hold_ms": 0}, "hold_ms=0.0 must be > 0"),
+        ({"move_per_imbalance": 0}, "move_per_imbalance=0.0 is out of range: allowed > 0"),
+        ({"hold_ms": 0}, "hold_ms=0.0 is out of range: allowed > 0"),
         ({"stop_ticks": "x"}, "not a valid int"),
     ],
 )

@@ -133,9 +133,9 @@ def test_compiled_params_are_the_instrument_indices():
     ("params", "match"),
     [
         ({"leader": "SIM/X", "lagger": "SIM/X"}, "name two instruments"),
-        ({"leader": "LEAD"}, "not VENUE/SYMBOL"),
+        ({"leader": "LEAD"}, "allowed text like VENUE/SYMBOL"),
         ({"entry_bps": 1.0, "exit_bps": 1.0}, "exit_bps < entry_bps"),
-        ({"order_qty": 0}, "order_qty=0 must be positive"),
+        ({"order_qty": 0}, "order_qty=0 is out of range: allowed >= 1"),
         ({"entry_bp": 1.0}, "did you mean 'entry_bps'"),
         ({"max_hold_ms": "soon"}, "not a valid float"),
     ],

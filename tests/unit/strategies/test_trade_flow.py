@@ -127,11 +127,11 @@ def test_it_is_bundled_under_its_name() -> None:
 @pytest.mark.parametrize(
     ("params", "match"),
     [
-        ({"mode": "trend"}, "mode='trend' is unknown; choose one of"),
+        ({"mode": "trend"}, "mode='trend' is out of range: allowed one of 'momentum', 'reversion'"),
         ({"treshold": 0.5}, "did you mean 'threshold'"),
-        ({"threshold": 1.5}, r"must lie in \(0, 1\]"),
+        ({"threshold": 1.5}, "threshold=1.5 is out of range: allowed > 0 and <= 1"),
         ({"order_qty": 2}, "1 <= order_qty <= max_position"),
-        ({"halflife_ms": -1}, "must be > 0"),
+        ({"halflife_ms": -1}, r"halflife_ms=-1.0 is out of range: allowed > 0"),
     ],
 )
 def test_bad_parameters_are_clear_errors(params: dict[str, object], match: str) -> None:

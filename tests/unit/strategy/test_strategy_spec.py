@@ -61,7 +61,7 @@ def test_a_spec_typed_once_scopes_options_by_its_bundled_name():
         (["one_tick_mm"], {"params": ["max_positon=2"]}, "did you mean 'max_position'"),
         (["one_tick_mm"], {"params": ["max_position"]}, "name=value"),
         (["one_tick_mm"], {"risk": ["max_lose=3"]}, "did you mean 'max_loss'"),
-        (["one_tick_mm"], {"risk": ["max_loss=-3"]}, "non-negative"),
+        (["one_tick_mm"], {"risk": ["max_loss=-3"]}, r"max_loss=-3.0 is out of range: allowed > 0"),
         (["one_tick_mm"], {"risk": ["self_trade_prevention=maybe"]}, "true or false"),
         (["one_tick_mm"], {"on": ["SIM"]}, "VENUE/SYMBOL"),
     ],
