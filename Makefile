@@ -4,7 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
-export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
+# compiled code is cached in HFTLAB_NUMBA_CACHE (default ~/.cache/hftlab/numba), shared by
+# the CLI, the demo, the tests and the benchmarks
 
 .PHONY: demo test test-fast bench lint typecheck clean
 
@@ -31,4 +32,4 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) .numba_cache .pytest_cache .mypy_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache build *.egg-info

@@ -97,7 +97,6 @@ def run_module(name: str, *, quick: bool, folder: Path = HERE) -> list[dict[str,
     """Rows of module ``name`` of the package ``folder``, run in a process of its own (a
     single error row if it fails)."""
     env = dict(os.environ)
-    env.setdefault("NUMBA_CACHE_DIR", str(HERE.parent / ".numba_cache"))
     # the child imports benchmarks.memory and the package from wherever it was started
     path = [str(HERE.parent), str(folder.parent), env.get("PYTHONPATH", "")]
     env["PYTHONPATH"] = os.pathsep.join(p for p in path if p)

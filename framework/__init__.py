@@ -18,8 +18,13 @@ def _versioned_numba_cache() -> None:
     start from a clean cache. Strategy files are not part of the key: they are leaves
     (nothing in the framework imports them) so numba's own per-file check covers them, and
     the generated runner that calls them is named by their hash (engine/codegen.py); editing
-    a strategy recompiles that strategy alone. ``HFTLAB_NUMBA_CACHE`` (default:
-    ``$NUMBA_CACHE_DIR`` or ``~/.cache/hftlab/numba``) is the base folder.
+    a strategy recompiles that strategy alone.
+
+    One base folder serves the CLI, ``make demo``, the tests and the benchmarks, so what one
+    compiled the others load: ``$HFTLAB_NUMBA_CACHE`` when set, else
+    ``$XDG_CACHE_HOME/hftlab/numba`` (``~/.cache/hftlab/numba``). numba's own
+    ``NUMBA_CACHE_DIR`` is set from it (a value set outside is not used: it would not be
+    versioned).
     """
     root = Path(__file__).resolve().parent
     h = hashlib.sha256()
@@ -28,8 +33,8 @@ def _versioned_numba_cache() -> None:
         if b"njit" in text:  # only compiled code can go stale in the cache
             h.update(p.relative_to(root.parent).as_posix().encode())
             h.update(text)
-    base = os.environ.get("HFTLAB_NUMBA_CACHE") or os.environ.get("NUMBA_CACHE_DIR") or str(
-        Path.home() / ".cache" / "hftlab" / "numba")
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    base = os.environ.get("HFTLAB_NUMBA_CACHE") or str(Path(xdg) / "hftlab" / "numba")
     os.environ["HFTLAB_NUMBA_CACHE"] = base
     target = str(Path(base) / h.hexdigest()[:16])
     os.environ["NUMBA_CACHE_DIR"] = target

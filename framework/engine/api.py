@@ -15,10 +15,16 @@ from typing import Any
 import numpy as np
 from numba import njit, types
 
-from framework.engine.loop import sample
-from framework.engine.messages import log_order
-from framework.engine.state import H_NOW, O_ID, arena_at, unpack_raw
+from framework.engine.fnptr import call_i64
+from framework.engine.state import H_FN_ADVANCE, H_FN_FINISH, arena_at, unpack_raw
 from framework.strategy import nb
+
+
+@njit(cache=True)
+def advance_at(p: int) -> int:
+    """Run the arena at address ``p`` to its next wake-up (the core's ``advance``): one plain
+    int is the cheapest argument to pass from Python, paid on every strategy wake-up."""
+    return call_i64(unpack_raw(arena_at(p)).h[H_FN_ADVANCE], (np.int64(p),))
 
 
 @njit(cache=True)
@@ -86,22 +92,10 @@ def depth(a: np.ndarray, inst: int, side: int, n: int, out: np.ndarray) -> int:
 
 
 @njit(cache=True)
-def log_open_orders(a: np.ndarray) -> int:
-    """Log the orders still working at the end of the run (status as they stand, end time
-    = now) so the orders table lists every order sent; returns how many."""
-    st = unpack_raw(a)
-    now = st.h[H_NOW]
-    ids = st.ord[:, O_ID]
-    live = np.nonzero(ids)[0]
-    # in the order they were sent (ids grow with each submission), whatever slots they hold
-    for slot in live[np.argsort(ids[live])]:
-        log_order(st, slot, now)
-    return live.shape[0]
-
-
-@njit(cache=True)
-def final_sample(a: np.ndarray) -> None:
-    sample(a, unpack_raw(a).h[H_NOW])
+def finish(a: np.ndarray) -> int:
+    """The last sample and the orders still working at the end into the order log (so the
+    orders table lists every order sent); returns how many were still working."""
+    return call_i64(unpack_raw(a).h[H_FN_FINISH], (np.int64(a.ctypes.data),))
 
 
 ARENA_T = types.Array(types.int64, 1, "C")

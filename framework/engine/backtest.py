@@ -27,7 +27,6 @@ from framework.engine.enums import (
     TIF_NAMES,
 )
 from framework.engine.feed import MergedFeed
-from framework.engine.loop import advance_at
 from framework.engine.state import (
     ERR_NAMES,
     H_END_TS,
@@ -220,6 +219,9 @@ class Backtest:
         if series is not None:
             cap = dataclasses.replace(cap, lat_series=len(series))
         a = allocate(cap)
+        from framework.engine.core import install
+
+        install(a)  # the compiled core's entry points (compiled on first use)
         st = unpack(a)
         h = st.h
         h[H_LAT_MODEL] = self.latency.code
@@ -386,10 +388,10 @@ class Backtest:
         # compile (or load from the cache) before the clock starts
         import numba
 
-        mod.run.compile(tuple(numba.typeof(x) for x in (self.arena, self.window, *args)))
+        mod.run.compile(tuple(numba.typeof(x) for x in (self.arena, *args)))
         t0 = time.perf_counter()
         while True:
-            w = mod.run(self.arena, self.window, *args)
+            w = mod.run(self.arena, *args)
             if w == WAKE_NEED_DATA:
                 self._refill()
             elif w == WAKE_FLUSH:
@@ -454,7 +456,7 @@ class Backtest:
                 disp[k][3](arena, disp[k][1], disp[k][2])
             else:
                 s.on_start(ctxs[k])
-        step = api.entry(advance_at, api.I64_T)
+        step = api.entry(api.advance_at, api.I64_T)
         ptr = int(arena.ctypes.data)  # self.arena stays alive for the whole loop
         t0 = time.perf_counter()
         # the hot loop: one compiled step per wake-up, then the subscribers' callbacks (the
@@ -534,8 +536,7 @@ class Backtest:
     def _finish(self) -> None:
         """The last sample, and the orders still working at the end into the order log."""
         self._flush()
-        api.final_sample(self.arena)
-        api.log_open_orders(self.arena)
+        api.finish(self.arena)
 
     # --- results ---------------------------------------------------------------------------
     def _cat(self, key: str, cols: int) -> np.ndarray:

@@ -19,15 +19,14 @@ import numpy as np
 from numba import carray, njit
 
 from framework.book.l2 import BOOK_FULL, l2_apply, l2_qty_at
-from framework.core.events import EVENT_DTYPE, KIND_BBO, KIND_CLEAR, KIND_LEVEL, KIND_STATUS
+from framework.core.events import KIND_BBO, KIND_CLEAR, KIND_LEVEL, KIND_STATUS
 from framework.engine.local import local_book_event, local_response, trip_kill_switch
-from framework.engine.messages import next_msg, pop_msg
+from framework.engine.messages import log_order, next_msg, pop_msg
 from framework.engine.state import (
     EQ_COLS,
     ERR_BOOK_FULL,
     H_END_TS,
     H_ERROR,
-    H_EV_PTR,
     H_EVENTS_LOCAL,
     H_EVENTS_VENUE,
     H_FEAT_PTR,
@@ -61,6 +60,7 @@ from framework.engine.state import (
     I_SUB_TRADE,
     M_TS,
     MSG_COLS,
+    O_ID,
     P_POS,
     R_MAX_DRAWDOWN,
     R_MAX_LOSS,
@@ -81,7 +81,6 @@ from framework.engine.state import (
     WAKE_TRADE,
     Arena,
     _as_voidptr,
-    arena_at,
     unpack_raw,
 )
 from framework.engine.venue import apply_fills, scan_resting, venue_request, venue_status
@@ -377,23 +376,23 @@ def advance_state(a: Arena, ev: np.ndarray) -> int:
 
 
 @njit(cache=True)
-def advance_at(p: int) -> int:
-    """:func:`advance_state` on the arena at address ``p``, for Python drivers.
-
-    One plain int is the cheapest argument numba offers (an array argument costs ~0.2 us
-    more per call, paid on every strategy wake-up); the driver keeps the arena and the
-    event window alive. The window is found through its address in ``h[H_EV_PTR]``.
-    """
-    a = arena_at(p)
-    h = unpack_raw(a).h
-    ev = carray(_as_voidptr(h[H_EV_PTR]), (h[H_N_EV],), EVENT_DTYPE)  # type: ignore[call-arg]
-    return advance_state(a, ev)
+def final_sample_state(a: Arena) -> None:
+    """The sample at the end of a run (at the engine clock)."""
+    sample(a, unpack_raw(a).h[H_NOW])
 
 
 @njit(cache=True)
-def advance(a: np.ndarray) -> int:
-    """:func:`advance_at` on an arena array."""
-    return advance_at(a.ctypes.data)
+def log_open_orders_state(a: Arena) -> int:
+    """Log the orders still working at the end of the run (status as they stand, end time
+    = now) so the orders table lists every order sent; returns how many."""
+    st = unpack_raw(a)
+    now = st.h[H_NOW]
+    ids = st.ord[:, O_ID]
+    live = np.nonzero(ids)[0]
+    # in the order they were sent (ids grow with each submission), whatever slots they hold
+    for slot in live[np.argsort(ids[live])]:
+        log_order(st, slot, now)
+    return live.shape[0]
 
 
-__all__ = ["advance", "advance_at", "advance_state", "sample"]
+__all__ = ["advance_state", "final_sample_state", "log_open_orders_state", "sample"]

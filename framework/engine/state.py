@@ -10,6 +10,7 @@ starts and its shape, so a run can pause at any point and resume.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
@@ -72,6 +73,13 @@ H_WAKE_OID: Final = 45  #: for WAKE_FILL / WAKE_ORDER: the order id (its slot ma
 H_ERROR: Final = 46  #: ERR_* when a table overflowed (the run stops with WAKE_ERROR)
 H_EV_PTR: Final = 47  #: address of the event window (the driver keeps the array alive)
 H_FEAT_PTR: Final = 48  #: address of the window's feature rows (float64[n, N_FEATURES]), 0 = none
+#: addresses of the compiled core's entry points (framework/engine/core.py ``install``):
+#: compiled callers call through them instead of linking the engine's code
+H_FN_ADVANCE: Final = 56
+H_FN_SUBMIT: Final = 57
+H_FN_CANCEL: Final = 58
+H_FN_MODIFY: Final = 59
+H_FN_FINISH: Final = 60
 H_SIZE: Final = 64
 
 # --- float header (segment SEG_HF) ------------------------------------------------------
@@ -456,81 +464,67 @@ def _as_voidptr(typingctx: Any, addr: Any) -> Any:
 
 
 @njit(cache=True, inline="always")
-def _i(base: int, a: npt.NDArray[np.int64], k: int) -> Any:
-    return _as_voidptr(base + 8 * a[4 * k])  # type: ignore[call-arg]
-
-
-@njit(cache=True, inline="always")
 def arena_at(p: int) -> npt.NDArray[np.int64]:
-    """The arena at address ``p``, for entry points called from Python with the address as
-    a plain int (an array argument costs ~0.15 us more per call to unbox). Only the segment
-    table is in its shape; :func:`unpack_raw` finds the segments through it."""
+    """The arena at address ``p``, for entry points called with the address as a plain int
+    (an array argument costs ~0.15 us more per call to unbox). Only the segment table is in
+    its shape; :func:`unpack_raw` finds the segments through it."""
     return carray(_as_voidptr(p), (4 * N_SEG,), np.int64)  # type: ignore[call-arg]
 
 
-@njit(cache=True, inline="always")
-def _s1(a: npt.NDArray[np.int64], k: int) -> tuple[int]:
-    """Shape of 1-d segment ``k``, from the arena's segment table."""
-    return (a[4 * k + 1],)
+#: dimensions of each segment's view, in segment order (see :func:`_shapes`)
+_SEG_NDIM: Final = (1, 1, 2, 2, 2, 3, 2, 3, 2, 2, 1, 2, 2, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+                    2, 2, 2, 1, 2, 2)
+_SEG_VIEW: Final = tuple(
+    (nd, types.float64 if k in _FLOAT_SEGS else types.int64) for k, nd in enumerate(_SEG_NDIM)
+)
+assert tuple(len(s) for s in _shapes(Capacity(n_inst=1, n_strat=1))) == _SEG_NDIM
+_STATE_T = types.NamedTuple([types.Array(dt, nd, "C") for nd, dt in _SEG_VIEW], State)
 
 
-@njit(cache=True, inline="always")
-def _s2(a: npt.NDArray[np.int64], k: int) -> tuple[int, int]:
-    return (a[4 * k + 1], a[4 * k + 2])
+@intrinsic
+def _unpack_raw(typingctx: Any, a: Any) -> Any:
+    """:func:`unpack` for compiled code: views built straight on the arena's pointer.
 
-
-@njit(cache=True, inline="always")
-def _s3(a: npt.NDArray[np.int64], k: int) -> tuple[int, int, int]:
-    return (a[4 * k + 1], a[4 * k + 2], a[4 * k + 3])
-
-
-@njit(cache=True, inline="always")
-def unpack_raw(a: npt.NDArray[np.int64]) -> State:
-    """:func:`unpack` for compiled entry points: views built straight on the arena's pointer.
-
-    They carry no reference count (numba maintains one with atomic operations for every
-    array handed to a function it does not inline, ~30 of them in the state) and need no
-    reshape helper call, so building the state costs a few nanoseconds. The caller keeps
-    ``a`` alive while the views are in use, which every compiled entry point does by holding
-    ``a`` as its argument. Python code uses :func:`unpack`. Inlined, so a caller that
-    reads two segments pays for two views: LLVM drops the views it never uses.
+    Emitted in place (an intrinsic: no call, no numba IR to inline), so building the state
+    costs a few loads and LLVM drops the views a caller never uses. The views carry no
+    reference count (numba maintains one with atomic operations for every array handed to
+    a function it does not inline); the caller keeps ``a`` alive while they are in use,
+    which every compiled entry point does by holding ``a`` as its argument. Python code
+    uses :func:`unpack`.
     """
-    b = a.ctypes.data
-    i8 = np.int64
-    f8 = np.float64
+    if not (isinstance(a, types.Array) and a.dtype == types.int64 and a.ndim == 1):
+        return None
+    sig = _STATE_T(a)
 
-    return State(
-        carray(_i(b, a, SEG_H), _s1(a, SEG_H), i8),
-        carray(_i(b, a, SEG_HF), _s1(a, SEG_HF), f8),
-        carray(_i(b, a, SEG_INST), _s2(a, SEG_INST), i8),
-        carray(_i(b, a, SEG_INSTF), _s2(a, SEG_INSTF), f8),
-        carray(_i(b, a, SEG_VMETA), _s2(a, SEG_VMETA), i8),
-        carray(_i(b, a, SEG_VQTY), _s3(a, SEG_VQTY), i8),
-        carray(_i(b, a, SEG_LMETA), _s2(a, SEG_LMETA), i8),
-        carray(_i(b, a, SEG_LQTY), _s3(a, SEG_LQTY), i8),
-        carray(_i(b, a, SEG_ORD), _s2(a, SEG_ORD), i8),
-        carray(_i(b, a, SEG_ORDF), _s2(a, SEG_ORDF), f8),
-        carray(_i(b, a, SEG_FREE), _s1(a, SEG_FREE), i8),
-        carray(_i(b, a, SEG_REQ), _s2(a, SEG_REQ), i8),
-        carray(_i(b, a, SEG_RESP), _s2(a, SEG_RESP), i8),
-        carray(_i(b, a, SEG_POS), _s3(a, SEG_POS), i8),
-        carray(_i(b, a, SEG_POSF), _s3(a, SEG_POSF), f8),
-        carray(_i(b, a, SEG_STRAT), _s2(a, SEG_STRAT), i8),
-        carray(_i(b, a, SEG_STRATF), _s2(a, SEG_STRATF), f8),
-        carray(_i(b, a, SEG_RISK), _s2(a, SEG_RISK), f8),
-        carray(_i(b, a, SEG_REC_FILL), _s2(a, SEG_REC_FILL), i8),
-        carray(_i(b, a, SEG_REC_ORD), _s2(a, SEG_REC_ORD), i8),
-        carray(_i(b, a, SEG_REC_DENY), _s2(a, SEG_REC_DENY), i8),
-        carray(_i(b, a, SEG_REC_EQ), _s2(a, SEG_REC_EQ), i8),
-        carray(_i(b, a, SEG_REC_POS), _s2(a, SEG_REC_POS), i8),
-        carray(_i(b, a, SEG_REC_MKT), _s2(a, SEG_REC_MKT), i8),
-        carray(_i(b, a, SEG_REC_LAT), _s2(a, SEG_REC_LAT), i8),
-        carray(_i(b, a, SEG_LAT_SERIES), _s2(a, SEG_LAT_SERIES), f8),
-        carray(_i(b, a, SEG_SUB), _s2(a, SEG_SUB), i8),
-        carray(_i(b, a, SEG_REST), _s1(a, SEG_REST), i8),
-        carray(_i(b, a, SEG_SCRATCH), _s2(a, SEG_SCRATCH), i8),
-        carray(_i(b, a, SEG_FEAT), _s2(a, SEG_FEAT), f8),
-    )
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        from llvmlite import ir
+        from numba.np.arrayobj import populate_array
+
+        i64 = ir.IntType(64)
+        base = context.make_array(signature.args[0])(context, builder, args[0]).data
+        views = []
+        for k, (nd, dt) in enumerate(_SEG_VIEW):
+            word = [builder.load(builder.gep(base, [ir.Constant(i64, 4 * k + j)])) for j in
+                    range(nd + 1)]
+            data = builder.bitcast(
+                builder.gep(base, [word[0]]), context.get_data_type(dt).as_pointer()
+            )
+            shape = word[1:]
+            strides = [ir.Constant(i64, 8)]
+            for d in reversed(shape[1:]):
+                strides.insert(0, builder.mul(strides[0], d))
+            aty = types.Array(dt, nd, "C")
+            view = context.make_array(aty)(context, builder)
+            populate_array(view, data=data, shape=shape, strides=strides,
+                           itemsize=ir.Constant(i64, 8), meminfo=None)
+            views.append(view._getvalue())
+        return context.make_tuple(builder, signature.return_type, views)
+
+    return sig, codegen
+
+
+#: typed for callers: numba calls the intrinsic with the arena alone
+unpack_raw: Callable[[npt.NDArray[np.int64]], State] = _unpack_raw  # type: ignore[assignment]
 
 
 @njit(cache=True)

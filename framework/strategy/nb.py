@@ -28,8 +28,12 @@ from framework.engine.enums import (
     TIF_IOC,
     TIF_POST_ONLY,
 )
-from framework.engine.local import order_cancel, order_modify, order_submit, slot_of
+from framework.engine.fnptr import call_i64
+from framework.engine.local import slot_of
 from framework.engine.state import (
+    H_FN_CANCEL,
+    H_FN_MODIFY,
+    H_FN_SUBMIT,
     H_NOW,
     H_WAKE_INST,
     I_BA,
@@ -214,35 +218,50 @@ def equity(ctx: Ctx, sid: int) -> float:
 
 
 @njit(cache=True, inline="always")
+def _core(ctx: Ctx, word: int) -> int:
+    """Address of a core entry point (framework/engine/core.py) from the header."""
+    st = unpack_raw(ctx)
+    _h = st.h
+    return _h[word]
+
+
+# The order path (risk checks, the order table, the request queue) is the engine core's:
+# called through its address, so a strategy's callbacks compile in a second or two instead
+# of carrying (and compiling) the engine's code.
+@njit(cache=True, inline="always")
 def submit(
     ctx: Ctx, sid: int, inst: int, side: int, price: int, qty: int, tif: int = TIF_GTC
 ) -> int:
     """A limit order; returns its id (> 0) or ``-reason`` if risk denied it."""
-    st = unpack_raw(ctx)
-    _h = st.h
-    return order_submit(ctx, sid, inst, side, price, qty, ORD_LIMIT, tif, _h[H_NOW])
+    i8 = np.int64
+    args = (i8(ctx.ctypes.data), i8(sid), i8(inst), i8(side), i8(price), i8(qty),
+            i8(ORD_LIMIT), i8(tif))
+    return call_i64(_core(ctx, H_FN_SUBMIT), args)
 
 
 @njit(cache=True, inline="always")
 def submit_market(ctx: Ctx, sid: int, inst: int, side: int, qty: int, tif: int = TIF_IOC) -> int:
     """A market order (IOC unless ``tif`` says otherwise, as ``Context.submit_market``)."""
-    st = unpack_raw(ctx)
-    _h = st.h
-    return order_submit(ctx, sid, inst, side, 0, qty, ORD_MARKET, tif, _h[H_NOW])
+    i8 = np.int64
+    args = (i8(ctx.ctypes.data), i8(sid), i8(inst), i8(side), i8(0), i8(qty),
+            i8(ORD_MARKET), i8(tif))
+    return call_i64(_core(ctx, H_FN_SUBMIT), args)
 
 
 @njit(cache=True, inline="always")
 def cancel(ctx: Ctx, sid: int, oid: int) -> bool:
-    st = unpack_raw(ctx)
-    _h = st.h
-    return order_cancel(ctx, sid, oid, _h[H_NOW])
+    """Ask to cancel order ``oid``; False when it is not live (or a cancel is in flight)."""
+    i8 = np.int64
+    return call_i64(_core(ctx, H_FN_CANCEL), (i8(ctx.ctypes.data), i8(sid), i8(oid))) != 0
 
 
 @njit(cache=True, inline="always")
 def modify(ctx: Ctx, sid: int, oid: int, price: int, qty: int) -> int:
-    st = unpack_raw(ctx)
-    _h = st.h
-    return order_modify(ctx, sid, oid, price, qty, _h[H_NOW])
+    """Change an order's price and/or total size: DENY_NONE (0), a deny reason, or -1 when
+    the order is not live."""
+    i8 = np.int64
+    args = (i8(ctx.ctypes.data), i8(sid), i8(oid), i8(price), i8(qty))
+    return call_i64(_core(ctx, H_FN_MODIFY), args)
 
 
 @njit(cache=True, inline="always")

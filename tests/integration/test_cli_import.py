@@ -11,6 +11,7 @@ import pytest
 
 from framework.cli import main
 from framework.store import TickStore
+from tests.store_helpers import store_files
 
 
 def _itch(*msgs: bytes) -> bytes:
@@ -23,7 +24,8 @@ def _add(ref: int, ts: int) -> bytes:
 
 
 def _files(store: Path) -> list[Path]:
-    return sorted(p for p in store.rglob("*") if p.is_file()) if store.exists() else []
+    """The store's files but the writers' lock (``.staging/.lock`` stays once a write ran)."""
+    return [p for p in store_files(store) if p.is_file()]
 
 
 def test_damaged_itch_file_fails_in_one_line_and_stores_nothing(

@@ -52,6 +52,7 @@ import zstandard
 from framework.cli import main
 from framework.demo import SAMPLES as DEMO_SAMPLES
 from framework.ingest.base import IMPORTERS
+from tests.store_helpers import store_files
 
 N_MUTANTS = int(os.environ.get("HFTLAB_MUTANTS", "20"))
 SEED = int(os.environ.get("HFTLAB_MUTANT_SEED", "20240808"))
@@ -486,7 +487,7 @@ def check_success(output: str, store: Path, *, partial: bool, rows: int | None) 
         assert "damaged input" not in output, "damage reported without --allow-partial"
     wrote = [m for m in map(WROTE.match, lines) if m]
     assert sum(_num(m["n"]) for m in wrote) == h["written"], "wrote-lines != events written"
-    on_disk = sorted(p for p in store.rglob("*") if p.is_file())
+    on_disk = sorted(p for p in store_files(store) if p.is_file())
     assert on_disk == sorted(Path(m["path"]) for m in wrote), "store files != wrote-lines"
     for m in wrote:
         assert pq.ParquetFile(m["path"]).metadata.num_rows == _num(m["n"])
@@ -496,7 +497,7 @@ def check_failure(output: str, store: Path) -> None:
     lines = [x for x in output.splitlines() if x.strip()]
     assert len(lines) == 1, "a failed import printed more (or less) than one line"
     assert lines[0].startswith("hftlab: error: "), "the error line is not hftlab's"
-    left = list(store.rglob("*")) if store.exists() else []
+    left = store_files(store)
     assert not left, f"a failed import left {left[:3]} in the store"
 
 

@@ -241,7 +241,7 @@ _BOUNDSCHECK_SCRIPT = textwrap.dedent("""
 def test_fuzz_under_numba_bounds_checking_reads_nothing_out_of_bounds(
     shared_data: Path, tmp_path: Path
 ) -> None:
-    env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NUMBA_CACHE_DIR=str(tmp_path / "nbcache"))
+    env = dict(os.environ, NUMBA_BOUNDSCHECK="1", HFTLAB_NUMBA_CACHE=str(tmp_path / "nbcache"))
     proc = subprocess.run(
         [sys.executable, "-c", _BOUNDSCHECK_SCRIPT, str(shared_data)], cwd=REPO, env=env,
         capture_output=True, text=True, timeout=300, check=False,

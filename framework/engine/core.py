@@ -1,0 +1,203 @@
+"""The engine's compiled core: compiled once, whatever strategies run.
+
+The replay loop, the simulated venue, the local order path with its risk checks and the
+recorder are C functions here (numba ``cfunc``, cached on disk). Everything else reaches
+them through their addresses, which :func:`install` writes into the arena's header
+(``H_FN_*``): a strategy's compiled callbacks (:mod:`framework.strategy.nb` calls ``submit``
+through ``h[H_FN_SUBMIT]``), the generated runners (:mod:`framework.engine.codegen`) and the
+Python API (:mod:`framework.engine.api`). None of them links the engine's code, so a new
+strategy or a new combination of strategies compiles only its own small callbacks, and the
+core is compiled once per machine (per version of hftlab's sources: see
+``framework/__init__.py`` for the cache folder).
+
+The first compile takes a while; :func:`core` says so on the terminal with the number of
+functions compiled so far (numba's compile events), and is silent when the cache is warm.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from numba import carray, cfunc, types
+from numba.core.event import Listener
+
+from framework.core.events import EVENT_DTYPE
+from framework.engine.local import order_cancel, order_modify, order_submit
+from framework.engine.loop import advance_state, final_sample_state, log_open_orders_state
+from framework.engine.state import (
+    H_EV_PTR,
+    H_FN_ADVANCE,
+    H_FN_CANCEL,
+    H_FN_FINISH,
+    H_FN_MODIFY,
+    H_FN_SUBMIT,
+    H_N_EV,
+    H_NOW,
+    _as_voidptr,
+    arena_at,
+    unpack,
+    unpack_raw,
+)
+
+_I = types.int64
+
+
+def _advance(p: int) -> int:
+    """Run the arena at address ``p`` to its next wake-up (WAKE_*); the event window is
+    found through ``h[H_EV_PTR]``."""
+    a = arena_at(p)
+    h = unpack_raw(a).h
+    ev = carray(_as_voidptr(h[H_EV_PTR]), (h[H_N_EV],), EVENT_DTYPE)  # type: ignore[call-arg]
+    return advance_state(a, ev)
+
+
+def _submit(p: int, sid: int, inst: int, side: int, price: int, qty: int, otype: int,
+            tif: int) -> int:
+    """A new order (after the risk checks): its id, or ``-reason`` when denied."""
+    a = arena_at(p)
+    return order_submit(a, sid, inst, side, price, qty, otype, tif, unpack_raw(a).h[H_NOW])
+
+
+def _cancel(p: int, sid: int, oid: int) -> int:
+    a = arena_at(p)
+    return 1 if order_cancel(a, sid, oid, unpack_raw(a).h[H_NOW]) else 0
+
+
+def _modify(p: int, sid: int, oid: int, price: int, qty: int) -> int:
+    a = arena_at(p)
+    return order_modify(a, sid, oid, price, qty, unpack_raw(a).h[H_NOW])
+
+
+def _finish(p: int) -> int:
+    """The last sample, then the orders still working into the order log (how many)."""
+    a = arena_at(p)
+    final_sample_state(a)
+    return log_open_orders_state(a)
+
+
+#: name -> (header word of its address, Python body, C signature)
+_ENTRY: dict[str, tuple[int, Callable[..., int], Any]] = {
+    "advance": (H_FN_ADVANCE, _advance, _I(_I)),
+    "submit": (H_FN_SUBMIT, _submit, _I(_I, _I, _I, _I, _I, _I, _I, _I)),
+    "cancel": (H_FN_CANCEL, _cancel, _I(_I, _I, _I)),
+    "modify": (H_FN_MODIFY, _modify, _I(_I, _I, _I, _I, _I)),
+    "finish": (H_FN_FINISH, _finish, _I(_I)),
+}
+
+
+@dataclass(frozen=True)
+class Core:
+    """The compiled entry points: ``addresses`` by header word, ``ctypes`` callables by
+    name (for tests and tools; hot Python code goes through :mod:`framework.engine.api`)."""
+
+    addresses: dict[int, int]
+    ctypes: dict[str, Any]
+    compile_seconds: float
+
+
+_CORE: dict[str, Core] = {}  #: the process's core, once built
+_LOCK = threading.Lock()
+
+
+class _Progress:
+    """A line on stderr while the core compiles: silent for a warm cache (loading takes
+    well under a second); after ``delay`` seconds the elapsed time and the number of
+    functions compiled so far (numba's compile events), updated in place on a terminal,
+    every 15 s otherwise."""
+
+    def __init__(self, what: str, delay: float = 1.0) -> None:
+        self.what = what
+        self.delay = delay
+        self.count = 0
+        self.t0 = time.perf_counter()
+        self.shown = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._listener = _Counter(self)
+
+    def __enter__(self) -> _Progress:
+        from numba.core import event
+
+        event.register("numba:compile", self._listener)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from numba.core import event
+
+        self._stop.set()
+        self._thread.join()
+        event.unregister("numba:compile", self._listener)
+        if self.shown:
+            el = time.perf_counter() - self.t0
+            self._print(
+                f"{self.what}: done in {el:.0f} s ({self.count} functions); later runs "
+                "load it from the cache\n"
+            )
+
+    def _print(self, text: str) -> None:
+        prefix = "\r\033[K" if sys.stderr.isatty() else ""
+        sys.stderr.write(prefix + text)
+        sys.stderr.flush()
+
+    def _run(self) -> None:
+        if self._stop.wait(self.delay):
+            return
+        self.shown = True
+        tty = sys.stderr.isatty()
+        while True:
+            el = time.perf_counter() - self.t0
+            line = f"{self.what} (first run only) ... {el:.0f} s, {self.count} functions"
+            self._print(line if tty else line + "\n")
+            if self._stop.wait(0.5 if tty else 15.0):
+                return
+
+
+class _Counter(Listener):
+    """Counts the functions whose compilation finished."""
+
+    def __init__(self, progress: _Progress) -> None:
+        self.progress = progress
+
+    def on_start(self, event: Any) -> None:
+        return None
+
+    def on_end(self, event: Any) -> None:
+        self.progress.count += 1
+
+
+def core(*, quiet: bool = False) -> Core:
+    """The engine's compiled entry points: compiled on first use (with a progress line on
+    stderr unless ``quiet``), loaded from numba's cache afterwards, once per process."""
+    if "core" in _CORE:
+        return _CORE["core"]
+    with _LOCK:
+        if "core" not in _CORE:
+            t0 = time.perf_counter()
+            addresses: dict[int, int] = {}
+            fns: dict[str, Any] = {}
+            with _Progress("compiling the engine") if not quiet else nullcontext():
+                for name, (word, body, sig) in _ENTRY.items():
+                    f = cfunc(sig, cache=True)(body)
+                    addresses[word] = int(f.address or 0)
+                    fns[name] = f.ctypes
+            _CORE["core"] = Core(addresses, fns, time.perf_counter() - t0)
+    return _CORE["core"]
+
+
+def install(a: npt.NDArray[np.int64], *, quiet: bool = False) -> None:
+    """Write the core's entry-point addresses into arena ``a``'s header."""
+    h = unpack(a).h
+    for word, addr in core(quiet=quiet).addresses.items():
+        h[word] = addr
+
+
+__all__ = ["Core", "core", "install"]
