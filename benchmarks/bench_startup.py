@@ -33,7 +33,7 @@ N_EVENTS = 20_000
 DATE = "2024-01-02"
 #: a run that takes longer is reported as failed (MISSED) rather than waited for
 TIMEOUT_S = 1800.0
-_REPLAYED = re.compile(r"backtest: ([\d,]+) events replayed")
+_REPLAYED = re.compile(r"backtest: ([\d,]+) stored events")
 
 
 def _cli(args: list[str], env: dict[str, str]) -> tuple[float, str]:
@@ -66,7 +66,7 @@ def _backtest(strategy: str, store: Path, out: Path, env: dict[str, str]) -> tup
     secs, stdout = _cli(args, env)
     m = _REPLAYED.search(stdout)
     if m is None:
-        msg = f"`hftlab backtest` printed no 'backtest: N events replayed' line: {stdout[:200]!r}"
+        msg = f"`hftlab backtest` printed no 'backtest: N stored events' line: {stdout[:200]!r}"
         raise RuntimeError(msg)
     return secs, int(m.group(1).replace(",", ""))
 
