@@ -97,6 +97,18 @@ def _read_series(path: Path) -> np.ndarray:
     return np.array(rows, dtype=np.float64)
 
 
+
+def _number_in(rng: Range, raw: str, what: str) -> float:
+    """``raw`` as a float inside ``rng``, else one line: ``<what> is out of range: allowed ...``."""
+    try:
+        x = float(raw)
+    except ValueError:
+        x = math.nan
+    if not rng.contains(x):
+        msg = f"{what} is out of range: allowed {rng.describe()}"
+        raise ConfigError(msg)
+    return x
+
 @dataclass(frozen=True, kw_only=True)
 class LatencyConfig:
     """How long orders take to reach the venue (entry) and responses to come back.
@@ -164,19 +176,9 @@ class LatencyConfig:
             r = parse_duration(parts[1]) if len(parts) > 1 else e
             return cls(model="constant", entry_ns=e, response_ns=r)
         if kind == "feed":
-            mults = []
-            for p in parts:
-                try:
-                    m = float(p)
-                except ValueError:
-                    m = math.nan
-                if not FEED_MULT.contains(m):
-                    msg = (
-                        f"latency {text!r}: feed multiplier {p!r} is out of range: allowed "
-                        f"{FEED_MULT.describe()}"
-                    )
-                    raise ConfigError(msg)
-                mults.append(m)
+            mults = [
+                _number_in(FEED_MULT, p, f"latency {text!r}: feed multiplier {p!r}") for p in parts
+            ]
             em = mults[0] if mults else 1.0
             rm = mults[1] if len(mults) > 1 else em
             return cls(model="feed", entry_mult=em, response_mult=rm)
@@ -235,16 +237,7 @@ class QueueConfig:
         if kind != "power":
             msg = f"queue {text!r}: {kind} takes no argument; choose {QUEUE_FORMS}"
             raise ConfigError(msg)
-        try:
-            n = float(arg)
-        except ValueError:
-            n = math.nan
-        if not QUEUE_POWER_N.contains(n):
-            msg = (
-                f"queue {text!r}: the power exponent {arg.strip()!r} is out of range: "
-                f"allowed {QUEUE_POWER_N.describe()}"
-            )
-            raise ConfigError(msg)
+        n = _number_in(QUEUE_POWER_N, arg, f"queue {text!r}: the power exponent {arg.strip()!r}")
         return cls(model="power", n=n)
 
     def describe(self) -> str:
