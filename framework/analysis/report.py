@@ -164,20 +164,27 @@ def _png(fig: Figure, alt: str) -> str:
 
 
 class _Ctx:
-    """What every figure needs: the result, the time origin, instrument list."""
+    """What every figure needs: the result, the time origin, instrument list.
+
+    Tables are queried through ``result.scan`` for what each figure draws: the fills and
+    latency tables of a long run are large and need not be loaded whole.
+    """
 
     def __init__(self, result: BacktestResult) -> None:
         self.result = result
         starts = [int(result.start_ts)] if result.start_ts else []
-        tables = (result.equity, result.fills, result.positions, result.market)
-        starts += [int(df["ts"].to_numpy().min()) for df in tables if df.height]
+        starts += [
+            int(result.scan(name).select(pl.col("ts").min()).collect().item())
+            for name in ("equity", "fills", "positions", "market")
+            if result.rows(name)
+        ]
         self.t0 = min(starts) if starts else 0
         self.instruments = result.instruments
 
 
 def _fig_equity(ctx: _Ctx) -> str | None:
     res = ctx.result
-    if res.equity.height == 0:
+    if res.rows("equity") == 0:
         return None
     fig, axes = _figure()
     ax = axes[0, 0]
@@ -217,14 +224,14 @@ def _fig_drawdown(ctx: _Ctx) -> str | None:
 
 
 def _fig_positions(ctx: _Ctx) -> str | None:
-    pos = ctx.result.positions
-    if pos.height == 0:
+    pos = ctx.result.scan("positions")
+    if ctx.result.rows("positions") == 0:
         return None
-    insts = sorted(pos["instrument"].unique().to_list())[:MAX_INSTRUMENTS]
+    insts = _unique(pos, "instrument")[:MAX_INSTRUMENTS]
     fig, axes = _figure(height=2.2 * len(insts) + 0.6, nrows=len(insts))
     label = "time"
     for ax, inst in zip(axes[:, 0], insts, strict=True):
-        sub = pos.filter(pl.col("instrument") == inst).sort("strategy", "ts")
+        sub = pos.filter(pl.col("instrument") == inst).sort("strategy", "ts").collect()
         for (strat,), g in sub.group_by(["strategy"], maintain_order=True):
             x, label, _ = _time_axis(ctx.t0, g["ts"].to_numpy())
             xs, ys = downsample_minmax(x, g["position"].to_numpy())
@@ -237,6 +244,11 @@ def _fig_positions(ctx: _Ctx) -> str | None:
     return _png(fig, "position over time")
 
 
+def _unique(lf: pl.LazyFrame, column: str) -> list[Any]:
+    """Sorted distinct values of ``column``."""
+    return sorted(lf.select(pl.col(column).unique()).collect()[column].to_list())
+
+
 def _even(n: int, limit: int) -> npt.NDArray[np.int64]:
     if n <= limit:
         return np.arange(n, dtype=np.int64)
@@ -245,8 +257,14 @@ def _even(n: int, limit: int) -> npt.NDArray[np.int64]:
 
 def _fig_fills(ctx: _Ctx, inst: str) -> tuple[str, str] | None:
     res = ctx.result
-    fills = res.fills.filter(pl.col("instrument") == inst).sort("ts")
-    mkt = res.market.filter(pl.col("instrument") == inst).sort("ts")
+    fills = (
+        res.scan("fills")
+        .filter(pl.col("instrument") == inst)
+        .select("ts", "side", "price")
+        .sort("ts", maintain_order=True)
+        .collect()
+    )
+    mkt = res.scan("market").filter(pl.col("instrument") == inst).sort("ts").collect()
     if fills.height == 0 and mkt.height == 0:
         return None
     fig, axes = _figure(height=3.6)
@@ -291,16 +309,16 @@ def _fig_fills(ctx: _Ctx, inst: str) -> tuple[str, str] | None:
 
 
 def _fig_spread(ctx: _Ctx) -> tuple[str, str] | None:
-    mkt = ctx.result.market
-    if mkt.height == 0:
+    mkt = ctx.result.scan("market")
+    if ctx.result.rows("market") == 0:
         return None
     ticks = tick_sizes(ctx.result.config)
-    insts = sorted(mkt["instrument"].unique().to_list())[:MAX_INSTRUMENTS]
+    insts = _unique(mkt, "instrument")[:MAX_INSTRUMENTS]
     in_ticks = all(i in ticks for i in insts)
     spreads: list[tuple[str, npt.NDArray[np.float64]]] = []
     for inst in insts:
-        sub = mkt.filter(pl.col("instrument") == inst)
-        raw = (sub["ask"] - sub["bid"]).to_numpy().astype(np.float64)
+        sub = mkt.filter(pl.col("instrument") == inst).select(pl.col("ask") - pl.col("bid"))
+        raw = sub.collect().to_series().to_numpy().astype(np.float64)
         s: npt.NDArray[np.float64] = raw[np.isfinite(raw)]
         if in_ticks:
             # round away float noise so a 1-tick spread lands in the 1-tick bin
@@ -331,14 +349,16 @@ def _fig_spread(ctx: _Ctx) -> tuple[str, str] | None:
 
 
 def _fig_latency(ctx: _Ctx) -> str | None:
-    lat = ctx.result.latency
-    kinds = [k for k in _LATENCY_KINDS if lat.filter(pl.col("kind") == k).height]
-    kinds += sorted(set(lat["kind"].unique().to_list()) - set(_LATENCY_KINDS))
+    lat = ctx.result.scan("latency")
+    present = _unique(lat, "kind")
+    kinds = [k for k in _LATENCY_KINDS if k in present]
+    kinds += sorted(set(present) - set(_LATENCY_KINDS))
     if not kinds:
         return None
     fig, axes = _figure(width=4.0 * len(kinds), height=3.0, ncols=len(kinds))
     for ax, kind in zip(axes[0], kinds, strict=True):
-        us = lat.filter(pl.col("kind") == kind)["ns"].to_numpy().astype(np.float64) / 1e3
+        ns = lat.filter(pl.col("kind") == kind).select("ns").collect().to_series()
+        us = ns.to_numpy().astype(np.float64) / 1e3
         lo, hi = float(us.min()), float(us.max())
         if lo > 0 and hi / lo > 100:
             edges = np.geomspace(lo, hi, 51)
@@ -357,10 +377,10 @@ def _fig_latency(ctx: _Ctx) -> str | None:
 
 
 def _fig_denials(ctx: _Ctx) -> str | None:
-    den = ctx.result.denials
-    if den.height == 0:
+    if ctx.result.rows("denials") == 0:
         return None
-    vc = den["reason"].value_counts(sort=True)
+    vc = ctx.result.scan("denials").select(pl.col("reason").value_counts(sort=True)).collect()
+    vc = vc.unnest("reason")
     reasons = [str(r) or "(none)" for r in vc["reason"].to_list()]
     fig, axes = _figure(height=0.4 * len(reasons) + 1.2)
     # reason names sit left of the axis: make room for the longest (~0.075 in a character)
@@ -458,7 +478,7 @@ def render_html(result: BacktestResult, *, title: str | None = None) -> str:
         f"Strategies: {html.escape(', '.join(result.strategies) or '(none)')}. "
         f"Instruments: {html.escape(', '.join(ctx.instruments) or '(none)')}.</p>"
     ]
-    if result.fills.height == 0:
+    if result.rows("fills") == 0:
         head.append(_note("No fills: the strategy never traded in this run."))
     elif never:
         head.append(_note(f"Never traded (no fills): {', '.join(never)}."))
@@ -480,7 +500,7 @@ def render_html(result: BacktestResult, *, title: str | None = None) -> str:
     if len(ctx.instruments) > MAX_INSTRUMENTS:
         rest = ", ".join(ctx.instruments[MAX_INSTRUMENTS:])
         fills_body.append(_note(f"Not drawn (more than {MAX_INSTRUMENTS} instruments): {rest}."))
-    if result.fills.height == 0:
+    if result.rows("fills") == 0:
         fills_body.insert(0, _note("No fills to draw."))
     parts.append(_section("Fills on price", "\n".join(fills_body) or _note("No market data.")))
 
