@@ -189,9 +189,10 @@ def _fig_equity(ctx: _Ctx) -> str | None:
     fig, axes = _figure()
     ax = axes[0, 0]
     names = res.strategies
-    series = [(TOTAL, equity_frame(res))]
+    cols = ["ts", "equity"]
+    series = [(TOTAL, equity_frame(res, columns=cols))]
     if len(names) > 1:
-        series += [(s, equity_frame(res, s)) for s in names]
+        series += [(s, equity_frame(res, s, columns=cols)) for s in names]
     label = "time"
     for name, eq in series:
         if eq.height == 0:
@@ -208,7 +209,7 @@ def _fig_equity(ctx: _Ctx) -> str | None:
 
 
 def _fig_drawdown(ctx: _Ctx) -> str | None:
-    eq = equity_frame(ctx.result)
+    eq = equity_frame(ctx.result, columns=["ts", "equity"])
     if eq.height == 0:
         return None
     fig, axes = _figure(height=2.6)
@@ -231,7 +232,12 @@ def _fig_positions(ctx: _Ctx) -> str | None:
     fig, axes = _figure(height=2.2 * len(insts) + 0.6, nrows=len(insts))
     label = "time"
     for ax, inst in zip(axes[:, 0], insts, strict=True):
-        sub = pos.filter(pl.col("instrument") == inst).sort("strategy", "ts").collect()
+        sub = (
+            pos.filter(pl.col("instrument") == inst)
+            .select("strategy", "ts", "position")
+            .sort("strategy", "ts")
+            .collect()
+        )
         for (strat,), g in sub.group_by(["strategy"], maintain_order=True):
             x, label, _ = _time_axis(ctx.t0, g["ts"].to_numpy())
             xs, ys = downsample_minmax(x, g["position"].to_numpy())

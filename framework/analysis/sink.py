@@ -4,7 +4,7 @@ A run records millions of orders and fills; keeping them all until the end costs
 proportion to the run (about 50 MB per million events for a market maker) and a long write
 at the end. :class:`ResultSink` takes the tables a batch at a time (each recorder flush,
 decoded), buffers at most about :data:`ROW_GROUP_ROWS` rows per table and appends them to
-``<name>.parquet`` as row groups; it feeds the same batches to a
+``<name>.parquet`` as row groups, written by a thread of its own; it feeds the same batches to a
 :class:`framework.analysis.stats.Tally`, so statistics need no table loaded whole.
 """
 
@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import shutil
 import tempfile
+import threading
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,7 +29,14 @@ from framework.analysis.stats import Tally
 
 #: Rows buffered per table before they are written as one row group.
 ROW_GROUP_ROWS = 1 << 17
+#: Row groups waiting for the writer thread, at most (more wait in the caller).
+PENDING = 2
 _COMPRESSION = "zstd"
+#: Columns with a new value on almost every row: a dictionary page for them costs time and
+#: space for nothing (names, codes, prices on a tick grid and latencies repeat: they get one).
+_PLAIN = frozenset(
+    {"ts", "exch_ts", "submit_ts", "order_id", "fee", "equity", "cash", "fees", "position_value"}
+)
 
 
 class ResultSink:
@@ -36,8 +45,13 @@ class ResultSink:
     With ``out_dir`` the files are built under hidden temporary names in that folder and
     renamed to ``<name>.parquet`` by :meth:`close` (readers never see half a file); without,
     they go to a new temporary folder that is deleted with the last result using them.
-    Nothing touches the disk before the first rows (or :meth:`close`). :meth:`abort`
+    Nothing touches the disk before the first row group (or :meth:`close`). :meth:`abort`
     removes everything written so far.
+
+    Row groups are encoded and written by a thread of the sink's own (Arrow does that
+    without the GIL), so the replay goes on meanwhile; at most :data:`PENDING` row groups
+    wait for it. A write that fails is raised by the next :meth:`add` or :meth:`close`,
+    which abort the sink.
     """
 
     def __init__(
@@ -51,9 +65,16 @@ class ResultSink:
         self.tally = Tally()
         self.rows: dict[str, int] = dict.fromkeys(TABLES, 0)  #: rows written per table
         self._schemas = {name: empty_table(name).to_arrow().schema for name in TABLES}
+        self._dictionary = {
+            name: [c for c in schema.names if c not in _PLAIN]
+            for name, schema in self._schemas.items()
+        }
         self._buf: dict[str, list[pa.Table]] = {name: [] for name in TABLES}
         self._buffered: dict[str, int] = dict.fromkeys(TABLES, 0)
-        self._writers: dict[str, pq.ParquetWriter] = {}
+        self._writers: dict[str, pq.ParquetWriter] = {}  #: used by the writer thread only
+        self._queue: queue.Queue[tuple[str, Path, pa.Table] | None] = queue.Queue(PENDING)
+        self._thread: threading.Thread | None = None
+        self._error: Exception | None = None  #: set by the writer thread
         self._dir: Path | None = None
         self._temp = False  #: the folder is our own temporary one
         self._staged: dict[str, Path] = {}
@@ -65,6 +86,7 @@ class ResultSink:
         if self._closed:
             msg = "the result sink is closed; rows can no longer be added"
             raise RuntimeError(msg)
+        self._raise_write_error()
         if df.height == 0:
             return
         self.tally.update(name, df)
@@ -74,22 +96,63 @@ class ResultSink:
         self._buf[name].append(table)
         self._buffered[name] += df.height
         if self._buffered[name] >= self.row_group_rows:
-            self._write(name)
+            self._send(name)
 
-    def _write(self, name: str) -> None:
+    def _send(self, name: str) -> None:
+        """Hand the buffered rows of ``name`` to the writer thread as one row group."""
         parts = self._buf[name]
         if not parts:
             return
         table = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
-        writer = self._writers.get(name)
-        if writer is None:
-            writer = self._writers[name] = pq.ParquetWriter(
-                self._path(name), self._schemas[name], compression=_COMPRESSION
-            )
-        writer.write_table(table, row_group_size=max(self.row_group_rows, table.num_rows))
-        self.rows[name] += table.num_rows
         self._buf[name] = []
         self._buffered[name] = 0
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._write_loop, name="hftlab-result-sink", daemon=True
+            )
+            self._thread.start()
+        self._queue.put((name, self._path(name), table))  # waits while PENDING are queued
+
+    def _write_loop(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # drop the rest: the run will stop at the next add or close
+            name, path, table = item
+            try:
+                writer = self._writers.get(name)
+                if writer is None:
+                    writer = self._writers[name] = self._writer(name, path)
+                writer.write_table(table, row_group_size=max(self.row_group_rows, table.num_rows))
+                self.rows[name] += table.num_rows
+            except BaseException as exc:  # handed to the caller's thread, which raises it
+                err = OSError(
+                    f"writing result table {name} to {path} failed ({exc}); "
+                    "check the free space and permissions of that folder"
+                )
+                err.__cause__ = exc
+                self._error = err
+
+    def _join(self) -> None:
+        """Wait until the writer thread has written everything queued, and stop it."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def _raise_write_error(self) -> None:
+        """Raise what the writer thread failed with; the sink is aborted then."""
+        err = self._error
+        if err is not None:
+            self.abort()
+            raise err
+
+    def _writer(self, name: str, path: Path) -> pq.ParquetWriter:
+        return pq.ParquetWriter(
+            path,
+            self._schemas[name],
+            compression=_COMPRESSION,
+            use_dictionary=self._dictionary[name],
+        )
 
     def _path(self, name: str) -> Path:
         """Where table ``name`` is being written (the folder is made on first use)."""
@@ -119,16 +182,14 @@ class ResultSink:
             raise RuntimeError(msg)
         try:
             for name in TABLES:
-                self._write(name)
+                self._send(name)
+            self._join()
+            self._raise_write_error()
+            for name in TABLES:
                 writer = self._writers.pop(name, None)
-                if writer is not None:
-                    writer.close()
-                else:
-                    pq.write_table(
-                        self._schemas[name].empty_table(),
-                        self._path(name),
-                        compression=_COMPRESSION,
-                    )
+                if writer is None:
+                    writer = self._writer(name, self._path(name))
+                writer.close()
             for name, expr in (keep or {}).items():
                 self._filter(name, expr)
         except BaseException:
@@ -148,7 +209,7 @@ class ResultSink:
         dst = src.with_name(f".tmp-{uuid.uuid4().hex}-{name}.parquet")
         kept = 0
         try:
-            with pq.ParquetWriter(dst, self._schemas[name], compression=_COMPRESSION) as writer:
+            with self._writer(name, dst) as writer:
                 for batch in pq.ParquetFile(src).iter_batches(batch_size=self.row_group_rows):
                     df = pl.DataFrame(pl.from_arrow(batch)).filter(expr)
                     if df.height:
@@ -160,13 +221,14 @@ class ResultSink:
         self.rows[name] = kept
 
     def abort(self) -> None:
-        """Drop everything: close the writers and delete the files written so far."""
+        """Drop everything: stop the writer thread, delete the files written so far."""
         self._closed = True
+        self._buf = {name: [] for name in TABLES}
+        self._join()
         for writer in self._writers.values():
             with contextlib.suppress(OSError, pa.ArrowException):  # the file goes anyway
                 writer.close()
         self._writers.clear()
-        self._buf = {name: [] for name in TABLES}
         if self._temp and self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
         else:

@@ -11,6 +11,7 @@ import dataclasses
 import math
 import weakref
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -368,42 +369,41 @@ class Tally:
             self.fills_in_order = False
             return
         self._last_ts = int(df["ts"][-1])
-        sums = df.group_by("strategy", "liquidity").agg(
-            pl.len().alias("n"),
-            pl.col("qty").sum(),
-            pl.col("fee").sum(),
-            (pl.col("price") * pl.col("qty")).sum().alias("turnover"),
-        )
-        for strat, liq, n, qty, fee, turnover in sums.sort("strategy", "liquidity").iter_rows():
-            acc = self._fills.setdefault(strat, _FillSums())
-            acc.n += n
-            acc.qty += qty
-            acc.fees += fee
-            acc.turnover += turnover
-            if liq == "maker":
-                acc.maker_n += n
-                acc.maker_qty += qty
-            elif liq == "taker":
-                acc.taker_n += n
-                acc.taker_qty += qty
-        df = df.with_columns((pl.col("side").cast(pl.Float64) * pl.col("qty")).alias("_signed"))
-        for (strat, inst), g in df.group_by("strategy", "instrument", maintain_order=True):
+        parts = df.partition_by("strategy", "instrument", maintain_order=True, as_dict=True)
+        shared = Counter(str(inst) for _, inst in parts)  # strategies per instrument
+        for (strat, inst), g in parts.items():
             key = (str(strat), str(inst))
+            side, price, qty, fee, position = _trip_args(g)
+            liq = g["liquidity"]
+            maker = (liq == "maker").to_numpy()
+            taker = (liq == "taker").to_numpy()
+            acc = self._fills.setdefault(key[0], _FillSums())
+            acc.n += g.height
+            acc.qty += float(qty.sum())
+            acc.fees += float(fee.sum())
+            acc.turnover += float((price * qty).sum())
+            acc.maker_n += int(maker.sum())
+            acc.maker_qty += float(qty[maker].sum())
+            acc.taker_n += int(taker.sum())
+            acc.taker_qty += float(qty[taker].sum())
             carry = self._carry.setdefault(key, np.zeros(2))
             out = np.empty(g.height, dtype=np.float64)
-            side, price, qty, fee, position = _trip_args(g)
             k = round_trip_scan_nb(side, price, qty, fee, position, out, carry)
-            acc = self._fills[key[0]]
             acc.trips += k
             acc.wins += int((out[:k] > 0).sum())
-            signed = g["_signed"].to_numpy()
+            signed = side * qty
             path = self._paths.get(key)
             if path is None:
                 # the position before the strategy's first fill here (normally 0)
-                path = self._paths[key] = _NetPath(start=float(g["position"][0] - signed[0]))
+                path = self._paths[key] = _NetPath(start=float(position[0] - signed[0]))
             path.add(signed)
-        for (inst,), g in df.group_by("instrument", maintain_order=True):
-            self._net.setdefault(str(inst), _NetPath()).add(g["_signed"].to_numpy())
+            if shared[key[1]] == 1:  # the instrument's net path is this strategy's
+                self._net.setdefault(key[1], _NetPath()).add(signed)
+        for inst, n in shared.items():
+            if n > 1:  # several strategies: their fills interleaved in time order
+                g = df.filter(pl.col("instrument") == inst)
+                signed = g["side"].to_numpy().astype(np.float64) * g["qty"].to_numpy()
+                self._net.setdefault(inst, _NetPath()).add(signed)
 
     def summary(self, strategy: str | None = None) -> dict[str, Any]:
         """Counts and sums of one strategy, or of all together (``strategy`` None)."""
@@ -456,20 +456,25 @@ def tally_of(result: BacktestResult) -> Tally:
 
 
 # --- tables -> series ---------------------------------------------------------------------------
-def equity_frame(result: BacktestResult, strategy: str | None = None) -> pl.DataFrame:
-    """Equity rows of one strategy, or the total (``TOTAL`` rows, else the sum), by time."""
+def equity_frame(
+    result: BacktestResult, strategy: str | None = None, *, columns: Sequence[str] | None = None
+) -> pl.DataFrame:
+    """Equity rows of one strategy, or the total (``TOTAL`` rows, else the sum), by time;
+    only ``columns`` when given (a long run's equity is worth reading in part)."""
+    cols = list(SCHEMAS["equity"]) if columns is None else list(columns)
     eq = result.scan("equity")
     if strategy is not None:
-        return eq.filter(pl.col("strategy") == strategy).sort("ts").collect()
-    total = eq.filter(pl.col("strategy") == TOTAL).sort("ts").collect()
+        return eq.filter(pl.col("strategy") == strategy).sort("ts").select(cols).collect()
+    total = eq.filter(pl.col("strategy") == TOTAL).sort("ts").select(cols).collect()
     if total.height or result.rows("equity") == 0:
         return total
+    sums = [c for c in cols if c not in ("ts", "strategy")]
     return (
         eq.group_by("ts")
-        .agg(pl.col("equity", "cash", "fees", "position_value").sum())
+        .agg(pl.col(sums).sum())
         .with_columns(pl.lit(TOTAL).alias("strategy"))
-        .select(SCHEMAS["equity"].keys())
         .sort("ts")
+        .select(cols)
         .collect()
     )
 
@@ -511,7 +516,7 @@ def summarize(
         periods_per_year = TRADING_SECONDS_PER_YEAR * NS_PER_S / interval_ns
     tally = tally_of(result).summary(strategy)
     f: _FillSums = tally["fills"]
-    eq = equity_frame(result, strategy)
+    eq = equity_frame(result, strategy, columns=["ts", "equity", "fees"])
 
     if eq.height:
         equity = eq["equity"].to_numpy().astype(np.float64)

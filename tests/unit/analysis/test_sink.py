@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -188,7 +189,8 @@ def test_a_result_read_back_is_counted_a_batch_at_a_time(
     back = BacktestResult.read(out)
     assert back.tally is None
     assert len(list(back.batches("fills"))) > 5
-    assert_stats_equal(summarize_all(back), summarize_all(BacktestResult(**tables)))
+    whole = BacktestResult(**tables, events=10, wall_seconds=1.0)
+    assert_stats_equal(summarize_all(back), summarize_all(whole))
 
 
 def test_fills_out_of_time_order_are_recounted_from_the_sorted_table(
@@ -222,7 +224,7 @@ def test_tally_names_strategies_and_instruments_of_its_tables(
 @pytest.mark.parametrize("compiled", [True, False])
 def test_round_trip_scan_in_parts_equals_one_pass(compiled: bool) -> None:
     scan = round_trip_scan_nb if compiled else round_trip_scan_nb.py_func
-    fills = random_tables(seed=2, n_fills=400)["fills"]
+    fills = random_tables(seed=2, n_fills=2_000)["fills"]
     g = fills.filter((pl.col("strategy") == "mm") & (pl.col("instrument") == "XNAS/AAPL"))
     cols = (
         g["side"].to_numpy().astype(np.int8),
@@ -236,7 +238,7 @@ def test_round_trip_scan_in_parts_equals_one_pass(compiled: bool) -> None:
     assert n > 5
     got: list[float] = []
     carry = np.zeros(2)
-    for a, b in ((0, 7), (7, 8), (8, 40), (40, g.height)):
+    for a, b in ((0, 7), (7, 8), (8, 40), (40, 300), (300, g.height)):
         out = np.empty(b - a)
         k = scan(*(c[a:b] for c in cols), out, carry)
         got += out[:k].tolist()
@@ -249,3 +251,19 @@ def test_result_files_keep_their_dtypes_on_disk(streamed: BacktestResult) -> Non
         assert path is not None
         assert dict(pl.read_parquet_schema(path)) == dict(results_mod.SCHEMAS[name]), name
         assert os.path.getsize(path) > 0
+
+
+def test_a_failed_write_is_reported_by_the_sink_and_nothing_is_left(
+    tables: dict[str, pl.DataFrame], tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    sink = ResultSink(out, row_group_rows=100)
+    sink.add("fills", tables["fills"])  # a row group: the folder is made, the writer starts
+    shutil.rmtree(out)  # the disk goes away under the run
+    with pytest.raises(OSError, match=r"writing result table \w+ to .* failed"):  # noqa: PT012
+        for chunk in parts(tables["orders"], seed=4):  # raised by an add, else by close
+            sink.add("orders", chunk)
+        sink.close()
+    assert not out.exists()
+    with pytest.raises(RuntimeError, match="closed"):
+        sink.add("orders", tables["orders"])
