@@ -1,9 +1,10 @@
 """What a backtest hands to analysis: :class:`BacktestResult`, a set of polars tables.
 
 All timestamps are int64 ns since the epoch (UTC); prices and quantities are in real units
-(float64), not ticks or lots. The engine builds one result per run; :meth:`BacktestResult.write`
-stores it as one Parquet file per table plus ``summary.json`` and :meth:`BacktestResult.read`
-loads it back.
+(float64), not ticks or lots. The engine builds one result per run, its tables written to
+Parquet files as it runs (:mod:`framework.analysis.sink`) and read from them on first use;
+:meth:`BacktestResult.write` stores a result as one Parquet file per table plus
+``summary.json`` and :meth:`BacktestResult.read` opens it again.
 
 Conventions the engine follows (and the report relies on):
 
@@ -24,7 +25,7 @@ import uuid
 import weakref
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import polars as pl
 import pyarrow.parquet as pq
@@ -167,11 +168,16 @@ class _Table:
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
 
-    def __get__(self, obj: Any, owner: type | None = None) -> pl.DataFrame:
-        if obj is None:
-            msg = f"{self.name} is a table of a BacktestResult instance"
-            raise AttributeError(msg)
-        return obj.table(self.name)
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> _Table: ...
+
+    @overload
+    def __get__(self, obj: BacktestResult, owner: type | None = None) -> pl.DataFrame: ...
+
+    def __get__(
+        self, obj: BacktestResult | None, owner: type | None = None
+    ) -> pl.DataFrame | _Table:
+        return self if obj is None else obj.table(self.name)
 
     def __set__(self, obj: Any, value: Any) -> None:
         msg = f"BacktestResult.{self.name} is read-only; build a new BacktestResult"

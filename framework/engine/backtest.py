@@ -114,6 +114,9 @@ class Backtest:
     >>> # Backtest(instruments=[inst], streams=[[events]], strategies=[MyStrategy()]).run()
     """
 
+    _sink: ResultSink  #: the current run's result files (made by run)
+    _decoder: RecordDecoder | None  #: made with the run's first flush, after set-up
+
     def __init__(
         self,
         *,
@@ -173,10 +176,7 @@ class Backtest:
             self._feat_state = [
                 (feature_state(), l2_new(1 << 15)) for _ in range(len(self.instruments))
             ]
-        # the result tables go to Parquet files as the recorder flushes (out_dir, else a
-        # temporary folder); the decoder is made with the first flush, after set-up
-        self._sink = ResultSink(out_dir)
-        self._decoder: RecordDecoder | None = None
+        self.out_dir = out_dir
 
     def _pick_mode(self, mode: Mode) -> Literal["compiled", "python"]:
         if mode == "python":
@@ -339,6 +339,10 @@ class Backtest:
     def run(self) -> BacktestResult:
         """Replay everything and return the result tables."""
         t0 = time.perf_counter()
+        # the result tables go to Parquet files as the recorder flushes (out_dir, else a
+        # temporary folder)
+        self._sink = ResultSink(self.out_dir)
+        self._decoder = None
         try:
             self._setup()
             self._refill()
