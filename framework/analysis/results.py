@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 from framework.core.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
-    from framework.analysis.stats import Tally
+    from framework.analysis.tally import Tally
 
 #: Strategy name of the equity rows that sum every strategy.
 TOTAL = "TOTAL"
@@ -195,7 +195,7 @@ class BacktestResult:
     first use (:meth:`scan` and :meth:`batches` read them without loading them whole, which
     is what statistics and the report do). Tables left out are empty; columns are checked
     and cast to :data:`SCHEMAS` (extra columns are kept). ``tally`` carries statistics the
-    engine accumulated while it wrote the tables (:class:`framework.analysis.stats.Tally`).
+    engine accumulated while it wrote the tables (:class:`framework.analysis.tally.Tally`).
     Read-only; compared by identity: tables have no truth value.
     """
 

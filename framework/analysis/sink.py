@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from framework.analysis.results import TABLES, TableFiles, empty_table
-from framework.analysis.stats import Tally
+from framework.analysis.tally import Tally
 
 #: Rows buffered per table before they are written as one row group.
 ROW_GROUP_ROWS = 1 << 17

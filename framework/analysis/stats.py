@@ -7,22 +7,41 @@ scale-free in the way that matters (doubling size leaves it unchanged).
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import weakref
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import polars as pl
-from numba import njit
 
 from framework.analysis.results import SCHEMAS, TOTAL, BacktestResult
+from framework.analysis.tally import Tally, tally_of
+from framework.analysis.trips import round_trip_pnl_nb, round_trip_scan_nb, round_trips
 from framework.core.errors import ConfigError
 from framework.core.timeutil import NS_PER_S
+
+__all__ = [
+    "DEFAULT_INTERVAL_NS",
+    "DEFAULT_PERIODS_PER_YEAR",
+    "MIN_INTERVALS",
+    "TRADING_SECONDS_PER_YEAR",
+    "Tally",
+    "drawdown",
+    "equity_frame",
+    "max_drawdown",
+    "max_drawdown_relative",
+    "net_positions",
+    "resample_last",
+    "round_trip_pnl_nb",
+    "round_trip_scan_nb",
+    "round_trips",
+    "sharpe",
+    "sortino",
+    "summarize",
+    "summarize_all",
+    "tally_of",
+]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -142,319 +161,6 @@ def sortino(returns: npt.ArrayLike, periods_per_year: float = DEFAULT_PERIODS_PE
     return float(r.mean()) / dd * math.sqrt(periods_per_year)
 
 
-@njit(cache=True)
-def round_trip_scan_nb(
-    side: npt.NDArray[np.int8],
-    price: FloatArray,
-    qty: FloatArray,
-    fee: FloatArray,
-    position: FloatArray,
-    out: FloatArray,
-    carry: FloatArray,
-) -> int:
-    """:func:`round_trip_pnl_nb` over the fills in parts: ``carry`` (float64[2], zeros at the
-    start) holds whether a trip is open and its P&L so far, and is updated in place, so a
-    scan over consecutive parts gives the trips of the whole."""
-    n = side.shape[0]
-    n_out = 0
-    is_open = carry[0] != 0.0
-    pnl = carry[1]
-    for i in range(n):
-        q = qty[i]
-        after = position[i]
-        before = after - side[i] * q
-        # positions are float sums of lot quantities: compare with a tolerance, not == 0
-        tol = 1e-9 * max(1.0, abs(q))
-        cash = -side[i] * price[i] * q - fee[i]
-        if abs(before) <= tol:
-            is_open = True
-            pnl = 0.0
-        if abs(after) <= tol:
-            if is_open:
-                out[n_out] = pnl + cash
-                n_out += 1
-            is_open = False
-            pnl = 0.0
-        elif before * after < 0.0 and q > 0.0:
-            closing = abs(before) / q
-            if is_open:
-                out[n_out] = pnl + cash * closing
-                n_out += 1
-            is_open = True
-            pnl = cash * (1.0 - closing)
-        else:
-            pnl += cash
-    carry[0] = 1.0 if is_open else 0.0
-    carry[1] = pnl
-    return n_out
-
-
-@njit(cache=True)
-def round_trip_pnl_nb(
-    side: npt.NDArray[np.int8],
-    price: FloatArray,
-    qty: FloatArray,
-    fee: FloatArray,
-    position: FloatArray,
-    out: FloatArray,
-) -> int:
-    """Net P&L of each flat-to-flat round trip of one strategy on one instrument.
-
-    Fills must be in time order; ``position`` is the position after each fill. A trip opens
-    when a fill starts from flat and closes when the position returns to flat; a fill that
-    flips the position closes one trip and opens the next, its cash and fee split by quantity.
-    A trip already open before the first fill is not counted. Writes P&Ls to ``out`` (length
-    at least ``len(side)``) and returns how many.
-    """
-    return round_trip_scan_nb(side, price, qty, fee, position, out, np.zeros(2))
-
-
-def _trip_args(
-    g: pl.DataFrame,
-) -> tuple[npt.NDArray[np.int8], FloatArray, FloatArray, FloatArray, FloatArray]:
-    """The arrays :func:`round_trip_scan_nb` takes, from fills of one strategy and instrument."""
-    return (
-        g["side"].to_numpy().astype(np.int8),
-        g["price"].to_numpy().astype(np.float64),
-        g["qty"].to_numpy().astype(np.float64),
-        g["fee"].to_numpy().astype(np.float64),
-        g["position"].to_numpy().astype(np.float64),
-    )
-
-
-def round_trips(fills: pl.DataFrame) -> FloatArray:
-    """Net P&L of every closed round trip in ``fills`` (per strategy and instrument)."""
-    if fills.height == 0:
-        return np.zeros(0, dtype=np.float64)
-    parts: list[FloatArray] = []
-    ordered = fills.sort(["strategy", "instrument", "ts"], maintain_order=True)
-    for _, g in ordered.group_by(["strategy", "instrument"], maintain_order=True):
-        out = np.empty(g.height, dtype=np.float64)
-        side, price, qty, fee, position = _trip_args(g)
-        k = round_trip_pnl_nb(side, price, qty, fee, position, out)
-        parts.append(out[:k])
-    return np.concatenate(parts)
-
-
-# --- statistics accumulated over tables read (or written) a part at a time --------------------
-#: The tables a :class:`Tally` accumulates, with the columns it reads of each.
-TALLY_COLUMNS: dict[str, list[str]] = {
-    "orders": ["strategy", "instrument", "status"],
-    "fills": [
-        "ts",
-        "strategy",
-        "instrument",
-        "side",
-        "price",
-        "qty",
-        "liquidity",
-        "fee",
-        "position",
-    ],
-    "denials": ["strategy", "instrument", "reason"],
-}
-
-
-@dataclass
-class _FillSums:
-    """Sums over one strategy's fills."""
-
-    n: int = 0
-    qty: float = 0.0
-    fees: float = 0.0
-    turnover: float = 0.0
-    maker_n: int = 0
-    maker_qty: float = 0.0
-    taker_n: int = 0
-    taker_qty: float = 0.0
-    trips: int = 0
-    wins: int = 0
-
-
-@dataclass
-class _NetPath:
-    """The position right after each fill on one instrument, as its running sum of signed
-    fill quantities (from 0) and that sum's extremes; ``start`` is the position before the
-    first fill (the peak |position| is at one of the extremes)."""
-
-    cum: float = 0.0
-    lo: float = math.inf
-    hi: float = -math.inf
-    start: float = 0.0
-
-    def add(self, signed: FloatArray) -> None:
-        path = np.cumsum(np.concatenate(([self.cum], signed)))[1:]
-        self.cum = float(path[-1])
-        self.lo = min(self.lo, float(path.min()))
-        self.hi = max(self.hi, float(path.max()))
-
-    def peak(self, start: float) -> float:
-        return max(abs(self.hi + start), abs(self.lo + start))
-
-
-def _ranked(counts: Counter[str]) -> dict[str, int]:
-    """Counts from most to least frequent (ties by name)."""
-    return {str(k): int(v) for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))}
-
-
-class Tally:
-    """Statistics of the orders, fills and denials tables, accumulated a part at a time.
-
-    The engine feeds it every batch of rows it writes, so :func:`summarize` needs neither
-    table in memory; :meth:`of` builds one from a result's tables. Fills must come in time
-    order (as the engine records them) for the round trips and position peaks; parts that
-    do not are noted (``fills_in_order`` False) and :func:`summarize` then recounts from
-    the fills table sorted.
-    """
-
-    tables: tuple[str, ...] = tuple(TALLY_COLUMNS)
-
-    def __init__(self) -> None:
-        self._status: dict[str, Counter[str]] = {}
-        self._reasons: dict[str, Counter[str]] = {}
-        self._names: dict[tuple[str, str], set[str]] = {}
-        self._reset_fills()
-
-    def _reset_fills(self) -> None:
-        self._fills: dict[str, _FillSums] = {}
-        self._carry: dict[tuple[str, str], FloatArray] = {}  #: round-trip scan state
-        self._paths: dict[tuple[str, str], _NetPath] = {}  #: per strategy and instrument
-        self._net: dict[str, _NetPath] = {}  #: per instrument, all strategies together
-        self._last_ts: int | None = None
-        self.fills_in_order = True
-
-    @classmethod
-    def of(cls, result: BacktestResult) -> Tally:
-        """The tally of ``result``'s tables, read a batch at a time."""
-        t = cls()
-        for name, columns in TALLY_COLUMNS.items():
-            for batch in result.batches(name, columns):
-                t.update(name, batch)
-        if not t.fills_in_order:  # sort the whole table (what the batches could not)
-            t._reset_fills()
-            t.update("fills", result.scan("fills").select(TALLY_COLUMNS["fills"]).collect())
-        return t
-
-    def names(self, table: str, column: str) -> set[str]:
-        """The values of ``column`` (strategy or instrument) seen in ``table``."""
-        return set(self._names.get((table, column), ()))
-
-    def update(self, name: str, df: pl.DataFrame) -> None:
-        """Add rows of table ``name`` (tables other than :attr:`tables` are ignored)."""
-        if name not in TALLY_COLUMNS or df.height == 0:
-            return
-        for col in ("strategy", "instrument"):
-            self._names.setdefault((name, col), set()).update(df[col].unique().to_list())
-        if name == "orders":
-            self._count(self._status, df, "status")
-        elif name == "denials":
-            self._count(self._reasons, df, "reason")
-        else:
-            self._add_fills(df)
-
-    @staticmethod
-    def _count(into: dict[str, Counter[str]], df: pl.DataFrame, column: str) -> None:
-        for strat, key, n in df.group_by("strategy", column).len().iter_rows():
-            into.setdefault(strat, Counter())[key] += n
-
-    def _add_fills(self, df: pl.DataFrame) -> None:
-        if not self.fills_in_order:
-            return
-        if not df["ts"].is_sorted():
-            if self._last_ts is not None:
-                self.fills_in_order = False
-                return
-            df = df.sort("ts", maintain_order=True)
-        elif self._last_ts is not None and df["ts"][0] < self._last_ts:
-            self.fills_in_order = False
-            return
-        self._last_ts = int(df["ts"][-1])
-        parts = df.partition_by("strategy", "instrument", maintain_order=True, as_dict=True)
-        shared = Counter(str(inst) for _, inst in parts)  # strategies per instrument
-        for (strat, inst), g in parts.items():
-            key = (str(strat), str(inst))
-            side, price, qty, fee, position = _trip_args(g)
-            liq = g["liquidity"]
-            maker = (liq == "maker").to_numpy()
-            taker = (liq == "taker").to_numpy()
-            acc = self._fills.setdefault(key[0], _FillSums())
-            acc.n += g.height
-            acc.qty += float(qty.sum())
-            acc.fees += float(fee.sum())
-            acc.turnover += float((price * qty).sum())
-            acc.maker_n += int(maker.sum())
-            acc.maker_qty += float(qty[maker].sum())
-            acc.taker_n += int(taker.sum())
-            acc.taker_qty += float(qty[taker].sum())
-            carry = self._carry.setdefault(key, np.zeros(2))
-            out = np.empty(g.height, dtype=np.float64)
-            k = round_trip_scan_nb(side, price, qty, fee, position, out, carry)
-            acc.trips += k
-            acc.wins += int((out[:k] > 0).sum())
-            signed = side * qty
-            path = self._paths.get(key)
-            if path is None:
-                # the position before the strategy's first fill here (normally 0)
-                path = self._paths[key] = _NetPath(start=float(position[0] - signed[0]))
-            path.add(signed)
-            if shared[key[1]] == 1:  # the instrument's net path is this strategy's
-                self._net.setdefault(key[1], _NetPath()).add(signed)
-        for inst, n in shared.items():
-            if n > 1:  # several strategies: their fills interleaved in time order
-                g = df.filter(pl.col("instrument") == inst)
-                signed = g["side"].to_numpy().astype(np.float64) * g["qty"].to_numpy()
-                self._net.setdefault(inst, _NetPath()).add(signed)
-
-    def summary(self, strategy: str | None = None) -> dict[str, Any]:
-        """Counts and sums of one strategy, or of all together (``strategy`` None)."""
-        strats = sorted(self._fills) if strategy is None else [strategy]
-        f = _FillSums()
-        for s in strats:
-            one = self._fills.get(s)
-            if one is None:
-                continue
-            for fld in dataclasses.fields(f):
-                setattr(f, fld.name, getattr(f, fld.name) + getattr(one, fld.name))
-        status: Counter[str] = Counter()
-        reasons: Counter[str] = Counter()
-        for s in sorted(self._status) if strategy is None else [strategy]:
-            status.update(self._status.get(s, Counter()))
-        for s in sorted(self._reasons) if strategy is None else [strategy]:
-            reasons.update(self._reasons.get(s, Counter()))
-        # largest |position| right after a fill, per instrument (net over strategies)
-        peaks: dict[str, float] = {}
-        if strategy is None:
-            starts: dict[str, float] = {}
-            for (_, inst), p in sorted(self._paths.items()):
-                starts[inst] = starts.get(inst, 0.0) + p.start
-            peaks = {i: p.peak(starts.get(i, 0.0)) for i, p in sorted(self._net.items())}
-        else:
-            peaks = {
-                i: p.peak(p.start) for (s, i), p in sorted(self._paths.items()) if s == strategy
-            }
-        return {
-            "fills": f,
-            "orders_by_status": _ranked(status),
-            "denials_by_reason": _ranked(reasons),
-            "fill_position_peaks": peaks,
-        }
-
-
-#: Tallies built from a result's tables, kept while the result lives.
-_BUILT: weakref.WeakKeyDictionary[BacktestResult, Tally] = weakref.WeakKeyDictionary()
-
-
-def tally_of(result: BacktestResult) -> Tally:
-    """The result's own tally (accumulated by the engine), else one built from its tables."""
-    t = result.tally
-    if t is not None and t.fills_in_order:
-        return t
-    built = _BUILT.get(result)
-    if built is None:
-        built = _BUILT[result] = Tally.of(result)
-    return built
-
-
 # --- tables -> series ---------------------------------------------------------------------------
 def equity_frame(
     result: BacktestResult, strategy: str | None = None, *, columns: Sequence[str] | None = None
@@ -514,8 +220,8 @@ def summarize(
     """
     if periods_per_year is None:
         periods_per_year = TRADING_SECONDS_PER_YEAR * NS_PER_S / interval_ns
-    tally = tally_of(result).summary(strategy)
-    f: _FillSums = tally["fills"]
+    counts = tally_of(result).summary(strategy)
+    f = counts.fills
     eq = equity_frame(result, strategy, columns=["ts", "equity", "fees"])
 
     if eq.height:
@@ -554,12 +260,12 @@ def summarize(
     for inst, a, m in agg.iter_rows():
         avg_abs[inst] = float(a)
         max_abs[inst] = float(m)
-    for inst, m in tally["fill_position_peaks"].items():
+    for inst, m in counts.fill_position_peaks.items():
         # samples can miss a peak between two sampling instants; fills cannot
         max_abs[inst] = max(max_abs.get(inst, 0.0), m)
 
-    status = tally["orders_by_status"]
-    reasons = tally["denials_by_reason"]
+    status = counts.orders_by_status
+    reasons = counts.denials_by_reason
     wall = float(result.wall_seconds)
     return {
         "strategy": TOTAL if strategy is None else strategy,

@@ -18,7 +18,8 @@ from framework.analysis import BacktestResult, summarize_all
 from framework.analysis import results as results_mod
 from framework.analysis.results import TABLES
 from framework.analysis.sink import ResultSink
-from framework.analysis.stats import Tally, round_trip_pnl_nb, round_trip_scan_nb, tally_of
+from framework.analysis.tally import Tally, tally_of
+from framework.analysis.trips import round_trip_pnl_nb, round_trip_scan_nb
 from tests.unit.analysis.fixtures import assert_stats_equal, random_tables
 
 STREAMED = ("orders", "fills", "denials", "equity", "positions")
