@@ -24,7 +24,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from framework.analysis.results import TABLES, TableFiles, empty_table
+from framework.analysis.results import SCHEMAS, TABLES, TableFiles
 from framework.analysis.tally import Tally
 
 #: Rows buffered per table before they are written as one row group.
@@ -42,6 +42,9 @@ _PLAIN = frozenset(
 class ResultSink:
     """One Parquet file per result table, appended to as rows arrive.
 
+    ``schemas`` gives each table's columns and dtypes: those of :data:`SCHEMAS`, and more
+    where the caller records more.
+
     With ``out_dir`` the files are built under hidden temporary names in that folder and
     renamed to ``<name>.parquet`` by :meth:`close` (readers never see half a file); without,
     they go to a new temporary folder that is deleted with the last result using them.
@@ -55,16 +58,27 @@ class ResultSink:
     """
 
     def __init__(
-        self, out_dir: str | os.PathLike[str] | None = None, *, row_group_rows: int = ROW_GROUP_ROWS
+        self,
+        out_dir: str | os.PathLike[str] | None = None,
+        *,
+        schemas: Mapping[str, Mapping[str, pl.DataType]] = SCHEMAS,
+        row_group_rows: int = ROW_GROUP_ROWS,
     ) -> None:
         if row_group_rows < 1:
             msg = f"row_group_rows must be positive, got {row_group_rows}"
             raise ValueError(msg)
+        for name in TABLES:  # a table may have more columns than SCHEMAS, never fewer
+            missing = [c for c in SCHEMAS[name] if schemas[name].get(c) != SCHEMAS[name][c]]
+            if missing:
+                msg = f"the sink's {name} schema lacks column(s) {missing} of SCHEMAS"
+                raise ValueError(msg)
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.row_group_rows = row_group_rows
         self.tally = Tally()
         self.rows: dict[str, int] = dict.fromkeys(TABLES, 0)  #: rows written per table
-        self._schemas = {name: empty_table(name).to_arrow().schema for name in TABLES}
+        self._schemas = {
+            name: pl.DataFrame(schema=dict(schemas[name])).to_arrow().schema for name in TABLES
+        }
         self._dictionary = {
             name: [c for c in schema.names if c not in _PLAIN]
             for name, schema in self._schemas.items()

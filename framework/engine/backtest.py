@@ -22,7 +22,7 @@ from framework.engine.config import LatencyConfig, QueueConfig
 from framework.engine.enums import QUEUE_FIFO, REJ_NAMES
 from framework.engine.feed import MergedFeed
 from framework.engine.loop import advance_at
-from framework.engine.recorder import RECORDS, RecordDecoder
+from framework.engine.recorder import RECORDS, TABLE_SCHEMAS, RecordDecoder
 from framework.engine.state import (
     ERR_NAMES,
     H_END_TS,
@@ -341,7 +341,7 @@ class Backtest:
         t0 = time.perf_counter()
         # the result tables go to Parquet files as the recorder flushes (out_dir, else a
         # temporary folder)
-        self._sink = ResultSink(self.out_dir)
+        self._sink = ResultSink(self.out_dir, schemas=TABLE_SCHEMAS)
         self._decoder = None
         try:
             self._setup()

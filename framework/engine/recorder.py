@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from framework.analysis.results import TOTAL
+from framework.analysis.results import SCHEMAS, TOTAL
 from framework.book.l2 import NO_PRICE
 from framework.core.instrument import Instrument
 from framework.engine.enums import (
@@ -25,6 +25,7 @@ from framework.engine.enums import (
     ORDER_TYPE_NAMES,
     REJ_NAMES,
     STATUS_NAMES,
+    TERMINAL_STATUSES,
     TIF_NAMES,
 )
 from framework.engine.state import (
@@ -67,6 +68,7 @@ from framework.engine.state import (
     MKT_COLS,
     MKT_INST,
     MKT_TS,
+    OL_END,
     OL_FILLED,
     OL_ID,
     OL_INST,
@@ -100,6 +102,12 @@ RECORDS: Mapping[str, tuple[str, int]] = {
     "pos": ("positions", POSREC_COLS),
     "mkt": ("market", MKT_COLS),
     "lat": ("latency", LAT_COLS),
+}
+#: Columns and dtypes of the tables the decoder makes: :data:`SCHEMAS` and, in the order log,
+#: the local time the strategy learnt an order finished (null while it was still working).
+TABLE_SCHEMAS: Mapping[str, Mapping[str, pl.DataType]] = {
+    **SCHEMAS,
+    "orders": {**SCHEMAS["orders"], "end_ts": pl.Int64()},
 }
 LATENCY_KIND_NAMES: Mapping[int, str] = {
     LATK_ENTRY: "entry",
@@ -232,6 +240,10 @@ class RecordDecoder:
                 "filled_qty": filled * self.lots[oi],
                 "avg_price": avg * self.ticks[oi],
                 "reason": _REJECTS.gather(np.where(known, reason, 0)),
+                # with submit_ts, when the order was open; null: still working at the end
+                "end_ts": pl.Series(o[:, OL_END], dtype=pl.Int64).set(
+                    pl.Series(~np.isin(o[:, OL_STATUS], TERMINAL_STATUSES)), None
+                ),
             }
         )
 

@@ -16,7 +16,7 @@ import pytest
 
 from framework.analysis import BacktestResult, summarize_all
 from framework.analysis import results as results_mod
-from framework.analysis.results import TABLES
+from framework.analysis.results import SCHEMAS, TABLES
 from framework.analysis.sink import ResultSink
 from framework.analysis.tally import Tally, tally_of
 from framework.analysis.trips import round_trip_pnl_nb, round_trip_scan_nb
@@ -268,3 +268,19 @@ def test_a_failed_write_is_reported_by_the_sink_and_nothing_is_left(
     assert not out.exists()
     with pytest.raises(RuntimeError, match="closed"):
         sink.add("orders", tables["orders"])
+
+
+def test_a_table_may_have_more_columns_than_schemas_never_fewer(
+    tables: dict[str, pl.DataFrame], tmp_path: Path
+) -> None:
+    orders = tables["orders"].with_columns(pl.col("submit_ts").alias("end_ts"))
+    schemas = {**SCHEMAS, "orders": {**SCHEMAS["orders"], "end_ts": pl.Int64()}}
+    sink = ResultSink(tmp_path, schemas=schemas, row_group_rows=1_000)
+    for chunk in parts(orders, seed=5):
+        sink.add("orders", chunk)
+    r = BacktestResult(files=sink.close(), tally=sink.tally)
+    assert r.orders.equals(orders)
+    assert r.table("fills").columns == list(SCHEMAS["fills"])  # empty, all its columns
+    short = {**SCHEMAS, "fills": {k: v for k, v in SCHEMAS["fills"].items() if k != "fee"}}
+    with pytest.raises(ValueError, match=r"fills schema lacks column\(s\) \['fee'\]"):
+        ResultSink(tmp_path, schemas=short)

@@ -20,6 +20,7 @@ from framework.core.instrument import Instrument
 from framework.engine import backtest
 from framework.engine.backtest import Backtest
 from framework.engine.config import LatencyConfig
+from framework.engine.enums import STATUS_NAMES, TERMINAL_STATUSES
 from framework.engine.state import Capacity
 from framework.ingest.synthetic import generate_day
 from strategies.one_tick_mm import OneTickMM
@@ -95,6 +96,18 @@ def test_many_small_flushes_give_the_tables_of_one_large_buffer(mode: str) -> No
     (ia, _), (ib, _) = days()
     assert pairs == {("a", ia.key), ("b", ib.key), ("both", ia.key), ("both", ib.key)}
     assert "TOTAL" in set(small.equity["strategy"])
+
+
+def test_the_order_log_says_when_each_order_finished_and_null_for_those_still_working() -> None:
+    r, _ = mm_run(SMALL)
+    o = r.orders
+    done = o["status"].is_in([STATUS_NAMES[s] for s in TERMINAL_STATUSES])
+    finished, working = o.filter(done), o.filter(~done)
+    assert finished.height > 100
+    assert working.height > 0  # the quotes resting when the data ended
+    assert finished["end_ts"].null_count() == 0
+    assert (finished["end_ts"] >= finished["submit_ts"]).all()
+    assert working["end_ts"].null_count() == working.height
 
 
 def test_an_instrument_traded_but_not_listened_to_keeps_all_its_position_rows() -> None:
