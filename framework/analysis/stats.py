@@ -7,7 +7,9 @@ scale-free in the way that matters (doubling size leaves it unchanged).
 
 from __future__ import annotations
 
+import copy
 import math
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -216,8 +218,30 @@ def summarize(
     NaN marks a statistic that has no value (no fills, too few intervals, no variance).
 
     Orders, fills and denials are counted by the result's :class:`Tally` (no table is
-    loaded whole); equity and positions are sampled, small tables, read as needed.
+    loaded whole); equity and positions are sampled, small tables, read as needed. A result
+    does not change, so its statistics are computed once (writing it, its report and the
+    command line's summary all ask for them); each call returns its own copy.
     """
+    key = (strategy, interval_ns, periods_per_year, min_intervals)
+    memo = _SUMMARIES.setdefault(result, {})
+    if key not in memo:
+        memo[key] = _summarize(result, strategy, interval_ns, periods_per_year, min_intervals)
+    return copy.deepcopy(memo[key])
+
+
+#: Statistics computed per result and arguments, kept while the result lives.
+_SUMMARIES: weakref.WeakKeyDictionary[BacktestResult, dict[tuple[Any, ...], dict[str, Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _summarize(
+    result: BacktestResult,
+    strategy: str | None,
+    interval_ns: int,
+    periods_per_year: float | None,
+    min_intervals: int,
+) -> dict[str, Any]:
     if periods_per_year is None:
         periods_per_year = TRADING_SECONDS_PER_YEAR * NS_PER_S / interval_ns
     counts = tally_of(result).summary(strategy)
