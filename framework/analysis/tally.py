@@ -136,36 +136,38 @@ class Tally:
         """Add rows of table ``name`` (tables other than :attr:`tables` are ignored)."""
         if name not in TALLY_COLUMNS or df.height == 0:
             return
-        for col in ("strategy", "instrument"):
-            self._names.setdefault((name, col), set()).update(df[col].unique().to_list())
-        if name == "orders":
-            self._count(self._status, df, "status")
-        elif name == "denials":
-            self._count(self._reasons, df, "reason")
-        else:
+        if name == "fills":
             self._add_fills(df)
-
-    @staticmethod
-    def _count(into: dict[str, Counter[str]], df: pl.DataFrame, column: str) -> None:
-        for strat, key, n in df.group_by("strategy", column).len().iter_rows():
+            return
+        column, into = ("status", self._status) if name == "orders" else ("reason", self._reasons)
+        for strat, inst, key, n in df.group_by("strategy", "instrument", column).len().iter_rows():
+            self._seen(name, strat, inst)
             into.setdefault(strat, Counter())[key] += n
 
+    def _seen(self, table: str, strategy: str, instrument: str) -> None:
+        self._names.setdefault((table, "strategy"), set()).add(strategy)
+        self._names.setdefault((table, "instrument"), set()).add(instrument)
+
     def _add_fills(self, df: pl.DataFrame) -> None:
-        if not self.fills_in_order:
-            return
-        if not df["ts"].is_sorted():
-            if self._last_ts is not None:
-                self.fills_in_order = False
-                return
-            df = df.sort("ts", maintain_order=True)
-        elif self._last_ts is not None and df["ts"][0] < self._last_ts:
+        in_order = self.fills_in_order
+        if in_order and not df["ts"].is_sorted():
+            if self._last_ts is None:
+                df = df.sort("ts", maintain_order=True)
+            else:
+                in_order = False
+        elif in_order and self._last_ts is not None and df["ts"][0] < self._last_ts:
+            in_order = False
+        if not in_order:  # counted again from the sorted table: only the names here
             self.fills_in_order = False
+            for strat, inst in df.select("strategy", "instrument").unique().iter_rows():
+                self._seen("fills", strat, inst)
             return
         self._last_ts = int(df["ts"][-1])
         parts = df.partition_by("strategy", "instrument", maintain_order=True, as_dict=True)
         shared = Counter(str(inst) for _, inst in parts)  # strategies per instrument
         for (strat, inst), g in parts.items():
             key = (str(strat), str(inst))
+            self._seen("fills", *key)
             side, price, qty, fee, position = trip_args(g)
             liq = g["liquidity"]
             maker = (liq == "maker").to_numpy()
