@@ -210,6 +210,7 @@ class ResultSink:
             self.abort()
             raise
         self._closed = True
+        pa.default_memory_pool().release_unused()  # the row groups' buffers, for what follows
         if self._temp:
             return TableFiles(dict(self._staged), temp_dir=self._dir)
         assert self._dir is not None
