@@ -330,8 +330,8 @@ class Backtest:
         ):
             n = int(h[word])
             if n:
-                # a copy: the engine writes over the buffer as soon as it runs again
-                rows = getattr(st, f"rec_{key}")[:n].copy()
+                # decoded into new arrays: the engine writes over the buffer when it goes on
+                rows = getattr(st, f"rec_{key}")[:n]
                 self._sink.add(RECORDS[key][0], self._decoder.decode(key, rows))
                 h[word] = 0
 

@@ -117,8 +117,8 @@ LATENCY_KIND_NAMES: Mapping[int, str] = {
 
 
 def _f64(col: I64) -> npt.NDArray[np.float64]:
-    """A float stored bit for bit in an int64 recorder column."""
-    return np.ascontiguousarray(col).view(np.float64)
+    """A float stored bit for bit in an int64 recorder column (contiguous)."""
+    return col.view(np.float64)
 
 
 def _lookup(names: Mapping[int, str], default: str | None = None) -> pl.Series:
@@ -185,8 +185,11 @@ class RecordDecoder:
         assert self._decoders.keys() == RECORDS.keys()
 
     def decode(self, key: str, rows: I64) -> pl.DataFrame:
-        """The table rows of recorder buffer ``key`` (see :data:`RECORDS`)."""
-        return self._decoders[key](rows)
+        """The table rows of recorder buffer ``key`` (see :data:`RECORDS`): ``rows`` is the
+        buffer's filled part, ``(n, width)``, and may be the arena itself (it is copied)."""
+        # one copy, column by column: a column of the row-major buffer is strided, and
+        # reading each on its own would read the whole buffer once per column
+        return self._decoders[key](np.array(rows.T, order="C"))
 
     def positions_to_drop(self) -> list[tuple[str, str]]:
         """(strategy, instrument) pairs with position rows that are neither listened to nor
@@ -197,106 +200,106 @@ class RecordDecoder:
             for s, i in zip(*np.nonzero(drop), strict=True)
         ]
 
-    # --- one method per table ------------------------------------------------------------
+    # --- one method per table: each takes the rows column by column (c[COL] is a column) --
     def _fills(self, f: I64) -> pl.DataFrame:
-        fi = f[:, F_INST]
+        fi = f[F_INST]
         return pl.DataFrame(
             {
-                "ts": f[:, F_TS],
-                "exch_ts": f[:, F_EXCH_TS],
-                "strategy": _take(self.strat_names, f[:, F_STRAT], "strategy"),
+                "ts": f[F_TS],
+                "exch_ts": f[F_EXCH_TS],
+                "strategy": _take(self.strat_names, f[F_STRAT], "strategy"),
                 "instrument": _take(self.inst_names, fi, "instrument"),
-                "order_id": f[:, F_OID].astype(np.uint64),
-                "side": f[:, F_SIDE].astype(np.int8),
-                "price": f[:, F_PRICE] * self.ticks[fi],
-                "qty": f[:, F_QTY] * self.lots[fi],
-                "liquidity": _LIQUIDITY.gather((f[:, F_LIQ] != LIQ_MAKER).astype(np.int64)),
-                "fee": _f64(f[:, F_FEE]),
-                "position": f[:, F_POS] * self.lots[fi],
+                "order_id": f[F_OID].astype(np.uint64),
+                "side": f[F_SIDE].astype(np.int8),
+                "price": f[F_PRICE] * self.ticks[fi],
+                "qty": f[F_QTY] * self.lots[fi],
+                "liquidity": _LIQUIDITY.gather((f[F_LIQ] != LIQ_MAKER).astype(np.int64)),
+                "fee": _f64(f[F_FEE]),
+                "position": f[F_POS] * self.lots[fi],
             }
         )
 
     def _orders(self, o: I64) -> pl.DataFrame:
-        oi = o[:, OL_INST]
-        kind = o[:, OL_TYPE]
-        filled = o[:, OL_FILLED]
-        reason = o[:, OL_REASON]
+        oi = o[OL_INST]
+        kind = o[OL_TYPE]
+        filled = o[OL_FILLED]
+        reason = o[OL_REASON]
         # an unknown reject code reads as no reason (as the strategy is told)
         known = (reason >= 0) & (reason < len(_REJECTS))
         with np.errstate(invalid="ignore", divide="ignore"):
-            avg = np.where(filled > 0, o[:, OL_NOTIONAL] / np.maximum(filled, 1), np.nan)
+            avg = np.where(filled > 0, o[OL_NOTIONAL] / np.maximum(filled, 1), np.nan)
         return pl.DataFrame(
             {
-                "order_id": o[:, OL_ID].astype(np.uint64),
-                "strategy": _take(self.strat_names, o[:, OL_STRAT], "strategy"),
+                "order_id": o[OL_ID].astype(np.uint64),
+                "strategy": _take(self.strat_names, o[OL_STRAT], "strategy"),
                 "instrument": _take(self.inst_names, oi, "instrument"),
-                "side": o[:, OL_SIDE].astype(np.int8),
+                "side": o[OL_SIDE].astype(np.int8),
                 "order_type": _take(_ORDER_TYPES, kind, "order type"),
-                "tif": _take(_TIFS, o[:, OL_TIF], "time in force"),
-                "price": np.where(kind == ORD_MARKET, np.nan, o[:, OL_PRICE] * self.ticks[oi]),
-                "qty": o[:, OL_QTY] * self.lots[oi],
-                "submit_ts": o[:, OL_SUBMIT],
-                "status": _take(_STATUSES, o[:, OL_STATUS], "order status"),
+                "tif": _take(_TIFS, o[OL_TIF], "time in force"),
+                "price": np.where(kind == ORD_MARKET, np.nan, o[OL_PRICE] * self.ticks[oi]),
+                "qty": o[OL_QTY] * self.lots[oi],
+                "submit_ts": o[OL_SUBMIT],
+                "status": _take(_STATUSES, o[OL_STATUS], "order status"),
                 "filled_qty": filled * self.lots[oi],
                 "avg_price": avg * self.ticks[oi],
                 "reason": _REJECTS.gather(np.where(known, reason, 0)),
                 # with submit_ts, when the order was open; null: still working at the end
-                "end_ts": pl.Series(o[:, OL_END], dtype=pl.Int64).set(
-                    pl.Series(~np.isin(o[:, OL_STATUS], TERMINAL_STATUSES)), None
+                "end_ts": pl.Series(o[OL_END], dtype=pl.Int64).set(
+                    pl.Series(~np.isin(o[OL_STATUS], TERMINAL_STATUSES)), None
                 ),
             }
         )
 
     def _denials(self, d: I64) -> pl.DataFrame:
-        raw = d[:, DENY_INST]
+        raw = d[DENY_INST]
         di = np.where((raw >= 0) & (raw < self.n_inst), raw, self.n_inst)
         return pl.DataFrame(
             {
-                "ts": d[:, DENY_TS],
-                "strategy": _take(self.strat_names, d[:, DENY_STRAT], "strategy"),
+                "ts": d[DENY_TS],
+                "strategy": _take(self.strat_names, d[DENY_STRAT], "strategy"),
                 "instrument": self.inst_names.gather(di),
-                "side": d[:, DENY_SIDE].astype(np.int8),
-                "price": d[:, DENY_PRICE] * self.ticks[di],
-                "qty": d[:, DENY_QTY] * self.lots[di],
-                "reason": _take(_DENIALS, d[:, DENY_REASON], "denial reason"),
+                "side": d[DENY_SIDE].astype(np.int8),
+                "price": d[DENY_PRICE] * self.ticks[di],
+                "qty": d[DENY_QTY] * self.lots[di],
+                "reason": _take(_DENIALS, d[DENY_REASON], "denial reason"),
             }
         )
 
     def _equity(self, e: I64) -> pl.DataFrame:
-        sid = np.where(e[:, EQ_STRAT] == EQ_STRAT_TOTAL, self.n_strat, e[:, EQ_STRAT])
+        sid = np.where(e[EQ_STRAT] == EQ_STRAT_TOTAL, self.n_strat, e[EQ_STRAT])
         return pl.DataFrame(
             {
-                "ts": e[:, EQ_TS],
+                "ts": e[EQ_TS],
                 "strategy": _take(self.strat_names, sid, "strategy"),
-                "equity": _f64(e[:, EQ_EQUITY]),
-                "cash": _f64(e[:, EQ_CASH]),
-                "fees": _f64(e[:, EQ_FEES]),
-                "position_value": _f64(e[:, EQ_POSVAL]),
+                "equity": _f64(e[EQ_EQUITY]),
+                "cash": _f64(e[EQ_CASH]),
+                "fees": _f64(e[EQ_FEES]),
+                "position_value": _f64(e[EQ_POSVAL]),
             }
         )
 
     def _positions(self, p: I64) -> pl.DataFrame:
-        ps, pi = p[:, POSREC_STRAT], p[:, POSREC_INST]
+        ps, pi = p[POSREC_STRAT], p[POSREC_INST]
         self.sampled[ps, pi] = True
-        nz = p[:, POSREC_POS] != 0
+        nz = p[POSREC_POS] != 0
         self.held[ps[nz], pi[nz]] = True
         return pl.DataFrame(
             {
-                "ts": p[:, POSREC_TS],
+                "ts": p[POSREC_TS],
                 "strategy": _take(self.strat_names, ps, "strategy"),
                 "instrument": _take(self.inst_names, pi, "instrument"),
-                "position": p[:, POSREC_POS] * self.lots[pi],
-                "mid": _f64(p[:, POSREC_MID]) * self.ticks[pi],
+                "position": p[POSREC_POS] * self.lots[pi],
+                "mid": _f64(p[POSREC_MID]) * self.ticks[pi],
             }
         )
 
     def _market(self, m: I64) -> pl.DataFrame:
-        mi = m[:, MKT_INST]
+        mi = m[MKT_INST]
         tick = self.ticks[mi]
-        bid, ask = m[:, MKT_BID], m[:, MKT_ASK]
+        bid, ask = m[MKT_BID], m[MKT_ASK]
         return pl.DataFrame(
             {
-                "ts": m[:, MKT_TS],
+                "ts": m[MKT_TS],
                 "instrument": _take(self.inst_names, mi, "instrument"),
                 "bid": np.where(bid == NO_PRICE, np.nan, bid * tick),
                 "ask": np.where(ask == NO_PRICE, np.nan, ask * tick),
@@ -306,7 +309,7 @@ class RecordDecoder:
     def _latency(self, lt: I64) -> pl.DataFrame:
         return pl.DataFrame(
             {
-                "kind": _take(_LAT_KINDS, lt[:, LAT_KIND], "latency kind"),
-                "ns": lt[:, LAT_NS],
+                "kind": _take(_LAT_KINDS, lt[LAT_KIND], "latency kind"),
+                "ns": lt[LAT_NS],
             }
         )
