@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -260,6 +261,9 @@ def test_a_failed_write_is_reported_by_the_sink_and_nothing_is_left(
     out = tmp_path / "run"
     sink = ResultSink(out, row_group_rows=100)
     sink.add("fills", tables["fills"])  # a row group: the folder is made, the writer starts
+    deadline = time.monotonic() + 30
+    while sink.rows["fills"] == 0 and time.monotonic() < deadline:  # the writer is idle then
+        time.sleep(0.01)
     shutil.rmtree(out)  # the disk goes away under the run
     with pytest.raises(OSError, match=r"writing result table \w+ to .* failed"):  # noqa: PT012
         for chunk in parts(tables["orders"], seed=4):  # raised by an add, else by close
