@@ -153,13 +153,35 @@ class TableFiles:
 
     A folder given as ``temp_dir`` belongs to these files alone: it is deleted when the last
     result using them is gone (a run without an output folder writes its tables there).
+    Each file is identified as it is now (:meth:`path` refuses one replaced since): a result
+    read lazily from a folder must not show another run's tables written there later.
     """
 
     def __init__(self, paths: Mapping[str, Path], *, temp_dir: Path | None = None) -> None:
         self.paths = {name: Path(p) for name, p in paths.items()}
         self.temp_dir = temp_dir
+        self._ids = {name: _file_id(p) for name, p in self.paths.items()}
         if temp_dir is not None:
             weakref.finalize(self, shutil.rmtree, str(temp_dir), ignore_errors=True)
+
+    def path(self, name: str) -> Path:
+        """The file of table ``name``, checked to be the one this result was made with."""
+        p = self.paths[name]
+        if _file_id(p) != self._ids[name]:
+            msg = (
+                f"{p} was replaced or changed after this result was made (another run wrote "
+                "to the folder?); read it again with BacktestResult.read"
+            )
+            raise DataError(msg)
+        return p
+
+
+def _file_id(path: Path) -> tuple[int, ...] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 class _Table:
@@ -213,7 +235,7 @@ class BacktestResult:
     config: dict[str, Any]
     tally: Tally | None
     _frames: dict[str, pl.DataFrame]  #: tables given or already read
-    _paths: dict[str, Path]  #: tables that live in a file
+    _filed: list[str]  #: tables that live in a file (of _files)
     _casts: dict[str, list[pl.Expr]]  #: per file: casts to the table's dtypes
     _files: TableFiles | None
 
@@ -245,11 +267,11 @@ class BacktestResult:
             "latency": latency,
         }
         frames = {name: _conform(name, df) for name, df in given.items() if df is not None}
-        paths: dict[str, Path] = {}
+        filed: list[str] = []
         casts: dict[str, list[pl.Expr]] = {}
         for name, path in (files.paths if files is not None else {}).items():
             if name in TABLES and name not in frames:
-                paths[name] = path
+                filed.append(name)
                 casts[name] = _casts(name, _wrong_dtypes(name, _file_schema(path), str(path)))
         if config is None:
             config = {}
@@ -258,7 +280,7 @@ class BacktestResult:
             raise ConfigError(msg)
         for key, value in (
             ("_frames", frames),
-            ("_paths", paths),
+            ("_filed", filed),
             ("_casts", casts),
             ("_files", files),  # keeps a temporary folder alive while this result lives
             ("events", events),
@@ -297,7 +319,9 @@ class BacktestResult:
         if name not in SCHEMAS:
             msg = f"a backtest result has no table {name!r}; its tables are {list(TABLES)}"
             raise KeyError(msg)
-        return self._paths.get(name)
+        if name not in self._filed or self._files is None:
+            return None
+        return self._files.path(name)
 
     def scan(self, name: str) -> pl.LazyFrame:
         """Table ``name`` as a lazy frame: a query over it reads only what it needs."""

@@ -21,6 +21,7 @@ from framework.analysis.results import SCHEMAS, TABLES
 from framework.analysis.sink import ResultSink
 from framework.analysis.tally import Tally, tally_of
 from framework.analysis.trips import round_trip_pnl_nb, round_trip_scan_nb
+from framework.core.errors import DataError
 from tests.unit.analysis.fixtures import assert_stats_equal, random_tables
 
 STREAMED = ("orders", "fills", "denials", "equity", "positions")
@@ -288,3 +289,15 @@ def test_a_table_may_have_more_columns_than_schemas_never_fewer(
     short = {**SCHEMAS, "fills": {k: v for k, v in SCHEMAS["fills"].items() if k != "fee"}}
     with pytest.raises(ValueError, match=r"fills schema lacks column\(s\) \['fee'\]"):
         ResultSink(tmp_path, schemas=short)
+
+
+def test_a_result_never_reads_tables_another_run_wrote_over_its_files(
+    tables: dict[str, pl.DataFrame], streamed: BacktestResult, tmp_path: Path
+) -> None:
+    out = streamed.write(tmp_path / "run")
+    first = BacktestResult.read(out)
+    assert first.rows("fills") == tables["fills"].height
+    BacktestResult(fills=tables["fills"].head(10)).write(out)  # the folder is reused
+    with pytest.raises(DataError, match=r"fills.parquet was replaced or changed"):
+        _ = first.fills
+    assert BacktestResult.read(out).fills.height == 10
