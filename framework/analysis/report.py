@@ -164,27 +164,35 @@ def _png(fig: Figure, alt: str) -> str:
 
 
 class _Ctx:
-    """What every figure needs: the result, the time origin, instrument list."""
+    """What every figure needs: the result, the time origin, instrument list.
+
+    Tables are queried through ``result.scan`` for what each figure draws: the fills and
+    latency tables of a long run are large and need not be loaded whole.
+    """
 
     def __init__(self, result: BacktestResult) -> None:
         self.result = result
         starts = [int(result.start_ts)] if result.start_ts else []
-        tables = (result.equity, result.fills, result.positions, result.market)
-        starts += [int(df["ts"].to_numpy().min()) for df in tables if df.height]
+        starts += [
+            int(result.scan(name).select(pl.col("ts").min()).collect().item())
+            for name in ("equity", "fills", "positions", "market")
+            if result.rows(name)
+        ]
         self.t0 = min(starts) if starts else 0
         self.instruments = result.instruments
 
 
 def _fig_equity(ctx: _Ctx) -> str | None:
     res = ctx.result
-    if res.equity.height == 0:
+    if res.rows("equity") == 0:
         return None
     fig, axes = _figure()
     ax = axes[0, 0]
     names = res.strategies
-    series = [(TOTAL, equity_frame(res))]
+    cols = ["ts", "equity"]
+    series = [(TOTAL, equity_frame(res, columns=cols))]
     if len(names) > 1:
-        series += [(s, equity_frame(res, s)) for s in names]
+        series += [(s, equity_frame(res, s, columns=cols)) for s in names]
     label = "time"
     for name, eq in series:
         if eq.height == 0:
@@ -201,7 +209,7 @@ def _fig_equity(ctx: _Ctx) -> str | None:
 
 
 def _fig_drawdown(ctx: _Ctx) -> str | None:
-    eq = equity_frame(ctx.result)
+    eq = equity_frame(ctx.result, columns=["ts", "equity"])
     if eq.height == 0:
         return None
     fig, axes = _figure(height=2.6)
@@ -217,14 +225,19 @@ def _fig_drawdown(ctx: _Ctx) -> str | None:
 
 
 def _fig_positions(ctx: _Ctx) -> str | None:
-    pos = ctx.result.positions
-    if pos.height == 0:
+    pos = ctx.result.scan("positions")
+    if ctx.result.rows("positions") == 0:
         return None
-    insts = sorted(pos["instrument"].unique().to_list())[:MAX_INSTRUMENTS]
+    insts = _unique(pos, "instrument")[:MAX_INSTRUMENTS]
     fig, axes = _figure(height=2.2 * len(insts) + 0.6, nrows=len(insts))
     label = "time"
     for ax, inst in zip(axes[:, 0], insts, strict=True):
-        sub = pos.filter(pl.col("instrument") == inst).sort("strategy", "ts")
+        sub = (
+            pos.filter(pl.col("instrument") == inst)
+            .select("strategy", "ts", "position")
+            .sort("strategy", "ts")
+            .collect()
+        )
         for (strat,), g in sub.group_by(["strategy"], maintain_order=True):
             x, label, _ = _time_axis(ctx.t0, g["ts"].to_numpy())
             xs, ys = downsample_minmax(x, g["position"].to_numpy())
@@ -237,6 +250,11 @@ def _fig_positions(ctx: _Ctx) -> str | None:
     return _png(fig, "position over time")
 
 
+def _unique(lf: pl.LazyFrame, column: str) -> list[Any]:
+    """Sorted distinct values of ``column``."""
+    return sorted(lf.select(pl.col(column).unique()).collect()[column].to_list())
+
+
 def _even(n: int, limit: int) -> npt.NDArray[np.int64]:
     if n <= limit:
         return np.arange(n, dtype=np.int64)
@@ -245,9 +263,10 @@ def _even(n: int, limit: int) -> npt.NDArray[np.int64]:
 
 def _fig_fills(ctx: _Ctx, inst: str) -> tuple[str, str] | None:
     res = ctx.result
-    fills = res.fills.filter(pl.col("instrument") == inst).sort("ts")
-    mkt = res.market.filter(pl.col("instrument") == inst).sort("ts")
-    if fills.height == 0 and mkt.height == 0:
+    fills = res.scan("fills").filter(pl.col("instrument") == inst)
+    n_side = dict(fills.group_by("side").len().collect().iter_rows())
+    mkt = res.scan("market").filter(pl.col("instrument") == inst).sort("ts").collect()
+    if not n_side and mkt.height == 0:
         return None
     fig, axes = _figure(height=3.6)
     ax = axes[0, 0]
@@ -265,16 +284,25 @@ def _fig_fills(ctx: _Ctx, inst: str) -> tuple[str, str] | None:
             ax.plot(xs, ys, label=name, drawstyle="steps-post", **style)
     note = ""
     for side, marker, color, name in ((1, "^", "tab:blue", "buy"), (-1, "v", "tab:orange", "sell")):
-        f = fills.filter(pl.col("side") == side)
-        if f.height == 0:
+        n = n_side.get(side, 0)
+        if n == 0:
             continue
-        keep = _even(f.height, MAX_MARKERS)
-        if keep.size < f.height:
-            note += f" {name}: {keep.size:,} of {f.height:,} shown."
-        x, label, _ = _time_axis(ctx.t0, f["ts"].to_numpy()[keep])
+        keep = _even(n, MAX_MARKERS)
+        if keep.size < n:
+            note += f" {name}: {keep.size:,} of {n:,} shown."
+        # only the markers drawn are read out (a long run has millions of fills)
+        f = (
+            fills.filter(pl.col("side") == side)
+            .select("ts", "price")
+            .sort("ts", maintain_order=True)
+            .with_row_index()
+            .filter(pl.col("index").is_in(keep))
+            .collect()
+        )
+        x, label, _ = _time_axis(ctx.t0, f["ts"].to_numpy())
         ax.scatter(
             x,
-            f["price"].to_numpy()[keep],
+            f["price"].to_numpy(),
             marker=marker,
             s=22,
             color=color,
@@ -291,16 +319,16 @@ def _fig_fills(ctx: _Ctx, inst: str) -> tuple[str, str] | None:
 
 
 def _fig_spread(ctx: _Ctx) -> tuple[str, str] | None:
-    mkt = ctx.result.market
-    if mkt.height == 0:
+    mkt = ctx.result.scan("market")
+    if ctx.result.rows("market") == 0:
         return None
     ticks = tick_sizes(ctx.result.config)
-    insts = sorted(mkt["instrument"].unique().to_list())[:MAX_INSTRUMENTS]
+    insts = _unique(mkt, "instrument")[:MAX_INSTRUMENTS]
     in_ticks = all(i in ticks for i in insts)
     spreads: list[tuple[str, npt.NDArray[np.float64]]] = []
     for inst in insts:
-        sub = mkt.filter(pl.col("instrument") == inst)
-        raw = (sub["ask"] - sub["bid"]).to_numpy().astype(np.float64)
+        sub = mkt.filter(pl.col("instrument") == inst).select(pl.col("ask") - pl.col("bid"))
+        raw = sub.collect().to_series().to_numpy().astype(np.float64)
         s: npt.NDArray[np.float64] = raw[np.isfinite(raw)]
         if in_ticks:
             # round away float noise so a 1-tick spread lands in the 1-tick bin
@@ -331,15 +359,18 @@ def _fig_spread(ctx: _Ctx) -> tuple[str, str] | None:
 
 
 def _fig_latency(ctx: _Ctx) -> str | None:
-    lat = ctx.result.latency
-    kinds = [k for k in _LATENCY_KINDS if lat.filter(pl.col("kind") == k).height]
-    kinds += sorted(set(lat["kind"].unique().to_list()) - set(_LATENCY_KINDS))
+    lat = ctx.result.scan("latency")
+    present = _unique(lat, "kind")
+    kinds = [k for k in _LATENCY_KINDS if k in present]
+    kinds += sorted(set(present) - set(_LATENCY_KINDS))
     if not kinds:
         return None
     fig, axes = _figure(width=4.0 * len(kinds), height=3.0, ncols=len(kinds))
     for ax, kind in zip(axes[0], kinds, strict=True):
-        us = lat.filter(pl.col("kind") == kind)["ns"].to_numpy().astype(np.float64) / 1e3
-        lo, hi = float(us.min()), float(us.max())
+        # in ns as stored (numpy bins and ranks them a block at a time): a long run has
+        # millions of latencies, not worth a float copy each
+        ns = lat.filter(pl.col("kind") == kind).select("ns").collect().to_series().to_numpy()
+        lo, hi = float(ns.min()) / 1e3, float(ns.max()) / 1e3
         if lo > 0 and hi / lo > 100:
             edges = np.geomspace(lo, hi, 51)
             ax.set_xscale("log")
@@ -347,20 +378,20 @@ def _fig_latency(ctx: _Ctx) -> str | None:
             ax.xaxis.set_minor_locator(NullLocator())
         else:
             edges = np.linspace(lo, hi if hi > lo else lo + 1.0, 51)
-        counts, _ = np.histogram(us, bins=edges)
+        counts, _ = np.histogram(ns, bins=edges * 1e3)
         ax.stairs(counts, edges, fill=True, alpha=0.7)
         ax.set_xlabel("µs")
         ax.set_ylabel("messages")
-        p50, p99 = np.percentile(us, [50, 99])
+        p50, p99 = np.percentile(ns, [50, 99]) / 1e3
         ax.set_title(f"{kind} (p50 {p50:,.1f} µs, p99 {p99:,.1f} µs)", fontsize="medium")
     return _png(fig, "latency histograms")
 
 
 def _fig_denials(ctx: _Ctx) -> str | None:
-    den = ctx.result.denials
-    if den.height == 0:
+    if ctx.result.rows("denials") == 0:
         return None
-    vc = den["reason"].value_counts(sort=True)
+    vc = ctx.result.scan("denials").select(pl.col("reason").value_counts(sort=True)).collect()
+    vc = vc.unnest("reason")
     reasons = [str(r) or "(none)" for r in vc["reason"].to_list()]
     fig, axes = _figure(height=0.4 * len(reasons) + 1.2)
     # reason names sit left of the axis: make room for the longest (~0.075 in a character)
@@ -458,7 +489,7 @@ def render_html(result: BacktestResult, *, title: str | None = None) -> str:
         f"Strategies: {html.escape(', '.join(result.strategies) or '(none)')}. "
         f"Instruments: {html.escape(', '.join(ctx.instruments) or '(none)')}.</p>"
     ]
-    if result.fills.height == 0:
+    if result.rows("fills") == 0:
         head.append(_note("No fills: the strategy never traded in this run."))
     elif never:
         head.append(_note(f"Never traded (no fills): {', '.join(never)}."))
@@ -480,7 +511,7 @@ def render_html(result: BacktestResult, *, title: str | None = None) -> str:
     if len(ctx.instruments) > MAX_INSTRUMENTS:
         rest = ", ".join(ctx.instruments[MAX_INSTRUMENTS:])
         fills_body.append(_note(f"Not drawn (more than {MAX_INSTRUMENTS} instruments): {rest}."))
-    if result.fills.height == 0:
+    if result.rows("fills") == 0:
         fills_body.insert(0, _note("No fills to draw."))
     parts.append(_section("Fills on price", "\n".join(fills_body) or _note("No market data.")))
 

@@ -1,9 +1,10 @@
 """What a backtest hands to analysis: :class:`BacktestResult`, a set of polars tables.
 
 All timestamps are int64 ns since the epoch (UTC); prices and quantities are in real units
-(float64), not ticks or lots. The engine builds one result per run; :meth:`BacktestResult.write`
-stores it as one Parquet file per table plus ``summary.json`` and :meth:`BacktestResult.read`
-loads it back.
+(float64), not ticks or lots. The engine builds one result per run, its tables written to
+Parquet files as it runs (:mod:`framework.analysis.sink`) and read from them on first use;
+:meth:`BacktestResult.write` stores a result as one Parquet file per table plus
+``summary.json`` and :meth:`BacktestResult.read` opens it again.
 
 Conventions the engine follows (and the report relies on):
 
@@ -19,15 +20,20 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import weakref
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from framework.core.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from framework.analysis.tally import Tally
 
 #: Strategy name of the equity rows that sum every strategy.
 TOTAL = "TOTAL"
@@ -104,6 +110,24 @@ def empty_table(name: str) -> pl.DataFrame:
     return pl.DataFrame(schema=SCHEMAS[name])
 
 
+def _wrong_dtypes(name: str, schema: Mapping[str, pl.DataType], where: str) -> list[str]:
+    """Columns of table ``name`` whose dtype in ``schema`` differs from :data:`SCHEMAS`;
+    a missing column is a :class:`DataError` naming ``where`` the table came from."""
+    want = SCHEMAS[name]
+    missing = [c for c in want if c not in schema]
+    if missing:
+        msg = (
+            f"{where} lacks column(s) {missing}; it needs {list(want)} "
+            "(build it with these names or start from analysis.results.empty_table)"
+        )
+        raise DataError(msg)
+    return [c for c, t in want.items() if schema[c] != t]
+
+
+def _casts(name: str, wrong: list[str]) -> list[pl.Expr]:
+    return [pl.col(c).cast(SCHEMAS[name][c], strict=True) for c in wrong]
+
+
 def _conform(name: str, df: pl.DataFrame | None) -> pl.DataFrame:
     """Check that ``df`` has table ``name``'s columns and cast them to its dtypes."""
     if df is None:
@@ -111,74 +135,254 @@ def _conform(name: str, df: pl.DataFrame | None) -> pl.DataFrame:
     if not isinstance(df, pl.DataFrame):
         msg = f"BacktestResult.{name} must be a polars DataFrame, not {type(df).__name__}"
         raise DataError(msg)
-    schema = SCHEMAS[name]
-    missing = [c for c in schema if c not in df.columns]
-    if missing:
-        msg = (
-            f"BacktestResult.{name} lacks column(s) {missing}; it needs {list(schema)} "
-            "(build it with these names or start from analysis.results.empty_table)"
-        )
-        raise DataError(msg)
-    wrong = [c for c, t in schema.items() if df.schema[c] != t]
+    wrong = _wrong_dtypes(name, df.schema, f"BacktestResult.{name}")
     if not wrong:
         return df
     try:
-        return df.with_columns([pl.col(c).cast(schema[c], strict=True) for c in wrong])
+        return df.with_columns(_casts(name, wrong))
     except pl.exceptions.PolarsError as exc:
         msg = (
             f"BacktestResult.{name} column(s) {wrong} cannot be cast to "
-            f"{[str(schema[c]) for c in wrong]} ({exc}); fix the engine's recorder"
+            f"{[str(SCHEMAS[name][c]) for c in wrong]} ({exc}); fix the engine's recorder"
         )
         raise DataError(msg) from exc
 
 
-@dataclass(frozen=True, kw_only=True, eq=False)
+class TableFiles:
+    """The Parquet file of each of a result's tables.
+
+    A folder given as ``temp_dir`` belongs to these files alone: it is deleted when the last
+    result using them is gone (a run without an output folder writes its tables there).
+    Each file is identified as it is now (:meth:`path` refuses one replaced since): a result
+    read lazily from a folder must not show another run's tables written there later.
+    """
+
+    def __init__(self, paths: Mapping[str, Path], *, temp_dir: Path | None = None) -> None:
+        self.paths = {name: Path(p) for name, p in paths.items()}
+        self.temp_dir = temp_dir
+        self._ids = {name: _file_id(p) for name, p in self.paths.items()}
+        if temp_dir is not None:
+            weakref.finalize(self, shutil.rmtree, str(temp_dir), ignore_errors=True)
+
+    def path(self, name: str) -> Path:
+        """The file of table ``name``, checked to be the one this result was made with."""
+        p = self.paths[name]
+        if _file_id(p) != self._ids[name]:
+            msg = (
+                f"{p} was replaced or changed after this result was made (another run wrote "
+                "to the folder?); read it again with BacktestResult.read"
+            )
+            raise DataError(msg)
+        return p
+
+
+def _file_id(path: Path) -> tuple[int, ...] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+class _Table:
+    """A table of :class:`BacktestResult`: read from its file on first use, then kept."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> _Table: ...
+
+    @overload
+    def __get__(self, obj: BacktestResult, owner: type | None = None) -> pl.DataFrame: ...
+
+    def __get__(
+        self, obj: BacktestResult | None, owner: type | None = None
+    ) -> pl.DataFrame | _Table:
+        return self if obj is None else obj.table(self.name)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        msg = f"BacktestResult.{self.name} is read-only; build a new BacktestResult"
+        raise AttributeError(msg)
+
+
+#: Rows per batch when a table is read from its file a part at a time.
+BATCH_ROWS = 1 << 17
+
+
 class BacktestResult:
     """Everything a backtest run produced, as polars tables (see the module docstring).
 
-    Tables left out are empty; columns are checked and cast to :data:`SCHEMAS` on
-    construction (extra columns are kept). Compared by identity: tables have no truth value.
+    Tables are given as DataFrames or, with ``files``, live in Parquet files and are read on
+    first use (:meth:`scan` and :meth:`batches` read them without loading them whole, which
+    is what statistics and the report do). Tables left out are empty; columns are checked
+    and cast to :data:`SCHEMAS` (extra columns are kept). ``tally`` carries statistics the
+    engine accumulated while it wrote the tables (:class:`framework.analysis.tally.Tally`).
+    Read-only; compared by identity: tables have no truth value.
     """
 
-    orders: pl.DataFrame = field(default_factory=lambda: empty_table("orders"))
-    fills: pl.DataFrame = field(default_factory=lambda: empty_table("fills"))
-    equity: pl.DataFrame = field(default_factory=lambda: empty_table("equity"))
-    positions: pl.DataFrame = field(default_factory=lambda: empty_table("positions"))
-    denials: pl.DataFrame = field(default_factory=lambda: empty_table("denials"))
-    market: pl.DataFrame = field(default_factory=lambda: empty_table("market"))
-    latency: pl.DataFrame = field(default_factory=lambda: empty_table("latency"))
-    events: int = 0
-    wall_seconds: float = 0.0
-    start_ts: int = 0
-    end_ts: int = 0
-    config: dict[str, Any] = field(default_factory=dict)
+    orders = _Table()
+    fills = _Table()
+    equity = _Table()
+    positions = _Table()
+    denials = _Table()
+    market = _Table()
+    latency = _Table()
+    events: int
+    wall_seconds: float
+    start_ts: int
+    end_ts: int
+    config: dict[str, Any]
+    tally: Tally | None
+    _frames: dict[str, pl.DataFrame]  #: tables given or already read
+    _filed: list[str]  #: tables that live in a file (of _files)
+    _casts: dict[str, list[pl.Expr]]  #: per file: casts to the table's dtypes
+    _files: TableFiles | None
 
-    def __post_init__(self) -> None:
-        for name in TABLES:
-            object.__setattr__(self, name, _conform(name, getattr(self, name)))
-        if not isinstance(self.config, Mapping):
-            msg = f"BacktestResult.config must be a dict, not {type(self.config).__name__}"
+    def __init__(
+        self,
+        *,
+        orders: pl.DataFrame | None = None,
+        fills: pl.DataFrame | None = None,
+        equity: pl.DataFrame | None = None,
+        positions: pl.DataFrame | None = None,
+        denials: pl.DataFrame | None = None,
+        market: pl.DataFrame | None = None,
+        latency: pl.DataFrame | None = None,
+        events: int = 0,
+        wall_seconds: float = 0.0,
+        start_ts: int = 0,
+        end_ts: int = 0,
+        config: dict[str, Any] | None = None,
+        files: TableFiles | None = None,
+        tally: Tally | None = None,
+    ) -> None:
+        given = {
+            "orders": orders,
+            "fills": fills,
+            "equity": equity,
+            "positions": positions,
+            "denials": denials,
+            "market": market,
+            "latency": latency,
+        }
+        frames = {name: _conform(name, df) for name, df in given.items() if df is not None}
+        filed: list[str] = []
+        casts: dict[str, list[pl.Expr]] = {}
+        for name, path in (files.paths if files is not None else {}).items():
+            if name in TABLES and name not in frames:
+                filed.append(name)
+                casts[name] = _casts(name, _wrong_dtypes(name, _file_schema(path), str(path)))
+        if config is None:
+            config = {}
+        if not isinstance(config, Mapping):
+            msg = f"BacktestResult.config must be a dict, not {type(config).__name__}"
             raise ConfigError(msg)
+        for key, value in (
+            ("_frames", frames),
+            ("_filed", filed),
+            ("_casts", casts),
+            ("_files", files),  # keeps a temporary folder alive while this result lives
+            ("events", events),
+            ("wall_seconds", wall_seconds),
+            ("start_ts", start_ts),
+            ("end_ts", end_ts),
+            ("config", config),
+            ("tally", tally),
+        ):
+            object.__setattr__(self, key, value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        msg = f"BacktestResult is read-only (tried to set {name}); build a new BacktestResult"
+        raise AttributeError(msg)
+
+    # --- tables ------------------------------------------------------------------------
+    def table(self, name: str) -> pl.DataFrame:
+        """Table ``name`` as a DataFrame (read from its file the first time)."""
+        frames = self._frames
+        df = frames.get(name)
+        if df is None:
+            path = self.file(name)
+            if path is None:
+                df = empty_table(name)
+            else:
+                try:
+                    df = self.scan(name).collect()
+                except (OSError, pl.exceptions.PolarsError) as exc:
+                    msg = f"{path} cannot be read as Parquet ({exc}); the file may be corrupt"
+                    raise DataError(msg) from exc
+            frames[name] = df
+        return df
+
+    def file(self, name: str) -> Path | None:
+        """The Parquet file table ``name`` is read from, or None when it was given in memory."""
+        if name not in SCHEMAS:
+            msg = f"a backtest result has no table {name!r}; its tables are {list(TABLES)}"
+            raise KeyError(msg)
+        if name not in self._filed or self._files is None:
+            return None
+        return self._files.path(name)
+
+    def scan(self, name: str) -> pl.LazyFrame:
+        """Table ``name`` as a lazy frame: a query over it reads only what it needs."""
+        frames = self._frames
+        if name in frames:
+            return frames[name].lazy()
+        path = self.file(name)
+        if path is None:
+            return empty_table(name).lazy()
+        lf = pl.scan_parquet(path)
+        casts = self._casts[name]
+        return lf.with_columns(casts) if casts else lf
+
+    def batches(self, name: str, columns: list[str] | None = None) -> Iterator[pl.DataFrame]:
+        """Table ``name`` a part at a time, in row order (memory bounded by one part)."""
+        frames = self._frames
+        path = self.file(name)
+        if name in frames or path is None:
+            df = self.table(name)
+            yield df if columns is None else df.select(columns)
+            return
+        casts = self._casts[name]
+        if columns is not None:
+            casts = [c for c in casts if c.meta.output_name() in columns]
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=columns):
+            df = pl.DataFrame(pl.from_arrow(batch))
+            yield df.with_columns(casts) if casts else df
+
+    def rows(self, name: str) -> int:
+        """Rows of table ``name`` (from the file's metadata when it is not loaded)."""
+        frames = self._frames
+        if name in frames:
+            return frames[name].height
+        path = self.file(name)
+        return 0 if path is None else int(pq.ParquetFile(path).metadata.num_rows)
 
     # --- views -------------------------------------------------------------------------
+    def _names(self, column: str, tables: tuple[str, ...]) -> set[str]:
+        names: set[str] = set()
+        for name in tables:
+            if self.tally is not None and name in self.tally.tables:
+                names.update(self.tally.names(name, column))
+            else:
+                got = self.scan(name).select(pl.col(column).unique()).collect()
+                names.update(got[column].to_list())
+        names.discard("")
+        return names
+
     @property
     def strategies(self) -> list[str]:
         """Names of the strategies that appear anywhere in the result (``TOTAL`` excluded)."""
-        names: set[str] = set()
-        for name in ("orders", "fills", "equity", "positions", "denials"):
-            names.update(getattr(self, name)["strategy"].unique().to_list())
+        names = self._names("strategy", ("orders", "fills", "equity", "positions", "denials"))
         names.discard(TOTAL)
-        names.discard("")
         return sorted(names)
 
     @property
     def instruments(self) -> list[str]:
         """``VENUE/SYMBOL`` of every instrument that appears in the result."""
-        names: set[str] = set()
-        for name in ("orders", "fills", "positions", "denials", "market"):
-            names.update(getattr(self, name)["instrument"].unique().to_list())
-        names.discard("")
-        return sorted(names)
+        return sorted(
+            self._names("instrument", ("orders", "fills", "positions", "denials", "market"))
+        )
 
     def scalars(self) -> dict[str, Any]:
         """The non-table fields, JSON-ready."""
@@ -196,7 +400,9 @@ class BacktestResult:
 
         ``summary.json`` also holds the statistics of :func:`framework.analysis.stats.summarize`
         (per strategy and total) under ``"stats"`` unless ``stats=False``. Each file is written
-        to a temporary name and renamed into place, so readers never see half a file.
+        to a temporary name and renamed into place, so readers never see half a file. A table
+        that already lives in a Parquet file is linked (copied across file systems), not
+        written again; one already in place in ``out_dir`` is left as it is.
         """
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -214,9 +420,15 @@ class BacktestResult:
         try:
             for name in TABLES:
                 final = out / f"{name}.parquet"
+                src = self.file(name)
+                if src is not None and final.exists() and os.path.samefile(src, final):
+                    continue
                 tmp = out / f".tmp-{uuid.uuid4().hex}-{final.name}"
                 staged.append((tmp, final))
-                getattr(self, name).write_parquet(tmp, compression="zstd")
+                if src is not None:
+                    _link_or_copy(src, tmp)
+                else:
+                    self.table(name).write_parquet(tmp, compression="zstd")
             final = out / SUMMARY_FILE
             tmp = out / f".tmp-{uuid.uuid4().hex}-{SUMMARY_FILE}"
             staged.append((tmp, final))
@@ -231,7 +443,7 @@ class BacktestResult:
 
     @classmethod
     def read(cls, out_dir: str | os.PathLike[str]) -> BacktestResult:
-        """Load a result written by :meth:`write`."""
+        """A result written by :meth:`write`; its tables are read from the files on first use."""
         out = Path(out_dir)
         path = out / SUMMARY_FILE
         if not path.is_file():
@@ -246,19 +458,31 @@ class BacktestResult:
         if missing:
             msg = f"{path} lacks {missing}; it was not written by BacktestResult.write"
             raise DataError(msg)
-        tables: dict[str, pl.DataFrame] = {}
+        files: dict[str, Path] = {}
         for name in TABLES:
             p = out / f"{name}.parquet"
             if not p.is_file():
                 msg = f"{p} not found; the result directory {out} is incomplete"
                 raise DataError(msg)
-            try:
-                tables[name] = pl.read_parquet(p)
-            except (OSError, pl.exceptions.PolarsError) as exc:
-                msg = f"{p} cannot be read as Parquet ({exc}); the file may be corrupt"
-                raise DataError(msg) from exc
-        kwargs: dict[str, Any] = {**tables, **{k: summary[k] for k in _SCALARS}}
-        return cls(**kwargs)
+            files[name] = p
+        return cls(files=TableFiles(files), **{k: summary[k] for k in _SCALARS})
+
+
+def _file_schema(path: Path) -> dict[str, pl.DataType]:
+    try:
+        return dict(pl.read_parquet_schema(path))
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        msg = f"{path} cannot be read as Parquet ({exc}); the file may be corrupt"
+        raise DataError(msg) from exc
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """``dst`` becomes the same file as ``src``: a hard link, or a copy where links fail
+    (another file system)."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
 
 
 def tick_sizes(config: Mapping[str, Any]) -> dict[str, float]:

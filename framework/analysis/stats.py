@@ -7,17 +7,43 @@ scale-free in the way that matters (doubling size leaves it unchanged).
 
 from __future__ import annotations
 
+import copy
 import math
+import weakref
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import polars as pl
-from numba import njit
 
-from framework.analysis.results import TOTAL, BacktestResult
+from framework.analysis.results import SCHEMAS, TOTAL, BacktestResult
+from framework.analysis.tally import Tally, tally_of
+from framework.analysis.trips import round_trip_pnl_nb, round_trip_scan_nb, round_trips
 from framework.core.errors import ConfigError
 from framework.core.timeutil import NS_PER_S
+
+__all__ = [
+    "DEFAULT_INTERVAL_NS",
+    "DEFAULT_PERIODS_PER_YEAR",
+    "MIN_INTERVALS",
+    "TRADING_SECONDS_PER_YEAR",
+    "Tally",
+    "drawdown",
+    "equity_frame",
+    "max_drawdown",
+    "max_drawdown_relative",
+    "net_positions",
+    "resample_last",
+    "round_trip_pnl_nb",
+    "round_trip_scan_nb",
+    "round_trips",
+    "sharpe",
+    "sortino",
+    "summarize",
+    "summarize_all",
+    "tally_of",
+]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -137,137 +163,40 @@ def sortino(returns: npt.ArrayLike, periods_per_year: float = DEFAULT_PERIODS_PE
     return float(r.mean()) / dd * math.sqrt(periods_per_year)
 
 
-@njit(cache=True)
-def round_trip_pnl_nb(
-    side: npt.NDArray[np.int8],
-    price: FloatArray,
-    qty: FloatArray,
-    fee: FloatArray,
-    position: FloatArray,
-    out: FloatArray,
-) -> int:
-    """Net P&L of each flat-to-flat round trip of one strategy on one instrument.
-
-    Fills must be in time order; ``position`` is the position after each fill. A trip opens
-    when a fill starts from flat and closes when the position returns to flat; a fill that
-    flips the position closes one trip and opens the next, its cash and fee split by quantity.
-    A trip already open before the first fill is not counted. Writes P&Ls to ``out`` (length
-    at least ``len(side)``) and returns how many.
-    """
-    n = side.shape[0]
-    n_out = 0
-    pnl = 0.0
-    is_open = False
-    for i in range(n):
-        q = qty[i]
-        after = position[i]
-        before = after - side[i] * q
-        # positions are float sums of lot quantities: compare with a tolerance, not == 0
-        tol = 1e-9 * max(1.0, abs(q))
-        cash = -side[i] * price[i] * q - fee[i]
-        if abs(before) <= tol:
-            is_open = True
-            pnl = 0.0
-        if abs(after) <= tol:
-            if is_open:
-                out[n_out] = pnl + cash
-                n_out += 1
-            is_open = False
-            pnl = 0.0
-        elif before * after < 0.0 and q > 0.0:
-            closing = abs(before) / q
-            if is_open:
-                out[n_out] = pnl + cash * closing
-                n_out += 1
-            is_open = True
-            pnl = cash * (1.0 - closing)
-        else:
-            pnl += cash
-    return n_out
-
-
-def round_trips(fills: pl.DataFrame) -> FloatArray:
-    """Net P&L of every closed round trip in ``fills`` (per strategy and instrument)."""
-    if fills.height == 0:
-        return np.zeros(0, dtype=np.float64)
-    parts: list[FloatArray] = []
-    ordered = fills.sort(["strategy", "instrument", "ts"], maintain_order=True)
-    for _, g in ordered.group_by(["strategy", "instrument"], maintain_order=True):
-        out = np.empty(g.height, dtype=np.float64)
-        k = round_trip_pnl_nb(
-            g["side"].to_numpy().astype(np.int8),
-            g["price"].to_numpy().astype(np.float64),
-            g["qty"].to_numpy().astype(np.float64),
-            g["fee"].to_numpy().astype(np.float64),
-            g["position"].to_numpy().astype(np.float64),
-            out,
-        )
-        parts.append(out[:k])
-    return np.concatenate(parts)
-
-
 # --- tables -> series ---------------------------------------------------------------------------
-def equity_frame(result: BacktestResult, strategy: str | None = None) -> pl.DataFrame:
-    """Equity rows of one strategy, or the total (``TOTAL`` rows, else the sum), by time."""
-    eq = result.equity
+def equity_frame(
+    result: BacktestResult, strategy: str | None = None, *, columns: Sequence[str] | None = None
+) -> pl.DataFrame:
+    """Equity rows of one strategy, or the total (``TOTAL`` rows, else the sum), by time;
+    only ``columns`` when given (a long run's equity is worth reading in part)."""
+    cols = list(SCHEMAS["equity"]) if columns is None else list(columns)
+    eq = result.scan("equity")
     if strategy is not None:
-        return eq.filter(pl.col("strategy") == strategy).sort("ts")
-    total = eq.filter(pl.col("strategy") == TOTAL)
-    if total.height or eq.height == 0:
-        return total.sort("ts")
+        return eq.filter(pl.col("strategy") == strategy).sort("ts").select(cols).collect()
+    total = eq.filter(pl.col("strategy") == TOTAL).sort("ts").select(cols).collect()
+    if total.height or result.rows("equity") == 0:
+        return total
+    sums = [c for c in cols if c not in ("ts", "strategy")]
     return (
         eq.group_by("ts")
-        .agg(pl.col("equity", "cash", "fees", "position_value").sum())
+        .agg(pl.col(sums).sum())
         .with_columns(pl.lit(TOTAL).alias("strategy"))
-        .select(eq.columns)
         .sort("ts")
+        .select(cols)
+        .collect()
     )
 
 
-def net_positions(result: BacktestResult, strategy: str | None = None) -> pl.DataFrame:
-    """Sampled positions (ts, instrument, position), summed over strategies for the total."""
-    pos = result.positions
+def _net_positions(result: BacktestResult, strategy: str | None) -> pl.LazyFrame:
+    pos = result.scan("positions")
     if strategy is not None:
         return pos.filter(pl.col("strategy") == strategy).select("ts", "instrument", "position")
     return pos.group_by("ts", "instrument").agg(pl.col("position").sum()).sort("instrument", "ts")
 
 
-def _fill_position_peaks(fills: pl.DataFrame) -> dict[str, float]:
-    """Largest absolute position right after any fill, per instrument, net over strategies.
-
-    Each strategy's position before its first fill (normally 0) is taken from that fill, so
-    the net path is exact even when several strategies trade one instrument.
-    """
-    if fills.height == 0:
-        return {}
-    signed = pl.col("side").cast(pl.Float64) * pl.col("qty")
-    start = (
-        fills.sort("ts", maintain_order=True)
-        .group_by("strategy", "instrument")
-        .agg((pl.col("position") - signed).first().alias("start"))
-        .group_by("instrument")
-        .agg(pl.col("start").sum())
-    )
-    path = (
-        fills.sort("ts", maintain_order=True)
-        .with_columns(signed.cum_sum().over("instrument").alias("net"))
-        .join(start, on="instrument")
-        .group_by("instrument")
-        .agg((pl.col("net") + pl.col("start")).abs().max().alias("peak"))
-    )
-    return {str(i): float(m) for i, m in path.iter_rows()}
-
-
-def _by_strategy(df: pl.DataFrame, strategy: str | None) -> pl.DataFrame:
-    return df if strategy is None else df.filter(pl.col("strategy") == strategy)
-
-
-def _counts(df: pl.DataFrame, column: str) -> dict[str, int]:
-    if df.height == 0:
-        return {}
-    vc = df[column].value_counts(sort=True)
-    pairs = zip(vc[column].to_list(), vc["count"].to_list(), strict=True)
-    return {str(k): int(v) for k, v in pairs}
+def net_positions(result: BacktestResult, strategy: str | None = None) -> pl.DataFrame:
+    """Sampled positions (ts, instrument, position), summed over strategies for the total."""
+    return _net_positions(result, strategy).collect()
 
 
 # --- summary ------------------------------------------------------------------------------------
@@ -287,15 +216,38 @@ def summarize(
     ``periods_per_year`` defaults to equity trading time (252 days x 6.5 h) divided by
     ``interval_ns``; pass ``365 * 86_400 * 1e9 / interval_ns`` for a 24/7 crypto venue.
     NaN marks a statistic that has no value (no fills, too few intervals, no variance).
+
+    Orders, fills and denials are counted by the result's :class:`Tally` (no table is
+    loaded whole); equity and positions are sampled, small tables, read as needed. A result
+    does not change, so its statistics are computed once (writing it, its report and the
+    command line's summary all ask for them); each call returns its own copy.
     """
+    key = (strategy, interval_ns, periods_per_year, min_intervals)
+    memo = _SUMMARIES.setdefault(result, {})
+    if key not in memo:
+        memo[key] = _summarize(result, strategy, interval_ns, periods_per_year, min_intervals)
+    return copy.deepcopy(memo[key])
+
+
+#: Statistics computed per result and arguments, kept while the result lives.
+_SUMMARIES: weakref.WeakKeyDictionary[BacktestResult, dict[tuple[Any, ...], dict[str, Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _summarize(
+    result: BacktestResult,
+    strategy: str | None,
+    interval_ns: int,
+    periods_per_year: float | None,
+    min_intervals: int,
+) -> dict[str, Any]:
     if periods_per_year is None:
         periods_per_year = TRADING_SECONDS_PER_YEAR * NS_PER_S / interval_ns
-    orders = _by_strategy(result.orders, strategy)
-    fills = _by_strategy(result.fills, strategy)
-    denials = _by_strategy(result.denials, strategy)
-    eq = equity_frame(result, strategy)
+    counts = tally_of(result).summary(strategy)
+    f = counts.fills
+    eq = equity_frame(result, strategy, columns=["ts", "equity", "fees"])
 
-    fee_sum = float(fills["fee"].sum()) if fills.height else 0.0
     if eq.height:
         equity = eq["equity"].to_numpy().astype(np.float64)
         pnl = float(equity[-1])
@@ -303,68 +255,67 @@ def summarize(
     else:
         equity = np.zeros(0, dtype=np.float64)
         # no marks: a strategy that never traded made nothing; one that traded is unknown
-        pnl = 0.0 if fills.height == 0 else math.nan
-        fees = fee_sum
+        pnl = 0.0 if f.n == 0 else math.nan
+        fees = f.fees
 
-    n_fills = fills.height
-    filled_qty = float(fills["qty"].sum()) if n_fills else 0.0
-    maker = fills.filter(pl.col("liquidity") == "maker")
-    taker = fills.filter(pl.col("liquidity") == "taker")
-    if n_fills and filled_qty > 0:
-        maker_qty = float(maker["qty"].sum()) / filled_qty
-        taker_qty = float(taker["qty"].sum()) / filled_qty
+    if f.n and f.qty > 0:
+        maker_qty = f.maker_qty / f.qty
+        taker_qty = f.taker_qty / f.qty
     else:
         maker_qty = taker_qty = math.nan
-    maker_cnt = maker.height / n_fills if n_fills else math.nan
-    taker_cnt = taker.height / n_fills if n_fills else math.nan
-    turnover = float((fills["price"] * fills["qty"]).sum()) if n_fills else 0.0
+    maker_cnt = f.maker_n / f.n if f.n else math.nan
+    taker_cnt = f.taker_n / f.n if f.n else math.nan
 
     changes = np.diff(resample_last(eq["ts"].to_numpy(), equity, interval_ns))
     enough = len(changes) >= min_intervals
-    trips = round_trips(fills)
-    wins = int((trips > 0).sum())
 
-    pos = net_positions(result, strategy)
-    avg_abs: dict[str, float] = {}
-    max_abs: dict[str, float] = {}
-    if pos.height:
-        agg = pos.group_by("instrument").agg(
+    agg = (
+        _net_positions(result, strategy)
+        .group_by("instrument")
+        .agg(
             pl.col("position").abs().mean().alias("avg"),
             pl.col("position").abs().max().alias("max"),
         )
-        for inst, a, m in agg.sort("instrument").iter_rows():
-            avg_abs[inst] = float(a)
-            max_abs[inst] = float(m)
-    for inst, m in _fill_position_peaks(fills).items():
+        .sort("instrument")
+        .collect()
+    )
+    avg_abs: dict[str, float] = {}
+    max_abs: dict[str, float] = {}
+    for inst, a, m in agg.iter_rows():
+        avg_abs[inst] = float(a)
+        max_abs[inst] = float(m)
+    for inst, m in counts.fill_position_peaks.items():
         # samples can miss a peak between two sampling instants; fills cannot
         max_abs[inst] = max(max_abs.get(inst, 0.0), m)
 
+    status = counts.orders_by_status
+    reasons = counts.denials_by_reason
     wall = float(result.wall_seconds)
     return {
         "strategy": TOTAL if strategy is None else strategy,
         "pnl": pnl,
         "gross_pnl": pnl + fees,
         "fees": fees,
-        "n_orders": orders.height,
-        "orders_by_status": _counts(orders, "status"),
-        "n_fills": n_fills,
-        "filled_qty": filled_qty,
+        "n_orders": sum(status.values()),
+        "orders_by_status": status,
+        "n_fills": f.n,
+        "filled_qty": f.qty,
         "maker_share_qty": maker_qty,
         "taker_share_qty": taker_qty,
         "maker_share_count": maker_cnt,
         "taker_share_count": taker_cnt,
-        "turnover": turnover,
+        "turnover": f.turnover,
         "max_drawdown": max_drawdown(equity),
         "max_drawdown_rel": max_drawdown_relative(equity),
         "n_intervals": len(changes),
         "sharpe": sharpe(changes, periods_per_year) if enough else math.nan,
         "sortino": sortino(changes, periods_per_year) if enough else math.nan,
-        "n_round_trips": int(trips.size),
-        "hit_ratio": wins / trips.size if trips.size else math.nan,
+        "n_round_trips": f.trips,
+        "hit_ratio": f.wins / f.trips if f.trips else math.nan,
         "avg_abs_position": avg_abs,
         "max_abs_position": max_abs,
-        "n_denials": denials.height,
-        "denials_by_reason": _counts(denials, "reason"),
+        "n_denials": sum(reasons.values()),
+        "denials_by_reason": reasons,
         "events": int(result.events),
         "wall_seconds": wall,
         "events_per_s": result.events / wall if wall > 0 else math.nan,

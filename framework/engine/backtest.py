@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Literal
@@ -11,22 +12,16 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
-from framework.analysis.results import TOTAL, BacktestResult
+from framework.analysis.results import BacktestResult
+from framework.analysis.sink import ResultSink
 from framework.core.errors import ConfigError, HftlabError
 from framework.core.events import EVENT_DTYPE, EventArray
 from framework.core.instrument import Instrument
 from framework.engine import api
 from framework.engine.config import LatencyConfig, QueueConfig
-from framework.engine.enums import (
-    DENY_NAMES,
-    ORDER_TYPE_NAMES,
-    QUEUE_FIFO,
-    REJ_NAMES,
-    STATUS_NAMES,
-    TERMINAL_STATUSES,
-    TIF_NAMES,
-)
+from framework.engine.enums import QUEUE_FIFO, REJ_NAMES
 from framework.engine.feed import MergedFeed
+from framework.engine.recorder import RECORDS, TABLE_SCHEMAS, RecordDecoder
 from framework.engine.state import (
     ERR_NAMES,
     H_END_TS,
@@ -108,15 +103,18 @@ RESP_NAMES = {
 }
 
 
-def _f64(col: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(col).view(np.float64)
-
-
 class Backtest:
     """One run: instruments' event streams, strategies, a venue model.
 
+    The result tables are written to Parquet as the run goes (bounded memory whatever its
+    length): ``<table>.parquet`` in ``out_dir``, or in a temporary folder that lives as long
+    as the result. ``result.write(out_dir)`` then adds ``summary.json`` (and statistics).
+
     >>> # Backtest(instruments=[inst], streams=[[events]], strategies=[MyStrategy()]).run()
     """
+
+    _sink: ResultSink  #: the current run's result files (made by run)
+    _decoder: RecordDecoder | None  #: made with the run's first flush, after set-up
 
     def __init__(
         self,
@@ -132,6 +130,7 @@ class Backtest:
         chunk: int | None = None,
         end_ts: int | None = None,
         config: dict[str, Any] | None = None,
+        out_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         if len(instruments) != len(streams):
             msg = f"{len(instruments)} instruments but {len(streams)} event streams"
@@ -185,9 +184,7 @@ class Backtest:
                 (feature_state(), l2_new(cap.book_ticks, far_levels=cap.book_far_levels))
                 for _ in range(len(self.instruments))
             ]
-        self._chunks: dict[str, list[np.ndarray]] = {
-            k: [] for k in ("fill", "ord", "deny", "eq", "pos", "mkt", "lat")
-        }
+        self.out_dir = out_dir
 
     def _counted(self, batches: Iterable[EventArray], key: str) -> Iterator[EventArray]:
         """Pass batches through, counting their events (up to ``end_ts`` when it is set)."""
@@ -336,35 +333,49 @@ class Backtest:
         return out
 
     def _flush(self) -> None:
+        """Move the recorder buffers' rows, decoded, to the result sink and empty them."""
         st = self.st
         h = st.h
-        for key, word, rec in (
-            ("fill", H_N_FILL, st.rec_fill),
-            ("ord", H_N_ORD, st.rec_ord),
-            ("deny", H_N_DENY, st.rec_deny),
-            ("eq", H_N_EQ, st.rec_eq),
-            ("pos", H_N_POS, st.rec_pos),
-            ("mkt", H_N_MKT, st.rec_mkt),
-            ("lat", H_N_LAT, st.rec_lat),
+        if self._decoder is None:
+            names = [s.name for s in self.strategies]
+            self._decoder = RecordDecoder(self.instruments, names, st.sub)
+        for key, word in (
+            ("fill", H_N_FILL),
+            ("ord", H_N_ORD),
+            ("deny", H_N_DENY),
+            ("eq", H_N_EQ),
+            ("pos", H_N_POS),
+            ("mkt", H_N_MKT),
+            ("lat", H_N_LAT),
         ):
             n = int(h[word])
             if n:
-                self._chunks[key].append(rec[:n].copy())
+                # decoded into new arrays: the engine writes over the buffer when it goes on
+                rows = getattr(st, f"rec_{key}")[:n]
+                self._sink.add(RECORDS[key][0], self._decoder.decode(key, rows))
                 h[word] = 0
 
     # --- running ---------------------------------------------------------------------------
     def run(self) -> BacktestResult:
         """Replay everything and return the result tables."""
         t0 = time.perf_counter()
-        self._setup()
-        self._refill()
-        if self.mode == "compiled":
-            self._run_compiled()
-        else:
-            self._run_python()
-        self._flush()
-        self.extra_config["replay_seconds"] = round(self._replay_seconds, 6)
-        return self._result(time.perf_counter() - t0)
+        # the result tables go to Parquet files as the recorder flushes (out_dir, else a
+        # temporary folder)
+        self._sink = ResultSink(self.out_dir, schemas=TABLE_SCHEMAS)
+        self._decoder = None
+        try:
+            self._setup()
+            self._refill()
+            if self.mode == "compiled":
+                self._run_compiled()
+            else:
+                self._run_python()
+            self._flush()
+            self.extra_config["replay_seconds"] = round(self._replay_seconds, 6)
+            return self._result(time.perf_counter() - t0)
+        except BaseException:
+            self._sink.abort()  # no half-written result files are left behind
+            raise
 
     def _check_error(self, w: int) -> None:
         if w == WAKE_ERROR:
@@ -539,159 +550,17 @@ class Backtest:
         api.finish(self.arena)
 
     # --- results ---------------------------------------------------------------------------
-    def _cat(self, key: str, cols: int) -> np.ndarray:
-        parts = self._chunks[key]
-        return np.concatenate(parts) if parts else np.zeros((0, cols), np.int64)
-
     def _result(self, wall: float) -> BacktestResult:
-        # one extra entry at the end stands for an index no instrument has (a denied order
-        # naming a bad instrument is recorded with the index it gave)
-        inst_keys = np.array([i.key for i in self.instruments] + ["?"], dtype=object)
-        strat_names = np.array([s.name for s in self.strategies] + [TOTAL], dtype=object)
-        ticks = np.array([float(i.tick_size) for i in self.instruments] + [np.nan])
-        lots = np.array([float(i.lot_size) for i in self.instruments] + [np.nan])
-        n_inst = len(self.instruments)
-
-        def names(arr: np.ndarray, idx: np.ndarray) -> list[str]:
-            return arr[idx].tolist() if len(idx) else []
-
-        f = self._cat("fill", 12)
-        fi = f[:, 3]
-        fills = pl.DataFrame(
-            {
-                "ts": f[:, 0],
-                "exch_ts": f[:, 1],
-                "strategy": names(strat_names, f[:, 2]),
-                "instrument": names(inst_keys, fi),
-                "order_id": f[:, 4].astype(np.uint64),
-                "side": f[:, 5].astype(np.int8),
-                "price": f[:, 6] * ticks[fi] if len(f) else [],
-                "qty": f[:, 7] * lots[fi] if len(f) else [],
-                "liquidity": np.where(f[:, 8] == 0, "maker", "taker").tolist(),
-                "fee": _f64(f[:, 10]),
-                "position": f[:, 9] * lots[fi] if len(f) else [],
-            },
-            schema_overrides={
-                "price": pl.Float64,
-                "qty": pl.Float64,
-                "position": pl.Float64,
-                "strategy": pl.String,
-                "instrument": pl.String,
-                "liquidity": pl.String,
-            },
-        )
-        o = self._cat("ord", 14)
-        oi = o[:, 2]
-        filled = o[:, 10]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            avg = np.where(filled > 0, o[:, 11] / np.maximum(filled, 1), np.nan)
-        orders = pl.DataFrame(
-            {
-                "order_id": o[:, 0].astype(np.uint64),
-                "strategy": names(strat_names, o[:, 1]),
-                "instrument": names(inst_keys, oi),
-                "side": o[:, 3].astype(np.int8),
-                "order_type": [ORDER_TYPE_NAMES[int(x)] for x in o[:, 4]],
-                "tif": [TIF_NAMES[int(x)] for x in o[:, 5]],
-                "price": np.where(o[:, 4] == 1, np.nan, o[:, 6] * ticks[oi]) if len(o) else [],
-                "qty": o[:, 7] * lots[oi] if len(o) else [],
-                "submit_ts": o[:, 8],
-                "status": [STATUS_NAMES[int(x)] for x in o[:, 9]],
-                "filled_qty": filled * lots[oi] if len(o) else [],
-                "avg_price": avg * ticks[oi] if len(o) else [],
-                "reason": [REJ_NAMES.get(int(x), "") if x else "" for x in o[:, 12]],
-                # local time the strategy learnt the order finished (null for an order
-                # still working when the run ended): with submit_ts, when it was open
-                "end_ts": pl.Series(o[:, 13], dtype=pl.Int64).set(
-                    pl.Series(~np.isin(o[:, 9], TERMINAL_STATUSES)), None
-                ),
-            },
-            schema_overrides={
-                "price": pl.Float64,
-                "qty": pl.Float64,
-                "filled_qty": pl.Float64,
-                "avg_price": pl.Float64,
-                "strategy": pl.String,
-                "instrument": pl.String,
-                "order_type": pl.String,
-                "tif": pl.String,
-                "status": pl.String,
-                "reason": pl.String,
-            },
-        )
-        d = self._cat("deny", 8)
-        di = np.where((d[:, 2] >= 0) & (d[:, 2] < n_inst), d[:, 2], n_inst)
-        denials = pl.DataFrame(
-            {
-                "ts": d[:, 0],
-                "strategy": names(strat_names, d[:, 1]),
-                "instrument": names(inst_keys, di),
-                "side": d[:, 3].astype(np.int8),
-                "price": d[:, 4] * ticks[di] if len(d) else [],
-                "qty": d[:, 5] * lots[di] if len(d) else [],
-                "reason": [DENY_NAMES[int(x)] for x in d[:, 6]],
-            },
-            schema_overrides={
-                "price": pl.Float64,
-                "qty": pl.Float64,
-                "strategy": pl.String,
-                "instrument": pl.String,
-                "reason": pl.String,
-            },
-        )
-        e = self._cat("eq", 6)
-        equity = pl.DataFrame(
-            {
-                "ts": e[:, 0],
-                "strategy": names(strat_names, e[:, 1]),
-                "equity": _f64(e[:, 5]),
-                "cash": _f64(e[:, 2]),
-                "fees": _f64(e[:, 3]),
-                "position_value": _f64(e[:, 4]),
-            },
-            schema_overrides={"strategy": pl.String},
-        )
-        p = self._cat("pos", 5)
-        if len(p):  # rows of the instruments each strategy listens to or has held
-            held = np.zeros(self.st.sub.shape, bool)
-            nz = p[p[:, 3] != 0]
-            held[nz[:, 1], nz[:, 2]] = True
-            p = p[(self.st.sub[p[:, 1], p[:, 2]] != 0) | held[p[:, 1], p[:, 2]]]
-        pi = p[:, 2]
-        positions = pl.DataFrame(
-            {
-                "ts": p[:, 0],
-                "strategy": names(strat_names, p[:, 1]),
-                "instrument": names(inst_keys, pi),
-                "position": p[:, 3] * lots[pi] if len(p) else [],
-                "mid": _f64(p[:, 4]) * ticks[pi] if len(p) else [],
-            },
-            schema_overrides={
-                "position": pl.Float64,
-                "mid": pl.Float64,
-                "strategy": pl.String,
-                "instrument": pl.String,
-            },
-        )
-        m = self._cat("mkt", 4)
-        mi = m[:, 1]
-        no = np.iinfo(np.int64).min
-        market = pl.DataFrame(
-            {
-                "ts": m[:, 0],
-                "instrument": names(inst_keys, mi),
-                "bid": np.where(m[:, 2] == no, np.nan, m[:, 2] * ticks[mi]) if len(m) else [],
-                "ask": np.where(m[:, 3] == no, np.nan, m[:, 3] * ticks[mi]) if len(m) else [],
-            },
-            schema_overrides={"bid": pl.Float64, "ask": pl.Float64, "instrument": pl.String},
-        )
-        lt = self._cat("lat", 2)
-        latency = pl.DataFrame(
-            {
-                "kind": [("entry", "response", "round_trip")[int(k)] for k in lt[:, 0]],
-                "ns": lt[:, 1],
-            },
-            schema_overrides={"kind": pl.String, "ns": pl.Int64},
+        keep: dict[str, pl.Expr] = {}
+        drop = self._decoder.positions_to_drop() if self._decoder is not None else []
+        if drop:
+            pairs = [(pl.col("strategy") == s) & (pl.col("instrument") == i) for s, i in drop]
+            keep["positions"] = ~pl.any_horizontal(pairs)
+        files = self._sink.close(keep=keep)
+        span = (
+            pl.scan_parquet(files.paths["equity"])
+            .select(pl.col("ts").min().alias("start"), pl.col("ts").max().alias("end"))
+            .collect()
         )
         h = self.st.h
         cfg = {
@@ -717,19 +586,14 @@ class Backtest:
             "l3_projected": self._counts["fed"] != self._counts["stored"],
             **self.extra_config,
         }
-        ts = equity["ts"]
+        start, end = span.row(0)
         return BacktestResult(
-            orders=orders,
-            fills=fills,
-            equity=equity,
-            positions=positions,
-            denials=denials,
-            market=market,
-            latency=latency,
+            files=files,
+            tally=self._sink.tally,
             events=int(h[H_EVENTS_LOCAL]),
             wall_seconds=wall,
-            start_ts=int(ts.min()) if len(ts) else 0,  # type: ignore[arg-type]
-            end_ts=int(ts.max()) if len(ts) else 0,  # type: ignore[arg-type]
+            start_ts=0 if start is None else int(start),
+            end_ts=0 if end is None else int(end),
             config=cfg,
         )
 

@@ -52,6 +52,14 @@ from framework.engine.messages import (
 from framework.engine.models import entry_latency
 from framework.engine.state import (
     DENY_COLS,
+    DENY_INST,
+    DENY_PRICE,
+    DENY_QTY,
+    DENY_REASON,
+    DENY_SIDE,
+    DENY_STRAT,
+    DENY_TS,
+    DENY_TYPE,
     F_EXCH_TS,
     F_FEE,
     F_INST,
@@ -166,14 +174,14 @@ def _deny(
     r = _h[H_N_DENY]
     if r < _rec_deny.shape[0]:
         row = _rec_deny[r]
-        row[0] = now
-        row[1] = sid
-        row[2] = inst
-        row[3] = side
-        row[4] = price
-        row[5] = qty
-        row[6] = reason
-        row[7] = otype
+        row[DENY_TS] = now
+        row[DENY_STRAT] = sid
+        row[DENY_INST] = inst
+        row[DENY_SIDE] = side
+        row[DENY_PRICE] = price
+        row[DENY_QTY] = qty
+        row[DENY_REASON] = reason
+        row[DENY_TYPE] = otype
         _h[H_N_DENY] = r + 1
     _ = DENY_COLS
 

@@ -23,7 +23,14 @@ from framework.core.events import KIND_BBO, KIND_CLEAR, KIND_LEVEL, KIND_STATUS
 from framework.engine.local import local_book_event, local_response, trip_kill_switch
 from framework.engine.messages import log_order, next_msg, pop_msg
 from framework.engine.state import (
+    EQ_CASH,
     EQ_COLS,
+    EQ_EQUITY,
+    EQ_FEES,
+    EQ_POSVAL,
+    EQ_STRAT,
+    EQ_STRAT_TOTAL,
+    EQ_TS,
     ERR_BOOK_FULL,
     H_END_TS,
     H_ERROR,
@@ -59,9 +66,18 @@ from framework.engine.state import (
     I_SUB_BOOK,
     I_SUB_TRADE,
     M_TS,
+    MKT_ASK,
+    MKT_BID,
+    MKT_INST,
+    MKT_TS,
     MSG_COLS,
     O_ID,
     P_POS,
+    POSREC_INST,
+    POSREC_MID,
+    POSREC_POS,
+    POSREC_STRAT,
+    POSREC_TS,
     R_MAX_DRAWDOWN,
     R_MAX_LOSS,
     S_KILLED,
@@ -126,40 +142,40 @@ def sample(a: Arena, now: int) -> None:
         tot_fees += fees
         r = h[H_N_EQ]
         row = st.rec_eq[r]
-        row[0] = now
-        row[1] = sid
-        _put_f(row, 2, cash)
-        _put_f(row, 3, fees)
-        _put_f(row, 4, eq - cash)
-        _put_f(row, 5, eq)
+        row[EQ_TS] = now
+        row[EQ_STRAT] = sid
+        _put_f(row, EQ_CASH, cash)
+        _put_f(row, EQ_FEES, fees)
+        _put_f(row, EQ_POSVAL, eq - cash)
+        _put_f(row, EQ_EQUITY, eq)
         h[H_N_EQ] = r + 1
         for i in range(n_inst):
             r = h[H_N_POS]
             row = st.rec_pos[r]
-            row[0] = now
-            row[1] = sid
-            row[2] = i
-            row[3] = st.pos[sid, i, P_POS]
-            _put_f(row, 4, mark_price(st, i))
+            row[POSREC_TS] = now
+            row[POSREC_STRAT] = sid
+            row[POSREC_INST] = i
+            row[POSREC_POS] = st.pos[sid, i, P_POS]
+            _put_f(row, POSREC_MID, mark_price(st, i))
             h[H_N_POS] = r + 1
         check_kill(a, sid, now)
     if n_strat > 1:
         r = h[H_N_EQ]
         row = st.rec_eq[r]
-        row[0] = now
-        row[1] = -1
-        _put_f(row, 2, tot_cash)
-        _put_f(row, 3, tot_fees)
-        _put_f(row, 4, tot_eq - tot_cash)
-        _put_f(row, 5, tot_eq)
+        row[EQ_TS] = now
+        row[EQ_STRAT] = EQ_STRAT_TOTAL
+        _put_f(row, EQ_CASH, tot_cash)
+        _put_f(row, EQ_FEES, tot_fees)
+        _put_f(row, EQ_POSVAL, tot_eq - tot_cash)
+        _put_f(row, EQ_EQUITY, tot_eq)
         h[H_N_EQ] = r + 1
     for i in range(n_inst):
         r = h[H_N_MKT]
         row = st.rec_mkt[r]
-        row[0] = now
-        row[1] = i
-        row[2] = st.inst[i, I_BB]
-        row[3] = st.inst[i, I_BA]
+        row[MKT_TS] = now
+        row[MKT_INST] = i
+        row[MKT_BID] = st.inst[i, I_BB]
+        row[MKT_ASK] = st.inst[i, I_BA]
         h[H_N_MKT] = r + 1
     _ = EQ_COLS
 

@@ -17,6 +17,8 @@ from framework.engine.state import (
     H_N_ORD,
     H_N_REQ,
     H_N_RESP,
+    LAT_KIND,
+    LAT_NS,
     M_EXCH_TS,
     M_ID,
     M_KIND,
@@ -129,8 +131,8 @@ def log_latency(st: State, kind: int, ns: int) -> None:
     _rec_lat = st.rec_lat
     r = _h[H_N_LAT]
     if r < _rec_lat.shape[0]:
-        _rec_lat[r, 0] = kind
-        _rec_lat[r, 1] = ns
+        _rec_lat[r, LAT_KIND] = kind
+        _rec_lat[r, LAT_NS] = ns
         _h[H_N_LAT] = r + 1
 
 

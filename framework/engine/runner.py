@@ -48,6 +48,7 @@ def run_from_store(
         },
         **kwargs.pop("config", {}),
     }
+    out = out_dir if out_dir is not None else default_out_dir(strategies, keys, dates)
     bt = Backtest(
         instruments=instruments,
         streams=streams,
@@ -56,11 +57,11 @@ def run_from_store(
         queue=queue,
         mode=mode,
         config=config,
+        out_dir=out,  # the tables are written there as the run goes
         **kwargs,
     )
     result = bt.run()
-    out = out_dir if out_dir is not None else default_out_dir(strategies, keys, dates)
-    result.write(out)
+    result.write(out)  # adds summary.json (with statistics) beside the tables
     if report:
         from framework.analysis.report import write_report
 

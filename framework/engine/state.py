@@ -271,10 +271,16 @@ ORDLOG_COLS: Final = 14
     OL_END,
 ) = range(14)
 DENY_COLS: Final = 8  # ts, strat, inst, side, price, qty, reason, type
+DENY_TS, DENY_STRAT, DENY_INST, DENY_SIDE, DENY_PRICE, DENY_QTY, DENY_REASON, DENY_TYPE = range(8)
 EQ_COLS: Final = 6  # ts, strat, cash, fees, posval, equity (floats bitwise after ts/strat)
+EQ_TS, EQ_STRAT, EQ_CASH, EQ_FEES, EQ_POSVAL, EQ_EQUITY = range(6)
+EQ_STRAT_TOTAL: Final = -1  #: EQ_STRAT of the row summing every strategy (runs of several)
 POSREC_COLS: Final = 5  # ts, strat, inst, pos, mid(bits)
+POSREC_TS, POSREC_STRAT, POSREC_INST, POSREC_POS, POSREC_MID = range(5)
 MKT_COLS: Final = 4  # ts, inst, bid, ask
+MKT_TS, MKT_INST, MKT_BID, MKT_ASK = range(4)
 LAT_COLS: Final = 2  # kind, ns
+LAT_KIND, LAT_NS = range(2)
 LATK_ENTRY, LATK_RESP, LATK_ROUND_TRIP = 0, 1, 2
 
 # --- segments ------------------------------------------------------------------------------

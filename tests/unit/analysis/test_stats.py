@@ -303,3 +303,16 @@ def test_strategy_that_never_traded_gives_zeros_and_nans_not_errors() -> None:
         assert math.isnan(st[key]), key
     assert st["denials_by_reason"] == {}
     assert st["avg_abs_position"] == {}
+
+
+def test_statistics_are_computed_once_per_result_and_each_caller_gets_its_own_copy() -> None:
+    r = tiny_result()
+    first = summarize(r, min_intervals=2)
+    first["orders_by_status"]["filled"] = -1  # a caller's change stays its own
+    first["pnl"] = 123.0
+    again = summarize(r, min_intervals=2)
+    assert again["orders_by_status"] == {"filled": 3, "canceled": 1}
+    assert again["pnl"] == pytest.approx(0.94)
+    # other arguments, other statistics
+    assert summarize(r, interval_ns=120 * S, min_intervals=2)["n_intervals"] == 2
+    assert summarize(r, min_intervals=2)["n_intervals"] == 4

@@ -1,0 +1,252 @@
+"""Result tables written to Parquet while a backtest runs, in bounded memory.
+
+A run records millions of orders and fills; keeping them all until the end costs memory in
+proportion to the run (about 50 MB per million events for a market maker) and a long write
+at the end. :class:`ResultSink` takes the tables a batch at a time (each recorder flush,
+decoded), buffers at most about :data:`ROW_GROUP_ROWS` rows per table and appends them to
+``<name>.parquet`` as row groups, written by a thread of its own; it feeds the same batches to a
+:class:`framework.analysis.stats.Tally`, so statistics need no table loaded whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import shutil
+import tempfile
+import threading
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from framework.analysis.results import SCHEMAS, TABLES, TableFiles
+from framework.analysis.tally import Tally
+
+#: Rows buffered per table before they are written as one row group.
+ROW_GROUP_ROWS = 1 << 17
+#: Row groups waiting for the writer thread, at most (more wait in the caller).
+PENDING = 2
+_COMPRESSION = "zstd"
+#: Columns with a new value on almost every row: a dictionary page for them costs time and
+#: space for nothing (names, codes, prices on a tick grid and latencies repeat: they get one).
+_PLAIN = frozenset(
+    {"ts", "exch_ts", "submit_ts", "order_id", "fee", "equity", "cash", "fees", "position_value"}
+)
+
+
+class ResultSink:
+    """One Parquet file per result table, appended to as rows arrive.
+
+    ``schemas`` gives each table's columns and dtypes: those of :data:`SCHEMAS`, and more
+    where the caller records more.
+
+    With ``out_dir`` the files are built under hidden temporary names in that folder and
+    renamed to ``<name>.parquet`` by :meth:`close` (readers never see half a file); without,
+    they go to a new temporary folder that is deleted with the last result using them.
+    Nothing touches the disk before the first row group (or :meth:`close`). :meth:`abort`
+    removes everything written so far.
+
+    Row groups are encoded and written by a thread of the sink's own (Arrow does that
+    without the GIL), so the replay goes on meanwhile; at most :data:`PENDING` row groups
+    wait for it. A write that fails is raised by the next :meth:`add` or :meth:`close`,
+    which abort the sink.
+    """
+
+    def __init__(
+        self,
+        out_dir: str | os.PathLike[str] | None = None,
+        *,
+        schemas: Mapping[str, Mapping[str, pl.DataType]] = SCHEMAS,
+        row_group_rows: int = ROW_GROUP_ROWS,
+    ) -> None:
+        if row_group_rows < 1:
+            msg = f"row_group_rows must be positive, got {row_group_rows}"
+            raise ValueError(msg)
+        for name in TABLES:  # a table may have more columns than SCHEMAS, never fewer
+            missing = [c for c in SCHEMAS[name] if schemas[name].get(c) != SCHEMAS[name][c]]
+            if missing:
+                msg = f"the sink's {name} schema lacks column(s) {missing} of SCHEMAS"
+                raise ValueError(msg)
+        self.out_dir = None if out_dir is None else Path(out_dir)
+        self.row_group_rows = row_group_rows
+        self.tally = Tally()
+        self.rows: dict[str, int] = dict.fromkeys(TABLES, 0)  #: rows written per table
+        self._schemas = {
+            name: pl.DataFrame(schema=dict(schemas[name])).to_arrow().schema for name in TABLES
+        }
+        self._dictionary = {
+            name: [c for c in schema.names if c not in _PLAIN]
+            for name, schema in self._schemas.items()
+        }
+        self._buf: dict[str, list[pa.Table]] = {name: [] for name in TABLES}
+        self._buffered: dict[str, int] = dict.fromkeys(TABLES, 0)
+        self._writers: dict[str, pq.ParquetWriter] = {}  #: used by the writer thread only
+        self._queue: queue.Queue[tuple[str, Path, pa.Table] | None] = queue.Queue(PENDING)
+        self._thread: threading.Thread | None = None
+        self._error: Exception | None = None  #: set by the writer thread
+        self._dir: Path | None = None
+        self._temp = False  #: the folder is our own temporary one
+        self._staged: dict[str, Path] = {}
+        self._closed = False
+
+    # --- writing -----------------------------------------------------------------------------
+    def add(self, name: str, df: pl.DataFrame) -> None:
+        """Append rows of table ``name`` (columns and dtypes of its schema)."""
+        if self._closed:
+            msg = "the result sink is closed; rows can no longer be added"
+            raise RuntimeError(msg)
+        self._raise_write_error()
+        if df.height == 0:
+            return
+        self.tally.update(name, df)
+        table = df.to_arrow()
+        if table.schema != self._schemas[name]:
+            table = table.select(self._schemas[name].names).cast(self._schemas[name])
+        self._buf[name].append(table)
+        self._buffered[name] += df.height
+        if self._buffered[name] >= self.row_group_rows:
+            self._send(name)
+
+    def _send(self, name: str) -> None:
+        """Hand the buffered rows of ``name`` to the writer thread as one row group."""
+        parts = self._buf[name]
+        if not parts:
+            return
+        table = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+        self._buf[name] = []
+        self._buffered[name] = 0
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._write_loop, name="hftlab-result-sink", daemon=True
+            )
+            self._thread.start()
+        self._queue.put((name, self._path(name), table))  # waits while PENDING are queued
+
+    def _write_loop(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # drop the rest: the run will stop at the next add or close
+            name, path, table = item
+            try:
+                writer = self._writers.get(name)
+                if writer is None:
+                    writer = self._writers[name] = self._writer(name, path)
+                writer.write_table(table, row_group_size=max(self.row_group_rows, table.num_rows))
+                self.rows[name] += table.num_rows
+            except BaseException as exc:  # handed to the caller's thread, which raises it
+                err = OSError(
+                    f"writing result table {name} to {path} failed ({exc}); "
+                    "check the free space and permissions of that folder"
+                )
+                err.__cause__ = exc
+                self._error = err
+
+    def _join(self) -> None:
+        """Wait until the writer thread has written everything queued, and stop it."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def _raise_write_error(self) -> None:
+        """Raise what the writer thread failed with; the sink is aborted then."""
+        err = self._error
+        if err is not None:
+            self.abort()
+            raise err
+
+    def _writer(self, name: str, path: Path) -> pq.ParquetWriter:
+        return pq.ParquetWriter(
+            path,
+            self._schemas[name],
+            compression=_COMPRESSION,
+            use_dictionary=self._dictionary[name],
+        )
+
+    def _path(self, name: str) -> Path:
+        """Where table ``name`` is being written (the folder is made on first use)."""
+        if self._dir is None:
+            if self.out_dir is None:
+                self._dir = Path(tempfile.mkdtemp(prefix="hftlab-result-"))
+                self._temp = True
+            else:
+                self.out_dir.mkdir(parents=True, exist_ok=True)
+                self._dir = self.out_dir
+        path = self._staged.get(name)
+        if path is None:
+            if self._temp:
+                path = self._dir / f"{name}.parquet"
+            else:
+                path = self._dir / f".tmp-{uuid.uuid4().hex}-{name}.parquet"
+            self._staged[name] = path
+        return path
+
+    # --- the end -----------------------------------------------------------------------------
+    def close(self, *, keep: Mapping[str, pl.Expr] | None = None) -> TableFiles:
+        """Write what is buffered, finish every file (empty tables get an empty file) and
+        put them in place. ``keep`` filters tables whose wanted rows are only known at the
+        end: the table's file is rewritten a row group at a time with the rows kept."""
+        if self._closed:
+            msg = "the result sink is already closed"
+            raise RuntimeError(msg)
+        try:
+            for name in TABLES:
+                self._send(name)
+            self._join()
+            self._raise_write_error()
+            for name in TABLES:
+                writer = self._writers.pop(name, None)
+                if writer is None:
+                    writer = self._writer(name, self._path(name))
+                writer.close()
+            for name, expr in (keep or {}).items():
+                self._filter(name, expr)
+        except BaseException:
+            self.abort()
+            raise
+        self._closed = True
+        pa.default_memory_pool().release_unused()  # the row groups' buffers, for what follows
+        if self._temp:
+            return TableFiles(dict(self._staged), temp_dir=self._dir)
+        assert self._dir is not None
+        final = {name: self._dir / f"{name}.parquet" for name in TABLES}
+        for name, path in self._staged.items():
+            os.replace(path, final[name])
+        return TableFiles(final)
+
+    def _filter(self, name: str, expr: pl.Expr) -> None:
+        src = self._staged[name]
+        dst = src.with_name(f".tmp-{uuid.uuid4().hex}-{name}.parquet")
+        kept = 0
+        try:
+            with self._writer(name, dst) as writer:
+                for batch in pq.ParquetFile(src).iter_batches(batch_size=self.row_group_rows):
+                    df = pl.DataFrame(pl.from_arrow(batch)).filter(expr)
+                    if df.height:
+                        writer.write_table(df.to_arrow().cast(self._schemas[name]))
+                        kept += df.height
+            os.replace(dst, src)
+        finally:
+            dst.unlink(missing_ok=True)
+        self.rows[name] = kept
+
+    def abort(self) -> None:
+        """Drop everything: stop the writer thread, delete the files written so far."""
+        self._closed = True
+        self._buf = {name: [] for name in TABLES}
+        self._join()
+        for writer in self._writers.values():
+            with contextlib.suppress(OSError, pa.ArrowException):  # the file goes anyway
+                writer.close()
+        self._writers.clear()
+        if self._temp and self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+        else:
+            for path in self._staged.values():
+                path.unlink(missing_ok=True)
+        self._staged.clear()
