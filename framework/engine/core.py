@@ -95,12 +95,9 @@ _ENTRY: dict[str, tuple[int, Callable[..., int], Any]] = {
 
 @dataclass(frozen=True)
 class Core:
-    """The compiled entry points: ``addresses`` by header word, ``ctypes`` callables by
-    name (for tests and tools; hot Python code goes through :mod:`framework.engine.api`)."""
+    """The compiled entry points' ``addresses``, by the header word that holds each."""
 
     addresses: dict[int, int]
-    ctypes: dict[str, Any]
-    compile_seconds: float
 
 
 _CORE: dict[str, Core] = {}  #: the process's core, once built
@@ -181,15 +178,12 @@ def core(*, quiet: bool = False) -> Core:
         return _CORE["core"]
     with _LOCK:
         if "core" not in _CORE:
-            t0 = time.perf_counter()
             addresses: dict[int, int] = {}
-            fns: dict[str, Any] = {}
             with _Progress("compiling the engine") if not quiet else nullcontext():
-                for name, (word, body, sig) in _ENTRY.items():
+                for word, body, sig in _ENTRY.values():
                     f = cfunc(sig, cache=True)(body)
                     addresses[word] = int(f.address or 0)
-                    fns[name] = f.ctypes
-            _CORE["core"] = Core(addresses, fns, time.perf_counter() - t0)
+            _CORE["core"] = Core(addresses)
     return _CORE["core"]
 
 
