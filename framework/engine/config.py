@@ -6,6 +6,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,6 +21,17 @@ from framework.engine.enums import (
     QUEUE_POWER,
     QUEUE_RISK_AVERSE,
 )
+from framework.engine.state import (
+    H_LAT_MODEL,
+    H_N_LAT_SERIES,
+    H_QUEUE_MODEL,
+    HF_LAT_ENTRY,
+    HF_LAT_RESP,
+    HF_QUEUE_N,
+)
+
+if TYPE_CHECKING:
+    from framework.engine.state import State
 
 _UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 _DURATION_HELP = "write e.g. 500us, 1ms, 2s or a number of ns (units: ns, us, ms, s)"
@@ -190,6 +202,17 @@ class LatencyConfig:
         msg = f"latency {text!r} is not one of: {LATENCY_FORMS}"
         raise ConfigError(msg)
 
+    def encode(self, st: State) -> None:
+        """Write this model into an arena (its header words and the series segment, which
+        must hold ``len(series)`` rows: ``Capacity.lat_series``)."""
+        st.h[H_LAT_MODEL] = self.code
+        constant = self.model == "constant"
+        st.hf[HF_LAT_ENTRY] = self.entry_ns if constant else self.entry_mult
+        st.hf[HF_LAT_RESP] = self.response_ns if constant else self.response_mult
+        if self.series is not None:
+            st.lat_series[:, :] = self.series
+            st.h[H_N_LAT_SERIES] = len(self.series)
+
     def describe(self) -> str:
         if self.model == "constant":
             return f"constant entry {self.entry_ns} ns, response {self.response_ns} ns"
@@ -239,6 +262,11 @@ class QueueConfig:
             raise ConfigError(msg)
         n = _number_in(QUEUE_POWER_N, arg, f"queue {text!r}: the power exponent {arg.strip()!r}")
         return cls(model="power", n=n)
+
+    def encode(self, st: State) -> None:
+        """Write this model into an arena's header."""
+        st.h[H_QUEUE_MODEL] = self.code
+        st.hf[HF_QUEUE_N] = self.n
 
     def describe(self) -> str:
         return f"power (n={self.n})" if self.model == "power" else self.model

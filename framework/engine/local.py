@@ -489,7 +489,7 @@ def local_response(a: Arena, m: npt.NDArray[np.int64], now: int) -> int:
         o[O_NOTIONAL] += q * m[M_PRICE]
         _open_delta(st, slot, -q)
         _record_fill(st, slot, now, m, fee)
-        if o[O_FILLED] >= o[O_QTY]:
+        if o[O_FILLED] >= o[O_LQTY]:
             # a fill ends the order; the strategy hears of the fill (WAKE_FILL) and the slot
             # is logged now: the engine keeps the wake words, not the slot
             _finish(st, slot, ST_FILLED, now)
@@ -505,7 +505,7 @@ def local_response(a: Arena, m: npt.NDArray[np.int64], now: int) -> int:
         _finish(st, slot, ST_CANCELED, now)
         return WAKE_ORDER
     if kind == RESP_EXPIRED:
-        _finish(st, slot, ST_FILLED if o[O_FILLED] >= o[O_QTY] else ST_EXPIRED, now)
+        _finish(st, slot, ST_FILLED if o[O_FILLED] >= o[O_LQTY] else ST_EXPIRED, now)
         return WAKE_ORDER
     if kind == RESP_REJECT:
         o[O_REASON] = m[M_REASON]

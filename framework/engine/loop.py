@@ -36,9 +36,11 @@ from framework.engine.state import (
     H_ERROR,
     H_EVENTS_LOCAL,
     H_EVENTS_VENUE,
+    H_EXTERNAL,
     H_FEAT_PTR,
     H_FEED_LAT,
     H_FINAL,
+    H_HORIZON,
     H_LAST_TS,
     H_LOCAL_CUR,
     H_N_DENY,
@@ -93,6 +95,7 @@ from framework.engine.state import (
     WAKE_FLUSH,
     WAKE_NEED_DATA,
     WAKE_NONE,
+    WAKE_REQUESTS,
     WAKE_TIMER,
     WAKE_TRADE,
     Arena,
@@ -105,6 +108,7 @@ from framework.portfolio.accounting import mark_price, strategy_equity
 from framework.risk.checks import kill_switch_breached
 
 INF = np.iinfo(np.int64).max
+NO_HORIZON = np.iinfo(np.int64).min  #: h[H_HORIZON] when the engine waits for input
 FLUSH_MARGIN = 256  # rows every recorder must have free before the loop takes an action
 
 
@@ -227,6 +231,10 @@ def advance_state(a: Arena, ev: np.ndarray) -> int:
     use_feats = h[H_FEAT_PTR] != 0
     feat = st.feat
     feats = carray(_as_voidptr(h[H_FEAT_PTR]), (n, N_FEATURES), np.float64) if use_feats else feat  # type: ignore[call-arg]
+    # orders go to a gateway through the driver: the venue view and the request queue are
+    # the driver's, and the strategy view alone consumes the window
+    external = h[H_EXTERNAL] != 0
+    horizon = h[H_HORIZON]
     while True:
         if (
             h[H_N_FILL] >= lim
@@ -239,22 +247,29 @@ def advance_state(a: Arena, ev: np.ndarray) -> int:
         ):
             h[H_WAKE] = WAKE_FLUSH
             return WAKE_FLUSH
+        if external and h[H_N_REQ] > 0:
+            h[H_WAKE] = WAKE_REQUESTS
+            return WAKE_REQUESTS
         vc = h[H_VENUE_CUR]
         lc = h[H_LOCAL_CUR]
-        if (vc >= n or lc >= n) and not final:
+        venue_out = external or vc >= n
+        # the input has run out but more may come: wait for it, unless the driver vouches
+        # for a horizon (wall clock) up to which the other actions can run meanwhile
+        waiting = (lc >= n or (vc >= n and not external)) and not final
+        if waiting and horizon == NO_HORIZON:
             h[H_WAKE] = WAKE_NEED_DATA
             return WAKE_NEED_DATA
         now = h[H_NOW]
-        tv = INF if vc >= n else max(ev[vc]["exch_ts"], now)
-        tl = INF if lc >= n else max(ev[lc]["local_ts"], now)
-        ireq = next_msg(h, req, H_N_REQ)
+        tv = INF if venue_out or waiting else max(ev[vc]["exch_ts"], now)
+        tl = INF if lc >= n or waiting else max(ev[lc]["local_ts"], now)
+        ireq = -1 if external else next_msg(h, req, H_N_REQ)
         treq = INF if ireq < 0 else max(req[ireq, M_TS], now)
         iresp = next_msg(h, resp, H_N_RESP)
         tresp = INF if iresp < 0 else max(resp[iresp, M_TS], now)
         ttimer = INF
         tsid = -1
         tsample = INF
-        if vc < n or lc < n:  # once the data has ended, timers and samples stop
+        if not final or lc < n or not venue_out:  # once the data has ended, timers and samples stop
             for sid in range(n_strat):
                 at = strat[sid, S_TIMER_AT]
                 if at > 0 and at < ttimer:
@@ -263,6 +278,9 @@ def advance_state(a: Arena, ev: np.ndarray) -> int:
             if h[H_SAMPLE_NS] > 0:
                 tsample = max(h[H_NEXT_SAMPLE], now)
         t = min(tv, treq, tresp, tl, ttimer, tsample)
+        if waiting and t > horizon:
+            h[H_WAKE] = WAKE_NEED_DATA
+            return WAKE_NEED_DATA
         if t == INF or t > h[H_END_TS]:
             h[H_WAKE] = WAKE_DONE
             return WAKE_DONE
@@ -351,9 +369,9 @@ def advance_state(a: Arena, ev: np.ndarray) -> int:
                         h[H_WAKE_INST] = i
                         h[H_WAKE] = w
                         return w
-                if vc >= n or lc >= n:
+                if lc >= n or (vc >= n and not external):
                     break  # the window's end: the outer loop asks for data or finishes
-                tv = max(ev[vc]["exch_ts"], t)
+                tv = INF if external else max(ev[vc]["exch_ts"], t)
                 tl = max(ev[lc]["local_ts"], t)
                 if tv <= tl and tv <= t_rr and tv <= t_ts and tv <= end:
                     t = tv

@@ -61,6 +61,8 @@ from framework.engine.state import (
     OL_TYPE,
     ORD_COLS,
     ORDF_COLS,
+    S_LAST_REQ_TS,
+    S_LAST_RESP_TS,
     State,
 )
 
@@ -142,6 +144,7 @@ def push_msg(
     st: State,
     q: npt.NDArray[np.int64],
     count_word: int,
+    fifo_col: int,
     ts: int,
     kind: int,
     slot: int,
@@ -155,11 +158,16 @@ def push_msg(
 ) -> bool:
     _h = st.h
     _ord = st.ord
+    _strat = st.strat
     n = _h[count_word]
     if n >= q.shape[0]:
         _h[H_ERROR] = ERR_MESSAGES_FULL
         return False
     m = q[n]
+    # FIFO per strategy and direction: not before the channel's previous message
+    sid = _ord[slot, O_STRAT]
+    ts = max(ts, _strat[sid, fifo_col])
+    _strat[sid, fifo_col] = ts
     seq = _h[H_MSG_SEQ]
     _h[H_MSG_SEQ] = seq + 1
     m[M_TS] = ts
@@ -218,7 +226,9 @@ def msg_fee(m: npt.NDArray[np.int64]) -> float:
 @njit(cache=True, inline="always")
 def push_request(st: State, ts: int, kind: int, slot: int, price: int, qty: int, sent: int) -> bool:
     _req = st.req
-    return push_msg(st, _req, H_N_REQ, ts, kind, slot, price, qty, 0, 0, 0, sent, 0.0)
+    return push_msg(
+        st, _req, H_N_REQ, S_LAST_REQ_TS, ts, kind, slot, price, qty, 0, 0, 0, sent, 0.0
+    )
 
 
 @njit(cache=True, inline="always")
@@ -236,7 +246,20 @@ def push_response(
 ) -> bool:
     _resp = st.resp
     return push_msg(
-        st, _resp, H_N_RESP, ts, kind, slot, price, qty, liq, reason, exch_ts, exch_ts, fee
+        st,
+        _resp,
+        H_N_RESP,
+        S_LAST_RESP_TS,
+        ts,
+        kind,
+        slot,
+        price,
+        qty,
+        liq,
+        reason,
+        exch_ts,
+        exch_ts,
+        fee,
     )
 
 

@@ -73,6 +73,13 @@ H_WAKE_OID: Final = 45  #: for WAKE_FILL / WAKE_ORDER: the order id (its slot ma
 H_ERROR: Final = 46  #: ERR_* when a table overflowed (the run stops with WAKE_ERROR)
 H_EV_PTR: Final = 47  #: address of the event window (the driver keeps the array alive)
 H_FEAT_PTR: Final = 48  #: address of the window's feature rows (float64[n, N_FEATURES]), 0 = none
+#: 1: orders leave through the driver (``Engine.drain_requests``) to a real or fake gateway,
+#: whose answers come back through ``Engine.inject``; the simulated venue does not run
+H_EXTERNAL: Final = 49
+#: once the input has run out (and is not final), actions up to this time (timers, samples,
+#: responses) still run: the driver vouches that no input stamped earlier will come (wall
+#: clock). INT64_MIN: none, the engine waits for input (data clock)
+H_HORIZON: Final = 50
 #: addresses of the compiled core's entry points (framework/engine/core.py ``install``):
 #: compiled callers call through them instead of linking the engine's code
 H_FN_ADVANCE: Final = 56
@@ -100,6 +107,7 @@ WAKE_ORDER: Final = 7  #: an ack / cancel / reject / expiry of slot H_WAKE_SLOT
 WAKE_TIMER: Final = 8  #: the timer of strategy H_WAKE_STRAT fired
 WAKE_START: Final = 9
 WAKE_ERROR: Final = 10  #: a table is full; H_WAKE_REASON says which (ERR_*)
+WAKE_REQUESTS: Final = 11  #: H_EXTERNAL: requests wait for the driver (drain_requests)
 
 ERR_ORDERS_FULL: Final = 1
 ERR_MESSAGES_FULL: Final = 2
@@ -227,7 +235,12 @@ S_RATE_EVENTS: Final = 6
 S_SUB_FILL: Final = 7  #: the strategy has on_fill: wake it for fills (else they only book)
 S_SUB_ORDER: Final = 8  #: the strategy has on_order
 S_N_WAKES: Final = 9  #: fill, order-update and timer callbacks made
-STRAT_COLS: Final = 12
+#: the latest arrival time of the strategy's requests at the venue and of the venue's
+#: responses at the strategy: each channel is FIFO, so a message never overtakes an earlier
+#: one when the latency model's value drops (feed-latency and empirical models)
+S_LAST_REQ_TS: Final = 12
+S_LAST_RESP_TS: Final = 13
+STRAT_COLS: Final = 16
 SF_TOKENS: Final = 0
 SF_PEAK_EQUITY: Final = 1
 SF_LAST_EQUITY: Final = 2
@@ -438,6 +451,7 @@ def allocate(c: Capacity) -> npt.NDArray[np.int64]:
     st.h[H_MAX_ORDERS] = c.max_orders
     st.h[H_BOOK_NT] = c.book_ticks
     st.h[H_END_TS] = np.iinfo(np.int64).max
+    st.h[H_HORIZON] = np.iinfo(np.int64).min
     st.h[H_N_FREE] = c.max_orders
     st.free[:] = np.arange(c.max_orders - 1, -1, -1)  # a stack: pop from the end
     for i in range(c.n_inst):

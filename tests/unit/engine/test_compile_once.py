@@ -97,7 +97,7 @@ def test_backtests_install_the_core_addresses() -> None:
     bt = Backtest(instruments=[day.instrument], streams=[[day.events]], strategies=[OneTickMM()])
     r = bt.run()
     assert r.events == len(day.events)
-    h = unpack(bt.arena).h
+    h = unpack(bt.engine.arena).h
     c = core()
     words = [H_FN_ADVANCE, H_FN_SUBMIT, H_FN_CANCEL, H_FN_MODIFY, H_FN_FINISH]
     assert [int(h[w]) for w in words] == [c.addresses[w] for w in words]

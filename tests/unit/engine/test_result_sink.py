@@ -17,7 +17,7 @@ from framework.analysis.results import TABLES
 from framework.analysis.sink import ResultSink
 from framework.core.events import EventArray
 from framework.core.instrument import Instrument
-from framework.engine import backtest
+from framework.engine import engine as engine_mod
 from framework.engine.backtest import Backtest
 from framework.engine.config import LatencyConfig
 from framework.engine.enums import STATUS_NAMES, TERMINAL_STATUSES
@@ -29,16 +29,6 @@ from tests.unit.analysis.fixtures import assert_stats_equal
 from .conftest import T0, Scripted, Tape, buy, instrument, run
 
 SMALL = 512  #: recorder rows: a flush every 256 rows of any table (FLUSH_MARGIN is 256)
-
-
-class Counting(Backtest):
-    """A Backtest that counts its recorder flushes."""
-
-    flushes = 0
-
-    def _flush(self) -> None:
-        self.flushes += 1
-        super()._flush()
 
 
 @cache
@@ -54,7 +44,7 @@ def mm_run(record_rows: int, mode: str = "python", **kw: Any) -> tuple[BacktestR
     """Three market makers on two instruments (two scoped to one each), equity sampled every
     second: every table has rows, TOTAL equity rows and denials included."""
     (ia, ea), (ib, eb) = days()
-    bt = Counting(
+    bt = Backtest(
         instruments=[ia, ib],
         streams=[[ea], [eb]],
         strategies=[
@@ -69,7 +59,7 @@ def mm_run(record_rows: int, mode: str = "python", **kw: Any) -> tuple[BacktestR
         capacity=Capacity(n_inst=2, n_strat=3, record_rows=record_rows),
         **kw,
     )
-    return bt.run(), bt.flushes
+    return bt.run(), bt.engine.flushes
 
 
 def stats(r: BacktestResult) -> dict[str, Any]:
@@ -176,10 +166,10 @@ def test_a_run_that_fails_leaves_no_result_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # row groups of 64 rows: the files are well under way when the strategy fails
-    monkeypatch.setattr(backtest, "ResultSink", functools.partial(ResultSink, row_group_rows=64))
+    monkeypatch.setattr(engine_mod, "ResultSink", functools.partial(ResultSink, row_group_rows=64))
     (ia, ea), _ = days()
     out = tmp_path / "run"
-    bt = Counting(
+    bt = Backtest(
         instruments=[ia],
         streams=[[ea]],
         strategies=[FailsLate()],
@@ -190,6 +180,6 @@ def test_a_run_that_fails_leaves_no_result_files(
     )
     with pytest.raises(RuntimeError, match="strategy bug"):
         bt.run()
-    assert bt.flushes > 3
+    assert bt.engine.flushes > 3
     assert out.is_dir()  # made for the files, which are gone
     assert list(out.iterdir()) == []

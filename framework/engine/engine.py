@@ -1,0 +1,785 @@
+"""The engine as one object every driver uses: a backtest, a live or paper session, research.
+
+:class:`Engine` owns the arena (the compiled engine's whole state) and the strategies. A
+driver gives it market data with :meth:`Engine.push` (any number of events, in local-time
+order) and runs it with :meth:`Engine.advance`, which calls the strategies and returns when
+the engine needs the driver: more input, requests to send, or the end.
+
+Orders leave the strategies' side through the local order path (risk checks, the kill
+switch, the strategy's view of its orders). Behind it sits a venue:
+
+- ``venue="simulated"``: the simulated venue inside the compiled loop (queue positions,
+  partial fills, fees, latency from the latency model): what a backtest uses;
+- ``venue="external"``: requests wait for :meth:`Engine.drain_requests` (``advance`` returns
+  ``Wake.REQUESTS`` as soon as there is one); the driver hands them to a gateway and gives
+  its answers back with :meth:`Engine.inject`. The same strategy objects run either way.
+
+The clock follows the data (``clock="data"``: time is the events' time, and when the input
+runs out the engine waits for more) or the wall (``clock="wall"``: when the input runs out,
+timers, samples and responses due by now still run, so a quiet feed stalls nothing).
+
+Results go to Parquet files as the run goes (:class:`~framework.analysis.sink.ResultSink`);
+:meth:`Engine.finish` returns them as a
+:class:`~framework.analysis.results.BacktestResult`.
+
+>>> # eng = Engine(instruments=[inst], strategies=[MyStrategy()], venue="external")
+>>> # eng.push(events); w = eng.advance(); reqs = eng.drain_requests(); eng.inject(answers)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import time
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from framework.analysis.results import BacktestResult
+from framework.analysis.sink import ResultSink
+from framework.core.errors import ConfigError, HftlabError
+from framework.core.events import EVENT_DTYPE, EventArray
+from framework.core.instrument import Instrument
+from framework.engine import api
+from framework.engine.config import LatencyConfig, QueueConfig
+from framework.engine.enums import REJ_NAMES
+from framework.engine.feed import MergedFeed
+from framework.engine.recorder import RECORDS, TABLE_SCHEMAS, RecordDecoder
+from framework.engine.seam import (
+    REQUEST_DTYPE,
+    RESPONSE_DTYPE,
+    RESPONSE_KINDS,
+    check_responses,
+    drain_requests_state,
+    inject_state,
+    request_records,
+)
+from framework.engine.state import (
+    ERR_NAMES,
+    H_END_TS,
+    H_ERROR,
+    H_EV_PTR,
+    H_EVENTS_LOCAL,
+    H_EVENTS_VENUE,
+    H_EXTERNAL,
+    H_FEAT_PTR,
+    H_FINAL,
+    H_HORIZON,
+    H_LOCAL_CUR,
+    H_N_DENY,
+    H_N_EQ,
+    H_N_EV,
+    H_N_FILL,
+    H_N_LAT,
+    H_N_MKT,
+    H_N_ORD,
+    H_N_POS,
+    H_N_REQ,
+    H_NEXT_SAMPLE,
+    H_NOW,
+    H_SAMPLE_NS,
+    H_VENUE_CUR,
+    H_WAKE_INST,
+    H_WAKE_OID,
+    H_WAKE_ORDER_KIND,
+    H_WAKE_PRICE,
+    H_WAKE_QTY,
+    H_WAKE_REASON,
+    H_WAKE_SIDE,
+    H_WAKE_STRAT,
+    I_N_BOOK_WAKES,
+    I_N_TRADE_WAKES,
+    I_SUB_BOOK,
+    I_SUB_TRADE,
+    IF_FEE_PER_LOT,
+    IF_LOT,
+    IF_MAKER_FEE,
+    IF_MULT,
+    IF_TAKER_FEE,
+    IF_TICK,
+    S_N_WAKES,
+    S_SUB_FILL,
+    S_SUB_ORDER,
+    WAKE_BOOK,
+    WAKE_DONE,
+    WAKE_ERROR,
+    WAKE_FILL,
+    WAKE_FLUSH,
+    WAKE_NEED_DATA,
+    WAKE_ORDER,
+    WAKE_REQUESTS,
+    WAKE_TIMER,
+    WAKE_TRADE,
+    Capacity,
+    allocate,
+    unpack,
+)
+from framework.strategy.base import Strategy
+from framework.strategy.context import Context, FillInfo, OrderUpdate
+
+Mode = Literal["auto", "compiled", "python"]
+Venue = Literal["simulated", "external"]
+Clock = Literal["data", "wall"]
+NO_HORIZON = np.iinfo(np.int64).min
+
+
+class Wake(enum.IntEnum):
+    """Why :meth:`Engine.advance` returned."""
+
+    NEED_INPUT = WAKE_NEED_DATA  #: the input is used up: push more (or end it)
+    REQUESTS = WAKE_REQUESTS  #: external venue: requests wait in drain_requests()
+    DONE = WAKE_DONE  #: the input ended and nothing is left to do (or end_ts passed)
+
+
+class Engine:
+    """Instruments, strategies, the arena, a venue and a clock; see the module docstring.
+
+    ``mode`` picks the strategies' callbacks: compiled (numba, in one compiled loop with the
+    engine), Python, or ``auto`` (compiled when every strategy has them). ``end_ts`` stops
+    the run at that local time. ``out_dir`` receives the result tables as they are written
+    (a temporary folder living as long as the result otherwise).
+    """
+
+    _decoder: RecordDecoder | None  #: made with the first flush, after set-up
+    _step: Any  #: one run of the loop to a wake-up for the driver (set by start)
+
+    def __init__(
+        self,
+        *,
+        instruments: Sequence[Instrument],
+        strategies: Sequence[Strategy],
+        latency: LatencyConfig | None = None,
+        queue: QueueConfig | None = None,
+        mode: Mode = "auto",
+        venue: Venue = "simulated",
+        clock: Clock = "data",
+        sample_ns: int = 1_000_000_000,
+        capacity: Capacity | None = None,
+        end_ts: int | None = None,
+        out_dir: Any = None,
+    ) -> None:
+        if not instruments:
+            msg = "an engine needs at least one instrument"
+            raise ConfigError(msg)
+        if not strategies:
+            msg = "an engine needs at least one strategy"
+            raise ConfigError(msg)
+        names = [s.name for s in strategies]
+        if len(set(names)) != len(names):
+            msg = f"strategy names must be unique in a run, got {names}; pass name=... to each"
+            raise ConfigError(msg)
+        if venue not in ("simulated", "external"):
+            msg = f"venue={venue!r}: use 'simulated' (the backtest venue) or 'external' (a gateway)"
+            raise ConfigError(msg)
+        if clock not in ("data", "wall"):
+            msg = f"clock={clock!r}: use 'data' (event time) or 'wall' (live)"
+            raise ConfigError(msg)
+        self.instruments = list(instruments)
+        self.strategies = list(strategies)
+        self.latency = latency or LatencyConfig()
+        self.queue = queue or QueueConfig()
+        self.mode = self._pick_mode(mode)
+        self.venue: Venue = venue
+        self.clock: Clock = clock
+        self.sample_ns = int(sample_ns)
+        self.capacity = capacity or Capacity(n_inst=len(instruments), n_strat=len(strategies))
+        self.end_ts = end_ts
+        #: responses from inject() that named no live order (kept, not dropped)
+        self.unmatched: npt.NDArray[np.void] = np.empty(0, RESPONSE_DTYPE)
+        #: pushed events whose local time was earlier than one pushed before (wall clock:
+        #: they are processed at the latest time seen, and counted here)
+        self.late_events = 0
+        self._last_local = np.iinfo(np.int64).min
+        self._final = False
+        self._started = False
+        self._finished = False
+        self._replay_seconds = 0.0
+        self.flushes = 0  #: recorder flushes to the result sink so far
+        self._t0 = time.perf_counter()
+        self.features = any(type(s).features for s in self.strategies)
+        self._sink = ResultSink(out_dir, schemas=TABLE_SCHEMAS)
+        self._decoder = None
+        try:
+            self._setup()
+        except BaseException:
+            self._sink.abort()
+            raise
+
+    def _pick_mode(self, mode: Mode) -> Literal["compiled", "python"]:
+        if mode == "python":
+            bad = [s.name for s in self.strategies if not s.has_python_path()]
+            if bad:
+                msg = f"mode='python' but {bad} have no Python callbacks"
+                raise ConfigError(msg)
+            return "python"
+        compiled_ok = all(s.has_compiled_path() for s in self.strategies)
+        if mode == "compiled" and not compiled_ok:
+            bad = [s.name for s in self.strategies if not s.has_compiled_path()]
+            msg = f"mode='compiled' but {bad} have no compiled callbacks"
+            raise ConfigError(msg)
+        return "compiled" if compiled_ok else "python"
+
+    # --- set-up ----------------------------------------------------------------------------
+    def _setup(self) -> None:
+        cap = self.capacity
+        if self.latency.series is not None:
+            cap = dataclasses.replace(cap, lat_series=len(self.latency.series))
+        a = allocate(cap)
+        from framework.engine.core import install
+
+        install(a)  # the compiled core's entry points (compiled on first use)
+        st = unpack(a)
+        self.latency.encode(st)
+        self.queue.encode(st)
+        h = st.h
+        h[H_SAMPLE_NS] = self.sample_ns
+        h[H_EXTERNAL] = 1 if self.venue == "external" else 0
+        if self.end_ts is not None:
+            h[H_END_TS] = self.end_ts
+        for i, inst in enumerate(self.instruments):
+            f = st.instf[i]
+            f[IF_TICK] = float(inst.tick_size)
+            f[IF_LOT] = float(inst.lot_size)
+            f[IF_MULT] = float(inst.multiplier)
+            f[IF_MAKER_FEE] = inst.maker_fee
+            f[IF_TAKER_FEE] = inst.taker_fee
+            f[IF_FEE_PER_LOT] = inst.fee_per_lot
+        keys = [i.key for i in self.instruments]
+        for sid, s in enumerate(self.strategies):
+            st.risk[sid, :] = s.risk_limits.to_array()
+            wanted = keys if s.instruments is None else s.instruments
+            unknown = [k for k in wanted if k not in keys]
+            if unknown:
+                msg = f"strategy {s.name} names instrument(s) {unknown} not in this run ({keys})"
+                raise ConfigError(msg)
+            for k in wanted:
+                st.sub[sid, keys.index(k)] = 1
+        for sid, s in enumerate(self.strategies):
+            s.compiled_state = None  # set again at the end of a run on the fast path
+            # the loop wakes a strategy only for callbacks it has: a fill or an ack nobody
+            # listens to is booked without leaving compiled code
+            st.strat[sid, S_SUB_FILL] = self._wants(s, "on_fill")
+            st.strat[sid, S_SUB_ORDER] = self._wants(s, "on_order")
+            for i in range(len(keys)):
+                if st.sub[sid, i]:
+                    st.inst[i, I_SUB_BOOK] |= self._wants(s, "on_book")
+                    st.inst[i, I_SUB_TRADE] |= self._wants(s, "on_trade")
+        if self.features:
+            from framework.book.l2 import l2_new
+            from framework.features.kernels import feature_state
+
+            # per instrument: its own book and feature state, carried across batches (the
+            # book sees what the strategy's book sees: it holds as much)
+            self._feat_state = [
+                (feature_state(), l2_new(cap.book_ticks, far_levels=cap.book_far_levels))
+                for _ in range(len(self.instruments))
+            ]
+        self.arena = a
+        self.st = st
+        self.window: EventArray = np.empty(0, dtype=EVENT_DTYPE)
+        self._wbuf: EventArray = self.window  #: the window's buffer, reused across batches
+        self.window_feats = np.empty((0, 4))
+
+    def _wants(self, s: Strategy, name: str) -> bool:
+        """Whether ``s`` handles callback ``name`` in this run's mode."""
+        if self.mode == "compiled":
+            cb = type(s).compiled
+            return cb is not None and getattr(cb, name) is not None
+        return s.subscribes(name) or self._compiled_sub(s, name)
+
+    def _compiled_sub(self, s: Strategy, name: str) -> bool:
+        return (
+            not s.has_python_path()
+            and s.compiled is not None
+            and getattr(s.compiled, name) is not None
+        )
+
+    # --- input -----------------------------------------------------------------------------
+    def _reserve(self, more: int) -> tuple[EventArray, int]:
+        """The window buffer with room for ``more`` rows after the ones not yet seen by both
+        views (moved to its front: the buffer is reused, no allocation per batch), and where
+        the new rows go."""
+        h = self.st.h
+        if self.venue == "external":  # the venue view does not read the window
+            h[H_EVENTS_VENUE] += h[H_LOCAL_CUR] - h[H_VENUE_CUR]
+            h[H_VENUE_CUR] = h[H_LOCAL_CUR]
+        keep = int(min(h[H_LOCAL_CUR], h[H_VENUE_CUR]))
+        n = int(h[H_N_EV])
+        rest = n - keep
+        need = rest + more
+        buf = self._wbuf
+        if len(buf) < need:  # the first batch, a larger one: grow with some headroom
+            grown = np.empty(need + need // 4, dtype=EVENT_DTYPE)
+            grown[:rest] = buf[keep:n]
+            buf = self._wbuf = grown
+        elif rest and keep:
+            buf[:rest] = buf[keep:n]  # overlapping move: numpy copies through a temporary
+        self._keep = keep
+        return buf, rest
+
+    def _commit(self, rest: int, got: int, final: bool) -> None:
+        """``got`` new rows stand after the ``rest`` kept ones: make them the window."""
+        h = self.st.h
+        buf = self._wbuf
+        keep = self._keep
+        n = int(h[H_N_EV])
+        self.window = buf[: rest + got]
+        h[H_EV_PTR] = buf.ctypes.data  # advance() reads the window through it
+        if self.features:
+            fresh = self._chunk_features(buf[rest : rest + got])
+            old = self.window_feats[keep:n] if n else fresh[:0]
+            self.window_feats = np.ascontiguousarray(np.concatenate([old, fresh]))
+            h[H_FEAT_PTR] = self.window_feats.ctypes.data if len(self.window_feats) else 0
+        h[H_LOCAL_CUR] -= keep
+        h[H_VENUE_CUR] -= keep
+        h[H_N_EV] = len(self.window)
+        h[H_FINAL] = 1 if final else 0
+        self._final = final
+        if got:
+            self._last_local = max(self._last_local, int(buf["local_ts"][rest + got - 1]))
+        if h[H_NEXT_SAMPLE] == 0 and len(self.window) and self.sample_ns > 0:
+            first = int(self.window["local_ts"][0])
+            h[H_NEXT_SAMPLE] = (first // self.sample_ns + 1) * self.sample_ns
+        if h[H_NOW] == 0 and len(self.window):
+            h[H_NOW] = int(min(self.window["exch_ts"][0], self.window["local_ts"][0]))
+
+    def push(self, events: EventArray, *, final: bool = False) -> None:
+        """Append market data: EVENT_DTYPE rows in local-time order, ``instrument`` the index
+        of the event's instrument in this engine. ``final`` says no more will come.
+
+        With the data clock an event earlier than one pushed before is an error (the
+        engine's view of time would go backwards); with the wall clock (several feeds
+        stamping on receipt) it is processed at the latest time seen and counted in
+        :attr:`late_events`."""
+        self._check_open()
+        ev = self._checked(events)
+        buf, rest = self._reserve(len(ev))
+        buf[rest : rest + len(ev)] = ev
+        if self.clock == "wall" and len(ev):
+            lt = buf["local_ts"][rest : rest + len(ev)]
+            run = np.maximum.accumulate(lt)
+            run = np.maximum(run, self._last_local)
+            self.late_events += int(np.count_nonzero(run != lt))
+            lt[:] = run
+        self._commit(rest, len(ev), final)
+
+    def _checked(self, events: EventArray) -> EventArray:
+        if not isinstance(events, np.ndarray) or events.dtype != EVENT_DTYPE:
+            got = getattr(events, "dtype", type(events).__name__)
+            msg = (
+                f"push() takes framework.core.events.EVENT_DTYPE rows, got {got}; "
+                "build them with framework.core.events.make_events"
+            )
+            raise ConfigError(msg)
+        ev = np.atleast_1d(events)
+        if not len(ev):
+            return ev
+        inst = ev["instrument"]
+        n = len(self.instruments)
+        bad = inst[(inst < 0) | (inst >= n)]
+        if len(bad):
+            msg = (
+                f"pushed events name instrument index {int(bad[0])}; this engine has {n} "
+                f"instrument(s) (0..{n - 1})"
+            )
+            raise ConfigError(msg)
+        if self.clock == "data":
+            lt = ev["local_ts"]
+            if (np.diff(lt) < 0).any() or int(lt[0]) < self._last_local:
+                msg = (
+                    "pushed events go back in local time (local_ts must not decrease across "
+                    "pushes with clock='data'); sort them, or use clock='wall' for live feeds"
+                )
+                raise ConfigError(msg)
+        return ev
+
+    def push_from(self, feed: MergedFeed) -> bool:
+        """Merge ``feed``'s next rows straight into the window (no intermediate copy);
+        returns whether the input ended with them."""
+        self._check_open()
+        buf, rest = self._reserve(feed.pending())
+        got, final = feed.next_into(buf, rest)
+        self._commit(rest, got, final)
+        return final
+
+    def end_input(self) -> None:
+        """No more market data will come: the engine runs out what is left and finishes."""
+        self.push(np.empty(0, EVENT_DTYPE), final=True)
+
+    def _chunk_features(self, chunk: EventArray) -> npt.NDArray[np.float64]:
+        """Features after every event of ``chunk``: one compiled pass per instrument."""
+        from framework.features.kernels import N_FEATURES, compute_features
+
+        out = np.full((len(chunk), N_FEATURES), np.nan)
+        inst = chunk["instrument"]
+        for i, (state, book) in enumerate(self._feat_state):
+            mask = inst == i
+            if mask.any():
+                out[mask] = compute_features(chunk[mask], state=state, book=book)
+        return out
+
+    # --- the order seam --------------------------------------------------------------------
+    def drain_requests(self) -> npt.NDArray[np.void]:
+        """The orders, cancels and modifies the strategies sent (after the risk checks) that
+        no venue has taken yet, as REQUEST_DTYPE records in the order the venue would see
+        them; the queue is emptied. With the simulated venue the loop takes them itself, so
+        this is empty."""
+        n = int(self.st.h[H_N_REQ])
+        words = np.empty((n, len(REQUEST_DTYPE.names or ())), np.int64)
+        got = drain_requests_state(self.arena, words)
+        return request_records(words[:got])
+
+    def inject(self, responses: npt.NDArray[np.void]) -> int:
+        """Give the venue's answers (RESPONSE_DTYPE records) to the strategies' side: each is
+        acted on when the clock reaches its ``ts``. Answers naming no live order are kept in
+        :attr:`unmatched` (a late answer to a finished order, a foreign id); returns how
+        many of ``responses`` were queued."""
+        self._check_open()
+        r = np.atleast_1d(np.asarray(responses))
+        if r.dtype != RESPONSE_DTYPE:
+            msg = (
+                f"inject() takes framework.engine.seam.RESPONSE_DTYPE records, got {r.dtype}"
+            )
+            raise ConfigError(msg)
+        problem = check_responses(r)
+        if problem:
+            raise ConfigError(f"inject(): {problem}")
+        names = ("ts", "exch_ts", "kind", "oid", "price", "qty", "liquidity", "reason")
+        ints = np.stack([r[k].astype(np.int64) for k in names], axis=1) if len(r) else (
+            np.empty((0, len(names)), np.int64)
+        )
+        matched = np.zeros(len(r), np.bool_)
+        ok = inject_state(self.arena, ints, np.ascontiguousarray(r["fee"], np.float64), matched)
+        if not ok:
+            self._check_error(WAKE_ERROR)
+        if not matched.all():
+            self.unmatched = np.concatenate([self.unmatched, r[~matched]])
+        return int(matched.sum())
+
+    # --- running ---------------------------------------------------------------------------
+    def start(self) -> None:
+        """Call the strategies' ``on_start`` (the first :meth:`advance` does it too)."""
+        if self._started:
+            return
+        self._started = True
+        if self.mode == "compiled":
+            self._start_compiled()
+        else:
+            self._start_python()
+
+    def advance(self, until: int | None = None) -> Wake:
+        """Run the engine, calling the strategies, until it needs the driver: more input,
+        requests to send (external venue) or the end.
+
+        When the input runs out, the data clock waits for more; the wall clock (or an
+        explicit ``until``, in ns) lets timers, samples and responses due by then run first."""
+        self._check_open()
+        self.start()
+        h = self.st.h
+        if until is not None:
+            h[H_HORIZON] = until
+        elif self.clock == "wall":
+            h[H_HORIZON] = time.time_ns()
+        else:
+            h[H_HORIZON] = NO_HORIZON
+        t0 = time.perf_counter()
+        try:
+            while True:
+                w = self._step()
+                if w == WAKE_FLUSH:
+                    self._flush()
+                    continue
+                if w in (WAKE_NEED_DATA, WAKE_REQUESTS, WAKE_DONE):
+                    return Wake(w)
+                self._check_error(w)
+        finally:
+            self._replay_seconds += time.perf_counter() - t0
+
+    def _check_error(self, w: int) -> None:
+        code = int(self.st.h[H_ERROR])
+        what = ERR_NAMES.get(code, f"engine error {code}") if code else f"wake-up code {w}"
+        msg = f"the engine stopped: {what}"
+        raise HftlabError(msg)
+
+    def _check_open(self) -> None:
+        if self._finished:
+            msg = "this engine has finished (finish() was called); make a new one"
+            raise HftlabError(msg)
+
+    # compiled strategies: the generated runner loops over the core and the callbacks
+    def _start_compiled(self) -> None:
+        from framework.engine.codegen import build_runner, params_tuple
+
+        mod = build_runner(self.strategies)
+        keys = [i.key for i in self.instruments]
+        ps = [params_tuple(mod, k, s, keys) for k, s in enumerate(self.strategies)]
+        ss = [np.zeros(max(type(s).compiled.state_size, 1), np.int64) for s in self.strategies]  # type: ignore[union-attr]
+        args: list[Any] = []
+        for p, s in zip(ps, ss, strict=True):
+            args += [p, s]
+        self._mod, self._ps, self._ss, self._args = mod, ps, ss, args
+        for k in range(len(self.strategies)):
+            getattr(mod, f"on_start_{k}")(self.arena, ps[k], ss[k])
+        # compile (or load from the cache) before the clock starts
+        import numba
+
+        mod.run.compile(tuple(numba.typeof(x) for x in (self.arena, *args)))
+        self._step = self._step_compiled
+
+    def _step_compiled(self) -> int:
+        return int(self._mod.run(self.arena, *self._args))
+
+    def _stop_compiled(self) -> None:
+        for k, strat in enumerate(self.strategies):
+            getattr(self._mod, f"on_stop_{k}")(self.arena, self._ps[k], self._ss[k])
+            strat.compiled_state = self._ss[k].copy()
+
+    # Python strategies (compiled-only ones among them through generated dispatchers)
+    def _start_python(self) -> None:
+        strategies = self.strategies
+        self._ctxs = ctxs = [
+            Context(self.arena, sid, self.instruments) for sid in range(len(strategies))
+        ]
+        sub = self.st.sub
+        # Python ints from the header without numpy scalar boxing
+        self._hv = memoryview(self.st.h)  # type: ignore[arg-type]
+        compiled_only = [k for k, s in enumerate(strategies) if not s.has_python_path()]
+        disp: dict[int, Any] = {}
+        if compiled_only:
+            from framework.engine.codegen import build_runner, params_tuple
+
+            mod = build_runner([strategies[k] for k in compiled_only])
+            for j, k in enumerate(compiled_only):
+                s = strategies[k]
+                p = params_tuple(mod, j, s, [i.key for i in self.instruments])
+                state = np.zeros(max(type(s).compiled.state_size, 1), np.int64)  # type: ignore[union-attr]
+                disp[k] = (
+                    getattr(mod, f"dispatch_{j}"),
+                    p,
+                    state,
+                    getattr(mod, f"on_start_{j}"),
+                    getattr(mod, f"on_stop_{j}"),
+                )
+        self._disp = disp
+        arena = self.arena
+
+        def compiled_call(d: Any, wake: int) -> Any:
+            return lambda a, inst: d[0](a, wake, d[1], d[2])
+
+        def calls(name: str, wake: int, i: int) -> list[tuple[Any, Any]]:
+            out: list[tuple[Any, Any]] = []
+            for k, s in enumerate(strategies):
+                if not sub[k, i]:
+                    continue
+                if k in disp:
+                    out.append((compiled_call(disp[k], wake), arena))
+                elif s.subscribes(name):
+                    out.append((getattr(s, name), ctxs[k]))
+            return out
+
+        # per instrument, the calls to make on a book change / a trade, each fn(arg, inst);
+        # built once so a wake-up is a short list walk
+        self._book_calls = [calls("on_book", WAKE_BOOK, i) for i in range(len(self.instruments))]
+        self._trade_calls = [calls("on_trade", WAKE_TRADE, i) for i in range(len(self.instruments))]
+        for k, s in enumerate(strategies):
+            if k in disp:
+                disp[k][3](arena, disp[k][1], disp[k][2])
+            else:
+                s.on_start(ctxs[k])
+        self._py_step = api.entry(api.advance_at, api.I64_T)
+        self._step = self._step_python
+
+    def _step_python(self) -> int:
+        """One compiled step per wake-up, then the subscribers' callbacks, until a wake-up
+        for the driver (locals only, checked in order of frequency: this is the hot loop)."""
+        step = self._py_step
+        ptr = int(self.arena.ctypes.data)  # self.arena stays alive for the whole loop
+        hv = self._hv
+        book_calls = self._book_calls
+        trade_calls = self._trade_calls
+        while True:
+            w = step(ptr)
+            if w == WAKE_BOOK:
+                inst = hv[H_WAKE_INST]
+                for fn, arg in book_calls[inst]:
+                    fn(arg, inst)
+            elif w == WAKE_TRADE:
+                inst = hv[H_WAKE_INST]
+                for fn, arg in trade_calls[inst]:
+                    fn(arg, inst)
+            elif w == WAKE_FILL or w == WAKE_ORDER or w == WAKE_TIMER:
+                self._strategy_wake(w, hv[H_WAKE_STRAT])
+            else:
+                return int(w)
+
+    def _strategy_wake(self, w: int, k: int) -> None:
+        """A fill, order update or timer for strategy ``k`` (Python path)."""
+        hv = self._hv
+        ctx = self._ctxs[k]
+        if k in self._disp:
+            d = self._disp[k]
+            d[0](self.arena, w, d[1], d[2])
+        elif w == WAKE_FILL:
+            self.strategies[k].on_fill(
+                ctx,
+                FillInfo(
+                    hv[H_WAKE_OID],
+                    hv[H_WAKE_SIDE],
+                    hv[H_WAKE_PRICE],
+                    hv[H_WAKE_QTY],
+                    hv[H_WAKE_INST],
+                ),
+            )
+        elif w == WAKE_ORDER:
+            kind = hv[H_WAKE_ORDER_KIND]
+            reason = hv[H_WAKE_REASON]
+            self.strategies[k].on_order(
+                ctx,
+                OrderUpdate(
+                    hv[H_WAKE_OID],
+                    RESPONSE_KINDS.get(kind, str(kind)),
+                    REJ_NAMES.get(reason, "") if reason else "",
+                ),
+            )
+        else:
+            self.strategies[k].on_timer(ctx)
+
+    def _stop_python(self) -> None:
+        for k, s in enumerate(self.strategies):
+            if k in self._disp:
+                d = self._disp[k]
+                d[4](self.arena, d[1], d[2])
+                s.compiled_state = d[2].copy()
+            else:
+                s.on_stop(self._ctxs[k])
+
+    # --- results ---------------------------------------------------------------------------
+    def _flush(self) -> None:
+        """Move the recorder buffers' rows, decoded, to the result sink and empty them."""
+        self.flushes += 1
+        st = self.st
+        h = st.h
+        if self._decoder is None:
+            names = [s.name for s in self.strategies]
+            self._decoder = RecordDecoder(self.instruments, names, st.sub)
+        for key, word in (
+            ("fill", H_N_FILL),
+            ("ord", H_N_ORD),
+            ("deny", H_N_DENY),
+            ("eq", H_N_EQ),
+            ("pos", H_N_POS),
+            ("mkt", H_N_MKT),
+            ("lat", H_N_LAT),
+        ):
+            n = int(h[word])
+            if n:
+                # decoded into new arrays: the engine writes over the buffer when it goes on
+                rows = getattr(st, f"rec_{key}")[:n]
+                self._sink.add(RECORDS[key][0], self._decoder.decode(key, rows))
+                h[word] = 0
+
+    @property
+    def now(self) -> int:
+        """The engine clock (ns): the time of the last action taken."""
+        return int(self.st.h[H_NOW])
+
+    @property
+    def events(self) -> int:
+        """Events the strategies' view has processed."""
+        return int(self.st.h[H_EVENTS_LOCAL])
+
+    @property
+    def replay_seconds(self) -> float:
+        """Wall seconds spent in :meth:`advance` (the strategies' callbacks included)."""
+        return self._replay_seconds
+
+    def callbacks(self) -> int:
+        """Strategy callbacks made: each book/trade wake-up of an instrument calls every
+        strategy on it that has the callback; fills, order updates and timers call one."""
+        st = self.st
+        n = int(st.strat[:, S_N_WAKES].sum())
+        for i in range(len(self.instruments)):
+            for k, s in enumerate(self.strategies):
+                if st.sub[k, i]:
+                    n += int(st.inst[i, I_N_BOOK_WAKES]) * self._wants(s, "on_book")
+                    n += int(st.inst[i, I_N_TRADE_WAKES]) * self._wants(s, "on_trade")
+        return n
+
+    def describe(self) -> dict[str, Any]:
+        """The run's set-up for the result's config (mode, models, instruments, strategies)."""
+        return {
+            "mode": self.mode,
+            "venue": self.venue,
+            "clock": self.clock,
+            "latency": self.latency.describe(),
+            "queue": self.queue.describe(),
+            "instruments": [i.to_dict() for i in self.instruments],
+            "strategies": {
+                s.name: {
+                    "class": f"{type(s).__module__}:{type(s).__qualname__}",
+                    "params": s.params.as_dict(),
+                }
+                for s in self.strategies
+            },
+            "callbacks": self.callbacks(),
+            "book_updates": self.events,
+        }
+
+    def finish(self, config: dict[str, Any] | None = None) -> BacktestResult:
+        """Stop the strategies (``on_stop``), take the last sample, log the orders still
+        working, close the result files and return the result (``config`` adds to its
+        config). The engine cannot be used afterwards."""
+        self._check_open()
+        try:
+            self.start()
+            if self.mode == "compiled":
+                self._stop_compiled()
+            else:
+                self._stop_python()
+            self._flush()
+            api.finish(self.arena)
+            self._flush()
+            self._finished = True
+            return self._result(config or {})
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        """Drop the result files written so far (nothing half-written is left)."""
+        self._finished = True
+        self._sink.abort()
+
+    def _result(self, extra: dict[str, Any]) -> BacktestResult:
+        keep: dict[str, pl.Expr] = {}
+        drop = self._decoder.positions_to_drop() if self._decoder is not None else []
+        if drop:
+            pairs = [(pl.col("strategy") == s) & (pl.col("instrument") == i) for s, i in drop]
+            keep["positions"] = ~pl.any_horizontal(pairs)
+        files = self._sink.close(keep=keep)
+        span = (
+            pl.scan_parquet(files.paths["equity"])
+            .select(pl.col("ts").min().alias("start"), pl.col("ts").max().alias("end"))
+            .collect()
+        )
+        cfg = {**self.describe(), **extra}
+        if self.unmatched.size:
+            cfg["unmatched_responses"] = int(self.unmatched.size)
+        if self.late_events:
+            cfg["late_events"] = self.late_events
+        start, end = span.row(0)
+        return BacktestResult(
+            files=files,
+            tally=self._sink.tally,
+            events=self.events,
+            wall_seconds=time.perf_counter() - self._t0,
+            start_ts=0 if start is None else int(start),
+            end_ts=0 if end is None else int(end),
+            config=cfg,
+        )
+
+
+__all__ = ["REQUEST_DTYPE", "RESPONSE_DTYPE", "Clock", "Engine", "Mode", "Venue", "Wake"]
