@@ -82,6 +82,7 @@ from framework.engine.state import (
     H_NOW,
     H_SAMPLE_NS,
     H_VENUE_CUR,
+    H_WALL,
     H_WAKE_INST,
     H_WAKE_OID,
     H_WAKE_ORDER_KIND,
@@ -237,6 +238,7 @@ class Engine:
         h = st.h
         h[H_SAMPLE_NS] = self.sample_ns
         h[H_EXTERNAL] = 1 if self.venue == "external" else 0
+        h[H_WALL] = 1 if self.clock == "wall" else 0
         if self.end_ts is not None:
             h[H_END_TS] = self.end_ts
         for i, inst in enumerate(self.instruments):
@@ -465,6 +467,11 @@ class Engine:
         if self._started:
             return
         self._started = True
+        h = self.st.h
+        if self.clock == "wall" and h[H_NOW] == 0:  # no data yet: the clock starts now
+            h[H_NOW] = time.time_ns()
+            if self.sample_ns > 0:
+                h[H_NEXT_SAMPLE] = (int(h[H_NOW]) // self.sample_ns + 1) * self.sample_ns
         if self.mode == "compiled":
             self._start_compiled()
         else:

@@ -98,6 +98,13 @@ class MergedFeed:
     the largest such gap seen so far, so no event reaches the strategy before its exchange
     time; the shift only grows, which keeps local times in order. ``clock_offsets`` reports
     the final shift per stream (0 for sources with sane clocks).
+
+    With ``live`` the streams are live feeds: each stream's iterator hands out what has
+    arrived (an empty batch when nothing has) without blocking, and rows are stamped on
+    receipt, so none can arrive with an earlier local time later: every row available is
+    merged at once and a quiet stream holds up nothing. (Without ``live`` a row is merged
+    only once every open stream has shown a row at least as late: a stored stream may still
+    hold earlier ones.)
     """
 
     def __init__(
@@ -106,6 +113,7 @@ class MergedFeed:
         *,
         chunk: int | None = None,
         fix_clock: bool = True,
+        live: bool = False,
     ) -> None:
         self._its: list[Iterator[EventArray]] = [iter(s) for s in streams]
         k = len(streams)
@@ -115,6 +123,7 @@ class MergedFeed:
         self._done = [False] * k
         self.chunk = chunk  #: cap on rows per chunk (1 = event by event, as live feeds)
         self.fix_clock = fix_clock
+        self.live = live
 
     @property
     def clock_offsets(self) -> list[int]:
@@ -125,24 +134,30 @@ class MergedFeed:
 
     def _fill(self, i: int) -> None:
         while not self._done[i] and self._left(i) == 0:
-            try:
-                b = next(self._its[i])
-            except StopIteration:
-                self._done[i] = True
-                self._buf[i] = _EMPTY
-                self._pos[i] = 0
-                return
-            if b.dtype != EVENT_DTYPE:
-                msg = (
-                    f"stream {i} gave a batch of dtype {b.dtype}; the engine takes "
-                    "framework.core.events.EVENT_DTYPE rows (see make_events)"
-                )
-                raise ConfigError(msg)
-            b = np.ascontiguousarray(b)  # a copy only if it was strided
-            if len(b) and self.fix_clock:
-                self._off[i] = max(int(self._off[i]), int(max_behind(b)))
-            self._buf[i] = b
+            if self._take(i) and self.live:
+                return  # nothing has arrived on this feed: go on without it
+
+    def _take(self, i: int) -> bool:
+        """Read stream ``i``'s next batch; True when it came empty (or the stream ended)."""
+        try:
+            b = next(self._its[i])
+        except StopIteration:
+            self._done[i] = True
+            self._buf[i] = _EMPTY
             self._pos[i] = 0
+            return True
+        if b.dtype != EVENT_DTYPE:
+            msg = (
+                f"stream {i} gave a batch of dtype {b.dtype}; the engine takes "
+                "framework.core.events.EVENT_DTYPE rows (see make_events)"
+            )
+            raise ConfigError(msg)
+        b = np.ascontiguousarray(b)  # a copy only if it was strided
+        if len(b) and self.fix_clock:
+            self._off[i] = max(int(self._off[i]), int(max_behind(b)))
+        self._buf[i] = b
+        self._pos[i] = 0
+        return len(b) == 0
 
     def pending(self) -> int:
         """An upper bound on the rows the next :meth:`next_into` writes."""
@@ -157,16 +172,16 @@ class MergedFeed:
         k = len(self._its)
         for i in range(k):
             self._fill(i)
-        live = [i for i in range(k) if self._left(i)]
-        if not live:
-            return 0, True
+        have = [i for i in range(k) if self._left(i)]
+        if not have:  # live feeds: nothing has arrived (else: every stream has ended)
+            return 0, all(self._done)
         # rows up to the earliest last-row time among streams that may still grow are final
         open_ends = [
             int(self._buf[i]["local_ts"][-1]) + int(self._off[i])
-            for i in live
+            for i in have
             if not self._done[i]
         ]
-        horizon = min(open_ends) if open_ends else _INF
+        horizon = min(open_ends) if open_ends and not self.live else _INF
         room = len(dst) - at
         cap = room if self.chunk is None else min(room, self.chunk)
         n = int(merge_into(tuple(self._buf), self._pos, self._off, horizon, dst, at, cap))

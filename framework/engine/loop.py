@@ -41,6 +41,7 @@ from framework.engine.state import (
     H_FEED_LAT,
     H_FINAL,
     H_HORIZON,
+    H_WALL,
     H_LAST_TS,
     H_LOCAL_CUR,
     H_N_DENY,
@@ -396,7 +397,10 @@ def advance_state(a: Arena, ev: np.ndarray) -> int:
                 return w
         elif t == ttimer:
             every = strat[tsid, S_TIMER_EVERY]
-            strat[tsid, S_TIMER_AT] = t + every if every > 0 else 0
+            nxt = t + every if every > 0 else 0
+            if every > 0 and h[H_WALL] and nxt <= horizon:  # behind the wall: skip ahead
+                nxt += every * ((horizon - nxt) // every + 1)
+            strat[tsid, S_TIMER_AT] = nxt
             h[H_WAKE_STRAT] = tsid
             strat[tsid, S_N_WAKES] += 1
             h[H_WAKE] = WAKE_TIMER

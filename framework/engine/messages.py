@@ -35,6 +35,7 @@ from framework.engine.state import (
     O_FILLED,
     O_ID,
     O_INST,
+    O_LIVE_IDX,
     O_NOTIONAL,
     O_PRICE,
     O_QTY,
@@ -87,16 +88,23 @@ def alloc_slot(st: State) -> int:
         _ord[slot, c] = 0
     for c in range(ORDF_COLS):
         _ordf[slot, c] = 0.0
+    _ord[slot, O_LIVE_IDX] = n - 1  # now the first of the live slots
     return slot
 
 
 @njit(cache=True, inline="always")
 def release_slot(st: State, slot: int) -> None:
+    """Free ``slot``: it trades places with the first live slot, which then ends the free
+    stack (the order slots are taken in is the same as a plain stack's)."""
     _free = st.free
     _h = st.h
     _ord = st.ord
     _ord[slot, O_ID] = 0
     n = _h[H_N_FREE]
+    p = _ord[slot, O_LIVE_IDX]
+    q = _free[n]
+    _free[p] = q
+    _ord[q, O_LIVE_IDX] = p
     _free[n] = slot
     _h[H_N_FREE] = n + 1
 

@@ -80,6 +80,9 @@ H_EXTERNAL: Final = 49
 #: responses) still run: the driver vouches that no input stamped earlier will come (wall
 #: clock). INT64_MIN: none, the engine waits for input (data clock)
 H_HORIZON: Final = 50
+#: 1: the clock is the wall's: a timer that fell behind it (a stall) fires once and goes on
+#: from now, rather than once for every period missed
+H_WALL: Final = 51
 #: addresses of the compiled core's entry points (framework/engine/core.py ``install``):
 #: compiled callers call through them instead of linking the engine's code
 H_FN_ADVANCE: Final = 56
@@ -171,7 +174,10 @@ O_LQTY: Final = 20  #: strategy view: size as last confirmed (or sent, while new
 O_LPRICE: Final = 21  #: strategy view: limit price as last confirmed
 O_MOD_SENT: Final = 22  #: 1 while a modify is in flight (O_PEND_PRICE / O_PEND_QTY)
 O_CXL_SENT: Final = 23  #: 1 while a cancel is in flight
-ORD_COLS: Final = 24
+#: the slot's place in ``free``: the free slots are ``free[:h[H_N_FREE]]`` (a stack), the
+#: live ones the rest, so the live orders can be walked without scanning the table
+O_LIVE_IDX: Final = 24
+ORD_COLS: Final = 28
 
 V_NONE: Final = 0  #: not at the venue yet
 V_RESTING: Final = 1

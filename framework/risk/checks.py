@@ -31,17 +31,24 @@ from framework.engine.enums import (
     DENY_REDUCE_ONLY,
     DENY_SELF_TRADE,
     ORD_MARKET,
+    TIF_FOK,
+    TIF_IOC,
     TS_HALTED,
     TS_REDUCING,
 )
 from framework.engine.state import (
-    H_N_REST,
+    H_N_FREE,
     IF_LOT,
     IF_MULT,
     IF_TICK,
     O_INST,
-    O_PRICE,
+    O_LOCAL_OPEN,
+    O_LPRICE,
+    O_MOD_SENT,
+    O_PEND_PRICE,
     O_SIDE,
+    O_TIF,
+    O_TYPE,
     P_OPEN_BUY,
     P_OPEN_SELL,
     P_POS,
@@ -133,6 +140,30 @@ def _take_token(st: State, sid: int, now: int) -> bool:
 
 
 @njit(cache=True, inline="always")
+def _self_trade(st: State, inst: int, side: int, price: int, order_type: int) -> bool:
+    """Could an order (``price`` ignored for a market order) trade against one of our own
+    working orders on the other side? Judged from the strategies' own record of their
+    orders, as a pre-trade check must be: every live order that can rest (not IOC / FOK /
+    market), new ones still on their way to the venue and ones with a cancel in flight
+    included, at its confirmed price and at the price of a modify in flight."""
+    _h = st.h
+    _ord = st.ord
+    _free = st.free
+    for j in range(_h[H_N_FREE], _free.shape[0]):
+        o = _ord[_free[j]]
+        if o[O_INST] != inst or o[O_SIDE] == side or o[O_LOCAL_OPEN] <= 0:
+            continue
+        if o[O_TYPE] == ORD_MARKET or o[O_TIF] == TIF_IOC or o[O_TIF] == TIF_FOK:
+            continue
+        if order_type == ORD_MARKET:
+            return True
+        for px in (o[O_LPRICE], o[O_PEND_PRICE] if o[O_MOD_SENT] else o[O_LPRICE]):
+            if (side == BUY and price >= px) or (side != BUY and price <= px):
+                return True
+    return False
+
+
+@njit(cache=True, inline="always")
 def check_order(
     st: State,
     sid: int,
@@ -171,7 +202,6 @@ def check_order(
     _lqty = st.lqty
     _ord = st.ord
     _pos = st.pos
-    _rest = st.rest
     _risk = st.risk
     _strat = st.strat
     if inst < 0 or inst >= _inst.shape[0] or size <= 0 or add < 0 or (side != 1 and side != -1):
@@ -223,15 +253,8 @@ def check_order(
                     return DENY_MAX_POSITION_STRATEGY
     if new_order and s[S_N_OPEN] + 1 > lim[R_MAX_OPEN]:
         return DENY_MAX_OPEN_ORDERS
-    if lim[R_SELF_TRADE] > 0.0:
-        for j in range(_h[H_N_REST]):
-            o = _ord[_rest[j]]
-            if o[O_INST] != inst or o[O_SIDE] == side:
-                continue
-            if order_type == ORD_MARKET:
-                return DENY_SELF_TRADE
-            if (side == BUY and price >= o[O_PRICE]) or (side != BUY and price <= o[O_PRICE]):
-                return DENY_SELF_TRADE
+    if lim[R_SELF_TRADE] > 0.0 and _self_trade(st, inst, side, price, order_type):
+        return DENY_SELF_TRADE
     if not _take_token(st, sid, now):
         return DENY_RATE_LIMIT
     return DENY_NONE

@@ -36,8 +36,8 @@ from framework.engine.state import (
     I_LAST_TRADE_SIDE,
     O_FILLED,
     O_ID,
-    O_PRICE,
-    O_QTY,
+    O_LPRICE,
+    O_LQTY,
     O_STATUS,
     O_STRAT,
     P_N_DONE,
@@ -141,8 +141,9 @@ class Context:
         self.finished_counts = _col(mine, P_N_DONE)  #: as finished_count(), per instrument
         self._nopen = _col(mine, P_N_OPEN)
         self._oid, self._ostrat = _col(ordm, O_ID), _col(ordm, O_STRAT)
-        self._ostatus, self._oprice = _col(ordm, O_STATUS), _col(ordm, O_PRICE)
-        self._oqty, self._ofilled = _col(ordm, O_QTY), _col(ordm, O_FILLED)
+        # price and size as the venue last confirmed them (a modify in flight is not yet)
+        self._ostatus, self._oprice = _col(ordm, O_STATUS), _col(ordm, O_LPRICE)
+        self._oqty, self._ofilled = _col(ordm, O_LQTY), _col(ordm, O_FILLED)
         # order actions through compiled entry points (no dispatcher on the hot path)
         A, N = api.ARENA_T, api.I64_T
         self._p = int(arena.ctypes.data)  # self._a keeps the arena alive

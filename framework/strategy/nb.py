@@ -46,8 +46,8 @@ from framework.engine.state import (
     IF_MAKER_FEE,
     IF_TAKER_FEE,
     O_FILLED,
-    O_PRICE,
-    O_QTY,
+    O_LPRICE,
+    O_LQTY,
     O_STATUS,
     P_N_DONE,
     P_N_OPEN,
@@ -278,7 +278,7 @@ def order_price(ctx: Ctx, sid: int, oid: int) -> int:
     st = unpack_raw(ctx)
     _ord = st.ord
     slot = slot_of(st, sid, oid)
-    return NO_PRICE if slot < 0 else _ord[slot, O_PRICE]
+    return NO_PRICE if slot < 0 else _ord[slot, O_LPRICE]  # as the venue last confirmed it
 
 
 @njit(cache=True, inline="always")
@@ -286,7 +286,7 @@ def order_qty(ctx: Ctx, sid: int, oid: int) -> int:
     st = unpack_raw(ctx)
     _ord = st.ord
     slot = slot_of(st, sid, oid)
-    return 0 if slot < 0 else _ord[slot, O_QTY]
+    return 0 if slot < 0 else _ord[slot, O_LQTY]  # as the venue last confirmed it
 
 
 @njit(cache=True, inline="always")

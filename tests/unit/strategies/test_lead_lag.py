@@ -154,11 +154,10 @@ def test_default_risk_caps_the_position_at_one_clip():
 def test_an_instrument_missing_from_the_run_is_named():
     lead, _ = generate_pair(date=DATE, n_events=5_000, seed=1)
     for mode in ("python", "compiled"):
-        bt = Backtest(
-            instruments=[lead.instrument],
-            streams=[[lead.events]],
-            strategies=[LeadLag(PARAMS)],
-            mode=mode,
-        )
-        with pytest.raises(ConfigError, match="SIM/LAG"):
-            bt.run()
+        with pytest.raises(ConfigError, match="SIM/LAG"):  # when the run is set up
+            Backtest(
+                instruments=[lead.instrument],
+                streams=[[lead.events]],
+                strategies=[LeadLag(PARAMS)],
+                mode=mode,
+            )
