@@ -225,7 +225,8 @@ def by_hand(python: bool) -> tuple[BacktestResult, list[Strategy], int]:
             if w != Wake.REQUESTS:
                 return w
             reqs = eng.drain_requests()
-            assert reqs.dtype == REQUEST_DTYPE and len(reqs)
+            assert reqs.dtype == REQUEST_DTYPE
+            assert len(reqs)
             sent += len(reqs)
             eng.inject(gw.answer(reqs))
         raise AssertionError("the engine kept sending requests")
@@ -256,7 +257,8 @@ def test_a_hand_driven_engine_with_a_gateway_decides_as_the_backtest(python: boo
     # the reference trades: takers fill, passive orders are placed, moved and cancelled,
     # and no passive order is ever reached (the fake gateway never fills one)
     f = ref.fills
-    assert f.height > 5 and set(f["liquidity"].unique()) == {"taker"}
+    assert f.height > 5
+    assert set(f["liquidity"].unique()) == {"taker"}
     kinds = ref.orders["status"].value_counts()
     assert sent >= ref.orders.height
     if python:
@@ -276,7 +278,9 @@ def test_requests_name_the_order_and_responses_to_no_order_are_kept() -> None:
     assert eng.advance() == Wake.REQUESTS
     reqs = eng.drain_requests()
     r = reqs[0]
-    assert r["kind"] == REQ_NEW and r["strategy"] == 0 and r["instrument"] == 0
+    assert r["kind"] == REQ_NEW
+    assert r["strategy"] == 0
+    assert r["instrument"] == 0
     assert r["arrive_ts"] == r["ts"] + LAT.entry_ns
     assert len(eng.drain_requests()) == 0  # drained once
     stray = np.zeros(2, RESPONSE_DTYPE)
@@ -338,10 +342,12 @@ def test_the_wall_clock_runs_timers_while_no_data_comes() -> None:
     n = len(s.timers)
     time.sleep(0.06)
     eng.advance()
-    assert len(s.timers) == n + 1 and s.timers[-1] < time.time_ns()
+    assert len(s.timers) == n + 1
+    assert s.timers[-1] < time.time_ns()
     assert all(t0 <= t <= t1 for t in s.timers[:n])
     assert s.timers == sorted(s.timers)
-    assert s.books and s.books[0][0] == t0
+    assert s.books
+    assert s.books[0][0] == t0
     # a late event (stamped before one pushed already) is taken at the latest time
     late = ev[50:51].copy()
     late["local_ts"] = t0 - 1
