@@ -73,6 +73,7 @@ from framework.engine.state import (
     RESP_EXPIRED,
     RESP_MODIFIED,
     RESP_REJECT,
+    S_ACCOUNT,
     S_N_WAKES,
     S_SUB_FILL,
     S_SUB_ORDER,
@@ -110,6 +111,13 @@ class Backtest:
     length): ``<table>.parquet`` in ``out_dir``, or in a temporary folder that lives as long
     as the result. ``result.write(out_dir)`` then adds ``summary.json`` (and statistics).
 
+    Strategies of one run share an account unless ``isolated``: self-trade prevention stops
+    an order that would meet a resting order of any of them. With ``isolated=True`` each
+    strategy trades for an account of its own and sees nothing of the others' orders, so K
+    copies of a strategy with different parameters (:func:`framework.engine.instances.copies`)
+    run in one pass over the events, each with exactly the orders, fills and PnL of a run
+    alone (README, "K instances in one pass").
+
     >>> # Backtest(instruments=[inst], streams=[[events]], strategies=[MyStrategy()]).run()
     """
 
@@ -131,6 +139,7 @@ class Backtest:
         end_ts: int | None = None,
         config: dict[str, Any] | None = None,
         out_dir: str | os.PathLike[str] | None = None,
+        isolated: bool = False,
     ) -> None:
         if len(instruments) != len(streams):
             msg = f"{len(instruments)} instruments but {len(streams)} event streams"
@@ -172,6 +181,7 @@ class Backtest:
             chunk=chunk,
         )
         self.extra_config = config or {}
+        self.isolated = bool(isolated)
         self.features = any(type(s).features for s in self.strategies)
         if self.features:
             from framework.book.l2 import l2_new
@@ -249,6 +259,7 @@ class Backtest:
         keys = [i.key for i in self.instruments]
         for sid, s in enumerate(self.strategies):
             st.risk[sid, :] = s.risk_limits.to_array()
+            st.strat[sid, S_ACCOUNT] = sid if self.isolated else 0
             wanted = keys if s.instruments is None else s.instruments
             unknown = [k for k in wanted if k not in keys]
             if unknown:
@@ -384,18 +395,12 @@ class Backtest:
             raise HftlabError(msg)
 
     def _run_compiled(self) -> None:
-        from framework.engine.codegen import build_runner, params_tuple
+        from framework.engine.codegen import CompiledStrategies
 
-        mod = build_runner(self.strategies)
-        keys = [i.key for i in self.instruments]
-        ps = [params_tuple(mod, k, s, keys) for k, s in enumerate(self.strategies)]
-        ss = [np.zeros(max(type(s).compiled.state_size, 1), np.int64) for s in self.strategies]  # type: ignore[union-attr]
-        self._states = ss
-        args: list[Any] = []
-        for p, s in zip(ps, ss, strict=True):
-            args += [p, s]
-        for k in range(len(self.strategies)):
-            getattr(mod, f"on_start_{k}")(self.arena, ps[k], ss[k])
+        cs = CompiledStrategies(self.strategies, [i.key for i in self.instruments])
+        mod = cs.module
+        args = cs.run_args()
+        cs.start(self.arena)
         # compile (or load from the cache) before the clock starts
         import numba
 
@@ -412,9 +417,8 @@ class Backtest:
             else:
                 self._check_error(w)
         self._replay_seconds = time.perf_counter() - t0
-        for k, strat in enumerate(self.strategies):
-            getattr(mod, f"on_stop_{k}")(self.arena, ps[k], ss[k])
-            strat.compiled_state = ss[k].copy()
+        for k in self._stopping():
+            cs.stop(self.arena, k)
         self._finish()
 
     def _run_python(self) -> None:
@@ -428,26 +432,21 @@ class Backtest:
         compiled_only = [k for k, s in enumerate(strategies) if not s.has_python_path()]
         disp: dict[int, Any] = {}
         if compiled_only:
-            from framework.engine.codegen import build_runner, params_tuple
+            from framework.engine.codegen import CompiledStrategies
 
-            mod = build_runner([strategies[k] for k in compiled_only])
-            for j, k in enumerate(compiled_only):
-                s = strategies[k]
-                p = params_tuple(mod, j, s, [i.key for i in self.instruments])
-                state = np.zeros(max(type(s).compiled.state_size, 1), np.int64)  # type: ignore[union-attr]
-                disp[k] = (
-                    getattr(mod, f"dispatch_{j}"),
-                    p,
-                    state,
-                    getattr(mod, f"on_start_{j}"),
-                    getattr(mod, f"on_stop_{j}"),
-                )
+            cs = CompiledStrategies(
+                [strategies[k] for k in compiled_only],
+                [i.key for i in self.instruments],
+                sids=compiled_only,
+            )
+            disp = {k: cs.dispatcher(j) for j, k in enumerate(compiled_only)}
+            index = {k: j for j, k in enumerate(compiled_only)}
         # per instrument, the calls to make on a book change / a trade, each fn(arg, inst);
         # built once so a wake-up is a short list walk
         arena = self.arena
 
         def compiled_call(d: Any, wake: int) -> Any:
-            return lambda a, inst: d[0](a, wake, d[1], d[2])
+            return lambda a, inst: d(a, wake)
 
         def calls(name: str, wake: int, i: int) -> list[tuple[Any, Any]]:
             out: list[tuple[Any, Any]] = []
@@ -464,7 +463,7 @@ class Backtest:
         trade_calls = [calls("on_trade", WAKE_TRADE, i) for i in range(len(self.instruments))]
         for k, s in enumerate(strategies):
             if k in disp:
-                disp[k][3](arena, disp[k][1], disp[k][2])
+                cs.start(arena, index[k])
             else:
                 s.on_start(ctxs[k])
         step = api.entry(api.advance_at, api.I64_T)
@@ -493,20 +492,32 @@ class Backtest:
             else:
                 self._check_error(w)
         self._replay_seconds = time.perf_counter() - t0
-        for k, s in enumerate(strategies):
+        for k in self._stopping():
+            s = strategies[k]
             if k in disp:
-                disp[k][4](arena, disp[k][1], disp[k][2])
-                s.compiled_state = disp[k][2].copy()
+                cs.stop(arena, index[k])
             else:
                 s.on_stop(ctxs[k])
         self._finish()
+
+    def _stopping(self) -> Iterator[int]:
+        """The strategies' indices for their ``on_stop``, the clock set to the time each
+        one's run would end alone (``loop.end_clock``; other strategies' messages may still
+        have been in flight), then set back."""
+        from framework.engine.loop import end_clock
+
+        h, strat = self.st.h, self.st.strat
+        now = int(h[H_NOW])
+        for k in range(len(self.strategies)):
+            h[H_NOW] = end_clock(h, strat, k)
+            yield k
+        h[H_NOW] = now
 
     def _strategy_wake(self, w: int, k: int, ctxs: list[Context], disp: dict[int, Any]) -> None:
         """A fill, order update or timer for strategy ``k`` (Python path)."""
         hv = self._hv
         if k in disp:
-            d = disp[k]
-            d[0](self.arena, w, d[1], d[2])
+            disp[k](self.arena, w)
         elif w == WAKE_FILL:
             self.strategies[k].on_fill(
                 ctxs[k],
@@ -576,6 +587,7 @@ class Backtest:
                 for s in self.strategies
             },
             "callbacks": self._callbacks(),
+            "isolated": self.isolated,
             "clock_offsets_ns": dict(
                 zip([i.key for i in self.instruments], self.feed.clock_offsets, strict=True)
             ),

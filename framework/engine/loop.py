@@ -41,6 +41,7 @@ from framework.engine.state import (
     H_FINAL,
     H_LAST_TS,
     H_LOCAL_CUR,
+    H_MAX_ORDERS,
     H_N_DENY,
     H_N_EQ,
     H_N_EV,
@@ -54,6 +55,7 @@ from framework.engine.state import (
     H_NEXT_SAMPLE,
     H_NOW,
     H_SAMPLE_NS,
+    H_SHARED_NOW,
     H_VENUE_CUR,
     H_WAKE,
     H_WAKE_INST,
@@ -65,6 +67,7 @@ from framework.engine.state import (
     I_N_TRADE_WAKES,
     I_SUB_BOOK,
     I_SUB_TRADE,
+    M_SLOT,
     M_TS,
     MKT_ASK,
     MKT_BID,
@@ -72,6 +75,7 @@ from framework.engine.state import (
     MKT_TS,
     MSG_COLS,
     O_ID,
+    O_STRAT,
     P_POS,
     POSREC_INST,
     POSREC_MID,
@@ -82,6 +86,7 @@ from framework.engine.state import (
     R_MAX_LOSS,
     S_KILLED,
     S_N_WAKES,
+    S_OWN_NOW,
     S_SUB_FILL,
     S_SUB_ORDER,
     S_TIMER_AT,
@@ -126,39 +131,48 @@ def check_kill(a: Arena, sid: int, now: int) -> None:
 
 
 @njit(cache=True)
-def sample(a: Arena, now: int) -> None:
-    """Record equity per strategy (and the total), positions and the touch per instrument."""
+def _sample_strategy(a: Arena, sid: int, now: int) -> tuple[float, float, float]:
+    """Record one strategy's equity and positions at ``now`` (then check its kill switch);
+    returns its (equity, cash, fees)."""
+    st = unpack_raw(a)
+    h = st.h
+    eq, cash, fees = strategy_equity(st, sid)
+    r = h[H_N_EQ]
+    row = st.rec_eq[r]
+    row[EQ_TS] = now
+    row[EQ_STRAT] = sid
+    _put_f(row, EQ_CASH, cash)
+    _put_f(row, EQ_FEES, fees)
+    _put_f(row, EQ_POSVAL, eq - cash)
+    _put_f(row, EQ_EQUITY, eq)
+    h[H_N_EQ] = r + 1
+    for i in range(st.inst.shape[0]):
+        r = h[H_N_POS]
+        row = st.rec_pos[r]
+        row[POSREC_TS] = now
+        row[POSREC_STRAT] = sid
+        row[POSREC_INST] = i
+        row[POSREC_POS] = st.pos[sid, i, P_POS]
+        _put_f(row, POSREC_MID, mark_price(st, i))
+        h[H_N_POS] = r + 1
+    check_kill(a, sid, now)
+    return eq, cash, fees
+
+
+@njit(cache=True)
+def _sample_all(a: Arena, now: int, final: bool) -> None:
     st = unpack_raw(a)
     h = st.h
     n_strat = st.strat.shape[0]
-    n_inst = st.inst.shape[0]
     tot_eq = 0.0
     tot_cash = 0.0
     tot_fees = 0.0
     for sid in range(n_strat):
-        eq, cash, fees = strategy_equity(st, sid)
+        t = end_clock(h, st.strat, sid) if final else now
+        eq, cash, fees = _sample_strategy(a, sid, t)
         tot_eq += eq
         tot_cash += cash
         tot_fees += fees
-        r = h[H_N_EQ]
-        row = st.rec_eq[r]
-        row[EQ_TS] = now
-        row[EQ_STRAT] = sid
-        _put_f(row, EQ_CASH, cash)
-        _put_f(row, EQ_FEES, fees)
-        _put_f(row, EQ_POSVAL, eq - cash)
-        _put_f(row, EQ_EQUITY, eq)
-        h[H_N_EQ] = r + 1
-        for i in range(n_inst):
-            r = h[H_N_POS]
-            row = st.rec_pos[r]
-            row[POSREC_TS] = now
-            row[POSREC_STRAT] = sid
-            row[POSREC_INST] = i
-            row[POSREC_POS] = st.pos[sid, i, P_POS]
-            _put_f(row, POSREC_MID, mark_price(st, i))
-            h[H_N_POS] = r + 1
-        check_kill(a, sid, now)
     if n_strat > 1:
         r = h[H_N_EQ]
         row = st.rec_eq[r]
@@ -169,7 +183,7 @@ def sample(a: Arena, now: int) -> None:
         _put_f(row, EQ_POSVAL, tot_eq - tot_cash)
         _put_f(row, EQ_EQUITY, tot_eq)
         h[H_N_EQ] = r + 1
-    for i in range(n_inst):
+    for i in range(st.inst.shape[0]):
         r = h[H_N_MKT]
         row = st.rec_mkt[r]
         row[MKT_TS] = now
@@ -178,6 +192,21 @@ def sample(a: Arena, now: int) -> None:
         row[MKT_ASK] = st.inst[i, I_BA]
         h[H_N_MKT] = r + 1
     _ = EQ_COLS
+
+
+@njit(cache=True)
+def sample(a: Arena, now: int) -> None:
+    """Record equity per strategy (and the total), positions and the touch per instrument."""
+    _sample_all(a, now, False)
+
+
+@njit(cache=True)
+def end_clock(h: np.ndarray, strat: np.ndarray, sid: int) -> int:
+    """The clock at the end of the run as a run of strategy ``sid`` alone would have it: the
+    later of the last shared action (market data, samples) and the strategy's own last action
+    (its orders' messages, its timer). The run's clock (``H_NOW``) may be later: messages of
+    other strategies still in flight when the data ended."""
+    return max(h[H_SHARED_NOW], strat[sid, S_OWN_NOW])
 
 
 @njit(cache=True, inline="always")
@@ -217,6 +246,8 @@ def advance_state(a: Arena, ev: np.ndarray) -> int:
     strat = st.strat
     n = h[H_N_EV]
     final = h[H_FINAL] != 0
+    if h[H_SHARED_NOW] == 0:  # the clock the driver started (nothing shared happened yet)
+        h[H_SHARED_NOW] = h[H_NOW]
     scratch = st.scratch
     fills = scratch[: rest.shape[0]]
     mbuf = scratch[rest.shape[0] :].reshape(-1)[:MSG_COLS]
@@ -304,6 +335,7 @@ def advance_state(a: Arena, ev: np.ndarray) -> int:
                             nf = scan_resting(
                                 h,
                                 hf,
+                                strat,
                                 rest,
                                 ordm,
                                 ordf,
@@ -348,6 +380,7 @@ def advance_state(a: Arena, ev: np.ndarray) -> int:
                         instarr[i, I_N_BOOK_WAKES if w == WAKE_BOOK else I_N_TRADE_WAKES] += 1
                         _sync(h, ev, vc, lc, l0)
                         h[H_NOW] = t
+                        h[H_SHARED_NOW] = t
                         h[H_WAKE_INST] = i
                         h[H_WAKE] = w
                         return w
@@ -363,11 +396,14 @@ def advance_state(a: Arena, ev: np.ndarray) -> int:
                     break
             _sync(h, ev, vc, lc, l0)
             h[H_NOW] = t
+            h[H_SHARED_NOW] = t
         elif t == treq:
             pop_msg(st, req, H_N_REQ, ireq, mbuf)
+            strat[ordm[mbuf[M_SLOT], O_STRAT], S_OWN_NOW] = t  # slots belong to a strategy
             venue_request(a, mbuf, t)
         elif t == tresp:
             pop_msg(st, resp, H_N_RESP, iresp, mbuf)
+            strat[ordm[mbuf[M_SLOT], O_STRAT], S_OWN_NOW] = t
             w = local_response(a, mbuf, t)
             if w == WAKE_FILL:
                 check_kill(a, h[H_WAKE_STRAT], t)
@@ -379,12 +415,14 @@ def advance_state(a: Arena, ev: np.ndarray) -> int:
         elif t == ttimer:
             every = strat[tsid, S_TIMER_EVERY]
             strat[tsid, S_TIMER_AT] = t + every if every > 0 else 0
+            strat[tsid, S_OWN_NOW] = t
             h[H_WAKE_STRAT] = tsid
             strat[tsid, S_N_WAKES] += 1
             h[H_WAKE] = WAKE_TIMER
             return WAKE_TIMER
         else:
             sample(a, t)
+            h[H_SHARED_NOW] = t
             h[H_NEXT_SAMPLE] = (t // h[H_SAMPLE_NS] + 1) * h[H_SAMPLE_NS]
         if h[H_ERROR] != 0:
             h[H_WAKE] = WAKE_ERROR
@@ -393,22 +431,29 @@ def advance_state(a: Arena, ev: np.ndarray) -> int:
 
 @njit(cache=True)
 def final_sample_state(a: Arena) -> None:
-    """The sample at the end of a run (at the engine clock)."""
-    sample(a, unpack_raw(a).h[H_NOW])
+    """The sample at the end of a run: each strategy's at its :func:`end_clock` (the total
+    and the touch at the engine clock)."""
+    _sample_all(a, unpack_raw(a).h[H_NOW], True)
 
 
 @njit(cache=True)
 def log_open_orders_state(a: Arena) -> int:
     """Log the orders still working at the end of the run (status as they stand, end time
-    = now) so the orders table lists every order sent; returns how many."""
+    = the strategy's :func:`end_clock`) so the orders table lists every order sent; returns
+    how many."""
     st = unpack_raw(a)
-    now = st.h[H_NOW]
-    ids = st.ord[:, O_ID]
-    live = np.nonzero(ids)[0]
-    # in the order they were sent (ids grow with each submission), whatever slots they hold
-    for slot in live[np.argsort(ids[live])]:
-        log_order(st, slot, now)
-    return live.shape[0]
+    m = st.h[H_MAX_ORDERS]
+    n = 0
+    # strategy by strategy, each one's in the order it sent them (its ids grow with each
+    # submission), whatever slots they hold
+    for sid in range(st.strat.shape[0]):
+        now = end_clock(st.h, st.strat, sid)
+        ids = st.ord[sid * m : (sid + 1) * m, O_ID]
+        live = np.nonzero(ids)[0]
+        for j in live[np.argsort(ids[live])]:
+            log_order(st, sid * m + j, now)
+        n += live.shape[0]
+    return n
 
 
-__all__ = ["advance_state", "final_sample_state", "log_open_orders_state", "sample"]
+__all__ = ["advance_state", "end_clock", "final_sample_state", "log_open_orders_state", "sample"]

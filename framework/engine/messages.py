@@ -11,8 +11,8 @@ from framework.engine.state import (
     ERR_MESSAGES_FULL,
     ERR_ORDERS_FULL,
     H_ERROR,
+    H_MAX_ORDERS,
     H_MSG_SEQ,
-    H_N_FREE,
     H_N_LAT,
     H_N_ORD,
     H_N_REQ,
@@ -61,6 +61,7 @@ from framework.engine.state import (
     OL_TYPE,
     ORD_COLS,
     ORDF_COLS,
+    S_N_FREE,
     State,
 )
 
@@ -68,19 +69,23 @@ INT64_MAX = np.iinfo(np.int64).max
 
 
 # --- order slots ------------------------------------------------------------------------
+# Each strategy allocates from its own partition of the order table (state.py, SEG_ORD), so
+# its slots -- and the order ids made from them -- are what they would be in a run alone.
 @njit(cache=True, inline="always")
-def alloc_slot(st: State) -> int:
-    """A free order slot, or -1 when the table is full (H_WAKE_REASON set)."""
+def alloc_slot(st: State, sid: int) -> int:
+    """A free order slot of strategy ``sid``, or -1 when its slots are all in use (H_ERROR
+    set)."""
     _free = st.free
     _h = st.h
     _ord = st.ord
     _ordf = st.ordf
-    n = _h[H_N_FREE]
+    _strat = st.strat
+    n = _strat[sid, S_N_FREE]
     if n == 0:
         _h[H_ERROR] = ERR_ORDERS_FULL
         return -1
-    _h[H_N_FREE] = n - 1
-    slot = _free[n - 1]
+    _strat[sid, S_N_FREE] = n - 1
+    slot = _free[sid * _h[H_MAX_ORDERS] + n - 1]
     for c in range(ORD_COLS):
         _ord[slot, c] = 0
     for c in range(ORDF_COLS):
@@ -90,13 +95,16 @@ def alloc_slot(st: State) -> int:
 
 @njit(cache=True, inline="always")
 def release_slot(st: State, slot: int) -> None:
+    """Give ``slot`` back to its strategy's free list."""
     _free = st.free
     _h = st.h
     _ord = st.ord
+    _strat = st.strat
+    sid = _ord[slot, O_STRAT]
     _ord[slot, O_ID] = 0
-    n = _h[H_N_FREE]
-    _free[n] = slot
-    _h[H_N_FREE] = n + 1
+    n = _strat[sid, S_N_FREE]
+    _free[sid * _h[H_MAX_ORDERS] + n] = slot
+    _strat[sid, S_N_FREE] = n + 1
 
 
 @njit(cache=True, inline="always")

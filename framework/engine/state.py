@@ -27,7 +27,7 @@ from framework.features.kernels import N_FEATURES
 # --- header words (segment SEG_H) ---------------------------------------------------------
 H_N_INST: Final = 0
 H_N_STRAT: Final = 1
-H_MAX_ORDERS: Final = 2
+H_MAX_ORDERS: Final = 2  #: order slots of each strategy (Capacity.max_orders)
 H_NOW: Final = 3  #: engine clock: time of the last processed action
 H_LOCAL_CUR: Final = 4  #: next event of the window the strategy view will see
 H_VENUE_CUR: Final = 5  #: next event of the window the venue will apply
@@ -37,7 +37,6 @@ H_WAKE: Final = 8  #: why the last advance stopped (WAKE_*)
 H_WAKE_INST: Final = 9
 H_WAKE_STRAT: Final = 10
 H_WAKE_SLOT: Final = 11
-H_SEQ: Final = 12  #: order-id sequence
 H_EVENTS_LOCAL: Final = 13  #: events the strategy view has processed in total
 H_EVENTS_VENUE: Final = 14
 H_LAT_MODEL: Final = 15
@@ -65,10 +64,11 @@ H_WAKE_SIDE: Final = 36
 H_WAKE_REASON: Final = 37
 H_N_LAT_SERIES: Final = 38  #: rows of the empirical latency series
 H_LAT_IDX: Final = 39  #: cursor into the empirical series
-H_N_FREE: Final = 40  #: free order slots on the stack
 H_BOOK_NT: Final = 41
+#: time of the last action every strategy shares (market data, samples): with a strategy's
+#: own last action (S_OWN_NOW) it gives the clock a run of that strategy alone ends at
+H_SHARED_NOW: Final = 42
 H_LAST_TS: Final = 43  #: local time of the last event seen by the strategy view
-H_N_REST: Final = 44  #: orders resting at the venue (length of the resting list)
 H_WAKE_OID: Final = 45  #: for WAKE_FILL / WAKE_ORDER: the order id (its slot may be free already)
 H_ERROR: Final = 46  #: ERR_* when a table overflowed (the run stops with WAKE_ERROR)
 H_EV_PTR: Final = 47  #: address of the event window (the driver keeps the array alive)
@@ -105,7 +105,8 @@ ERR_ORDERS_FULL: Final = 1
 ERR_MESSAGES_FULL: Final = 2
 ERR_BOOK_FULL: Final = 3
 ERR_NAMES: Final = {
-    ERR_ORDERS_FULL: "too many live orders: raise Capacity.max_orders",
+    ERR_ORDERS_FULL: "a strategy has too many live orders: raise Capacity.max_orders "
+    "(order slots per strategy)",
     ERR_MESSAGES_FULL: "too many in-flight messages: raise Capacity.max_messages",
     ERR_BOOK_FULL: "a book holds more price levels outside its window than "
     "Capacity.book_far_levels on one side: raise it",
@@ -136,7 +137,11 @@ IF_TAKER_FEE: Final = 4
 IF_FEE_PER_LOT: Final = 5
 INSTF_COLS: Final = 8
 
-# --- order slot int columns (SEG_ORD, max_orders x ORD_COLS) ----------------------------------
+# --- order slot int columns (SEG_ORD, n_strat * max_orders x ORD_COLS) -------------------------
+# Strategy ``sid`` owns slots [sid * max_orders, (sid + 1) * max_orders), with its own free
+# list (SEG_FREE, same partition) and its own list of orders resting at the venue (SEG_REST):
+# its order ids and the order in which the venue scans its orders depend on nothing another
+# strategy does, so each of K copies in one run behaves exactly as it does alone.
 O_ID: Final = 0
 O_STRAT: Final = 1
 O_INST: Final = 2
@@ -156,7 +161,7 @@ O_PEND_QTY: Final = 15
 O_LOCAL_OPEN: Final = 16  #: strategy view: lots that may still fill (worst case, see local.py)
 O_VENUE_TS: Final = 17  #: venue time the order rested (for FIFO tie-breaks)
 O_NOTIONAL: Final = 18  #: sum of fill price*qty in ticks*lots (for the average price)
-O_REST_IDX: Final = 19  #: position in the resting list while resting at the venue
+O_REST_IDX: Final = 19  #: position in its strategy's resting list while resting at the venue
 # the strategy's own record of the order (O_PRICE / O_QTY change when the venue applies a
 # modify, before the strategy can know): what pre-trade risk counts
 O_LQTY: Final = 20  #: strategy view: size as last confirmed (or sent, while new)
@@ -227,7 +232,15 @@ S_RATE_EVENTS: Final = 6
 S_SUB_FILL: Final = 7  #: the strategy has on_fill: wake it for fills (else they only book)
 S_SUB_ORDER: Final = 8  #: the strategy has on_order
 S_N_WAKES: Final = 9  #: fill, order-update and timer callbacks made
-STRAT_COLS: Final = 12
+S_SEQ: Final = 10  #: the strategy's order-id sequence (its ids are seq * max_orders + slot index)
+S_N_FREE: Final = 11  #: free slots on the strategy's stack (SEG_FREE, its partition)
+S_N_REST: Final = 12  #: the strategy's orders resting at the venue (SEG_REST, its partition)
+#: strategies with the same account see each other's resting orders in self-trade
+#: prevention; isolated copies (``Backtest(isolated=True)``) have one account each
+S_ACCOUNT: Final = 13
+#: time of the strategy's last own action (a message of its orders, its timer)
+S_OWN_NOW: Final = 14
+STRAT_COLS: Final = 16
 SF_TOKENS: Final = 0
 SF_PEAK_EQUITY: Final = 1
 SF_LAST_EQUITY: Final = 2
@@ -377,6 +390,7 @@ class Capacity:
 
     n_inst: int
     n_strat: int
+    #: live orders of ONE strategy (each strategy has this many order slots of its own)
     max_orders: int = 4096
     max_messages: int = 4096
     book_ticks: int = 4096  #: dense window of each book near the touch (speed, not reach)
@@ -387,6 +401,7 @@ class Capacity:
 
 def _shapes(c: Capacity) -> list[tuple[int, ...]]:
     ni, ns, nr = c.n_inst, c.n_strat, c.record_rows
+    slots = ns * c.max_orders
     return [
         (H_SIZE,),
         (HF_SIZE,),
@@ -396,9 +411,9 @@ def _shapes(c: Capacity) -> list[tuple[int, ...]]:
         (ni, 2, l2_width(c.book_ticks, c.book_far_levels)),
         (ni, L2_META_SIZE),
         (ni, 2, l2_width(c.book_ticks, c.book_far_levels)),
-        (c.max_orders, ORD_COLS),
-        (c.max_orders, ORDF_COLS),
-        (c.max_orders,),
+        (slots, ORD_COLS),
+        (slots, ORDF_COLS),
+        (slots,),
         (c.max_messages, MSG_COLS),
         (c.max_messages, MSG_COLS),
         (ns, ni, POS_COLS),
@@ -415,8 +430,8 @@ def _shapes(c: Capacity) -> list[tuple[int, ...]]:
         (nr, LAT_COLS),
         (max(c.lat_series, 1), 3),
         (ns, ni),
-        (c.max_orders,),
-        (c.max_orders + 8, 3),
+        (slots,),
+        (slots + 8, 3),
         (ni, N_FEATURES),
     ]
 
@@ -438,8 +453,10 @@ def allocate(c: Capacity) -> npt.NDArray[np.int64]:
     st.h[H_MAX_ORDERS] = c.max_orders
     st.h[H_BOOK_NT] = c.book_ticks
     st.h[H_END_TS] = np.iinfo(np.int64).max
-    st.h[H_N_FREE] = c.max_orders
-    st.free[:] = np.arange(c.max_orders - 1, -1, -1)  # a stack: pop from the end
+    m = c.max_orders
+    st.strat[:, S_N_FREE] = m
+    for sid in range(c.n_strat):  # a stack per strategy: pop from the end
+        st.free[sid * m : (sid + 1) * m] = np.arange((sid + 1) * m - 1, sid * m - 1, -1)
     for i in range(c.n_inst):
         l2_init(st.vmeta[i], st.vqty[i], c.book_ticks, c.book_far_levels)
         l2_init(st.lmeta[i], st.lqty[i], c.book_ticks, c.book_far_levels)

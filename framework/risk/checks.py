@@ -35,7 +35,7 @@ from framework.engine.enums import (
     TS_REDUCING,
 )
 from framework.engine.state import (
-    H_N_REST,
+    H_MAX_ORDERS,
     IF_LOT,
     IF_MULT,
     IF_TICK,
@@ -54,9 +54,11 @@ from framework.engine.state import (
     R_RATE_BURST,
     R_RATE_PER_S,
     R_SELF_TRADE,
+    S_ACCOUNT,
     S_KILLED,
     S_LAST_REFILL,
     S_N_OPEN,
+    S_N_REST,
     S_STATE,
     SF_PEAK_EQUITY,
     SF_TOKENS,
@@ -133,6 +135,32 @@ def _take_token(st: State, sid: int, now: int) -> bool:
 
 
 @njit(cache=True, inline="always")
+def _self_trade(st: State, sid: int, inst: int, side: int, price: int, order_type: int) -> bool:
+    """Whether the order would meet a resting order of the same account on ``inst``: the
+    strategy's own or another's that trades for the same account (``S_ACCOUNT``). Isolated
+    copies of a strategy have accounts of their own, so they never deny each other."""
+    _h = st.h
+    _ord = st.ord
+    _rest = st.rest
+    _strat = st.strat
+    m = _h[H_MAX_ORDERS]
+    account = _strat[sid, S_ACCOUNT]
+    for other in range(_strat.shape[0]):
+        if _strat[other, S_ACCOUNT] != account:
+            continue
+        base = other * m
+        for j in range(base, base + _strat[other, S_N_REST]):
+            o = _ord[_rest[j]]
+            if o[O_INST] != inst or o[O_SIDE] == side:
+                continue
+            if order_type == ORD_MARKET:
+                return True
+            if (side == BUY and price >= o[O_PRICE]) or (side != BUY and price <= o[O_PRICE]):
+                return True
+    return False
+
+
+@njit(cache=True, inline="always")
 def check_order(
     st: State,
     sid: int,
@@ -164,14 +192,11 @@ def check_order(
     price (:func:`worst_price`). A new order (``new_order``) also counts against the
     open-order limit; it stays counted until it is finished, a cancel in flight included.
     """
-    _h = st.h
     _inst = st.inst
     _instf = st.instf
     _lmeta = st.lmeta
     _lqty = st.lqty
-    _ord = st.ord
     _pos = st.pos
-    _rest = st.rest
     _risk = st.risk
     _strat = st.strat
     if inst < 0 or inst >= _inst.shape[0] or size <= 0 or add < 0 or (side != 1 and side != -1):
@@ -223,15 +248,8 @@ def check_order(
                     return DENY_MAX_POSITION_STRATEGY
     if new_order and s[S_N_OPEN] + 1 > lim[R_MAX_OPEN]:
         return DENY_MAX_OPEN_ORDERS
-    if lim[R_SELF_TRADE] > 0.0:
-        for j in range(_h[H_N_REST]):
-            o = _ord[_rest[j]]
-            if o[O_INST] != inst or o[O_SIDE] == side:
-                continue
-            if order_type == ORD_MARKET:
-                return DENY_SELF_TRADE
-            if (side == BUY and price >= o[O_PRICE]) or (side != BUY and price <= o[O_PRICE]):
-                return DENY_SELF_TRADE
+    if lim[R_SELF_TRADE] > 0.0 and _self_trade(st, sid, inst, side, price, order_type):
+        return DENY_SELF_TRADE
     if not _take_token(st, sid, now):
         return DENY_RATE_LIMIT
     return DENY_NONE
