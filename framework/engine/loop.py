@@ -54,8 +54,13 @@ from framework.engine.state import (
     H_N_RESP,
     H_NEXT_SAMPLE,
     H_NOW,
+    H_REQ_HEAD,
+    H_RESP_HEAD,
     H_SAMPLE_NS,
     H_SHARED_NOW,
+    H_TIMER_AT,
+    H_TIMER_DIRTY,
+    H_TIMER_SID,
     H_VENUE_CUR,
     H_WAKE,
     H_WAKE_INST,
@@ -209,6 +214,23 @@ def end_clock(h: np.ndarray, strat: np.ndarray, sid: int) -> int:
     return max(h[H_SHARED_NOW], strat[sid, S_OWN_NOW])
 
 
+@njit(cache=True)
+def _next_timer(h: np.ndarray, strat: np.ndarray) -> None:
+    """Find the next timer (H_TIMER_AT / H_TIMER_SID; sid -1 when none is set): the
+    earliest, the lowest strategy index at equal times. Only after a timer was set or fired:
+    looking at every strategy on every step would cost K times as much for K strategies."""
+    at_min = 0
+    sid_min = -1
+    for sid in range(strat.shape[0]):
+        at = strat[sid, S_TIMER_AT]
+        if at > 0 and (sid_min < 0 or at < at_min):
+            at_min = at
+            sid_min = sid
+    h[H_TIMER_AT] = at_min
+    h[H_TIMER_SID] = sid_min
+    h[H_TIMER_DIRTY] = 0
+
+
 @njit(cache=True, inline="always")
 def _sync(h: np.ndarray, ev: np.ndarray, vc: int, lc: int, l0: int) -> None:
     """Write the inner data loop's cursors and counters back to the header (they live in
@@ -278,19 +300,19 @@ def advance_state(a: Arena, ev: np.ndarray) -> int:
         now = h[H_NOW]
         tv = INF if vc >= n else max(ev[vc]["exch_ts"], now)
         tl = INF if lc >= n else max(ev[lc]["local_ts"], now)
-        ireq = next_msg(h, req, H_N_REQ)
+        ireq = next_msg(h, H_N_REQ, H_REQ_HEAD)
         treq = INF if ireq < 0 else max(req[ireq, M_TS], now)
-        iresp = next_msg(h, resp, H_N_RESP)
+        iresp = next_msg(h, H_N_RESP, H_RESP_HEAD)
         tresp = INF if iresp < 0 else max(resp[iresp, M_TS], now)
         ttimer = INF
         tsid = -1
         tsample = INF
         if vc < n or lc < n:  # once the data has ended, timers and samples stop
-            for sid in range(n_strat):
-                at = strat[sid, S_TIMER_AT]
-                if at > 0 and at < ttimer:
-                    ttimer = max(at, now)
-                    tsid = sid
+            if h[H_TIMER_DIRTY]:
+                _next_timer(h, strat)
+            if h[H_TIMER_SID] >= 0:
+                ttimer = max(h[H_TIMER_AT], now)
+                tsid = h[H_TIMER_SID]
             if h[H_SAMPLE_NS] > 0:
                 tsample = max(h[H_NEXT_SAMPLE], now)
         t = min(tv, treq, tresp, tl, ttimer, tsample)
@@ -398,11 +420,11 @@ def advance_state(a: Arena, ev: np.ndarray) -> int:
             h[H_NOW] = t
             h[H_SHARED_NOW] = t
         elif t == treq:
-            pop_msg(st, req, H_N_REQ, ireq, mbuf)
+            pop_msg(st, req, H_N_REQ, H_REQ_HEAD, mbuf)
             strat[ordm[mbuf[M_SLOT], O_STRAT], S_OWN_NOW] = t  # slots belong to a strategy
             venue_request(a, mbuf, t)
         elif t == tresp:
-            pop_msg(st, resp, H_N_RESP, iresp, mbuf)
+            pop_msg(st, resp, H_N_RESP, H_RESP_HEAD, mbuf)
             strat[ordm[mbuf[M_SLOT], O_STRAT], S_OWN_NOW] = t
             w = local_response(a, mbuf, t)
             if w == WAKE_FILL:
@@ -415,6 +437,7 @@ def advance_state(a: Arena, ev: np.ndarray) -> int:
         elif t == ttimer:
             every = strat[tsid, S_TIMER_EVERY]
             strat[tsid, S_TIMER_AT] = t + every if every > 0 else 0
+            h[H_TIMER_DIRTY] = 1
             strat[tsid, S_OWN_NOW] = t
             h[H_WAKE_STRAT] = tsid
             strat[tsid, S_N_WAKES] += 1

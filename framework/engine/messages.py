@@ -17,6 +17,8 @@ from framework.engine.state import (
     H_N_ORD,
     H_N_REQ,
     H_N_RESP,
+    H_REQ_HEAD,
+    H_RESP_HEAD,
     LAT_KIND,
     LAT_NS,
     M_EXCH_TS,
@@ -145,11 +147,17 @@ def log_latency(st: State, kind: int, ns: int) -> None:
 
 
 # --- message queues ------------------------------------------------------------------------
+# Each queue is a ring (``q``'s rows from ``h[head_word]``, ``h[count_word]`` of them) kept in
+# order of arrival time, FIFO at equal times: the next message is the head, found and taken
+# in constant time however many are in flight (K strategies in one run send K times as many).
+# A message is inserted from the tail, moving past the later ones; with a constant latency
+# messages arrive in the order they are sent and nothing moves.
 @njit(cache=True, inline="always")
 def push_msg(
     st: State,
     q: npt.NDArray[np.int64],
     count_word: int,
+    head_word: int,
     ts: int,
     kind: int,
     slot: int,
@@ -164,10 +172,21 @@ def push_msg(
     _h = st.h
     _ord = st.ord
     n = _h[count_word]
-    if n >= q.shape[0]:
+    cap = q.shape[0]
+    if n >= cap:
         _h[H_ERROR] = ERR_MESSAGES_FULL
         return False
-    m = q[n]
+    i = _h[head_word] + n
+    if i >= cap:
+        i -= cap
+    for _ in range(n):  # past the messages arriving later (none at a constant latency)
+        j = i - 1 if i > 0 else cap - 1
+        if q[j, M_TS] <= ts:
+            break
+        for c in range(MSG_COLS):
+            q[i, c] = q[j, c]
+        i = j
+    m = q[i]
     seq = _h[H_MSG_SEQ]
     _h[H_MSG_SEQ] = seq + 1
     m[M_TS] = ts
@@ -187,35 +206,23 @@ def push_msg(
 
 
 @njit(cache=True, inline="always")
-def next_msg(h: npt.NDArray[np.int64], q: npt.NDArray[np.int64], count_word: int) -> int:
-    """Index of the earliest message (FIFO among equal times), or -1. Takes the header
-    ``h`` rather than the whole state: it runs on every step of the replay loop."""
-    n = h[count_word]
-    best = -1
-    bt = INT64_MAX
-    bs = INT64_MAX
-    for i in range(n):
-        t = q[i, M_TS]
-        if t < bt or (t == bt and q[i, M_SEQ] < bs):
-            best = i
-            bt = t
-            bs = q[i, M_SEQ]
-    return best
+def next_msg(h: npt.NDArray[np.int64], count_word: int, head_word: int) -> int:
+    """Row of the earliest message (FIFO among equal times), or -1. Takes the header ``h``
+    rather than the whole state: it runs on every step of the replay loop."""
+    return h[head_word] if h[count_word] > 0 else -1
 
 
 @njit(cache=True, inline="always")
 def pop_msg(
-    st: State, q: npt.NDArray[np.int64], count_word: int, i: int, out: npt.NDArray[np.int64]
+    st: State, q: npt.NDArray[np.int64], count_word: int, head_word: int, out: npt.NDArray[np.int64]
 ) -> None:
-    """Copy message ``i`` to ``out`` and remove it (the last one takes its place)."""
+    """Copy the earliest message to ``out`` and remove it."""
     _h = st.h
-    n = _h[count_word]
+    i = _h[head_word]
     for c in range(MSG_COLS):
         out[c] = q[i, c]
-    if i != n - 1:
-        for c in range(MSG_COLS):
-            q[i, c] = q[n - 1, c]
-    _h[count_word] = n - 1
+    _h[head_word] = i + 1 if i + 1 < q.shape[0] else 0
+    _h[count_word] -= 1
 
 
 @njit(cache=True, inline="always")
@@ -226,7 +233,9 @@ def msg_fee(m: npt.NDArray[np.int64]) -> float:
 @njit(cache=True, inline="always")
 def push_request(st: State, ts: int, kind: int, slot: int, price: int, qty: int, sent: int) -> bool:
     _req = st.req
-    return push_msg(st, _req, H_N_REQ, ts, kind, slot, price, qty, 0, 0, 0, sent, 0.0)
+    return push_msg(
+        st, _req, H_N_REQ, H_REQ_HEAD, ts, kind, slot, price, qty, 0, 0, 0, sent, 0.0
+    )
 
 
 @njit(cache=True, inline="always")
@@ -244,7 +253,20 @@ def push_response(
 ) -> bool:
     _resp = st.resp
     return push_msg(
-        st, _resp, H_N_RESP, ts, kind, slot, price, qty, liq, reason, exch_ts, exch_ts, fee
+        st,
+        _resp,
+        H_N_RESP,
+        H_RESP_HEAD,
+        ts,
+        kind,
+        slot,
+        price,
+        qty,
+        liq,
+        reason,
+        exch_ts,
+        exch_ts,
+        fee,
     )
 
 

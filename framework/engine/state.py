@@ -73,6 +73,14 @@ H_WAKE_OID: Final = 45  #: for WAKE_FILL / WAKE_ORDER: the order id (its slot ma
 H_ERROR: Final = 46  #: ERR_* when a table overflowed (the run stops with WAKE_ERROR)
 H_EV_PTR: Final = 47  #: address of the event window (the driver keeps the array alive)
 H_FEAT_PTR: Final = 48  #: address of the window's feature rows (float64[n, N_FEATURES]), 0 = none
+#: ring heads of the request / response queues (each kept in time order: see messages.py)
+H_REQ_HEAD: Final = 49
+H_RESP_HEAD: Final = 50
+#: the next timer (earliest S_TIMER_AT, lowest strategy at equal times; -1: none), found
+#: again only after a timer was set or fired (H_TIMER_DIRTY)
+H_TIMER_DIRTY: Final = 51
+H_TIMER_AT: Final = 52
+H_TIMER_SID: Final = 53
 #: addresses of the compiled core's entry points (framework/engine/core.py ``install``):
 #: compiled callers call through them instead of linking the engine's code
 H_FN_ADVANCE: Final = 56
@@ -453,6 +461,7 @@ def allocate(c: Capacity) -> npt.NDArray[np.int64]:
     st.h[H_MAX_ORDERS] = c.max_orders
     st.h[H_BOOK_NT] = c.book_ticks
     st.h[H_END_TS] = np.iinfo(np.int64).max
+    st.h[H_TIMER_DIRTY] = 1
     m = c.max_orders
     st.strat[:, S_N_FREE] = m
     for sid in range(c.n_strat):  # a stack per strategy: pop from the end
