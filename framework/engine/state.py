@@ -74,13 +74,13 @@ H_ERROR: Final = 46  #: ERR_* when a table overflowed (the run stops with WAKE_E
 H_EV_PTR: Final = 47  #: address of the event window (the driver keeps the array alive)
 H_FEAT_PTR: Final = 48  #: address of the window's feature rows (float64[n, N_FEATURES]), 0 = none
 #: ring heads of the request / response queues (each kept in time order: see messages.py)
-H_REQ_HEAD: Final = 49
-H_RESP_HEAD: Final = 50
+H_REQ_HEAD: Final = 51
+H_RESP_HEAD: Final = 52
 #: the next timer (earliest S_TIMER_AT, lowest strategy at equal times; -1: none), found
 #: again only after a timer was set or fired (H_TIMER_DIRTY)
-H_TIMER_DIRTY: Final = 51
-H_TIMER_AT: Final = 52
-H_TIMER_SID: Final = 53
+H_TIMER_DIRTY: Final = 53
+H_TIMER_AT: Final = 54
+H_TIMER_SID: Final = 55
 #: addresses of the compiled core's entry points (framework/engine/core.py ``install``):
 #: compiled callers call through them instead of linking the engine's code
 H_FN_ADVANCE: Final = 56
@@ -242,13 +242,14 @@ S_SUB_ORDER: Final = 8  #: the strategy has on_order
 S_N_WAKES: Final = 9  #: fill, order-update and timer callbacks made
 S_SEQ: Final = 10  #: the strategy's order-id sequence (its ids are seq * max_orders + slot index)
 S_N_FREE: Final = 11  #: free slots on the strategy's stack (SEG_FREE, its partition)
-S_N_REST: Final = 12  #: the strategy's orders resting at the venue (SEG_REST, its partition)
+# (12 and 13 are free)
+S_N_REST: Final = 14  #: the strategy's orders resting at the venue (SEG_REST, its partition)
 #: strategies with the same account see each other's resting orders in self-trade
 #: prevention; isolated copies (``Backtest(isolated=True)``) have one account each
-S_ACCOUNT: Final = 13
+S_ACCOUNT: Final = 15
 #: time of the strategy's last own action (a message of its orders, its timer)
-S_OWN_NOW: Final = 14
-STRAT_COLS: Final = 16
+S_OWN_NOW: Final = 16
+STRAT_COLS: Final = 20
 SF_TOKENS: Final = 0
 SF_PEAK_EQUITY: Final = 1
 SF_LAST_EQUITY: Final = 2
