@@ -204,23 +204,38 @@ def run_hbt_idle(rows: np.ndarray, tick: float) -> float:
 # --- K instances in one pass ------------------------------------------------------------------
 K = 16
 
-#: Runs K isolated instances of a strategy over one pass of the events (the optimiser of
-#: DESIGN.md section 4) and returns its wall seconds: ``one_pass(events, instrument,
-#: strategies)``. framework.engine has no such driver yet, so the row reports it as not
-#: available (MISSED); when it lands, set this to a function that drives it and the row
-#: measures it against the K separate runs already timed below.
-ONE_PASS: Callable[[np.ndarray, Any, list[Strategy]], float] | None = None
-ONE_PASS_MISSING = (
-    "framework.engine has no driver for K instances in one pass yet "
-    "(plug it in as ONE_PASS in benchmarks/bench_engine.py)"
-)
+
+def one_pass(events: np.ndarray, inst: Any, strategies: list[Strategy]) -> float:
+    """Wall seconds of one backtest running ``strategies`` as isolated instances over one
+    pass of the events (the optimiser of DESIGN.md section 4), measured as the separate runs
+    are: set-up, replay and the result tables, each copy's rows as in its run alone."""
+    t0 = time.perf_counter()
+    Backtest(
+        instruments=[inst],
+        streams=[[events]],
+        strategies=strategies,
+        latency=LAT,
+        queue=QUEUE,
+        mode="compiled",
+        sample_ns=1_000_000_000,
+        isolated=True,
+    ).run()
+    return time.perf_counter() - t0
+
+
+#: Runs K isolated instances of a strategy over one pass of the events and returns its wall
+#: seconds: ``one_pass(events, instrument, strategies)``; None reports the row as not
+#: available (MISSED).
+ONE_PASS: Callable[[np.ndarray, Any, list[Strategy]], float] | None = one_pass
+ONE_PASS_MISSING = "no driver for K instances in one pass (ONE_PASS in benchmarks/bench_engine.py)"
 
 
 def k_instances(k: int) -> list[Strategy]:
     """K one-tick market makers, each with its own inventory limit (a parameter sweep)."""
+    from framework.engine.instances import copies
     from strategies.one_tick_mm import OneTickMM
 
-    return [OneTickMM({"max_position": 1 + i}, name=f"mm{i}") for i in range(k)]
+    return list(copies(OneTickMM, [{"max_position": 1 + i} for i in range(k)], name="mm"))
 
 
 def separate_runs(events: np.ndarray, inst: Any, strategies: list[Strategy]) -> float:

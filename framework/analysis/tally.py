@@ -163,17 +163,37 @@ class Tally:
                 self._seen("fills", strat, inst)
             return
         self._last_ts = int(df["ts"][-1])
-        parts = df.partition_by("strategy", "instrument", maintain_order=True, as_dict=True)
-        shared = Counter(str(inst) for _, inst in parts)  # strategies per instrument
-        for (strat, inst), g in parts.items():
+        # the columns once for the whole part, then each (strategy, instrument)'s rows by
+        # index: a run of K strategies has K groups in every part, and a polars operation per
+        # group costs more than the group's arithmetic
+        side_all, price_all, qty_all, fee_all, position_all = trip_args(df)
+        liq = df["liquidity"]
+        maker_all = (liq == "maker").to_numpy()
+        taker_all = (liq == "taker").to_numpy()
+        groups = (
+            df.select("strategy", "instrument")
+            .with_row_index("row")
+            .group_by("strategy", "instrument", maintain_order=True)
+            .agg("row")
+        )
+        shared = Counter(groups["instrument"].to_list())  # strategies per instrument
+        for strat, inst, rows in zip(
+            groups["strategy"].to_list(), groups["instrument"].to_list(), groups["row"], strict=True
+        ):
             key = (str(strat), str(inst))
             self._seen("fills", *key)
-            side, price, qty, fee, position = trip_args(g)
-            liq = g["liquidity"]
-            maker = (liq == "maker").to_numpy()
-            taker = (liq == "taker").to_numpy()
+            at = rows.to_numpy()
+            side, price, qty, fee, position = (
+                side_all[at],
+                price_all[at],
+                qty_all[at],
+                fee_all[at],
+                position_all[at],
+            )
+            maker = maker_all[at]
+            taker = taker_all[at]
             acc = self._fills.setdefault(key[0], FillSums())
-            acc.n += g.height
+            acc.n += len(at)
             acc.qty += float(qty.sum())
             acc.fees += float(fee.sum())
             acc.turnover += float((price * qty).sum())
@@ -182,7 +202,7 @@ class Tally:
             acc.taker_n += int(taker.sum())
             acc.taker_qty += float(qty[taker].sum())
             carry = self._carry.setdefault(key, np.zeros(2))
-            out = np.empty(g.height, dtype=np.float64)
+            out = np.empty(len(at), dtype=np.float64)
             k = round_trip_scan_nb(side, price, qty, fee, position, out, carry)
             acc.trips += k
             acc.wins += int((out[:k] > 0).sum())

@@ -34,6 +34,8 @@ class Backtest:
     written to Parquet as the run goes (bounded memory whatever its length):
     ``<table>.parquet`` in ``out_dir``, or in a temporary folder that lives as long as the
     result. ``result.write(out_dir)`` then adds ``summary.json`` (and statistics).
+    ``isolated``: each strategy its own account (see :class:`~framework.engine.engine.Engine`;
+    K copies of a strategy in one pass).
 
     >>> # Backtest(instruments=[inst], streams=[[events]], strategies=[MyStrategy()]).run()
     """
@@ -53,6 +55,7 @@ class Backtest:
         end_ts: int | None = None,
         config: dict[str, Any] | None = None,
         out_dir: str | os.PathLike[str] | None = None,
+        isolated: bool = False,
     ) -> None:
         if len(instruments) != len(streams):
             msg = f"{len(instruments)} instruments but {len(streams)} event streams"
@@ -69,6 +72,7 @@ class Backtest:
             capacity=capacity,
             end_ts=end_ts,
             out_dir=out_dir,
+            isolated=isolated,
         )
         from framework.book.project import l2_stream
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -101,6 +101,7 @@ from framework.engine.state import (
     IF_MULT,
     IF_TAKER_FEE,
     IF_TICK,
+    S_ACCOUNT,
     S_N_WAKES,
     S_SUB_FILL,
     S_SUB_ORDER,
@@ -142,6 +143,13 @@ class Engine:
     engine), Python, or ``auto`` (compiled when every strategy has them). ``end_ts`` stops
     the run at that local time. ``out_dir`` receives the result tables as they are written
     (a temporary folder living as long as the result otherwise).
+
+    Strategies of one engine share an account unless ``isolated``: self-trade prevention
+    stops an order that would meet a working order of any of them. With ``isolated=True``
+    each strategy trades for an account of its own and sees nothing of the others' orders,
+    so K copies of a strategy with different parameters
+    (:func:`framework.engine.instances.copies`) run in one pass over the events, each with
+    exactly the orders, fills and PnL of a run alone (README, "K instances in one pass").
     """
 
     _decoder: RecordDecoder | None  #: made with the first flush, after set-up
@@ -161,6 +169,7 @@ class Engine:
         capacity: Capacity | None = None,
         end_ts: int | None = None,
         out_dir: Any = None,
+        isolated: bool = False,
     ) -> None:
         if not instruments:
             msg = "an engine needs at least one instrument"
@@ -188,6 +197,7 @@ class Engine:
         self.sample_ns = int(sample_ns)
         self.capacity = capacity or Capacity(n_inst=len(instruments), n_strat=len(strategies))
         self.end_ts = end_ts
+        self.isolated = bool(isolated)
         #: responses from inject() that named no live order (kept, not dropped)
         self.unmatched: npt.NDArray[np.void] = np.empty(0, RESPONSE_DTYPE)
         #: pushed events whose local time was earlier than one pushed before (wall clock:
@@ -252,6 +262,7 @@ class Engine:
         keys = [i.key for i in self.instruments]
         for sid, s in enumerate(self.strategies):
             st.risk[sid, :] = s.risk_limits.to_array()
+            st.strat[sid, S_ACCOUNT] = sid if self.isolated else 0
             wanted = keys if s.instruments is None else s.instruments
             unknown = [k for k in wanted if k not in keys]
             if unknown:
@@ -436,7 +447,8 @@ class Engine:
 
     def inject(self, responses: npt.NDArray[np.void]) -> int:
         """Give the venue's answers (RESPONSE_DTYPE records) to the strategies' side: each is
-        acted on when the clock reaches its ``ts``. Answers naming no live order are kept in
+        acted on when the clock reaches its ``ts``; ``oid`` and ``strategy`` are the
+        request's (order ids are unique per strategy). Answers naming no live order are kept in
         :attr:`unmatched` (a late answer to a finished order, a foreign id); returns how
         many of ``responses`` were queued."""
         self._check_open()
@@ -449,7 +461,8 @@ class Engine:
         problem = check_responses(r)
         if problem:
             raise ConfigError(f"inject(): {problem}")
-        names = ("ts", "exch_ts", "kind", "oid", "price", "qty", "liquidity", "reason")
+        names = ("ts", "exch_ts", "kind", "oid", "strategy", "price", "qty", "liquidity",
+                 "reason")
         ints = np.stack([r[k].astype(np.int64) for k in names], axis=1) if len(r) else (
             np.empty((0, len(names)), np.int64)
         )
@@ -518,31 +531,36 @@ class Engine:
 
     # compiled strategies: the generated runner loops over the core and the callbacks
     def _start_compiled(self) -> None:
-        from framework.engine.codegen import build_runner, params_tuple
+        from framework.engine.codegen import CompiledStrategies
 
-        mod = build_runner(self.strategies)
-        keys = [i.key for i in self.instruments]
-        ps = [params_tuple(mod, k, s, keys) for k, s in enumerate(self.strategies)]
-        ss = [np.zeros(max(type(s).compiled.state_size, 1), np.int64) for s in self.strategies]  # type: ignore[union-attr]
-        args: list[Any] = []
-        for p, s in zip(ps, ss, strict=True):
-            args += [p, s]
-        self._mod, self._ps, self._ss, self._args = mod, ps, ss, args
-        for k in range(len(self.strategies)):
-            getattr(mod, f"on_start_{k}")(self.arena, ps[k], ss[k])
+        cs = self._cs = CompiledStrategies(self.strategies, [i.key for i in self.instruments])
+        self._mod, self._args = cs.module, cs.run_args()
+        cs.start(self.arena)
         # compile (or load from the cache) before the clock starts
         import numba
 
-        mod.run.compile(tuple(numba.typeof(x) for x in (self.arena, *args)))
+        self._mod.run.compile(tuple(numba.typeof(x) for x in (self.arena, *self._args)))
         self._step = self._step_compiled
 
     def _step_compiled(self) -> int:
         return int(self._mod.run(self.arena, *self._args))
 
     def _stop_compiled(self) -> None:
-        for k, strat in enumerate(self.strategies):
-            getattr(self._mod, f"on_stop_{k}")(self.arena, self._ps[k], self._ss[k])
-            strat.compiled_state = self._ss[k].copy()
+        for k in self._stopping():
+            self._cs.stop(self.arena, k)
+
+    def _stopping(self) -> Iterator[int]:
+        """The strategies' indices for their ``on_stop``, the clock set to the time each
+        one's run would end alone (``loop.end_clock``; other strategies' messages may still
+        have been in flight), then set back."""
+        from framework.kernel.loop import end_clock
+
+        h, strat = self.st.h, self.st.strat
+        now = int(h[H_NOW])
+        for k in range(len(self.strategies)):
+            h[H_NOW] = end_clock(h, strat, k)
+            yield k
+        h[H_NOW] = now
 
     # Python strategies (compiled-only ones among them through generated dispatchers)
     def _start_python(self) -> None:
@@ -555,26 +573,22 @@ class Engine:
         self._hv = memoryview(self.st.h)  # type: ignore[arg-type]
         compiled_only = [k for k, s in enumerate(strategies) if not s.has_python_path()]
         disp: dict[int, Any] = {}
+        self._index: dict[int, int] = {}
         if compiled_only:
-            from framework.engine.codegen import build_runner, params_tuple
+            from framework.engine.codegen import CompiledStrategies
 
-            mod = build_runner([strategies[k] for k in compiled_only])
-            for j, k in enumerate(compiled_only):
-                s = strategies[k]
-                p = params_tuple(mod, j, s, [i.key for i in self.instruments])
-                state = np.zeros(max(type(s).compiled.state_size, 1), np.int64)  # type: ignore[union-attr]
-                disp[k] = (
-                    getattr(mod, f"dispatch_{j}"),
-                    p,
-                    state,
-                    getattr(mod, f"on_start_{j}"),
-                    getattr(mod, f"on_stop_{j}"),
-                )
+            cs = self._cs = CompiledStrategies(
+                [strategies[k] for k in compiled_only],
+                [i.key for i in self.instruments],
+                sids=compiled_only,
+            )
+            disp = {k: cs.dispatcher(j) for j, k in enumerate(compiled_only)}
+            self._index = {k: j for j, k in enumerate(compiled_only)}
         self._disp = disp
         arena = self.arena
 
         def compiled_call(d: Any, wake: int) -> Any:
-            return lambda a, inst: d[0](a, wake, d[1], d[2])
+            return lambda a, inst: d(a, wake)
 
         def calls(name: str, wake: int, i: int) -> list[tuple[Any, Any]]:
             out: list[tuple[Any, Any]] = []
@@ -593,7 +607,7 @@ class Engine:
         self._trade_calls = [calls("on_trade", WAKE_TRADE, i) for i in range(len(self.instruments))]
         for k, s in enumerate(strategies):
             if k in disp:
-                disp[k][3](arena, disp[k][1], disp[k][2])
+                self._cs.start(arena, self._index[k])
             else:
                 s.on_start(ctxs[k])
         self._py_step = api.entry(api.advance_at, api.I64_T)
@@ -627,8 +641,7 @@ class Engine:
         hv = self._hv
         ctx = self._ctxs[k]
         if k in self._disp:
-            d = self._disp[k]
-            d[0](self.arena, w, d[1], d[2])
+            self._disp[k](self.arena, w)
         elif w == WAKE_FILL:
             self.strategies[k].on_fill(
                 ctx,
@@ -655,13 +668,11 @@ class Engine:
             self.strategies[k].on_timer(ctx)
 
     def _stop_python(self) -> None:
-        for k, s in enumerate(self.strategies):
+        for k in self._stopping():
             if k in self._disp:
-                d = self._disp[k]
-                d[4](self.arena, d[1], d[2])
-                s.compiled_state = d[2].copy()
+                self._cs.stop(self.arena, self._index[k])
             else:
-                s.on_stop(self._ctxs[k])
+                self.strategies[k].on_stop(self._ctxs[k])
 
     # --- results ---------------------------------------------------------------------------
     def _flush(self) -> None:
@@ -732,6 +743,7 @@ class Engine:
                 for s in self.strategies
             },
             "callbacks": self.callbacks(),
+            "isolated": self.isolated,
             "book_updates": self.events,
         }
 

@@ -74,7 +74,6 @@ from framework.engine.state import (
     H_MAX_ORDERS,
     H_N_DENY,
     H_N_FILL,
-    H_SEQ,
     H_WAKE_INST,
     H_WAKE_OID,
     H_WAKE_ORDER_KIND,
@@ -140,6 +139,7 @@ from framework.engine.state import (
     RESP_REJECT,
     S_KILLED,
     S_N_OPEN,
+    S_SEQ,
     S_STATE,
     WAKE_BOOK,
     WAKE_ERROR,
@@ -252,12 +252,15 @@ def order_submit(
     if reason != DENY_NONE:
         _deny(st, sid, inst, side, price, qty, otype, reason, now)
         return -reason
-    slot = alloc_slot(st)
+    slot = alloc_slot(st, sid)
     if slot < 0:
         return 0
-    seq = _h[H_SEQ] + 1
-    _h[H_SEQ] = seq
-    oid = seq * _h[H_MAX_ORDERS] + slot  # the slot is recoverable from the id
+    # numbered per strategy, from its own sequence and slot partition: a strategy's ids are
+    # the same whatever else runs beside it (they are unique per strategy, not per run)
+    seq = _strat[sid, S_SEQ] + 1
+    _strat[sid, S_SEQ] = seq
+    m = _h[H_MAX_ORDERS]
+    oid = seq * m + slot - sid * m  # the slot is recoverable from the id and the strategy
     o = _ord[slot]
     o[O_ID] = oid
     o[O_STRAT] = sid
@@ -288,7 +291,8 @@ def slot_of(st: State, sid: int, oid: int) -> int:
     _ord = st.ord
     if oid <= 0:
         return -1
-    slot = oid % _h[H_MAX_ORDERS]
+    m = _h[H_MAX_ORDERS]
+    slot = sid * m + oid % m
     o = _ord[slot]
     if o[O_ID] != oid or o[O_STRAT] != sid:
         return -1
@@ -377,8 +381,9 @@ def cancel_all(a: Arena, sid: int, now: int) -> int:
     """Cancel every live order of a strategy; returns how many cancels were sent."""
     st = unpack_raw(a)
     _ord = st.ord
+    m = st.h[H_MAX_ORDERS]
     n = 0
-    for slot in range(_ord.shape[0]):
+    for slot in range(sid * m, (sid + 1) * m):  # the strategy's own slots
         o = _ord[slot]
         live = o[O_ID] != 0 and o[O_STRAT] == sid and not o[O_CXL_SENT]
         if live and order_cancel(a, sid, o[O_ID], now):

@@ -43,6 +43,7 @@ from framework.engine.state import (
     H_HORIZON,
     H_LAST_TS,
     H_LOCAL_CUR,
+    H_MAX_ORDERS,
     H_N_DENY,
     H_N_EQ,
     H_N_EV,
@@ -55,7 +56,13 @@ from framework.engine.state import (
     H_N_RESP,
     H_NEXT_SAMPLE,
     H_NOW,
+    H_REQ_HEAD,
+    H_RESP_HEAD,
     H_SAMPLE_NS,
+    H_SHARED_NOW,
+    H_TIMER_AT,
+    H_TIMER_DIRTY,
+    H_TIMER_SID,
     H_VENUE_CUR,
     H_WAKE,
     H_WAKE_INST,
@@ -68,6 +75,7 @@ from framework.engine.state import (
     I_N_TRADE_WAKES,
     I_SUB_BOOK,
     I_SUB_TRADE,
+    M_SLOT,
     M_TS,
     MKT_ASK,
     MKT_BID,
@@ -75,6 +83,7 @@ from framework.engine.state import (
     MKT_TS,
     MSG_COLS,
     O_ID,
+    O_STRAT,
     P_POS,
     POSREC_INST,
     POSREC_MID,
@@ -85,6 +94,7 @@ from framework.engine.state import (
     R_MAX_LOSS,
     S_KILLED,
     S_N_WAKES,
+    S_OWN_NOW,
     S_SUB_FILL,
     S_SUB_ORDER,
     S_TIMER_AT,
@@ -131,39 +141,48 @@ def check_kill(a: Arena, sid: int, now: int) -> None:
 
 
 @njit(cache=True)
-def sample(a: Arena, now: int) -> None:
-    """Record equity per strategy (and the total), positions and the touch per instrument."""
+def _sample_strategy(a: Arena, sid: int, now: int) -> tuple[float, float, float]:
+    """Record one strategy's equity and positions at ``now`` (then check its kill switch);
+    returns its (equity, cash, fees)."""
+    st = unpack_raw(a)
+    h = st.h
+    eq, cash, fees = strategy_equity(st, sid)
+    r = h[H_N_EQ]
+    row = st.rec_eq[r]
+    row[EQ_TS] = now
+    row[EQ_STRAT] = sid
+    _put_f(row, EQ_CASH, cash)
+    _put_f(row, EQ_FEES, fees)
+    _put_f(row, EQ_POSVAL, eq - cash)
+    _put_f(row, EQ_EQUITY, eq)
+    h[H_N_EQ] = r + 1
+    for i in range(st.inst.shape[0]):
+        r = h[H_N_POS]
+        row = st.rec_pos[r]
+        row[POSREC_TS] = now
+        row[POSREC_STRAT] = sid
+        row[POSREC_INST] = i
+        row[POSREC_POS] = st.pos[sid, i, P_POS]
+        _put_f(row, POSREC_MID, mark_price(st, i))
+        h[H_N_POS] = r + 1
+    check_kill(a, sid, now)
+    return eq, cash, fees
+
+
+@njit(cache=True)
+def _sample_all(a: Arena, now: int, final: bool) -> None:
     st = unpack_raw(a)
     h = st.h
     n_strat = st.strat.shape[0]
-    n_inst = st.inst.shape[0]
     tot_eq = 0.0
     tot_cash = 0.0
     tot_fees = 0.0
     for sid in range(n_strat):
-        eq, cash, fees = strategy_equity(st, sid)
+        t = end_clock(h, st.strat, sid) if final else now
+        eq, cash, fees = _sample_strategy(a, sid, t)
         tot_eq += eq
         tot_cash += cash
         tot_fees += fees
-        r = h[H_N_EQ]
-        row = st.rec_eq[r]
-        row[EQ_TS] = now
-        row[EQ_STRAT] = sid
-        _put_f(row, EQ_CASH, cash)
-        _put_f(row, EQ_FEES, fees)
-        _put_f(row, EQ_POSVAL, eq - cash)
-        _put_f(row, EQ_EQUITY, eq)
-        h[H_N_EQ] = r + 1
-        for i in range(n_inst):
-            r = h[H_N_POS]
-            row = st.rec_pos[r]
-            row[POSREC_TS] = now
-            row[POSREC_STRAT] = sid
-            row[POSREC_INST] = i
-            row[POSREC_POS] = st.pos[sid, i, P_POS]
-            _put_f(row, POSREC_MID, mark_price(st, i))
-            h[H_N_POS] = r + 1
-        check_kill(a, sid, now)
     if n_strat > 1:
         r = h[H_N_EQ]
         row = st.rec_eq[r]
@@ -174,7 +193,7 @@ def sample(a: Arena, now: int) -> None:
         _put_f(row, EQ_POSVAL, tot_eq - tot_cash)
         _put_f(row, EQ_EQUITY, tot_eq)
         h[H_N_EQ] = r + 1
-    for i in range(n_inst):
+    for i in range(st.inst.shape[0]):
         r = h[H_N_MKT]
         row = st.rec_mkt[r]
         row[MKT_TS] = now
@@ -183,6 +202,38 @@ def sample(a: Arena, now: int) -> None:
         row[MKT_ASK] = st.inst[i, I_BA]
         h[H_N_MKT] = r + 1
     _ = EQ_COLS
+
+
+@njit(cache=True)
+def sample(a: Arena, now: int) -> None:
+    """Record equity per strategy (and the total), positions and the touch per instrument."""
+    _sample_all(a, now, False)
+
+
+@njit(cache=True)
+def end_clock(h: np.ndarray, strat: np.ndarray, sid: int) -> int:
+    """The clock at the end of the run as a run of strategy ``sid`` alone would have it: the
+    later of the last shared action (market data, samples) and the strategy's own last action
+    (its orders' messages, its timer). The run's clock (``H_NOW``) may be later: messages of
+    other strategies still in flight when the data ended."""
+    return max(h[H_SHARED_NOW], strat[sid, S_OWN_NOW])
+
+
+@njit(cache=True)
+def _next_timer(h: np.ndarray, strat: np.ndarray) -> None:
+    """Find the next timer (H_TIMER_AT / H_TIMER_SID; sid -1 when none is set): the
+    earliest, the lowest strategy index at equal times. Only after a timer was set or fired:
+    looking at every strategy on every step would cost K times as much for K strategies."""
+    at_min = 0
+    sid_min = -1
+    for sid in range(strat.shape[0]):
+        at = strat[sid, S_TIMER_AT]
+        if at > 0 and (sid_min < 0 or at < at_min):
+            at_min = at
+            sid_min = sid
+    h[H_TIMER_AT] = at_min
+    h[H_TIMER_SID] = sid_min
+    h[H_TIMER_DIRTY] = 0
 
 
 @njit(cache=True, inline="always")
@@ -222,6 +273,8 @@ def advance_state(a: Arena, ev: np.ndarray) -> int:
     strat = st.strat
     n = h[H_N_EV]
     final = h[H_FINAL] != 0
+    if h[H_SHARED_NOW] == 0:  # the clock the driver started (nothing shared happened yet)
+        h[H_SHARED_NOW] = h[H_NOW]
     scratch = st.scratch
     fills = scratch[: rest.shape[0]]
     mbuf = scratch[rest.shape[0] :].reshape(-1)[:MSG_COLS]
@@ -263,19 +316,19 @@ def advance_state(a: Arena, ev: np.ndarray) -> int:
         now = h[H_NOW]
         tv = INF if venue_out or waiting else max(ev[vc]["exch_ts"], now)
         tl = INF if lc >= n or waiting else max(ev[lc]["local_ts"], now)
-        ireq = -1 if external else next_msg(h, req, H_N_REQ)
+        ireq = -1 if external else next_msg(h, H_N_REQ, H_REQ_HEAD)
         treq = INF if ireq < 0 else max(req[ireq, M_TS], now)
-        iresp = next_msg(h, resp, H_N_RESP)
+        iresp = next_msg(h, H_N_RESP, H_RESP_HEAD)
         tresp = INF if iresp < 0 else max(resp[iresp, M_TS], now)
         ttimer = INF
         tsid = -1
         tsample = INF
         if not final or lc < n or not venue_out:  # once the data has ended, timers and samples stop
-            for sid in range(n_strat):
-                at = strat[sid, S_TIMER_AT]
-                if at > 0 and at < ttimer:
-                    ttimer = max(at, now)
-                    tsid = sid
+            if h[H_TIMER_DIRTY]:
+                _next_timer(h, strat)
+            if h[H_TIMER_SID] >= 0:
+                ttimer = max(h[H_TIMER_AT], now)
+                tsid = h[H_TIMER_SID]
             if h[H_SAMPLE_NS] > 0:
                 tsample = max(h[H_NEXT_SAMPLE], now)
         t = min(tv, treq, tresp, tl, ttimer, tsample)
@@ -323,6 +376,7 @@ def advance_state(a: Arena, ev: np.ndarray) -> int:
                             nf = scan_resting(
                                 h,
                                 hf,
+                                strat,
                                 rest,
                                 ordm,
                                 ordf,
@@ -367,6 +421,7 @@ def advance_state(a: Arena, ev: np.ndarray) -> int:
                         instarr[i, I_N_BOOK_WAKES if w == WAKE_BOOK else I_N_TRADE_WAKES] += 1
                         _sync(h, ev, vc, lc, l0)
                         h[H_NOW] = t
+                        h[H_SHARED_NOW] = t
                         h[H_WAKE_INST] = i
                         h[H_WAKE] = w
                         return w
@@ -382,11 +437,14 @@ def advance_state(a: Arena, ev: np.ndarray) -> int:
                     break
             _sync(h, ev, vc, lc, l0)
             h[H_NOW] = t
+            h[H_SHARED_NOW] = t
         elif t == treq:
-            pop_msg(st, req, H_N_REQ, ireq, mbuf)
+            pop_msg(st, req, H_N_REQ, H_REQ_HEAD, mbuf)
+            strat[ordm[mbuf[M_SLOT], O_STRAT], S_OWN_NOW] = t  # slots belong to a strategy
             venue_request(a, mbuf, t)
         elif t == tresp:
-            pop_msg(st, resp, H_N_RESP, iresp, mbuf)
+            pop_msg(st, resp, H_N_RESP, H_RESP_HEAD, mbuf)
+            strat[ordm[mbuf[M_SLOT], O_STRAT], S_OWN_NOW] = t
             w = local_response(a, mbuf, t)
             if w == WAKE_FILL:
                 check_kill(a, h[H_WAKE_STRAT], t)
@@ -401,12 +459,15 @@ def advance_state(a: Arena, ev: np.ndarray) -> int:
             if every > 0 and h[H_WALL] and nxt <= horizon:  # behind the wall: skip ahead
                 nxt += every * ((horizon - nxt) // every + 1)
             strat[tsid, S_TIMER_AT] = nxt
+            h[H_TIMER_DIRTY] = 1
+            strat[tsid, S_OWN_NOW] = t
             h[H_WAKE_STRAT] = tsid
             strat[tsid, S_N_WAKES] += 1
             h[H_WAKE] = WAKE_TIMER
             return WAKE_TIMER
         else:
             sample(a, t)
+            h[H_SHARED_NOW] = t
             h[H_NEXT_SAMPLE] = (t // h[H_SAMPLE_NS] + 1) * h[H_SAMPLE_NS]
         if h[H_ERROR] != 0:
             h[H_WAKE] = WAKE_ERROR
@@ -415,22 +476,29 @@ def advance_state(a: Arena, ev: np.ndarray) -> int:
 
 @njit(cache=True)
 def final_sample_state(a: Arena) -> None:
-    """The sample at the end of a run (at the engine clock)."""
-    sample(a, unpack_raw(a).h[H_NOW])
+    """The sample at the end of a run: each strategy's at its :func:`end_clock` (the total
+    and the touch at the engine clock)."""
+    _sample_all(a, unpack_raw(a).h[H_NOW], True)
 
 
 @njit(cache=True)
 def log_open_orders_state(a: Arena) -> int:
     """Log the orders still working at the end of the run (status as they stand, end time
-    = now) so the orders table lists every order sent; returns how many."""
+    = the strategy's :func:`end_clock`) so the orders table lists every order sent; returns
+    how many."""
     st = unpack_raw(a)
-    now = st.h[H_NOW]
-    ids = st.ord[:, O_ID]
-    live = np.nonzero(ids)[0]
-    # in the order they were sent (ids grow with each submission), whatever slots they hold
-    for slot in live[np.argsort(ids[live])]:
-        log_order(st, slot, now)
-    return live.shape[0]
+    m = st.h[H_MAX_ORDERS]
+    n = 0
+    # strategy by strategy, each one's in the order it sent them (its ids grow with each
+    # submission), whatever slots they hold
+    for sid in range(st.strat.shape[0]):
+        now = end_clock(st.h, st.strat, sid)
+        ids = st.ord[sid * m : (sid + 1) * m, O_ID]
+        live = np.nonzero(ids)[0]
+        for j in live[np.argsort(ids[live])]:
+            log_order(st, sid * m + j, now)
+        n += live.shape[0]
+    return n
 
 
-__all__ = ["advance_state", "final_sample_state", "log_open_orders_state", "sample"]
+__all__ = ["advance_state", "end_clock", "final_sample_state", "log_open_orders_state", "sample"]

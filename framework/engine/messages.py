@@ -11,12 +11,14 @@ from framework.engine.state import (
     ERR_MESSAGES_FULL,
     ERR_ORDERS_FULL,
     H_ERROR,
+    H_MAX_ORDERS,
     H_MSG_SEQ,
-    H_N_FREE,
     H_N_LAT,
     H_N_ORD,
     H_N_REQ,
     H_N_RESP,
+    H_REQ_HEAD,
+    H_RESP_HEAD,
     LAT_KIND,
     LAT_NS,
     M_EXCH_TS,
@@ -64,6 +66,7 @@ from framework.engine.state import (
     ORDF_COLS,
     S_LAST_REQ_TS,
     S_LAST_RESP_TS,
+    S_N_FREE,
     State,
 )
 
@@ -71,42 +74,50 @@ INT64_MAX = np.iinfo(np.int64).max
 
 
 # --- order slots ------------------------------------------------------------------------
+# Each strategy allocates from its own partition of the order table (state.py, SEG_ORD), so
+# its slots -- and the order ids made from them -- are what they would be in a run alone.
 @njit(cache=True, inline="always")
-def alloc_slot(st: State) -> int:
-    """A free order slot, or -1 when the table is full (H_WAKE_REASON set)."""
+def alloc_slot(st: State, sid: int) -> int:
+    """A free order slot of strategy ``sid``, or -1 when its slots are all in use (H_ERROR
+    set)."""
     _free = st.free
     _h = st.h
     _ord = st.ord
     _ordf = st.ordf
-    n = _h[H_N_FREE]
+    _strat = st.strat
+    n = _strat[sid, S_N_FREE]
     if n == 0:
         _h[H_ERROR] = ERR_ORDERS_FULL
         return -1
-    _h[H_N_FREE] = n - 1
-    slot = _free[n - 1]
+    _strat[sid, S_N_FREE] = n - 1
+    slot = _free[sid * _h[H_MAX_ORDERS] + n - 1]
     for c in range(ORD_COLS):
         _ord[slot, c] = 0
     for c in range(ORDF_COLS):
         _ordf[slot, c] = 0.0
-    _ord[slot, O_LIVE_IDX] = n - 1  # now the first of the live slots
+    _ord[slot, O_LIVE_IDX] = sid * _h[H_MAX_ORDERS] + n - 1  # the first of its live slots
     return slot
 
 
 @njit(cache=True, inline="always")
 def release_slot(st: State, slot: int) -> None:
-    """Free ``slot``: it trades places with the first live slot, which then ends the free
-    stack (the order slots are taken in is the same as a plain stack's)."""
+    """Give ``slot`` back to its strategy's free list: it trades places with the first
+    live slot of the partition, which then ends the free stack (slots are taken in the
+    same order as from a plain stack)."""
     _free = st.free
     _h = st.h
     _ord = st.ord
+    _strat = st.strat
+    sid = _ord[slot, O_STRAT]
     _ord[slot, O_ID] = 0
-    n = _h[H_N_FREE]
+    base = sid * _h[H_MAX_ORDERS]
+    n = _strat[sid, S_N_FREE]
     p = _ord[slot, O_LIVE_IDX]
-    q = _free[n]
+    q = _free[base + n]
     _free[p] = q
     _ord[q, O_LIVE_IDX] = p
-    _free[n] = slot
-    _h[H_N_FREE] = n + 1
+    _free[base + n] = slot
+    _strat[sid, S_N_FREE] = n + 1
 
 
 @njit(cache=True, inline="always")
@@ -147,11 +158,17 @@ def log_latency(st: State, kind: int, ns: int) -> None:
 
 
 # --- message queues ------------------------------------------------------------------------
+# Each queue is a ring (``q``'s rows from ``h[head_word]``, ``h[count_word]`` of them) kept in
+# order of arrival time, FIFO at equal times: the next message is the head, found and taken
+# in constant time however many are in flight (K strategies in one run send K times as many).
+# A message is inserted from the tail, moving past the later ones; with a constant latency
+# messages arrive in the order they are sent and nothing moves.
 @njit(cache=True, inline="always")
 def push_msg(
     st: State,
     q: npt.NDArray[np.int64],
     count_word: int,
+    head_word: int,
     fifo_col: int,
     ts: int,
     kind: int,
@@ -168,14 +185,25 @@ def push_msg(
     _ord = st.ord
     _strat = st.strat
     n = _h[count_word]
-    if n >= q.shape[0]:
+    cap = q.shape[0]
+    if n >= cap:
         _h[H_ERROR] = ERR_MESSAGES_FULL
         return False
-    m = q[n]
     # FIFO per strategy and direction: not before the channel's previous message
     sid = _ord[slot, O_STRAT]
     ts = max(ts, _strat[sid, fifo_col])
     _strat[sid, fifo_col] = ts
+    i = _h[head_word] + n
+    if i >= cap:
+        i -= cap
+    for _ in range(n):  # past the messages arriving later (none at a constant latency)
+        j = i - 1 if i > 0 else cap - 1
+        if q[j, M_TS] <= ts:
+            break
+        for c in range(MSG_COLS):
+            q[i, c] = q[j, c]
+        i = j
+    m = q[i]
     seq = _h[H_MSG_SEQ]
     _h[H_MSG_SEQ] = seq + 1
     m[M_TS] = ts
@@ -195,35 +223,23 @@ def push_msg(
 
 
 @njit(cache=True, inline="always")
-def next_msg(h: npt.NDArray[np.int64], q: npt.NDArray[np.int64], count_word: int) -> int:
-    """Index of the earliest message (FIFO among equal times), or -1. Takes the header
-    ``h`` rather than the whole state: it runs on every step of the replay loop."""
-    n = h[count_word]
-    best = -1
-    bt = INT64_MAX
-    bs = INT64_MAX
-    for i in range(n):
-        t = q[i, M_TS]
-        if t < bt or (t == bt and q[i, M_SEQ] < bs):
-            best = i
-            bt = t
-            bs = q[i, M_SEQ]
-    return best
+def next_msg(h: npt.NDArray[np.int64], count_word: int, head_word: int) -> int:
+    """Row of the earliest message (FIFO among equal times), or -1. Takes the header ``h``
+    rather than the whole state: it runs on every step of the replay loop."""
+    return h[head_word] if h[count_word] > 0 else -1
 
 
 @njit(cache=True, inline="always")
 def pop_msg(
-    st: State, q: npt.NDArray[np.int64], count_word: int, i: int, out: npt.NDArray[np.int64]
+    st: State, q: npt.NDArray[np.int64], count_word: int, head_word: int, out: npt.NDArray[np.int64]
 ) -> None:
-    """Copy message ``i`` to ``out`` and remove it (the last one takes its place)."""
+    """Copy the earliest message to ``out`` and remove it."""
     _h = st.h
-    n = _h[count_word]
+    i = _h[head_word]
     for c in range(MSG_COLS):
         out[c] = q[i, c]
-    if i != n - 1:
-        for c in range(MSG_COLS):
-            q[i, c] = q[n - 1, c]
-    _h[count_word] = n - 1
+    _h[head_word] = i + 1 if i + 1 < q.shape[0] else 0
+    _h[count_word] -= 1
 
 
 @njit(cache=True, inline="always")
@@ -235,7 +251,8 @@ def msg_fee(m: npt.NDArray[np.int64]) -> float:
 def push_request(st: State, ts: int, kind: int, slot: int, price: int, qty: int, sent: int) -> bool:
     _req = st.req
     return push_msg(
-        st, _req, H_N_REQ, S_LAST_REQ_TS, ts, kind, slot, price, qty, 0, 0, 0, sent, 0.0
+        st, _req, H_N_REQ, H_REQ_HEAD, S_LAST_REQ_TS, ts, kind, slot, price, qty, 0, 0, 0, sent,
+        0.0
     )
 
 
@@ -257,6 +274,7 @@ def push_response(
         st,
         _resp,
         H_N_RESP,
+        H_RESP_HEAD,
         S_LAST_RESP_TS,
         ts,
         kind,

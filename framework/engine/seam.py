@@ -21,19 +21,18 @@ import numpy.typing as npt
 from numba import njit
 
 from framework.engine.enums import LIQ_MAKER, LIQ_TAKER
+from framework.engine.local import slot_of
 from framework.engine.messages import push_response
 from framework.engine.state import (
-    H_MAX_ORDERS,
     H_N_REQ,
+    H_REQ_HEAD,
     M_ID,
     M_KIND,
     M_PRICE,
     M_QTY,
     M_SENT,
-    M_SEQ,
     M_SLOT,
     M_TS,
-    O_ID,
     O_INST,
     O_SIDE,
     O_STRAT,
@@ -78,6 +77,7 @@ RESPONSE_DTYPE: Final = np.dtype(
         ("exch_ts", "<i8"),  # when the venue acted
         ("kind", "<i1"),  # RESP_*
         ("oid", "<i8"),
+        ("strategy", "<i4"),  # the request's: order ids are unique per strategy
         ("price", "<i8"),  # ticks: a fill's price; an ack's or modify's order price
         ("qty", "<i8"),  # lots: a fill's size; an ack's open size; a cancel's lots removed
         ("liquidity", "<i1"),  # LIQ_MAKER / LIQ_TAKER (fills)
@@ -109,23 +109,10 @@ def drain_requests_state(a: Arena, out: npt.NDArray[np.int64]) -> int:
     req = st.req
     ordm = st.ord
     n = h[H_N_REQ]
-    keys = np.empty(n, np.int64)
-    for i in range(n):
-        keys[i] = i
-    # arrival time, then sending order: a small insertion sort (queues are short)
-    for i in range(1, n):
-        j = i
-        while j > 0 and (
-            req[keys[j - 1], M_TS] > req[keys[j], M_TS]
-            or (
-                req[keys[j - 1], M_TS] == req[keys[j], M_TS]
-                and req[keys[j - 1], M_SEQ] > req[keys[j], M_SEQ]
-            )
-        ):
-            keys[j - 1], keys[j] = keys[j], keys[j - 1]
-            j -= 1
-    for r in range(n):
-        m = req[keys[r]]
+    cap = req.shape[0]
+    for r in range(n):  # the queue is a ring in arrival order (messages.py)
+        i = h[H_REQ_HEAD] + r
+        m = req[i - cap if i >= cap else i]
         o = ordm[m[M_SLOT]]
         row = out[r]
         row[0] = m[M_SENT]
@@ -140,6 +127,7 @@ def drain_requests_state(a: Arena, out: npt.NDArray[np.int64]) -> int:
         row[9] = m[M_PRICE]
         row[10] = m[M_QTY]
     h[H_N_REQ] = 0
+    h[H_REQ_HEAD] = 0
     return n
 
 
@@ -150,25 +138,26 @@ def inject_state(
     fees: npt.NDArray[np.float64],
     matched: npt.NDArray[np.bool_],
 ) -> bool:
-    """Queue responses ``ints[k] = [ts, exch_ts, kind, oid, price, qty, liq, reason]`` with
+    """Queue responses ``ints[k] = [ts, exch_ts, kind, oid, strategy, price, qty, liq,
+    reason]`` with
     ``fees[k]`` (NaN: priced by the instrument's schedule) for the strategies' side.
     ``matched[k]`` says whether response ``k`` names a live order; the others are not
     queued. Returns False when the message queue is full (h[H_ERROR] is set)."""
     st = unpack_raw(a)
-    h = st.h
     ordm = st.ord
+    n_strat = st.strat.shape[0]
     for k in range(ints.shape[0]):
         r = ints[k]
-        oid = r[3]
-        slot = oid % h[H_MAX_ORDERS] if oid > 0 else -1
-        if slot < 0 or ordm[slot, O_ID] != oid:
+        sid = r[4]
+        slot = slot_of(st, sid, r[3]) if 0 <= sid < n_strat else -1
+        if slot < 0:
             matched[k] = False
             continue
         matched[k] = True
         fee = fees[k]
         if np.isnan(fee):
-            fee = fee_of(st, ordm[slot, O_INST], r[4], r[5], r[6]) if r[2] == RESP_FILL else 0.0
-        if not push_response(st, r[0], r[2], slot, r[4], r[5], r[6], r[7], r[1], fee):
+            fee = fee_of(st, ordm[slot, O_INST], r[5], r[6], r[7]) if r[2] == RESP_FILL else 0.0
+        if not push_response(st, r[0], r[2], slot, r[5], r[6], r[7], r[8], r[1], fee):
             return False
     return True
 

@@ -27,7 +27,7 @@ from framework.features.kernels import N_FEATURES
 # --- header words (segment SEG_H) ---------------------------------------------------------
 H_N_INST: Final = 0
 H_N_STRAT: Final = 1
-H_MAX_ORDERS: Final = 2
+H_MAX_ORDERS: Final = 2  #: order slots of each strategy (Capacity.max_orders)
 H_NOW: Final = 3  #: engine clock: time of the last processed action
 H_LOCAL_CUR: Final = 4  #: next event of the window the strategy view will see
 H_VENUE_CUR: Final = 5  #: next event of the window the venue will apply
@@ -37,7 +37,6 @@ H_WAKE: Final = 8  #: why the last advance stopped (WAKE_*)
 H_WAKE_INST: Final = 9
 H_WAKE_STRAT: Final = 10
 H_WAKE_SLOT: Final = 11
-H_SEQ: Final = 12  #: order-id sequence
 H_EVENTS_LOCAL: Final = 13  #: events the strategy view has processed in total
 H_EVENTS_VENUE: Final = 14
 H_LAT_MODEL: Final = 15
@@ -65,10 +64,11 @@ H_WAKE_SIDE: Final = 36
 H_WAKE_REASON: Final = 37
 H_N_LAT_SERIES: Final = 38  #: rows of the empirical latency series
 H_LAT_IDX: Final = 39  #: cursor into the empirical series
-H_N_FREE: Final = 40  #: free order slots on the stack
 H_BOOK_NT: Final = 41
+#: time of the last action every strategy shares (market data, samples): with a strategy's
+#: own last action (S_OWN_NOW) it gives the clock a run of that strategy alone ends at
+H_SHARED_NOW: Final = 42
 H_LAST_TS: Final = 43  #: local time of the last event seen by the strategy view
-H_N_REST: Final = 44  #: orders resting at the venue (length of the resting list)
 H_WAKE_OID: Final = 45  #: for WAKE_FILL / WAKE_ORDER: the order id (its slot may be free already)
 H_ERROR: Final = 46  #: ERR_* when a table overflowed (the run stops with WAKE_ERROR)
 H_EV_PTR: Final = 47  #: address of the event window (the driver keeps the array alive)
@@ -82,7 +82,15 @@ H_EXTERNAL: Final = 49
 H_HORIZON: Final = 50
 #: 1: the clock is the wall's: a timer that fell behind it (a stall) fires once and goes on
 #: from now, rather than once for every period missed
-H_WALL: Final = 51
+H_WALL: Final = 61
+#: ring heads of the request / response queues (each kept in time order: see messages.py)
+H_REQ_HEAD: Final = 51
+H_RESP_HEAD: Final = 52
+#: the next timer (earliest S_TIMER_AT, lowest strategy at equal times; -1: none), found
+#: again only after a timer was set or fired (H_TIMER_DIRTY)
+H_TIMER_DIRTY: Final = 53
+H_TIMER_AT: Final = 54
+H_TIMER_SID: Final = 55
 #: addresses of the compiled core's entry points (framework/engine/core.py ``install``):
 #: compiled callers call through them instead of linking the engine's code
 H_FN_ADVANCE: Final = 56
@@ -116,7 +124,8 @@ ERR_ORDERS_FULL: Final = 1
 ERR_MESSAGES_FULL: Final = 2
 ERR_BOOK_FULL: Final = 3
 ERR_NAMES: Final = {
-    ERR_ORDERS_FULL: "too many live orders: raise Capacity.max_orders",
+    ERR_ORDERS_FULL: "a strategy has too many live orders: raise Capacity.max_orders "
+    "(order slots per strategy)",
     ERR_MESSAGES_FULL: "too many in-flight messages: raise Capacity.max_messages",
     ERR_BOOK_FULL: "a book holds more price levels outside its window than "
     "Capacity.book_far_levels on one side: raise it",
@@ -147,7 +156,11 @@ IF_TAKER_FEE: Final = 4
 IF_FEE_PER_LOT: Final = 5
 INSTF_COLS: Final = 8
 
-# --- order slot int columns (SEG_ORD, max_orders x ORD_COLS) ----------------------------------
+# --- order slot int columns (SEG_ORD, n_strat * max_orders x ORD_COLS) -------------------------
+# Strategy ``sid`` owns slots [sid * max_orders, (sid + 1) * max_orders), with its own free
+# list (SEG_FREE, same partition) and its own list of orders resting at the venue (SEG_REST):
+# its order ids and the order in which the venue scans its orders depend on nothing another
+# strategy does, so each of K copies in one run behaves exactly as it does alone.
 O_ID: Final = 0
 O_STRAT: Final = 1
 O_INST: Final = 2
@@ -167,15 +180,16 @@ O_PEND_QTY: Final = 15
 O_LOCAL_OPEN: Final = 16  #: strategy view: lots that may still fill (worst case, see local.py)
 O_VENUE_TS: Final = 17  #: venue time the order rested (for FIFO tie-breaks)
 O_NOTIONAL: Final = 18  #: sum of fill price*qty in ticks*lots (for the average price)
-O_REST_IDX: Final = 19  #: position in the resting list while resting at the venue
+O_REST_IDX: Final = 19  #: position in its strategy's resting list while resting at the venue
 # the strategy's own record of the order (O_PRICE / O_QTY change when the venue applies a
 # modify, before the strategy can know): what pre-trade risk counts
 O_LQTY: Final = 20  #: strategy view: size as last confirmed (or sent, while new)
 O_LPRICE: Final = 21  #: strategy view: limit price as last confirmed
 O_MOD_SENT: Final = 22  #: 1 while a modify is in flight (O_PEND_PRICE / O_PEND_QTY)
 O_CXL_SENT: Final = 23  #: 1 while a cancel is in flight
-#: the slot's place in ``free``: the free slots are ``free[:h[H_N_FREE]]`` (a stack), the
-#: live ones the rest, so the live orders can be walked without scanning the table
+#: the slot's place in ``free``: strategy ``sid``'s free slots are the first
+#: ``strat[sid, S_N_FREE]`` of its partition (a stack), its live ones the rest, so the live
+#: orders can be walked without scanning the table
 O_LIVE_IDX: Final = 24
 ORD_COLS: Final = 28
 
@@ -241,12 +255,20 @@ S_RATE_EVENTS: Final = 6
 S_SUB_FILL: Final = 7  #: the strategy has on_fill: wake it for fills (else they only book)
 S_SUB_ORDER: Final = 8  #: the strategy has on_order
 S_N_WAKES: Final = 9  #: fill, order-update and timer callbacks made
+S_SEQ: Final = 10  #: the strategy's order-id sequence (its ids are seq * max_orders + slot index)
+S_N_FREE: Final = 11  #: free slots on the strategy's stack (SEG_FREE, its partition)
 #: the latest arrival time of the strategy's requests at the venue and of the venue's
 #: responses at the strategy: each channel is FIFO, so a message never overtakes an earlier
 #: one when the latency model's value drops (feed-latency and empirical models)
 S_LAST_REQ_TS: Final = 12
 S_LAST_RESP_TS: Final = 13
-STRAT_COLS: Final = 16
+S_N_REST: Final = 14  #: the strategy's orders resting at the venue (SEG_REST, its partition)
+#: strategies with the same account see each other's resting orders in self-trade
+#: prevention; isolated copies (``Backtest(isolated=True)``) have one account each
+S_ACCOUNT: Final = 15
+#: time of the strategy's last own action (a message of its orders, its timer)
+S_OWN_NOW: Final = 16
+STRAT_COLS: Final = 20
 SF_TOKENS: Final = 0
 SF_PEAK_EQUITY: Final = 1
 SF_LAST_EQUITY: Final = 2
@@ -396,6 +418,7 @@ class Capacity:
 
     n_inst: int
     n_strat: int
+    #: live orders of ONE strategy (each strategy has this many order slots of its own)
     max_orders: int = 4096
     max_messages: int = 4096
     book_ticks: int = 4096  #: dense window of each book near the touch (speed, not reach)
@@ -406,6 +429,7 @@ class Capacity:
 
 def _shapes(c: Capacity) -> list[tuple[int, ...]]:
     ni, ns, nr = c.n_inst, c.n_strat, c.record_rows
+    slots = ns * c.max_orders
     return [
         (H_SIZE,),
         (HF_SIZE,),
@@ -415,9 +439,9 @@ def _shapes(c: Capacity) -> list[tuple[int, ...]]:
         (ni, 2, l2_width(c.book_ticks, c.book_far_levels)),
         (ni, L2_META_SIZE),
         (ni, 2, l2_width(c.book_ticks, c.book_far_levels)),
-        (c.max_orders, ORD_COLS),
-        (c.max_orders, ORDF_COLS),
-        (c.max_orders,),
+        (slots, ORD_COLS),
+        (slots, ORDF_COLS),
+        (slots,),
         (c.max_messages, MSG_COLS),
         (c.max_messages, MSG_COLS),
         (ns, ni, POS_COLS),
@@ -434,8 +458,8 @@ def _shapes(c: Capacity) -> list[tuple[int, ...]]:
         (nr, LAT_COLS),
         (max(c.lat_series, 1), 3),
         (ns, ni),
-        (c.max_orders,),
-        (c.max_orders + 8, 3),
+        (slots,),
+        (slots + 8, 3),
         (ni, N_FEATURES),
     ]
 
@@ -458,8 +482,11 @@ def allocate(c: Capacity) -> npt.NDArray[np.int64]:
     st.h[H_BOOK_NT] = c.book_ticks
     st.h[H_END_TS] = np.iinfo(np.int64).max
     st.h[H_HORIZON] = np.iinfo(np.int64).min
-    st.h[H_N_FREE] = c.max_orders
-    st.free[:] = np.arange(c.max_orders - 1, -1, -1)  # a stack: pop from the end
+    st.h[H_TIMER_DIRTY] = 1
+    m = c.max_orders
+    st.strat[:, S_N_FREE] = m
+    for sid in range(c.n_strat):  # a stack per strategy: pop from the end
+        st.free[sid * m : (sid + 1) * m] = np.arange((sid + 1) * m - 1, sid * m - 1, -1)
     for i in range(c.n_inst):
         l2_init(st.vmeta[i], st.vqty[i], c.book_ticks, c.book_far_levels)
         l2_init(st.lmeta[i], st.lqty[i], c.book_ticks, c.book_far_levels)

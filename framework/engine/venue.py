@@ -46,7 +46,7 @@ from framework.engine.enums import (
 from framework.engine.messages import push_response
 from framework.engine.models import queue_front, response_latency
 from framework.engine.state import (
-    H_N_REST,
+    H_MAX_ORDERS,
     H_QUEUE_MODEL,
     HF_QUEUE_N,
     I_HALTED,
@@ -69,6 +69,7 @@ from framework.engine.state import (
     O_QTY,
     O_REST_IDX,
     O_SIDE,
+    O_STRAT,
     O_TIF,
     O_TYPE,
     O_VENUE_TS,
@@ -85,6 +86,7 @@ from framework.engine.state import (
     RESP_FILL,
     RESP_MODIFIED,
     RESP_REJECT,
+    S_N_REST,
     V_DONE,
     V_RESTING,
     Arena,
@@ -105,31 +107,38 @@ def fee_of(st: State, inst: int, price: int, qty: int, liq: int) -> float:
 
 @njit(cache=True, inline="always")
 def _rest_add(st: State, slot: int) -> None:
+    """Put an order on its strategy's resting list (the strategy's part of SEG_REST)."""
     _h = st.h
     _inst = st.inst
     _ord = st.ord
     _rest = st.rest
-    n = _h[H_N_REST]
-    _rest[n] = slot
+    _strat = st.strat
+    sid = _ord[slot, O_STRAT]
+    n = _strat[sid, S_N_REST]
+    _rest[sid * _h[H_MAX_ORDERS] + n] = slot
     _ord[slot, O_REST_IDX] = n
-    _h[H_N_REST] = n + 1
+    _strat[sid, S_N_REST] = n + 1
     _inst[_ord[slot, O_INST], I_N_RESTING] += 1
     _ord[slot, O_VSTATE] = V_RESTING
 
 
 @njit(cache=True, inline="always")
 def _rest_remove(st: State, slot: int) -> None:
-    """Take a resting order off the venue (the last resting one fills its place)."""
+    """Take a resting order off the venue (its strategy's last resting one fills its place:
+    one list per strategy, so another strategy's orders never reorder it)."""
     _h = st.h
     _inst = st.inst
     _ord = st.ord
     _rest = st.rest
-    n = _h[H_N_REST] - 1
+    _strat = st.strat
+    sid = _ord[slot, O_STRAT]
+    base = sid * _h[H_MAX_ORDERS]
+    n = _strat[sid, S_N_REST] - 1
     i = _ord[slot, O_REST_IDX]
-    last = _rest[n]
-    _rest[i] = last
+    last = _rest[base + n]
+    _rest[base + i] = last
     _ord[last, O_REST_IDX] = i
-    _h[H_N_REST] = n
+    _strat[sid, S_N_REST] = n
     _inst[_ord[slot, O_INST], I_N_RESTING] -= 1
     _ord[slot, O_VSTATE] = V_DONE
 
@@ -348,6 +357,7 @@ def venue_request(a: Arena, m: npt.NDArray[np.int64], now: int) -> None:
 def scan_resting(
     h: npt.NDArray[np.int64],
     hf: npt.NDArray[np.float64],
+    strat: npt.NDArray[np.int64],
     rest: npt.NDArray[np.int64],
     ordm: npt.NDArray[np.int64],
     ordf: npt.NDArray[np.float64],
@@ -365,7 +375,9 @@ def scan_resting(
     fills it causes as ``out[k] = (slot, price, qty)``; returns how many.
 
     It takes only the arrays it needs (not the whole state): it runs on every venue event
-    while we have orders resting, and passing the state costs more than the scan.
+    while we have orders resting, and passing the state costs more than the scan. Strategy
+    by strategy, each one's resting list from its end: a strategy's fills of one event come
+    in the same order whatever else runs (its messages keep their relative order).
 
     Exact FIFO (queue model ``fifo``, events projected from L3 data with ``FLAG_QUEUE_TS``):
     ``prio`` is the queue-priority time of the order the event changed. An order that joined
@@ -378,71 +390,74 @@ def scan_resting(
     model = h[H_QUEUE_MODEL]
     qn = hf[HF_QUEUE_N]
     fifo = model == QUEUE_FIFO and (flags & FLAG_QUEUE_TS) != 0
-    for j in range(h[H_N_REST] - 1, -1, -1):
-        slot = rest[j]
-        o = ordm[slot]
-        if o[O_INST] != inst:
-            continue
-        os_ = o[O_SIDE]
-        op = o[O_PRICE]
-        # the book moved through our price: everything ahead of us is gone, we are filled.
-        # Only liquidity this event brings to (or through) our price counts: a book that was
-        # crossed already (the rest of an order that took liquidity) still shows the levels
-        # that order took, since our orders do not change the replayed book.
-        if (
-            (kind == KIND_LEVEL or kind == KIND_BBO)
-            and side == -os_
-            and qty > old_qty
-            and ((os_ == BUY and price <= op) or (os_ != BUY and price >= op))
-        ):
-            out[nf, 0] = slot
-            out[nf, 1] = op
-            out[nf, 2] = o[O_LEAVES]
-            nf += 1
-            continue
-        if kind == KIND_TRADE and side == -os_:
-            # a trade by an aggressor on the other side at or through our price
-            if (os_ == BUY and price < op) or (os_ != BUY and price > op):
+    m = h[H_MAX_ORDERS]
+    for sid in range(strat.shape[0]):
+        base = sid * m
+        for j in range(base + strat[sid, S_N_REST] - 1, base - 1, -1):
+            slot = rest[j]
+            o = ordm[slot]
+            if o[O_INST] != inst:
+                continue
+            os_ = o[O_SIDE]
+            op = o[O_PRICE]
+            # the book moved through our price: everything ahead of us is gone, we are filled.
+            # Only liquidity this event brings to (or through) our price counts: a book that was
+            # crossed already (the rest of an order that took liquidity) still shows the levels
+            # that order took, since our orders do not change the replayed book.
+            if (
+                (kind == KIND_LEVEL or kind == KIND_BBO)
+                and side == -os_
+                and qty > old_qty
+                and ((os_ == BUY and price <= op) or (os_ != BUY and price >= op))
+            ):
                 out[nf, 0] = slot
                 out[nf, 1] = op
                 out[nf, 2] = o[O_LEAVES]
                 nf += 1
                 continue
-            if price == op and fifo:
-                if prio > o[O_VENUE_TS]:
-                    ordf[slot, OF_FRONT] = 0.0
-                    fq = min(o[O_LEAVES], qty)
-                    if fq > 0:
-                        out[nf, 0] = slot
-                        out[nf, 1] = op
-                        out[nf, 2] = fq
-                        nf += 1
-                # an order ahead of ours traded: the level update that follows moves us up
-            elif price == op:
-                f = ordf[slot, OF_FRONT] - qty
-                ordf[slot, OF_TRADE_CREDIT] += min(float(qty), ordf[slot, OF_FRONT])
-                if f < 0.0:
-                    ordf[slot, OF_FRONT] = 0.0
-                    fq = min(o[O_LEAVES], int(-f))
-                    if fq > 0:
-                        out[nf, 0] = slot
-                        out[nf, 1] = op
-                        out[nf, 2] = fq
-                        nf += 1
-                else:
-                    ordf[slot, OF_FRONT] = f
-        elif (kind == KIND_LEVEL or kind == KIND_BBO) and side == os_ and price == op and fifo:
-            if qty < old_qty and prio <= o[O_VENUE_TS]:
-                ordf[slot, OF_FRONT] = max(ordf[slot, OF_FRONT] - float(old_qty - qty), 0.0)
-        elif (kind == KIND_LEVEL or kind == KIND_BBO) and side == os_ and price == op:
-            # a level update at our price: trades already counted are not cancels
-            credit = ordf[slot, OF_TRADE_CREDIT]
-            eff_old = old_qty
-            if credit > 0.0 and qty < old_qty:
-                used = min(credit, float(old_qty - qty))
-                ordf[slot, OF_TRADE_CREDIT] = credit - used
-                eff_old = old_qty - int(used)
-            ordf[slot, OF_FRONT] = queue_front(model, qn, ordf[slot, OF_FRONT], eff_old, qty)
+            if kind == KIND_TRADE and side == -os_:
+                # a trade by an aggressor on the other side at or through our price
+                if (os_ == BUY and price < op) or (os_ != BUY and price > op):
+                    out[nf, 0] = slot
+                    out[nf, 1] = op
+                    out[nf, 2] = o[O_LEAVES]
+                    nf += 1
+                    continue
+                if price == op and fifo:
+                    if prio > o[O_VENUE_TS]:
+                        ordf[slot, OF_FRONT] = 0.0
+                        fq = min(o[O_LEAVES], qty)
+                        if fq > 0:
+                            out[nf, 0] = slot
+                            out[nf, 1] = op
+                            out[nf, 2] = fq
+                            nf += 1
+                    # an order ahead of ours traded: the level update that follows moves us up
+                elif price == op:
+                    f = ordf[slot, OF_FRONT] - qty
+                    ordf[slot, OF_TRADE_CREDIT] += min(float(qty), ordf[slot, OF_FRONT])
+                    if f < 0.0:
+                        ordf[slot, OF_FRONT] = 0.0
+                        fq = min(o[O_LEAVES], int(-f))
+                        if fq > 0:
+                            out[nf, 0] = slot
+                            out[nf, 1] = op
+                            out[nf, 2] = fq
+                            nf += 1
+                    else:
+                        ordf[slot, OF_FRONT] = f
+            elif (kind == KIND_LEVEL or kind == KIND_BBO) and side == os_ and price == op and fifo:
+                if qty < old_qty and prio <= o[O_VENUE_TS]:
+                    ordf[slot, OF_FRONT] = max(ordf[slot, OF_FRONT] - float(old_qty - qty), 0.0)
+            elif (kind == KIND_LEVEL or kind == KIND_BBO) and side == os_ and price == op:
+                # a level update at our price: trades already counted are not cancels
+                credit = ordf[slot, OF_TRADE_CREDIT]
+                eff_old = old_qty
+                if credit > 0.0 and qty < old_qty:
+                    used = min(credit, float(old_qty - qty))
+                    ordf[slot, OF_TRADE_CREDIT] = credit - used
+                    eff_old = old_qty - int(used)
+                ordf[slot, OF_FRONT] = queue_front(model, qn, ordf[slot, OF_FRONT], eff_old, qty)
     return nf
 
 

@@ -37,10 +37,11 @@ from framework.engine.enums import (
     TS_REDUCING,
 )
 from framework.engine.state import (
-    H_N_FREE,
+    H_MAX_ORDERS,
     IF_LOT,
     IF_MULT,
     IF_TICK,
+    O_CXL_SENT,
     O_INST,
     O_LOCAL_OPEN,
     O_LPRICE,
@@ -61,8 +62,10 @@ from framework.engine.state import (
     R_RATE_BURST,
     R_RATE_PER_S,
     R_SELF_TRADE,
+    S_ACCOUNT,
     S_KILLED,
     S_LAST_REFILL,
+    S_N_FREE,
     S_N_OPEN,
     S_STATE,
     SF_PEAK_EQUITY,
@@ -140,24 +143,36 @@ def _take_token(st: State, sid: int, now: int) -> bool:
 
 
 @njit(cache=True, inline="always")
-def _self_trade(st: State, inst: int, side: int, price: int, order_type: int) -> bool:
-    """Could an order (``price`` ignored for a market order) trade against one of our own
-    working orders on the other side? Judged from the strategies' own record of their
-    orders, as a pre-trade check must be: every live order that can rest (not IOC / FOK /
-    market), new ones still on their way to the venue and ones with a cancel in flight
-    included, at its confirmed price and at the price of a modify in flight."""
+def _self_trade(st: State, sid: int, inst: int, side: int, price: int, order_type: int) -> bool:
+    """Could an order (``price`` ignored for a market order) trade against a working order of
+    the same account on the other side: the strategy's own or another's that trades for the
+    same account (``S_ACCOUNT``; isolated copies have accounts of their own, so they never
+    deny each other)? Judged from the strategies' own record of their orders, as a
+    pre-trade check must be, on what the venue will hold when this order reaches it: a
+    strategy's requests reach the venue in the order sent (messages.py), so orders still on
+    their way count, orders with a cancel in flight do not (it arrives first), and an order
+    with a modify in flight counts at the modify's price. Only orders that can rest count
+    (not IOC / FOK / market)."""
     _h = st.h
     _ord = st.ord
     _free = st.free
-    for j in range(_h[H_N_FREE], _free.shape[0]):
-        o = _ord[_free[j]]
-        if o[O_INST] != inst or o[O_SIDE] == side or o[O_LOCAL_OPEN] <= 0:
+    _strat = st.strat
+    m = _h[H_MAX_ORDERS]
+    account = _strat[sid, S_ACCOUNT]
+    for other in range(_strat.shape[0]):
+        if _strat[other, S_ACCOUNT] != account:
             continue
-        if o[O_TYPE] == ORD_MARKET or o[O_TIF] == TIF_IOC or o[O_TIF] == TIF_FOK:
-            continue
-        if order_type == ORD_MARKET:
-            return True
-        for px in (o[O_LPRICE], o[O_PEND_PRICE] if o[O_MOD_SENT] else o[O_LPRICE]):
+        for j in range(other * m + _strat[other, S_N_FREE], (other + 1) * m):  # its live ones
+            o = _ord[_free[j]]
+            if o[O_INST] != inst or o[O_SIDE] == side or o[O_LOCAL_OPEN] <= 0:
+                continue
+            if o[O_CXL_SENT] or o[O_TYPE] == ORD_MARKET or o[O_TIF] == TIF_IOC:
+                continue
+            if o[O_TIF] == TIF_FOK:
+                continue
+            if order_type == ORD_MARKET:
+                return True
+            px = o[O_PEND_PRICE] if o[O_MOD_SENT] else o[O_LPRICE]
             if (side == BUY and price >= px) or (side != BUY and price <= px):
                 return True
     return False
@@ -195,12 +210,10 @@ def check_order(
     price (:func:`worst_price`). A new order (``new_order``) also counts against the
     open-order limit; it stays counted until it is finished, a cancel in flight included.
     """
-    _h = st.h
     _inst = st.inst
     _instf = st.instf
     _lmeta = st.lmeta
     _lqty = st.lqty
-    _ord = st.ord
     _pos = st.pos
     _risk = st.risk
     _strat = st.strat
@@ -253,7 +266,7 @@ def check_order(
                     return DENY_MAX_POSITION_STRATEGY
     if new_order and s[S_N_OPEN] + 1 > lim[R_MAX_OPEN]:
         return DENY_MAX_OPEN_ORDERS
-    if lim[R_SELF_TRADE] > 0.0 and _self_trade(st, inst, side, price, order_type):
+    if lim[R_SELF_TRADE] > 0.0 and _self_trade(st, sid, inst, side, price, order_type):
         return DENY_SELF_TRADE
     if not _take_token(st, sid, now):
         return DENY_RATE_LIMIT

@@ -26,6 +26,7 @@ from framework.engine.enums import (
     TRADING_STATE_NAMES,
 )
 from framework.engine.state import (
+    H_MAX_ORDERS,
     H_NOW,
     I_BA,
     I_BAQ,
@@ -108,6 +109,7 @@ class Context:
         "_ostrat",
         "_p",
         "_pos",
+        "_slot0",
         "_st",
         "_submit",
         "ask_qtys",
@@ -130,7 +132,9 @@ class Context:
         # Python ints straight from the arena: one memoryview per column read on the hot
         # path, indexed by instrument or order slot (a numpy element read costs ~100 ns and
         # boxes a numpy scalar; a memoryview read ~25 ns, with no index arithmetic in Python)
-        self._max_orders = int(self._st.ord.shape[0])
+        # our order slots: [_slot0, _slot0 + _max_orders) of the table (state.py, SEG_ORD)
+        self._max_orders = int(self._h[H_MAX_ORDERS])
+        self._slot0 = sid * self._max_orders
         self._hv = _flat(self._h)
         inst, ordm, mine = self._st.inst, self._st.ord, self._pos[sid]
         self.best_bids = _col(inst, I_BB)  #: best bid (ticks) per instrument, as best_bid()
@@ -221,12 +225,13 @@ class Context:
         return float(api.equity(self._a, self.sid))
 
     def _slot(self, oid: int) -> int:
-        """The slot of a live order of ours, or -1 (ids encode their slot: id % capacity)."""
-        return oid % self._max_orders if self.is_live(oid) else -1
+        """The slot of a live order of ours, or -1 (ids encode their place among our slots:
+        id % capacity)."""
+        return self._slot0 + oid % self._max_orders if self.is_live(oid) else -1
 
     def is_live(self, oid: int) -> bool:
         """Whether the order is still working (not filled, cancelled, rejected or expired)."""
-        slot = oid % self._max_orders
+        slot = self._slot0 + oid % self._max_orders
         return oid > 0 and self._oid[slot] == oid and self._ostrat[slot] == self.sid
 
     def order(self, oid: int) -> dict[str, Any] | None:

@@ -35,6 +35,7 @@ from framework.engine.state import (
     H_FN_MODIFY,
     H_FN_SUBMIT,
     H_NOW,
+    H_TIMER_DIRTY,
     H_WAKE_INST,
     I_BA,
     I_BAQ,
@@ -323,6 +324,7 @@ def set_timer(ctx: Ctx, sid: int, every_ns: int, first_in_ns: int = -1) -> None:
     first = every_ns if first_in_ns < 0 else first_in_ns
     _strat[sid, S_TIMER_EVERY] = every_ns
     _strat[sid, S_TIMER_AT] = _h[H_NOW] + first if every_ns > 0 or first_in_ns >= 0 else 0
+    _h[H_TIMER_DIRTY] = 1  # the loop finds the next timer again
 
 
 @njit(cache=True, inline="always")

@@ -8,6 +8,7 @@ import pickle
 from framework.engine.codegen import build_runner
 from framework.strategy import Params
 from framework.strategy.params import NB_TUPLE
+from strategies.avellaneda_stoikov import AvellanedaStoikov, AvellanedaStoikovParams
 from strategies.one_tick_mm import OneTickMM, OneTickMMParams
 
 
@@ -15,11 +16,11 @@ def test_every_runner_gives_a_strategy_the_same_params_type() -> None:
     # numba specialises a callback on its argument types: one params type for all runners
     # means one compiled (and disk-cached) callback, whatever the combination of strategies
     one = build_runner([OneTickMM()])
-    two = build_runner([OneTickMM(name="a"), OneTickMM(name="b", params={"max_position": 2})])
+    two = build_runner([AvellanedaStoikov(), OneTickMM(name="b", params={"max_position": 2})])
     nt = getattr(OneTickMMParams, NB_TUPLE)
     assert one.P0 is nt
-    assert two.P0 is nt
-    assert two.P1 is nt
+    assert two.P0 is getattr(AvellanedaStoikovParams, NB_TUPLE)
+    assert two.P1 is nt  # the group of OneTickMMs in a run of two classes
     assert one.__name__ != two.__name__
 
 

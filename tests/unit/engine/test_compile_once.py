@@ -67,9 +67,9 @@ for fn, sig in ((api.advance_at, (i8,)), (api.submit_at, (i8,) * 7),
     fn.compile(sig)
 strategies = [AvellanedaStoikov(), OneTickMM()]
 mod = build_runner(strategies)
-ps = [mod.P0(*[getattr(s.params, n) for n in s.params.names()]) for s in strategies[:1]]
-ps.append(mod.P1(*[getattr(strategies[1].params, n) for n in strategies[1].params.names()]))
-st = types.Array(types.int64, 1, "C")
+ps = [(mod.P0(*[getattr(s.params, n) for n in s.params.names()]),) for s in strategies[:1]]
+ps.append((mod.P1(*[getattr(strategies[1].params, n) for n in strategies[1].params.names()]),))
+st = types.Array(types.int64, 2, "C")  # a group's states: one row per strategy
 import numba
 mod.run.compile((arr, numba.typeof(ps[0]), st, numba.typeof(ps[1]), st))
 print(json.dumps(seen))

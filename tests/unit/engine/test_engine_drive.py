@@ -116,8 +116,9 @@ class FakeGateway:
         self.j = 0
         self.book: dict[int, dict[int, int]] = {BUY: {}, SELL: {}}
         self.resp_ns = response_ns
-        self.orders: dict[int, dict[str, int]] = {}  # resting orders: oid -> fields
+        self.orders: dict[tuple[int, int], dict[str, int]] = {}  # (strategy, oid) -> fields
         self.out: list[tuple[int, ...]] = []
+        self.sid = 0  #: the strategy of the request being answered
 
     def _book_to(self, t: int) -> None:
         while self.j < len(self.ev) and self.eff[self.j] <= t:
@@ -139,7 +140,7 @@ class FakeGateway:
 
     def _say(self, t: int, kind: int, oid: int, price: int, qty: int, liq: int = 0,
              reason: int = 0) -> None:
-        self.out.append((t + self.resp_ns, t, kind, oid, price, qty, liq, reason))
+        self.out.append((t + self.resp_ns, t, kind, oid, self.sid, price, qty, liq, reason))
 
     def _levels(self, side: int, limit: int | None) -> list[tuple[int, int]]:
         """The opposite side's levels a ``side`` taker may take, best first."""
@@ -152,6 +153,7 @@ class FakeGateway:
     def answer(self, reqs: np.ndarray) -> np.ndarray:
         for r in reqs:
             t, oid, side = int(r["arrive_ts"]), int(r["oid"]), int(r["side"])
+            self.sid = int(r["strategy"])
             self._book_to(t)
             price, qty = int(r["price"]), int(r["qty"])
             if r["kind"] == REQ_NEW:
@@ -175,23 +177,23 @@ class FakeGateway:
                     self._say(t, RESP_EXPIRED, oid, price, left)
                 elif left:
                     assert left == qty, "the Pinger's passive orders never cross"
-                    self.orders[oid] = {"price": price, "qty": qty, "leaves": qty}
+                    self.orders[self.sid, oid] = {"price": price, "qty": qty, "leaves": qty}
             elif r["kind"] == REQ_CANCEL:
-                o = self.orders.pop(oid, None)
+                o = self.orders.pop((self.sid, oid), None)
                 if o is None:
                     self._say(t, RESP_CANCEL_REJECT, oid, price, 0, reason=REJ_UNKNOWN_ORDER)
                 else:
                     self._say(t, RESP_CANCELED, oid, o["price"], o["leaves"])
             elif r["kind"] == REQ_MODIFY:
-                o = self.orders.get(oid)
+                o = self.orders.get((self.sid, oid))
                 if o is None:
                     self._say(t, RESP_CANCEL_REJECT, oid, price, 0, reason=REJ_UNKNOWN_ORDER)
                     continue
                 o.update(price=price, qty=qty, leaves=qty)
                 self._say(t, RESP_MODIFIED, oid, price, qty)
         out = np.zeros(len(self.out), RESPONSE_DTYPE)
-        for k, name in enumerate(("ts", "exch_ts", "kind", "oid", "price", "qty", "liquidity",
-                                  "reason")):
+        for k, name in enumerate(("ts", "exch_ts", "kind", "oid", "strategy", "price", "qty",
+                                  "liquidity", "reason")):
             out[name] = [row[k] for row in self.out]
         out["fee"] = np.nan  # priced by the engine from the instrument's schedule
         self.out = []
