@@ -83,7 +83,7 @@ H_HORIZON: Final = 50
 #: 1: the clock is the wall's: a timer that fell behind it (a stall) fires once and goes on
 #: from now, rather than once for every period missed
 H_WALL: Final = 51
-#: addresses of the compiled core's entry points (framework/engine/core.py ``install``):
+#: addresses of the compiled core's entry points (framework/kernel/core.py ``install``):
 #: compiled callers call through them instead of linking the engine's code
 H_FN_ADVANCE: Final = 56
 H_FN_SUBMIT: Final = 57
