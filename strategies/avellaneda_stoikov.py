@@ -35,8 +35,8 @@ import math
 import numpy as np
 from numba import njit
 
+from framework.arena.enums import ST_NONE, TIF_POST_ONLY
 from framework.core.events import BUY, SELL
-from framework.engine.enums import ST_NONE, TIF_POST_ONLY
 from framework.risk.limits import RiskLimits
 from framework.strategy import CompiledCallbacks, Params, Strategy, nb, param
 from framework.strategy.context import Context, FillInfo, OrderUpdate

@@ -27,9 +27,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from framework.arena.enums import ST_NONE, TIF_IOC
 from framework.core.errors import ConfigError
 from framework.core.events import BUY, SELL
-from framework.engine.enums import ST_NONE, TIF_IOC
 from framework.risk.limits import RiskLimits
 from framework.strategy import CompiledCallbacks, Params, Strategy, nb, param
 from framework.strategy.context import Context, FillInfo

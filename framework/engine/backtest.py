@@ -12,14 +12,14 @@ from typing import Any
 import numpy as np
 
 from framework.analysis.results import BacktestResult
+from framework.arena.enums import QUEUE_FIFO
+from framework.arena.state import Capacity
 from framework.core.errors import ConfigError, HftlabError
 from framework.core.events import EventArray
 from framework.core.instrument import Instrument
 from framework.engine.config import LatencyConfig, QueueConfig
 from framework.engine.engine import Engine, Mode, Wake
-from framework.engine.enums import QUEUE_FIFO
 from framework.engine.feed import MergedFeed
-from framework.engine.state import Capacity
 from framework.strategy.base import Strategy
 
 __all__ = ["Backtest", "Mode", "store_streams"]

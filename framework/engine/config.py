@@ -10,9 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from framework.core.errors import ConfigError
-from framework.core.ranges import Range
-from framework.engine.enums import (
+from framework.arena.enums import (
     LAT_CONSTANT,
     LAT_EMPIRICAL,
     LAT_FEED,
@@ -21,7 +19,7 @@ from framework.engine.enums import (
     QUEUE_POWER,
     QUEUE_RISK_AVERSE,
 )
-from framework.engine.state import (
+from framework.arena.state import (
     H_LAT_MODEL,
     H_N_LAT_SERIES,
     H_QUEUE_MODEL,
@@ -29,9 +27,11 @@ from framework.engine.state import (
     HF_LAT_RESP,
     HF_QUEUE_N,
 )
+from framework.core.errors import ConfigError
+from framework.core.ranges import Range
 
 if TYPE_CHECKING:
-    from framework.engine.state import State
+    from framework.arena.state import State
 
 _UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 _DURATION_HELP = "write e.g. 500us, 1ms, 2s or a number of ns (units: ns, us, ms, s)"

@@ -40,24 +40,9 @@ import polars as pl
 
 from framework.analysis.results import BacktestResult
 from framework.analysis.sink import ResultSink
-from framework.core.errors import ConfigError, HftlabError
-from framework.core.events import EVENT_DTYPE, EventArray
-from framework.core.instrument import Instrument
-from framework.engine import api
-from framework.engine.config import LatencyConfig, QueueConfig
-from framework.engine.enums import REJ_NAMES
-from framework.engine.feed import MergedFeed
-from framework.engine.recorder import RECORDS, TABLE_SCHEMAS, RecordDecoder
-from framework.engine.seam import (
-    REQUEST_DTYPE,
-    RESPONSE_DTYPE,
-    RESPONSE_KINDS,
-    check_responses,
-    drain_requests_state,
-    inject_state,
-    request_records,
-)
-from framework.engine.state import (
+from framework.arena.enums import REJ_NAMES
+from framework.arena.fnptr import I64_T, entry
+from framework.arena.state import (
     ERR_NAMES,
     H_END_TS,
     H_ERROR,
@@ -118,6 +103,23 @@ from framework.engine.state import (
     Capacity,
     allocate,
     unpack,
+)
+from framework.core.errors import ConfigError, HftlabError
+from framework.core.events import EVENT_DTYPE, EventArray
+from framework.core.instrument import Instrument
+from framework.engine.config import LatencyConfig, QueueConfig
+from framework.engine.feed import MergedFeed
+from framework.kernel.core import advance_at
+from framework.kernel.core import finish as finish_state
+from framework.kernel.recorder import RECORDS, TABLE_SCHEMAS, RecordDecoder
+from framework.kernel.seam import (
+    REQUEST_DTYPE,
+    RESPONSE_DTYPE,
+    RESPONSE_KINDS,
+    check_responses,
+    drain_requests_state,
+    inject_state,
+    request_records,
 )
 from framework.strategy.base import Strategy
 from framework.strategy.context import Context, FillInfo, OrderUpdate
@@ -239,7 +241,7 @@ class Engine:
         if self.latency.series is not None:
             cap = dataclasses.replace(cap, lat_series=len(self.latency.series))
         a = allocate(cap)
-        from framework.engine.core import install
+        from framework.kernel.core import install
 
         install(a)  # the compiled core's entry points (compiled on first use)
         st = unpack(a)
@@ -455,7 +457,7 @@ class Engine:
         r = np.atleast_1d(np.asarray(responses))
         if r.dtype != RESPONSE_DTYPE:
             msg = (
-                f"inject() takes framework.engine.seam.RESPONSE_DTYPE records, got {r.dtype}"
+                f"inject() takes framework.kernel.seam.RESPONSE_DTYPE records, got {r.dtype}"
             )
             raise ConfigError(msg)
         problem = check_responses(r)
@@ -610,7 +612,7 @@ class Engine:
                 self._cs.start(arena, self._index[k])
             else:
                 s.on_start(ctxs[k])
-        self._py_step = api.entry(api.advance_at, api.I64_T)
+        self._py_step = entry(advance_at, I64_T)
         self._step = self._step_python
 
     def _step_python(self) -> int:
@@ -759,7 +761,7 @@ class Engine:
             else:
                 self._stop_python()
             self._flush()
-            api.finish(self.arena)
+            finish_state(self.arena)
             self._flush()
             self._finished = True
             return self._result(config or {})

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from numba import njit
 
-from framework.book.l2 import NO_PRICE, l2_best_ask, l2_best_bid
-from framework.core.events import BUY
-from framework.engine.state import (
+from framework.arena.state import (
     I_LAST_TRADE_PX,
     IF_LOT,
     IF_MULT,
@@ -18,6 +16,8 @@ from framework.engine.state import (
     PF_TRADED,
     State,
 )
+from framework.book.l2 import NO_PRICE, l2_best_ask, l2_best_bid
+from framework.core.events import BUY
 
 
 @njit(cache=True, inline="always")

@@ -14,9 +14,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from framework.book.l2 import NO_PRICE, l2_best_ask, l2_best_bid, l2_qty_at
-from framework.core.events import BUY
-from framework.engine.enums import (
+from framework.arena.enums import (
     DENY_BAD_ORDER,
     DENY_HALTED,
     DENY_KILL_SWITCH,
@@ -36,7 +34,7 @@ from framework.engine.enums import (
     TS_HALTED,
     TS_REDUCING,
 )
-from framework.engine.state import (
+from framework.arena.state import (
     H_MAX_ORDERS,
     IF_LOT,
     IF_MULT,
@@ -72,6 +70,8 @@ from framework.engine.state import (
     SF_TOKENS,
     State,
 )
+from framework.book.l2 import NO_PRICE, l2_best_ask, l2_best_bid, l2_qty_at
+from framework.core.events import BUY
 
 NS = 1e9
 

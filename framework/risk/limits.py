@@ -6,9 +6,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from framework.core.errors import ConfigError
-from framework.core.ranges import Range
-from framework.engine.state import (
+from framework.arena.state import (
     R_COLLAR_TICKS,
     R_MAX_DRAWDOWN,
     R_MAX_LOSS,
@@ -22,6 +20,8 @@ from framework.engine.state import (
     R_SELF_TRADE,
     RISK_COLS,
 )
+from framework.core.errors import ConfigError
+from framework.core.ranges import Range
 
 _COLUMN = {
     "max_order_qty": R_MAX_ORDER_QTY,

@@ -11,11 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numba import njit
 
-from framework.core.errors import ConfigError
-from framework.core.events import BUY, SELL
-from framework.engine import api
-from framework.engine.enums import (
+from framework.arena.enums import (
     DENY_NAMES,
     REJ_NAMES,
     STATUS_NAMES,
@@ -25,7 +23,8 @@ from framework.engine.enums import (
     TIF_POST_ONLY,
     TRADING_STATE_NAMES,
 )
-from framework.engine.state import (
+from framework.arena.fnptr import ARENA_T, I64_T, entry
+from framework.arena.state import (
     H_MAX_ORDERS,
     H_NOW,
     I_BA,
@@ -46,9 +45,13 @@ from framework.engine.state import (
     P_OPEN_BUY,
     P_OPEN_SELL,
     P_POS,
+    arena_at,
     unpack,
 )
+from framework.core.errors import ConfigError
+from framework.core.events import BUY, SELL
 from framework.features.kernels import FEATURE_NAMES
+from framework.strategy import nb
 
 
 def _flat(x: np.ndarray) -> memoryview:
@@ -149,11 +152,11 @@ class Context:
         self._ostatus, self._oprice = _col(ordm, O_STATUS), _col(ordm, O_LPRICE)
         self._oqty, self._ofilled = _col(ordm, O_LQTY), _col(ordm, O_FILLED)
         # order actions through compiled entry points (no dispatcher on the hot path)
-        A, N = api.ARENA_T, api.I64_T
+        A, N = ARENA_T, I64_T
         self._p = int(arena.ctypes.data)  # self._a keeps the arena alive
-        self._submit = api.entry(api.submit_at, N, N, N, N, N, N, N)
-        self._cancel = api.entry(api.cancel_at, N, N, N)
-        self._level_qty = api.entry(api.level_qty, A, N, N, N)
+        self._submit = entry(_submit_at, N, N, N, N, N, N, N)
+        self._cancel = entry(_cancel_at, N, N, N)
+        self._level_qty = entry(nb.level_qty, A, N, N, N)
 
     # --- time and market ------------------------------------------------------------------
     @property
@@ -182,7 +185,7 @@ class Context:
     def depth(self, inst: int, side: int | str, n: int = 5) -> np.ndarray:
         """Up to ``n`` levels of ``side`` as an int64 array of (price, qty) rows, best first."""
         out = np.zeros((n, 2), np.int64)
-        k = api.depth(self._a, inst, _SIDE[side], n, out)
+        k = nb.depth(self._a, inst, _SIDE[side], n, out)
         return out[:k]
 
     def feature(self, inst: int, name: str) -> float:
@@ -222,7 +225,7 @@ class Context:
         return self.finished_counts[inst]
 
     def equity(self) -> float:
-        return float(api.equity(self._a, self.sid))
+        return float(nb.equity(self._a, self.sid))
 
     def _slot(self, oid: int) -> int:
         """The slot of a live order of ours, or -1 (ids encode their place among our slots:
@@ -249,7 +252,7 @@ class Context:
     # --- actions ----------------------------------------------------------------------------
     def submit(self, inst: int, side: int | str, price: int, qty: int, *, tif: str = "gtc") -> int:
         """A limit order; returns its id (> 0), or ``-reason`` if risk denied it
-        (``framework.engine.enums.DENY_NAMES`` names the reasons)."""
+        (``framework.arena.enums.DENY_NAMES`` names the reasons)."""
         try:
             t = _TIF[tif]
             s = _SIDE[side]
@@ -259,16 +262,16 @@ class Context:
         return int(self._submit(self._p, self.sid, int(inst), s, int(price), int(qty), t))
 
     def submit_market(self, inst: int, side: int | str, qty: int, *, tif: str = "ioc") -> int:
-        return int(api.submit_market(self._a, self.sid, inst, _SIDE[side], int(qty), _TIF[tif]))
+        return int(nb.submit_market(self._a, self.sid, inst, _SIDE[side], int(qty), _TIF[tif]))
 
     def cancel(self, oid: int) -> bool:
         return bool(self._cancel(self._p, self.sid, int(oid)))
 
     def modify(self, oid: int, price: int, qty: int) -> int:
-        return int(api.modify(self._a, self.sid, int(oid), int(price), int(qty)))
+        return int(nb.modify(self._a, self.sid, int(oid), int(price), int(qty)))
 
     def set_timer(self, every_ns: int, first_in_ns: int = -1) -> None:
-        api.set_timer(self._a, self.sid, int(every_ns), int(first_in_ns))
+        nb.set_timer(self._a, self.sid, int(every_ns), int(first_in_ns))
 
     def set_trading_state(self, state: str) -> None:
         """``"active"``, ``"reducing"`` (only orders that shrink the position pass risk) or
@@ -277,7 +280,7 @@ class Context:
         if state not in codes:
             msg = f"trading state {state!r} is unknown; choose one of {sorted(codes)}"
             raise ConfigError(msg)
-        api.set_trading_state(self._a, self.sid, codes[state])
+        nb.set_trading_state(self._a, self.sid, codes[state])
 
     @staticmethod
     def deny_reason(code: int) -> str:
@@ -286,3 +289,15 @@ class Context:
     @staticmethod
     def reject_reason(code: int) -> str:
         return REJ_NAMES.get(code, str(code))
+
+
+# the Context's fast order path: entry points taking the arena's address (one plain int is
+# the cheapest argument to pass from Python), called without numba's dispatcher
+@njit(cache=True)
+def _submit_at(p: int, sid: int, inst: int, side: int, price: int, qty: int, tif: int) -> int:
+    return nb.submit(arena_at(p), sid, inst, side, price, qty, tif)
+
+
+@njit(cache=True)
+def _cancel_at(p: int, sid: int, oid: int) -> bool:
+    return nb.cancel(arena_at(p), sid, oid)

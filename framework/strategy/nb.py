@@ -1,8 +1,8 @@
 """The strategy API as compiled functions (the fast path).
 
 A compiled strategy's callbacks receive ``ctx`` (the engine state) and call these. The
-Python :class:`~framework.strategy.context.Context` calls the very same functions through
-:mod:`framework.engine.api`, so both paths share one implementation.
+Python :class:`~framework.strategy.context.Context` calls the very same functions, so
+both paths share one implementation.
 
 Prices are integer ticks, quantities integer lots, times int64 ns. ``sid`` is the
 strategy's index in the run (passed to every callback).
@@ -14,12 +14,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from framework.book.l2 import (
-    NO_PRICE,
-    l2_depth,
-    l2_qty_at,
-)
-from framework.engine.enums import (
+from framework.arena.enums import (
     ORD_LIMIT,
     ORD_MARKET,
     ST_NONE,
@@ -28,9 +23,8 @@ from framework.engine.enums import (
     TIF_IOC,
     TIF_POST_ONLY,
 )
-from framework.engine.fnptr import call_i64
-from framework.engine.local import slot_of
-from framework.engine.state import (
+from framework.arena.fnptr import call_i64
+from framework.arena.state import (
     H_FN_CANCEL,
     H_FN_MODIFY,
     H_FN_SUBMIT,
@@ -66,6 +60,12 @@ from framework.engine.state import (
     S_TIMER_EVERY,
     unpack_raw,
 )
+from framework.book.l2 import (
+    NO_PRICE,
+    l2_depth,
+    l2_qty_at,
+)
+from framework.kernel.local import slot_of
 from framework.portfolio.accounting import strategy_equity
 
 #: what compiled callbacks receive as ``ctx``: the engine's arena (one int64 array). Each
@@ -220,7 +220,7 @@ def equity(ctx: Ctx, sid: int) -> float:
 
 @njit(cache=True, inline="always")
 def _core(ctx: Ctx, word: int) -> int:
-    """Address of a core entry point (framework/engine/core.py) from the header."""
+    """Address of a core entry point (framework/kernel/core.py) from the header."""
     st = unpack_raw(ctx)
     _h = st.h
     return _h[word]

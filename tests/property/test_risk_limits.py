@@ -36,6 +36,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from framework.analysis.results import BacktestResult
+from framework.arena.enums import DENY_MAX_POSITION_INSTRUMENT, DENY_NAMES, DENY_NONE
 from framework.core.events import (
     BUY,
     FLAG_LAST,
@@ -50,7 +51,6 @@ from framework.core.events import (
 from framework.core.instrument import Instrument
 from framework.engine.backtest import Backtest
 from framework.engine.config import LatencyConfig, QueueConfig
-from framework.engine.enums import DENY_MAX_POSITION_INSTRUMENT, DENY_NAMES, DENY_NONE
 from framework.ingest.synthetic import generate_day
 from framework.risk.limits import RiskLimits
 from framework.strategy import nb

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from framework.analysis.results import BacktestResult
+from framework.arena.enums import TRADING_STATE_NAMES
 from framework.core.events import (
     BUY,
     FLAG_LAST,
@@ -34,7 +35,6 @@ from framework.core.events import (
 from framework.core.instrument import Instrument
 from framework.engine.backtest import Backtest
 from framework.engine.config import LatencyConfig, QueueConfig
-from framework.engine.enums import TRADING_STATE_NAMES
 from framework.risk.limits import RiskLimits
 from framework.strategy import Strategy
 from framework.strategy.context import Context, FillInfo, OrderUpdate

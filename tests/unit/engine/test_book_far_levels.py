@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from framework.arena.state import Capacity
 from framework.core.errors import ConfigError, HftlabError
 from framework.core.events import (
     BUY,
@@ -21,7 +22,6 @@ from framework.core.events import (
     EventArray,
     make_events,
 )
-from framework.engine.state import Capacity
 from framework.strategy import Strategy
 from framework.strategy.context import Context, FillInfo
 from tests.book_reference import RefL2, RefL3

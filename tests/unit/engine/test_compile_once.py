@@ -17,9 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from framework.engine.backtest import Backtest
-from framework.engine.core import core
-from framework.engine.state import (
+from framework.arena.state import (
     H_FN_ADVANCE,
     H_FN_CANCEL,
     H_FN_FINISH,
@@ -27,18 +25,20 @@ from framework.engine.state import (
     H_FN_SUBMIT,
     unpack,
 )
+from framework.engine.backtest import Backtest
 from framework.ingest.synthetic import generate_day
+from framework.kernel.core import core
 from strategies.one_tick_mm import OneTickMM
 
 REPO = Path(__file__).resolve().parents[3]
 
 #: modules of the engine core: none of their functions may be compiled for a strategy
 CORE_MODULES = (
-    "framework.engine.loop",
-    "framework.engine.venue",
-    "framework.engine.local",
-    "framework.engine.messages",
-    "framework.engine.models",
+    "framework.kernel.loop",
+    "framework.kernel.venue",
+    "framework.kernel.local",
+    "framework.arena.messages",
+    "framework.arena.models",
     "framework.risk.checks",
     "framework.book.l3",
 )
@@ -46,7 +46,9 @@ CORE_MODULES = (
 _CHILD = """
 import json, sys
 from numba.core import event
-from framework.engine import api
+from framework.kernel.core import advance_at, finish
+from framework.strategy.context import _cancel_at, _submit_at
+from framework.strategy import nb
 from framework.engine.codegen import build_runner
 from numba import types
 from strategies.avellaneda_stoikov import AvellanedaStoikov
@@ -61,9 +63,9 @@ class Rec(event.Listener):
         pass
 event.register("numba:compile", Rec())
 arr, i8 = types.Array(types.int64, 1, "C"), types.int64
-for fn, sig in ((api.advance_at, (i8,)), (api.submit_at, (i8,) * 7),
-                (api.cancel_at, (i8,) * 3), (api.modify, (arr, i8, i8, i8, i8)),
-                (api.finish, (arr,))):
+for fn, sig in ((advance_at, (i8,)), (_submit_at, (i8,) * 7),
+                (_cancel_at, (i8,) * 3), (nb.modify, (arr, i8, i8, i8, i8)),
+                (finish, (arr,))):
     fn.compile(sig)
 strategies = [AvellanedaStoikov(), OneTickMM()]
 mod = build_runner(strategies)

@@ -23,13 +23,7 @@ import polars as pl
 import pytest
 
 from framework.analysis.results import BacktestResult
-from framework.core.errors import ConfigError
-from framework.core.events import BUY, KIND_BBO, KIND_CLEAR, KIND_LEVEL, SELL, EventArray
-from framework.core.instrument import Instrument
-from framework.engine.backtest import Backtest
-from framework.engine.config import LatencyConfig
-from framework.engine.engine import Engine, Wake
-from framework.engine.enums import (
+from framework.arena.enums import (
     LIQ_TAKER,
     ORD_MARKET,
     REJ_NO_LIQUIDITY,
@@ -37,9 +31,7 @@ from framework.engine.enums import (
     TIF_FOK,
     TIF_IOC,
 )
-from framework.engine.feed import MergedFeed
-from framework.engine.seam import REQUEST_DTYPE, RESPONSE_DTYPE
-from framework.engine.state import (
+from framework.arena.state import (
     REQ_CANCEL,
     REQ_MODIFY,
     REQ_NEW,
@@ -51,7 +43,15 @@ from framework.engine.state import (
     RESP_MODIFIED,
     RESP_REJECT,
 )
+from framework.core.errors import ConfigError
+from framework.core.events import BUY, KIND_BBO, KIND_CLEAR, KIND_LEVEL, SELL, EventArray
+from framework.core.instrument import Instrument
+from framework.engine.backtest import Backtest
+from framework.engine.config import LatencyConfig
+from framework.engine.engine import Engine, Wake
+from framework.engine.feed import MergedFeed
 from framework.ingest.synthetic import generate_day
+from framework.kernel.seam import REQUEST_DTYPE, RESPONSE_DTYPE
 from framework.strategy import Strategy, nb
 from framework.strategy.context import Context, FillInfo, OrderUpdate
 from strategies.imbalance_taker import ImbalanceTaker

@@ -19,6 +19,7 @@ import polars as pl
 import pytest
 
 from framework.analysis.results import BacktestResult
+from framework.arena.state import Capacity
 from framework.core.errors import ConfigError, HftlabError
 from framework.core.events import EventArray
 from framework.core.instrument import Instrument
@@ -26,7 +27,6 @@ from framework.engine.backtest import Backtest
 from framework.engine.codegen import build_runner, groups
 from framework.engine.config import LatencyConfig, QueueConfig
 from framework.engine.instances import copies
-from framework.engine.state import Capacity
 from framework.ingest.synthetic import generate_day
 from framework.strategy import Strategy
 from strategies.avellaneda_stoikov import AvellanedaStoikov, AvellanedaStoikovParams

@@ -2,8 +2,8 @@
 
 import datetime as dt
 
+from framework.arena.state import Capacity
 from framework.engine.backtest import Backtest
-from framework.engine.state import Capacity
 from framework.ingest.synthetic import generate_day
 from framework.risk.limits import RiskLimits
 from framework.strategy import Params, Strategy

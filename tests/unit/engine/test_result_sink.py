@@ -15,13 +15,13 @@ import pytest
 from framework.analysis import BacktestResult, summarize_all
 from framework.analysis.results import TABLES
 from framework.analysis.sink import ResultSink
+from framework.arena.enums import STATUS_NAMES, TERMINAL_STATUSES
+from framework.arena.state import Capacity
 from framework.core.events import EventArray
 from framework.core.instrument import Instrument
 from framework.engine import engine as engine_mod
 from framework.engine.backtest import Backtest
 from framework.engine.config import LatencyConfig
-from framework.engine.enums import STATUS_NAMES, TERMINAL_STATUSES
-from framework.engine.state import Capacity
 from framework.ingest.synthetic import generate_day
 from strategies.one_tick_mm import OneTickMM
 from tests.unit.analysis.fixtures import assert_stats_equal

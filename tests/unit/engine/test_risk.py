@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from framework.engine.enums import (
+from framework.arena.enums import (
     DENY_BAD_ORDER,
     DENY_HALTED,
     DENY_KILL_SWITCH,

@@ -1,7 +1,7 @@
 """Requests in flight count at their worst case, on the compiled order functions themselves.
 
-Both execution paths send orders through ``framework.engine.local`` (the Python Context
-through ``framework.engine.api``, compiled strategies through ``framework.strategy.nb``).
+Both execution paths send orders through ``framework.kernel.local`` (the Python Context
+and compiled strategies both through ``framework.strategy.nb``).
 Here they are called directly on an engine arena, and the venue's answers are handed to
 ``local_response`` as the replay loop would, in any order a venue may send them, so every
 answer — modified, cancel-rejected, cancelled, filled — is checked against what pre-trade
@@ -13,8 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from framework.core.events import BUY, SELL
-from framework.engine.enums import (
+from framework.arena.enums import (
     DENY_BAD_ORDER,
     DENY_MAX_NOTIONAL,
     DENY_MAX_OPEN_ORDERS,
@@ -27,8 +26,7 @@ from framework.engine.enums import (
     ST_PENDING_MODIFY,
     TIF_GTC,
 )
-from framework.engine.local import local_response, order_cancel, order_modify, order_submit
-from framework.engine.state import (
+from framework.arena.state import (
     H_N_DENY,
     IF_LOT,
     IF_MULT,
@@ -53,6 +51,8 @@ from framework.engine.state import (
     allocate,
     unpack,
 )
+from framework.core.events import BUY, SELL
+from framework.kernel.local import local_response, order_cancel, order_modify, order_submit
 from framework.risk.limits import RiskLimits
 
 NOW = 1_000

@@ -20,10 +20,9 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from framework.engine.enums import LIQ_MAKER, LIQ_TAKER
-from framework.engine.local import slot_of
-from framework.engine.messages import push_response
-from framework.engine.state import (
+from framework.arena.enums import LIQ_MAKER, LIQ_TAKER
+from framework.arena.messages import push_response
+from framework.arena.state import (
     H_N_REQ,
     H_REQ_HEAD,
     M_ID,
@@ -51,7 +50,8 @@ from framework.engine.state import (
     Arena,
     unpack_raw,
 )
-from framework.engine.venue import fee_of
+from framework.kernel.local import slot_of
+from framework.kernel.venue import fee_of
 
 #: an order request that passed the risk checks, as a gateway receives it
 REQUEST_DTYPE: Final = np.dtype(

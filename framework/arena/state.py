@@ -91,7 +91,7 @@ H_RESP_HEAD: Final = 52
 H_TIMER_DIRTY: Final = 53
 H_TIMER_AT: Final = 54
 H_TIMER_SID: Final = 55
-#: addresses of the compiled core's entry points (framework/engine/core.py ``install``):
+#: addresses of the compiled core's entry points (framework/kernel/core.py ``install``):
 #: compiled callers call through them instead of linking the engine's code
 H_FN_ADVANCE: Final = 56
 H_FN_SUBMIT: Final = 57

@@ -18,16 +18,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from framework.book.l2 import (
-    BOOK_FULL,
-    l2_apply,
-    l2_best_ask,
-    l2_best_ask_qty,
-    l2_best_bid,
-    l2_best_bid_qty,
-)
-from framework.core.events import BUY, FLAG_LAST, KIND_BBO, KIND_CLEAR, KIND_LEVEL, KIND_TRADE
-from framework.engine.enums import (
+from framework.arena.enums import (
     DENY_BAD_ORDER,
     DENY_NONE,
     ST_CANCELED,
@@ -41,7 +32,7 @@ from framework.engine.enums import (
     ST_REJECTED,
     TS_HALTED,
 )
-from framework.engine.messages import (
+from framework.arena.messages import (
     alloc_slot,
     log_latency,
     log_order,
@@ -49,8 +40,8 @@ from framework.engine.messages import (
     push_request,
     release_slot,
 )
-from framework.engine.models import entry_latency
-from framework.engine.state import (
+from framework.arena.models import entry_latency
+from framework.arena.state import (
     DENY_COLS,
     DENY_INST,
     DENY_PRICE,
@@ -151,6 +142,15 @@ from framework.engine.state import (
     State,
     unpack_raw,
 )
+from framework.book.l2 import (
+    BOOK_FULL,
+    l2_apply,
+    l2_best_ask,
+    l2_best_ask_qty,
+    l2_best_bid,
+    l2_best_bid_qty,
+)
+from framework.core.events import BUY, FLAG_LAST, KIND_BBO, KIND_CLEAR, KIND_LEVEL, KIND_TRADE
 from framework.portfolio.accounting import apply_fill
 from framework.risk.checks import check_order
 

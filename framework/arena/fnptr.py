@@ -4,7 +4,7 @@ numba links every compiled function a caller uses into the caller's own machine 
 optimises the whole again, so a strategy callback that calls ``submit`` used to carry (and
 compile, for ~20 s) the engine's order path, risk checks and book. Calling through an
 address instead keeps the two apart: the engine's entry points are C functions compiled once
-(:mod:`framework.engine.core`), their addresses sit in the arena's header, and a caller
+(:mod:`framework.kernel.core`), their addresses sit in the arena's header, and a caller
 compiles a single indirect call. Nothing here embeds an address in cached code: it is read
 from the arena at run time, so cached callers stay valid in every process.
 """
@@ -49,3 +49,18 @@ def _call_i64(typingctx: Any, addr: Any, args: Any) -> Any:
 call_i64: Callable[[int, tuple[Any, ...]], int] = _call_i64  # type: ignore[assignment]
 
 __all__ = ["call_i64"]
+
+
+ARENA_T = types.Array(types.int64, 1, "C")  #: the numba type of an arena
+I64_T = types.int64
+
+
+def entry(fn: Any, *argtypes: Any) -> Callable[..., Any]:
+    """The compiled entry point of numba function ``fn`` for ``argtypes`` (compiled or
+    loaded from the cache now). Calling it skips numba's dispatcher (argument typing and
+    overload lookup), which halves the cost of a call from Python: the Python strategy path
+    makes one such call per callback. Call it with exactly those types: Python ints for
+    int64, a C-contiguous int64 array for an arena."""
+    fn.compile(argtypes)
+    return fn.overloads[argtypes].entry_point
+

@@ -18,11 +18,8 @@ import math
 import numpy as np
 from numba import carray, njit
 
-from framework.book.l2 import BOOK_FULL, l2_apply, l2_qty_at
-from framework.core.events import KIND_BBO, KIND_CLEAR, KIND_LEVEL, KIND_STATUS
-from framework.engine.local import local_book_event, local_response, trip_kill_switch
-from framework.engine.messages import log_order, next_msg, pop_msg
-from framework.engine.state import (
+from framework.arena.messages import log_order, next_msg, pop_msg
+from framework.arena.state import (
     EQ_CASH,
     EQ_COLS,
     EQ_EQUITY,
@@ -113,8 +110,11 @@ from framework.engine.state import (
     _as_voidptr,
     unpack_raw,
 )
-from framework.engine.venue import apply_fills, scan_resting, venue_request, venue_status
+from framework.book.l2 import BOOK_FULL, l2_apply, l2_qty_at
+from framework.core.events import KIND_BBO, KIND_CLEAR, KIND_LEVEL, KIND_STATUS
 from framework.features.kernels import N_FEATURES
+from framework.kernel.local import local_book_event, local_response, trip_kill_switch
+from framework.kernel.venue import apply_fills, scan_resting, venue_request, venue_status
 from framework.portfolio.accounting import mark_price, strategy_equity
 from framework.risk.checks import kill_switch_breached
 

@@ -5,7 +5,7 @@ recorder are C functions here (numba ``cfunc``, cached on disk). Everything else
 them through their addresses, which :func:`install` writes into the arena's header
 (``H_FN_*``): a strategy's compiled callbacks (:mod:`framework.strategy.nb` calls ``submit``
 through ``h[H_FN_SUBMIT]``), the generated runners (:mod:`framework.engine.codegen`) and the
-Python API (:mod:`framework.engine.api`). None of them links the engine's code, so a new
+Python drivers (:func:`advance_at` here). None of them links the engine's code, so a new
 strategy or a new combination of strategies compiles only its own small callbacks, and the
 core is compiled once per machine (per version of hftlab's sources: see
 ``framework/__init__.py`` for the cache folder).
@@ -26,13 +26,11 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from numba import carray, cfunc, types
+from numba import carray, cfunc, njit, types
 from numba.core.event import Listener
 
-from framework.core.events import EVENT_DTYPE
-from framework.engine.local import order_cancel, order_modify, order_submit
-from framework.engine.loop import advance_state, final_sample_state, log_open_orders_state
-from framework.engine.state import (
+from framework.arena.fnptr import call_i64
+from framework.arena.state import (
     H_EV_PTR,
     H_FN_ADVANCE,
     H_FN_CANCEL,
@@ -46,6 +44,9 @@ from framework.engine.state import (
     unpack,
     unpack_raw,
 )
+from framework.core.events import EVENT_DTYPE
+from framework.kernel.local import order_cancel, order_modify, order_submit
+from framework.kernel.loop import advance_state, final_sample_state, log_open_orders_state
 
 _I = types.int64
 
@@ -194,4 +195,19 @@ def install(a: npt.NDArray[np.int64], *, quiet: bool = False) -> None:
         h[word] = addr
 
 
-__all__ = ["Core", "core", "install"]
+# --- calls through the installed addresses, for Python callers ----------------------------------
+@njit(cache=True)
+def advance_at(p: int) -> int:
+    """Run the arena at address ``p`` to its next wake-up (through ``h[H_FN_ADVANCE]``): one
+    plain int is the cheapest argument to pass from Python, paid on every wake-up."""
+    return call_i64(unpack_raw(arena_at(p)).h[H_FN_ADVANCE], (np.int64(p),))
+
+
+@njit(cache=True)
+def finish(a: npt.NDArray[np.int64]) -> int:
+    """The last sample and the orders still working at the end into the order log (so the
+    orders table lists every order sent); returns how many were still working."""
+    return call_i64(unpack_raw(a).h[H_FN_FINISH], (np.int64(a.ctypes.data),))
+
+
+__all__ = ["Core", "advance_at", "core", "finish", "install"]

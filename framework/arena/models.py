@@ -6,8 +6,8 @@ import math
 
 from numba import njit
 
-from framework.engine.enums import LAT_CONSTANT, LAT_FEED, QUEUE_LOG, QUEUE_POWER, QUEUE_RISK_AVERSE
-from framework.engine.state import (
+from framework.arena.enums import LAT_CONSTANT, LAT_FEED, QUEUE_LOG, QUEUE_POWER, QUEUE_RISK_AVERSE
+from framework.arena.state import (
     H_FEED_LAT,
     H_LAT_IDX,
     H_LAT_MODEL,

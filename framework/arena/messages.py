@@ -7,7 +7,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from framework.engine.state import (
+from framework.arena.state import (
     ERR_MESSAGES_FULL,
     ERR_ORDERS_FULL,
     H_ERROR,

@@ -1,7 +1,7 @@
 """The engine's recorder rows (int64, prices in ticks, sizes in lots) as result tables.
 
 The compiled engine appends rows to fixed buffers in the arena (``rec_*`` segments, column
-indices named in :mod:`framework.engine.state`); the driver copies them out when a buffer
+indices named in :mod:`framework.arena.state`); the driver copies them out when a buffer
 fills. :class:`RecordDecoder` turns one such batch into a polars table in real units, with the
 column names and dtypes of :data:`framework.analysis.results.SCHEMAS`, reading each column by
 the same named constant the recorder writes it with.
@@ -16,9 +16,7 @@ import numpy.typing as npt
 import polars as pl
 
 from framework.analysis.results import SCHEMAS, TOTAL
-from framework.book.l2 import NO_PRICE
-from framework.core.instrument import Instrument
-from framework.engine.enums import (
+from framework.arena.enums import (
     DENY_NAMES,
     LIQ_MAKER,
     ORD_MARKET,
@@ -28,7 +26,7 @@ from framework.engine.enums import (
     TERMINAL_STATUSES,
     TIF_NAMES,
 )
-from framework.engine.state import (
+from framework.arena.state import (
     DENY_COLS,
     DENY_INST,
     DENY_PRICE,
@@ -90,6 +88,8 @@ from framework.engine.state import (
     POSREC_STRAT,
     POSREC_TS,
 )
+from framework.book.l2 import NO_PRICE
+from framework.core.instrument import Instrument
 
 I64 = npt.NDArray[np.int64]
 

@@ -2,7 +2,7 @@
 
 The venue's book is rebuilt from the data at each event's ``exch_ts``. Our orders are
 virtual: they never change the replayed book (no market impact), but they hold an estimated
-place in the queue of their level (:mod:`framework.engine.models`) and fill when trades or
+place in the queue of their level (:mod:`framework.arena.models`) and fill when trades or
 book moves reach them. Taker orders walk the venue's book level by level.
 """
 
@@ -12,25 +12,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from framework.book.l2 import (
-    NO_PRICE,
-    l2_best_ask,
-    l2_best_bid,
-    l2_next_level,
-    l2_qty_at,
-)
-from framework.core.events import (
-    BUY,
-    FLAG_QUEUE_TS,
-    KIND_BBO,
-    KIND_LEVEL,
-    KIND_TRADE,
-    STATUS_HALTED,
-    STATUS_OPEN,
-    STATUS_PAUSED,
-    STATUS_QUOTING,
-)
-from framework.engine.enums import (
+from framework.arena.enums import (
     LIQ_MAKER,
     LIQ_TAKER,
     ORD_MARKET,
@@ -43,9 +25,9 @@ from framework.engine.enums import (
     TIF_IOC,
     TIF_POST_ONLY,
 )
-from framework.engine.messages import push_response
-from framework.engine.models import queue_front, response_latency
-from framework.engine.state import (
+from framework.arena.messages import push_response
+from framework.arena.models import queue_front, response_latency
+from framework.arena.state import (
     H_MAX_ORDERS,
     H_QUEUE_MODEL,
     HF_QUEUE_N,
@@ -92,6 +74,24 @@ from framework.engine.state import (
     Arena,
     State,
     unpack_raw,
+)
+from framework.book.l2 import (
+    NO_PRICE,
+    l2_best_ask,
+    l2_best_bid,
+    l2_next_level,
+    l2_qty_at,
+)
+from framework.core.events import (
+    BUY,
+    FLAG_QUEUE_TS,
+    KIND_BBO,
+    KIND_LEVEL,
+    KIND_TRADE,
+    STATUS_HALTED,
+    STATUS_OPEN,
+    STATUS_PAUSED,
+    STATUS_QUOTING,
 )
 
 
