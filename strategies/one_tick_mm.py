@@ -69,9 +69,14 @@ def mm_on_book(ctx, sid, inst, p, s) -> None:
     done = nb.finished_count(ctx, sid, inst)
     same = done == s[S_SEEN_DONE]
     s[S_SEEN_DONE] = done
+    # the side whose quote the other's new price would cross goes first: its cancel reaches
+    # the venue before the new order (self-trade prevention counts it gone)
+    ask_first = s[S_ASK_ID] != 0 and bid >= s[S_ASK_PX]
+    if ask_first and not (same and sell_ok and ask == s[S_ASK_PX]):
+        _requote_side(ctx, sid, inst, SELL, ask, sell_ok, p.order_qty, s, S_ASK_ID, S_ASK_PX)
     if not (same and buy_ok and bid == s[S_BID_PX] and s[S_BID_ID] != 0):
         _requote_side(ctx, sid, inst, BUY, bid, buy_ok, p.order_qty, s, S_BID_ID, S_BID_PX)
-    if not (same and sell_ok and ask == s[S_ASK_PX] and s[S_ASK_ID] != 0):
+    if not ask_first and not (same and sell_ok and ask == s[S_ASK_PX] and s[S_ASK_ID] != 0):
         _requote_side(ctx, sid, inst, SELL, ask, sell_ok, p.order_qty, s, S_ASK_ID, S_ASK_PX)
 
 
@@ -121,7 +126,12 @@ class OneTickMM(Strategy):
         same = done == self.seen_done
         if not same:
             self.seen_done = done
+        # the side whose quote the other's new price would cross goes first: its cancel
+        # reaches the venue before the new order (self-trade prevention counts it gone)
+        ask_first = self.ask_id and bb >= self.ask_px
+        if ask_first and not (same and sell_ok and ba == self.ask_px):
+            self._requote(ctx, inst, SELL, ba, sell_ok)
         if not (same and buy_ok and bb == self.bid_px and self.bid_id):
             self._requote(ctx, inst, BUY, bb, buy_ok)
-        if not (same and sell_ok and ba == self.ask_px and self.ask_id):
+        if not ask_first and not (same and sell_ok and ba == self.ask_px and self.ask_id):
             self._requote(ctx, inst, SELL, ba, sell_ok)

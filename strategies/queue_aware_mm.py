@@ -194,8 +194,15 @@ def _quote_nb(ctx, sid, p, s) -> None:
     pos = nb.position(ctx, sid, inst)
     exp_buy = pos + nb.open_buy_qty(ctx, sid, inst)
     exp_sell = nb.open_sell_qty(ctx, sid, inst) - pos
-    _side_nb(ctx, sid, inst, BUY, bb, bq, theta > 0 and imbalance <= -theta, exp_buy, p, s)
-    _side_nb(ctx, sid, inst, SELL, ba, aq, theta > 0 and imbalance >= theta, exp_sell, p, s)
+    buy_adverse = theta > 0 and imbalance <= -theta
+    sell_adverse = theta > 0 and imbalance >= theta
+    aw = _word(SELL)
+    if s[aw + Q_OID] != 0 and bb >= s[aw + Q_PRICE]:  # pull our crossed ask before bidding
+        _side_nb(ctx, sid, inst, SELL, ba, aq, sell_adverse, exp_sell, p, s)
+        _side_nb(ctx, sid, inst, BUY, bb, bq, buy_adverse, exp_buy, p, s)
+    else:
+        _side_nb(ctx, sid, inst, BUY, bb, bq, buy_adverse, exp_buy, p, s)
+        _side_nb(ctx, sid, inst, SELL, ba, aq, sell_adverse, exp_sell, p, s)
 
 
 @njit(cache=True)
@@ -331,8 +338,13 @@ class QueueAwareMM(Strategy):
         theta = self.params.imbalance_cancel
         pos = ctx.position(inst)
         open_buy, open_sell = ctx.open_qty(inst)
-        self._side(ctx, BUY, bb, bq, theta > 0 and imbalance <= -theta, pos + open_buy)
-        self._side(ctx, SELL, ba, aq, theta > 0 and imbalance >= theta, open_sell - pos)
+        buy = (BUY, bb, bq, theta > 0 and imbalance <= -theta, pos + open_buy)
+        sell = (SELL, ba, aq, theta > 0 and imbalance >= theta, open_sell - pos)
+        ask = self.quotes[SELL]
+        # the side whose quote the other's new price would cross goes first: its cancel
+        # reaches the venue before the new order (self-trade prevention counts it gone)
+        for args in (sell, buy) if ask.oid and bb >= ask.price else (buy, sell):
+            self._side(ctx, *args)
 
     def _side(
         self, ctx: Context, side: int, touch: int, size: int, adverse: bool, exposure: int
