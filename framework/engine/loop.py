@@ -16,10 +16,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import carray, njit
+from numba import carray
 
 from framework.book.l2 import BOOK_FULL, l2_apply, l2_qty_at
 from framework.core.events import KIND_BBO, KIND_CLEAR, KIND_LEVEL, KIND_STATUS
+from framework.core.jit import inline, outline
 from framework.engine.local import local_book_event, local_response, trip_kill_switch
 from framework.engine.messages import log_order, next_msg, pop_msg
 from framework.engine.state import (
@@ -108,13 +109,13 @@ INF = np.iinfo(np.int64).max
 FLUSH_MARGIN = 256  # rows every recorder must have free before the loop takes an action
 
 
-@njit(cache=True)
+@inline
 def _put_f(row: np.ndarray, col: int, x: float) -> None:
     """Store a float bit for bit in an int64 recorder cell (no allocation)."""
     row[col : col + 1].view(np.float64)[0] = x
 
 
-@njit(cache=True)
+@outline
 def check_kill(a: Arena, sid: int, now: int) -> None:
     st = unpack_raw(a)
     lim = st.risk[sid]
@@ -125,7 +126,7 @@ def check_kill(a: Arena, sid: int, now: int) -> None:
         trip_kill_switch(a, sid, now)
 
 
-@njit(cache=True)
+@outline
 def sample(a: Arena, now: int) -> None:
     """Record equity per strategy (and the total), positions and the touch per instrument."""
     st = unpack_raw(a)
@@ -180,7 +181,7 @@ def sample(a: Arena, now: int) -> None:
     _ = EQ_COLS
 
 
-@njit(cache=True, inline="always")
+@inline
 def _sync(h: np.ndarray, ev: np.ndarray, vc: int, lc: int, l0: int) -> None:
     """Write the inner data loop's cursors and counters back to the header (they live in
     registers meanwhile: every view aliases the arena, so LLVM reloads after each store)."""
@@ -194,7 +195,7 @@ def _sync(h: np.ndarray, ev: np.ndarray, vc: int, lc: int, l0: int) -> None:
         h[H_LAST_TS] = e["local_ts"]
 
 
-@njit(cache=True)
+@outline
 def advance_state(a: Arena, ev: np.ndarray) -> int:
     """Run until a wake-up; returns its WAKE_* code (also left in ``h[H_WAKE]``).
 
@@ -391,13 +392,13 @@ def advance_state(a: Arena, ev: np.ndarray) -> int:
             return WAKE_ERROR
 
 
-@njit(cache=True)
+@outline
 def final_sample_state(a: Arena) -> None:
     """The sample at the end of a run (at the engine clock)."""
     sample(a, unpack_raw(a).h[H_NOW])
 
 
-@njit(cache=True)
+@outline
 def log_open_orders_state(a: Arena) -> int:
     """Log the orders still working at the end of the run (status as they stand, end time
     = now) so the orders table lists every order sent; returns how many."""
@@ -405,8 +406,17 @@ def log_open_orders_state(a: Arena) -> int:
     now = st.h[H_NOW]
     ids = st.ord[:, O_ID]
     live = np.nonzero(ids)[0]
-    # in the order they were sent (ids grow with each submission), whatever slots they hold
-    for slot in live[np.argsort(ids[live])]:
+    # in the order they were sent (ids grow with each submission), whatever slots they hold:
+    # an insertion sort, as np.argsort would compile numba's quicksort (seconds) for a list
+    # that is short and, slots being reused in turn, mostly in order already
+    for k in range(1, live.shape[0]):
+        slot = live[k]
+        j = k - 1
+        while j >= 0 and ids[live[j]] > ids[slot]:
+            live[j + 1] = live[j]
+            j -= 1
+        live[j + 1] = slot
+    for slot in live:
         log_order(st, slot, now)
     return live.shape[0]
 

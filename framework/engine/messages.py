@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
 
+from framework.core.jit import inline
 from framework.engine.state import (
     ERR_MESSAGES_FULL,
     ERR_ORDERS_FULL,
@@ -68,7 +68,7 @@ INT64_MAX = np.iinfo(np.int64).max
 
 
 # --- order slots ------------------------------------------------------------------------
-@njit(cache=True, inline="always")
+@inline
 def alloc_slot(st: State) -> int:
     """A free order slot, or -1 when the table is full (H_WAKE_REASON set)."""
     _free = st.free
@@ -88,7 +88,7 @@ def alloc_slot(st: State) -> int:
     return slot
 
 
-@njit(cache=True, inline="always")
+@inline
 def release_slot(st: State, slot: int) -> None:
     _free = st.free
     _h = st.h
@@ -99,7 +99,7 @@ def release_slot(st: State, slot: int) -> None:
     _h[H_N_FREE] = n + 1
 
 
-@njit(cache=True, inline="always")
+@inline
 def log_order(st: State, slot: int, end_ts: int) -> None:
     """Append an order's final state to the order log."""
     _h = st.h
@@ -125,7 +125,7 @@ def log_order(st: State, slot: int, end_ts: int) -> None:
     _h[H_N_ORD] = r + 1
 
 
-@njit(cache=True, inline="always")
+@inline
 def log_latency(st: State, kind: int, ns: int) -> None:
     _h = st.h
     _rec_lat = st.rec_lat
@@ -137,7 +137,7 @@ def log_latency(st: State, kind: int, ns: int) -> None:
 
 
 # --- message queues ------------------------------------------------------------------------
-@njit(cache=True, inline="always")
+@inline
 def push_msg(
     st: State,
     q: npt.NDArray[np.int64],
@@ -178,7 +178,7 @@ def push_msg(
     return True
 
 
-@njit(cache=True, inline="always")
+@inline
 def next_msg(h: npt.NDArray[np.int64], q: npt.NDArray[np.int64], count_word: int) -> int:
     """Index of the earliest message (FIFO among equal times), or -1. Takes the header
     ``h`` rather than the whole state: it runs on every step of the replay loop."""
@@ -195,7 +195,7 @@ def next_msg(h: npt.NDArray[np.int64], q: npt.NDArray[np.int64], count_word: int
     return best
 
 
-@njit(cache=True, inline="always")
+@inline
 def pop_msg(
     st: State, q: npt.NDArray[np.int64], count_word: int, i: int, out: npt.NDArray[np.int64]
 ) -> None:
@@ -210,18 +210,18 @@ def pop_msg(
     _h[count_word] = n - 1
 
 
-@njit(cache=True, inline="always")
+@inline
 def msg_fee(m: npt.NDArray[np.int64]) -> float:
     return m[MSG_FEE : MSG_FEE + 1].view(np.float64)[0]
 
 
-@njit(cache=True, inline="always")
+@inline
 def push_request(st: State, ts: int, kind: int, slot: int, price: int, qty: int, sent: int) -> bool:
     _req = st.req
     return push_msg(st, _req, H_N_REQ, ts, kind, slot, price, qty, 0, 0, 0, sent, 0.0)
 
 
-@njit(cache=True, inline="always")
+@inline
 def push_response(
     st: State,
     ts: int,

@@ -12,10 +12,10 @@ import math
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
 
 from framework.book.l2 import NO_PRICE, l2_best_ask, l2_best_bid, l2_qty_at
 from framework.core.events import BUY
+from framework.core.jit import inline
 from framework.engine.enums import (
     DENY_BAD_ORDER,
     DENY_HALTED,
@@ -66,7 +66,7 @@ from framework.engine.state import (
 NS = 1e9
 
 
-@njit(cache=True, inline="always")
+@inline
 def _exposure(p: npt.NDArray[np.int64]) -> int:
     """Worst-case absolute position of one (strategy, instrument) row of the position table.
 
@@ -77,7 +77,7 @@ def _exposure(p: npt.NDArray[np.int64]) -> int:
     return max(abs(p[P_POS] + p[P_OPEN_BUY]), abs(p[P_POS] - p[P_OPEN_SELL]))
 
 
-@njit(cache=True, inline="always")
+@inline
 def worst_price(st: State, inst: int, side: int, price: int, qty: int, order_type: int) -> int:
     """The largest |price| in ticks ``qty`` lots of an order can trade at, for its notional.
 
@@ -109,7 +109,7 @@ def worst_price(st: State, inst: int, side: int, price: int, qty: int, order_typ
     return NO_PRICE
 
 
-@njit(cache=True, inline="always")
+@inline
 def _take_token(st: State, sid: int, now: int) -> bool:
     _risk = st.risk
     _strat = st.strat
@@ -132,7 +132,7 @@ def _take_token(st: State, sid: int, now: int) -> bool:
     return True
 
 
-@njit(cache=True, inline="always")
+@inline
 def check_order(
     st: State,
     sid: int,
@@ -237,7 +237,7 @@ def check_order(
     return DENY_NONE
 
 
-@njit(cache=True, inline="always")
+@inline
 def kill_switch_breached(
     st: State, sid: int, equity: float, max_loss: float, max_dd: float
 ) -> bool:

@@ -29,7 +29,6 @@ from framework.engine.enums import (
     TIF_POST_ONLY,
 )
 from framework.engine.fnptr import call_i64
-from framework.engine.local import slot_of
 from framework.engine.state import (
     H_FN_CANCEL,
     H_FN_MODIFY,
@@ -63,6 +62,7 @@ from framework.engine.state import (
     S_STATE,
     S_TIMER_AT,
     S_TIMER_EVERY,
+    slot_of,
     unpack_raw,
 )
 from framework.portfolio.accounting import strategy_equity
