@@ -79,6 +79,7 @@ class Compiles(event.Listener):
 # another function counts that function's stages under their own names)
 from numba.core import codegen, lowering
 spans = defaultdict(float)
+per_lib = defaultdict(float)  # library -> its LLVM module passes and machine code
 def timed(cls, meth, label):
     f = getattr(cls, meth)
     def wrapper(*a, **k):
@@ -89,6 +90,8 @@ def timed(cls, meth, label):
             name, t, inner = stack.pop()
             el = time.perf_counter() - t
             spans[name] += el - inner
+            if label.startswith("LLVM m"):
+                per_lib[a[0].name] += el - inner
             if stack:
                 stack[-1][2] += el
     setattr(cls, meth, wrapper)
@@ -140,6 +143,7 @@ out = {
     "backend_s": round(sum(spans.values()), 2),
     "functions_compiled": len(compiled),
     "backend": {k: round(v, 2) for k, v in sorted(spans.items(), key=lambda kv: -kv[1])},
+    "libraries": {k: round(v, 2) for k, v in sorted(per_lib.items(), key=lambda kv: -kv[1])[:15]},
     "passes": {k: round(v, 2) for k, v in sorted(passes.items(), key=lambda kv: -kv[1])[:12]},
     "functions": [[n, k, round(own, 2), round(t, 2)] for n, (k, own, t) in sorted(
         by_name.items(), key=lambda kv: -kv[1][1])[:25]],
@@ -266,6 +270,9 @@ def _print(r: dict[str, Any]) -> None:
     )
     print("back end (exclusive s):")
     for k, v in r["backend"].items():
+        print(f"  {v:8.2f}  {k}")
+    print("LLVM module passes and machine code by library (s):")
+    for k, v in r["libraries"].items():
         print(f"  {v:8.2f}  {k}")
     print("numba passes (exclusive s):")
     for k, v in r["passes"].items():

@@ -26,37 +26,24 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from numba import carray, cfunc, types
+from numba import cfunc, types
 from numba.core.event import Listener
 
-from framework.core.events import EVENT_DTYPE
 from framework.engine.local import order_cancel, order_modify, order_submit
-from framework.engine.loop import advance_state, final_sample_state, log_open_orders_state
+from framework.engine.loop import advance, finish
 from framework.engine.state import (
-    H_EV_PTR,
     H_FN_ADVANCE,
     H_FN_CANCEL,
     H_FN_FINISH,
     H_FN_MODIFY,
     H_FN_SUBMIT,
-    H_N_EV,
     H_NOW,
-    _as_voidptr,
     arena_at,
     unpack,
     unpack_raw,
 )
 
 _I = types.int64
-
-
-def _advance(p: int) -> int:
-    """Run the arena at address ``p`` to its next wake-up (WAKE_*); the event window is
-    found through ``h[H_EV_PTR]``."""
-    a = arena_at(p)
-    h = unpack_raw(a).h
-    ev = carray(_as_voidptr(h[H_EV_PTR]), (h[H_N_EV],), EVENT_DTYPE)  # type: ignore[call-arg]
-    return advance_state(a, ev)
 
 
 def _submit(p: int, sid: int, inst: int, side: int, price: int, qty: int, otype: int,
@@ -76,20 +63,13 @@ def _modify(p: int, sid: int, oid: int, price: int, qty: int) -> int:
     return order_modify(a, sid, oid, price, qty, unpack_raw(a).h[H_NOW])
 
 
-def _finish(p: int) -> int:
-    """The last sample, then the orders still working into the order log (how many)."""
-    a = arena_at(p)
-    final_sample_state(a)
-    return log_open_orders_state(a)
-
-
 #: name -> (header word of its address, Python body, C signature)
 _ENTRY: dict[str, tuple[int, Callable[..., int], Any]] = {
-    "advance": (H_FN_ADVANCE, _advance, _I(_I)),
+    "advance": (H_FN_ADVANCE, advance, _I(_I)),
     "submit": (H_FN_SUBMIT, _submit, _I(_I, _I, _I, _I, _I, _I, _I, _I)),
     "cancel": (H_FN_CANCEL, _cancel, _I(_I, _I, _I)),
     "modify": (H_FN_MODIFY, _modify, _I(_I, _I, _I, _I, _I)),
-    "finish": (H_FN_FINISH, _finish, _I(_I)),
+    "finish": (H_FN_FINISH, finish, _I(_I)),
 }
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from numba import carray
 
 from framework.book.l2 import BOOK_FULL, l2_apply, l2_qty_at
-from framework.core.events import KIND_BBO, KIND_CLEAR, KIND_LEVEL, KIND_STATUS
+from framework.core.events import EVENT_DTYPE, KIND_BBO, KIND_CLEAR, KIND_LEVEL, KIND_STATUS
 from framework.core.jit import inline, outline
 from framework.engine.local import local_book_event, local_response, trip_kill_switch
 from framework.engine.messages import log_order, next_msg, pop_msg
@@ -35,6 +35,7 @@ from framework.engine.state import (
     ERR_BOOK_FULL,
     H_END_TS,
     H_ERROR,
+    H_EV_PTR,
     H_EVENTS_LOCAL,
     H_EVENTS_VENUE,
     H_FEAT_PTR,
@@ -98,6 +99,7 @@ from framework.engine.state import (
     WAKE_TRADE,
     Arena,
     _as_voidptr,
+    arena_at,
     unpack_raw,
 )
 from framework.engine.venue import apply_fills, scan_resting, venue_request, venue_status
@@ -195,15 +197,22 @@ def _sync(h: np.ndarray, ev: np.ndarray, vc: int, lc: int, l0: int) -> None:
         h[H_LAST_TS] = e["local_ts"]
 
 
-@outline
-def advance_state(a: Arena, ev: np.ndarray) -> int:
-    """Run until a wake-up; returns its WAKE_* code (also left in ``h[H_WAKE]``).
+def advance(p: int) -> int:
+    """Run the arena at address ``p`` until a wake-up; returns its WAKE_* code (also left in
+    ``h[H_WAKE]``). The event window is found through ``h[H_EV_PTR]``.
+
+    Not decorated: it is the body of the core's ``advance`` entry point
+    (:mod:`framework.engine.core` compiles it as a C function), compiled there and nowhere
+    else (a compiled function in between would be optimised and turned into machine code
+    twice, once on its own and once inside the entry point).
 
     The per-event path calls only functions that take a few arrays: passing the whole
     state to a function that LLVM does not inline costs more than the event's work.
     """
+    a = arena_at(p)
     st = unpack_raw(a)
     h = st.h
+    ev = carray(_as_voidptr(h[H_EV_PTR]), (h[H_N_EV],), EVENT_DTYPE)  # type: ignore[call-arg]
     hf = st.hf
     instarr = st.inst
     vmeta = st.vmeta
@@ -392,18 +401,14 @@ def advance_state(a: Arena, ev: np.ndarray) -> int:
             return WAKE_ERROR
 
 
-@outline
-def final_sample_state(a: Arena) -> None:
-    """The sample at the end of a run (at the engine clock)."""
-    sample(a, unpack_raw(a).h[H_NOW])
-
-
-@outline
-def log_open_orders_state(a: Arena) -> int:
-    """Log the orders still working at the end of the run (status as they stand, end time
-    = now) so the orders table lists every order sent; returns how many."""
+def finish(p: int) -> int:
+    """The last sample (at the engine clock), then the orders still working into the order
+    log (status as they stand, end time = now) so the orders table lists every order sent;
+    returns how many. The body of the core's ``finish`` entry point, as :func:`advance`."""
+    a = arena_at(p)
     st = unpack_raw(a)
     now = st.h[H_NOW]
+    sample(a, now)
     ids = st.ord[:, O_ID]
     live = np.nonzero(ids)[0]
     # in the order they were sent (ids grow with each submission), whatever slots they hold:
@@ -421,4 +426,4 @@ def log_open_orders_state(a: Arena) -> int:
     return live.shape[0]
 
 
-__all__ = ["advance_state", "final_sample_state", "log_open_orders_state", "sample"]
+__all__ = ["advance", "finish", "sample"]
