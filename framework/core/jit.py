@@ -47,7 +47,7 @@ class _TypesDispatcher(CPUDispatcher):
 
     def add_overload(self, cres: Any) -> None:
         rt = cres.signature.return_type
-        counted = cres.target_context.data_model_manager[rt].has_nrt_meminfo()
+        counted = cres.target_context.data_model_manager[rt].contains_nrt_meminfo()
         if counted and not self.targetoptions["_nrt"]:
             name = self.py_func.__qualname__
             msg = f"{name} returns {rt}, which needs reference counting: make it outline"
