@@ -236,7 +236,7 @@ def advance(p: int) -> int:
     # feature rows aligned with the window, computed in one pass per batch by the driver
     use_feats = h[H_FEAT_PTR] != 0
     feat = st.feat
-    feats = carray(_as_voidptr(h[H_FEAT_PTR]), (n, N_FEATURES), np.float64) if use_feats else feat  # type: ignore[call-arg]
+    feats = carray(_as_voidptr(h[H_FEAT_PTR]), (n, N_FEATURES), np.float64) if use_feats else feat
     while True:
         if (
             h[H_N_FILL] >= lim
@@ -324,7 +324,7 @@ def advance(p: int) -> int:
                                 qty,
                                 old,
                                 e["flags"],
-                                np.int64(e["order_id"]),  # type: ignore[arg-type]
+                                np.int64(e["order_id"]),
                                 fills,
                             )
                             if nf > 0:
