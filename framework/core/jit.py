@@ -9,13 +9,14 @@ the inlining, which costs little:
   calls to it cost nothing at run time, as if its body were written at the call site. It
   does no reference counting (numba's ``_nrt=False``): numba would count a reference to
   every array argument on entry and release it at every exit, calls (atomic operations on
-  a real array) that LLVM cannot remove once the body is inlined, and that made the
-  engine's book updates 40 % slower. Its arguments are the caller's, alive for the call,
-  so nothing is lost, as long as it allocates no array and returns none (refused when it
-  compiles);
-* :func:`outline` is an ordinary call, for paths too rare or too large to copy into every
-  caller (it must say so explicitly: a function numba compiles while it compiles an inline
-  one would otherwise inherit ``forceinline``).
+  a real array) that LLVM cannot remove once the body is inlined, and that left the L2
+  book's updates at a third of their speed. Its arguments are the caller's, alive for the
+  call, so nothing is lost, as long as it allocates no array and returns none (refused
+  when it compiles);
+* :func:`outline` is not forced inline (an ordinary call, unless LLVM finds the body small
+  enough to inline), for paths too rare or too large to copy into every caller, and counts
+  references as usual. Both say so explicitly: a function numba compiles while it compiles
+  an inline one would otherwise inherit its ``forceinline`` and ``_nrt=False``.
 
 Both compile one version per argument *types*: numba would compile another for every
 distinct constant a caller passes (``f(x, 3)`` and ``f(x, 5)`` are ``Literal[int](3)`` and
@@ -96,8 +97,8 @@ def outline(fn: F, *, python: bool = False) -> F: ...
 @overload
 def outline(fn: None = None, *, python: bool = False) -> Callable[[F], F]: ...
 def outline(fn: F | None = None, *, python: bool = False) -> F | Callable[[F], F]:
-    """Compile ``fn`` once, called (not inlined) from compiled code (``python``: callable
-    from Python too)."""
+    """Compile ``fn`` once, called (not forced inline) from compiled code (``python``:
+    callable from Python too)."""
     if fn is None:
         return lambda f: _jit(f, force=False, python=python)
     return _jit(fn, force=False, python=python)
