@@ -30,7 +30,7 @@ def _versioned_numba_cache() -> None:
     h = hashlib.sha256()
     for p in sorted(root.rglob("*.py")):
         text = p.read_bytes()
-        if b"njit" in text:  # only compiled code can go stale in the cache
+        if b"njit" in text or b"framework.core.jit" in text:  # only compiled code goes stale
             h.update(p.relative_to(root.parent).as_posix().encode())
             h.update(text)
     xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
 
 from framework.arena.state import (
     ERR_MESSAGES_FULL,
@@ -69,6 +68,7 @@ from framework.arena.state import (
     S_N_FREE,
     State,
 )
+from framework.core.jit import inline
 
 INT64_MAX = np.iinfo(np.int64).max
 
@@ -76,7 +76,7 @@ INT64_MAX = np.iinfo(np.int64).max
 # --- order slots ------------------------------------------------------------------------
 # Each strategy allocates from its own partition of the order table (state.py, SEG_ORD), so
 # its slots -- and the order ids made from them -- are what they would be in a run alone.
-@njit(cache=True, inline="always")
+@inline
 def alloc_slot(st: State, sid: int) -> int:
     """A free order slot of strategy ``sid``, or -1 when its slots are all in use (H_ERROR
     set)."""
@@ -99,7 +99,7 @@ def alloc_slot(st: State, sid: int) -> int:
     return slot
 
 
-@njit(cache=True, inline="always")
+@inline
 def release_slot(st: State, slot: int) -> None:
     """Give ``slot`` back to its strategy's free list: it trades places with the first
     live slot of the partition, which then ends the free stack (slots are taken in the
@@ -120,7 +120,7 @@ def release_slot(st: State, slot: int) -> None:
     _strat[sid, S_N_FREE] = n + 1
 
 
-@njit(cache=True, inline="always")
+@inline
 def log_order(st: State, slot: int, end_ts: int) -> None:
     """Append an order's final state to the order log."""
     _h = st.h
@@ -146,7 +146,7 @@ def log_order(st: State, slot: int, end_ts: int) -> None:
     _h[H_N_ORD] = r + 1
 
 
-@njit(cache=True, inline="always")
+@inline
 def log_latency(st: State, kind: int, ns: int) -> None:
     _h = st.h
     _rec_lat = st.rec_lat
@@ -163,7 +163,7 @@ def log_latency(st: State, kind: int, ns: int) -> None:
 # in constant time however many are in flight (K strategies in one run send K times as many).
 # A message is inserted from the tail, moving past the later ones; with a constant latency
 # messages arrive in the order they are sent and nothing moves.
-@njit(cache=True, inline="always")
+@inline
 def push_msg(
     st: State,
     q: npt.NDArray[np.int64],
@@ -222,14 +222,14 @@ def push_msg(
     return True
 
 
-@njit(cache=True, inline="always")
+@inline
 def next_msg(h: npt.NDArray[np.int64], count_word: int, head_word: int) -> int:
     """Row of the earliest message (FIFO among equal times), or -1. Takes the header ``h``
     rather than the whole state: it runs on every step of the replay loop."""
     return h[head_word] if h[count_word] > 0 else -1
 
 
-@njit(cache=True, inline="always")
+@inline
 def pop_msg(
     st: State, q: npt.NDArray[np.int64], count_word: int, head_word: int, out: npt.NDArray[np.int64]
 ) -> None:
@@ -242,12 +242,12 @@ def pop_msg(
     _h[count_word] -= 1
 
 
-@njit(cache=True, inline="always")
+@inline
 def msg_fee(m: npt.NDArray[np.int64]) -> float:
     return m[MSG_FEE : MSG_FEE + 1].view(np.float64)[0]
 
 
-@njit(cache=True, inline="always")
+@inline
 def push_request(st: State, ts: int, kind: int, slot: int, price: int, qty: int, sent: int) -> bool:
     _req = st.req
     return push_msg(
@@ -256,7 +256,7 @@ def push_request(st: State, ts: int, kind: int, slot: int, price: int, qty: int,
     )
 
 
-@njit(cache=True, inline="always")
+@inline
 def push_response(
     st: State,
     ts: int,

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 
-from numba import njit
-
 from framework.arena.enums import LAT_CONSTANT, LAT_FEED, QUEUE_LOG, QUEUE_POWER, QUEUE_RISK_AVERSE
 from framework.arena.state import (
     H_FEED_LAT,
@@ -18,9 +16,10 @@ from framework.arena.state import (
     HF_QUEUE_N,
     State,
 )
+from framework.core.jit import inline
 
 
-@njit(cache=True, inline="always")
+@inline
 def _series_at(st: State, now: int, col: int) -> float:
     """Latency of the empirical series row in force at ``now`` (rows sorted by time)."""
     _h = st.h
@@ -33,7 +32,7 @@ def _series_at(st: State, now: int, col: int) -> float:
     return _lat_series[i, col]
 
 
-@njit(cache=True, inline="always")
+@inline
 def entry_latency(st: State, now: int) -> int:
     """Nanoseconds from the strategy sending an order to the venue receiving it."""
     _h = st.h
@@ -46,7 +45,7 @@ def entry_latency(st: State, now: int) -> int:
     return max(0, int(_series_at(st, now, 1)))
 
 
-@njit(cache=True, inline="always")
+@inline
 def response_latency(st: State, now: int) -> int:
     """Nanoseconds from the venue acting to the strategy learning of it."""
     _h = st.h
@@ -59,7 +58,7 @@ def response_latency(st: State, now: int) -> int:
     return max(0, int(_series_at(st, now, 2)))
 
 
-@njit(cache=True, inline="always")
+@inline
 def _f(model: int, n: float, x: float) -> float:
     if model == QUEUE_LOG:
         return math.log1p(x)
@@ -71,7 +70,7 @@ def _f(model: int, n: float, x: float) -> float:
     return x**n
 
 
-@njit(cache=True, inline="always")
+@inline
 def front_after_decrease(st: State, front: float, old_qty: int, new_qty: int) -> float:
     """:func:`queue_front` with the run's queue model."""
     _h = st.h
@@ -79,7 +78,7 @@ def front_after_decrease(st: State, front: float, old_qty: int, new_qty: int) ->
     return queue_front(_h[H_QUEUE_MODEL], _hf[HF_QUEUE_N], front, old_qty, new_qty)
 
 
-@njit(cache=True, inline="always")
+@inline
 def queue_front(model: int, n: float, front: float, old_qty: int, new_qty: int) -> float:
     """Our estimated queue position after a level shrinks from ``old_qty`` to ``new_qty``.
 

@@ -3,9 +3,11 @@
 Crossing from Python into compiled code costs about 60 ns plus 80-100 ns per array argument
 (DESIGN.md §9), so the whole engine state lives in ONE int64 array (float segments are
 ``.view(np.float64)`` of int64 storage). The compiled entry points take that arena and the
-event window — two arguments — and rebuild named views with :func:`unpack`, which costs
-nothing inside compiled code. The arena's first ``3 * N_SEG`` words say where each segment
-starts and its shape, so a run can pause at any point and resume.
+event window — two arguments — and name its segments with :func:`unpack_raw` (a
+:class:`StateRef`, one pointer, whose fields are views built where they are used), which
+costs nothing inside compiled code; Python code uses :func:`unpack`. The arena's first
+``4 * N_SEG`` words say where each segment starts and its shape, so a run can pause at any
+point and resume.
 """
 
 from __future__ import annotations
@@ -16,12 +18,16 @@ from typing import Any, Final, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
+from llvmlite import ir
 from numba import carray, njit, types
 from numba.core import cgutils
-from numba.extending import intrinsic
+from numba.core.datamodel import models
+from numba.core.typing.templates import AttributeTemplate
+from numba.extending import infer_getattr, intrinsic, lower_getattr_generic, register_model
 
 from framework.book.l2 import L2_META_SIZE, l2_init, l2_width
 from framework.book.l2 import NO_PRICE as NO_PRICE_
+from framework.core.jit import inline
 from framework.features.kernels import N_FEATURES
 
 # --- header words (segment SEG_H) ---------------------------------------------------------
@@ -499,11 +505,9 @@ def allocate(c: Capacity) -> npt.NDArray[np.int64]:
     return arena
 
 
-@njit(cache=True)
 def _seg(a: npt.NDArray[np.int64], k: int) -> npt.NDArray[np.int64]:
-    off = a[4 * k]
-    n = a[4 * k + 1] * a[4 * k + 2] * a[4 * k + 3]
-    return a[off : off + n]
+    off = int(a[4 * k])
+    return a[off : off + int(a[4 * k + 1] * a[4 * k + 2] * a[4 * k + 3])]
 
 
 @intrinsic
@@ -516,7 +520,7 @@ def _as_voidptr(typingctx: Any, addr: Any) -> Any:
     return sig, codegen
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, forceinline=True)
 def arena_at(p: int) -> npt.NDArray[np.int64]:
     """The arena at address ``p``, for entry points called with the address as a plain int
     (an array argument costs ~0.15 us more per call to unbox). Only the segment table is in
@@ -531,47 +535,80 @@ _SEG_VIEW: Final = tuple(
     (nd, types.float64 if k in _FLOAT_SEGS else types.int64) for k, nd in enumerate(_SEG_NDIM)
 )
 assert tuple(len(s) for s in _shapes(Capacity(n_inst=1, n_strat=1))) == _SEG_NDIM
-_STATE_T = types.NamedTuple([types.Array(dt, nd, "C") for nd, dt in _SEG_VIEW], State)
+_SEG_INDEX: Final = {name: k for k, name in enumerate(SEG_NAMES)}
+_VIEW_T: Final = tuple(types.Array(dt, nd, "C") for nd, dt in _SEG_VIEW)
+
+
+class StateRef(types.Type):
+    """:class:`State` in compiled code: the arena's address, one machine word.
+
+    ``st.ord`` (any :class:`State` field) is a view built where it is used from the arena's
+    segment table: a few loads, marked invariant (the table never changes once the arena is
+    allocated), so LLVM computes each view once per function however often it is named and
+    drops the views a function never names. Passing ``st`` to another compiled function
+    passes one pointer, where a tuple of thirty array views was some 270 arguments: that
+    size, in every signature, call and wrapper, was most of the engine's compile time.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(name="hftlab.StateRef")
+
+
+STATE_REF: Final = StateRef()
+
+
+@register_model(StateRef)
+class _StateRefModel(models.PrimitiveModel):
+    def __init__(self, dmm: Any, fe_type: Any) -> None:
+        super().__init__(dmm, fe_type, ir.IntType(64).as_pointer())
+
+
+@infer_getattr
+class _StateRefFields(AttributeTemplate):
+    key = StateRef
+
+    def generic_resolve(self, typ: Any, attr: str) -> Any:  # type: ignore[override]
+        k = _SEG_INDEX.get(attr)
+        return None if k is None else _VIEW_T[k]
+
+
+@lower_getattr_generic(StateRef)
+def _state_ref_field(context: Any, builder: Any, typ: Any, base: Any, attr: str) -> Any:
+    """The view of segment ``attr``: data at its offset, shape from the table, C strides.
+    It carries no reference count (the caller keeps the arena alive, as every compiled
+    entry point does by holding it or its owner)."""
+    from numba.np.arrayobj import populate_array
+
+    k = _SEG_INDEX[attr]
+    nd, dt = _SEG_VIEW[k]
+    i64 = ir.IntType(64)
+    invariant = builder.module.add_metadata([])
+    word = []
+    for j in range(nd + 1):
+        w = builder.load(builder.gep(base, [ir.Constant(i64, 4 * k + j)]))
+        w.set_metadata("invariant.load", invariant)
+        word.append(w)
+    data = builder.bitcast(builder.gep(base, [word[0]]), context.get_data_type(dt).as_pointer())
+    shape = word[1:]
+    strides = [ir.Constant(i64, 8)]
+    for d in reversed(shape[1:]):
+        strides.insert(0, builder.mul(strides[0], d))
+    view = context.make_array(_VIEW_T[k])(context, builder)
+    populate_array(view, data=data, shape=shape, strides=strides,
+                   itemsize=ir.Constant(i64, 8), meminfo=None)
+    return view._getvalue()
 
 
 @intrinsic
 def _unpack_raw(typingctx: Any, a: Any) -> Any:
-    """:func:`unpack` for compiled code: views built straight on the arena's pointer.
-
-    Emitted in place (an intrinsic: no call, no numba IR to inline), so building the state
-    costs a few loads and LLVM drops the views a caller never uses. The views carry no
-    reference count (numba maintains one with atomic operations for every array handed to
-    a function it does not inline); the caller keeps ``a`` alive while they are in use,
-    which every compiled entry point does by holding ``a`` as its argument. Python code
-    uses :func:`unpack`.
-    """
+    """:func:`unpack` for compiled code: a :class:`StateRef` on the arena's data (emitted in
+    place: no call, nothing to compile). Python code uses :func:`unpack`."""
     if not (isinstance(a, types.Array) and a.dtype == types.int64 and a.ndim == 1):
         return None
-    sig = _STATE_T(a)
+    sig = STATE_REF(a)
 
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        from llvmlite import ir
-        from numba.np.arrayobj import populate_array
-
-        i64 = ir.IntType(64)
-        base = context.make_array(signature.args[0])(context, builder, args[0]).data
-        views = []
-        for k, (nd, dt) in enumerate(_SEG_VIEW):
-            word = [builder.load(builder.gep(base, [ir.Constant(i64, 4 * k + j)])) for j in
-                    range(nd + 1)]
-            data = builder.bitcast(
-                builder.gep(base, [word[0]]), context.get_data_type(dt).as_pointer()
-            )
-            shape = word[1:]
-            strides = [ir.Constant(i64, 8)]
-            for d in reversed(shape[1:]):
-                strides.insert(0, builder.mul(strides[0], d))
-            aty = types.Array(dt, nd, "C")
-            view = context.make_array(aty)(context, builder)
-            populate_array(view, data=data, shape=shape, strides=strides,
-                           itemsize=ir.Constant(i64, 8), meminfo=None)
-            views.append(view._getvalue())
-        return context.make_tuple(builder, signature.return_type, views)
+        return context.make_array(signature.args[0])(context, builder, args[0]).data
 
     return sig, codegen
 
@@ -580,43 +617,30 @@ def _unpack_raw(typingctx: Any, a: Any) -> Any:
 unpack_raw: Callable[[npt.NDArray[np.int64]], State] = _unpack_raw  # type: ignore[assignment]
 
 
-@njit(cache=True)
+@inline
+def slot_of(st: State, sid: int, oid: int) -> int:
+    """The slot of a live order of strategy ``sid``, or -1 (an order's id is the strategy's
+    sequence number times ``H_MAX_ORDERS`` plus the slot's place in the strategy's
+    partition). Shared by the order path, the order seam and the strategy API
+    (framework.strategy.nb), which compiles it without the engine."""
+    _h = st.h
+    _ord = st.ord
+    if oid <= 0:
+        return -1
+    m = _h[H_MAX_ORDERS]
+    slot = sid * m + oid % m
+    o = _ord[slot]
+    if o[O_ID] != oid or o[O_STRAT] != sid:
+        return -1
+    return slot
+
+
 def unpack(a: npt.NDArray[np.int64]) -> State:
-    """Named views of the arena (free inside compiled code)."""
-    d = a[: 4 * N_SEG].reshape((N_SEG, 4))
-    return State(
-        _seg(a, SEG_H),
-        _seg(a, SEG_HF).view(np.float64),
-        _seg(a, SEG_INST).reshape((d[SEG_INST, 1], d[SEG_INST, 2])),
-        _seg(a, SEG_INSTF).view(np.float64).reshape((d[SEG_INSTF, 1], d[SEG_INSTF, 2])),
-        _seg(a, SEG_VMETA).reshape((d[SEG_VMETA, 1], d[SEG_VMETA, 2])),
-        _seg(a, SEG_VQTY).reshape((d[SEG_VQTY, 1], d[SEG_VQTY, 2], d[SEG_VQTY, 3])),
-        _seg(a, SEG_LMETA).reshape((d[SEG_LMETA, 1], d[SEG_LMETA, 2])),
-        _seg(a, SEG_LQTY).reshape((d[SEG_LQTY, 1], d[SEG_LQTY, 2], d[SEG_LQTY, 3])),
-        _seg(a, SEG_ORD).reshape((d[SEG_ORD, 1], d[SEG_ORD, 2])),
-        _seg(a, SEG_ORDF).view(np.float64).reshape((d[SEG_ORDF, 1], d[SEG_ORDF, 2])),
-        _seg(a, SEG_FREE),
-        _seg(a, SEG_REQ).reshape((d[SEG_REQ, 1], d[SEG_REQ, 2])),
-        _seg(a, SEG_RESP).reshape((d[SEG_RESP, 1], d[SEG_RESP, 2])),
-        _seg(a, SEG_POS).reshape((d[SEG_POS, 1], d[SEG_POS, 2], d[SEG_POS, 3])),
-        _seg(a, SEG_POSF)
-        .view(np.float64)
-        .reshape((d[SEG_POSF, 1], d[SEG_POSF, 2], d[SEG_POSF, 3])),
-        _seg(a, SEG_STRAT).reshape((d[SEG_STRAT, 1], d[SEG_STRAT, 2])),
-        _seg(a, SEG_STRATF).view(np.float64).reshape((d[SEG_STRATF, 1], d[SEG_STRATF, 2])),
-        _seg(a, SEG_RISK).view(np.float64).reshape((d[SEG_RISK, 1], d[SEG_RISK, 2])),
-        _seg(a, SEG_REC_FILL).reshape((d[SEG_REC_FILL, 1], d[SEG_REC_FILL, 2])),
-        _seg(a, SEG_REC_ORD).reshape((d[SEG_REC_ORD, 1], d[SEG_REC_ORD, 2])),
-        _seg(a, SEG_REC_DENY).reshape((d[SEG_REC_DENY, 1], d[SEG_REC_DENY, 2])),
-        _seg(a, SEG_REC_EQ).reshape((d[SEG_REC_EQ, 1], d[SEG_REC_EQ, 2])),
-        _seg(a, SEG_REC_POS).reshape((d[SEG_REC_POS, 1], d[SEG_REC_POS, 2])),
-        _seg(a, SEG_REC_MKT).reshape((d[SEG_REC_MKT, 1], d[SEG_REC_MKT, 2])),
-        _seg(a, SEG_REC_LAT).reshape((d[SEG_REC_LAT, 1], d[SEG_REC_LAT, 2])),
-        _seg(a, SEG_LAT_SERIES)
-        .view(np.float64)
-        .reshape((d[SEG_LAT_SERIES, 1], d[SEG_LAT_SERIES, 2])),
-        _seg(a, SEG_SUB).reshape((d[SEG_SUB, 1], d[SEG_SUB, 2])),
-        _seg(a, SEG_REST),
-        _seg(a, SEG_SCRATCH).reshape((d[SEG_SCRATCH, 1], d[SEG_SCRATCH, 2])),
-        _seg(a, SEG_FEAT).view(np.float64).reshape((d[SEG_FEAT, 1], d[SEG_FEAT, 2])),
-    )
+    """Named views of the arena, for Python code (compiled code uses :func:`unpack_raw`)."""
+    views = []
+    for k, nd in enumerate(_SEG_NDIM):
+        v = _seg(a, k)
+        if k in _FLOAT_SEGS:
+            v = v.view(np.float64)
+        views.append(v.reshape(tuple(int(d) for d in a[4 * k + 1 : 4 * k + 1 + nd])))
+    return State._make(views)

@@ -51,7 +51,6 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
 
 from framework.core.errors import ConfigError
 from framework.core.events import (
@@ -65,6 +64,7 @@ from framework.core.events import (
     KIND_MODIFY,
     EventArray,
 )
+from framework.core.jit import inline, outline
 
 IntArray = npt.NDArray[np.int64]
 
@@ -191,7 +191,7 @@ def l2_made_room(meta: IntArray, qty: IntArray) -> tuple[IntArray, IntArray]:
     return l2_grown(meta, qty, l2_far_target(meta))
 
 
-@njit(cache=True)
+@outline(python=True)
 def l2_reset(meta: IntArray, qty: IntArray) -> None:
     """Empty the book and zero its statistics (keeps the window width and far capacity)."""
     nt = meta[M_NT]
@@ -204,39 +204,39 @@ def l2_reset(meta: IntArray, qty: IntArray) -> None:
     qty[:, :nt] = 0
 
 
-@njit(cache=True, inline="always")
+@inline
 def side_index(side: int) -> int:
     """Row of a side in the ``qty`` array: 0 for BUY (+1), 1 for SELL (-1)."""
     return 0 if side > 0 else 1
 
 
-# Hot-path helpers are inlined at numba IR level (inline="always"): as separate calls each one
+# Hot-path helpers are inlined by LLVM (framework.core.jit.inline): as separate calls each one
 # passes and reference-counts its arrays, which made a level update ~4x slower (85 ns vs 21 ns,
-# benchmarks/bench_book.py). Rare paths (far levels, re-centring) stay calls to keep compile
-# time down.
+# benchmarks/bench_book.py). Rare paths (far levels, re-centring) stay calls (outline) to keep
+# compile time down.
 
 # --- the far lists -----------------------------------------------------------------------------
 
 
-@njit(cache=True, inline="always")
+@inline
 def _fc(meta: IntArray, j: int, c: int) -> int:
     """Column of field ``c`` of far entry ``j``."""
     return meta[M_NT] + F_COLS * j + c
 
 
-@njit(cache=True, inline="always")
+@inline
 def _worse(s: int, a: int, b: int) -> bool:
     """Price ``a`` is worse than ``b`` for side ``s``."""
     return a < b if s == 0 else a > b
 
 
-@njit(cache=True, inline="always")
+@inline
 def _beyond(meta: IntArray, s: int, p: int) -> bool:
     """A price outside the window lies beyond it on the better side for side ``s``."""
     return p >= meta[M_BASE] + meta[M_NT] if s == 0 else p < meta[M_BASE]
 
 
-@njit(cache=True)
+@outline
 def far_search(meta: IntArray, qty: IntArray, s: int, p: int) -> int:
     """Index of the first far level of side ``s`` not worse than ``p`` (the count if none)."""
     lo = 0
@@ -251,7 +251,7 @@ def far_search(meta: IntArray, qty: IntArray, s: int, p: int) -> int:
     return lo
 
 
-@njit(cache=True)
+@outline
 def far_find(meta: IntArray, qty: IntArray, s: int, p: int) -> int:
     """Index of the far level of side ``s`` at price ``p``, or -1."""
     j = far_search(meta, qty, s, p)
@@ -260,7 +260,7 @@ def far_find(meta: IntArray, qty: IntArray, s: int, p: int) -> int:
     return -1
 
 
-@njit(cache=True)
+@outline
 def _far_best(meta: IntArray, qty: IntArray, s: int, c: int) -> int:
     """Field ``c`` of the best far level of side ``s`` (NO_PRICE / 0 when there is none)."""
     n = meta[M_FBID + s]
@@ -269,7 +269,7 @@ def _far_best(meta: IntArray, qty: IntArray, s: int, c: int) -> int:
     return qty[s, _fc(meta, n - 1, c)]
 
 
-@njit(cache=True)
+@outline
 def far_insert(meta: IntArray, qty: IntArray, s: int, j: int, p: int, q: int) -> None:
     """Insert level ``p`` with ``q`` lots (and an empty queue) at far index ``j``; the caller
     checked there is room."""
@@ -288,7 +288,7 @@ def far_insert(meta: IntArray, qty: IntArray, s: int, j: int, p: int, q: int) ->
     meta[M_FAR_PEAK] = max(meta[M_FAR_PEAK], n + 1)
 
 
-@njit(cache=True)
+@outline
 def far_remove(meta: IntArray, qty: IntArray, s: int, j: int) -> None:
     """Remove far entry ``j`` of side ``s``."""
     n = meta[M_FBID + s]
@@ -300,13 +300,13 @@ def far_remove(meta: IntArray, qty: IntArray, s: int, j: int) -> None:
     meta[M_FBID + s] = n - 1
 
 
-@njit(cache=True, inline="always")
+@inline
 def far_room(meta: IntArray, qty: IntArray) -> int:
     """Far entries a side has physically room for."""
     return (qty.shape[-1] - meta[M_NT]) // F_COLS
 
 
-@njit(cache=True, inline="always")
+@inline
 def full_or_applied(meta: IntArray) -> int:
     """``BOOK_FULL`` when a side holds more far levels than the book's capacity."""
     cap = meta[M_FCAP]
@@ -316,7 +316,7 @@ def full_or_applied(meta: IntArray) -> int:
 # --- window internals shared with the L3 book -------------------------------------------------
 
 
-@njit(cache=True, inline="always")
+@inline
 def _rescan(meta: IntArray, qty: IntArray, s: int, x: int) -> None:
     """Find side ``s``'s best in the window from index ``x`` outward (its old best emptied)."""
     nt = meta[M_NT]
@@ -336,7 +336,7 @@ def _rescan(meta: IntArray, qty: IntArray, s: int, x: int) -> None:
         meta[M_ASK] = x
 
 
-@njit(cache=True, inline="always")
+@inline
 def _level_change(meta: IntArray, qty: IntArray, s: int, x: int, new: int) -> None:
     """Set window level ``x`` of side ``s`` to ``new`` lots, keeping counts and best current."""
     old = qty[s, x]
@@ -353,7 +353,7 @@ def _level_change(meta: IntArray, qty: IntArray, s: int, x: int, new: int) -> No
             _rescan(meta, qty, s, x)
 
 
-@njit(cache=True, inline="always")
+@inline
 def _best(meta: IntArray, qty: IntArray, s: int) -> int:
     """Best price of side ``s`` over the window and the far list, or ``NO_PRICE``."""
     if meta[M_FBID_UP + s] == 0 and meta[M_NBID + s] > 0:
@@ -361,7 +361,7 @@ def _best(meta: IntArray, qty: IntArray, s: int) -> int:
     return _far_best(meta, qty, s, F_PRICE)
 
 
-@njit(cache=True)
+@outline
 def plan_base(meta: IntArray, qty: IntArray, s: int, p: int) -> int:
     """Base tick of a window centred on the touch that fits price ``p`` of side ``s``;
     ``NO_PRICE`` when ``p`` is too far from the touch to fit."""
@@ -387,7 +387,7 @@ def plan_base(meta: IntArray, qty: IntArray, s: int, p: int) -> int:
     return nb
 
 
-@njit(cache=True)
+@outline
 def recentre(meta: IntArray, qty: IntArray, ends: IntArray, nb: int, l3: bool) -> int:
     """Move the window to base ``nb``: window levels that leave it join the far lists, far
     levels inside it move in (with their queues' ends when ``l3``: ``ends`` is the L3
@@ -465,7 +465,7 @@ def recentre(meta: IntArray, qty: IntArray, ends: IntArray, nb: int, l3: bool) -
     return APPLIED
 
 
-@njit(cache=True)
+@outline
 def _drop_far_up(meta: IntArray, qty: IntArray, s: int) -> None:
     """Remove side ``s``'s far levels beyond the window (a level inside it crossed them)."""
     up = meta[M_FBID_UP + s]
@@ -474,7 +474,7 @@ def _drop_far_up(meta: IntArray, qty: IntArray, s: int) -> None:
     meta[M_CROSSED_REMOVED] += up
 
 
-@njit(cache=True, inline="always")
+@inline
 def _remove_crossed(meta: IntArray, qty: IntArray, s: int, x: int) -> None:
     """A level of side ``s`` at window index ``x`` makes opposite levels at or through it
     stale: those in the window and the far ones beyond the window on their better side."""
@@ -490,7 +490,7 @@ def _remove_crossed(meta: IntArray, qty: IntArray, s: int, x: int) -> None:
             meta[M_CROSSED_REMOVED] += 1
 
 
-@njit(cache=True)
+@outline
 def _remove_crossed_at(meta: IntArray, qty: IntArray, s: int, p: int) -> None:
     """:func:`_remove_crossed` for a price anywhere: opposite levels at or through ``p``."""
     o = 1 - s
@@ -506,7 +506,7 @@ def _remove_crossed_at(meta: IntArray, qty: IntArray, s: int, p: int) -> None:
         meta[M_CROSSED_REMOVED] += 1
 
 
-@njit(cache=True, inline="always")
+@inline
 def _clear_side(meta: IntArray, qty: IntArray, s: int) -> None:
     qty[s, : meta[M_NT]] = 0
     meta[M_NBID + s] = 0
@@ -515,7 +515,7 @@ def _clear_side(meta: IntArray, qty: IntArray, s: int) -> None:
     meta[M_FBID_UP + s] = 0
 
 
-@njit(cache=True)
+@outline
 def _set_far(meta: IntArray, qty: IntArray, s: int, p: int, q: int) -> int:
     """:func:`l2_set_level` for a price outside the window."""
     if q == 0:
@@ -540,7 +540,7 @@ def _set_far(meta: IntArray, qty: IntArray, s: int, p: int, q: int) -> int:
     return full_or_applied(meta)
 
 
-@njit(cache=True)
+@outline
 def _drop_far_better(meta: IntArray, qty: IntArray, s: int, p: int) -> None:
     """Remove side ``s``'s far levels strictly better than ``p`` (the end of its list)."""
     n = meta[M_FBID + s]
@@ -554,7 +554,7 @@ def _drop_far_better(meta: IntArray, qty: IntArray, s: int, p: int) -> None:
 # --- the compiled API ------------------------------------------------------------------------
 
 
-@njit(cache=True, inline="always")
+@inline(python=True)
 def l2_set_level(meta: IntArray, qty: IntArray, side: int, price: int, q: int) -> int:
     """Level ``price`` on ``side`` now holds ``q`` lots (0 removes it). Returns a result code
     (``APPLIED``, or ``BOOK_FULL``: grow the book)."""
@@ -568,7 +568,7 @@ def l2_set_level(meta: IntArray, qty: IntArray, side: int, price: int, q: int) -
     return APPLIED
 
 
-@njit(cache=True, inline="always")
+@inline(python=True)
 def l2_set_bbo(meta: IntArray, qty: IntArray, side: int, price: int, q: int) -> int:
     """``price`` is now the best on ``side`` with ``q`` lots: better levels are removed."""
     s = side_index(side)
@@ -584,7 +584,7 @@ def l2_set_bbo(meta: IntArray, qty: IntArray, side: int, price: int, q: int) -> 
     return l2_set_level(meta, qty, side, price, q)
 
 
-@njit(cache=True, inline="always")
+@inline(python=True)
 def l2_clear(meta: IntArray, qty: IntArray, side: int) -> None:
     """Empty ``side`` (0 = both sides)."""
     if side >= 0:
@@ -593,7 +593,7 @@ def l2_clear(meta: IntArray, qty: IntArray, side: int) -> None:
         _clear_side(meta, qty, 1)
 
 
-@njit(cache=True, inline="always")
+@inline(python=True)
 def l2_apply(meta: IntArray, qty: IntArray, kind: int, side: int, price: int, q: int) -> int:
     """Apply one event's fields; returns ``APPLIED``, ``IGNORED`` or ``BOOK_FULL``."""
     if kind == KIND_LEVEL:
@@ -614,7 +614,7 @@ def l2_apply(meta: IntArray, qty: IntArray, kind: int, side: int, price: int, q:
     return IGNORED
 
 
-@njit(cache=True)
+@outline(python=True)
 def l2_apply_events(meta: IntArray, qty: IntArray, events: EventArray) -> int:
     """Apply an event array in order (one compiled call per batch); returns how many were
     applied: all of them, or fewer when the last one applied returned ``BOOK_FULL``."""
@@ -625,19 +625,19 @@ def l2_apply_events(meta: IntArray, qty: IntArray, events: EventArray) -> int:
     return events.shape[0]
 
 
-@njit(cache=True, inline="always")
+@inline(python=True)
 def l2_best_bid(meta: IntArray, qty: IntArray) -> int:
     """Best bid in ticks, or ``NO_PRICE``."""
     return _best(meta, qty, 0)
 
 
-@njit(cache=True, inline="always")
+@inline(python=True)
 def l2_best_ask(meta: IntArray, qty: IntArray) -> int:
     """Best ask in ticks, or ``NO_PRICE``."""
     return _best(meta, qty, 1)
 
 
-@njit(cache=True, inline="always")
+@inline(python=True)
 def l2_best_bid_qty(meta: IntArray, qty: IntArray) -> int:
     """Lots at the best bid (0 when there is none)."""
     if meta[M_FBID_UP] == 0 and meta[M_NBID] > 0:
@@ -645,7 +645,7 @@ def l2_best_bid_qty(meta: IntArray, qty: IntArray) -> int:
     return _far_best(meta, qty, 0, F_QTY)
 
 
-@njit(cache=True, inline="always")
+@inline(python=True)
 def l2_best_ask_qty(meta: IntArray, qty: IntArray) -> int:
     """Lots at the best ask (0 when there is none)."""
     if meta[M_FASK_UP] == 0 and meta[M_NASK] > 0:
@@ -653,13 +653,13 @@ def l2_best_ask_qty(meta: IntArray, qty: IntArray) -> int:
     return _far_best(meta, qty, 1, F_QTY)
 
 
-@njit(cache=True)
+@outline
 def _far_qty(meta: IntArray, qty: IntArray, s: int, p: int) -> int:
     j = far_find(meta, qty, s, p)
     return 0 if j < 0 else qty[s, _fc(meta, j, F_QTY)]
 
 
-@njit(cache=True, inline="always")
+@inline(python=True)
 def l2_qty_at(meta: IntArray, qty: IntArray, side: int, price: int) -> int:
     """Lots resting at ``price`` on ``side``."""
     s = side_index(side)
@@ -669,7 +669,7 @@ def l2_qty_at(meta: IntArray, qty: IntArray, side: int, price: int) -> int:
     return qty[s, x]
 
 
-@njit(cache=True)
+@outline(python=True)
 def l2_next_level(meta: IntArray, qty: IntArray, side: int, price: int) -> int:
     """The best occupied level of ``side`` strictly worse than ``price``, or ``NO_PRICE``
     (walk a side with ``p = l2_best_bid(...)``, then ``p = l2_next_level(..., p)``)."""
@@ -698,7 +698,7 @@ def l2_next_level(meta: IntArray, qty: IntArray, side: int, price: int) -> int:
     return found
 
 
-@njit(cache=True)
+@outline
 def _collect(meta: IntArray, qty: IntArray, s: int, n: int, px: IntArray,
              lots: IntArray) -> int:
     """Up to ``n`` levels of side ``s``, best first, into ``px[k]`` and ``lots[k]``: the far
@@ -734,14 +734,14 @@ def _collect(meta: IntArray, qty: IntArray, s: int, n: int, px: IntArray,
     return k
 
 
-@njit(cache=True)
+@outline(python=True)
 def l2_depth(meta: IntArray, qty: IntArray, side: int, n: int, out: IntArray) -> int:
     """Write up to ``n`` occupied levels of ``side``, best first, as ``out[k] = (price, qty)``
     (``out`` is int64[>= n, 2]); returns how many were written."""
     return _collect(meta, qty, side_index(side), n, out[:, 0], out[:, 1])
 
 
-@njit(cache=True)
+@outline(python=True)
 def l2_snapshot(meta: IntArray, qty: IntArray, levels: int, out: IntArray) -> None:
     """Top ``levels`` levels in LOBSTER's column order into ``out`` (int64[4 * levels]):
     ask price, ask qty, bid price, bid qty for level 1..levels; empty levels are

@@ -26,38 +26,27 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from numba import carray, cfunc, njit, types
+from numba import cfunc, types
 from numba.core.event import Listener
 
 from framework.arena.fnptr import call_i64
 from framework.arena.state import (
-    H_EV_PTR,
     H_FN_ADVANCE,
     H_FN_CANCEL,
     H_FN_FINISH,
     H_FN_MODIFY,
     H_FN_SUBMIT,
-    H_N_EV,
     H_NOW,
-    _as_voidptr,
     arena_at,
     unpack,
     unpack_raw,
 )
-from framework.core.events import EVENT_DTYPE
+from framework.core.jit import outline
 from framework.kernel.local import order_cancel, order_modify, order_submit
-from framework.kernel.loop import advance_state, final_sample_state, log_open_orders_state
+from framework.kernel.loop import advance
+from framework.kernel.loop import finish as finish_body
 
 _I = types.int64
-
-
-def _advance(p: int) -> int:
-    """Run the arena at address ``p`` to its next wake-up (WAKE_*); the event window is
-    found through ``h[H_EV_PTR]``."""
-    a = arena_at(p)
-    h = unpack_raw(a).h
-    ev = carray(_as_voidptr(h[H_EV_PTR]), (h[H_N_EV],), EVENT_DTYPE)  # type: ignore[call-arg]
-    return advance_state(a, ev)
 
 
 def _submit(p: int, sid: int, inst: int, side: int, price: int, qty: int, otype: int,
@@ -77,20 +66,13 @@ def _modify(p: int, sid: int, oid: int, price: int, qty: int) -> int:
     return order_modify(a, sid, oid, price, qty, unpack_raw(a).h[H_NOW])
 
 
-def _finish(p: int) -> int:
-    """The last sample, then the orders still working into the order log (how many)."""
-    a = arena_at(p)
-    final_sample_state(a)
-    return log_open_orders_state(a)
-
-
 #: name -> (header word of its address, Python body, C signature)
 _ENTRY: dict[str, tuple[int, Callable[..., int], Any]] = {
-    "advance": (H_FN_ADVANCE, _advance, _I(_I)),
+    "advance": (H_FN_ADVANCE, advance, _I(_I)),
     "submit": (H_FN_SUBMIT, _submit, _I(_I, _I, _I, _I, _I, _I, _I, _I)),
     "cancel": (H_FN_CANCEL, _cancel, _I(_I, _I, _I)),
     "modify": (H_FN_MODIFY, _modify, _I(_I, _I, _I, _I, _I)),
-    "finish": (H_FN_FINISH, _finish, _I(_I)),
+    "finish": (H_FN_FINISH, finish_body, _I(_I)),
 }
 
 
@@ -196,14 +178,14 @@ def install(a: npt.NDArray[np.int64], *, quiet: bool = False) -> None:
 
 
 # --- calls through the installed addresses, for Python callers ----------------------------------
-@njit(cache=True)
+@outline(python=True)
 def advance_at(p: int) -> int:
     """Run the arena at address ``p`` to its next wake-up (through ``h[H_FN_ADVANCE]``): one
     plain int is the cheapest argument to pass from Python, paid on every wake-up."""
     return call_i64(unpack_raw(arena_at(p)).h[H_FN_ADVANCE], (np.int64(p),))
 
 
-@njit(cache=True)
+@outline(python=True)
 def finish(a: npt.NDArray[np.int64]) -> int:
     """The last sample and the orders still working at the end into the order log (so the
     orders table lists every order sent); returns how many were still working."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
 
 from framework.arena.enums import (
     DENY_BAD_ORDER,
@@ -140,6 +139,7 @@ from framework.arena.state import (
     WAKE_TRADE,
     Arena,
     State,
+    slot_of,
     unpack_raw,
 )
 from framework.book.l2 import (
@@ -151,13 +151,14 @@ from framework.book.l2 import (
     l2_best_bid_qty,
 )
 from framework.core.events import BUY, FLAG_LAST, KIND_BBO, KIND_CLEAR, KIND_LEVEL, KIND_TRADE
+from framework.core.jit import inline, outline
 from framework.portfolio.accounting import apply_fill
 from framework.risk.checks import check_order
 
 # --- the strategy's order API ---------------------------------------------------------------
 
 
-@njit(cache=True, inline="always")
+@inline
 def _deny(
     st: State,
     sid: int,
@@ -186,7 +187,7 @@ def _deny(
     _ = DENY_COLS
 
 
-@njit(cache=True, inline="always")
+@inline
 def _open_delta(st: State, slot: int, lots: int) -> None:
     """Change the strategy-view open quantity of an order by ``lots`` (negative: less open)."""
     _ord = st.ord
@@ -200,7 +201,7 @@ def _open_delta(st: State, slot: int, lots: int) -> None:
         p[P_OPEN_SELL] += lots
 
 
-@njit(cache=True, inline="always")
+@inline
 def _finish(st: State, slot: int, status: int, now: int) -> None:
     """The order reached a final status in the strategy's view: log it and free its slot."""
     _ord = st.ord
@@ -218,7 +219,7 @@ def _finish(st: State, slot: int, status: int, now: int) -> None:
     release_slot(st, slot)
 
 
-@njit(cache=True, inline="always")
+@inline
 def _settle(st: State, slot: int) -> None:
     """The venue answered a modify: the order may fill its confirmed size, no more."""
     _ord = st.ord
@@ -230,7 +231,7 @@ def _settle(st: State, slot: int) -> None:
         o[O_STATUS] = ST_PARTIAL if o[O_FILLED] > 0 else ST_NEW
 
 
-@njit(cache=True)
+@outline(python=True)
 def order_submit(
     a: Arena,
     sid: int,
@@ -284,22 +285,7 @@ def order_submit(
     return oid
 
 
-@njit(cache=True, inline="always")
-def slot_of(st: State, sid: int, oid: int) -> int:
-    """The slot of a live order of strategy ``sid``, or -1."""
-    _h = st.h
-    _ord = st.ord
-    if oid <= 0:
-        return -1
-    m = _h[H_MAX_ORDERS]
-    slot = sid * m + oid % m
-    o = _ord[slot]
-    if o[O_ID] != oid or o[O_STRAT] != sid:
-        return -1
-    return slot
-
-
-@njit(cache=True)
+@outline(python=True)
 def order_cancel(a: Arena, sid: int, oid: int, now: int) -> bool:
     """Ask the venue to cancel; False if the order is not live (or a cancel is in flight).
 
@@ -321,7 +307,7 @@ def order_cancel(a: Arena, sid: int, oid: int, now: int) -> bool:
     return True
 
 
-@njit(cache=True)
+@outline(python=True)
 def order_modify(a: Arena, sid: int, oid: int, price: int, qty: int, now: int) -> int:
     """Change price and/or total size; returns DENY_NONE, a deny reason, or -1 if the order
     is not live or a modify or cancel of it is in flight (wait for its answer).
@@ -376,7 +362,7 @@ def order_modify(a: Arena, sid: int, oid: int, price: int, qty: int, now: int) -
     return DENY_NONE
 
 
-@njit(cache=True)
+@outline
 def cancel_all(a: Arena, sid: int, now: int) -> int:
     """Cancel every live order of a strategy; returns how many cancels were sent."""
     st = unpack_raw(a)
@@ -391,7 +377,7 @@ def cancel_all(a: Arena, sid: int, now: int) -> int:
     return n
 
 
-@njit(cache=True)
+@outline
 def trip_kill_switch(a: Arena, sid: int, now: int) -> None:
     st = unpack_raw(a)
     _strat = st.strat
@@ -403,7 +389,7 @@ def trip_kill_switch(a: Arena, sid: int, now: int) -> None:
 # --- market data reaching the strategy --------------------------------------------------------
 
 
-@njit(cache=True, inline="always")
+@inline
 def local_book_event(
     meta: npt.NDArray[np.int64],
     book: npt.NDArray[np.int64],
@@ -440,7 +426,7 @@ def local_book_event(
     return WAKE_NONE
 
 
-@njit(cache=True, inline="always")
+@inline
 def _record_fill(st: State, slot: int, now: int, m: npt.NDArray[np.int64], fee: float) -> None:
     _h = st.h
     _hf = st.hf
@@ -464,7 +450,7 @@ def _record_fill(st: State, slot: int, now: int, m: npt.NDArray[np.int64], fee: 
     _h[H_N_FILL] = r + 1
 
 
-@njit(cache=True)
+@outline(python=True)
 def local_response(a: Arena, m: npt.NDArray[np.int64], now: int) -> int:
     """A venue response reaches the strategy. Returns WAKE_FILL / WAKE_ORDER / WAKE_NONE and
     sets the wake words (strategy, slot, kind, qty, price)."""
@@ -543,6 +529,5 @@ __all__ = [
     "order_cancel",
     "order_modify",
     "order_submit",
-    "slot_of",
     "trip_kill_switch",
 ]

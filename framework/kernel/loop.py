@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import carray, njit
+from numba import carray
 
 from framework.arena.messages import log_order, next_msg, pop_msg
 from framework.arena.state import (
@@ -31,6 +31,7 @@ from framework.arena.state import (
     ERR_BOOK_FULL,
     H_END_TS,
     H_ERROR,
+    H_EV_PTR,
     H_EVENTS_LOCAL,
     H_EVENTS_VENUE,
     H_EXTERNAL,
@@ -108,10 +109,12 @@ from framework.arena.state import (
     WAKE_TRADE,
     Arena,
     _as_voidptr,
+    arena_at,
     unpack_raw,
 )
 from framework.book.l2 import BOOK_FULL, l2_apply, l2_qty_at
-from framework.core.events import KIND_BBO, KIND_CLEAR, KIND_LEVEL, KIND_STATUS
+from framework.core.events import EVENT_DTYPE, KIND_BBO, KIND_CLEAR, KIND_LEVEL, KIND_STATUS
+from framework.core.jit import inline, outline
 from framework.features.kernels import N_FEATURES
 from framework.kernel.local import local_book_event, local_response, trip_kill_switch
 from framework.kernel.venue import apply_fills, scan_resting, venue_request, venue_status
@@ -123,13 +126,13 @@ NO_HORIZON = np.iinfo(np.int64).min  #: h[H_HORIZON] when the engine waits for i
 FLUSH_MARGIN = 256  # rows every recorder must have free before the loop takes an action
 
 
-@njit(cache=True)
+@inline
 def _put_f(row: np.ndarray, col: int, x: float) -> None:
     """Store a float bit for bit in an int64 recorder cell (no allocation)."""
     row[col : col + 1].view(np.float64)[0] = x
 
 
-@njit(cache=True)
+@outline
 def check_kill(a: Arena, sid: int, now: int) -> None:
     st = unpack_raw(a)
     lim = st.risk[sid]
@@ -140,7 +143,7 @@ def check_kill(a: Arena, sid: int, now: int) -> None:
         trip_kill_switch(a, sid, now)
 
 
-@njit(cache=True)
+@outline
 def _sample_strategy(a: Arena, sid: int, now: int) -> tuple[float, float, float]:
     """Record one strategy's equity and positions at ``now`` (then check its kill switch);
     returns its (equity, cash, fees)."""
@@ -169,7 +172,7 @@ def _sample_strategy(a: Arena, sid: int, now: int) -> tuple[float, float, float]
     return eq, cash, fees
 
 
-@njit(cache=True)
+@outline
 def _sample_all(a: Arena, now: int, final: bool) -> None:
     st = unpack_raw(a)
     h = st.h
@@ -204,13 +207,13 @@ def _sample_all(a: Arena, now: int, final: bool) -> None:
     _ = EQ_COLS
 
 
-@njit(cache=True)
+@outline
 def sample(a: Arena, now: int) -> None:
     """Record equity per strategy (and the total), positions and the touch per instrument."""
     _sample_all(a, now, False)
 
 
-@njit(cache=True)
+@outline
 def end_clock(h: np.ndarray, strat: np.ndarray, sid: int) -> int:
     """The clock at the end of the run as a run of strategy ``sid`` alone would have it: the
     later of the last shared action (market data, samples) and the strategy's own last action
@@ -219,7 +222,7 @@ def end_clock(h: np.ndarray, strat: np.ndarray, sid: int) -> int:
     return max(h[H_SHARED_NOW], strat[sid, S_OWN_NOW])
 
 
-@njit(cache=True)
+@outline
 def _next_timer(h: np.ndarray, strat: np.ndarray) -> None:
     """Find the next timer (H_TIMER_AT / H_TIMER_SID; sid -1 when none is set): the
     earliest, the lowest strategy index at equal times. Only after a timer was set or fired:
@@ -236,7 +239,7 @@ def _next_timer(h: np.ndarray, strat: np.ndarray) -> None:
     h[H_TIMER_DIRTY] = 0
 
 
-@njit(cache=True, inline="always")
+@inline
 def _sync(h: np.ndarray, ev: np.ndarray, vc: int, lc: int, l0: int) -> None:
     """Write the inner data loop's cursors and counters back to the header (they live in
     registers meanwhile: every view aliases the arena, so LLVM reloads after each store)."""
@@ -250,15 +253,22 @@ def _sync(h: np.ndarray, ev: np.ndarray, vc: int, lc: int, l0: int) -> None:
         h[H_LAST_TS] = e["local_ts"]
 
 
-@njit(cache=True)
-def advance_state(a: Arena, ev: np.ndarray) -> int:
-    """Run until a wake-up; returns its WAKE_* code (also left in ``h[H_WAKE]``).
+def advance(p: int) -> int:
+    """Run the arena at address ``p`` until a wake-up; returns its WAKE_* code (also left in
+    ``h[H_WAKE]``). The event window is found through ``h[H_EV_PTR]``.
+
+    Not decorated: it is the body of the core's ``advance`` entry point
+    (:mod:`framework.kernel.core` compiles it as a C function), compiled there and nowhere
+    else (a compiled function in between would be optimised and turned into machine code
+    twice, once on its own and once inside the entry point).
 
     The per-event path calls only functions that take a few arrays: passing the whole
     state to a function that LLVM does not inline costs more than the event's work.
     """
+    a = arena_at(p)
     st = unpack_raw(a)
     h = st.h
+    ev = carray(_as_voidptr(h[H_EV_PTR]), (h[H_N_EV],), EVENT_DTYPE)  # type: ignore[call-arg]
     hf = st.hf
     instarr = st.inst
     vmeta = st.vmeta
@@ -284,7 +294,7 @@ def advance_state(a: Arena, ev: np.ndarray) -> int:
     # feature rows aligned with the window, computed in one pass per batch by the driver
     use_feats = h[H_FEAT_PTR] != 0
     feat = st.feat
-    feats = carray(_as_voidptr(h[H_FEAT_PTR]), (n, N_FEATURES), np.float64) if use_feats else feat  # type: ignore[call-arg]
+    feats = carray(_as_voidptr(h[H_FEAT_PTR]), (n, N_FEATURES), np.float64) if use_feats else feat
     # orders go to a gateway through the driver: the venue view and the request queue are
     # the driver's, and the strategy view alone consumes the window
     external = h[H_EXTERNAL] != 0
@@ -387,7 +397,7 @@ def advance_state(a: Arena, ev: np.ndarray) -> int:
                                 qty,
                                 old,
                                 e["flags"],
-                                np.int64(e["order_id"]),  # type: ignore[arg-type]
+                                np.int64(e["order_id"]),
                                 fills,
                             )
                             if nf > 0:
@@ -474,31 +484,35 @@ def advance_state(a: Arena, ev: np.ndarray) -> int:
             return WAKE_ERROR
 
 
-@njit(cache=True)
-def final_sample_state(a: Arena) -> None:
-    """The sample at the end of a run: each strategy's at its :func:`end_clock` (the total
-    and the touch at the engine clock)."""
-    _sample_all(a, unpack_raw(a).h[H_NOW], True)
-
-
-@njit(cache=True)
-def log_open_orders_state(a: Arena) -> int:
-    """Log the orders still working at the end of the run (status as they stand, end time
-    = the strategy's :func:`end_clock`) so the orders table lists every order sent; returns
-    how many."""
+def finish(p: int) -> int:
+    """The sample at the end of a run (each strategy's at its :func:`end_clock`, the total
+    and the touch at the engine clock), then the orders still working into the order log
+    (status as they stand, end time = the strategy's :func:`end_clock`) so the orders table
+    lists every order sent; returns how many. The body of the core's ``finish`` entry
+    point, as :func:`advance`."""
+    a = arena_at(p)
     st = unpack_raw(a)
+    _sample_all(a, st.h[H_NOW], True)
     m = st.h[H_MAX_ORDERS]
     n = 0
     # strategy by strategy, each one's in the order it sent them (its ids grow with each
-    # submission), whatever slots they hold
+    # submission), whatever slots they hold: an insertion sort, as np.argsort would compile
+    # numba's quicksort (seconds) for a list that is short and mostly in order already
     for sid in range(st.strat.shape[0]):
         now = end_clock(st.h, st.strat, sid)
         ids = st.ord[sid * m : (sid + 1) * m, O_ID]
         live = np.nonzero(ids)[0]
-        for j in live[np.argsort(ids[live])]:
+        for k in range(1, live.shape[0]):
+            j = live[k]
+            i = k - 1
+            while i >= 0 and ids[live[i]] > ids[j]:
+                live[i + 1] = live[i]
+                i -= 1
+            live[i + 1] = j
+        for j in live:
             log_order(st, sid * m + j, now)
         n += live.shape[0]
     return n
 
 
-__all__ = ["advance_state", "end_clock", "final_sample_state", "log_open_orders_state", "sample"]
+__all__ = ["advance", "end_clock", "finish", "sample"]

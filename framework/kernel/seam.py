@@ -48,9 +48,9 @@ from framework.arena.state import (
     RESP_MODIFIED,
     RESP_REJECT,
     Arena,
+    slot_of,
     unpack_raw,
 )
-from framework.kernel.local import slot_of
 from framework.kernel.venue import fee_of
 
 #: an order request that passed the risk checks, as a gateway receives it

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
 
 from framework.arena.enums import (
     LIQ_MAKER,
@@ -93,9 +92,10 @@ from framework.core.events import (
     STATUS_PAUSED,
     STATUS_QUOTING,
 )
+from framework.core.jit import inline, outline
 
 
-@njit(cache=True, inline="always")
+@inline
 def fee_of(st: State, inst: int, price: int, qty: int, liq: int) -> float:
     """Fee in currency for a fill (negative = rebate)."""
     _instf = st.instf
@@ -105,7 +105,7 @@ def fee_of(st: State, inst: int, price: int, qty: int, liq: int) -> float:
     return notional * rate + qty * f[IF_FEE_PER_LOT]
 
 
-@njit(cache=True, inline="always")
+@inline
 def _rest_add(st: State, slot: int) -> None:
     """Put an order on its strategy's resting list (the strategy's part of SEG_REST)."""
     _h = st.h
@@ -122,7 +122,7 @@ def _rest_add(st: State, slot: int) -> None:
     _ord[slot, O_VSTATE] = V_RESTING
 
 
-@njit(cache=True, inline="always")
+@inline
 def _rest_remove(st: State, slot: int) -> None:
     """Take a resting order off the venue (its strategy's last resting one fills its place:
     one list per strategy, so another strategy's orders never reorder it)."""
@@ -143,7 +143,7 @@ def _rest_remove(st: State, slot: int) -> None:
     _ord[slot, O_VSTATE] = V_DONE
 
 
-@njit(cache=True, inline="always")
+@inline
 def _fill(st: State, slot: int, now: int, price: int, qty: int, liq: int) -> None:
     """The venue fills ``qty`` of ``slot`` at ``price``; the strategy learns after latency."""
     _ord = st.ord
@@ -168,7 +168,7 @@ def _fill(st: State, slot: int, now: int, price: int, qty: int, liq: int) -> Non
     )
 
 
-@njit(cache=True, inline="always")
+@inline
 def _rest(st: State, slot: int, now: int) -> None:
     _ord = st.ord
     _ordf = st.ordf
@@ -182,7 +182,7 @@ def _rest(st: State, slot: int, now: int) -> None:
     _rest_add(st, slot)
 
 
-@njit(cache=True, inline="always")
+@inline
 def _available(st: State, inst: int, side: int, limit: int, is_market: bool) -> int:
     """Lots our ``side`` order could take from the opposite side up to ``limit``."""
     _vmeta = st.vmeta
@@ -200,7 +200,7 @@ def _available(st: State, inst: int, side: int, limit: int, is_market: bool) -> 
     return total
 
 
-@njit(cache=True, inline="always")
+@inline
 def _take(st: State, slot: int, now: int, is_market: bool) -> None:
     """Walk the opposite side of the venue's book, filling ``slot`` as a taker."""
     _ord = st.ord
@@ -221,7 +221,7 @@ def _take(st: State, slot: int, now: int, is_market: bool) -> None:
         p = l2_next_level(meta, qty, other, p)
 
 
-@njit(cache=True, inline="always")
+@inline
 def _crosses(st: State, inst: int, side: int, price: int) -> bool:
     _vmeta = st.vmeta
     _vqty = st.vqty
@@ -232,7 +232,7 @@ def _crosses(st: State, inst: int, side: int, price: int) -> bool:
     return b != NO_PRICE and price <= b
 
 
-@njit(cache=True, inline="always")
+@inline
 def _respond(st: State, slot: int, now: int, kind: int, qty: int, reason: int) -> None:
     _ord = st.ord
     push_response(
@@ -249,7 +249,7 @@ def _respond(st: State, slot: int, now: int, kind: int, qty: int, reason: int) -
     )
 
 
-@njit(cache=True, inline="always")
+@inline
 def _new_order(st: State, slot: int, now: int) -> None:
     _inst = st.inst
     _ord = st.ord
@@ -287,7 +287,7 @@ def _new_order(st: State, slot: int, now: int) -> None:
             _rest(st, slot, now)
 
 
-@njit(cache=True, inline="always")
+@inline
 def _cancel(st: State, slot: int, now: int) -> None:
     _ord = st.ord
     o = _ord[slot]
@@ -300,7 +300,7 @@ def _cancel(st: State, slot: int, now: int) -> None:
     _respond(st, slot, now, RESP_CANCELED, left, 0)
 
 
-@njit(cache=True, inline="always")
+@inline
 def _modify(st: State, slot: int, now: int, price: int, qty: int) -> None:
     """``qty`` is the new total size. A price change or a size increase loses priority."""
     _ord = st.ord
@@ -335,7 +335,7 @@ def _modify(st: State, slot: int, now: int, price: int, qty: int) -> None:
         o[O_VENUE_TS] = now
 
 
-@njit(cache=True)
+@outline
 def venue_request(a: Arena, m: npt.NDArray[np.int64], now: int) -> None:
     """An order request arrives at the venue at ``now``."""
     st = unpack_raw(a)
@@ -353,7 +353,7 @@ def venue_request(a: Arena, m: npt.NDArray[np.int64], now: int) -> None:
 
 
 # --- market data at the venue ---------------------------------------------------------------
-@njit(cache=True, inline="always")
+@inline
 def scan_resting(
     h: npt.NDArray[np.int64],
     hf: npt.NDArray[np.float64],
@@ -461,14 +461,14 @@ def scan_resting(
     return nf
 
 
-@njit(cache=True, inline="always")
+@inline
 def apply_fills(st: State, now: int, fills: npt.NDArray[np.int64], nf: int) -> None:
     """Execute the maker fills :func:`scan_resting` listed."""
     for k in range(nf):
         _fill(st, fills[k, 0], now, fills[k, 1], fills[k, 2], LIQ_MAKER)
 
 
-@njit(cache=True, inline="always")
+@inline
 def venue_status(instarr: npt.NDArray[np.int64], inst: int, status: int) -> None:
     """A trading-status event: halts, pauses and quote-only periods stop our orders."""
     if status == STATUS_HALTED or status == STATUS_PAUSED or status == STATUS_QUOTING:

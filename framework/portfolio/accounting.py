@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from numba import njit
-
 from framework.arena.state import (
     I_LAST_TRADE_PX,
     IF_LOT,
@@ -18,9 +16,10 @@ from framework.arena.state import (
 )
 from framework.book.l2 import NO_PRICE, l2_best_ask, l2_best_bid
 from framework.core.events import BUY
+from framework.core.jit import inline
 
 
-@njit(cache=True, inline="always")
+@inline
 def apply_fill(st: State, sid: int, inst: int, side: int, price: int, qty: int, fee: float) -> None:
     """Book a fill: position in lots, cash in currency (fees paid from cash)."""
     _instf = st.instf
@@ -42,7 +41,7 @@ def apply_fill(st: State, sid: int, inst: int, side: int, price: int, qty: int, 
     p[P_N_FILLS] += 1
 
 
-@njit(cache=True, inline="always")
+@inline
 def mark_price(st: State, inst: int) -> float:
     """Mid of the strategy's view of the book in ticks (last trade if one side is empty)."""
     _inst = st.inst
@@ -55,7 +54,7 @@ def mark_price(st: State, inst: int) -> float:
     return float(_inst[inst, I_LAST_TRADE_PX])
 
 
-@njit(cache=True, inline="always")
+@inline
 def position_value(st: State, sid: int, inst: int) -> float:
     _instf = st.instf
     _pos = st.pos
@@ -66,7 +65,7 @@ def position_value(st: State, sid: int, inst: int) -> float:
     return q * mark_price(st, inst) * f[IF_TICK] * f[IF_LOT] * f[IF_MULT]
 
 
-@njit(cache=True, inline="always")
+@inline
 def strategy_equity(st: State, sid: int) -> tuple[float, float, float]:
     """(equity, cash, fees) of a strategy; equity = cash + marked positions, starting at 0."""
     _inst = st.inst

@@ -12,7 +12,6 @@ import math
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
 
 from framework.arena.enums import (
     DENY_BAD_ORDER,
@@ -72,11 +71,12 @@ from framework.arena.state import (
 )
 from framework.book.l2 import NO_PRICE, l2_best_ask, l2_best_bid, l2_qty_at
 from framework.core.events import BUY
+from framework.core.jit import inline
 
 NS = 1e9
 
 
-@njit(cache=True, inline="always")
+@inline
 def _exposure(p: npt.NDArray[np.int64]) -> int:
     """Worst-case absolute position of one (strategy, instrument) row of the position table.
 
@@ -87,7 +87,7 @@ def _exposure(p: npt.NDArray[np.int64]) -> int:
     return max(abs(p[P_POS] + p[P_OPEN_BUY]), abs(p[P_POS] - p[P_OPEN_SELL]))
 
 
-@njit(cache=True, inline="always")
+@inline
 def worst_price(st: State, inst: int, side: int, price: int, qty: int, order_type: int) -> int:
     """The largest |price| in ticks ``qty`` lots of an order can trade at, for its notional.
 
@@ -119,7 +119,7 @@ def worst_price(st: State, inst: int, side: int, price: int, qty: int, order_typ
     return NO_PRICE
 
 
-@njit(cache=True, inline="always")
+@inline
 def _take_token(st: State, sid: int, now: int) -> bool:
     _risk = st.risk
     _strat = st.strat
@@ -142,7 +142,7 @@ def _take_token(st: State, sid: int, now: int) -> bool:
     return True
 
 
-@njit(cache=True, inline="always")
+@inline
 def _self_trade(st: State, sid: int, inst: int, side: int, price: int, order_type: int) -> bool:
     """Could an order (``price`` ignored for a market order) trade against a working order of
     the same account on the other side: the strategy's own or another's that trades for the
@@ -178,7 +178,7 @@ def _self_trade(st: State, sid: int, inst: int, side: int, price: int, order_typ
     return False
 
 
-@njit(cache=True, inline="always")
+@inline
 def check_order(
     st: State,
     sid: int,
@@ -273,7 +273,7 @@ def check_order(
     return DENY_NONE
 
 
-@njit(cache=True, inline="always")
+@inline
 def kill_switch_breached(
     st: State, sid: int, equity: float, max_loss: float, max_dd: float
 ) -> bool:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
 
 from framework.arena.enums import (
     ORD_LIMIT,
@@ -58,6 +57,7 @@ from framework.arena.state import (
     S_STATE,
     S_TIMER_AT,
     S_TIMER_EVERY,
+    slot_of,
     unpack_raw,
 )
 from framework.book.l2 import (
@@ -65,7 +65,7 @@ from framework.book.l2 import (
     l2_depth,
     l2_qty_at,
 )
-from framework.kernel.local import slot_of
+from framework.core.jit import inline, outline
 from framework.portfolio.accounting import strategy_equity
 
 #: what compiled callbacks receive as ``ctx``: the engine's arena (one int64 array). Each
@@ -117,7 +117,7 @@ __all__ = [
 ]
 
 
-@njit(cache=True, inline="always")
+@inline
 def now(ctx: Ctx) -> int:
     """Current local time (ns): the strategy never sees anything later."""
     st = unpack_raw(ctx)
@@ -125,7 +125,7 @@ def now(ctx: Ctx) -> int:
     return _h[H_NOW]
 
 
-@njit(cache=True, inline="always")
+@inline
 def _touch(ctx: Ctx, inst: int, col: int) -> int:
     """One word of the touch the strategy view last saw at a message boundary."""
     st = unpack_raw(ctx)
@@ -133,31 +133,31 @@ def _touch(ctx: Ctx, inst: int, col: int) -> int:
     return _inst[inst, col]
 
 
-@njit(cache=True, inline="always")
+@inline
 def best_bid(ctx: Ctx, inst: int) -> int:
     """Best bid (ticks) as of the last whole message the strategy saw, or NO_PRICE."""
     return _touch(ctx, inst, I_BB)
 
 
-@njit(cache=True, inline="always")
+@inline
 def best_ask(ctx: Ctx, inst: int) -> int:
     """Best ask (ticks), or NO_PRICE."""
     return _touch(ctx, inst, I_BA)
 
 
-@njit(cache=True, inline="always")
+@inline
 def bid_qty(ctx: Ctx, inst: int) -> int:
     """Lots at the best bid (0 when none)."""
     return _touch(ctx, inst, I_BBQ)
 
 
-@njit(cache=True, inline="always")
+@inline
 def ask_qty(ctx: Ctx, inst: int) -> int:
     """Lots at the best ask."""
     return _touch(ctx, inst, I_BAQ)
 
 
-@njit(cache=True, inline="always")
+@inline(python=True)  # the Python Context calls it too
 def level_qty(ctx: Ctx, inst: int, side: int, price: int) -> int:
     st = unpack_raw(ctx)
     _lmeta = st.lmeta
@@ -165,7 +165,7 @@ def level_qty(ctx: Ctx, inst: int, side: int, price: int) -> int:
     return l2_qty_at(_lmeta[inst], _lqty[inst], side, price)
 
 
-@njit(cache=True)
+@outline(python=True)  # the Python Context calls it too
 def depth(ctx: Ctx, inst: int, side: int, n: int, out: npt.NDArray[np.int64]) -> int:
     """Up to ``n`` levels of ``side`` as (price, qty) rows of ``out``, best first (as
     Context.depth); returns how many."""
@@ -173,7 +173,7 @@ def depth(ctx: Ctx, inst: int, side: int, n: int, out: npt.NDArray[np.int64]) ->
     return l2_depth(st.lmeta[inst], st.lqty[inst], side, n, out)
 
 
-@njit(cache=True, inline="always")
+@inline
 def position(ctx: Ctx, sid: int, inst: int) -> int:
     """Position in lots as the strategy knows it (fills that have reached it)."""
     st = unpack_raw(ctx)
@@ -181,28 +181,28 @@ def position(ctx: Ctx, sid: int, inst: int) -> int:
     return _pos[sid, inst, P_POS]
 
 
-@njit(cache=True, inline="always")
+@inline
 def open_buy_qty(ctx: Ctx, sid: int, inst: int) -> int:
     st = unpack_raw(ctx)
     _pos = st.pos
     return _pos[sid, inst, P_OPEN_BUY]
 
 
-@njit(cache=True, inline="always")
+@inline
 def open_sell_qty(ctx: Ctx, sid: int, inst: int) -> int:
     st = unpack_raw(ctx)
     _pos = st.pos
     return _pos[sid, inst, P_OPEN_SELL]
 
 
-@njit(cache=True, inline="always")
+@inline
 def open_orders(ctx: Ctx, sid: int, inst: int) -> int:
     st = unpack_raw(ctx)
     _pos = st.pos
     return _pos[sid, inst, P_N_OPEN]
 
 
-@njit(cache=True, inline="always")
+@inline
 def finished_count(ctx: Ctx, sid: int, inst: int) -> int:
     """Orders of ours on ``inst`` that have finished so far (filled, cancelled, rejected or
     expired). It only grows: while it stands still, every order that was working still is."""
@@ -211,14 +211,14 @@ def finished_count(ctx: Ctx, sid: int, inst: int) -> int:
     return _pos[sid, inst, P_N_DONE]
 
 
-@njit(cache=True, inline="always")
+@inline(python=True)  # the Python Context calls it too
 def equity(ctx: Ctx, sid: int) -> float:
     """Cash plus positions marked to the mid, in currency (starts at 0)."""
     st = unpack_raw(ctx)
     return strategy_equity(st, sid)[0]
 
 
-@njit(cache=True, inline="always")
+@inline
 def _core(ctx: Ctx, word: int) -> int:
     """Address of a core entry point (framework/kernel/core.py) from the header."""
     st = unpack_raw(ctx)
@@ -229,7 +229,7 @@ def _core(ctx: Ctx, word: int) -> int:
 # The order path (risk checks, the order table, the request queue) is the engine core's:
 # called through its address, so a strategy's callbacks compile in a second or two instead
 # of carrying (and compiling) the engine's code.
-@njit(cache=True, inline="always")
+@inline
 def submit(
     ctx: Ctx, sid: int, inst: int, side: int, price: int, qty: int, tif: int = TIF_GTC
 ) -> int:
@@ -240,7 +240,7 @@ def submit(
     return call_i64(_core(ctx, H_FN_SUBMIT), args)
 
 
-@njit(cache=True, inline="always")
+@inline(python=True)  # the Python Context calls it too
 def submit_market(ctx: Ctx, sid: int, inst: int, side: int, qty: int, tif: int = TIF_IOC) -> int:
     """A market order (IOC unless ``tif`` says otherwise, as ``Context.submit_market``)."""
     i8 = np.int64
@@ -249,14 +249,14 @@ def submit_market(ctx: Ctx, sid: int, inst: int, side: int, qty: int, tif: int =
     return call_i64(_core(ctx, H_FN_SUBMIT), args)
 
 
-@njit(cache=True, inline="always")
+@inline
 def cancel(ctx: Ctx, sid: int, oid: int) -> bool:
     """Ask to cancel order ``oid``; False when it is not live (or a cancel is in flight)."""
     i8 = np.int64
     return call_i64(_core(ctx, H_FN_CANCEL), (i8(ctx.ctypes.data), i8(sid), i8(oid))) != 0
 
 
-@njit(cache=True, inline="always")
+@inline(python=True)  # the Python Context calls it too
 def modify(ctx: Ctx, sid: int, oid: int, price: int, qty: int) -> int:
     """Change an order's price and/or total size: DENY_NONE (0), a deny reason, or -1 when
     the order is not live."""
@@ -265,7 +265,7 @@ def modify(ctx: Ctx, sid: int, oid: int, price: int, qty: int) -> int:
     return call_i64(_core(ctx, H_FN_MODIFY), args)
 
 
-@njit(cache=True, inline="always")
+@inline
 def order_status(ctx: Ctx, sid: int, oid: int) -> int:
     """ST_* of a live order, ST_NONE once it is finished (see on_order for how it ended)."""
     st = unpack_raw(ctx)
@@ -274,7 +274,7 @@ def order_status(ctx: Ctx, sid: int, oid: int) -> int:
     return ST_NONE if slot < 0 else _ord[slot, O_STATUS]
 
 
-@njit(cache=True, inline="always")
+@inline
 def order_price(ctx: Ctx, sid: int, oid: int) -> int:
     st = unpack_raw(ctx)
     _ord = st.ord
@@ -282,7 +282,7 @@ def order_price(ctx: Ctx, sid: int, oid: int) -> int:
     return NO_PRICE if slot < 0 else _ord[slot, O_LPRICE]  # as the venue last confirmed it
 
 
-@njit(cache=True, inline="always")
+@inline
 def order_qty(ctx: Ctx, sid: int, oid: int) -> int:
     st = unpack_raw(ctx)
     _ord = st.ord
@@ -290,7 +290,7 @@ def order_qty(ctx: Ctx, sid: int, oid: int) -> int:
     return 0 if slot < 0 else _ord[slot, O_LQTY]  # as the venue last confirmed it
 
 
-@njit(cache=True, inline="always")
+@inline
 def order_filled(ctx: Ctx, sid: int, oid: int) -> int:
     st = unpack_raw(ctx)
     _ord = st.ord
@@ -298,7 +298,7 @@ def order_filled(ctx: Ctx, sid: int, oid: int) -> int:
     return 0 if slot < 0 else _ord[slot, O_FILLED]
 
 
-@njit(cache=True, inline="always")
+@inline
 def feature(ctx: Ctx, inst: int, which: int) -> float:
     """Latest value of a feature (``framework.features.F_*``) at the strategy's time; NaN
     until defined, or when the run computes no features (``Strategy.features = True``)."""
@@ -307,7 +307,7 @@ def feature(ctx: Ctx, inst: int, which: int) -> float:
     return _feat[inst, which]
 
 
-@njit(cache=True, inline="always")
+@inline(python=True)  # the Python Context calls it too
 def set_trading_state(ctx: Ctx, sid: int, state: int) -> None:
     """TS_ACTIVE, TS_REDUCING (only orders that shrink the position) or TS_HALTED."""
     st = unpack_raw(ctx)
@@ -315,7 +315,7 @@ def set_trading_state(ctx: Ctx, sid: int, state: int) -> None:
     _strat[sid, S_STATE] = state
 
 
-@njit(cache=True, inline="always")
+@inline(python=True)  # the Python Context calls it too
 def set_timer(ctx: Ctx, sid: int, every_ns: int, first_in_ns: int = -1) -> None:
     """Call on_timer every ``every_ns`` (0 stops it); the first call after ``first_in_ns``."""
     st = unpack_raw(ctx)
@@ -327,7 +327,7 @@ def set_timer(ctx: Ctx, sid: int, every_ns: int, first_in_ns: int = -1) -> None:
     _h[H_TIMER_DIRTY] = 1  # the loop finds the next timer again
 
 
-@njit(cache=True, inline="always")
+@inline
 def last_trade(ctx: Ctx, inst: int) -> tuple[int, int, int]:
     """(price, qty, aggressor side) of the last trade the strategy saw on ``inst``."""
     st = unpack_raw(ctx)
@@ -335,7 +335,7 @@ def last_trade(ctx: Ctx, inst: int) -> tuple[int, int, int]:
     return r[I_LAST_TRADE_PX], r[I_LAST_TRADE_QTY], r[I_LAST_TRADE_SIDE]
 
 
-@njit(cache=True, inline="always")
+@inline
 def event_inst(ctx: Ctx) -> int:
     """The instrument of the fill or order update being delivered (in on_fill / on_order)."""
     st = unpack_raw(ctx)
@@ -343,14 +343,14 @@ def event_inst(ctx: Ctx) -> int:
     return _h[H_WAKE_INST]
 
 
-@njit(cache=True, inline="always")
+@inline
 def maker_fee(ctx: Ctx, inst: int) -> float:
     """Maker fee rate of ``inst`` (a fraction of notional; negative = rebate)."""
     st = unpack_raw(ctx)
     return st.instf[inst, IF_MAKER_FEE]
 
 
-@njit(cache=True, inline="always")
+@inline
 def taker_fee(ctx: Ctx, inst: int) -> float:
     """Taker fee rate of ``inst`` (a fraction of notional)."""
     st = unpack_raw(ctx)
