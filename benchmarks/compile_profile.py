@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m benchmarks.compile_profile              # the core (framework.engine.core)
+    python -m benchmarks.compile_profile              # the core (framework.kernel.core)
     python -m benchmarks.compile_profile --cprofile   # also the top functions by own time
     python -m benchmarks.compile_profile --json       # one JSON object
     python -m benchmarks.compile_profile --cli one_tick_mm   # the CLI's first backtest
@@ -104,7 +104,7 @@ timed(codegen.CPUCodeLibrary, "_optimize_final_module", "LLVM module passes")
 timed(codegen.JITCodeLibrary, "_finalize_specific", "LLVM machine code")
 timed(codegen.CPUCodeLibrary, "_get_module_for_linking", "LLVM link / clone")
 
-import framework.engine.core as core_mod
+import framework.kernel.core as core_mod
 w1, c1 = time.perf_counter(), cpu()
 event.register("numba:run_pass", Passes())
 event.register("numba:compile", Compiles())

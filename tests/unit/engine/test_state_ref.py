@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-from framework.engine.state import (
+from framework.arena.state import (
     _FLOAT_SEGS,
     _SEG_NDIM,
     SEG_NAMES,
