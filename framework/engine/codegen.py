@@ -159,6 +159,7 @@ def _source(strategies: Sequence[Strategy], spans: list[range]) -> str:
     # through its address: the runner never compiles the engine), all in compiled code.
     # Group g: params tuple p{g}, states s{g} (one row per strategy), strategies b{g}...;
     # the sizes are read from the arguments, so the text is the same for any number of copies
+    # from two on
     args = ", ".join(f"p{g}, s{g}" for g in range(len(spans)))
     lines += [
         "",
@@ -171,9 +172,15 @@ def _source(strategies: Sequence[Strategy], spans: list[range]) -> str:
         "    p = int64(a.ctypes.data)",
         "    advance = h[H_FN_ADVANCE]",
     ]
+    # a group of one (the usual run) gets its params and state row once, outside the loop:
+    # a row view made per call would cost a reference count per callback
+    single = [len(span) == 1 for span in spans]
     for g in range(len(spans)):
         lines.append(f"    b{g} = " + ("0" if g == 0 else f"b{g - 1} + n{g - 1}"))
         lines.append(f"    n{g} = s{g}.shape[0]")
+        if single[g]:
+            lines.append(f"    q{g} = p{g}[0]")
+            lines.append(f"    r{g} = s{g}[0]")
     lines += [
         "    while True:",
         "        w = call_i64(advance, (p,))",
@@ -184,7 +191,10 @@ def _source(strategies: Sequence[Strategy], spans: list[range]) -> str:
             # every strategy on the instrument, in the order of the run
             lines.append("            inst = h[H_WAKE_INST]")
             for g, m in enumerate(names):
-                if cbname in m:
+                if cbname in m and single[g]:
+                    call = _CALLS[cbname].format(f=m[cbname], k=f"b{g}", p=f"q{g}", s=f"r{g}")
+                    lines += [f"            if sub[b{g}, inst]:", f"                {call}"]
+                elif cbname in m:
                     call = _CALLS[cbname].format(
                         f=m[cbname], k=f"b{g} + j", p=f"p{g}[j]", s=f"s{g}[j]"
                     )
@@ -196,7 +206,10 @@ def _source(strategies: Sequence[Strategy], spans: list[range]) -> str:
         else:
             lines.append("            sid = h[H_WAKE_STRAT]")
             for g, m in enumerate(names):
-                if cbname in m:
+                if cbname in m and single[g]:
+                    call = _CALLS[cbname].format(f=m[cbname], k="sid", p=f"q{g}", s=f"r{g}")
+                    lines += [f"            if sid == b{g}:", f"                {call}"]
+                elif cbname in m:
                     call = _CALLS[cbname].format(f=m[cbname], k="sid", p=f"p{g}[j]", s=f"s{g}[j]")
                     lines += [
                         f"            j = sid - b{g}",

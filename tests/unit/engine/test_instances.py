@@ -204,10 +204,12 @@ def test_a_compiled_only_strategy_in_a_python_run_acts_as_its_own_index() -> Non
 
 # --- the runner -------------------------------------------------------------------------
 def test_k_copies_of_a_strategy_share_one_runner_text_and_group() -> None:
-    one = copies(OneTickMM, [{}])
+    two = copies(OneTickMM, [{}, {}])
     many = copies(OneTickMM, [{"max_position": 1 + i} for i in range(16)])
     assert groups(many, []) == [range(16)]
-    assert build_runner(one) is build_runner(many)  # same text: one module, one compile
+    assert build_runner(two) is build_runner(many)  # same text: one module, one compile
+    # a single strategy has its own text: its params and state row taken once, not per call
+    assert build_runner(copies(OneTickMM, [{}])) is not build_runner(two)
     # another class starts a group, and so does a parameter of another numba type (an int
     # where the class says float: numba would compile the callbacks for it apart)
     mixed = [
