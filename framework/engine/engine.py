@@ -111,6 +111,7 @@ from framework.engine.config import LatencyConfig, QueueConfig
 from framework.engine.feed import MergedFeed
 from framework.kernel.core import advance_at
 from framework.kernel.core import finish as finish_state
+from framework.kernel.loop import NO_HORIZON
 from framework.kernel.recorder import RECORDS, TABLE_SCHEMAS, RecordDecoder
 from framework.kernel.seam import (
     REQUEST_DTYPE,
@@ -127,7 +128,6 @@ from framework.strategy.context import Context, FillInfo, OrderUpdate
 Mode = Literal["auto", "compiled", "python"]
 Venue = Literal["simulated", "external"]
 Clock = Literal["data", "wall"]
-NO_HORIZON = np.iinfo(np.int64).min
 
 
 class Wake(enum.IntEnum):
@@ -313,10 +313,10 @@ class Engine:
         )
 
     # --- input -----------------------------------------------------------------------------
-    def _reserve(self, more: int) -> tuple[EventArray, int]:
+    def _reserve(self, more: int) -> tuple[EventArray, int, int]:
         """The window buffer with room for ``more`` rows after the ones not yet seen by both
-        views (moved to its front: the buffer is reused, no allocation per batch), and where
-        the new rows go."""
+        views (moved to its front: the buffer is reused, no allocation per batch), where the
+        new rows go, and how many rows were dropped from the front."""
         h = self.st.h
         if self.venue == "external":  # the venue view does not read the window
             h[H_EVENTS_VENUE] += h[H_LOCAL_CUR] - h[H_VENUE_CUR]
@@ -332,14 +332,13 @@ class Engine:
             buf = self._wbuf = grown
         elif rest and keep:
             buf[:rest] = buf[keep:n]  # overlapping move: numpy copies through a temporary
-        self._keep = keep
-        return buf, rest
+        return buf, rest, keep
 
-    def _commit(self, rest: int, got: int, final: bool) -> None:
-        """``got`` new rows stand after the ``rest`` kept ones: make them the window."""
+    def _commit(self, keep: int, rest: int, got: int, final: bool) -> None:
+        """``got`` new rows stand after the ``rest`` kept ones (``keep`` were dropped from the
+        front): make them the window."""
         h = self.st.h
         buf = self._wbuf
-        keep = self._keep
         n = int(h[H_N_EV])
         self.window = buf[: rest + got]
         h[H_EV_PTR] = buf.ctypes.data  # advance() reads the window through it
@@ -371,7 +370,7 @@ class Engine:
         :attr:`late_events`."""
         self._check_open()
         ev = self._checked(events)
-        buf, rest = self._reserve(len(ev))
+        buf, rest, keep = self._reserve(len(ev))
         buf[rest : rest + len(ev)] = ev
         if self.clock == "wall" and len(ev):
             lt = buf["local_ts"][rest : rest + len(ev)]
@@ -379,7 +378,7 @@ class Engine:
             run = np.maximum(run, self._last_local)
             self.late_events += int(np.count_nonzero(run != lt))
             lt[:] = run
-        self._commit(rest, len(ev), final)
+        self._commit(keep, rest, len(ev), final)
 
     def _checked(self, events: EventArray) -> EventArray:
         if not isinstance(events, np.ndarray) or events.dtype != EVENT_DTYPE:
@@ -415,9 +414,9 @@ class Engine:
         """Merge ``feed``'s next rows straight into the window (no intermediate copy);
         returns whether the input ended with them."""
         self._check_open()
-        buf, rest = self._reserve(feed.pending())
+        buf, rest, keep = self._reserve(feed.pending())
         got, final = feed.next_into(buf, rest)
-        self._commit(rest, got, final)
+        self._commit(keep, rest, got, final)
         return final
 
     def end_input(self) -> None:

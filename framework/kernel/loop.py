@@ -108,6 +108,7 @@ from framework.arena.state import (
     WAKE_TIMER,
     WAKE_TRADE,
     Arena,
+    State,
     _as_voidptr,
     arena_at,
     unpack_raw,
@@ -143,13 +144,10 @@ def check_kill(a: Arena, sid: int, now: int) -> None:
         trip_kill_switch(a, sid, now)
 
 
-@outline
-def _sample_strategy(a: Arena, sid: int, now: int) -> tuple[float, float, float]:
-    """Record one strategy's equity and positions at ``now`` (then check its kill switch);
-    returns its (equity, cash, fees)."""
-    st = unpack_raw(a)
+@inline
+def _equity_row(st: State, now: int, sid: int, eq: float, cash: float, fees: float) -> None:
+    """Append an equity row (``sid``: a strategy, or EQ_STRAT_TOTAL)."""
     h = st.h
-    eq, cash, fees = strategy_equity(st, sid)
     r = h[H_N_EQ]
     row = st.rec_eq[r]
     row[EQ_TS] = now
@@ -159,6 +157,16 @@ def _sample_strategy(a: Arena, sid: int, now: int) -> tuple[float, float, float]
     _put_f(row, EQ_POSVAL, eq - cash)
     _put_f(row, EQ_EQUITY, eq)
     h[H_N_EQ] = r + 1
+
+
+@outline
+def _sample_strategy(a: Arena, sid: int, now: int) -> tuple[float, float, float]:
+    """Record one strategy's equity and positions at ``now`` (then check its kill switch);
+    returns its (equity, cash, fees)."""
+    st = unpack_raw(a)
+    h = st.h
+    eq, cash, fees = strategy_equity(st, sid)
+    _equity_row(st, now, sid, eq, cash, fees)
     for i in range(st.inst.shape[0]):
         r = h[H_N_POS]
         row = st.rec_pos[r]
@@ -187,15 +195,7 @@ def _sample_all(a: Arena, now: int, final: bool) -> None:
         tot_cash += cash
         tot_fees += fees
     if n_strat > 1:
-        r = h[H_N_EQ]
-        row = st.rec_eq[r]
-        row[EQ_TS] = now
-        row[EQ_STRAT] = EQ_STRAT_TOTAL
-        _put_f(row, EQ_CASH, tot_cash)
-        _put_f(row, EQ_FEES, tot_fees)
-        _put_f(row, EQ_POSVAL, tot_eq - tot_cash)
-        _put_f(row, EQ_EQUITY, tot_eq)
-        h[H_N_EQ] = r + 1
+        _equity_row(st, now, EQ_STRAT_TOTAL, tot_eq, tot_cash, tot_fees)
     for i in range(st.inst.shape[0]):
         r = h[H_N_MKT]
         row = st.rec_mkt[r]
