@@ -803,7 +803,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="a header line, and local_time, local_ts, exch_ts as the first columns",
     )
     rep.set_defaults(func=cmd_book_replay)
+    _add_plugin_commands(sub, store_parent)
     return p
+
+
+#: entry-point group through which the packages above ``framework`` (``live``, ``research``)
+#: add their verbs: ``framework`` never imports them, they register themselves
+COMMAND_GROUP = "hftlab.commands"
+
+
+def _add_plugin_commands(sub: Any, store_parent: argparse.ArgumentParser) -> None:
+    """Let each installed ``hftlab.commands`` entry point add its sub-commands.
+
+    An entry point names a function ``register(sub, store_parent)``. One that fails to load
+    (a missing optional dependency, say) costs its own verbs only, with one line saying why.
+    """
+    from importlib.metadata import entry_points
+
+    for ep in sorted(entry_points(group=COMMAND_GROUP), key=lambda e: e.name):
+        try:
+            register = ep.load()
+        except ImportError as exc:
+            print(f"hftlab: warning: the {ep.name!r} commands are unavailable: {exc}",
+                  file=sys.stderr)
+            continue
+        register(sub, store_parent)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
