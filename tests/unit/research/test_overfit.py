@@ -83,8 +83,9 @@ def test_pbo_by_hand() -> None:
     m = np.repeat(means, 2, axis=0)  # two periods per group, each at the group's mean
     got = pbo_cscv(m, n_groups=4, metric=_mean)
     assert got.n_splits == 6
-    assert got.logits.tolist() == pytest.approx([math.log(4)] * 3 + [math.log(0.25)]
-                                               + [math.log(4)] * 2)
+    assert got.logits.tolist() == pytest.approx(
+        [math.log(4)] * 3 + [math.log(0.25)] + [math.log(4)] * 2
+    )
     assert got.pbo == pytest.approx(1 / 6)
     assert got.is_perf.tolist() == pytest.approx([2, 2, 2, 2, 2, 2])
     assert got.oos_perf.tolist() == pytest.approx([2, 2, 2, 0.5, 2, 2])
