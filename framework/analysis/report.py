@@ -135,7 +135,7 @@ def _time_axis(t0: int, ts: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], str
 
 
 # --- figures ------------------------------------------------------------------------------------
-def _figure(
+def new_figure(
     width: float = 10.0, height: float = 3.2, nrows: int = 1, ncols: int = 1
 ) -> tuple[Figure, Any]:
     # Fixed margins in inches instead of constrained layout: the layout engine measures every
@@ -156,7 +156,7 @@ def _figure(
     return fig, axes
 
 
-def _png(fig: Figure, alt: str) -> str:
+def png(fig: Figure, alt: str) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=_DPI)
     data = base64.b64encode(buf.getvalue()).decode("ascii")
@@ -186,7 +186,7 @@ def _fig_equity(ctx: _Ctx) -> str | None:
     res = ctx.result
     if res.rows("equity") == 0:
         return None
-    fig, axes = _figure()
+    fig, axes = new_figure()
     ax = axes[0, 0]
     names = res.strategies
     cols = ["ts", "equity"]
@@ -205,14 +205,14 @@ def _fig_equity(ctx: _Ctx) -> str | None:
     ax.set_title("Equity (net of fees)")
     if len(series) > 1:
         ax.legend(loc="best", fontsize="small")
-    return _png(fig, "equity curve")
+    return png(fig, "equity curve")
 
 
 def _fig_drawdown(ctx: _Ctx) -> str | None:
     eq = equity_frame(ctx.result, columns=["ts", "equity"])
     if eq.height == 0:
         return None
-    fig, axes = _figure(height=2.6)
+    fig, axes = new_figure(height=2.6)
     ax = axes[0, 0]
     x, label, _ = _time_axis(ctx.t0, eq["ts"].to_numpy())
     xs, dd = downsample_minmax(x, -drawdown(eq["equity"].to_numpy()))
@@ -221,7 +221,7 @@ def _fig_drawdown(ctx: _Ctx) -> str | None:
     ax.set_xlabel(label)
     ax.set_ylabel("below peak (currency)")
     ax.set_title("Drawdown (total)")
-    return _png(fig, "drawdown")
+    return png(fig, "drawdown")
 
 
 def _fig_positions(ctx: _Ctx) -> str | None:
@@ -229,7 +229,7 @@ def _fig_positions(ctx: _Ctx) -> str | None:
     if ctx.result.rows("positions") == 0:
         return None
     insts = _unique(pos, "instrument")[:MAX_INSTRUMENTS]
-    fig, axes = _figure(height=2.2 * len(insts) + 0.6, nrows=len(insts))
+    fig, axes = new_figure(height=2.2 * len(insts) + 0.6, nrows=len(insts))
     label = "time"
     for ax, inst in zip(axes[:, 0], insts, strict=True):
         sub = (
@@ -247,7 +247,7 @@ def _fig_positions(ctx: _Ctx) -> str | None:
         ax.set_title(f"Position: {inst}", fontsize="medium")
         ax.legend(loc="upper left", fontsize="small")
     axes[-1, 0].set_xlabel(label)
-    return _png(fig, "position over time")
+    return png(fig, "position over time")
 
 
 def _unique(lf: pl.LazyFrame, column: str) -> list[Any]:
@@ -268,7 +268,7 @@ def _fig_fills(ctx: _Ctx, inst: str) -> tuple[str, str] | None:
     mkt = res.scan("market").filter(pl.col("instrument") == inst).sort("ts").collect()
     if not n_side and mkt.height == 0:
         return None
-    fig, axes = _figure(height=3.6)
+    fig, axes = new_figure(height=3.6)
     ax = axes[0, 0]
     label = "time"
     if mkt.height:
@@ -315,7 +315,7 @@ def _fig_fills(ctx: _Ctx, inst: str) -> tuple[str, str] | None:
     ax.set_ylabel("price")
     ax.set_title(f"Fills on price: {inst}")
     ax.legend(loc="best", fontsize="small", ncols=5)
-    return _png(fig, f"fills on price {inst}"), note.strip()
+    return png(fig, f"fills on price {inst}"), note.strip()
 
 
 def _fig_spread(ctx: _Ctx) -> tuple[str, str] | None:
@@ -337,7 +337,7 @@ def _fig_spread(ctx: _Ctx) -> tuple[str, str] | None:
             spreads.append((inst, s))
     if not spreads:
         return None
-    fig, axes = _figure(height=3.0)
+    fig, axes = new_figure(height=3.0)
     ax = axes[0, 0]
     allv = np.concatenate([s for _, s in spreads])
     lo, hi = float(allv.min()), float(allv.max())
@@ -355,7 +355,7 @@ def _fig_spread(ctx: _Ctx) -> tuple[str, str] | None:
     ax.set_title("Spread")
     if len(spreads) > 1:
         ax.legend(loc="best", fontsize="small")
-    return _png(fig, "spread histogram"), unit
+    return png(fig, "spread histogram"), unit
 
 
 def _fig_latency(ctx: _Ctx) -> str | None:
@@ -365,7 +365,7 @@ def _fig_latency(ctx: _Ctx) -> str | None:
     kinds += sorted(set(present) - set(_LATENCY_KINDS))
     if not kinds:
         return None
-    fig, axes = _figure(width=4.0 * len(kinds), height=3.0, ncols=len(kinds))
+    fig, axes = new_figure(width=4.0 * len(kinds), height=3.0, ncols=len(kinds))
     for ax, kind in zip(axes[0], kinds, strict=True):
         # in ns as stored (numpy bins and ranks them a block at a time): a long run has
         # millions of latencies, not worth a float copy each
@@ -384,7 +384,7 @@ def _fig_latency(ctx: _Ctx) -> str | None:
         ax.set_ylabel("messages")
         p50, p99 = np.percentile(ns, [50, 99]) / 1e3
         ax.set_title(f"{kind} (p50 {p50:,.1f} µs, p99 {p99:,.1f} µs)", fontsize="medium")
-    return _png(fig, "latency histograms")
+    return png(fig, "latency histograms")
 
 
 def _fig_denials(ctx: _Ctx) -> str | None:
@@ -393,7 +393,7 @@ def _fig_denials(ctx: _Ctx) -> str | None:
     vc = ctx.result.scan("denials").select(pl.col("reason").value_counts(sort=True)).collect()
     vc = vc.unnest("reason")
     reasons = [str(r) or "(none)" for r in vc["reason"].to_list()]
-    fig, axes = _figure(height=0.4 * len(reasons) + 1.2)
+    fig, axes = new_figure(height=0.4 * len(reasons) + 1.2)
     # reason names sit left of the axis: make room for the longest (~0.075 in a character)
     width = fig.get_figwidth()
     fig.subplots_adjust(left=min(0.5, (0.35 + 0.075 * max(map(len, reasons))) / width))
@@ -402,7 +402,7 @@ def _fig_denials(ctx: _Ctx) -> str | None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("denials")
     ax.set_title("Denials by reason")
-    return _png(fig, "denials by reason")
+    return png(fig, "denials by reason")
 
 
 # --- tables -------------------------------------------------------------------------------------
@@ -455,7 +455,7 @@ def _utc(ts: int) -> str:
     return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-_CSS = """
+PAGE_CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em;
 color:#222;max-width:1200px}
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ccc}
@@ -465,13 +465,13 @@ font-variant-numeric:tabular-nums}.note{color:#666;font-style:italic}img{max-wid
 """
 
 
-def _section(title: str, body: str) -> str:
+def section(title: str, body: str) -> str:
     anchor = title.lower().replace(" ", "-")
     head = f'<section id="{html.escape(anchor)}">\n<h2>{html.escape(title)}</h2>'
     return f"{head}\n{body}\n</section>"
 
 
-def _note(text: str) -> str:
+def note(text: str) -> str:
     return f"<p class=note>{html.escape(text)}</p>"
 
 
@@ -490,45 +490,45 @@ def render_html(result: BacktestResult, *, title: str | None = None) -> str:
         f"Instruments: {html.escape(', '.join(ctx.instruments) or '(none)')}.</p>"
     ]
     if result.rows("fills") == 0:
-        head.append(_note("No fills: the strategy never traded in this run."))
+        head.append(note("No fills: the strategy never traded in this run."))
     elif never:
-        head.append(_note(f"Never traded (no fills): {', '.join(never)}."))
-    parts.append(_section("Summary", "\n".join(head) + "\n" + _summary_table(stats)))
-    parts.append(_section("Configuration", _config_table(result)))
+        head.append(note(f"Never traded (no fills): {', '.join(never)}."))
+    parts.append(section("Summary", "\n".join(head) + "\n" + _summary_table(stats)))
+    parts.append(section("Configuration", _config_table(result)))
 
     eq = _fig_equity(ctx)
-    parts.append(_section("Equity", eq or _note("No equity samples were recorded.")))
+    parts.append(section("Equity", eq or note("No equity samples were recorded.")))
     dd = _fig_drawdown(ctx)
-    parts.append(_section("Drawdown", dd or _note("No equity samples were recorded.")))
+    parts.append(section("Drawdown", dd or note("No equity samples were recorded.")))
     pos = _fig_positions(ctx)
-    parts.append(_section("Position", pos or _note("No position samples were recorded.")))
+    parts.append(section("Position", pos or note("No position samples were recorded.")))
 
     fills_body: list[str] = []
     for inst in ctx.instruments[:MAX_INSTRUMENTS]:
         got = _fig_fills(ctx, inst)
         if got is not None:
-            fills_body.append(got[0] + (_note(got[1]) if got[1] else ""))
+            fills_body.append(got[0] + (note(got[1]) if got[1] else ""))
     if len(ctx.instruments) > MAX_INSTRUMENTS:
         rest = ", ".join(ctx.instruments[MAX_INSTRUMENTS:])
-        fills_body.append(_note(f"Not drawn (more than {MAX_INSTRUMENTS} instruments): {rest}."))
+        fills_body.append(note(f"Not drawn (more than {MAX_INSTRUMENTS} instruments): {rest}."))
     if result.rows("fills") == 0:
-        fills_body.insert(0, _note("No fills to draw."))
-    parts.append(_section("Fills on price", "\n".join(fills_body) or _note("No market data.")))
+        fills_body.insert(0, note("No fills to draw."))
+    parts.append(section("Fills on price", "\n".join(fills_body) or note("No market data.")))
 
     sp = _fig_spread(ctx)
     parts.append(
-        _section(
-            "Spread", sp[0] + _note(f"Spread in {sp[1]}.") if sp else _note("No market samples.")
+        section(
+            "Spread", sp[0] + note(f"Spread in {sp[1]}.") if sp else note("No market samples.")
         )
     )
     lat = _fig_latency(ctx)
-    parts.append(_section("Latency", lat or _note("No order latencies were recorded.")))
+    parts.append(section("Latency", lat or note("No order latencies were recorded.")))
     den = _fig_denials(ctx)
-    parts.append(_section("Denials", den or _note("No orders were denied by risk checks.")))
+    parts.append(section("Denials", den or note("No orders were denied by risk checks.")))
 
     return (
         "<!DOCTYPE html>\n<html lang=en>\n<head>\n<meta charset=utf-8>\n"
-        f"<title>{html.escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+        f"<title>{html.escape(title)}</title>\n<style>{PAGE_CSS}</style>\n</head>\n<body>\n"
         f"<h1>{html.escape(title)}</h1>\n" + "\n".join(parts) + "\n</body>\n</html>\n"
     )
 
