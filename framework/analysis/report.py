@@ -358,6 +358,17 @@ def _fig_spread(ctx: _Ctx) -> tuple[str, str] | None:
     return png(fig, "spread histogram"), unit
 
 
+def weighted_quantiles(
+    values: npt.NDArray[np.int64], weights: npt.NDArray[np.int64], qs: list[float]
+) -> npt.NDArray[np.float64]:
+    """Quantiles ``qs`` of sorted ``values`` each counted ``weights`` times (the lower value
+    at each rank, as for the rows the weights stand for)."""
+    cum = np.cumsum(weights)
+    ranks = np.ceil(np.asarray(qs) * cum[-1]).astype(np.int64)
+    idx = np.searchsorted(cum, np.maximum(ranks, 1))
+    return values[idx].astype(np.float64)
+
+
 def _fig_latency(ctx: _Ctx) -> str | None:
     lat = ctx.result.scan("latency")
     present = _unique(lat, "kind")
@@ -367,9 +378,10 @@ def _fig_latency(ctx: _Ctx) -> str | None:
         return None
     fig, axes = new_figure(width=4.0 * len(kinds), height=3.0, ncols=len(kinds))
     for ax, kind in zip(axes[0], kinds, strict=True):
-        # in ns as stored (numpy bins and ranks them a block at a time): a long run has
-        # millions of latencies, not worth a float copy each
-        ns = lat.filter(pl.col("kind") == kind).select("ns").collect().to_series().to_numpy()
+        # the table is a histogram: each bucket's mean value and its count
+        rows = lat.filter(pl.col("kind") == kind).select("ns", "count").sort("ns").collect()
+        ns = rows["ns"].to_numpy()
+        weight = rows["count"].to_numpy()
         lo, hi = float(ns.min()) / 1e3, float(ns.max()) / 1e3
         if lo > 0 and hi / lo > 100:
             edges = np.geomspace(lo, hi, 51)
@@ -378,11 +390,11 @@ def _fig_latency(ctx: _Ctx) -> str | None:
             ax.xaxis.set_minor_locator(NullLocator())
         else:
             edges = np.linspace(lo, hi if hi > lo else lo + 1.0, 51)
-        counts, _ = np.histogram(ns, bins=edges * 1e3)
+        counts, _ = np.histogram(ns, bins=edges * 1e3, weights=weight)
         ax.stairs(counts, edges, fill=True, alpha=0.7)
         ax.set_xlabel("µs")
         ax.set_ylabel("messages")
-        p50, p99 = np.percentile(ns, [50, 99]) / 1e3
+        p50, p99 = weighted_quantiles(ns, weight, [0.5, 0.99]) / 1e3
         ax.set_title(f"{kind} (p50 {p50:,.1f} µs, p99 {p99:,.1f} µs)", fontsize="medium")
     return png(fig, "latency histograms")
 

@@ -98,7 +98,8 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "bid": pl.Float64(),
         "ask": pl.Float64(),
     },
-    "latency": {"kind": pl.String(), "ns": pl.Int64()},
+    # a histogram: the mean latency of each bucket and how many fell in it
+    "latency": {"kind": pl.String(), "ns": pl.Int64(), "count": pl.Int64()},
 }
 TABLES: tuple[str, ...] = tuple(SCHEMAS)
 SUMMARY_FILE = "summary.json"

@@ -12,14 +12,16 @@ from framework.arena.state import (
     H_ERROR,
     H_MAX_ORDERS,
     H_MSG_SEQ,
-    H_N_LAT,
     H_N_ORD,
     H_N_REQ,
     H_N_RESP,
     H_REQ_HEAD,
     H_RESP_HEAD,
-    LAT_KIND,
-    LAT_NS,
+    LAT_EXACT_BITS,
+    LAT_MAX_BITS,
+    LAT_SUB_BITS,
+    LATH_COUNT,
+    LATH_SUM,
     M_EXCH_TS,
     M_ID,
     M_KIND,
@@ -33,6 +35,7 @@ from framework.arena.state import (
     M_TS,
     MSG_COLS,
     MSG_FEE,
+    N_LAT_BUCKETS,
     O_FILLED,
     O_ID,
     O_INST,
@@ -147,14 +150,42 @@ def log_order(st: State, slot: int, end_ts: int) -> None:
 
 
 @inline
+def lat_bucket(ns: int) -> int:
+    """The latency histogram's bucket of ``ns`` (see ``N_LAT_BUCKETS``)."""
+    if ns < (1 << LAT_EXACT_BITS):
+        return max(ns, 0)
+    x = ns
+    k = 0  # floor(log2(ns)), by halving the range
+    if x >= 1 << 32:
+        x >>= 32
+        k += 32
+    if x >= 1 << 16:
+        x >>= 16
+        k += 16
+    if x >= 1 << 8:
+        x >>= 8
+        k += 8
+    if x >= 1 << 4:
+        x >>= 4
+        k += 4
+    if x >= 1 << 2:
+        x >>= 2
+        k += 2
+    if x >= 1 << 1:
+        k += 1
+    if k >= LAT_MAX_BITS:
+        return N_LAT_BUCKETS - 1
+    sub = (ns >> (k - LAT_SUB_BITS)) & ((1 << LAT_SUB_BITS) - 1)
+    return (1 << LAT_EXACT_BITS) + ((k - LAT_EXACT_BITS) << LAT_SUB_BITS) + sub
+
+
+@inline
 def log_latency(st: State, kind: int, ns: int) -> None:
-    _h = st.h
-    _rec_lat = st.rec_lat
-    r = _h[H_N_LAT]
-    if r < _rec_lat.shape[0]:
-        _rec_lat[r, LAT_KIND] = kind
-        _rec_lat[r, LAT_NS] = ns
-        _h[H_N_LAT] = r + 1
+    """Count a latency of ``kind`` (LATK_*) in the run's histogram."""
+    _lat_hist = st.lat_hist
+    b = lat_bucket(ns)
+    _lat_hist[kind, LATH_COUNT, b] += 1
+    _lat_hist[kind, LATH_SUM, b] += ns
 
 
 # --- message queues ------------------------------------------------------------------------

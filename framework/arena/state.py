@@ -62,7 +62,7 @@ H_N_DENY: Final = 28
 H_N_EQ: Final = 29
 H_N_POS: Final = 30
 H_N_MKT: Final = 31
-H_N_LAT: Final = 32
+H_N_LAT: Final = 32  #: unused (latencies are counted in the lat_hist segment, not rows)
 H_WAKE_ORDER_KIND: Final = 33  #: for WAKE_ORDER: the response kind (RESP_*)
 H_WAKE_QTY: Final = 34  #: for WAKE_FILL / WAKE_TRADE
 H_WAKE_PRICE: Final = 35
@@ -326,9 +326,20 @@ POSREC_COLS: Final = 5  # ts, strat, inst, pos, mid(bits)
 POSREC_TS, POSREC_STRAT, POSREC_INST, POSREC_POS, POSREC_MID = range(5)
 MKT_COLS: Final = 4  # ts, inst, bid, ask
 MKT_TS, MKT_INST, MKT_BID, MKT_ASK = range(4)
-LAT_COLS: Final = 2  # kind, ns
-LAT_KIND, LAT_NS = range(2)
 LATK_ENTRY, LATK_RESP, LATK_ROUND_TRIP = 0, 1, 2
+N_LAT_KINDS: Final = 3
+#: Latencies are counted in a histogram (a bounded sink, however long the run): values below
+#: 2**LAT_EXACT_BITS ns each have a bucket, larger ones 2**LAT_SUB_BITS buckets per power of
+#: two (relative width under 1 %), up to 2**LAT_MAX_BITS ns (~3 days; beyond, the last
+#: bucket). Each bucket keeps its count and the sum of its values, so the table's value per
+#: bucket is the mean of what fell in it: exact whenever those were all equal.
+LAT_EXACT_BITS: Final = 8
+LAT_SUB_BITS: Final = 7
+LAT_MAX_BITS: Final = 48
+N_LAT_BUCKETS: Final = (1 << LAT_EXACT_BITS) + (LAT_MAX_BITS - LAT_EXACT_BITS) * (
+    1 << LAT_SUB_BITS
+)
+LATH_COUNT, LATH_SUM = 0, 1
 
 # --- segments ------------------------------------------------------------------------------
 SEG_H, SEG_HF, SEG_INST, SEG_INSTF, SEG_VMETA, SEG_VQTY, SEG_LMETA, SEG_LQTY = range(8)
@@ -336,7 +347,7 @@ SEG_ORD, SEG_ORDF, SEG_FREE, SEG_REQ, SEG_RESP, SEG_POS, SEG_POSF, SEG_STRAT = r
 SEG_STRATF, SEG_RISK, SEG_REC_FILL, SEG_REC_ORD, SEG_REC_DENY, SEG_REC_EQ, SEG_REC_POS = range(
     16, 23
 )
-SEG_REC_MKT, SEG_REC_LAT, SEG_LAT_SERIES, SEG_SUB, SEG_REST, SEG_SCRATCH, SEG_FEAT = range(23, 30)
+SEG_REC_MKT, SEG_LAT_HIST, SEG_LAT_SERIES, SEG_SUB, SEG_REST, SEG_SCRATCH, SEG_FEAT = range(23, 30)
 N_SEG: Final = 30
 SEG_NAMES: Final = (
     "h",
@@ -363,7 +374,7 @@ SEG_NAMES: Final = (
     "rec_eq",
     "rec_pos",
     "rec_mkt",
-    "rec_lat",
+    "lat_hist",
     "lat_series",
     "sub",
     "rest",
@@ -407,7 +418,7 @@ class State(NamedTuple):
     rec_eq: I64
     rec_pos: I64
     rec_mkt: I64
-    rec_lat: I64
+    lat_hist: I64  #: (kind, LATH_COUNT | LATH_SUM, bucket): the latency histogram
     lat_series: F64
     sub: I64
     rest: I64
@@ -461,7 +472,7 @@ def _shapes(c: Capacity) -> list[tuple[int, ...]]:
         (nr, EQ_COLS),
         (nr, POSREC_COLS),
         (nr, MKT_COLS),
-        (nr, LAT_COLS),
+        (N_LAT_KINDS, 2, N_LAT_BUCKETS),
         (max(c.lat_series, 1), 3),
         (ns, ni),
         (slots,),
@@ -530,7 +541,7 @@ def arena_at(p: int) -> npt.NDArray[np.int64]:
 
 #: dimensions of each segment's view, in segment order (see :func:`_shapes`)
 _SEG_NDIM: Final = (1, 1, 2, 2, 2, 3, 2, 3, 2, 2, 1, 2, 2, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-                    2, 2, 2, 1, 2, 2)
+                    3, 2, 2, 1, 2, 2)
 _SEG_VIEW: Final = tuple(
     (nd, types.float64 if k in _FLOAT_SEGS else types.int64) for k, nd in enumerate(_SEG_NDIM)
 )

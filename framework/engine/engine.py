@@ -58,7 +58,6 @@ from framework.arena.state import (
     H_N_EQ,
     H_N_EV,
     H_N_FILL,
-    H_N_LAT,
     H_N_MKT,
     H_N_ORD,
     H_N_POS,
@@ -112,7 +111,7 @@ from framework.engine.feed import MergedFeed
 from framework.kernel.core import advance_at
 from framework.kernel.core import finish as finish_state
 from framework.kernel.loop import NO_HORIZON
-from framework.kernel.recorder import RECORDS, TABLE_SCHEMAS, RecordDecoder
+from framework.kernel.recorder import RECORDS, TABLE_SCHEMAS, RecordDecoder, latency_table
 from framework.kernel.seam import (
     REQUEST_DTYPE,
     RESPONSE_DTYPE,
@@ -691,7 +690,6 @@ class Engine:
             ("eq", H_N_EQ),
             ("pos", H_N_POS),
             ("mkt", H_N_MKT),
-            ("lat", H_N_LAT),
         ):
             n = int(h[word])
             if n:
@@ -762,6 +760,7 @@ class Engine:
             self._flush()
             finish_state(self.arena)
             self._flush()
+            self._sink.add("latency", latency_table(self.st.lat_hist))
             self._finished = True
             return self._result(config or {})
         except BaseException:

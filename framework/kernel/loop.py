@@ -46,7 +46,6 @@ from framework.arena.state import (
     H_N_EQ,
     H_N_EV,
     H_N_FILL,
-    H_N_LAT,
     H_N_MKT,
     H_N_ORD,
     H_N_POS,
@@ -304,7 +303,6 @@ def advance(p: int) -> int:
             h[H_N_FILL] >= lim
             or h[H_N_ORD] >= lim
             or h[H_N_DENY] >= lim
-            or h[H_N_LAT] >= lim
             or h[H_N_EQ] + n_strat + 1 >= lim
             or h[H_N_POS] + n_strat * n_inst >= lim
             or h[H_N_MKT] + n_inst >= lim

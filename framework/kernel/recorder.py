@@ -55,9 +55,8 @@ from framework.arena.state import (
     F_STRAT,
     F_TS,
     FILL_COLS,
-    LAT_COLS,
-    LAT_KIND,
-    LAT_NS,
+    LATH_COUNT,
+    LATH_SUM,
     LATK_ENTRY,
     LATK_RESP,
     LATK_ROUND_TRIP,
@@ -101,7 +100,6 @@ RECORDS: Mapping[str, tuple[str, int]] = {
     "eq": ("equity", EQ_COLS),
     "pos": ("positions", POSREC_COLS),
     "mkt": ("market", MKT_COLS),
-    "lat": ("latency", LAT_COLS),
 }
 #: Columns and dtypes of the tables the decoder makes: :data:`SCHEMAS` and, in the order log,
 #: the local time the strategy learnt an order finished (null while it was still working).
@@ -180,7 +178,6 @@ class RecordDecoder:
             "eq": self._equity,
             "pos": self._positions,
             "mkt": self._market,
-            "lat": self._latency,
         }
         assert self._decoders.keys() == RECORDS.keys()
 
@@ -306,10 +303,19 @@ class RecordDecoder:
             }
         )
 
-    def _latency(self, lt: I64) -> pl.DataFrame:
-        return pl.DataFrame(
-            {
-                "kind": _take(_LAT_KINDS, lt[LAT_KIND], "latency kind"),
-                "ns": lt[LAT_NS],
-            }
-        )
+
+
+def latency_table(hist: I64) -> pl.DataFrame:
+    """The ``latency`` table from the run's histogram (State ``lat_hist``): one row per
+    non-empty bucket, by kind then value -- ``ns`` the mean of the latencies counted in it
+    (exact when they were all equal, as with a constant latency), ``count`` how many."""
+    kinds, buckets = np.nonzero(hist[:, LATH_COUNT, :])
+    count = hist[kinds, LATH_COUNT, buckets]
+    total = hist[kinds, LATH_SUM, buckets]
+    return pl.DataFrame(
+        {
+            "kind": _take(_LAT_KINDS, kinds.astype(np.int64), "latency kind"),
+            "ns": (total + count // 2) // count,
+            "count": count,
+        }
+    )

@@ -66,6 +66,7 @@ def small_result(*, tick_size: float | None = 0.01) -> BacktestResult:
         {
             "kind": ["entry"] * 3 + ["response"] * 3 + ["round_trip"] * 3,
             "ns": [10_000, 12_000, 5_000_000, 20_000, 21_000, 22_000, 30_000, 33_000, 5_020_000],
+            "count": [1] * 9,
         }
     )
     denials = pl.DataFrame(
@@ -212,7 +213,7 @@ def test_two_strategies_two_instruments_and_one_sided_quotes_do_not_break_it(
     mkt_b = r.market.with_columns(
         pl.lit(other).alias("instrument"), pl.Series("bid", [math.nan, 1.0, 1.0, math.nan, 1.0])
     )
-    same = pl.DataFrame({"kind": ["entry"] * 3, "ns": [7_000] * 3})  # zero range
+    same = pl.DataFrame({"kind": ["entry"], "ns": [7_000], "count": [3]})  # zero range
     r2 = BacktestResult(
         fills=pl.concat([r.fills, fills_b]),
         positions=pl.concat([r.positions, pos_b]),
@@ -293,6 +294,7 @@ def _big_result(n: int = 100_000) -> BacktestResult:
         {
             "kind": rng.choice(["entry", "response", "round_trip"], n),
             "ns": rng.lognormal(10, 1.5, n).astype(np.int64) + 1,
+            "count": rng.integers(1, 50, n),
         }
     )
     return BacktestResult(
@@ -360,16 +362,18 @@ def test_empty_result_round_trips_with_typed_empty_tables(tmp_path: Path) -> Non
 
 def test_missing_column_is_a_data_error_naming_table_and_column() -> None:
     with pytest.raises(DataError, match=r"BacktestResult.latency lacks column\(s\) \['ns'\]"):
-        BacktestResult(latency=pl.DataFrame({"kind": ["entry"]}))
+        BacktestResult(latency=pl.DataFrame({"kind": ["entry"], "count": [1]}))
 
 
 def test_columns_are_cast_to_the_schema() -> None:
     r = BacktestResult(
-        latency=pl.DataFrame({"kind": ["entry"], "ns": [5]}, schema_overrides={"ns": pl.Int32})
+        latency=pl.DataFrame(
+            {"kind": ["entry"], "ns": [5], "count": [1]}, schema_overrides={"ns": pl.Int32}
+        )
     )
     assert r.latency.schema["ns"] == pl.Int64
     with pytest.raises(DataError, match="cannot be cast"):
-        BacktestResult(latency=pl.DataFrame({"kind": ["entry"], "ns": ["five"]}))
+        BacktestResult(latency=pl.DataFrame({"kind": ["entry"], "ns": ["five"], "count": [1]}))
 
 
 def test_read_of_a_directory_without_summary_is_a_data_error(tmp_path: Path) -> None:

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from numba import njit
 
+from framework.arena.messages import lat_bucket
+from framework.arena.state import LATH_COUNT, LATH_SUM, LATK_ENTRY, LATK_ROUND_TRIP, N_LAT_BUCKETS
 from framework.engine.config import LatencyConfig
+from framework.kernel.recorder import latency_table
 
 from .conftest import SELL, T0, Scripted, Tape, buy, cancel, run
 
@@ -28,6 +32,47 @@ def test_ack_arrives_after_entry_plus_response_latency() -> None:
     assert s.updates == [(T + 1_000, s.ids["o"], "ack", "")]
     lat = dict(zip(res.latency["kind"], res.latency["ns"], strict=True))
     assert lat == {"entry": 300, "response": 700, "round_trip": 1_000}
+    assert res.latency["count"].to_list() == [1, 1, 1]
+
+
+@njit(cache=True)
+def _buckets(values: np.ndarray) -> np.ndarray:
+    out = np.empty_like(values)
+    for i in range(values.shape[0]):
+        out[i] = lat_bucket(values[i])
+    return out
+
+
+def test_latency_histogram_buckets_are_ordered_and_narrow() -> None:
+    """Values below 256 ns each have a bucket; above, a bucket spans under 1 % of its
+    values; buckets follow the values' order; the largest values share the last one."""
+    v = np.unique(
+        np.concatenate(
+            [np.arange(0, 5000), np.random.default_rng(0).integers(256, 1 << 47, 200_000)]
+        )
+    )
+    b = _buckets(v)
+    assert (np.diff(b) >= 0).all()
+    assert (b[v < 256] == v[v < 256]).all()
+    lo = np.full(N_LAT_BUCKETS, np.iinfo(np.int64).max)
+    hi = np.zeros(N_LAT_BUCKETS, np.int64)
+    np.minimum.at(lo, b, v)
+    np.maximum.at(hi, b, v)
+    used = hi > 0
+    assert ((hi[used] - lo[used]) / np.maximum(lo[used], 1) < 0.01).all()
+    assert _buckets(np.array([-5, 1 << 60], np.int64)).tolist() == [0, N_LAT_BUCKETS - 1]
+
+
+def test_latency_table_is_each_buckets_mean_and_count() -> None:
+    hist = np.zeros((3, 2, N_LAT_BUCKETS), np.int64)
+    values = {LATK_ENTRY: [1_000_000] * 4, LATK_ROUND_TRIP: [2_000_001, 2_000_003, 5]}
+    for kind, vs in values.items():
+        for x in vs:
+            b = int(_buckets(np.array([x], np.int64))[0])
+            hist[kind, LATH_COUNT, b] += 1
+            hist[kind, LATH_SUM, b] += x
+    t = latency_table(hist)
+    assert t.rows() == [("entry", 1_000_000, 4), ("round_trip", 5, 1), ("round_trip", 2_000_002, 2)]
 
 
 @pytest.mark.parametrize(
