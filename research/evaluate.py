@@ -257,11 +257,15 @@ class ResultsDir:
             msg = f"cannot create the results folder {self.root}: {exc.strerror or exc}"
             raise StoreError(msg) from exc
         self._done: set[tuple[str, dt.date]] | None = None
+        #: the tables as read once and then extended by this object's writes (a study asks
+        #: for them after every batch; the files are read again only by a new ResultsDir)
+        self._metrics: pl.DataFrame | None = None
+        self._equity: pl.DataFrame | None = None
 
     def done(self) -> set[tuple[str, dt.date]]:
         """The (key, day) units written so far."""
         if self._done is None:
-            df = self.metrics(columns=["key", "day"])
+            df = self.metrics()
             self._done = set(zip(df["key"].to_list(), df["day"].to_list(), strict=True))
         return self._done
 
@@ -283,25 +287,30 @@ class ResultsDir:
         _write_whole(equity, self.equity / name)
         _write_whole(metrics, self.results / name)
         done.update(zip(units["key"].to_list(), units["day"].to_list(), strict=True))
+        if self._metrics is not None:
+            self._metrics = pl.concat([self._metrics, metrics]).sort("day", "key")
+        if self._equity is not None:
+            self._equity = pl.concat([self._equity, equity]).sort("key", "day", "ts")
         return metrics
 
-    def metrics(self, columns: Sequence[str] | None = None) -> pl.DataFrame:
+    def metrics(self) -> pl.DataFrame:
         """Every unit's row, sorted by day and key."""
-        return _read_dir(self.results, RESULTS_SCHEMA, columns, ["day", "key"])
+        if self._metrics is None:
+            self._metrics = _read_dir(self.results, RESULTS_SCHEMA, ["day", "key"])
+        return self._metrics
 
     def equity_curves(self) -> pl.DataFrame:
         """Every unit's sampled equity, sorted by key, day and time (repeats dropped)."""
-        return _read_dir(self.equity, EQUITY_SCHEMA, None, ["key", "day", "ts"])
+        if self._equity is None:
+            self._equity = _read_dir(self.equity, EQUITY_SCHEMA, ["key", "day", "ts"])
+        return self._equity
 
 
-def _read_dir(
-    folder: Path, schema: Mapping[str, pl.DataType], columns: Sequence[str] | None, by: list[str]
-) -> pl.DataFrame:
-    cols = list(schema) if columns is None else list(columns)
+def _read_dir(folder: Path, schema: Mapping[str, pl.DataType], by: list[str]) -> pl.DataFrame:
     if not any(folder.glob("*.parquet")):
-        return pl.DataFrame(schema={c: schema[c] for c in cols})
+        return pl.DataFrame(schema=dict(schema))
     try:
-        lf = pl.scan_parquet(folder / "*.parquet").select(cols)
+        lf = pl.scan_parquet(folder / "*.parquet").select(list(schema))
         return lf.unique(subset=by, keep="first").sort(by).collect()
     except (OSError, pl.exceptions.PolarsError) as exc:
         msg = f"the results in {folder} cannot be read ({exc}); a file there is damaged"
