@@ -85,7 +85,7 @@ def set_stats(days: pl.DataFrame, curves: pl.DataFrame, interval_ns: int) -> dic
     total = float(pnl.sum())
     dd = max(
         max_drawdown(np.concatenate([[0.0], *stitched])),
-        float(days["max_drawdown"].max() or 0.0),
+        float(days["max_drawdown"].fill_null(0.0).max() or 0.0),  # type: ignore[arg-type]
     )
     if dd > 0:
         pnl_dd = total / dd

@@ -33,6 +33,7 @@ import datetime as dt
 import json
 import math
 import sys
+import types
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -396,7 +397,9 @@ def _open_study(st: _Study, name: str, storage: Any, seed: int) -> Any:
     import optuna
     from optuna.trial import TrialState
 
-    directions = ["maximize" if OBJECTIVES[o] > 0 else "minimize" for o in st.objectives]
+    directions: list[Literal["maximize", "minimize"]] = [
+        "maximize" if OBJECTIVES[o] > 0 else "minimize" for o in st.objectives
+    ]
     study = optuna.create_study(
         study_name=name,
         storage=storage,
@@ -541,5 +544,16 @@ def _result(
         storage=storage,
     )
 
+
+class _CallableModule(types.ModuleType):
+    """``research.optimize`` is this module once it is imported (Python binds a package's
+    submodule to its name), so calling it calls :func:`optimize`: ``research.optimize(...)``
+    works whether or not ``research.optimize`` was imported first."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> OptimizeResult:
+        return optimize(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
 
 __all__ = ["METHODS", "OptimizeResult", "optimize"]
