@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import math
+import sys
 from typing import Any
 
 _OPTIMIZE_EPILOG = """\
@@ -139,29 +140,37 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     if not days:
         msg = f"--from {start} --to {end} holds no weekday; give a range with trading days"
         raise ConfigError(msg)
-    result = optimize(
-        type(strategy),
-        venue=args.venue,
-        symbol=args.symbol,
-        days=days,
-        space=args.space,
-        method=args.method,
-        trials=args.trials,
-        objective=args.objective,
-        latency=LatencyConfig.parse(args.latency),
-        queue=QueueConfig.parse(args.queue),
-        risk=strategy.risk_limits,
-        params=_fixed(strategy, args.param),
-        study=args.study,
-        out=args.out,
-        storage=args.storage,
-        workers=args.workers,
-        scheduler=args.scheduler,
-        store=store,
-        mode=args.mode,
-        seed=args.seed,
-        batch_size=args.batch_size,
-    )
+    try:
+        result = optimize(
+            type(strategy),
+            venue=args.venue,
+            symbol=args.symbol,
+            days=days,
+            space=args.space,
+            method=args.method,
+            trials=args.trials,
+            objective=args.objective,
+            latency=LatencyConfig.parse(args.latency),
+            queue=QueueConfig.parse(args.queue),
+            risk=strategy.risk_limits if args.risk else None,
+            params=_fixed(strategy, args.param),
+            study=args.study,
+            out=args.out,
+            storage=args.storage,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            store=store,
+            mode=args.mode,
+            seed=args.seed,
+            batch_size=args.batch_size,
+        )
+    except KeyboardInterrupt:
+        print(
+            "hftlab: interrupted; the set-days written so far are kept: the same command "
+            "(same --study and --out) resumes the study",
+            file=sys.stderr,
+        )
+        return 130
     _print_result(result, args)
     return 0
 

@@ -222,21 +222,25 @@ def optimize(
     )
     name = study or f"{cls.__name__}_{venue}-{symbol}_{day_list[0]}_{day_list[-1]}_{method}"
     folder = Path(out) if out is not None else Path("reports") / "optimize" / name
-    res = ResultsDir(folder)
-    _check_study(folder, name, spec)
+    # everything that can be refused is, before a cluster starts or a folder is made
+    _check_study(folder, name, spec, write=False)
+    sets = None
+    if method != "tpe":
+        sets = sp.grid() if method == "grid" else sp.sample(trials or 1, seed=seed)
     show = sys.stderr.isatty() if progress is None else progress
     from tqdm import tqdm
 
     bar = tqdm(total=0, unit="unit", desc=name, disable=not show, file=sys.stderr, leave=True)
-    st = _Study(spec, sp, day_list, res, objectives, bar, on_batch=on_batch)
     try:
         with open_runner(spec, day_list[0], workers=workers, scheduler=scheduler) as runner:
-            if method == "tpe":
+            res = ResultsDir(folder)
+            _check_study(folder, name, spec, write=True)
+            st = _Study(spec, sp, day_list, res, objectives, bar, on_batch=on_batch)
+            if sets is None:
                 assert trials is not None
                 storage_url = _run_tpe(st, runner, name, trials, seed, storage, batch_size)
                 table = _tpe_table(st, name, storage_url, storage)
             else:
-                sets = sp.grid() if method == "grid" else sp.sample(trials or 1, seed=seed)
                 _run_sets(st, runner, sets, batch_size)
                 storage_url = None
                 table = _sets_table(st, sets)
@@ -263,8 +267,8 @@ def _stored_days(
     return sorted(set(days))
 
 
-def _check_study(folder: Path, name: str, spec: EvalSpec) -> None:
-    """Write the study's settings, or check a resumed study was run with the same ones."""
+def _check_study(folder: Path, name: str, spec: EvalSpec, *, write: bool) -> None:
+    """Check a resumed study was run with the same settings; ``write`` them for a new one."""
     path = folder / STUDY_FILE
     want = {"study": name, **spec.describe()}
     if path.is_file():
@@ -282,7 +286,8 @@ def _check_study(folder: Path, name: str, spec: EvalSpec) -> None:
             )
             raise ConfigError(msg)
         return
-    path.write_text(json.dumps(want, indent=2, default=str) + "\n", encoding="utf-8")
+    if write:
+        path.write_text(json.dumps(want, indent=2, default=str) + "\n", encoding="utf-8")
 
 
 # --- grid and random ----------------------------------------------------------------------
