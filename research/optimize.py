@@ -227,6 +227,8 @@ def optimize(
     sets = None
     if method != "tpe":
         sets = sp.grid() if method == "grid" else sp.sample(trials or 1, seed=seed)
+    elif storage is not None:
+        _optuna_storage(folder, storage)  # an RDB URL that cannot be opened is refused now
     show = sys.stderr.isatty() if progress is None else progress
     from tqdm import tqdm
 

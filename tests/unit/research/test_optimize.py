@@ -254,3 +254,16 @@ def test_objectives_parse() -> None:
         parse_objective("sharpe,sharpe")
     with pytest.raises(ConfigError, match="unknown"):
         parse_objective("drawdown")  # minimising drawdown alone: trade nothing
+
+
+def test_tpe_takes_an_rdb_storage_url(research_store: Path, tmp_path: Path) -> None:
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    r = study(research_store, tmp_path / "t", method="tpe", trials=3, storage=url, days=DAYS[:1])
+    assert r.storage == url
+    assert not (tmp_path / "t" / "optuna.journal").exists()
+    assert len(optuna.load_study(study_name=r.study, storage=url).trials) == 3
+    with pytest.raises(ConfigError, match="--storage 'nosuch://x' cannot be opened"):
+        study(research_store, tmp_path / "u", method="tpe", trials=3, storage="nosuch://x")
+    assert not (tmp_path / "u").exists()
