@@ -225,11 +225,15 @@ def warm(spec: EvalSpec, day: dt.date, events: int = 2_000) -> float:
 
     t0 = time.perf_counter()
     store = TickStore(spec.store)
-    first: EventArray = next(iter(store.iter_batches(spec.venue, spec.symbol, [day])))
+    batches = store.iter_batches(spec.venue, spec.symbol, [day])
+    try:
+        first: EventArray = next(batches)[:events].copy()
+    finally:
+        batches.close()  # type: ignore[attr-defined]  # a generator: its reader thread ends
     inst = store.instrument(spec.venue, spec.symbol, day)
     Backtest(
         instruments=[inst],
-        streams=[[first[:events].copy()]],
+        streams=[[first]],
         strategies=copies(spec.strategy_class, [dict(spec.fixed)] * 2, risk=spec.risk),
         latency=spec.latency,
         queue=spec.queue,

@@ -66,8 +66,16 @@ class Dimension:
                 f"a grid: {self.name}={_num(self.lo)}:{_num(self.hi)}:STEP"
             )
             raise ConfigError(msg)
-        n = math.floor((self.hi - self.lo) / self.step + 1e-9) + 1
-        return [self._at(i) for i in range(n)]
+        return [self._at(i) for i in range(self.n_points)]
+
+    @property
+    def n_points(self) -> int:
+        """Values of a discrete dimension (counted, not listed: a range may be long)."""
+        if self.kind == "choices":
+            return len(self.values)
+        if self.step is None:
+            return 0
+        return math.floor((self.hi - self.lo) / self.step + 1e-9) + 1
 
     def _at(self, i: int) -> Any:
         assert self.step is not None
@@ -80,15 +88,14 @@ class Dimension:
             return self.values[int(rng.integers(len(self.values)))]
         if self.step is None:
             return float(rng.uniform(self.lo, self.hi))
-        n = math.floor((self.hi - self.lo) / self.step + 1e-9) + 1
-        return self._at(int(rng.integers(n)))
+        return self._at(int(rng.integers(self.n_points)))
 
     @property
     def top(self) -> float:
         """The last point of a stepped range (``hi`` rounded down onto the grid)."""
         if self.step is None:
             return self.hi
-        return float(self.points()[-1])
+        return float(self._at(self.n_points - 1))
 
     def describe(self) -> str:
         if self.kind == "choices":
@@ -165,7 +172,7 @@ class Space:
         """Number of grid points (None when a dimension is continuous)."""
         if not all(d.discrete for d in self.dims):
             return None
-        return math.prod(len(d.points()) for d in self.dims)
+        return math.prod(d.n_points for d in self.dims)
 
     def make(self, values: Mapping[str, Any]) -> Params:
         """The full Params of searched ``values`` and the fixed ones (checked)."""

@@ -101,3 +101,12 @@ def test_sets_the_strategy_refuses_together_are_left_out() -> None:
     assert len(s.sample(10, seed=0)) == 3
     with pytest.raises(ConfigError, match=r"no parameter set of the space is valid: order_qty=3"):
         Space.parse(ImbalanceTaker, ["order_qty=3"], fixed={"max_position": 2}).grid()
+
+
+def test_a_long_range_is_counted_not_listed() -> None:
+    s = Space.parse(OneTickMM, ["max_position=1:1000000000", "order_qty=1:1000000:7"])
+    assert s.size == 1_000_000_000 * 142_858
+    assert s.dims[1].top == 1 + 142_857 * 7
+    draws = s.sample(5, seed=0)
+    assert len(draws) == 5
+    assert all((p["order_qty"] - 1) % 7 == 0 for p in draws)
