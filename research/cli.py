@@ -204,7 +204,7 @@ def _print_result(r: Any, args: argparse.Namespace) -> None:
         params = " ".join(f"{p}={_fmt(row[p])}" for p in r.params)
         print(
             f"    {params}: sharpe {_fmt(row['sharpe'])}, pnl {_fmt(row['pnl'])}, drawdown "
-            f"{_fmt(row['drawdown'])}, pnl/dd {_fmt(row['pnl_dd'])}, fills {row['n_fills']:,}"
+            f"{_fmt(row['max_drawdown'])}, pnl/dd {_fmt(row['pnl_dd'])}, fills {row['n_fills']:,}"
         )
     if r.best.height:
         print(f"  re-run the best: {r.command(r.best.row(0, named=True), base)}")

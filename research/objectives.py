@@ -8,9 +8,9 @@ so day ``i`` is shifted by the PnL of the days before it):
 * ``sharpe`` / ``sortino`` -- of the intraday returns of every day together (the diffs of
   each day's equity grid, never across a night), annualised as ``summarize`` does; with one
   day they are the day's own figures;
-* ``drawdown`` -- the larger of the stitched grid's maximum drawdown and the worst intraday
-  one (a day's own drawdown is taken from its finer equity samples);
-* ``pnl_dd`` -- ``pnl / drawdown`` (``inf`` for a gain without a drawdown, NaN for none).
+* ``max_drawdown`` (``drawdown`` in ``--objective``) -- the larger of the stitched grid's
+  maximum drawdown and the worst intraday one (a day's own, from its finer equity samples);
+* ``pnl_dd`` -- ``pnl / max_drawdown`` (``inf`` for a gain without a drawdown, NaN for none).
 
 ``--objective`` names one (maximised: ``sharpe``, ``sortino``, ``pnl``, ``pnl_dd``) or two or
 more separated by commas for a multi-objective study (``sharpe,drawdown``: Sharpe up,
@@ -37,7 +37,15 @@ from framework.core.errors import ConfigError
 from framework.core.timeutil import NS_PER_S
 
 #: objective -> direction (+1 maximise, -1 minimise)
-OBJECTIVES: dict[str, int] = {"sharpe": 1, "sortino": 1, "pnl": 1, "pnl_dd": 1, "drawdown": -1}
+OBJECTIVES: dict[str, int] = {
+    "sharpe": 1,
+    "sortino": 1,
+    "pnl": 1,
+    "pnl_dd": 1,
+    "max_drawdown": -1,
+}
+#: short names ``--objective`` also takes
+ALIASES = {"drawdown": "max_drawdown"}
 #: those a single-objective study may take (a study minimising drawdown alone trades nothing)
 SINGLE = ("sharpe", "pnl", "pnl_dd", "sortino")
 #: per-set columns of :func:`aggregate`, beside the objectives
@@ -45,8 +53,10 @@ SUMS = ("gross_pnl", "fees", "n_fills", "n_orders", "turnover", "n_denials")
 
 
 def parse_objective(text: str | Sequence[str]) -> tuple[str, ...]:
-    """``"sharpe"`` -> ``("sharpe",)``; ``"sharpe,drawdown"`` -> a multi-objective pair."""
+    """``"sharpe"`` -> ``("sharpe",)``; ``"sharpe,drawdown"`` -> ``("sharpe",
+    "max_drawdown")``, a multi-objective pair (names as the trials table's columns)."""
     names = [t.strip() for t in (text.split(",") if isinstance(text, str) else text)]
+    names = [ALIASES.get(n, n) for n in names]
     if len(names) == 1:
         if names[0] not in SINGLE:
             msg = (
@@ -58,7 +68,8 @@ def parse_objective(text: str | Sequence[str]) -> tuple[str, ...]:
     bad = [n for n in names if n not in OBJECTIVES]
     if bad or len(set(names)) != len(names):
         msg = (
-            f"--objective {','.join(names)!r}: give distinct names of {', '.join(OBJECTIVES)} "
+            f"--objective {','.join(names)!r}: give distinct names of "
+            f"{', '.join([*OBJECTIVES, *ALIASES])} "
             "(e.g. sharpe,drawdown)"
         )
         raise ConfigError(msg)
@@ -96,7 +107,7 @@ def set_stats(days: pl.DataFrame, curves: pl.DataFrame, interval_ns: int) -> dic
         "pnl": total,
         "sharpe": sharpe(r, ppy) if enough else math.nan,
         "sortino": sortino(r, ppy) if enough else math.nan,
-        "drawdown": dd,
+        "max_drawdown": dd,
         "pnl_dd": pnl_dd,
     }
     for c in SUMS:
@@ -114,7 +125,7 @@ def aggregate(metrics: pl.DataFrame, curves: pl.DataFrame, interval_ns: int) -> 
     for (key,), days in m.partition_by("key", as_dict=True, maintain_order=True).items():
         rows.append({"key": key, **set_stats(days, by_key.get((key,), empty), interval_ns)})
     schema = {"key": pl.String(), "n_days": pl.Int64()}
-    schema |= {k: pl.Float64() for k in ("pnl", "sharpe", "sortino", "drawdown", "pnl_dd")}
+    schema |= {k: pl.Float64() for k in ("pnl", "sharpe", "sortino", "max_drawdown", "pnl_dd")}
     schema |= {k: metrics.schema[k] for k in SUMS}
     return pl.DataFrame(rows, schema=schema)
 
@@ -142,6 +153,7 @@ def pareto_front(table: pl.DataFrame, objectives: Sequence[str]) -> pl.DataFrame
 
 
 __all__ = [
+    "ALIASES",
     "OBJECTIVES",
     "SINGLE",
     "aggregate",

@@ -72,8 +72,9 @@ class OptimizeResult:
 
     ``trials``: one row per evaluated set (grid, random) or Optuna trial (tpe): ``trial``,
     ``key``, ``state`` (complete, pruned, failed), the searched parameters, ``n_days``, the
-    statistics over its days (``pnl``, ``sharpe``, ``sortino``, ``drawdown``, ``pnl_dd``,
-    sums of fees, fills, orders, turnover and denials), ranked best first. ``best``: the
+    statistics over its days (``pnl``, ``sharpe``, ``sortino``, ``max_drawdown``, ``pnl_dd``,
+    sums of fees, fills, orders, turnover and denials) and ``score`` (the first objective,
+    signed so that higher is better), ranked best first. ``best``: the
     first rows of the complete ones (the Pareto front when there are several objectives).
     ``results``: every (set, day) row of the study (:data:`research.evaluate.RESULTS_SCHEMA`
     plus the searched parameters). ``evaluated``/``reused``: (set, day) units this call ran
@@ -523,7 +524,10 @@ def _tpe_table(st: _Study, name: str, url: str, storage: str | None) -> pl.DataF
 def _result(
     st: _Study, name: str, method: str, table: pl.DataFrame, storage: str | None
 ) -> OptimizeResult:
-    table = ranked(table, st.objectives)
+    first = st.objectives[0]
+    table = ranked(table, st.objectives).with_columns(
+        (OBJECTIVES[first] * pl.col(first)).alias("score")
+    )
     try:
         table.write_parquet(st.res.root / "trials.parquet")
     except OSError as exc:

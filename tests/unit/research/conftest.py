@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from study_days import research_store
+from .study_days import research_store
 
 __all__ = ["research_store"]

@@ -1,5 +1,5 @@
 """A small store of generated days (L2 and L3, fees on) shared by the research tests; its
-fixture is exported by this folder's conftest."""
+fixture is exported by this package's conftest."""
 
 from __future__ import annotations
 

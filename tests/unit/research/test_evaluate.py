@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from study_days import L2_DAYS, L3_DAY, spec_of
 
 from framework.analysis.results import BacktestResult
 from framework.analysis.stats import summarize
@@ -20,6 +19,8 @@ from framework.store.tickstore import TickStore
 from research.evaluate import EvalSpec, ResultsDir, evaluate_batch, run_batch
 from research.space import Space, params_key
 from strategies.one_tick_mm import OneTickMM
+
+from .study_days import L2_DAYS, L3_DAY, spec_of
 
 #: 8 sets: every copy trades differently from the others
 SPACE = ["max_position=1,2,4,6", "improve=false,true"]

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
-from study_days import L2_DAYS
 
 import research
 from framework.analysis.stats import DEFAULT_PERIODS_PER_YEAR, sharpe
@@ -22,6 +21,8 @@ from framework.core.errors import ConfigError
 from framework.engine.config import LatencyConfig, QueueConfig
 from research.objectives import pareto_front, parse_objective
 from research.optimize import OptimizeResult
+
+from .study_days import L2_DAYS
 
 DAYS = list(L2_DAYS)
 
@@ -65,6 +66,7 @@ def test_a_grid_study_evaluates_every_set_and_day_once(
     s = r.trials["sharpe"].to_numpy()
     assert np.all(np.diff(s[~np.isnan(s)]) <= 0)
     assert r.best["key"][0] == r.trials["key"][0]
+    assert r.trials["score"].equals(r.trials["sharpe"])  # sharpe: higher is better
     # the parameter columns name each set as the results do
     assert sorted(zip(r.trials["max_position"], r.trials["order_qty"], strict=True)) == [
         (m, q) for m in range(1, 5) for q in (1, 2)
@@ -156,20 +158,20 @@ def test_a_multi_objective_study_returns_the_pareto_front(
     research_store: Path, tmp_path: Path
 ) -> None:
     r = study(research_store, tmp_path / "m", objective="sharpe,drawdown", days=DAYS[:2])
-    assert r.objectives == ("sharpe", "drawdown")
+    assert r.objectives == ("sharpe", "max_drawdown")
     front = r.pareto
     assert front.height >= 1
     assert front.height == r.best.height
-    vals = r.trials.select("sharpe", "drawdown").to_numpy()
+    vals = r.trials.select("sharpe", "max_drawdown").to_numpy()
 
     def beaten(s: float, d: float) -> bool:
         """Some set is at least as good on both objectives and better on one."""
         ge = (vals[:, 0] >= s) & (vals[:, 1] <= d)
         return bool(np.any(ge & ((vals[:, 0] > s) | (vals[:, 1] < d))))
 
-    assert not any(beaten(s, d) for s, d in front.select("sharpe", "drawdown").iter_rows())
+    assert not any(beaten(s, d) for s, d in front.select("sharpe", "max_drawdown").iter_rows())
     off = r.trials.join(front.select("key"), on="key", how="anti")
-    assert all(beaten(s, d) for s, d in off.select("sharpe", "drawdown").iter_rows())
+    assert all(beaten(s, d) for s, d in off.select("sharpe", "max_drawdown").iter_rows())
 
 
 def test_a_multi_objective_tpe_study_is_told_both_objectives(
@@ -190,11 +192,11 @@ def test_pareto_front_of_a_small_table_by_hand() -> None:
         {
             "key": list("abcdef"),
             "sharpe": [1.0, 2.0, 2.0, 0.5, 3.0, math.nan],
-            "drawdown": [1.0, 2.0, 3.0, 0.5, 5.0, 0.0],
+            "max_drawdown": [1.0, 2.0, 3.0, 0.5, 5.0, 0.0],
         }
     )
     # c is beaten by b (same Sharpe, smaller drawdown); f has no Sharpe
-    assert sorted(pareto_front(t, ["sharpe", "drawdown"])["key"]) == ["a", "b", "d", "e"]
+    assert sorted(pareto_front(t, ["sharpe", "max_drawdown"])["key"]) == ["a", "b", "d", "e"]
 
 
 def test_sharpe_over_days_is_of_the_intraday_returns_of_every_day(
@@ -210,7 +212,7 @@ def test_sharpe_over_days_is_of_the_intraday_returns_of_every_day(
     one = study(research_store, tmp_path / "one", space=["max_position=2"], days=DAYS[:1])
     assert one.trials["sharpe"][0] == one.results["sharpe"][0]
     # drawdown over days is at least each day's own
-    assert r.trials["drawdown"][0] >= r.results["max_drawdown"].max()
+    assert r.trials["max_drawdown"][0] >= r.results["max_drawdown"].max()
 
 
 @pytest.mark.parametrize(
@@ -249,7 +251,7 @@ def test_a_study_resumed_with_other_settings_is_refused(
 
 def test_objectives_parse() -> None:
     assert parse_objective("pnl_dd") == ("pnl_dd",)
-    assert parse_objective("sharpe, drawdown") == ("sharpe", "drawdown")
+    assert parse_objective("sharpe, drawdown") == ("sharpe", "max_drawdown")
     with pytest.raises(ConfigError, match="distinct names"):
         parse_objective("sharpe,sharpe")
     with pytest.raises(ConfigError, match="unknown"):
