@@ -493,6 +493,53 @@ def cmd_book_replay(args: argparse.Namespace) -> int:
 
 
 # --- parser -----------------------------------------------------------------------------
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """The options of a run besides its data: --param, --risk, --latency, --queue, --mode
+    (``hftlab backtest``, and the verbs that run backtests, e.g. ``hftlab optimize``)."""
+    from framework.engine.config import LATENCY_FORMS, QUEUE_FORMS
+
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="[NAME.]KEY=VALUE",
+        help=(
+            "a strategy parameter (each has an allowed range; a value outside it is refused); "
+            "NAME. picks the strategy when there are several"
+        ),
+    )
+    p.add_argument(
+        "--risk",
+        action="append",
+        default=[],
+        metavar="[NAME.]LIMIT=VALUE",
+        help=(
+            "replace one of a strategy's risk limits (max_order_qty, max_notional, "
+            "price_collar_ticks, max_position, max_strategy_position, max_open_orders, "
+            "max_orders_per_s, order_burst, max_loss, max_drawdown, self_trade_prevention); "
+            "each must be > 0 (sizes and counts >= 1); none lifts it"
+        ),
+    )
+    p.add_argument(
+        "--latency",
+        default="constant:1ms",
+        help=(
+            f"{LATENCY_FORMS}; durations 0 to one day in ns, us, ms or s; feed multipliers "
+            "0 to 1000 (default constant:1ms)"
+        ),
+    )
+    p.add_argument("--queue", default="power:2", help=f"{QUEUE_FORMS} (default power:2)")
+    p.add_argument(
+        "--mode",
+        choices=["auto", "compiled", "python"],
+        default="auto",
+        help=(
+            "which callbacks run: compiled, python, or auto (compiled when every strategy "
+            "has them; default)"
+        ),
+    )
+
+
 _BACKTEST_EPILOG = """\
 examples:
   one strategy:
@@ -541,7 +588,6 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="import, generate, list and query stored ticks")
     dsub = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
 
-    from framework.engine.config import LATENCY_FORMS, QUEUE_FORMS
     from framework.ingest.base import IMPORTERS
     from framework.strategy.loader import BUNDLED
 
@@ -726,52 +772,13 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument(
         "--to", dest="date_to", type=_date_arg, metavar="DATE", help="last day (default --from)"
     )
-    bt.add_argument(
-        "--param",
-        action="append",
-        default=[],
-        metavar="[NAME.]KEY=VALUE",
-        help=(
-            "a strategy parameter (each has an allowed range; a value outside it is refused); "
-            "NAME. picks the strategy when there are several"
-        ),
-    )
-    bt.add_argument(
-        "--risk",
-        action="append",
-        default=[],
-        metavar="[NAME.]LIMIT=VALUE",
-        help=(
-            "replace one of a strategy's risk limits (max_order_qty, max_notional, "
-            "price_collar_ticks, max_position, max_strategy_position, max_open_orders, "
-            "max_orders_per_s, order_burst, max_loss, max_drawdown, self_trade_prevention); "
-            "each must be > 0 (sizes and counts >= 1); none lifts it"
-        ),
-    )
+    add_run_options(bt)
     bt.add_argument(
         "--on",
         action="append",
         default=[],
         metavar="[NAME=]VENUE/SYMBOL[,...]",
         help="the instruments a strategy trades (default: those it names, else all)",
-    )
-    bt.add_argument(
-        "--latency",
-        default="constant:1ms",
-        help=(
-            f"{LATENCY_FORMS}; durations 0 to one day in ns, us, ms or s; feed multipliers "
-            "0 to 1000 (default constant:1ms)"
-        ),
-    )
-    bt.add_argument("--queue", default="power:2", help=f"{QUEUE_FORMS} (default power:2)")
-    bt.add_argument(
-        "--mode",
-        choices=["auto", "compiled", "python"],
-        default="auto",
-        help=(
-            "which callbacks run: compiled, python, or auto (compiled when every strategy "
-            "has them; default)"
-        ),
     )
     bt.add_argument("--out", metavar="DIR", help="result tables and report.html go here")
     bt.add_argument("--no-report", action="store_true", help="skip the HTML report")

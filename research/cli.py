@@ -3,8 +3,211 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import math
+import sys
 from typing import Any
+
+_OPTIMIZE_EPILOG = """\
+examples:
+  a grid of 16 sets over a week, on a local Dask cluster of this machine's cores:
+    hftlab optimize one_tick_mm --venue SIM --symbol SYN --from 2024-01-02 --to 2024-01-08 \\
+        --space max_position=1:8 improve=true,false --objective sharpe
+  60 Optuna TPE trials (a median pruner stops bad ones after each day), on a running cluster:
+    hftlab optimize avellaneda_stoikov --venue SIM --symbol SYN --from 2024-01-02 \\
+        --to 2024-01-31 --space gamma=0.05:2 k=0.5:3 max_position=2:10 --method tpe \\
+        --trials 60 --scheduler tcp://10.0.0.5:8786 --study as-jan
+  Sharpe against drawdown (the answer is the Pareto front):
+    hftlab optimize one_tick_mm ... --objective sharpe,drawdown
+
+  --space NAME=LO:HI[:STEP] searches a range (ints step by 1 unless told; a float without a
+  step is continuous: random and tpe only), NAME=A,B,C a list. The names, types and ranges
+  are the strategy's own (see its Params). Running the same --study (and --out) again
+  evaluates only what it does not hold yet: an interrupted study resumes.
+"""
+
+
+def _date(text: str) -> dt.date:
+    from framework.core.errors import ConfigError
+    from framework.core.timeutil import parse_date
+
+    try:
+        return parse_date(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def register(sub: Any, store_parent: argparse.ArgumentParser) -> None:
     """Add this package's sub-commands to the ``hftlab`` parser ``sub``."""
+    from framework.cli import add_run_options
+    from framework.strategy.loader import BUNDLED
+
+    opt = sub.add_parser(
+        "optimize",
+        parents=[store_parent],
+        help="search a strategy's parameters over stored days (grid, random, Optuna TPE)",
+        description=(
+            "Search a strategy's parameters over stored days. Each parameter set x day is "
+            "evaluated once (batches of sets replay a day together) on a Dask cluster, its "
+            "metrics written to the study's folder as they arrive; the best sets are printed."
+        ),
+        epilog=_OPTIMIZE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    opt.add_argument(
+        "strategy",
+        metavar="STRATEGY",
+        help=f"bundled name ({', '.join(sorted(BUNDLED))}) or module:Class",
+    )
+    opt.add_argument("--venue", required=True, help="venue of the data")
+    opt.add_argument("--symbol", required=True, help="symbol of the data")
+    opt.add_argument(
+        "--from", dest="date_from", type=_date, required=True, metavar="DATE", help="first day"
+    )
+    opt.add_argument(
+        "--to", dest="date_to", type=_date, metavar="DATE", help="last day (default --from)"
+    )
+    opt.add_argument(
+        "--space",
+        nargs="+",
+        required=True,
+        metavar="NAME=LO:HI[:STEP]|NAME=A,B,C",
+        help="the searched parameters: a range or a list of values each",
+    )
+    opt.add_argument(
+        "--method", choices=["grid", "random", "tpe"], default="grid", help="default grid"
+    )
+    opt.add_argument("--trials", type=int, help="sets (random) or trials (tpe) to evaluate")
+    opt.add_argument(
+        "--objective",
+        default="sharpe",
+        help=(
+            "sharpe, sortino, pnl or pnl_dd (maximised), or several comma-separated for a "
+            "Pareto front, e.g. sharpe,drawdown (default sharpe)"
+        ),
+    )
+    where = opt.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers",
+        type=int,
+        help="local Dask cluster of N worker processes (default: the machine's cores; 0: "
+        "in this process)",
+    )
+    where.add_argument(
+        "--scheduler", metavar="tcp://HOST:PORT", help="a running Dask scheduler's address"
+    )
+    opt.add_argument("--study", metavar="NAME", help="the study's name (resume it by name)")
+    opt.add_argument(
+        "--out", metavar="DIR", help="the study's folder (default reports/optimize/STUDY)"
+    )
+    opt.add_argument(
+        "--storage", metavar="URL", help="Optuna RDB storage URL (default: a journal file in DIR)"
+    )
+    opt.add_argument("--seed", type=int, default=0, help="random and TPE seed (default 0)")
+    opt.add_argument(
+        "--batch-size", type=int, metavar="N", help="most sets replayed together in one task"
+    )
+    opt.add_argument("--top", type=int, default=5, help="best sets to print (default 5)")
+    add_run_options(opt)
+    opt.set_defaults(func=cmd_optimize)
+
+
+def _fixed(strategy: Any, items: list[str]) -> dict[str, Any]:
+    """The ``--param`` values, as the strategy's Params read them."""
+    names = [item.partition("=")[0].strip().rpartition(".")[2] for item in items]
+    return {n: getattr(strategy.params, n) for n in names}
+
+
+def cmd_optimize(args: argparse.Namespace) -> int:
+    from framework.core.errors import ConfigError
+    from framework.engine.config import LatencyConfig, QueueConfig
+    from framework.store.tickstore import TickStore
+    from framework.strategy.spec import strategies_from_words
+    from research.optimize import optimize
+
+    (strategy,) = strategies_from_words([args.strategy], params=args.param, risk=args.risk)
+    start, end = args.date_from, args.date_to or args.date_from
+    if end < start:
+        msg = f"--to {end} is before --from {start}; give --to on or after --from"
+        raise ConfigError(msg)
+    store = TickStore(args.store)
+    days = []
+    for i in range((end - start).days + 1):
+        d = start + dt.timedelta(days=i)
+        # a weekend without data is no trading day; any other day without data is an error
+        if d.weekday() < 5 or store.path_for(args.venue, args.symbol, d).is_file():
+            days.append(d)
+    if not days:
+        msg = f"--from {start} --to {end} holds no weekday; give a range with trading days"
+        raise ConfigError(msg)
+    try:
+        result = optimize(
+            type(strategy),
+            venue=args.venue,
+            symbol=args.symbol,
+            days=days,
+            space=args.space,
+            method=args.method,
+            trials=args.trials,
+            objective=args.objective,
+            latency=LatencyConfig.parse(args.latency),
+            queue=QueueConfig.parse(args.queue),
+            risk=strategy.risk_limits if args.risk else None,
+            params=_fixed(strategy, args.param),
+            study=args.study,
+            out=args.out,
+            storage=args.storage,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            store=store,
+            mode=args.mode,
+            seed=args.seed,
+            batch_size=args.batch_size,
+        )
+    except KeyboardInterrupt:
+        print(
+            "hftlab: interrupted; the set-days written so far are kept: the same command "
+            "(same --study and --out) resumes the study",
+            file=sys.stderr,
+        )
+        return 130
+    _print_result(result, args)
+    return 0
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return "n/a" if math.isnan(v) else f"{v:,.4g}"
+    return str(v)
+
+
+def _print_result(r: Any, args: argparse.Namespace) -> None:
+    t = r.trials
+    states = dict(t.group_by("state").len().iter_rows()) if t.height else {}
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
+    print(
+        f"optimize {r.study}: {t.height} {'trials' if r.method == 'tpe' else 'sets'} "
+        f"({counts}) x {r.results['day'].n_unique()} day(s); {r.evaluated:,} set-days "
+        f"evaluated, {r.reused:,} found done"
+    )
+    what = "Pareto front" if len(r.objectives) > 1 else f"best by {r.objectives[0]}"
+    print(f"  {what}:")
+    base = (
+        f"hftlab backtest {args.strategy} --venue {args.venue} --symbol {args.symbol} "
+        f"--from {args.date_from}" + (f" --to {args.date_to}" if args.date_to else "")
+        + (f" --store {args.store}" if args.store else "")
+        + "".join(f" --param {p}" for p in args.param)
+        + "".join(f" --risk {p}" for p in args.risk)
+        + f" --latency {args.latency} --queue {args.queue}"
+    )  # fmt: skip
+    for row in r.best.head(args.top).iter_rows(named=True):
+        params = " ".join(f"{p}={_fmt(row[p])}" for p in r.params)
+        print(
+            f"    {params}: sharpe {_fmt(row['sharpe'])}, pnl {_fmt(row['pnl'])}, drawdown "
+            f"{_fmt(row['max_drawdown'])}, pnl/dd {_fmt(row['pnl_dd'])}, fills {row['n_fills']:,}"
+        )
+    if r.best.height:
+        print(f"  re-run the best: {r.command(r.best.row(0, named=True), base)}")
+    print(f"  results: {r.out} (trials.parquet, results/, equity/)")
+    if r.storage:
+        print(f"  optuna storage: {r.storage}")

@@ -1,0 +1,98 @@
+"""``hftlab optimize`` from the command line: a study prints its best sets, a re-run
+command and where its results are; a second run finds everything done; bad input is one
+line and a non-zero exit status (an unreachable scheduler within seconds, not a hang)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from framework.cli import main
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Two small generated days, Thursday 2024-01-04 and Friday 2024-01-05."""
+    root = str(tmp_path_factory.mktemp("store"))
+    args = ["data", "generate", "--store", root, "--days", "2", "--events", "20000"]
+    assert main([*args, "--date", "2024-01-04"]) == 0
+    return root
+
+
+def optimize(store: str, *extra: str) -> list[str]:
+    return [
+        "optimize", "one_tick_mm", "--store", store, "--venue", "SIM", "--symbol", "SYN",
+        "--from", "2024-01-04", "--to", "2024-01-07", *extra,
+    ]  # fmt: skip
+
+
+def test_a_study_prints_its_best_sets_and_resumes(
+    store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "study"
+    args = optimize(
+        store, "--space", "max_position=1:3", "order_qty=1,2", "--workers", "0",
+        "--out", str(out), "--param", "improve=true", "--risk", "max_open_orders=6",
+    )  # fmt: skip
+    assert main(args) == 0
+    text = capsys.readouterr()
+    assert "6 sets (6 complete) x 2 day(s); 12 set-days evaluated, 0 found done" in text.out
+    assert "best by sharpe:" in text.out
+    assert f"results: {out}" in text.out
+    assert text.err == ""  # no progress bar when stderr is not a terminal
+    rerun = next(line for line in text.out.splitlines() if "re-run the best:" in line)
+    assert "--param improve=true" in rerun
+    assert "--risk max_open_orders=6" in rerun
+    trials = pl.read_parquet(out / "trials.parquet")
+    assert trials.height == 6
+    assert "improve" not in trials.columns  # fixed, not searched: in each set's params
+    params = pl.read_parquet(out / "results" / "*.parquet")["params"]
+    assert params.str.contains('"improve":true').all()
+    assert main(args) == 0
+    assert "0 set-days evaluated, 12 found done" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--space", "max_postion=1:3"], "did you mean 'max_position'?"),
+        (["--space", "max_position=5:2"], "empty range (5 > 2)"),
+        (
+            ["--space", "max_position=1:3", "--to", "2024-01-08"],
+            "no stored data of SIM/SYN on 2024-01-08",
+        ),
+        (["--space", "max_position=1:3", "--method", "tpe"], "--method tpe needs --trials N"),
+        (["--space", "max_position=1", "--latency", "constant:-1ms"], "'-1ms' is out of range"),
+        (["--space", "max_position=1:3", "--param", "max_position=2"], "search it or fix it"),
+    ],
+)
+def test_bad_input_is_one_line_and_a_non_zero_exit(
+    store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    rc = main(optimize(store, "--workers", "0", "--out", str(tmp_path / "s"), *extra))
+    err = capsys.readouterr().err
+    assert rc != 0
+    assert message in err
+    assert err.count("\n") == 1
+
+
+def test_an_unreachable_scheduler_is_one_line_within_seconds(
+    store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    with socket.socket() as s:  # a free port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.monotonic()
+    args = ["--space", "max_position=1:3", "--scheduler", f"tcp://127.0.0.1:{port}"]
+    rc = main(optimize(store, "--out", str(tmp_path / "s"), *args))
+    elapsed = time.monotonic() - t0
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert f"cannot reach the Dask scheduler at tcp://127.0.0.1:{port}" in err
+    assert err.count("\n") == 1
+    assert elapsed < 30  # the connect timeout is 5 s: never a hang
