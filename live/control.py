@@ -9,7 +9,9 @@ explicit :meth:`KillSwitch.reset`; the reason and time of each trip and reset ar
 - ``POST /kill`` (optional JSON ``{"reason": ...}``): trips the switch;
 - ``POST /reset``: resets it;
 - ``GET /status``: JSON from the owner's ``status()`` plus the switch's state;
-- ``GET /metrics``: Prometheus text exposition of the process's registry.
+- ``GET /metrics``: Prometheus text exposition of the process's registry;
+- ``GET /`` (or ``/dashboard``): the dashboard page (:mod:`live.dashboard`; static, no token
+  needed to load it, every value it shows is fetched with the token).
 
 A missing or wrong token is answered 401 without detail (compared in constant time).
 :func:`install_signals` maps SIGUSR1 to a kill and SIGTERM to the owner's orderly stop.
@@ -33,6 +35,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from framework.core.errors import ConfigError
+from live.dashboard import PAGE
 
 TOKEN_ENV = "HFTLAB_CONTROL_TOKEN"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -145,7 +148,9 @@ class ControlServer:
                 return obj if isinstance(obj, dict) else {}
 
             def do_GET(self) -> None:
-                if not self._authorised():
+                if self.path in ("/", "/dashboard"):  # the page is static: no data, no secret
+                    self._reply(200, PAGE.encode(), "text/html; charset=utf-8")
+                elif not self._authorised():
                     self._json(401, {"error": "unauthorised"})
                 elif self.path == "/status":
                     self._json(200, {**server._status(), **server.switch.state()})
