@@ -1,0 +1,62 @@
+"""Stage latencies: marks on the hot path, HDR summaries off it, Prometheus export."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client import generate_latest
+
+from live.monitor import STAGES, TOTAL, Metrics, StageClock
+
+
+def test_stage_and_tick_latencies() -> None:
+    c = StageClock(capacity=1024)
+    for i in range(100):
+        t = 1_000_000 + i * 10_000
+        for k in range(len(STAGES)):
+            c.mark(k, t + k * 1_000 + (i if k == 3 else 0))  # the strategy stage varies
+        c.commit()
+    c.mark(0, 5)  # a tick in progress is not counted
+    st = c.stats()
+    assert st["decoded"]["count"] == 100
+    assert st["decoded"]["p50"] == pytest.approx(1_000, rel=1e-3)
+    assert st["strategy"]["max"] == pytest.approx(1_099, rel=1e-3)
+    assert st[TOTAL]["p50"] == pytest.approx(6_000, rel=1e-3)  # packet in to bytes sent
+    assert "packet_in" not in st  # the first stage has no stage before it
+
+
+def test_ticks_that_stop_early_count_only_where_they_went() -> None:
+    c = StageClock()
+    for _ in range(10):  # packets that changed nothing: book reached, no order
+        c.mark(0, 100)
+        c.mark(1, 150)
+        c.mark(2, 400)
+        c.commit()
+    st = c.stats()
+    assert st["book"]["count"] == 10
+    assert "sent" not in st
+    assert st[TOTAL]["p50"] == pytest.approx(300, rel=1e-2)
+
+
+def test_ring_overwrite_is_counted() -> None:
+    c = StageClock(capacity=8)
+    for i in range(20):
+        c.mark(0, 10 + i)
+        c.mark(1, 20 + i)
+        c.commit()
+    c.summarise()
+    assert c.lost == 20 - 7
+    assert c.stats()["decoded"]["count"] == 7
+    assert "overwritten" in c.table()
+
+
+def test_metrics_export() -> None:
+    c = StageClock()
+    c.mark(0, 1_000)
+    c.mark(1, 3_000)
+    c.commit()
+    m = Metrics()
+    m.update(c, pnl=12.5, position=-2)
+    text = generate_latest(m.registry).decode()
+    assert 'hftlab_stage_latency_ns{quantile="p50",stage="decoded"} 2000.0' in text
+    assert 'hftlab_live{what="pnl"} 12.5' in text
+    assert 'hftlab_live{what="position"} -2.0' in text
