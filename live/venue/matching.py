@@ -216,6 +216,10 @@ class Matcher:
         c = self._orders.get(order_id)
         return None if c is None else (c.side, c.price, c.qty, c.leaves)
 
+    def open_orders(self, owner: str) -> list[int]:
+        """Venue ids of ``owner``'s resting orders, oldest first."""
+        return [i for i, c in self._orders.items() if c.owner == owner]
+
     def queue_ahead(self, order_id: int) -> int | None:
         """Unconsumed replayed lots plus client lots ahead of a resting client order."""
         c = self._orders.get(order_id)
@@ -453,6 +457,9 @@ class Matcher:
             c.qty -= gone
             self._row(KIND_CANCEL, c.side, c.price, gone, c.ref)
         self._close_rows()
+        if token and token != c.token:  # a cancel request with a token of its own (FIX)
+            old, c.token = c.token, token
+            return [self._report(ReportKind.CANCELED, c, gone, Reason.USER, orig=old)]
         return [self._report(ReportKind.CANCELED, c, gone, Reason.USER)]
 
     def replace(self, owner: str, order_id: int, new_token: str, price: int, qty: int,

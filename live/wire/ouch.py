@@ -19,6 +19,7 @@ message                 fields (offset/length)                                  
 ``J`` Order Rejected    Type 0/1; Timestamp 1/8; UserRefNum 9/4; Reason 13/2;   29
                         ClOrdID 15/14
 ``S`` System Event      Type 0/1; Timestamp 1/8; Event Code 9/1                 10
+``I`` Cancel Reject     Type 0/1; Timestamp 1/8; UserRefNum 9/4                 13
 ======================= ======================================================= =====
 
 Appendages are TLVs: length (1 byte, counts tag + value), tag (1), value. Tag 12 is Post
@@ -71,6 +72,7 @@ _CANCELED = struct.Struct(">cQIIc")
 _EXECUTED = struct.Struct(">cQIIqcQH")
 _REJECTED = struct.Struct(">cQIH14s")
 _SYSTEM = struct.Struct(">cQc")
+_CANCEL_REJECT = struct.Struct(">cQI")
 
 
 class OuchError(ValueError):
@@ -288,9 +290,20 @@ class SystemEvent:
         return _pack(_SYSTEM, b"S", self.timestamp, self.event)
 
 
+@dataclass(frozen=True, slots=True)
+class CancelReject:
+    """A cancel the venue could not act on (the order is not open)."""
+
+    timestamp: int
+    user_ref_num: int
+
+    def encode(self) -> bytes:
+        return _pack(_CANCEL_REJECT, b"I", self.timestamp, self.user_ref_num)
+
+
 Inbound = EnterOrder | ReplaceOrder | CancelOrder
 Outbound = OrderAccepted | OrderReplaced | OrderCanceled | OrderExecuted | OrderRejected | \
-    SystemEvent
+    SystemEvent | CancelReject
 
 
 def _pack(s: struct.Struct, *values: object) -> bytes:
@@ -373,6 +386,9 @@ def decode_outbound(msg: bytes) -> Outbound:
     if t == b"S":
         v = _fixed(msg, _SYSTEM, "System Event", appendage=False)
         return SystemEvent(v[1], v[2])
+    if t == b"I":
+        v = _fixed(msg, _CANCEL_REJECT, "Cancel Reject", appendage=False)
+        return CancelReject(v[1], v[2])
     err = f"unknown outbound OUCH message type {t!r}"
     raise OuchError(err)
 
@@ -390,6 +406,7 @@ __all__ = [
     "TIF_DAY",
     "TIF_IOC",
     "CancelOrder",
+    "CancelReject",
     "EnterOrder",
     "Inbound",
     "OrderAccepted",
