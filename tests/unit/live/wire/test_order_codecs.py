@@ -124,6 +124,7 @@ def test_ouch_enter_order_matches_the_checked_example() -> None:
         (ouch.OrderExecuted(5, 1, 10, 4777800, b"A", 77), 36, False),
         (ouch.OrderRejected(5, 1, ouch.REJECT_CODES["halted"], b"C1"), 29, False),
         (ouch.SystemEvent(5, b"S"), 10, False),
+        (ouch.CancelReject(5, 9), 13, False),
     ],
 )
 def test_ouch_messages_round_trip(msg: ouch.Inbound | ouch.Outbound, size: int,
