@@ -72,7 +72,7 @@ class TimeInForce(enum.StrEnum):
 @dataclass(frozen=True, slots=True)
 class Ack:
     key: str
-    venue_id: int
+    venue_id: str  #: the venue's order id (OUCH Order Reference Number, FIX OrderID)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +151,7 @@ class Order:
     kind: OrderKind = OrderKind.LIMIT
     tif: TimeInForce = TimeInForce.DAY
     state: OrderState = OrderState.PENDING_NEW
-    venue_id: int = 0
+    venue_id: str = ""
     filled: int = 0
     pending_since: float = field(default_factory=time.monotonic)
     timed_out: bool = False
@@ -219,7 +219,7 @@ class OrderTracker:
         return o
 
     # venue messages (never raise: refuse and report) -----------------------------------------
-    def acked(self, key: str, venue_id: int) -> None:
+    def acked(self, key: str, venue_id: str) -> None:
         o = self.orders.get(key)
         if o is None or o.state != OrderState.PENDING_NEW:
             self._violation(o, key, "ack")

@@ -262,7 +262,7 @@ class FixGateway(OrderGateway):
             if m.msg_type == fix.EXECUTION_REPORT:
                 et = m.req(fix.T_EXEC_TYPE)
                 if et == b"0":
-                    t.acked(key, m.get_int(fix.T_ORDER_ID))
+                    t.acked(key, m.get_str(fix.T_ORDER_ID))
                 elif et == b"8":
                     t.rejected(key, m.get_str(fix.T_TEXT, "rejected"))
                 elif et in (b"F", b"1", b"2"):

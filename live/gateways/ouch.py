@@ -252,7 +252,7 @@ class OuchGateway(OrderGateway):
             return
         key = self._key_of.get(m.user_ref_num, f"?{m.user_ref_num}")
         if isinstance(m, ouch.OrderAccepted):
-            t.acked(key, m.order_ref)
+            t.acked(key, str(m.order_ref))
         elif isinstance(m, ouch.OrderExecuted):
             t.filled(key, m.quantity, m.price // self.price_mult, m.liquidity.decode(),
                      str(m.match_number))

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -128,6 +129,7 @@ class FixSession:
         self.logon_fields: list[tuple[int, bytes | str | int]] = []  #: extra Logon tags
         self.peer_logon: FixMessage | None = None
         self.bad_frames = 0
+        self.received: Counter[bytes] = Counter()  #: messages taken in, by MsgType
         self._out: list[bytes] = []
         self._last_in = self._last_out = clock()
         self._test_pending = False
@@ -206,6 +208,7 @@ class FixSession:
                 continue
             self._last_in = self.clock()
             self._test_pending = False
+            self.received[item.msg_type] += 1
             m = self._one(item)
             if m is not None:
                 app.append(m)

@@ -91,12 +91,12 @@ def test_enter_partial_fill_then_full_fill(proto: str, tmp_path: Path) -> None:
         ack = await g.wait_for(Ack)
         assert isinstance(ack, Ack)
         assert ack.key == o.key
-        assert ack.venue_id > 0
+        assert int(ack.venue_id) > 0
         f = await g.wait_for(Fill)
         assert isinstance(f, Fill)
         assert (f.qty, f.price, f.liquidity, f.leaves) == (6, 101, "R", 4)
         assert o.state == OrderState.PARTIALLY_FILLED
-        assert servers.hub.matcher.open_order(ack.venue_id) == (BUY, 101, 10, 4)
+        assert servers.hub.matcher.open_order(int(ack.venue_id)) == (BUY, 101, 10, 4)
         # the day brings a seller at our price: it trades with our resting rest
         servers.hub.on_market(ev((KIND_ADD, SELL, 101, 9, 77)))
         f = await g.wait_for(Fill)
@@ -120,7 +120,7 @@ def test_cancel(proto: str, tmp_path: Path) -> None:
         assert isinstance(c, Canceled)
         assert c.qty == 3
         assert o.state == OrderState.CANCELLED
-        assert servers.hub.matcher.open_order(ack.venue_id) is None
+        assert servers.hub.matcher.open_order(int(ack.venue_id)) is None
 
     run(proto, tmp_path, body)
 
@@ -134,21 +134,21 @@ def test_replace_keeps_priority_on_decrease_and_loses_it_on_increase(proto: str,
         ack = await g.wait_for(Ack)
         assert isinstance(ack, Ack)
         servers.hub.on_market(ev((KIND_ADD, BUY, 100, 3, 8)))  # joins behind us
-        assert m.queue_ahead(ack.venue_id) == 9
+        assert m.queue_ahead(int(ack.venue_id)) == 9
         g.replace(o.key, 100, 3)
         assert o.state == OrderState.PENDING_REPLACE
         r = await g.wait_for(Replaced)
         assert isinstance(r, Replaced)
         assert (r.price, r.qty, r.leaves) == (100, 3, 3)
-        assert m.queue_ahead(ack.venue_id) == 9  # kept
+        assert m.queue_ahead(int(ack.venue_id)) == 9  # kept
         g.replace(o.key, 100, 6)
         await g.wait_for(Replaced)
-        assert m.queue_ahead(ack.venue_id) == 12  # lost: now behind id8
+        assert m.queue_ahead(int(ack.venue_id)) == 12  # lost: now behind id8
         g.replace(o.key, 99, 6)
         r = await g.wait_for(Replaced)
         assert isinstance(r, Replaced)
         assert r.price == 99
-        assert m.open_order(ack.venue_id) == (BUY, 99, 6, 6)
+        assert m.open_order(int(ack.venue_id)) == (BUY, 99, 6, 6)
         assert o.state == OrderState.NEW
 
     run(proto, tmp_path, body)
@@ -200,7 +200,7 @@ def test_disconnect_mid_order_no_lost_ack_no_duplicate_fill(proto: str,
         assert isinstance(await g.wait_for(Connected, 10), Connected)
         ack = await g.wait_for(Ack)
         assert isinstance(ack, Ack)
-        assert ack.venue_id == vid
+        assert int(ack.venue_id) == vid
         f = await g.wait_for(Fill)
         assert isinstance(f, Fill)
         assert (f.qty, f.leaves) == (3, 2)
