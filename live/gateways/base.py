@@ -174,6 +174,7 @@ class OrderTracker:
         self.orders: dict[str, Order] = {}
         self.events = events
         self.timeout_s = timeout_s
+        self._pending: set[str] = set()  #: keys of orders with a request in flight
 
     def _emit(self, ev: Event) -> None:
         self.events.put_nowait(ev)
@@ -191,11 +192,13 @@ class OrderTracker:
             msg = f"order {o.key!r}: quantity {o.qty} must be positive"
             raise OrderStateError(msg)
         self.orders[o.key] = o
+        self._pending.add(o.key)
 
     def want_cancel(self, key: str) -> Order:
         o = self._working(key, "cancel")
         o._back, o.state = o.state, OrderState.PENDING_CANCEL
         o.pending_since, o.timed_out = time.monotonic(), False
+        self._pending.add(key)
         return o
 
     def want_replace(self, key: str, price: int, qty: int) -> Order:
@@ -206,6 +209,7 @@ class OrderTracker:
         o._back, o.state = o.state, OrderState.PENDING_REPLACE
         o._want = (price, qty)
         o.pending_since, o.timed_out = time.monotonic(), False
+        self._pending.add(key)
         return o
 
     def _working(self, key: str, what: str) -> Order:
@@ -225,6 +229,7 @@ class OrderTracker:
             self._violation(o, key, "ack")
             return
         o.state, o.venue_id = OrderState.NEW, venue_id
+        self._pending.discard(key)
         self._emit(Ack(key, venue_id))
 
     def rejected(self, key: str, reason: str) -> None:
@@ -233,6 +238,7 @@ class OrderTracker:
             self._violation(o, key, "reject")
             return
         o.state = OrderState.REJECTED
+        self._pending.discard(key)
         self._emit(Rejected(key, reason))
 
     def filled(self, key: str, qty: int, price: int, liquidity: str, match: str = "") -> None:
@@ -243,6 +249,7 @@ class OrderTracker:
         o.filled += qty
         if o.filled == o.qty:
             o.state = OrderState.FILLED
+            self._pending.discard(key)
         elif o.state in _WORKING:
             o.state = OrderState.PARTIALLY_FILLED
         else:
@@ -255,6 +262,7 @@ class OrderTracker:
             self._violation(o, key, "cancel")
             return
         o.state = OrderState.CANCELLED
+        self._pending.discard(key)
         self._emit(Canceled(key, qty, reason))
 
     def replaced(self, key: str, price: int, qty: int) -> None:
@@ -264,6 +272,7 @@ class OrderTracker:
             return
         o.price, o.qty = price, qty
         o.state = OrderState.PARTIALLY_FILLED if o.filled else OrderState.NEW
+        self._pending.discard(key)
         self._emit(Replaced(key, price, qty, o.leaves))
 
     def cancel_rejected(self, key: str, reason: str) -> None:
@@ -277,20 +286,29 @@ class OrderTracker:
             return
         replace = o.state == OrderState.PENDING_REPLACE
         o.state = o._back
+        self._pending.discard(key)
         self._emit(CancelRejected(key, reason, replace))
 
     def check_timeouts(self, now: float | None = None) -> list[str]:
         """Emit a :class:`Timeout` for each request unanswered for ``timeout_s``."""
         now = time.monotonic() if now is None else now
         late = []
-        for o in self.orders.values():
-            if (o.state in (OrderState.PENDING_NEW, OrderState.PENDING_CANCEL,
-                            OrderState.PENDING_REPLACE)
-                    and not o.timed_out and now - o.pending_since >= self.timeout_s):
+        for key in list(self._pending):
+            o = self.orders[key]
+            if o.state not in (OrderState.PENDING_NEW, OrderState.PENDING_CANCEL,
+                               OrderState.PENDING_REPLACE):
+                self._pending.discard(key)
+                continue
+            if not o.timed_out and now - o.pending_since >= self.timeout_s:
                 o.timed_out = True
                 late.append(o.key)
                 self._emit(Timeout(o.key, o.state))
         return late
+
+    def restore(self, o: Order) -> None:
+        """A request that could not be sent: the order goes back to where it was."""
+        o.state = o._back
+        self._pending.discard(o.key)
 
     def open_keys(self) -> list[str]:
         return [k for k, o in self.orders.items() if o.live]
@@ -327,7 +345,8 @@ class OrderGateway(ABC):
         return self.tracker.orders
 
     async def next_event(self, timeout: float = 5.0) -> Event:
-        return await asyncio.wait_for(self.events.get(), timeout)
+        async with asyncio.timeout(timeout):
+            return await self.events.get()
 
     async def wait_for(self, kind: type, timeout: float = 5.0) -> Event:
         """The next event of type ``kind``; events before it are dropped."""

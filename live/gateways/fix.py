@@ -22,6 +22,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from framework.core.errors import VenueError
+from live.aio import read_within
 from live.gateways.base import (
     Connected,
     Disconnected,
@@ -142,10 +143,7 @@ class FixGateway(OrderGateway):
         announced = False
         try:
             while True:
-                try:
-                    data = await asyncio.wait_for(reader.read(65536), self.tick_s)
-                except TimeoutError:
-                    data = None
+                data = await read_within(reader, 65536, self.tick_s)
                 if data == b"":
                     if not sess.logged_on and not announced:
                         raise VenueError(f"FIX Logon to {self.host}:{self.port} refused "
@@ -236,7 +234,7 @@ class FixGateway(OrderGateway):
                 (fix.T_SYMBOL, self.symbol), (fix.T_SIDE, 1 if o.side == Side.BUY else 2),
                 (fix.T_TRANSACT_TIME, fix.utc_timestamp(time.time_ns()))])
         except VenueError:
-            o.state = o._back
+            self.tracker.restore(o)
             raise
 
     def replace(self, key: str, price: int, qty: int) -> None:
@@ -251,7 +249,7 @@ class FixGateway(OrderGateway):
                 (fix.T_TRANSACT_TIME, fix.utc_timestamp(time.time_ns())),
                 (fix.T_ORDER_QTY, qty), (fix.T_ORD_TYPE, 2), (fix.T_PRICE, self._price(price))])
         except VenueError:
-            o.state = o._back
+            self.tracker.restore(o)
             raise
 
     def _apply(self, m: FixMessage) -> None:

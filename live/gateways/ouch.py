@@ -18,6 +18,7 @@ import contextlib
 import logging
 
 from framework.core.errors import OrderError, VenueError
+from live.aio import read_within
 from live.gateways.base import (
     Connected,
     Disconnected,
@@ -122,7 +123,9 @@ class OuchGateway(OrderGateway):
         rd = soupbin.SoupReader()
         items: list[soupbin.Packet | BadFrame] = []
         while not items:
-            data = await asyncio.wait_for(reader.read(65536), self.tracker.timeout_s)
+            data = await read_within(reader, 65536, self.tracker.timeout_s)
+            if data is None:
+                raise TimeoutError("no answer to the login request")
             if not data:
                 raise ConnectionResetError("venue closed the connection during login")
             items = rd.feed(data)
@@ -153,8 +156,9 @@ class OuchGateway(OrderGateway):
                 for item in items:
                     next_seq = self._packet(item, next_seq)
                 items = []
-                data = await asyncio.wait_for(reader.read(65536),
-                                              max(3 * self.heartbeat_s, 1.0))
+                data = await read_within(reader, 65536, max(3 * self.heartbeat_s, 1.0))
+                if data is None:
+                    raise TimeoutError("the venue is silent (no heartbeat)")
                 if not data:
                     raise ConnectionResetError("venue closed the connection")
                 items = rd.feed(data)
@@ -218,13 +222,11 @@ class OuchGateway(OrderGateway):
         return o
 
     def cancel(self, key: str) -> None:
-        o = self.tracker.orders.get(key)
-        self.tracker.want_cancel(key)
-        assert o is not None
+        o = self.tracker.want_cancel(key)
         try:
             self._send(ouch.CancelOrder(self._urn_of[key], 0).encode())
         except VenueError:
-            o.state = o._back
+            self.tracker.restore(o)
             raise
 
     def replace(self, key: str, price: int, qty: int) -> None:
@@ -236,7 +238,7 @@ class OuchGateway(OrderGateway):
         try:
             self._send(msg.encode())
         except VenueError:
-            o.state = o._back
+            self.tracker.restore(o)
             raise
         self._key_of[urn] = key
         self._replacing[urn] = key

@@ -31,6 +31,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from framework.core.events import BUY, SELL
+from live.aio import read_within
 from live.venue.matching import OrdType, Reason, Report, ReportKind, Tif
 from live.venue.orders import OrderHub
 from live.wire import fix
@@ -177,8 +178,9 @@ class FixServer:
         data = b""
         deadline = time.monotonic() + self.logon_timeout_s
         while True:
-            chunk = await asyncio.wait_for(reader.read(4096),
-                                           max(0.0, deadline - time.monotonic()))
+            chunk = await read_within(reader, 4096, max(0.0, deadline - time.monotonic()))
+            if chunk is None:
+                raise TimeoutError
             if not chunk:
                 return None
             data += chunk
@@ -227,10 +229,7 @@ class FixServer:
                      conn: _Conn) -> None:
         sess = st.session
         while st.conn is conn and not sess.closed:
-            try:
-                data = await asyncio.wait_for(reader.read(65536), self.tick_s)
-            except TimeoutError:
-                data = None
+            data = await read_within(reader, 65536, self.tick_s)
             if data == b"":
                 return
             if data:

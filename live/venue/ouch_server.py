@@ -30,6 +30,7 @@ import logging
 from dataclasses import dataclass, field
 
 from framework.core.events import BUY, SELL
+from live.aio import read_within
 from live.venue.matching import Reason, Report, ReportKind, Tif
 from live.venue.orders import OrderHub
 from live.wire import ouch, soupbin
@@ -130,7 +131,9 @@ class OuchServer:
                      peer: object) -> OuchSession | None:
         rd = soupbin.SoupReader()
         while True:
-            data = await asyncio.wait_for(reader.read(4096), self.timeout_s)
+            data = await read_within(reader, 4096, self.timeout_s)
+            if data is None:
+                raise TimeoutError
             if not data:
                 return None
             items = rd.feed(data)
@@ -185,9 +188,8 @@ class OuchServer:
         beat = asyncio.get_running_loop().create_task(self._heartbeats(writer))
         try:
             while sess.writer is writer:
-                try:
-                    data = await asyncio.wait_for(reader.read(65536), self.timeout_s)
-                except TimeoutError:
+                data = await read_within(reader, 65536, self.timeout_s)
+                if data is None:
                     log.warning("OUCH %r: no client heartbeat for %.1f s; ending the session",
                                 sess.username, self.timeout_s)
                     return
