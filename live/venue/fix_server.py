@@ -21,7 +21,6 @@ Prices are decimal text: ticks × ``price_mult`` ÷ 10^``price_decimals``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import itertools
 import logging
@@ -31,7 +30,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from framework.core.events import BUY, SELL
-from live.aio import read_within
+from live.aio import ConnectionSet, read_within
 from live.venue.matching import OrdType, Reason, Report, ReportKind, Tif
 from live.venue.orders import OrderHub
 from live.wire import fix
@@ -106,7 +105,7 @@ class FixServer:
         self.tick_s, self.logon_timeout_s = tick_s, logon_timeout_s
         self.sessions: dict[str, _SessionState] = {}
         self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._conns = ConnectionSet()
         self._exec_ids = itertools.count(1)
 
     async def start(self) -> int:
@@ -123,11 +122,7 @@ class FixServer:
                 st.session.logout("venue shutting down")
                 st.conn.writer.write(st.session.take_output())
                 st.conn.writer.close()
-        for t in list(self._tasks):
-            t.cancel()
-        for t in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        await self._conns.close()
         for st in self.sessions.values():
             st.session.store.close()
         if self._server is not None:
@@ -146,9 +141,7 @@ class FixServer:
 
     async def _connection(self, reader: asyncio.StreamReader,
                           writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
+        self._conns.add(writer)
         peer = writer.get_extra_info("peername")
         st: _SessionState | None = None
         conn = _Conn(self, writer)
@@ -168,8 +161,7 @@ class FixServer:
                 if st.cancel_on_disconnect:
                     self.hub.cancel_all("fix:" + st.session.target)
             writer.close()
-            if task is not None:
-                self._tasks.discard(task)
+            self._conns.discard()
 
     async def _logon(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                      conn: _Conn, peer: object) -> _SessionState | None:

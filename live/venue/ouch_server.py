@@ -30,7 +30,7 @@ import logging
 from dataclasses import dataclass, field
 
 from framework.core.events import BUY, SELL
-from live.aio import read_within
+from live.aio import ConnectionSet, read_within
 from live.venue.matching import Reason, Report, ReportKind, Tif
 from live.venue.orders import OrderHub
 from live.wire import ouch, soupbin
@@ -76,7 +76,7 @@ class OuchServer:
         self.cancel_on_disconnect = cancel_on_disconnect
         self.sessions: dict[str, OuchSession] = {}
         self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._conns = ConnectionSet()
         self._symbol = ouch.pad_symbol(hub.symbol)
 
     async def start(self) -> int:
@@ -93,20 +93,14 @@ class OuchServer:
             if s.writer is not None:
                 s.writer.write(soupbin.END_OF_SESSION_PACKET)
                 s.writer.close()
-        for t in list(self._tasks):
-            t.cancel()
-        for t in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        await self._conns.close()
         if self._server is not None:
             await self._server.wait_closed()
 
     # --- connections ------------------------------------------------------------------------
     async def _connection(self, reader: asyncio.StreamReader,
                           writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
+        self._conns.add(writer)
         peer = writer.get_extra_info("peername")
         sess: OuchSession | None = None
         try:
@@ -124,8 +118,7 @@ class OuchServer:
                 if self.cancel_on_disconnect:
                     self.hub.cancel_all(self._owner(sess))
             writer.close()
-            if task is not None:
-                self._tasks.discard(task)
+            self._conns.discard()
 
     async def _login(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                      peer: object) -> OuchSession | None:
