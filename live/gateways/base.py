@@ -156,7 +156,6 @@ class Order:
     pending_since: float = field(default_factory=time.monotonic)
     timed_out: bool = False
     _back: OrderState = OrderState.NEW  #: where a refused cancel/replace returns to
-    _want: tuple[int, int] = (0, 0)  #: (price, qty) a replace asked for
 
     @property
     def leaves(self) -> int:
@@ -207,7 +206,6 @@ class OrderTracker:
             msg = f"order {key!r}: a replace to quantity {qty} is not possible; cancel instead"
             raise OrderStateError(msg)
         o._back, o.state = o.state, OrderState.PENDING_REPLACE
-        o._want = (price, qty)
         o.pending_since, o.timed_out = time.monotonic(), False
         self._pending.add(key)
         return o

@@ -283,9 +283,8 @@ class FixServer:
                 sess.reject(m, REJ_INVALID_MSG_TYPE, f"MsgType {t!r} is not supported here")
                 return
         except fix.FixError as e:
-            tag = int(str(e).rsplit(" ", 1)[-1]) if str(e).rsplit(" ", 1)[-1].isdigit() else 0
-            sess.reject(m, REJ_REQUIRED_TAG_MISSING if "lacks" in str(e) else
-                        REJ_INCORRECT_FORMAT, str(e), tag)
+            sess.reject(m, REJ_REQUIRED_TAG_MISSING if e.missing else REJ_INCORRECT_FORMAT,
+                        str(e), e.tag)
             return
         if side_b not in (b"1", b"2", b"5"):
             sess.reject(m, REJ_VALUE_INCORRECT, f"Side {side_b!r} is not 1, 2 or 5",
@@ -328,7 +327,8 @@ class FixServer:
             qty = m.get_int(fix.T_ORDER_QTY)
         except fix.FixError as e:
             st.pending.pop(clordid)
-            sess.reject(m, REJ_REQUIRED_TAG_MISSING, str(e), fix.T_ORDER_QTY)
+            sess.reject(m, REJ_REQUIRED_TAG_MISSING if e.missing else REJ_INCORRECT_FORMAT,
+                        str(e), e.tag)
             return
         price = self._price(st, m)
         if price is None:

@@ -75,15 +75,18 @@ from typing import Final
 import numpy as np
 
 from framework.book import NO_PRICE, L3Book, l2_best_ask, l2_best_bid, l2_next_level
+from framework.core.errors import ConfigError
 from framework.core.events import (
     BUY,
     FLAG_LAST,
     FLAG_REPLACE,
     KIND_ADD,
+    KIND_BBO,
     KIND_CANCEL,
     KIND_CLEAR,
     KIND_DELETE,
     KIND_EXECUTE,
+    KIND_LEVEL,
     KIND_MODIFY,
     KIND_STATUS,
     KIND_TRADE,
@@ -244,6 +247,10 @@ class Matcher:
         n = len(events)
         if n == 0:
             return self.take_events()
+        if np.any((events["kind"] == KIND_LEVEL) | (events["kind"] == KIND_BBO)):
+            msg = ("the matcher takes order-by-order events; an L2 day reaches it as the "
+                   "replay's synthetic per-level orders, not as level or BBO rows")
+            raise ConfigError(msg)
         adds = int(np.count_nonzero(events["kind"] == KIND_ADD))
         if self.book.n_orders + adds > len(self.book.orders):
             self.book.grow(max(2 * len(self.book.orders), self.book.n_orders + adds))

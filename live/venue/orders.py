@@ -13,10 +13,14 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from framework.core.events import EventArray
 from live.venue.matching import Matcher, OrdType, Report, Tif
+
+if TYPE_CHECKING:
+    from live.venue.fix_server import FixServer
+    from live.venue.ouch_server import OuchServer
 
 log = logging.getLogger("hftlab.live.venue")
 
@@ -87,10 +91,11 @@ class OrderHub:
 class OrderServers:
     """The order ports of a venue process, running in the current event loop."""
 
-    def __init__(self, hub: OrderHub, ouch: Any = None, fix: Any = None) -> None:
+    def __init__(self, hub: OrderHub, ouch: OuchServer | None = None,
+                 fix: FixServer | None = None) -> None:
         self.hub = hub
-        self.ouch = ouch  #: OuchServer or None
-        self.fix = fix  #: FixServer or None
+        self.ouch = ouch
+        self.fix = fix
 
     async def stop(self) -> None:
         for server in (self.ouch, self.fix):
@@ -107,7 +112,8 @@ async def serve_orders(matcher: Matcher, *, symbol: str, ouch_port: int | None =
                        cancel_on_disconnect: bool = False) -> OrderServers:
     """Open the OUCH and/or FIX ports (0 = any free port) around ``matcher``; the venue
     process feeds market data through ``servers.hub.on_market`` and publishes what it
-    returns (plus what ``publish`` receives from order calls)."""
+    returns (plus what ``publish`` receives from order calls). FIX sequence numbers and
+    sent messages persist under ``fix_store`` (in memory only when it is None)."""
     from live.venue.fix_server import FixServer
     from live.venue.ouch_server import OuchServer
 

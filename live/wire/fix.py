@@ -99,7 +99,12 @@ _HEADER_TAGS: Final = frozenset({T_BEGIN_STRING, T_BODY_LENGTH, T_MSG_TYPE, T_SE
 
 
 class FixError(ValueError):
-    """A FIX field is missing or does not hold what it should."""
+    """A FIX field is missing or does not hold what it should (``tag``: which, 0 if none)."""
+
+    def __init__(self, msg: str, tag: int = 0, *, missing: bool = False) -> None:
+        super().__init__(msg)
+        self.tag = tag
+        self.missing = missing
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +125,7 @@ class FixMessage:
         v = self.get(tag)
         if v is None:
             msg = f"FIX {self.msg_type.decode(errors='replace')} lacks required tag {tag}"
-            raise FixError(msg)
+            raise FixError(msg, tag, missing=True)
         return v
 
     def get_int(self, tag: int, default: int | None = None) -> int:
@@ -133,7 +138,7 @@ class FixMessage:
             return int(v)
         except ValueError:
             msg = f"FIX tag {tag} holds {v!r}, not an integer"
-            raise FixError(msg) from None
+            raise FixError(msg, tag) from None
 
     def get_str(self, tag: int, default: str = "") -> str:
         v = self.get(tag)
@@ -201,7 +206,7 @@ def encode(msg_type: bytes, fields: Iterable[tuple[int, bytes | str | int | floa
         v = _b(value)
         if SOH in v:
             msg = f"FIX tag {tag} value {v!r} holds the SOH delimiter"
-            raise FixError(msg)
+            raise FixError(msg, tag)
         parts += [str(tag).encode(), b"=", v, SOH]
     return finish(b"".join(parts), begin)
 

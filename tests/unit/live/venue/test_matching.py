@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from framework.book import L3Book
+from framework.core.errors import ConfigError
 from framework.core.events import (
     BUY,
     EVENT_DTYPE,
@@ -17,6 +18,7 @@ from framework.core.events import (
     KIND_CANCEL,
     KIND_DELETE,
     KIND_EXECUTE,
+    KIND_LEVEL,
     KIND_MODIFY,
     KIND_STATUS,
     KIND_TRADE,
@@ -421,3 +423,12 @@ def test_batched_market_data_equals_event_by_event(seed: int, cut: int) -> None:
         assert mm.book.snapshot(8).tolist() == ref.snapshot(8).tolist()
     for r in (x for group in out[0] if group and hasattr(group[0], "kind") for x in group):
         assert r.leaves >= 0
+
+
+def test_level_rows_are_refused_not_ignored(m: Matcher) -> None:
+    """An L2 day reaches the matcher as the replay's synthetic orders: raw level rows would
+    be dropped by the L3 book, so they are refused with a message saying so."""
+    rows = make_events(kind=[KIND_LEVEL], side=[BUY], price=[100], qty=[3], exch_ts=[5])
+    with pytest.raises(ConfigError, match="synthetic per-level orders"):
+        m.on_market(rows)
+    assert m.book.qty_at(BUY, 100) == 9
