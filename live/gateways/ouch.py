@@ -207,15 +207,18 @@ class OuchGateway(OrderGateway):
                tif: TimeInForce = TimeInForce.DAY, key: str | None = None) -> Order:
         if kind != OrderKind.LIMIT:
             raise OrderError("OUCH takes limit orders only (use IOC at a marketable price)")
-        urn = self._next_urn()
+        if not self.connected:
+            raise VenueError("OUCH gateway is not connected; wait for Connected")
+        urn = self._urn + 1
         o = Order(key or f"O{urn}", side, qty, price, kind, tif)
-        self.tracker.new(o)
         app = ouch.encode_appendage({ouch.TAG_POST_ONLY: b"P"}) \
             if tif == TimeInForce.POST_ONLY else b""
         msg = ouch.encode_enter(urn, b"B" if side == Side.BUY else b"S", qty, self.symbol,
                                 price * self.price_mult,
                                 ouch.TIF_IOC if tif == TimeInForce.IOC else ouch.TIF_DAY,
-                                ouch.pad_clordid(o.key[:14]), app)
+                                ouch.pad_clordid(o.key[:14]), app)  # raises if it cannot
+        self.tracker.new(o)
+        self._urn = urn
         self._send(msg)
         self._key_of[urn] = o.key
         self._urn_of[o.key] = urn

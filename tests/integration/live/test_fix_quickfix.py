@@ -32,7 +32,6 @@ from live.venue.orders import serve_orders
 
 pytest.importorskip("quickfix", reason="quickfix (the live-test extra) is not installed")
 
-pytestmark = pytest.mark.slow
 PEER = Path(__file__).with_name("quickfix_peer.py")
 
 

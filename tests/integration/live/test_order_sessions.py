@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from framework.core.errors import OrderError, VenueError
 from framework.core.events import BUY, FLAG_LAST, KIND_ADD, KIND_EXECUTE, SELL, make_events
 from live.gateways.base import (
     Ack,
@@ -22,6 +23,7 @@ from live.gateways.base import (
     Connected,
     Fill,
     OrderGateway,
+    OrderKind,
     OrderState,
     Rejected,
     Replaced,
@@ -261,3 +263,21 @@ def test_fix_sequence_numbers_survive_a_gateway_restart(tmp_path: Path) -> None:
             await servers.stop()
 
     asyncio.run(asyncio.wait_for(main(), 60))
+
+
+@pytest.mark.parametrize("proto", PROTOCOLS)
+def test_requests_while_disconnected_raise_and_leave_no_order(proto: str,
+                                                              tmp_path: Path) -> None:
+    g: OrderGateway = (
+        OuchGateway("127.0.0.1", 9, username="u", password="p", symbol="TEST")
+        if proto == "ouch" else
+        FixGateway("127.0.0.1", 9, sender="A", target="B", symbol="TEST"))
+    with pytest.raises(VenueError, match="not"):
+        g.submit(Side.BUY, 1, 100)
+    assert g.orders == {}
+
+
+def test_ouch_takes_limit_orders_only() -> None:
+    g = OuchGateway("127.0.0.1", 9, username="u", password="p", symbol="TEST")
+    with pytest.raises(OrderError, match="limit orders only"):
+        g.submit(Side.BUY, 1, 100, kind=OrderKind.MARKET)
