@@ -9,13 +9,16 @@ market data (:meth:`OrderHub.on_market`), in the order the matcher produced them
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from framework.core.events import EventArray
+import numpy as np
+
+from framework.core.events import EventArray, empty_events
 from live.venue.matching import Matcher, OrdType, Report, Tif
 
 if TYPE_CHECKING:
@@ -131,4 +134,50 @@ async def serve_orders(matcher: Matcher, *, symbol: str, ouch_port: int | None =
     return servers
 
 
-__all__ = ["OrderHub", "OrderServers", "serve_orders"]
+class OrderPorts:
+    """The order ports as the venue loop's order hook (``live.venue.server.OrderHook``):
+    ``on_market(events)`` matches a replayed message's events and returns the client
+    activity they caused, ``poll()`` serves the sockets without blocking and returns the
+    client activity of the orders that came in, ``close()`` ends every session.
+
+    The venue loop is synchronous, so the servers get an asyncio loop of their own that
+    only runs inside these calls: each ``poll()`` turns it a few times with a zero
+    timeout (socket reads and writes ready by then are done; heartbeat timers fire late by
+    at most the venue's poll interval). For the feed's wire prices, pass the replay's
+    ``price_step`` as ``price_mult`` (ITCH/OUCH prices have 4 implied decimals:
+    ``price_decimals=4`` for FIX).
+    """
+
+    #: event-loop turns per poll: a request read, matched and answered takes two or three
+    TURNS = 4
+
+    def __init__(self, *, symbol: str, ouch_port: int | None = None,
+                 fix_port: int | None = None, matcher: Matcher | None = None,
+                 instrument: int = 0, **options: Any) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._rows: list[EventArray] = []
+        m = matcher if matcher is not None else Matcher(instrument=instrument)
+        self.servers = self._loop.run_until_complete(serve_orders(
+            m, symbol=symbol, ouch_port=ouch_port, fix_port=fix_port,
+            publish=self._rows.append, **options))
+        self.hub = self.servers.hub
+
+    def on_market(self, events: EventArray) -> EventArray:
+        return self.hub.on_market(events)
+
+    def poll(self) -> EventArray:
+        for _ in range(self.TURNS):
+            self._loop.run_until_complete(asyncio.sleep(0))
+        if not self._rows:
+            return empty_events(0)
+        rows, self._rows = self._rows, []
+        return rows[0] if len(rows) == 1 else np.concatenate(rows)
+
+    def close(self) -> None:
+        if self._loop.is_closed():
+            return
+        self._loop.run_until_complete(self.servers.stop())
+        self._loop.close()
+
+
+__all__ = ["OrderHub", "OrderPorts", "OrderServers", "serve_orders"]
