@@ -29,6 +29,8 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from framework.core.errors import OrderError
 
 
@@ -164,6 +166,39 @@ class Order:
     @property
     def live(self) -> bool:
         return self.state not in TERMINAL
+
+
+class LatencyLog:
+    """A gateway's per-message encode and decode times in preallocated rings of
+    ``capacity`` (the hot path writes one int64); :meth:`summary` reads them off it."""
+
+    def __init__(self, capacity: int = 1 << 16) -> None:
+        self.encode_ns = np.zeros(capacity, np.int64)
+        self.decode_ns = np.zeros(capacity, np.int64)
+        self.n_encoded = 0
+        self.n_decoded = 0
+
+    def encoded(self, ns: int) -> None:
+        self.encode_ns[self.n_encoded % len(self.encode_ns)] = ns
+        self.n_encoded += 1
+
+    def decoded(self, ns: int) -> None:
+        self.decode_ns[self.n_decoded % len(self.decode_ns)] = ns
+        self.n_decoded += 1
+
+    def summary(self) -> dict[str, float]:
+        """Counts, p50, p99 and max (ns) of the last ``capacity`` of each."""
+        out: dict[str, float] = {}
+        for name, arr, n in (("encode", self.encode_ns, self.n_encoded),
+                             ("decode", self.decode_ns, self.n_decoded)):
+            out[f"{name}_count"] = float(n)
+            w = arr[:min(n, len(arr))]
+            if len(w):
+                p50, p99 = np.percentile(w, [50, 99])
+                out[f"{name}_ns_p50"] = float(p50)
+                out[f"{name}_ns_p99"] = float(p99)
+                out[f"{name}_ns_max"] = float(w.max())
+        return out
 
 
 class OrderTracker:
@@ -317,6 +352,7 @@ class OrderGateway(ABC):
 
     events: asyncio.Queue[Event]
     tracker: OrderTracker
+    latency: LatencyLog  #: encode/decode time per message (see each gateway for what counts)
 
     @abstractmethod
     async def connect(self) -> None:
@@ -364,6 +400,7 @@ __all__ = [
     "Disconnected",
     "Event",
     "Fill",
+    "LatencyLog",
     "Order",
     "OrderGateway",
     "OrderKind",

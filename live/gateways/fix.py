@@ -27,6 +27,7 @@ from live.gateways.base import (
     Connected,
     Disconnected,
     Event,
+    LatencyLog,
     Order,
     OrderGateway,
     OrderKind,
@@ -59,6 +60,9 @@ class FixGateway(OrderGateway):
         self.reset_on_logon = reset_on_logon
         self.events: asyncio.Queue[Event] = asyncio.Queue()
         self.tracker = OrderTracker(self.events, timeout_s=timeout_s)
+        #: encode: a request's encode and its append to the sequence store; decode: a read's
+        #: framing, checksum and parse, per message of that read
+        self.latency = LatencyLog()
         path = None if store_dir is None else store_dir / f"{sender}-{target}"
         self.session = FixSession(sender, target, SeqStore(path), heartbeat_s=heartbeat_s,
                                   clock=time.time_ns)
@@ -150,7 +154,13 @@ class FixGateway(OrderGateway):
                                          f"({sess.closed or 'connection closed'})")
                     raise ConnectionResetError(sess.closed or "venue closed the connection")
                 if data:
-                    for m in sess.receive(data):
+                    n0 = sess.received.total()
+                    t0 = time.perf_counter_ns()
+                    msgs = sess.receive(data)
+                    n = sess.received.total() - n0
+                    if n:
+                        self.latency.decoded((time.perf_counter_ns() - t0) // n)
+                    for m in msgs:
                         self._apply(m)
                 if sess.logged_on and not announced:
                     announced = True
@@ -199,7 +209,9 @@ class FixGateway(OrderGateway):
     def _send(self, msg_type: bytes, fields: list[tuple[int, bytes | str | int | float]]) -> None:
         if not self.connected or not self.session.logged_on:
             raise VenueError("FIX gateway is not logged on; wait for Connected")
+        t0 = time.perf_counter_ns()
         self.session.send(msg_type, fields)
+        self.latency.encoded(time.perf_counter_ns() - t0)
         self._flush()
 
     def submit(self, side: Side, qty: int, price: int, *, kind: OrderKind = OrderKind.LIMIT,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from framework.core.errors import OrderError, VenueError
 from live.aio import read_within
@@ -23,6 +24,7 @@ from live.gateways.base import (
     Connected,
     Disconnected,
     Event,
+    LatencyLog,
     Order,
     OrderGateway,
     OrderKind,
@@ -52,6 +54,7 @@ class OuchGateway(OrderGateway):
         self.cancel_on_disconnect = cancel_on_disconnect
         self.events: asyncio.Queue[Event] = asyncio.Queue()
         self.tracker = OrderTracker(self.events, timeout_s=timeout_s)
+        self.latency = LatencyLog()  #: OUCH message encode / decode, each alone
         self.applied = 0  #: sequence number of the last sequenced message applied
         self.connects = 0
         self._urn = first_ref - 1
@@ -211,12 +214,14 @@ class OuchGateway(OrderGateway):
             raise VenueError("OUCH gateway is not connected; wait for Connected")
         urn = self._urn + 1
         o = Order(key or f"O{urn}", side, qty, price, kind, tif)
+        t0 = time.perf_counter_ns()
         app = ouch.encode_appendage({ouch.TAG_POST_ONLY: b"P"}) \
             if tif == TimeInForce.POST_ONLY else b""
         msg = ouch.encode_enter(urn, b"B" if side == Side.BUY else b"S", qty, self.symbol,
                                 price * self.price_mult,
                                 ouch.TIF_IOC if tif == TimeInForce.IOC else ouch.TIF_DAY,
                                 ouch.pad_clordid(o.key[:14]), app)  # raises if it cannot
+        self.latency.encoded(time.perf_counter_ns() - t0)
         self.tracker.new(o)
         self._urn = urn
         self._send(msg)
@@ -247,8 +252,10 @@ class OuchGateway(OrderGateway):
         self._replacing[urn] = key
 
     def _apply(self, payload: bytes) -> None:
+        t0 = time.perf_counter_ns()
         try:
             m = ouch.decode_outbound(payload)
+            self.latency.decoded(time.perf_counter_ns() - t0)
         except ouch.OuchError as e:
             log.error("OUCH gateway: undecodable venue message: %s", e)
             return

@@ -106,6 +106,10 @@ def test_enter_partial_fill_then_full_fill(proto: str, tmp_path: Path) -> None:
         assert (f.qty, f.price, f.liquidity, f.leaves) == (4, 101, "A", 0)
         assert o.state == OrderState.FILLED
         assert o.filled == 10
+        lat = g.latency.summary()  # measured per message in the gateway
+        assert lat["encode_count"] == 1
+        assert lat["decode_count"] >= 3
+        assert 0 < lat["decode_ns_p50"] <= lat["decode_ns_max"]
 
     run(proto, tmp_path, body)
 

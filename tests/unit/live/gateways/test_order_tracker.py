@@ -11,6 +11,7 @@ from live.gateways.base import (
     Canceled,
     CancelRejected,
     Fill,
+    LatencyLog,
     Order,
     OrderState,
     OrderStateError,
@@ -190,3 +191,16 @@ def test_rejected_is_terminal() -> None:
     assert not o.live
     assert o.leaves == 0
     assert isinstance(drain(q)[0], Rejected)
+
+
+def test_latency_log_is_a_ring_summarised_off_the_hot_path() -> None:
+    log = LatencyLog(capacity=4)
+    assert log.summary() == {"encode_count": 0.0, "decode_count": 0.0}
+    for ns in (10, 20, 30, 40, 1000):  # the fifth overwrites the first
+        log.encoded(ns)
+    log.decoded(7)
+    s = log.summary()
+    assert s["encode_count"] == 5
+    assert s["encode_ns_max"] == 1000
+    assert s["encode_ns_p50"] == 35  # of 20, 30, 40, 1000
+    assert (s["decode_count"], s["decode_ns_p50"]) == (1, 7)
