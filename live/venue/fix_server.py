@@ -154,6 +154,8 @@ class FixServer:
         except TimeoutError:
             log.warning("FIX connection %s: no Logon within %.1f s; closing", peer,
                         self.logon_timeout_s)
+        except Exception:  # a defect here ends this session, never the venue
+            log.exception("FIX connection %s: internal error; ending the session", peer)
         finally:
             if st is not None and st.conn is conn:
                 st.conn = None

@@ -313,6 +313,10 @@ class Matcher:
         self.book.apply(k, side, price, qty, order_id=oid)
         after = self.book.order(oid)
         if k == KIND_ADD:
+            if before is not None:  # an add of a live id replaces that order (L3 book rule)
+                self._consumed.pop(oid, None)
+                for c in self._levels.get((before[0], before[1]), ()):
+                    c.ahead.discard(oid)
             if after is not None:
                 self._on_incoming(oid, after[0], after[1], after[2])
                 self._close_rows()

@@ -112,6 +112,8 @@ class OuchServer:
         except TimeoutError:
             log.warning("OUCH connection %s sent no login request within %.1f s; closing",
                         peer, self.timeout_s)
+        except Exception:  # a defect here ends this session, never the venue
+            log.exception("OUCH connection %s: internal error; ending the session", peer)
         finally:
             if sess is not None and sess.writer is writer:
                 sess.writer = None

@@ -432,3 +432,11 @@ def test_level_rows_are_refused_not_ignored(m: Matcher) -> None:
     with pytest.raises(ConfigError, match="synthetic per-level orders"):
         m.on_market(rows)
     assert m.book.qty_at(BUY, 100) == 9
+
+
+def test_an_add_of_a_live_id_replaces_it_behind_the_client(m: Matcher) -> None:
+    oid = m.submit("a", "t1", BUY, 3, 100)[0].order_id
+    m.on_market(ev((KIND_ADD, BUY, 100, 5, 1)))  # id1 again: the old one is gone
+    assert m.queue_ahead(oid) == 4
+    m.on_market(ev((KIND_EXECUTE, BUY, 100, 2, 1)))  # now behind us: we fill first
+    assert fills(m.take_reports()) == [(100, 2, LIQ_ADDED)]
