@@ -40,7 +40,7 @@ def run(body: Callable[[OrderServers], Awaitable[None]], tmp: Path, **kw: object
                                      fix_store=tmp, ouch_users={"u1": "pw", "u2": "pw"},
                                      **kw)  # type: ignore[arg-type]
         servers.ouch.heartbeat_s = 0.1
-        servers.ouch.timeout_s = 0.6
+        servers.ouch.timeout_s = 1.5
         try:
             await body(servers)
         finally:
