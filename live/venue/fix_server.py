@@ -24,6 +24,7 @@ import asyncio
 import functools
 import itertools
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -47,6 +48,7 @@ from live.wire.fix_session import (
 log = logging.getLogger("hftlab.live.venue.fix")
 
 T_CANCEL_ON_DISCONNECT = 8013  #: venue-specific Logon tag: Y = cancel orders on disconnect
+_COMP_ID = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,63}")
 
 #: OrdRejReason (103) of each matcher reason
 _ORD_REJ = {
@@ -186,7 +188,11 @@ class FixServer:
             log.warning("FIX %s: first message is not a Logon; closing", peer)
             return None
         client = first.get_str(fix.T_SENDER)
-        if not client or first.get(fix.T_TARGET) != self.comp_id.encode():
+        if not _COMP_ID.fullmatch(client):  # it names a directory of the store
+            log.warning("FIX %s: SenderCompID %r is not 1-64 of A-Z a-z 0-9 _ - . (not "
+                        "starting with a dot); closing", peer, client[:80])
+            return None
+        if first.get(fix.T_TARGET) != self.comp_id.encode():
             log.warning("FIX %s: Logon from %r to %r is not for %s; closing", peer, client,
                         first.get_str(fix.T_TARGET), self.comp_id)
             return None

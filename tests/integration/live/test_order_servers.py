@@ -256,6 +256,12 @@ def test_fix_logon_rules(tmp_path: Path) -> None:
         c.w.write(fix.encode(fix.HEARTBEAT, [], seq=1, sender="RAW", target="HFTLAB",
                              sending_time=fix.utc_timestamp(time.time_ns())))
         assert await c.r.read() == b""  # not a Logon: hung up
+        for bad in ("../../etc", ".hidden", "a/b"):  # it would name a store directory
+            c = await Fix.open(s.fix.port, sender=bad)
+            c.s.logon()
+            c.flush()
+            assert await c.r.read() == b""
+        assert not any(tmp_path.parent.glob("*etc*"))
         c = await Fix.open(s.fix.port, sender="STRANGER")
         c.s.logon()
         c.flush()
