@@ -141,6 +141,13 @@ class OuchGateway(OrderGateway):
                              f"(code {first.payload!r})")
         acc = soupbin.decode_login_accepted(first.payload)
         next_seq = acc.sequence
+        if next_seq != self.applied + 1:
+            # not the session we left (a new one, or the venue lost messages): its numbers
+            # are the ones that count, or every message up to our old count would be skipped
+            log.warning("OUCH gateway: asked for sequence %d, session %r starts at %d; "
+                        "following the venue's numbering", self.applied + 1, acc.session,
+                        next_seq)
+            self.applied = next_seq - 1
         self._writer = writer
         reconnect = self.connects > 0
         self.connects += 1

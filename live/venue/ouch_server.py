@@ -86,12 +86,16 @@ class OuchServer:
         log.info("OUCH/SoupBinTCP listening on %s:%d", self.host, self.port)
         return self.port
 
-    async def stop(self) -> None:
+    async def stop(self, *, end_session: bool = True) -> None:
+        """Close the port. ``end_session`` tells connected clients the session is over
+        (End of Session: they do not come back); without it they see the connection drop
+        and reconnect to whatever listens next (a venue restarting mid-day)."""
         if self._server is not None:
             self._server.close()
         for s in self.sessions.values():
             if s.writer is not None:
-                s.writer.write(soupbin.END_OF_SESSION_PACKET)
+                if end_session:
+                    s.writer.write(soupbin.END_OF_SESSION_PACKET)
                 s.writer.close()
         await self._conns.close()
         if self._server is not None:

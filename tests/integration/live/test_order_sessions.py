@@ -21,6 +21,7 @@ from live.gateways.base import (
     Canceled,
     CancelRejected,
     Connected,
+    Disconnected,
     Fill,
     OrderGateway,
     OrderKind,
@@ -285,3 +286,61 @@ def test_ouch_takes_limit_orders_only() -> None:
     g = OuchGateway("127.0.0.1", 9, username="u", password="p", symbol="TEST")
     with pytest.raises(OrderError, match="limit orders only"):
         g.submit(Side.BUY, 1, 100, kind=OrderKind.MARKET)
+
+
+@pytest.mark.parametrize("proto", PROTOCOLS)
+def test_reconnect_with_backoff_to_a_restarted_venue(proto: str, tmp_path: Path) -> None:
+    """The venue goes away: the gateway retries (backing off) until one listens on the port
+    again, logs on, and trades there (a new OUCH session numbers its messages from 1)."""
+
+    async def main() -> None:
+        servers = await serve_orders(book(), symbol="TEST", ouch_port=0, fix_port=0,
+                                     fix_store=tmp_path / "venue")
+        port = servers.ouch.port if proto == "ouch" else servers.fix.port
+        g: OrderGateway = (
+            OuchGateway("127.0.0.1", port, username="u1", password="pw", symbol="TEST",
+                        heartbeat_s=0.2, backoff=(0.02, 0.2))
+            if proto == "ouch" else
+            FixGateway("127.0.0.1", port, sender="CLI", target="HFTLAB", symbol="TEST",
+                       store_dir=tmp_path / "client", heartbeat_s=1, backoff=(0.02, 0.2)))
+        await g.connect()
+        g.submit(Side.BUY, 1, 95)
+        await g.wait_for(Ack)
+        if servers.ouch is not None:  # gone without an End of Session: a crash
+            await servers.ouch.stop(end_session=False)
+        if servers.fix is not None:
+            await servers.fix.stop()
+        await g.wait_for(Disconnected)
+        await asyncio.sleep(0.5)  # several refused attempts
+        kw = {"ouch_port": port} if proto == "ouch" else {"fix_port": port}
+        servers = await serve_orders(book(), symbol="TEST", fix_store=tmp_path / "venue",
+                                     **kw)  # type: ignore[arg-type]
+        try:
+            assert isinstance(await g.wait_for(Connected, 10), Connected)
+            o = g.submit(Side.BUY, 2, 96)
+            ack = await g.wait_for(Ack)
+            assert isinstance(ack, Ack)
+            assert ack.key == o.key
+        finally:
+            await g.close()
+            await servers.stop()
+
+    asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_ouch_end_of_session_stops_the_gateway(tmp_path: Path) -> None:
+    async def main() -> None:
+        servers = await serve_orders(book(), symbol="TEST", ouch_port=0)
+        g = OuchGateway("127.0.0.1", servers.ouch.port, username="u1", password="pw",
+                        symbol="TEST", backoff=(0.02, 0.05))
+        await g.connect()
+        await servers.stop()  # End of Session: the day is over for this session
+        d = await g.wait_for(Disconnected)
+        assert isinstance(d, Disconnected)
+        assert "ended the session" in d.reason
+        await asyncio.sleep(0.3)  # a retrying gateway would report refused connections here
+        assert g.events.empty()
+        assert not g.connected
+        await g.close()
+
+    asyncio.run(asyncio.wait_for(main(), 30))
