@@ -1,0 +1,1 @@
+"""The simulated venue: replay, feed, order sessions and matching."""

@@ -1,0 +1,1 @@
+"""Wire formats of the live side: encoders and decoders, no sockets."""
