@@ -6,8 +6,9 @@
   Reject of a bad message.
 
 QuickFIX runs in its own process (``quickfix_peer.py``). QuickFIX 1.16 has no setting for
-the acceptor's listen address, so its acceptor listens on every interface (on a free port,
-for the seconds the test runs); everything else binds and connects to 127.0.0.1.
+the acceptor's listen address (it binds the wildcard address), so that process runs with a
+small ``LD_PRELOAD`` shim (``loopback_bind.c``, compiled by the test) that turns a wildcard
+bind into a bind to 127.0.0.1; the test checks the acceptor listens on loopback only.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import shutil
 import socket
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -33,6 +37,32 @@ from live.venue.orders import serve_orders
 pytest.importorskip("quickfix", reason="quickfix (the live-test extra) is not installed")
 
 PEER = Path(__file__).with_name("quickfix_peer.py")
+SHIM = Path(__file__).with_name("loopback_bind.c")
+
+
+@pytest.fixture(scope="module")
+def loopback_shim(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The compiled LD_PRELOAD shim that keeps QuickFIX's acceptor on 127.0.0.1."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler for the loopback shim QuickFIX's acceptor needs")
+    out = tmp_path_factory.mktemp("shim") / "loopback_bind.so"
+    subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", str(out), str(SHIM), "-ldl"],
+                   check=True, capture_output=True, timeout=60)
+    return out
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses of IPv4/IPv6 sockets listening on ``port`` (from /proc/net)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as f:
+            for line in list(f)[1:]:
+                local, state = line.split()[1], line.split()[3]
+                addr, p = local.rsplit(":", 1)
+                if state == "0A" and int(p, 16) == port:  # 0A: LISTEN
+                    found.add(addr)
+    return found
 
 
 def free_port() -> int:
@@ -113,10 +143,11 @@ class Peer:
 
 
 @contextlib.asynccontextmanager
-async def quickfix(cfg: Path) -> Any:
+async def quickfix(cfg: Path, preload: Path | None = None) -> Any:
+    env = {**os.environ, "LD_PRELOAD": str(preload)} if preload is not None else None
     proc = await asyncio.create_subprocess_exec(
         sys.executable, str(PEER), str(cfg), stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE)
+        stdout=asyncio.subprocess.PIPE, env=env)
     peer = Peer(proc)
     try:
         await until(lambda: peer.started, "QuickFIX to start")
@@ -133,11 +164,14 @@ async def until(cond: Callable[[], bool], what: str, timeout: float = 15.0) -> N
         await asyncio.sleep(0.02)
 
 
-def test_gateway_against_quickfix_acceptor(tmp_path: Path) -> None:
+def test_gateway_against_quickfix_acceptor(tmp_path: Path, loopback_shim: Path) -> None:
     port = free_port()
 
     async def main() -> None:
-        async with quickfix(config(tmp_path, "acceptor", port, "QFVENUE", "GW")) as qf:
+        cfg = config(tmp_path, "acceptor", port, "QFVENUE", "GW")
+        async with quickfix(cfg, preload=loopback_shim) as qf:
+            # 0100007F: 127.0.0.1 in /proc/net/tcp's byte order; nothing on 0.0.0.0 or ::
+            assert listening_addresses(port) == {"0100007F"}
             g = FixGateway("127.0.0.1", port, sender="GW", target="QFVENUE", symbol="TEST",
                            store_dir=tmp_path / "gw", heartbeat_s=1, cl_prefix="c")
             try:
