@@ -1,0 +1,1 @@
+"""Exchange wire formats: encoders and decoders (pure functions over bytes)."""
