@@ -31,7 +31,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -154,8 +154,13 @@ def encode_events_nb(
     locate: int,
     stock: npt.NDArray[np.uint8],
     status: npt.NDArray[np.int8],
+    book: Any,
+    match_no: npt.NDArray[np.uint64],
 ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64], npt.NDArray[np.int64], int, int]:
     """Encode ``ev`` as length-prefixed ITCH messages (BinaryFILE framing).
+
+    ``book`` (a typed dict order id -> (price, shares, side), :func:`new_order_table`) and
+    ``match_no[0]`` (the next match number) carry the state from one call to the next.
 
     Returns ``(buf, ends, src, messages, bytes)``: message ``k`` with its prefix is
     ``buf[ends[k - 1]:ends[k]]`` (``ends[-1]`` = 0) and came from event ``src[k]``.
@@ -165,10 +170,9 @@ def encode_events_nb(
     buf = np.empty(max(64, n * 40), np.uint8)
     ends = np.empty(max(16, n + 16), np.int64)
     src = np.empty(max(16, n + 16), np.int64)
-    book = Dict.empty(key_type=types.int64, value_type=_ORDER_VALUE)
     p = 0
     m = 0
-    match = np.uint64(1)
+    match = match_no[0]
     for i in range(n):
         e = ev[i]
         status[i] = ENC_OK
@@ -371,7 +375,13 @@ def encode_events_nb(
             m += 1
         else:
             status[i] = ENC_NOT_L3
+    match_no[0] = match
     return buf, ends, src, m, p
+
+
+def new_order_table() -> Any:
+    """The encoder's table of resting orders (empty)."""
+    return Dict.empty(key_type=types.int64, value_type=_ORDER_VALUE)
 
 
 def price_qty_steps(tick_size: Decimal, lot_size: Decimal) -> tuple[int, int]:
@@ -423,6 +433,23 @@ class ItchStream:
         return [self.message(k) for k in range(len(self))]
 
 
+class ItchEncoder:
+    """Encodes one instrument's events call after call, keeping the resting orders (so a
+    later execution finds the order an earlier call added) and the match numbers."""
+
+    def __init__(self, *, date: dt.date, symbol: str, price_step: int = 1, qty_step: int = 1,
+                 locate: int = 1) -> None:
+        self.base = midnight_ns(date, NY)
+        self.stock = np.frombuffer(stock_field(symbol), np.uint8).copy()
+        self.price_step, self.qty_step, self.locate = int(price_step), int(qty_step), int(locate)
+        self.book = new_order_table()
+        self.match_no = np.ones(1, np.uint64)
+
+    def encode(self, events: EventArray, *, preamble: bool = False) -> ItchStream:
+        """The messages of ``events`` (a DataError names the first event ITCH cannot hold)."""
+        return _encode(self, events, preamble)
+
+
 def encode_events(
     events: EventArray, *, date: dt.date, symbol: str, price_step: int = 1,
     qty_step: int = 1, locate: int = 1, preamble: bool = True,
@@ -430,11 +457,17 @@ def encode_events(
     """Encode one instrument's events as ITCH 5.0; with ``preamble`` the stream starts with a
     Stock Directory (``R``) message naming ``symbol`` for ``locate``, so a handler joining
     the feed can name the book."""
-    base = midnight_ns(date, NY)
-    stock = np.frombuffer(stock_field(symbol), np.uint8).copy()
+    enc = ItchEncoder(date=date, symbol=symbol, price_step=price_step, qty_step=qty_step,
+                      locate=locate)
+    return enc.encode(events, preamble=preamble)
+
+
+def _encode(enc: ItchEncoder, events: EventArray, preamble: bool) -> ItchStream:
+    base, stock, locate = enc.base, enc.stock, enc.locate
     status = np.zeros(len(events), np.int8)
-    buf, ends, src, m, p = encode_events_nb(np.ascontiguousarray(events), base, int(price_step),
-                                            int(qty_step), int(locate), stock, status)
+    buf, ends, src, m, p = encode_events_nb(np.ascontiguousarray(events), base, enc.price_step,
+                                            enc.qty_step, locate, stock, status, enc.book,
+                                            enc.match_no)
     bad = np.flatnonzero(np.isin(status, list(FATAL)))
     if bad.shape[0]:
         i = int(bad[0])

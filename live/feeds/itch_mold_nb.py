@@ -1,0 +1,166 @@
+"""Compiled hot path of the ITCH-over-MoldUDP64 feed handler.
+
+A batch of received packets sits in one ``uint8`` buffer, one fixed-size slot per packet.
+:func:`frame_batch_nb` takes the packets that continue the sequence (dropping what was seen
+already, stopping at the first packet that would leave a gap, a control packet that says
+one exists, or the end of the session: those go back to Python), and lists their messages;
+the framework's ITCH kernels classify and decode them into EVENT_DTYPE rows with the order
+table kept across batches; :func:`apply_nb` applies the events to the framework's L3 book
+and can take a snapshot of the book at every packet boundary.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit
+
+from framework.book.l2 import BOOK_FULL, POOL_FULL, l2_snapshot
+from framework.book.l3 import l3_apply
+from framework.core.events import FLAG_LAST
+from framework.ingest.itch_nb import MSG_OK
+from live.wire.moldudp64 import (
+    COUNT_END_OF_SESSION,
+    COUNT_HEARTBEAT,
+    PKT_OK,
+    SESSION_LEN,
+    frame_packet_nb,
+)
+
+PKT_OTHER_SESSION = 100  #: a valid packet of another session than the one followed
+DONE = 0  #: :func:`apply_nb` applied every event
+
+
+@njit(cache=True)
+def frame_batch_nb(
+    pbuf: npt.NDArray[np.uint8],
+    slot: int,
+    plen: npt.NDArray[np.int64],
+    k0: int,
+    npk: int,
+    session: npt.NDArray[np.uint8],
+    expected: int,
+    offs: npt.NDArray[np.int64],
+    lens: npt.NDArray[np.int64],
+    msg_lts: npt.NDArray[np.int64],
+    prts: npt.NDArray[np.int64],
+    pkt_status: npt.NDArray[np.int64],
+    acc_end: npt.NDArray[np.int64],
+    acc_next: npt.NDArray[np.int64],
+) -> tuple[int, int, int, int]:
+    """Frame packets ``k0..npk-1``: ``(stop, accepted packets, messages, expected)``.
+
+    Messages of accepted packets (in sequence order, duplicates dropped) go to ``offs`` /
+    ``lens`` with their packet's receive time in ``msg_lts``; ``acc_end[a]`` is the message
+    count after accepted packet ``a`` and ``acc_next[a]`` the sequence number after it.
+    ``pkt_status[k]`` gets each packet's framing status. ``stop`` is the first packet left
+    for the caller (a gap, a control packet ahead of ``expected``, an end of session), or
+    ``npk``.
+    """
+    m = 0
+    na = 0
+    for k in range(k0, npk):
+        off = k * slot
+        st, useq, count = frame_packet_nb(pbuf, off, plen[k], offs, lens, m)
+        if st == PKT_OK:
+            for i in range(SESSION_LEN):
+                if pbuf[off + i] != session[i]:
+                    st = PKT_OTHER_SESSION
+                    break
+        pkt_status[k] = st
+        if st != PKT_OK:
+            continue
+        seq = np.int64(useq)
+        if count == COUNT_HEARTBEAT or count == COUNT_END_OF_SESSION:
+            if seq > expected or count == COUNT_END_OF_SESSION:
+                return k, na, m, expected
+            continue
+        if seq > expected:
+            return k, na, m, expected
+        last = seq + count
+        if last <= expected:  # seen already (a resend, a duplicate)
+            continue
+        skip = expected - seq
+        keep = count - skip
+        if skip > 0:
+            for q in range(keep):
+                offs[m + q] = offs[m + skip + q]
+                lens[m + q] = lens[m + skip + q]
+        for q in range(m, m + keep):
+            msg_lts[q] = prts[k]
+        m += keep
+        expected = last
+        acc_end[na] = m
+        acc_next[na] = expected
+        na += 1
+    return npk, na, m, expected
+
+
+@njit(cache=True)
+def ok_counts_nb(status: npt.NDArray[np.int8], acc_end: npt.NDArray[np.int64], na: int,
+                 ok_cum: npt.NDArray[np.int64]) -> int:
+    """``ok_cum[a]`` = decoded (MSG_OK) messages up to the end of accepted packet ``a``;
+    returns the total."""
+    n = 0
+    i = 0
+    for a in range(na):
+        while i < acc_end[a]:
+            n += status[i] == MSG_OK
+            i += 1
+        ok_cum[a] = n
+    return n
+
+
+@njit(cache=True)
+def apply_nb(
+    meta: npt.NDArray[np.int64],
+    qty: npt.NDArray[np.int64],
+    ends: npt.NDArray[np.int64],
+    orders: npt.NDArray[np.int64],
+    table: npt.NDArray[np.int64],
+    ev: npt.NDArray[np.void],
+    i0: int,
+    n_ev: int,
+    locate: int,
+    ok_cum: npt.NDArray[np.int64],
+    acc_next: npt.NDArray[np.int64],
+    na: int,
+    pk0: int,
+    seen0: int,
+    levels: int,
+    rows: npt.NDArray[np.int64],
+    rows_seq: npt.NDArray[np.int64],
+    r0: int,
+) -> tuple[int, int, int, int, int]:
+    """Apply ``ev[i0:n_ev]`` (events of ``locate`` only) to the L3 book; after the last
+    message of each accepted packet, snapshot the top ``levels`` into ``rows[r]`` (with the
+    next sequence number in ``rows_seq[r]``) while there is room. Returns ``(next event,
+    next packet, messages seen, rows written, code)``: code ``DONE``, or ``POOL_FULL`` /
+    ``BOOK_FULL`` (grow the book and call again from the returned position)."""
+    pk = pk0
+    seen = seen0
+    r = r0
+    i = i0
+    record = rows.shape[0] > 0
+    while True:
+        while pk < na and seen == ok_cum[pk]:
+            if record and r < rows.shape[0]:
+                l2_snapshot(meta, qty, levels, rows[r])
+                rows_seq[r] = acc_next[pk]
+                r += 1
+            pk += 1
+        if i >= n_ev:
+            break
+        e = ev[i]
+        res = DONE
+        if e.instrument == locate:
+            res = l3_apply(meta, qty, ends, orders, table, e.kind, e.side, e.price, e.qty,
+                           np.int64(e.order_id))
+            if res == POOL_FULL:
+                return i, pk, seen, r, POOL_FULL
+        if e.flags & FLAG_LAST:
+            seen += 1
+        i += 1
+        if res == BOOK_FULL:
+            return i, pk, seen, r, BOOK_FULL
+    return i, pk, seen, r, DONE
