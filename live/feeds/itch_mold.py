@@ -136,6 +136,13 @@ class MoldFeedHandler:
             self.sock.bind((host, port))
         self.sock.setblocking(False)
         self.port = self.sock.getsockname()[1]
+        # re-requests go out of (and resends come back to) a unicast socket of their own: a
+        # socket bound to a multicast group would not receive the unicast resends
+        self.req_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+        self.req_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER)
+        self.req_sock.bind((interface, 0))
+        self.req_sock.setblocking(False)
+        self._socks = (self.sock, self.req_sock)
         # batch buffers (allocated once)
         self._pbuf = np.zeros(self.batch * SLOT, np.uint8)
         self._pmv = memoryview(self._pbuf)
@@ -199,23 +206,26 @@ class MoldFeedHandler:
         return applied
 
     def _recv(self, timeout_s: float) -> int:
+        """Fill the batch from the feed socket, then from the resend socket."""
         n = 0
         now = time.time_ns()
-        recv_into = self.sock.recv_into
         plen, mv = self._plen, self._pmv
-        while n < self.batch:
-            try:
-                ln = recv_into(mv[n * SLOT : (n + 1) * SLOT], SLOT)
-            except (BlockingIOError, InterruptedError):
-                if n == 0 and timeout_s > 0:
-                    select.select([self.sock], [], [], timeout_s)
-                    timeout_s = 0.0
-                    now = time.time_ns()
-                    continue
-                break
-            plen[n] = ln
-            self._prts[n] = now
-            n += 1
+        for sock in self._socks:
+            recv_into = sock.recv_into
+            while n < self.batch:
+                try:
+                    ln = recv_into(mv[n * SLOT : (n + 1) * SLOT], SLOT)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError as exc:  # e.g. ICMP unreachable after a re-request
+                    log.debug("receive: %s", exc)
+                    break
+                plen[n] = ln
+                self._prts[n] = now
+                n += 1
+        if n == 0 and timeout_s > 0:
+            select.select(self._socks, [], [], timeout_s)
+            return self._recv(0.0)
         return n
 
     def _process(self, k0: int, npk: int) -> int:
@@ -351,7 +361,8 @@ class MoldFeedHandler:
         if count <= 0:
             return
         try:
-            self.sock.sendto(encode_request(self.session, self.expected, count), self.rerequest)
+            self.req_sock.sendto(encode_request(self.session, self.expected, count),
+                                 self.rerequest)
         except OSError as exc:
             log.warning("re-request to %s:%d failed: %s", *self.rerequest, exc)
         gap.last_request = now
@@ -415,3 +426,4 @@ class MoldFeedHandler:
 
     def close(self) -> None:
         self.sock.close()
+        self.req_sock.close()
