@@ -43,13 +43,13 @@ from framework.book.l3 import l3_made_room, l3_new
 from framework.core.errors import VenueError
 from framework.core.events import EVENT_DTYPE
 from framework.core.timeutil import midnight_ns
-from framework.ingest.itch_nb import MSG_OK, REASONS, classify_nb, decode_more_nb
+from framework.ingest.itch_nb import MSG_OK, REASONS
 from live.feeds.itch_mold_nb import (
     DONE,
     PKT_OTHER_SESSION,
     apply_nb,
+    decode_batch_nb,
     frame_batch_nb,
-    ok_counts_nb,
 )
 from live.venue.feed import is_multicast
 from live.wire.moldudp64 import (
@@ -175,7 +175,7 @@ class MoldFeedHandler:
         self.bad: Counter[str] = Counter()
         self.messages = 0
         self.packets = 0
-        self.resent_used = 0
+        self.gaps = 0  #: gaps opened (each filled by re-request, or the alarm)
         self.requests_sent = 0
         cap = int(stats_capacity)
         self.lat_decode_ns = np.zeros(cap, np.int64)
@@ -269,12 +269,10 @@ class MoldFeedHandler:
 
     def _decode_apply(self, na: int, m: int) -> int:
         t0 = time.perf_counter_ns()
-        offs = self._offs[:m]
-        status = classify_nb(self._pbuf, offs, self._lens[:m])
-        n_ev, self._tbl, self._live = decode_more_nb(
-            self._pbuf, offs, status, self._mlts[:m], self.base_ns, self.price_step,
-            self.qty_step, self._ev, self._tbl, self._first_stock, self._live)
-        n_ok = ok_counts_nb(status, self._acc_end, na, self._ok_cum)
+        n_ev, self._tbl, self._live, n_ok, status = decode_batch_nb(
+            self._pbuf, self._offs, self._lens, self._mlts, self.base_ns, self.price_step,
+            self.qty_step, self._ev, self._tbl, self._first_stock, self._live, self._acc_end,
+            na, self._ok_cum)
         t1 = time.perf_counter_ns()
         if n_ok < m:
             self._count_bad_messages(status)
@@ -344,6 +342,7 @@ class MoldFeedHandler:
         now = time.monotonic()
         if self._gap is None:
             self._gap = _Gap(self.expected, now, now, 0.0)
+            self.gaps += 1
             log.warning("gap: expected sequence %d, the venue is at %d", self.expected,
                         self.hi)
         self._request(now)

@@ -18,7 +18,7 @@ from numba import njit
 from framework.book.l2 import BOOK_FULL, POOL_FULL, l2_snapshot
 from framework.book.l3 import l3_apply
 from framework.core.events import FLAG_LAST
-from framework.ingest.itch_nb import MSG_OK
+from framework.ingest.itch_nb import MSG_OK, classify_nb, decode_more_nb
 from live.wire.moldudp64 import (
     COUNT_END_OF_SESSION,
     COUNT_HEARTBEAT,
@@ -164,3 +164,31 @@ def apply_nb(
         if res == BOOK_FULL:
             return i, pk, seen, r, BOOK_FULL
     return i, pk, seen, r, DONE
+
+
+@njit(cache=True)
+def decode_batch_nb(
+    pbuf: npt.NDArray[np.uint8],
+    offs: npt.NDArray[np.int64],
+    lens: npt.NDArray[np.int64],
+    msg_lts: npt.NDArray[np.int64],
+    base_ns: int,
+    price_step: int,
+    qty_step: int,
+    ev: npt.NDArray[np.void],
+    tbl: npt.NDArray[np.int64],
+    first_stock: npt.NDArray[np.int64],
+    live: int,
+    acc_end: npt.NDArray[np.int64],
+    na: int,
+    ok_cum: npt.NDArray[np.int64],
+) -> tuple[int, npt.NDArray[np.int64], int, int, npt.NDArray[np.int8]]:
+    """The framework's ITCH pass 1 (classify) and pass 2 (decode, order table kept) over
+    the ``acc_end[na - 1]`` messages framed: ``(events, table, live orders, decoded
+    messages, status per message)``; fills ``ok_cum`` (:func:`ok_counts_nb`)."""
+    m = acc_end[na - 1]
+    status = classify_nb(pbuf, offs[:m], lens[:m])
+    n_ev, tbl, live = decode_more_nb(pbuf, offs[:m], status, msg_lts[:m], base_ns, price_step,
+                                     qty_step, ev, tbl, first_stock, live)
+    n_ok = ok_counts_nb(status, acc_end, na, ok_cum)
+    return n_ev, tbl, live, n_ok, status
