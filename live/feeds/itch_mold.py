@@ -28,6 +28,7 @@ the hot path as ns per message.
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 import logging
 import select
 import socket
@@ -56,7 +57,6 @@ from live.wire.moldudp64 import (
     COUNT_END_OF_SESSION,
     COUNT_HEARTBEAT,
     HEADER_LEN,
-    MAX_COUNT,
     PKT_OK,
     PKT_REASONS,
     SESSION_LEN,
@@ -69,6 +69,9 @@ NY = "America/New_York"
 SLOT = 2048  #: bytes per received packet (a MoldUDP64 packet is at most ~1,420)
 RECV_BUFFER = 16 << 20
 _MSGS_PER_SLOT = (SLOT - HEADER_LEN) // 3
+#: messages asked for per re-request (~100 packets): a large gap is filled a range at a time,
+#: so one request's resend cannot overflow the socket buffer it is meant to repair
+REQUEST_CHUNK = 4096
 
 
 class GapError(VenueError):
@@ -89,6 +92,7 @@ class _Gap:
     last_progress: float
     last_request: float
     requests: int = 0
+    req_end: int = 0  #: end (exclusive) of the range last asked for
 
 
 class MoldFeedHandler:
@@ -165,7 +169,8 @@ class MoldFeedHandler:
         self.expected = 1
         self.hi = 1  #: highest next-sequence any packet announced
         self.end_seq: int | None = None
-        self._held: dict[int, bytes] = {}
+        self._held: dict[int, bytes] = {}  #: packets past a gap, by first sequence number
+        self._held_seqs: list[int] = []  #: their keys as a heap (the lowest is the gap's end)
         self._gap: _Gap | None = None
         self.alarm: GapError | None = None
         # results
@@ -322,16 +327,18 @@ class MoldFeedHandler:
         else:  # data past a gap: hold it until the gap is filled
             if seq not in self._held:
                 self._held[seq] = raw
+                heapq.heappush(self._held_seqs, seq)
             self.hi = max(self.hi, seq + count)
         if self.hi > self.expected:
             self._open_gap()
 
     def _drain_held(self) -> int:
         applied = 0
-        while self._held:
-            seq = min(self._held)
+        while self._held_seqs:
+            seq = self._held_seqs[0]
             if seq > self.expected:
                 break
+            heapq.heappop(self._held_seqs)
             raw = self._held.pop(seq)
             self._pbuf[: len(raw)] = np.frombuffer(raw, np.uint8)
             self._plen[0] = len(raw)
@@ -348,15 +355,15 @@ class MoldFeedHandler:
         self._request(now)
 
     def _gap_end(self) -> int:
-        return min([self.hi, *self._held])
+        return min(self.hi, self._held_seqs[0]) if self._held_seqs else self.hi
 
-    def _request(self, now: float) -> None:
+    def _request(self, now: float, *, force: bool = False) -> None:
         gap = self._gap
         if gap is None or self.rerequest is None or self.session is None:
             return
-        if gap.requests and now - gap.last_request < self.retry_s:
+        if not force and gap.requests and now - gap.last_request < self.retry_s:
             return
-        count = min(self._gap_end() - self.expected, MAX_COUNT)
+        count = min(self._gap_end() - self.expected, REQUEST_CHUNK)
         if count <= 0:
             return
         try:
@@ -365,6 +372,7 @@ class MoldFeedHandler:
         except OSError as exc:
             log.warning("re-request to %s:%d failed: %s", *self.rerequest, exc)
         gap.last_request = now
+        gap.req_end = self.expected + count
         gap.requests += 1
         self.requests_sent += 1
 
@@ -381,6 +389,10 @@ class MoldFeedHandler:
         if self.expected > gap.lo:  # progress: the resend is arriving
             gap.lo = self.expected
             gap.last_progress = now
+            if self.expected >= gap.req_end:  # that range is in: ask for the next one
+                self._request(now, force=True)
+            else:  # more of it is on its way: asking again now would only duplicate it
+                gap.last_request = now
         if now - gap.last_progress >= self.gap_timeout_s:
             self.alarm = GapError(self.session or b"?", self.expected, self._gap_end() - 1,
                                   now - gap.last_progress)
