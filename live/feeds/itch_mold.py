@@ -149,7 +149,7 @@ class MoldFeedHandler:
         self._socks = (self.sock, self.req_sock)
         # batch buffers (allocated once)
         self._pbuf = np.zeros(self.batch * SLOT, np.uint8)
-        self._pmv = memoryview(self._pbuf)
+        self._pmv = self._pbuf.data
         self._plen = np.zeros(self.batch, np.int64)
         self._prts = np.zeros(self.batch, np.int64)
         self._pst = np.zeros(self.batch, np.int64)
@@ -161,7 +161,7 @@ class MoldFeedHandler:
         self._acc_next = np.zeros(self.batch, np.int64)
         self._ok_cum = np.zeros(self.batch, np.int64)
         self._ev = np.zeros(2 * nm, EVENT_DTYPE)
-        self._tbl = np.zeros(4 << 16, np.int64)
+        self._tbl: npt.NDArray[np.int64] = np.zeros(4 << 16, np.int64)
         self._first_stock = np.full(65536, -1, np.int64)
         self._live = 0
         self.book = l3_new(book_capacity, n_ticks)

@@ -70,7 +70,7 @@ def frame_batch_nb(
         pkt_status[k] = st
         if st != PKT_OK:
             continue
-        seq = np.int64(useq)
+        seq = int(useq)
         if count == COUNT_HEARTBEAT or count == COUNT_END_OF_SESSION:
             if seq > expected or count == COUNT_END_OF_SESSION:
                 return k, na, m, expected
@@ -155,7 +155,7 @@ def apply_nb(
         res = DONE
         if e.instrument == locate:
             res = l3_apply(meta, qty, ends, orders, table, e.kind, e.side, e.price, e.qty,
-                           np.int64(e.order_id))
+                           int(np.int64(e.order_id)))
             if res == POOL_FULL:
                 return i, pk, seen, r, POOL_FULL
         if e.flags & FLAG_LAST:

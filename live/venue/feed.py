@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 from framework.core.errors import ConfigError
 from live.wire.moldudp64 import (
@@ -97,7 +98,7 @@ class MoldPublisher:
         self.targets = list(targets)
         self.drop = float(drop)
         self._rng = np.random.default_rng(seed)
-        self._draws = np.empty(0)
+        self._draws: npt.NDArray[np.float64] = np.empty(0)
         self._di = 0
         self.buffer_messages = buffer_messages
         self.next_seq = 1

@@ -158,6 +158,7 @@ def build_replay(events: EventArray, instrument: Instrument, date: dt.date) -> R
     """The ITCH stream of one day's events (L3 when the day has order adds)."""
     price_step, qty_step = price_qty_steps(instrument.tick_size, instrument.lot_size)
     l3 = bool(np.any(events["kind"] == KIND_ADD))
+    origin: npt.NDArray[np.int64]
     if l3:
         pub, origin = events, np.arange(len(events), dtype=np.int64)
     else:

@@ -159,7 +159,7 @@ class Venue:
         may_end = np.zeros(len(stream), np.bool_)
         may_end[-1] = True
         firsts = packetize_nb(lens, may_end, MAX_PAYLOAD)
-        mv = memoryview(stream.buf)
+        mv = stream.buf.data
         for a, b in zip(firsts[:-1].tolist(), firsts[1:].tolist(), strict=True):
             self.pub.publish(mv[int(starts[a]) : int(stream.ends[b - 1])], b - a)
         self._last_send = time.monotonic()
@@ -201,7 +201,7 @@ class Venue:
     def _run_stream(self) -> None:
         firsts, pkt_ts, starts = _packets(self.rep)
         ends = self.rep.stream.ends
-        mv = memoryview(self.rep.stream.buf)
+        mv = self.rep.stream.buf.data
         pacer = _Pacer(self.cfg.speed, int(pkt_ts[0]) if len(pkt_ts) else 0)
         n = len(firsts) - 1
         k = 0

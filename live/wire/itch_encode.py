@@ -167,9 +167,9 @@ def encode_events_nb(
     ``status[i]`` gets each event's outcome (``ENC_*``); a fatal one stops the encode there.
     """
     n = ev.shape[0]
-    buf = np.empty(max(64, n * 40), np.uint8)
-    ends = np.empty(max(16, n + 16), np.int64)
-    src = np.empty(max(16, n + 16), np.int64)
+    buf: npt.NDArray[np.uint8] = np.empty(max(64, n * 40), np.uint8)
+    ends: npt.NDArray[np.int64] = np.empty(max(16, n + 16), np.int64)
+    src: npt.NDArray[np.int64] = np.empty(max(16, n + 16), np.int64)
     p = 0
     m = 0
     match = match_no[0]
