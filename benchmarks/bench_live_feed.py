@@ -34,7 +34,6 @@ from framework.ingest.synthetic import generate_day
 from framework.store import TickStore
 from live.feeds.itch_mold import MoldFeedHandler
 from live.venue.replay import build_replay
-from live.wire.moldudp64 import encode_packet
 
 DATE = dt.date(2024, 3, 1)
 REPO = Path(__file__).resolve().parents[1]
@@ -44,19 +43,6 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _warm(h: MoldFeedHandler, messages: list[bytes]) -> None:
-    """Compile (or load from the cache) the handler's kernels before the clock runs."""
-    w = MoldFeedHandler(listen=("127.0.0.1", 0), date=DATE, session=b"WARM", record_rows=1)
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.sendto(encode_packet("WARM", 1, messages[:20]), ("127.0.0.1", w.port))
-        deadline = time.monotonic() + 120
-        while w.messages == 0 and time.monotonic() < deadline:
-            w.poll(timeout_s=0.05)
-    finally:
-        w.close()
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
@@ -69,7 +55,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         h = MoldFeedHandler(listen=("127.0.0.1", 0), date=DATE, price_step=rep.price_step,
                             qty_step=rep.qty_step, rerequest=("127.0.0.1", rport), levels=10,
                             batch=256, gap_timeout_s=30.0)
-        _warm(h, rep.stream.messages()[:20])
+        h.warm_up()
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         proc = subprocess.Popen(
             [sys.executable, "-m", "framework.cli", "venue", "--store", root, "--venue", "SIM",

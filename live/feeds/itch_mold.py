@@ -60,6 +60,7 @@ from live.wire.moldudp64 import (
     PKT_OK,
     PKT_REASONS,
     SESSION_LEN,
+    encode_packet,
     encode_request,
 )
 
@@ -160,6 +161,7 @@ class MoldFeedHandler:
         self._acc_end = np.zeros(self.batch, np.int64)
         self._acc_next = np.zeros(self.batch, np.int64)
         self._ok_cum = np.zeros(self.batch, np.int64)
+        self._counters = np.zeros(1, np.int64)
         self._ev = np.zeros(2 * nm, EVENT_DTYPE)
         self._tbl: npt.NDArray[np.int64] = np.zeros(4 << 16, np.int64)
         self._first_stock = np.full(65536, -1, np.int64)
@@ -193,9 +195,34 @@ class MoldFeedHandler:
         self._session_arr[:] = np.frombuffer(self.session, np.uint8)
 
     @property
+    def heartbeats(self) -> int:
+        """Heartbeat packets received."""
+        return int(self._counters[0])
+
+    @property
     def ended(self) -> bool:
         """The end of session arrived and every message before it is applied."""
         return self.end_seq is not None and self.expected >= self.end_seq
+
+    def warm_up(self) -> None:
+        """Compile (or load from numba's cache) the batch kernels on scratch state, so the
+        first packets are not held up by it (loading alone takes a few tenths of a second)."""
+        pkt = encode_packet("WARMUP", 1, [b"S\0\0\0\0\0\0\0\0\0\0O"])
+        pbuf = np.zeros(SLOT, np.uint8)
+        pbuf[: len(pkt)] = np.frombuffer(pkt, np.uint8)
+        plen = np.array([len(pkt)], np.int64)
+        session = np.frombuffer(pkt[:SESSION_LEN], np.uint8).copy()
+        one = np.zeros(1, np.int64)
+        offs, lens, mlts = (np.zeros(_MSGS_PER_SLOT, np.int64) for _ in range(3))
+        acc_end, acc_next, ok_cum, ctr = (np.zeros(1, np.int64) for _ in range(4))
+        _, na, _, _ = frame_batch_nb(pbuf, SLOT, plen, 0, 1, session, 1, offs, lens, mlts, one,
+                                     np.zeros(1, np.int64), acc_end, acc_next, ctr)
+        ev = np.zeros(2 * _MSGS_PER_SLOT, EVENT_DTYPE)
+        n_ev, *_ = decode_batch_nb(pbuf, offs, lens, mlts, self.base_ns, 1, 1, ev,
+                                   np.zeros(64, np.int64), np.full(65536, -1, np.int64), 0,
+                                   acc_end, na, ok_cum)
+        apply_nb(*l3_new(16, 64), ev, 0, n_ev, self.locate, ok_cum, acc_next, na, 0, 0,
+                 self.levels, np.zeros((1, 4 * self.levels), np.int64), np.zeros(1, np.int64), 0)
 
     # --- receiving -----------------------------------------------------------------------
     def poll(self, timeout_s: float = 0.0) -> int:
@@ -243,7 +270,7 @@ class MoldFeedHandler:
             stop, na, m, _ = frame_batch_nb(
                 self._pbuf, SLOT, self._plen, k0, npk, self._session_arr, self.expected,
                 self._offs, self._lens, self._mlts, self._prts, self._pst, self._acc_end,
-                self._acc_next)
+                self._acc_next, self._counters)
             self._count_bad_packets(k0, stop)
             if na:
                 applied += self._decode_apply(na, m)
@@ -323,6 +350,7 @@ class MoldFeedHandler:
             self.end_seq = seq
             self.hi = max(self.hi, seq)
         elif count == COUNT_HEARTBEAT:
+            self._counters[0] += 1
             self.hi = max(self.hi, seq)
         else:  # data past a gap: hold it until the gap is filled
             if seq not in self._held:

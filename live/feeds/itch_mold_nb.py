@@ -47,6 +47,7 @@ def frame_batch_nb(
     pkt_status: npt.NDArray[np.int64],
     acc_end: npt.NDArray[np.int64],
     acc_next: npt.NDArray[np.int64],
+    counters: npt.NDArray[np.int64],
 ) -> tuple[int, int, int, int]:
     """Frame packets ``k0..npk-1``: ``(stop, accepted packets, messages, expected)``.
 
@@ -55,7 +56,7 @@ def frame_batch_nb(
     count after accepted packet ``a`` and ``acc_next[a]`` the sequence number after it.
     ``pkt_status[k]`` gets each packet's framing status. ``stop`` is the first packet left
     for the caller (a gap, a control packet ahead of ``expected``, an end of session), or
-    ``npk``.
+    ``npk``. ``counters[0]`` counts the heartbeats taken here.
     """
     m = 0
     na = 0
@@ -74,6 +75,7 @@ def frame_batch_nb(
         if count == COUNT_HEARTBEAT or count == COUNT_END_OF_SESSION:
             if seq > expected or count == COUNT_END_OF_SESSION:
                 return k, na, m, expected
+            counters[0] += 1
             continue
         if seq > expected:
             return k, na, m, expected
