@@ -49,8 +49,7 @@ from live.feeds.itch_mold_nb import (
     DONE,
     PKT_OTHER_SESSION,
     apply_nb,
-    decode_batch_nb,
-    frame_batch_nb,
+    frame_decode_nb,
 )
 from live.venue.feed import is_multicast
 from live.wire.moldudp64 import (
@@ -151,6 +150,7 @@ class MoldFeedHandler:
         # batch buffers (allocated once)
         self._pbuf = np.zeros(self.batch * SLOT, np.uint8)
         self._pmv = self._pbuf.data
+        self._views = [self._pmv[k * SLOT : (k + 1) * SLOT] for k in range(self.batch)]
         self._plen = np.zeros(self.batch, np.int64)
         self._prts = np.zeros(self.batch, np.int64)
         self._pst = np.zeros(self.batch, np.int64)
@@ -161,7 +161,8 @@ class MoldFeedHandler:
         self._acc_end = np.zeros(self.batch, np.int64)
         self._acc_next = np.zeros(self.batch, np.int64)
         self._ok_cum = np.zeros(self.batch, np.int64)
-        self._counters = np.zeros(1, np.int64)
+        self._counters = np.zeros(2, np.int64)  # heartbeats, packets that did not frame
+        self._bad_packets_seen = 0
         self._ev = np.zeros(2 * nm, EVENT_DTYPE)
         self._tbl: npt.NDArray[np.int64] = np.zeros(4 << 16, np.int64)
         self._first_stock = np.full(65536, -1, np.int64)
@@ -214,13 +215,12 @@ class MoldFeedHandler:
         session = np.frombuffer(pkt[:SESSION_LEN], np.uint8).copy()
         one = np.zeros(1, np.int64)
         offs, lens, mlts = (np.zeros(_MSGS_PER_SLOT, np.int64) for _ in range(3))
-        acc_end, acc_next, ok_cum, ctr = (np.zeros(1, np.int64) for _ in range(4))
-        _, na, _, _ = frame_batch_nb(pbuf, SLOT, plen, 0, 1, session, 1, offs, lens, mlts, one,
-                                     np.zeros(1, np.int64), acc_end, acc_next, ctr)
+        acc_end, acc_next, ok_cum = (np.zeros(1, np.int64) for _ in range(3))
         ev = np.zeros(2 * _MSGS_PER_SLOT, EVENT_DTYPE)
-        n_ev, *_ = decode_batch_nb(pbuf, offs, lens, mlts, self.base_ns, 1, 1, ev,
-                                   np.zeros(64, np.int64), np.full(65536, -1, np.int64), 0,
-                                   acc_end, na, ok_cum)
+        _, na, _, n_ev, *_ = frame_decode_nb(
+            pbuf, SLOT, plen, 0, 1, session, 1, offs, lens, mlts, one, np.zeros(1, np.int64),
+            acc_end, acc_next, np.zeros(2, np.int64), self.base_ns, 1, 1, ev,
+            np.zeros(64, np.int64), np.full(65536, -1, np.int64), 0, ok_cum)
         apply_nb(*l3_new(16, 64), ev, 0, n_ev, self.locate, ok_cum, acc_next, na, 0, 0,
                  self.levels, np.zeros((1, 4 * self.levels), np.int64), np.zeros(1, np.int64), 0)
 
@@ -239,22 +239,22 @@ class MoldFeedHandler:
 
     def _recv(self, timeout_s: float) -> int:
         """Fill the batch from the feed socket, then from the resend socket."""
-        n = 0
         now = time.time_ns()
-        plen, mv = self._plen, self._pmv
+        got: list[int] = []
+        views = self._views
         for sock in self._socks:
             recv_into = sock.recv_into
-            while n < self.batch:
-                try:
-                    ln = recv_into(mv[n * SLOT : (n + 1) * SLOT], SLOT)
-                except (BlockingIOError, InterruptedError):
-                    break
-                except OSError as exc:  # e.g. ICMP unreachable after a re-request
-                    log.debug("receive: %s", exc)
-                    break
-                plen[n] = ln
-                self._prts[n] = now
-                n += 1
+            try:
+                for k in range(len(got), self.batch):
+                    got.append(recv_into(views[k], SLOT))  # noqa: PERF401 (until it raises)
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError as exc:  # e.g. ICMP unreachable after a re-request
+                log.debug("receive: %s", exc)
+        n = len(got)
+        if n:
+            self._plen[:n] = got
+            self._prts[:n] = now
         if n == 0 and timeout_s > 0:
             select.select(self._socks, [], [], timeout_s)
             return self._recv(0.0)
@@ -267,13 +267,19 @@ class MoldFeedHandler:
         while k0 < npk:
             if self.session is None:  # follow the first session that frames
                 self._learn_session(k0, npk)
-            stop, na, m, _ = frame_batch_nb(
+            t0 = time.perf_counter_ns()
+            stop, na, m, n_ev, self._tbl, self._live, n_ok, status = frame_decode_nb(
                 self._pbuf, SLOT, self._plen, k0, npk, self._session_arr, self.expected,
                 self._offs, self._lens, self._mlts, self._prts, self._pst, self._acc_end,
-                self._acc_next, self._counters)
-            self._count_bad_packets(k0, stop)
+                self._acc_next, self._counters, self.base_ns, self.price_step, self.qty_step,
+                self._ev, self._tbl, self._first_stock, self._live, self._ok_cum)
+            t1 = time.perf_counter_ns()
+            if self._counters[1] != self._bad_packets_seen:
+                self._count_bad_packets(k0, stop)
             if na:
-                applied += self._decode_apply(na, m)
+                if n_ok < m:
+                    self._count_bad_messages(status)
+                applied += self._apply(na, m, n_ev, t1 - t0)
             if stop < npk:
                 self._control(stop)
                 stop += 1
@@ -289,9 +295,8 @@ class MoldFeedHandler:
                 return
 
     def _count_bad_packets(self, k0: int, stop: int) -> None:
+        self._bad_packets_seen = int(self._counters[1])
         st = self._pst[k0:stop]
-        if not (st != PKT_OK).any():
-            return
         for k in np.flatnonzero(st != PKT_OK).tolist():
             code = int(st[k])
             reason = ("packet of another MoldUDP64 session" if code == PKT_OTHER_SESSION
@@ -299,15 +304,8 @@ class MoldFeedHandler:
             self.bad[reason] += 1
             log.warning("bad MoldUDP64 packet (%d bytes): %s", int(self._plen[k0 + k]), reason)
 
-    def _decode_apply(self, na: int, m: int) -> int:
-        t0 = time.perf_counter_ns()
-        n_ev, self._tbl, self._live, n_ok, status = decode_batch_nb(
-            self._pbuf, self._offs, self._lens, self._mlts, self.base_ns, self.price_step,
-            self.qty_step, self._ev, self._tbl, self._first_stock, self._live, self._acc_end,
-            na, self._ok_cum)
+    def _apply(self, na: int, m: int, n_ev: int, decode_ns: int) -> int:
         t1 = time.perf_counter_ns()
-        if n_ok < m:
-            self._count_bad_messages(status)
         i, pk, seen, r = 0, 0, 0, self.n_rows
         while True:
             i, pk, seen, r, code = apply_nb(*self.book, self._ev, i, n_ev, self.locate,
@@ -324,7 +322,7 @@ class MoldFeedHandler:
         self.messages += m
         self.packets += na
         b = self.n_batches % self.lat_msgs.shape[0]
-        self.lat_decode_ns[b] = t1 - t0
+        self.lat_decode_ns[b] = decode_ns
         self.lat_apply_ns[b] = t2 - t1
         self.lat_msgs[b] = m
         self.n_batches += 1

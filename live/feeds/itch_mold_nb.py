@@ -194,3 +194,48 @@ def decode_batch_nb(
                                      qty_step, ev, tbl, first_stock, live)
     n_ok = ok_counts_nb(status, acc_end, na, ok_cum)
     return n_ev, tbl, live, n_ok, status
+
+
+_NO_STATUS = np.zeros(0, np.int8)
+
+
+@njit(cache=True)
+def frame_decode_nb(
+    pbuf: npt.NDArray[np.uint8],
+    slot: int,
+    plen: npt.NDArray[np.int64],
+    k0: int,
+    npk: int,
+    session: npt.NDArray[np.uint8],
+    expected: int,
+    offs: npt.NDArray[np.int64],
+    lens: npt.NDArray[np.int64],
+    msg_lts: npt.NDArray[np.int64],
+    prts: npt.NDArray[np.int64],
+    pkt_status: npt.NDArray[np.int64],
+    acc_end: npt.NDArray[np.int64],
+    acc_next: npt.NDArray[np.int64],
+    counters: npt.NDArray[np.int64],
+    base_ns: int,
+    price_step: int,
+    qty_step: int,
+    ev: npt.NDArray[np.void],
+    tbl: npt.NDArray[np.int64],
+    first_stock: npt.NDArray[np.int64],
+    live: int,
+    ok_cum: npt.NDArray[np.int64],
+) -> tuple[int, int, int, int, npt.NDArray[np.int64], int, int, npt.NDArray[np.int8]]:
+    """:func:`frame_batch_nb` then :func:`decode_batch_nb` in one call (one dispatch per
+    batch): ``(stop, accepted packets, messages, events, table, live orders, decoded
+    messages, status per message)``; ``counters[1]`` counts packets that did not frame."""
+    stop, na, m, _ = frame_batch_nb(pbuf, slot, plen, k0, npk, session, expected, offs, lens,
+                                    msg_lts, prts, pkt_status, acc_end, acc_next, counters)
+    for k in range(k0, stop):
+        if pkt_status[k] != PKT_OK:
+            counters[1] += 1
+    if na == 0:
+        return stop, 0, 0, 0, tbl, live, 0, _NO_STATUS
+    n_ev, tbl, live, n_ok, status = decode_batch_nb(pbuf, offs, lens, msg_lts, base_ns,
+                                                    price_step, qty_step, ev, tbl, first_stock,
+                                                    live, acc_end, na, ok_cum)
+    return stop, na, m, n_ev, tbl, live, n_ok, status
