@@ -19,8 +19,10 @@ sequence range — and keeps raising it: it never skips messages to carry on.
 decoder refuses) are counted by reason in :attr:`MoldFeedHandler.bad` and logged, never
 applied.
 
-**Latency.** Each batch's decode and book-apply times (``perf_counter_ns`` around the
-compiled calls) and message counts go into preallocated arrays (a ring of
+**Latency.** Each batch's decode (framing + ITCH decode) and book-apply times
+(``perf_counter_ns`` around the compiled calls; the decode also in the thread's CPU time,
+which a busy machine's preemptions do not inflate) and message counts go into preallocated
+arrays (a ring of
 ``stats_capacity`` batches); :meth:`MoldFeedHandler.latency_summary` summarises them off
 the hot path as ns per message.
 """
@@ -47,6 +49,11 @@ from framework.core.timeutil import midnight_ns
 from framework.ingest.itch_nb import MSG_OK, REASONS
 from live.feeds.itch_mold_nb import (
     DONE,
+    P_ACC_NEXT,
+    P_CTR,
+    P_LEN,
+    P_RTS,
+    P_ST,
     PKT_OTHER_SESSION,
     apply_nb,
     frame_decode_nb,
@@ -151,17 +158,12 @@ class MoldFeedHandler:
         self._pbuf = np.zeros(self.batch * SLOT, np.uint8)
         self._pmv = self._pbuf.data
         self._views = [self._pmv[k * SLOT : (k + 1) * SLOT] for k in range(self.batch)]
-        self._plen = np.zeros(self.batch, np.int64)
-        self._prts = np.zeros(self.batch, np.int64)
-        self._pst = np.zeros(self.batch, np.int64)
+        self._pk = np.zeros((7, max(self.batch, 2)), np.int64)  # rows P_* (itch_mold_nb)
+        self._plen, self._prts, self._pst = self._pk[P_LEN], self._pk[P_RTS], self._pk[P_ST]
         nm = self.batch * _MSGS_PER_SLOT
-        self._offs = np.zeros(nm, np.int64)
-        self._lens = np.zeros(nm, np.int64)
-        self._mlts = np.zeros(nm, np.int64)
-        self._acc_end = np.zeros(self.batch, np.int64)
-        self._acc_next = np.zeros(self.batch, np.int64)
-        self._ok_cum = np.zeros(self.batch, np.int64)
-        self._counters = np.zeros(2, np.int64)  # heartbeats, packets that did not frame
+        self._msg = np.zeros((3, nm), np.int64)  # rows M_* (itch_mold_nb)
+        self._acc_next = self._pk[P_ACC_NEXT]
+        self._counters = self._pk[P_CTR]  # heartbeats, packets that did not frame
         self._bad_packets_seen = 0
         self._ev = np.zeros(2 * nm, EVENT_DTYPE)
         self._tbl: npt.NDArray[np.int64] = np.zeros(4 << 16, np.int64)
@@ -177,8 +179,8 @@ class MoldFeedHandler:
         self._gap: _Gap | None = None
         self.alarm: GapError | None = None
         # results
-        self.rows = np.zeros((int(record_rows), 4 * self.levels), np.int64)
-        self.rows_seq = np.zeros(int(record_rows), np.int64)
+        #: book rows at packet boundaries, the next sequence number in the last column
+        self.rows = np.zeros((int(record_rows), 4 * self.levels + 1), np.int64)
         self.n_rows = 0
         self.bad: Counter[str] = Counter()
         self.messages = 0
@@ -187,6 +189,7 @@ class MoldFeedHandler:
         self.requests_sent = 0
         cap = int(stats_capacity)
         self.lat_decode_ns = np.zeros(cap, np.int64)
+        self.lat_decode_cpu_ns = np.zeros(cap, np.int64)  #: the thread's CPU time (no preemption)
         self.lat_apply_ns = np.zeros(cap, np.int64)
         self.lat_msgs = np.zeros(cap, np.int64)
         self.n_batches = 0
@@ -211,18 +214,15 @@ class MoldFeedHandler:
         pkt = encode_packet("WARMUP", 1, [b"S\0\0\0\0\0\0\0\0\0\0O"])
         pbuf = np.zeros(SLOT, np.uint8)
         pbuf[: len(pkt)] = np.frombuffer(pkt, np.uint8)
-        plen = np.array([len(pkt)], np.int64)
         session = np.frombuffer(pkt[:SESSION_LEN], np.uint8).copy()
-        one = np.zeros(1, np.int64)
-        offs, lens, mlts = (np.zeros(_MSGS_PER_SLOT, np.int64) for _ in range(3))
-        acc_end, acc_next, ok_cum = (np.zeros(1, np.int64) for _ in range(3))
+        pk = np.zeros((7, 2), np.int64)
+        pk[P_LEN, 0] = len(pkt)
         ev = np.zeros(2 * _MSGS_PER_SLOT, EVENT_DTYPE)
         _, na, _, n_ev, *_ = frame_decode_nb(
-            pbuf, SLOT, plen, 0, 1, session, 1, offs, lens, mlts, one, np.zeros(1, np.int64),
-            acc_end, acc_next, np.zeros(2, np.int64), self.base_ns, 1, 1, ev,
-            np.zeros(64, np.int64), np.full(65536, -1, np.int64), 0, ok_cum)
-        apply_nb(*l3_new(16, 64), ev, 0, n_ev, self.locate, ok_cum, acc_next, na, 0, 0,
-                 self.levels, np.zeros((1, 4 * self.levels), np.int64), np.zeros(1, np.int64), 0)
+            pbuf, SLOT, 0, 1, session, 1, pk, np.zeros((3, _MSGS_PER_SLOT), np.int64),
+            self.base_ns, 1, 1, ev, np.zeros(64, np.int64), np.full(65536, -1, np.int64), 0)
+        apply_nb(*l3_new(16, 64), ev, 0, n_ev, self.locate, pk, na, 0, 0, self.levels,
+                 np.zeros((1, 4 * self.levels + 1), np.int64), 0)
 
     # --- receiving -----------------------------------------------------------------------
     def poll(self, timeout_s: float = 0.0) -> int:
@@ -242,7 +242,8 @@ class MoldFeedHandler:
         now = time.time_ns()
         got: list[int] = []
         views = self._views
-        for sock in self._socks:
+        # resends only come while a gap is open: no system call on their socket otherwise
+        for sock in self._socks if self._gap is not None else self._socks[:1]:
             recv_into = sock.recv_into
             try:
                 for k in range(len(got), self.batch):
@@ -256,7 +257,8 @@ class MoldFeedHandler:
             self._plen[:n] = got
             self._prts[:n] = now
         if n == 0 and timeout_s > 0:
-            select.select(self._socks, [], [], timeout_s)
+            select.select(self._socks if self._gap is not None else self._socks[:1], [], [],
+                          timeout_s)
             return self._recv(0.0)
         return n
 
@@ -267,19 +269,20 @@ class MoldFeedHandler:
         while k0 < npk:
             if self.session is None:  # follow the first session that frames
                 self._learn_session(k0, npk)
+            c0 = time.thread_time_ns()
             t0 = time.perf_counter_ns()
             stop, na, m, n_ev, self._tbl, self._live, n_ok, status = frame_decode_nb(
-                self._pbuf, SLOT, self._plen, k0, npk, self._session_arr, self.expected,
-                self._offs, self._lens, self._mlts, self._prts, self._pst, self._acc_end,
-                self._acc_next, self._counters, self.base_ns, self.price_step, self.qty_step,
-                self._ev, self._tbl, self._first_stock, self._live, self._ok_cum)
+                self._pbuf, SLOT, k0, npk, self._session_arr, self.expected, self._pk,
+                self._msg, self.base_ns, self.price_step, self.qty_step, self._ev, self._tbl,
+                self._first_stock, self._live)
             t1 = time.perf_counter_ns()
+            c1 = time.thread_time_ns()
             if self._counters[1] != self._bad_packets_seen:
                 self._count_bad_packets(k0, stop)
             if na:
                 if n_ok < m:
                     self._count_bad_messages(status)
-                applied += self._apply(na, m, n_ev, t1 - t0)
+                applied += self._apply(na, m, n_ev, t1 - t0, c1 - c0)
             if stop < npk:
                 self._control(stop)
                 stop += 1
@@ -304,13 +307,12 @@ class MoldFeedHandler:
             self.bad[reason] += 1
             log.warning("bad MoldUDP64 packet (%d bytes): %s", int(self._plen[k0 + k]), reason)
 
-    def _apply(self, na: int, m: int, n_ev: int, decode_ns: int) -> int:
+    def _apply(self, na: int, m: int, n_ev: int, decode_ns: int, decode_cpu_ns: int) -> int:
         t1 = time.perf_counter_ns()
         i, pk, seen, r = 0, 0, 0, self.n_rows
         while True:
             i, pk, seen, r, code = apply_nb(*self.book, self._ev, i, n_ev, self.locate,
-                                            self._ok_cum, self._acc_next, na, pk, seen,
-                                            self.levels, self.rows, self.rows_seq, r)
+                                            self._pk, na, pk, seen, self.levels, self.rows, r)
             if code == DONE:
                 break
             if code in (POOL_FULL, BOOK_FULL):
@@ -323,6 +325,7 @@ class MoldFeedHandler:
         self.packets += na
         b = self.n_batches % self.lat_msgs.shape[0]
         self.lat_decode_ns[b] = decode_ns
+        self.lat_decode_cpu_ns[b] = decode_cpu_ns
         self.lat_apply_ns[b] = t2 - t1
         self.lat_msgs[b] = m
         self.n_batches += 1
@@ -451,6 +454,7 @@ class MoldFeedHandler:
             "messages": float(msgs.sum()),
             "decode_ns_per_msg": float(self.lat_decode_ns[:k].sum() / msgs.sum()),
             "apply_ns_per_msg": float(self.lat_apply_ns[:k].sum() / msgs.sum()),
+            "decode_cpu_ns_per_msg": float(self.lat_decode_cpu_ns[:k].sum() / msgs.sum()),
             "decode_ns_per_msg_p50": float(np.percentile(per_dec[w], 50)),
             "decode_ns_per_msg_p99": float(np.percentile(per_dec[w], 99)),
             "apply_ns_per_msg_p50": float(np.percentile(per_app[w], 50)),
@@ -459,7 +463,7 @@ class MoldFeedHandler:
 
     def recorded(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         """Book snapshots at packet boundaries and the next sequence number at each."""
-        return self.rows[: self.n_rows], self.rows_seq[: self.n_rows]
+        return self.rows[: self.n_rows, :-1], self.rows[: self.n_rows, -1]
 
     def close(self) -> None:
         self.sock.close()
