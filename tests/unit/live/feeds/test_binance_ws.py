@@ -58,7 +58,8 @@ def _follow(lines: list[str], inst: object, futures: bool, skip: tuple[int, ...]
     return sync, np.concatenate(got), np.concatenate(rows), replay
 
 
-@pytest.mark.parametrize(("sample", "futures"), [(SPOT, False), (USDM, True)])
+@pytest.mark.parametrize(("sample", "futures"), [
+    (SPOT, False), pytest.param(USDM, True, marks=pytest.mark.slow)])
 def test_handler_events_and_book_equal_the_import_of_the_same_capture(
     shared_data: Path, tmp_path: Path, sample: str, futures: bool
 ) -> None:
