@@ -53,10 +53,12 @@ def venue_process(store: str, venue: str, symbol: str, date: dt.date, *args: str
 
 def handler_for(rep: ReplayDay, *, rerequest_port: int | None, record_rows: int,
                 listen: tuple[str, int] = ("127.0.0.1", 0), **kw: object) -> MoldFeedHandler:
-    return MoldFeedHandler(listen=listen, date=rep.date, price_step=rep.price_step,
-                           qty_step=rep.qty_step, levels=10, record_rows=record_rows,
-                           rerequest=None if rerequest_port is None
-                           else ("127.0.0.1", rerequest_port), **kw)  # type: ignore[arg-type]
+    h = MoldFeedHandler(listen=listen, date=rep.date, price_step=rep.price_step,
+                        qty_step=rep.qty_step, levels=10, record_rows=record_rows,
+                        rerequest=None if rerequest_port is None
+                        else ("127.0.0.1", rerequest_port), **kw)  # type: ignore[arg-type]
+    h.warm_up()  # compile before the venue starts sending, not while its packets pile up
+    return h
 
 
 def reference(store: str, venue: str, symbol: str, date: dt.date) -> tuple[ReplayDay, np.ndarray]:

@@ -52,7 +52,6 @@ def test_packets_are_paced_by_exchange_time_and_idle_time_has_heartbeats(
 ) -> None:
     rep, ref = reference(tiny_store, "SIM", "SYN", DATE)
     h = handler_for(rep, rerequest_port=None, record_rows=rep.n_messages)
-    h.warm_up()
     ts = rep.events["exch_ts"]
     span_s = (int(ts[-1]) - int(ts[0])) / 1e9 / SPEED
     try:
