@@ -8,3 +8,57 @@ from typing import Any
 
 def register(sub: Any, store_parent: argparse.ArgumentParser) -> None:
     """Add this package's sub-commands to the ``hftlab`` parser ``sub``."""
+    _add_venue(sub, store_parent)
+
+
+def _add_venue(sub: Any, store_parent: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "venue", parents=[store_parent],
+        help="replay a stored day as ITCH 5.0 over MoldUDP64 (UDP), answering re-requests",
+    )
+    p.add_argument("--venue", required=True)
+    p.add_argument("--symbol", required=True)
+    p.add_argument("--date", required=True, help="YYYY-MM-DD")
+    p.add_argument("--speed", default="1", help="exchange time x SPEED, or 'max' (default 1)")
+    p.add_argument("--itch", action="append", default=[], metavar="HOST:PORT",
+                   help="where to send the feed: unicast or a 239.x multicast group on the "
+                        "loopback interface (repeat for several)")
+    p.add_argument("--rerequest-port", type=int, default=None, metavar="P",
+                   help="UDP port (127.0.0.1) answering MoldUDP64 re-requests")
+    p.add_argument("--drop", type=float, default=0.0, metavar="P",
+                   help="discard this fraction of data packets on the wire (kept for re-requests)")
+    p.add_argument("--seed", type=int, default=0, help="seed of --drop")
+    p.add_argument("--session", default="HFTLAB", help="MoldUDP64 session name (10 chars)")
+    p.add_argument("--heartbeat", type=float, default=1.0, metavar="S",
+                   help="heartbeat after S seconds without a packet (default 1)")
+    p.add_argument("--buffer", type=int, default=None, metavar="N",
+                   help="retransmission buffer in messages (default: the whole day)")
+    p.add_argument("--linger", type=float, default=None, metavar="S",
+                   help="after the end, serve re-requests S seconds then exit "
+                        "(default: until SIGTERM)")
+    p.set_defaults(func=_cmd_venue)
+
+
+def _cmd_venue(args: argparse.Namespace) -> int:
+    import logging
+    import threading
+
+    from framework.core.timeutil import parse_date
+    from live.venue.server import (
+        VenueConfig,
+        install_stop_signals,
+        parse_speed,
+        run_venue,
+        targets,
+    )
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    cfg = VenueConfig(venue=args.venue, symbol=args.symbol, date=parse_date(args.date),
+                      store=args.store, speed=parse_speed(args.speed), itch=targets(args.itch),
+                      rerequest_port=args.rerequest_port, drop=args.drop, seed=args.seed,
+                      session=args.session, heartbeat_s=args.heartbeat,
+                      buffer_messages=args.buffer, linger_s=args.linger)
+    stop = threading.Event()
+    install_stop_signals(stop)
+    run_venue(cfg, stop=stop)
+    return 0

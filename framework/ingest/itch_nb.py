@@ -464,7 +464,28 @@ def decode_nb(
     """
     tbl[:] = 0
     first_stock[:] = -1
-    live = 0
+    j, tbl, _ = decode_more_nb(buf, offs, status, msg_local_ts, base_ns, price_step, qty_step,
+                               ev, tbl, first_stock, 0)
+    return j, tbl
+
+
+@njit(cache=True)
+def decode_more_nb(
+    buf: npt.NDArray[np.uint8],
+    offs: npt.NDArray[np.int64],
+    status: npt.NDArray[np.int8],
+    msg_local_ts: npt.NDArray[np.int64],
+    base_ns: int,
+    price_step: int,
+    qty_step: int,
+    ev: npt.NDArray[np.void],
+    tbl: npt.NDArray[np.int64],
+    first_stock: npt.NDArray[np.int64],
+    live: int,
+) -> tuple[int, npt.NDArray[np.int64], int]:
+    """:func:`decode_nb` continuing a stream: ``tbl`` and ``first_stock`` keep the state of
+    the messages decoded before (a feed handler decodes packet after packet) and ``live`` is
+    the number of orders ``tbl`` holds. Returns (events written, table, live orders)."""
     has_local = msg_local_ts.shape[0] > 0
     j = 0
     for m in range(offs.shape[0]):
@@ -733,4 +754,4 @@ def decode_nb(
             ev[q].exch_ts = ts
             ev[q].local_ts = lts
         ev[j - 1].flags = ev[j - 1].flags | FLAG_LAST
-    return j, tbl
+    return j, tbl, live

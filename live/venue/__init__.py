@@ -1,1 +1,2 @@
-"""The simulated venue: replay, feed, order sessions and matching."""
+"""The venue simulator: a stored day replayed as an exchange feed, order sessions and matching,
+over real sockets."""

@@ -1,1 +1,1 @@
-"""Wire formats of the live side: encoders and decoders, no sockets."""
+"""Wire formats of the live side: encoders and decoders over bytes, no sockets."""

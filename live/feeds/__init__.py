@@ -1,0 +1,1 @@
+"""Feed handlers: exchange packets in, the framework event record and book out."""

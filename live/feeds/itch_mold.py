@@ -1,0 +1,470 @@
+"""ITCH 5.0 over MoldUDP64 feed handler: UDP packets in, the framework's event record and
+L3 book out.
+
+Each :meth:`MoldFeedHandler.poll` reads at most ``batch`` packets from a non-blocking socket
+(unicast, or a multicast group joined on the loopback interface) and hands the whole batch to
+compiled code (:mod:`live.feeds.itch_mold_nb`): framing, sequence check, the framework's
+ITCH decode (:func:`framework.ingest.itch_nb.decode_more_nb`, the importer's kernel, order
+table kept across packets) and the framework's L3 book (:func:`framework.book.l3.l3_apply`).
+
+**Gaps.** Messages must be applied in sequence order. A packet that starts past the next
+expected sequence number (or a heartbeat/end-of-session announcing more than we have) opens
+a gap: the packets after it are held, a re-request for the missing range goes to the
+venue's re-request port, and is repeated every ``retry_s`` while nothing arrives. Resent
+packets are applied in order, then the held ones. If the gap has not moved for
+``gap_timeout_s`` the handler raises :class:`GapError` naming the session and the lost
+sequence range — and keeps raising it: it never skips messages to carry on.
+
+**Bad frames** (packets that do not frame, another session's packets, ITCH messages the
+decoder refuses) are counted by reason in :attr:`MoldFeedHandler.bad` and logged, never
+applied.
+
+**Latency.** Each batch's decode (framing + ITCH decode) and book-apply times
+(``perf_counter_ns`` around the compiled calls; the decode also in the thread's CPU time,
+which a busy machine's preemptions do not inflate) and message counts go into preallocated
+arrays (a ring of
+``stats_capacity`` batches); :meth:`MoldFeedHandler.latency_summary` summarises them off
+the hot path as ns per message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+import logging
+import select
+import socket
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from framework.book.l2 import BOOK_FULL, POOL_FULL
+from framework.book.l3 import l3_made_room, l3_new
+from framework.core.errors import VenueError
+from framework.core.events import EVENT_DTYPE
+from framework.core.timeutil import midnight_ns
+from framework.ingest.itch_nb import MSG_OK, REASONS
+from live.feeds.itch_mold_nb import (
+    DONE,
+    P_ACC_NEXT,
+    P_CTR,
+    P_LEN,
+    P_RTS,
+    P_ST,
+    PKT_OTHER_SESSION,
+    apply_nb,
+    frame_decode_nb,
+)
+from live.venue.feed import is_multicast
+from live.wire.moldudp64 import (
+    COUNT_END_OF_SESSION,
+    COUNT_HEARTBEAT,
+    HEADER_LEN,
+    PKT_OK,
+    PKT_REASONS,
+    SESSION_LEN,
+    encode_packet,
+    encode_request,
+)
+
+log = logging.getLogger("hftlab.feeds.itch_mold")
+
+NY = "America/New_York"
+SLOT = 2048  #: bytes per received packet (a MoldUDP64 packet is at most ~1,420)
+RECV_BUFFER = 16 << 20
+_MSGS_PER_SLOT = (SLOT - HEADER_LEN) // 3
+#: messages asked for per re-request (~100 packets): a large gap is filled a range at a time,
+#: so one request's resend cannot overflow the socket buffer it is meant to repair
+REQUEST_CHUNK = 4096
+
+
+class GapError(VenueError):
+    """A sequence range the venue did not resend in time: the book cannot be trusted."""
+
+    def __init__(self, session: bytes, first: int, last: int, waited_s: float) -> None:
+        self.session, self.first, self.last, self.waited_s = session, first, last, waited_s
+        super().__init__(
+            f"MoldUDP64 session {session.decode('ascii', 'replace').strip()!r}: messages "
+            f"{first}..{last} lost: no resend within {waited_s:.2f} s of re-requesting them; "
+            "the book stops here (check the re-request port and the venue's buffer)")
+
+
+@dataclass
+class _Gap:
+    lo: int  #: first missing sequence number
+    opened: float
+    last_progress: float
+    last_request: float
+    requests: int = 0
+    req_end: int = 0  #: end (exclusive) of the range last asked for
+
+
+class MoldFeedHandler:
+    """Follows one MoldUDP64 session of one instrument's ITCH feed into an L3 book."""
+
+    def __init__(
+        self,
+        *,
+        listen: tuple[str, int],
+        date: dt.date,
+        price_step: int = 1,
+        qty_step: int = 1,
+        locate: int = 1,
+        rerequest: tuple[str, int] | None = None,
+        session: str | bytes | None = None,
+        levels: int = 10,
+        record_rows: int = 0,
+        batch: int = 64,
+        gap_timeout_s: float = 2.0,
+        retry_s: float = 0.1,
+        book_capacity: int = 1 << 16,
+        n_ticks: int = 1 << 15,
+        stats_capacity: int = 1 << 16,
+        interface: str = "127.0.0.1",
+    ) -> None:
+        self.base_ns = midnight_ns(date, NY)
+        self.price_step, self.qty_step, self.locate = int(price_step), int(qty_step), int(locate)
+        self.rerequest = rerequest
+        self.session: bytes | None = None
+        self._session_arr = np.zeros(SESSION_LEN, np.uint8)
+        if session is not None:
+            self._set_session(session.encode() if isinstance(session, str) else bytes(session))
+        self.levels, self.batch = int(levels), int(batch)
+        self.gap_timeout_s, self.retry_s = float(gap_timeout_s), float(retry_s)
+        # socket
+        host, port = listen
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER)
+        if is_multicast(host):
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.sock.bind((host, port))
+            self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+                                 socket.inet_aton(host) + socket.inet_aton(interface))
+        else:
+            self.sock.bind((host, port))
+        self.sock.setblocking(False)
+        self.port = self.sock.getsockname()[1]
+        # re-requests go out of (and resends come back to) a unicast socket of their own: a
+        # socket bound to a multicast group would not receive the unicast resends
+        self.req_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+        self.req_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER)
+        self.req_sock.bind((interface, 0))
+        self.req_sock.setblocking(False)
+        self._socks = (self.sock, self.req_sock)
+        # batch buffers (allocated once)
+        self._pbuf = np.zeros(self.batch * SLOT, np.uint8)
+        self._pmv = self._pbuf.data
+        self._views = [self._pmv[k * SLOT : (k + 1) * SLOT] for k in range(self.batch)]
+        self._pk = np.zeros((7, max(self.batch, 2)), np.int64)  # rows P_* (itch_mold_nb)
+        self._plen, self._prts, self._pst = self._pk[P_LEN], self._pk[P_RTS], self._pk[P_ST]
+        nm = self.batch * _MSGS_PER_SLOT
+        self._msg = np.zeros((3, nm), np.int64)  # rows M_* (itch_mold_nb)
+        self._acc_next = self._pk[P_ACC_NEXT]
+        self._counters = self._pk[P_CTR]  # heartbeats, packets that did not frame
+        self._bad_packets_seen = 0
+        self._ev = np.zeros(2 * nm, EVENT_DTYPE)
+        self._tbl: npt.NDArray[np.int64] = np.zeros(4 << 16, np.int64)
+        self._first_stock = np.full(65536, -1, np.int64)
+        self._live = 0
+        self.book = l3_new(book_capacity, n_ticks)
+        # sequence state
+        self.expected = 1
+        self.hi = 1  #: highest next-sequence any packet announced
+        self.end_seq: int | None = None
+        self._held: dict[int, bytes] = {}  #: packets past a gap, by first sequence number
+        self._held_seqs: list[int] = []  #: their keys as a heap (the lowest is the gap's end)
+        self._gap: _Gap | None = None
+        self.alarm: GapError | None = None
+        # results
+        #: book rows at packet boundaries, the next sequence number in the last column
+        self.rows = np.zeros((int(record_rows), 4 * self.levels + 1), np.int64)
+        self.n_rows = 0
+        self.bad: Counter[str] = Counter()
+        self.messages = 0
+        self.packets = 0
+        self.gaps = 0  #: gaps opened (each filled by re-request, or the alarm)
+        self.requests_sent = 0
+        cap = int(stats_capacity)
+        self.lat_decode_ns = np.zeros(cap, np.int64)
+        self.lat_decode_cpu_ns = np.zeros(cap, np.int64)  #: the thread's CPU time (no preemption)
+        self.lat_apply_ns = np.zeros(cap, np.int64)
+        self.lat_msgs = np.zeros(cap, np.int64)
+        self.n_batches = 0
+
+    def _set_session(self, raw: bytes) -> None:
+        self.session = raw[:SESSION_LEN].ljust(SESSION_LEN, b" ")
+        self._session_arr[:] = np.frombuffer(self.session, np.uint8)
+
+    @property
+    def heartbeats(self) -> int:
+        """Heartbeat packets received."""
+        return int(self._counters[0])
+
+    @property
+    def ended(self) -> bool:
+        """The end of session arrived and every message before it is applied."""
+        return self.end_seq is not None and self.expected >= self.end_seq
+
+    def warm_up(self) -> None:
+        """Compile (or load from numba's cache) the batch kernels on scratch state, so the
+        first packets are not held up by it (loading alone takes a few tenths of a second)."""
+        pkt = encode_packet("WARMUP", 1, [b"S\0\0\0\0\0\0\0\0\0\0O"])
+        pbuf = np.zeros(SLOT, np.uint8)
+        pbuf[: len(pkt)] = np.frombuffer(pkt, np.uint8)
+        session = np.frombuffer(pkt[:SESSION_LEN], np.uint8).copy()
+        pk = np.zeros((7, 2), np.int64)
+        pk[P_LEN, 0] = len(pkt)
+        ev = np.zeros(2 * _MSGS_PER_SLOT, EVENT_DTYPE)
+        _, na, _, n_ev, *_ = frame_decode_nb(
+            pbuf, SLOT, 0, 1, session, 1, pk, np.zeros((3, _MSGS_PER_SLOT), np.int64),
+            self.base_ns, 1, 1, ev, np.zeros(64, np.int64), np.full(65536, -1, np.int64), 0)
+        apply_nb(*l3_new(16, 64), ev, 0, n_ev, self.locate, pk, na, 0, 0, self.levels,
+                 np.zeros((1, 4 * self.levels + 1), np.int64), 0)
+
+    # --- receiving -----------------------------------------------------------------------
+    def poll(self, timeout_s: float = 0.0) -> int:
+        """Read and apply up to one batch of packets (waiting up to ``timeout_s`` for the
+        first); returns the messages applied. Raises :class:`GapError` once a gap times out."""
+        if self.alarm is not None:
+            raise self.alarm
+        n = self._recv(timeout_s)
+        applied = self._process(0, n) if n else 0
+        if self._held:
+            applied += self._drain_held()
+        self._check_gap()
+        return applied
+
+    def _recv(self, timeout_s: float) -> int:
+        """Fill the batch from the feed socket, then from the resend socket."""
+        now = time.time_ns()
+        got: list[int] = []
+        views = self._views
+        # resends only come while a gap is open: no system call on their socket otherwise
+        for sock in self._socks if self._gap is not None else self._socks[:1]:
+            recv_into = sock.recv_into
+            try:
+                for k in range(len(got), self.batch):
+                    got.append(recv_into(views[k], SLOT))  # noqa: PERF401 (until it raises)
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError as exc:  # e.g. ICMP unreachable after a re-request
+                log.debug("receive: %s", exc)
+        n = len(got)
+        if n:
+            self._plen[:n] = got
+            self._prts[:n] = now
+        if n == 0 and timeout_s > 0:
+            select.select(self._socks if self._gap is not None else self._socks[:1], [], [],
+                          timeout_s)
+            return self._recv(0.0)
+        return n
+
+    def _process(self, k0: int, npk: int) -> int:
+        """Apply packets ``k0..npk-1`` of the batch buffer; packets the compiled framing
+        leaves (gap, control, end) are handled here one by one."""
+        applied = 0
+        while k0 < npk:
+            if self.session is None:  # follow the first session that frames
+                self._learn_session(k0, npk)
+            c0 = time.thread_time_ns()
+            t0 = time.perf_counter_ns()
+            stop, na, m, n_ev, self._tbl, self._live, n_ok, status = frame_decode_nb(
+                self._pbuf, SLOT, k0, npk, self._session_arr, self.expected, self._pk,
+                self._msg, self.base_ns, self.price_step, self.qty_step, self._ev, self._tbl,
+                self._first_stock, self._live)
+            t1 = time.perf_counter_ns()
+            c1 = time.thread_time_ns()
+            if self._counters[1] != self._bad_packets_seen:
+                self._count_bad_packets(k0, stop)
+            if na:
+                if n_ok < m:
+                    self._count_bad_messages(status)
+                applied += self._apply(na, m, n_ev, t1 - t0, c1 - c0)
+            if stop < npk:
+                self._control(stop)
+                stop += 1
+            k0 = stop
+        return applied
+
+    def _learn_session(self, k0: int, npk: int) -> None:
+        for k in range(k0, npk):
+            raw = self._pbuf[k * SLOT : k * SLOT + int(self._plen[k])].tobytes()
+            if len(raw) >= HEADER_LEN and all(32 <= c <= 126 for c in raw[:SESSION_LEN]):
+                self._set_session(raw[:SESSION_LEN])
+                log.info("following MoldUDP64 session %r", self.session)
+                return
+
+    def _count_bad_packets(self, k0: int, stop: int) -> None:
+        self._bad_packets_seen = int(self._counters[1])
+        st = self._pst[k0:stop]
+        for k in np.flatnonzero(st != PKT_OK).tolist():
+            code = int(st[k])
+            reason = ("packet of another MoldUDP64 session" if code == PKT_OTHER_SESSION
+                      else PKT_REASONS[code])
+            self.bad[reason] += 1
+            log.warning("bad MoldUDP64 packet (%d bytes): %s", int(self._plen[k0 + k]), reason)
+
+    def _apply(self, na: int, m: int, n_ev: int, decode_ns: int, decode_cpu_ns: int) -> int:
+        t1 = time.perf_counter_ns()
+        i, pk, seen, r = 0, 0, 0, self.n_rows
+        while True:
+            i, pk, seen, r, code = apply_nb(*self.book, self._ev, i, n_ev, self.locate,
+                                            self._pk, na, pk, seen, self.levels, self.rows, r)
+            if code == DONE:
+                break
+            if code in (POOL_FULL, BOOK_FULL):
+                self.book = l3_made_room(self.book)
+        t2 = time.perf_counter_ns()
+        self.n_rows = r
+        self.expected = int(self._acc_next[na - 1])
+        self.hi = max(self.hi, self.expected)
+        self.messages += m
+        self.packets += na
+        b = self.n_batches % self.lat_msgs.shape[0]
+        self.lat_decode_ns[b] = decode_ns
+        self.lat_decode_cpu_ns[b] = decode_cpu_ns
+        self.lat_apply_ns[b] = t2 - t1
+        self.lat_msgs[b] = m
+        self.n_batches += 1
+        return m
+
+    def _count_bad_messages(self, status: npt.NDArray[np.int8]) -> None:
+        codes = np.bincount(status[status != MSG_OK].astype(np.int64))
+        for code, n in enumerate(codes.tolist()):
+            if n:
+                self.bad[REASONS[code]] += n
+                log.warning("%d ITCH message(s) refused: %s", n, REASONS[code])
+
+    # --- sequence control --------------------------------------------------------------------
+    def _control(self, k: int) -> None:
+        """A packet the compiled framing left: ahead of the sequence, or a control packet."""
+        off = k * SLOT
+        raw = self._pbuf[off : off + int(self._plen[k])].tobytes()
+        seq = int.from_bytes(raw[10:18], "big")
+        count = int.from_bytes(raw[18:20], "big")
+        if count == COUNT_END_OF_SESSION:
+            if self.end_seq is None:
+                log.info("end of session at sequence %d", seq)
+            self.end_seq = seq
+            self.hi = max(self.hi, seq)
+        elif count == COUNT_HEARTBEAT:
+            self._counters[0] += 1
+            self.hi = max(self.hi, seq)
+        else:  # data past a gap: hold it until the gap is filled
+            if seq not in self._held:
+                self._held[seq] = raw
+                heapq.heappush(self._held_seqs, seq)
+            self.hi = max(self.hi, seq + count)
+        if self.hi > self.expected:
+            self._open_gap()
+
+    def _drain_held(self) -> int:
+        applied = 0
+        while self._held_seqs:
+            seq = self._held_seqs[0]
+            if seq > self.expected:
+                break
+            heapq.heappop(self._held_seqs)
+            raw = self._held.pop(seq)
+            self._pbuf[: len(raw)] = np.frombuffer(raw, np.uint8)
+            self._plen[0] = len(raw)
+            applied += self._process(0, 1)
+        return applied
+
+    def _open_gap(self) -> None:
+        now = time.monotonic()
+        if self._gap is None:
+            self._gap = _Gap(self.expected, now, now, 0.0)
+            self.gaps += 1
+            log.warning("gap: expected sequence %d, the venue is at %d", self.expected,
+                        self.hi)
+        self._request(now)
+
+    def _gap_end(self) -> int:
+        return min(self.hi, self._held_seqs[0]) if self._held_seqs else self.hi
+
+    def _request(self, now: float, *, force: bool = False) -> None:
+        gap = self._gap
+        if gap is None or self.rerequest is None or self.session is None:
+            return
+        if not force and gap.requests and now - gap.last_request < self.retry_s:
+            return
+        count = min(self._gap_end() - self.expected, REQUEST_CHUNK)
+        if count <= 0:
+            return
+        try:
+            self.req_sock.sendto(encode_request(self.session, self.expected, count),
+                                 self.rerequest)
+        except OSError as exc:
+            log.warning("re-request to %s:%d failed: %s", *self.rerequest, exc)
+        gap.last_request = now
+        gap.req_end = self.expected + count
+        gap.requests += 1
+        self.requests_sent += 1
+
+    def _check_gap(self) -> None:
+        gap = self._gap
+        if gap is None:
+            return
+        now = time.monotonic()
+        if self.expected >= self.hi and not self._held:
+            log.info("gap from %d filled after %.3f s (%d re-request(s))", gap.lo,
+                     now - gap.opened, gap.requests)
+            self._gap = None
+            return
+        if self.expected > gap.lo:  # progress: the resend is arriving
+            gap.lo = self.expected
+            gap.last_progress = now
+            if self.expected >= gap.req_end:  # that range is in: ask for the next one
+                self._request(now, force=True)
+            else:  # more of it is on its way: asking again now would only duplicate it
+                gap.last_request = now
+        if now - gap.last_progress >= self.gap_timeout_s:
+            self.alarm = GapError(self.session or b"?", self.expected, self._gap_end() - 1,
+                                  now - gap.last_progress)
+            log.error("%s", self.alarm)
+            raise self.alarm
+        self._request(now)
+
+    # --- running and results -------------------------------------------------------------------
+    def run_until_end(self, timeout_s: float) -> None:
+        """Poll until the end of session is applied; a VenueError after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while not self.ended:
+            if time.monotonic() > deadline:
+                msg = (f"no end of session within {timeout_s:g} s (applied {self.messages:,} "
+                       f"messages up to sequence {self.expected - 1}); is the venue running?")
+                raise VenueError(msg)
+            self.poll(timeout_s=0.01)
+
+    def latency_summary(self) -> dict[str, float]:
+        """ns per message of decode and of book apply over the recorded batches."""
+        k = min(self.n_batches, self.lat_msgs.shape[0])
+        msgs = self.lat_msgs[:k]
+        if not k or not msgs.sum():
+            return {}
+        per_dec = self.lat_decode_ns[:k] / np.maximum(msgs, 1)
+        per_app = self.lat_apply_ns[:k] / np.maximum(msgs, 1)
+        w = msgs > 0
+        return {
+            "batches": float(k),
+            "messages": float(msgs.sum()),
+            "decode_ns_per_msg": float(self.lat_decode_ns[:k].sum() / msgs.sum()),
+            "apply_ns_per_msg": float(self.lat_apply_ns[:k].sum() / msgs.sum()),
+            "decode_cpu_ns_per_msg": float(self.lat_decode_cpu_ns[:k].sum() / msgs.sum()),
+            "decode_ns_per_msg_p50": float(np.percentile(per_dec[w], 50)),
+            "decode_ns_per_msg_p99": float(np.percentile(per_dec[w], 99)),
+            "apply_ns_per_msg_p50": float(np.percentile(per_app[w], 50)),
+            "apply_ns_per_msg_p99": float(np.percentile(per_app[w], 99)),
+        }
+
+    def recorded(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """Book snapshots at packet boundaries and the next sequence number at each."""
+        return self.rows[: self.n_rows, :-1], self.rows[: self.n_rows, -1]
+
+    def close(self) -> None:
+        self.sock.close()
+        self.req_sock.close()
