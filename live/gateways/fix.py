@@ -140,12 +140,12 @@ class FixGateway(OrderGateway):
         reader, writer = await asyncio.open_connection(self.host, self.port)
         self._writer = writer
         sess = self.session
-        sess.new_connection()
-        sess.logon(reset=self.reset_on_logon and self.connects == 0)
-        self._flush()
-        deadline = time.monotonic() + self.tracker.timeout_s
-        announced = False
-        try:
+        try:  # whatever ends the connection closes the socket
+            sess.new_connection()
+            sess.logon(reset=self.reset_on_logon and self.connects == 0)
+            self._flush()
+            deadline = time.monotonic() + self.tracker.timeout_s
+            announced = False
             while True:
                 data = await read_within(reader, 65536, self.tick_s)
                 if data == b"":

@@ -121,6 +121,12 @@ class OuchGateway(OrderGateway):
 
     async def _session(self) -> None:
         reader, writer = await asyncio.open_connection(self.host, self.port)
+        try:  # whatever ends the session -- a refused login included -- closes the socket
+            await self._logged_in(reader, writer)
+        finally:
+            writer.close()
+
+    async def _logged_in(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(soupbin.login_request(self.username, self.password, self.session,
                                            self.applied + 1))
         rd = soupbin.SoupReader()
