@@ -15,10 +15,11 @@ def _add_venue(sub: Any, store_parent: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "venue",
         parents=[store_parent],
-        help="replay a stored day as ITCH 5.0 over MoldUDP64 (UDP), answering re-requests",
+        help="replay a stored day as ITCH 5.0 over MoldUDP64 (UDP), answering re-requests, "
+        "and take orders over OUCH / FIX",
     )
-    p.add_argument("--venue", required=True)
-    p.add_argument("--symbol", required=True)
+    p.add_argument("--venue", required=True, help="the stored day's venue (as in `data ls`)")
+    p.add_argument("--symbol", required=True, help="the stored day's symbol")
     p.add_argument("--date", required=True, help="YYYY-MM-DD")
     p.add_argument("--speed", default="1", help="exchange time x SPEED, or 'max' (default 1)")
     p.add_argument(

@@ -139,7 +139,10 @@ def open_runner(
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            # no dashboard; its HTTP server (health, metrics) still starts: on loopback, any
+            # free port (the default is every interface, port 8787)
+            dashboard_address="127.0.0.1:0",
+            worker_dashboard_address="127.0.0.1:0",
         ) as cluster,
         Client(cluster) as client,
     ):

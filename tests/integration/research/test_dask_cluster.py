@@ -106,10 +106,11 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
 
     try:
         start("scheduler", "scheduler", "--host", "127.0.0.1", "--port", str(port),
-              "--no-dashboard")  # fmt: skip
+              "--no-dashboard", "--dashboard-address", "127.0.0.1:0")  # fmt: skip
         worker = ["worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--nworkers", "1"]
         workers = [
-            start(f"w{i}", *worker, "--no-dashboard", "--name", f"w{i}") for i in range(2)
+            start(f"w{i}", *worker, "--no-dashboard", "--dashboard-address", "127.0.0.1:0",
+                  "--name", f"w{i}") for i in range(2)
         ]
         deadline = time.monotonic() + 60
         client = None
@@ -122,10 +123,27 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
                 time.sleep(0.5)
         with client:
             client.wait_for_workers(2, timeout=60)
+        assert listening_outside_loopback(procs) == []
         yield Cluster(address, workers)
     finally:
         for p in reversed(procs):
             _stop(p)
+
+
+def listening_outside_loopback(procs: list[subprocess.Popen[bytes]]) -> list[str]:
+    """Listening sockets of the processes (and their children) not on 127.0.0.1."""
+    import psutil
+
+    bad = []
+    for p in procs:
+        root = psutil.Process(p.pid)
+        for proc in [root, *root.children(recursive=True)]:
+            bad.extend(
+                f"{proc.name()} {proc.pid} on {c.laddr.ip}:{c.laddr.port}"
+                for c in proc.net_connections(kind="inet")
+                if c.status == psutil.CONN_LISTEN and c.laddr.ip != "127.0.0.1"
+            )
+    return bad
 
 
 def study(store: Path, out: Path, **kw: Any) -> OptimizeResult:
