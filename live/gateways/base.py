@@ -25,13 +25,16 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from framework.core.errors import OrderError
+from framework.core.errors import OrderError, VenueError
+
+log = logging.getLogger("hftlab.gateway")
 
 
 class OrderState(enum.StrEnum):
@@ -353,6 +356,48 @@ class OrderGateway(ABC):
     events: asyncio.Queue[Event]
     tracker: OrderTracker
     latency: LatencyLog  #: encode/decode time per message (see each gateway for what counts)
+    #: set by the protocol gateways: where they connect, their backoff, their state
+    name: str
+    host: str
+    port: int
+    backoff: tuple[float, float]
+    connects: int
+    _closing: bool
+    _first: asyncio.Future[None] | None
+    _writer: asyncio.StreamWriter | None
+
+    async def _session_once(self) -> None:
+        """One connection: log on, serve it until it ends (the protocol's part)."""
+        raise NotImplementedError
+
+    async def _run(self) -> None:
+        """Connect, serve, reconnect with exponential backoff until :meth:`close`. A refused
+        logon ends the loop (retrying would not help); so does a refused first connection
+        (nothing listens there), which :meth:`connect` raises."""
+        delay = self.backoff[0]
+        while not self._closing:
+            try:
+                await self._session_once()
+                delay = self.backoff[0]
+            except VenueError as e:
+                log.error("%s gateway: %s", self.name, e)
+                self.events.put_nowait(Disconnected(str(e)))
+                if self._first is not None and not self._first.done():
+                    self._first.set_exception(e)
+                return
+            except (OSError, asyncio.IncompleteReadError, TimeoutError) as e:
+                self.events.put_nowait(Disconnected(f"{type(e).__name__}: {e}"))
+                if self._first is not None and not self._first.done() and self.connects == 0 \
+                        and isinstance(e, ConnectionRefusedError):
+                    self._first.set_exception(VenueError(
+                        f"{self.name} venue {self.host}:{self.port} refused the connection"))
+                    return
+            finally:
+                self._writer = None
+            if self._closing:
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.backoff[1])
 
     @abstractmethod
     async def connect(self) -> None:

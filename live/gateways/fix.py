@@ -25,7 +25,6 @@ from framework.core.errors import VenueError
 from live.aio import read_within
 from live.gateways.base import (
     Connected,
-    Disconnected,
     Event,
     LatencyLog,
     Order,
@@ -46,6 +45,8 @@ T_CANCEL_ON_DISCONNECT = 8013
 
 class FixGateway(OrderGateway):
     """See the module docstring."""
+
+    name = "FIX"
 
     def __init__(self, host: str, port: int, *, sender: str, target: str, symbol: str,
                  store_dir: Path | None = None, heartbeat_s: int = 30,
@@ -110,33 +111,8 @@ class FixGateway(OrderGateway):
     def connected(self) -> bool:
         return self._writer is not None and not self._writer.is_closing()
 
-    async def _run(self) -> None:
-        delay = self.backoff[0]
-        while not self._closing:
-            try:
-                await self._connection()
-                delay = self.backoff[0]
-            except VenueError as e:
-                log.error("FIX gateway: %s", e)
-                self.events.put_nowait(Disconnected(str(e)))
-                if self._first is not None and not self._first.done():
-                    self._first.set_exception(e)
-                return
-            except (OSError, asyncio.IncompleteReadError, TimeoutError) as e:
-                self.events.put_nowait(Disconnected(f"{type(e).__name__}: {e}"))
-                if self._first is not None and not self._first.done() and self.connects == 0 \
-                        and isinstance(e, ConnectionRefusedError):
-                    self._first.set_exception(VenueError(
-                        f"FIX venue {self.host}:{self.port} refused the connection"))
-                    return
-            finally:
-                self._writer = None
-            if self._closing:
-                return
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self.backoff[1])
 
-    async def _connection(self) -> None:
+    async def _session_once(self) -> None:
         reader, writer = await asyncio.open_connection(self.host, self.port)
         self._writer = writer
         sess = self.session

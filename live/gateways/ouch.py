@@ -22,7 +22,6 @@ from framework.core.errors import OrderError, VenueError
 from live.aio import read_within
 from live.gateways.base import (
     Connected,
-    Disconnected,
     Event,
     LatencyLog,
     Order,
@@ -41,6 +40,8 @@ log = logging.getLogger("hftlab.live.gateway.ouch")
 
 class OuchGateway(OrderGateway):
     """See the module docstring."""
+
+    name = "OUCH"
 
     def __init__(self, host: str, port: int, *, username: str, password: str, symbol: str,
                  price_mult: int = 1, session: str = "", timeout_s: float = 5.0,
@@ -93,33 +94,8 @@ class OuchGateway(OrderGateway):
     def connected(self) -> bool:
         return self._writer is not None and not self._writer.is_closing()
 
-    async def _run(self) -> None:
-        delay = self.backoff[0]
-        while not self._closing:
-            try:
-                await self._session()
-                delay = self.backoff[0]
-            except VenueError as e:  # login refused: retrying would not help
-                log.error("OUCH gateway: %s", e)
-                self.events.put_nowait(Disconnected(str(e)))
-                if self._first is not None and not self._first.done():
-                    self._first.set_exception(e)
-                return
-            except (OSError, asyncio.IncompleteReadError, TimeoutError) as e:
-                self.events.put_nowait(Disconnected(f"{type(e).__name__}: {e}"))
-                if self._first is not None and not self._first.done() and self.connects == 0 \
-                        and isinstance(e, ConnectionRefusedError):
-                    self._first.set_exception(VenueError(
-                        f"OUCH venue {self.host}:{self.port} refused the connection"))
-                    return
-            finally:
-                self._writer = None
-            if self._closing:
-                return
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self.backoff[1])
 
-    async def _session(self) -> None:
+    async def _session_once(self) -> None:
         reader, writer = await asyncio.open_connection(self.host, self.port)
         try:  # whatever ends the session -- a refused login included -- closes the socket
             await self._logged_in(reader, writer)
