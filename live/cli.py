@@ -6,6 +6,18 @@ import argparse
 from typing import Any
 
 
+def _port(text: str) -> int:
+    """A TCP/UDP port number: 0 (any free port) to 65535."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if not 0 <= n <= 65535:
+        msg = f"{text!r} is not a port number (0-65535; 0 = any free port)"
+        raise argparse.ArgumentTypeError(msg)
+    return n
+
+
 def register(sub: Any, store_parent: argparse.ArgumentParser) -> None:
     """Add this package's sub-commands to the ``hftlab`` parser ``sub``."""
     _add_venue(sub, store_parent)
@@ -32,7 +44,7 @@ def _add_venue(sub: Any, store_parent: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--rerequest-port",
-        type=int,
+        type=_port,
         default=None,
         metavar="P",
         help="UDP port (127.0.0.1) answering MoldUDP64 re-requests",
@@ -69,14 +81,14 @@ def _add_venue(sub: Any, store_parent: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--ouch-port",
-        type=int,
+        type=_port,
         default=None,
         metavar="P",
         help="accept OUCH 5.0 orders over SoupBinTCP 4.0 on 127.0.0.1:P (0: any free)",
     )
     p.add_argument(
         "--fix-port",
-        type=int,
+        type=_port,
         default=None,
         metavar="P",
         help="accept FIX 4.4 orders on 127.0.0.1:P (0: any free port)",

@@ -5,6 +5,7 @@ re-request), over multicast; a gap that cannot be filled raises the alarm."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import signal
 import time
@@ -145,15 +146,28 @@ def test_venue_stops_cleanly_on_sigterm(small_store: str, tmp_path: Path) -> Non
     assert "venue done" in log
 
 
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--itch", "localhost"], "IPV4:PORT"),
+        (["--itch", "127.0.0.1:9", "--drop", "2"], "must be a fraction"),
+        (["--itch", "127.0.0.1:9", "--speed", "fast"], "must be a positive number"),
+        (["--itch", "127.0.0.1:9", "--ouch-port", "70000"], "is not a port number"),
+        (["--itch", "127.0.0.1:9", "--fix-port", "-1"], "is not a port number"),
+        (["--itch", "127.0.0.1:9", "--rerequest-port", "x"], "is not a port number"),
+        ([], "give at least one --itch"),
+    ],
+)
 def test_venue_refuses_bad_options_in_one_line(
-    small_store: str, capsys: pytest.CaptureFixture[str]
+    small_store: str, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
 ) -> None:
-    rc = main(["venue", "--store", small_store, "--venue", "SIM", "--symbol", "SYN", "--date",
-               "2024-03-01", "--itch", "localhost"])
-    assert rc != 0
+    with contextlib.suppress(SystemExit):  # argparse's usage errors exit(2)
+        rc = main(["venue", "--store", small_store, "--venue", "SIM", "--symbol", "SYN",
+                   "--date", "2024-03-01", *extra])
+        assert rc != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
-    assert "IPV4:PORT" in err[0]
+    assert message in err[0]
 
 
 @pytest.mark.slow
