@@ -295,8 +295,8 @@ def optimize(
             if sets is None:
                 assert trials is not None
                 tpe = _Tpe(name, trials, seed, storage, batch_size)
-                storage_url = _run_tpe(st, runner, tpe, name, day_list)
-                table = _tpe_table(st, name, storage_url, storage)
+                storage_url, tpe_study = _run_tpe(st, runner, tpe, name, day_list)
+                table = _tpe_table(st, tpe_study)
                 if wf is not None:
                     choices = _tpe_windows(st, runner, tpe, wf)
             else:
@@ -508,9 +508,12 @@ class _Tpe:
     batch_size: int | None
 
 
-def _run_tpe(st: _Study, runner: Runner, tpe: _Tpe, name: str, days: list[dt.date]) -> str:
+def _run_tpe(
+    st: _Study, runner: Runner, tpe: _Tpe, name: str, days: list[dt.date]
+) -> tuple[str, Any]:
     """Run Optuna study ``name`` to ``tpe.trials`` finished trials, each evaluated on
-    ``days`` (the study's, or a walk-forward window's train days); returns its storage."""
+    ``days`` (the study's, or a walk-forward window's train days); returns its storage's
+    URL and the study."""
     from optuna.trial import TrialState
 
     store, url = _optuna_storage(st.res.root, tpe.storage)
@@ -562,23 +565,19 @@ def _run_tpe(st: _Study, runner: Runner, tpe: _Tpe, name: str, days: list[dt.dat
                     study.tell(t, state=TrialState.FAIL)
             if main and not multi and math.isfinite(values[0]):
                 st.show_best(values[0])
-    return url
+    return url, study
 
 
 def _tpe_windows(st: _Study, runner: Runner, tpe: _Tpe, spec: WalkForwardSpec) -> dict[int, str]:
     """Walk-forward for TPE: per window a TPE study of ``tpe.trials`` trials on its train
     days only (Optuna study ``NAME.wfI``); its best complete trial, ranked as the study
     ranks, is evaluated on the window's test days. Returns window -> chosen key."""
-    import optuna
-
     choices: dict[int, str] = {}
     for w in windows(st.days, spec):
         name = f"{tpe.name}.wf{w.index}"
         own = dataclasses.replace(tpe, seed=tpe.seed + 1 + w.index)
-        _run_tpe(st, runner, own, name, list(w.train))
-        store, _ = _optuna_storage(st.res.root, tpe.storage)
+        _, study = _run_tpe(st, runner, own, name, list(w.train))
         with st.in_optuna():
-            study = optuna.load_study(study_name=name, storage=store)
             done = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
         rounded = [_rounded(st.space, t.params) for t in done]
         sets = {params_key(st.space.make(v)): v for v in rounded}
@@ -616,12 +615,8 @@ def _plan_run(
     runner.run(batches, st.write)
 
 
-def _tpe_table(st: _Study, name: str, url: str, storage: str | None) -> pl.DataFrame:
-    import optuna
-
-    store, _ = _optuna_storage(st.res.root, storage)
+def _tpe_table(st: _Study, study: Any) -> pl.DataFrame:
     with st.in_optuna():
-        study = optuna.load_study(study_name=name, storage=store)
         done = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
     sets = [_rounded(st.space, t.params) for t in done]
     keys = [params_key(st.space.make(s)) for s in sets]
