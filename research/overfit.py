@@ -250,8 +250,8 @@ def pbo_cscv(
     groups = m[: size * n_groups].reshape(n_groups, size, n)
     splits = list(itertools.combinations(range(n_groups), n_groups // 2))
     member = np.zeros((len(splits), n_groups), dtype=bool)
-    for i, train in enumerate(splits):
-        member[i, list(train)] = True
+    for i, combo in enumerate(splits):
+        member[i, list(combo)] = True
     if metric is None:
         all_is, all_oos = _split_sharpes(groups, member)
     logits, is_perf, oos_perf = [], [], []
