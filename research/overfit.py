@@ -229,7 +229,9 @@ def pbo_cscv(
     test half it ranks last. ``metric`` (columns of a (rows, N) matrix -> N values) defaults
     to the per-period Sharpe ratio, computed from per-group sums (C(16, 8) = 12,870 splits
     of a month of one-minute returns of 100 sets take seconds, not minutes)."""
-    m = np.asarray(returns, dtype=np.float64)
+    # one memory layout: numpy sums a column of a Fortran array pairwise and one of a C array
+    # row by row, and the last-bit differences could reorder near-equal sets
+    m = np.ascontiguousarray(returns, dtype=np.float64)
     if m.ndim != 2:
         msg = f"pbo_cscv takes a (periods, sets) matrix, got {m.ndim} dimension(s)"
         raise ConfigError(msg)
