@@ -25,9 +25,8 @@ import pytest
 
 import research
 from framework.engine.config import LatencyConfig, QueueConfig
-from framework.ingest.synthetic import generate_day
-from framework.store.tickstore import TickStore
 from research.optimize import OptimizeResult
+from tests.unit.research.study_days import write_days
 
 pytestmark = pytest.mark.slow
 
@@ -40,13 +39,7 @@ SPACE = ["max_position=1:4", "improve=false,true"]
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("store")
-    st = TickStore(root)
-    for i, d in enumerate(DAYS):
-        day = generate_day(date=d, n_events=20_000, seed=30 + i)
-        inst = dataclasses.replace(day.instrument, fee_per_lot=0.001)
-        st.write(inst, d, day.events, labels=day.labels)
-    return root
+    return write_days(tmp_path_factory.mktemp("store"), DAYS, seed=30)
 
 
 def _free_port() -> int:

@@ -16,7 +16,6 @@ beats the stitched out-of-sample one.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import shutil
@@ -30,14 +29,14 @@ import pytest
 import research
 from framework.core.events import BUY, SELL
 from framework.engine.config import LatencyConfig, QueueConfig
-from framework.ingest.synthetic import SyntheticParams, generate_day
-from framework.store.tickstore import TickStore
+from framework.ingest.synthetic import SyntheticParams
 from framework.strategy import Params, Strategy, param
 from framework.strategy.context import Context
 from research.optimize import OptimizeResult
 from research.space import Space, params_key
 from research.walkforward import choose, windows
 from strategies.one_tick_mm import OneTickMM
+from tests.unit.research.study_days import write_days
 
 DAYS = [dt.date(2024, 4, 1) + dt.timedelta(days=i) for i in range(8)]
 #: from this day on the market maker's regime: wide spread, a quiet mid
@@ -52,23 +51,13 @@ QUIET = SyntheticParams(
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("regimes")
-    st = TickStore(root)
-    for i, d in enumerate(DAYS):
-        params = QUIET if i >= CHANGE else SyntheticParams()
-        g = generate_day(date=d, n_events=20_000, seed=100 + i, params=params)
-        st.write(dataclasses.replace(g.instrument, fee_per_lot=0.001), d, g.events)
-    return root
+    regimes = [QUIET if i >= CHANGE else SyntheticParams() for i in range(len(DAYS))]
+    return write_days(tmp_path_factory.mktemp("regimes"), DAYS, seed=100, params=regimes)
 
 
 @pytest.fixture(scope="module")
 def noisy_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("noisy")
-    st = TickStore(root)
-    for i, d in enumerate(DAYS):
-        g = generate_day(date=d, n_events=20_000, seed=200 + i)
-        st.write(dataclasses.replace(g.instrument, fee_per_lot=0.001), d, g.events)
-    return root
+    return write_days(tmp_path_factory.mktemp("noisy"), DAYS, seed=200)
 
 
 def study(store: Path, out: Path, strategy: Any, **kw: Any) -> OptimizeResult:
