@@ -7,8 +7,10 @@ stored days, evaluated in batches (:mod:`research.evaluate`) on Dask (:mod:`rese
 A study lives in its ``out`` folder: ``study.json`` (what it evaluates: strategy, data, venue
 model, fixed parameters -- a resume with other settings is refused), ``results/`` and
 ``equity/`` (each (set, day) once, written as batches complete), ``trials.parquet`` (one row
-per set or trial, with its statistics over the days) and, for TPE, ``optuna.journal`` (the
-Optuna study, unless ``storage`` names an RDB URL). Running the same study again evaluates
+per set or trial, with its statistics over the days), for TPE ``optuna.journal`` (the
+Optuna study, unless ``storage`` names an RDB URL), ``overfit.json`` (deflated Sharpe ratio
+and PBO, with the walk-forward's figures), ``walk_forward.parquet`` (its windows) and
+``report.html`` (:mod:`research.assess`). Running the same study again evaluates
 only the (set, day) units it does not hold: an interrupted study resumes, a finished one
 costs nothing, a longer one (more trials, more days) adds what is new.
 
@@ -23,7 +25,14 @@ small discrete space does) is evaluated once: its units are found done.
 :class:`OptimizeResult` carries what walk-forward, the overfitting statistics and the
 report need: ``results`` (every (set, day) row: metrics, the set's ``key`` and parameter
 columns), ``equity()`` (each (set, day)'s equity on the return grid), ``daily_pnl()`` (day x
-set) and ``returns()`` (every set's intraday returns on the grid, for skew and kurtosis).
+set) and ``returns()`` (every set's intraday returns on the grid, for skew and kurtosis),
+and their outcome: ``walk``, ``dsr``, ``pbo``, ``report``.
+
+With ``walk_forward``, a grid or random study still evaluates every set on every day once;
+the windows only read the results (:mod:`research.walkforward`). A TPE study also runs one
+Optuna study per train window (``NAME.wf0``, ``NAME.wf1``, ...; trials on the train days
+only), whose choice is then evaluated on its test days: those rows join ``results`` (a
+window's sets may have only some of the days).
 """
 
 from __future__ import annotations
