@@ -19,6 +19,11 @@ examples:
         --trials 60 --scheduler tcp://10.0.0.5:8786 --study as-jan
   Sharpe against drawdown (the answer is the Pareto front):
     hftlab optimize one_tick_mm ... --objective sharpe,drawdown
+  walk-forward: choose on 5 days, trade the next one, roll on (out of sample printed first):
+    hftlab optimize one_tick_mm ... --walk-forward 5:1
+
+  Every study writes trials.parquet, results/, equity/, overfit.json (deflated Sharpe ratio
+  of the best set, probability of backtest overfitting) and report.html (--no-report: not).
 
   --space NAME=LO:HI[:STEP] searches a range (ints step by 1 unless told; a float without a
   step is continuous: random and tpe only), NAME=A,B,C a list. The names, types and ranges
@@ -107,6 +112,18 @@ def register(sub: Any, store_parent: argparse.ArgumentParser) -> None:
     opt.add_argument(
         "--batch-size", type=int, metavar="N", help="most sets replayed together in one task"
     )
+    opt.add_argument(
+        "--walk-forward",
+        metavar="TRAIN:TEST[:rolling|expanding]",
+        help="validate out of sample: choose on TRAIN days, trade the TEST days after them "
+        "(e.g. 5:1 or 10:2:expanding); the stitched out-of-sample result is printed first",
+    )
+    opt.add_argument(
+        "--no-report",
+        dest="report",
+        action="store_false",
+        help="do not write report.html into the study's folder",
+    )
     opt.add_argument("--top", type=int, default=5, help="best sets to print (default 5)")
     add_run_options(opt)
     opt.set_defaults(func=cmd_optimize)
@@ -140,6 +157,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     if not days:
         msg = f"--from {start} --to {end} holds no weekday; give a range with trading days"
         raise ConfigError(msg)
+    base = _rerun_base(args)
     try:
         result = optimize(
             type(strategy),
@@ -163,6 +181,9 @@ def cmd_optimize(args: argparse.Namespace) -> int:
             mode=args.mode,
             seed=args.seed,
             batch_size=args.batch_size,
+            walk_forward=args.walk_forward,
+            report=args.report,
+            rerun=base,
         )
     except KeyboardInterrupt:
         print(
@@ -181,7 +202,56 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _rerun_base(args: argparse.Namespace) -> str:
+    """The ``hftlab backtest`` words of the study's data and fixed settings, as given."""
+    return (
+        f"hftlab backtest {args.strategy} --venue {args.venue} --symbol {args.symbol} "
+        f"--from {args.date_from}" + (f" --to {args.date_to}" if args.date_to else "")
+        + (f" --store {args.store}" if args.store else "")
+        + "".join(f" --param {p}" for p in args.param)
+        + "".join(f" --risk {p}" for p in args.risk)
+        + f" --latency {args.latency} --queue {args.queue}"
+    )  # fmt: skip
+
+
+def _stats_line(stats: dict[str, Any]) -> str:
+    return (
+        f"pnl {_fmt(stats.get('pnl', math.nan))}, sharpe {_fmt(stats.get('sharpe', math.nan))}, "
+        f"drawdown {_fmt(stats.get('max_drawdown', math.nan))}, "
+        f"pnl/dd {_fmt(stats.get('pnl_dd', math.nan))}"
+    )
+
+
+def _print_walk(w: Any) -> None:
+    """The headline of a walk-forward study: out of sample first, in sample beside it."""
+    print(
+        f"walk-forward {w.spec}: {len(w.windows)} window(s), {w.distinct_choices} distinct "
+        f"set(s) chosen by {w.objective}"
+    )
+    print(f"  OUT OF SAMPLE (stitched test days): {_stats_line(w.oos_stats)}")
+    print(f"  in sample (best over all days, same test days): {_stats_line(w.is_stats)}")
+
+
+def _print_overfit(r: Any) -> None:
+    if r.dsr is not None:
+        d = r.dsr
+        print(
+            f"  deflated Sharpe ratio {_fmt(d.dsr)} (probability the best set's Sharpe beats "
+            f"the best of {d.n_trials} unskilled trials: {_fmt(d.sharpe)} per period against "
+            f"{_fmt(d.sr0)})"
+        )
+    if r.pbo is not None:
+        print(
+            f"  probability of backtest overfitting {_fmt(r.pbo.pbo)} (CSCV, "
+            f"{r.pbo.n_groups} groups, {r.pbo.n_splits:,} splits)"
+        )
+    for n in r.overfit_notes:
+        print(f"  {n}")
+
+
 def _print_result(r: Any, args: argparse.Namespace) -> None:
+    if r.walk is not None:
+        _print_walk(r.walk)
     t = r.trials
     states = dict(t.group_by("state").len().iter_rows()) if t.height else {}
     counts = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
@@ -192,14 +262,6 @@ def _print_result(r: Any, args: argparse.Namespace) -> None:
     )
     what = "Pareto front" if len(r.objectives) > 1 else f"best by {r.objectives[0]}"
     print(f"  {what}:")
-    base = (
-        f"hftlab backtest {args.strategy} --venue {args.venue} --symbol {args.symbol} "
-        f"--from {args.date_from}" + (f" --to {args.date_to}" if args.date_to else "")
-        + (f" --store {args.store}" if args.store else "")
-        + "".join(f" --param {p}" for p in args.param)
-        + "".join(f" --risk {p}" for p in args.risk)
-        + f" --latency {args.latency} --queue {args.queue}"
-    )  # fmt: skip
     for row in r.best.head(args.top).iter_rows(named=True):
         params = " ".join(f"{p}={_fmt(row[p])}" for p in r.params)
         print(
@@ -207,7 +269,10 @@ def _print_result(r: Any, args: argparse.Namespace) -> None:
             f"{_fmt(row['max_drawdown'])}, pnl/dd {_fmt(row['pnl_dd'])}, fills {row['n_fills']:,}"
         )
     if r.best.height:
-        print(f"  re-run the best: {r.command(r.best.row(0, named=True), base)}")
-    print(f"  results: {r.out} (trials.parquet, results/, equity/)")
+        print(f"  re-run the best: {r.command(r.best.row(0, named=True))}")
+    _print_overfit(r)
+    print(f"  results: {r.out} (trials.parquet, results/, equity/, overfit.json)")
+    if r.report is not None:
+        print(f"  report: {r.report}")
     if r.storage:
         print(f"  optuna storage: {r.storage}")

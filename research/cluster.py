@@ -5,19 +5,25 @@ The client submits :func:`research.evaluate.evaluate_batch` tasks (one day read 
 of sets replayed together) and takes results as they complete; it alone writes them, so a
 task that Dask re-ran after losing a worker is simply a second copy of rows the results
 folder already holds (keyed by set and day, and skipped). Every worker first compiles -- or
-loads from numba's cache -- what a batch runs (:func:`research.evaluate.warm`), pinned to it,
-so no task pays the compilation and timings compare.
+loads from numba's cache -- what a batch runs (:func:`research.evaluate.warm`), so no task
+pays the compilation and timings compare: the warm-up is a worker plugin
+(:class:`WarmUp`) the client registers, so the workers there run it at once and a worker
+that joins the cluster later runs it as it registers, before it reads its first task.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
+import logging
 import os
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import polars as pl
+from distributed.diagnostics.plugin import WorkerPlugin
 
 from framework.core.errors import ConfigError
 from research.evaluate import EvalSpec, evaluate_batch, warm
@@ -52,30 +58,43 @@ class InlineRunner(Runner):
             done(b, metrics, equity)
 
 
+class WarmUp(WorkerPlugin):
+    """Warms a worker's numba cache for a study (:func:`research.evaluate.warm`) in its
+    ``setup``: on every worker when the client registers it, and on a worker that joins
+    later as it registers -- Dask sets a joining worker's plugins up before it reads
+    anything the scheduler sends, so its first task finds the code compiled. The compile
+    runs in a thread, so the worker keeps answering the scheduler meanwhile.
+
+    ``warmed_at`` (epoch seconds) and ``seconds`` record it on the worker's copy."""
+
+    name = "hftlab-warm-up"
+
+    def __init__(self, spec: EvalSpec, day: dt.date) -> None:
+        self.spec = spec
+        self.day = day
+        self.warmed_at: float | None = None
+        self.seconds: float | None = None
+
+    async def setup(self, worker: Any) -> None:
+        loop = asyncio.get_running_loop()
+        self.seconds = await loop.run_in_executor(None, warm, self.spec, self.day)
+        self.warmed_at = time.time()
+        logging.getLogger("distributed.worker").info(
+            "hftlab: numba cache warm for %s in %.1f s", self.spec.strategy, self.seconds
+        )
+
+
 class DaskRunner(Runner):
-    """On the workers of a Dask client."""
+    """On the workers of a Dask client (each warmed by :class:`WarmUp` first)."""
 
     def __init__(self, client: Any, spec: EvalSpec, warm_day: dt.date) -> None:
         self.client = client
         self.spec = spec
-        self.warmed: set[str] = set()
-        self._warm(warm_day)
+        client.register_plugin(WarmUp(spec, warm_day))
 
     @property
     def n_workers(self) -> int:  # type: ignore[override]
         return max(1, len(self.client.scheduler_info().get("workers", {})))
-
-    def _warm(self, day: dt.date) -> None:
-        """Compile on every worker before any task, each pinned to its worker."""
-        addrs = [a for a in self.client.scheduler_info().get("workers", {}) if a not in self.warmed]
-        futures = [
-            self.client.submit(
-                warm, self.spec, day, workers=[a], allow_other_workers=False, pure=False
-            )
-            for a in addrs
-        ]
-        self.client.gather(futures)
-        self.warmed.update(addrs)
 
     def run(self, batches: Sequence[Batch], done: Done) -> None:
         from distributed import as_completed
@@ -166,4 +185,11 @@ def _connect(address: str) -> Any:
         raise ConfigError(msg) from exc
 
 
-__all__ = ["CONNECT_TIMEOUT_S", "DaskRunner", "InlineRunner", "Runner", "open_runner"]
+__all__ = [
+    "CONNECT_TIMEOUT_S",
+    "DaskRunner",
+    "InlineRunner",
+    "Runner",
+    "WarmUp",
+    "open_runner",
+]

@@ -34,7 +34,7 @@ import datetime as dt
 import os
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -321,15 +321,21 @@ def _read_dir(folder: Path, schema: Mapping[str, pl.DataType], by: list[str]) ->
         raise StoreError(msg) from exc
 
 
-def _write_whole(df: pl.DataFrame, path: Path) -> None:
+def write_whole(path: Path, write: Callable[[Path], object]) -> None:
+    """``write(tmp)`` a file whole, then rename it to ``path``: a reader never sees half of
+    it, a failure leaves no temporary behind and is one line."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        df.write_parquet(tmp)
+        write(tmp)
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         msg = f"cannot write {path}: {exc.strerror or exc}"
         raise StoreError(msg) from exc
+
+
+def _write_whole(df: pl.DataFrame, path: Path) -> None:
+    write_whole(path, df.write_parquet)
 
 
 __all__ = [
@@ -342,4 +348,5 @@ __all__ = [
     "run_batch",
     "strategy_path",
     "warm",
+    "write_whole",
 ]

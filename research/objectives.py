@@ -111,7 +111,8 @@ def set_stats(days: pl.DataFrame, curves: pl.DataFrame, interval_ns: int) -> dic
         "pnl_dd": pnl_dd,
     }
     for c in SUMS:
-        out[c] = days[c].sum()
+        if c in days.columns:  # a table of the objectives' own columns has none
+            out[c] = days[c].sum()
     return out
 
 
@@ -126,15 +127,34 @@ def aggregate(metrics: pl.DataFrame, curves: pl.DataFrame, interval_ns: int) -> 
         rows.append({"key": key, **set_stats(days, by_key.get((key,), empty), interval_ns)})
     schema = {"key": pl.String(), "n_days": pl.Int64()}
     schema |= {k: pl.Float64() for k in ("pnl", "sharpe", "sortino", "max_drawdown", "pnl_dd")}
-    schema |= {k: metrics.schema[k] for k in SUMS}
+    schema |= {k: metrics.schema[k] for k in SUMS if k in metrics.columns}
     return pl.DataFrame(rows, schema=schema)
 
 
+def with_score(table: pl.DataFrame, objectives: Sequence[str]) -> pl.DataFrame:
+    """``table`` with ``score``: the first objective, signed so that higher is better."""
+    first = objectives[0]
+    return table.with_columns((OBJECTIVES[first] * pl.col(first)).alias("score"))
+
+
 def ranked(table: pl.DataFrame, objectives: Sequence[str]) -> pl.DataFrame:
-    """``table`` best first by the first objective (NaN and null last)."""
+    """``table`` best first by the first objective (NaN and null last; equal ones by key, so
+    every ranking of the same sets picks the same one)."""
     name = objectives[0]
-    key = pl.col(name).fill_nan(None)
-    return table.sort(key, descending=OBJECTIVES[name] > 0, nulls_last=True)
+    by = [pl.col(name).fill_nan(None)]
+    desc = [OBJECTIVES[name] > 0]
+    if "key" in table.columns:
+        by.append(pl.col("key"))
+        desc.append(False)
+    return table.sort(by, descending=desc, nulls_last=True, maintain_order=True)
+
+
+def rank_sets(
+    metrics: pl.DataFrame, curves: pl.DataFrame, interval_ns: int, objectives: Sequence[str]
+) -> pl.DataFrame:
+    """Every set of ``metrics`` (its (set, day) rows) scored over its days and ranked best
+    first: what a study reports, and what a walk-forward window chooses by."""
+    return ranked(with_score(aggregate(metrics, curves, interval_ns), objectives), objectives)
 
 
 def pareto_front(table: pl.DataFrame, objectives: Sequence[str]) -> pl.DataFrame:
@@ -159,6 +179,8 @@ __all__ = [
     "aggregate",
     "pareto_front",
     "parse_objective",
+    "rank_sets",
     "ranked",
     "set_stats",
+    "with_score",
 ]

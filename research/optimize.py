@@ -7,8 +7,10 @@ stored days, evaluated in batches (:mod:`research.evaluate`) on Dask (:mod:`rese
 A study lives in its ``out`` folder: ``study.json`` (what it evaluates: strategy, data, venue
 model, fixed parameters -- a resume with other settings is refused), ``results/`` and
 ``equity/`` (each (set, day) once, written as batches complete), ``trials.parquet`` (one row
-per set or trial, with its statistics over the days) and, for TPE, ``optuna.journal`` (the
-Optuna study, unless ``storage`` names an RDB URL). Running the same study again evaluates
+per set or trial, with its statistics over the days), for TPE ``optuna.journal`` (the
+Optuna study, unless ``storage`` names an RDB URL), ``overfit.json`` (deflated Sharpe ratio
+and PBO, with the walk-forward's figures), ``walk_forward.parquet`` (its windows) and
+``report.html`` (:mod:`research.assess`). Running the same study again evaluates
 only the (set, day) units it does not hold: an interrupted study resumes, a finished one
 costs nothing, a longer one (more trials, more days) adds what is new.
 
@@ -23,18 +25,27 @@ small discrete space does) is evaluated once: its units are found done.
 :class:`OptimizeResult` carries what walk-forward, the overfitting statistics and the
 report need: ``results`` (every (set, day) row: metrics, the set's ``key`` and parameter
 columns), ``equity()`` (each (set, day)'s equity on the return grid), ``daily_pnl()`` (day x
-set) and ``returns()`` (every set's intraday returns on the grid, for skew and kurtosis).
+set) and ``returns()`` (every set's intraday returns on the grid, for skew and kurtosis),
+and their outcome: ``walk``, ``dsr``, ``pbo``, ``report``.
+
+With ``walk_forward``, a grid or random study still evaluates every set on every day once;
+the windows only read the results (:mod:`research.walkforward`). A TPE study also runs one
+Optuna study per train window (``NAME.wf0``, ``NAME.wf1``, ...; trials on the train days
+only), whose choice is then evaluated on its test days: those rows join ``results`` (a
+window's sets may have only some of the days).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
 import math
 import sys
+import time
 import types
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -55,8 +66,12 @@ from research.objectives import (
     parse_objective,
     ranked,
     set_stats,
+    with_score,
 )
+from research.overfit import PBO, DeflatedSharpe
 from research.space import Space, params_key
+from research.walkforward import WalkForward, WalkForwardSpec, choose, windows
+from research.walkforward import walk_forward as run_walk_forward
 
 Method = Literal["grid", "random", "tpe"]
 METHODS: tuple[str, ...] = ("grid", "random", "tpe")
@@ -83,6 +98,7 @@ class OptimizeResult:
 
     study: str
     out: Path
+    strategy: str  #: ``module:Class``
     method: str
     objectives: tuple[str, ...]
     params: tuple[str, ...]
@@ -94,6 +110,21 @@ class OptimizeResult:
     reused: int
     interval_ns: int
     storage: str | None = None
+    #: the walk-forward validation (``walk_forward=`` given), else None
+    walk: WalkForward | None = None
+    #: deflated Sharpe ratio of the best set (None: no set has returns to judge)
+    dsr: DeflatedSharpe | None = None
+    #: probability of backtest overfitting by CSCV (None: fewer than 2 sets or too few returns)
+    pbo: PBO | None = None
+    #: why ``dsr`` or ``pbo`` is None, one line each
+    overfit_notes: tuple[str, ...] = ()
+    #: the study's report.html (None with ``report=False``)
+    report: Path | None = None
+    #: seconds spent in Optuna (create/load, ask, tell, report, should_prune): its overhead
+    optuna_seconds: float = 0.0
+    #: the ``hftlab backtest`` command of the study's data and venue model (no searched
+    #: parameters): what :meth:`command` extends
+    rerun: str = ""
 
     def equity(self) -> pl.DataFrame:
         """Each (set, day)'s equity on the return grid: key, day, ts, equity."""
@@ -105,16 +136,16 @@ class OptimizeResult:
 
     def returns(self, key: str) -> pl.DataFrame:
         """One set's intraday returns on the grid (day, ts, ret): no return spans a night."""
-        eq = self.equity().filter(pl.col("key") == key)
-        return (
-            eq.with_columns(pl.col("equity").diff().over("day").alias("ret"))
-            .drop_nulls("ret")
-            .select("day", "ts", "ret")
-        )
+        from research.assess import intraday_returns
 
-    def command(self, row: Mapping[str, Any], base: str) -> str:
-        """``hftlab backtest`` words that re-run one set: ``base`` plus its ``--param``s."""
-        return base + "".join(f" --param {p}={_word(row[p])}" for p in self.params)
+        eq = self.equity().filter(pl.col("key") == key)
+        return intraday_returns(eq).select("day", "ts", "ret")
+
+    def command(self, row: Mapping[str, Any], base: str | None = None) -> str:
+        """``hftlab backtest`` words that re-run one set: ``base`` (default: the study's own
+        backtest command) plus its ``--param``s."""
+        head = self.rerun if base is None else base
+        return head + "".join(f" --param {p}={_word(row[p])}" for p in self.params)
 
 
 def _word(v: Any) -> str:
@@ -135,6 +166,16 @@ class _Study:
     reused: int = 0
     best: float = math.nan
     on_batch: Callable[[int], None] | None = None
+    optuna_s: float = 0.0
+
+    @contextlib.contextmanager
+    def in_optuna(self) -> Iterator[None]:
+        """Count the time of the block as Optuna's (the overhead the benchmark reports)."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.optuna_s += time.perf_counter() - t0
 
     def write(self, batch: Batch, metrics: pl.DataFrame, equity: pl.DataFrame) -> None:
         written = self.res.write(metrics, equity)
@@ -182,17 +223,28 @@ def optimize(
     batch_size: int | None = None,
     progress: bool | None = None,
     on_batch: Callable[[int], None] | None = None,
+    walk_forward: str | WalkForwardSpec | None = None,
+    report: bool = True,
+    rerun: str | None = None,
 ) -> OptimizeResult:
     """Search ``space`` of ``strategy`` on ``venue``/``symbol`` over ``days``.
 
-    ``method``: ``grid`` (every set; ``trials`` is ignored), ``random`` (``trials`` distinct
-    seeded sets) or ``tpe`` (``trials`` Optuna trials). ``objective``: see
-    :mod:`research.objectives`. ``latency``/``queue``/``risk``/``params``: the fixed settings
-    of every run, as ``hftlab backtest`` takes them. ``study``/``out``: the study's name and
-    folder (default ``reports/optimize/<study>``); the same pair resumes it. ``storage``: an
-    Optuna RDB URL (default: a journal file in ``out``). ``workers``/``scheduler``: see
-    :func:`research.cluster.open_runner`. ``progress``: the bar on stderr (default: when
-    stderr is a terminal). ``on_batch(evaluated)`` is called after each batch is written.
+    ``method``: ``grid`` (every set; ``trials`` is refused: a grid has no count to cap),
+    ``random`` (``trials`` distinct seeded sets) or ``tpe`` (``trials`` Optuna trials).
+    ``objective``: see :mod:`research.objectives`. ``latency``/``queue``/``risk``/``params``:
+    the fixed settings of every run, as ``hftlab backtest`` takes them. ``study``/``out``:
+    the study's name and folder (default ``reports/optimize/<study>``); the same pair
+    resumes it. ``storage``: an Optuna RDB URL (default: a journal file in ``out``).
+    ``workers``/``scheduler``: see :func:`research.cluster.open_runner`. ``progress``: the
+    bar on stderr (default: when stderr is a terminal). ``on_batch(evaluated)`` is called
+    after each batch is written. ``walk_forward``: ``TRAIN:TEST[:rolling|expanding]``
+    (days) -- grid and random choose per train window among the sets they evaluated on
+    every day; TPE runs a study of ``trials`` trials on each train window's days and
+    evaluates its choice on the test days (see :mod:`research.walkforward`). Every study
+    gets its overfitting statistics (deflated Sharpe ratio, PBO; ``overfit.json``) and,
+    unless ``report`` is false, ``report.html`` (:mod:`research.assess`), whose re-run
+    commands start with ``rerun`` (default: the ``hftlab backtest`` command of the study's
+    data and venue model).
     """
     cls = load_strategy_class(strategy) if isinstance(strategy, str) else strategy
     if method not in METHODS:
@@ -200,6 +252,12 @@ def optimize(
         raise ConfigError(msg)
     if method != "grid" and (trials is None or trials < 1):
         msg = f"--method {method} needs --trials N (N >= 1), got {trials}"
+        raise ConfigError(msg)
+    if method == "grid" and trials is not None:
+        msg = (
+            f"--trials {trials} does not apply to --method grid (a grid evaluates every set of "
+            "the space); leave out --trials, or sample N sets with --method random --trials N"
+        )
         raise ConfigError(msg)
     if batch_size is not None and batch_size < 1:
         msg = f"batch_size {batch_size} is out of range: allowed >= 1"
@@ -209,6 +267,9 @@ def optimize(
     sp = space if isinstance(space, Space) else Space.parse(cls, space, fixed)
     tick_store = store if isinstance(store, TickStore) else TickStore(store)
     day_list = _stored_days(tick_store, venue, symbol, days)
+    wf = WalkForwardSpec.parse(walk_forward) if isinstance(walk_forward, str) else walk_forward
+    if wf is not None:
+        windows(day_list, wf)  # too few days for one window is refused now
     limits = RiskLimits.from_dict(dict(risk)) if isinstance(risk, Mapping) else risk
     spec = EvalSpec(
         strategy=strategy_path(cls),
@@ -239,17 +300,31 @@ def optimize(
             res = ResultsDir(folder)
             _check_study(folder, name, spec, write=True)
             st = _Study(spec, sp, day_list, res, objectives, bar, on_batch=on_batch)
+            choices: dict[int, str] | None = None
             if sets is None:
                 assert trials is not None
-                storage_url = _run_tpe(st, runner, name, trials, seed, storage, batch_size)
-                table = _tpe_table(st, name, storage_url, storage)
+                tpe = _Tpe(name, trials, seed, storage, batch_size)
+                storage_url, tpe_study = _run_tpe(st, runner, tpe, name, day_list)
+                table = _tpe_table(st, tpe_study)
+                if wf is not None:
+                    choices = _tpe_windows(st, runner, tpe, wf)
             else:
                 _run_sets(st, runner, sets, batch_size)
                 storage_url = None
                 table = _sets_table(st, sets)
     finally:
         bar.close()
-    return _result(st, name, method, table, storage_url)
+    base = rerun if rerun is not None else _rerun_base(spec, day_list)
+    result = _result(st, name, method, table, storage_url, base)
+    if wf is not None:
+        curves = st.res.equity_curves().filter(pl.col("day").is_in(day_list))
+        result.walk = run_walk_forward(
+            st.res.metrics().filter(pl.col("day").is_in(day_list)), curves, wf,
+            objectives, spec.interval_ns, choices,
+        )  # fmt: skip
+    from research.assess import assess
+
+    return assess(result, report=report)
 
 
 # --- days and the study file ------------------------------------------------------------
@@ -431,54 +506,104 @@ def _open_study(st: _Study, name: str, storage: Any, seed: int) -> Any:
     return study
 
 
+@dataclasses.dataclass(frozen=True)
+class _Tpe:
+    """The settings of a study's TPE search (reused by its walk-forward windows)."""
+
+    name: str
+    trials: int
+    seed: int
+    storage: str | None
+    batch_size: int | None
+
+
 def _run_tpe(
-    st: _Study, runner: Runner, name: str, trials: int, seed: int, storage: str | None,
-    batch_size: int | None,
-) -> str:  # fmt: skip
+    st: _Study, runner: Runner, tpe: _Tpe, name: str, days: list[dt.date]
+) -> tuple[str, Any]:
+    """Run Optuna study ``name`` to ``tpe.trials`` finished trials, each evaluated on
+    ``days`` (the study's, or a walk-forward window's train days); returns its storage's
+    URL and the study."""
     from optuna.trial import TrialState
 
-    store, url = _optuna_storage(st.res.root, storage)
-    study = _open_study(st, name, store, seed)
+    store, url = _optuna_storage(st.res.root, tpe.storage)
+    main = days == st.days
+    with st.in_optuna():
+        study = _open_study(st, name, store, tpe.seed)
+        ended = (TrialState.COMPLETE, TrialState.PRUNED)
+        finished = len(study.get_trials(deepcopy=False, states=ended))
     dists = _distributions(st.space)
-    ended = (TrialState.COMPLETE, TrialState.PRUNED)
-    finished = len(study.get_trials(deepcopy=False, states=ended))
-    left = max(0, trials - finished)
-    st.progress.reset(total=left * len(st.days))
+    left = max(0, tpe.trials - finished)
+    st.progress.total = (st.progress.total or 0) + left * len(days)
+    st.progress.refresh()
     multi = len(st.objectives) > 1
     while left > 0:
-        wave = [study.ask(dists) for _ in range(min(left, max(2, runner.n_workers)))]
+        with st.in_optuna():
+            wave = [study.ask(dists) for _ in range(min(left, max(2, runner.n_workers)))]
         left -= len(wave)
         sets = {t.number: _rounded(st.space, t.params) for t in wave}
         keys = {n: params_key(st.space.make(s)) for n, s in sets.items()}
         active = list(wave)
-        for i, day in enumerate(st.days):
+        for i, day in enumerate(days):
             uniq = {keys[t.number]: sets[t.number] for t in active}
             before = st.reused
-            _plan_run(st, runner, list(uniq.values()), day, batch_size)
+            _plan_run(st, runner, list(uniq.values()), day, tpe.batch_size)
             st.progress.update(st.reused - before)
             if multi:
                 continue
             still = []
             for t in active:
-                value = st.stats(keys[t.number], st.days[: i + 1])[st.objectives[0]]
+                value = st.stats(keys[t.number], days[: i + 1])[st.objectives[0]]
                 if math.isfinite(value):
-                    t.report(value, step=i)
-                    if i + 1 < len(st.days) and t.should_prune():
-                        study.tell(t, state=TrialState.PRUNED)
-                        st.progress.update(len(st.days) - i - 1)
+                    with st.in_optuna():
+                        t.report(value, step=i)
+                        prune = i + 1 < len(days) and t.should_prune()
+                    if prune:
+                        with st.in_optuna():
+                            study.tell(t, state=TrialState.PRUNED)
+                        st.progress.update(len(days) - i - 1)
                         continue
                 still.append(t)
             active = still
         for t in active:
-            stats = st.stats(keys[t.number], st.days)
+            stats = st.stats(keys[t.number], days)
             values = [stats[o] for o in st.objectives]
-            if all(math.isfinite(v) for v in values):
-                study.tell(t, values if multi else values[0])
-                if not multi:
-                    st.show_best(values[0])
-            else:
-                study.tell(t, state=TrialState.FAIL)
-    return url
+            with st.in_optuna():
+                if all(math.isfinite(v) for v in values):
+                    study.tell(t, values if multi else values[0])
+                else:
+                    study.tell(t, state=TrialState.FAIL)
+            if main and not multi and math.isfinite(values[0]):
+                st.show_best(values[0])
+    return url, study
+
+
+def _tpe_windows(st: _Study, runner: Runner, tpe: _Tpe, spec: WalkForwardSpec) -> dict[int, str]:
+    """Walk-forward for TPE: per window a TPE study of ``tpe.trials`` trials on its train
+    days only (Optuna study ``NAME.wfI``); its best complete trial, ranked as the study
+    ranks, is evaluated on the window's test days. Returns window -> chosen key."""
+    choices: dict[int, str] = {}
+    for w in windows(st.days, spec):
+        name = f"{tpe.name}.wf{w.index}"
+        own = dataclasses.replace(tpe, seed=tpe.seed + 1 + w.index)
+        _, study = _run_tpe(st, runner, own, name, list(w.train))
+        with st.in_optuna():
+            done = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+        rounded = [_rounded(st.space, t.params) for t in done]
+        sets = {params_key(st.space.make(v)): v for v in rounded}
+        best = choose(
+            st.res.metrics(), st.res.equity_curves(), w.train, st.objectives,
+            st.spec.interval_ns, list(sets),
+        )  # fmt: skip
+        if best is None:
+            msg = f"walk-forward window {w.index}: no TPE trial completed on its train days"
+            raise ConfigError(msg)
+        choices[w.index] = best["key"]
+        st.progress.total += len(w.test)
+        for day in w.test:
+            before = st.reused
+            _plan_run(st, runner, [sets[best["key"]]], day, tpe.batch_size)
+            st.progress.update(st.reused - before)
+    return choices
 
 
 def _rounded(space: Space, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -499,12 +624,9 @@ def _plan_run(
     runner.run(batches, st.write)
 
 
-def _tpe_table(st: _Study, name: str, url: str, storage: str | None) -> pl.DataFrame:
-    store, _ = _optuna_storage(st.res.root, storage)
-    import optuna
-
-    study = optuna.load_study(study_name=name, storage=store)
-    done = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+def _tpe_table(st: _Study, study: Any) -> pl.DataFrame:
+    with st.in_optuna():
+        done = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
     sets = [_rounded(st.space, t.params) for t in done]
     keys = [params_key(st.space.make(s)) for s in sets]
     head = pl.DataFrame(
@@ -522,12 +644,9 @@ def _tpe_table(st: _Study, name: str, url: str, storage: str | None) -> pl.DataF
 
 # --- the result -------------------------------------------------------------------------
 def _result(
-    st: _Study, name: str, method: str, table: pl.DataFrame, storage: str | None
+    st: _Study, name: str, method: str, table: pl.DataFrame, storage: str | None, rerun: str
 ) -> OptimizeResult:
-    first = st.objectives[0]
-    table = ranked(table, st.objectives).with_columns(
-        (OBJECTIVES[first] * pl.col(first)).alias("score")
-    )
+    table = ranked(with_score(table, st.objectives), st.objectives)
     try:
         table.write_parquet(st.res.root / "trials.parquet")
     except OSError as exc:
@@ -542,6 +661,7 @@ def _result(
     return OptimizeResult(
         study=name,
         out=st.res.root,
+        strategy=st.spec.strategy,
         method=method,
         objectives=st.objectives,
         params=tuple(st.space.names),
@@ -553,7 +673,32 @@ def _result(
         reused=st.reused,
         interval_ns=st.spec.interval_ns,
         storage=storage,
+        optuna_seconds=st.optuna_s,
+        rerun=rerun,
     )
+
+
+def _rerun_base(spec: EvalSpec, days: Sequence[dt.date]) -> str:
+    """``hftlab backtest`` words of the study's strategy, data and venue model."""
+    from framework.strategy.loader import BUNDLED
+
+    names = {v: k for k, v in BUNDLED.items()}
+    lat, q = spec.latency, spec.queue
+    words = [
+        "hftlab backtest", names.get(spec.strategy, spec.strategy), "--venue", spec.venue,
+        "--symbol", spec.symbol, "--from", str(days[0]), "--to", str(days[-1]),
+        "--store", spec.store,
+    ]  # fmt: skip
+    words += [f"--param {k}={_word(v)}" for k, v in sorted(spec.fixed.items())]
+    if lat.model == "constant":
+        words.append(f"--latency constant:{lat.entry_ns}ns,{lat.response_ns}ns")
+    elif lat.model == "feed":
+        words.append(f"--latency feed:{lat.entry_mult:g},{lat.response_mult:g}")
+    words.append(f"--queue power:{q.n:g}" if q.model == "power" else f"--queue {q.model}")
+    if spec.risk is not None:
+        limits = dataclasses.asdict(spec.risk).items()
+        words += [f"--risk {k}={_word(v)}" for k, v in limits if v is not None]
+    return " ".join(words)
 
 
 class _CallableModule(types.ModuleType):

@@ -38,14 +38,25 @@ EULER_GAMMA = 0.5772156649015329
 _N = NormalDist()
 
 
+#: a standard deviation at most this share of the mean is the rounding of a constant series
+FLAT = 1e-12
+
+
+def _spread(sd: npt.ArrayLike, mean: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+    """Where ``sd`` is a spread and not the rounding dust a constant series leaves (the mean
+    of n equal floats is not always exactly that float): the Sharpe ratio is defined."""
+    sd_a = np.asarray(sd, dtype=np.float64)
+    return (sd_a > 0) & (sd_a > FLAT * np.abs(np.asarray(mean, dtype=np.float64)))
+
+
 def period_sharpe(returns: npt.ArrayLike) -> float:
     """Per-period Sharpe ratio ``mean / std`` (sample std); NaN when undefined."""
     r = np.asarray(returns, dtype=np.float64)
     r = r[np.isfinite(r)]
     if r.size < 2:
         return math.nan
-    sd = float(r.std(ddof=1))
-    return float(r.mean()) / sd if sd > 0 else math.nan
+    sd, mu = float(r.std(ddof=1)), float(r.mean())
+    return mu / sd if _spread(sd, mu) else math.nan
 
 
 def skew_kurtosis(returns: npt.ArrayLike) -> tuple[float, float]:
@@ -168,13 +179,43 @@ def _col_sharpe(m: FloatArray) -> FloatArray:
     sd = m.std(axis=0, ddof=1)
     mu = m.mean(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(sd > 0, mu / sd, np.nan)
+        return np.where(_spread(sd, mu), mu / sd, np.nan)
+
+
+def _split_sharpes(
+    groups: FloatArray, train: npt.NDArray[np.bool_]
+) -> tuple[FloatArray, FloatArray]:
+    """:func:`_col_sharpe` of every set on the train rows and on the test rows of every split
+    (``train``: (splits, S) membership of the groups), from each group's count, sum and sum
+    of squares instead of restacking the rows per split: the work is splits x S x N, not
+    splits x T x N. Sums run in a fixed order per column (no BLAS), so identical columns
+    get identical figures, as they do from :func:`_col_sharpe`."""
+    _, size, n = groups.shape
+    centre = groups.reshape(-1, n).mean(axis=0)  # centred sums keep the variance accurate
+    d = groups - centre
+    g_sum, g_sq = d.sum(axis=1), (d * d).sum(axis=1)  # (S, N)
+
+    def sharpe(member: npt.NDArray[np.bool_]) -> FloatArray:
+        out = np.empty((len(member), n))
+        for i in range(0, len(member), 512):  # bounded memory: 512 x S x N at a time
+            m = member[i : i + 512, :, None]
+            k = m.sum(axis=1) * size  # periods, (chunk, 1)
+            tot = np.where(m, g_sum[None], 0.0).sum(axis=1)
+            sq = np.where(m, g_sq[None], 0.0).sum(axis=1)
+            mu = tot / k
+            sd = np.sqrt(np.maximum(sq - tot * mu, 0.0) / (k - 1))
+            mean = centre + mu
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out[i : i + 512] = np.where(_spread(sd, mean), mean / sd, np.nan)
+        return out
+
+    return sharpe(train), sharpe(~train)
 
 
 def pbo_cscv(
     returns: npt.ArrayLike,
     n_groups: int = 16,
-    metric: Callable[[FloatArray], FloatArray] = _col_sharpe,
+    metric: Callable[[FloatArray], FloatArray] | None = None,
 ) -> PBO:
     """PBO of a study from its (T, N) matrix of returns: T periods (rows, in time order) of
     N parameter sets (columns).
@@ -185,8 +226,12 @@ def pbo_cscv(
     its relative rank ω = rank / (N + 1) among all sets on the other half (rank 1 = worst,
     ties by the order of the columns). λ = logit(ω); PBO is the share of splits with λ ≤ 0.
     A set whose metric is undefined (NaN) on the training half is never the best one; on the
-    test half it ranks last."""
-    m = np.asarray(returns, dtype=np.float64)
+    test half it ranks last. ``metric`` (columns of a (rows, N) matrix -> N values) defaults
+    to the per-period Sharpe ratio, computed from per-group sums (C(16, 8) = 12,870 splits
+    of a month of one-minute returns of 100 sets take seconds, not minutes)."""
+    # one memory layout: numpy sums a column of a Fortran array pairwise and one of a C array
+    # row by row, and the last-bit differences could reorder near-equal sets
+    m = np.ascontiguousarray(returns, dtype=np.float64)
     if m.ndim != 2:
         msg = f"pbo_cscv takes a (periods, sets) matrix, got {m.ndim} dimension(s)"
         raise ConfigError(msg)
@@ -205,11 +250,19 @@ def pbo_cscv(
         )
         raise ConfigError(msg)
     groups = m[: size * n_groups].reshape(n_groups, size, n)
+    splits = list(itertools.combinations(range(n_groups), n_groups // 2))
+    member = np.zeros((len(splits), n_groups), dtype=bool)
+    for i, combo in enumerate(splits):
+        member[i, list(combo)] = True
+    if metric is None:
+        all_is, all_oos = _split_sharpes(groups, member)
     logits, is_perf, oos_perf = [], [], []
-    for train in itertools.combinations(range(n_groups), n_groups // 2):
-        test = [g for g in range(n_groups) if g not in train]
-        r_is = metric(groups[list(train)].reshape(-1, n))
-        r_oos = metric(groups[test].reshape(-1, n))
+    for i, train in enumerate(member):
+        if metric is None:
+            r_is, r_oos = all_is[i], all_oos[i]
+        else:
+            r_is = metric(groups[train].reshape(-1, n))
+            r_oos = metric(groups[~train].reshape(-1, n))
         if not np.isfinite(r_is).any():
             continue
         best = int(np.nanargmax(r_is))

@@ -24,6 +24,7 @@ import numpy as np
 import polars as pl
 
 from framework.analysis.report import PAGE_CSS, fmt, new_figure, note, png, section
+from research.objectives import pareto_front
 from research.overfit import PBO, DeflatedSharpe
 from research.walkforward import WalkForward
 
@@ -53,21 +54,6 @@ class StudyData:
     #: keys of the Pareto front (Sharpe up, drawdown down); computed when empty
     pareto: Sequence[str] = ()
     notes: Sequence[str] = ()
-
-
-def pareto_front(sets: pl.DataFrame, up: str = "sharpe", down: str = "max_drawdown") -> list[str]:
-    """Keys of the sets no other set beats on both ``up`` (higher is better) and ``down``
-    (lower is better), in order of ``up``; sets with either value undefined are left out."""
-    s = sets.filter(pl.col(up).is_not_nan() & pl.col(down).is_not_nan()).sort(
-        [up, down], descending=[True, False]
-    )
-    out: list[str] = []
-    best_down = math.inf
-    for key, d in zip(s["key"].to_list(), s[down].to_list(), strict=True):
-        if d < best_down:  # better drawdown than every set with a higher Sharpe
-            out.append(key)
-            best_down = d
-    return out
 
 
 def importance(sets: pl.DataFrame, params: Sequence[str], score: str = "score") -> dict[str, float]:
@@ -151,7 +137,8 @@ def _fig_importance(imp: dict[str, float]) -> str | None:
     if not imp:
         return None
     names = sorted(imp, key=lambda k: imp[k])
-    fig, axes = new_figure(width=7.0, height=0.5 + 0.4 * len(names))
+    # the figure's fixed margins take 0.9 in: one bar still needs room
+    fig, axes = new_figure(width=7.0, height=1.4 + 0.4 * len(names))
     ax = axes[0, 0]
     ax.barh(names, [imp[n] for n in names])
     ax.set_xlabel("share of the objective's variance (main effect)")
@@ -297,7 +284,7 @@ def render_html(data: StudyData) -> str:
     if data.pareto:
         front = list(data.pareto)
     elif {"sharpe", "max_drawdown"} <= set(data.sets.columns):
-        front = pareto_front(data.sets)
+        front = pareto_front(data.sets, ("sharpe", "max_drawdown"))["key"].to_list()
     parts = [
         section(
             "Summary",
@@ -352,4 +339,4 @@ def write_report(data: StudyData, out_dir: str | os.PathLike[str]) -> Path:
     return path
 
 
-__all__ = ["StudyData", "importance", "pareto_front", "render_html", "write_report"]
+__all__ = ["StudyData", "importance", "render_html", "write_report"]

@@ -8,24 +8,28 @@ out-of-sample result — the study's headline — shown beside the in-sample one
 best over all days, on the same days), which is what an optimisation without validation would
 have reported.
 
-Everything here works on the study's table of results, one row per (parameter set, day): the
-evaluation is done once, the windows only read it. Columns used: ``key`` (the parameter set's
-canonical key), ``day`` (a date), ``pnl`` and the objective's own column(s).
+Everything here works on the study's table of results, one row per (parameter set, day), and
+the sets' equity sampled on the return grid: the evaluation is done once, the windows only
+read it. A window chooses by :func:`research.objectives.rank_sets` -- the very ranking the
+study reports over all its days -- so a set best on a train window is the set an
+optimisation of those days alone would have named.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
 
+from framework.analysis.stats import DEFAULT_INTERVAL_NS
 from framework.core.errors import ConfigError
+from research.objectives import parse_objective, rank_sets, set_stats
 
 MODES = ("rolling", "expanding")
-OBJECTIVES = ("sharpe", "pnl", "pnl_dd", "sortino")
 
 
 @dataclass(frozen=True)
@@ -87,26 +91,39 @@ def windows(days: list[dt.date], spec: WalkForwardSpec) -> list[Window]:
     return out
 
 
-def scores(rows: pl.DataFrame, objective: str) -> pl.DataFrame:
-    """Each parameter set's score over the days in ``rows`` (higher is better): ``pnl`` the
-    total PnL; ``sharpe`` / ``sortino`` the mean of the daily values (a day without one counts
-    as 0: a set that never traded has no edge); ``pnl_dd`` the total PnL over the largest
-    daily drawdown (``max_drawdown``, a positive amount; at least one currency unit)."""
-    if objective not in OBJECTIVES:
-        msg = f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}"
-        raise ConfigError(msg)
-    g = rows.group_by("key")
-    if objective == "pnl":
-        s = g.agg(pl.col("pnl").sum().alias("score"))
-    elif objective in ("sharpe", "sortino"):
-        s = g.agg(pl.col(objective).fill_nan(None).fill_null(0.0).mean().alias("score"))
-    else:
-        s = g.agg(
-            (
-                pl.col("pnl").sum() / pl.max_horizontal(pl.col("max_drawdown").abs().max(), 1.0)
-            ).alias("score")
-        )
-    return s.sort(["score", "key"], descending=[True, False], nulls_last=True)
+def window_rows(
+    results: pl.DataFrame, curves: pl.DataFrame, days: Sequence[dt.date]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The (set, day) rows and equity of ``days``, of the sets evaluated on every one of
+    them (a set missing a day -- a pruned trial -- has no score to compare there)."""
+    m = results.filter(pl.col("day").is_in(list(days)))
+    whole = (
+        m.group_by("key")
+        .agg(pl.col("day").n_unique().alias("n"))
+        .filter(pl.col("n") == len(set(days)))
+    )
+    m = m.join(whole.select("key"), on="key", how="semi")
+    c = curves.filter(pl.col("day").is_in(list(days))).join(m.select("key"), on="key", how="semi")
+    return m, c
+
+
+def choose(
+    results: pl.DataFrame,
+    curves: pl.DataFrame,
+    days: Sequence[dt.date],
+    objectives: Sequence[str],
+    interval_ns: int,
+    keys: Sequence[str] | None = None,
+) -> dict[str, Any] | None:
+    """The best set over ``days`` (among ``keys`` when given), ranked as the study ranks
+    (:func:`research.objectives.rank_sets`): its aggregate row with ``score``; None when no
+    set was evaluated on every one of the days."""
+    m, c = window_rows(results, curves, days)
+    if keys is not None:
+        m = m.filter(pl.col("key").is_in(list(keys)))
+    if not len(m):
+        return None
+    return rank_sets(m, c, interval_ns, objectives).row(0, named=True)
 
 
 @dataclass
@@ -116,13 +133,17 @@ class WalkForward:
 
     spec: WalkForwardSpec
     objective: str
-    #: one row per window: window, train_from, train_to, test_from, test_to, key, train_score,
-    #: test_score
+    #: one row per window: window, train_from, train_to, test_from, test_to, key,
+    #: train_score, test_score (the objective signed so higher is better)
     windows: pl.DataFrame
     #: one row per test day: day, window, key, pnl, equity (stitched, cumulative)
     oos: pl.DataFrame
     #: the set best over all days, on the same days: day, key, pnl, equity
     insample: pl.DataFrame
+    #: statistics of the stitched out-of-sample run (``set_stats``: pnl, sharpe, ...)
+    oos_stats: dict[str, Any] = field(default_factory=dict)
+    #: the same of the in-sample set on the same test days
+    is_stats: dict[str, Any] = field(default_factory=dict)
 
     @property
     def oos_pnl(self) -> float:
@@ -136,16 +157,48 @@ class WalkForward:
     def distinct_choices(self) -> int:
         return int(self.windows["key"].n_unique())
 
+    def summary(self) -> dict[str, Any]:
+        """Plain values of the headline figures (for ``overfit.json`` and the CLI)."""
+        return {
+            "spec": str(self.spec),
+            "objective": self.objective,
+            "windows": len(self.windows),
+            "distinct_choices": self.distinct_choices,
+            "out_of_sample": _plain(self.oos_stats),
+            "in_sample": _plain(self.is_stats),
+        }
+
+
+def _plain(stats: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in stats.items()}  # fmt: skip
+
+
+def _stitched(
+    results: pl.DataFrame, curves: pl.DataFrame, picks: pl.DataFrame, interval_ns: int
+) -> dict[str, Any]:
+    """Statistics of the run that trades set ``picks[key]`` on each day ``picks[day]``: the
+    day rows and equity of those (set, day) pairs, stitched as one set's days are."""
+    m = results.join(picks.select("key", "day"), on=["key", "day"], how="semi").sort("day")
+    c = curves.join(picks.select("key", "day"), on=["key", "day"], how="semi")
+    return set_stats(m, c.sort("day", "ts"), interval_ns) if len(m) else {}
+
 
 def walk_forward(
     results: pl.DataFrame,
+    curves: pl.DataFrame,
     spec: WalkForwardSpec,
-    objective: str = "sharpe",
-    score: Callable[[pl.DataFrame, str], pl.DataFrame] = scores,
+    objectives: str | Sequence[str] = ("sharpe",),
+    interval_ns: int = DEFAULT_INTERVAL_NS,
+    choices: Mapping[int, str] | None = None,
 ) -> WalkForward:
-    """Run the windows of ``spec`` over a study's per (set, day) ``results`` (every set
-    evaluated on every day): choose on each train window by ``objective``, judge on its test
-    window, stitch the test days."""
+    """Run the windows of ``spec`` over a study's per (set, day) ``results`` and their
+    sampled equity ``curves`` (key, day, ts, equity): choose on each train window by the
+    first of ``objectives`` (:func:`choose`, as the study ranks its sets), judge on its test
+    window, stitch the test days. ``choices`` (window index -> key) gives windows whose set
+    was chosen elsewhere (a TPE study of the window's train days); those sets need rows on
+    the train and test days of their window only."""
+    objs = parse_objective(objectives)
     missing = {"key", "day", "pnl"} - set(results.columns)
     if missing:
         msg = f"walk_forward needs result columns {sorted(missing)}"
@@ -154,10 +207,13 @@ def walk_forward(
     wins = windows(days, spec)
     rows, oos = [], []
     for w in wins:
-        tr = score(results.filter(pl.col("day").is_in(list(w.train))), objective)
-        best = tr.row(0, named=True)
+        keys = None if choices is None or w.index not in choices else [choices[w.index]]
+        best = choose(results, curves, w.train, objs, interval_ns, keys)
+        if best is None:
+            msg = f"walk-forward window {w.index}: no set was evaluated on every train day"
+            raise ConfigError(msg)
         te_rows = results.filter(pl.col("day").is_in(list(w.test)) & (pl.col("key") == best["key"]))
-        te = score(te_rows, objective) if len(te_rows) else None
+        te = choose(results, curves, w.test, objs, interval_ns, [best["key"]])
         rows.append(
             {
                 "window": w.index,
@@ -167,22 +223,27 @@ def walk_forward(
                 "test_to": w.test[-1],
                 "key": best["key"],
                 "train_score": best["score"],
-                "test_score": None if te is None or not len(te) else te["score"][0],
+                "test_score": None if te is None else te["score"],
             }
         )
         oos.append(te_rows.select("day", pl.lit(w.index).alias("window"), "key", "pnl"))
     test_days = [d for w in wins for d in w.test]
-    oos_df = pl.concat(oos).sort("day") if oos else pl.DataFrame()
-    if len(oos_df):
-        oos_df = oos_df.with_columns(pl.col("pnl").cum_sum().alias("equity"))
-    overall = score(results, objective).row(0, named=True)["key"]
-    ins = (
-        results.filter(pl.col("day").is_in(test_days) & (pl.col("key") == overall))
-        .select("day", "key", "pnl")
-        .sort("day")
-        .with_columns(pl.col("pnl").cum_sum().alias("equity"))
+    oos_df = pl.concat(oos).sort("day")
+    oos_df = oos_df.with_columns(pl.col("pnl").cum_sum().alias("equity"))
+    overall = choose(results, curves, days, objs, interval_ns)
+    ins = results.filter(pl.col("day").is_in(test_days))
+    ins = ins.filter(pl.col("key") == (overall["key"] if overall is not None else None))
+    ins = ins.select("day", "key", "pnl").sort("day")
+    ins = ins.with_columns(pl.col("pnl").cum_sum().alias("equity"))
+    return WalkForward(
+        spec,
+        objs[0],
+        pl.DataFrame(rows),
+        oos_df,
+        ins,
+        oos_stats=_stitched(results, curves, oos_df, interval_ns),
+        is_stats=_stitched(results, curves, ins, interval_ns),
     )
-    return WalkForward(spec, objective, pl.DataFrame(rows), oos_df, ins)
 
 
-__all__ = ["OBJECTIVES", "WalkForward", "WalkForwardSpec", "scores", "walk_forward", "windows"]
+__all__ = ["WalkForward", "WalkForwardSpec", "choose", "walk_forward", "window_rows", "windows"]

@@ -57,6 +57,48 @@ def test_a_study_prints_its_best_sets_and_resumes(
     assert "0 set-days evaluated, 12 found done" in capsys.readouterr().out
 
 
+def test_a_walk_forward_study_prints_out_of_sample_first_and_writes_its_report(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = str(tmp_path_factory.mktemp("week"))
+    gen = ["data", "generate", "--store", root, "--days", "4", "--events", "20000"]
+    assert main([*gen, "--date", "2024-01-08"]) == 0  # Monday to Thursday
+    capsys.readouterr()
+    out = tmp_path / "study"
+    args = [
+        "optimize", "one_tick_mm", "--store", root, "--venue", "SIM", "--symbol", "SYN",
+        "--from", "2024-01-08", "--to", "2024-01-11", "--space", "max_position=1:3",
+        "order_qty=1,2", "--workers", "0", "--out", str(out), "--walk-forward", "2:1",
+    ]  # fmt: skip
+    assert main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("walk-forward 2:1:rolling: 2 window(s)")
+    assert lines[1].startswith("  OUT OF SAMPLE (stitched test days): pnl ")
+    assert lines[2].startswith("  in sample (best over all days, same test days): pnl ")
+    text = "\n".join(lines)
+    assert "deflated Sharpe ratio" in text
+    assert "probability of backtest overfitting" in text
+    assert f"report: {out / 'report.html'}" in text
+    page = (out / "report.html").read_text()
+    for title in (
+        "Summary", "Overfitting", "Walk-forward", "In sample against out of sample",
+        "Heat map", "Slices", "Parameter importance",
+    ):  # fmt: skip
+        assert f"<h2>{title}</h2>" in page
+    assert "Deflated Sharpe ratio" in page
+    assert "Probability of backtest overfitting" in page
+    assert "Walk-forward windows" in page
+    # each top set's re-run line is the study's own backtest command with its parameters
+    base = "hftlab backtest one_tick_mm --venue SIM --symbol SYN --from 2024-01-08 --to 2024-01-11"
+    assert page.count(base) >= 6
+    assert (out / "overfit.json").is_file()
+    # --no-report: the same study, no page rewritten
+    (out / "report.html").unlink()
+    assert main([*args, "--no-report"]) == 0
+    assert "report:" not in capsys.readouterr().out
+    assert not (out / "report.html").exists()
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
@@ -69,6 +111,8 @@ def test_a_study_prints_its_best_sets_and_resumes(
         (["--space", "max_position=1:3", "--method", "tpe"], "--method tpe needs --trials N"),
         (["--space", "max_position=1", "--latency", "constant:-1ms"], "'-1ms' is out of range"),
         (["--space", "max_position=1:3", "--param", "max_position=2"], "search it or fix it"),
+        (["--space", "max_position=1:3", "--trials", "4"], "--trials 4 does not apply to"),
+        (["--space", "max_position=1:3", "--walk-forward", "2:1"], "needs at least 3 days"),
     ],
 )
 def test_bad_input_is_one_line_and_a_non_zero_exit(

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +25,8 @@ import pytest
 
 import research
 from framework.engine.config import LatencyConfig, QueueConfig
-from framework.ingest.synthetic import generate_day
-from framework.store.tickstore import TickStore
 from research.optimize import OptimizeResult
+from tests.unit.research.study_days import write_days
 
 pytestmark = pytest.mark.slow
 
@@ -40,13 +39,7 @@ SPACE = ["max_position=1:4", "improve=false,true"]
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("store")
-    st = TickStore(root)
-    for i, d in enumerate(DAYS):
-        day = generate_day(date=d, n_events=20_000, seed=30 + i)
-        inst = dataclasses.replace(day.instrument, fee_per_lot=0.001)
-        st.write(inst, d, day.events, labels=day.labels)
-    return root
+    return write_days(tmp_path_factory.mktemp("store"), DAYS, seed=30)
 
 
 def _free_port() -> int:
@@ -78,11 +71,15 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 class Cluster:
     address: str
     workers: list[subprocess.Popen[bytes]]
+    #: starts one more ``dask worker`` (its name) and returns its process
+    add_worker: Callable[[str], subprocess.Popen[bytes]]
+    logs: Path
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    """``dask scheduler`` and two ``dask worker`` processes, each in its own process group."""
+@contextlib.contextmanager
+def running_cluster(tmp_path: Path, n_workers: int) -> Iterator[Cluster]:
+    """``dask scheduler`` and ``n_workers`` ``dask worker`` processes, each in its own
+    process group (every one started is stopped at the end)."""
     from distributed import Client
 
     port = _free_port()
@@ -104,14 +101,15 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         procs.append(p)
         return p
 
+    def add_worker(name: str) -> subprocess.Popen[bytes]:
+        worker = ["worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--nworkers", "1"]
+        return start(name, *worker, "--no-dashboard", "--dashboard-address", "127.0.0.1:0",
+                     "--name", name)
+
     try:
         start("scheduler", "scheduler", "--host", "127.0.0.1", "--port", str(port),
               "--no-dashboard", "--dashboard-address", "127.0.0.1:0")  # fmt: skip
-        worker = ["worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--nworkers", "1"]
-        workers = [
-            start(f"w{i}", *worker, "--no-dashboard", "--dashboard-address", "127.0.0.1:0",
-                  "--name", f"w{i}") for i in range(2)
-        ]
+        workers = [add_worker(f"w{i}") for i in range(n_workers)]
         deadline = time.monotonic() + 60
         client = None
         while client is None:
@@ -122,9 +120,9 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
                     raise
                 time.sleep(0.5)
         with client:
-            client.wait_for_workers(2, timeout=60)
+            client.wait_for_workers(n_workers, timeout=60)
         assert listening_outside_loopback(procs) == []
-        yield Cluster(address, workers)
+        yield Cluster(address, workers, add_worker, logs)
     finally:
         for p in reversed(procs):
             _stop(p)
@@ -144,6 +142,13 @@ def listening_outside_loopback(procs: list[subprocess.Popen[bytes]]) -> list[str
                 if c.status == psutil.CONN_LISTEN and c.laddr.ip != "127.0.0.1"
             )
     return bad
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """``dask scheduler`` and two ``dask worker`` processes."""
+    with running_cluster(tmp_path, 2) as c:
+        yield c
 
 
 def study(store: Path, out: Path, **kw: Any) -> OptimizeResult:
@@ -217,4 +222,47 @@ def test_a_local_cluster_of_two_workers_equals_the_local_run(
     store: Path, tmp_path: Path, local: OptimizeResult
 ) -> None:
     r = study(store, tmp_path / "s", workers=2)
+    assert rows(r).equals(rows(local))
+
+
+def test_a_worker_that_joins_a_running_study_warms_up_before_its_first_task(
+    store: Path, tmp_path: Path, local: OptimizeResult
+) -> None:
+    """One worker starts the study; after its first batch a replacement ``dask worker``
+    joins and the first one dies (SIGKILL), so every remaining task -- and those whose
+    results died with it -- goes to the newcomer. The newcomer runs the warm-up plugin the
+    study registered before it takes any task; the results are the local run's."""
+    from distributed import Client
+
+    with running_cluster(tmp_path, 1) as cl:
+        with Client(cl.address, timeout=5) as c:
+            c.get_task_stream()  # the scheduler records task times from now on
+        first = cl.workers[0]
+
+        def replace_the_worker(evaluated: int) -> None:
+            if first.poll() is None:
+                cl.add_worker("late")
+                os.killpg(first.pid, signal.SIGKILL)
+                first.wait(timeout=10)
+
+        r = study(store, tmp_path / "s", scheduler=cl.address, on_batch=replace_the_worker)
+        with Client(cl.address, timeout=5) as c:  # one client at a time in this process
+            info = c.scheduler_info()["workers"]
+            late = next(a for a, w in info.items() if w["name"] == "late")
+            warmed = c.run(
+                lambda dask_worker: dask_worker.plugins["hftlab-warm-up"].warmed_at,
+                workers=[late],
+            )[late]
+            starts = [
+                ss["start"]
+                for t in c.get_task_stream()
+                if t["worker"] == late and "evaluate_batch" in str(t["key"])
+                for ss in t["startstops"]
+                if ss["action"] == "compute"
+            ]
+    assert warmed is not None
+    assert starts, "the late worker took no task"
+    assert min(starts) >= warmed  # warm before its first task
+    assert "hftlab: numba cache warm" in (cl.logs / "late.log").read_text()
+    assert r.evaluated == 24
     assert rows(r).equals(rows(local))

@@ -21,6 +21,7 @@ from framework.core.errors import ConfigError
 from framework.engine.config import LatencyConfig, QueueConfig
 from research.objectives import pareto_front, parse_objective
 from research.optimize import OptimizeResult
+from research.overfit import deflated_sharpe, groups_for, pbo_cscv, period_sharpe
 
 from .study_days import L2_DAYS
 
@@ -127,6 +128,9 @@ def test_tpe_reports_each_day_prunes_and_never_evaluates_a_set_twice(
     assert r.results.select("key", "day").is_duplicated().sum() == 0
     assert r.evaluated == r.results.height
     assert r.evaluated < 10 * len(DAYS)
+    # the deflated Sharpe counts every trial: pruned ones looked at the data too
+    assert r.dsr is not None
+    assert r.dsr.n_trials == 10
     st = optuna.load_study(study_name=r.study, storage=r.storage and _journal(r.storage))
     complete = [t for t in st.trials if t.state.name == "COMPLETE"]
     assert complete
@@ -222,6 +226,9 @@ def test_sharpe_over_days_is_of_the_intraday_returns_of_every_day(
         ({"space": ["max_postion=1:3"]}, r"did you mean 'max_position'"),
         ({"space": ["max_position=4:1"]}, r"empty range \(4 > 1\)"),
         ({"method": "random"}, r"--method random needs --trials N"),
+        ({"trials": 5}, r"--trials 5 does not apply to --method grid"),
+        ({"walk_forward": "3:1"}, r"walk-forward 3:1 needs at least 4 days"),
+        ({"walk_forward": "3"}, r"--walk-forward '3': write TRAIN:TEST"),
         ({"method": "anneal"}, r"--method 'anneal' is unknown"),
         ({"objective": "sharp"}, r"--objective 'sharp' is unknown"),
         ({"space": ["max_position=1:3", "improve=true"], "params": {"improve": "x"}}, r"bool"),
@@ -269,3 +276,52 @@ def test_tpe_takes_an_rdb_storage_url(research_store: Path, tmp_path: Path) -> N
     with pytest.raises(ConfigError, match="--storage 'nosuch://x' cannot be opened"):
         study(research_store, tmp_path / "u", method="tpe", trials=3, storage="nosuch://x")
     assert not (tmp_path / "u").exists()
+
+
+def test_every_study_has_its_overfitting_statistics_and_report(
+    research_store: Path, tmp_path: Path
+) -> None:
+    """DSR of the best set's intraday returns against every set's per-period Sharpe (n_trials
+    = sets tried), PBO by CSCV of the (periods x sets) return matrix: the same values from
+    the study's own returns, in overfit.json, and the report beside them."""
+    import json
+
+    r = study(research_store, tmp_path / "s")
+    keys = r.trials["key"].to_list()
+    best = r.best["key"][0]
+    srs = [period_sharpe(r.returns(k)["ret"].to_numpy()) for k in keys]
+    want = deflated_sharpe(r.returns(best)["ret"].to_numpy(), srs, n_trials=len(keys))
+    assert r.dsr == want
+    assert r.dsr.n_trials == 8
+    cols = {k: r.returns(k)["ret"].to_numpy() for k in keys}
+    assert len({len(c) for c in cols.values()}) == 1  # one grid: every set, every day
+    m = np.column_stack([cols[k] for k in r.trials["key"].unique(maintain_order=True)])
+    assert r.pbo is not None
+    want_pbo = pbo_cscv(m, groups_for(m.shape[0]))
+    assert r.pbo.pbo == want_pbo.pbo
+    assert np.array_equal(r.pbo.logits, want_pbo.logits)
+    saved = json.loads((tmp_path / "s" / "overfit.json").read_text())
+    assert saved["n_trials"] == 8
+    assert saved["selected"] == best
+    assert saved["deflated_sharpe"]["dsr"] == pytest.approx(want.dsr)
+    assert saved["pbo"]["pbo"] == pytest.approx(want_pbo.pbo)
+    assert saved["walk_forward"] is None
+    assert r.report == tmp_path / "s" / "report.html"
+    page = r.report.read_text()
+    assert "Deflated Sharpe ratio" in page
+    assert r.command(r.best.row(0, named=True)) in page.replace("&#x27;", "'")
+    # --no-report: the statistics, no page
+    again = study(research_store, tmp_path / "n", report=False, space=["max_position=1:2"])
+    assert again.report is None
+    assert not (tmp_path / "n" / "report.html").exists()
+    assert (tmp_path / "n" / "overfit.json").is_file()
+
+
+def test_a_set_that_never_trades_has_no_deflated_sharpe_and_one_set_no_pbo(
+    research_store: Path, tmp_path: Path
+) -> None:
+    r = study(research_store, tmp_path / "one", space=["max_position=2"], days=DAYS[:1])
+    assert r.pbo is None
+    assert any("PBO: needs 2 sets or more" in n for n in r.overfit_notes)
+    assert r.dsr is not None  # the one set is judged against itself: no deflation
+    assert r.dsr.sr0 == 0.0

@@ -112,3 +112,42 @@ def test_pbo_refuses_bad_shapes() -> None:
     assert groups_for(20) == 10
     assert groups_for(3) == 0
     assert groups_for(1000) == 16
+
+
+def test_pbo_from_group_sums_equals_restacking_the_rows() -> None:
+    """The default Sharpe metric, computed from per-group sums, ranks exactly as the Sharpe
+    of the restacked rows of each split: with a set that never trades (all zeros), a flat
+    set (a constant return), two identical sets (a tie) and one with an edge."""
+    from research.overfit import _col_sharpe
+
+    rng = np.random.default_rng(11)
+    m = rng.normal(0.0, 1.0, size=(160, 7))
+    m[:, 1] = 0.0
+    m[:, 2] = 0.1
+    m[:, 4] = m[:, 3]
+    m[:, 5] += 0.2
+    for groups in (2, 8, 16):
+        fast = pbo_cscv(m, n_groups=groups)
+        slow = pbo_cscv(m, n_groups=groups, metric=_col_sharpe)
+        assert fast.n_splits == slow.n_splits
+        assert np.array_equal(fast.logits, slow.logits)
+        assert fast.pbo == slow.pbo
+        assert fast.is_perf == pytest.approx(slow.is_perf, rel=1e-9)
+        assert fast.oos_perf == pytest.approx(slow.oos_perf, rel=1e-9, nan_ok=True)
+        # the matrix's memory layout (polars hands out Fortran-ordered arrays) changes nothing
+        assert np.array_equal(pbo_cscv(np.asfortranarray(m), n_groups=groups).logits, fast.logits)
+
+
+@pytest.mark.parametrize("value", [0.0, 0.1, -0.3, 1e-7, 123.456])
+def test_a_constant_series_has_no_sharpe_ratio(value: float) -> None:
+    """The mean of n equal floats is not always that float, so a constant series has a
+    standard deviation of rounding dust: no Sharpe ratio, in every place one is taken."""
+    from research.overfit import _col_sharpe, period_sharpe
+
+    r = np.full(1000, value)
+    assert math.isnan(period_sharpe(r))
+    assert np.isnan(_col_sharpe(np.column_stack([r, r]))).all()
+    m = np.column_stack([r, np.random.default_rng(1).normal(size=1000)])
+    # the flat set is never the best (its Sharpe would be ~1e15): the noise set always is
+    assert np.all(np.abs(pbo_cscv(m, n_groups=4).is_perf) < 1.0)
+    assert math.isnan(deflated_sharpe(r, [0.1, 0.2]).sharpe)

@@ -11,8 +11,9 @@ import numpy as np
 import polars as pl
 import pytest
 
+from research.objectives import pareto_front
 from research.overfit import deflated_sharpe, pbo_cscv
-from research.report import StudyData, importance, pareto_front, write_report
+from research.report import StudyData, importance, write_report
 from research.walkforward import WalkForwardSpec, walk_forward
 
 
@@ -25,7 +26,7 @@ def test_pareto_front_by_hand() -> None:
         }
     )
     # c: a has a higher Sharpe and a smaller drawdown; e: no Sharpe
-    assert pareto_front(sets) == ["a", "b", "d"]
+    assert pareto_front(sets, ["sharpe", "max_drawdown"])["key"].to_list() == ["a", "b", "d"]
 
 
 def test_importance_by_hand() -> None:
@@ -61,7 +62,8 @@ def test_report_has_every_section(tmp_path: Path) -> None:
                 }
             )
     sets = pl.DataFrame(rows)
-    pd = pl.DataFrame(per_day)
+    pd = pl.DataFrame(per_day).with_columns(max_drawdown=pl.lit(0.0))
+    curves = pd.select("key", "day", pl.lit(0).alias("ts"), pl.lit(0.0).alias("equity"))
     returns = rng.normal(0, 1, size=(64, len(keys)))
     data = StudyData(
         title="Study: test",
@@ -70,7 +72,7 @@ def test_report_has_every_section(tmp_path: Path) -> None:
         params=["a", "b"],
         sets=sets,
         per_day=pd,
-        walk=walk_forward(pd, WalkForwardSpec(3, 1), "pnl"),
+        walk=walk_forward(pd, curves, WalkForwardSpec(3, 1), "pnl"),
         pbo=pbo_cscv(returns, n_groups=8),
         dsr=deflated_sharpe(returns[:, 0], returns.mean(0) / returns.std(0)),
         commands={k: f"hftlab backtest one_tick_mm --param {k}" for k in keys},
@@ -91,3 +93,20 @@ def test_report_has_every_section(tmp_path: Path) -> None:
     assert "Deflated Sharpe ratio" in page
     assert "Probability of backtest overfitting" in page
     assert "hftlab backtest one_tick_mm --param a=3,b=1.0" in page  # the best set re-runs
+
+
+@pytest.mark.parametrize("n_params", [1, 2, 7])
+def test_a_study_of_any_number_of_parameters_is_drawn(tmp_path: Path, n_params: int) -> None:
+    rng = np.random.default_rng(n_params)
+    names = [f"p{i}" for i in range(n_params)]
+    rows = [
+        {"key": f"k{j}", **{p: int(rng.integers(0, 3)) for p in names}, "score": float(v),
+         "pnl": float(v), "sharpe": float(v), "max_drawdown": 1.0, "n_fills": 1}
+        for j, v in enumerate(rng.normal(size=12))
+    ]  # fmt: skip
+    data = StudyData("Study", "S", "pnl", names, pl.DataFrame(rows))
+    page = write_report(data, tmp_path).read_text()
+    assert "<h2>Parameter importance</h2>" in page
+    # importance and slices always; the heat map from two parameters on; the Pareto front
+    want = 3 + (n_params >= 2)
+    assert len(re.findall(r'src="data:image/png;base64,', page)) == want
