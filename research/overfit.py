@@ -29,6 +29,7 @@ from statistics import NormalDist
 import numpy as np
 import numpy.typing as npt
 
+from framework.analysis.stats import has_spread
 from framework.core.errors import ConfigError
 
 FloatArray = npt.NDArray[np.float64]
@@ -38,17 +39,6 @@ EULER_GAMMA = 0.5772156649015329
 _N = NormalDist()
 
 
-#: a standard deviation at most this share of the mean is the rounding of a constant series
-FLAT = 1e-12
-
-
-def _spread(sd: npt.ArrayLike, mean: npt.ArrayLike) -> npt.NDArray[np.bool_]:
-    """Where ``sd`` is a spread and not the rounding dust a constant series leaves (the mean
-    of n equal floats is not always exactly that float): the Sharpe ratio is defined."""
-    sd_a = np.asarray(sd, dtype=np.float64)
-    return (sd_a > 0) & (sd_a > FLAT * np.abs(np.asarray(mean, dtype=np.float64)))
-
-
 def period_sharpe(returns: npt.ArrayLike) -> float:
     """Per-period Sharpe ratio ``mean / std`` (sample std); NaN when undefined."""
     r = np.asarray(returns, dtype=np.float64)
@@ -56,7 +46,7 @@ def period_sharpe(returns: npt.ArrayLike) -> float:
     if r.size < 2:
         return math.nan
     sd, mu = float(r.std(ddof=1)), float(r.mean())
-    return mu / sd if _spread(sd, mu) else math.nan
+    return mu / sd if has_spread(sd, mu) else math.nan
 
 
 def skew_kurtosis(returns: npt.ArrayLike) -> tuple[float, float]:
@@ -179,7 +169,7 @@ def _col_sharpe(m: FloatArray) -> FloatArray:
     sd = m.std(axis=0, ddof=1)
     mu = m.mean(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(_spread(sd, mu), mu / sd, np.nan)
+        return np.where(has_spread(sd, mu), mu / sd, np.nan)
 
 
 def _split_sharpes(
@@ -206,7 +196,7 @@ def _split_sharpes(
             sd = np.sqrt(np.maximum(sq - tot * mu, 0.0) / (k - 1))
             mean = centre + mu
             with np.errstate(divide="ignore", invalid="ignore"):
-                out[i : i + 512] = np.where(_spread(sd, mean), mean / sd, np.nan)
+                out[i : i + 512] = np.where(has_spread(sd, mean), mean / sd, np.nan)
         return out
 
     return sharpe(train), sharpe(~train)

@@ -126,6 +126,18 @@ def resample_last(
     return out
 
 
+#: a deviation at most this share of the mean is the rounding of a constant series
+FLAT = 1e-12
+
+
+def has_spread(sd: npt.ArrayLike, mean: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+    """Where the deviation ``sd`` is a spread, not the rounding dust a constant series leaves
+    (the mean of n equal floats is not always exactly that float, so its standard deviation
+    comes out ~1e-17 and a ratio over it ~1e15): only then is a Sharpe or Sortino defined."""
+    sd_a = np.asarray(sd, dtype=np.float64)
+    return (sd_a > 0) & (sd_a > FLAT * np.abs(np.asarray(mean, dtype=np.float64)))
+
+
 def sharpe(returns: npt.ArrayLike, periods_per_year: float = DEFAULT_PERIODS_PER_YEAR) -> float:
     """Annualised Sharpe ratio: ``mean / std * sqrt(periods_per_year)`` (sample std).
 
@@ -138,10 +150,10 @@ def sharpe(returns: npt.ArrayLike, periods_per_year: float = DEFAULT_PERIODS_PER
     r = r[np.isfinite(r)]
     if r.size < 2:
         return math.nan
-    sd = float(r.std(ddof=1))
-    if not sd > 0:
+    sd, mu = float(r.std(ddof=1)), float(r.mean())
+    if not has_spread(sd, mu):
         return math.nan
-    return float(r.mean()) / sd * math.sqrt(periods_per_year)
+    return mu / sd * math.sqrt(periods_per_year)
 
 
 def sortino(returns: npt.ArrayLike, periods_per_year: float = DEFAULT_PERIODS_PER_YEAR) -> float:
@@ -158,9 +170,10 @@ def sortino(returns: npt.ArrayLike, periods_per_year: float = DEFAULT_PERIODS_PE
     if r.size < 2:
         return math.nan
     dd = math.sqrt(float(np.mean(np.minimum(r, 0.0) ** 2)))
-    if not dd > 0:
+    mu = float(r.mean())
+    if not has_spread(dd, mu):
         return math.nan
-    return float(r.mean()) / dd * math.sqrt(periods_per_year)
+    return mu / dd * math.sqrt(periods_per_year)
 
 
 # --- tables -> series ---------------------------------------------------------------------------

@@ -141,6 +141,19 @@ def test_sharpe_is_nan_for_fewer_than_two_returns_or_zero_variance() -> None:
     assert math.isnan(sharpe([0.5, 0.5, 0.5], PPY))
 
 
+@pytest.mark.parametrize("value", [0.1, 1e-3, 123.456, -0.7])
+@pytest.mark.parametrize("n", [2, 3, 1000, 10_007])
+def test_a_constant_series_has_no_sharpe_or_sortino(value: float, n: int) -> None:
+    """The mean of n equal floats is not always that float: the rounding left a standard
+    deviation of ~1e-17 and a Sharpe of ~1e15 that ranked a flat set first."""
+    r = np.full(n, value)
+    assert math.isnan(sharpe(r))
+    if value > 0:
+        assert math.isnan(sortino(r))  # no losing period
+    else:  # every period loses the same: the downside deviation is the loss itself
+        assert sortino(r, periods_per_year=1) == pytest.approx(-1.0)
+
+
 def test_sortino_uses_downside_deviation_over_all_periods() -> None:
     r = [2.0, -1.0, 2.0, -2.06]
     expected = 0.235 / math.sqrt((1.0 + 2.06**2) / 4) * math.sqrt(PPY)
