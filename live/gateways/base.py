@@ -365,6 +365,7 @@ class OrderGateway(ABC):
     _closing: bool
     _first: asyncio.Future[None] | None
     _writer: asyncio.StreamWriter | None
+    _task: asyncio.Task[None] | None
 
     async def _session_once(self) -> None:
         """One connection: log on, serve it until it ends (the protocol's part)."""
@@ -399,9 +400,11 @@ class OrderGateway(ABC):
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.backoff[1])
 
-    @abstractmethod
     async def connect(self) -> None:
         """Connect and log on; reconnects on its own afterwards until :meth:`close`."""
+        self._first = asyncio.get_running_loop().create_future()
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        await self._first
 
     @abstractmethod
     async def close(self) -> None:

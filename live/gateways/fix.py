@@ -80,11 +80,6 @@ class FixGateway(OrderGateway):
         self._first: asyncio.Future[None] | None = None
 
     # --- connection -------------------------------------------------------------------------
-    async def connect(self) -> None:
-        self._first = asyncio.get_running_loop().create_future()
-        self._task = asyncio.get_running_loop().create_task(self._run())
-        await self._first
-
     async def close(self) -> None:
         self._closing = True
         if self.connected and self.session.logged_on:

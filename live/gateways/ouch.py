@@ -68,11 +68,6 @@ class OuchGateway(OrderGateway):
         self._first: asyncio.Future[None] | None = None
 
     # --- connection -------------------------------------------------------------------------
-    async def connect(self) -> None:
-        self._first = asyncio.get_running_loop().create_future()
-        self._task = asyncio.get_running_loop().create_task(self._run())
-        await self._first
-
     async def close(self) -> None:
         self._closing = True
         if self._writer is not None and not self._writer.is_closing():
