@@ -9,6 +9,7 @@ from typing import Any
 def register(sub: Any, store_parent: argparse.ArgumentParser) -> None:
     """Add this package's sub-commands to the ``hftlab`` parser ``sub``."""
     _add_venue(sub, store_parent)
+    _add_live(sub, store_parent)
 
 
 def _add_venue(sub: Any, store_parent: argparse.ArgumentParser) -> None:
@@ -166,3 +167,48 @@ def _order_ports(args: argparse.Namespace) -> Any:
         return ports
 
     return factory
+
+
+def _add_live(sub: Any, store_parent: argparse.ArgumentParser) -> None:
+    from framework.cli import add_run_options
+
+    p = sub.add_parser(
+        "live",
+        parents=[store_parent],
+        help="run backtested strategies on a live feed, through an order gateway (or --paper)",
+        description=(
+            "The same Strategy classes as `hftlab backtest` (compiled or Python callbacks, "
+            "the same risk checks) on a live ITCH/MoldUDP64 feed, orders through an OUCH or "
+            "FIX gateway; with --paper, filled by the backtest's simulated venue. The "
+            "instrument (tick and lot size) is read from the store: --venue/--symbol/--date."
+        ),
+    )
+    p.add_argument("strategy", nargs="+", metavar="[NAME=]STRATEGY",
+                   help="bundled name or module:Class, as for `hftlab backtest`")
+    p.add_argument("--venue", required=True, help="venue of the instrument in the store")
+    p.add_argument("--symbol", required=True, help="symbol of the instrument")
+    p.add_argument("--date", required=True, help="YYYY-MM-DD: the day the feed carries")
+    p.add_argument("--feed", required=True, metavar="itch://HOST:PORT[?rerequest=PORT]",
+                   help="where the MoldUDP64 feed arrives and the venue's re-request port")
+    p.add_argument("--gateway", metavar="URL",
+                   help="ouch://HOST:PORT?user=U&password=P or "
+                   "fix://HOST:PORT?sender=S&target=T[&store=DIR]")
+    p.add_argument("--paper", action="store_true",
+                   help="no gateway: the backtest's simulated venue fills the orders")
+    add_run_options(p)
+    p.add_argument("--journal", metavar="DIR", help="journal every message in DIR")
+    p.add_argument("--fsync", default="interval:100",
+                   help="journal durability: always, never or interval:MS (default interval:100)")
+    p.add_argument("--duration", type=float, default=None, metavar="S",
+                   help="stop after S seconds (default: until SIGTERM)")
+    p.add_argument("--summary", metavar="FILE.json",
+                   help="write the session's positions, fills and counts as JSON here")
+    p.add_argument("--stats", action="store_true",
+                   help="print latency per stage (p50/p99/p99.9/max) at the end")
+    p.set_defaults(func=_cmd_live)
+
+
+def _cmd_live(args: argparse.Namespace) -> int:
+    from live.session import run_session
+
+    return run_session(args)
