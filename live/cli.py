@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+import numpy as np
+
 
 def register(sub: Any, store_parent: argparse.ArgumentParser) -> None:
     """Add this package's sub-commands to the ``hftlab`` parser ``sub``."""
     _add_venue(sub, store_parent)
     _add_live(sub, store_parent)
+    _add_journal(sub, store_parent)
 
 
 def _add_venue(sub: Any, store_parent: argparse.ArgumentParser) -> None:
@@ -212,3 +215,72 @@ def _cmd_live(args: argparse.Namespace) -> int:
     from live.session import run_session
 
     return run_session(args)
+
+
+def _add_journal(sub: Any, store_parent: argparse.ArgumentParser) -> None:
+    j = sub.add_parser("journal", help="a live session's journal: decision parity, replay")
+    jsub = j.add_subparsers(dest="journal_command", required=True, metavar="SUBCOMMAND")
+    par = jsub.add_parser(
+        "parity",
+        help="replay the journal through a fresh engine; compare its decisions one for one",
+        description=(
+            "Drive the session's strategies (from the journal's metadata) through the "
+            "journaled packets and venue answers, as the runner did, and compare every "
+            "order, cancel and modify with the live session's. Exit 1 at the first "
+            "difference, with both sides shown."
+        ),
+    )
+    par.add_argument("dir", metavar="DIR", help="the journal folder")
+    par.add_argument("--mode", choices=["auto", "compiled", "python"], default=None,
+                     help="callbacks of the replay (default: the session's)")
+    par.set_defaults(func=_cmd_parity)
+    rep = jsub.add_parser(
+        "replay",
+        parents=[store_parent],
+        help="the journaled packets as a store day, backtested with the session's latencies",
+    )
+    rep.add_argument("dir", metavar="DIR", help="the journal folder")
+    rep.add_argument("--venue", default="JOURNAL",
+                     help="store the day under this venue (default JOURNAL)")
+    rep.add_argument("--out", metavar="DIR", help="the backtest's result tables go here")
+    rep.set_defaults(func=_cmd_replay)
+
+
+def _cmd_parity(args: argparse.Namespace) -> int:
+    from live.replay import parity
+
+    p = parity(args.dir, mode=args.mode)
+    if p.ok:
+        print(f"parity: {p.compared} decisions equal one for one ({p.live} in the journal)")
+        return 0
+    print(f"parity FAILED after {p.compared} equal decisions: {p.first_difference}")
+    return 1
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    import datetime as dt
+    from pathlib import Path
+
+    from framework.engine.backtest import Backtest
+    from framework.engine.config import LatencyConfig, QueueConfig
+    from framework.engine.runner import print_summary
+    from framework.store import TickStore
+    from framework.strategy.spec import strategies_from_words
+    from live.replay import decoded_events, latency_series
+
+    s, events = decoded_events(args.dir)
+    inst = s.instrument.replace(venue=args.venue)
+    day = dt.datetime.fromtimestamp(int(events["local_ts"][0]) / 1e9, dt.UTC).date()
+    TickStore(args.store).write(inst, day, events)
+    series = latency_series(args.dir)
+    m = s.meta
+    strategies = strategies_from_words(m["strategy"], params=m["param"], risk=m["risk"])
+    result = Backtest(instruments=[inst], streams=[[events]], strategies=strategies,
+                      latency=LatencyConfig(model="empirical", series=series),
+                      queue=QueueConfig.parse(m["queue"]), mode=m["mode"],
+                      out_dir=Path(args.out) if args.out else None).run()
+    print(f"stored {len(events):,} events as {inst.key} {day}; latency series of "
+          f"{len(series)} orders (round trip p50 "
+          f"{float(np.median(series[:, 1] + series[:, 2])) / 1e3:.1f} us)")
+    print_summary(result, Path(args.out) if args.out else None)
+    return 0

@@ -73,15 +73,15 @@ from framework.core.events import EVENT_DTYPE
 from framework.core.instrument import Instrument
 from framework.engine.config import LatencyConfig, QueueConfig
 from framework.engine.engine import Engine, Mode, Wake
-from framework.kernel.seam import REQUEST_DTYPE, RESPONSE_DTYPE
+from framework.kernel.seam import RESPONSE_DTYPE
 from framework.strategy.base import Strategy
 from live.control import KillSwitch
 from live.feeds.itch_mold import MoldFeedHandler
 from live.gateways.base import (
     TERMINAL,
     Ack,
-    CancelRejected,
     Canceled,
+    CancelRejected,
     Connected,
     Disconnected,
     Event,
@@ -254,13 +254,17 @@ class LiveRunner:
         switch: KillSwitch | None = None,
         clock: StageClock | None = None,
         meta: dict[str, Any] | None = None,
+        replay: bool = False,
     ) -> None:
         self.instrument = instrument
         self.feed, self.gateway, self.locate = feed, gateway, int(locate)
         self.engine = Engine(
             instruments=[instrument], strategies=list(strategies), mode=mode,
             latency=latency, queue=queue,
-            venue="simulated" if gateway is None else "external", clock="wall")
+            venue="external" if gateway is not None or replay else "simulated", clock="wall")
+        #: journal replay: requests are recorded here (the journal holds the answers)
+        self.replay = replay
+        self.decisions: list[tuple[npt.NDArray[np.void], int]] = []
         self.journal = journal
         self.switch = switch or KillSwitch()
         self.switch.on_trip.append(self._on_trip)
@@ -278,6 +282,14 @@ class LiveRunner:
             journal.append(KIND_META, json.dumps({"version": 1, **(meta or {})}).encode())
 
     # --- feed -----------------------------------------------------------------------------
+    def start(self, at: int | None = None) -> None:
+        """Start the strategies (compiled ones are compiled or loaded now); the journal
+        keeps the engine's start time for a replay."""
+        self.engine.start(at)
+        if self.journal is not None:
+            self.journal.append(KIND_CONTROL, json.dumps({"action": "start"}).encode(),
+                                ts=self.engine.now)
+
     def _on_packet(self, pkt: memoryview, ts: int) -> None:
         self.journal.append(KIND_FEED, bytes(pkt), ts=ts)
 
@@ -370,8 +382,9 @@ class LiveRunner:
 
     def _inject(self, resp: npt.NDArray[np.void], t: int) -> None:
         if self.journal is not None:
-            for r in resp:
-                self.journal.append(KIND_ORDER_IN, r.tobytes(), ts=t)
+            for k, r in enumerate(resp):  # stream: 1 = more of this batch follow
+                self.journal.append(KIND_ORDER_IN, r.tobytes(), ts=t,
+                                    stream=int(k + 1 < len(resp)))
         self.engine.inject(resp)
         self.responses += len(resp)
         self._run(t)
@@ -406,6 +419,9 @@ class LiveRunner:
             if self.journal is not None:
                 self.journal.append(KIND_ORDER_OUT, r.tobytes(),
                                     stream=STREAM_HELD if held else STREAM_SENT)
+            if self.replay:
+                self.decisions.append((r.copy(), STREAM_HELD if held else STREAM_SENT))
+                continue
             if held:
                 self.held += 1
                 answers.append(_local_answer(r, self._t))
@@ -486,7 +502,7 @@ class LiveRunner:
 
     def _on_trip(self, reason: str) -> None:
         log.error("kill switch tripped: %s", reason)
-        if self.journal is not None:
+        if self.journal is not None and not self.replay:
             self.journal.append(KIND_CONTROL, json.dumps({"action": "kill",
                                                           "reason": reason}).encode())
 
@@ -502,8 +518,9 @@ class LiveRunner:
     async def run(self, *, duration_s: float | None = None,
                   stop: asyncio.Event | None = None, idle_s: float = 0.005,
                   connect_timeout_s: float = 30.0) -> None:
-        """Start the strategies, connect (retrying while the venue is not up), trade until ``duration_s`` passed or ``stop`` is set, then stop in
-        order: cancel the working orders, let their answers in, close the session."""
+        """Start the strategies, connect (retrying while the venue is not up), trade until
+        ``duration_s`` passed or ``stop`` is set, then stop in order: cancel the working
+        orders, let their answers in, close the session."""
         loop = asyncio.get_running_loop()
         stop = stop or asyncio.Event()
         wake = asyncio.Event()
@@ -513,7 +530,7 @@ class LiveRunner:
         pump: asyncio.Task[None] | None = None
         try:
             self.feed.warm_up()
-            self.engine.start()  # compiled strategies are compiled (or loaded) now
+            self.start()
             # the seam's kernels too: compiling them at the first order would stall the
             # loop for seconds (the order session's heartbeats with it)
             self.engine.drain_requests()

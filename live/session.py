@@ -50,7 +50,8 @@ def run_session(args: argparse.Namespace) -> int:
         "mode": args.mode, "venue": args.venue, "symbol": args.symbol, "date": args.date,
         "feed": args.feed, "gateway": None if gw_spec is None else gw_spec.proto,
         "paper": bool(args.paper), "latency": args.latency, "queue": args.queue,
-        "price_step": price_step, "qty_step": qty_step, "locate": feed_spec.locate,
+        "instrument": inst.to_dict(), "price_step": price_step, "qty_step": qty_step,
+        "locate": feed_spec.locate,
     }
     runner = LiveRunner(
         instrument=inst, strategies=strategies, feed=feed, gateway=gateway,

@@ -281,8 +281,9 @@ class MoldFeedHandler:
         applied = 0
         for k0 in range(0, len(packets), self.batch):
             chunk = packets[k0 : k0 + self.batch]
-            for k, raw in enumerate(chunk):
-                if len(raw) > SLOT:
+            for k, pkt in enumerate(chunk):
+                raw = pkt
+                if len(raw) > SLOT:  # cannot be a MoldUDP64 packet: framed as a bad one
                     self.bad["packet larger than a receive slot"] += 1
                     raw = raw[:0]
                 self._views[k][: len(raw)] = raw
