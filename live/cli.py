@@ -206,8 +206,17 @@ def _add_live(sub: Any, store_parent: argparse.ArgumentParser) -> None:
                    help="stop after S seconds (default: until SIGTERM)")
     p.add_argument("--summary", metavar="FILE.json",
                    help="write the session's positions, fills and counts as JSON here")
-    p.add_argument("--stats", action="store_true",
-                   help="print latency per stage (p50/p99/p99.9/max) at the end")
+    p.add_argument("--stats", nargs="?", type=float, const=0.0, default=None, metavar="N",
+                   help="print latency per stage (p50/p99/p99.9/max) at the end, and every "
+                   "N seconds if N is given")
+    p.add_argument("--control", metavar="127.0.0.1:PORT",
+                   help="serve /kill /reset /status /metrics and the dashboard here "
+                   "(bearer token from $HFTLAB_CONTROL_TOKEN or --token-file)")
+    p.add_argument("--token-file", metavar="FILE",
+                   help="without $HFTLAB_CONTROL_TOKEN: write a new control token here (0600)")
+    p.add_argument("--kill-on", action="append", default=[], metavar="TRIGGER=VALUE",
+                   help="automatic kill triggers: stale_feed_s (default 5), gateway_down_s "
+                   "(2), rejects (20) within rejects_window_s (1)")
     p.set_defaults(func=_cmd_live)
 
 

@@ -165,6 +165,7 @@ def parity(directory: str | Path, *, mode: Mode | None = None) -> Parity:
                         runner.switch.trip(str(c.get("reason", "")))
                     elif c.get("action") == "reset":
                         runner.switch.reset("journal")
+                    runner.check_switch()
             diff = _compare(live, got, out)
             if diff:
                 out.first_difference = diff

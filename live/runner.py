@@ -33,6 +33,8 @@ same steps and compare its decisions with the live ones.
 from __future__ import annotations
 
 import asyncio
+import collections
+import dataclasses
 import json
 import logging
 import time
@@ -212,6 +214,38 @@ def _int(q: dict[str, str], key: str, opt: str) -> int | None:
         raise ConfigError(msg) from None
 
 
+@dataclass(frozen=True)
+class Triggers:
+    """When the runner trips the kill switch by itself (besides the strategies' own loss
+    and drawdown limits, which trip it when the engine halts a strategy)."""
+
+    stale_feed_s: float = 5.0  #: no packet (data or heartbeat) for this long
+    gateway_down_s: float = 2.0  #: the order session down for this long
+    rejects: int = 20  #: this many rejects from the venue ...
+    rejects_window_s: float = 1.0  #: ... within this many seconds
+
+    @classmethod
+    def parse(cls, items: Sequence[str]) -> Triggers:
+        """``KEY=VALUE`` items (``--kill-on stale_feed_s=3``); an unknown key or a value
+        that is not a positive number is a ConfigError naming it."""
+        names = {f.name: f.type for f in dataclasses.fields(cls)}
+        vals: dict[str, Any] = {}
+        for item in items:
+            key, _, text = item.partition("=")
+            if key not in names:
+                msg = f"--kill-on {item!r}: the triggers are {', '.join(names)}"
+                raise ConfigError(msg)
+            try:
+                v = int(text) if key == "rejects" else float(text)
+            except ValueError:
+                v = -1
+            if v <= 0:
+                msg = f"--kill-on {item!r}: give a number > 0"
+                raise ConfigError(msg)
+            vals[key] = v
+        return cls(**vals)
+
+
 # --- conversions ------------------------------------------------------------------------------
 def order_key(sid: int, oid: int) -> str:
     """The gateway key of a strategy's order (order ids are unique per strategy only)."""
@@ -255,6 +289,7 @@ class LiveRunner:
         clock: StageClock | None = None,
         meta: dict[str, Any] | None = None,
         replay: bool = False,
+        triggers: Triggers | None = None,
     ) -> None:
         self.instrument = instrument
         self.feed, self.gateway, self.locate = feed, gateway, int(locate)
@@ -267,14 +302,24 @@ class LiveRunner:
         self.decisions: list[tuple[npt.NDArray[np.void], int]] = []
         self.journal = journal
         self.switch = switch or KillSwitch()
-        self.switch.on_trip.append(self._on_trip)
+        self.triggers = triggers or Triggers()
+        #: the switch as the loop last acted on it: a trip (from any thread) takes effect
+        #: at the loop's next step or the next request, whichever comes first, and is
+        #: journaled there, so a replay puts it at the same place
+        self.killed = False
+        self._rejects: collections.deque[float] = collections.deque()
+        self._last_packet = time.monotonic()
+        self._down_since: float | None = None
+        self._seen_receive = 0
+        self.metrics: Any = None  #: a live.monitor.Metrics to update (the control port's)
         self.clock = clock or StageClock()
         self.orders: dict[str, _Live] = {}
         self.sent = self.held = self.responses = self.violations = 0
         self.unsent = 0  #: new orders answered locally: the gateway was not connected
         self._pending: list[tuple[int, Event]] = []  #: gateway events not yet taken
         self._t = 0  #: receive time of the input being processed
-        self._tick_open = False
+        self._tick_open = False  #: a tick's stage marks are being taken
+        self._sent_in_tick = False  #: and its first message has gone out
         self._levels = L3ToL2()
         feed.on_events = self._on_events
         feed.on_packet = self._on_packet if journal is not None else None
@@ -302,22 +347,26 @@ class LiveRunner:
         # the venue's timestamps are of its (replayed) day: the receive time is the clock
         # the engine and the venue model share
         rows["exch_ts"] = rows["local_ts"]
+        if not self._tick_open and not self.replay:  # the first events of this poll
+            self._tick_open = True
+            self.clock.mark(PACKET_IN, self.feed.last_receive_ns)
+            self.clock.mark(DECODED, time.time_ns())
         self.engine.push(self._levels(rows))  # the engine's books are price levels
+        if self._tick_open:
+            self.clock.mark(BOOK, time.time_ns())
 
     def poll_feed(self, timeout_s: float = 0.0) -> int:
         """Read and apply what the feed has, run the engine to its receive time, send what
         the strategies decided; returns the messages applied."""
         n = self.feed.poll(timeout_s)
+        if self.feed.last_receive_ns != self._seen_receive:
+            self._seen_receive = self.feed.last_receive_ns
+            self._last_packet = time.monotonic()
         if n:
-            t = self.feed.last_receive_ns
-            c = self.clock
-            c.mark(PACKET_IN, t)
-            c.mark(DECODED, time.time_ns())
-            self._tick_open = True
-            self._run(t)
-            if self._tick_open:
+            self._run(self.feed.last_receive_ns)
+            if self._tick_open:  # no order came of it: not a tick-to-order sample
                 self._tick_open = False
-                c.commit()
+                self.clock.discard()
         return n
 
     # --- gateway events -----------------------------------------------------------------------
@@ -365,6 +414,7 @@ class LiveRunner:
             r["liquidity"] = LIQ_MAKER if ev.liquidity == "A" else LIQ_TAKER
         elif isinstance(ev, Rejected):
             r["kind"], r["reason"] = RESP_REJECT, REJ_NONE
+            self._rejects.append(time.monotonic())
             log.info("order %s rejected: %s", ev.key, ev.reason)
         elif isinstance(ev, Canceled):
             unsolicited = live.tif == TIF_IOC or live.tif == TIF_FOK
@@ -405,17 +455,21 @@ class LiveRunner:
             w = eng.advance(until=t)
             if w != Wake.REQUESTS:
                 return
-            self._send(eng.drain_requests())
+            if self._tick_open:
+                self.clock.mark(STRATEGY, time.time_ns())  # callbacks and risk checks ran
+            reqs = eng.drain_requests()
+            if self._tick_open:
+                self.clock.mark(RISK, time.time_ns())  # the checked requests are out
+            self._send(reqs)
         msg = "the strategies kept sending requests without any new input"
         raise ConfigError(msg)
 
     def _send(self, reqs: npt.NDArray[np.void]) -> None:
-        c = self.clock
-        if self._tick_open:
-            c.mark(STRATEGY, time.time_ns())
         answers: list[npt.NDArray[np.void]] = []
+        if not self.replay:
+            self.check_switch()
         for r in reqs:
-            held = not self.switch.allows() and r["kind"] != REQ_CANCEL
+            held = self.killed and r["kind"] != REQ_CANCEL
             if self.journal is not None:
                 self.journal.append(KIND_ORDER_OUT, r.tobytes(),
                                     stream=STREAM_HELD if held else STREAM_SENT)
@@ -427,10 +481,9 @@ class LiveRunner:
                 answers.append(_local_answer(r, self._t))
                 continue
             self._route(r, answers)
-        if self._tick_open:
-            c.mark(SENT, time.time_ns())
-            c.commit()
-            self._tick_open = False
+        if self._tick_open and self._sent_in_tick:
+            self.clock.commit()
+            self._tick_open = self._sent_in_tick = False
         if answers:
             self._inject(np.concatenate(answers), self._t)
 
@@ -447,9 +500,16 @@ class LiveRunner:
                 return
             self.orders[key] = _Live(int(r["strategy"]), int(r["oid"]), int(r["tif"]))
             market = r["order_type"] == ORD_MARKET
-            gw.submit(Side(int(r["side"])), int(r["qty"]), int(r["price"]),
-                      kind=OrderKind.MARKET if market else OrderKind.LIMIT,
-                      tif=_TIF.get(int(r["tif"]), TimeInForce.DAY), key=key)
+            args = (Side(int(r["side"])), int(r["qty"]), int(r["price"]))
+            kw = {"kind": OrderKind.MARKET if market else OrderKind.LIMIT,
+                  "tif": _TIF.get(int(r["tif"]), TimeInForce.DAY), "key": key}
+            first = self._tick_open and not self._sent_in_tick
+            if first:
+                self.clock.mark(ENCODED, time.time_ns())  # the gateway's call is ready
+            gw.submit(*args, **kw)  # type: ignore[arg-type]
+            if first:
+                self.clock.mark(SENT, time.time_ns())  # encoded and written to the socket
+                self._sent_in_tick = True
             self.sent += 1
             return
         live = self.orders.get(key)
@@ -464,10 +524,16 @@ class LiveRunner:
         self._request(gw, key, r)
 
     def _request(self, gw: OrderGateway, key: str, r: npt.NDArray[np.void]) -> None:
+        first = self._tick_open and not self._sent_in_tick
+        if first:
+            self.clock.mark(ENCODED, time.time_ns())
         if int(r["kind"]) == REQ_CANCEL:
             gw.cancel(key)
         else:
             gw.replace(key, int(r["price"]), int(r["qty"]))
+        if first:
+            self.clock.mark(SENT, time.time_ns())
+            self._sent_in_tick = True
         self.sent += 1
 
     def _retry(self, key: str, t: int) -> None:
@@ -488,7 +554,7 @@ class LiveRunner:
             if o.state not in (OrderState.NEW, OrderState.PARTIALLY_FILLED):
                 break
             r = live.waiting.pop(0)
-            if r["kind"] == REQ_MODIFY and not self.switch.allows():
+            if r["kind"] == REQ_MODIFY and self.killed:
                 answers.append(_local_answer(r, t))
                 continue
             self._request(gw, key, r)
@@ -500,11 +566,63 @@ class LiveRunner:
             if live.waiting:
                 self._retry(key, t)
 
-    def _on_trip(self, reason: str) -> None:
-        log.error("kill switch tripped: %s", reason)
-        if self.journal is not None and not self.replay:
-            self.journal.append(KIND_CONTROL, json.dumps({"action": "kill",
-                                                          "reason": reason}).encode())
+    def check_switch(self) -> None:
+        """Act on the switch if it changed since the loop last looked: on a trip, journal
+        it and cancel every working order; on a reset, journal it and let orders out."""
+        tripped = self.switch.tripped
+        if tripped == self.killed:
+            return
+        self.killed = tripped
+        what = "kill" if tripped else "reset"
+        if self.journal is not None:
+            self.journal.append(KIND_CONTROL, json.dumps(
+                {"action": what, "reason": self.switch.reason}).encode(), ts=self._t)
+        if tripped:
+            log.error("kill switch tripped: %s; cancelling every working order",
+                      self.switch.reason)
+            self.cancel_all()
+        else:
+            log.warning("kill switch reset: orders may leave again")
+
+    def cancel_all(self) -> int:
+        """Cancel every working order at the venue (their answers come back as events)."""
+        gw = self.gateway
+        if gw is None or self.replay or not gw.connected:
+            return 0
+        n = 0
+        for key, o in list(gw.orders.items()):
+            if o.state in (OrderState.NEW, OrderState.PARTIALLY_FILLED):
+                gw.cancel(key)
+                n += 1
+        return n
+
+    def check_triggers(self) -> None:
+        """Trip the switch on a halted strategy (its loss or drawdown limit), a stale
+        feed, a gateway down too long, or a storm of rejects."""
+        if self.switch.tripped:
+            return
+        from framework.arena.state import S_KILLED
+
+        now = time.monotonic()
+        trg = self.triggers
+        halted = [s.name for k, s in enumerate(self.engine.strategies)
+                  if self.engine.st.strat[k, S_KILLED]]
+        if halted:
+            self.switch.trip(f"loss or drawdown limit of {', '.join(halted)}")
+        elif now - self._last_packet > trg.stale_feed_s:
+            self.switch.trip(f"stale feed: no packet for {now - self._last_packet:.1f} s")
+        elif self.gateway is not None:
+            if self.gateway.connected:
+                self._down_since = None
+            elif self._down_since is None:
+                self._down_since = now
+            elif now - self._down_since > trg.gateway_down_s:
+                self.switch.trip(f"gateway down for {now - self._down_since:.1f} s")
+        while self._rejects and now - self._rejects[0] > trg.rejects_window_s:
+            self._rejects.popleft()
+        if len(self._rejects) >= trg.rejects and not self.switch.tripped:
+            self.switch.trip(f"reject storm: {len(self._rejects)} rejects within "
+                             f"{trg.rejects_window_s:g} s")
 
     # --- state ----------------------------------------------------------------------------------
     def positions(self) -> dict[str, int]:
@@ -514,10 +632,41 @@ class LiveRunner:
         pos = self.engine.st.pos
         return {s.name: int(pos[k, 0, P_POS]) for k, s in enumerate(self.engine.strategies)}
 
+    def status(self) -> dict[str, Any]:
+        """The control endpoint's /status (what the dashboard shows). Read from the control
+        thread: a snapshot that may be a step behind the loop, never blocking it."""
+        from framework.portfolio.accounting import strategy_equity
+
+        eng = self.engine
+        inst = self.instrument
+        names = [s.name for s in eng.strategies]
+        equity = [float(strategy_equity(eng.st, k)[0]) for k in range(len(names))]
+        orders = []
+        gw = self.gateway
+        if gw is not None:
+            for key, o in list(gw.orders.items()):
+                if o.live:
+                    orders.append({"id": key, "instrument": inst.key,
+                                   "side": "buy" if o.side == Side.BUY else "sell",
+                                   "price": inst.ticks_to_price(o.price), "qty": o.qty,
+                                   "filled": o.filled, "status": str(o.state)})
+        return {
+            "strategy": ", ".join(names),
+            "pnl": sum(equity),
+            "equity": sum(equity),
+            "positions": {inst.key: sum(self.positions().values())},
+            "orders": orders,
+            "latency": self.clock.stats(),
+            "risk": {"sent": self.sent, "held": self.held, "unsent": self.unsent,
+                     "rejects_in_window": len(self._rejects),
+                     "gateway_connected": bool(gw is not None and gw.connected),
+                     "feed_messages": self.feed.messages, "feed_gaps": self.feed.gaps},
+        }
+
     # --- running --------------------------------------------------------------------------------
     async def run(self, *, duration_s: float | None = None,
                   stop: asyncio.Event | None = None, idle_s: float = 0.005,
-                  connect_timeout_s: float = 30.0) -> None:
+                  connect_timeout_s: float = 30.0, stats_every_s: float = 0.0) -> None:
         """Start the strategies, connect (retrying while the venue is not up), trade until
         ``duration_s`` passed or ``stop`` is set, then stop in order: cancel the working
         orders, let their answers in, close the session."""
@@ -540,10 +689,20 @@ class LiveRunner:
                 await self._connect(connect_timeout_s)
                 pump = asyncio.create_task(self._pump(wake))
             end = None if duration_s is None else time.monotonic() + duration_s
+            self._last_packet = time.monotonic()
+            report_s = stats_every_s if stats_every_s > 0 else 1.0
+            next_report = time.monotonic() + report_s
+            self.switch.on_trip.append(lambda _: loop.call_soon_threadsafe(wake.set))
             while not stop.is_set() and (end is None or time.monotonic() < end):
                 if not self.poll_feed():
                     self.idle()
                 self.take_gateway_events()
+                self.check_triggers()
+                self._t = time.time_ns()
+                self.check_switch()
+                if time.monotonic() >= next_report:
+                    next_report = time.monotonic() + report_s
+                    self._report(stats_every_s > 0)
                 h = loop.call_later(idle_s, wake.set)
                 await wake.wait()
                 h.cancel()
@@ -556,6 +715,15 @@ class LiveRunner:
                 pump.cancel()
             if self.gateway is not None:
                 await self.gateway.close()
+
+    def _report(self, table: bool) -> None:
+        """Between ticks: the stage table (``--stats N``) and the Prometheus values."""
+        if table:
+            print(self.clock.table(), flush=True)
+        if self.metrics is not None:
+            self.metrics.update(self.clock, position=sum(self.positions().values()),
+                                sent=self.sent, held=self.held, killed=int(self.killed),
+                                messages=self.feed.messages)
 
     async def _connect(self, timeout_s: float) -> None:
         gw = self.gateway

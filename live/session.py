@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,12 @@ from framework.core.timeutil import parse_date
 from framework.engine.config import LatencyConfig, QueueConfig
 from framework.store import TickStore
 from framework.strategy.spec import strategies_from_words
+from live.control import TOKEN_ENV, ControlServer
 from live.feeds.itch_mold import MoldFeedHandler
 from live.gateways.base import Side
 from live.journal import JournalWriter
-from live.runner import FeedSpec, GatewaySpec, LiveRunner
+from live.monitor import Metrics
+from live.runner import FeedSpec, GatewaySpec, LiveRunner, Triggers
 from live.wire.itch_encode import price_qty_steps
 
 log = logging.getLogger("hftlab.live")
@@ -53,14 +56,18 @@ def run_session(args: argparse.Namespace) -> int:
         "instrument": inst.to_dict(), "price_step": price_step, "qty_step": qty_step,
         "locate": feed_spec.locate,
     }
+    triggers = Triggers.parse(args.kill_on)
     runner = LiveRunner(
         instrument=inst, strategies=strategies, feed=feed, gateway=gateway,
         locate=feed_spec.locate, mode=args.mode, latency=LatencyConfig.parse(args.latency),
-        queue=QueueConfig.parse(args.queue), journal=journal, meta=meta)
+        queue=QueueConfig.parse(args.queue), journal=journal, meta=meta, triggers=triggers)
+    control = _control(args, runner)
     try:
-        asyncio.run(_main(runner, args.duration))
+        asyncio.run(_main(runner, args.duration, args.stats or 0.0))
         result = runner.finish()
     finally:
+        if control is not None:
+            control.stop()
         feed.close()
         if journal is not None:
             journal.close()
@@ -68,17 +75,46 @@ def run_session(args: argparse.Namespace) -> int:
     print(json.dumps(summary, indent=1, sort_keys=True))
     if args.summary:
         Path(args.summary).write_text(json.dumps(summary, sort_keys=True))
-    if args.stats:
+    if args.stats is not None:
         print(runner.clock.table())
     return 0
 
 
-async def _main(runner: LiveRunner, duration: float | None) -> None:
+def _control(args: argparse.Namespace, runner: LiveRunner) -> ControlServer | None:
+    """The control endpoint (``--control 127.0.0.1:PORT``), started; the token comes from
+    $HFTLAB_CONTROL_TOKEN, or a new one is written to ``--token-file`` (mode 0600)."""
+    if not args.control:
+        return None
+    host, _, port = args.control.rpartition(":")
+    if not port.isdigit():
+        msg = f"--control {args.control!r}: give 127.0.0.1:PORT"
+        raise ConfigError(msg)
+    token = os.environ.get(TOKEN_ENV)
+    if not token and not args.token_file:
+        msg = f"--control needs a token: set ${TOKEN_ENV} or give --token-file FILE"
+        raise ConfigError(msg)
+    metrics = Metrics()
+    srv = ControlServer(runner.switch, host=host or "127.0.0.1", port=int(port), token=token,
+                        status=runner.status, registry=metrics.registry)
+    runner.metrics = metrics
+    if not token:
+        path = Path(args.token_file)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(srv.token)
+    srv.start()
+    log.info("control on %s (token in %s)", srv.url,
+             f"${TOKEN_ENV}" if token else args.token_file)
+    return srv
+
+
+async def _main(runner: LiveRunner, duration: float | None, stats_s: float) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM, signal.SIGINT):  # an orderly stop
         loop.add_signal_handler(sig, stop.set)
-    await runner.run(duration_s=duration, stop=stop)
+    loop.add_signal_handler(signal.SIGUSR1, runner.switch.trip, "signal SIGUSR1")
+    await runner.run(duration_s=duration, stop=stop, stats_every_s=stats_s)
 
 
 def summarise(runner: LiveRunner, result: Any) -> dict[str, Any]:
