@@ -142,6 +142,13 @@ def parity(directory: str | Path, *, mode: Mode | None = None) -> Parity:
         starts = [r.ts for r in records
                   if r.kind == KIND_CONTROL and json.loads(r.payload).get("action") == "start"]
         runner.start(starts[0] if starts else None)
+        # kills and resets take effect where the session acted on them: before the
+        # decision they preceded (a trip seen in the middle of a step included)
+        for r in records:
+            c = json.loads(r.payload) if r.kind == KIND_CONTROL else {}
+            if c.get("action") in ("kill", "reset"):
+                runner.controls.append((int(c["decisions"]), c["action"],
+                                        str(c.get("reason", ""))))
         for what, item in _feed_groups(records):
             if what == "feed":
                 ts, packets = item
@@ -159,13 +166,7 @@ def parity(directory: str | Path, *, mode: Mode | None = None) -> Parity:
                         runner._run(r.ts)
                 elif r.kind == KIND_ADVANCE:
                     runner._run(r.ts)
-                elif r.kind == KIND_CONTROL:
-                    c = json.loads(r.payload)
-                    if c.get("action") == "kill":
-                        runner.switch.trip(str(c.get("reason", "")))
-                    elif c.get("action") == "reset":
-                        runner.switch.reset("journal")
-                    runner.check_switch()
+
             diff = _compare(live, got, out)
             if diff:
                 out.first_difference = diff

@@ -300,6 +300,9 @@ class LiveRunner:
         #: journal replay: requests are recorded here (the journal holds the answers)
         self.replay = replay
         self.decisions: list[tuple[npt.NDArray[np.void], int]] = []
+        #: replay: (decisions made before it, "kill"/"reset", reason) of each journaled action
+        self.controls: collections.deque[tuple[int, str, str]] = collections.deque()
+        self.n_decisions = 0  #: requests the engine made (journaled as ORDER_OUT)
         self.journal = journal
         self.switch = switch or KillSwitch()
         self.triggers = triggers or Triggers()
@@ -469,6 +472,9 @@ class LiveRunner:
         if not self.replay:
             self.check_switch()
         for r in reqs:
+            if self.replay:
+                self._replay_controls()
+            self.n_decisions += 1
             held = self.killed and r["kind"] != REQ_CANCEL
             if self.journal is not None:
                 self.journal.append(KIND_ORDER_OUT, r.tobytes(),
@@ -576,13 +582,25 @@ class LiveRunner:
         what = "kill" if tripped else "reset"
         if self.journal is not None:
             self.journal.append(KIND_CONTROL, json.dumps(
-                {"action": what, "reason": self.switch.reason}).encode(), ts=self._t)
+                {"action": what, "reason": self.switch.reason,
+                 "decisions": self.n_decisions}).encode(), ts=self._t)
         if tripped:
             log.error("kill switch tripped: %s; cancelling every working order",
                       self.switch.reason)
             self.cancel_all()
         else:
             log.warning("kill switch reset: orders may leave again")
+
+    def _replay_controls(self) -> None:
+        """Replay: the kills and resets the session acted on before this decision."""
+        q = self.controls
+        while q and q[0][0] <= self.n_decisions:
+            _, action, reason = q.popleft()
+            if action == "kill":
+                self.switch.trip(reason)
+            else:
+                self.switch.reset("journal")
+            self.check_switch()
 
     def cancel_all(self) -> int:
         """Cancel every working order at the venue (their answers come back as events)."""
@@ -755,9 +773,13 @@ class LiveRunner:
         if gw is None:
             return
         end = time.monotonic() + timeout_s
-        for key, o in list(gw.orders.items()):
-            if o.state in (OrderState.NEW, OrderState.PARTIALLY_FILLED):
-                gw.cancel(key)
+        if not self.cancel_all() and not gw.connected:
+            working = [k for k, o in gw.orders.items() if o.live]
+            if working:
+                log.error("stopping with %d order(s) working at the venue: the gateway is "
+                          "down, they could not be cancelled (%s)", len(working),
+                          ", ".join(working[:10]))
+            return
         while time.monotonic() < end and any(o.live for o in gw.orders.values()):
             await asyncio.sleep(0.01)
             self.take_gateway_events()
