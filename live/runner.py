@@ -315,6 +315,7 @@ class LiveRunner:
         self._down_since: float | None = None
         self._seen_receive = 0
         self.metrics: Any = None  #: a live.monitor.Metrics to update (the control port's)
+        self._prepared = False
         self.clock = clock or StageClock()
         self.orders: dict[str, _Live] = {}
         self.sent = self.held = self.responses = self.violations = 0
@@ -696,13 +697,7 @@ class LiveRunner:
             loop.add_reader(fd, wake.set)
         pump: asyncio.Task[None] | None = None
         try:
-            self.feed.warm_up()
-            self.start()
-            # the seam's kernels too: compiling them at the first order would stall the
-            # loop for seconds (the order session's heartbeats with it)
-            self.engine.drain_requests()
-            self.engine.inject(np.zeros(0, RESPONSE_DTYPE))
-            log.info("ready: strategies started, feed on 127.0.0.1:%d", self.feed.port)
+            self.prepare()
             if self.gateway is not None:
                 await self._connect(connect_timeout_s)
                 pump = asyncio.create_task(self._pump(wake))
@@ -733,6 +728,20 @@ class LiveRunner:
                 pump.cancel()
             if self.gateway is not None:
                 await self.gateway.close()
+
+    def prepare(self) -> None:
+        """Compile (or load) everything the first packet and order need and start the
+        strategies; :meth:`run` does it if not done (once)."""
+        if self._prepared:
+            return
+        self._prepared = True
+        self.feed.warm_up()
+        self.start()
+        # the seam's kernels too: compiling them at the first order would stall the loop
+        # for seconds (the order session's heartbeats with it)
+        self.engine.drain_requests()
+        self.engine.inject(np.zeros(0, RESPONSE_DTYPE))
+        log.info("ready: strategies started, feed on 127.0.0.1:%d", self.feed.port)
 
     def _report(self, table: bool) -> None:
         """Between ticks: the stage table (``--stats N``) and the Prometheus values."""
