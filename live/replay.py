@@ -28,16 +28,27 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from framework.arena.state import REQ_NEW
-from framework.core.errors import DataError
+from framework.arena.state import (
+    REQ_CANCEL,
+    REQ_NEW,
+    RESP_ACK,
+    RESP_CANCEL_REJECT,
+    RESP_CANCELED,
+    RESP_EXPIRED,
+    RESP_FILL,
+    RESP_MODIFIED,
+    RESP_REJECT,
+)
+from framework.core.errors import ConfigError, DataError
 from framework.core.events import EVENT_DTYPE, EventArray
 from framework.core.instrument import Instrument
 from framework.core.timeutil import parse_date
 from framework.engine.config import LatencyConfig, QueueConfig
 from framework.engine.engine import Mode
-from framework.kernel.seam import REQUEST_DTYPE, RESPONSE_DTYPE
+from framework.kernel.seam import RESPONSE_DTYPE
 from framework.strategy.spec import strategies_from_words
 from live.feeds.itch_mold import MoldFeedHandler
+from live.gateways.base import TERMINAL, Order, OrderState, Side
 from live.journal import (
     KIND_CONTROL,
     KIND_FEED,
@@ -47,7 +58,17 @@ from live.journal import (
     Record,
     read,
 )
-from live.runner import KIND_ADVANCE, LiveRunner
+from live.runner import (
+    IN_LOCAL,
+    IN_MORE,
+    KIND_ADVANCE,
+    STREAM_SENT,
+    LiveRunner,
+    order_key,
+    reference_of,
+    request_of,
+    response_of,
+)
 
 FIELDS = ("kind", "strategy", "oid", "side", "order_type", "tif", "price", "qty", "ts",
           "arrive_ts")
@@ -121,6 +142,55 @@ def _show(row: npt.NDArray[np.void] | None, stream: int | None) -> str:
     return ", ".join(f"{f}={int(row[f])}" for f in FIELDS) + held
 
 
+def drive(runner: LiveRunner, records: list[Record], out: Parity) -> None:
+    """Drive ``runner`` (built with ``replay=True``) through ``records`` as the session's
+    runner was driven, comparing decisions as they come (into ``out``); stops at the first
+    difference. The engine and the feed handler are left as the session's were."""
+    feed = runner.feed
+    live: list[tuple[npt.NDArray[np.void], int]] = []
+    got = runner.decisions
+    pending_in: list[npt.NDArray[np.void]] = []
+    starts = [r.ts for r in records
+              if r.kind == KIND_CONTROL and json.loads(r.payload).get("action") == "start"]
+    runner.start(starts[0] if starts else None)
+    # kills and resets take effect where the session acted on them: before the decision
+    # they preceded (a trip seen in the middle of a step included)
+    for r in records:
+        c = json.loads(r.payload) if r.kind == KIND_CONTROL else {}
+        if c.get("action") in ("kill", "reset"):
+            runner.controls.append((int(c["decisions"]), c["action"], str(c.get("reason", ""))))
+    for what, item in _feed_groups(records):
+        if what == "feed":
+            ts, packets = item
+            if feed.apply_packets(packets, ts):
+                runner._run(ts)
+        else:
+            r: Record = item
+            if r.kind == KIND_ORDER_OUT:
+                live.append((request_of(r.payload), r.stream))
+            elif r.kind == KIND_ORDER_IN:
+                pending_in.append(response_of(r.payload)[0])
+                if not r.stream & IN_MORE:  # the last of the batch the runner injected
+                    runner.engine.inject(np.array(pending_in, RESPONSE_DTYPE))
+                    pending_in.clear()
+                    runner._run(r.ts)
+            elif r.kind == KIND_ADVANCE:
+                runner._run(r.ts)
+        diff = _compare(live, got, out)
+        if diff:
+            out.first_difference = diff
+            break
+    else:
+        n = min(len(live), len(got))
+        if len(live) != len(got):
+            a = live[n] if n < len(live) else None
+            b = got[n] if n < len(got) else None
+            out.first_difference = (
+                f"decision {n + 1}: live: {_show(*a) if a else 'nothing'}; "
+                f"replay: {_show(*b) if b else 'nothing'}")
+    out.live = len(live)
+
+
 def parity(directory: str | Path, *, mode: Mode | None = None) -> Parity:
     """Drive a fresh engine through the journal and compare its decisions with the live
     session's, in order; stops at the first difference."""
@@ -135,55 +205,98 @@ def parity(directory: str | Path, *, mode: Mode | None = None) -> Parity:
                         latency=LatencyConfig.parse(m["latency"]),
                         queue=QueueConfig.parse(m["queue"]), replay=True)
     out = Parity()
-    live: list[tuple[npt.NDArray[np.void], int]] = []
-    got = runner.decisions
-    pending_in: list[npt.NDArray[np.void]] = []
     try:
-        starts = [r.ts for r in records
-                  if r.kind == KIND_CONTROL and json.loads(r.payload).get("action") == "start"]
-        runner.start(starts[0] if starts else None)
-        # kills and resets take effect where the session acted on them: before the
-        # decision they preceded (a trip seen in the middle of a step included)
-        for r in records:
-            c = json.loads(r.payload) if r.kind == KIND_CONTROL else {}
-            if c.get("action") in ("kill", "reset"):
-                runner.controls.append((int(c["decisions"]), c["action"],
-                                        str(c.get("reason", ""))))
-        for what, item in _feed_groups(records):
-            if what == "feed":
-                ts, packets = item
-                if feed.apply_packets(packets, ts):
-                    runner._run(ts)
-            else:
-                r: Record = item
-                if r.kind == KIND_ORDER_OUT:
-                    live.append((np.frombuffer(r.payload, REQUEST_DTYPE)[0], r.stream))
-                elif r.kind == KIND_ORDER_IN:
-                    pending_in.append(np.frombuffer(r.payload, RESPONSE_DTYPE)[0])
-                    if r.stream == 0:  # the last of the batch the runner injected
-                        runner.engine.inject(np.array(pending_in, RESPONSE_DTYPE))
-                        pending_in.clear()
-                        runner._run(r.ts)
-                elif r.kind == KIND_ADVANCE:
-                    runner._run(r.ts)
-
-            diff = _compare(live, got, out)
-            if diff:
-                out.first_difference = diff
-                break
-        else:
-            n = min(len(live), len(got))
-            if len(live) != len(got):
-                a = live[n] if n < len(live) else None
-                b = got[n] if n < len(got) else None
-                out.first_difference = (
-                    f"decision {n + 1}: live: {_show(*a) if a else 'nothing'}; "
-                    f"replay: {_show(*b) if b else 'nothing'}")
+        drive(runner, records, out)
     finally:
         runner.engine.abort()
         feed.close()
-    out.live = len(live)
     return out
+
+
+@dataclass
+class Recovered:
+    """What a journal says about the order session it was written by."""
+
+    last_seq: int = 0  #: the last venue message whose effects the journal holds
+    orders: dict[str, Order] = field(default_factory=dict)  #: as the journal leaves them
+    refs: dict[str, int] = field(default_factory=dict)  #: order key -> OUCH UserRefNum
+    cancels: set[str] = field(default_factory=set)  #: cancels the engine asked for
+    tifs: dict[str, int] = field(default_factory=dict)
+
+
+def recover(runner: LiveRunner, directory: str | Path) -> Recovered:
+    """Rebuild ``runner`` (a runner of the same session, not started, no journal attached)
+    from the journal its crashed predecessor wrote: the engine (book, orders, positions,
+    strategy state) and the feed handler by replaying it, checked decision for decision;
+    the order session's orders from the requests sent and the venue's answers journaled.
+
+    The runner then resumes with :meth:`LiveRunner.run` (``recovered=``): the gateway
+    adopts the orders and asks the venue for every message after the last journaled one;
+    see :meth:`LiveRunner.reconcile` for what happens to orders the venue never got."""
+    where = Path(directory)
+    records = list(read(where))
+    s = Session.of(records, where)
+    if s.meta.get("gateway") != "ouch":
+        msg = (f"{where}: recovery needs an OUCH session (its login replays the venue's "
+               f"messages); this journal's gateway is {s.meta.get('gateway')!r}")
+        raise ConfigError(msg)
+    mine = [s.meta[k] for k in ("strategy", "param", "risk")]
+    if [runner.meta.get(k) for k in ("strategy", "param", "risk")] != mine:
+        msg = (f"{where}: the journal is of another session ({' '.join(mine[0])} "
+               f"{mine[1]} {mine[2]}); give the same strategy, --param and --risk, or a new "
+               "--journal folder")
+        raise ConfigError(msg)
+    runner.replay = True
+    out = Parity()
+    try:
+        drive(runner, records, out)
+    finally:
+        runner.replay = False
+        runner.decisions.clear()
+    if not out.ok:
+        msg = (f"{where}: the journal does not replay to its own decisions "
+               f"({out.first_difference}); not resuming from it")
+        raise DataError(msg)
+    rec = Recovered()
+    for r in records:
+        if r.kind == KIND_ORDER_OUT and r.stream == STREAM_SENT:
+            q = request_of(r.payload)
+            key = order_key(int(q["strategy"]), int(q["oid"]))
+            ref = reference_of(r.payload)
+            if q["kind"] == REQ_NEW and ref:
+                rec.orders[key] = Order(key, Side(int(q["side"])), int(q["qty"]),
+                                        int(q["price"]))
+                rec.refs[key] = int(ref)
+                rec.tifs[key] = int(q["tif"])
+            elif q["kind"] == REQ_CANCEL:
+                rec.cancels.add(key)
+        elif r.kind == KIND_ORDER_IN and not r.stream & IN_LOCAL:
+            a, seq = response_of(r.payload)
+            rec.last_seq = max(rec.last_seq, seq)
+            o = rec.orders.get(order_key(int(a["strategy"]), int(a["oid"])))
+            if o is not None:
+                _answered(o, a)
+    return rec
+
+
+def _answered(o: Order, a: npt.NDArray[np.void]) -> None:
+    """Move a rebuilt order as the venue's answer moved the live one."""
+    kind = int(a["kind"])
+    working = (OrderState.NEW, OrderState.PARTIALLY_FILLED)
+    if kind == RESP_ACK:
+        o.state = OrderState.NEW
+    elif kind == RESP_FILL:
+        o.filled += int(a["qty"])
+        o.state = OrderState.FILLED if o.filled >= o.qty else OrderState.PARTIALLY_FILLED
+    elif kind in (RESP_CANCELED, RESP_EXPIRED):
+        o.state = OrderState.CANCELLED
+    elif kind == RESP_REJECT:
+        o.state = OrderState.REJECTED
+    elif kind == RESP_MODIFIED:
+        o.price, o.qty = int(a["price"]), int(a["qty"])
+        o.state = OrderState.PARTIALLY_FILLED if o.filled else OrderState.NEW
+    elif kind == RESP_CANCEL_REJECT and o.state not in working and o.state not in TERMINAL:
+        o.state = OrderState.PARTIALLY_FILLED if o.filled else OrderState.NEW
 
 
 def _compare(live: list[tuple[npt.NDArray[np.void], int]],
@@ -233,11 +346,11 @@ def latency_series(directory: str | Path) -> npt.NDArray[np.float64]:
     rows: list[tuple[int, int, int]] = []
     for r in read(Path(directory)):
         if r.kind == KIND_ORDER_OUT and r.stream == 0:
-            q = np.frombuffer(r.payload, REQUEST_DTYPE)[0]
+            q = request_of(r.payload)
             if q["kind"] == REQ_NEW:
                 sent[int(q["strategy"]), int(q["oid"])] = r.ts
         elif r.kind == KIND_ORDER_IN:
-            a = np.frombuffer(r.payload, RESPONSE_DTYPE)[0]
+            a = response_of(r.payload)[0]
             t0 = sent.pop((int(a["strategy"]), int(a["oid"])), None)
             if t0 is not None:
                 rtt = max(r.ts - t0, 2)
@@ -249,4 +362,5 @@ def latency_series(directory: str | Path) -> npt.NDArray[np.float64]:
     return np.array(rows, np.float64)
 
 
-__all__ = ["Parity", "Session", "decoded_events", "latency_series", "parity"]
+__all__ = ["Parity", "Recovered", "Session", "decoded_events", "drive", "latency_series",
+           "parity", "recover"]

@@ -37,6 +37,7 @@ import collections
 import dataclasses
 import json
 import logging
+import struct
 import time
 import urllib.parse
 from collections.abc import Sequence
@@ -75,7 +76,7 @@ from framework.core.events import EVENT_DTYPE
 from framework.core.instrument import Instrument
 from framework.engine.config import LatencyConfig, QueueConfig
 from framework.engine.engine import Engine, Mode, Wake
-from framework.kernel.seam import RESPONSE_DTYPE
+from framework.kernel.seam import REQUEST_DTYPE, RESPONSE_DTYPE
 from framework.strategy.base import Strategy
 from live.control import KillSwitch
 from live.feeds.itch_mold import MoldFeedHandler
@@ -106,6 +107,41 @@ log = logging.getLogger("hftlab.live.runner")
 KIND_ADVANCE = 1000  #: journal: the engine ran to this record's time with no new input
 STREAM_SENT = 0  #: ORDER_OUT stream: handed to the gateway (now, or once it can take it)
 STREAM_HELD = 1  #: ORDER_OUT stream: held by the kill switch, answered locally
+IN_MORE = 1  #: ORDER_IN stream bit: more responses of the same injected batch follow
+IN_LOCAL = 2  #: ORDER_IN stream bit: the runner's own answer (nothing came from the venue)
+_SEQ = struct.Struct("<q")
+
+
+def request_of(payload: bytes) -> npt.NDArray[np.void]:
+    """The REQUEST_DTYPE record of an ORDER_OUT payload."""
+    return np.frombuffer(payload[: REQUEST_DTYPE.itemsize], REQUEST_DTYPE)[0]
+
+
+def reference_of(payload: bytes) -> str:
+    """The gateway's id of a sent new order (OUCH UserRefNum, FIX ClOrdID), or ''."""
+    return payload[REQUEST_DTYPE.itemsize :].decode("ascii")
+
+
+def response_of(payload: bytes) -> tuple[npt.NDArray[np.void], int]:
+    """The RESPONSE_DTYPE record of an ORDER_IN payload and the venue message sequence
+    number it came from (-1: not known, or a local answer)."""
+    n = RESPONSE_DTYPE.itemsize
+    seq = _SEQ.unpack(payload[n : n + 8])[0] if len(payload) >= n + 8 else -1
+    return np.frombuffer(payload[:n], RESPONSE_DTYPE)[0], seq
+
+
+class EventTap(asyncio.Queue):  # type: ignore[type-arg]
+    """A gateway's event queue that keeps, with each event, the sequence number of the
+    venue message being applied when it was emitted (OUCH: ``applied + 1``), so the
+    journal knows which venue messages it holds the effects of."""
+
+    def __init__(self, gateway: Any) -> None:
+        super().__init__()
+        self._gw = gateway
+
+    def put_nowait(self, item: Any) -> None:
+        applied = getattr(self._gw, "applied", None)
+        super().put_nowait((item, -1 if applied is None else int(applied) + 1))
 #: stage numbers of :data:`live.monitor.STAGES`
 PACKET_IN, DECODED, BOOK, STRATEGY, RISK, ENCODED, SENT = range(7)
 
@@ -320,15 +356,24 @@ class LiveRunner:
         self.orders: dict[str, _Live] = {}
         self.sent = self.held = self.responses = self.violations = 0
         self.unsent = 0  #: new orders answered locally: the gateway was not connected
-        self._pending: list[tuple[int, Event]] = []  #: gateway events not yet taken
+        #: gateway events not yet taken: (receive time, event, venue message sequence)
+        self._pending: list[tuple[int, Event, int]] = []
+        if gateway is not None:
+            gateway.events = gateway.tracker.events = EventTap(gateway)
         self._t = 0  #: receive time of the input being processed
         self._tick_open = False  #: a tick's stage marks are being taken
         self._sent_in_tick = False  #: and its first message has gone out
         self._levels = L3ToL2()
         feed.on_events = self._on_events
         feed.on_packet = self._on_packet if journal is not None else None
+        self.meta = dict(meta or {})
         if journal is not None:
-            journal.append(KIND_META, json.dumps({"version": 1, **(meta or {})}).encode())
+            journal.append(KIND_META, json.dumps({"version": 1, **self.meta}).encode())
+
+    def attach_journal(self, journal: Any) -> None:
+        """Journal from now on (a recovered session: the journal it was rebuilt from)."""
+        self.journal = journal
+        self.feed.on_packet = self._on_packet
 
     # --- feed -----------------------------------------------------------------------------
     def start(self, at: int | None = None) -> None:
@@ -382,14 +427,15 @@ class LiveRunner:
             return 0
         q = gw.events
         while not q.empty():
-            self._pending.append((time.time_ns(), q.get_nowait()))
+            ev, seq = q.get_nowait()
+            self._pending.append((time.time_ns(), ev, seq))
         n = 0
         pending, self._pending = self._pending, []
-        for t, ev in pending:
-            n += self._event(t, ev)
+        for t, ev, seq in pending:
+            n += self._event(t, ev, seq)
         return n
 
-    def _event(self, t: int, ev: Event) -> int:
+    def _event(self, t: int, ev: Event, seq: int = -1) -> int:
         if isinstance(ev, Connected):
             self._retry_all(t)  # requests that waited for the session go now
             return 0
@@ -430,15 +476,19 @@ class LiveRunner:
             r["kind"], r["reason"] = RESP_CANCEL_REJECT, REJ_UNKNOWN_ORDER
         else:  # pragma: no cover - every gateway event type is handled above
             return 0
-        self._inject(np.array([r], RESPONSE_DTYPE), t)
+        self._inject(np.array([r], RESPONSE_DTYPE), t, seq)
         self._retry(ev.key, t)
         return 1
 
-    def _inject(self, resp: npt.NDArray[np.void], t: int) -> None:
+    def _inject(self, resp: npt.NDArray[np.void], t: int, seq: int | None = None) -> None:
+        """Inject responses at ``t`` and run the engine; ``seq``: the venue message they
+        came from (None: the runner's own answers)."""
         if self.journal is not None:
-            for k, r in enumerate(resp):  # stream: 1 = more of this batch follow
-                self.journal.append(KIND_ORDER_IN, r.tobytes(), ts=t,
-                                    stream=int(k + 1 < len(resp)))
+            local = IN_LOCAL if seq is None else 0
+            tail = b"" if seq is None else _SEQ.pack(seq)
+            for k, r in enumerate(resp):
+                self.journal.append(KIND_ORDER_IN, r.tobytes() + tail, ts=t,
+                                    stream=local | (IN_MORE if k + 1 < len(resp) else 0))
         self.engine.inject(resp)
         self.responses += len(resp)
         self._run(t)
@@ -477,7 +527,7 @@ class LiveRunner:
                 self._replay_controls()
             self.n_decisions += 1
             held = self.killed and r["kind"] != REQ_CANCEL
-            if self.journal is not None:
+            if self.journal is not None and (held or r["kind"] != REQ_NEW):
                 self.journal.append(KIND_ORDER_OUT, r.tobytes(),
                                     stream=STREAM_HELD if held else STREAM_SENT)
             if self.replay:
@@ -501,6 +551,8 @@ class LiveRunner:
         kind = int(r["kind"])
         if kind == REQ_NEW:
             if not gw.connected:  # never queued for later: the market will have moved
+                if self.journal is not None:
+                    self.journal.append(KIND_ORDER_OUT, r.tobytes(), stream=STREAM_SENT)
                 log.warning("order %s not sent: the gateway is not connected", key)
                 self.unsent += 1
                 answers.append(_local_answer(r, self._t))
@@ -513,6 +565,9 @@ class LiveRunner:
             first = self._tick_open and not self._sent_in_tick
             if first:
                 self.clock.mark(ENCODED, time.time_ns())  # the gateway's call is ready
+            if self.journal is not None:  # with the id it will have, before it goes
+                self.journal.append(KIND_ORDER_OUT, r.tobytes() + gw.next_reference(key)
+                                    .encode("ascii"), stream=STREAM_SENT)
             gw.submit(*args, **kw)  # type: ignore[arg-type]
             if first:
                 self.clock.mark(SENT, time.time_ns())  # encoded and written to the socket
@@ -685,7 +740,8 @@ class LiveRunner:
     # --- running --------------------------------------------------------------------------------
     async def run(self, *, duration_s: float | None = None,
                   stop: asyncio.Event | None = None, idle_s: float = 0.005,
-                  connect_timeout_s: float = 30.0, stats_every_s: float = 0.0) -> None:
+                  connect_timeout_s: float = 30.0, stats_every_s: float = 0.0,
+                  recovered: Any = None) -> None:
         """Start the strategies, connect (retrying while the venue is not up), trade until
         ``duration_s`` passed or ``stop`` is set, then stop in order: cancel the working
         orders, let their answers in, close the session."""
@@ -699,8 +755,12 @@ class LiveRunner:
         try:
             self.prepare()
             if self.gateway is not None:
+                if recovered is not None:
+                    self._adopt(recovered)
                 await self._connect(connect_timeout_s)
                 pump = asyncio.create_task(self._pump(wake))
+                if recovered is not None:
+                    await self.reconcile(recovered)
             end = None if duration_s is None else time.monotonic() + duration_s
             self._last_packet = time.monotonic()
             report_s = stats_every_s if stats_every_s > 0 else 1.0
@@ -752,6 +812,59 @@ class LiveRunner:
                                 sent=self.sent, held=self.held, killed=int(self.killed),
                                 messages=self.feed.messages)
 
+    def _adopt(self, rec: Any) -> None:
+        """Give the gateway the orders of the crashed run (live.replay.Recovered) and have
+        its login ask for every venue message after the last one journaled."""
+        gw = self.gateway
+        adopt = getattr(gw, "adopt", None)
+        if adopt is None:
+            msg = "this gateway cannot adopt a crashed run's orders (recovery needs OUCH)"
+            raise ConfigError(msg)
+        for key, o in rec.orders.items():
+            sid, oid = _parse_key(key)
+            self.orders[key] = _Live(sid, oid, rec.tifs[key])
+            adopt(o, rec.refs[key])
+        gw.applied = rec.last_seq  # type: ignore[union-attr]
+
+    async def reconcile(self, rec: Any, quiet_s: float = 0.5, timeout_s: float = 10.0) -> None:
+        """After a recovered run logs in: take the venue's replay of what the journal
+        missed (until the session is quiet for ``quiet_s``), then settle the rest.
+
+        Policy: a new order the venue never heard of (its bytes never left before the
+        crash) is rejected locally, never sent again; an order the engine asked to cancel
+        that is still working is cancelled now (the request may not have left either);
+        everything else -- the venue's orders, fills, cancels -- is adopted as the venue
+        reports it. Orphans (venue orders the journal does not name) cannot arise: an
+        order is journaled with its UserRefNum before its bytes go."""
+        gw = self.gateway
+        assert gw is not None
+        end = time.monotonic() + timeout_s
+        quiet_until = time.monotonic() + quiet_s
+        while time.monotonic() < min(quiet_until, end):
+            await asyncio.sleep(0.02)
+            if self._pending or not gw.events.empty():
+                self.take_gateway_events()
+                quiet_until = time.monotonic() + quiet_s
+        t = time.time_ns()
+        lost = [k for k, o in gw.orders.items() if o.state == OrderState.PENDING_NEW]
+        answers = []
+        for key in lost:
+            live = self.orders[key]
+            gw.orders[key].state = OrderState.REJECTED
+            a = np.zeros(1, RESPONSE_DTYPE)
+            a["ts"] = a["exch_ts"] = t
+            a["kind"], a["oid"], a["strategy"], a["fee"] = RESP_REJECT, live.oid, live.sid, np.nan
+            answers.append(a)
+        if answers:
+            self._inject(np.concatenate(answers), t)
+        again = [k for k in rec.cancels if k in gw.orders
+                 and gw.orders[k].state in (OrderState.NEW, OrderState.PARTIALLY_FILLED)]
+        for key in again:
+            gw.cancel(key)
+        log.warning("recovered: %d order(s) adopted, %d never reached the venue (rejected "
+                    "locally), %d cancel(s) sent again; venue messages from %d on replayed",
+                    len(rec.orders), len(lost), len(again), rec.last_seq + 1)
+
     async def _connect(self, timeout_s: float) -> None:
         gw = self.gateway
         assert gw is not None
@@ -772,8 +885,8 @@ class LiveRunner:
         gw = self.gateway
         assert gw is not None
         while True:
-            ev = await gw.events.get()
-            self._pending.append((time.time_ns(), ev))
+            ev, seq = await gw.events.get()
+            self._pending.append((time.time_ns(), ev, seq))
             wake.set()
 
     async def _wind_down(self, timeout_s: float = 5.0) -> None:

@@ -19,7 +19,7 @@ from framework.strategy.spec import strategies_from_words
 from live.control import TOKEN_ENV, ControlServer
 from live.feeds.itch_mold import MoldFeedHandler
 from live.gateways.base import Side
-from live.journal import JournalWriter
+from live.journal import JournalWriter, segments
 from live.monitor import Metrics
 from live.runner import FeedSpec, GatewaySpec, LiveRunner, Triggers
 from live.wire.itch_encode import price_qty_steps
@@ -41,6 +41,8 @@ def run_session(args: argparse.Namespace) -> int:
     feed_spec = FeedSpec.parse(args.feed)
     gw_spec = GatewaySpec.parse(args.gateway) if args.gateway else None
     strategies = strategies_from_words(args.strategy, params=args.param, risk=args.risk)
+    resume = bool(args.journal) and bool(segments(Path(args.journal)))
+    # opening the journal cuts a torn tail (a crash mid-record) before it is read
     journal = JournalWriter(args.journal, fsync=args.fsync) if args.journal else None
     feed = MoldFeedHandler(
         listen=(feed_spec.host, feed_spec.port), date=date, price_step=price_step,
@@ -60,10 +62,19 @@ def run_session(args: argparse.Namespace) -> int:
     runner = LiveRunner(
         instrument=inst, strategies=strategies, feed=feed, gateway=gateway,
         locate=feed_spec.locate, mode=args.mode, latency=LatencyConfig.parse(args.latency),
-        queue=QueueConfig.parse(args.queue), journal=journal, meta=meta, triggers=triggers)
+        queue=QueueConfig.parse(args.queue), journal=None if resume else journal, meta=meta,
+        triggers=triggers)
+    recovered = None
+    if resume:
+        from live.replay import recover
+
+        recovered = recover(runner, args.journal)
+        runner.attach_journal(journal)
+        log.warning("rebuilt from the journal in %s: %d order(s) of the earlier run, "
+                    "positions %s", args.journal, len(recovered.orders), runner.positions())
     control = _control(args, runner)
     try:
-        asyncio.run(_main(runner, args.duration, args.stats or 0.0))
+        asyncio.run(_main(runner, args.duration, args.stats or 0.0, recovered))
         result = runner.finish()
     finally:
         if control is not None:
@@ -108,13 +119,14 @@ def _control(args: argparse.Namespace, runner: LiveRunner) -> ControlServer | No
     return srv
 
 
-async def _main(runner: LiveRunner, duration: float | None, stats_s: float) -> None:
+async def _main(runner: LiveRunner, duration: float | None, stats_s: float,
+                recovered: Any) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):  # an orderly stop
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGUSR1, runner.switch.trip, "signal SIGUSR1")
-    await runner.run(duration_s=duration, stop=stop, stats_every_s=stats_s)
+    await runner.run(duration_s=duration, stop=stop, stats_every_s=stats_s, recovered=recovered)
 
 
 def summarise(runner: LiveRunner, result: Any) -> dict[str, Any]:

@@ -19,15 +19,13 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from framework.arena.state import REQ_NEW
 from framework.ingest.synthetic import generate_day
-from framework.kernel.seam import REQUEST_DTYPE
 from framework.store import TickStore
 from live.journal import KIND_CONTROL, KIND_ORDER_OUT, read
-from live.runner import STREAM_HELD, STREAM_SENT
+from live.runner import STREAM_HELD, STREAM_SENT, request_of
 from tests.integration.live.feed_helpers import free_udp_port, venue_process
 from tests.integration.live.live_helpers import (
     DATE,
@@ -72,7 +70,7 @@ def periods(journal: Path) -> list[tuple[str, list[tuple[int, int]]]]:
             if action in ("kill", "reset"):
                 out.append(("killed" if action == "kill" else "running", []))
         elif r.kind == KIND_ORDER_OUT:
-            q = np.frombuffer(r.payload, REQUEST_DTYPE)[0]
+            q = request_of(r.payload)
             out[-1][1].append((int(q["kind"]), r.stream))
     return out
 

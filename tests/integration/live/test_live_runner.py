@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from framework.arena.state import REQ_NEW
@@ -19,6 +18,7 @@ from framework.ingest.synthetic import generate_day
 from framework.kernel.seam import REQUEST_DTYPE
 from framework.store import TickStore
 from live.journal import KIND_ORDER_OUT, JournalWriter, read
+from live.runner import request_of
 from tests.integration.live.live_helpers import DATE, cli, run_session
 
 pytestmark = pytest.mark.slow
@@ -39,12 +39,12 @@ def tamper(src: Path, dst: Path, *, which: int) -> Path:
         for r in read(src):
             payload = r.payload
             if r.kind == KIND_ORDER_OUT:
-                q = np.frombuffer(payload, REQUEST_DTYPE).copy()
-                if q["kind"][0] == REQ_NEW:
+                q = request_of(payload).copy()
+                if q["kind"] == REQ_NEW:
                     seen += 1
                     if seen == which:
                         q["price"] = 999_999
-                        payload = q.tobytes()
+                        payload = q.tobytes() + payload[REQUEST_DTYPE.itemsize :]
             w.append(r.kind, payload, stream=r.stream, ts=r.ts)
     assert seen >= which
     return dst
