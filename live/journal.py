@@ -301,6 +301,12 @@ class JournalWriter:
                 self._last_sync = now
         return self.seq
 
+    def flush(self) -> None:
+        """Hand the buffered records to the operating system: a crash of this process
+        (kill -9) no longer loses them (what survives the machine's is the fsync policy's
+        business). Call it before acting on what was just journaled: sending an order."""
+        self._f.flush()
+
     def sync(self) -> None:
         """Force everything appended so far to disk."""
         self._f.flush()

@@ -568,6 +568,7 @@ class LiveRunner:
             if self.journal is not None:  # with the id it will have, before it goes
                 self.journal.append(KIND_ORDER_OUT, r.tobytes() + gw.next_reference(key)
                                     .encode("ascii"), stream=STREAM_SENT)
+                self.journal.flush()  # journaled before sent, even if the process dies
             gw.submit(*args, **kw)  # type: ignore[arg-type]
             if first:
                 self.clock.mark(SENT, time.time_ns())  # encoded and written to the socket
@@ -589,6 +590,8 @@ class LiveRunner:
         first = self._tick_open and not self._sent_in_tick
         if first:
             self.clock.mark(ENCODED, time.time_ns())
+        if self.journal is not None:
+            self.journal.flush()
         if int(r["kind"]) == REQ_CANCEL:
             gw.cancel(key)
         else:
@@ -663,6 +666,8 @@ class LiveRunner:
         gw = self.gateway
         if gw is None or self.replay or not gw.connected:
             return 0
+        if self.journal is not None:
+            self.journal.flush()
         n = 0
         for key, o in list(gw.orders.items()):
             if o.state in (OrderState.NEW, OrderState.PARTIALLY_FILLED):
