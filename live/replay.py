@@ -155,8 +155,8 @@ def drive(runner: LiveRunner, records: list[Record], out: Parity) -> None:
     runner.start(starts[0] if starts else None)
     # kills and resets take effect where the session acted on them: before the decision
     # they preceded (a trip seen in the middle of a step included)
-    for r in records:
-        c = json.loads(r.payload) if r.kind == KIND_CONTROL else {}
+    for rec in records:
+        c = json.loads(rec.payload) if rec.kind == KIND_CONTROL else {}
         if c.get("action") in ("kill", "reset"):
             runner.controls.append((int(c["decisions"]), c["action"], str(c.get("reason", ""))))
     for what, item in _feed_groups(records):

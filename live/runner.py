@@ -130,7 +130,7 @@ def response_of(payload: bytes) -> tuple[npt.NDArray[np.void], int]:
     return np.frombuffer(payload[:n], RESPONSE_DTYPE)[0], seq
 
 
-class EventTap(asyncio.Queue):  # type: ignore[type-arg]
+class EventTap(asyncio.Queue[Any]):
     """A gateway's event queue that keeps, with each event, the sequence number of the
     venue message being applied when it was emitted (OUCH: ``applied + 1``), so the
     journal knows which venue messages it holds the effects of."""
@@ -358,8 +358,10 @@ class LiveRunner:
         self.unsent = 0  #: new orders answered locally: the gateway was not connected
         #: gateway events not yet taken: (receive time, event, venue message sequence)
         self._pending: list[tuple[int, Event, int]] = []
+        self._tap: EventTap | None = None
         if gateway is not None:
-            gateway.events = gateway.tracker.events = EventTap(gateway)
+            self._tap = EventTap(gateway)
+            gateway.events = gateway.tracker.events = self._tap
         self._t = 0  #: receive time of the input being processed
         self._tick_open = False  #: a tick's stage marks are being taken
         self._sent_in_tick = False  #: and its first message has gone out
@@ -422,10 +424,9 @@ class LiveRunner:
     def take_gateway_events(self) -> int:
         """Convert the gateway's queued events into responses and inject them (each at its
         receive time, in order); returns how many responses were injected."""
-        gw = self.gateway
-        if gw is None:
+        q = self._tap
+        if q is None:
             return 0
-        q = gw.events
         while not q.empty():
             ev, seq = q.get_nowait()
             self._pending.append((time.time_ns(), ev, seq))
@@ -770,7 +771,11 @@ class LiveRunner:
             self._last_packet = time.monotonic()
             report_s = stats_every_s if stats_every_s > 0 else 1.0
             next_report = time.monotonic() + report_s
-            self.switch.on_trip.append(lambda _: loop.call_soon_threadsafe(wake.set))
+
+            def woken(_: str) -> None:  # a trip from another thread wakes the loop
+                loop.call_soon_threadsafe(wake.set)
+
+            self.switch.on_trip.append(woken)
             while not stop.is_set() and (end is None or time.monotonic() < end):
                 if not self.poll_feed():
                     self.idle()
@@ -887,10 +892,10 @@ class LiveRunner:
 
     async def _pump(self, wake: asyncio.Event) -> None:
         """Wake the loop when the gateway has something (the events stay queued)."""
-        gw = self.gateway
-        assert gw is not None
+        q = self._tap
+        assert q is not None
         while True:
-            ev, seq = await gw.events.get()
+            ev, seq = await q.get()
             self._pending.append((time.time_ns(), ev, seq))
             wake.set()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -41,15 +42,9 @@ def run_session(args: argparse.Namespace) -> int:
     feed_spec = FeedSpec.parse(args.feed)
     gw_spec = GatewaySpec.parse(args.gateway) if args.gateway else None
     strategies = strategies_from_words(args.strategy, params=args.param, risk=args.risk)
+    triggers = Triggers.parse(args.kill_on)
+    control_at = _control_address(args)
     resume = bool(args.journal) and bool(segments(Path(args.journal)))
-    # opening the journal cuts a torn tail (a crash mid-record) before it is read
-    journal = JournalWriter(args.journal, fsync=args.fsync) if args.journal else None
-    feed = MoldFeedHandler(
-        listen=(feed_spec.host, feed_spec.port), date=date, price_step=price_step,
-        qty_step=qty_step, locate=feed_spec.locate, session=feed_spec.session,
-        rerequest=None if feed_spec.rerequest is None else ("127.0.0.1", feed_spec.rerequest))
-    symbol = str(inst.extra.get("itch_symbol") or inst.symbol)
-    gateway = None if gw_spec is None else gw_spec.build(symbol=symbol, price_mult=price_step)
     meta = {
         "strategy": list(args.strategy), "param": list(args.param), "risk": list(args.risk),
         "mode": args.mode, "venue": args.venue, "symbol": args.symbol, "date": args.date,
@@ -58,24 +53,40 @@ def run_session(args: argparse.Namespace) -> int:
         "instrument": inst.to_dict(), "price_step": price_step, "qty_step": qty_step,
         "locate": feed_spec.locate,
     }
-    triggers = Triggers.parse(args.kill_on)
-    runner = LiveRunner(
-        instrument=inst, strategies=strategies, feed=feed, gateway=gateway,
-        locate=feed_spec.locate, mode=args.mode, latency=LatencyConfig.parse(args.latency),
-        queue=QueueConfig.parse(args.queue), journal=None if resume else journal, meta=meta,
-        triggers=triggers)
-    recovered = None
-    if resume:
-        from live.replay import recover
-
-        recovered = recover(runner, args.journal)
-        runner.attach_journal(journal)
-        log.warning("rebuilt from the journal in %s: %d order(s) of the earlier run, "
-                    "positions %s", args.journal, len(recovered.orders), runner.positions())
-    control = _control(args, runner)
+    symbol = str(inst.extra.get("itch_symbol") or inst.symbol)
+    # everything checked: now the sockets and files, each closed whatever happens next
+    feed = MoldFeedHandler(
+        listen=(feed_spec.host, feed_spec.port), date=date, price_step=price_step,
+        qty_step=qty_step, locate=feed_spec.locate, session=feed_spec.session,
+        rerequest=None if feed_spec.rerequest is None else ("127.0.0.1", feed_spec.rerequest))
+    journal = control = runner = result = None
     try:
+        # opening the journal cuts a torn tail (a crash mid-record) before it is read
+        journal = JournalWriter(args.journal, fsync=args.fsync) if args.journal else None
+        gateway = None if gw_spec is None else gw_spec.build(symbol=symbol,
+                                                             price_mult=price_step)
+        runner = LiveRunner(
+            instrument=inst, strategies=strategies, feed=feed, gateway=gateway,
+            locate=feed_spec.locate, mode=args.mode, latency=LatencyConfig.parse(args.latency),
+            queue=QueueConfig.parse(args.queue), journal=None if resume else journal,
+            meta=meta, triggers=triggers)
+        recovered = None
+        if resume:
+            from live.replay import recover
+
+            recovered = recover(runner, args.journal)
+            runner.attach_journal(journal)
+            log.warning("rebuilt from the journal in %s: %d order(s) of the earlier run, "
+                        "positions %s", args.journal, len(recovered.orders),
+                        runner.positions())
+        control = _control(args, control_at, runner)
         asyncio.run(_main(runner, args.duration, args.stats or 0.0, recovered))
-        result = runner.finish()
+        result = runner.finish()  # (on failure it drops what it wrote itself)
+    except BaseException:
+        if runner is not None and result is None:
+            with contextlib.suppress(Exception):
+                runner.engine.abort()  # no half-written result files
+        raise
     finally:
         if control is not None:
             control.stop()
@@ -91,21 +102,30 @@ def run_session(args: argparse.Namespace) -> int:
     return 0
 
 
-def _control(args: argparse.Namespace, runner: LiveRunner) -> ControlServer | None:
-    """The control endpoint (``--control 127.0.0.1:PORT``), started; the token comes from
-    $HFTLAB_CONTROL_TOKEN, or a new one is written to ``--token-file`` (mode 0600)."""
+def _control_address(args: argparse.Namespace) -> tuple[str, int] | None:
+    """``--control HOST:PORT`` checked (with its token's source) before anything opens."""
     if not args.control:
         return None
     host, _, port = args.control.rpartition(":")
-    if not port.isdigit():
+    if not port.isdigit() or int(port) > 65535:
         msg = f"--control {args.control!r}: give 127.0.0.1:PORT"
         raise ConfigError(msg)
-    token = os.environ.get(TOKEN_ENV)
-    if not token and not args.token_file:
+    if not os.environ.get(TOKEN_ENV) and not args.token_file:
         msg = f"--control needs a token: set ${TOKEN_ENV} or give --token-file FILE"
         raise ConfigError(msg)
+    return host or "127.0.0.1", int(port)
+
+
+def _control(args: argparse.Namespace, at: tuple[str, int] | None,
+             runner: LiveRunner) -> ControlServer | None:
+    """The control endpoint, started; the token comes from $HFTLAB_CONTROL_TOKEN, or a new
+    one is written to ``--token-file`` (mode 0600)."""
+    if at is None:
+        return None
+    host, port = at
+    token = os.environ.get(TOKEN_ENV)
     metrics = Metrics()
-    srv = ControlServer(runner.switch, host=host or "127.0.0.1", port=int(port), token=token,
+    srv = ControlServer(runner.switch, host=host, port=port, token=token,
                         status=runner.status, registry=metrics.registry)
     runner.metrics = metrics
     if not token:
