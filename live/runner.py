@@ -79,7 +79,7 @@ from framework.engine.engine import Engine, Mode, Wake
 from framework.kernel.seam import REQUEST_DTYPE, RESPONSE_DTYPE
 from framework.strategy.base import Strategy
 from live.control import KillSwitch
-from live.feeds.itch_mold import MoldFeedHandler
+from live.feeds.itch_mold import GapError, MoldFeedHandler
 from live.gateways.base import (
     TERMINAL,
     Ack,
@@ -409,7 +409,13 @@ class LiveRunner:
     def poll_feed(self, timeout_s: float = 0.0) -> int:
         """Read and apply what the feed has, run the engine to its receive time, send what
         the strategies decided; returns the messages applied."""
-        n = self.feed.poll(timeout_s)
+        if self.feed.alarm is not None:  # the book stopped at a lost range: no more data
+            return 0
+        try:
+            n = self.feed.poll(timeout_s)
+        except GapError as exc:
+            self.switch.trip(f"feed: {exc}")  # quotes on a book with a hole must not stand
+            return 0
         if self.feed.last_receive_ns != self._seen_receive:
             self._seen_receive = self.feed.last_receive_ns
             self._last_packet = time.monotonic()

@@ -91,7 +91,8 @@ def gateway_url(proto: str, port: int, tmp: Path) -> str:
 
 
 def run_session(store: str, tmp: Path, proto: str, *, mode: str, duration: float,
-                speed: str, extra: tuple[str, ...] = ()) -> Session:
+                speed: str, extra: tuple[str, ...] = (), venue_extra: tuple[str, ...] = (),
+                rerequest: bool = True) -> Session:
     """A runner for ``duration`` seconds of a venue replaying the stored day at ``speed``,
     the runner started (strategies compiled or loaded) before the venue sends."""
     feed, rereq, port = free_udp_port(), free_udp_port(), free_tcp_port()
@@ -100,7 +101,8 @@ def run_session(store: str, tmp: Path, proto: str, *, mode: str, duration: float
     opt = "--ouch-port" if proto == "ouch" else "--fix-port"
     with live_process(
         "one_tick_mm", "--store", store, "--venue", "SIM", "--symbol", "SYN",
-        "--date", DATE.isoformat(), "--feed", f"itch://127.0.0.1:{feed}?rerequest={rereq}",
+        "--date", DATE.isoformat(),
+        "--feed", f"itch://127.0.0.1:{feed}" + (f"?rerequest={rereq}" if rerequest else ""),
         "--gateway", gateway_url(proto, port, tmp), "--mode", mode, "--duration", str(duration),
         "--journal", str(tmp / "journal"), "--summary", str(summary), "--stats", *extra,
         log=live_log,
@@ -110,7 +112,7 @@ def run_session(store: str, tmp: Path, proto: str, *, mode: str, duration: float
         with venue_process(store, "SIM", "SYN", DATE, "--speed", speed,
                            "--itch", f"127.0.0.1:{feed}", "--rerequest-port", str(rereq),
                            opt, str(port), "--fix-store", str(tmp / "fix-venue"),
-                           "--linger", "60", log=venue_log):
+                           "--linger", "60", *venue_extra, log=venue_log):
             rc = live.wait(duration + 120)
         assert rc == 0, live_log.read_text()[-3000:]
     vlog = venue_log.read_text()

@@ -88,3 +88,32 @@ def test_the_runner_trades_the_venue_and_the_journal_replays_to_the_same_decisio
     assert r.returncode == 0, r.stdout + r.stderr
     assert "latency series of" in r.stdout
     assert TickStore(str(tmp_path / "replayed")).keys(venue="JOURNAL")
+
+
+def test_dropped_packets_are_recovered_and_trading_agrees(store: str, tmp_path: Path) -> None:
+    """The venue drops 2% of its packets on the wire: the runner's feed re-requests them,
+    its book stays whole, and it trades on as if nothing happened."""
+    s = run_session(store, tmp_path, "ouch", mode="compiled", duration=12, speed="600",
+                    venue_extra=("--drop", "0.02", "--seed", "5"))
+    assert s.summary["gaps"] > 0
+    assert not s.summary["killed"]
+    bought, sold, position, n_exec = s.venue_exec["ouch:u1"]
+    assert n_exec > 0
+    assert s.summary["fills"] == n_exec
+    assert s.summary["positions"] == {"OneTickMM": position}
+    assert (s.summary["gateway"]["bought"], s.summary["gateway"]["sold"]) == (bought, sold)
+    p = cli("journal", "parity", str(tmp_path / "journal"))
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_a_gap_that_cannot_be_filled_trips_the_switch(store: str, tmp_path: Path) -> None:
+    """Packets lost and no re-request port: the feed's alarm trips the kill switch, every
+    working order is cancelled, and the session ends in order with nothing left working."""
+    s = run_session(store, tmp_path, "ouch", mode="compiled", duration=10, speed="600",
+                    venue_extra=("--drop", "0.05", "--seed", "2"), rerequest=False)
+    assert "kill switch tripped: feed: MoldUDP64 session" in s.live_log
+    assert s.summary["killed"] is True
+    assert s.summary["gateway"]["open"] == 0
+    _, _, position, n_exec = s.venue_exec.get("ouch:u1", (0, 0, 0, 0))
+    assert s.summary["fills"] == n_exec
+    assert s.summary["positions"] == {"OneTickMM": position}
