@@ -9,6 +9,10 @@ the journal replays to a store day and a backtest with the session's latencies.
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +23,17 @@ from framework.kernel.seam import REQUEST_DTYPE
 from framework.store import TickStore
 from live.journal import KIND_ORDER_OUT, JournalWriter, read
 from live.runner import request_of
-from tests.integration.live.live_helpers import DATE, cli, run_session
+from tests.integration.live.feed_helpers import free_udp_port, venue_process
+from tests.integration.live.live_helpers import (
+    DATE,
+    EXEC_RE,
+    cli,
+    free_tcp_port,
+    gateway_url,
+    live_process,
+    run_session,
+    wait_for_line,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -117,3 +131,58 @@ def test_a_gap_that_cannot_be_filled_trips_the_switch(store: str, tmp_path: Path
     _, _, position, n_exec = s.venue_exec.get("ouch:u1", (0, 0, 0, 0))
     assert s.summary["fills"] == n_exec
     assert s.summary["positions"] == {"OneTickMM": position}
+
+
+def _cut_tcp(port: int) -> bool:
+    """Abort the client side of every TCP connection to 127.0.0.1:``port`` (``ss -K``, the
+    kernel's sock_destroy); False where the tool or the kernel cannot."""
+    ss = shutil.which("ss")
+    if ss is None:
+        return False
+    r = subprocess.run([ss, "-K", "dst", "127.0.0.1", "dport", "=", f":{port}"],
+                       capture_output=True, text=True, check=False)
+    return r.returncode == 0 and "ESTAB" in r.stdout
+
+
+def test_a_gateway_disconnect_mid_session_loses_nothing(store: str, tmp_path: Path) -> None:
+    """The order session's TCP connection is cut twice while orders are working: the gateway
+    reconnects and the venue replays what was missed; new orders are refused locally while
+    it is down (never queued), cancels wait for the session. At the end the runner's fills
+    and position are the venue's and the journal replays to the same decisions."""
+    if shutil.which("ss") is None:
+        pytest.skip("needs `ss -K` (iproute2) to cut a TCP connection")
+    feed, rereq, port = free_udp_port(), free_udp_port(), free_tcp_port()
+    live_log, venue_log = tmp_path / "live.log", tmp_path / "venue.log"
+    summary = tmp_path / "summary.json"
+    with live_process(
+        "one_tick_mm", "--store", store, "--venue", "SIM", "--symbol", "SYN",
+        "--date", DATE.isoformat(), "--feed", f"itch://127.0.0.1:{feed}?rerequest={rereq}",
+        "--gateway", gateway_url("ouch", port, tmp_path), "--duration", "14",
+        "--journal", str(tmp_path / "journal"), "--summary", str(summary),
+        "--kill-on", "gateway_down_s=30", log=live_log,
+    ) as live:
+        wait_for_line(live_log, "ready:", live)
+        with venue_process(store, "SIM", "SYN", DATE, "--speed", "400",
+                           "--itch", f"127.0.0.1:{feed}", "--rerequest-port", str(rereq),
+                           "--ouch-port", str(port), "--linger", "60", log=venue_log):
+            wait_for_line(live_log, "gateway connected", live)
+            for _ in range(2):
+                time.sleep(3)
+                if not _cut_tcp(port):
+                    pytest.skip("this kernel cannot destroy sockets (ss -K)")
+            rc = live.wait(60)
+        assert rc == 0, live_log.read_text()[-3000:]
+    text = live_log.read_text()
+    assert text.count("gateway disconnected: ConnectionAbortedError") >= 2
+    assert text.count("OUCH gateway logged in") >= 3
+    s = json.loads(summary.read_text())
+    m = EXEC_RE.search(venue_log.read_text())
+    assert m is not None
+    bought, sold, position, n_exec = (int(m[k]) for k in range(2, 6))
+    assert s["violations"] == 0
+    assert s["gateway"]["open"] == 0
+    assert s["fills"] == n_exec > 0
+    assert s["positions"] == {"OneTickMM": position}
+    assert (s["gateway"]["bought"], s["gateway"]["sold"]) == (bought, sold)
+    p = cli("journal", "parity", str(tmp_path / "journal"))
+    assert p.returncode == 0, p.stdout + p.stderr
