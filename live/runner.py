@@ -695,7 +695,7 @@ class LiveRunner:
                   if self.engine.st.strat[k, S_KILLED]]
         if halted:
             self.switch.trip(f"loss or drawdown limit of {', '.join(halted)}")
-        elif now - self._last_packet > trg.stale_feed_s:
+        elif now - self._last_packet > trg.stale_feed_s and not self.feed.ended:
             self.switch.trip(f"stale feed: no packet for {now - self._last_packet:.1f} s")
         elif self.gateway is not None:
             if self.gateway.connected:

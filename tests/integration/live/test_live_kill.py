@@ -123,6 +123,15 @@ def test_kill_by_http_and_signal_reset_and_orderly_stop(store: str, tmp_path: Pa
 
 def _drive(base: str, live: subprocess.Popen[bytes]) -> None:
     _wait(lambda: http(f"{base}/status", token=TOKEN)[1]["orders"], "working orders")
+    # what the dashboard page reads, as it reads it
+    st = http(f"{base}/status", token=TOKEN)[1]
+    assert {"strategy", "pnl", "equity", "positions", "orders", "latency", "risk", "killed",
+            "reason"} <= set(st)
+    assert st["strategy"] == "OneTickMM"
+    assert set(st["orders"][0]) == {"id", "instrument", "side", "price", "qty", "filled",
+                                    "status"}
+    assert list(st["positions"]) == ["SIM/SYN"]
+    assert all({"p50", "p99", "p999", "max", "count"} <= set(v) for v in st["latency"].values())
     # no token, a wrong token: refused, and nothing changes
     assert http(f"{base}/status", token=None)[0] == 401
     assert http(f"{base}/kill", token=None, post=True)[0] == 401
