@@ -186,3 +186,29 @@ def test_a_gateway_disconnect_mid_session_loses_nothing(store: str, tmp_path: Pa
     assert (s["gateway"]["bought"], s["gateway"]["sold"]) == (bought, sold)
     p = cli("journal", "parity", str(tmp_path / "journal"))
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_paper_mode_fills_with_the_backtest_venue_on_the_live_feed(
+    store: str, tmp_path: Path
+) -> None:
+    """--paper: the live feed, no gateway; the simulated venue (latency, queue model) fills."""
+    feed, rereq = free_udp_port(), free_udp_port()
+    live_log, summary = tmp_path / "live.log", tmp_path / "summary.json"
+    with live_process(
+        "one_tick_mm", "--store", store, "--venue", "SIM", "--symbol", "SYN",
+        "--date", DATE.isoformat(), "--feed", f"itch://127.0.0.1:{feed}?rerequest={rereq}",
+        "--paper", "--latency", "constant:200us", "--duration", "8", "--summary", str(summary),
+        log=live_log,
+    ) as live:
+        wait_for_line(live_log, "ready:", live)
+        with venue_process(store, "SIM", "SYN", DATE, "--speed", "600",
+                           "--itch", f"127.0.0.1:{feed}", "--rerequest-port", str(rereq),
+                           "--linger", "60", log=tmp_path / "venue.log"):
+            rc = live.wait(60)
+        assert rc == 0, live_log.read_text()[-3000:]
+    s = json.loads(summary.read_text())
+    assert s["messages"] > 1_000
+    assert s["orders"] > 10
+    assert s["fills"] > 0
+    assert s["sent"] == 0  # nothing left the process
+    assert "gateway" not in s
