@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+import numpy as np
+
 
 def _port(text: str) -> int:
     """A TCP/UDP port number: 0 (any free port) to 65535."""
@@ -21,6 +23,8 @@ def _port(text: str) -> int:
 def register(sub: Any, store_parent: argparse.ArgumentParser) -> None:
     """Add this package's sub-commands to the ``hftlab`` parser ``sub``."""
     _add_venue(sub, store_parent)
+    _add_live(sub, store_parent)
+    _add_journal(sub, store_parent)
 
 
 def _add_venue(sub: Any, store_parent: argparse.ArgumentParser) -> None:
@@ -178,3 +182,126 @@ def _order_ports(args: argparse.Namespace) -> Any:
         return ports
 
     return factory
+
+
+def _add_live(sub: Any, store_parent: argparse.ArgumentParser) -> None:
+    from framework.cli import add_run_options
+
+    p = sub.add_parser(
+        "live",
+        parents=[store_parent],
+        help="run backtested strategies on a live feed, through an order gateway (or --paper)",
+        description=(
+            "The same Strategy classes as `hftlab backtest` (compiled or Python callbacks, "
+            "the same risk checks) on a live ITCH/MoldUDP64 feed, orders through an OUCH or "
+            "FIX gateway; with --paper, filled by the backtest's simulated venue. The "
+            "instrument (tick and lot size) is read from the store: --venue/--symbol/--date."
+        ),
+    )
+    p.add_argument("strategy", nargs="+", metavar="[NAME=]STRATEGY",
+                   help="bundled name or module:Class, as for `hftlab backtest`")
+    p.add_argument("--venue", required=True, help="venue of the instrument in the store")
+    p.add_argument("--symbol", required=True, help="symbol of the instrument")
+    p.add_argument("--date", required=True, help="YYYY-MM-DD: the day the feed carries")
+    p.add_argument("--feed", required=True, metavar="itch://HOST:PORT[?rerequest=PORT]",
+                   help="where the MoldUDP64 feed arrives and the venue's re-request port")
+    p.add_argument("--gateway", metavar="URL",
+                   help="ouch://HOST:PORT?user=U&password=P or "
+                   "fix://HOST:PORT?sender=S&target=T[&store=DIR]")
+    p.add_argument("--paper", action="store_true",
+                   help="no gateway: the backtest's simulated venue fills the orders")
+    add_run_options(p)
+    p.add_argument("--journal", metavar="DIR", help="journal every message in DIR")
+    p.add_argument("--fsync", default="interval:100",
+                   help="journal durability: always, never or interval:MS (default interval:100)")
+    p.add_argument("--duration", type=float, default=None, metavar="S",
+                   help="stop after S seconds (default: until SIGTERM)")
+    p.add_argument("--summary", metavar="FILE.json",
+                   help="write the session's positions, fills and counts as JSON here")
+    p.add_argument("--stats", nargs="?", type=float, const=0.0, default=None, metavar="N",
+                   help="print latency per stage (p50/p99/p99.9/max) at the end, and every "
+                   "N seconds if N is given")
+    p.add_argument("--control", metavar="127.0.0.1:PORT",
+                   help="serve /kill /reset /status /metrics and the dashboard here "
+                   "(bearer token from $HFTLAB_CONTROL_TOKEN or --token-file)")
+    p.add_argument("--token-file", metavar="FILE",
+                   help="without $HFTLAB_CONTROL_TOKEN: write a new control token here (0600)")
+    p.add_argument("--kill-on", action="append", default=[], metavar="TRIGGER=VALUE",
+                   help="automatic kill triggers: stale_feed_s (default 5), gateway_down_s "
+                   "(2), rejects (20) within rejects_window_s (1)")
+    p.set_defaults(func=_cmd_live)
+
+
+def _cmd_live(args: argparse.Namespace) -> int:
+    from live.session import run_session
+
+    return run_session(args)
+
+
+def _add_journal(sub: Any, store_parent: argparse.ArgumentParser) -> None:
+    j = sub.add_parser("journal", help="a live session's journal: decision parity, replay")
+    jsub = j.add_subparsers(dest="journal_command", required=True, metavar="SUBCOMMAND")
+    par = jsub.add_parser(
+        "parity",
+        help="replay the journal through a fresh engine; compare its decisions one for one",
+        description=(
+            "Drive the session's strategies (from the journal's metadata) through the "
+            "journaled packets and venue answers, as the runner did, and compare every "
+            "order, cancel and modify with the live session's. Exit 1 at the first "
+            "difference, with both sides shown."
+        ),
+    )
+    par.add_argument("dir", metavar="DIR", help="the journal folder")
+    par.add_argument("--mode", choices=["auto", "compiled", "python"], default=None,
+                     help="callbacks of the replay (default: the session's)")
+    par.set_defaults(func=_cmd_parity)
+    rep = jsub.add_parser(
+        "replay",
+        parents=[store_parent],
+        help="the journaled packets as a store day, backtested with the session's latencies",
+    )
+    rep.add_argument("dir", metavar="DIR", help="the journal folder")
+    rep.add_argument("--venue", default="JOURNAL",
+                     help="store the day under this venue (default JOURNAL)")
+    rep.add_argument("--out", metavar="DIR", help="the backtest's result tables go here")
+    rep.set_defaults(func=_cmd_replay)
+
+
+def _cmd_parity(args: argparse.Namespace) -> int:
+    from live.replay import parity
+
+    p = parity(args.dir, mode=args.mode)
+    if p.ok:
+        print(f"parity: {p.compared} decisions equal one for one ({p.live} in the journal)")
+        return 0
+    print(f"parity FAILED after {p.compared} equal decisions: {p.first_difference}")
+    return 1
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    import datetime as dt
+    from pathlib import Path
+
+    from framework.engine.backtest import Backtest
+    from framework.engine.config import LatencyConfig, QueueConfig
+    from framework.engine.runner import print_summary
+    from framework.store import TickStore
+    from framework.strategy.spec import strategies_from_words
+    from live.replay import decoded_events, latency_series
+
+    s, events = decoded_events(args.dir)
+    inst = s.instrument.replace(venue=args.venue)
+    day = dt.datetime.fromtimestamp(int(events["local_ts"][0]) / 1e9, dt.UTC).date()
+    TickStore(args.store).write(inst, day, events)
+    series = latency_series(args.dir)
+    m = s.meta
+    strategies = strategies_from_words(m["strategy"], params=m["param"], risk=m["risk"])
+    result = Backtest(instruments=[inst], streams=[[events]], strategies=strategies,
+                      latency=LatencyConfig(model="empirical", series=series),
+                      queue=QueueConfig.parse(m["queue"]), mode=m["mode"],
+                      out_dir=Path(args.out) if args.out else None).run()
+    print(f"stored {len(events):,} events as {inst.key} {day}; latency series of "
+          f"{len(series)} orders (round trip p50 "
+          f"{float(np.median(series[:, 1] + series[:, 2])) / 1e3:.1f} us)")
+    print_summary(result, Path(args.out) if args.out else None)
+    return 0

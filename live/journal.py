@@ -45,6 +45,8 @@ VERSION = 1
 SEGMENT_HEADER = struct.Struct("<8sII")  # magic, version, segment number
 RECORD_HEADER = struct.Struct("<IIqqHHI")  # length, crc, seq, ts, kind, stream, reserved
 HEADER_SIZE = RECORD_HEADER.size
+_HEAD = struct.Struct("<II")  # length, crc: the record header's first 8 bytes
+_TAIL = struct.Struct("<qqHHI")  # the rest of it, which the CRC covers with the payload
 assert HEADER_SIZE == 32
 MAX_PAYLOAD = 16 * 1024 * 1024  #: a bigger length field is damage, not a record
 
@@ -282,12 +284,13 @@ class JournalWriter:
             self._f.close()
             self._open_next()
         self.seq += 1
-        t = time.time_ns() if ts is None else ts
-        tail = RECORD_HEADER.pack(0, 0, self.seq, t, kind, stream, 0)[8:]
-        head = struct.pack("<II", n, _crc(tail, payload))
-        self._f.write(head + tail + payload)
+        tail = _TAIL.pack(self.seq, time.time_ns() if ts is None else ts, kind, stream, 0)
+        body = tail + payload
+        self._f.write(_HEAD.pack(n, google_crc32c.value(body)) + body)  # one buffered write
         self._size += HEADER_SIZE + n
         mode = self.fsync.mode
+        if mode == "never":
+            return self.seq
         if mode == "always":
             self._f.flush()
             os.fsync(self._f.fileno())
@@ -297,6 +300,12 @@ class JournalWriter:
                 self.sync()
                 self._last_sync = now
         return self.seq
+
+    def flush(self) -> None:
+        """Hand the buffered records to the operating system: a crash of this process
+        (kill -9) no longer loses them (what survives the machine's is the fsync policy's
+        business). Call it before acting on what was just journaled: sending an order."""
+        self._f.flush()
 
     def sync(self) -> None:
         """Force everything appended so far to disk."""

@@ -53,6 +53,10 @@ class StageClock:
         self._row = self.rows[self.written % self.capacity]
         self._row[:] = 0
 
+    def discard(self) -> None:
+        """Drop the tick in progress (it sent nothing: no tick-to-order sample)."""
+        self._row[:] = 0
+
     # --- off the hot path ------------------------------------------------------------------
     def summarise(self) -> None:
         """Fold the ticks committed since the last call into the histograms."""

@@ -475,14 +475,17 @@ class Engine:
         return int(matched.sum())
 
     # --- running ---------------------------------------------------------------------------
-    def start(self) -> None:
-        """Call the strategies' ``on_start`` (the first :meth:`advance` does it too)."""
+    def start(self, at: int | None = None) -> None:
+        """Call the strategies' ``on_start`` (the first :meth:`advance` does it too).
+
+        With the wall clock and no data yet the clock starts now, or at ``at`` (ns): a
+        replay of a live session starts where the session did."""
         if self._started:
             return
         self._started = True
         h = self.st.h
         if self.clock == "wall" and h[H_NOW] == 0:  # no data yet: the clock starts now
-            h[H_NOW] = time.time_ns()
+            h[H_NOW] = time.time_ns() if at is None else int(at)
             if self.sample_ns > 0:
                 h[H_NEXT_SAMPLE] = (int(h[H_NOW]) // self.sample_ns + 1) * self.sample_ns
         if self.mode == "compiled":

@@ -36,6 +36,7 @@ import select
 import socket
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -193,6 +194,13 @@ class MoldFeedHandler:
         self.lat_apply_ns = np.zeros(cap, np.int64)
         self.lat_msgs = np.zeros(cap, np.int64)
         self.n_batches = 0
+        #: called with each received packet as it is read (before any framing or decoding),
+        #: with its receive time: the live runner journals the packets here
+        self.on_packet: Callable[[memoryview, int], None] | None = None
+        #: called with the events each applied chunk decoded (a view of a reused buffer:
+        #: copy what is kept; events of every stock locate, ``instrument`` = locate)
+        self.on_events: Callable[[npt.NDArray[np.void]], None] | None = None
+        self.last_receive_ns = 0  #: local receive time of the last packets read
 
     def _set_session(self, raw: bytes) -> None:
         self.session = raw[:SESSION_LEN].ljust(SESSION_LEN, b" ")
@@ -256,11 +264,36 @@ class MoldFeedHandler:
         if n:
             self._plen[:n] = got
             self._prts[:n] = now
+            self.last_receive_ns = now
+            if self.on_packet is not None:
+                for k in range(n):
+                    self.on_packet(views[k][: got[k]], now)
         if n == 0 and timeout_s > 0:
             select.select(self._socks if self._gap is not None else self._socks[:1], [], [],
                           timeout_s)
             return self._recv(0.0)
         return n
+
+    def apply_packets(self, packets: Sequence[bytes], ts_ns: int) -> int:
+        """Apply packets received at ``ts_ns`` as if the socket had delivered them (a
+        journal replay: the same framing, gap handling, decoder and book); returns the
+        messages applied. Re-requests are only sent when ``rerequest`` is set."""
+        applied = 0
+        for k0 in range(0, len(packets), self.batch):
+            chunk = packets[k0 : k0 + self.batch]
+            for k, pkt in enumerate(chunk):
+                raw = pkt
+                if len(raw) > SLOT:  # cannot be a MoldUDP64 packet: framed as a bad one
+                    self.bad["packet larger than a receive slot"] += 1
+                    raw = raw[:0]
+                self._views[k][: len(raw)] = raw
+                self._plen[k] = len(raw)
+            self._prts[: len(chunk)] = ts_ns
+            self.last_receive_ns = ts_ns
+            applied += self._process(0, len(chunk))
+            if self._held:
+                applied += self._drain_held()
+        return applied
 
     def _process(self, k0: int, npk: int) -> int:
         """Apply packets ``k0..npk-1`` of the batch buffer; packets the compiled framing
@@ -318,6 +351,8 @@ class MoldFeedHandler:
             if code in (POOL_FULL, BOOK_FULL):
                 self.book = l3_made_room(self.book)
         t2 = time.perf_counter_ns()
+        if self.on_events is not None:
+            self.on_events(self._ev[:n_ev])
         self.n_rows = r
         self.expected = int(self._acc_next[na - 1])
         self.hi = max(self.hi, self.expected)

@@ -419,6 +419,20 @@ class OrderGateway(ABC):
     def cancel(self, key: str) -> None: ...
 
     @abstractmethod
+    def reference(self, key: str) -> str:
+        """The protocol's current id of the order (OUCH UserRefNum, FIX ClOrdID)."""
+
+    def next_reference(self, key: str) -> str:
+        """The id the next :meth:`submit` will give its order, where the protocol can say
+        it in advance ('' if not): a journal written before the bytes go keeps it."""
+        return ""
+
+    @property
+    @abstractmethod
+    def connected(self) -> bool:
+        """Logged on now (orders can be sent)."""
+
+    @abstractmethod
     def replace(self, key: str, price: int, qty: int) -> None:
         """Change price and total size (filled lots included)."""
 

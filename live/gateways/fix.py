@@ -185,6 +185,10 @@ class FixGateway(OrderGateway):
         self.latency.encoded(time.perf_counter_ns() - t0)
         self._flush()
 
+    def reference(self, key: str) -> str:
+        """The order's current ClOrdID."""
+        return self._cl_of[key]
+
     def submit(self, side: Side, qty: int, price: int, *, kind: OrderKind = OrderKind.LIMIT,
                tif: TimeInForce = TimeInForce.DAY, key: str | None = None) -> Order:
         n = next(self._ids)

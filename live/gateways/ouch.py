@@ -28,6 +28,7 @@ from live.gateways.base import (
     OrderGateway,
     OrderKind,
     OrderState,
+    OrderStateError,
     OrderTracker,
     Side,
     TimeInForce,
@@ -234,6 +235,27 @@ class OuchGateway(OrderGateway):
             raise
         self._key_of[urn] = key
         self._replacing[urn] = key
+
+    def reference(self, key: str) -> str:
+        """The order's current UserRefNum (what a journal keeps to adopt it again)."""
+        return str(self._urn_of[key])
+
+    def next_reference(self, key: str) -> str:
+        return str(self._urn + 1)
+
+    def adopt(self, o: Order, urn: int) -> None:
+        """Take over an order an earlier run of this session sent (rebuilt from a journal,
+        in the state its answers so far left it) under UserRefNum ``urn``: the venue's
+        messages about it apply to it, and new orders number past it. Set :attr:`applied`
+        to the last venue message already accounted for before :meth:`connect`, and the
+        login asks the venue for every message after it."""
+        if o.key in self.tracker.orders:
+            msg = f"order key {o.key!r} is already in use"
+            raise OrderStateError(msg)
+        self.tracker.orders[o.key] = o
+        self._key_of[urn] = o.key
+        self._urn_of[o.key] = urn
+        self._urn = max(self._urn, urn)
 
     def _apply(self, payload: bytes) -> None:
         t0 = time.perf_counter_ns()

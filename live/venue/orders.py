@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from framework.core.events import EventArray, empty_events
-from live.venue.matching import Matcher, OrdType, Report, Tif
+from live.venue.matching import Matcher, OrdType, Report, ReportKind, Tif
 
 if TYPE_CHECKING:
     from live.venue.fix_server import FixServer
@@ -40,6 +40,9 @@ class OrderHub:
         self.price_mult = price_mult  #: wire price units per tick
         self.publish = publish  #: where client-activity rows go (the ITCH feed), if anywhere
         self._sessions: dict[str, Deliver] = {}
+        #: per owner: [lots bought, lots sold, executions, orders accepted, orders rejected]
+        #: as the matcher reported them
+        self.executed: dict[str, list[int]] = {}
 
     def now(self) -> int:
         """Venue time in ns since the epoch: the replay's clock once it runs."""
@@ -82,6 +85,14 @@ class OrderHub:
 
     def _route(self, reports: list[Report]) -> None:
         for r in reports:
+            tally = self.executed.setdefault(r.owner, [0, 0, 0, 0, 0])
+            if r.kind == ReportKind.EXECUTED:
+                tally[0 if r.side > 0 else 1] += r.qty
+                tally[2] += 1
+            elif r.kind == ReportKind.ACCEPTED:
+                tally[3] += 1
+            elif r.kind == ReportKind.REJECTED and r.order_id == 0:
+                tally[4] += 1
             deliver = self._sessions.get(r.owner)
             if deliver is None:
                 log.error("report for unknown session %s dropped: %s", r.owner, r)
@@ -176,6 +187,11 @@ class OrderPorts:
     def close(self) -> None:
         if self._loop.is_closed():
             return
+        for owner, (bought, sold, n, acc, rej) in sorted(self.hub.executed.items()):
+            # one line per session: what a client's own books must agree with
+            log.info("executions of %s: bought %d sold %d position %d (%d executions); "
+                     "orders accepted %d rejected %d", owner, bought, sold, bought - sold, n,
+                     acc, rej)
         self._loop.run_until_complete(self.servers.stop())
         self._loop.close()
 

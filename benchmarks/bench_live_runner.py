@@ -1,0 +1,166 @@
+"""The live runner on loopback: tick-to-order per stage, and the journal's write rate.
+
+Rows:
+
+1. tick-to-order, compiled strategy (``one_tick_mm``, OUCH gateway, journal on with
+   ``fsync=interval:100``; ``msgs_per_poll``: the messages a tick carried): the time from a
+   feed packet's receipt to the first order message its events caused leaving through the
+   gateway's socket, p50 (target ≤ 20 µs) and p99 (≤ 50 µs), with p50/p99 of each stage
+   (packet_in → decoded → book → strategy → risk → encoded → sent, µs) in the row;
+2. the same with the Python callbacks: p50 (target ≤ 60 µs);
+3. compiled without the journal: what journaling adds to the p50 (the issue: ≤ 1 µs; the
+   difference is reported, not checked: two runs on a shared machine differ by more);
+4. journal append: records/s of 64-byte records, fsync never (target ≥ 1 M/s).
+
+The venue (``hftlab venue``: a generated L3 day at --speed 100, OUCH port) runs in a child
+process; the runner runs here, started and compiled before the venue sends. Only ticks that
+sent an order are samples. Wall-clock figures on a shared 2-core machine: see ``load_1m``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from benchmarks.targets import target
+
+DATE = dt.date(2024, 3, 1)
+#: replay speed; the generated day's messages come in bursts, so a packet (a tick) carries
+#: ~20 of them at any speed (``msgs_per_poll`` in the rows): a tick is the work of all of them
+SPEED = 100
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _free(kind: int) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def _venue(store: str, feed: int, ouch: int) -> Iterator[None]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "framework.cli", "venue", "--store", store, "--venue", "SIM",
+         "--symbol", "SYN", "--date", DATE.isoformat(), "--speed", str(SPEED), "--itch",
+         f"127.0.0.1:{feed}", "--ouch-port", str(ouch), "--linger", "60"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env)
+    try:
+        yield
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(15)
+
+
+def _session(store: str, tmp: Path, *, mode: str, journal: bool,
+             seconds: float) -> tuple[dict[str, dict[str, float]], float]:
+    from framework.store import TickStore
+    from framework.strategy.spec import strategies_from_words
+    from live.feeds.itch_mold import MoldFeedHandler
+    from live.gateways.ouch import OuchGateway
+    from live.journal import JournalWriter
+    from live.runner import LiveRunner
+    from live.wire.itch_encode import price_qty_steps
+
+    inst = TickStore(store).instrument("SIM", "SYN", DATE)
+    step, lot = price_qty_steps(inst.tick_size, inst.lot_size)
+    feed_port, ouch_port = _free(socket.SOCK_DGRAM), _free(socket.SOCK_STREAM)
+    feed = MoldFeedHandler(listen=("127.0.0.1", feed_port), date=DATE, price_step=step,
+                           qty_step=lot)
+    gw = OuchGateway("127.0.0.1", ouch_port, username="bench", password="pw", symbol="SYN",
+                     price_mult=step)
+    jw = JournalWriter(tmp / f"journal-{mode}-{journal}", fsync="interval:100") if journal \
+        else None
+    runner = LiveRunner(instrument=inst, strategies=strategies_from_words(["one_tick_mm"]),
+                        feed=feed, gateway=gw, mode=mode,  # type: ignore[arg-type]
+                        journal=jw, meta={"bench": True})
+    try:
+        runner.prepare()
+        with _venue(store, feed_port, ouch_port):
+            asyncio.run(runner.run(duration_s=seconds))
+        lat = feed.latency_summary()
+        return runner.clock.stats(), lat.get("messages", 0.0) / max(lat.get("batches", 1.0), 1)
+    finally:
+        runner.engine.abort()
+        feed.close()
+        if jw is not None:
+            jw.close()
+
+
+def _rows(name: str, got: tuple[dict[str, dict[str, float]], float],
+          checks: list[tuple[str, Any]]) -> list[dict[str, Any]]:
+    st, per_batch = got
+    total = st.get("tick_to_order")
+    if total is None:
+        return [{"name": name, "events": 0, "seconds": 0.0,
+                 "unavailable": "no tick sent an order"}]
+    stages = {f"{k}_us": f"{v['p50'] / 1e3:.1f}/{v['p99'] / 1e3:.1f}" for k, v in st.items()
+              if k != "tick_to_order"}
+    return [{"name": f"{name} {q}", "events": int(total["count"]),
+             "seconds": total[q] / 1e9, "p50_us": round(total["p50"] / 1e3, 1),
+             "p99_us": round(total["p99"] / 1e3, 1), "msgs_per_poll": round(per_batch, 1),
+             **stages, **tgt}
+            for q, tgt in checks]
+
+
+def _journal_row(quick: bool) -> dict[str, Any]:
+    from live.journal import KIND_FEED, JournalWriter
+
+    n = 200_000 if quick else 2_000_000
+    payload = b"x" * 64
+    with tempfile.TemporaryDirectory() as d:
+        w = JournalWriter(d, fsync="never")
+        append = w.append
+        t0 = time.perf_counter()
+        for i in range(n):
+            append(KIND_FEED, payload, ts=i)
+        w.sync()
+        el = time.perf_counter() - t0
+        w.close()
+    return {"name": "journal append (64 B records, fsync never)", "events": n, "seconds": el,
+            "ns_each": round(el / n * 1e9, 1), **target("min rate", 1e6)}
+
+
+def run(quick: bool = False) -> list[dict[str, Any]]:
+    from framework.ingest.synthetic import generate_day
+    from framework.store import TickStore
+
+    seconds = 8.0 if quick else 25.0
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        store = str(tmp / "store")
+        day = generate_day(date=DATE, n_events=40_000, seed=3, mode="l3")
+        TickStore(store).write(day.instrument, DATE, day.events)
+        st = _session(store, tmp, mode="compiled", journal=True, seconds=seconds)
+        rows += _rows("live tick-to-order, compiled:", st,
+                      [("p50", target("max seconds", 20e-6)),
+                       ("p99", target("max seconds", 50e-6))])
+        st = _session(store, tmp, mode="python", journal=True, seconds=seconds)
+        rows += _rows("live tick-to-order, python:", st, [("p50", target("max seconds", 60e-6))])
+        st = _session(store, tmp, mode="compiled", journal=False, seconds=seconds)
+        rows += _rows("live tick-to-order, compiled, no journal:", st,
+                      [("p50", target("max seconds", 20e-6,
+                                      unchecked="the journal's cost: compare with row 1"))])
+    rows.append(_journal_row(quick))
+    return rows
+
+
+if __name__ == "__main__":
+    for r in run(quick="--quick" in sys.argv):
+        print(r)

@@ -1,0 +1,951 @@
+"""The live runner: the backtest's Strategy classes on a live feed, through an order gateway.
+
+One :class:`~framework.engine.engine.Engine` with the wall clock holds the strategies, their
+book, their risk checks and their portfolio, exactly as in a backtest. The runner only
+drives it:
+
+* **feed**: each poll of the MoldUDP64 handler (:mod:`live.feeds.itch_mold`) decodes the
+  packets received; their events (stamped with the local receive time) are pushed, then the
+  engine runs to that time (``advance(until=t)``);
+* **orders out**: the requests the engine then has (after its compiled risk checks) go to
+  the gateway under the key ``"{strategy}:{oid}"`` (order ids are unique per strategy), each
+  through the :class:`~live.control.KillSwitch`: while it is tripped a new order or a modify
+  never leaves the process and is answered locally (a reject, a cancel reject), cancels go;
+* **orders in**: the gateway's events become RESPONSE_DTYPE records stamped with their local
+  receive time, injected, and the engine runs to that time.
+
+A cancel or modify of an order the gateway cannot take yet (not acknowledged, or another
+request of it in flight) waits for the order's next event and goes then; if the order ends
+first, it is answered with a cancel reject (unknown order), as a venue would.
+
+``--paper`` (no gateway): the same engine with the backtest's simulated venue (latency and
+queue models) filling the orders, on the live feed.
+
+**Journal** (:mod:`live.journal`, when given): every packet as received (``KIND_FEED``, its
+receive time), every request the engine made (``KIND_ORDER_OUT``: the REQUEST_DTYPE record,
+stream 0 sent or deferred, 1 held by the kill switch), every response injected
+(``KIND_ORDER_IN``: the RESPONSE_DTYPE record), every engine run without new input
+(``KIND_ADVANCE``) and every kill or reset (``KIND_CONTROL``). These are all the engine's
+inputs in the order it took them, so :mod:`live.replay` can drive a fresh engine through the
+same steps and compare its decisions with the live ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import json
+import logging
+import struct
+import time
+import urllib.parse
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from framework.arena.enums import (
+    LIQ_MAKER,
+    LIQ_TAKER,
+    ORD_MARKET,
+    REJ_NONE,
+    REJ_UNKNOWN_ORDER,
+    TIF_FOK,
+    TIF_IOC,
+    TIF_POST_ONLY,
+)
+from framework.arena.state import (
+    REQ_CANCEL,
+    REQ_MODIFY,
+    REQ_NEW,
+    RESP_ACK,
+    RESP_CANCEL_REJECT,
+    RESP_CANCELED,
+    RESP_EXPIRED,
+    RESP_FILL,
+    RESP_MODIFIED,
+    RESP_REJECT,
+)
+from framework.book.project import L3ToL2
+from framework.core.errors import ConfigError, VenueError
+from framework.core.events import EVENT_DTYPE
+from framework.core.instrument import Instrument
+from framework.engine.config import LatencyConfig, QueueConfig
+from framework.engine.engine import Engine, Mode, Wake
+from framework.kernel.seam import REQUEST_DTYPE, RESPONSE_DTYPE
+from framework.strategy.base import Strategy
+from live.control import KillSwitch
+from live.feeds.itch_mold import GapError, MoldFeedHandler
+from live.gateways.base import (
+    TERMINAL,
+    Ack,
+    Canceled,
+    CancelRejected,
+    Connected,
+    Disconnected,
+    Event,
+    Fill,
+    OrderGateway,
+    OrderKind,
+    OrderState,
+    Rejected,
+    Replaced,
+    Side,
+    TimeInForce,
+    Timeout,
+    Violation,
+)
+from live.journal import KIND_CONTROL, KIND_FEED, KIND_META, KIND_ORDER_IN, KIND_ORDER_OUT
+from live.monitor import StageClock
+
+log = logging.getLogger("hftlab.live.runner")
+
+KIND_ADVANCE = 1000  #: journal: the engine ran to this record's time with no new input
+STREAM_SENT = 0  #: ORDER_OUT stream: handed to the gateway (now, or once it can take it)
+STREAM_HELD = 1  #: ORDER_OUT stream: held by the kill switch, answered locally
+IN_MORE = 1  #: ORDER_IN stream bit: more responses of the same injected batch follow
+IN_LOCAL = 2  #: ORDER_IN stream bit: the runner's own answer (nothing came from the venue)
+_SEQ = struct.Struct("<q")
+
+
+def request_of(payload: bytes) -> npt.NDArray[np.void]:
+    """The REQUEST_DTYPE record of an ORDER_OUT payload."""
+    return np.frombuffer(payload[: REQUEST_DTYPE.itemsize], REQUEST_DTYPE)[0]
+
+
+def reference_of(payload: bytes) -> str:
+    """The gateway's id of a sent new order (OUCH UserRefNum, FIX ClOrdID), or ''."""
+    return payload[REQUEST_DTYPE.itemsize :].decode("ascii")
+
+
+def response_of(payload: bytes) -> tuple[npt.NDArray[np.void], int]:
+    """The RESPONSE_DTYPE record of an ORDER_IN payload and the venue message sequence
+    number it came from (-1: not known, or a local answer)."""
+    n = RESPONSE_DTYPE.itemsize
+    seq = _SEQ.unpack(payload[n : n + 8])[0] if len(payload) >= n + 8 else -1
+    return np.frombuffer(payload[:n], RESPONSE_DTYPE)[0], seq
+
+
+class EventTap(asyncio.Queue[Any]):
+    """A gateway's event queue that keeps, with each event, the sequence number of the
+    venue message being applied when it was emitted (OUCH: ``applied + 1``), so the
+    journal knows which venue messages it holds the effects of."""
+
+    def __init__(self, gateway: Any) -> None:
+        super().__init__()
+        self._gw = gateway
+
+    def put_nowait(self, item: Any) -> None:
+        applied = getattr(self._gw, "applied", None)
+        super().put_nowait((item, -1 if applied is None else int(applied) + 1))
+#: stage numbers of :data:`live.monitor.STAGES`
+PACKET_IN, DECODED, BOOK, STRATEGY, RISK, ENCODED, SENT = range(7)
+
+
+# --- addresses ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FeedSpec:
+    """``itch://HOST:PORT[?rerequest=PORT&session=NAME&locate=N]``: where the MoldUDP64 feed
+    arrives (unicast, or a 239.x group on loopback) and the venue's re-request port."""
+
+    host: str
+    port: int
+    rerequest: int | None = None
+    session: str | None = None
+    locate: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> FeedSpec:
+        u = _url(text, "--feed", ("itch",), "itch://127.0.0.1:PORT?rerequest=PORT")
+        q = _query(u, "--feed", {"rerequest", "session", "locate"})
+        return cls(host=u.hostname or "127.0.0.1", port=_port(u, "--feed"),
+                   rerequest=_int(q, "rerequest", "--feed"), session=q.get("session"),
+                   locate=_int(q, "locate", "--feed") or 1)
+
+
+@dataclass(frozen=True)
+class GatewaySpec:
+    """``ouch://HOST:PORT?user=U&password=P`` or
+    ``fix://HOST:PORT?sender=S&target=T[&store=DIR&heartbeat=S]``."""
+
+    proto: str
+    host: str
+    port: int
+    options: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str) -> GatewaySpec:
+        u = _url(text, "--gateway", ("ouch", "fix"),
+                 "ouch://127.0.0.1:PORT?user=U&password=P or fix://127.0.0.1:PORT?sender=S&target=T")
+        if u.scheme == "ouch":
+            q = _query(u, "--gateway", {"user", "password", "session"}, need=("user", "password"))
+        else:
+            q = _query(u, "--gateway", {"sender", "target", "store", "heartbeat"},
+                       need=("sender", "target"))
+        return cls(proto=u.scheme, host=u.hostname or "127.0.0.1", port=_port(u, "--gateway"),
+                   options=q)
+
+    def build(self, *, symbol: str, price_mult: int, timeout_s: float = 5.0) -> OrderGateway:
+        """The gateway this address names (not connected yet)."""
+        o = self.options
+        if self.proto == "ouch":
+            from live.gateways.ouch import OuchGateway
+
+            return OuchGateway(self.host, self.port, username=o["user"], password=o["password"],
+                               session=o.get("session", ""), symbol=symbol,
+                               price_mult=price_mult, timeout_s=timeout_s)
+        from live.gateways.fix import FixGateway
+
+        store = Path(o["store"]) if "store" in o else None
+        return FixGateway(self.host, self.port, sender=o["sender"], target=o["target"],
+                          symbol=symbol, store_dir=store,
+                          heartbeat_s=int(o.get("heartbeat", "30")), price_mult=price_mult,
+                          price_decimals=4, timeout_s=timeout_s)
+
+
+def _url(text: str, opt: str, schemes: Sequence[str], example: str) -> urllib.parse.SplitResult:
+    u = urllib.parse.urlsplit(text)
+    if u.scheme not in schemes:
+        msg = f"{opt} {text!r}: use {example}"
+        raise ConfigError(msg)
+    return u
+
+
+def _port(u: urllib.parse.SplitResult, opt: str) -> int:
+    try:
+        port = u.port
+    except ValueError:
+        port = None
+    if not port:
+        msg = f"{opt} {u.geturl()!r} names no port (HOST:PORT, 1-65535)"
+        raise ConfigError(msg)
+    return port
+
+
+def _query(u: urllib.parse.SplitResult, opt: str, allowed: set[str],
+           need: Sequence[str] = ()) -> dict[str, str]:
+    q = dict(urllib.parse.parse_qsl(u.query, keep_blank_values=True))
+    odd = sorted(set(q) - allowed)
+    if odd:
+        msg = f"{opt}: unknown option(s) {odd}; {u.scheme}:// takes {sorted(allowed)}"
+        raise ConfigError(msg)
+    missing = [k for k in need if not q.get(k)]
+    if missing:
+        msg = f"{opt}: {u.scheme}:// needs {', '.join(f'{k}=...' for k in missing)}"
+        raise ConfigError(msg)
+    return q
+
+
+def _int(q: dict[str, str], key: str, opt: str) -> int | None:
+    if key not in q:
+        return None
+    try:
+        return int(q[key])
+    except ValueError:
+        msg = f"{opt}: {key}={q[key]!r} is not a whole number"
+        raise ConfigError(msg) from None
+
+
+@dataclass(frozen=True)
+class Triggers:
+    """When the runner trips the kill switch by itself (besides the strategies' own loss
+    and drawdown limits, which trip it when the engine halts a strategy)."""
+
+    stale_feed_s: float = 5.0  #: no packet (data or heartbeat) for this long
+    gateway_down_s: float = 2.0  #: the order session down for this long
+    rejects: int = 20  #: this many rejects from the venue ...
+    rejects_window_s: float = 1.0  #: ... within this many seconds
+
+    @classmethod
+    def parse(cls, items: Sequence[str]) -> Triggers:
+        """``KEY=VALUE`` items (``--kill-on stale_feed_s=3``); an unknown key or a value
+        that is not a positive number is a ConfigError naming it."""
+        names = {f.name: f.type for f in dataclasses.fields(cls)}
+        vals: dict[str, Any] = {}
+        for item in items:
+            key, _, text = item.partition("=")
+            if key not in names:
+                msg = f"--kill-on {item!r}: the triggers are {', '.join(names)}"
+                raise ConfigError(msg)
+            try:
+                v = int(text) if key == "rejects" else float(text)
+            except ValueError:
+                v = -1
+            if v <= 0:
+                msg = f"--kill-on {item!r}: give a number > 0"
+                raise ConfigError(msg)
+            vals[key] = v
+        return cls(**vals)
+
+
+# --- conversions ------------------------------------------------------------------------------
+def order_key(sid: int, oid: int) -> str:
+    """The gateway key of a strategy's order (order ids are unique per strategy only)."""
+    return f"{sid}:{oid}"
+
+
+def _parse_key(key: str) -> tuple[int, int]:
+    sid, oid = key.split(":", 1)
+    return int(sid), int(oid)
+
+
+_TIF = {TIF_IOC: TimeInForce.IOC, TIF_FOK: TimeInForce.IOC, TIF_POST_ONLY: TimeInForce.POST_ONLY}
+
+
+@dataclass(slots=True)
+class _Live:
+    """What the runner keeps of an order it sent."""
+
+    sid: int
+    oid: int
+    tif: int
+    waiting: list[npt.NDArray[np.void]] = field(default_factory=list)  #: deferred requests
+
+
+class LiveRunner:
+    """Strategies on a live feed and a gateway (or the simulated venue: ``gateway=None``)."""
+
+    def __init__(
+        self,
+        *,
+        instrument: Instrument,
+        strategies: Sequence[Strategy],
+        feed: MoldFeedHandler,
+        gateway: OrderGateway | None,
+        locate: int = 1,
+        mode: Mode = "auto",
+        latency: LatencyConfig | None = None,
+        queue: QueueConfig | None = None,
+        journal: Any = None,
+        switch: KillSwitch | None = None,
+        clock: StageClock | None = None,
+        meta: dict[str, Any] | None = None,
+        replay: bool = False,
+        triggers: Triggers | None = None,
+    ) -> None:
+        self.instrument = instrument
+        self.feed, self.gateway, self.locate = feed, gateway, int(locate)
+        self.engine = Engine(
+            instruments=[instrument], strategies=list(strategies), mode=mode,
+            latency=latency, queue=queue,
+            venue="external" if gateway is not None or replay else "simulated", clock="wall")
+        #: journal replay: requests are recorded here (the journal holds the answers)
+        self.replay = replay
+        self.decisions: list[tuple[npt.NDArray[np.void], int]] = []
+        #: replay: (decisions made before it, "kill"/"reset", reason) of each journaled action
+        self.controls: collections.deque[tuple[int, str, str]] = collections.deque()
+        self.n_decisions = 0  #: requests the engine made (journaled as ORDER_OUT)
+        self.journal = journal
+        self.switch = switch or KillSwitch()
+        self.triggers = triggers or Triggers()
+        #: the switch as the loop last acted on it: a trip (from any thread) takes effect
+        #: at the loop's next step or the next request, whichever comes first, and is
+        #: journaled there, so a replay puts it at the same place
+        self.killed = False
+        self._rejects: collections.deque[float] = collections.deque()
+        self._last_packet = time.monotonic()
+        self._down_since: float | None = None
+        self._seen_receive = 0
+        self.metrics: Any = None  #: a live.monitor.Metrics to update (the control port's)
+        self._prepared = False
+        self.clock = clock or StageClock()
+        self.orders: dict[str, _Live] = {}
+        self.sent = self.held = self.responses = self.violations = 0
+        self.unsent = 0  #: new orders answered locally: the gateway was not connected
+        #: gateway events not yet taken: (receive time, event, venue message sequence)
+        self._pending: list[tuple[int, Event, int]] = []
+        self._tap: EventTap | None = None
+        if gateway is not None:
+            self._tap = EventTap(gateway)
+            gateway.events = gateway.tracker.events = self._tap
+        self._t = 0  #: receive time of the input being processed
+        self._tick_open = False  #: a tick's stage marks are being taken
+        self._sent_in_tick = False  #: and its first message has gone out
+        self._levels = L3ToL2()
+        feed.on_events = self._on_events
+        feed.on_packet = self._on_packet if journal is not None else None
+        self.meta = dict(meta or {})
+        if journal is not None:
+            journal.append(KIND_META, json.dumps({"version": 1, **self.meta}).encode())
+
+    def attach_journal(self, journal: Any) -> None:
+        """Journal from now on (a recovered session: the journal it was rebuilt from)."""
+        self.journal = journal
+        self.feed.on_packet = self._on_packet
+
+    # --- feed -----------------------------------------------------------------------------
+    def start(self, at: int | None = None) -> None:
+        """Start the strategies (compiled ones are compiled or loaded now); the journal
+        keeps the engine's start time for a replay."""
+        self.engine.start(at)
+        if self.journal is not None:
+            self.journal.append(KIND_CONTROL, json.dumps({"action": "start"}).encode(),
+                                ts=self.engine.now)
+
+    def _on_packet(self, pkt: memoryview, ts: int) -> None:
+        self.journal.append(KIND_FEED, bytes(pkt), ts=ts)
+
+    def _on_events(self, ev: npt.NDArray[np.void]) -> None:
+        mine = ev[ev["instrument"] == self.locate]
+        if not len(mine):
+            return
+        rows = mine.astype(EVENT_DTYPE, copy=True)
+        rows["instrument"] = 0
+        # the venue's timestamps are of its (replayed) day: the receive time is the clock
+        # the engine and the venue model share
+        rows["exch_ts"] = rows["local_ts"]
+        if not self._tick_open and not self.replay:  # the first events of this poll
+            self._tick_open = True
+            self.clock.mark(PACKET_IN, self.feed.last_receive_ns)
+            self.clock.mark(DECODED, time.time_ns())
+        self.engine.push(self._levels(rows))  # the engine's books are price levels
+        if self._tick_open:
+            self.clock.mark(BOOK, time.time_ns())
+
+    def poll_feed(self, timeout_s: float = 0.0) -> int:
+        """Read and apply what the feed has, run the engine to its receive time, send what
+        the strategies decided; returns the messages applied."""
+        if self.feed.alarm is not None:  # the book stopped at a lost range: no more data
+            return 0
+        try:
+            n = self.feed.poll(timeout_s)
+        except GapError as exc:
+            self.switch.trip(f"feed: {exc}")  # quotes on a book with a hole must not stand
+            return 0
+        if self.feed.last_receive_ns != self._seen_receive:
+            self._seen_receive = self.feed.last_receive_ns
+            self._last_packet = time.monotonic()
+        if n:
+            self._run(self.feed.last_receive_ns)
+            if self._tick_open:  # no order came of it: not a tick-to-order sample
+                self._tick_open = False
+                self.clock.discard()
+        return n
+
+    # --- gateway events -----------------------------------------------------------------------
+    def take_gateway_events(self) -> int:
+        """Convert the gateway's queued events into responses and inject them (each at its
+        receive time, in order); returns how many responses were injected."""
+        q = self._tap
+        if q is None:
+            return 0
+        while not q.empty():
+            ev, seq = q.get_nowait()
+            self._pending.append((time.time_ns(), ev, seq))
+        n = 0
+        pending, self._pending = self._pending, []
+        for t, ev, seq in pending:
+            n += self._event(t, ev, seq)
+        return n
+
+    def _event(self, t: int, ev: Event, seq: int = -1) -> int:
+        if isinstance(ev, Connected):
+            self._retry_all(t)  # requests that waited for the session go now
+            return 0
+        if isinstance(ev, Disconnected):
+            log.warning("gateway disconnected: %s", ev.reason)
+            return 0
+        if isinstance(ev, Violation):
+            self.violations += 1
+            log.warning("gateway refused a venue message: %s %s", ev.key, ev.what)
+            return 0
+        if isinstance(ev, Timeout):
+            log.warning("order %s: no answer within the timeout (%s)", ev.key, ev.state)
+            return 0
+        live = self.orders.get(ev.key)
+        if live is None:
+            log.warning("gateway event for an order this session did not send: %s", ev)
+            return 0
+        r = np.zeros(1, RESPONSE_DTYPE)[0]
+        r["ts"] = r["exch_ts"] = t
+        r["oid"], r["strategy"], r["fee"] = live.oid, live.sid, np.nan
+        o = self.gateway.orders[ev.key] if self.gateway is not None else None
+        if isinstance(ev, Ack):
+            r["kind"], r["price"], r["qty"] = RESP_ACK, o.price if o else 0, o.leaves if o else 0
+        elif isinstance(ev, Fill):
+            r["kind"], r["price"], r["qty"] = RESP_FILL, ev.price, ev.qty
+            r["liquidity"] = LIQ_MAKER if ev.liquidity == "A" else LIQ_TAKER
+        elif isinstance(ev, Rejected):
+            r["kind"], r["reason"] = RESP_REJECT, REJ_NONE
+            self._rejects.append(time.monotonic())
+            log.info("order %s rejected: %s", ev.key, ev.reason)
+        elif isinstance(ev, Canceled):
+            unsolicited = live.tif == TIF_IOC or live.tif == TIF_FOK
+            r["kind"] = RESP_EXPIRED if unsolicited else RESP_CANCELED
+            r["price"], r["qty"] = (o.price if o else 0), ev.qty
+        elif isinstance(ev, Replaced):
+            r["kind"], r["price"], r["qty"] = RESP_MODIFIED, ev.price, ev.qty
+        elif isinstance(ev, CancelRejected):
+            r["kind"], r["reason"] = RESP_CANCEL_REJECT, REJ_UNKNOWN_ORDER
+        else:  # pragma: no cover - every gateway event type is handled above
+            return 0
+        self._inject(np.array([r], RESPONSE_DTYPE), t, seq)
+        self._retry(ev.key, t)
+        return 1
+
+    def _inject(self, resp: npt.NDArray[np.void], t: int, seq: int | None = None) -> None:
+        """Inject responses at ``t`` and run the engine; ``seq``: the venue message they
+        came from (None: the runner's own answers)."""
+        if self.journal is not None:
+            local = IN_LOCAL if seq is None else 0
+            tail = b"" if seq is None else _SEQ.pack(seq)
+            for k, r in enumerate(resp):
+                self.journal.append(KIND_ORDER_IN, r.tobytes() + tail, ts=t,
+                                    stream=local | (IN_MORE if k + 1 < len(resp) else 0))
+        self.engine.inject(resp)
+        self.responses += len(resp)
+        self._run(t)
+
+    # --- engine and orders out ------------------------------------------------------------------
+    def idle(self) -> None:
+        """Run the engine to now with no new input (timers, samples, responses due)."""
+        t = time.time_ns()
+        if self.journal is not None:
+            self.journal.append(KIND_ADVANCE, b"", ts=t)
+        self._run(t)
+
+    def _run(self, t: int) -> None:
+        """Advance the engine to ``t`` and send its requests until it needs input."""
+        eng = self.engine
+        self._t = t
+        for _ in range(1_000_000):  # each round sends at least one request
+            w = eng.advance(until=t)
+            if w != Wake.REQUESTS:
+                return
+            if self._tick_open:
+                self.clock.mark(STRATEGY, time.time_ns())  # callbacks and risk checks ran
+            reqs = eng.drain_requests()
+            if self._tick_open:
+                self.clock.mark(RISK, time.time_ns())  # the checked requests are out
+            self._send(reqs)
+        msg = "the strategies kept sending requests without any new input"
+        raise ConfigError(msg)
+
+    def _send(self, reqs: npt.NDArray[np.void]) -> None:
+        answers: list[npt.NDArray[np.void]] = []
+        if not self.replay:
+            self.check_switch()
+        for r in reqs:
+            if self.replay:
+                self._replay_controls()
+            self.n_decisions += 1
+            held = self.killed and r["kind"] != REQ_CANCEL
+            if self.journal is not None and (held or r["kind"] != REQ_NEW):
+                self.journal.append(KIND_ORDER_OUT, r.tobytes(),
+                                    stream=STREAM_HELD if held else STREAM_SENT)
+            if self.replay:
+                self.decisions.append((r.copy(), STREAM_HELD if held else STREAM_SENT))
+                continue
+            if held:
+                self.held += 1
+                answers.append(_local_answer(r, self._t))
+                continue
+            self._route(r, answers)
+        if self._tick_open and self._sent_in_tick:
+            self.clock.commit()
+            self._tick_open = self._sent_in_tick = False
+        if answers:
+            self._inject(np.concatenate(answers), self._t)
+
+    def _route(self, r: npt.NDArray[np.void], answers: list[npt.NDArray[np.void]]) -> None:
+        gw = self.gateway
+        assert gw is not None
+        key = order_key(int(r["strategy"]), int(r["oid"]))
+        kind = int(r["kind"])
+        if kind == REQ_NEW:
+            if not gw.connected:  # never queued for later: the market will have moved
+                if self.journal is not None:
+                    self.journal.append(KIND_ORDER_OUT, r.tobytes(), stream=STREAM_SENT)
+                log.warning("order %s not sent: the gateway is not connected", key)
+                self.unsent += 1
+                answers.append(_local_answer(r, self._t))
+                return
+            self.orders[key] = _Live(int(r["strategy"]), int(r["oid"]), int(r["tif"]))
+            market = r["order_type"] == ORD_MARKET
+            args = (Side(int(r["side"])), int(r["qty"]), int(r["price"]))
+            kw = {"kind": OrderKind.MARKET if market else OrderKind.LIMIT,
+                  "tif": _TIF.get(int(r["tif"]), TimeInForce.DAY), "key": key}
+            first = self._tick_open and not self._sent_in_tick
+            if first:
+                self.clock.mark(ENCODED, time.time_ns())  # the gateway's call is ready
+            if self.journal is not None:  # with the id it will have, before it goes
+                self.journal.append(KIND_ORDER_OUT, r.tobytes() + gw.next_reference(key)
+                                    .encode("ascii"), stream=STREAM_SENT)
+                self.journal.flush()  # journaled before sent, even if the process dies
+            gw.submit(*args, **kw)  # type: ignore[arg-type]
+            if first:
+                self.clock.mark(SENT, time.time_ns())  # encoded and written to the socket
+                self._sent_in_tick = True
+            self.sent += 1
+            return
+        live = self.orders.get(key)
+        o = gw.orders.get(key)
+        if live is None or o is None or o.state in TERMINAL:
+            answers.append(_local_answer(r, self._t))
+            return
+        if (o.state not in (OrderState.NEW, OrderState.PARTIALLY_FILLED) or live.waiting
+                or not gw.connected):
+            live.waiting.append(r.copy())  # goes once the order (and session) can take it
+            return
+        self._request(gw, key, r)
+
+    def _request(self, gw: OrderGateway, key: str, r: npt.NDArray[np.void]) -> None:
+        first = self._tick_open and not self._sent_in_tick
+        if first:
+            self.clock.mark(ENCODED, time.time_ns())
+        if self.journal is not None:
+            self.journal.flush()
+        if int(r["kind"]) == REQ_CANCEL:
+            gw.cancel(key)
+        else:
+            gw.replace(key, int(r["price"]), int(r["qty"]))
+        if first:
+            self.clock.mark(SENT, time.time_ns())
+            self._sent_in_tick = True
+        self.sent += 1
+
+    def _retry(self, key: str, t: int) -> None:
+        """Send (or answer) the requests waiting on ``key`` now that it moved on."""
+        live = self.orders.get(key)
+        gw = self.gateway
+        if live is None or not live.waiting or gw is None:
+            return
+        o = gw.orders[key]
+        answers: list[npt.NDArray[np.void]] = []
+        while live.waiting:
+            if not gw.connected:
+                break
+            if o.state in TERMINAL:
+                answers.extend(_local_answer(r, t) for r in live.waiting)
+                live.waiting.clear()
+                break
+            if o.state not in (OrderState.NEW, OrderState.PARTIALLY_FILLED):
+                break
+            r = live.waiting.pop(0)
+            if r["kind"] == REQ_MODIFY and self.killed:
+                answers.append(_local_answer(r, t))
+                continue
+            self._request(gw, key, r)
+        if answers:
+            self._inject(np.concatenate(answers), t)
+
+    def _retry_all(self, t: int) -> None:
+        for key, live in list(self.orders.items()):
+            if live.waiting:
+                self._retry(key, t)
+
+    def check_switch(self) -> None:
+        """Act on the switch if it changed since the loop last looked: on a trip, journal
+        it and cancel every working order; on a reset, journal it and let orders out."""
+        tripped = self.switch.tripped
+        if tripped == self.killed:
+            return
+        self.killed = tripped
+        what = "kill" if tripped else "reset"
+        if self.journal is not None:
+            self.journal.append(KIND_CONTROL, json.dumps(
+                {"action": what, "reason": self.switch.reason,
+                 "decisions": self.n_decisions}).encode(), ts=self._t)
+        if tripped:
+            log.error("kill switch tripped: %s; cancelling every working order",
+                      self.switch.reason)
+            self.cancel_all()
+        else:
+            log.warning("kill switch reset: orders may leave again")
+
+    def _replay_controls(self) -> None:
+        """Replay: the kills and resets the session acted on before this decision."""
+        q = self.controls
+        while q and q[0][0] <= self.n_decisions:
+            _, action, reason = q.popleft()
+            if action == "kill":
+                self.switch.trip(reason)
+            else:
+                self.switch.reset("journal")
+            self.check_switch()
+
+    def cancel_all(self) -> int:
+        """Cancel every working order at the venue (their answers come back as events)."""
+        gw = self.gateway
+        if gw is None or self.replay or not gw.connected:
+            return 0
+        if self.journal is not None:
+            self.journal.flush()
+        n = 0
+        for key, o in list(gw.orders.items()):
+            if o.state in (OrderState.NEW, OrderState.PARTIALLY_FILLED):
+                gw.cancel(key)
+                n += 1
+        return n
+
+    def check_triggers(self) -> None:
+        """Trip the switch on a halted strategy (its loss or drawdown limit), a stale
+        feed, a gateway down too long, or a storm of rejects."""
+        if self.switch.tripped:
+            return
+        from framework.arena.state import S_KILLED
+
+        now = time.monotonic()
+        trg = self.triggers
+        halted = [s.name for k, s in enumerate(self.engine.strategies)
+                  if self.engine.st.strat[k, S_KILLED]]
+        if halted:
+            self.switch.trip(f"loss or drawdown limit of {', '.join(halted)}")
+        elif now - self._last_packet > trg.stale_feed_s and not self.feed.ended:
+            self.switch.trip(f"stale feed: no packet for {now - self._last_packet:.1f} s")
+        elif self.gateway is not None:
+            if self.gateway.connected:
+                self._down_since = None
+            elif self._down_since is None:
+                self._down_since = now
+            elif now - self._down_since > trg.gateway_down_s:
+                self.switch.trip(f"gateway down for {now - self._down_since:.1f} s")
+        while self._rejects and now - self._rejects[0] > trg.rejects_window_s:
+            self._rejects.popleft()
+        if len(self._rejects) >= trg.rejects and not self.switch.tripped:
+            self.switch.trip(f"reject storm: {len(self._rejects)} rejects within "
+                             f"{trg.rejects_window_s:g} s")
+
+    # --- state ----------------------------------------------------------------------------------
+    def positions(self) -> dict[str, int]:
+        """Net position (lots) of each strategy in the instrument, from the engine."""
+        from framework.arena.state import P_POS
+
+        pos = self.engine.st.pos
+        return {s.name: int(pos[k, 0, P_POS]) for k, s in enumerate(self.engine.strategies)}
+
+    def status(self) -> dict[str, Any]:
+        """The control endpoint's /status (what the dashboard shows). Read from the control
+        thread: a snapshot that may be a step behind the loop, never blocking it."""
+        from framework.portfolio.accounting import strategy_equity
+
+        eng = self.engine
+        inst = self.instrument
+        names = [s.name for s in eng.strategies]
+        equity = [float(strategy_equity(eng.st, k)[0]) for k in range(len(names))]
+        orders = []
+        gw = self.gateway
+        if gw is not None:
+            for key, o in list(gw.orders.items()):
+                if o.live:
+                    orders.append({"id": key, "instrument": inst.key,
+                                   "side": "buy" if o.side == Side.BUY else "sell",
+                                   "price": inst.ticks_to_price(o.price), "qty": o.qty,
+                                   "filled": o.filled, "status": str(o.state)})
+        return {
+            "strategy": ", ".join(names),
+            "pnl": sum(equity),
+            "equity": sum(equity),
+            "positions": {inst.key: sum(self.positions().values())},
+            "orders": orders,
+            "latency": self.clock.stats(),
+            "risk": {"sent": self.sent, "held": self.held, "unsent": self.unsent,
+                     "rejects_in_window": len(self._rejects),
+                     "gateway_connected": bool(gw is not None and gw.connected),
+                     "feed_messages": self.feed.messages, "feed_gaps": self.feed.gaps},
+        }
+
+    # --- running --------------------------------------------------------------------------------
+    async def run(self, *, duration_s: float | None = None,
+                  stop: asyncio.Event | None = None, idle_s: float = 0.005,
+                  connect_timeout_s: float = 30.0, stats_every_s: float = 0.0,
+                  recovered: Any = None) -> None:
+        """Start the strategies, connect (retrying while the venue is not up), trade until
+        ``duration_s`` passed or ``stop`` is set, then stop in order: cancel the working
+        orders, let their answers in, close the session."""
+        loop = asyncio.get_running_loop()
+        stop = stop or asyncio.Event()
+        wake = asyncio.Event()
+        socks = [s.fileno() for s in (self.feed.sock, self.feed.req_sock)]
+        for fd in socks:
+            loop.add_reader(fd, wake.set)
+        pump: asyncio.Task[None] | None = None
+        try:
+            self.prepare()
+            if self.gateway is not None:
+                if recovered is not None:
+                    self._adopt(recovered)
+                await self._connect(connect_timeout_s)
+                pump = asyncio.create_task(self._pump(wake))
+                if recovered is not None:
+                    await self.reconcile(recovered)
+            end = None if duration_s is None else time.monotonic() + duration_s
+            self._last_packet = time.monotonic()
+            report_s = stats_every_s if stats_every_s > 0 else 1.0
+            next_report = time.monotonic() + report_s
+
+            def woken(_: str) -> None:  # a trip from another thread wakes the loop
+                loop.call_soon_threadsafe(wake.set)
+
+            self.switch.on_trip.append(woken)
+            while not stop.is_set() and (end is None or time.monotonic() < end):
+                if not self.poll_feed():
+                    self.idle()
+                self.take_gateway_events()
+                self.check_triggers()
+                self._t = time.time_ns()
+                self.check_switch()
+                if time.monotonic() >= next_report:
+                    next_report = time.monotonic() + report_s
+                    self._report(stats_every_s > 0)
+                h = loop.call_later(idle_s, wake.set)
+                await wake.wait()
+                h.cancel()
+                wake.clear()
+            await self._wind_down()
+        finally:
+            for fd in socks:
+                loop.remove_reader(fd)
+            if pump is not None:
+                pump.cancel()
+            if self.gateway is not None:
+                await self.gateway.close()
+
+    def prepare(self) -> None:
+        """Compile (or load) everything the first packet and order need and start the
+        strategies; :meth:`run` does it if not done (once)."""
+        if self._prepared:
+            return
+        self._prepared = True
+        self.feed.warm_up()
+        self.start()
+        # the seam's kernels too: compiling them at the first order would stall the loop
+        # for seconds (the order session's heartbeats with it)
+        self.engine.drain_requests()
+        self.engine.inject(np.zeros(0, RESPONSE_DTYPE))
+        log.info("ready: strategies started, feed on 127.0.0.1:%d", self.feed.port)
+
+    def _report(self, table: bool) -> None:
+        """Between ticks: the stage table (``--stats N``) and the Prometheus values."""
+        if table:
+            print(self.clock.table(), flush=True)
+        if self.metrics is not None:
+            self.metrics.update(self.clock, position=sum(self.positions().values()),
+                                sent=self.sent, held=self.held, killed=int(self.killed),
+                                messages=self.feed.messages)
+
+    def _adopt(self, rec: Any) -> None:
+        """Give the gateway the orders of the crashed run (live.replay.Recovered) and have
+        its login ask for every venue message after the last one journaled."""
+        gw = self.gateway
+        adopt = getattr(gw, "adopt", None)
+        if adopt is None:
+            msg = "this gateway cannot adopt a crashed run's orders (recovery needs OUCH)"
+            raise ConfigError(msg)
+        for key, o in rec.orders.items():
+            sid, oid = _parse_key(key)
+            self.orders[key] = _Live(sid, oid, rec.tifs[key])
+            adopt(o, rec.refs[key])
+        gw.applied = rec.last_seq  # type: ignore[union-attr]
+
+    async def reconcile(self, rec: Any, quiet_s: float = 0.5, timeout_s: float = 10.0) -> None:
+        """After a recovered run logs in: take the venue's replay of what the journal
+        missed (until the session is quiet for ``quiet_s``), then settle the rest.
+
+        Policy: a new order the venue never heard of (its bytes never left before the
+        crash) is rejected locally, never sent again; an order the engine asked to cancel
+        that is still working is cancelled now (the request may not have left either);
+        everything else -- the venue's orders, fills, cancels -- is adopted as the venue
+        reports it. Orphans (venue orders the journal does not name) cannot arise: an
+        order is journaled with its UserRefNum before its bytes go."""
+        gw = self.gateway
+        assert gw is not None
+        end = time.monotonic() + timeout_s
+        quiet_until = time.monotonic() + quiet_s
+        while time.monotonic() < min(quiet_until, end):
+            await asyncio.sleep(0.02)
+            if self._pending or not gw.events.empty():
+                self.take_gateway_events()
+                quiet_until = time.monotonic() + quiet_s
+        t = time.time_ns()
+        lost = [k for k, o in gw.orders.items() if o.state == OrderState.PENDING_NEW]
+        answers = []
+        for key in lost:
+            live = self.orders[key]
+            gw.orders[key].state = OrderState.REJECTED
+            a = np.zeros(1, RESPONSE_DTYPE)
+            a["ts"] = a["exch_ts"] = t
+            a["kind"], a["oid"], a["strategy"], a["fee"] = RESP_REJECT, live.oid, live.sid, np.nan
+            answers.append(a)
+        if answers:
+            self._inject(np.concatenate(answers), t)
+        again = [k for k in rec.cancels if k in gw.orders
+                 and gw.orders[k].state in (OrderState.NEW, OrderState.PARTIALLY_FILLED)]
+        for key in again:
+            gw.cancel(key)
+        log.warning("recovered: %d order(s) adopted, %d never reached the venue (rejected "
+                    "locally), %d cancel(s) sent again; venue messages from %d on replayed",
+                    len(rec.orders), len(lost), len(again), rec.last_seq + 1)
+
+    async def _connect(self, timeout_s: float) -> None:
+        gw = self.gateway
+        assert gw is not None
+        end = time.monotonic() + timeout_s
+        while True:
+            try:
+                await gw.connect()
+                break
+            except (OSError, VenueError) as exc:
+                if time.monotonic() > end:
+                    msg = f"the order gateway did not connect within {timeout_s:g} s: {exc}"
+                    raise VenueError(msg) from exc
+                await asyncio.sleep(0.1)
+        log.info("gateway connected")
+
+    async def _pump(self, wake: asyncio.Event) -> None:
+        """Wake the loop when the gateway has something (the events stay queued)."""
+        q = self._tap
+        assert q is not None
+        while True:
+            ev, seq = await q.get()
+            self._pending.append((time.time_ns(), ev, seq))
+            wake.set()
+
+    async def _wind_down(self, timeout_s: float = 5.0) -> None:
+        """Cancel every working order and wait (bounded) for the venue's answers."""
+        gw = self.gateway
+        if gw is None:
+            return
+        end = time.monotonic() + timeout_s
+        if not self.cancel_all() and not gw.connected:
+            working = [k for k, o in gw.orders.items() if o.live]
+            if working:
+                log.error("stopping with %d order(s) working at the venue: the gateway is "
+                          "down, they could not be cancelled (%s)", len(working),
+                          ", ".join(working[:10]))
+            return
+        while time.monotonic() < end and any(o.live for o in gw.orders.values()):
+            await asyncio.sleep(0.01)
+            self.take_gateway_events()
+        self.take_gateway_events()
+
+    def finish(self) -> Any:
+        """The session's result tables (orders, fills, positions) from the engine."""
+        return self.engine.finish()
+
+
+def _local_answer(r: npt.NDArray[np.void], t: int) -> npt.NDArray[np.void]:
+    """The runner's own answer to a request that does not leave the process: a new order
+    is rejected, a cancel or modify of an order that is gone is refused."""
+    a = np.zeros(1, RESPONSE_DTYPE)
+    a["ts"] = a["exch_ts"] = t
+    a["oid"], a["strategy"], a["fee"] = r["oid"], r["strategy"], np.nan
+    a["price"], a["qty"] = r["price"], r["qty"]
+    if r["kind"] == REQ_NEW:
+        a["kind"] = RESP_REJECT
+    else:
+        a["kind"], a["reason"] = RESP_CANCEL_REJECT, REJ_UNKNOWN_ORDER
+    return a
+
+
+__all__ = [
+    "KIND_ADVANCE",
+    "FeedSpec",
+    "GatewaySpec",
+    "LiveRunner",
+    "order_key",
+]

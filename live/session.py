@@ -1,0 +1,174 @@
+"""``hftlab live``: a runner built from the command line, run to its end, summarised."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+from framework.core.errors import ConfigError
+from framework.core.timeutil import parse_date
+from framework.engine.config import LatencyConfig, QueueConfig
+from framework.store import TickStore
+from framework.strategy.spec import strategies_from_words
+from live.control import TOKEN_ENV, ControlServer
+from live.feeds.itch_mold import MoldFeedHandler
+from live.gateways.base import Side
+from live.journal import JournalWriter, segments
+from live.monitor import Metrics
+from live.runner import FeedSpec, GatewaySpec, LiveRunner, Triggers
+from live.wire.itch_encode import price_qty_steps
+
+log = logging.getLogger("hftlab.live")
+
+
+def run_session(args: argparse.Namespace) -> int:
+    """Build the runner ``args`` describe, run it until ``--duration`` or SIGTERM/SIGINT
+    (an orderly stop: working orders cancelled, sessions closed), print the summary."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.paper == bool(args.gateway):
+        msg = "give an order gateway (--gateway ouch://... or fix://...) or --paper, not both"
+        raise ConfigError(msg)
+    date = parse_date(args.date)
+    store = TickStore(args.store)
+    inst = store.instrument(args.venue, args.symbol, date)
+    price_step, qty_step = price_qty_steps(inst.tick_size, inst.lot_size)
+    feed_spec = FeedSpec.parse(args.feed)
+    gw_spec = GatewaySpec.parse(args.gateway) if args.gateway else None
+    strategies = strategies_from_words(args.strategy, params=args.param, risk=args.risk)
+    triggers = Triggers.parse(args.kill_on)
+    control_at = _control_address(args)
+    resume = bool(args.journal) and bool(segments(Path(args.journal)))
+    meta = {
+        "strategy": list(args.strategy), "param": list(args.param), "risk": list(args.risk),
+        "mode": args.mode, "venue": args.venue, "symbol": args.symbol, "date": args.date,
+        "feed": args.feed, "gateway": None if gw_spec is None else gw_spec.proto,
+        "paper": bool(args.paper), "latency": args.latency, "queue": args.queue,
+        "instrument": inst.to_dict(), "price_step": price_step, "qty_step": qty_step,
+        "locate": feed_spec.locate,
+    }
+    symbol = str(inst.extra.get("itch_symbol") or inst.symbol)
+    # everything checked: now the sockets and files, each closed whatever happens next
+    feed = MoldFeedHandler(
+        listen=(feed_spec.host, feed_spec.port), date=date, price_step=price_step,
+        qty_step=qty_step, locate=feed_spec.locate, session=feed_spec.session,
+        rerequest=None if feed_spec.rerequest is None else ("127.0.0.1", feed_spec.rerequest))
+    journal = control = runner = result = None
+    try:
+        # opening the journal cuts a torn tail (a crash mid-record) before it is read
+        journal = JournalWriter(args.journal, fsync=args.fsync) if args.journal else None
+        gateway = None if gw_spec is None else gw_spec.build(symbol=symbol,
+                                                             price_mult=price_step)
+        runner = LiveRunner(
+            instrument=inst, strategies=strategies, feed=feed, gateway=gateway,
+            locate=feed_spec.locate, mode=args.mode, latency=LatencyConfig.parse(args.latency),
+            queue=QueueConfig.parse(args.queue), journal=None if resume else journal,
+            meta=meta, triggers=triggers)
+        recovered = None
+        if resume:
+            from live.replay import recover
+
+            recovered = recover(runner, args.journal)
+            runner.attach_journal(journal)
+            log.warning("rebuilt from the journal in %s: %d order(s) of the earlier run, "
+                        "positions %s", args.journal, len(recovered.orders),
+                        runner.positions())
+        control = _control(args, control_at, runner)
+        asyncio.run(_main(runner, args.duration, args.stats or 0.0, recovered))
+        result = runner.finish()  # (on failure it drops what it wrote itself)
+    except BaseException:
+        if runner is not None and result is None:
+            with contextlib.suppress(Exception):
+                runner.engine.abort()  # no half-written result files
+        raise
+    finally:
+        if control is not None:
+            control.stop()
+        feed.close()
+        if journal is not None:
+            journal.close()
+    summary = summarise(runner, result)
+    print(json.dumps(summary, indent=1, sort_keys=True))
+    if args.summary:
+        Path(args.summary).write_text(json.dumps(summary, sort_keys=True))
+    if args.stats is not None:
+        print(runner.clock.table())
+    return 0
+
+
+def _control_address(args: argparse.Namespace) -> tuple[str, int] | None:
+    """``--control HOST:PORT`` checked (with its token's source) before anything opens."""
+    if not args.control:
+        return None
+    host, _, port = args.control.rpartition(":")
+    if not port.isdigit() or int(port) > 65535:
+        msg = f"--control {args.control!r}: give 127.0.0.1:PORT"
+        raise ConfigError(msg)
+    if not os.environ.get(TOKEN_ENV) and not args.token_file:
+        msg = f"--control needs a token: set ${TOKEN_ENV} or give --token-file FILE"
+        raise ConfigError(msg)
+    return host or "127.0.0.1", int(port)
+
+
+def _control(args: argparse.Namespace, at: tuple[str, int] | None,
+             runner: LiveRunner) -> ControlServer | None:
+    """The control endpoint, started; the token comes from $HFTLAB_CONTROL_TOKEN, or a new
+    one is written to ``--token-file`` (mode 0600)."""
+    if at is None:
+        return None
+    host, port = at
+    token = os.environ.get(TOKEN_ENV)
+    metrics = Metrics()
+    srv = ControlServer(runner.switch, host=host, port=port, token=token,
+                        status=runner.status, registry=metrics.registry)
+    runner.metrics = metrics
+    if not token:
+        path = Path(args.token_file)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(srv.token)
+    srv.start()
+    log.info("control on %s (token in %s)", srv.url,
+             f"${TOKEN_ENV}" if token else args.token_file)
+    return srv
+
+
+async def _main(runner: LiveRunner, duration: float | None, stats_s: float,
+                recovered: Any) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):  # an orderly stop
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, runner.switch.trip, "signal SIGUSR1")
+    await runner.run(duration_s=duration, stop=stop, stats_every_s=stats_s, recovered=recovered)
+
+
+def summarise(runner: LiveRunner, result: Any) -> dict[str, Any]:
+    """What the session did, as the engine saw it and as the gateway's venue reported it."""
+    out: dict[str, Any] = {
+        "positions": runner.positions(),
+        "fills": int(result.fills.height),
+        "orders": int(result.orders.height),
+        "sent": runner.sent,
+        "held": runner.held,
+        "responses": runner.responses,
+        "unmatched": len(runner.engine.unmatched),
+        "violations": runner.violations,
+        "messages": runner.feed.messages,
+        "gaps": runner.feed.gaps,
+        "killed": runner.switch.tripped,
+    }
+    gw = runner.gateway
+    if gw is not None:
+        bought = sum(o.filled for o in gw.orders.values() if o.side == Side.BUY)
+        sold = sum(o.filled for o in gw.orders.values() if o.side == Side.SELL)
+        out["gateway"] = {"bought": bought, "sold": sold, "position": bought - sold,
+                          "orders": len(gw.orders),
+                          "open": sum(1 for o in gw.orders.values() if o.live)}
+    return out
