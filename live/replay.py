@@ -62,6 +62,7 @@ from live.runner import (
     IN_LOCAL,
     IN_MORE,
     KIND_ADVANCE,
+    KIND_REF,
     STREAM_SENT,
     LiveRunner,
     order_key,
@@ -219,9 +220,10 @@ class Recovered:
 
     last_seq: int = 0  #: the last venue message whose effects the journal holds
     orders: dict[str, Order] = field(default_factory=dict)  #: as the journal leaves them
-    refs: dict[str, int] = field(default_factory=dict)  #: order key -> OUCH UserRefNum
+    refs: dict[str, str] = field(default_factory=dict)  #: key -> UserRefNum / ClOrdID
     cancels: set[str] = field(default_factory=set)  #: cancels the engine asked for
     tifs: dict[str, int] = field(default_factory=dict)
+    aliases: list[tuple[str, str]] = field(default_factory=list)  #: (key, id of a request)
 
 
 def recover(runner: LiveRunner, directory: str | Path) -> Recovered:
@@ -236,9 +238,9 @@ def recover(runner: LiveRunner, directory: str | Path) -> Recovered:
     where = Path(directory)
     records = list(read(where))
     s = Session.of(records, where)
-    if s.meta.get("gateway") != "ouch":
-        msg = (f"{where}: recovery needs an OUCH session (its login replays the venue's "
-               f"messages); this journal's gateway is {s.meta.get('gateway')!r}")
+    if s.meta.get("gateway") not in ("ouch", "fix"):
+        msg = (f"{where}: recovery needs an order session (OUCH or FIX) to replay the venue's "
+               f"messages; this journal's is {s.meta.get('gateway')!r}")
         raise ConfigError(msg)
     mine = [s.meta[k] for k in ("strategy", "param", "risk")]
     if [runner.meta.get(k) for k in ("strategy", "param", "risk")] != mine:
@@ -266,10 +268,13 @@ def recover(runner: LiveRunner, directory: str | Path) -> Recovered:
             if q["kind"] == REQ_NEW and ref:
                 rec.orders[key] = Order(key, Side(int(q["side"])), int(q["qty"]),
                                         int(q["price"]))
-                rec.refs[key] = int(ref)
+                rec.refs[key] = ref
                 rec.tifs[key] = int(q["tif"])
             elif q["kind"] == REQ_CANCEL:
                 rec.cancels.add(key)
+        elif r.kind == KIND_REF:
+            key, _, ref = r.payload.decode("ascii").partition(" ")
+            rec.aliases.append((key, ref))
         elif r.kind == KIND_ORDER_IN and not r.stream & IN_LOCAL:
             a, seq = response_of(r.payload)
             rec.last_seq = max(rec.last_seq, seq)

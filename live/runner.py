@@ -105,6 +105,7 @@ from live.monitor import StageClock
 log = logging.getLogger("hftlab.live.runner")
 
 KIND_ADVANCE = 1000  #: journal: the engine ran to this record's time with no new input
+KIND_REF = 1001  #: journal: "KEY REF": the protocol id a cancel or replace is about to carry
 STREAM_SENT = 0  #: ORDER_OUT stream: handed to the gateway (now, or once it can take it)
 STREAM_HELD = 1  #: ORDER_OUT stream: held by the kill switch, answered locally
 IN_MORE = 1  #: ORDER_IN stream bit: more responses of the same injected batch follow
@@ -132,16 +133,16 @@ def response_of(payload: bytes) -> tuple[npt.NDArray[np.void], int]:
 
 class EventTap(asyncio.Queue[Any]):
     """A gateway's event queue that keeps, with each event, the sequence number of the
-    venue message being applied when it was emitted (OUCH: ``applied + 1``), so the
-    journal knows which venue messages it holds the effects of."""
+    venue message being applied when it was emitted (the gateway's ``applying``: OUCH's
+    sequenced message, FIX's MsgSeqNum), so the journal knows which venue messages it holds
+    the effects of."""
 
     def __init__(self, gateway: Any) -> None:
         super().__init__()
         self._gw = gateway
 
     def put_nowait(self, item: Any) -> None:
-        applied = getattr(self._gw, "applied", None)
-        super().put_nowait((item, -1 if applied is None else int(applied) + 1))
+        super().put_nowait((item, int(getattr(self._gw, "applying", -1))))
 #: stage numbers of :data:`live.monitor.STAGES`
 PACKET_IN, DECODED, BOOK, STRATEGY, RISK, ENCODED, SENT = range(7)
 
@@ -597,9 +598,9 @@ class LiveRunner:
         first = self._tick_open and not self._sent_in_tick
         if first:
             self.clock.mark(ENCODED, time.time_ns())
-        if self.journal is not None:
-            self.journal.flush()
-        if int(r["kind"]) == REQ_CANCEL:
+        cancel = int(r["kind"]) == REQ_CANCEL
+        self._note_ref(gw, key, "cancel" if cancel else "replace")
+        if cancel:
             gw.cancel(key)
         else:
             gw.replace(key, int(r["price"]), int(r["qty"]))
@@ -673,14 +674,23 @@ class LiveRunner:
         gw = self.gateway
         if gw is None or self.replay or not gw.connected:
             return 0
-        if self.journal is not None:
-            self.journal.flush()
         n = 0
         for key, o in list(gw.orders.items()):
             if o.state in (OrderState.NEW, OrderState.PARTIALLY_FILLED):
+                self._note_ref(gw, key, "cancel")
                 gw.cancel(key)
                 n += 1
         return n
+
+    def _note_ref(self, gw: OrderGateway, key: str, kind: str) -> None:
+        """Journal the id a cancel or replace will carry (a recovered run must know every
+        id the venue's reports may name), and flush: journaled before sent."""
+        if self.journal is None:
+            return
+        ref = gw.next_reference(key, kind)
+        if ref:
+            self.journal.append(KIND_REF, f"{key} {ref}".encode("ascii"))
+        self.journal.flush()
 
     def check_triggers(self) -> None:
         """Trip the switch on a halted strategy (its loss or drawdown limit), a stale
@@ -832,15 +842,18 @@ class LiveRunner:
         """Give the gateway the orders of the crashed run (live.replay.Recovered) and have
         its login ask for every venue message after the last one journaled."""
         gw = self.gateway
-        adopt = getattr(gw, "adopt", None)
-        if adopt is None:
-            msg = "this gateway cannot adopt a crashed run's orders (recovery needs OUCH)"
+        adopt, resume = getattr(gw, "adopt", None), getattr(gw, "resume_after", None)
+        if adopt is None or resume is None or not hasattr(gw, "alias"):
+            msg = "this gateway cannot adopt a crashed run's orders"
             raise ConfigError(msg)
         for key, o in rec.orders.items():
             sid, oid = _parse_key(key)
             self.orders[key] = _Live(sid, oid, rec.tifs[key])
             adopt(o, rec.refs[key])
-        gw.applied = rec.last_seq  # type: ignore[union-attr]
+        for key, ref in rec.aliases:
+            if key in rec.orders:
+                gw.alias(key, ref)  # type: ignore[union-attr]
+        resume(rec.last_seq)
 
     async def reconcile(self, rec: Any, quiet_s: float = 0.5, timeout_s: float = 10.0) -> None:
         """After a recovered run logs in: take the venue's replay of what the journal
@@ -850,8 +863,9 @@ class LiveRunner:
         crash) is rejected locally, never sent again; an order the engine asked to cancel
         that is still working is cancelled now (the request may not have left either);
         everything else -- the venue's orders, fills, cancels -- is adopted as the venue
-        reports it. Orphans (venue orders the journal does not name) cannot arise: an
-        order is journaled with its UserRefNum before its bytes go."""
+        reports it. Orphans (venue orders the journal does not name) cannot arise: every
+        request is journaled with the protocol id it carries (UserRefNum, ClOrdID) before
+        its bytes go."""
         gw = self.gateway
         assert gw is not None
         end = time.monotonic() + timeout_s
@@ -876,6 +890,7 @@ class LiveRunner:
         again = [k for k in rec.cancels if k in gw.orders
                  and gw.orders[k].state in (OrderState.NEW, OrderState.PARTIALLY_FILLED)]
         for key in again:
+            self._note_ref(gw, key, "cancel")
             gw.cancel(key)
         log.warning("recovered: %d order(s) adopted, %d never reached the venue (rejected "
                     "locally), %d cancel(s) sent again; venue messages from %d on replayed",

@@ -45,6 +45,11 @@ def run_session(args: argparse.Namespace) -> int:
     triggers = Triggers.parse(args.kill_on)
     control_at = _control_address(args)
     resume = bool(args.journal) and bool(segments(Path(args.journal)))
+    if resume and gw_spec is not None and gw_spec.proto == "fix" and "store" not in \
+            gw_spec.options:
+        msg = ("resuming a FIX session needs its sequence store: give the --gateway "
+               "fix://...&store=DIR of the run that wrote the journal")
+        raise ConfigError(msg)
     meta = {
         "strategy": list(args.strategy), "param": list(args.param), "risk": list(args.risk),
         "mode": args.mode, "venue": args.venue, "symbol": args.symbol, "date": args.date,

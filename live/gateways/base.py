@@ -422,9 +422,10 @@ class OrderGateway(ABC):
     def reference(self, key: str) -> str:
         """The protocol's current id of the order (OUCH UserRefNum, FIX ClOrdID)."""
 
-    def next_reference(self, key: str) -> str:
-        """The id the next :meth:`submit` will give its order, where the protocol can say
-        it in advance ('' if not): a journal written before the bytes go keeps it."""
+    def next_reference(self, key: str, kind: str = "new") -> str:
+        """The new protocol id the next request of ``kind`` (new, cancel, replace) for
+        ``key`` will carry, where the protocol can say it in advance ('' if it carries none
+        or cannot): a journal written before the bytes go keeps it."""
         return ""
 
     @property

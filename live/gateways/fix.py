@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import time
 from decimal import Decimal, InvalidOperation
@@ -30,6 +29,7 @@ from live.gateways.base import (
     Order,
     OrderGateway,
     OrderKind,
+    OrderStateError,
     OrderTracker,
     Side,
     TimeInForce,
@@ -70,7 +70,9 @@ class FixGateway(OrderGateway):
         if cancel_on_disconnect:
             self.session.logon_fields.append((T_CANCEL_ON_DISCONNECT, "Y"))
         self.connects = 0
-        self._ids = itertools.count(1)
+        self._last_id = 0  #: the last number a ClOrdID (or a default order key) took
+        #: sequence number of the venue message being applied (its events carry it)
+        self.applying = 0
         self._prefix = cl_prefix if cl_prefix is not None else f"{time.time_ns():x}-"
         self._key_of: dict[str, str] = {}  #: ClOrdID -> order key
         self._cl_of: dict[str, str] = {}  #: order key -> its current ClOrdID
@@ -171,8 +173,12 @@ class FixGateway(OrderGateway):
             return 0
         return int(units) // self.price_mult
 
-    def _new_cl(self, key: str) -> str:
-        cl = f"{self._prefix}{next(self._ids)}"
+    def _take_id(self) -> int:
+        self._last_id += 1
+        return self._last_id
+
+    def _new_cl(self, key: str, n: int | None = None) -> str:
+        cl = f"{self._prefix}{self._take_id() if n is None else n}"
         self._key_of[cl] = key
         self._cl_of[key] = cl
         return cl
@@ -189,14 +195,38 @@ class FixGateway(OrderGateway):
         """The order's current ClOrdID."""
         return self._cl_of[key]
 
+    def next_reference(self, key: str, kind: str = "new") -> str:
+        return f"{self._prefix}{self._last_id + 1}"  # cancels and replaces take one too
+
+    def alias(self, key: str, ref: str) -> None:
+        """Another ClOrdID an adopted order's requests carried (a cancel or replace the
+        earlier run sent): the venue's reports name it."""
+        self._key_of[ref] = key
+
+    def adopt(self, o: Order, ref: str) -> None:
+        """Take over an order an earlier run of this session sent under ClOrdID ``ref``
+        (rebuilt from a journal, in the state its answers so far left it)."""
+        if o.key in self.tracker.orders:
+            msg = f"order key {o.key!r} is already in use"
+            raise OrderStateError(msg)
+        self.tracker.orders[o.key] = o
+        self._key_of[ref] = o.key
+        self._cl_of[o.key] = ref
+
+    def resume_after(self, seq: int) -> None:
+        """Before :meth:`connect`: the venue's messages after ``seq`` are wanted again (the
+        Logon's sequence gap makes the session ask for their resend)."""
+        self.session.store.next_in = seq + 1
+        self.session.store.save()
+
     def submit(self, side: Side, qty: int, price: int, *, kind: OrderKind = OrderKind.LIMIT,
                tif: TimeInForce = TimeInForce.DAY, key: str | None = None) -> Order:
-        n = next(self._ids)
-        o = Order(key or f"F{n}", side, qty, price, kind, tif)
         if not self.connected or not self.session.logged_on:
             raise VenueError("FIX gateway is not logged on; wait for Connected")
+        n = self._last_id + 1
+        o = Order(key or f"F{n}", side, qty, price, kind, tif)
         self.tracker.new(o)
-        cl = self._new_cl(o.key)
+        cl = self._new_cl(o.key, self._take_id())
         now = fix.utc_timestamp(time.time_ns())
         fields: list[tuple[int, bytes | str | int | float]] = [
             (fix.T_CL_ORD_ID, cl), (21, 1), (fix.T_SYMBOL, self.symbol),
@@ -240,6 +270,7 @@ class FixGateway(OrderGateway):
             raise
 
     def _apply(self, m: FixMessage) -> None:
+        self.applying = m.seq
         t = self.tracker
         cl = m.get_str(fix.T_CL_ORD_ID)
         key = self._key_of.get(cl, f"?{cl}")

@@ -58,6 +58,7 @@ class OuchGateway(OrderGateway):
         self.tracker = OrderTracker(self.events, timeout_s=timeout_s)
         self.latency = LatencyLog()  #: OUCH message encode / decode, each alone
         self.applied = 0  #: sequence number of the last sequenced message applied
+        self.applying = 0  #: the one being applied (its events carry it)
         self.connects = 0
         self._urn = first_ref - 1
         self._key_of: dict[int, str] = {}  #: UserRefNum -> order key
@@ -172,6 +173,7 @@ class OuchGateway(OrderGateway):
             return seq
         if item.type == soupbin.SEQUENCED:
             if seq > self.applied:
+                self.applying = seq
                 self._apply(item.payload)
                 self.applied = seq
             return seq + 1
@@ -240,18 +242,27 @@ class OuchGateway(OrderGateway):
         """The order's current UserRefNum (what a journal keeps to adopt it again)."""
         return str(self._urn_of[key])
 
-    def next_reference(self, key: str) -> str:
-        return str(self._urn + 1)
+    def next_reference(self, key: str, kind: str = "new") -> str:
+        return "" if kind == "cancel" else str(self._urn + 1)  # a cancel names the order's
 
-    def adopt(self, o: Order, urn: int) -> None:
-        """Take over an order an earlier run of this session sent (rebuilt from a journal,
-        in the state its answers so far left it) under UserRefNum ``urn``: the venue's
-        messages about it apply to it, and new orders number past it. Set :attr:`applied`
-        to the last venue message already accounted for before :meth:`connect`, and the
-        login asks the venue for every message after it."""
+    def alias(self, key: str, ref: str) -> None:
+        """Another UserRefNum an adopted order took (a replace the earlier run sent)."""
+        urn = int(ref)
+        self._key_of[urn] = key
+        self._urn = max(self._urn, urn)
+
+    def resume_after(self, seq: int) -> None:
+        """Before :meth:`connect`: the login asks the venue for its messages after ``seq``."""
+        self.applied = seq
+
+    def adopt(self, o: Order, ref: str) -> None:
+        """Take over an order an earlier run of this session sent under UserRefNum ``ref``
+        (rebuilt from a journal, in the state its answers so far left it): the venue's
+        messages about it apply to it, and new orders number past it."""
         if o.key in self.tracker.orders:
             msg = f"order key {o.key!r} is already in use"
             raise OrderStateError(msg)
+        urn = int(ref)
         self.tracker.orders[o.key] = o
         self._key_of[urn] = o.key
         self._urn_of[o.key] = urn

@@ -32,8 +32,8 @@ from tests.integration.live.live_helpers import (
 )
 
 pytestmark = pytest.mark.slow
-VENUE_RE = re.compile(r"executions of ouch:u1: bought (\d+) sold (\d+) position (-?\d+) "
-                      r"\((\d+) executions\); orders accepted (\d+) rejected (\d+)")
+VENUE_RE = r"executions of {}: bought (\d+) sold (\d+) position (-?\d+) " \
+    r"\((\d+) executions\); orders accepted (\d+) rejected (\d+)"
 LOST_RE = re.compile(r"recovered: \d+ order\(s\) adopted, (\d+) never reached the venue")
 
 
@@ -45,23 +45,25 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> str:
     return root
 
 
-@pytest.mark.parametrize("seed", [3, 8, 21])
+@pytest.mark.parametrize(("proto", "seed"), [("ouch", 3), ("ouch", 8), ("fix", 21),
+                                             ("fix", 5)])
 def test_kill_9_at_seeded_points_loses_and_doubles_nothing(
-    store: str, tmp_path: Path, seed: int
+    store: str, tmp_path: Path, proto: str, seed: int
 ) -> None:
     rng = random.Random(seed)
     feed, rereq, port = free_udp_port(), free_udp_port(), free_tcp_port()
     journal, summary = tmp_path / "journal", tmp_path / "summary.json"
     args = ("one_tick_mm", "--store", store, "--venue", "SIM", "--symbol", "SYN",
             "--date", DATE.isoformat(), "--feed", f"itch://127.0.0.1:{feed}?rerequest={rereq}",
-            "--gateway", gateway_url("ouch", port, tmp_path), "--journal", str(journal),
+            "--gateway", gateway_url(proto, port, tmp_path), "--journal", str(journal),
             "--summary", str(summary))
     logs: list[Path] = []
     venue_log = tmp_path / "venue.log"
     kills = 3
     with venue_process(store, "SIM", "SYN", DATE, "--speed", "200",
                        "--itch", f"127.0.0.1:{feed}", "--rerequest-port", str(rereq),
-                       "--ouch-port", str(port), "--linger", "120", log=venue_log):
+                       f"--{proto}-port", str(port), "--fix-store", str(tmp_path / "fix-venue"),
+                       "--linger", "120", log=venue_log):
         for k in range(kills + 1):
             log = tmp_path / f"live-{k}.log"
             logs.append(log)
@@ -80,10 +82,11 @@ def test_kill_9_at_seeded_points_loses_and_doubles_nothing(
     texts = [p.read_text() for p in logs]
     assert all("rebuilt from the journal" in t for t in texts[1:])
     lost = sum(int(m[1]) for t in texts for m in LOST_RE.finditer(t))
-    m = VENUE_RE.search(venue_log.read_text())
+    owner = "ouch:u1" if proto == "ouch" else "fix:CLI"
+    m = re.search(VENUE_RE.format(owner), venue_log.read_text())
     assert m is not None, venue_log.read_text()[-2000:]
     bought, sold, position, n_exec, accepted, rejected = map(int, m.groups())
-    # sent once: one UserRefNum per order, one order per (strategy, order id)
+    # sent once: one UserRefNum / ClOrdID per order, one order per (strategy, order id)
     keys, refs = [], []
     for r in read(journal):
         if r.kind == KIND_ORDER_OUT and r.stream == STREAM_SENT:
