@@ -224,6 +224,8 @@ class Recovered:
     cancels: set[str] = field(default_factory=set)  #: cancels the engine asked for
     tifs: dict[str, int] = field(default_factory=dict)
     aliases: list[tuple[str, str]] = field(default_factory=list)  #: (key, id of a request)
+    #: requests the crashed run decided but never journaled, so never sent
+    unsent: list[npt.NDArray[np.void]] = field(default_factory=list)
 
 
 def recover(runner: LiveRunner, directory: str | Path) -> Recovered:
@@ -252,14 +254,18 @@ def recover(runner: LiveRunner, directory: str | Path) -> Recovered:
     out = Parity()
     try:
         drive(runner, records, out)
+        # decisions after the journal's last one: the engine made them, the crash came
+        # before they were journaled (so before any byte of theirs left): never sent
+        unsent = [r for r, _ in runner.decisions[out.live:]]
     finally:
         runner.replay = False
         runner.decisions.clear()
-    if not out.ok:
+    trailing = out.compared == out.live and len(unsent) > 0
+    if not out.ok and not trailing:
         msg = (f"{where}: the journal does not replay to its own decisions "
                f"({out.first_difference}); not resuming from it")
         raise DataError(msg)
-    rec = Recovered()
+    rec = Recovered(unsent=unsent if trailing else [])
     for r in records:
         if r.kind == KIND_ORDER_OUT and r.stream == STREAM_SENT:
             q = request_of(r.payload)

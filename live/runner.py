@@ -877,7 +877,7 @@ class LiveRunner:
                 quiet_until = time.monotonic() + quiet_s
         t = time.time_ns()
         lost = [k for k, o in gw.orders.items() if o.state == OrderState.PENDING_NEW]
-        answers = []
+        answers: list[npt.NDArray[np.void]] = []
         for key in lost:
             live = self.orders[key]
             gw.orders[key].state = OrderState.REJECTED
@@ -885,16 +885,27 @@ class LiveRunner:
             a["ts"] = a["exch_ts"] = t
             a["kind"], a["oid"], a["strategy"], a["fee"] = RESP_REJECT, live.oid, live.sid, np.nan
             answers.append(a)
+        # requests decided but never journaled before the crash (so never sent): a cancel
+        # is sent now if its order still works; a new order or a modify is answered here
+        # as if refused (the strategy decides again on what it sees next)
+        cancels = set(rec.cancels)
+        for r in rec.unsent:
+            key = order_key(int(r["strategy"]), int(r["oid"]))
+            if r["kind"] == REQ_CANCEL and key in gw.orders and gw.orders[key].live:
+                cancels.add(key)
+            else:
+                answers.append(_local_answer(r, t))
         if answers:
             self._inject(np.concatenate(answers), t)
-        again = [k for k in rec.cancels if k in gw.orders
+        again = [k for k in cancels if k in gw.orders
                  and gw.orders[k].state in (OrderState.NEW, OrderState.PARTIALLY_FILLED)]
         for key in again:
             self._note_ref(gw, key, "cancel")
             gw.cancel(key)
         log.warning("recovered: %d order(s) adopted, %d never reached the venue (rejected "
-                    "locally), %d cancel(s) sent again; venue messages from %d on replayed",
-                    len(rec.orders), len(lost), len(again), rec.last_seq + 1)
+                    "locally), %d cancel(s) sent again, %d request(s) decided but never sent; "
+                    "venue messages from %d on replayed", len(rec.orders), len(lost),
+                    len(again), len(rec.unsent), rec.last_seq + 1)
 
     async def _connect(self, timeout_s: float) -> None:
         gw = self.gateway
