@@ -855,9 +855,11 @@ class LiveRunner:
                 gw.alias(key, ref)  # type: ignore[union-attr]
         resume(rec.last_seq)
 
-    async def reconcile(self, rec: Any, quiet_s: float = 0.5, timeout_s: float = 10.0) -> None:
+    async def reconcile(self, rec: Any, quiet_s: float = 2.0, timeout_s: float = 20.0) -> None:
         """After a recovered run logs in: take the venue's replay of what the journal
-        missed (until the session is quiet for ``quiet_s``), then settle the rest.
+        missed (until the session is quiet for ``quiet_s``: OUCH does not say where the
+        venue's stream ends, and 0.5 s was too short on a busy machine -- an order the venue
+        had accepted was taken for one it never got), then settle the rest.
 
         Policy: a new order the venue never heard of (its bytes never left before the
         crash) is rejected locally, never sent again; an order the engine asked to cancel
