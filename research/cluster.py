@@ -19,6 +19,7 @@ import datetime as dt
 import logging
 import os
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -37,13 +38,14 @@ Batch = tuple[dt.date, list[Mapping[str, Any]]]
 Done = Callable[[Batch, pl.DataFrame, pl.DataFrame], None]
 
 
-class Runner:
+class Runner(ABC):
     """Runs batches and hands each result to a callback as it completes."""
 
     n_workers: int = 1
 
+    @abstractmethod
     def run(self, batches: Sequence[Batch], done: Done) -> None:
-        raise NotImplementedError
+        """Evaluate ``batches`` and call ``done`` with each one's results as it completes."""
 
 
 class InlineRunner(Runner):

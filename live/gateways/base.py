@@ -367,9 +367,9 @@ class OrderGateway(ABC):
     _writer: asyncio.StreamWriter | None
     _task: asyncio.Task[None] | None
 
+    @abstractmethod
     async def _session_once(self) -> None:
         """One connection: log on, serve it until it ends (the protocol's part)."""
-        raise NotImplementedError
 
     async def _run(self) -> None:
         """Connect, serve, reconnect with exponential backoff until :meth:`close`. A refused
