@@ -2,10 +2,11 @@
 
 A run records millions of orders and fills; keeping them all until the end costs memory in
 proportion to the run (about 50 MB per million events for a market maker) and a long write
-at the end. :class:`ResultSink` takes the tables a batch at a time (each recorder flush,
-decoded), buffers at most about :data:`ROW_GROUP_ROWS` rows per table and appends them to
-``<name>.parquet`` as row groups, written by a thread of its own; it feeds the same batches to a
-:class:`framework.analysis.stats.Tally`, so statistics need no table loaded whole.
+at the end. :class:`ResultSink` takes the tables a batch at a time (each recorder flush),
+buffers at most about :data:`ROW_GROUP_ROWS` rows per table and appends them to
+``<name>.parquet`` as row groups; it feeds the same batches to a
+:class:`framework.analysis.stats.Tally`, so statistics need no table loaded whole. All of that
+runs in a thread of its own, beside the replay (whose compiled loop releases the GIL).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import shutil
 import tempfile
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import polars as pl
@@ -29,10 +30,11 @@ from framework.analysis.tally import Tally
 
 #: Rows buffered per table before they are written as one row group.
 ROW_GROUP_ROWS = 1 << 17
-#: Row groups waiting for the writer thread, at most (more wait in the caller).
-PENDING = 2
+#: Parts waiting for the sink's thread, at most (more wait in the caller): with the engine's
+#: recorder buffers (65 536 rows) a few MB each
+PENDING = 8
 #: LZ4: its encode takes ~30 % less CPU than zstd's on these tables (files ~40 % larger);
-#: the writer thread shares the machine with the replay, so its CPU is the run's
+#: the sink's thread shares the machine with the replay, so its CPU is the run's
 _COMPRESSION = "lz4"
 #: Columns whose row groups carry min/max statistics: the times readers filter on. Statistics
 #: of every column cost ~20 % of the encode and no query here uses them.
@@ -56,10 +58,10 @@ class ResultSink:
     Nothing touches the disk before the first row group (or :meth:`close`). :meth:`abort`
     removes everything written so far.
 
-    Row groups are encoded and written by a thread of the sink's own (Arrow does that
-    without the GIL), so the replay goes on meanwhile; at most :data:`PENDING` row groups
-    wait for it. A write that fails is raised by the next :meth:`add` or :meth:`close`,
-    which abort the sink.
+    Parts are decoded (:meth:`add_later`), counted, encoded and written by a thread of the
+    sink's own, in the order they were added, so the replay goes on meanwhile; at most
+    :data:`PENDING` parts wait for it. What fails there (a write, a decode) is raised by the
+    next :meth:`add`, :meth:`drain` or :meth:`close`, which abort the sink.
     """
 
     def __init__(
@@ -90,10 +92,12 @@ class ResultSink:
         }
         self._buf: dict[str, list[pa.Table]] = {name: [] for name in TABLES}
         self._buffered: dict[str, int] = dict.fromkeys(TABLES, 0)
-        self._writers: dict[str, pq.ParquetWriter] = {}  #: used by the writer thread only
-        self._queue: queue.Queue[tuple[str, Path, pa.Table] | None] = queue.Queue(PENDING)
+        self._writers: dict[str, pq.ParquetWriter] = {}  #: the sink's thread's until it stops
+        self._queue: queue.Queue[tuple[str, Callable[[], pl.DataFrame]] | None] = queue.Queue(
+            PENDING
+        )
         self._thread: threading.Thread | None = None
-        self._error: Exception | None = None  #: set by the writer thread
+        self._error: BaseException | None = None  #: set by the sink's thread
         self._dir: Path | None = None
         self._temp = False  #: the folder is our own temporary one
         self._staged: dict[str, Path] = {}
@@ -102,10 +106,48 @@ class ResultSink:
     # --- writing -----------------------------------------------------------------------------
     def add(self, name: str, df: pl.DataFrame) -> None:
         """Append rows of table ``name`` (columns and dtypes of its schema)."""
+        self.add_later(name, lambda: df)
+
+    def add_later(self, name: str, make: Callable[[], pl.DataFrame]) -> None:
+        """Append the rows ``make()`` returns to table ``name``, made by the sink's thread.
+
+        The engine hands over its recorder rows (a copy) with the decoder: decoding,
+        counting and encoding then run beside the replay instead of inside it. Tables are
+        built in the order they were added. What ``make`` raises is raised by the next
+        :meth:`add`, :meth:`drain` or :meth:`close`."""
         if self._closed:
             msg = "the result sink is closed; rows can no longer be added"
             raise RuntimeError(msg)
-        self._raise_write_error()
+        self._raise_error()
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._work_loop, name="hftlab-result-sink", daemon=True
+            )
+            self._thread.start()
+        self._queue.put((name, make))  # waits while PENDING are queued
+
+    def drain(self) -> None:
+        """Wait until everything added so far is counted and buffered (or written)."""
+        if self._thread is not None:
+            self._queue.join()
+        self._raise_error()
+
+    def _work_loop(self) -> None:
+        """The sink's thread: make, count and buffer each part; write full row groups."""
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                if self._error is None and not self._closed:  # else: drop the rest
+                    name, make = item
+                    self._append(name, make())
+            except BaseException as exc:  # handed to the caller's thread, which raises it
+                self._error = exc
+            finally:
+                self._queue.task_done()
+
+    def _append(self, name: str, df: pl.DataFrame) -> None:
         if df.height == 0:
             return
         self.tally.update(name, df)
@@ -115,51 +157,39 @@ class ResultSink:
         self._buf[name].append(table)
         self._buffered[name] += df.height
         if self._buffered[name] >= self.row_group_rows:
-            self._send(name)
+            self._write(name)
 
-    def _send(self, name: str) -> None:
-        """Hand the buffered rows of ``name`` to the writer thread as one row group."""
+    def _write(self, name: str) -> None:
+        """Write the buffered rows of ``name`` as one row group."""
         parts = self._buf[name]
         if not parts:
             return
         table = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
         self._buf[name] = []
         self._buffered[name] = 0
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._write_loop, name="hftlab-result-sink", daemon=True
+        path = self._path(name)
+        try:
+            writer = self._writers.get(name)
+            if writer is None:
+                writer = self._writers[name] = self._writer(name, path)
+            writer.write_table(table, row_group_size=max(self.row_group_rows, table.num_rows))
+        except BaseException as exc:
+            err = OSError(
+                f"writing result table {name} to {path} failed ({exc}); "
+                "check the free space and permissions of that folder"
             )
-            self._thread.start()
-        self._queue.put((name, self._path(name), table))  # waits while PENDING are queued
-
-    def _write_loop(self) -> None:
-        while (item := self._queue.get()) is not None:
-            if self._error is not None:
-                continue  # drop the rest: the run will stop at the next add or close
-            name, path, table = item
-            try:
-                writer = self._writers.get(name)
-                if writer is None:
-                    writer = self._writers[name] = self._writer(name, path)
-                writer.write_table(table, row_group_size=max(self.row_group_rows, table.num_rows))
-                self.rows[name] += table.num_rows
-            except BaseException as exc:  # handed to the caller's thread, which raises it
-                err = OSError(
-                    f"writing result table {name} to {path} failed ({exc}); "
-                    "check the free space and permissions of that folder"
-                )
-                err.__cause__ = exc
-                self._error = err
+            raise err from exc
+        self.rows[name] += table.num_rows
 
     def _join(self) -> None:
-        """Wait until the writer thread has written everything queued, and stop it."""
+        """Wait until the sink's thread has done everything queued, and stop it."""
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join()
             self._thread = None
 
-    def _raise_write_error(self) -> None:
-        """Raise what the writer thread failed with; the sink is aborted then."""
+    def _raise_error(self) -> None:
+        """Raise what the sink's thread failed with; the sink is aborted then."""
         err = self._error
         if err is not None:
             self.abort()
@@ -201,10 +231,10 @@ class ResultSink:
             msg = "the result sink is already closed"
             raise RuntimeError(msg)
         try:
-            for name in TABLES:
-                self._send(name)
             self._join()
-            self._raise_write_error()
+            self._raise_error()
+            for name in TABLES:  # the thread has stopped: its buffers are ours
+                self._write(name)
             for name in TABLES:
                 writer = self._writers.pop(name, None)
                 if writer is None:
@@ -242,10 +272,10 @@ class ResultSink:
         self.rows[name] = kept
 
     def abort(self) -> None:
-        """Drop everything: stop the writer thread, delete the files written so far."""
-        self._closed = True
-        self._buf = {name: [] for name in TABLES}
+        """Drop everything: stop the sink's thread, delete the files written so far."""
+        self._closed = True  # the thread drops what is still queued
         self._join()
+        self._buf = {name: [] for name in TABLES}
         for writer in self._writers.values():
             with contextlib.suppress(OSError, pa.ArrowException):  # the file goes anyway
                 writer.close()

@@ -164,7 +164,8 @@ def _source(strategies: Sequence[Strategy], spans: list[range]) -> str:
     lines += [
         "",
         "",
-        "@njit(cache=True)",
+        # nogil: the result sink's thread decodes and writes the recorder's rows meanwhile
+        "@njit(cache=True, nogil=True)",
         f"def run(a, {args}):",
         "    st = unpack_raw(a)",
         "    h = st.h",

@@ -32,6 +32,7 @@ import dataclasses
 import enum
 import time
 from collections.abc import Iterator, Sequence
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -696,9 +697,10 @@ class Engine:
         ):
             n = int(h[word])
             if n:
-                # decoded into new arrays: the engine writes over the buffer when it goes on
-                rows = getattr(st, f"rec_{key}")[:n]
-                self._sink.add(RECORDS[key][0], self._decoder.decode(key, rows))
+                # a copy (the engine writes over the buffer when it goes on), decoded by the
+                # sink's thread while the replay goes on
+                rows = getattr(st, f"rec_{key}")[:n].copy()
+                self._sink.add_later(RECORDS[key][0], partial(self._decoder.decode, key, rows))
                 h[word] = 0
 
     @property
@@ -777,6 +779,7 @@ class Engine:
 
     def _result(self, extra: dict[str, Any]) -> BacktestResult:
         keep: dict[str, pl.Expr] = {}
+        self._sink.drain()  # every position row decoded: the decoder knows which to drop
         drop = self._decoder.positions_to_drop() if self._decoder is not None else []
         if drop:
             pairs = [(pl.col("strategy") == s) & (pl.col("instrument") == i) for s, i in drop]

@@ -286,7 +286,6 @@ def advance(p: int) -> int:
         h[H_SHARED_NOW] = h[H_NOW]
     scratch = st.scratch
     fills = scratch[: rest.shape[0]]
-    mbuf = scratch[rest.shape[0] :].reshape(-1)[:MSG_COLS]
     n_strat = strat.shape[0]
     n_inst = instarr.shape[0]
     lim = st.rec_fill.shape[0] - FLUSH_MARGIN
@@ -447,10 +446,14 @@ def advance(p: int) -> int:
             h[H_NOW] = t
             h[H_SHARED_NOW] = t
         elif t == treq:
+            # the message's words, made here: a reshape calls into numba's helper library,
+            # which costs every wake-up when made at the top
+            mbuf = scratch[rest.shape[0] :].reshape(-1)[:MSG_COLS]
             pop_msg(st, req, H_N_REQ, H_REQ_HEAD, mbuf)
             strat[ordm[mbuf[M_SLOT], O_STRAT], S_OWN_NOW] = t  # slots belong to a strategy
             venue_request(a, mbuf, t)
         elif t == tresp:
+            mbuf = scratch[rest.shape[0] :].reshape(-1)[:MSG_COLS]
             pop_msg(st, resp, H_N_RESP, H_RESP_HEAD, mbuf)
             strat[ordm[mbuf[M_SLOT], O_STRAT], S_OWN_NOW] = t
             w = local_response(a, mbuf, t)
