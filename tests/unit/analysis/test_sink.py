@@ -301,3 +301,32 @@ def test_a_result_never_reads_tables_another_run_wrote_over_its_files(
     with pytest.raises(DataError, match=r"fills.parquet was replaced or changed"):
         _ = first.fills
     assert BacktestResult.read(out).fills.height == 10
+
+
+def test_parts_made_by_the_sinks_thread_keep_their_order_and_a_failure_aborts_the_sink(
+    tables: dict[str, pl.DataFrame], tmp_path: Path
+) -> None:
+    """add_later: the engine hands over raw rows and their decoder; the tables are made in
+    the order added, and what a decode raises comes back to the caller with nothing left."""
+    out = tmp_path / "run"
+    sink = ResultSink(out, row_group_rows=500)
+    for chunk in parts(tables["fills"], seed=3):
+        sink.add_later("fills", lambda c=chunk: c)
+    sink.drain()  # every part counted: the tally is complete before close
+    assert sink.tally.fills_in_order
+    files = sink.close()
+    assert pl.read_parquet(files.paths["fills"]).equals(tables["fills"])
+
+    bad = ResultSink(out / "bad", row_group_rows=100)
+    bad.add("fills", tables["fills"])  # row groups written before the failure
+
+    def broken() -> pl.DataFrame:
+        msg = "the recorder wrote instrument code 9, which has no name; this is an engine bug"
+        raise ValueError(msg)
+
+    bad.add_later("orders", broken)
+    with pytest.raises(ValueError, match="engine bug"):
+        bad.drain()
+    assert not (out / "bad").exists() or not any((out / "bad").iterdir())
+    with pytest.raises(RuntimeError, match="closed"):
+        bad.add("orders", tables["orders"])
