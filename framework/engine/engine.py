@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from typing import Any, Literal
 
@@ -605,10 +605,14 @@ class Engine:
                     out.append((getattr(s, name), ctxs[k]))
             return out
 
-        # per instrument, the calls to make on a book change / a trade, each fn(arg, inst);
-        # built once so a wake-up is a short list walk
-        self._book_calls = [calls("on_book", WAKE_BOOK, i) for i in range(len(self.instruments))]
-        self._trade_calls = [calls("on_trade", WAKE_TRADE, i) for i in range(len(self.instruments))]
+        # per instrument, one call to make on a book change / a trade, fire(inst): built once,
+        # so a wake-up is one call (a lone subscriber's method itself, its context bound)
+        self._book_calls = [
+            _fire(calls("on_book", WAKE_BOOK, i)) for i in range(len(self.instruments))
+        ]
+        self._trade_calls = [
+            _fire(calls("on_trade", WAKE_TRADE, i)) for i in range(len(self.instruments))
+        ]
         for k, s in enumerate(strategies):
             if k in disp:
                 self._cs.start(arena, self._index[k])
@@ -629,12 +633,10 @@ class Engine:
             w = step(ptr)
             if w == WAKE_BOOK:
                 inst = hv[H_WAKE_INST]
-                for fn, arg in book_calls[inst]:
-                    fn(arg, inst)
+                book_calls[inst](inst)
             elif w == WAKE_TRADE:
                 inst = hv[H_WAKE_INST]
-                for fn, arg in trade_calls[inst]:
-                    fn(arg, inst)
+                trade_calls[inst](inst)
             elif w == WAKE_FILL or w == WAKE_ORDER or w == WAKE_TIMER:
                 self._strategy_wake(w, hv[H_WAKE_STRAT])
             else:
@@ -805,6 +807,24 @@ class Engine:
             end_ts=0 if end is None else int(end),
             config=cfg,
         )
+
+
+def _fire(calls: list[tuple[Any, Any]]) -> Callable[[int], Any]:
+    """One callable, ``fire(inst)``, making the calls ``fn(arg, inst)`` in order."""
+    if not calls:
+        return _nothing
+    if len(calls) == 1:
+        return partial(*calls[0])
+
+    def fire(inst: int) -> None:
+        for fn, arg in calls:
+            fn(arg, inst)
+
+    return fire
+
+
+def _nothing(inst: int) -> None:
+    """No strategy listens to the instrument."""
 
 
 __all__ = ["REQUEST_DTYPE", "RESPONSE_DTYPE", "Clock", "Engine", "Mode", "Venue", "Wake"]
