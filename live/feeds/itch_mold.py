@@ -60,6 +60,8 @@ from live.feeds.itch_mold_nb import (
     frame_decode_nb,
 )
 from live.venue.feed import is_multicast
+from live.wire import mmsg
+from live.wire.mmsg import BatchReceiver
 from live.wire.moldudp64 import (
     COUNT_END_OF_SESSION,
     COUNT_HEARTBEAT,
@@ -159,6 +161,12 @@ class MoldFeedHandler:
         self._pbuf = np.zeros(self.batch * SLOT, np.uint8)
         self._pmv = self._pbuf.data
         self._views = [self._pmv[k * SLOT : (k + 1) * SLOT] for k in range(self.batch)]
+        #: one recvmmsg per socket and poll where the platform has it (None: recv_into each)
+        self._rx = (
+            [BatchReceiver(s, self._pbuf, SLOT, self.batch) for s in self._socks]
+            if mmsg.AVAILABLE
+            else None
+        )
         self._pk = np.zeros((7, max(self.batch, 2)), np.int64)  # rows P_* (itch_mold_nb)
         self._plen, self._prts, self._pst = self._pk[P_LEN], self._pk[P_RTS], self._pk[P_ST]
         nm = self.batch * _MSGS_PER_SLOT
@@ -248,26 +256,32 @@ class MoldFeedHandler:
     def _recv(self, timeout_s: float) -> int:
         """Fill the batch from the feed socket, then from the resend socket."""
         now = time.time_ns()
-        got: list[int] = []
+        n = 0
         views = self._views
         # resends only come while a gap is open: no system call on their socket otherwise
-        for sock in self._socks if self._gap is not None else self._socks[:1]:
-            recv_into = sock.recv_into
+        for j, sock in enumerate(self._socks if self._gap is not None else self._socks[:1]):
             try:
-                for k in range(len(got), self.batch):
-                    got.append(recv_into(views[k], SLOT))  # noqa: PERF401 (until it raises)
+                if self._rx is not None:  # slots n.. in one call
+                    rx = self._rx[j]
+                    got = rx.recv(n, self.batch)
+                    self._plen[n : n + got] = rx.lengths[n : n + got]
+                    n += got
+                    continue
+                recv_into = sock.recv_into
+                while n < self.batch:
+                    self._plen[n] = recv_into(views[n], SLOT)
+                    n += 1
             except (BlockingIOError, InterruptedError):
                 pass
             except OSError as exc:  # e.g. ICMP unreachable after a re-request
                 log.debug("receive: %s", exc)
-        n = len(got)
         if n:
-            self._plen[:n] = got
             self._prts[:n] = now
             self.last_receive_ns = now
             if self.on_packet is not None:
+                plen = self._plen[:n].tolist()
                 for k in range(n):
-                    self.on_packet(views[k][: got[k]], now)
+                    self.on_packet(views[k][: plen[k]], now)
         if n == 0 and timeout_s > 0:
             select.select(self._socks if self._gap is not None else self._socks[:1], [], [],
                           timeout_s)

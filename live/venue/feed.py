@@ -24,9 +24,13 @@ import numpy as np
 import numpy.typing as npt
 
 from framework.core.errors import ConfigError
+from live.wire import mmsg
+from live.wire.mmsg import BatchSender
 from live.wire.moldudp64 import (
     COUNT_END_OF_SESSION,
     COUNT_HEARTBEAT,
+    HEADER_LEN,
+    SESSION_LEN,
     BadFrame,
     decode_request,
     header,
@@ -115,6 +119,8 @@ class MoldPublisher:
                                  socket.inet_aton(interface))
             self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
             self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+        #: many packets per system call (None: one sendmsg each)
+        self._batch = BatchSender(self.sock, self.targets) if mmsg.AVAILABLE else None
         self.req_sock: socket.socket | None = None
         if rerequest_port is not None:
             self.req_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -150,14 +156,7 @@ class MoldPublisher:
         self._packets.append((count, blocks))
         self._buffered += count
         self.next_seq += count
-        if self.buffer_messages is not None:
-            while self._buffered - self._packets[self._start][0] >= self.buffer_messages:
-                self._buffered -= self._packets[self._start][0]
-                self._packets[self._start] = (0, b"")
-                self._start += 1
-            if self._start > 4096 and self._start * 2 > len(self._packets):
-                del self._packets[: self._start], self._firsts[: self._start]
-                self._start = 0
+        self._trim()
         self.stats.messages_published += count
         if self._drop_now():
             self.stats.packets_dropped += 1
@@ -166,6 +165,52 @@ class MoldPublisher:
         self._send(header(self.session, seq, count), blocks)
         self.stats.packets_sent += 1
         return seq
+
+    def publish_many(self, buf: npt.NDArray[np.uint8], starts: npt.NDArray[np.int64],
+                     ends: npt.NDArray[np.int64], counts: npt.NDArray[np.int64]) -> None:
+        """Send data packets ``k`` = the blocks ``buf[starts[k]:ends[k]]``, ``counts[k]``
+        messages each, in order: as :meth:`publish` per packet, with one ``sendmmsg`` per
+        up to :data:`live.wire.mmsg.MAX_BATCH` datagrams where the platform has it (and no
+        packets are to be dropped)."""
+        n = len(starts)
+        if n == 0:
+            return
+        if self.drop > 0.0 or self._batch is None:
+            mv = buf.data
+            for a, b, c in zip(starts.tolist(), ends.tolist(), counts.tolist(), strict=True):
+                self.publish(mv[a:b], c)
+            return
+        seqs = self.next_seq + np.cumsum(counts) - counts
+        headers = np.empty((n, HEADER_LEN), np.uint8)
+        headers[:, :SESSION_LEN] = np.frombuffer(self.session, np.uint8)
+        headers[:, SESSION_LEN : SESSION_LEN + 8] = seqs.astype(">u8").view(np.uint8).reshape(n, 8)
+        headers[:, SESSION_LEN + 8 :] = counts.astype(">u2").view(np.uint8).reshape(n, 2)
+        # the retransmission buffer first: a re-request may come as soon as one is out
+        mv = buf.data
+        self._firsts.extend(seqs.tolist())
+        self._packets.extend(
+            (c, mv[a:b])
+            for c, a, b in zip(counts.tolist(), starts.tolist(), ends.tolist(), strict=True)
+        )
+        total = int(counts.sum())
+        self._buffered += total
+        self.next_seq += total
+        self._trim()
+        self.stats.messages_published += total
+        self._batch.send(headers, buf, starts, ends)
+        self.stats.packets_sent += n
+
+    def _trim(self) -> None:
+        """Forget the oldest packets beyond ``buffer_messages``."""
+        if self.buffer_messages is None:
+            return
+        while self._buffered - self._packets[self._start][0] >= self.buffer_messages:
+            self._buffered -= self._packets[self._start][0]
+            self._packets[self._start] = (0, b"")
+            self._start += 1
+        if self._start > 4096 and self._start * 2 > len(self._packets):
+            del self._packets[: self._start], self._firsts[: self._start]
+            self._start = 0
 
     def heartbeat(self) -> None:
         """A heartbeat carrying the next sequence number."""

@@ -31,6 +31,7 @@ from types import FrameType
 from typing import Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from framework.core.errors import ConfigError
 from framework.core.events import FLAG_LAST, EventArray
@@ -114,6 +115,13 @@ class _Pacer:
             return 0.0
         return self.t0 + (ts - self.ts0) / 1e9 / self.speed - time.monotonic()
 
+    def due(self, ts: npt.NDArray[np.int64]) -> int:
+        """How many of the (non-decreasing) exchange times ``ts`` are due now."""
+        if self.speed is None:
+            return len(ts)
+        elapsed = (time.monotonic() - self.t0) * 1e9 * self.speed  # exchange ns since ts0
+        return int(np.searchsorted(ts - self.ts0, elapsed, side="right"))
+
 
 def _packets(rep: ReplayDay) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Packet boundaries (first message index per packet + end), each packet's exchange time,
@@ -159,9 +167,8 @@ class Venue:
         may_end = np.zeros(len(stream), np.bool_)
         may_end[-1] = True
         firsts = packetize_nb(lens, may_end, MAX_PAYLOAD)
-        mv = stream.buf.data
-        for a, b in zip(firsts[:-1].tolist(), firsts[1:].tolist(), strict=True):
-            self.pub.publish(mv[int(starts[a]) : int(stream.ends[b - 1])], b - a)
+        self.pub.publish_many(stream.buf, starts[firsts[:-1]], stream.ends[firsts[1:] - 1],
+                              np.diff(firsts))
         self._last_send = time.monotonic()
 
     def _publish_events(self, events: EventArray) -> None:
@@ -200,19 +207,19 @@ class Venue:
 
     def _run_stream(self) -> None:
         firsts, pkt_ts, starts = _packets(self.rep)
-        ends = self.rep.stream.ends
-        mv = self.rep.stream.buf.data
+        buf = self.rep.stream.buf
+        p_starts = starts[firsts[:-1]]  # each packet's bytes
+        p_ends = self.rep.stream.ends[firsts[1:] - 1]
+        counts = np.diff(firsts)
         pacer = _Pacer(self.cfg.speed, int(pkt_ts[0]) if len(pkt_ts) else 0)
         n = len(firsts) - 1
         k = 0
         while k < n and not self.stop.is_set():
-            burst = 0
-            while k < n and burst < BURST and pacer.wait_s(int(pkt_ts[k])) <= 0:
-                a, b = int(firsts[k]), int(firsts[k + 1])
-                self.pub.publish(mv[int(starts[a]) : int(ends[b - 1])], b - a)
-                k += 1
-                burst += 1
+            burst = pacer.due(pkt_ts[k : k + BURST])  # the packets due now, in one go
             if burst:
+                e = k + burst
+                self.pub.publish_many(buf, p_starts[k:e], p_ends[k:e], counts[k:e])
+                k = e
                 self._last_send = time.monotonic()
             self._idle()
             if k < n and burst < BURST:
