@@ -194,6 +194,7 @@ class Matcher:
         self._orders: dict[int, _Client] = {}  #: resting client orders by venue id
         self._levels: dict[tuple[int, int], list[_Client]] = {}  #: (side, price) -> FIFO
         self._consumed: dict[int, int] = {}  #: replayed order id -> lots clients took
+        self._watch_grew = False  #: a replayed order became watched during on_market
         self._next_id = 1
         self._next_ref = client_ref_base
         self._match = 0
@@ -254,15 +255,24 @@ class Matcher:
         adds = int(np.count_nonzero(events["kind"] == KIND_ADD))
         if self.book.n_orders + adds > len(self.book.orders):
             self.book.grow(max(2 * len(self.book.orders), self.book.n_orders + adds))
-        idx = np.flatnonzero(self._relevant(events))
+        # the events to look at one by one are chosen from what is watched now; one of them
+        # can make a replayed order watched (a client took part of it), and that order's
+        # later events in the batch then matter too: the rest is chosen again
         start = 0
-        for i in idx:
-            if i > start:
-                self.book.apply_events(events[start:i])
-            self._one(events[i])
-            start = int(i) + 1
-        if start < n:
-            self.book.apply_events(events[start:])
+        while start < n:
+            self._watch_grew = False
+            idx = np.flatnonzero(self._relevant(events[start:])) + start
+            for i in idx.tolist():
+                if i > start:
+                    self.book.apply_events(events[start:i])
+                self._one(events[i])
+                start = i + 1
+                if self._watch_grew:
+                    break
+            else:
+                if start < n:
+                    self.book.apply_events(events[start:])
+                start = n
         self.now = max(self.now, int(events["exch_ts"][-1]))
         return self.take_events()
 
@@ -365,6 +375,7 @@ class Matcher:
             taken += f
             self._maker_fill(c, c.price, f)
         if taken:
+            self._watch_grew |= oid not in self._consumed
             self._consumed[oid] = self._consumed.get(oid, 0) + taken
 
     def _on_print(self, aggressor: int, price: int, qty: int) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from framework.book import L3Book
@@ -396,8 +396,14 @@ def _day(seed: int, n: int) -> np.ndarray:
     return ev(*rows)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(seed=st.integers(0, 10_000), cut=st.integers(1, 60))
+# a replayed order a client takes part of becomes watched in the middle of a batch: its later
+# events in the same batch (an execution) must be looked at too, or its remaining lots are
+# counted twice (these days failed so before the filter was chosen again)
+@example(seed=3050, cut=18)
+@example(seed=427, cut=5)
+@example(seed=5201, cut=33)
 def test_batched_market_data_equals_event_by_event(seed: int, cut: int) -> None:
     """The relevance filter never skips an event that matters, and the replayed book is
     exactly the day's book whatever the clients do."""
