@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,16 @@ def run_session(args: argparse.Namespace) -> int:
     feed_spec = FeedSpec.parse(args.feed)
     gw_spec = GatewaySpec.parse(args.gateway) if args.gateway else None
     strategies = strategies_from_words(args.strategy, params=args.param, risk=args.risk)
+    if not args.paper:
+        from live.promote import PromotionError, records_folder, require_live
+
+        try:
+            promoted = require_live(records_folder(args.records, args.journal), strategies,
+                                    force=args.force, reason=args.reason)
+        except PromotionError as exc:
+            print(f"hftlab: error: {exc}", file=sys.stderr)
+            return 2
+        args.risk = [*args.risk, *promoted]  # the journal's session record holds them
     triggers = Triggers.parse(args.kill_on)
     control_at = _control_address(args)
     resume = bool(args.journal) and bool(segments(Path(args.journal)))
@@ -168,6 +180,10 @@ def summarise(runner: LiveRunner, result: Any) -> dict[str, Any]:
         "messages": runner.feed.messages,
         "gaps": runner.feed.gaps,
         "killed": runner.switch.tripped,
+        "denials": {str(k): int(v) for k, v in result.denials["reason"].value_counts()
+                    .iter_rows()} if result.denials.height else {},
+        "risk": {s.name: {k: v for k, v in dataclasses.asdict(s.risk_limits).items()
+                          if v is not None} for s in runner.engine.strategies},
     }
     gw = runner.gateway
     if gw is not None:
