@@ -194,8 +194,10 @@ def _add_live(sub: Any, store_parent: argparse.ArgumentParser) -> None:
         help="run backtested strategies on a live feed, through an order gateway (or --paper)",
         description=(
             "The same Strategy classes as `hftlab backtest` (compiled or Python callbacks, "
-            "the same risk checks) on a live ITCH/MoldUDP64 feed, orders through an OUCH or "
-            "FIX gateway; with --paper, filled by the backtest's simulated venue. The "
+            "the same risk checks) on a live ITCH/MoldUDP64 or Binance websocket feed, orders "
+            "through an OUCH or FIX gateway; with --paper, filled by the backtest's simulated "
+            "venue. Without --paper, each strategy needs a promotion record with every gate "
+            "passed (`hftlab promote`), or --force --reason. The "
             "instrument (tick and lot size) is read from the store: --venue/--symbol/--date."
         ),
     )
@@ -205,7 +207,9 @@ def _add_live(sub: Any, store_parent: argparse.ArgumentParser) -> None:
     p.add_argument("--symbol", required=True, help="symbol of the instrument")
     p.add_argument("--date", required=True, help="YYYY-MM-DD: the day the feed carries")
     p.add_argument("--feed", required=True, metavar="itch://HOST:PORT[?rerequest=PORT]",
-                   help="where the MoldUDP64 feed arrives and the venue's re-request port")
+                   help="where the MoldUDP64 feed arrives and the venue's re-request port; "
+                   "or binance-ws://HOST:PORT/PATH[?futures=1]: a Binance combined stream "
+                   "(depth, bookTicker, trade) over a websocket")
     p.add_argument("--gateway", metavar="URL",
                    help="ouch://HOST:PORT?user=U&password=P or "
                    "fix://HOST:PORT?sender=S&target=T[&store=DIR]")
