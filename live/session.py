@@ -40,6 +40,10 @@ def run_session(args: argparse.Namespace) -> int:
     store = TickStore(args.store)
     inst = store.instrument(args.venue, args.symbol, date)
     feed_spec = FeedSpec.parse(args.feed)
+    if feed_spec.scheme != "itch" and not args.paper:
+        msg = (f"--feed {args.feed}: a Binance feed runs with --paper only (no order gateway "
+               "trades Binance instruments; the OUCH/FIX venues carry ITCH days)")
+        raise ConfigError(msg)
     price_step, qty_step = (price_qty_steps(inst.tick_size, inst.lot_size)
                             if feed_spec.scheme == "itch" else (1, 1))
     gw_spec = GatewaySpec.parse(args.gateway) if args.gateway else None

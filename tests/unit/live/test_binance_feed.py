@@ -3,7 +3,9 @@ requests decided by the messages alone (so a journal replay recognises the same 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -60,3 +62,21 @@ def test_snapshot_requests_follow_the_messages_and_a_gap_asks_again() -> None:
     assert f.sync.snapshots == 2
     assert f.messages == 6
     assert f._to_send == []  # a replay never sends
+
+
+def test_a_binance_feed_without_paper_is_refused_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from framework.cli import main
+    from framework.ingest.synthetic import generate_day
+    from framework.store import TickStore
+
+    day = generate_day(date=dt.date(2024, 3, 1), n_events=500, seed=1)
+    TickStore(tmp_path / "s").write(day.instrument, day.date, day.events)
+    assert main(["live", "one_tick_mm", "--store", str(tmp_path / "s"), "--venue", "SIM",
+                 "--symbol", "SYN", "--date", "2024-03-01", "--feed",
+                 "binance-ws://127.0.0.1:9/stream", "--gateway",
+                 "ouch://127.0.0.1:9?user=u&password=p"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "runs with --paper only" in err[0]
