@@ -48,6 +48,15 @@ def run_session(args: argparse.Namespace) -> int:
                             if feed_spec.scheme == "itch" else (1, 1))
     gw_spec = GatewaySpec.parse(args.gateway) if args.gateway else None
     strategies = strategies_from_words(args.strategy, params=args.param, risk=args.risk)
+    triggers = Triggers.parse(args.kill_on)
+    control_at = _control_address(args)
+    resume = bool(args.journal) and bool(segments(Path(args.journal)))
+    if resume and gw_spec is not None and gw_spec.proto == "fix" and "store" not in \
+            gw_spec.options:
+        msg = ("resuming a FIX session needs its sequence store: give the --gateway "
+               "fix://...&store=DIR of the run that wrote the journal")
+        raise ConfigError(msg)
+    # the last check (a forced start is recorded): a live start needs every promotion gate
     if not args.paper:
         from live.promote import PromotionError, records_folder, require_live
 
@@ -58,14 +67,6 @@ def run_session(args: argparse.Namespace) -> int:
             print(f"hftlab: error: {exc}", file=sys.stderr)
             return 2
         args.risk = [*args.risk, *promoted]  # the journal's session record holds them
-    triggers = Triggers.parse(args.kill_on)
-    control_at = _control_address(args)
-    resume = bool(args.journal) and bool(segments(Path(args.journal)))
-    if resume and gw_spec is not None and gw_spec.proto == "fix" and "store" not in \
-            gw_spec.options:
-        msg = ("resuming a FIX session needs its sequence store: give the --gateway "
-               "fix://...&store=DIR of the run that wrote the journal")
-        raise ConfigError(msg)
     meta = {
         "strategy": list(args.strategy), "param": list(args.param), "risk": list(args.risk),
         "mode": args.mode, "venue": args.venue, "symbol": args.symbol, "date": args.date,
