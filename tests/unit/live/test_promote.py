@@ -196,3 +196,50 @@ def test_hftlab_live_refuses_an_unpromoted_strategy_before_opening_anything(
     assert "give --journal DIR" in capsys.readouterr().err
     assert main([*base, "--journal", str(journal), "--force"]) == 1
     assert "--force needs --reason" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("params", "limits", "reason"), [
+    (["max_position=5"], {"max_position": 1, "max_notional": 1e9}, "max_position_instrument"),
+    ([], {"max_position": 5, "max_notional": 1.0}, "max_notional"),
+])
+def test_the_record_limits_are_enforced_by_the_compiled_risk_checks(
+    tmp_path: Path, params: list[str], limits: dict[str, float], reason: str
+) -> None:
+    """A promoted strategy in the runner (paper, packet by packet): every order beyond the
+    live gate's limits is denied with its reason code, none of them reaches the venue."""
+    from live.feeds.itch_mold import MoldFeedHandler
+    from live.runner import LiveRunner
+    from tests.unit.live.test_runner import DATE, T0, _packets
+
+    (s,) = strategies_from_words(["one_tick_mm"], params=params)
+    cand = Candidate.of(s)
+    for gate in ("backtest", "paper"):
+        append(tmp_path, cand, {"gate": gate, "passed": True})
+    append(tmp_path, cand, {"gate": "live", "passed": True, "limits": limits})
+    require_live(tmp_path, [s], force=False, reason=None)
+    rep, packets = _packets()
+    feed = MoldFeedHandler(listen=("127.0.0.1", 0), date=DATE,
+                           price_step=rep.price_step,  # type: ignore[attr-defined]
+                           qty_step=rep.qty_step)  # type: ignore[attr-defined]
+    r = LiveRunner(instrument=rep.instrument, strategies=[s], feed=feed,  # type: ignore[attr-defined]
+                   gateway=None, mode="compiled")
+    try:
+        r.start(T0)
+        t = T0
+        for p in packets:
+            t += 2_000_000
+            if feed.apply_packets([p], t):
+                r._run(t)
+        res = r.finish()
+    finally:
+        feed.close()
+    assert res.denials.height > 0
+    assert set(res.denials["reason"].to_list()) == {reason}
+    placed = res.orders.filter(pl.col("status") != "denied")
+    if reason == "max_notional":
+        assert placed.height == 0  # every order's notional is above 1
+    else:  # it trades up to the limit, never beyond, though its own limit is 5
+        lot = float(rep.instrument.lot_size)  # type: ignore[attr-defined]
+        assert placed.height > 0
+        assert res.fills.height > 0
+        assert res.fills["position"].abs().max() == pytest.approx(1 * lot)
