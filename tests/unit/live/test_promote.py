@@ -243,3 +243,35 @@ def test_the_record_limits_are_enforced_by_the_compiled_risk_checks(
         assert placed.height > 0
         assert res.fills.height > 0
         assert res.fills["position"].abs().max() == pytest.approx(1 * lot)
+
+
+def test_hftlab_promote_bad_input_is_one_line_and_records_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = _params(tmp_path, max_position=2)
+    rec = tmp_path / "rec"
+    cases = [
+        (["--params", str(good)], "give --records DIR"),
+        (["--params", str(tmp_path / "none.json"), "--records", str(rec)], "cannot read it"),
+        (["--params", str(good), "--records", str(rec), "--max-position", "2"],
+         "needs both --max-position N"),
+        (["--params", str(good), "--records", str(rec), "--study", str(tmp_path)],
+         "no study.json, trials.parquet, overfit.json there"),
+        (["--params", str(good), "--records", str(rec), "--journal", str(tmp_path / "j")],
+         "no journal there"),
+    ]
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    cases.append((["--params", str(bad), "--records", str(rec)], "give one JSON object"))
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps({"max_postion": 2}))
+    cases.append((["--params", str(wrong), "--records", str(rec)], "did you mean"))
+    for argv, why in cases:
+        assert main(["promote", "one_tick_mm", *argv]) == 1, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1, err
+        assert why in err[0], err
+    assert not any(rec.glob("promotion-*.json"))
+    # no gate asked: the record's state
+    assert main(["promote", "one_tick_mm", "--params", str(good), "--records", str(rec)]) == 0
+    assert "no promotion record of OneTickMM" in capsys.readouterr().out
