@@ -1,6 +1,7 @@
 """`hftlab live --feed binance-ws://...` over a real websocket on 127.0.0.1: the repo's replay
 server (live/feeds/binance_replay.py) serves the bundled spot BTCUSDT capture, the bundled
-one-tick market maker runs on it in --paper mode.
+one-tick market maker runs on it in --paper mode (and the USD-M futures capture, whose diffs
+chain by ``pu``).
 
 What must hold: every message of the capture reaches the runner and is journaled; the
 events the runner's feed made (decoded again from its journal) equal the importer's events
@@ -30,6 +31,7 @@ from live.replay import decoded_events
 from tests.integration.live.live_helpers import cli, live_process, wait_for_line
 
 SPOT = "crypto_hftbacktest_binance_raw_feed/binance_spot_btcusdt_20240808.gz"
+USDM = "crypto_hftbacktest_binance_raw_feed/binance_usdm_btcusdt_20240808.gz"
 FIELDS = [f for f in EVENT_DTYPE.names or () if f not in ("local_ts", "exch_ts", "instrument")]
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
@@ -67,11 +69,12 @@ def capture_server(lines: list[str]) -> Iterator[tuple[int, CaptureReplay]]:
         loop.close()
 
 
+@pytest.mark.parametrize(("sample", "query"), [(SPOT, ""), (USDM, "?futures=1")])
 def test_a_bundled_strategy_trades_paper_on_a_binance_websocket_feed(
-    shared_data: Path, tmp_path: Path
+    shared_data: Path, tmp_path: Path, sample: str, query: str
 ) -> None:
     store = str(tmp_path / "store")
-    capture = shared_data / SPOT
+    capture = shared_data / sample
     assert main(["data", "import", "binance", str(capture), "--store", store]) == 0
     ts = TickStore(store)
     (key,) = ts.keys()
@@ -80,7 +83,7 @@ def test_a_bundled_strategy_trades_paper_on_a_binance_websocket_feed(
     journal, summary, log = tmp_path / "journal", tmp_path / "summary.json", tmp_path / "live.log"
     with capture_server(lines) as (port, replay), live_process(
         "one_tick_mm", "--store", store, "--venue", key.venue, "--symbol", key.symbol,
-        "--date", key.date.isoformat(), "--feed", f"binance-ws://127.0.0.1:{port}/stream",
+        "--date", key.date.isoformat(), "--feed", f"binance-ws://127.0.0.1:{port}/stream{query}",
         "--paper", "--latency", "constant:200us", "--journal", str(journal),
         "--duration", "90", "--kill-on", "stale_feed_s=60", "--summary", str(summary),
         log=log,
