@@ -25,6 +25,7 @@ def register(sub: Any, store_parent: argparse.ArgumentParser) -> None:
     _add_venue(sub, store_parent)
     _add_live(sub, store_parent)
     _add_journal(sub, store_parent)
+    _add_promote(sub)
 
 
 def _add_venue(sub: Any, store_parent: argparse.ArgumentParser) -> None:
@@ -193,8 +194,10 @@ def _add_live(sub: Any, store_parent: argparse.ArgumentParser) -> None:
         help="run backtested strategies on a live feed, through an order gateway (or --paper)",
         description=(
             "The same Strategy classes as `hftlab backtest` (compiled or Python callbacks, "
-            "the same risk checks) on a live ITCH/MoldUDP64 feed, orders through an OUCH or "
-            "FIX gateway; with --paper, filled by the backtest's simulated venue. The "
+            "the same risk checks) on a live ITCH/MoldUDP64 or Binance websocket feed, orders "
+            "through an OUCH or FIX gateway; with --paper, filled by the backtest's simulated "
+            "venue. Without --paper, each strategy needs a promotion record with every gate "
+            "passed (`hftlab promote`), or --force --reason. The "
             "instrument (tick and lot size) is read from the store: --venue/--symbol/--date."
         ),
     )
@@ -204,7 +207,9 @@ def _add_live(sub: Any, store_parent: argparse.ArgumentParser) -> None:
     p.add_argument("--symbol", required=True, help="symbol of the instrument")
     p.add_argument("--date", required=True, help="YYYY-MM-DD: the day the feed carries")
     p.add_argument("--feed", required=True, metavar="itch://HOST:PORT[?rerequest=PORT]",
-                   help="where the MoldUDP64 feed arrives and the venue's re-request port")
+                   help="where the MoldUDP64 feed arrives and the venue's re-request port; "
+                   "or binance-ws://HOST:PORT/PATH[?futures=1]: a Binance combined stream "
+                   "(depth, bookTicker, trade) over a websocket")
     p.add_argument("--gateway", metavar="URL",
                    help="ouch://HOST:PORT?user=U&password=P or "
                    "fix://HOST:PORT?sender=S&target=T[&store=DIR]")
@@ -229,6 +234,12 @@ def _add_live(sub: Any, store_parent: argparse.ArgumentParser) -> None:
     p.add_argument("--kill-on", action="append", default=[], metavar="TRIGGER=VALUE",
                    help="automatic kill triggers: stale_feed_s (default 5), gateway_down_s "
                    "(2), rejects (20) within rejects_window_s (1)")
+    p.add_argument("--records", metavar="DIR",
+                   help="the promotion records (default: beside --journal DIR, in its parent)")
+    p.add_argument("--force", action="store_true",
+                   help="start live although the promotion record lacks a passed gate "
+                   "(recorded in it, with --reason)")
+    p.add_argument("--reason", metavar="TEXT", help="why --force (recorded)")
     p.set_defaults(func=_cmd_live)
 
 
@@ -236,6 +247,67 @@ def _cmd_live(args: argparse.Namespace) -> int:
     from live.session import run_session
 
     return run_session(args)
+
+
+def _add_promote(sub: Any) -> None:
+    p = sub.add_parser(
+        "promote",
+        help="record a strategy's promotion gates: backtest out of sample -> paper -> live",
+        description=(
+            "Check and record the promotion gates of STRATEGY with the parameter set of "
+            "--params: --study DIR (an optimisation study's walk-forward out-of-sample "
+            "result), --journal DIR (a --paper session whose journal parity passes, checked "
+            "now), --max-position/--max-notional (the capital limits of live trading). "
+            "Without a gate option: print the record. The record is "
+            "promotion-<Class>-<key>.json in --records DIR (default: beside --journal DIR)."
+        ),
+    )
+    p.add_argument("strategy", metavar="STRATEGY", help="bundled name or module:Class")
+    p.add_argument("--params", required=True, metavar="FILE",
+                   help='the parameter set: a JSON object {"name": value, ...}')
+    p.add_argument("--study", metavar="DIR", help="gate backtest: the study's --out folder")
+    p.add_argument("--min-oos-sharpe", type=float, default=0.0, metavar="S",
+                   help="gate backtest: out-of-sample Sharpe must be above S (default 0)")
+    p.add_argument("--journal", metavar="DIR", help="gate paper: the paper session's journal")
+    p.add_argument("--max-position", type=float, metavar="N",
+                   help="gate live: most lots held per instrument (with --max-notional)")
+    p.add_argument("--max-notional", type=float, metavar="X",
+                   help="gate live: most notional per order, in currency")
+    p.add_argument("--records", metavar="DIR",
+                   help="folder of the promotion records (default: beside --journal DIR)")
+    p.add_argument("--force", action="store_true",
+                   help="record a gate whose check fails as passed (with --reason)")
+    p.add_argument("--reason", metavar="TEXT", help="why --force (recorded)")
+    p.set_defaults(func=_cmd_promote)
+
+
+def _cmd_promote(args: argparse.Namespace) -> int:
+    import json
+
+    from framework.core.errors import ConfigError
+    from live.promote import Candidate, load_record, records_folder, run_gates
+
+    folder = records_folder(args.records, args.journal)
+    if folder is None:
+        msg = "give --records DIR (or --journal DIR: the record is kept beside it)"
+        raise ConfigError(msg)
+    cand = Candidate.from_file(args.strategy, args.params)
+    checks = run_gates(folder, cand, study=args.study, journal=args.journal,
+                       max_position=args.max_position, max_notional=args.max_notional,
+                       force=args.force, reason=args.reason,
+                       min_oos_sharpe=args.min_oos_sharpe)
+    rec = load_record(folder, cand)
+    where = cand.record_path(folder)
+    for c in checks:
+        word = "passed" if c.passed else ("FORCED" if args.force else "FAILED")
+        print(f"gate {c.gate}: {word}: {c.why}")
+    if rec is None:
+        print(f"no promotion record of {cand.class_name} key {cand.key} in {folder}")
+        return 0
+    status = {g: rec.passed(g) for g in ("backtest", "paper", "live")}
+    print(f"record {where}: " + json.dumps(status) + (f"; limits {rec.limits}" if rec.limits
+                                                       else ""))
+    return 0 if all(c.passed or args.force for c in checks) else 1
 
 
 def _add_journal(sub: Any, store_parent: argparse.ArgumentParser) -> None:

@@ -47,7 +47,6 @@ from framework.engine.config import LatencyConfig, QueueConfig
 from framework.engine.engine import Mode
 from framework.kernel.seam import RESPONSE_DTYPE
 from framework.strategy.spec import strategies_from_words
-from live.feeds.itch_mold import MoldFeedHandler
 from live.gateways.base import TERMINAL, Order, OrderState, Side
 from live.journal import (
     KIND_CONTROL,
@@ -62,10 +61,13 @@ from live.runner import (
     IN_LOCAL,
     IN_MORE,
     KIND_ADVANCE,
+    KIND_PAPER_ORDER,
     KIND_REF,
     STREAM_SENT,
+    FeedSpec,
     LiveRunner,
     order_key,
+    paper_orders,
     reference_of,
     request_of,
     response_of,
@@ -96,12 +98,12 @@ class Session:
         return cls(m, Instrument.from_dict(m["instrument"]), parse_date(m["date"]),
                    int(m["price_step"]), int(m["qty_step"]), int(m["locate"]))
 
-    def feed(self) -> MoldFeedHandler:
-        """A feed handler as the session's (its socket is never read: packets come from
-        the journal; no re-requests)."""
-        return MoldFeedHandler(listen=("127.0.0.1", 0), date=self.date,
-                               price_step=self.price_step, qty_step=self.qty_step,
-                               locate=self.locate)
+    def feed(self) -> Any:
+        """A feed handler as the session's (ITCH: its socket is never read, packets come
+        from the journal, no re-requests; Binance: never connected)."""
+        spec = FeedSpec.parse(self.meta["feed"])
+        return spec.build(self.instrument, self.date, price_step=self.price_step,
+                          qty_step=self.qty_step, listen=False)
 
 
 @dataclass
@@ -201,17 +203,38 @@ def parity(directory: str | Path, *, mode: Mode | None = None) -> Parity:
     m = s.meta
     strategies = strategies_from_words(m["strategy"], params=m["param"], risk=m["risk"])
     feed = s.feed()
+    paper = bool(m.get("paper"))
     runner = LiveRunner(instrument=s.instrument, strategies=strategies, feed=feed, gateway=None,
                         locate=s.locate, mode=mode or m["mode"],
                         latency=LatencyConfig.parse(m["latency"]),
-                        queue=QueueConfig.parse(m["queue"]), replay=True)
+                        queue=QueueConfig.parse(m["queue"]), replay=True, paper=paper)
     out = Parity()
+    finished = False
     try:
         drive(runner, records, out)
+        if paper and out.ok:
+            # the simulated venue's orders: the session journaled its own at the end
+            live = [r.payload.decode() for r in records if r.kind == KIND_PAPER_ORDER]
+            got = paper_orders(runner.finish())
+            finished = True
+            _compare_paper(live, got, out)
     finally:
-        runner.engine.abort()
+        if not finished:
+            runner.engine.abort()
         feed.close()
     return out
+
+
+def _compare_paper(live: list[str], got: list[str], out: Parity) -> None:
+    """A paper session's orders (journaled) against the replay's, one for one."""
+    out.live = len(live)
+    for k in range(max(len(live), len(got))):
+        a = live[k] if k < len(live) else "nothing"
+        b = got[k] if k < len(got) else "nothing"
+        if a != b:
+            out.first_difference = f"paper order {k + 1}: live: {a}; replay: {b}"
+            return
+        out.compared += 1
 
 
 @dataclass

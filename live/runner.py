@@ -106,6 +106,13 @@ log = logging.getLogger("hftlab.live.runner")
 
 KIND_ADVANCE = 1000  #: journal: the engine ran to this record's time with no new input
 KIND_REF = 1001  #: journal: "KEY REF": the protocol id a cancel or replace is about to carry
+#: journal, --paper: one order of the simulated venue (JSON row of the orders table), all of
+#: them at the session's end: a paper session's decisions never leave the engine, so this
+#: is what its parity compares
+KIND_PAPER_ORDER = 1002
+#: the orders-table columns a paper session's parity compares
+PAPER_FIELDS = ("order_id", "strategy", "side", "order_type", "tif", "price", "qty",
+                "submit_ts", "status", "filled_qty", "avg_price", "reason")
 STREAM_SENT = 0  #: ORDER_OUT stream: handed to the gateway (now, or once it can take it)
 STREAM_HELD = 1  #: ORDER_OUT stream: held by the kill switch, answered locally
 IN_MORE = 1  #: ORDER_IN stream bit: more responses of the same injected batch follow
@@ -151,21 +158,54 @@ PACKET_IN, DECODED, BOOK, STRATEGY, RISK, ENCODED, SENT = range(7)
 @dataclass(frozen=True)
 class FeedSpec:
     """``itch://HOST:PORT[?rerequest=PORT&session=NAME&locate=N]``: where the MoldUDP64 feed
-    arrives (unicast, or a 239.x group on loopback) and the venue's re-request port."""
+    arrives (unicast, or a 239.x group on loopback) and the venue's re-request port; or
+    ``binance-ws://HOST:PORT/PATH[?futures=1]``: a Binance combined stream (depth,
+    bookTicker, trade) over a websocket (``ws://HOST:PORT/PATH``), synced from snapshots
+    asked for on the same connection (USD-M futures rules with ``futures=1``)."""
 
     host: str
     port: int
     rerequest: int | None = None
     session: str | None = None
     locate: int = 1
+    scheme: str = "itch"
+    path: str = ""
+    futures: bool = False
 
     @classmethod
     def parse(cls, text: str) -> FeedSpec:
-        u = _url(text, "--feed", ("itch",), "itch://127.0.0.1:PORT?rerequest=PORT")
+        u = _url(text, "--feed", ("itch", "binance-ws"),
+                 "itch://127.0.0.1:PORT?rerequest=PORT or binance-ws://127.0.0.1:PORT/PATH")
+        if u.scheme == "binance-ws":
+            q = _query(u, "--feed", {"futures"})
+            fut = q.get("futures", "0")
+            if fut not in ("0", "1"):
+                msg = f"--feed: futures={fut!r}: give futures=1 (USD-M) or leave it out (spot)"
+                raise ConfigError(msg)
+            return cls(host=u.hostname or "127.0.0.1", port=_port(u, "--feed"),
+                       scheme=u.scheme, path=u.path or "/", futures=fut == "1")
         q = _query(u, "--feed", {"rerequest", "session", "locate"})
         return cls(host=u.hostname or "127.0.0.1", port=_port(u, "--feed"),
                    rerequest=_int(q, "rerequest", "--feed"), session=q.get("session"),
                    locate=_int(q, "locate", "--feed") or 1)
+
+    def build(self, instrument: Instrument, date: Any, *, price_step: int, qty_step: int,
+              listen: bool = True) -> Any:
+        """The feed handler this address names; ``listen=False``: a journal replay's (bound
+        to a free port, no re-requests, never connected)."""
+        if self.scheme == "binance-ws":
+            from live.feeds.binance_live import BinanceFeed
+
+            return BinanceFeed(f"ws://{self.host}:{self.port}{self.path}",
+                               tick_size=instrument.tick_size, lot_size=instrument.lot_size,
+                               futures=self.futures, locate=self.locate)
+        if not listen:
+            return MoldFeedHandler(listen=("127.0.0.1", 0), date=date, price_step=price_step,
+                                   qty_step=qty_step, locate=self.locate)
+        return MoldFeedHandler(
+            listen=(self.host, self.port), date=date, price_step=price_step,
+            qty_step=qty_step, locate=self.locate, session=self.session,
+            rerequest=None if self.rerequest is None else ("127.0.0.1", self.rerequest))
 
 
 @dataclass(frozen=True)
@@ -315,7 +355,7 @@ class LiveRunner:
         *,
         instrument: Instrument,
         strategies: Sequence[Strategy],
-        feed: MoldFeedHandler,
+        feed: Any,
         gateway: OrderGateway | None,
         locate: int = 1,
         mode: Mode = "auto",
@@ -327,13 +367,16 @@ class LiveRunner:
         meta: dict[str, Any] | None = None,
         replay: bool = False,
         triggers: Triggers | None = None,
+        paper: bool | None = None,
     ) -> None:
         self.instrument = instrument
         self.feed, self.gateway, self.locate = feed, gateway, int(locate)
+        #: the simulated venue fills the orders (live --paper, and the replay of its journal)
+        self.paper = gateway is None and not replay if paper is None else paper
         self.engine = Engine(
             instruments=[instrument], strategies=list(strategies), mode=mode,
             latency=latency, queue=queue,
-            venue="external" if gateway is not None or replay else "simulated", clock="wall")
+            venue="simulated" if self.paper else "external", clock="wall")
         #: journal replay: requests are recorded here (the journal holds the answers)
         self.replay = replay
         self.decisions: list[tuple[npt.NDArray[np.void], int]] = []
@@ -770,12 +813,15 @@ class LiveRunner:
         loop = asyncio.get_running_loop()
         stop = stop or asyncio.Event()
         wake = asyncio.Event()
-        socks = [s.fileno() for s in (self.feed.sock, self.feed.req_sock)]
+        opens = getattr(self.feed, "open", None)  # a feed on the loop (websocket)
+        socks = [] if opens else [s.fileno() for s in (self.feed.sock, self.feed.req_sock)]
         for fd in socks:
             loop.add_reader(fd, wake.set)
         pump: asyncio.Task[None] | None = None
         try:
             self.prepare()
+            if opens:
+                await opens(wake)
             if self.gateway is not None:
                 if recovered is not None:
                     self._adopt(recovered)
@@ -794,6 +840,9 @@ class LiveRunner:
             self.switch.on_trip.append(woken)
             while not stop.is_set() and (end is None or time.monotonic() < end):
                 if not self.poll_feed():
+                    if opens and self.feed.ended:  # the server closed the stream: done
+                        log.info("the feed's stream ended: stopping")
+                        break
                     self.idle()
                 self.take_gateway_events()
                 self.check_triggers()
@@ -810,6 +859,8 @@ class LiveRunner:
         finally:
             for fd in socks:
                 loop.remove_reader(fd)
+            if opens:
+                await self.feed.aclose()
             if pump is not None:
                 pump.cancel()
             if self.gateway is not None:
@@ -952,8 +1003,21 @@ class LiveRunner:
         self.take_gateway_events()
 
     def finish(self) -> Any:
-        """The session's result tables (orders, fills, positions) from the engine."""
-        return self.engine.finish()
+        """The session's result tables (orders, fills, positions) from the engine; a paper
+        session journals its orders (``KIND_PAPER_ORDER``) before it returns."""
+        result = self.engine.finish()
+        if self.paper and not self.replay and self.journal is not None:
+            for row in paper_orders(result):
+                self.journal.append(KIND_PAPER_ORDER, row.encode(), ts=self.engine.now)
+            self.journal.flush()
+        return result
+
+
+def paper_orders(result: Any) -> list[str]:
+    """The orders of a simulated-venue session as canonical JSON rows (PAPER_FIELDS)."""
+    cols = [c for c in PAPER_FIELDS if c in result.orders.columns]
+    return [json.dumps(r, sort_keys=True)
+            for r in result.orders.select(cols).iter_rows(named=True)]
 
 
 def _local_answer(r: npt.NDArray[np.void], t: int) -> npt.NDArray[np.void]:
@@ -972,6 +1036,7 @@ def _local_answer(r: npt.NDArray[np.void], t: int) -> npt.NDArray[np.void]:
 
 __all__ = [
     "KIND_ADVANCE",
+    "KIND_PAPER_ORDER",
     "FeedSpec",
     "GatewaySpec",
     "LiveRunner",

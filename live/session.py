@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,6 @@ from framework.engine.config import LatencyConfig, QueueConfig
 from framework.store import TickStore
 from framework.strategy.spec import strategies_from_words
 from live.control import TOKEN_ENV, ControlServer
-from live.feeds.itch_mold import MoldFeedHandler
 from live.gateways.base import Side
 from live.journal import JournalWriter, segments
 from live.monitor import Metrics
@@ -38,8 +39,13 @@ def run_session(args: argparse.Namespace) -> int:
     date = parse_date(args.date)
     store = TickStore(args.store)
     inst = store.instrument(args.venue, args.symbol, date)
-    price_step, qty_step = price_qty_steps(inst.tick_size, inst.lot_size)
     feed_spec = FeedSpec.parse(args.feed)
+    if feed_spec.scheme != "itch" and not args.paper:
+        msg = (f"--feed {args.feed}: a Binance feed runs with --paper only (no order gateway "
+               "trades Binance instruments; the OUCH/FIX venues carry ITCH days)")
+        raise ConfigError(msg)
+    price_step, qty_step = (price_qty_steps(inst.tick_size, inst.lot_size)
+                            if feed_spec.scheme == "itch" else (1, 1))
     gw_spec = GatewaySpec.parse(args.gateway) if args.gateway else None
     strategies = strategies_from_words(args.strategy, params=args.param, risk=args.risk)
     triggers = Triggers.parse(args.kill_on)
@@ -50,6 +56,17 @@ def run_session(args: argparse.Namespace) -> int:
         msg = ("resuming a FIX session needs its sequence store: give the --gateway "
                "fix://...&store=DIR of the run that wrote the journal")
         raise ConfigError(msg)
+    # the last check (a forced start is recorded): a live start needs every promotion gate
+    if not args.paper:
+        from live.promote import PromotionError, records_folder, require_live
+
+        try:
+            promoted = require_live(records_folder(args.records, args.journal), strategies,
+                                    force=args.force, reason=args.reason)
+        except PromotionError as exc:
+            print(f"hftlab: error: {exc}", file=sys.stderr)
+            return 2
+        args.risk = [*args.risk, *promoted]  # the journal's session record holds them
     meta = {
         "strategy": list(args.strategy), "param": list(args.param), "risk": list(args.risk),
         "mode": args.mode, "venue": args.venue, "symbol": args.symbol, "date": args.date,
@@ -60,10 +77,7 @@ def run_session(args: argparse.Namespace) -> int:
     }
     symbol = str(inst.extra.get("itch_symbol") or inst.symbol)
     # everything checked: now the sockets and files, each closed whatever happens next
-    feed = MoldFeedHandler(
-        listen=(feed_spec.host, feed_spec.port), date=date, price_step=price_step,
-        qty_step=qty_step, locate=feed_spec.locate, session=feed_spec.session,
-        rerequest=None if feed_spec.rerequest is None else ("127.0.0.1", feed_spec.rerequest))
+    feed = feed_spec.build(inst, date, price_step=price_step, qty_step=qty_step)
     journal = control = runner = result = None
     try:
         # opening the journal cuts a torn tail (a crash mid-record) before it is read
@@ -168,6 +182,11 @@ def summarise(runner: LiveRunner, result: Any) -> dict[str, Any]:
         "messages": runner.feed.messages,
         "gaps": runner.feed.gaps,
         "killed": runner.switch.tripped,
+        "book": _top(runner),
+        "denials": {str(k): int(v) for k, v in result.denials["reason"].value_counts()
+                    .iter_rows()} if result.denials.height else {},
+        "risk": {s.name: {k: v for k, v in dataclasses.asdict(s.risk_limits).items()
+                          if v is not None} for s in runner.engine.strategies},
     }
     gw = runner.gateway
     if gw is not None:
@@ -177,3 +196,14 @@ def summarise(runner: LiveRunner, result: Any) -> dict[str, Any]:
                           "orders": len(gw.orders),
                           "open": sum(1 for o in gw.orders.values() if o.live)}
     return out
+
+
+def _top(runner: LiveRunner) -> dict[str, int | None]:
+    """The engine's best bid and ask (ticks) at the end, as the strategies saw them."""
+    from framework.strategy.context import Context
+    from framework.strategy.nb import NO_PRICE
+
+    eng = runner.engine
+    ctx = Context(eng.arena, 0, eng.instruments)
+    bid, ask = int(ctx.best_bid(0)), int(ctx.best_ask(0))
+    return {"bid": None if bid == NO_PRICE else bid, "ask": None if ask == NO_PRICE else ask}

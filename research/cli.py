@@ -46,6 +46,9 @@ def register(sub: Any, store_parent: argparse.ArgumentParser) -> None:
     """Add this package's sub-commands to the ``hftlab`` parser ``sub``."""
     from framework.cli import add_run_options
     from framework.strategy.loader import BUNDLED
+    from research.news.cli import register as register_news
+
+    register_news(sub, store_parent)
 
     opt = sub.add_parser(
         "optimize",

@@ -229,6 +229,29 @@ class DepthSync:
         return np.array(rows, dtype=EVENT_DTYPE) if rows else np.zeros(0, EVENT_DTYPE)
 
 
+def on_message(sync: DepthSync, raw: str | bytes, recv_ns: int, in_flight: int | None) -> bool:
+    """Apply one websocket message to ``sync``: a combined-stream message, or the answer to
+    our snapshot request ``in_flight`` (True when it was); anything else is counted in
+    ``sync.rejected``. Shared by :func:`run_binance_ws` and the live runner's feed, so a
+    journal of the messages replays through exactly this."""
+    try:
+        msg_obj = json.loads(raw)
+    except ValueError:
+        sync.rejected["malformed JSON message"] += 1
+        return False
+    if not isinstance(msg_obj, dict):
+        sync.rejected["message is not a JSON object"] += 1
+        return False
+    if "result" in msg_obj and msg_obj.get("id") == in_flight:
+        sync.on_snapshot(recv_ns, msg_obj["result"])
+        return True
+    if "stream" in msg_obj:
+        sync.on_stream(recv_ns, msg_obj)
+    else:
+        sync.rejected["message neither a stream message nor our snapshot"] += 1
+    return False
+
+
 async def run_binance_ws(
     url: str,
     sync: DepthSync,
@@ -261,21 +284,8 @@ async def run_binance_ws(
                 raise VenueError(msg) from exc
             recv_ns = time.time_ns()
             n += 1
-            try:
-                msg_obj = json.loads(raw)
-            except ValueError:
-                sync.rejected["malformed JSON message"] += 1
-                continue
-            if not isinstance(msg_obj, dict):
-                sync.rejected["message is not a JSON object"] += 1
-                continue
-            if "result" in msg_obj and msg_obj.get("id") == in_flight:
+            if on_message(sync, raw, recv_ns, in_flight):
                 in_flight = None
-                sync.on_snapshot(recv_ns, msg_obj["result"])
-            elif "stream" in msg_obj:
-                sync.on_stream(recv_ns, msg_obj)
-            else:
-                sync.rejected["message neither a stream message nor our snapshot"] += 1
             ev = sync.take()
             if len(ev):
                 on_events(ev)

@@ -38,8 +38,14 @@ def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
 
 @contextlib.contextmanager
 def live_process(*args: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """``hftlab live ARGS`` in its own process group; always stopped (SIGKILL at the end)."""
+    """``hftlab live ARGS`` in its own process group; always stopped (SIGKILL at the end).
+
+    The runner's tests trade a strategy nobody promoted: with a gateway and no promotion
+    records named (``--records``), the start is forced with a reason (recorded beside the
+    journal, as any forced start is)."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    if "--gateway" in args and "--force" not in args and "--records" not in args:
+        args = (*args, "--force", "--reason", "runner integration test: not a promotion")
     with log.open("wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "framework.cli", "live", *args],
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
