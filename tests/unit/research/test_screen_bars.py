@@ -146,7 +146,8 @@ def test_bars_without_events_carry_the_close_with_no_volume(events: EventArray) 
     ts = events["local_ts"]
     counts = np.searchsorted(ts, ends, "right") - np.searchsorted(ts, ends - every, "right")
     quiet = np.flatnonzero(counts == 0)
-    assert len(quiet) and quiet[0] > 0
+    assert len(quiet)
+    assert quiet[0] > 0
     for i in quiet[:500]:
         row, prev = b.row(i, named=True), b.row(i - 1, named=True)
         assert row["open"] == row["high"] == row["low"] == row["close"] == prev["close"]
