@@ -90,8 +90,8 @@ class ScreenResult:
     ``table``: one row per parameter set, best first: ``rank``, the searched parameters,
     then the metrics (``pnl``, ``gross``, ``fees``, ``n_trades``, ``win_rate``,
     ``total_return``, ``sharpe``, ``sortino``, ``max_drawdown``), and ``params`` (the full
-    set as JSON). ``equity``: P&L (currency) of each set on the one-minute grid, long
-    (``rank``, ``ts``, ``equity``)."""
+    set as JSON). ``equity``: P&L (currency) of each set on the one-minute grid and at the
+    last bar, long (``rank``, ``ts``, ``equity``)."""
 
     signal: str
     names: list[str]
@@ -195,6 +195,7 @@ def run_screen(
     total_return = np.asarray(pf.total_return().to_numpy(), dtype=np.float64)
     seconds = time.perf_counter() - t0
     ts = bars["ts"].to_numpy()
+    grid_end = ts[0] + (ts[-1] - ts[0]) // DEFAULT_INTERVAL_NS * DEFAULT_INTERVAL_NS
     rows: list[dict[str, Any]] = []
     curves: list[npt.NDArray[np.float64]] = []
     for j, values in enumerate(sets):
@@ -219,9 +220,10 @@ def run_screen(
                 "set": j,
             }
         )
-        curves.append(grid)
+        curves.append(grid if len(grid) and grid_end == ts[-1] else np.append(grid, eq[-1]))
     table = _ranked(pl.DataFrame(rows), metric)
     grid_ts = ts[0] + np.arange(len(curves[0]), dtype=np.int64) * DEFAULT_INTERVAL_NS
+    grid_ts[-1] = ts[-1]  # the minute grid, and the last bar (where the P&L is final)
     order = table["set"].to_list()
     equity = pl.DataFrame(
         {
