@@ -88,7 +88,7 @@ class ScreenResult:
     """A screen's ranking and each set's equity.
 
     ``table``: one row per parameter set, best first: ``rank``, the searched parameters,
-    then the metrics (``pnl``, ``gross``, ``fees``, ``n_trades``, ``win_rate``,
+    then the metrics (``pnl``, ``gross``, ``fees``, ``n_trades``, ``n_orders``, ``win_rate``,
     ``total_return``, ``sharpe``, ``sortino``, ``max_drawdown``), and ``params`` (the full
     set as JSON). ``equity``: P&L (currency) of each set on the one-minute grid and at the
     last bar, long (``rank``, ``ts``, ``equity``)."""
@@ -191,6 +191,7 @@ def run_screen(
     value = np.asarray(pf.value().to_numpy(), dtype=np.float64) - init_cash
     fees = np.asarray(pf.orders.fees.sum().to_numpy(), dtype=np.float64)
     n_trades = np.asarray(pf.trades.count().to_numpy(), dtype=np.int64)
+    n_orders = np.asarray(pf.orders.count().to_numpy(), dtype=np.int64)
     win_rate = np.asarray(pf.trades.win_rate().to_numpy(), dtype=np.float64)
     total_return = np.asarray(pf.total_return().to_numpy(), dtype=np.float64)
     seconds = time.perf_counter() - t0
@@ -211,6 +212,7 @@ def run_screen(
                 "gross": pnl + float(fees[j]),
                 "fees": float(fees[j]),
                 "n_trades": int(n_trades[j]),
+                "n_orders": int(n_orders[j]),
                 "win_rate": float(win_rate[j]),
                 "total_return": float(total_return[j]),
                 "sharpe": sharpe(changes) if enough else math.nan,

@@ -156,7 +156,7 @@ def render_html(
         section("Equity of the best sets", _fig_equity(res) or note("No sets.")),
     ]
     if tick is not None:
-        vec = {**res.row(rank), "n_fills": 2 * int(res.row(rank)["n_trades"])}
+        vec = {**res.row(rank), "n_fills": int(res.row(rank)["n_orders"])}
         chosen = ", ".join(f"{n}={res.sets[rank - 1][n]}" for n in res.names)
         body = (
             f"<p>Set #{rank} ({html.escape(chosen)}) as <b>{html.escape(str(tick['strategy']))}"

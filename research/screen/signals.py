@@ -78,9 +78,11 @@ def _hold(direction, hold, day_end, reverse_exit):
 
 
 def day_ends(bars: pl.DataFrame) -> BoolArray:
-    """True at the last bar of each day (UTC date of ``ts``) and at the last bar."""
+    """True at the last bar of each day (UTC date of ``ts``) that another day follows. The
+    last bar of all is not marked: a strategy computing its signals as the bars arrive
+    cannot know that no bar follows, and a row must read the same either way."""
     day = bars.select(pl.from_epoch("ts", time_unit="ns").dt.date())["ts"]
-    out = (day != day.shift(-1)).fill_null(True).to_numpy()
+    out = (day != day.shift(-1)).fill_null(False).to_numpy()
     return np.asarray(out, dtype=np.bool_)
 
 
@@ -88,8 +90,9 @@ def hold_for(
     bars: pl.DataFrame, direction: npt.ArrayLike, hold: int, *, reverse_exit: bool = False
 ) -> Signals:
     """Entries where ``direction`` is +1 (long) or -1 (short) while flat, each position
-    exited ``hold`` bars later, at the last bar of its day, or (``reverse_exit``) when
-    ``direction`` points the other way; no entry on a day's last bar. A helper for signals
+    exited ``hold`` bars later, at the last bar of its day (:func:`day_ends`), or
+    (``reverse_exit``) when ``direction`` points the other way; no entry on a day's last
+    bar. A helper for signals
     that trade on a condition and leave on a timer, as the bundled takers do."""
     d = np.nan_to_num(np.asarray(direction, dtype=np.float64)).astype(np.int8)
     if len(d) != bars.height:

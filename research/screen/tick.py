@@ -18,7 +18,8 @@ any signal -> ``bars`` (:class:`BarSignal`, generated here)
     rebuilds the bars as the run goes (a timer at each bar's end; mid, touch features and
     trade volumes from what the strategy saw), calls the signal function on the day's bars
     so far and acts on its last row: an entry is an immediate-or-cancel order at the far
-    touch, an exit a market order. Python callbacks, and the signal evaluated over the
+    touch, an exit a market order; a position still open when the next day's data starts
+    is closed then (the screen closes it at the day's last bar). Python callbacks, and the signal evaluated over the
     day's bars at every bar: a research tool, not a fast one.
 
 Each entry is ``size`` lots (the screen's), position at most ``size``.
@@ -109,8 +110,10 @@ def to_strategy(
 class BarSignalParams(Params):
     """The signal (built-in name or module:function), its parameters as JSON, the bar."""
 
-    signal: str = param("breakout")
-    values: str = param("{}", note="JSON")
+    signal: str = param(
+        "breakout", pattern=r"[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?", example="breakout, pkg.mod:fn"
+    )
+    values: str = param("{}", pattern=r"\{.*\}", example='{"hold": 10}', note="JSON")
     every_ms: float = param(1_000.0, gt=0, note="ms")
     order_qty: int = param(1, ge=1, note="lots")
     #: no event for this long: the day is over (no bars until the next event)
@@ -157,6 +160,9 @@ class BarSignal(Strategy):
         now = ctx.now
         day = dt.datetime.fromtimestamp(now / 1e9, tz=dt.UTC).date()
         if day != self.day:  # a new day: the screen's bars start afresh each day
+            if self.day is not None and ctx.position(inst) and not self._busy(ctx):
+                pos = ctx.position(inst)  # the screen is flat at each day's end
+                self.oid = max(ctx.submit_market(inst, SELL if pos > 0 else BUY, abs(pos)), 0)
             self.day = day
             self.rows = {k: [] for k in BAR_SCHEMA}
         if not self.running:
@@ -223,10 +229,16 @@ class BarSignal(Strategy):
         le, lx, se, sx = (bool(a[-1]) for a in self.sig(bars, self.values))
         self._act(ctx, le, lx, se, sx, both)
 
-    def _act(self, ctx: Context, le: bool, lx: bool, se: bool, sx: bool, both: bool) -> None:
+    def _busy(self, ctx: Context) -> bool:
+        """Is our one working order still live? (then we wait for it)"""
         if self.oid and ctx.is_live(self.oid):
-            return
+            return True
         self.oid = 0
+        return False
+
+    def _act(self, ctx: Context, le: bool, lx: bool, se: bool, sx: bool, both: bool) -> None:
+        if self._busy(ctx):
+            return
         inst = self.inst
         pos = ctx.position(inst)
         q = cast(BarSignalParams, self.params).order_qty

@@ -54,12 +54,17 @@ def test_a_position_is_held_its_bars_and_closed_at_the_days_end() -> None:
     d[5] = -1  # short at 5: out at 8
     d[8] = 1  # the exit bar is no entry bar
     d[9] = 1  # the day's last bar: no entry
-    d[17] = -1  # short at 17 of the second day: closed at its last bar, 19
+    d[7] = -1  # short at 7: closed at the first day's last bar, 9
+    d[17] = -1  # short at 17 of the second day: no bar follows, nothing says it ends
     le, lx, se, sx = hold_for(b, d, 3)
     assert np.flatnonzero(le).tolist() == [1]
     assert np.flatnonzero(lx).tolist() == [4]
     assert np.flatnonzero(se).tolist() == [5, 17]
-    assert np.flatnonzero(sx).tolist() == [8, 19]
+    assert np.flatnonzero(sx).tolist() == [8]
+    d[5] = 0
+    le, lx, se, sx = hold_for(b, d, 3)
+    assert np.flatnonzero(se).tolist() == [7, 17]
+    assert np.flatnonzero(sx).tolist() == [9]
     le, lx, se, sx = hold_for(b, np.where(np.arange(20) == 3, -1, d), 5, reverse_exit=True)
     assert np.flatnonzero(lx).tolist()[:1] == [3]  # turned against the position: out early
 
