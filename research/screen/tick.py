@@ -19,8 +19,8 @@ any signal -> ``bars`` (:class:`BarSignal`, generated here)
     trade volumes from what the strategy saw), calls the signal function on the day's bars
     so far and acts on its last row: an entry is an immediate-or-cancel order at the far
     touch, an exit a market order; a position still open when the next day's data starts
-    is closed then (the screen closes it at the day's last bar). Python callbacks, and the signal evaluated over the
-    day's bars at every bar: a research tool, not a fast one.
+    is closed then (the screen closes it at the day's last bar). Python callbacks, and the
+    signal evaluated over the day's bars at every bar: a research tool, not a fast one.
 
 Each entry is ``size`` lots (the screen's), position at most ``size``.
 """
