@@ -48,7 +48,7 @@ from framework.book.l2 import (
     l2_new,
 )
 from framework.book.project import l2_stream
-from framework.core.errors import ConfigError
+from framework.core.errors import ConfigError, StoreError
 from framework.core.events import (
     BUY,
     FLAG_LAST,
@@ -274,25 +274,32 @@ def _observe(meta, book, acc, ints) -> None:
         acc[A_CLOSE] = mid
 
 
-def _pipelined(batches: Iterable[EventArray], state: BarState) -> None:
-    """Feed ``state`` with ``batches``: the compiled pass over one batch runs in a worker
+def _pipelined(batches: Iterable[EventArray], state: BarState, pool: ThreadPoolExecutor) -> None:
+    """Feed ``state`` with ``batches``: the compiled pass over one batch runs in ``pool``'s
     thread while this one takes the next from the store (converted, or projected from L3).
     A batch of a ``reuse=True`` stream stays valid until the one after next is taken: the
     pass over it always ends before that."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bars") as pool:
-        pending: Future[None] | None = None
+    pending: Future[None] | None = None
+    try:
         for b in batches:
             if pending is not None:
                 pending.result()
             pending = pool.submit(state.feed, b)
+    finally:
         if pending is not None:
             pending.result()
 
 
-def day_bars(batches: Iterable[EventArray], every_ns: int) -> pl.DataFrame:
+def day_bars(
+    batches: Iterable[EventArray], every_ns: int, pool: ThreadPoolExecutor | None = None
+) -> pl.DataFrame:
     """The bars of one day's event batches (L2 or L3), in order."""
     state = BarState(every_ns)
-    _pipelined(l2_stream(batches), state)
+    if pool is None:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bars") as own:
+            _pipelined(l2_stream(batches), state, own)
+    else:
+        _pipelined(l2_stream(batches), state, pool)
     return state.finish()
 
 
@@ -340,19 +347,29 @@ def bars(
     if not days:
         msg = "bars of no days: give at least one date"
         raise ConfigError(msg)
-    frames = [
-        day_bars(_stream(store, venue, symbol, d), every_ns)
-        for d in stored_days(store, venue, symbol, days)
-    ]
+    have = stored_days(store, venue, symbol, days)
+    rows = [store.info(venue, symbol, d).rows for d in have]
+    # one stream for all days (one reader thread, its two buffers reused throughout); a row
+    # group never spans two files, so each day's batches are counted off by its rows
+    stream = store.iter_batches(venue, symbol, have, reuse=True)
+    try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bars") as pool:
+            frames = [day_bars(_take(stream, n), every_ns, pool) for n in rows]
+    finally:
+        stream.close()  # a generator: its reader thread ends with it
     return pl.concat(frames) if frames else pl.DataFrame(schema=BAR_SCHEMA)
 
 
-def _stream(store: Any, venue: str, symbol: str, day: dt.date) -> Iterator[EventArray]:
-    it = store.iter_batches(venue, symbol, [day], reuse=True)
-    try:
-        yield from it
-    finally:
-        it.close()  # a generator: its reader thread ends with it
+def _take(stream: Iterator[EventArray], n: int) -> Iterator[EventArray]:
+    """The next batches of ``stream`` holding ``n`` events."""
+    left = n
+    while left > 0:
+        b = next(stream, None)
+        if b is None:
+            msg = f"the store's stream ended {left:,} events before the day did"
+            raise StoreError(msg)
+        left -= len(b)
+        yield b
 
 
 __all__ = ["BAR_SCHEMA", "BarState", "bars", "day_bars", "parse_every", "stored_days"]
