@@ -30,10 +30,9 @@ QUIET = {"trend_flow_bias": 0.0, "trend_drift": (0.0, 0.0)}
 SPACE = ["--space", "window=1,5,30", "threshold=0.2,0.6", "hold=10,60"]
 
 
-def _store(root: Path, informed: float) -> str:
-    g = generate_day(
-        date=DAY, n_events=200_000, seed=3, params=SyntheticParams(informed_flow=informed, **QUIET)
-    )
+def _store(root: Path, informed: float, **knobs: float) -> str:
+    params = SyntheticParams(informed_flow=informed, **QUIET, **knobs)  # type: ignore[arg-type]
+    g = generate_day(date=DAY, n_events=200_000, seed=3, params=params)
     TickStore(root).write(g.instrument, DAY, g.events)
     return str(root)
 
@@ -110,6 +109,27 @@ def test_the_control_day_shows_no_such_edge(
     ).row(0, named=True)
     assert same["pnl"] < chosen["pnl"] / 4
     assert not (out / "tick").exists()
+
+
+def test_an_imbalance_screen_becomes_the_imbalance_taker(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # planted: the touch imbalance leans toward where the latent mid is 5 s later
+    store = _store(tmp_path / "store", 0.0, signal_strength=1.0)
+    out = tmp_path / "imbalance"
+    args = screen_args(
+        store, out, "--space", "threshold=0.3,0.6,0.9", "hold=5,30", "--slippage", "0.5",
+        "--to-strategy", "imbalance", signal="imbalance",
+    )  # fmt: skip
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    best = pl.read_parquet(out / "screen.parquet").row(0, named=True)
+    assert best["threshold"] >= 0.6
+    assert best["pnl"] > 0
+    assert "tick backtest of #1 as imbalance_taker" in text
+    summary = (out / "tick" / "summary.json").read_text()
+    assert int(re.search(r'"n_fills":\s*(\d+)', summary)[1]) > 0  # type: ignore[index]
+    assert "as <b>imbalance_taker</b>" in (out / "report.html").read_text()
 
 
 def test_any_signal_becomes_a_generated_bar_strategy(planted: str, tmp_path: Path) -> None:
