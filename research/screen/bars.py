@@ -5,8 +5,9 @@ the events with ``ts - every < local_ts <= ts``, so a row uses only what a strat
 have seen by ``ts`` (``local_ts``: when the event reached us, the time the engine replays
 by). Per bar:
 
-* ``open/high/low/close``: the mid (ticks) at the first / highest / lowest / last
-  consistent book update in the bar;
+* ``open``: the mid (ticks) in effect as the bar opens (the last bar's close; a day's first
+  bar: its first mid); ``high/low/close``: the highest / lowest / last mid, the open
+  included, after each whole venue message (the book a strategy's ``on_book`` sees);
 * ``microprice``, ``imbalance``, ``spread`` (ticks): the values as of ``ts`` -- computed by
   :func:`framework.features.kernels.feature_update` on the same L2 book and at the same
   events (the last of a venue message, and trades) as the engine's features, so they equal
@@ -27,6 +28,7 @@ compiled pass (which releases the GIL) works on one batch, the store converts th
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Final
@@ -91,7 +93,7 @@ A_FEAT = 6  #: N_FEATURES words: scratch output of feature_update at a bar's end
 A_SCRATCH = A_FEAT + N_FEATURES  #: STATE_SIZE words: a feature state used only there
 A_SIZE: Final = A_SCRATCH + STATE_SIZE
 # int state words
-# (I_STARTED: 0 no bar yet, 1 a bar is open, 2 one is open and has seen no mid yet;
+# (I_STARTED: 0 no bar yet, 1 a bar is open, 2 one is open without a mid yet;
 # I_SEEN: an event of the day was observed, as the engine's features start on the first)
 # I_BB .. I_AQ: the touch at the last consistent update (what the sampled values are of)
 I_END, I_BUY, I_SELL, I_NT, I_STARTED, I_SEEN, I_VOL, I_BB, I_BA, I_BQ, I_AQ = range(11)
@@ -207,8 +209,8 @@ def _open_bar(acc, ints, end) -> None:
     acc[A_LOW] = last
     acc[A_CLOSE] = last
     acc[A_NOTIONAL] = 0.0
-    # the first observed mid of the bar replaces the carried one as its open
-    ints[I_STARTED] = 2
+    # the bar opens at the mid in effect (the last close); before any, at its first mid
+    ints[I_STARTED] = 2 if math.isnan(last) else 1
 
 
 @njit(cache=True, nogil=True)
@@ -244,24 +246,26 @@ def _bars_pass(events, start, meta, book, acc, ints, every, out_f, out_i, n):
             ints[I_VOL] += e["qty"]
             acc[A_NOTIONAL] += float(e["price"]) * e["qty"]
         # inside a venue message the book is not consistent: no update (as the engine's)
-        if kind == KIND_TRADE or e["flags"] & FLAG_LAST or ints[I_SEEN] == 0:
+        last = e["flags"] & FLAG_LAST
+        if kind == KIND_TRADE or last or ints[I_SEEN] == 0:
             ints[I_SEEN] = 1
-            _observe(meta, book, acc, ints)
+            _observe(meta, book, acc, ints, last != 0)
         if full:
             return i + 1, n  # grow the book before the next event
     return -1, n
 
 
 @njit(cache=True, nogil=True)
-def _observe(meta, book, acc, ints) -> None:
-    """The touch and mid of a consistent book."""
+def _observe(meta, book, acc, ints, whole) -> None:
+    """The touch the features are of (as the engine's: at a message's end, and at a trade
+    inside one) and, at a message's end (``whole``), the mid: the book a strategy sees."""
     bb = l2_best_bid(meta, book)
     ba = l2_best_ask(meta, book)
     ints[I_BB] = bb
     ints[I_BA] = ba
     ints[I_BQ] = l2_best_bid_qty(meta, book)
     ints[I_AQ] = l2_best_ask_qty(meta, book)
-    if bb != NO_PRICE and ba != NO_PRICE:
+    if whole and bb != NO_PRICE and ba != NO_PRICE:
         mid = 0.5 * (bb + ba)
         acc[A_LAST_MID] = mid
         if ints[I_STARTED] == 2:

@@ -16,7 +16,8 @@ event, with latency, a queue model, fees and the touch as it is when the order a
     counted); ``min_trades`` as they are; ``hold_ms = hold x bar``.
 any signal -> ``bars`` (:class:`BarSignal`, generated here)
     rebuilds the bars as the run goes (a timer at each bar's end; mid, touch features and
-    trade volumes from what the strategy saw), calls the signal function on the day's bars
+    trade volumes from what the strategy saw: the same bars as research.screen.bars, a test
+    checks), calls the signal function on the day's bars
     so far and acts on its last row: an entry is an immediate-or-cancel order at the far
     touch, an exit a market order; a position still open when the next day's data starts
     is closed then (the screen closes it at the day's last bar). Python callbacks, and the
@@ -147,8 +148,9 @@ class BarSignal(Strategy):
         self._new_bar(math.nan)
 
     def _new_bar(self, last_close: float) -> None:
+        """A bar opening at the last close (as research.screen.bars opens one)."""
         self.o = self.h = self.lo = self.c = last_close
-        self.seen_mid = False
+        self.seen_mid = not math.isnan(last_close)
         self.buy = self.sell = self.nt = self.vol = 0
         self.notional = 0.0
 

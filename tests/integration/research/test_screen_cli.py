@@ -18,12 +18,14 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pytest
 
 from framework.cli import main
 from framework.ingest.synthetic import SyntheticParams, generate_day
 from framework.store.tickstore import TickStore
+from research.screen.bars import bars
 
 DAY = dt.date(2024, 1, 2)
 QUIET = {"trend_flow_bias": 0.0, "trend_drift": (0.0, 0.0)}
@@ -144,6 +146,33 @@ def test_any_signal_becomes_a_generated_bar_strategy(planted: str, tmp_path: Pat
     assert "research.screen.tick:BarSignal" in page
     summary = (out / "tick" / "summary.json").read_text()
     assert int(re.search(r'"n_fills":\s*(\d+)', summary)[1]) > 0  # type: ignore[index]
+
+
+#: the bars the generated strategy last gave the signal below
+SEEN: dict[str, pl.DataFrame] = {}
+
+
+def record_bars(bars: pl.DataFrame, *, k: int = 1) -> tuple[Any, ...]:
+    """A signal that trades nothing and keeps the bars it was given."""
+    SEEN["bars"] = bars
+    none = np.zeros(bars.height, np.bool_)
+    return none, none, none, none
+
+
+def test_the_generated_strategy_sees_the_bars_the_screen_computed(
+    planted: str, tmp_path: Path
+) -> None:
+    args = [
+        "backtest", "research.screen.tick:BarSignal", "--store", planted, "--venue", "SIM",
+        "--symbol", "SYN", "--from", str(DAY), "--out", str(tmp_path / "bt"), "--no-report",
+        "--param", f"signal={__name__}:record_bars", "--param", "every_ms=10000",
+    ]  # fmt: skip
+    assert main(args) == 0
+    got = SEEN["bars"]
+    want = bars(TickStore(planted), "SIM", "SYN", DAY, "10s")
+    # its last bar ends after the day's last event: the run is over before its timer
+    assert got.height == want.height - 1
+    assert got.equals(want.head(got.height))
 
 
 @pytest.mark.parametrize(
