@@ -232,6 +232,9 @@ def cmd_screen(args: argparse.Namespace) -> int:
     from research.screen.run import screen
 
     try:
+        if args.top < 1:
+            msg = f"--top {args.top}: print at least 1 set"
+            raise ConfigError(msg)
         run = screen(
             store=TickStore(args.store),
             signal=args.signal,

@@ -84,6 +84,8 @@ BAR_SCHEMA: Final[dict[str, pl.DataType]] = {
     "n_trades": pl.Int64(),
     "vwap": pl.Float64(),
 }
+#: most bars one call makes (12 columns of 8 bytes each: about 2 GB)
+MAX_BARS: Final = 20_000_000
 _FLOAT_COLS: Final = ("open", "high", "low", "close", "microprice", "imbalance", "spread", "vwap")
 _INT_COLS: Final = ("buy_volume", "sell_volume", "n_trades")
 
@@ -352,7 +354,19 @@ def bars(
         msg = "bars of no days: give at least one date"
         raise ConfigError(msg)
     have = stored_days(store, venue, symbol, days)
-    rows = [store.info(venue, symbol, d).rows for d in have]
+    infos = [store.info(venue, symbol, d) for d in have]
+    rows = [i.rows for i in infos]
+    n_bars = sum(
+        (i.last_ts - i.first_ts) // every_ns + 2
+        for i in infos
+        if i.first_ts is not None and i.last_ts is not None
+    )
+    if n_bars > MAX_BARS:
+        msg = (
+            f"bars of {every_ns:,} ns over {len(have)} day(s) would be {n_bars:,} bars, more "
+            f"than {MAX_BARS:,}; give longer bars (--every) or fewer days"
+        )
+        raise ConfigError(msg)
     # one stream for all days (one reader thread, its two buffers reused throughout); a row
     # group never spans two files, so each day's batches are counted off by its rows
     stream = store.iter_batches(venue, symbol, have, reuse=True)

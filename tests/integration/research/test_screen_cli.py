@@ -189,6 +189,8 @@ def test_the_generated_strategy_sees_the_bars_the_screen_computed(
         ([*SPACE, "--to-strategy", "one_tick_mm"], "trade_flow", "maps to 'trade_flow' or"),
         ([*SPACE, "--metric", "alpha"], "trade_flow", "--metric 'alpha' is unknown"),
         ([*SPACE, "--every", "0s"], "trade_flow", "--every '0s'"),
+        ([*SPACE, "--every", "1us"], "trade_flow", "give longer bars"),
+        ([*SPACE, "--top", "0"], "trade_flow", "--top 0"),
         ([*SPACE, "--to-strategy", "trade_flow", "--pick", "13"], "trade_flow", "--pick 13"),
         ([*SPACE, "--to-strategy", "trade_flow", "--latency", "slow"], "trade_flow", "slow"),
         # the tick run refuses (no compiled callbacks) after the screen: still nothing kept

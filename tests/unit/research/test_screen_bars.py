@@ -175,6 +175,8 @@ def test_bars_from_the_store_stream_day_after_day(tmp_path: Path) -> None:
     assert list(got.schema.items()) == list(BAR_SCHEMA.items())
     with pytest.raises(ConfigError, match="no stored days of SIM/NOPE"):
         bars(store, "SIM", "NOPE", days)
+    with pytest.raises(ConfigError, match="give longer bars"):
+        bars(store, "SIM", "SYN", days, "1ns")  # trillions of bars: refused before a read
 
 
 @pytest.mark.parametrize("text", ["0s", "-1s", "soon", "2d"])
