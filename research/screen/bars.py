@@ -172,112 +172,110 @@ def _bar_end(ts: int, every: int) -> int:
 
 
 @njit(cache=True, nogil=True)
-def _emit(acc, ints, out_f, out_i, n) -> None:
-    """Write the open bar as row ``n``."""
-    out_i[0, n] = ints[I_END]
-    out_f[0, n] = acc[A_OPEN]
-    out_f[1, n] = acc[A_HIGH]
-    out_f[2, n] = acc[A_LOW]
-    out_f[3, n] = acc[A_CLOSE]
-    bb, ba = ints[I_BB], ints[I_BA]
+def _emit_row(  # the bar's values as scalars: the pass keeps its state in registers
+    out_f, out_i, n, end, o, h, lo, c, bb, ba, bq, aq, buy, sell, nt, vol, notional, acc
+) -> None:
+    """Write a bar as row ``n``."""
+    out_i[0, n] = end
+    out_f[0, n] = o
+    out_f[1, n] = h
+    out_f[2, n] = lo
+    out_f[3, n] = c
     # microprice and imbalance are functions of the touch alone: the engine's kernel computes
     # them from it (a scratch state: its volatility and flow words are not wanted here)
     feats = acc[A_FEAT : A_FEAT + N_FEATURES]
-    feature_update(
-        acc[A_SCRATCH : A_SCRATCH + STATE_SIZE], feats, ints[I_END], 0, 0, 0, bb, ba,
-        ints[I_BQ], ints[I_AQ],
-    )  # fmt: skip
+    feature_update(acc[A_SCRATCH : A_SCRATCH + STATE_SIZE], feats, end, 0, 0, 0, bb, ba, bq, aq)
     out_f[4, n] = feats[F_MICROPRICE]
     out_f[5, n] = feats[F_IMBALANCE]
     out_f[6, n] = float(ba - bb) if bb != NO_PRICE and ba != NO_PRICE else np.nan
-    vol = ints[I_VOL]
-    out_f[7, n] = acc[A_NOTIONAL] / vol if vol > 0 else np.nan
-    out_i[1, n] = ints[I_BUY]
-    out_i[2, n] = ints[I_SELL]
-    out_i[3, n] = ints[I_NT]
+    out_f[7, n] = notional / vol if vol > 0 else np.nan
+    out_i[1, n] = buy
+    out_i[2, n] = sell
+    out_i[3, n] = nt
 
 
 @njit(cache=True, nogil=True)
-def _open_bar(acc, ints, end) -> None:
-    """Start the bar ending at ``end``: prices carried from the last close, no volume."""
-    ints[I_END] = end
-    ints[I_BUY] = 0
-    ints[I_SELL] = 0
-    ints[I_NT] = 0
-    ints[I_VOL] = 0
-    last = acc[A_LAST_MID]
-    acc[A_OPEN] = last
-    acc[A_HIGH] = last
-    acc[A_LOW] = last
-    acc[A_CLOSE] = last
-    acc[A_NOTIONAL] = 0.0
-    # the bar opens at the mid in effect (the last close); before any, at its first mid
-    ints[I_STARTED] = 2 if math.isnan(last) else 1
+def _emit(acc, ints, out_f, out_i, n) -> None:
+    """Write the open bar (from the state arrays) as row ``n``."""
+    _emit_row(
+        out_f, out_i, n, ints[I_END], acc[A_OPEN], acc[A_HIGH], acc[A_LOW], acc[A_CLOSE],
+        ints[I_BB], ints[I_BA], ints[I_BQ], ints[I_AQ], ints[I_BUY], ints[I_SELL], ints[I_NT],
+        ints[I_VOL], acc[A_NOTIONAL], acc,
+    )  # fmt: skip
 
 
 @njit(cache=True, nogil=True)
 def _bars_pass(events, start, meta, book, acc, ints, every, out_f, out_i, n):
     """Fold ``events[start:]`` into the open bar, writing every bar it closes from row ``n``
-    on. Returns ``(-1, rows)``, or ``(i, rows)`` when the book must grow before event ``i``."""
+    on. Returns ``(-1, rows)``, or ``(i, rows)`` when the book must grow before event ``i``.
+    The state lives in locals during the pass and goes back to ``acc``/``ints`` at its end."""
+    end, started, seen = ints[I_END], ints[I_STARTED], ints[I_SEEN]
+    buy, sell, nt, vol = ints[I_BUY], ints[I_SELL], ints[I_NT], ints[I_VOL]
+    bb, ba, bq, aq = ints[I_BB], ints[I_BA], ints[I_BQ], ints[I_AQ]
+    o, h, lo, c = acc[A_OPEN], acc[A_HIGH], acc[A_LOW], acc[A_CLOSE]
+    notional, last_mid = acc[A_NOTIONAL], acc[A_LAST_MID]
+    stop = -1
     for i in range(start, events.shape[0]):
         e = events[i]
         ts = e["local_ts"]
-        if ints[I_STARTED] == 0:
-            _open_bar(acc, ints, -((-ts) // every) * every)
-        elif ts > ints[I_END]:
-            _emit(acc, ints, out_f, out_i, n)
-            n += 1
+        if started == 0 or ts > end:
             target = -((-ts) // every) * every
-            end = ints[I_END] + every
-            while end < target:  # bars without events: the last values carried
-                _open_bar(acc, ints, end)
-                _emit(acc, ints, out_f, out_i, n)
+            if started != 0:
+                _emit_row(out_f, out_i, n, end, o, h, lo, c, bb, ba, bq, aq, buy, sell, nt,
+                          vol, notional, acc)  # fmt: skip
                 n += 1
-                end += every
-            _open_bar(acc, ints, target)
+                gap = end + every
+                while gap < target:  # bars without events: the last values carried
+                    _emit_row(out_f, out_i, n, gap, last_mid, last_mid, last_mid, last_mid,
+                              bb, ba, bq, aq, 0, 0, 0, 0, 0.0, acc)  # fmt: skip
+                    n += 1
+                    gap += every
+            # the bar opens at the mid in effect (the last close); before any, at its first
+            end = target
+            buy = sell = nt = vol = 0
+            notional = 0.0
+            o = h = lo = c = last_mid
+            started = 2 if math.isnan(last_mid) else 1
         kind = e["kind"]
         full = False
         if kind == KIND_LEVEL or kind == KIND_BBO or kind == KIND_CLEAR:
             full = l2_apply(meta, book, kind, e["side"], e["price"], e["qty"]) == BOOK_FULL
-        if kind == KIND_TRADE and e["qty"] > 0:
+        elif kind == KIND_TRADE and e["qty"] > 0:
+            q = e["qty"]
             if e["side"] == BUY:
-                ints[I_BUY] += e["qty"]
+                buy += q
             elif e["side"] == SELL:
-                ints[I_SELL] += e["qty"]
-            ints[I_NT] += 1
-            ints[I_VOL] += e["qty"]
-            acc[A_NOTIONAL] += float(e["price"]) * e["qty"]
-        # inside a venue message the book is not consistent: no update (as the engine's)
+                sell += q
+            nt += 1
+            vol += q
+            notional += float(e["price"]) * q
+        # the touch the features are of (as the engine's: at a message's end, and at a trade
+        # inside one) and, at a message's end, the mid: the book a strategy's on_book sees
         last = e["flags"] & FLAG_LAST
-        if kind == KIND_TRADE or last or ints[I_SEEN] == 0:
-            ints[I_SEEN] = 1
-            _observe(meta, book, acc, ints, last != 0)
+        if kind == KIND_TRADE or last or seen == 0:
+            seen = 1
+            bb = l2_best_bid(meta, book)
+            ba = l2_best_ask(meta, book)
+            bq = l2_best_bid_qty(meta, book)
+            aq = l2_best_ask_qty(meta, book)
+            if last and bb != NO_PRICE and ba != NO_PRICE:
+                mid = 0.5 * (bb + ba)
+                last_mid = mid
+                if started == 2:
+                    o = h = lo = mid
+                    started = 1
+                h = max(h, mid)
+                lo = min(lo, mid)
+                c = mid
         if full:
-            return i + 1, n  # grow the book before the next event
-    return -1, n
-
-
-@njit(cache=True, nogil=True)
-def _observe(meta, book, acc, ints, whole) -> None:
-    """The touch the features are of (as the engine's: at a message's end, and at a trade
-    inside one) and, at a message's end (``whole``), the mid: the book a strategy sees."""
-    bb = l2_best_bid(meta, book)
-    ba = l2_best_ask(meta, book)
-    ints[I_BB] = bb
-    ints[I_BA] = ba
-    ints[I_BQ] = l2_best_bid_qty(meta, book)
-    ints[I_AQ] = l2_best_ask_qty(meta, book)
-    if whole and bb != NO_PRICE and ba != NO_PRICE:
-        mid = 0.5 * (bb + ba)
-        acc[A_LAST_MID] = mid
-        if ints[I_STARTED] == 2:
-            acc[A_OPEN] = mid
-            acc[A_HIGH] = mid
-            acc[A_LOW] = mid
-            ints[I_STARTED] = 1
-        acc[A_HIGH] = max(acc[A_HIGH], mid)
-        acc[A_LOW] = min(acc[A_LOW], mid)
-        acc[A_CLOSE] = mid
+            stop = i + 1  # grow the book before the next event
+            break
+    ints[I_END], ints[I_STARTED], ints[I_SEEN] = end, started, seen
+    ints[I_BUY], ints[I_SELL], ints[I_NT], ints[I_VOL] = buy, sell, nt, vol
+    ints[I_BB], ints[I_BA], ints[I_BQ], ints[I_AQ] = bb, ba, bq, aq
+    acc[A_OPEN], acc[A_HIGH], acc[A_LOW], acc[A_CLOSE] = o, h, lo, c
+    acc[A_NOTIONAL], acc[A_LAST_MID] = notional, last_mid
+    return stop, n
 
 
 def _pipelined(batches: Iterable[EventArray], state: BarState, pool: ThreadPoolExecutor) -> None:
