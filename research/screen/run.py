@@ -26,7 +26,7 @@ from research.screen.bars import bars as make_bars
 from research.screen.bars import parse_every, stored_days
 from research.screen.core import METRICS, Costs, ScreenResult, run_screen, space_of
 from research.screen.signals import Signal, load_signal
-from research.screen.tick import strategy_names, to_strategy
+from research.screen.tick import strategy_for, to_strategy
 
 #: the files a screen writes into its folder
 FILES = ("screen.parquet", "equity.parquet", "report.html")
@@ -43,7 +43,6 @@ class ScreenRun:
     tick: dict[str, Any] | None = None
     rank: int = 1
     bars_seconds: float = 0.0
-    n_events_days: int = 0
 
     @property
     def report(self) -> Path:
@@ -87,13 +86,7 @@ def screen(
         msg = f"--metric {metric!r} is unknown; choose one of {', '.join(METRICS)}"
         raise ConfigError(msg)
     if to_strategy_name is not None:
-        allowed = strategy_names(sig)
-        if to_strategy_name not in (*allowed, sig.name if sig.strategy else None):
-            msg = (
-                f"--to-strategy {to_strategy_name!r}: signal {sig.name} maps to "
-                f"{' or '.join(repr(a) for a in allowed)} (see `hftlab screen --help`)"
-            )
-            raise ConfigError(msg)
+        strategy_for(sig, to_strategy_name)
         if pick < 1 or pick > len(sets):
             msg = f"--pick {pick}: the space holds {len(sets)} set(s); pick 1..{len(sets)}"
             raise ConfigError(msg)

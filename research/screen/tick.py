@@ -56,6 +56,22 @@ def strategy_names(signal: Signal) -> list[str]:
     return ([signal.strategy] if signal.strategy else []) + [GENERATED]
 
 
+def strategy_for(signal: Signal, name: str) -> str:
+    """The ``--to-strategy`` name checked: the bundled strategy the signal maps to (its own
+    name stands for it too) or the generated one; anything else one clear line."""
+    allowed = strategy_names(signal)
+    if name == signal.name and signal.strategy:
+        return signal.strategy
+    if name not in allowed:
+        msg = (
+            f"--to-strategy {name!r}: signal {signal.name} maps to "
+            f"{' or '.join(repr(a) for a in allowed)} ({GENERATED!r}: the generated bar "
+            "strategy; see `hftlab screen --help`)"
+        )
+        raise ConfigError(msg)
+    return name
+
+
 def to_strategy(
     signal: Signal,
     values: dict[str, Any],
@@ -66,15 +82,7 @@ def to_strategy(
     size: int = 1,
 ) -> tuple[str, dict[str, Any]]:
     """The strategy (bundled name or ``module:Class``) and its parameters for one set."""
-    allowed = strategy_names(signal)
-    if name == signal.name and signal.strategy:
-        name = signal.strategy
-    if name not in allowed:
-        msg = (
-            f"--to-strategy {name!r}: signal {signal.name} maps to "
-            f"{' or '.join(repr(a) for a in allowed)} (the generated bar strategy)"
-        )
-        raise ConfigError(msg)
+    name = strategy_for(signal, name)
     full = signal.Params.create(values).as_dict()
     bar_ms = every_ns / 1e6
     sized = {"order_qty": size, "max_position": size}
@@ -323,4 +331,12 @@ def _latency_of(result: Any) -> dict[str, float]:
     return out
 
 
-__all__ = ["GENERATED", "BarSignal", "BarSignalParams", "run_tick", "strategy_names", "to_strategy"]
+__all__ = [
+    "GENERATED",
+    "BarSignal",
+    "BarSignalParams",
+    "run_tick",
+    "strategy_for",
+    "strategy_names",
+    "to_strategy",
+]
