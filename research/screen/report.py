@@ -27,6 +27,11 @@ COMPARE_ROWS: Sequence[tuple[str, str, str]] = (
     ("Round trips (trades)", "n_trades", "int"),
     ("Fills", "n_fills", "int"),
     ("Orders", "n_orders", "int"),
+    (
+        "Orders not wholly filled (IOC expired at the touch, rejected, denied)",
+        "unfilled_orders",
+        "int",
+    ),
     ("Gross P&L", "gross", "money"),
     ("Fees", "fees", "money"),
     ("Net P&L", "pnl", "money"),
@@ -156,7 +161,7 @@ def render_html(
         section("Equity of the best sets", _fig_equity(res) or note("No sets.")),
     ]
     if tick is not None:
-        vec = {**res.row(rank), "n_fills": int(res.row(rank)["n_orders"])}
+        vec = {**res.row(rank), "n_fills": int(res.row(rank)["n_orders"]), "unfilled_orders": 0}
         chosen = ", ".join(f"{n}={res.sets[rank - 1][n]}" for n in res.names)
         body = (
             f"<p>Set #{rank} ({html.escape(chosen)}) as <b>{html.escape(str(tick['strategy']))}"

@@ -301,6 +301,8 @@ def run_tick(
         "n_trades": int(s["n_round_trips"]),
         "n_fills": int(s["n_fills"]),
         "n_orders": int(s["n_orders"]),
+        # what the touch and the queue did to the orders: IOCs expired, rejections, denials
+        "unfilled_orders": int(s["n_orders"]) - int(s["orders_by_status"].get("filled", 0)),
         "orders_by_status": s["orders_by_status"],
         "gross": float(s["gross_pnl"]),
         "fees": float(s["fees"]),
