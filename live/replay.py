@@ -156,11 +156,11 @@ def drive(runner: LiveRunner, records: list[Record], out: Parity) -> None:
     starts = [r.ts for r in records
               if r.kind == KIND_CONTROL and json.loads(r.payload).get("action") == "start"]
     runner.start(starts[0] if starts else None)
-    # kills and resets take effect where the session acted on them: before the decision
-    # they preceded (a trip seen in the middle of a step included)
+    # kills, resets and the orderly stop take effect where the session acted on them: before
+    # the decision they preceded (a trip seen in the middle of a step included)
     for rec in records:
         c = json.loads(rec.payload) if rec.kind == KIND_CONTROL else {}
-        if c.get("action") in ("kill", "reset"):
+        if c.get("action") in ("kill", "reset", "stop"):
             runner.controls.append((int(c["decisions"]), c["action"], str(c.get("reason", ""))))
     for what, item in _feed_groups(records):
         if what == "feed":

@@ -390,6 +390,9 @@ class LiveRunner:
         #: at the loop's next step or the next request, whichever comes first, and is
         #: journaled there, so a replay puts it at the same place
         self.killed = False
+        #: the orderly stop began (journaled as a control action like a kill): from then on
+        #: only cancels leave, as after a kill, while the working orders are cancelled
+        self.stopping = False
         self._rejects: collections.deque[float] = collections.deque()
         self._last_packet = time.monotonic()
         self._down_since: float | None = None
@@ -577,7 +580,7 @@ class LiveRunner:
             if self.replay:
                 self._replay_controls()
             self.n_decisions += 1
-            held = self.killed and r["kind"] != REQ_CANCEL
+            held = (self.killed or self.stopping) and r["kind"] != REQ_CANCEL
             if self.journal is not None and (held or r["kind"] != REQ_NEW):
                 self.journal.append(KIND_ORDER_OUT, r.tobytes(),
                                     stream=STREAM_HELD if held else STREAM_SENT)
@@ -670,7 +673,7 @@ class LiveRunner:
             if o.state not in (OrderState.NEW, OrderState.PARTIALLY_FILLED):
                 break
             r = live.waiting.pop(0)
-            if r["kind"] == REQ_MODIFY and self.killed:
+            if r["kind"] == REQ_MODIFY and (self.killed or self.stopping):
                 answers.append(_local_answer(r, t))
                 continue
             self._request(gw, key, r)
@@ -706,6 +709,9 @@ class LiveRunner:
         q = self.controls
         while q and q[0][0] <= self.n_decisions:
             _, action, reason = q.popleft()
+            if action == "stop":
+                self.stopping = True
+                continue
             if action == "kill":
                 self.switch.trip(reason)
             else:
@@ -990,6 +996,7 @@ class LiveRunner:
         if gw is None:
             return
         end = time.monotonic() + timeout_s
+        self.begin_stop()
         if not self.cancel_all() and not gw.connected:
             working = [k for k, o in gw.orders.items() if o.live]
             if working:
@@ -1000,7 +1007,20 @@ class LiveRunner:
         while time.monotonic() < end and any(o.live for o in gw.orders.values()):
             await asyncio.sleep(0.01)
             self.take_gateway_events()
+            # an order sent before the stop and acknowledged since can be cancelled now
+            # (a cancel is only sent for an order the venue holds)
+            self.cancel_all()
         self.take_gateway_events()
+
+    def begin_stop(self) -> None:
+        """The orderly stop: from here on no new order or modify leaves (answered here as
+        after a kill), journaled where it happened so a replay holds the same decisions."""
+        if self.stopping:
+            return
+        self.stopping = True
+        if self.journal is not None:
+            self.journal.append(KIND_CONTROL, json.dumps(
+                {"action": "stop", "decisions": self.n_decisions}).encode(), ts=self._t)
 
     def finish(self) -> Any:
         """The session's result tables (orders, fills, positions) from the engine; a paper

@@ -814,7 +814,8 @@ def _fire(calls: list[tuple[Any, Any]]) -> Callable[[int], Any]:
     if not calls:
         return _nothing
     if len(calls) == 1:
-        return partial(*calls[0])
+        fn, arg = calls[0]
+        return partial(fn, arg)
 
     def fire(inst: int) -> None:
         for fn, arg in calls:

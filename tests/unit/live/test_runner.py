@@ -97,7 +97,8 @@ def _packets(n_events: int = 3_000) -> tuple[object, list[bytes]]:
     return rep, out
 
 
-def _replayed(mode: str, *, kill_at: int | None = None) -> list[tuple[np.void, int]]:
+def _replayed(mode: str, *, kill_at: int | None = None,
+              stop_at: int | None = None) -> list[tuple[np.void, int]]:
     """A replay runner (requests recorded, not sent) fed the packets one at a time."""
     rep, packets = _packets()
     feed = MoldFeedHandler(listen=("127.0.0.1", 0), date=DATE, price_step=rep.price_step,
@@ -111,6 +112,8 @@ def _replayed(mode: str, *, kill_at: int | None = None) -> list[tuple[np.void, i
             if k == kill_at:
                 r.switch.trip("test")
                 r.check_switch()
+            if k == stop_at:
+                r.begin_stop()
             t += 1_000_000
             if feed.apply_packets([p], t):
                 r._run(t)
@@ -134,6 +137,18 @@ def test_a_tripped_switch_holds_new_orders_and_lets_cancels_through() -> None:
     assert news
     assert set(news) == {STREAM_HELD}
     assert all(s == STREAM_SENT for q, s in held if q["kind"] == REQ_CANCEL)
+
+
+def test_the_orderly_stop_holds_new_orders_as_a_kill_does() -> None:
+    """From the stop on, the orders still working are being cancelled: a new order the
+    strategy decides meanwhile (its quote cancelled, it quotes again) must not leave."""
+    free = _replayed("compiled")
+    stopped = _replayed("compiled", stop_at=0)
+    assert [q.tobytes() for q, _ in stopped] == [q.tobytes() for q, _ in free]
+    news = [s for q, s in stopped if q["kind"] == REQ_NEW]
+    assert news
+    assert set(news) == {STREAM_HELD}
+    assert all(s == STREAM_SENT for q, s in stopped if q["kind"] == REQ_CANCEL)
 
 
 def test_bad_command_lines_fail_with_one_line(tmp_path: Path,
