@@ -108,6 +108,8 @@ from framework.core.events import EVENT_DTYPE, EventArray
 from framework.core.instrument import Instrument
 from framework.engine.config import LatencyConfig, QueueConfig
 from framework.engine.feed import MergedFeed
+from framework.features.kernels import N_FEATURES
+from framework.features.model import FeatureModel
 from framework.kernel.core import advance_at
 from framework.kernel.core import finish as finish_state
 from framework.kernel.loop import NO_HORIZON
@@ -151,6 +153,10 @@ class Engine:
     so K copies of a strategy with different parameters
     (:func:`framework.engine.instances.copies`) run in one pass over the events, each with
     exactly the orders, fills and PnL of a run alone (README, "K instances in one pass").
+
+    ``feature_model`` (:class:`~framework.features.model.FeatureModel`, plain arrays) is
+    evaluated per event in the feature pass and fills the ``regime`` / ``regime_prob``
+    features (NaN without one); features are computed when a strategy sets ``features``.
     """
 
     _decoder: RecordDecoder | None  #: made with the first flush, after set-up
@@ -171,6 +177,7 @@ class Engine:
         end_ts: int | None = None,
         out_dir: Any = None,
         isolated: bool = False,
+        feature_model: FeatureModel | None = None,
     ) -> None:
         if not instruments:
             msg = "an engine needs at least one instrument"
@@ -199,6 +206,11 @@ class Engine:
         self.capacity = capacity or Capacity(n_inst=len(instruments), n_strat=len(strategies))
         self.end_ts = end_ts
         self.isolated = bool(isolated)
+        if feature_model is not None and not isinstance(feature_model, FeatureModel):
+            msg = (f"feature_model must be a framework.features.FeatureModel, got "
+                   f"{type(feature_model).__name__}")
+            raise ConfigError(msg)
+        self.feature_model = feature_model
         #: responses from inject() that named no live order (kept, not dropped)
         self.unmatched: npt.NDArray[np.void] = np.empty(0, RESPONSE_DTYPE)
         #: pushed events whose local time was earlier than one pushed before (wall clock:
@@ -284,18 +296,23 @@ class Engine:
         if self.features:
             from framework.book.l2 import l2_new
             from framework.features.kernels import feature_state
+            from framework.features.model import model_state
 
-            # per instrument: its own book and feature state, carried across batches (the
-            # book sees what the strategy's book sees: it holds as much)
+            # per instrument: its own book, feature and model state, carried across batches
+            # (the book sees what the strategy's book sees: it holds as much)
             self._feat_state = [
-                (feature_state(), l2_new(cap.book_ticks, far_levels=cap.book_far_levels))
+                (
+                    feature_state(),
+                    l2_new(cap.book_ticks, far_levels=cap.book_far_levels),
+                    model_state(),
+                )
                 for _ in range(len(self.instruments))
             ]
         self.arena = a
         self.st = st
         self.window: EventArray = np.empty(0, dtype=EVENT_DTYPE)
         self._wbuf: EventArray = self.window  #: the window's buffer, reused across batches
-        self.window_feats = np.empty((0, 4))
+        self.window_feats = np.empty((0, N_FEATURES))
 
     def _wants(self, s: Strategy, name: str) -> bool:
         """Whether ``s`` handles callback ``name`` in this run's mode."""
@@ -424,14 +441,20 @@ class Engine:
 
     def _chunk_features(self, chunk: EventArray) -> npt.NDArray[np.float64]:
         """Features after every event of ``chunk``: one compiled pass per instrument."""
-        from framework.features.kernels import N_FEATURES, compute_features
+        from framework.features.kernels import compute_features
 
         out = np.full((len(chunk), N_FEATURES), np.nan)
         inst = chunk["instrument"]
-        for i, (state, book) in enumerate(self._feat_state):
+        for i, (state, book, mstate) in enumerate(self._feat_state):
             mask = inst == i
             if mask.any():
-                out[mask] = compute_features(chunk[mask], state=state, book=book)
+                out[mask] = compute_features(
+                    chunk[mask],
+                    state=state,
+                    book=book,
+                    model=self.feature_model,
+                    model_state_=mstate,
+                )
         return out
 
     # --- the order seam --------------------------------------------------------------------

@@ -1,0 +1,117 @@
+"""The regime reaches strategies through the engine's feature pass, like microprice: the
+Python Context and compiled callbacks read the same values, which are the model's values
+for the events seen so far, and changing later events changes no earlier reading."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from functools import cache
+
+import numpy as np
+import pytest
+from numba import njit
+
+from framework.core.errors import ConfigError
+from framework.engine.backtest import Backtest
+from framework.features import F_REGIME, F_REGIME_PROB
+from framework.ingest.synthetic import generate_day
+from framework.strategy import CompiledCallbacks, Params, Strategy, nb
+from research.ml.regime import fit_regimes
+
+HL = 20_000_000_000
+MOD = 1_000_000_007  # s * 31 stays inside int64
+# state words: wake-ups without a regime, per regime, a running hash of the sequence
+S_NAN, S_R0, S_HASH = 0, 1, 4
+
+
+@njit(cache=True)
+def _fold(s, r: float, p: float) -> None:
+    if math.isnan(r):
+        s[S_NAN] += 1
+        code = 7
+    else:
+        s[S_R0 + int(r)] += 1
+        code = int(r) * 1000 + int(p * 999.0)
+    s[S_HASH] = (s[S_HASH] * 31 + code) % MOD
+
+
+@njit(cache=True)
+def rec_on_book(ctx, sid, inst, p, s) -> None:
+    _fold(s, nb.feature(ctx, inst, F_REGIME), nb.feature(ctx, inst, F_REGIME_PROB))
+
+
+class _P(Params):
+    pass
+
+
+class RegimeRecorder(Strategy):
+    """Counts and hashes the regime it reads at every book change (both paths)."""
+
+    Params = _P
+    features = True
+    compiled = CompiledCallbacks(on_book=rec_on_book, state_size=5)
+
+    def on_start(self, ctx):
+        self.seen: list[tuple[int, float]] = []
+        self.words = np.zeros(5, np.int64)
+
+    def on_book(self, ctx, inst):
+        r = ctx.feature(inst, "regime")
+        self.seen.append((ctx.now, -1.0 if math.isnan(r) else r))  # NaN != NaN in a list
+        _fold.py_func(self.words, r, ctx.feature(inst, "regime_prob"))
+
+
+@cache
+def setup():
+    days = [generate_day(date=dt.date(2024, 2, 5 + i), n_events=80_000, seed=40 + i)
+            for i in range(3)]
+    model = fit_regimes([d.events for d in days[:2]], halflife_ns=HL)
+    return days[2], model
+
+
+def _run(events, model, mode):
+    day, _ = setup()
+    s = RegimeRecorder()
+    Backtest(instruments=[day.instrument], streams=[[events]], strategies=[s], mode=mode,
+             sample_ns=0, chunk=5_003, feature_model=model.feature_model()).run()
+    return s
+
+
+def test_python_and_compiled_strategies_read_the_same_regimes():
+    day, model = setup()
+    py = _run(day.events, model, "python")
+    co = _run(day.events, model, "compiled")
+    assert np.array_equal(py.words, co.compiled_state), (py.words, co.compiled_state)
+    assert py.words[S_R0 : S_R0 + 3].min() > 100  # every regime was seen
+    # each reading is the model's value at an event of that local time
+    pred, _ = model.predict(day.events)
+    lt = day.events["local_ts"]
+    for now, r in py.seen[:: max(1, len(py.seen) // 2000)]:
+        lo, hi = np.searchsorted(lt, now, "left"), np.searchsorted(lt, now, "right")
+        vals = pred[lo:hi]
+        assert (r == -1.0 and np.isnan(vals).any()) or (r == vals).any()
+
+
+def test_changing_the_future_changes_no_earlier_reading():
+    day, model = setup()
+    ev = day.events
+    base = _run(ev, model, "python").seen
+    k = len(ev) * 3 // 5
+    t = int(ev["local_ts"][k])
+    alt = ev.copy()
+    alt["qty"][k:] = alt["qty"][k:] * 4 + 1
+    alt["local_ts"][k:] += 30_000_000_000
+    alt["exch_ts"][k:] += 30_000_000_000
+    got = _run(alt, model, "python").seen
+    past = [x for x in base if x[0] < t]
+    assert len(past) > 1000
+    assert [x for x in got if x[0] < t] == past
+    assert got[len(past):] != base[len(past):]
+
+
+def test_feature_model_must_be_the_framework_type():
+    day, model = setup()
+    with pytest.raises(ConfigError, match=r"must be a framework\.features\.FeatureModel"):
+        Backtest(instruments=[day.instrument], streams=[[day.events]],
+                 strategies=[RegimeRecorder()], feature_model=model)  # type: ignore[arg-type]
