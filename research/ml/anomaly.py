@@ -73,9 +73,9 @@ IntArray = npt.NDArray[np.int64]
 
 # --- features ------------------------------------------------------------------------------
 @njit(cache=True)
-def _spreads(events: EventArray, meta: IntArray, qty: IntArray, out: FloatArray, start: int) -> int:
-    """Touch spread after every event (NaN for a one-sided book); -1 or where to go on once
-    the book has grown."""
+def _touch(events: EventArray, meta: IntArray, qty: IntArray, out: FloatArray, start: int) -> int:
+    """Best bid and ask after every event (NaN for an empty side); -1 or where to go on
+    once the book has grown."""
     for i in range(start, events.shape[0]):
         e = events[i]
         k = e["kind"]
@@ -83,20 +83,28 @@ def _spreads(events: EventArray, meta: IntArray, qty: IntArray, out: FloatArray,
         if k == KIND_LEVEL or k == KIND_BBO or k == KIND_CLEAR:
             full = l2_apply(meta, qty, k, e["side"], e["price"], e["qty"]) == BOOK_FULL
         bb, ba = l2_best_bid(meta, qty), l2_best_ask(meta, qty)
-        out[i] = np.nan if bb == NO_PRICE or ba == NO_PRICE else float(ba - bb)
+        out[i, 0] = np.nan if bb == NO_PRICE else float(bb)
+        out[i, 1] = np.nan if ba == NO_PRICE else float(ba)
         if full:
             return i + 1
     return -1
 
 
-def spreads(events: EventArray) -> FloatArray:
-    """The touch spread (ticks) after every L2 event, from the framework's L2 book."""
+def touch(events: EventArray) -> FloatArray:
+    """Best bid and ask (ticks) after every L2 event, float64[n, 2], from the framework's
+    L2 book (NaN for an empty side)."""
     meta, qty = l2_new(1 << 15)
-    out = np.full(len(events), np.nan)
+    out = np.full((len(events), 2), np.nan)
     i = 0
-    while (i := _spreads(events, meta, qty, out, i)) >= 0:
+    while (i := _touch(events, meta, qty, out, i)) >= 0:
         meta, qty = l2_made_room(meta, qty)
     return out
+
+
+def spreads(events: EventArray) -> FloatArray:
+    """The touch spread (ticks) after every L2 event (NaN for a one-sided book)."""
+    t = touch(events)
+    return np.asarray(t[:, 1] - t[:, 0], np.float64)
 
 
 def bucket_edges(t0: int, t1: int, bucket_ns: int = NS) -> IntArray:
@@ -565,4 +573,5 @@ __all__ = [
     "inject_market",
     "market_features",
     "spreads",
+    "touch",
 ]
