@@ -20,8 +20,12 @@ the framework depends on no fitting library. Model inputs (units: ticks, seconds
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import zipfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Final
 
 import numpy as np
@@ -60,6 +64,7 @@ _M_LP: Final = _M_Z + N_MODEL_INPUTS  #: per-component log probabilities (scratc
 MODEL_STATE_SIZE: Final = _M_LP + 2 * MAX_COMPONENTS
 
 FloatArray = npt.NDArray[np.float64]
+_FORMAT: Final = "hftlab-feature-model-1"
 _LN2: Final = math.log(2.0)
 
 
@@ -136,6 +141,57 @@ class FeatureModel:
     def names(self) -> tuple[str, str]:
         """The feature names the model fills."""
         return ("regime", "regime_prob")
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the model to ``path`` (``.npz``: its arrays and names, nothing pickled),
+        whole or not at all; a live session loads it with :meth:`load`."""
+        out = Path(path)
+        tmp = out.with_name(f".tmp-{out.name}")
+        with tmp.open("wb") as f:
+            np.savez(
+                f,
+                format=np.array(_FORMAT),
+                inputs=np.array(json.dumps(list(self.inputs))),
+                label_names=np.array(json.dumps(list(self.label_names))),
+                halflife_ns=np.array(self.halflife_ns, np.int64),
+                mean=self.mean,
+                scale=self.scale,
+                weights=self.weights,
+                means=self.means,
+                precisions_cholesky=self.precisions_cholesky,
+                labels=self.labels,
+            )
+        os.replace(tmp, out)
+        return out
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> FeatureModel:
+        """A model written by :meth:`save`; anything else is refused in one line."""
+        try:
+            with Path(path).open("rb") as fh:  # ours to close, whatever np.load finds
+                z = np.load(fh, allow_pickle=False)
+                if not hasattr(z, "files"):
+                    raise ValueError("an array, not an .npz archive")
+                with z:
+                    if str(z["format"]) != _FORMAT:
+                        raise ValueError(f"format {z['format']}")
+                    return cls(
+                        inputs=tuple(json.loads(str(z["inputs"]))),
+                        halflife_ns=int(z["halflife_ns"]),
+                        mean=z["mean"],
+                        scale=z["scale"],
+                        weights=z["weights"],
+                        means=z["means"],
+                        precisions_cholesky=z["precisions_cholesky"],
+                        labels=z["labels"].astype(np.int64),
+                        label_names=tuple(json.loads(str(z["label_names"]))),
+                    )
+        except ConfigError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+            msg = (f"{path} is not a feature model written by FeatureModel.save "
+                   f"({type(exc).__name__}: {exc}); fit and save one again")
+            raise ConfigError(msg) from exc
 
 
 NO_MODEL: Final = np.empty(0, np.float64)  #: the parameter vector of "no model"

@@ -386,7 +386,8 @@ class BanditStudy:
                                 else col == policy)
         if not len(d):
             return math.nan
-        return float(d.group_by("policy").agg(pl.col("pnl").sum())["pnl"].mean())
+        sums = d.group_by("policy").agg(pl.col("pnl").sum())["pnl"].to_numpy()
+        return float(sums.mean())
 
     def summary(self) -> dict[str, float]:
         """OOS PnL of the bandit, random choice, the walk-forward's fixed choice and every
@@ -444,7 +445,7 @@ def walk_forward_bandit(
                                          flat_arm=flat_arm))
         hist = pl.concat(history)
         n_arms = k + (1 if flat_arm else 0)
-        sd = float(hist["reward"].std() or 1.0)
+        sd = float(np.std(hist["reward"].to_numpy())) or 1.0
         bandit = ThompsonBandit(n_arms, 4, prior_sd=sd, seed=seed + w.index)
         bandit.learn(hist)
         pick = walk.windows.filter(pl.col("window") == w.index)["key"][0]

@@ -203,3 +203,37 @@ def test_order_by_order_days_are_projected_or_refused():
     pred, _ = fitted().predict(l2)
     assert (~np.isnan(pred)).sum() > 1000
     assert as_l2(day(11).events) is day(11).events
+
+
+def test_a_saved_model_loads_and_gives_the_same_regimes(tmp_path):
+    m = fitted().feature_model()
+    path = m.save(tmp_path / "regimes.npz")
+    back = FeatureModel.load(path)
+    assert back.inputs == m.inputs
+    assert back.label_names == m.label_names
+    np.testing.assert_array_equal(back.params, m.params)
+    ev = day(24, 20_000).events
+    np.testing.assert_array_equal(compute_features(ev, model=back), compute_features(ev, model=m))
+    assert not list(tmp_path.glob(".tmp*"))
+
+
+def test_anything_but_a_saved_model_is_refused_in_one_line(tmp_path):
+    m = fitted().feature_model()
+    good = m.save(tmp_path / "good.npz").read_bytes()
+    cases = {
+        "missing.npz": None,
+        "garbage.npz": b"not a zip at all",
+        "cut.npz": good[: len(good) // 2],
+        "array.npy": None,
+    }
+    np.save(tmp_path / "array.npy", np.arange(3))
+    for name, data in cases.items():
+        if data is not None:
+            (tmp_path / name).write_bytes(data)
+        with pytest.raises(ConfigError, match="is not a feature model") as exc:
+            FeatureModel.load(tmp_path / name)
+        assert "\n" not in str(exc.value)
+    other = tmp_path / "other.npz"
+    np.savez(other, format=np.array("something else"))
+    with pytest.raises(ConfigError, match="is not a feature model"):
+        FeatureModel.load(other)
