@@ -128,6 +128,10 @@ def register(sub: Any, store_parent: argparse.ArgumentParser) -> None:
     add_run_options(opt)
     opt.set_defaults(func=cmd_optimize)
 
+    from research.ml.cli import register as register_ml  # hftlab regimes, hftlab anomalies
+
+    register_ml(sub, store_parent)
+
 
 def _fixed(strategy: Any, items: list[str]) -> dict[str, Any]:
     """The ``--param`` values, as the strategy's Params read them."""
