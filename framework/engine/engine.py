@@ -156,7 +156,8 @@ class Engine:
 
     ``feature_model`` (:class:`~framework.features.model.FeatureModel`, plain arrays) is
     evaluated per event in the feature pass and fills the ``regime`` / ``regime_prob``
-    features (NaN without one); features are computed when a strategy sets ``features``.
+    features (NaN without one); features are computed when a strategy sets ``features``
+    or a model is given.
     """
 
     _decoder: RecordDecoder | None  #: made with the first flush, after set-up
@@ -223,7 +224,10 @@ class Engine:
         self._replay_seconds = 0.0
         self.flushes = 0  #: recorder flushes to the result sink so far
         self._t0 = time.perf_counter()
-        self.features = any(type(s).features for s in self.strategies)
+        # a feature model is there to be read: it turns the feature pass on
+        self.features = feature_model is not None or any(
+            type(s).features for s in self.strategies
+        )
         self._sink = ResultSink(out_dir, schemas=TABLE_SCHEMAS)
         self._decoder = None
         try:
@@ -770,6 +774,11 @@ class Engine:
             "callbacks": self.callbacks(),
             "isolated": self.isolated,
             "book_updates": self.events,
+            **({"feature_model": {
+                "inputs": list(self.feature_model.inputs),
+                "halflife_ns": self.feature_model.halflife_ns,
+                "labels": list(self.feature_model.label_names),
+            }} if self.feature_model is not None else {}),
         }
 
     def finish(self, config: dict[str, Any] | None = None) -> BacktestResult:

@@ -115,3 +115,22 @@ def test_feature_model_must_be_the_framework_type():
     with pytest.raises(ConfigError, match=r"must be a framework\.features\.FeatureModel"):
         Backtest(instruments=[day.instrument], streams=[[day.events]],
                  strategies=[RegimeRecorder()], feature_model=model)  # type: ignore[arg-type]
+
+
+class PlainReader(RegimeRecorder):
+    compiled = None
+    features = False  # the model alone turns the feature pass on
+
+
+def test_a_feature_model_turns_the_feature_pass_on_and_is_recorded():
+    day, model = setup()
+    s = PlainReader()
+    res = Backtest(instruments=[day.instrument], streams=[[day.events[:30_000]]],
+                   strategies=[s], sample_ns=0, feature_model=model.feature_model()).run()
+    assert any(r != -1.0 for _, r in s.seen)
+    cfg = res.config["feature_model"]
+    assert cfg["labels"] == ["calm", "volatile", "trending"]
+    assert cfg["halflife_ns"] == HL
+    plain = Backtest(instruments=[day.instrument], streams=[[day.events[:5_000]]],
+                     strategies=[PlainReader()], sample_ns=0).run()
+    assert "feature_model" not in plain.config
