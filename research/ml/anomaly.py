@@ -335,7 +335,8 @@ def inject_market(
     A blow-out empties the ``levels`` best levels of each side for 2-6 s (updates inside
     that zone are held back) and then restores exactly the book the day had by then; quote
     stuffing sends ``stuffing_rate`` updates per second for 1-4 s to a price far outside
-    the book, on and off, leaving the book as it was."""
+    the book, on and off, leaving the book as it was (also in place of a blow-out when the
+    book has no touch then)."""
     rng = np.random.default_rng(seed)
     lt = events["local_ts"]
     eps = _episodes(rng, int(lt[0]), int(lt[-1]), n, (1.0, 6.0), 120.0)
@@ -352,6 +353,8 @@ def inject_market(
         meta, qty = book
         bb, ba = l2_best_bid(meta, qty), l2_best_ask(meta, qty)
         kind = MARKET_KINDS[j % 2]
+        if NO_PRICE in (bb, ba):  # no touch to blow out: stuff quotes instead
+            kind = "quote_stuffing"
         kinds.append(kind)
         exch = int(events["exch_ts"][max(a - 1, 0)])
         if kind == "spread_blowout":
@@ -372,7 +375,10 @@ def inject_market(
             sd, p, q = (np.array(c) for c in zip(*rows, strict=True))
             extra.append(_levels(sd, p, q, e, int(events["exch_ts"][max(b - 1, 0)])))
         else:
-            far = bb - 200 if bb != NO_PRICE else ba + 200
+            # a price no level of the day is near: far below the bid (above the ask when
+            # the bid is missing or too close to zero)
+            far = bb - 200 if bb != NO_PRICE and bb > 400 else (
+                ba + 200 if ba != NO_PRICE else 1_000_000)
             m = max(2, int(stuffing_rate * (e - s) / NS) // 2 * 2)
             # integer steps: a float linspace of epoch ns rounds past e
             ts = s + np.arange(m, dtype=np.int64) * ((e - 1 - s) // (m - 1))

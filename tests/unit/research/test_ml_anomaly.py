@@ -239,3 +239,12 @@ def test_execution_stream_of_a_backtest():
 def test_unknown_method_is_refused():
     with pytest.raises(Exception, match="choose 'robust_z' or 'isolation_forest'"):
         fit_detector(clean_rows(), method="svm")
+
+
+def test_a_book_without_a_touch_gets_quote_stuffing_instead_of_a_blow_out():
+    d = generate_day(date=dt.date(2024, 1, 3), n_events=20_000, seed=8)
+    bids_only = d.events[d.events["side"] != -1]
+    ev, labels = inject_market(bids_only, n=4, seed=3)
+    assert labels["kind"].to_list() == ["quote_stuffing"] * 4
+    assert len(ev) > len(bids_only)
+    assert np.isnan(spreads(ev)).all()
