@@ -134,3 +134,25 @@ def test_a_feature_model_turns_the_feature_pass_on_and_is_recorded():
     plain = Backtest(instruments=[day.instrument], streams=[[day.events[:5_000]]],
                      strategies=[PlainReader()], sample_ns=0).run()
     assert "feature_model" not in plain.config
+
+
+def test_fed_one_event_at_a_time_as_live_the_readings_are_the_backtests():
+    from framework.engine.engine import Engine, Wake
+
+    day, model = setup()
+    ev = day.events[:25_000]
+    s_live = RegimeRecorder()
+    eng = Engine(instruments=[day.instrument], strategies=[s_live], mode="python",
+                 sample_ns=0, feature_model=model.feature_model())
+    for k in range(len(ev)):
+        eng.push(ev[k : k + 1])
+        assert eng.advance() == Wake.NEED_INPUT
+    eng.end_input()
+    assert eng.advance() == Wake.DONE
+    eng.finish()
+    s_bt = RegimeRecorder()
+    Backtest(instruments=[day.instrument], streams=[[ev]], strategies=[s_bt], mode="python",
+             sample_ns=0, feature_model=model.feature_model()).run()
+    assert len(s_bt.seen) > 1000
+    assert len({r for _, r in s_bt.seen}) >= 3  # the warm-up and at least two regimes
+    assert s_live.seen == s_bt.seen
