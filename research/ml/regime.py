@@ -11,7 +11,8 @@ in backtest and live alike. No value ever depends on a later event.
 
 Components are named by what they look like, not by labels (real data has none): the one
 with the largest volatility plus message rate is ``volatile``, of the rest the one with the
-strongest one-sided trade flow is ``trending``, the rest ``calm``.
+strongest one-sided trade flow is ``trending``, the rest ``calm`` (with more than three
+components several share a name, and their posteriors add up).
 
 >>> # model = fit_regimes([day1.events, day2.events]); codes = model.predict(day3.events)
 """
@@ -30,7 +31,7 @@ from framework.core.errors import ConfigError
 from framework.core.events import EventArray
 from framework.features import F_REGIME, F_REGIME_PROB, MODEL_INPUTS, FeatureModel
 from framework.features.kernels import compute_features
-from framework.features.model import N_MODEL_INPUTS, model_state
+from framework.features.model import MAX_COMPONENTS, N_MODEL_INPUTS, model_state
 
 #: regime names, by code (framework.ingest.synthetic.REGIMES uses the same order)
 REGIME_NAMES: tuple[str, str, str] = ("calm", "volatile", "trending")
@@ -134,11 +135,12 @@ def fit_regimes(
     from sklearn.preprocessing import StandardScaler
 
     unknown = [n for n in inputs if n not in MODEL_INPUTS]
-    if unknown or not inputs:
-        msg = f"regime inputs {list(inputs)}: choose from {MODEL_INPUTS}"
+    if unknown or not inputs or len(set(inputs)) != len(inputs):
+        msg = f"regime inputs {list(inputs)}: choose from {MODEL_INPUTS}, each once"
         raise ConfigError(msg)
-    if n_components != len(REGIME_NAMES):
-        msg = f"n_components={n_components}: the regime model names {len(REGIME_NAMES)}"
+    if not len(REGIME_NAMES) <= n_components <= MAX_COMPONENTS:
+        msg = (f"n_components={n_components}: give {len(REGIME_NAMES)} to {MAX_COMPONENTS} "
+               f"(components that look alike share a name: {REGIME_NAMES})")
         raise ConfigError(msg)
     cols = [MODEL_INPUTS.index(n) for n in inputs]
     parts = []
@@ -189,14 +191,18 @@ def _name_components(means: FloatArray, inputs: list[str]) -> npt.NDArray[np.int
         return means[:, inputs.index(name)] if name in inputs else np.zeros(len(means))
 
     k = len(means)
-    labels = np.zeros(k, np.int64)  # calm
     activity = col("log_volatility") + col("log_message_rate") + col("spread")
     volatile = int(np.argmax(activity))
-    labels[volatile] = REGIME_NAMES.index("volatile")
     rest = [c for c in range(k) if c != volatile]
     flow = col("abs_trade_flow") - 0.5 * col("abs_imbalance")
     trending = max(rest, key=lambda c: (flow[c], activity[c]))
-    labels[trending] = REGIME_NAMES.index("trending")
+    calm = min((c for c in rest if c != trending), key=lambda c: activity[c])
+    # the three prototypes name themselves; any other component takes its nearest one's name
+    protos = {volatile: "volatile", trending: "trending", calm: "calm"}
+    labels = np.zeros(k, np.int64)
+    for c in range(k):
+        near = min(protos, key=lambda p: float(np.sum((means[c] - means[p]) ** 2)))
+        labels[c] = REGIME_NAMES.index(protos[near])
     return labels
 
 

@@ -171,6 +171,15 @@ def test_regimes_recovered_on_held_out_days():
         assert ari == pytest.approx(adjusted_rand_score(truth[ok], pred[ok]))
 
 
+def test_more_components_than_names_share_them():
+    model = fit_regimes([day(s).events for s in (11, 12)], halflife_ns=HL, n_components=5)
+    labels = model.feature_model().labels
+    assert len(labels) == 5
+    assert set(labels.tolist()) == {0, 1, 2}
+    d = day(14)
+    assert regime_ari(model, d.events, d.labels) >= 0.6
+
+
 def test_bad_models_and_inputs_are_refused_with_the_reason():
     good = fitted().feature_model()
     k, d = len(good.weights), len(good.inputs)
@@ -188,6 +197,10 @@ def test_bad_models_and_inputs_are_refused_with_the_reason():
             dataclasses.replace(good, **{name: value})
     with pytest.raises(ConfigError, match="choose from"):
         fit_regimes([day(11).events], inputs=("spread", "colour"))
+    with pytest.raises(ConfigError, match="each once"):
+        fit_regimes([day(11).events], inputs=("spread", "spread"))
+    with pytest.raises(ConfigError, match="n_components=2"):
+        fit_regimes([day(11).events], n_components=2)
     with pytest.raises(ConfigError, match="usable events"):
         fit_regimes([day(11).events[:100]])
     with pytest.raises(ConfigError, match="inputs_out"):
