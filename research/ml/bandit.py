@@ -129,7 +129,10 @@ class UniformChooser:
 @dataclass
 class Gate:
     """Which of K gated instances may trade: arm ``k < K`` is instance ``k``, arm ``K``
-    (with ``flat_arm``) none. Decides at the first book change of every ``epoch_ns``."""
+    (with ``flat_arm``) none. Decides at the first book change of every ``epoch_ns``.
+
+    One gate per run (it holds the run's Contexts); its chooser may go on to the next run
+    with what it learned. Contexts are regime codes, ``n_regimes`` while undefined."""
 
     chooser: Chooser
     n_sets: int
@@ -175,6 +178,9 @@ class Gate:
             self.chooser.update(c, a, reward)
         c = self.context(ctx, inst)
         arm = self.chooser.choose(c)
+        if not 0 <= arm < self.n_arms:
+            msg = f"the gate's chooser chose arm {arm}; it has arms 0..{self.n_arms - 1}"
+            raise ConfigError(msg)
         if arm != self.active:
             if 0 <= self.active < self.n_sets:
                 self.ctxs[self.active].set_trading_state("reducing")

@@ -161,6 +161,14 @@ def test_epoch_rewards_and_walk_forward_tables():
     assert (results["max_drawdown"] >= 0).all()
 
 
+def test_a_chooser_choosing_no_arm_stops_the_run_with_the_reason():
+    day, model = setup()
+    gate = Gate(Script([5]), 2, flat_arm=True)
+    with pytest.raises(ConfigError, match=r"chose arm 5; it has arms 0\.\.2"):
+        run_day(day.instrument, day.events[:5_000], gated(OneTickMM, SETS, gate), day.date,
+                feature_model=model.feature_model(), latency=LAT, gate=gate)
+
+
 def test_gate_needs_one_set_per_instance_and_python_callbacks():
     gate = Gate(UniformChooser(3), 2)
     with pytest.raises(ConfigError, match="2 parameter sets, got 1"):
