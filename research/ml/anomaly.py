@@ -286,6 +286,11 @@ def fit_detector(
 def _episodes(rng: np.random.Generator, t0: int, t1: int, n: int, dur_s: tuple[float, float],
               gap_s: float) -> list[tuple[int, int]]:
     """``n`` non-overlapping [start, end) windows at least ``gap_s`` apart."""
+    room = (t1 - t0) / NS - 2 * gap_s - dur_s[1]
+    if n > 0 and room <= 0:
+        msg = (f"the session is {(t1 - t0) / NS:.0f} s; anomalies need {2 * gap_s + dur_s[1]:.0f}"
+               " s of it at least (a quiet margin each side): give a longer day")
+        raise ConfigError(msg)
     out: list[tuple[int, int]] = []
     tries = 0
     while len(out) < n:

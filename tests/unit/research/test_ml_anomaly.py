@@ -12,6 +12,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from framework.core.errors import ConfigError
 from framework.core.events import FLAG_LAST
 from framework.engine.backtest import Backtest
 from framework.engine.config import LatencyConfig
@@ -234,6 +235,16 @@ def test_execution_stream_of_a_backtest():
     assert got.get(EX_REJECT, 0) == denials.height + orders.filter(
         pl.col("status") == "rejected").height
     assert st["ts"].is_sorted()
+
+
+def test_too_short_a_day_or_too_many_anomalies_is_refused():
+    d = generate_day(date=dt.date(2024, 1, 3), n_events=20_000, seed=8)
+    ev = d.events[d.events["local_ts"] < d.events["local_ts"][0] + 200 * 1_000_000_000]
+    with pytest.raises(ConfigError, match="give a longer day"):
+        inject_market(ev, n=2)
+    t0, t1 = int(d.events["local_ts"][0]), int(d.events["local_ts"][-1])
+    with pytest.raises(ConfigError, match="ask for fewer"):
+        inject_execution(generate_execution(t0, t1), t0, t1, n=1_000)
 
 
 def test_unknown_method_is_refused():
