@@ -58,7 +58,7 @@ class Backtest:
         config: dict[str, Any] | None = None,
         out_dir: str | os.PathLike[str] | None = None,
         isolated: bool = False,
-        feature_model: FeatureModel | None = None,
+        feature_model: FeatureModel | dict[str, FeatureModel] | None = None,
     ) -> None:
         if len(instruments) != len(streams):
             msg = f"{len(instruments)} instruments but {len(streams)} event streams"

@@ -156,8 +156,9 @@ class Engine:
 
     ``feature_model`` (:class:`~framework.features.model.FeatureModel`, plain arrays) is
     evaluated per event in the feature pass and fills the ``regime`` / ``regime_prob``
-    features (NaN without one); features are computed when a strategy sets ``features``
-    or a model is given.
+    features (NaN without one): one model for every instrument, or a dict of instrument
+    keys ("VENUE/SYMBOL") to models, each fitted on its own instrument. Features are
+    computed when a strategy sets ``features`` or a model is given.
     """
 
     _decoder: RecordDecoder | None  #: made with the first flush, after set-up
@@ -178,7 +179,7 @@ class Engine:
         end_ts: int | None = None,
         out_dir: Any = None,
         isolated: bool = False,
-        feature_model: FeatureModel | None = None,
+        feature_model: FeatureModel | dict[str, FeatureModel] | None = None,
     ) -> None:
         if not instruments:
             msg = "an engine needs at least one instrument"
@@ -207,11 +208,9 @@ class Engine:
         self.capacity = capacity or Capacity(n_inst=len(instruments), n_strat=len(strategies))
         self.end_ts = end_ts
         self.isolated = bool(isolated)
-        if feature_model is not None and not isinstance(feature_model, FeatureModel):
-            msg = (f"feature_model must be a framework.features.FeatureModel, got "
-                   f"{type(feature_model).__name__}")
-            raise ConfigError(msg)
         self.feature_model = feature_model
+        #: the model of each instrument (None: its regime features stay NaN)
+        self._models = self._models_per_instrument(feature_model)
         #: responses from inject() that named no live order (kept, not dropped)
         self.unmatched: npt.NDArray[np.void] = np.empty(0, RESPONSE_DTYPE)
         #: pushed events whose local time was earlier than one pushed before (wall clock:
@@ -235,6 +234,22 @@ class Engine:
         except BaseException:
             self._sink.abort()
             raise
+
+    def _models_per_instrument(self, given: Any) -> list[FeatureModel | None]:
+        keys = [i.key for i in self.instruments]
+        if given is None or isinstance(given, FeatureModel):
+            return [given] * len(keys)
+        if not isinstance(given, dict):
+            msg = (f"feature_model must be a framework.features.FeatureModel or a dict of "
+                   f"instrument keys to them, got {type(given).__name__}")
+            raise ConfigError(msg)
+        unknown = [k for k in given if k not in keys]
+        bad = [k for k, m in given.items() if not isinstance(m, FeatureModel)]
+        if unknown or bad:
+            what = f"names instruments {unknown} not in this run ({keys})" if unknown else (
+                f"maps {bad} to something other than a framework.features.FeatureModel")
+            raise ConfigError(f"feature_model {what}")
+        return [given.get(k) for k in keys]
 
     def _pick_mode(self, mode: Mode) -> Literal["compiled", "python"]:
         if mode == "python":
@@ -456,7 +471,7 @@ class Engine:
                     chunk[mask],
                     state=state,
                     book=book,
-                    model=self.feature_model,
+                    model=self._models[i],
                     model_state_=mstate,
                 )
         return out
@@ -774,10 +789,14 @@ class Engine:
             "callbacks": self.callbacks(),
             "isolated": self.isolated,
             "book_updates": self.events,
-            **({"feature_model": {
-                "inputs": list(self.feature_model.inputs),
-                "halflife_ns": self.feature_model.halflife_ns,
-                "labels": list(self.feature_model.label_names),
+            **({"feature_models": {
+                inst.key: {
+                    "inputs": list(m.inputs),
+                    "halflife_ns": m.halflife_ns,
+                    "labels": list(m.label_names),
+                }
+                for inst, m in zip(self.instruments, self._models, strict=True)
+                if m is not None
             }} if self.feature_model is not None else {}),
         }
 

@@ -128,12 +128,47 @@ def test_a_feature_model_turns_the_feature_pass_on_and_is_recorded():
     res = Backtest(instruments=[day.instrument], streams=[[day.events[:30_000]]],
                    strategies=[s], sample_ns=0, feature_model=model.feature_model()).run()
     assert any(r != -1.0 for _, r in s.seen)
-    cfg = res.config["feature_model"]
+    cfg = res.config["feature_models"][day.instrument.key]
     assert cfg["labels"] == ["calm", "volatile", "trending"]
     assert cfg["halflife_ns"] == HL
     plain = Backtest(instruments=[day.instrument], streams=[[day.events[:5_000]]],
                      strategies=[PlainReader()], sample_ns=0).run()
-    assert "feature_model" not in plain.config
+    assert "feature_models" not in plain.config
+
+
+class PerInstrument(Strategy):
+    Params = _P
+    features = True
+
+    def on_start(self, ctx):
+        self.seen: dict[int, list[float]] = {0: [], 1: []}
+
+    def on_book(self, ctx, inst):
+        self.seen[inst].append(ctx.feature(inst, "regime"))
+
+
+def test_each_instrument_gets_its_own_model_or_none():
+    _, model = setup()
+    a = generate_day(symbol="AAA", date=dt.date(2024, 2, 8), n_events=30_000, seed=61)
+    b = generate_day(symbol="BBB", date=dt.date(2024, 2, 8), n_events=30_000, seed=62)
+    s = PerInstrument()
+    res = Backtest(instruments=[a.instrument, b.instrument], streams=[[a.events], [b.events]],
+                   strategies=[s], sample_ns=0,
+                   feature_model={b.instrument.key: model.feature_model()}).run()
+    assert all(math.isnan(r) for r in s.seen[0])
+    assert sum(not math.isnan(r) for r in s.seen[1]) > 1000
+    # and b's readings are the model's on b alone
+    pred, _ = model.predict(b.events)
+    got = {r for r in s.seen[1] if not math.isnan(r)}
+    assert got <= set(pred[~np.isnan(pred)].tolist())
+    assert list(res.config["feature_models"]) == [b.instrument.key]
+    for bad, says in (({"XXX/YYY": model.feature_model()}, "names instruments"),
+                      ({a.instrument.key: model}, "something other than"),
+                      ([model.feature_model()], "or a dict")):
+        with pytest.raises(ConfigError, match=says):
+            Backtest(instruments=[a.instrument, b.instrument],
+                     streams=[[a.events], [b.events]], strategies=[PerInstrument()],
+                     feature_model=bad)  # type: ignore[arg-type]
 
 
 def test_fed_one_event_at_a_time_as_live_the_readings_are_the_backtests():
