@@ -7,9 +7,10 @@ engine (the K-instance support: each has its own account, orders and risk state)
 ``flat_arm``, none -- and re-decides every ``epoch_ns``: its chooser sees the context (the
 ``regime`` feature of the run's regime model; an extra context while it is not yet defined),
 and is told the reward of the arm it ran (that instance's equity change over the epoch). An
-instance that is not chosen is put in the ``reducing`` trading state (the risk checks let
-only orders that shrink its position through) and its callbacks run only while it still
-holds a position or working orders: it winds down, then idles. So the instances' summed PnL
+instance no longer chosen cancels the orders it placed while it was and is put in the
+``reducing`` trading state (the risk checks let only orders that shrink its position
+through); its callbacks run only while it still holds a position or working orders: it
+winds down, then idles. So the instances' summed PnL
 is what trading the chosen sets would have made, fills and fees included, and the same
 objects run in a live engine (they are Python strategies; the gate reads only the Context).
 
