@@ -290,6 +290,10 @@ def _print_screen(run: Any, top: int) -> None:
     print(f"  results: {run.out} (screen.parquet, equity.parquet)")
     print(f"  report: {run.report}")
 
+    from research.ml.cli import register as register_ml  # hftlab regimes, hftlab anomalies
+
+    register_ml(sub, store_parent)
+
 
 def _fixed(strategy: Any, items: list[str]) -> dict[str, Any]:
     """The ``--param`` values, as the strategy's Params read them."""

@@ -20,6 +20,7 @@ from framework.core.instrument import Instrument
 from framework.engine.config import LatencyConfig, QueueConfig
 from framework.engine.engine import Engine, Mode, Wake
 from framework.engine.feed import MergedFeed
+from framework.features.model import FeatureModel
 from framework.strategy.base import Strategy
 
 __all__ = ["Backtest", "Mode", "store_streams"]
@@ -35,7 +36,8 @@ class Backtest:
     ``<table>.parquet`` in ``out_dir``, or in a temporary folder that lives as long as the
     result. ``result.write(out_dir)`` then adds ``summary.json`` (and statistics).
     ``isolated``: each strategy its own account (see :class:`~framework.engine.engine.Engine`;
-    K copies of a strategy in one pass).
+    K copies of a strategy in one pass). ``feature_model``: fills the ``regime`` features
+    (see the Engine).
 
     >>> # Backtest(instruments=[inst], streams=[[events]], strategies=[MyStrategy()]).run()
     """
@@ -56,6 +58,7 @@ class Backtest:
         config: dict[str, Any] | None = None,
         out_dir: str | os.PathLike[str] | None = None,
         isolated: bool = False,
+        feature_model: FeatureModel | dict[str, FeatureModel] | None = None,
     ) -> None:
         if len(instruments) != len(streams):
             msg = f"{len(instruments)} instruments but {len(streams)} event streams"
@@ -73,6 +76,7 @@ class Backtest:
             end_ts=end_ts,
             out_dir=out_dir,
             isolated=isolated,
+            feature_model=feature_model,
         )
         from framework.book.project import l2_stream
 

@@ -109,6 +109,8 @@ from framework.core.events import EVENT_DTYPE, EventArray
 from framework.core.instrument import Instrument
 from framework.engine.config import LatencyConfig, QueueConfig
 from framework.engine.feed import MergedFeed
+from framework.features.kernels import N_FEATURES
+from framework.features.model import FeatureModel
 from framework.kernel.core import advance_at
 from framework.kernel.core import finish as finish_state
 from framework.kernel.loop import NO_HORIZON
@@ -152,6 +154,12 @@ class Engine:
     so K copies of a strategy with different parameters
     (:func:`framework.engine.instances.copies`) run in one pass over the events, each with
     exactly the orders, fills and PnL of a run alone (README, "K instances in one pass").
+
+    ``feature_model`` (:class:`~framework.features.model.FeatureModel`, plain arrays) is
+    evaluated per event in the feature pass and fills the ``regime`` / ``regime_prob``
+    features (NaN without one): one model for every instrument, or a dict of instrument
+    keys ("VENUE/SYMBOL") to models, each fitted on its own instrument. Features are
+    computed when a strategy sets ``features`` or a model is given.
     """
 
     _decoder: RecordDecoder | None  #: made with the first flush, after set-up
@@ -172,6 +180,7 @@ class Engine:
         end_ts: int | None = None,
         out_dir: Any = None,
         isolated: bool = False,
+        feature_model: FeatureModel | dict[str, FeatureModel] | None = None,
     ) -> None:
         if not instruments:
             msg = "an engine needs at least one instrument"
@@ -200,6 +209,9 @@ class Engine:
         self.capacity = capacity or Capacity(n_inst=len(instruments), n_strat=len(strategies))
         self.end_ts = end_ts
         self.isolated = bool(isolated)
+        self.feature_model = feature_model
+        #: the model of each instrument (None: its regime features stay NaN)
+        self._models = self._models_per_instrument(feature_model)
         #: responses from inject() that named no live order (kept, not dropped)
         self.unmatched: npt.NDArray[np.void] = np.empty(0, RESPONSE_DTYPE)
         #: pushed events whose local time was earlier than one pushed before (wall clock:
@@ -212,7 +224,10 @@ class Engine:
         self._replay_seconds = 0.0
         self.flushes = 0  #: recorder flushes to the result sink so far
         self._t0 = time.perf_counter()
-        self.features = any(type(s).features for s in self.strategies)
+        # a feature model is there to be read: it turns the feature pass on
+        self.features = feature_model is not None or any(
+            type(s).features for s in self.strategies
+        )
         self._sink = ResultSink(out_dir, schemas=TABLE_SCHEMAS)
         self._decoder = None
         try:
@@ -220,6 +235,22 @@ class Engine:
         except BaseException:
             self._sink.abort()
             raise
+
+    def _models_per_instrument(self, given: Any) -> list[FeatureModel | None]:
+        keys = [i.key for i in self.instruments]
+        if given is None or isinstance(given, FeatureModel):
+            return [given] * len(keys)
+        if not isinstance(given, dict):
+            msg = (f"feature_model must be a framework.features.FeatureModel or a dict of "
+                   f"instrument keys to them, got {type(given).__name__}")
+            raise ConfigError(msg)
+        unknown = [k for k in given if k not in keys]
+        bad = [k for k, m in given.items() if not isinstance(m, FeatureModel)]
+        if unknown or bad:
+            what = f"names instruments {unknown} not in this run ({keys})" if unknown else (
+                f"maps {bad} to something other than a framework.features.FeatureModel")
+            raise ConfigError(f"feature_model {what}")
+        return [given.get(k) for k in keys]
 
     def _pick_mode(self, mode: Mode) -> Literal["compiled", "python"]:
         if mode == "python":
@@ -285,18 +316,23 @@ class Engine:
         if self.features:
             from framework.book.l2 import l2_new
             from framework.features.kernels import feature_state
+            from framework.features.model import model_state
 
-            # per instrument: its own book and feature state, carried across batches (the
-            # book sees what the strategy's book sees: it holds as much)
+            # per instrument: its own book, feature and model state, carried across batches
+            # (the book sees what the strategy's book sees: it holds as much)
             self._feat_state = [
-                (feature_state(), l2_new(cap.book_ticks, far_levels=cap.book_far_levels))
+                (
+                    feature_state(),
+                    l2_new(cap.book_ticks, far_levels=cap.book_far_levels),
+                    model_state(),
+                )
                 for _ in range(len(self.instruments))
             ]
         self.arena = a
         self.st = st
         self.window: EventArray = np.empty(0, dtype=EVENT_DTYPE)
         self._wbuf: EventArray = self.window  #: the window's buffer, reused across batches
-        self.window_feats = np.empty((0, 4))
+        self.window_feats = np.empty((0, N_FEATURES))
 
     def _wants(self, s: Strategy, name: str) -> bool:
         """Whether ``s`` handles callback ``name`` in this run's mode."""
@@ -425,14 +461,20 @@ class Engine:
 
     def _chunk_features(self, chunk: EventArray) -> npt.NDArray[np.float64]:
         """Features after every event of ``chunk``: one compiled pass per instrument."""
-        from framework.features.kernels import N_FEATURES, compute_features
+        from framework.features.kernels import compute_features
 
         out = np.full((len(chunk), N_FEATURES), np.nan)
         inst = chunk["instrument"]
-        for i, (state, book) in enumerate(self._feat_state):
+        for i, (state, book, mstate) in enumerate(self._feat_state):
             mask = inst == i
             if mask.any():
-                out[mask] = compute_features(chunk[mask], state=state, book=book)
+                out[mask] = compute_features(
+                    chunk[mask],
+                    state=state,
+                    book=book,
+                    model=self._models[i],
+                    model_state_=mstate,
+                )
         return out
 
     # --- the order seam --------------------------------------------------------------------
@@ -751,6 +793,15 @@ class Engine:
             "callbacks": self.callbacks(),
             "isolated": self.isolated,
             "book_updates": self.events,
+            **({"feature_models": {
+                inst.key: {
+                    "inputs": list(m.inputs),
+                    "halflife_ns": m.halflife_ns,
+                    "labels": list(m.label_names),
+                }
+                for inst, m in zip(self.instruments, self._models, strict=True)
+                if m is not None
+            }} if self.feature_model is not None else {}),
         }
 
     def finish(self, config: dict[str, Any] | None = None) -> BacktestResult:

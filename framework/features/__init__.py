@@ -3,6 +3,8 @@
 from framework.features.kernels import (
     F_IMBALANCE,
     F_MICROPRICE,
+    F_REGIME,
+    F_REGIME_PROB,
     F_TFI,
     F_VOLATILITY,
     FEATURE_NAMES,
@@ -11,15 +13,21 @@ from framework.features.kernels import (
     feature_state,
     feature_update,
 )
+from framework.features.model import MODEL_INPUTS, FeatureModel, model_state
 
 __all__ = [
     "FEATURE_NAMES",
     "F_IMBALANCE",
     "F_MICROPRICE",
+    "F_REGIME",
+    "F_REGIME_PROB",
     "F_TFI",
     "F_VOLATILITY",
+    "MODEL_INPUTS",
     "N_FEATURES",
+    "FeatureModel",
     "compute_features",
     "feature_state",
     "feature_update",
+    "model_state",
 ]

@@ -16,6 +16,9 @@ Definitions (prices in ticks, sizes in lots, time in ns):
   volume (+1 all buyer-initiated, -1 all seller-initiated), half-life ``tfi_halflife_ns``.
 
 Values are NaN until defined (an empty side, no trade yet).
+
+``regime`` and ``regime_prob`` are filled by a fitted feature model when the pass is given
+one (:mod:`framework.features.model`), NaN otherwise.
 """
 
 from __future__ import annotations
@@ -50,19 +53,41 @@ from framework.core.events import (
     KIND_TRADE,
     EventArray,
 )
+from framework.features.model import (
+    MODEL_STATE_SIZE,
+    MODEL_X,
+    N_MODEL_INPUTS,
+    NO_MODEL,
+    OUT_REGIME,
+    OUT_REGIME_PROB,
+    FeatureModel,
+    model_state,
+    model_update,
+)
 
 F_MICROPRICE: Final = 0
 F_IMBALANCE: Final = 1
 F_VOLATILITY: Final = 2
 F_TFI: Final = 3
-N_FEATURES: Final = 4
-FEATURE_NAMES: Final = ("microprice", "imbalance", "volatility", "trade_flow_imbalance")
+F_REGIME: Final = OUT_REGIME  #: label of a fitted feature model (NaN without one)
+F_REGIME_PROB: Final = OUT_REGIME_PROB  #: its posterior probability
+N_FEATURES: Final = 6
+FEATURE_NAMES: Final = (
+    "microprice",
+    "imbalance",
+    "volatility",
+    "trade_flow_imbalance",
+    "regime",
+    "regime_prob",
+)
 
 # state words
 _S_LAST_MID, _S_LAST_MID_TS, _S_VAR, _S_FLOW, _S_VOL, _S_LAST_TRADE_TS, _S_VOL_HL, _S_TFI_HL = (
     range(8)
 )
-STATE_SIZE: Final = 8
+_S_ROWS: Final = 8  #: rows written so far (a pass over several batches counts on)
+_S_PREV: Final = 9  #: the last row written (N_FEATURES words): what a message carries on
+STATE_SIZE: Final = _S_PREV + N_FEATURES
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -75,6 +100,7 @@ def feature_state(
     s[_S_VAR] = 0.0
     s[_S_FLOW] = 0.0
     s[_S_VOL] = 0.0
+    s[_S_ROWS] = 0.0
     s[_S_VOL_HL] = float(vol_halflife_ns)
     s[_S_TFI_HL] = float(tfi_halflife_ns)
     return s
@@ -98,7 +124,7 @@ def feature_update(
     bq: int,
     aq: int,
 ) -> None:
-    """Fold one event into ``state`` and write the features into ``out[:N_FEATURES]``.
+    """Fold one event into ``state`` and write the market features into ``out[:F_REGIME]``.
 
     ``bb, ba, bq, aq`` are the touch after the event (``NO_PRICE`` for an empty side).
     """
@@ -139,9 +165,15 @@ def _compute(
     state: FloatArray,
     out: FloatArray,
     start: int,
+    mp: FloatArray,
+    ms: FloatArray,
+    xout: FloatArray,
 ) -> int:
     """Rows ``start:`` of ``out``; returns -1, or the index to go on from once the book is
-    grown (its far lists filled up at the event before)."""
+    grown (its far lists filled up at the event before). ``mp``/``ms``: a feature model's
+    parameters and state (``mp`` empty: none); ``xout`` (rows or none) receives its inputs."""
+    model = mp.shape[0] > 0
+    keep_x = model and xout.shape[0] == events.shape[0]
     for i in range(start, events.shape[0]):
         e = events[i]
         kind = e["kind"]
@@ -149,25 +181,32 @@ def _compute(
         if kind == KIND_LEVEL or kind == KIND_BBO or kind == KIND_CLEAR:
             full = l2_apply(meta, book, kind, e["side"], e["price"], e["qty"]) == BOOK_FULL
         row = out[i]
-        if kind != KIND_TRADE and not e["flags"] & FLAG_LAST and i > 0:
+        prev = state[_S_PREV : _S_PREV + N_FEATURES]
+        if kind != KIND_TRADE and not e["flags"] & FLAG_LAST and state[_S_ROWS] > 0:
             # inside a message the book is not consistent: carry the last values forward
+            # (kept in the state, so a batch that starts inside a message carries them too)
             for j in range(N_FEATURES):
-                row[j] = out[i - 1, j]
+                row[j] = prev[j]
+            if keep_x:
+                for j in range(N_MODEL_INPUTS):
+                    xout[i, j] = ms[MODEL_X + j]
             if full:
                 return i + 1
             continue
-        feature_update(
-            state,
-            row,
-            e["local_ts"],
-            kind,
-            e["side"],
-            e["qty"],
-            l2_best_bid(meta, book),
-            l2_best_ask(meta, book),
-            l2_best_bid_qty(meta, book),
-            l2_best_ask_qty(meta, book),
-        )
+        state[_S_ROWS] += 1.0
+        ts = e["local_ts"]
+        bb = l2_best_bid(meta, book)
+        ba = l2_best_ask(meta, book)
+        bq = l2_best_bid_qty(meta, book)
+        aq = l2_best_ask_qty(meta, book)
+        feature_update(state, row, ts, kind, e["side"], e["qty"], bb, ba, bq, aq)
+        if model:
+            model_update(mp, ms, row, ts, kind, e["side"], e["qty"], bb, ba, bq, aq)
+            if keep_x:
+                for j in range(N_MODEL_INPUTS):
+                    xout[i, j] = ms[MODEL_X + j]
+        for j in range(N_FEATURES):
+            prev[j] = row[j]
         if full:
             return i + 1
     return -1
@@ -178,17 +217,36 @@ def compute_features(
     *,
     state: FloatArray | None = None,
     book: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] | None = None,
+    model: FeatureModel | None = None,
+    model_state_: FloatArray | None = None,
+    inputs_out: FloatArray | None = None,
 ) -> FloatArray:
     """Features after every event of an L2 event array (one compiled pass), as
     float64[n, N_FEATURES]. Pass ``state`` and ``book`` to continue across batches; a book
     of its own grows as needed, a given one raises a :class:`ConfigError` when it holds
-    more levels outside its window than its far capacity."""
+    more levels outside its window than its far capacity.
+
+    ``model`` fills ``regime``/``regime_prob`` (its state in ``model_state_``, to continue
+    across batches); ``inputs_out`` (float64[n, N_MODEL_INPUTS]) receives the model's
+    inputs after every event, which is what a fit needs."""
     meta, qty = book if book is not None else l2_new(1 << 15)
     st = state if state is not None else feature_state()
     out = np.full((len(events), N_FEATURES), np.nan)
+    mp = model.params if model is not None else NO_MODEL
+    ms = model_state_ if model_state_ is not None else model_state()
+    if ms.shape != (MODEL_STATE_SIZE,):
+        msg = f"a feature model state has {MODEL_STATE_SIZE} words; make it with model_state()"
+        raise ConfigError(msg)
+    xo: FloatArray = np.empty((0, N_MODEL_INPUTS))
+    if inputs_out is not None:
+        if model is None or inputs_out.shape != (len(events), N_MODEL_INPUTS):
+            msg = (f"inputs_out needs a model and the shape {(len(events), N_MODEL_INPUTS)}, "
+                   f"got {inputs_out.shape}")
+            raise ConfigError(msg)
+        xo = inputs_out
     i = 0
     while True:
-        i = _compute(events, meta, qty, st, out, i)
+        i = _compute(events, meta, qty, st, out, i, mp, ms, xo)
         if i < 0:
             return out
         if book is not None:

@@ -189,8 +189,9 @@ class Context:
         return out[:k]
 
     def feature(self, inst: int, name: str) -> float:
-        """Latest ``microprice``, ``imbalance``, ``volatility`` or ``trade_flow_imbalance``
-        of ``inst`` (NaN until defined; the strategy class must set ``features = True``)."""
+        """Latest ``microprice``, ``imbalance``, ``volatility``, ``trade_flow_imbalance``,
+        ``regime`` or ``regime_prob`` of ``inst`` (NaN until defined; the strategy class must
+        set ``features = True``; the regime needs the run's ``feature_model``)."""
         try:
             k = FEATURE_NAMES.index(name)
         except ValueError as exc:

@@ -300,8 +300,9 @@ def order_filled(ctx: Ctx, sid: int, oid: int) -> int:
 
 @inline
 def feature(ctx: Ctx, inst: int, which: int) -> float:
-    """Latest value of a feature (``framework.features.F_*``) at the strategy's time; NaN
-    until defined, or when the run computes no features (``Strategy.features = True``)."""
+    """Latest value of a feature (``framework.features.F_*``; ``F_REGIME`` needs the run's
+    ``feature_model``) at the strategy's time; NaN until defined, or when the run computes
+    no features (``Strategy.features = True``)."""
     st = unpack_raw(ctx)
     _feat = st.feat
     return _feat[inst, which]

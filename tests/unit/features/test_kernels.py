@@ -11,6 +11,7 @@ from framework.features import (
     F_MICROPRICE,
     F_TFI,
     F_VOLATILITY,
+    N_FEATURES,
     compute_features,
     feature_state,
     feature_update,
@@ -71,7 +72,7 @@ def test_one_pass_equals_event_by_event_updates_and_batches():
     # live style: a book and one kernel call per event
     book = L2Book(n_ticks=1 << 15)
     st = feature_state()
-    out = np.full((len(ev), 4), np.nan)
+    out = np.full((len(ev), N_FEATURES), np.nan)
     for i, e in enumerate(ev):
         book.apply(int(e["kind"]), int(e["side"]), int(e["price"]), int(e["qty"]))
         if e["kind"] != KIND_TRADE and not e["flags"] & FLAG_LAST:
@@ -117,3 +118,21 @@ def test_the_features_book_holds_every_far_level_or_says_it_cannot():
     assert f[-1, F_MICROPRICE] == pytest.approx((49 + 102) / 2)
     with pytest.raises(ConfigError, match=r"more than 1,024 price levels a side .*far_levels"):
         compute_features(book_events(rows), book=l2_new(64, far_levels=1024))
+
+
+def test_batches_may_start_inside_a_message():
+    # a batch boundary inside a message: its first rows carry the values of the row before
+    # (the previous batch's last), as one pass over the whole array does
+    from framework.book.l2 import l2_new
+    from framework.ingest.synthetic import generate_day
+
+    ev = generate_day(date=dt.date(2024, 1, 2), n_events=20_000, seed=4).events
+    whole = compute_features(ev)
+    inside = np.flatnonzero((ev["flags"] & FLAG_LAST == 0) & (ev["kind"] != KIND_TRADE))
+    inside = inside[inside > 200]
+    assert len(inside) > 100
+    for cut in (*inside[:3], *inside[len(inside) // 2 : len(inside) // 2 + 3], *inside[-3:]):
+        bk, st = l2_new(1 << 15), feature_state()
+        a = compute_features(ev[:cut], state=st, book=bk)
+        b = compute_features(ev[cut:], state=st, book=bk)
+        np.testing.assert_array_equal(np.vstack([a, b]), whole, err_msg=f"cut at {cut}")
