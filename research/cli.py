@@ -132,6 +132,10 @@ def register(sub: Any, store_parent: argparse.ArgumentParser) -> None:
     opt.set_defaults(func=cmd_optimize)
     _register_screen(sub, store_parent)
 
+    from research.ml.cli import register as register_ml  # hftlab regimes, hftlab anomalies
+
+    register_ml(sub, store_parent)
+
 
 _SCREEN_EPILOG = """\
 examples:
@@ -289,10 +293,6 @@ def _print_screen(run: Any, top: int) -> None:
         )
     print(f"  results: {run.out} (screen.parquet, equity.parquet)")
     print(f"  report: {run.report}")
-
-    from research.ml.cli import register as register_ml  # hftlab regimes, hftlab anomalies
-
-    register_ml(sub, store_parent)
 
 
 def _fixed(strategy: Any, items: list[str]) -> dict[str, Any]:
