@@ -226,6 +226,9 @@ def _add_live(sub: Any, store_parent: argparse.ArgumentParser) -> None:
     p.add_argument("--stats", nargs="?", type=float, const=0.0, default=None, metavar="N",
                    help="print latency per stage (p50/p99/p99.9/max) at the end, and every "
                    "N seconds if N is given")
+    p.add_argument("--busy-poll", action="store_true",
+                   help="spin on the feed and the order session instead of sleeping between "
+                   "packets: lowest tick-to-order latency, one core kept busy")
     p.add_argument("--control", metavar="127.0.0.1:PORT",
                    help="serve /kill /reset /status /metrics and the dashboard here "
                    "(bearer token from $HFTLAB_CONTROL_TOKEN or --token-file)")

@@ -99,7 +99,8 @@ def run_session(args: argparse.Namespace) -> int:
                         "positions %s", args.journal, len(recovered.orders),
                         runner.positions())
         control = _control(args, control_at, runner)
-        asyncio.run(_main(runner, args.duration, args.stats or 0.0, recovered))
+        asyncio.run(_main(runner, args.duration, args.stats or 0.0, recovered,
+                          busy_poll=bool(getattr(args, "busy_poll", False))))
         result = runner.finish()  # (on failure it drops what it wrote itself)
     except BaseException:
         if runner is not None and result is None:
@@ -159,13 +160,14 @@ def _control(args: argparse.Namespace, at: tuple[str, int] | None,
 
 
 async def _main(runner: LiveRunner, duration: float | None, stats_s: float,
-                recovered: Any) -> None:
+                recovered: Any, *, busy_poll: bool = False) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):  # an orderly stop
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGUSR1, runner.switch.trip, "signal SIGUSR1")
-    await runner.run(duration_s=duration, stop=stop, stats_every_s=stats_s, recovered=recovered)
+    await runner.run(duration_s=duration, stop=stop, stats_every_s=stats_s, recovered=recovered,
+                     busy_poll=busy_poll)
 
 
 def summarise(runner: LiveRunner, result: Any) -> dict[str, Any]:

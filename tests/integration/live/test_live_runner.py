@@ -64,11 +64,13 @@ def tamper(src: Path, dst: Path, *, which: int) -> Path:
     return dst
 
 
+# the compiled OUCH session spins (--busy-poll, the low-latency loop); the FIX one sleeps
 @pytest.mark.parametrize(("proto", "mode"), [("ouch", "compiled"), ("fix", "python")])
 def test_the_runner_trades_the_venue_and_the_journal_replays_to_the_same_decisions(
     store: str, tmp_path: Path, proto: str, mode: str
 ) -> None:
-    s = run_session(store, tmp_path, proto, mode=mode, duration=15, speed="600")
+    extra = ("--busy-poll",) if proto == "ouch" else ()
+    s = run_session(store, tmp_path, proto, mode=mode, duration=15, speed="600", extra=extra)
     owner = "ouch:u1" if proto == "ouch" else "fix:CLI"
     assert owner in s.venue_exec, s.venue_log[-2000:]
     bought, sold, position, n_exec = s.venue_exec[owner]
