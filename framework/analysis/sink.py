@@ -58,10 +58,11 @@ class ResultSink:
     Nothing touches the disk before the first row group (or :meth:`close`). :meth:`abort`
     removes everything written so far.
 
-    Parts are decoded (:meth:`add_later`), counted, encoded and written by a thread of the
-    sink's own, in the order they were added, so the replay goes on meanwhile; at most
-    :data:`PENDING` parts wait for it. What fails there (a write, a decode) is raised by the
-    next :meth:`add`, :meth:`drain` or :meth:`close`, which abort the sink.
+    Parts are decoded (:meth:`add_later`), counted and encoded -- by a thread of the sink's
+    own with ``decode_in_thread``, else by the caller -- and written by that thread, in the
+    order they were added, so the replay goes on meanwhile; at most :data:`PENDING` jobs wait
+    for it. What fails there (a write, a decode) is raised by the next :meth:`add`,
+    :meth:`drain` or :meth:`close`, which abort the sink.
     """
 
     def __init__(
@@ -70,6 +71,7 @@ class ResultSink:
         *,
         schemas: Mapping[str, Mapping[str, pl.DataType]] = SCHEMAS,
         row_group_rows: int = ROW_GROUP_ROWS,
+        decode_in_thread: bool = True,
     ) -> None:
         if row_group_rows < 1:
             msg = f"row_group_rows must be positive, got {row_group_rows}"
@@ -81,6 +83,7 @@ class ResultSink:
                 raise ValueError(msg)
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.row_group_rows = row_group_rows
+        self.decode_in_thread = decode_in_thread  #: see :meth:`add_later`
         self.tally = Tally()
         self.rows: dict[str, int] = dict.fromkeys(TABLES, 0)  #: rows written per table
         self._schemas = {
@@ -93,9 +96,7 @@ class ResultSink:
         self._buf: dict[str, list[pa.Table]] = {name: [] for name in TABLES}
         self._buffered: dict[str, int] = dict.fromkeys(TABLES, 0)
         self._writers: dict[str, pq.ParquetWriter] = {}  #: the sink's thread's until it stops
-        self._queue: queue.Queue[tuple[str, Callable[[], pl.DataFrame]] | None] = queue.Queue(
-            PENDING
-        )
+        self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue(PENDING)
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None  #: set by the sink's thread
         self._dir: Path | None = None
@@ -109,22 +110,24 @@ class ResultSink:
         self.add_later(name, lambda: df)
 
     def add_later(self, name: str, make: Callable[[], pl.DataFrame]) -> None:
-        """Append the rows ``make()`` returns to table ``name``, made by the sink's thread.
+        """Append the rows ``make()`` returns to table ``name``.
 
-        The engine hands over its recorder rows (a copy) with the decoder: decoding,
-        counting and encoding then run beside the replay instead of inside it. Tables are
-        built in the order they were added. What ``make`` raises is raised by the next
-        :meth:`add`, :meth:`drain` or :meth:`close`."""
+        With ``decode_in_thread`` (the compiled engine, whose loop releases the GIL) the
+        sink's thread calls ``make``, counts and encodes: the engine hands over its recorder
+        rows (a copy) with the decoder, and all that runs beside the replay. Otherwise (a
+        Python-path run holds the GIL: a second Python thread would only take turns with it)
+        this thread does, and the sink's thread only writes the row groups (Arrow encodes
+        and writes without the GIL). Tables are built in the order they were added. What
+        fails in the sink's thread is raised by the next :meth:`add`, :meth:`drain` or
+        :meth:`close`."""
         if self._closed:
             msg = "the result sink is closed; rows can no longer be added"
             raise RuntimeError(msg)
         self._raise_error()
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._work_loop, name="hftlab-result-sink", daemon=True
-            )
-            self._thread.start()
-        self._queue.put((name, make))  # waits while PENDING are queued
+        if self.decode_in_thread:
+            self._submit(lambda: self._append(name, make(), self._write_table))
+        else:
+            self._append(name, make(), self._write_later)
 
     def drain(self) -> None:
         """Wait until everything added so far is counted and buffered (or written)."""
@@ -132,22 +135,33 @@ class ResultSink:
             self._queue.join()
         self._raise_error()
 
+    def _submit(self, job: Callable[[], None]) -> None:
+        """Queue ``job`` for the sink's thread (started with the first)."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._work_loop, name="hftlab-result-sink", daemon=True
+            )
+            self._thread.start()
+        self._queue.put(job)  # waits while PENDING are queued
+
     def _work_loop(self) -> None:
-        """The sink's thread: make, count and buffer each part; write full row groups."""
+        """The sink's thread: the queued jobs, in order, until None."""
         while True:
-            item = self._queue.get()
+            job = self._queue.get()
             try:
-                if item is None:
+                if job is None:
                     return
                 if self._error is None and not self._closed:  # else: drop the rest
-                    name, make = item
-                    self._append(name, make())
+                    job()
             except BaseException as exc:  # handed to the caller's thread, which raises it
                 self._error = exc
             finally:
                 self._queue.task_done()
 
-    def _append(self, name: str, df: pl.DataFrame) -> None:
+    def _append(
+        self, name: str, df: pl.DataFrame, write: Callable[[str, pa.Table], None]
+    ) -> None:
+        """Count and buffer ``df``; a full row group goes to ``write``."""
         if df.height == 0:
             return
         self.tally.update(name, df)
@@ -157,16 +171,24 @@ class ResultSink:
         self._buf[name].append(table)
         self._buffered[name] += df.height
         if self._buffered[name] >= self.row_group_rows:
-            self._write(name)
+            write(name, self._take(name))
 
-    def _write(self, name: str) -> None:
-        """Write the buffered rows of ``name`` as one row group."""
+    def _take(self, name: str) -> pa.Table | None:
+        """The buffered rows of ``name`` as one table (None when there are none)."""
         parts = self._buf[name]
         if not parts:
-            return
-        table = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+            return None
         self._buf[name] = []
         self._buffered[name] = 0
+        return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+
+    def _write_later(self, name: str, table: pa.Table) -> None:
+        self._submit(lambda: self._write_table(name, table))
+
+    def _write_table(self, name: str, table: pa.Table | None) -> None:
+        """Write ``table`` as one row group of ``name``."""
+        if table is None:
+            return
         path = self._path(name)
         try:
             writer = self._writers.get(name)
@@ -234,7 +256,7 @@ class ResultSink:
             self._join()
             self._raise_error()
             for name in TABLES:  # the thread has stopped: its buffers are ours
-                self._write(name)
+                self._write_table(name, self._take(name))
             for name in TABLES:
                 writer = self._writers.pop(name, None)
                 if writer is None:

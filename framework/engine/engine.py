@@ -228,7 +228,11 @@ class Engine:
         self.features = feature_model is not None or any(
             type(s).features for s in self.strategies
         )
-        self._sink = ResultSink(out_dir, schemas=TABLE_SCHEMAS)
+        # the compiled loop releases the GIL: the sink's thread decodes beside it; a Python
+        # path holds the GIL, so decoding stays here (two Python threads only take turns)
+        self._sink = ResultSink(
+            out_dir, schemas=TABLE_SCHEMAS, decode_in_thread=self.mode == "compiled"
+        )
         self._decoder = None
         try:
             self._setup()
@@ -647,8 +651,9 @@ class Engine:
                     out.append((getattr(s, name), ctxs[k]))
             return out
 
-        # per instrument, one call to make on a book change / a trade, fire(inst): built once,
-        # so a wake-up is one call (a lone subscriber's method itself, its context bound)
+        # per instrument, one call to make on a book change / a trade, f(x, y, inst): built
+        # once, so a wake-up is one call (a lone subscriber's method's function itself, with
+        # the strategy and its context: no bound method or partial in between)
         self._book_calls = [
             _fire(calls("on_book", WAKE_BOOK, i)) for i in range(len(self.instruments))
         ]
@@ -675,10 +680,12 @@ class Engine:
             w = step(ptr)
             if w == WAKE_BOOK:
                 inst = hv[H_WAKE_INST]
-                book_calls[inst](inst)
+                f, x, y = book_calls[inst]
+                f(x, y, inst)
             elif w == WAKE_TRADE:
                 inst = hv[H_WAKE_INST]
-                trade_calls[inst](inst)
+                f, x, y = trade_calls[inst]
+                f(x, y, inst)
             elif w == WAKE_FILL or w == WAKE_ORDER or w == WAKE_TIMER:
                 self._strategy_wake(w, hv[H_WAKE_STRAT])
             else:
@@ -860,23 +867,30 @@ class Engine:
         )
 
 
-def _fire(calls: list[tuple[Any, Any]]) -> Callable[[int], Any]:
-    """One callable, ``fire(inst)``, making the calls ``fn(arg, inst)`` in order."""
+def _fire(calls: list[tuple[Any, Any]]) -> tuple[Callable[[Any, Any, int], Any], Any, Any]:
+    """``(f, x, y)`` with ``f(x, y, inst)`` making the calls ``fn(arg, inst)`` in order."""
     if not calls:
-        return _nothing
+        return _nothing, None, None
     if len(calls) == 1:
         fn, arg = calls[0]
-        return partial(fn, arg)
-
-    def fire(inst: int) -> None:
-        for fn, arg in calls:
-            fn(arg, inst)
-
-    return fire
+        func = getattr(fn, "__func__", None)  # a strategy's bound method: its function
+        if func is not None:
+            return func, fn.__self__, arg
+        return _one, fn, arg
+    return _each, calls, None
 
 
-def _nothing(inst: int) -> None:
+def _nothing(x: Any, y: Any, inst: int) -> None:
     """No strategy listens to the instrument."""
+
+
+def _one(fn: Any, arg: Any, inst: int) -> None:
+    fn(arg, inst)
+
+
+def _each(calls: list[tuple[Any, Any]], _: Any, inst: int) -> None:
+    for fn, arg in calls:
+        fn(arg, inst)
 
 
 __all__ = ["REQUEST_DTYPE", "RESPONSE_DTYPE", "Clock", "Engine", "Mode", "Venue", "Wake"]

@@ -52,9 +52,11 @@ def tables() -> dict[str, pl.DataFrame]:
     return random_tables(seed=7, n_fills=6_000)
 
 
-@pytest.fixture
-def streamed(tables: dict[str, pl.DataFrame], tmp_path: Path) -> BacktestResult:
-    sink = ResultSink(tmp_path / "run", row_group_rows=1_000)
+@pytest.fixture(params=[True, False], ids=["decoded-in-thread", "decoded-by-caller"])
+def streamed(
+    tables: dict[str, pl.DataFrame], tmp_path: Path, request: pytest.FixtureRequest
+) -> BacktestResult:
+    sink = ResultSink(tmp_path / "run", row_group_rows=1_000, decode_in_thread=request.param)
     stream(tables, sink)
     return BacktestResult(files=sink.close(), tally=sink.tally, events=10, wall_seconds=1.0)
 
@@ -303,13 +305,14 @@ def test_a_result_never_reads_tables_another_run_wrote_over_its_files(
     assert BacktestResult.read(out).fills.height == 10
 
 
+@pytest.mark.parametrize("in_thread", [True, False])
 def test_parts_made_by_the_sinks_thread_keep_their_order_and_a_failure_aborts_the_sink(
-    tables: dict[str, pl.DataFrame], tmp_path: Path
+    tables: dict[str, pl.DataFrame], tmp_path: Path, in_thread: bool
 ) -> None:
     """add_later: the engine hands over raw rows and their decoder; the tables are made in
     the order added, and what a decode raises comes back to the caller with nothing left."""
     out = tmp_path / "run"
-    sink = ResultSink(out, row_group_rows=500)
+    sink = ResultSink(out, row_group_rows=500, decode_in_thread=in_thread)
     for chunk in parts(tables["fills"], seed=3):
         sink.add_later("fills", lambda c=chunk: c)
     sink.drain()  # every part counted: the tally is complete before close
@@ -317,16 +320,17 @@ def test_parts_made_by_the_sinks_thread_keep_their_order_and_a_failure_aborts_th
     files = sink.close()
     assert pl.read_parquet(files.paths["fills"]).equals(tables["fills"])
 
-    bad = ResultSink(out / "bad", row_group_rows=100)
+    bad = ResultSink(out / "bad", row_group_rows=100, decode_in_thread=in_thread)
     bad.add("fills", tables["fills"])  # row groups written before the failure
 
     def broken() -> pl.DataFrame:
         msg = "the recorder wrote instrument code 9, which has no name; this is an engine bug"
         raise ValueError(msg)
 
-    bad.add_later("orders", broken)
-    with pytest.raises(ValueError, match="engine bug"):
+    with pytest.raises(ValueError, match="engine bug"):  # noqa: PT012 (raised here or later)
+        bad.add_later("orders", broken)
         bad.drain()
+    bad.abort()
     assert not (out / "bad").exists() or not any((out / "bad").iterdir())
     with pytest.raises(RuntimeError, match="closed"):
         bad.add("orders", tables["orders"])
