@@ -39,6 +39,10 @@ def _add_venue(sub: Any, store_parent: argparse.ArgumentParser) -> None:
     p.add_argument("--symbol", required=True, help="the stored day's symbol")
     p.add_argument("--date", required=True, help="YYYY-MM-DD")
     p.add_argument("--speed", default="1", help="exchange time x SPEED, or 'max' (default 1)")
+    p.add_argument("--max-rate", type=float, default=None, metavar="MSGS_PER_S",
+                   help="send at most this many ITCH messages a second (a steady offered "
+                   "load: UDP has no flow control, so a sender faster than its receiver "
+                   "overruns the receiver's socket buffer)")
     p.add_argument(
         "--itch",
         action="append",
@@ -134,6 +138,7 @@ def _cmd_venue(args: argparse.Namespace) -> int:
         date=parse_date(args.date),
         store=args.store,
         speed=parse_speed(args.speed),
+        max_rate=args.max_rate,
         itch=targets(args.itch),
         rerequest_port=args.rerequest_port,
         drop=args.drop,

@@ -65,6 +65,8 @@ class VenueConfig:
     date: dt.date
     store: str | None = None
     speed: float | None = 1.0  #: None = as fast as possible
+    #: messages per second at most (None: no cap): a steady offered load, whatever --speed
+    max_rate: float | None = None
     itch: tuple[tuple[str, int], ...] = ()
     rerequest_port: int | None = None
     drop: float = 0.0
@@ -78,6 +80,9 @@ class VenueConfig:
     def __post_init__(self) -> None:
         if self.speed is not None and not self.speed > 0:
             msg = f"--speed {self.speed} must be a positive number or 'max'"
+            raise ConfigError(msg)
+        if self.max_rate is not None and not self.max_rate > 0:
+            msg = f"--max-rate {self.max_rate} must be a positive number of messages per second"
             raise ConfigError(msg)
         if not self.itch:
             msg = "give at least one --itch HOST:PORT to publish the feed to"
@@ -212,11 +217,21 @@ class Venue:
         p_ends = self.rep.stream.ends[firsts[1:] - 1]
         counts = np.diff(firsts)
         pacer = _Pacer(self.cfg.speed, int(pkt_ts[0]) if len(pkt_ts) else 0)
+        rate = self.cfg.max_rate
         n = len(firsts) - 1
         k = 0
+        sent = 0  # messages, for --max-rate
         while k < n and not self.stop.is_set():
             burst = pacer.due(pkt_ts[k : k + BURST])  # the packets due now, in one go
+            if burst and rate is not None:  # no more messages than the rate allows by now
+                room = (time.monotonic() - pacer.t0) * rate - sent
+                burst = int(np.searchsorted(np.cumsum(counts[k : k + burst]), room, "right"))
+                if not burst:
+                    self._idle()
+                    _wait(self._fd, min((counts[k] - room) / rate, 0.001))
+                    continue
             if burst:
+                sent += int(counts[k : k + burst].sum())
                 e = k + burst
                 self.pub.publish_many(buf, p_starts[k:e], p_ends[k:e], counts[k:e])
                 k = e

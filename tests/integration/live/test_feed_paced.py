@@ -71,6 +71,28 @@ def test_packets_are_paced_by_exchange_time_and_idle_time_has_heartbeats(
     assert h.heartbeats > 0
 
 
+def test_max_rate_caps_the_messages_a_second_at_speed_max(tiny_store: str, tmp_path: Path) -> None:
+    """--speed max --max-rate R: the whole day, in order, never faster than R a second."""
+    rep, ref = reference(tiny_store, "SIM", "SYN", DATE)
+    h = handler_for(rep, rerequest_port=None, record_rows=rep.n_messages)
+    rate = 20_000.0
+    try:
+        with venue_process(tiny_store, "SIM", "SYN", DATE, "--speed", "max", "--max-rate",
+                           str(rate), "--itch", f"127.0.0.1:{h.port}",
+                           log=tmp_path / "venue.log"):
+            while h.messages == 0:
+                h.poll(timeout_s=0.05)
+            t0 = time.monotonic()
+            first = h.messages
+            h.run_until_end(timeout_s=120)
+            elapsed = time.monotonic() - t0
+        check_rows(h, rep, ref)
+    finally:
+        h.close()
+    # the first packets went out at once; the rest came no faster than the cap
+    assert elapsed >= 0.9 * (rep.n_messages - first) / rate
+
+
 class ClientOrders:
     """An order-session hook with one client: it rests a buy order at the first market
     message and has 3 of its 7 shares executed at the third."""
