@@ -176,6 +176,7 @@ class BatchReceiver:
         self._msgs = np.zeros(slots, MMSGHDR)
         self._msgs["iov"] = _addr(self._iov) + IOVEC.itemsize * np.arange(slots, dtype=np.uint64)
         self._msgs["iovlen"] = 1
+        self._base = _addr(self._msgs)  # (reading .ctypes makes an object each time)
         self.lengths = self._msgs["len"]  #: bytes of each datagram read (a view)
         self.flags = self._msgs["flags"]  #: MSG_TRUNC set: larger than its slot, cut
 
@@ -184,7 +185,7 @@ class BatchReceiver:
         other than "nothing waiting" raise OSError."""
         if k1 <= k0:
             return 0
-        r = _LIB.recvmmsg(self.sock.fileno(), _addr(self._msgs) + k0 * MMSGHDR.itemsize,
+        r = _LIB.recvmmsg(self.sock.fileno(), self._base + k0 * MMSGHDR.itemsize,
                           min(k1 - k0, MAX_BATCH), MSG_DONTWAIT, None)
         if r >= 0:
             return int(r)
