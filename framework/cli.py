@@ -438,6 +438,11 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         keys = [(args.venue, s) for s in args.symbol]
     else:
         keys = [_instrument_key(k) for k in run_instruments(strategies)]
+    extra: dict[str, Any] = {}
+    if args.feature_model:
+        from framework.features.model import FeatureModel
+
+        extra["feature_model"] = FeatureModel.load(args.feature_model)
     result, out = run_from_store(
         store=_store(args),
         keys=keys,
@@ -448,6 +453,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         mode=args.mode,
         out_dir=Path(args.out) if args.out else None,
         report=not args.no_report,
+        **extra,
     )
     print_summary(result, out)
     return EXIT_OK
@@ -782,6 +788,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bt.add_argument("--out", metavar="DIR", help="result tables and report.html go here")
     bt.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    bt.add_argument(
+        "--feature-model",
+        metavar="FILE.npz",
+        help="fills the regime features strategies read (ctx.feature(inst, 'regime')): a "
+        "model `hftlab regimes` wrote (regime_model.npz)",
+    )
     bt.set_defaults(func=cmd_backtest)
 
     book = sub.add_parser("book", help="order-book tools")

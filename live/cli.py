@@ -231,6 +231,9 @@ def _add_live(sub: Any, store_parent: argparse.ArgumentParser) -> None:
     p.add_argument("--stats", nargs="?", type=float, const=0.0, default=None, metavar="N",
                    help="print latency per stage (p50/p99/p99.9/max) at the end, and every "
                    "N seconds if N is given")
+    p.add_argument("--feature-model", metavar="FILE.npz",
+                   help="fills the regime features strategies read, as in a backtest's "
+                   "--feature-model (the journal carries the model for replay and parity)")
     p.add_argument("--busy-poll", action="store_true",
                    help="spin on the feed and the order session instead of sleeping between "
                    "packets: lowest tick-to-order latency, one core kept busy")

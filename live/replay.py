@@ -18,6 +18,7 @@ gateway's messages carry no venue time to split it better).
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 from collections.abc import Iterator
@@ -97,6 +98,16 @@ class Session:
         m = json.loads(metas[0].payload)
         return cls(m, Instrument.from_dict(m["instrument"]), parse_date(m["date"]),
                    int(m["price_step"]), int(m["qty_step"]), int(m["locate"]))
+
+    def feature_model(self) -> Any:
+        """The regime model the session ran with (carried in its record), or None."""
+        fm = self.meta.get("feature_model")
+        if fm is None:
+            return None
+        from framework.features.model import FeatureModel
+
+        return FeatureModel.from_bytes(base64.b64decode(fm["npz_base64"]),
+                                       where=f"the session record's feature model ({fm['path']})")
 
     def feed(self) -> Any:
         """A feed handler as the session's (ITCH: its socket is never read, packets come
@@ -207,7 +218,8 @@ def parity(directory: str | Path, *, mode: Mode | None = None) -> Parity:
     runner = LiveRunner(instrument=s.instrument, strategies=strategies, feed=feed, gateway=None,
                         locate=s.locate, mode=mode or m["mode"],
                         latency=LatencyConfig.parse(m["latency"]),
-                        queue=QueueConfig.parse(m["queue"]), replay=True, paper=paper)
+                        queue=QueueConfig.parse(m["queue"]), replay=True, paper=paper,
+                        feature_model=s.feature_model())
     out = Parity()
     finished = False
     try:
@@ -272,6 +284,13 @@ def recover(runner: LiveRunner, directory: str | Path) -> Recovered:
         msg = (f"{where}: the journal is of another session ({' '.join(mine[0])} "
                f"{mine[1]} {mine[2]}); give the same strategy, --param and --risk, or a new "
                "--journal folder")
+        raise ConfigError(msg)
+    was, now = s.meta.get("feature_model"), runner.meta.get("feature_model")
+    if (was or {}).get("npz_base64") != (now or {}).get("npz_base64"):
+        said = "none" if was is None else was["path"]
+        msg = (f"{where}: the session ran with feature model {said}, this restart with "
+               f"{'none' if now is None else now['path']} (or a changed file): the rebuilt "
+               "regimes would differ; give the same --feature-model, or a new --journal folder")
         raise ConfigError(msg)
     runner.replay = True
     out = Parity()

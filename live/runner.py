@@ -368,6 +368,7 @@ class LiveRunner:
         replay: bool = False,
         triggers: Triggers | None = None,
         paper: bool | None = None,
+        feature_model: Any = None,
     ) -> None:
         self.instrument = instrument
         self.feed, self.gateway, self.locate = feed, gateway, int(locate)
@@ -376,7 +377,8 @@ class LiveRunner:
         self.engine = Engine(
             instruments=[instrument], strategies=list(strategies), mode=mode,
             latency=latency, queue=queue,
-            venue="simulated" if self.paper else "external", clock="wall")
+            venue="simulated" if self.paper else "external", clock="wall",
+            feature_model=feature_model)
         #: journal replay: requests are recorded here (the journal holds the answers)
         self.replay = replay
         self.decisions: list[tuple[npt.NDArray[np.void], int]] = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import dataclasses
 import json
@@ -67,6 +68,11 @@ def run_session(args: argparse.Namespace) -> int:
             print(f"hftlab: error: {exc}", file=sys.stderr)
             return 2
         args.risk = [*args.risk, *promoted]  # the journal's session record holds them
+    model = None
+    if args.feature_model:
+        from framework.features.model import FeatureModel
+
+        model = FeatureModel.load(args.feature_model)
     meta = {
         "strategy": list(args.strategy), "param": list(args.param), "risk": list(args.risk),
         "mode": args.mode, "venue": args.venue, "symbol": args.symbol, "date": args.date,
@@ -74,6 +80,10 @@ def run_session(args: argparse.Namespace) -> int:
         "paper": bool(args.paper), "latency": args.latency, "queue": args.queue,
         "instrument": inst.to_dict(), "price_step": price_step, "qty_step": qty_step,
         "locate": feed_spec.locate,
+        # the regime model itself (a few kB): the replay needs no file that may have changed
+        **({} if model is None else {"feature_model": {
+            "path": str(args.feature_model),
+            "npz_base64": base64.b64encode(model.to_bytes()).decode("ascii")}}),
     }
     symbol = str(inst.extra.get("itch_symbol") or inst.symbol)
     # everything checked: now the sockets and files, each closed whatever happens next
@@ -88,7 +98,7 @@ def run_session(args: argparse.Namespace) -> int:
             instrument=inst, strategies=strategies, feed=feed, gateway=gateway,
             locate=feed_spec.locate, mode=args.mode, latency=LatencyConfig.parse(args.latency),
             queue=QueueConfig.parse(args.queue), journal=None if resume else journal,
-            meta=meta, triggers=triggers)
+            meta=meta, triggers=triggers, feature_model=model)
         recovered = None
         if resume:
             from live.replay import recover

@@ -20,6 +20,7 @@ the framework depends on no fitting library. Model inputs (units: ticks, seconds
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -147,49 +148,65 @@ class FeatureModel:
         whole or not at all; a live session loads it with :meth:`load`."""
         out = Path(path)
         tmp = out.with_name(f".tmp-{out.name}")
-        with tmp.open("wb") as f:
-            np.savez(
-                f,
-                format=np.array(_FORMAT),
-                inputs=np.array(json.dumps(list(self.inputs))),
-                label_names=np.array(json.dumps(list(self.label_names))),
-                halflife_ns=np.array(self.halflife_ns, np.int64),
-                mean=self.mean,
-                scale=self.scale,
-                weights=self.weights,
-                means=self.means,
-                precisions_cholesky=self.precisions_cholesky,
-                labels=self.labels,
-            )
+        tmp.write_bytes(self.to_bytes())
         os.replace(tmp, out)
         return out
+
+    def to_bytes(self) -> bytes:
+        """The model as the bytes of its ``.npz`` file (a live journal carries them)."""
+        f = io.BytesIO()
+        np.savez(
+            f,
+            format=np.array(_FORMAT),
+            inputs=np.array(json.dumps(list(self.inputs))),
+            label_names=np.array(json.dumps(list(self.label_names))),
+            halflife_ns=np.array(self.halflife_ns, np.int64),
+            mean=self.mean,
+            scale=self.scale,
+            weights=self.weights,
+            means=self.means,
+            precisions_cholesky=self.precisions_cholesky,
+            labels=self.labels,
+        )
+        return f.getvalue()
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> FeatureModel:
         """A model written by :meth:`save`; anything else is refused in one line."""
         try:
-            with Path(path).open("rb") as fh:  # ours to close, whatever np.load finds
-                z = np.load(fh, allow_pickle=False)
-                if not hasattr(z, "files"):
-                    raise ValueError("an array, not an .npz archive")
-                with z:
-                    if str(z["format"]) != _FORMAT:
-                        raise ValueError(f"format {z['format']}")
-                    return cls(
-                        inputs=tuple(json.loads(str(z["inputs"]))),
-                        halflife_ns=int(z["halflife_ns"]),
-                        mean=z["mean"],
-                        scale=z["scale"],
-                        weights=z["weights"],
-                        means=z["means"],
-                        precisions_cholesky=z["precisions_cholesky"],
-                        labels=z["labels"].astype(np.int64),
-                        label_names=tuple(json.loads(str(z["label_names"]))),
-                    )
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            msg = (f"{path} is not a feature model written by FeatureModel.save "
+                   f"({type(exc).__name__}: {exc}); fit and save one again")
+            raise ConfigError(msg) from exc
+        return cls.from_bytes(data, where=str(path))
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, where: str = "the data") -> FeatureModel:
+        """A model from the bytes :meth:`to_bytes` made; anything else is refused in one
+        line naming ``where`` it came from."""
+        try:
+            z = np.load(io.BytesIO(data), allow_pickle=False)
+            if not hasattr(z, "files"):
+                raise ValueError("an array, not an .npz archive")
+            with z:
+                if str(z["format"]) != _FORMAT:
+                    raise ValueError(f"format {z['format']}")
+                return cls(
+                    inputs=tuple(json.loads(str(z["inputs"]))),
+                    halflife_ns=int(z["halflife_ns"]),
+                    mean=z["mean"],
+                    scale=z["scale"],
+                    weights=z["weights"],
+                    means=z["means"],
+                    precisions_cholesky=z["precisions_cholesky"],
+                    labels=z["labels"].astype(np.int64),
+                    label_names=tuple(json.loads(str(z["label_names"]))),
+                )
         except ConfigError:
             raise
         except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
-            msg = (f"{path} is not a feature model written by FeatureModel.save "
+            msg = (f"{where} is not a feature model written by FeatureModel.save "
                    f"({type(exc).__name__}: {exc}); fit and save one again")
             raise ConfigError(msg) from exc
 

@@ -13,8 +13,10 @@ examples:
   fit on a week of generated days, show the next one (its stored labels are compared):
     hftlab regimes --venue SIM --symbol SYN --fit-from 2024-01-02 --fit-to 2024-01-08 \\
         --show 2024-01-09
-  the model is written as regime_model.npz: a backtest or a live session loads it with
-  framework.features.FeatureModel.load and passes it as feature_model=...
+  the model is written as regime_model.npz; strategies read its regime when a run gets it:
+    hftlab backtest my_strategy ... --feature-model OUT/regime_model.npz
+    hftlab live my_strategy ... --feature-model OUT/regime_model.npz
+  (in Python: framework.features.FeatureModel.load(path), passed as feature_model=...)
 """
 
 _ANOMALIES_EPILOG = """\
