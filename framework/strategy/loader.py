@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+from typing import Any
 
 from framework.core.errors import ConfigError
 from framework.strategy.base import Strategy
@@ -19,6 +20,17 @@ BUNDLED: dict[str, str] = {
 }
 
 
+def import_attr(mod_name: str, attr: str, *, what: str) -> Any:
+    """``mod_name.attr`` of a ``module:attr`` reference (None when the module lacks it); a
+    module that does not import is one ConfigError naming ``what`` was asked for."""
+    try:
+        mod = importlib.import_module(mod_name)
+    except ImportError as exc:
+        msg = f"{what}: cannot import module {mod_name!r} ({exc})"
+        raise ConfigError(msg) from exc
+    return getattr(mod, attr, None)
+
+
 def load_strategy_class(spec: str) -> type[Strategy]:
     """``"one_tick_mm"`` or ``"mypkg.mymod:MyStrategy"`` -> the class."""
     target = BUNDLED.get(spec, spec)
@@ -31,12 +43,7 @@ def load_strategy_class(spec: str) -> type[Strategy]:
         )
         raise ConfigError(msg)
     mod_name, _, cls_name = target.partition(":")
-    try:
-        mod = importlib.import_module(mod_name)
-    except ImportError as exc:
-        msg = f"cannot import strategy module {mod_name!r}: {exc}"
-        raise ConfigError(msg) from exc
-    cls = getattr(mod, cls_name, None)
+    cls = import_attr(mod_name, cls_name, what=f"strategy {target}")
     if not (isinstance(cls, type) and issubclass(cls, Strategy)):
         msg = f"{target}: no Strategy subclass named {cls_name!r} in {mod_name}"
         raise ConfigError(msg)

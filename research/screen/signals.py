@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib
 import inspect
 from collections.abc import Callable, Sequence
 from typing import Any, Final
@@ -41,6 +40,7 @@ from numba import njit
 
 from framework.core.errors import ConfigError
 from framework.strategy import Params, param
+from framework.strategy.loader import import_attr
 
 BoolArray = npt.NDArray[np.bool_]
 Signals = tuple[BoolArray, BoolArray, BoolArray, BoolArray]
@@ -295,12 +295,7 @@ def load_signal(spec: str) -> Signal:
         )
         raise ConfigError(msg)
     mod_name, _, fn_name = spec.partition(":")
-    try:
-        mod = importlib.import_module(mod_name)
-    except ImportError as exc:
-        msg = f"signal {spec}: cannot import module {mod_name!r} ({exc})"
-        raise ConfigError(msg) from exc
-    fn = getattr(mod, fn_name, None)
+    fn = import_attr(mod_name, fn_name, what=f"signal {spec}")
     if not callable(fn):
         msg = f"signal {spec}: module {mod_name} has no function {fn_name!r}"
         raise ConfigError(msg)
