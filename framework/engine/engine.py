@@ -748,9 +748,11 @@ class Engine:
         ):
             n = int(h[word])
             if n:
-                # a copy (the engine writes over the buffer when it goes on), decoded by the
-                # sink's thread while the replay goes on
-                rows = getattr(st, f"rec_{key}")[:n].copy()
+                # decoded by the sink's thread while the replay goes on: a copy, as the engine
+                # writes over the buffer meanwhile (decoded here: the decoder copies it)
+                rows = getattr(st, f"rec_{key}")[:n]
+                if self._sink.decode_in_thread:
+                    rows = rows.copy()
                 self._sink.add_later(RECORDS[key][0], partial(self._decoder.decode, key, rows))
                 h[word] = 0
 
