@@ -43,6 +43,7 @@ H_WAKE: Final = 8  #: why the last advance stopped (WAKE_*)
 H_WAKE_INST: Final = 9
 H_WAKE_STRAT: Final = 10
 H_WAKE_SLOT: Final = 11
+H_CB_WAKE: Final = 12  #: for ERR_CALLBACK: the wake-up (WAKE_*) whose callback raised
 H_EVENTS_LOCAL: Final = 13  #: events the strategy view has processed in total
 H_EVENTS_VENUE: Final = 14
 H_LAT_MODEL: Final = 15
@@ -104,6 +105,12 @@ H_FN_SUBMIT: Final = 57
 H_FN_CANCEL: Final = 58
 H_FN_MODIFY: Final = 59
 H_FN_FINISH: Final = 60
+#: a compiled run's strategy callbacks as one C function ``wake(arena address, WAKE_*)``
+#: (its generated runner's, framework/engine/codegen.py): the core calls it at a wake-up and
+#: goes on, instead of returning to the runner and being entered again. 0: return (the
+#: Python path, and runs whose parameters a C function cannot take)
+H_FN_WAKE: Final = 62
+H_CB_DATA: Final = 63  #: address of the callbacks' data for ``wake`` (see codegen.py)
 H_SIZE: Final = 64
 
 # --- float header (segment SEG_HF) ------------------------------------------------------
@@ -129,12 +136,15 @@ WAKE_REQUESTS: Final = 11  #: H_EXTERNAL: requests wait for the driver (drain_re
 ERR_ORDERS_FULL: Final = 1
 ERR_MESSAGES_FULL: Final = 2
 ERR_BOOK_FULL: Final = 3
+ERR_CALLBACK: Final = 4  #: a compiled callback raised, in the core's ``wake`` (H_WAKE_STRAT: whose)
 ERR_NAMES: Final = {
     ERR_ORDERS_FULL: "a strategy has too many live orders: raise Capacity.max_orders "
     "(order slots per strategy)",
     ERR_MESSAGES_FULL: "too many in-flight messages: raise Capacity.max_messages",
     ERR_BOOK_FULL: "a book holds more price levels outside its window than "
     "Capacity.book_far_levels on one side: raise it",
+    ERR_CALLBACK: "a strategy's compiled callback raised an exception in the engine core, and "
+    "did not raise it again when called once more to show it",
 }
 
 # --- per-instrument int columns (SEG_INST, n_inst x INST_COLS) --------------------------------
@@ -151,7 +161,15 @@ I_LAST_TRADE_QTY: Final = 9
 I_LAST_TRADE_SIDE: Final = 10
 I_N_BOOK_WAKES: Final = 11  #: on_book wake-ups for this instrument (x subscribers = callbacks)
 I_N_TRADE_WAKES: Final = 12
-INST_COLS: Final = 16
+#: our resting orders' price range per side (kernel/venue.py rest_bounds): a venue event
+#: outside it cannot touch them, so the scan of the resting list is skipped. Recomputed at
+#: the next event after a resting list changed (I_REST_DIRTY)
+I_REST_DIRTY: Final = 13
+I_REST_BMIN: Final = 14  #: lowest resting buy price (INT64 max: none)
+I_REST_BMAX: Final = 15  #: highest resting buy price (INT64 min: none)
+I_REST_SMIN: Final = 16
+I_REST_SMAX: Final = 17
+INST_COLS: Final = 24
 
 # --- per-instrument float columns (SEG_INSTF) -------------------------------------------------
 IF_TICK: Final = 0

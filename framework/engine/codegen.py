@@ -112,14 +112,169 @@ def groups(strategies: Sequence[Strategy], instrument_keys: Sequence[str]) -> li
     return out
 
 
-def _source(strategies: Sequence[Strategy], spans: list[range]) -> str:
+def _dispatch(
+    names: list[dict[str, str]],
+    single: list[bool],
+    pad: str,
+    args: Callable[[int, str | None], tuple[str, str]],
+    after: str,
+    note: str = "",
+) -> list[str]:
+    """The lines that call the strategies' callbacks for wake-up ``w`` (one ``if`` per kind;
+    ``after`` ends each branch): every strategy subscribed to the instrument for a book or
+    trade wake, in the order of the run; the one named by ``H_WAKE_STRAT`` for the others.
+    ``args(g, j)``: the params and state expressions of group ``g``'s member ``j`` (None:
+    the group's only member, held outside the loop). ``note``: a line before each call,
+    ``{k}`` the strategy's index."""
+    out: list[str] = []
+
+    def called(pad2: str, k: str, call: str) -> list[str]:
+        return ([f"{pad2}{note.format(k=k)}"] if note else []) + [f"{pad2}{call}"]
+
+    for wake, cbname in _WAKES:
+        out.append(f"{pad}if w == {wake}:")
+        if cbname in ("on_book", "on_trade"):
+            out.append(f"{pad}    inst = h[H_WAKE_INST]")
+            for g, m in enumerate(names):
+                if cbname not in m:
+                    continue
+                if single[g]:
+                    q, r = args(g, None)
+                    call = _CALLS[cbname].format(f=m[cbname], k=f"b{g}", p=q, s=r)
+                    out.append(f"{pad}    if sub[b{g}, inst]:")
+                    out += called(f"{pad}        ", f"b{g}", call)
+                else:
+                    q, r = args(g, "j")
+                    call = _CALLS[cbname].format(f=m[cbname], k=f"b{g} + j", p=q, s=r)
+                    out += [
+                        f"{pad}    for j in range(n{g}):",
+                        f"{pad}        if sub[b{g} + j, inst]:",
+                        *called(f"{pad}            ", f"b{g} + j", call),
+                    ]
+        else:
+            out.append(f"{pad}    sid = h[H_WAKE_STRAT]")
+            for g, m in enumerate(names):
+                if cbname not in m:
+                    continue
+                if single[g]:
+                    q, r = args(g, None)
+                    call = _CALLS[cbname].format(f=m[cbname], k="sid", p=q, s=r)
+                    out += [f"{pad}    if sid == b{g}:", *called(f"{pad}        ", "sid", call)]
+                else:
+                    q, r = args(g, "j")
+                    call = _CALLS[cbname].format(f=m[cbname], k="sid", p=q, s=r)
+                    out += [
+                        f"{pad}    j = sid - b{g}",
+                        f"{pad}    if j >= 0 and j < n{g}:",
+                        *called(f"{pad}        ", "sid", call),
+                    ]
+        out.append(f"{pad}    {after}")
+    return out
+
+
+#: numba types a parameter may have for the core to call the callbacks itself (``wake``):
+#: each is kept in one int64 word (a float's bits, a bool as 0 / 1)
+_WORD_KINDS = {"int64": "i", "float64": "f", "bool": "b"}
+
+
+def word_kinds(values: Sequence[Any]) -> str | None:
+    """Per parameter value, how ``wake`` reads it back from its word (``i``, ``f``, ``b``);
+    None when one of them does not fit a word (a string, a tuple...)."""
+    import numba
+
+    out = ""
+    for v in values:
+        k = _WORD_KINDS.get(str(numba.typeof(v)))
+        if k is None:
+            return None
+        out += k
+    return out
+
+
+def param_words(values: Sequence[Any], kinds: str) -> list[int]:
+    """``values`` as the int64 words ``wake`` reads (see :func:`word_kinds`)."""
+    out = []
+    for v, k in zip(values, kinds, strict=True):
+        if k == "f":
+            out.append(int(np.array([v], np.float64).view(np.int64)[0]))
+        else:
+            out.append(int(v))
+    return out
+
+
+#: words per group in the callbacks' data (``h[H_CB_DATA]``): the address of its params'
+#: words, of its states, its size, state words, param words
+CB_WORDS = 5
+
+
+def _wake_source(names: list[dict[str, str]], kinds: list[str]) -> list[str]:
+    """``wake(p, w)``, a C function the core calls at a wake-up (``h[H_FN_WAKE]``): the
+    runner's dispatch, with each group's params rebuilt from their words (a C function
+    takes only plain ints, and the core reaches the states and words through
+    ``h[H_CB_DATA]``). A callback that raises stops the run with ERR_CALLBACK (an exception
+    cannot leave a C function)."""
+    n = len(names)
+    lines = [
+        "",
+        "",
+        "@cfunc(_types.int64(_types.int64, _types.int64), cache=True)",
+        "def wake(ptr, w):",
+        "    a = arena_at(ptr)",
+        "    st = unpack_raw(a)",
+        "    h = st.h",
+        "    sub = st.sub",
+        f"    cb = carray(_as_voidptr(h[H_CB_DATA]), ({CB_WORDS * n},), int64)",
+        "    cur = -1",
+        "    try:",
+    ]
+    for g in range(n):
+        o = CB_WORDS * g
+        lines.append(f"        b{g} = " + ("0" if g == 0 else f"b{g - 1} + n{g - 1}"))
+        lines += [
+            f"        n{g} = cb[{o + 2}]",
+            f"        s{g} = carray(_as_voidptr(cb[{o + 1}]), (n{g}, cb[{o + 3}]), int64)",
+            f"        w{g} = carray(_as_voidptr(cb[{o}]), (n{g}, cb[{o + 4}]), int64)",
+        ]
+        if "f" in kinds[g]:
+            lines.append(
+                f"        v{g} = carray(_as_voidptr(cb[{o}]), (n{g}, cb[{o + 4}]), float64)"
+            )
+
+    def args(g: int, j: str | None) -> tuple[str, str]:
+        j = j or "0"
+        fields = []
+        for x, k in enumerate(kinds[g]):
+            fields.append(
+                f"w{g}[{j}, {x}]" if k == "i" else
+                f"v{g}[{j}, {x}]" if k == "f" else f"w{g}[{j}, {x}] != 0"
+            )
+        return f"P{g}({', '.join(fields)})", f"s{g}[{j}]"
+
+    # the strategy a callback is for, noted before the call, names the culprit of an error
+    lines += _dispatch(names, [False] * n, "        ", args, "return 0", note="cur = {k}")
+    lines += [
+        "    except Exception:",
+        "        h[H_ERROR] = ERR_CALLBACK",
+        "        h[H_WAKE_STRAT] = cur",
+        "        h[H_CB_WAKE] = w",
+        "    return 0",
+    ]
+    return lines
+
+
+def _source(
+    strategies: Sequence[Strategy], spans: list[range], kinds: list[str | None]
+) -> str:
+    """The runner module's text; ``kinds``: each group's :func:`word_kinds` (``wake`` is
+    written when every group's params fit words)."""
     lines = [
         "# Generated by hftlab (framework/engine/codegen.py). Do not edit.",
-        "from numba import njit",
-        "from numpy import int64",
+        "from numba import carray, cfunc, njit",
+        "from numba import types as _types",
+        "from numpy import float64, int64",
         "from framework.arena.fnptr import call_i64",
         "from framework.arena.state import (unpack_raw, H_WAKE_INST, H_WAKE_STRAT, H_WAKE_OID,",
-        "    H_FN_ADVANCE,",
+        "    H_FN_ADVANCE, H_CB_DATA, H_CB_WAKE, H_ERROR, ERR_CALLBACK, arena_at, _as_voidptr,",
         "    H_WAKE_SIDE, H_WAKE_PRICE, H_WAKE_QTY, H_WAKE_ORDER_KIND, H_WAKE_REASON,",
         "    WAKE_BOOK, WAKE_TRADE, WAKE_FILL, WAKE_ORDER, WAKE_TIMER)",
     ]
@@ -186,39 +341,16 @@ def _source(strategies: Sequence[Strategy], spans: list[range]) -> str:
         "    while True:",
         "        w = call_i64(advance, (p,))",
     ]
-    for wake, cbname in _WAKES:
-        lines.append(f"        if w == {wake}:")
-        if cbname in ("on_book", "on_trade"):
-            # every strategy on the instrument, in the order of the run
-            lines.append("            inst = h[H_WAKE_INST]")
-            for g, m in enumerate(names):
-                if cbname in m and single[g]:
-                    call = _CALLS[cbname].format(f=m[cbname], k=f"b{g}", p=f"q{g}", s=f"r{g}")
-                    lines += [f"            if sub[b{g}, inst]:", f"                {call}"]
-                elif cbname in m:
-                    call = _CALLS[cbname].format(
-                        f=m[cbname], k=f"b{g} + j", p=f"p{g}[j]", s=f"s{g}[j]"
-                    )
-                    lines += [
-                        f"            for j in range(n{g}):",
-                        f"                if sub[b{g} + j, inst]:",
-                        f"                    {call}",
-                    ]
-        else:
-            lines.append("            sid = h[H_WAKE_STRAT]")
-            for g, m in enumerate(names):
-                if cbname in m and single[g]:
-                    call = _CALLS[cbname].format(f=m[cbname], k="sid", p=f"q{g}", s=f"r{g}")
-                    lines += [f"            if sid == b{g}:", f"                {call}"]
-                elif cbname in m:
-                    call = _CALLS[cbname].format(f=m[cbname], k="sid", p=f"p{g}[j]", s=f"s{g}[j]")
-                    lines += [
-                        f"            j = sid - b{g}",
-                        f"            if j >= 0 and j < n{g}:",
-                        f"                {call}",
-                    ]
-        lines.append("            continue")
+    lines += _dispatch(
+        names,
+        single,
+        "        ",
+        lambda g, j: (f"q{g}", f"r{g}") if j is None else (f"p{g}[{j}]", f"s{g}[{j}]"),
+        "continue",
+    )
     lines.append("        return w")
+    if all(k is not None for k in kinds):
+        lines += _wake_source(names, [k for k in kinds if k is not None])
     # per group, one entry per lifecycle callback, and a dispatcher for the Python path's
     # mixed runs: each for one strategy of the group (index k in the run)
     for g, m in enumerate(names):
@@ -269,7 +401,9 @@ def _fingerprint(strategies: list[Strategy], text: str) -> str:
 def build_runner(strategies: Sequence[Strategy], instrument_keys: Sequence[str] = ()) -> ModuleType:
     """Import (writing it first if needed) the runner module for these compiled strategies
     (``instrument_keys``: the run's instruments, for ``compiled_params``)."""
-    text = _source(strategies, groups(strategies, instrument_keys))
+    spans = groups(strategies, instrument_keys)
+    kinds = [word_kinds(param_values(strategies[sp.start], instrument_keys)) for sp in spans]
+    text = _source(strategies, spans, kinds)
     name = f"hftlab_runner_{_fingerprint(list(strategies), text)}"
     d = cache_dir()
     d.mkdir(parents=True, exist_ok=True)
@@ -310,13 +444,36 @@ class CompiledStrategies:
         self.states: list[np.ndarray] = []
         #: per strategy: (group, row)
         self.where: list[tuple[int, int]] = []
+        #: per group: its params as words (n x params), for the runner's ``wake``
+        self.words: list[np.ndarray] = []
         for g, span in enumerate(spans):
             nt = getattr(self.module, f"P{g}")
             members = self.strategies[span.start : span.stop]
-            self.params.append(tuple(nt(*param_values(s, instrument_keys)) for s in members))
+            values = [param_values(s, instrument_keys) for s in members]
+            self.params.append(tuple(nt(*v) for v in values))
             size = max(type(members[0]).compiled.state_size, 1)  # type: ignore[union-attr]
             self.states.append(np.zeros((len(members), size), np.int64))
             self.where += [(g, j) for j in range(len(members))]
+            kinds = word_kinds(values[0])
+            if kinds is not None:
+                self.words.append(np.array([param_words(v, kinds) for v in values], np.int64))
+        #: what ``wake`` reads through ``h[H_CB_DATA]`` (see CB_WORDS)
+        self.cb_data = np.array(
+            [
+                [w.ctypes.data, s.ctypes.data, s.shape[0], s.shape[1], w.shape[1]]
+                for w, s in zip(self.words, self.states, strict=False)
+            ],
+            np.int64,
+        ).reshape(-1)
+
+    def wake(self) -> tuple[int, int] | None:
+        """The runner's ``wake`` C function and its data, as the addresses the arena's
+        header takes (``H_FN_WAKE``, ``H_CB_DATA``): the core then calls the callbacks
+        itself; None when the runner has none (a parameter that does not fit a word)."""
+        fn = getattr(self.module, "wake", None)
+        if fn is None or len(self.words) != len(self.states):
+            return None
+        return int(fn.address), int(self.cb_data.ctypes.data)
 
     def run_args(self) -> list[Any]:
         """The arguments of the runner's ``run`` after the arena."""

@@ -44,7 +44,10 @@ from framework.analysis.sink import ResultSink
 from framework.arena.enums import REJ_NAMES
 from framework.arena.fnptr import I64_T, entry
 from framework.arena.state import (
+    ERR_CALLBACK,
     ERR_NAMES,
+    H_CB_DATA,
+    H_CB_WAKE,
     H_END_TS,
     H_ERROR,
     H_EV_PTR,
@@ -53,6 +56,7 @@ from framework.arena.state import (
     H_EXTERNAL,
     H_FEAT_PTR,
     H_FINAL,
+    H_FN_WAKE,
     H_HORIZON,
     H_LOCAL_CUR,
     H_N_DENY,
@@ -571,6 +575,17 @@ class Engine:
     def _check_error(self, w: int) -> None:
         code = int(self.st.h[H_ERROR])
         what = ERR_NAMES.get(code, f"engine error {code}") if code else f"wake-up code {w}"
+        sid = int(self.st.h[H_WAKE_STRAT])
+        if code == ERR_CALLBACK and 0 <= sid < len(self.strategies):
+            # an exception cannot leave the core's C function: the callback is called once
+            # more from here, through its runner, to raise it (the run stops either way)
+            name = self.strategies[sid].name
+            try:
+                self._cs.dispatcher(sid)(self.arena, int(self.st.h[H_CB_WAKE]))
+            except Exception as exc:
+                exc.add_note(f"in a compiled callback of strategy {name!r}")
+                raise
+            what = f"{name}: {what}"
         msg = f"the engine stopped: {what}"
         raise HftlabError(msg)
 
@@ -590,12 +605,17 @@ class Engine:
         import numba
 
         self._mod.run.compile(tuple(numba.typeof(x) for x in (self.arena, *self._args)))
+        # the core calls the callbacks itself at a wake-up, through the runner's ``wake``
+        wake = cs.wake()
+        if wake is not None:
+            self.st.h[H_FN_WAKE], self.st.h[H_CB_DATA] = wake
         self._step = self._step_compiled
 
     def _step_compiled(self) -> int:
         return int(self._mod.run(self.arena, *self._args))
 
     def _stop_compiled(self) -> None:
+        self.st.h[H_FN_WAKE] = self.st.h[H_CB_DATA] = 0
         for k in self._stopping():
             self._cs.stop(self.arena, k)
 

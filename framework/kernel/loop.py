@@ -18,6 +18,7 @@ import math
 import numpy as np
 from numba import carray
 
+from framework.arena.fnptr import call_i64
 from framework.arena.messages import log_order, next_msg, pop_msg
 from framework.arena.state import (
     EQ_CASH,
@@ -38,10 +39,12 @@ from framework.arena.state import (
     H_FEAT_PTR,
     H_FEED_LAT,
     H_FINAL,
+    H_FN_WAKE,
     H_HORIZON,
     H_LAST_TS,
     H_LOCAL_CUR,
     H_MAX_ORDERS,
+    H_MSG_SEQ,
     H_N_DENY,
     H_N_EQ,
     H_N_EV,
@@ -70,6 +73,7 @@ from framework.arena.state import (
     I_N_BOOK_WAKES,
     I_N_RESTING,
     I_N_TRADE_WAKES,
+    I_REST_DIRTY,
     I_SUB_BOOK,
     I_SUB_TRADE,
     M_SLOT,
@@ -117,7 +121,14 @@ from framework.core.events import EVENT_DTYPE, KIND_BBO, KIND_CLEAR, KIND_LEVEL,
 from framework.core.jit import inline, outline
 from framework.features.kernels import N_FEATURES
 from framework.kernel.local import local_book_event, local_response, trip_kill_switch
-from framework.kernel.venue import apply_fills, scan_resting, venue_request, venue_status
+from framework.kernel.venue import (
+    apply_fills,
+    rest_bounds,
+    rest_relevant,
+    scan_resting,
+    venue_request,
+    venue_status,
+)
 from framework.portfolio.accounting import mark_price, strategy_equity
 from framework.risk.checks import kill_switch_breached
 
@@ -239,6 +250,14 @@ def _next_timer(h: np.ndarray, strat: np.ndarray) -> None:
 
 
 @inline
+def _marks(h: np.ndarray) -> tuple[int, int, int, int, int]:
+    """What a strategy's callback changes when it acts (messages sent, denials and orders
+    logged, a timer set, an error): unchanged, the next action is still the one the inner
+    data loop had found."""
+    return h[H_MSG_SEQ], h[H_N_DENY], h[H_N_ORD], h[H_TIMER_DIRTY], h[H_ERROR]
+
+
+@inline
 def _sync(h: np.ndarray, ev: np.ndarray, vc: int, lc: int, l0: int) -> None:
     """Write the inner data loop's cursors and counters back to the header (they live in
     registers meanwhile: every view aliases the arena, so LLVM reloads after each store)."""
@@ -297,6 +316,8 @@ def advance(p: int) -> int:
     # the driver's, and the strategy view alone consumes the window
     external = h[H_EXTERNAL] != 0
     horizon = h[H_HORIZON]
+    # the strategies' callbacks as a C function (0: return to the caller at a wake-up)
+    fnw = h[H_FN_WAKE]
     while True:
         if (
             h[H_N_FILL] >= lim
@@ -370,6 +391,10 @@ def advance(p: int) -> int:
                     else:
                         is_level = kind == KIND_LEVEL or kind == KIND_BBO
                         resting = instarr[i, I_N_RESTING] > 0
+                        if resting:
+                            if instarr[i, I_REST_DIRTY]:
+                                rest_bounds(h, strat, rest, ordm, instarr[i], i)
+                            resting = rest_relevant(instarr[i], kind, side, price)
                         old = 0
                         if resting and is_level:
                             old = l2_qty_at(vmeta[i], vqty[i], side, price)
@@ -431,7 +456,12 @@ def advance(p: int) -> int:
                         h[H_SHARED_NOW] = t
                         h[H_WAKE_INST] = i
                         h[H_WAKE] = w
-                        return w
+                        if fnw == 0:
+                            return w
+                        mark = _marks(h)
+                        call_i64(fnw, (p, np.int64(w)))
+                        if _marks(h) != mark:
+                            break  # the strategies acted: the outer loop looks again
                 if lc >= n or (vc >= n and not external):
                     break  # the window's end: the outer loop asks for data or finishes
                 tv = INF if external else max(ev[vc]["exch_ts"], t)
@@ -463,7 +493,9 @@ def advance(p: int) -> int:
             if w != WAKE_NONE and strat[h[H_WAKE_STRAT], wants]:
                 strat[h[H_WAKE_STRAT], S_N_WAKES] += 1
                 h[H_WAKE] = w
-                return w
+                if fnw == 0:
+                    return w
+                call_i64(fnw, (p, np.int64(w)))
         elif t == ttimer:
             every = strat[tsid, S_TIMER_EVERY]
             nxt = t + every if every > 0 else 0
@@ -475,7 +507,9 @@ def advance(p: int) -> int:
             h[H_WAKE_STRAT] = tsid
             strat[tsid, S_N_WAKES] += 1
             h[H_WAKE] = WAKE_TIMER
-            return WAKE_TIMER
+            if fnw == 0:
+                return WAKE_TIMER
+            call_i64(fnw, (p, np.int64(WAKE_TIMER)))
         else:
             sample(a, t)
             h[H_SHARED_NOW] = t

@@ -32,6 +32,11 @@ from framework.arena.state import (
     HF_QUEUE_N,
     I_HALTED,
     I_N_RESTING,
+    I_REST_BMAX,
+    I_REST_BMIN,
+    I_REST_DIRTY,
+    I_REST_SMAX,
+    I_REST_SMIN,
     IF_FEE_PER_LOT,
     IF_LOT,
     IF_MAKER_FEE,
@@ -119,6 +124,7 @@ def _rest_add(st: State, slot: int) -> None:
     _ord[slot, O_REST_IDX] = n
     _strat[sid, S_N_REST] = n + 1
     _inst[_ord[slot, O_INST], I_N_RESTING] += 1
+    _inst[_ord[slot, O_INST], I_REST_DIRTY] = 1
     _ord[slot, O_VSTATE] = V_RESTING
 
 
@@ -140,6 +146,7 @@ def _rest_remove(st: State, slot: int) -> None:
     _ord[last, O_REST_IDX] = i
     _strat[sid, S_N_REST] = n
     _inst[_ord[slot, O_INST], I_N_RESTING] -= 1
+    _inst[_ord[slot, O_INST], I_REST_DIRTY] = 1
     _ord[slot, O_VSTATE] = V_DONE
 
 
@@ -323,6 +330,7 @@ def _modify(st: State, slot: int, now: int, price: int, qty: int) -> None:
     _respond(st, slot, now, RESP_MODIFIED, new_leaves, 0)
     if price != o[O_PRICE]:
         o[O_PRICE] = price
+        st.inst[inst, I_REST_DIRTY] = 1  # its place in the resting price range moved
         if _crosses(st, inst, o[O_SIDE], price):
             _rest_remove(st, slot)
             _take(st, slot, now, False)
@@ -353,6 +361,66 @@ def venue_request(a: Arena, m: npt.NDArray[np.int64], now: int) -> None:
 
 
 # --- market data at the venue ---------------------------------------------------------------
+_NONE_LO = np.iinfo(np.int64).max
+_NONE_HI = np.iinfo(np.int64).min
+
+
+@outline
+def rest_bounds(
+    h: npt.NDArray[np.int64],
+    strat: npt.NDArray[np.int64],
+    rest: npt.NDArray[np.int64],
+    ordm: npt.NDArray[np.int64],
+    instrow: npt.NDArray[np.int64],
+    inst: int,
+) -> None:
+    """Recompute the price range of our orders resting on ``inst`` (its ``instrow``), per
+    side, after a resting list changed: rare next to the events it lets
+    :func:`rest_relevant` pass by."""
+    bmin = _NONE_LO
+    bmax = _NONE_HI
+    smin = _NONE_LO
+    smax = _NONE_HI
+    m = h[H_MAX_ORDERS]
+    for sid in range(strat.shape[0]):
+        base = sid * m
+        for j in range(base, base + strat[sid, S_N_REST]):
+            o = ordm[rest[j]]
+            if o[O_INST] != inst:
+                continue
+            p = o[O_PRICE]
+            if o[O_SIDE] == BUY:
+                bmin = min(bmin, p)
+                bmax = max(bmax, p)
+            else:
+                smin = min(smin, p)
+                smax = max(smax, p)
+    instrow[I_REST_BMIN] = bmin
+    instrow[I_REST_BMAX] = bmax
+    instrow[I_REST_SMIN] = smin
+    instrow[I_REST_SMAX] = smax
+    instrow[I_REST_DIRTY] = 0
+
+
+@inline(python=True)
+def rest_relevant(instrow: npt.NDArray[np.int64], kind: int, side: int, price: int) -> bool:
+    """Whether a venue event may change one of our resting orders on its instrument (the
+    row's range from :func:`rest_bounds`): false only where :func:`scan_resting` would
+    neither fill nor move any of them. A level update on our side can move queues at our
+    prices (within the side's range); one on the other side, or a trade by the other side,
+    can fill us at or through our price (the best of our prices on that side)."""
+    is_level = kind == KIND_LEVEL or kind == KIND_BBO
+    if not (is_level or kind == KIND_TRADE):
+        return False
+    if side == BUY:
+        return price >= instrow[I_REST_SMIN] or (
+            is_level and instrow[I_REST_BMIN] <= price <= instrow[I_REST_BMAX]
+        )
+    return price <= instrow[I_REST_BMAX] or (
+        is_level and instrow[I_REST_SMIN] <= price <= instrow[I_REST_SMAX]
+    )
+
+
 @inline
 def scan_resting(
     h: npt.NDArray[np.int64],
