@@ -27,7 +27,9 @@ stream 0 sent or deferred, 1 held by the kill switch), every response injected
 (``KIND_ORDER_IN``: the RESPONSE_DTYPE record), every engine run without new input
 (``KIND_ADVANCE``) and every kill or reset (``KIND_CONTROL``). These are all the engine's
 inputs in the order it took them, so :mod:`live.replay` can drive a fresh engine through the
-same steps and compare its decisions with the live ones.
+same steps and compare its decisions with the live ones. With a bandit (:mod:`live.bandit`:
+K isolated instances, one trading at a time) the gate's random choices are journaled too
+(``KIND_GATE``): a replay takes them from there.
 """
 
 from __future__ import annotations
@@ -110,6 +112,9 @@ KIND_REF = 1001  #: journal: "KEY REF": the protocol id a cancel or replace is a
 #: them at the session's end: a paper session's decisions never leave the engine, so this
 #: is what its parity compares
 KIND_PAPER_ORDER = 1002
+#: journal, --bandit: one decision of the gate (JSON: epoch start, context, arm, reward of
+#: the epoch it ended), or the close of the last epoch; a replay takes the journaled arms
+KIND_GATE = 1003
 #: the orders-table columns a paper session's parity compares
 PAPER_FIELDS = ("order_id", "strategy", "side", "order_type", "tif", "price", "qty",
                 "submit_ts", "status", "filled_qty", "avg_price", "reason")
@@ -369,7 +374,10 @@ class LiveRunner:
         triggers: Triggers | None = None,
         paper: bool | None = None,
         feature_model: Any = None,
+        bandit: Any = None,
     ) -> None:
+        """``bandit``: a :class:`live.bandit.LiveBandit` whose gated instances are
+        ``strategies``; the engine then keeps each instance's account apart (isolated)."""
         self.instrument = instrument
         self.feed, self.gateway, self.locate = feed, gateway, int(locate)
         #: the simulated venue fills the orders (live --paper, and the replay of its journal)
@@ -378,7 +386,7 @@ class LiveRunner:
             instruments=[instrument], strategies=list(strategies), mode=mode,
             latency=latency, queue=queue,
             venue="simulated" if self.paper else "external", clock="wall",
-            feature_model=feature_model)
+            feature_model=feature_model, isolated=bandit is not None)
         #: journal replay: requests are recorded here (the journal holds the answers)
         self.replay = replay
         self.decisions: list[tuple[npt.NDArray[np.void], int]] = []
@@ -420,11 +428,16 @@ class LiveRunner:
         self.meta = dict(meta or {})
         if journal is not None:
             journal.append(KIND_META, json.dumps({"version": 1, **self.meta}).encode())
+        self.bandit = bandit
+        if bandit is not None:
+            bandit.bind(self)
 
     def attach_journal(self, journal: Any) -> None:
         """Journal from now on (a recovered session: the journal it was rebuilt from)."""
         self.journal = journal
         self.feed.on_packet = self._on_packet
+        if self.bandit is not None:
+            self.bandit.journal_pending()  # decisions made while the journal was rebuilt
 
     # --- feed -----------------------------------------------------------------------------
     def start(self, at: int | None = None) -> None:
@@ -1069,6 +1082,7 @@ def _local_answer(r: npt.NDArray[np.void], t: int) -> npt.NDArray[np.void]:
 
 __all__ = [
     "KIND_ADVANCE",
+    "KIND_GATE",
     "KIND_PAPER_ORDER",
     "FeedSpec",
     "GatewaySpec",
