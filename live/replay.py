@@ -66,7 +66,9 @@ from live.runner import (
     KIND_ADVANCE,
     KIND_PAPER_ORDER,
     KIND_REF,
+    STREAM_HELD,
     STREAM_SENT,
+    STREAM_UNSENT,
     FeedSpec,
     LiveRunner,
     order_key,
@@ -154,7 +156,8 @@ def _feed_groups(records: list[Record]) -> Iterator[tuple[str, Any]]:
 def _show(row: npt.NDArray[np.void] | None, stream: int | None) -> str:
     if row is None:
         return "nothing"
-    held = " (held by the kill switch)" if stream == 1 else ""
+    held = {STREAM_HELD: " (held by the kill switch)",
+            STREAM_UNSENT: " (decided before a crash, never sent)"}.get(stream or 0, "")
     return ", ".join(f"{f}={int(row[f])}" for f in FIELDS) + held
 
 
@@ -322,6 +325,7 @@ def recover(runner: LiveRunner, directory: str | Path) -> Recovered:
         # decisions after the journal's last one: the engine made them, the crash came
         # before they were journaled (so before any byte of theirs left): never sent
         unsent = [r for r, _ in runner.decisions[out.live:]]
+        runner.unjournaled = list(unsent)
     finally:
         runner.replay = False
         runner.decisions.clear()
@@ -383,7 +387,9 @@ def _compare(live: list[tuple[npt.NDArray[np.void], int]],
     while out.compared < min(len(live), len(got)):
         k = out.compared
         (a, sa), (b, sb) = live[k], got[k]
-        if sa != sb or any(int(a[f]) != int(b[f]) for f in FIELDS):
+        # a decision the crashed run never sent is whatever the replay would have done
+        # with it; the rest of it must be the same
+        if (sa != sb and sa != STREAM_UNSENT) or any(int(a[f]) != int(b[f]) for f in FIELDS):
             return f"decision {k + 1}: live: {_show(a, sa)}; replay: {_show(b, sb)}"
         out.compared += 1
     return None

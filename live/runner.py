@@ -120,6 +120,9 @@ PAPER_FIELDS = ("order_id", "strategy", "side", "order_type", "tif", "price", "q
                 "submit_ts", "status", "filled_qty", "avg_price", "reason")
 STREAM_SENT = 0  #: ORDER_OUT stream: handed to the gateway (now, or once it can take it)
 STREAM_HELD = 1  #: ORDER_OUT stream: held by the kill switch, answered locally
+#: ORDER_OUT stream: decided by a run that crashed before journaling it (so it never left),
+#: journaled by the run recovered from it where the replay makes it; answered locally
+STREAM_UNSENT = 2
 IN_MORE = 1  #: ORDER_IN stream bit: more responses of the same injected batch follow
 IN_LOCAL = 2  #: ORDER_IN stream bit: the runner's own answer (nothing came from the venue)
 _SEQ = struct.Struct("<q")
@@ -393,6 +396,9 @@ class LiveRunner:
         #: replay: (decisions made before it, "kill"/"reset", reason) of each journaled action
         self.controls: collections.deque[tuple[int, str, str]] = collections.deque()
         self.n_decisions = 0  #: requests the engine made (journaled as ORDER_OUT)
+        #: recovery: requests the crashed run decided but never journaled (journaled as
+        #: STREAM_UNSENT when the journal is attached)
+        self.unjournaled: list[npt.NDArray[np.void]] = []
         self.journal = journal
         self.switch = switch or KillSwitch()
         self.triggers = triggers or Triggers()
@@ -436,6 +442,11 @@ class LiveRunner:
         """Journal from now on (a recovered session: the journal it was rebuilt from)."""
         self.journal = journal
         self.feed.on_packet = self._on_packet
+        # the crashed run's decisions the replay made past its journal, where they belong:
+        # a later replay of the whole journal makes them there too
+        for r in self.unjournaled:
+            journal.append(KIND_ORDER_OUT, r.tobytes(), stream=STREAM_UNSENT)
+        self.unjournaled.clear()
         if self.bandit is not None:
             self.bandit.journal_pending()  # decisions made while the journal was rebuilt
 
