@@ -62,7 +62,12 @@ def run_session(args: argparse.Namespace) -> int:
         from framework.features.model import FeatureModel
 
         model = FeatureModel.load(args.feature_model)
-    bandit = _bandit(args, strategies, model, resume) if getattr(args, "bandit", None) else None
+    bandit = None
+    if getattr(args, "bandit", None):
+        bandit = _bandit(args, strategies, model, resume)
+    elif getattr(args, "bandit_state", None) or getattr(args, "bandit_seed", None) is not None:
+        msg = "--bandit-state and --bandit-seed belong to a --bandit SETS.json session"
+        raise ConfigError(msg)
     if bandit is not None:
         strategies = list(bandit.strategies)
     # the last check (a forced start is recorded): a live start needs every promotion gate

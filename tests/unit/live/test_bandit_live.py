@@ -290,6 +290,8 @@ def test_bad_bandit_command_lines_fail_with_one_line(
           "--bandit-state", str(tmp_path / "bad.json")], "is not a bandit state"),
         ([*base, "one_tick_mm", "--bandit", str(sets), "--feature-model", str(fm),
           "--param", "max_position=x"], "max_position"),
+        ([*base, "one_tick_mm", "--bandit-state", str(tmp_path / "s.json")],
+         "belong to a --bandit"),
     ]
     for argv, why in cases:
         assert main(argv) == 1, argv
