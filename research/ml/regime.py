@@ -17,8 +17,9 @@ components several share a name, and their posteriors add up).
 
 Why a mixture and not an HMM: a forward-filtered HMM with sticky transitions over the same
 likelihoods recovered the generator's regimes slightly worse (adjusted Rand index 0.73-0.79
-against 0.76-0.81 on the same held-out days): the inputs are time-smoothed already, so
-per-event likelihoods are far from independent and a filter over-counts them.
+against 0.76-0.81 on the same held-out days, measured with the absolute rates): the inputs
+are time-smoothed already, so per-event likelihoods are far from independent and a filter
+over-counts them.
 
 >>> # model = fit_regimes([day1.events, day2.events]); codes = model.predict(day3.events)
 """
