@@ -234,6 +234,20 @@ def _add_live(sub: Any, store_parent: argparse.ArgumentParser) -> None:
     p.add_argument("--feature-model", metavar="FILE.npz",
                    help="fills the regime features strategies read, as in a backtest's "
                    "--feature-model (the journal carries the model for replay and parity)")
+    p.add_argument("--bandit", metavar="SETS.json",
+                   help="run one isolated instance of the strategy per parameter set of this "
+                   "JSON list ([{...}, ...], over its --param values); a Thompson-sampling "
+                   "bandit lets one trade per epoch, chosen by regime (needs "
+                   "--feature-model); every choice is journaled, a replay takes it from there")
+    p.add_argument("--bandit-epoch", default="60s", metavar="DURATION",
+                   help="how long a chosen set trades before the bandit chooses again "
+                   "(default 60s)")
+    p.add_argument("--bandit-state", metavar="FILE.json",
+                   help="the bandit's posterior: start from it if it exists (e.g. saved from "
+                   "a walk-forward with research.ml.bandit.save_state), write what the "
+                   "session learned there at its end")
+    p.add_argument("--bandit-seed", type=int, default=None, metavar="N",
+                   help="seed of the bandit's draws (default: a new one, in the journal)")
     p.add_argument("--busy-poll", action="store_true",
                    help="spin on the feed and the order session instead of sleeping between "
                    "packets: lowest tick-to-order latency, one core kept busy")
@@ -369,7 +383,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from framework.engine.config import LatencyConfig, QueueConfig
     from framework.engine.runner import print_summary
     from framework.store import TickStore
-    from framework.strategy.spec import strategies_from_words
+    from live.bandit import session_strategies
+    from live.journal import read
     from live.replay import decoded_events, latency_series
 
     s, events = decoded_events(args.dir)
@@ -378,13 +393,24 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     TickStore(args.store).write(inst, day, events)
     series = latency_series(args.dir)
     m = s.meta
-    strategies = strategies_from_words(m["strategy"], params=m["param"], risk=m["risk"])
+    model = s.feature_model()  # the regimes the session's strategies read
+    strategies, bandit = session_strategies(m, model)
+    if bandit is not None:  # the gate takes the session's journaled arms, in order
+        bandit.replay_from(list(read(Path(args.dir))))
     result = Backtest(instruments=[inst], streams=[[events]], strategies=strategies,
                       latency=LatencyConfig(model="empirical", series=series),
                       queue=QueueConfig.parse(m["queue"]), mode=m["mode"],
+                      feature_model=model, isolated=bandit is not None,
                       out_dir=Path(args.out) if args.out else None).run()
     print(f"stored {len(events):,} events as {inst.key} {day}; latency series of "
           f"{len(series)} orders (round trip p50 "
           f"{float(np.median(series[:, 1] + series[:, 2])) / 1e3:.1f} us)")
     print_summary(result, Path(args.out) if args.out else None)
+    if bandit is not None:
+        # the backtest's epochs start at its own book changes: a decision whose start or
+        # regime differs from the session's is said, the arm is the session's all the same
+        diff = bandit.check()
+        print(f"bandit: {bandit.decisions} epoch(s) with the session's arms"
+              + (f"; first difference: {diff}" if diff else ", each at the same start and "
+                 "regime"))
     return 0

@@ -8,6 +8,8 @@ injected at theirs, the idle runs and kill-switch actions where they happened. E
 the replayed engine makes is compared with the journaled one at the same place, field for
 field (kind, strategy, order id, side, type, time in force, price, size, times, and whether
 the kill switch held it): the first difference ends the comparison with both sides shown.
+A bandit session's gate takes the journaled arms and its decisions are compared too
+(:mod:`live.bandit`).
 
 **Replay to a backtest** (:func:`to_store_day`, :func:`latency_series`): the journaled
 packets decoded into a store day (local time = receive time), and an empirical latency
@@ -47,7 +49,7 @@ from framework.core.timeutil import parse_date
 from framework.engine.config import LatencyConfig, QueueConfig
 from framework.engine.engine import Mode
 from framework.kernel.seam import RESPONSE_DTYPE
-from framework.strategy.spec import strategies_from_words
+from live.bandit import BanditSpec, session_strategies
 from live.gateways.base import TERMINAL, Order, OrderState, Side
 from live.journal import (
     KIND_CONTROL,
@@ -64,7 +66,9 @@ from live.runner import (
     KIND_ADVANCE,
     KIND_PAPER_ORDER,
     KIND_REF,
+    STREAM_HELD,
     STREAM_SENT,
+    STREAM_UNSENT,
     FeedSpec,
     LiveRunner,
     order_key,
@@ -152,15 +156,22 @@ def _feed_groups(records: list[Record]) -> Iterator[tuple[str, Any]]:
 def _show(row: npt.NDArray[np.void] | None, stream: int | None) -> str:
     if row is None:
         return "nothing"
-    held = " (held by the kill switch)" if stream == 1 else ""
+    held = {STREAM_HELD: " (held by the kill switch)",
+            STREAM_UNSENT: " (decided before a crash, never sent)"}.get(stream or 0, "")
     return ", ".join(f"{f}={int(row[f])}" for f in FIELDS) + held
 
 
-def drive(runner: LiveRunner, records: list[Record], out: Parity) -> None:
+def drive(runner: LiveRunner, records: list[Record], out: Parity, *,
+          recovering: bool = False) -> None:
     """Drive ``runner`` (built with ``replay=True``) through ``records`` as the session's
     runner was driven, comparing decisions as they come (into ``out``); stops at the first
-    difference. The engine and the feed handler are left as the session's were."""
+    difference. The engine and the feed handler are left as the session's were.
+    ``recovering``: a bandit may decide past the journal's last gate decision (the crash
+    came before it was journaled)."""
     feed = runner.feed
+    bandit = runner.bandit
+    if bandit is not None:
+        bandit.replay_from(records, fresh_ok=recovering)
     live: list[tuple[npt.NDArray[np.void], int]] = []
     got = runner.decisions
     pending_in: list[npt.NDArray[np.void]] = []
@@ -190,7 +201,8 @@ def drive(runner: LiveRunner, records: list[Record], out: Parity) -> None:
                     runner._run(r.ts)
             elif r.kind == KIND_ADVANCE:
                 runner._run(r.ts)
-        diff = _compare(live, got, out)
+        # a gate decision comes before the orders of the instance it chose
+        diff = (bandit.difference if bandit is not None else None) or _compare(live, got, out)
         if diff:
             out.first_difference = diff
             break
@@ -202,6 +214,8 @@ def drive(runner: LiveRunner, records: list[Record], out: Parity) -> None:
             out.first_difference = (
                 f"decision {n + 1}: live: {_show(*a) if a else 'nothing'}; "
                 f"replay: {_show(*b) if b else 'nothing'}")
+        elif bandit is not None:
+            out.first_difference = bandit.check()
     out.live = len(live)
 
 
@@ -212,14 +226,15 @@ def parity(directory: str | Path, *, mode: Mode | None = None) -> Parity:
     records = list(read(where))
     s = Session.of(records, where)
     m = s.meta
-    strategies = strategies_from_words(m["strategy"], params=m["param"], risk=m["risk"])
+    model = s.feature_model()
+    strategies, bandit = session_strategies(m, model)
     feed = s.feed()
     paper = bool(m.get("paper"))
     runner = LiveRunner(instrument=s.instrument, strategies=strategies, feed=feed, gateway=None,
                         locate=s.locate, mode=mode or m["mode"],
                         latency=LatencyConfig.parse(m["latency"]),
                         queue=QueueConfig.parse(m["queue"]), replay=True, paper=paper,
-                        feature_model=s.feature_model())
+                        feature_model=model, bandit=bandit)
     out = Parity()
     finished = False
     try:
@@ -230,6 +245,8 @@ def parity(directory: str | Path, *, mode: Mode | None = None) -> Parity:
             got = paper_orders(runner.finish())
             finished = True
             _compare_paper(live, got, out)
+            if out.ok and bandit is not None:  # the last epoch's close, at the finish
+                out.first_difference = bandit.check()
     finally:
         if not finished:
             runner.engine.abort()
@@ -292,13 +309,23 @@ def recover(runner: LiveRunner, directory: str | Path) -> Recovered:
                f"{'none' if now is None else now['path']} (or a changed file): the rebuilt "
                "regimes would differ; give the same --feature-model, or a new --journal folder")
         raise ConfigError(msg)
+    was_b, now_b = s.meta.get("bandit"), runner.meta.get("bandit")
+    if (was_b is None) != (now_b is None) or (
+            was_b is not None and now_b is not None
+            and not BanditSpec.from_meta(was_b).same_session(BanditSpec.from_meta(now_b))):
+        said = "none" if was_b is None else f"sets {was_b['sets']} every {was_b['epoch_ns']} ns"
+        now_s = "none" if now_b is None else f"sets {now_b['sets']} every {now_b['epoch_ns']} ns"
+        msg = (f"{where}: the session ran with bandit {said}, this restart with {now_s}: give "
+               "the same --bandit and --bandit-epoch, or a new --journal folder")
+        raise ConfigError(msg)
     runner.replay = True
     out = Parity()
     try:
-        drive(runner, records, out)
+        drive(runner, records, out, recovering=True)
         # decisions after the journal's last one: the engine made them, the crash came
         # before they were journaled (so before any byte of theirs left): never sent
         unsent = [r for r, _ in runner.decisions[out.live:]]
+        runner.unjournaled = list(unsent)
     finally:
         runner.replay = False
         runner.decisions.clear()
@@ -307,6 +334,8 @@ def recover(runner: LiveRunner, directory: str | Path) -> Recovered:
         msg = (f"{where}: the journal does not replay to its own decisions "
                f"({out.first_difference}); not resuming from it")
         raise DataError(msg)
+    if runner.bandit is not None:
+        runner.bandit.resume()
     rec = Recovered(unsent=unsent if trailing else [])
     for r in records:
         if r.kind == KIND_ORDER_OUT and r.stream == STREAM_SENT:
@@ -358,7 +387,9 @@ def _compare(live: list[tuple[npt.NDArray[np.void], int]],
     while out.compared < min(len(live), len(got)):
         k = out.compared
         (a, sa), (b, sb) = live[k], got[k]
-        if sa != sb or any(int(a[f]) != int(b[f]) for f in FIELDS):
+        # a decision the crashed run never sent is whatever the replay would have done
+        # with it; the rest of it must be the same
+        if (sa != sb and sa != STREAM_UNSENT) or any(int(a[f]) != int(b[f]) for f in FIELDS):
             return f"decision {k + 1}: live: {_show(a, sa)}; replay: {_show(b, sb)}"
         out.compared += 1
     return None

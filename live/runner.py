@@ -27,7 +27,9 @@ stream 0 sent or deferred, 1 held by the kill switch), every response injected
 (``KIND_ORDER_IN``: the RESPONSE_DTYPE record), every engine run without new input
 (``KIND_ADVANCE``) and every kill or reset (``KIND_CONTROL``). These are all the engine's
 inputs in the order it took them, so :mod:`live.replay` can drive a fresh engine through the
-same steps and compare its decisions with the live ones.
+same steps and compare its decisions with the live ones. With a bandit (:mod:`live.bandit`:
+K isolated instances, one trading at a time) the gate's random choices are journaled too
+(``KIND_GATE``): a replay takes them from there.
 """
 
 from __future__ import annotations
@@ -110,11 +112,17 @@ KIND_REF = 1001  #: journal: "KEY REF": the protocol id a cancel or replace is a
 #: them at the session's end: a paper session's decisions never leave the engine, so this
 #: is what its parity compares
 KIND_PAPER_ORDER = 1002
+#: journal, --bandit: one decision of the gate (JSON: epoch start, context, arm, reward of
+#: the epoch it ended), or the close of the last epoch; a replay takes the journaled arms
+KIND_GATE = 1003
 #: the orders-table columns a paper session's parity compares
 PAPER_FIELDS = ("order_id", "strategy", "side", "order_type", "tif", "price", "qty",
                 "submit_ts", "status", "filled_qty", "avg_price", "reason")
 STREAM_SENT = 0  #: ORDER_OUT stream: handed to the gateway (now, or once it can take it)
 STREAM_HELD = 1  #: ORDER_OUT stream: held by the kill switch, answered locally
+#: ORDER_OUT stream: decided by a run that crashed before journaling it (so it never left),
+#: journaled by the run recovered from it where the replay makes it; answered locally
+STREAM_UNSENT = 2
 IN_MORE = 1  #: ORDER_IN stream bit: more responses of the same injected batch follow
 IN_LOCAL = 2  #: ORDER_IN stream bit: the runner's own answer (nothing came from the venue)
 _SEQ = struct.Struct("<q")
@@ -369,7 +377,10 @@ class LiveRunner:
         triggers: Triggers | None = None,
         paper: bool | None = None,
         feature_model: Any = None,
+        bandit: Any = None,
     ) -> None:
+        """``bandit``: a :class:`live.bandit.LiveBandit` whose gated instances are
+        ``strategies``; the engine then keeps each instance's account apart (isolated)."""
         self.instrument = instrument
         self.feed, self.gateway, self.locate = feed, gateway, int(locate)
         #: the simulated venue fills the orders (live --paper, and the replay of its journal)
@@ -378,13 +389,16 @@ class LiveRunner:
             instruments=[instrument], strategies=list(strategies), mode=mode,
             latency=latency, queue=queue,
             venue="simulated" if self.paper else "external", clock="wall",
-            feature_model=feature_model)
+            feature_model=feature_model, isolated=bandit is not None)
         #: journal replay: requests are recorded here (the journal holds the answers)
         self.replay = replay
         self.decisions: list[tuple[npt.NDArray[np.void], int]] = []
         #: replay: (decisions made before it, "kill"/"reset", reason) of each journaled action
         self.controls: collections.deque[tuple[int, str, str]] = collections.deque()
         self.n_decisions = 0  #: requests the engine made (journaled as ORDER_OUT)
+        #: recovery: requests the crashed run decided but never journaled (journaled as
+        #: STREAM_UNSENT when the journal is attached)
+        self.unjournaled: list[npt.NDArray[np.void]] = []
         self.journal = journal
         self.switch = switch or KillSwitch()
         self.triggers = triggers or Triggers()
@@ -420,11 +434,21 @@ class LiveRunner:
         self.meta = dict(meta or {})
         if journal is not None:
             journal.append(KIND_META, json.dumps({"version": 1, **self.meta}).encode())
+        self.bandit = bandit
+        if bandit is not None:
+            bandit.bind(self)
 
     def attach_journal(self, journal: Any) -> None:
         """Journal from now on (a recovered session: the journal it was rebuilt from)."""
         self.journal = journal
         self.feed.on_packet = self._on_packet
+        # the crashed run's decisions the replay made past its journal, where they belong:
+        # a later replay of the whole journal makes them there too
+        for r in self.unjournaled:
+            journal.append(KIND_ORDER_OUT, r.tobytes(), stream=STREAM_UNSENT)
+        self.unjournaled.clear()
+        if self.bandit is not None:
+            self.bandit.journal_pending()  # decisions made while the journal was rebuilt
 
     # --- feed -----------------------------------------------------------------------------
     def start(self, at: int | None = None) -> None:
@@ -1069,6 +1093,7 @@ def _local_answer(r: npt.NDArray[np.void], t: int) -> npt.NDArray[np.void]:
 
 __all__ = [
     "KIND_ADVANCE",
+    "KIND_GATE",
     "KIND_PAPER_ORDER",
     "FeedSpec",
     "GatewaySpec",

@@ -57,22 +57,35 @@ def run_session(args: argparse.Namespace) -> int:
         msg = ("resuming a FIX session needs its sequence store: give the --gateway "
                "fix://...&store=DIR of the run that wrote the journal")
         raise ConfigError(msg)
-    # the last check (a forced start is recorded): a live start needs every promotion gate
-    if not args.paper:
-        from live.promote import PromotionError, records_folder, require_live
-
-        try:
-            promoted = require_live(records_folder(args.records, args.journal), strategies,
-                                    force=args.force, reason=args.reason)
-        except PromotionError as exc:
-            print(f"hftlab: error: {exc}", file=sys.stderr)
-            return 2
-        args.risk = [*args.risk, *promoted]  # the journal's session record holds them
     model = None
     if args.feature_model:
         from framework.features.model import FeatureModel
 
         model = FeatureModel.load(args.feature_model)
+    bandit = None
+    if getattr(args, "bandit", None):
+        bandit = _bandit(args, strategies, model, resume)
+    elif getattr(args, "bandit_state", None) or getattr(args, "bandit_seed", None) is not None:
+        msg = "--bandit-state and --bandit-seed belong to a --bandit SETS.json session"
+        raise ConfigError(msg)
+    if bandit is not None:
+        strategies = list(bandit.strategies)
+    # the last check (a forced start is recorded): a live start needs every promotion gate
+    if not args.paper:
+        from live.promote import PromotionError, records_folder, require_live
+
+        # a bandit's instances each need their parameter set promoted
+        subjects = strategies if bandit is None else bandit.plain()
+        try:
+            promoted = require_live(records_folder(args.records, args.journal), subjects,
+                                    force=args.force, reason=args.reason)
+        except PromotionError as exc:
+            print(f"hftlab: error: {exc}", file=sys.stderr)
+            return 2
+        if bandit is None:
+            args.risk = [*args.risk, *promoted]  # the journal's session record holds them
+        else:
+            bandit.take_limits(subjects)  # the session record's bandit holds them
     meta = {
         "strategy": list(args.strategy), "param": list(args.param), "risk": list(args.risk),
         "mode": args.mode, "venue": args.venue, "symbol": args.symbol, "date": args.date,
@@ -84,6 +97,8 @@ def run_session(args: argparse.Namespace) -> int:
         **({} if model is None else {"feature_model": {
             "path": str(args.feature_model),
             "npz_base64": base64.b64encode(model.to_bytes()).decode("ascii")}}),
+        # the sets, epoch, seed and starting posterior: a replay takes the journaled arms
+        **({} if bandit is None else {"bandit": bandit.spec.to_meta()}),
     }
     symbol = str(inst.extra.get("itch_symbol") or inst.symbol)
     # everything checked: now the sockets and files, each closed whatever happens next
@@ -98,7 +113,7 @@ def run_session(args: argparse.Namespace) -> int:
             instrument=inst, strategies=strategies, feed=feed, gateway=gateway,
             locate=feed_spec.locate, mode=args.mode, latency=LatencyConfig.parse(args.latency),
             queue=QueueConfig.parse(args.queue), journal=None if resume else journal,
-            meta=meta, triggers=triggers, feature_model=model)
+            meta=meta, triggers=triggers, feature_model=model, bandit=bandit)
         recovered = None
         if resume:
             from live.replay import recover
@@ -124,12 +139,43 @@ def run_session(args: argparse.Namespace) -> int:
         if journal is not None:
             journal.close()
     summary = summarise(runner, result)
+    if bandit is not None and args.bandit_state:
+        summary["bandit"]["state"] = str(bandit.save(args.bandit_state))
     print(json.dumps(summary, indent=1, sort_keys=True))
     if args.summary:
         Path(args.summary).write_text(json.dumps(summary, sort_keys=True))
     if args.stats is not None:
         print(runner.clock.table())
     return 0
+
+
+def _bandit(args: argparse.Namespace, strategies: list[Any], model: Any,
+            resume: bool) -> Any:
+    """``--bandit``: the gated instances of the one strategy given. A session resumed from
+    its journal keeps the journal's seed, starting posterior and limits (the replay rebuilds
+    from them; recovery refuses other sets or epochs)."""
+    from live.bandit import BanditSpec, LiveBandit
+
+    if model is None:
+        msg = ("--bandit chooses a parameter set per regime: give the regime model with "
+               "--feature-model FILE.npz")
+        raise ConfigError(msg)
+    if len(strategies) != 1:
+        msg = (f"--bandit runs instances of one strategy, got {len(strategies)} "
+               f"({', '.join(s.name for s in strategies)})")
+        raise ConfigError(msg)
+    n_regimes = len(model.label_names)
+    spec = BanditSpec.from_args(args.bandit, epoch=args.bandit_epoch,
+                                state_file=args.bandit_state, seed=args.bandit_seed,
+                                n_contexts=n_regimes + 1)
+    if resume:
+        from live.journal import KIND_META, read
+
+        first = next((r for r in read(Path(args.journal)) if r.kind == KIND_META), None)
+        was = None if first is None else json.loads(first.payload).get("bandit")
+        if was is not None and BanditSpec.from_meta(was).same_session(spec):
+            spec = BanditSpec.from_meta(was)
+    return LiveBandit(spec, strategies[0], n_regimes=n_regimes)
 
 
 def _control_address(args: argparse.Namespace) -> tuple[str, int] | None:
@@ -200,6 +246,8 @@ def summarise(runner: LiveRunner, result: Any) -> dict[str, Any]:
         "risk": {s.name: {k: v for k, v in dataclasses.asdict(s.risk_limits).items()
                           if v is not None} for s in runner.engine.strategies},
     }
+    if runner.bandit is not None:
+        out["bandit"] = runner.bandit.summary()
     gw = runner.gateway
     if gw is not None:
         bought = sum(o.filled for o in gw.orders.values() if o.side == Side.BUY)

@@ -14,18 +14,25 @@ winds down, then idles. So the instances' summed PnL
 is what trading the chosen sets would have made, fills and fees included, and the same
 objects run in a live engine (they are Python strategies; the gate reads only the Context).
 
-Choosers: :class:`ThompsonBandit` (Gaussian Thompson sampling per context) and
-:class:`UniformChooser` (the baseline). :func:`epoch_rewards` turns an ungated run of every
-set (which is also each set's run alone) into per-epoch rewards by regime -- the history a
-bandit starts from in a walk-forward (:func:`walk_forward_bandit`).
+Choosers: :class:`ThompsonBandit` (Gaussian Thompson sampling per context; its posterior
+goes to and from a JSON file, :func:`save_state` / :func:`load_state`, so a live session
+starts from what a walk-forward learned) and :class:`UniformChooser` (the baseline). A gate's
+``on_decision`` / ``on_close`` hooks see every decision as it is made: a live session
+journals them there (:mod:`live.bandit`), and its replay takes the journaled arms.
+:func:`epoch_rewards` turns an ungated run of every set (which is also each set's run alone)
+into per-epoch rewards by regime -- the history a bandit starts from in a walk-forward
+(:func:`walk_forward_bandit`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -109,6 +116,29 @@ class ThompsonBandit:
         for c, a, r in rewards.select("context", "arm", "reward").iter_rows():
             self.update(int(c), int(a), float(r))
 
+    def to_state(self) -> dict[str, Any]:
+        """What it learned (prior and sufficient statistics), as plain JSON values."""
+        return {"n_arms": self.n_arms, "n_contexts": self.n_contexts,
+                "prior_mean": self.prior_mean, "prior_weight": self.prior_weight,
+                "prior_sd": self.prior_sd, "n": self.n.tolist(), "total": self.total.tolist(),
+                "sq": self.sq.tolist()}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any], *, seed: int = 0) -> ThompsonBandit:
+        """A bandit that knows what ``state`` (:meth:`to_state`) holds, drawing with
+        ``seed``."""
+        b = cls(int(state["n_arms"]), int(state["n_contexts"]),
+                prior_mean=float(state["prior_mean"]), prior_weight=float(state["prior_weight"]),
+                prior_sd=float(state["prior_sd"]), seed=seed)
+        for name in ("n", "total", "sq"):
+            arr = np.asarray(state[name], np.float64)
+            if arr.shape != b.n.shape or not np.isfinite(arr).all():
+                msg = (f"bandit state {name} has shape {arr.shape}, expected {b.n.shape} "
+                       "(finite numbers)")
+                raise ConfigError(msg)
+            setattr(b, name, arr.copy())
+        return b
+
 
 @dataclass
 class UniformChooser:
@@ -143,6 +173,12 @@ class Gate:
     #: one row per epoch: start, context, arm, reward (filled in when the epoch ends)
     log: list[tuple[int, int, int, float]] = field(default_factory=list)
     active: int = -1  #: the arm trading now (-1 before the first decision)
+    #: called after each decision with (start, context, arm, reward of the epoch it ended:
+    #: NaN at the first); a live session journals it
+    on_decision: Callable[[int, int, int, float], None] | None = field(default=None,
+                                                                        repr=False)
+    #: called when the run's last epoch is closed, with its reward
+    on_close: Callable[[float], None] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.ctxs: dict[int, Context] = {}
@@ -172,11 +208,13 @@ class Gate:
         now = ctx.now
         if now < self._next:
             return
+        ended = math.nan
         if self.active >= 0:
             reward = self._equity(self.active) - self._start_equity
             start, c, a, _ = self.log[-1]
             self.log[-1] = (start, c, a, reward)
             self.chooser.update(c, a, reward)
+            ended = reward
         c = self.context(ctx, inst)
         arm = self.chooser.choose(c)
         if not 0 <= arm < self.n_arms:
@@ -193,6 +231,8 @@ class Gate:
         self._start_equity = self._equity(arm)
         self.log.append((now, c, arm, math.nan))
         self._next = (now // self.epoch_ns + 1) * self.epoch_ns
+        if self.on_decision is not None:
+            self.on_decision(now, c, arm, ended)
 
     def close(self) -> None:
         """End the last epoch (at the end of the run): its reward is what the arm made."""
@@ -201,6 +241,8 @@ class Gate:
             reward = self._equity(a) - self._start_equity
             self.log[-1] = (start, c, a, reward)
             self.chooser.update(c, a, reward)
+            if self.on_close is not None:
+                self.on_close(reward)
 
     def runs(self, k: int, ctx: Context, inst: int) -> bool:
         """Whether instance ``k``'s callbacks run: it is chosen, or still winding down."""
@@ -290,6 +332,59 @@ def gated(
         s.gate = gate  # type: ignore[attr-defined]
         s.arm = k  # type: ignore[attr-defined]
     return out
+
+
+# --- a learned posterior as a file --------------------------------------------------------------
+STATE_FORMAT = "hftlab-bandit-state-1"
+
+
+def _plain(sets: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Parameter sets as JSON gives them back (so a file's sets compare equal)."""
+    return [dict(p) for p in json.loads(json.dumps([dict(p) for p in sets], default=str))]
+
+
+def save_state(path: str | os.PathLike[str], bandit: ThompsonBandit,
+               sets: Sequence[Mapping[str, Any]], *, flat_arm: bool = True) -> Path:
+    """Write what ``bandit`` learned about the parameter sets ``sets`` (its arms, in
+    order; with ``flat_arm`` one more, "trade none") as JSON, whole or not at all."""
+    if bandit.n_arms != len(sets) + (1 if flat_arm else 0):
+        msg = (f"the bandit has {bandit.n_arms} arms; {len(sets)} parameter sets"
+               f"{' and the flat arm' if flat_arm else ''} make {len(sets) + int(flat_arm)}")
+        raise ConfigError(msg)
+    out = Path(path)
+    tmp = out.with_name(f".tmp-{out.name}")
+    doc = {"format": STATE_FORMAT, "sets": _plain(sets), "flat_arm": bool(flat_arm),
+           **bandit.to_state()}
+    tmp.write_text(json.dumps(doc, indent=1))
+    os.replace(tmp, out)
+    return out
+
+
+def load_state(path: str | os.PathLike[str], sets: Sequence[Mapping[str, Any]], *,
+               flat_arm: bool = True, n_contexts: int = 4) -> dict[str, Any]:
+    """The state :func:`save_state` wrote, checked against the sets, arms and contexts
+    it is to be used with; anything else is refused in one line."""
+    where = Path(path)
+    try:
+        doc = json.loads(where.read_text(encoding="utf-8"))
+        if not isinstance(doc, dict) or doc.get("format") != STATE_FORMAT:
+            raise ValueError(f"format {doc.get('format') if isinstance(doc, dict) else doc!r}")
+        ThompsonBandit.from_state(doc)  # every field there and of the right shape
+    except (OSError, ValueError, KeyError, TypeError, ConfigError) as exc:
+        msg = (f"{where} is not a bandit state written by research.ml.bandit.save_state "
+               f"({type(exc).__name__}: {exc}); give another --bandit-state file")
+        raise ConfigError(msg) from exc
+    if doc["sets"] != _plain(sets) or bool(doc.get("flat_arm")) != flat_arm:
+        msg = (f"{where} was learned for the parameter sets {doc['sets']} (flat arm "
+               f"{doc.get('flat_arm')}), not {_plain(sets)} (flat arm {flat_arm}); give the "
+               "sets it was learned with, or another --bandit-state file")
+        raise ConfigError(msg)
+    if int(doc["n_contexts"]) != n_contexts:
+        msg = (f"{where} knows {doc['n_contexts']} contexts; this regime model gives "
+               f"{n_contexts} (its regimes and 'undefined'): learn it with the same model")
+        raise ConfigError(msg)
+    return {k: doc[k] for k in ("n_arms", "n_contexts", "prior_mean", "prior_weight",
+                                "prior_sd", "n", "total", "sq")}
 
 
 # --- runs and evaluation -------------------------------------------------------------------
@@ -385,6 +480,9 @@ class BanditStudy:
     #: every epoch of the gated runs: policy, day, ts, context, arm, reward
     choices: pl.DataFrame
     names: tuple[str, ...] = ()
+    #: the last window's bandit after its test days: what a live session starts from
+    #: (:func:`save_state`)
+    bandit: ThompsonBandit | None = None
 
     def total(self, policy: str) -> float:
         """Out-of-sample PnL of ``policy`` over the test days (random: mean over seeds)."""
@@ -441,6 +539,7 @@ def walk_forward_bandit(
     walk = walk_forward(results, curves, spec, objectives="pnl")
     rows: list[dict[str, Any]] = []
     logs: list[pl.DataFrame] = []
+    bandit: ThompsonBandit | None = None
     for w in windows(sorted(by_day), spec):
         model = fit_regimes([by_day[d].events for d in w.train], halflife_ns=regime_halflife_ns)
         fm = model.feature_model()
@@ -474,7 +573,7 @@ def walk_forward_bandit(
             rows += [{"policy": names[i], "day": d, "window": w.index,
                       "pnl": fixed[d].pnl[f"{cls.__name__}_{i}"]} for i in range(k)]
     return BanditStudy(walk, pl.DataFrame(rows), pl.concat(logs) if logs else pl.DataFrame(),
-                       names)
+                       names, bandit)
 
 
 __all__ = [
@@ -486,7 +585,9 @@ __all__ = [
     "UniformChooser",
     "epoch_rewards",
     "gated",
+    "load_state",
     "results_table",
     "run_day",
+    "save_state",
     "walk_forward_bandit",
 ]

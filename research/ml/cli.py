@@ -55,7 +55,9 @@ def register(sub: Any, store_parent: argparse.ArgumentParser) -> None:
     reg.add_argument("--halflife-s", type=float, default=20.0,
                      help="memory of the model's inputs in seconds (default 20)")
     reg.add_argument("--inputs", help="comma-separated model inputs (default "
-                     "log_volatility,log_trade_rate,log_message_rate,abs_trade_flow)")
+                     "log_volatility,rel_trade_rate,rel_message_rate,abs_trade_flow: the "
+                     "rates relative to the day's own level, so a model fitted on quiet days "
+                     "reads a busy one)")
     reg.set_defaults(func=cmd_regimes)
     an = sub.add_parser(
         "anomalies", parents=[store_parent],

@@ -1,7 +1,8 @@
 """Market regimes: a Gaussian mixture fitted on history, applied causally per event.
 
 The inputs are the framework's online model inputs (:data:`framework.features.MODEL_INPUTS`:
-decayed volatility, spread, |imbalance|, trade and message rates, |trade flow|), computed by
+decayed volatility, spread, |imbalance|, trade and message rates, |trade flow|, and the
+rates relative to the same day's baseline), computed by
 the same compiled kernel that later evaluates the model, so a fit sees exactly what the
 engine will see. :func:`fit_regimes` standardises them and fits scikit-learn's
 ``GaussianMixture`` (full covariances); the result exports plain arrays
@@ -16,8 +17,9 @@ components several share a name, and their posteriors add up).
 
 Why a mixture and not an HMM: a forward-filtered HMM with sticky transitions over the same
 likelihoods recovered the generator's regimes slightly worse (adjusted Rand index 0.73-0.79
-against 0.76-0.81 on the same held-out days): the inputs are time-smoothed already, so
-per-event likelihoods are far from independent and a filter over-counts them.
+against 0.76-0.81 on the same held-out days, measured with the absolute rates): the inputs
+are time-smoothed already, so per-event likelihoods are far from independent and a filter
+over-counts them.
 
 >>> # model = fit_regimes([day1.events, day2.events]); codes = model.predict(day3.events)
 """
@@ -36,14 +38,21 @@ from framework.core.errors import ConfigError
 from framework.core.events import EventArray
 from framework.features import F_REGIME, F_REGIME_PROB, MODEL_INPUTS, FeatureModel
 from framework.features.kernels import compute_features
-from framework.features.model import MAX_COMPONENTS, N_MODEL_INPUTS, model_state
+from framework.features.model import (
+    DEFAULT_BASELINE_NS,
+    MAX_COMPONENTS,
+    N_MODEL_INPUTS,
+    model_state,
+)
 
 #: regime names, by code (framework.ingest.synthetic.REGIMES uses the same order)
 REGIME_NAMES: tuple[str, str, str] = ("calm", "volatile", "trending")
+#: the rates enter relative to the day's own level (framework.features.model says why): a
+#: model fitted on quiet days labels a busy one as well as another quiet one
 DEFAULT_INPUTS: tuple[str, ...] = (
     "log_volatility",
-    "log_trade_rate",
-    "log_message_rate",
+    "rel_trade_rate",
+    "rel_message_rate",
     "abs_trade_flow",
 )
 DEFAULT_HALFLIFE_NS = 20_000_000_000
@@ -69,20 +78,21 @@ def _check_l2(events: EventArray) -> None:
 
 
 def model_inputs(
-    events: EventArray, *, halflife_ns: int = DEFAULT_HALFLIFE_NS
+    events: EventArray, *, halflife_ns: int = DEFAULT_HALFLIFE_NS,
+    baseline_halflife_ns: int = DEFAULT_BASELINE_NS,
 ) -> FloatArray:
     """The online model inputs after every L2 event (float64[n, N_MODEL_INPUTS], columns in
     :data:`MODEL_INPUTS` order; NaN rows before the first half-life), from the kernel the
     engine runs."""
     _check_l2(events)
-    probe = _probe_model(halflife_ns)
+    probe = _probe_model(halflife_ns, baseline_halflife_ns)
     x = np.full((len(events), N_MODEL_INPUTS), np.nan)
     f = compute_features(events, model=probe, model_state_=model_state(), inputs_out=x)
     x[np.isnan(f[:, F_REGIME])] = np.nan  # the warm-up: what the model would not use
     return x
 
 
-def _probe_model(halflife_ns: int) -> FeatureModel:
+def _probe_model(halflife_ns: int, baseline_halflife_ns: int) -> FeatureModel:
     """A one-component model: evaluating it costs little and marks the warm-up."""
     d = len(MODEL_INPUTS)
     return FeatureModel(
@@ -95,6 +105,7 @@ def _probe_model(halflife_ns: int) -> FeatureModel:
         precisions_cholesky=np.eye(d)[None],
         labels=np.zeros(1, np.int64),
         label_names=("any",),
+        baseline_halflife_ns=baseline_halflife_ns,
     )
 
 
@@ -128,6 +139,7 @@ def fit_regimes(
     *,
     inputs: Sequence[str] = DEFAULT_INPUTS,
     halflife_ns: int = DEFAULT_HALFLIFE_NS,
+    baseline_halflife_ns: int = DEFAULT_BASELINE_NS,
     n_components: int = 3,
     max_samples: int = 60_000,
     seed: int = 0,
@@ -150,7 +162,8 @@ def fit_regimes(
     cols = [MODEL_INPUTS.index(n) for n in inputs]
     parts = []
     for ev in days:
-        x = model_inputs(ev, halflife_ns=halflife_ns)[:, cols]
+        x = model_inputs(ev, halflife_ns=halflife_ns,
+                         baseline_halflife_ns=baseline_halflife_ns)[:, cols]
         parts.append(x[~np.isnan(x).any(axis=1)])
     x = np.concatenate(parts) if parts else np.empty((0, len(cols)))
     if len(x) < 10 * n_components:
@@ -176,6 +189,7 @@ def fit_regimes(
         precisions_cholesky=np.asarray(gm.precisions_cholesky_, np.float64),
         labels=labels,
         label_names=REGIME_NAMES,
+        baseline_halflife_ns=int(baseline_halflife_ns),
     )
     comp = gm.predict(z)
     profile = {
@@ -196,7 +210,8 @@ def _name_components(means: FloatArray, inputs: list[str]) -> npt.NDArray[np.int
         return means[:, inputs.index(name)] if name in inputs else np.zeros(len(means))
 
     k = len(means)
-    activity = col("log_volatility") + col("log_message_rate") + col("spread")
+    activity = (col("log_volatility") + col("log_message_rate") + col("rel_message_rate")
+                + col("spread"))
     volatile = int(np.argmax(activity))
     rest = [c for c in range(k) if c != volatile]
     flow = col("abs_trade_flow") - 0.5 * col("abs_imbalance")

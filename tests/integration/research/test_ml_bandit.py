@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import polars as pl
 import pytest
 
 from framework.ingest.synthetic import generate_day
-from research.ml.bandit import walk_forward_bandit
+from research.ml.bandit import ThompsonBandit, load_state, save_state, walk_forward_bandit
 from research.walkforward import WalkForwardSpec
 from strategies.one_tick_mm import OneTickMM
 
@@ -35,3 +36,18 @@ def test_bandit_beats_random_and_approaches_the_best_fixed_set():
     assert len(set(favourite.values())) >= 2, favourite
     # the walk-forward's fixed choice is one of the sets, judged on the same days
     assert s["walk_forward_fixed"] in (s["set_0"], s["set_1"])
+
+
+
+def test_the_walk_forwards_posterior_is_what_a_live_session_starts_from(tmp_path):
+    days = [generate_day(date=dt.date(2024, 1, 8) + dt.timedelta(days=i), n_events=60_000,
+                         seed=300 + i) for i in range(3)]
+    sets = [{"max_position": 1}, {"max_position": 5}]
+    study = walk_forward_bandit(days, OneTickMM, sets, WalkForwardSpec(2, 1))
+    assert study.bandit is not None
+    path = save_state(tmp_path / "state.json", study.bandit, sets)
+    back = ThompsonBandit.from_state(load_state(path, sets, n_contexts=4))
+    np.testing.assert_array_equal(back.n, study.bandit.n)
+    np.testing.assert_array_equal(back.total, study.bandit.total)
+    # it knows the train days' epochs and the test day's
+    assert back.n.sum() > study.choices.filter(pl.col("policy") == "bandit").height

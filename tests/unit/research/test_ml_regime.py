@@ -17,7 +17,13 @@ from framework.core.errors import ConfigError
 from framework.core.events import FLAG_LAST, KIND_TRADE, EventArray
 from framework.features import F_REGIME, F_REGIME_PROB, MODEL_INPUTS, N_FEATURES, FeatureModel
 from framework.features.kernels import compute_features, feature_state, feature_update
-from framework.features.model import MODEL_X, N_MODEL_INPUTS, model_state, model_update
+from framework.features.model import (
+    DEFAULT_BASELINE_NS,
+    MODEL_X,
+    N_MODEL_INPUTS,
+    model_state,
+    model_update,
+)
 from framework.ingest.base import DayData
 from framework.ingest.synthetic import REGIMES, generate_day
 from research.ml.regime import (
@@ -250,3 +256,64 @@ def test_anything_but_a_saved_model_is_refused_in_one_line(tmp_path):
     np.savez(other, format=np.array("something else"))
     with pytest.raises(ConfigError, match="is not a feature model"):
         FeatureModel.load(other)
+
+
+@cache
+def busy_day(seed: int) -> DayData:
+    """A day four times as busy as the ones the model is fitted on (same session)."""
+    return day(seed, 600_000)
+
+
+def test_a_model_fitted_on_quiet_days_labels_a_busy_day():
+    model = fitted()  # relative rates by default
+    for seed in (14, 16):
+        d = busy_day(seed)
+        assert regime_ari(model, d.events, d.labels) >= 0.6, seed
+    # the class of failure the relative rates remove: absolute rates read the busy day as
+    # one regime (every event more active than anything seen in the fit)
+    absolute = fit_regimes([day(s).events for s in (11, 12, 13)], halflife_ns=HL,
+                           inputs=("log_volatility", "log_trade_rate", "log_message_rate",
+                                   "abs_trade_flow"))
+    d = busy_day(14)
+    assert regime_ari(absolute, d.events, d.labels) < 0.2
+    pred, _ = absolute.predict(d.events)
+    ok = pred[~np.isnan(pred)]
+    assert (ok == REGIME_NAMES.index("volatile")).mean() > 0.9
+
+
+def test_relative_rates_do_not_move_with_the_days_activity_level():
+    """The same regime path at two activity levels: the absolute log-rates differ by about
+    the log of the ratio, the relative ones agree (once the baseline has settled)."""
+    quiet, busy = day(17, 150_000), day(17, 600_000)
+    assert busy.labels.equals(quiet.labels)
+    cols = {n: MODEL_INPUTS.index(n) for n in MODEL_INPUTS}
+    settled = quiet.events["local_ts"][0] + 3_600_000_000_000
+    med = {}
+    for name, d in (("quiet", quiet), ("busy", busy)):
+        x = model_inputs(d.events, halflife_ns=HL)
+        keep = (d.events["local_ts"] > settled) & ~np.isnan(x).any(axis=1)
+        med[name] = np.median(x[keep], axis=0)
+    gap = med["busy"] - med["quiet"]
+    assert gap[cols["log_message_rate"]] == pytest.approx(np.log(4), abs=0.15)
+    assert abs(gap[cols["rel_message_rate"]]) < 0.1
+    assert abs(gap[cols["rel_trade_rate"]]) < 0.15
+
+
+def test_a_first_format_model_file_still_loads(tmp_path):
+    m = fitted().feature_model()
+    old = tmp_path / "old.npz"
+    # what FeatureModel.save wrote before the relative rates: no baseline half-life
+    np.savez(old, format=np.array("hftlab-feature-model-1"),
+             inputs=np.array('["log_volatility", "log_trade_rate"]'),
+             label_names=np.array('["calm", "volatile", "trending"]'),
+             halflife_ns=np.array(HL), mean=m.mean[:2], scale=m.scale[:2],
+             weights=m.weights, means=m.means[:, :2],
+             precisions_cholesky=m.precisions_cholesky[:, :2, :2], labels=m.labels)
+    back = FeatureModel.load(old)
+    assert back.inputs == ("log_volatility", "log_trade_rate")
+    assert back.baseline_halflife_ns == DEFAULT_BASELINE_NS
+    with pytest.raises(ConfigError, match=r"baseline_halflife_ns .* must be longer"):
+        dataclasses.replace(m, baseline_halflife_ns=HL)
+    # the current format keeps the baseline it was fitted with
+    m2 = dataclasses.replace(m, baseline_halflife_ns=2 * DEFAULT_BASELINE_NS)
+    assert FeatureModel.from_bytes(m2.to_bytes()).baseline_halflife_ns == 2 * DEFAULT_BASELINE_NS
