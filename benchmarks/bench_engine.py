@@ -15,6 +15,9 @@ its version waits for the ack before replacing; ours sends the cancel at once.) 
 do-nothing replay elapses to the end of the data without a strategy, as our Idle subscribes
 to nothing.
 
+Each timed figure of the replay, the market maker and the Python path -- ours and the
+peer's alike -- is the best of three runs in the same process (see REPEATS).
+
 The targets are issue 10's (engine core), for this 2-core machine.
 """
 
@@ -58,6 +61,18 @@ class Idle(Strategy):
 
     Params = IdleParams
     compiled = CompiledCallbacks(state_size=1)
+
+
+#: each timed figure, ours and the peer's alike, is the best of this many runs of the same
+#: work in the same process (the first run of a size also pays the kernel's zeroing of the
+#: memory it touches first, and the other vCPU's load varies from run to run)
+REPEATS = 3
+
+
+def _best(events: np.ndarray, inst: Any, make: Callable[[], Strategy], mode: str) -> Any:
+    """The fastest of :data:`REPEATS` runs (each with a new strategy from ``make``)."""
+    runs = [_run(events, inst, make(), mode) for _ in range(REPEATS)]
+    return min(runs, key=lambda r: r.config["replay_seconds"])
 
 
 def _run(events: np.ndarray, inst: Any, strategy: Strategy, mode: str) -> Any:
@@ -376,7 +391,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
 
     _run(ev[:5000], inst, Idle(), "compiled")  # compile / load caches outside the clock
-    r = _run(ev, inst, Idle(), "compiled")
+    r = _best(ev, inst, Idle, "compiled")
     run_hbt_idle(rows[:5000], tick)
     out.append(
         {
@@ -385,15 +400,15 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             "seconds": r.config["replay_seconds"],
             "peer": "hftbacktest 2.4.4 (elapse, no strategy)",
             "peer_events": len(rows),
-            "peer_seconds": run_hbt_idle(rows, tick),
+            "peer_seconds": min(run_hbt_idle(rows, tick) for _ in range(REPEATS)),
             **target("min rate", 40e6),  # issue 10
         }
     )
 
     _run(ev[:5000], inst, OneTickMM(), "compiled")
-    r = _run(ev, inst, OneTickMM(), "compiled")
+    r = _best(ev, inst, OneTickMM, "compiled")
     run_hbt(rows[:5000], tick)
-    peer_s, peer_orders, peer_fills = run_hbt(rows, tick)
+    peer_s, peer_orders, peer_fills = min(run_hbt(rows, tick) for _ in range(REPEATS))
     out.append(
         {
             "name": "engine.one_tick_mm (compiled path)",
@@ -412,7 +427,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
 
     m = min(n, 2_000_000)
     _run(ev[:5000], inst, OneTickMM(), "python")
-    r = _run(ev[:m], inst, OneTickMM(), "python")
+    r = _best(ev[:m], inst, OneTickMM, "python")
     out.append(
         {
             "name": "engine.one_tick_mm (Python path, callbacks)",
