@@ -207,12 +207,13 @@ def param_words(values: Sequence[Any], kinds: str) -> list[int]:
 CB_WORDS = 5
 
 
-def _wake_source(names: list[dict[str, str]], kinds: list[str]) -> list[str]:
+def _wake_source(names: list[dict[str, str]], kinds: list[str], single: list[bool]) -> list[str]:
     """``wake(p, w)``, a C function the core calls at a wake-up (``h[H_FN_WAKE]``): the
     runner's dispatch, with each group's params rebuilt from their words (a C function
     takes only plain ints, and the core reaches the states and words through
     ``h[H_CB_DATA]``). A callback that raises stops the run with ERR_CALLBACK (an exception
-    cannot leave a C function)."""
+    cannot leave a C function). A group of one (the usual run) gets its state and words as
+    rows, with no loop, as in ``run``."""
     n = len(names)
     lines = [
         "",
@@ -230,28 +231,28 @@ def _wake_source(names: list[dict[str, str]], kinds: list[str]) -> list[str]:
     for g in range(n):
         o = CB_WORDS * g
         lines.append(f"        b{g} = " + ("0" if g == 0 else f"b{g - 1} + n{g - 1}"))
+        lines.append(f"        n{g} = cb[{o + 2}]")
+        shape = f"(cb[{o + 3}],)" if single[g] else f"(n{g}, cb[{o + 3}])"
+        words = f"(cb[{o + 4}],)" if single[g] else f"(n{g}, cb[{o + 4}])"
         lines += [
-            f"        n{g} = cb[{o + 2}]",
-            f"        s{g} = carray(_as_voidptr(cb[{o + 1}]), (n{g}, cb[{o + 3}]), int64)",
-            f"        w{g} = carray(_as_voidptr(cb[{o}]), (n{g}, cb[{o + 4}]), int64)",
+            f"        s{g} = carray(_as_voidptr(cb[{o + 1}]), {shape}, int64)",
+            f"        w{g} = carray(_as_voidptr(cb[{o}]), {words}, int64)",
         ]
         if "f" in kinds[g]:
-            lines.append(
-                f"        v{g} = carray(_as_voidptr(cb[{o}]), (n{g}, cb[{o + 4}]), float64)"
-            )
+            lines.append(f"        v{g} = carray(_as_voidptr(cb[{o}]), {words}, float64)")
 
     def args(g: int, j: str | None) -> tuple[str, str]:
-        j = j or "0"
+        at = "" if j is None else f"{j}, "
         fields = []
         for x, k in enumerate(kinds[g]):
             fields.append(
-                f"w{g}[{j}, {x}]" if k == "i" else
-                f"v{g}[{j}, {x}]" if k == "f" else f"w{g}[{j}, {x}] != 0"
+                f"w{g}[{at}{x}]" if k == "i" else
+                f"v{g}[{at}{x}]" if k == "f" else f"w{g}[{at}{x}] != 0"
             )
-        return f"P{g}({', '.join(fields)})", f"s{g}[{j}]"
+        return f"P{g}({', '.join(fields)})", (f"s{g}" if j is None else f"s{g}[{j}]")
 
     # the strategy a callback is for, noted before the call, names the culprit of an error
-    lines += _dispatch(names, [False] * n, "        ", args, "return 0", note="cur = {k}")
+    lines += _dispatch(names, single, "        ", args, "return 0", note="cur = {k}")
     lines += [
         "    except Exception:",
         "        h[H_ERROR] = ERR_CALLBACK",
@@ -350,7 +351,7 @@ def _source(
     )
     lines.append("        return w")
     if all(k is not None for k in kinds):
-        lines += _wake_source(names, [k for k in kinds if k is not None])
+        lines += _wake_source(names, [k for k in kinds if k is not None], single)
     # per group, one entry per lifecycle callback, and a dispatcher for the Python path's
     # mixed runs: each for one strategy of the group (index k in the run)
     for g, m in enumerate(names):
