@@ -79,6 +79,7 @@ from framework.engine.engine import Engine, Mode, Wake
 from framework.kernel.seam import REQUEST_DTYPE, RESPONSE_DTYPE
 from framework.strategy.base import Strategy
 from live.control import KillSwitch
+from live.fastpath import FastFeed
 from live.feeds.itch_mold import GapError, MoldFeedHandler
 from live.gateways.base import (
     TERMINAL,
@@ -369,6 +370,7 @@ class LiveRunner:
         triggers: Triggers | None = None,
         paper: bool | None = None,
         feature_model: Any = None,
+        fast: bool = True,
     ) -> None:
         self.instrument = instrument
         self.feed, self.gateway, self.locate = feed, gateway, int(locate)
@@ -415,6 +417,9 @@ class LiveRunner:
         self._tick_open = False  #: a tick's stage marks are being taken
         self._sent_in_tick = False  #: and its first message has gone out
         self._levels = L3ToL2()
+        #: the compiled batch path of an ITCH feed (live.fastpath), live sessions only
+        self._fast = FastFeed(feed, self._levels) if fast and not replay and isinstance(
+            feed, MoldFeedHandler) and feed._rx is not None else None
         feed.on_events = self._on_events
         feed.on_packet = self._on_packet if journal is not None else None
         self.meta = dict(meta or {})
@@ -455,16 +460,29 @@ class LiveRunner:
         if self._tick_open:
             self.clock.mark(BOOK, time.time_ns())
 
+    def _push_levels(self, rows: npt.NDArray[np.void], n: int) -> None:
+        """The fast path's level rows of a batch into the engine (what :meth:`_on_events`
+        does with the handler's events)."""
+        if not self._tick_open:
+            self._tick_open = True
+            self.clock.mark(PACKET_IN, self.feed.last_receive_ns)
+            self.clock.mark(DECODED, time.time_ns())
+        self.engine.push_rows(rows, n)
+        self.clock.mark(BOOK, time.time_ns())
+
     def poll_feed(self, timeout_s: float = 0.0) -> int:
         """Read and apply what the feed has, run the engine to its receive time, send what
         the strategies decided; returns the messages applied."""
         if self.feed.alarm is not None:  # the book stopped at a lost range: no more data
             return 0
+        fast = self._fast
         try:
-            n = self.feed.poll(timeout_s)
+            n = self.feed.poll(timeout_s) if fast is None or timeout_s > 0 else fast.poll()
         except GapError as exc:
             self.switch.trip(f"feed: {exc}")  # quotes on a book with a hole must not stand
             return 0
+        if fast is not None and fast.n_rows:
+            self._push_levels(fast.rows, fast.n_rows)
         if self.feed.last_receive_ns != self._seen_receive:
             self._seen_receive = self.feed.last_receive_ns
             self._last_packet = time.monotonic()
@@ -892,11 +910,15 @@ class LiveRunner:
             return
         self._prepared = True
         self.feed.warm_up()
+        if self._fast is not None:
+            self._fast.warm_up()
         self.start()
         # the seam's kernels too: compiling them at the first order would stall the loop
         # for seconds (the order session's heartbeats with it)
         self.engine.drain_requests()
         self.engine.inject(np.zeros(0, RESPONSE_DTYPE))
+        if self._fast is not None:  # the window's compiled append (no rows)
+            self.engine.push_rows(self._fast.rows, 0)
         log.info("ready: strategies started, feed on 127.0.0.1:%d", self.feed.port)
 
     def _report(self, table: bool) -> None:
