@@ -25,9 +25,11 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from framework.arena.state import H_N_REQ
 from framework.book.l3 import l3_made_room
 from framework.book.project import L3ToL2, project_events
 from framework.core.events import EVENT_DTYPE
+from framework.kernel.seam import REQUEST_DTYPE, drain_requests_state
 from live.feeds.itch_mold import SLOT, MoldFeedHandler
 from live.feeds.itch_mold_nb import (
     DONE,
@@ -52,7 +54,8 @@ FAST_DONE = 0  #: the batch is applied and projected
 FAST_BAIL = 1  #: the handler's own path must take the batch (nothing was changed)
 FAST_BOOK_ROOM = 2  #: the handler's book is full: grow it, then :meth:`FastFeed._finish`
 FAST_LEVELS_ROOM = 3  #: the projector's book is full at an event: grow it, project the rest
-#: scratch rows the batch's own events are copied to before projection
+#: scratch rows a batch's events of the instrument are copied to before projection (a
+#: batch with more takes the projector's own call, and the scratch grows to hold them)
 _MINE_ROWS = 1 << 12
 
 
@@ -116,9 +119,9 @@ def tick_nb(
         prts[k] = now
     beats = counters[0]
     no_status = np.zeros(0, np.int8)
-    stop, na, m, _ = frame_batch_nb(pbuf, SLOT, plen, 0, npk, session, expected,
-                                    msg[M_OFFS], msg[M_LENS], msg[M_LTS], prts, st, pk[P_ACC_END], pk[P_ACC_NEXT],
-                                    counters)
+    offs, lens, lts = msg[M_OFFS], msg[M_LENS], msg[M_LTS]
+    stop, na, m, _ = frame_batch_nb(pbuf, SLOT, plen, 0, npk, session, expected, offs, lens,
+                                    lts, prts, st, pk[P_ACC_END], pk[P_ACC_NEXT], counters)
     bail = stop < npk
     for k in range(stop):
         bail = bail or st[k] != PKT_OK
@@ -127,7 +130,7 @@ def tick_nb(
         return FAST_BAIL, 0, 0, 0, tbl, live, 0, no_status, r0, 0, 0, 0, 0
     if na == 0:  # heartbeats, packets seen already
         return FAST_DONE, 0, 0, 0, tbl, live, 0, no_status, r0, 0, 0, 0, 0
-    n_ev, tbl, live, n_ok, status = decode_batch_nb(pbuf, msg[M_OFFS], msg[M_LENS], msg[M_LTS], base_ns,
+    n_ev, tbl, live, n_ok, status = decode_batch_nb(pbuf, offs, lens, lts, base_ns,
                                                     price_step, qty_step, ev, tbl,
                                                     first_stock, live, pk[P_ACC_END], na,
                                                     pk[P_OK_CUM])
@@ -144,6 +147,56 @@ def tick_nb(
     return FAST_DONE, na, m, n_ev, tbl, live, n_ok, status, r, 0, 0, 0, n_out
 
 
+@njit(cache=True)
+def drain_nb(a: npt.NDArray[np.int64], words: npt.NDArray[np.int64],
+             out: npt.NDArray[np.void]) -> int:
+    """The engine's request queue (:func:`~framework.kernel.seam.drain_requests_state`, into
+    ``words``, which holds them all) as REQUEST_DTYPE records in ``out``; how many."""
+    n = drain_requests_state(a, words)
+    for k in range(n):
+        w = words[k]
+        r = out[k]
+        r.ts = w[0]
+        r.arrive_ts = w[1]
+        r.kind = w[2]
+        r.oid = w[3]
+        r.strategy = w[4]
+        r.instrument = w[5]
+        r.side = w[6]
+        r.order_type = w[7]
+        r.tif = w[8]
+        r.price = w[9]
+        r.qty = w[10]
+    return n
+
+
+class RequestDrain:
+    """:meth:`Engine.drain_requests <framework.engine.engine.Engine.drain_requests>` into
+    buffers allocated once, through one compiled call: the records returned are valid until
+    the next call (copy what is kept)."""
+
+    def __init__(self, engine: Any, capacity: int = 64) -> None:
+        self.arena = engine.arena
+        self.h = engine.st.h
+        self._grow(capacity)
+
+    def _grow(self, capacity: int) -> None:
+        import numba
+
+        names = REQUEST_DTYPE.names or ()
+        self.words = np.zeros((capacity, len(names)), np.int64)
+        self.out = np.zeros(capacity, REQUEST_DTYPE)
+        sig = tuple(numba.typeof(x) for x in (self.arena, self.words, self.out))
+        drain_nb.compile(sig)
+        self._drain = drain_nb.overloads[sig].entry_point
+
+    def __call__(self) -> npt.NDArray[np.void]:
+        n = int(self.h[H_N_REQ])
+        if n > len(self.out):
+            self._grow(2 * n)
+        return self.out[: self._drain(self.arena, self.words, self.out)]
+
+
 class FastFeed:
     """A MoldUDP64 handler's batches straight to engine rows (see the module docstring).
 
@@ -151,24 +204,26 @@ class FastFeed:
     engine are then ``rows[:n_rows]`` (valid until the next poll). Batches the handler's
     own path takes give their events to its ``on_events`` hook as before."""
 
-    def __init__(self, feed: MoldFeedHandler, levels: L3ToL2) -> None:
-        if feed._rx is None:  # noqa: SLF001 - the handler's batch receiver
+    def __init__(self, feed: MoldFeedHandler, levels: L3ToL2,
+                 scratch_rows: int = _MINE_ROWS) -> None:
+        if feed._rx is None:
             msg = "the fast feed path needs recvmmsg (Linux)"
             raise OSError(msg)
         self.feed = feed
         self.levels = levels
-        self._rx = feed._rx[0]  # noqa: SLF001
-        self._mine = np.zeros(_MINE_ROWS, EVENT_DTYPE)
-        self.rows = np.zeros(3 * _MINE_ROWS + 1, EVENT_DTYPE)  #: level rows of the batch
+        self._rx = feed._rx[0]
+        self._mine = np.zeros(scratch_rows, EVENT_DTYPE)
+        #: the level rows of the last batch (projecting an event makes at most three)
+        self.rows = np.zeros(3 * scratch_rows + 1, EVENT_DTYPE)
         self.n_rows = 0
         self.fast_batches = 0  #: batches taken by the compiled path
         self._tick: Any = None
 
     def _args(self, npk: int, now: int) -> tuple[Any, ...]:
         f = self.feed
-        return (f._pbuf, npk, self._rx.lengths, now, f._session_arr, f.expected, f._pk,  # noqa: SLF001
-                f._msg, f.base_ns, f.price_step, f.qty_step, f._ev, f._tbl,  # noqa: SLF001
-                f._first_stock, f._live, f.book, f.levels, f.rows, f.n_rows, f.locate,  # noqa: SLF001
+        return (f._pbuf, npk, self._rx.lengths, now, f._session_arr, f.expected, f._pk,
+                f._msg, f.base_ns, f.price_step, f.qty_step, f._ev, f._tbl,
+                f._first_stock, f._live, f.book, f.levels, f.rows, f.n_rows, f.locate,
                 self.levels.state, self.levels.prio, self._mine, self.rows)
 
     def warm_up(self) -> None:
@@ -183,7 +238,7 @@ class FastFeed:
         """Read and apply one batch; the messages applied (rows in ``rows[:n_rows]``)."""
         f = self.feed
         self.n_rows = 0
-        if f._gap is not None or f._held or f.session is None or self._tick is None:  # noqa: SLF001
+        if f._gap is not None or f._held or f.session is None or self._tick is None:
             return f.poll(0.0)
         now = time.time_ns()
         try:
@@ -194,18 +249,18 @@ class FastFeed:
             return 0
         f.last_receive_ns = now
         if f.on_packet is not None:
-            views, lengths = f._views, self._rx.lengths  # noqa: SLF001
+            views, lengths = f._views, self._rx.lengths
             for k in range(n):
                 f.on_packet(views[k][: int(lengths[k])], now)
         t0 = time.perf_counter_ns()
-        (code, na, m, n_ev, f._tbl, f._live, n_ok, status, r, i, p, seen,  # noqa: SLF001
+        (code, na, m, n_ev, f._tbl, f._live, n_ok, status, r, i, p, seen,
          n_out) = self._tick(*self._args(n, now))
         t1 = time.perf_counter_ns()
         if code == FAST_BAIL:  # as MoldFeedHandler.poll, the packets read already
-            applied = f._process(0, n)  # noqa: SLF001
-            if f._held:  # noqa: SLF001
-                applied += f._drain_held()  # noqa: SLF001
-            f._check_gap()  # noqa: SLF001
+            applied = f._process(0, n)
+            if f._held:
+                applied += f._drain_held()
+            f._check_gap()
             return applied
         if na == 0:
             return 0
@@ -215,9 +270,9 @@ class FastFeed:
         self.fast_batches += 1
         self.n_rows = n_out
         if n_ok < m:
-            f._count_bad_messages(status)  # noqa: SLF001
+            f._count_bad_messages(status)
         f.n_rows = r
-        f.expected = int(f._acc_next[na - 1])  # noqa: SLF001
+        f.expected = int(f._acc_next[na - 1])
         f.hi = max(f.hi, f.expected)
         f.messages += m
         f.packets += na
@@ -232,42 +287,36 @@ class FastFeed:
 
     def _finish(self, code: int, na: int, n_ev: int, r: int, i: int, p: int, seen: int,
                 n_out: int) -> int:
-        """The rare ends of a batch: a book that needs room (grown, then the rest done
-        with the handler's and the projector's own calls). Returns the level rows."""
+        """The rare ends of a batch, with the handler's and the projector's own calls: the
+        handler's book full (grown, the batch applied on), the projector's book full at
+        an event (it grows as it projects the rest), more of the instrument's events than
+        the scratch rows hold. Returns the level rows."""
         f = self.feed
         if code == FAST_BOOK_ROOM:
             while True:
                 f.book = l3_made_room(f.book)
-                i, p, seen, r, c = apply_nb(*f.book, f._ev, i, n_ev, f.locate, f._pk, na, p,  # noqa: SLF001
+                i, p, seen, r, c = apply_nb(*f.book, f._ev, i, n_ev, f.locate, f._pk, na, p,
                                             seen, f.levels, f.rows, r)
                 if c == DONE:
                     break
             f.n_rows = r
-            ev = f._ev[:n_ev]  # noqa: SLF001
-            mine = ev[ev["instrument"] == f.locate].astype(EVENT_DTYPE, copy=True)
-            mine["instrument"] = 0
-            mine["exch_ts"] = mine["local_ts"]
-            done = self.levels(mine)
+        if code == FAST_BOOK_ROOM or i < 0:  # none of the batch projected yet
+            rest = np.zeros(n_ev, EVENT_DTYPE)
+            rest = rest[: own_rows_nb(f._ev, n_ev, f.locate, rest)]
             n_out = 0
         else:
-            if i < 0:  # more of the instrument's events than the scratch rows hold
-                ev = f._ev[:n_ev]  # noqa: SLF001
-                mine = ev[ev["instrument"] == f.locate].astype(EVENT_DTYPE, copy=True)
-                mine["instrument"] = 0
-                mine["exch_ts"] = mine["local_ts"]
-                n_out, rest = 0, mine
-            else:
-                rest = self._mine[i:p].copy()
-            done = self.levels(rest)  # grows its book as it goes
+            rest = self._mine[i:p].copy()
+        done = self.levels(rest)
         total = n_out + len(done)
-        if total > len(self.rows):
-            grown = np.zeros(total + total // 4, EVENT_DTYPE)
+        if total > len(self.rows) or len(rest) > len(self._mine):
+            grown = np.zeros(max(total, 3 * len(rest) + 1, len(self.rows)), EVENT_DTYPE)
             grown[:n_out] = self.rows[:n_out]
             self.rows = grown
-            self._mine = np.zeros(len(grown) // 3, EVENT_DTYPE)
+            self._mine = np.zeros(max(len(rest), len(self._mine)), EVENT_DTYPE)
             self.warm_up()
         self.rows[n_out:total] = done
         return total
 
 
-__all__ = ["FAST_BAIL", "FAST_DONE", "FastFeed", "own_rows_nb", "tick_nb"]
+__all__ = ["FAST_BAIL", "FAST_DONE", "FastFeed", "RequestDrain", "drain_nb", "own_rows_nb",
+           "tick_nb"]

@@ -79,7 +79,7 @@ from framework.engine.engine import Engine, Mode, Wake
 from framework.kernel.seam import REQUEST_DTYPE, RESPONSE_DTYPE
 from framework.strategy.base import Strategy
 from live.control import KillSwitch
-from live.fastpath import FastFeed
+from live.fastpath import FastFeed, RequestDrain
 from live.feeds.itch_mold import GapError, MoldFeedHandler
 from live.gateways.base import (
     TERMINAL,
@@ -335,6 +335,7 @@ def _parse_key(key: str) -> tuple[int, int]:
     return int(sid), int(oid)
 
 
+_SIDE = {int(s): s for s in Side}
 _TIF = {TIF_IOC: TimeInForce.IOC, TIF_FOK: TimeInForce.IOC, TIF_POST_ONLY: TimeInForce.POST_ONLY}
 
 
@@ -420,6 +421,8 @@ class LiveRunner:
         #: the compiled batch path of an ITCH feed (live.fastpath), live sessions only
         self._fast = FastFeed(feed, self._levels) if fast and not replay and isinstance(
             feed, MoldFeedHandler) and feed._rx is not None else None
+        #: the engine's requests drained into buffers allocated once (live sessions)
+        self._drain = RequestDrain(self.engine) if fast and not replay else None
         feed.on_events = self._on_events
         feed.on_packet = self._on_packet if journal is not None else None
         self.meta = dict(meta or {})
@@ -585,7 +588,7 @@ class LiveRunner:
                 return
             if self._tick_open:
                 self.clock.mark(STRATEGY, time.time_ns())  # callbacks and risk checks ran
-            reqs = eng.drain_requests()
+            reqs = eng.drain_requests() if self._drain is None else self._drain()
             if self._tick_open:
                 self.clock.mark(RISK, time.time_ns())  # the checked requests are out
             self._send(reqs)
@@ -600,8 +603,9 @@ class LiveRunner:
             if self.replay:
                 self._replay_controls()
             self.n_decisions += 1
-            held = (self.killed or self.stopping) and r["kind"] != REQ_CANCEL
-            if self.journal is not None and (held or r["kind"] != REQ_NEW):
+            kind = int(r["kind"])
+            held = (self.killed or self.stopping) and kind != REQ_CANCEL
+            if self.journal is not None and (held or kind != REQ_NEW):
                 self.journal.append(KIND_ORDER_OUT, r.tobytes(),
                                     stream=STREAM_HELD if held else STREAM_SENT)
             if self.replay:
@@ -621,8 +625,9 @@ class LiveRunner:
     def _route(self, r: npt.NDArray[np.void], answers: list[npt.NDArray[np.void]]) -> None:
         gw = self.gateway
         assert gw is not None
-        key = order_key(int(r["strategy"]), int(r["oid"]))
-        kind = int(r["kind"])
+        # the record's fields as Python ints in one call (each r[name] is a numpy scalar)
+        _, _, kind, oid, sid, _, side, otype, tif, price, qty = r.item()
+        key = order_key(sid, oid)
         if kind == REQ_NEW:
             if not gw.connected:  # never queued for later: the market will have moved
                 if self.journal is not None:
@@ -631,11 +636,7 @@ class LiveRunner:
                 self.unsent += 1
                 answers.append(_local_answer(r, self._t))
                 return
-            self.orders[key] = _Live(int(r["strategy"]), int(r["oid"]), int(r["tif"]))
-            market = r["order_type"] == ORD_MARKET
-            args = (Side(int(r["side"])), int(r["qty"]), int(r["price"]))
-            kw = {"kind": OrderKind.MARKET if market else OrderKind.LIMIT,
-                  "tif": _TIF.get(int(r["tif"]), TimeInForce.DAY), "key": key}
+            self.orders[key] = _Live(sid, oid, tif)
             first = self._tick_open and not self._sent_in_tick
             if first:
                 self.clock.mark(ENCODED, time.time_ns())  # the gateway's call is ready
@@ -643,7 +644,8 @@ class LiveRunner:
                 self.journal.append(KIND_ORDER_OUT, r.tobytes() + gw.next_reference(key)
                                     .encode("ascii"), stream=STREAM_SENT)
                 self.journal.flush()  # journaled before sent, even if the process dies
-            gw.submit(*args, **kw)  # type: ignore[arg-type]
+            gw.submit(_SIDE[side], qty, price, key=key, tif=_TIF.get(tif, TimeInForce.DAY),
+                      kind=OrderKind.MARKET if otype == ORD_MARKET else OrderKind.LIMIT)
             if first:
                 self.clock.mark(SENT, time.time_ns())  # encoded and written to the socket
                 self._sent_in_tick = True
