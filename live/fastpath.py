@@ -18,19 +18,21 @@ so both paths give the same book, the same events and the same counters.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
 from numba import njit
 
 from framework.arena.state import H_N_REQ
-from framework.book.l3 import l3_made_room
+from framework.book.l3 import l3_made_room, l3_new
 from framework.book.project import L3ToL2, project_events
-from framework.core.events import EVENT_DTYPE
+from framework.core.events import BUY, EVENT_DTYPE, FLAG_LAST, KIND_ADD, KIND_DELETE
 from framework.kernel.seam import REQUEST_DTYPE, drain_requests_state
-from live.feeds.itch_mold import SLOT, MoldFeedHandler
+from live.feeds.itch_mold import NY, SLOT, MoldFeedHandler
 from live.feeds.itch_mold_nb import (
     DONE,
     M_LENS,
@@ -47,7 +49,8 @@ from live.feeds.itch_mold_nb import (
     decode_batch_nb,
     frame_batch_nb,
 )
-from live.wire.moldudp64 import PKT_OK
+from live.wire.itch_encode import encode_events
+from live.wire.moldudp64 import PKT_OK, SESSION_LEN, encode_packet
 
 #: :func:`tick_nb` codes
 FAST_DONE = 0  #: the batch is applied and projected
@@ -218,6 +221,8 @@ class FastFeed:
         self.n_rows = 0
         self.fast_batches = 0  #: batches taken by the compiled path
         self._tick: Any = None
+        self._warm: tuple[Any, ...] | None = None
+        self._sig: tuple[Any, ...] = ()
 
     def _args(self, npk: int, now: int) -> tuple[Any, ...]:
         f = self.feed
@@ -230,9 +235,56 @@ class FastFeed:
         """Resolve (compile or load) the compiled entry point before the first packet."""
         import numba
 
-        sig = tuple(numba.typeof(x) for x in self._args(0, 0))
+        sig = self._sig = tuple(numba.typeof(x) for x in self._args(0, 0))
         tick_nb.compile(sig)
         self._tick = tick_nb.overloads[sig].entry_point
+
+    def warm(self) -> None:
+        """Run the compiled batch path on a scratch packet and scratch state (an order of
+        the instrument added and deleted: nothing of the real book, tables or counters is
+        touched) to keep its machine code in the caches while the feed is quiet. Measured
+        here: the call takes ~80 us after 50 ms of other work and ~43 us when this ran
+        every millisecond meanwhile (~9 us back to back); the rest is the real state's
+        memory, which only real packets bring in."""
+        if self._tick is None:
+            return
+        w = self._warm
+        if w is None:
+            import numba
+
+            w = self._warm_state()
+            if tuple(numba.typeof(x) for x in w) != self._sig:  # the entry point's types
+                msg = "the scratch state of FastFeed.warm does not match the handler's"
+                raise TypeError(msg)
+            self._warm = w
+        out = self._tick(*w)
+        if out[0] != FAST_DONE:  # cannot happen with the scratch packet; start afresh
+            self._warm = None
+
+    def _warm_state(self) -> tuple[Any, ...]:
+        f = self.feed
+        ev = np.zeros(2, EVENT_DTYPE)
+        ev["exch_ts"] = f.base_ns + 10 * 3600 * 10**9
+        ev["kind"] = [KIND_ADD, KIND_DELETE]
+        ev["side"], ev["price"], ev["qty"], ev["order_id"] = BUY, 100, 1, 1
+        ev["flags"] = FLAG_LAST
+        date = dt.datetime.fromtimestamp(f.base_ns / 1e9, ZoneInfo(NY)).date()
+        msgs = encode_events(ev, date=date, symbol="WARMUP", price_step=f.price_step,
+                             qty_step=f.qty_step, locate=f.locate, preamble=False).messages()
+        pkt = encode_packet("WARMUP", 1, msgs)
+        pbuf = np.zeros(SLOT, np.uint8)
+        pbuf[: len(pkt)] = np.frombuffer(pkt, np.uint8)
+        lengths = np.zeros(4, np.uint32)[::2]  # strided, as the receiver's lengths
+        lengths[0] = len(pkt)
+        session = np.frombuffer(pkt[:SESSION_LEN], np.uint8).copy()
+        n = len(msgs)
+        return (pbuf, 1, lengths, 0, session, 1, np.zeros((7, 2), np.int64),
+                np.zeros((3, n), np.int64), f.base_ns, f.price_step, f.qty_step,
+                np.zeros(2 * n, EVENT_DTYPE), np.zeros(64, np.int64),
+                np.full(len(f._first_stock), -1, np.int64), 0, l3_new(16, 64), f.levels,
+                np.zeros((0, f.rows.shape[1]), np.int64), 0, f.locate, l3_new(16, 64),
+                np.zeros(16, np.int64), np.zeros(2 * n, EVENT_DTYPE),
+                np.zeros(6 * n + 1, EVENT_DTYPE))
 
     def poll(self) -> int:
         """Read and apply one batch; the messages applied (rows in ``rows[:n_rows]``)."""

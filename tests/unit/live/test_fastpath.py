@@ -1,7 +1,8 @@
 """The live tick path (live.fastpath, Engine.push_rows) against the paths it stands in for:
 the same packets over 127.0.0.1 give the same book, events, counters and engine window
 through the compiled batch path as through the feed handler's own path, whatever the
-batch holds (heartbeats, duplicates, a gap, garbage, books that must grow)."""
+batch holds (heartbeats, duplicates, a gap, garbage, books that must grow), and with the
+path warmed on scratch state between packets."""
 
 from __future__ import annotations
 
@@ -104,6 +105,7 @@ def test_the_compiled_batch_path_matches_the_handlers_own(
         fast.on_events = lambda ev: fast_rows.append(ff.levels(_own(ev, fast.locate)))
 
         def poll() -> int:
+            ff.warm()  # scratch state only: nothing of the handler's may change
             n = ff.poll()
             fast_rows.append(ff.rows[: ff.n_rows].copy())
             return n
