@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from framework.arena.fnptr import entry
 from framework.arena.state import H_N_REQ
 from framework.book.l3 import l3_made_room, l3_new
 from framework.book.project import L3ToL2, project_events
@@ -189,9 +190,8 @@ class RequestDrain:
         names = REQUEST_DTYPE.names or ()
         self.words = np.zeros((capacity, len(names)), np.int64)
         self.out = np.zeros(capacity, REQUEST_DTYPE)
-        sig = tuple(numba.typeof(x) for x in (self.arena, self.words, self.out))
-        drain_nb.compile(sig)
-        self._drain = drain_nb.overloads[sig].entry_point
+        self._drain = entry(drain_nb, *(numba.typeof(x) for x in (self.arena, self.words,
+                                                                   self.out)))
 
     def __call__(self) -> npt.NDArray[np.void]:
         n = int(self.h[H_N_REQ])
@@ -236,8 +236,7 @@ class FastFeed:
         import numba
 
         sig = self._sig = tuple(numba.typeof(x) for x in self._args(0, 0))
-        tick_nb.compile(sig)
-        self._tick = tick_nb.overloads[sig].entry_point
+        self._tick = entry(tick_nb, *sig)
 
     def warm(self) -> None:
         """Run the compiled batch path on a scratch packet and scratch state (an order of
@@ -352,6 +351,7 @@ class FastFeed:
                 if c == DONE:
                     break
             f.n_rows = r
+        rest: npt.NDArray[np.void]
         if code == FAST_BOOK_ROOM or i < 0:  # none of the batch projected yet
             rest = np.zeros(n_ev, EVENT_DTYPE)
             rest = rest[: own_rows_nb(f._ev, n_ev, f.locate, rest)]

@@ -463,7 +463,7 @@ class Engine:
             self.push(rows[:n])
             return
         if self._append is None:
-            self._append = _entry(_append_window_nb, self.st.h, self._wbuf, rows, 0, 0, True)
+            self._append = _entry_for(_append_window_nb, self.st.h, self._wbuf, rows, 0, 0, True)
         got, last, late = self._append(self.st.h, self._wbuf, rows, n, self._last_local,
                                        self.venue == "external")
         if got < 0:  # no room: push() grows the buffer
@@ -613,7 +613,7 @@ class Engine:
         # compile (or load from the cache) before the clock starts; the loop is called
         # through its entry point (the dispatcher types the params tuples at every call:
         # 3.6 us against 0.6 us, per wake-up for the driver)
-        self._run = _entry(self._mod.run, self.arena, *self._args)
+        self._run = _entry_for(self._mod.run, self.arena, *self._args)
         self._step = self._step_compiled
 
     def _step_compiled(self) -> int:
@@ -937,15 +937,12 @@ def _append_window_nb(
     return total, last_local, late
 
 
-def _entry(fn: Any, *example: Any) -> Callable[..., Any]:
-    """``fn``'s compiled entry point for the types of ``example`` (numba's dispatcher
-    types every argument at every call: a record array costs tens of microseconds)."""
+
+def _entry_for(fn: Any, *example: Any) -> Callable[..., Any]:
+    """:func:`~framework.arena.fnptr.entry` of ``fn`` for the types of ``example``."""
     import numba
 
-    sig = tuple(numba.typeof(x) for x in example)
-    fn.compile(sig)
-    return fn.overloads[sig].entry_point
-
+    return entry(fn, *(numba.typeof(x) for x in example))
 
 def _fire(calls: list[tuple[Any, Any]]) -> tuple[Callable[[Any, Any, int], Any], Any, Any]:
     """``(f, x, y)`` with ``f(x, y, inst)`` making the calls ``fn(arg, inst)`` in order."""
