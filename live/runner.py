@@ -371,9 +371,9 @@ class LiveRunner:
         meta: dict[str, Any] | None = None,
         replay: bool = False,
         triggers: Triggers | None = None,
+        fast: bool = True,
         paper: bool | None = None,
         feature_model: Any = None,
-        fast: bool = True,
     ) -> None:
         self.instrument = instrument
         self.feed, self.gateway, self.locate = feed, gateway, int(locate)
