@@ -84,6 +84,21 @@ def own_rows_nb(ev: npt.NDArray[np.void], n_ev: int, locate: int,
 
 
 @njit(cache=True)
+def levels_nb(ev: npt.NDArray[np.void], n_ev: int, locate: int, mine: npt.NDArray[np.void],
+              l3: tuple[Any, ...], prio: npt.NDArray[np.int64],
+              out: npt.NDArray[np.void]) -> tuple[int, int, int]:
+    """:func:`own_rows_nb` then the projection to levels (the runner's
+    :class:`~framework.book.project.L3ToL2` state ``l3``, ``prio``) into ``out``: ``(level
+    rows, -1 or the event of ``mine`` the projector's book needs room at, own events)``;
+    own events ``-1``: ``mine`` is too small."""
+    n_mine = own_rows_nb(ev, n_ev, locate, mine)
+    if n_mine <= 0:
+        return 0, -1, n_mine
+    n_out, at = project_events(l3[0], l3[1], l3[2], l3[3], l3[4], prio, mine[:n_mine], out)
+    return n_out, at, n_mine
+
+
+@njit(cache=True)
 def tick_nb(
     pbuf: npt.NDArray[np.uint8],
     npk: int,
@@ -142,10 +157,9 @@ def tick_nb(
                                    locate, pk, na, 0, 0, levels, rows, r0)
     if code != DONE:
         return FAST_BOOK_ROOM, na, m, n_ev, tbl, live, n_ok, status, r, i, p, seen, 0
-    n_mine = own_rows_nb(ev, n_ev, locate, mine)
+    n_out, at, n_mine = levels_nb(ev, n_ev, locate, mine, l3, prio, out)
     if n_mine < 0:
         return FAST_LEVELS_ROOM, na, m, n_ev, tbl, live, n_ok, status, r, -1, 0, 0, 0
-    n_out, at = project_events(l3[0], l3[1], l3[2], l3[3], l3[4], prio, mine[:n_mine], out)
     if at >= 0:
         return FAST_LEVELS_ROOM, na, m, n_ev, tbl, live, n_ok, status, r, at, n_mine, 0, n_out
     return FAST_DONE, na, m, n_ev, tbl, live, n_ok, status, r, 0, 0, 0, n_out
@@ -198,6 +212,47 @@ class RequestDrain:
         if n > len(self.out):
             self._grow(2 * n)
         return self.out[: self._drain(self.arena, self.words, self.out)]
+
+
+class EventLevels:
+    """The handler's events of one stock as the engine's level rows (what the runner did
+    with numpy: select, copy, retime, then :class:`~framework.book.project.L3ToL2`) through
+    one compiled call (:func:`levels_nb`), into rows allocated once: the handler's own
+    path (the first packet, a gap, a batch :class:`FastFeed` leaves to it) costs as little."""
+
+    def __init__(self, levels: L3ToL2, scratch_rows: int = _MINE_ROWS) -> None:
+        self.levels = levels
+        self._mine = np.zeros(scratch_rows, EVENT_DTYPE)
+        self.rows = np.zeros(3 * scratch_rows + 1, EVENT_DTYPE)  #: the last call's rows
+        self._call: Any = None
+
+    def __call__(self, ev: npt.NDArray[np.void], locate: int) -> tuple[int, int]:
+        """``(level rows in rows[:n], own events)``; rows valid until the next call."""
+        if not ev.flags.c_contiguous:
+            ev = np.ascontiguousarray(ev)
+        args = (ev, len(ev), locate, self._mine, self.levels.state, self.levels.prio,
+                self.rows)
+        if self._call is None:
+            import numba
+
+            self._call = entry(levels_nb, *(numba.typeof(x) for x in args))
+        n_out, at, n_mine = self._call(*args)
+        if n_mine >= 0 and at < 0:
+            return n_out, n_mine
+        # rare: the projector's book needs room, or more own events than the scratch holds
+        rest: npt.NDArray[np.void] = np.zeros(len(ev), EVENT_DTYPE)
+        k = own_rows_nb(ev, len(ev), locate, rest)
+        rest = rest[max(at, 0) if n_mine >= 0 else 0 : k]
+        n_out = n_out if n_mine >= 0 else 0
+        done = self.levels(rest)  # grows its book as it goes
+        total = n_out + len(done)
+        if total > len(self.rows) or k > len(self._mine):
+            grown = np.zeros(max(total, 3 * k + 1), EVENT_DTYPE)
+            grown[:n_out] = self.rows[:n_out]
+            self.rows = grown
+            self._mine = np.zeros(max(k, len(self._mine)), EVENT_DTYPE)
+        self.rows[n_out:total] = done
+        return total, k
 
 
 class FastFeed:
@@ -370,5 +425,5 @@ class FastFeed:
         return total
 
 
-__all__ = ["FAST_BAIL", "FAST_DONE", "FastFeed", "RequestDrain", "drain_nb", "own_rows_nb",
-           "tick_nb"]
+__all__ = ["FAST_BAIL", "FAST_DONE", "EventLevels", "FastFeed", "RequestDrain", "drain_nb",
+           "levels_nb", "own_rows_nb", "tick_nb"]

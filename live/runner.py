@@ -79,7 +79,7 @@ from framework.engine.engine import Engine, Mode, Wake
 from framework.kernel.seam import REQUEST_DTYPE, RESPONSE_DTYPE
 from framework.strategy.base import Strategy
 from live.control import KillSwitch
-from live.fastpath import FastFeed, RequestDrain
+from live.fastpath import EventLevels, FastFeed, RequestDrain
 from live.feeds.itch_mold import GapError, MoldFeedHandler
 from live.gateways.base import (
     TERMINAL,
@@ -423,6 +423,8 @@ class LiveRunner:
         #: the compiled batch path of an ITCH feed (live.fastpath), live sessions only
         self._fast = FastFeed(feed, self._levels) if fast and not replay and isinstance(
             feed, MoldFeedHandler) and feed._rx is not None else None
+        #: the handler's own path's events to level rows in one compiled call (live sessions)
+        self._ev_levels = EventLevels(self._levels) if fast and not replay else None
         #: the engine's requests drained into buffers allocated once (live sessions)
         self._drain = RequestDrain(self.engine) if fast and not replay else None
         feed.on_events = self._on_events
@@ -449,6 +451,11 @@ class LiveRunner:
         self.journal.append(KIND_FEED, bytes(pkt), ts=ts)
 
     def _on_events(self, ev: npt.NDArray[np.void]) -> None:
+        if self._ev_levels is not None:  # a live session: one compiled call
+            n, own = self._ev_levels(ev, self.locate)
+            if own:
+                self._push_levels(self._ev_levels.rows, n)
+            return
         mine = ev[ev["instrument"] == self.locate]
         if not len(mine):
             return
@@ -466,8 +473,7 @@ class LiveRunner:
             self.clock.mark(BOOK, time.time_ns())
 
     def _push_levels(self, rows: npt.NDArray[np.void], n: int) -> None:
-        """The fast path's level rows of a batch into the engine (what :meth:`_on_events`
-        does with the handler's events)."""
+        """Level rows of a batch into the engine (the first of a poll opens its tick)."""
         if not self._tick_open:
             self._tick_open = True
             self.clock.mark(PACKET_IN, self.feed.last_receive_ns)
@@ -925,8 +931,9 @@ class LiveRunner:
         # for seconds (the order session's heartbeats with it)
         self.engine.drain_requests()
         self.engine.inject(np.zeros(0, RESPONSE_DTYPE))
-        if self._fast is not None:  # the window's compiled append (no rows)
-            self.engine.push_rows(self._fast.rows, 0)
+        if self._ev_levels is not None:  # the projection and the window's append (no rows)
+            self._ev_levels(np.zeros(0, EVENT_DTYPE), self.locate)
+            self.engine.push_rows(self._ev_levels.rows, 0)
         log.info("ready: strategies started, feed on 127.0.0.1:%d", self.feed.port)
 
     def _report(self, table: bool) -> None:

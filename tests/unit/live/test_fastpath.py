@@ -2,7 +2,8 @@
 the same packets over 127.0.0.1 give the same book, events, counters and engine window
 through the compiled batch path as through the feed handler's own path, whatever the
 batch holds (heartbeats, duplicates, a gap, garbage, books that must grow), and with the
-path warmed on scratch state between packets."""
+path warmed on scratch state between packets; the events the handler's own path gives
+are made level rows by one compiled call (EventLevels) as by numpy and L3ToL2."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from framework.engine.engine import Engine
 from framework.ingest.synthetic import generate_day
 from framework.kernel.seam import REQUEST_DTYPE
 from framework.strategy.spec import strategies_from_words
-from live.fastpath import FastFeed, RequestDrain
+from live.fastpath import EventLevels, FastFeed, RequestDrain
 from live.feeds.itch_mold import MoldFeedHandler
 from live.wire.itch_encode import ItchEncoder, price_qty_steps
 from live.wire.moldudp64 import encode_heartbeat, encode_packet
@@ -101,8 +102,15 @@ def test_the_compiled_batch_path_matches_the_handlers_own(
         fast_rows: list[np.ndarray] = []
         ff = FastFeed(fast, L3ToL2(capacity=levels_capacity), scratch_rows=scratch)
         ff.warm_up()
-        # the handler's own path (first packet, the gap) hands its events over as before
-        fast.on_events = lambda ev: fast_rows.append(ff.levels(_own(ev, fast.locate)))
+        # the handler's own path (first packet, the gap) hands its events over as before,
+        # and the runner makes them level rows in one compiled call (the same projector)
+        el = EventLevels(ff.levels, scratch_rows=scratch)
+
+        def on_events(ev: np.ndarray) -> None:
+            n, _ = el(ev, fast.locate)
+            fast_rows.append(el.rows[:n].copy())
+
+        fast.on_events = on_events
 
         def poll() -> int:
             ff.warm()  # scratch state only: nothing of the handler's may change
