@@ -1,19 +1,24 @@
 """The live runner's tick path for an ITCH-over-MoldUDP64 feed: few calls per packet batch.
 
 :meth:`MoldFeedHandler.poll <live.feeds.itch_mold.MoldFeedHandler.poll>` and the runner's
-event hook take a batch through a dozen numba dispatches and numpy operations on record
-arrays (each typing its arguments again, each allocating), which on a live session -- a
-tick every few milliseconds, the caches cold each time -- cost hundreds of microseconds
-per packet. :class:`FastFeed` does the same work as one compiled call through its entry
-point (:func:`tick_nb`: MoldUDP64 framing, the ITCH decode, the handler's L3 book, the
-instrument's events turned into the engine's rows and projected to price levels by the
-runner's :class:`~framework.book.project.L3ToL2`), into buffers allocated once.
+event hook took a batch through several compiled calls and a dozen numpy operations on
+record arrays (a few microseconds each back to back, several times that on a live session,
+where a tick comes every few milliseconds and finds the caches cold): hundreds of
+microseconds per packet. Here:
 
-Only the common case goes that way: a batch of packets that all continue the sequence of
-the followed session. Anything else -- the first packet (the session is learned), a gap or
-a packet past one, a control packet, a packet that does not frame, a gap being filled --
-is the handler's own path (:meth:`MoldFeedHandler.poll`), taken before any state changed,
-so both paths give the same book, the same events and the same counters.
+* :class:`FastFeed` does the handler's work and the runner's projection as one compiled
+  call through its entry point (:func:`tick_nb`: MoldUDP64 framing, the ITCH decode, the
+  handler's L3 book, the instrument's events made the engine's rows and projected to price
+  levels by the runner's :class:`~framework.book.project.L3ToL2`), into buffers allocated
+  once. It works on the handler's own buffers and state (this module and the handler go
+  together), and only takes the common case: a batch of packets that all continue the
+  followed session's sequence. Anything else -- the first packet (the session is learned),
+  a gap or a packet past one, a control packet, a packet that does not frame, a gap being
+  filled -- is the handler's own path (:meth:`MoldFeedHandler.poll`), taken before any
+  state changed, so both paths give the same book, the same events and the same counters;
+* :class:`EventLevels` makes the events the handler's own path gives level rows in one
+  compiled call (what the runner did with numpy and :class:`L3ToL2`);
+* :class:`RequestDrain` drains the engine's requests into records allocated once.
 """
 
 from __future__ import annotations
