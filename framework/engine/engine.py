@@ -940,12 +940,12 @@ def _append_window_nb(
     return total, last_local, late
 
 
-
 def _entry_for(fn: Any, *example: Any) -> Callable[..., Any]:
     """:func:`~framework.arena.fnptr.entry` of ``fn`` for the types of ``example``."""
     import numba
 
     return entry(fn, *(numba.typeof(x) for x in example))
+
 
 def _fire(calls: list[tuple[Any, Any]]) -> tuple[Callable[[Any, Any, int], Any], Any, Any]:
     """``(f, x, y)`` with ``f(x, y, inst)`` making the calls ``fn(arg, inst)`` in order."""
