@@ -6,7 +6,10 @@ Rows (the runner busy-polls, ``hftlab live --busy-poll``, in rows 1-3):
    ``fsync=interval:100``; ``msgs_per_poll``: the messages a tick carried): the time from a
    feed packet's receipt to the first order message its events caused leaving through the
    gateway's socket, p50 (target ≤ 20 µs) and p99 (≤ 50 µs), with p50/p99 of each stage
-   (packet_in → decoded → book → strategy → risk → encoded → sent, µs) in the row;
+   (packet_in → decoded → book → strategy → risk → encoded → sent, µs) in the row. On the
+   runner's compiled packet path (:mod:`live.fastpath`) ``decoded`` is the receive call, the
+   packets journaled and one compiled call (framing, ITCH decode, the handler's L3 book,
+   the projection to price levels) and ``book`` the append to the engine's window;
 2. the same with the Python callbacks: p50 (target ≤ 60 µs);
 3. compiled without the journal: what journaling adds to the p50 (the issue: ≤ 1 µs; the
    difference is reported, not checked: two runs on a shared machine differ by more);

@@ -81,6 +81,7 @@ from framework.engine.engine import Engine, Mode, Wake
 from framework.kernel.seam import REQUEST_DTYPE, RESPONSE_DTYPE
 from framework.strategy.base import Strategy
 from live.control import KillSwitch
+from live.fastpath import EventLevels, FastFeed, RequestDrain
 from live.feeds.itch_mold import GapError, MoldFeedHandler
 from live.gateways.base import (
     TERMINAL,
@@ -118,6 +119,8 @@ KIND_GATE = 1003
 #: the orders-table columns a paper session's parity compares
 PAPER_FIELDS = ("order_id", "strategy", "side", "order_type", "tif", "price", "qty",
                 "submit_ts", "status", "filled_qty", "avg_price", "reason")
+#: --busy-poll: how often the quiet loop runs the packet path on scratch state (FastFeed.warm)
+WARM_S = 0.001
 STREAM_SENT = 0  #: ORDER_OUT stream: handed to the gateway (now, or once it can take it)
 STREAM_HELD = 1  #: ORDER_OUT stream: held by the kill switch, answered locally
 #: ORDER_OUT stream: decided by a run that crashed before journaling it (so it never left),
@@ -342,6 +345,7 @@ def _parse_key(key: str) -> tuple[int, int]:
     return int(sid), int(oid)
 
 
+_SIDE = {int(s): s for s in Side}
 _TIF = {TIF_IOC: TimeInForce.IOC, TIF_FOK: TimeInForce.IOC, TIF_POST_ONLY: TimeInForce.POST_ONLY}
 
 
@@ -375,6 +379,7 @@ class LiveRunner:
         meta: dict[str, Any] | None = None,
         replay: bool = False,
         triggers: Triggers | None = None,
+        fast: bool = True,
         paper: bool | None = None,
         feature_model: Any = None,
         bandit: Any = None,
@@ -429,6 +434,13 @@ class LiveRunner:
         self._tick_open = False  #: a tick's stage marks are being taken
         self._sent_in_tick = False  #: and its first message has gone out
         self._levels = L3ToL2()
+        #: the compiled batch path of an ITCH feed (live.fastpath), live sessions only
+        self._fast = FastFeed(feed, self._levels) if fast and not replay and isinstance(
+            feed, MoldFeedHandler) and feed._rx is not None else None
+        #: the handler's own path's events to level rows in one compiled call (live sessions)
+        self._ev_levels = EventLevels(self._levels) if fast and not replay else None
+        #: the engine's requests drained into buffers allocated once (live sessions)
+        self._drain = RequestDrain(self.engine) if fast and not replay else None
         feed.on_events = self._on_events
         feed.on_packet = self._on_packet if journal is not None else None
         self.meta = dict(meta or {})
@@ -463,6 +475,11 @@ class LiveRunner:
         self.journal.append(KIND_FEED, bytes(pkt), ts=ts)
 
     def _on_events(self, ev: npt.NDArray[np.void]) -> None:
+        if self._ev_levels is not None:  # a live session: one compiled call
+            n, own = self._ev_levels(ev, self.locate)
+            if own:
+                self._push_levels(self._ev_levels.rows, n)
+            return
         mine = ev[ev["instrument"] == self.locate]
         if not len(mine):
             return
@@ -479,16 +496,28 @@ class LiveRunner:
         if self._tick_open:
             self.clock.mark(BOOK, time.time_ns())
 
+    def _push_levels(self, rows: npt.NDArray[np.void], n: int) -> None:
+        """Level rows of a batch into the engine (the first of a poll opens its tick)."""
+        if not self._tick_open:
+            self._tick_open = True
+            self.clock.mark(PACKET_IN, self.feed.last_receive_ns)
+            self.clock.mark(DECODED, time.time_ns())
+        self.engine.push_rows(rows, n)
+        self.clock.mark(BOOK, time.time_ns())
+
     def poll_feed(self, timeout_s: float = 0.0) -> int:
         """Read and apply what the feed has, run the engine to its receive time, send what
         the strategies decided; returns the messages applied."""
         if self.feed.alarm is not None:  # the book stopped at a lost range: no more data
             return 0
+        fast = self._fast
         try:
-            n = self.feed.poll(timeout_s)
+            n = self.feed.poll(timeout_s) if fast is None or timeout_s > 0 else fast.poll()
         except GapError as exc:
             self.switch.trip(f"feed: {exc}")  # quotes on a book with a hole must not stand
             return 0
+        if fast is not None and fast.n_rows:
+            self._push_levels(fast.rows, fast.n_rows)
         if self.feed.last_receive_ns != self._seen_receive:
             self._seen_receive = self.feed.last_receive_ns
             self._last_packet = time.monotonic()
@@ -591,7 +620,7 @@ class LiveRunner:
                 return
             if self._tick_open:
                 self.clock.mark(STRATEGY, time.time_ns())  # callbacks and risk checks ran
-            reqs = eng.drain_requests()
+            reqs = eng.drain_requests() if self._drain is None else self._drain()
             if self._tick_open:
                 self.clock.mark(RISK, time.time_ns())  # the checked requests are out
             self._send(reqs)
@@ -606,8 +635,9 @@ class LiveRunner:
             if self.replay:
                 self._replay_controls()
             self.n_decisions += 1
-            held = (self.killed or self.stopping) and r["kind"] != REQ_CANCEL
-            if self.journal is not None and (held or r["kind"] != REQ_NEW):
+            kind = int(r["kind"])
+            held = (self.killed or self.stopping) and kind != REQ_CANCEL
+            if self.journal is not None and (held or kind != REQ_NEW):
                 self.journal.append(KIND_ORDER_OUT, r.tobytes(),
                                     stream=STREAM_HELD if held else STREAM_SENT)
             if self.replay:
@@ -627,8 +657,9 @@ class LiveRunner:
     def _route(self, r: npt.NDArray[np.void], answers: list[npt.NDArray[np.void]]) -> None:
         gw = self.gateway
         assert gw is not None
-        key = order_key(int(r["strategy"]), int(r["oid"]))
-        kind = int(r["kind"])
+        # the record's fields as Python ints in one call (each r[name] is a numpy scalar)
+        _, _, kind, oid, sid, _, side, otype, tif, price, qty = r.item()
+        key = order_key(sid, oid)
         if kind == REQ_NEW:
             if not gw.connected:  # never queued for later: the market will have moved
                 if self.journal is not None:
@@ -637,11 +668,7 @@ class LiveRunner:
                 self.unsent += 1
                 answers.append(_local_answer(r, self._t))
                 return
-            self.orders[key] = _Live(int(r["strategy"]), int(r["oid"]), int(r["tif"]))
-            market = r["order_type"] == ORD_MARKET
-            args = (Side(int(r["side"])), int(r["qty"]), int(r["price"]))
-            kw = {"kind": OrderKind.MARKET if market else OrderKind.LIMIT,
-                  "tif": _TIF.get(int(r["tif"]), TimeInForce.DAY), "key": key}
+            self.orders[key] = _Live(sid, oid, tif)
             first = self._tick_open and not self._sent_in_tick
             if first:
                 self.clock.mark(ENCODED, time.time_ns())  # the gateway's call is ready
@@ -649,7 +676,8 @@ class LiveRunner:
                 self.journal.append(KIND_ORDER_OUT, r.tobytes() + gw.next_reference(key)
                                     .encode("ascii"), stream=STREAM_SENT)
                 self.journal.flush()  # journaled before sent, even if the process dies
-            gw.submit(*args, **kw)  # type: ignore[arg-type]
+            gw.submit(_SIDE[side], qty, price, key=key, tif=_TIF.get(tif, TimeInForce.DAY),
+                      kind=OrderKind.MARKET if otype == ORD_MARKET else OrderKind.LIMIT)
             if first:
                 self.clock.mark(SENT, time.time_ns())  # encoded and written to the socket
                 self._sent_in_tick = True
@@ -846,7 +874,8 @@ class LiveRunner:
         ``busy_poll``: never sleep between steps (the event loop's I/O runs every step, with
         a zero timeout): a packet is read as it arrives, on a core kept hot, instead of after
         the wake-up of a sleeping process (tens to hundreds of microseconds). It takes a
-        core; the engine is still advanced with no input only every ``idle_s``."""
+        core; the engine is still advanced with no input only every ``idle_s``, and the
+        packet path runs on scratch state every ``WARM_S`` to keep its code in the caches."""
         loop = asyncio.get_running_loop()
         stop = stop or asyncio.Event()
         wake = asyncio.Event()
@@ -875,7 +904,7 @@ class LiveRunner:
                 loop.call_soon_threadsafe(wake.set)
 
             self.switch.on_trip.append(woken)
-            next_idle = 0.0
+            next_idle = next_warm = 0.0
             while not stop.is_set() and (end is None or time.monotonic() < end):
                 if not self.poll_feed():
                     if opens and self.feed.ended:  # the server closed the stream: done
@@ -884,6 +913,9 @@ class LiveRunner:
                     if not busy_poll or time.monotonic() >= next_idle:
                         self.idle()  # journaled: at most every idle_s when spinning
                         next_idle = time.monotonic() + idle_s
+                    elif self._fast is not None and time.monotonic() >= next_warm:
+                        self._fast.warm()  # the packet path's code kept in the caches
+                        next_warm = time.monotonic() + WARM_S
                 self.take_gateway_events()
                 self.check_triggers()
                 self._t = time.time_ns()
@@ -916,11 +948,16 @@ class LiveRunner:
             return
         self._prepared = True
         self.feed.warm_up()
+        if self._fast is not None:
+            self._fast.warm_up()
         self.start()
         # the seam's kernels too: compiling them at the first order would stall the loop
         # for seconds (the order session's heartbeats with it)
         self.engine.drain_requests()
         self.engine.inject(np.zeros(0, RESPONSE_DTYPE))
+        if self._ev_levels is not None:  # the projection and the window's append (no rows)
+            self._ev_levels(np.zeros(0, EVENT_DTYPE), self.locate)
+            self.engine.push_rows(self._ev_levels.rows, 0)
         log.info("ready: strategies started, feed on 127.0.0.1:%d", self.feed.port)
 
     def _report(self, table: bool) -> None:

@@ -173,3 +173,22 @@ def test_fuzzed_journals_never_crash_the_reader(
     assert seqs == sorted(set(seqs))  # in order, none twice
     if not flips and not garbage:
         assert rep.skipped == []
+
+
+def test_the_interval_policy_syncs_from_its_own_thread(tmp_path: Path) -> None:
+    """``interval:MS``: no append waits for the disk; the writer's thread hands the records
+    to the file (and fsyncs) on its own, across segment rotations, and ends with close()."""
+    import threading
+
+    d = tmp_path / "j"
+    w = JournalWriter(d, fsync="interval:5", max_bytes=4096)
+    for i in range(300):  # a dozen segments while the thread syncs
+        w.append(KIND_FEED, bytes([i % 251]) * 40, ts=i)
+    deadline = time.monotonic() + 20
+    while sum(1 for _ in read(d)) < 300:  # no flush here: the thread's
+        assert time.monotonic() < deadline, "the sync thread did not write the records out"
+        time.sleep(0.01)
+    w.close()
+    assert [(r.seq, r.ts) for r in read(d)] == [(i + 1, i) for i in range(300)]
+    assert len(segments(d)) > 3
+    assert not [t for t in threading.enumerate() if t.name.startswith("journal-sync")]
