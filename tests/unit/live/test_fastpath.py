@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from framework.arena.state import H_EV_PTR
+from framework.arena.state import H_CB_DATA, H_EV_PTR
 from framework.book.project import L3ToL2
 from framework.core.events import EVENT_DTYPE
 from framework.core.instrument import Instrument
@@ -162,7 +162,8 @@ def test_push_rows_is_push() -> None:
         b.push_rows(buf, len(chunk))
         assert a.window.tobytes() == b.window.tobytes()
         ha, hb = a.st.h.copy(), b.st.h.copy()
-        ha[H_EV_PTR] = hb[H_EV_PTR] = 0  # each engine's own buffer
+        # each engine's own buffers: its window, its compiled callbacks' data
+        ha[H_EV_PTR] = hb[H_EV_PTR] = ha[H_CB_DATA] = hb[H_CB_DATA] = 0
         np.testing.assert_array_equal(ha, hb)
         assert a.late_events == b.late_events > 0
         t = int(chunk["local_ts"].max())
