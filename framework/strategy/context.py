@@ -180,7 +180,7 @@ class Context:
 
     def level_qty(self, inst: int, side: int | str, price: int) -> int:
         """Lots resting at ``price`` on ``side`` (0 when the level is empty)."""
-        return self._level_qty(self._a, inst, _SIDE[side], price)  # type: ignore[no-any-return]
+        return self._level_qty(self._a, inst, _SIDE[side], price)
 
     def depth(self, inst: int, side: int | str, n: int = 5) -> np.ndarray:
         """Up to ``n`` levels of ``side`` as an int64 array of (price, qty) rows, best first."""
@@ -263,13 +263,13 @@ class Context:
         # the entry point converts its arguments as int() would (a float is truncated, a
         # numpy integer taken as is) and returns a Python int: an int() around each cost
         # ~40 ns, most of a submission's own Python time
-        return self._submit(self._p, self.sid, inst, s, price, qty, t)  # type: ignore[no-any-return]
+        return self._submit(self._p, self.sid, inst, s, price, qty, t)
 
     def submit_market(self, inst: int, side: int | str, qty: int, *, tif: str = "ioc") -> int:
         return int(nb.submit_market(self._a, self.sid, inst, _SIDE[side], int(qty), _TIF[tif]))
 
     def cancel(self, oid: int) -> bool:
-        return self._cancel(self._p, self.sid, oid) != 0  # type: ignore[no-any-return]
+        return self._cancel(self._p, self.sid, oid) != 0
 
     def modify(self, oid: int, price: int, qty: int) -> int:
         return int(nb.modify(self._a, self.sid, int(oid), int(price), int(qty)))
