@@ -116,7 +116,7 @@ from framework.engine.config import LatencyConfig, QueueConfig
 from framework.engine.feed import MergedFeed
 from framework.features.kernels import N_FEATURES
 from framework.features.model import FeatureModel
-from framework.kernel.core import advance_at
+from framework.kernel.core import WAKE_CODES, advance_code
 from framework.kernel.core import finish as finish_state
 from framework.kernel.loop import NO_HORIZON
 from framework.kernel.recorder import RECORDS, TABLE_SCHEMAS, RecordDecoder, latency_table
@@ -698,21 +698,20 @@ class Engine:
                     out.append((getattr(s, name), ctxs[k]))
             return out
 
-        # per instrument, one call to make on a book change / a trade, f(x, y, inst): built
-        # once, so a wake-up is one call (a lone subscriber's method's function itself, with
-        # the strategy and its context: no bound method or partial in between)
-        self._book_calls = [
-            _fire(calls("on_book", WAKE_BOOK, i)) for i in range(len(self.instruments))
-        ]
-        self._trade_calls = [
-            _fire(calls("on_trade", WAKE_TRADE, i)) for i in range(len(self.instruments))
-        ]
+        # per wake-up code (advance_code: a book change / a trade of each instrument), the
+        # call to make, f(x, y, inst): built once, so a wake-up is one list index and one call
+        # (a lone subscriber's method's function itself, with the strategy and its context:
+        # no bound method or partial in between)
+        self._calls: list[tuple[Any, Any, Any, int] | None] = [None] * WAKE_CODES
+        for i in range(len(self.instruments)):
+            for name, wake in (("on_book", WAKE_BOOK), ("on_trade", WAKE_TRADE)):
+                self._calls.append((*_fire(calls(name, wake, i)), i))
         for k, s in enumerate(strategies):
             if k in disp:
                 self._cs.start(arena, self._index[k])
             else:
                 s.on_start(ctxs[k])
-        self._py_step = entry(advance_at, I64_T)
+        self._py_step = entry(advance_code, I64_T)
         self._step = self._step_python
 
     def _step_python(self) -> int:
@@ -721,17 +720,11 @@ class Engine:
         step = self._py_step
         ptr = int(self.arena.ctypes.data)  # self.arena stays alive for the whole loop
         hv = self._hv
-        book_calls = self._book_calls
-        trade_calls = self._trade_calls
+        calls = self._calls
         while True:
             w = step(ptr)
-            if w == WAKE_BOOK:
-                inst = hv[H_WAKE_INST]
-                f, x, y = book_calls[inst]
-                f(x, y, inst)
-            elif w == WAKE_TRADE:
-                inst = hv[H_WAKE_INST]
-                f, x, y = trade_calls[inst]
+            if w >= WAKE_CODES:  # a book change or a trade
+                f, x, y, inst = calls[w]
                 f(x, y, inst)
             elif w == WAKE_FILL or w == WAKE_ORDER or w == WAKE_TIMER:
                 self._strategy_wake(w, hv[H_WAKE_STRAT])

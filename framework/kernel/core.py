@@ -5,7 +5,7 @@ recorder are C functions here (numba ``cfunc``, cached on disk). Everything else
 them through their addresses, which :func:`install` writes into the arena's header
 (``H_FN_*``): a strategy's compiled callbacks (:mod:`framework.strategy.nb` calls ``submit``
 through ``h[H_FN_SUBMIT]``), the generated runners (:mod:`framework.engine.codegen`) and the
-Python drivers (:func:`advance_at` here). None of them links the engine's code, so a new
+Python driver (:func:`advance_code` here). None of them links the engine's code, so a new
 strategy or a new combination of strategies compiles only its own small callbacks, and the
 core is compiled once per machine (per version of hftlab's sources: see
 ``framework/__init__.py`` for the cache folder).
@@ -37,6 +37,9 @@ from framework.arena.state import (
     H_FN_MODIFY,
     H_FN_SUBMIT,
     H_NOW,
+    H_WAKE_INST,
+    WAKE_BOOK,
+    WAKE_TRADE,
     arena_at,
     unpack,
     unpack_raw,
@@ -178,11 +181,25 @@ def install(a: npt.NDArray[np.int64], *, quiet: bool = False) -> None:
 
 
 # --- calls through the installed addresses, for Python callers ----------------------------------
+#: the Python driver's codes (:func:`advance_code`) for a book change of instrument ``i``
+#: (``WAKE_CODES + 2 * i``) and a trade (``+ 1``): above every WAKE_*
+WAKE_CODES = 16
+
+
 @outline(python=True)
-def advance_at(p: int) -> int:
-    """Run the arena at address ``p`` to its next wake-up (through ``h[H_FN_ADVANCE]``): one
-    plain int is the cheapest argument to pass from Python, paid on every wake-up."""
-    return call_i64(unpack_raw(arena_at(p)).h[H_FN_ADVANCE], (np.int64(p),))
+def advance_code(p: int) -> int:
+    """Run the arena at address ``p`` to its next wake-up (through ``h[H_FN_ADVANCE]``),
+    for the Python driver (one plain int is the cheapest argument to pass from Python, paid
+    on every wake-up). A book or trade wake-up comes back as one code naming the instrument
+    too (``WAKE_CODES + 2 * inst``, ``+ 1`` for a trade): the driver finds its callbacks
+    with one list index, without reading the header back."""
+    h = unpack_raw(arena_at(p)).h
+    w = call_i64(h[H_FN_ADVANCE], (np.int64(p),))
+    if w == WAKE_BOOK:
+        return WAKE_CODES + 2 * h[H_WAKE_INST]
+    if w == WAKE_TRADE:
+        return WAKE_CODES + 2 * h[H_WAKE_INST] + 1
+    return w
 
 
 @outline(python=True)
@@ -192,4 +209,4 @@ def finish(a: npt.NDArray[np.int64]) -> int:
     return call_i64(unpack_raw(a).h[H_FN_FINISH], (np.int64(a.ctypes.data),))
 
 
-__all__ = ["Core", "advance_at", "core", "finish", "install"]
+__all__ = ["WAKE_CODES", "Core", "advance_code", "core", "finish", "install"]

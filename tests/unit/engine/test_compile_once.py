@@ -46,7 +46,7 @@ CORE_MODULES = (
 _CHILD = """
 import json, sys
 from numba.core import event
-from framework.kernel.core import advance_at, finish
+from framework.kernel.core import advance_code, finish
 from framework.strategy.context import _cancel_at, _submit_at
 from framework.strategy import nb
 from framework.engine.codegen import build_runner
@@ -63,7 +63,7 @@ class Rec(event.Listener):
         pass
 event.register("numba:compile", Rec())
 arr, i8 = types.Array(types.int64, 1, "C"), types.int64
-for fn, sig in ((advance_at, (i8,)), (_submit_at, (i8,) * 7),
+for fn, sig in ((advance_code, (i8,)), (_submit_at, (i8,) * 7),
                 (_cancel_at, (i8,) * 3), (nb.modify, (arr, i8, i8, i8, i8)),
                 (finish, (arr,))):
     fn.compile(sig)
