@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from framework.core.errors import ConfigError
+from framework.core.jsonfile import read_json
 from framework.engine.config import parse_duration
 from framework.engine.instances import copies
 from framework.risk.limits import RiskLimits
@@ -54,14 +55,7 @@ log = logging.getLogger("hftlab.live.bandit")
 def read_sets(path: str | Path) -> list[dict[str, Any]]:
     """``--bandit FILE``: a JSON list of parameter sets (objects of names and values)."""
     p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        msg = f"--bandit {p}: cannot read it ({exc.strerror or exc})"
-        raise ConfigError(msg) from exc
-    except ValueError as exc:
-        msg = f"--bandit {p}: not JSON ({exc}); write a list of parameter sets [{{...}}, ...]"
-        raise ConfigError(msg) from exc
+    data = read_json(p, "--bandit", "a list of parameter sets [{...}, ...]")
     if (not isinstance(data, list) or not data
             or not all(isinstance(d, dict) for d in data)):
         msg = (f"--bandit {p}: give a non-empty JSON list of parameter sets, e.g. "

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from framework.core.errors import ConfigError, HftlabError
+from framework.core.jsonfile import read_json
 from framework.strategy.base import Strategy
 from framework.strategy.loader import load_strategy_class
 
@@ -93,14 +94,7 @@ class Candidate:
 def read_params(path: str | Path) -> dict[str, Any]:
     """A parameter file: one JSON object of names and values."""
     p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        msg = f"--params {p}: cannot read it ({exc.strerror or exc})"
-        raise ConfigError(msg) from exc
-    except ValueError as exc:
-        msg = f"--params {p}: not JSON ({exc}); write {{\"name\": value, ...}}"
-        raise ConfigError(msg) from exc
+    data = read_json(p, "--params", '{"name": value, ...}')
     if not isinstance(data, dict):
         kind = type(data).__name__
         msg = f"--params {p}: give one JSON object {{\"name\": value, ...}}, not {kind}"
