@@ -252,6 +252,7 @@ class MoldFeedHandler:
         self.bad: Counter[str] = Counter()
         self.gaps = 0  #: gaps opened (each filled by re-request, or the alarm)
         self.requests_sent = 0
+        self.compiled_polls = 0  #: receive calls that stayed in compiled code
         self._lat = np.zeros((4, int(stats_capacity)), np.int64)  # rows L_* (itch_mold_nb)
         self.lat_decode_ns = self._lat[L_DEC]
         self.lat_decode_cpu_ns = self._lat[L_CPU]  #: the thread's CPU time (no preemption)
@@ -359,6 +360,7 @@ class MoldFeedHandler:
             self.levels, self.rows, self._st, self._lat, self._clk)
         if not total:
             return -1
+        self.compiled_polls += 1
         if code == RECV_EMPTY or code == BATCH_DONE:
             if self.on_events is not None and n and self._st[S_NA]:
                 self.on_events(self._ev[: self._st[S_NEV]])
