@@ -310,15 +310,19 @@ class MoldFeedHandler:
         st = np.zeros(STATE_LEN, np.int64)
         st[S_EXPECTED] = 1
         lat = np.zeros((4, 1), np.int64)
-        book = l3_new(16, 64)
-        args = (pbuf, SLOT, session, pk, msg, self.base_ns, 1, 1, ev, np.zeros(64, np.int64),
-                first_stock, *book, self.locate, self.levels, rows, st, lat, self._clk)
-        frame_decode_apply_nb(*args[:2], 0, 1, *args[2:])
+        meta, qty, ends, orders, table = l3_new(16, 64)
+        tbl = np.zeros(64, np.int64)
+        frame_decode_apply_nb(pbuf, SLOT, 0, 1, session, pk, msg, self.base_ns, 1, 1, ev, tbl,
+                              first_stock, meta, qty, ends, orders, table, self.locate,
+                              self.levels, rows, st, lat, self._clk)
         if self._rx is not None:  # an empty receive on a scratch socket
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
                 s.bind(("127.0.0.1", 0))
                 rx = BatchReceiver(s, pbuf, SLOT, 1)
-                recv_apply_nb(s.fileno(), rx.headers_address, rx.lengths, 1, 1, *args)
+                recv_apply_nb(s.fileno(), rx.headers_address, rx.lengths, 1, 1, pbuf, SLOT,
+                              session, pk, msg, self.base_ns, 1, 1, ev, tbl, first_stock, meta,
+                              qty, ends, orders, table, self.locate, self.levels, rows, st, lat,
+                              self._clk)
 
     # --- receiving -----------------------------------------------------------------------
     def poll(self, timeout_s: float = 0.0) -> int:

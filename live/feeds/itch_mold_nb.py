@@ -263,8 +263,7 @@ RECV_EMPTY = 3  #: :func:`recv_apply_nb`: the socket had nothing (more) waiting
 CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_THREAD_CPUTIME_ID = 0, 1, 3
 
 
-@intrinsic
-def _borrowed(typingctx: object, arr: Any) -> Any:
+def _borrowed_typer(typingctx: object, arr: Any) -> Any:
     """``arr`` without its memory-info pointer, so numba counts no references to it.
 
     Every call to a compiled function and every inlined alias of an array argument costs
@@ -282,10 +281,13 @@ def _borrowed(typingctx: object, arr: Any) -> Any:
     return arr(arr), codegen
 
 
+_borrowed: Any = intrinsic(_borrowed_typer)
+
+
 @njit(cache=True, inline="always")
 def _clock_ns(clock: int, ts: npt.NDArray[np.int64]) -> int:
-    clock_gettime(clock, ts.ctypes.data)
-    return ts[0] * 1_000_000_000 + ts[1]  # type: ignore[no-any-return]
+    clock_gettime(clock, ts.ctypes.data)  # type: ignore[call-overload]
+    return ts[0] * 1_000_000_000 + ts[1]
 
 
 @njit(cache=True, nogil=True)
@@ -426,9 +428,9 @@ def recv_apply_nb(
     prts, plen = pk[P_RTS], pk[P_LEN]
     total = 0
     batches = 0
-    status = _NO_STATUS
+    status: npt.NDArray[np.int8] = _NO_STATUS
     while True:
-        n = recvmmsg(fd, hdrs, slots, MSG_DONTWAIT, 0)
+        n = recvmmsg(fd, hdrs, slots, MSG_DONTWAIT, 0)  # type: ignore[call-overload]
         if n <= 0:
             return RECV_EMPTY, 0, total, tbl, status
         now = _clock_ns(CLOCK_REALTIME, clk)
