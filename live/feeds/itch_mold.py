@@ -515,16 +515,22 @@ class MoldFeedHandler:
             self._open_gap()
 
     def _drain_held(self) -> int:
+        """Apply the held packets the sequence has reached: those that continue it go into
+        the batch slots together, one compiled call per batch (one call per packet made a
+        recovery from loss slower than the feed, so it fell further behind)."""
         applied = 0
-        while self._held_seqs:
-            seq = self._held_seqs[0]
-            if seq > self.expected:
-                break
-            heapq.heappop(self._held_seqs)
-            raw = self._held.pop(seq)
-            self._pbuf[: len(raw)] = np.frombuffer(raw, np.uint8)
-            self._plen[0] = len(raw)
-            applied += self._process(0, 1)
+        while self._held_seqs and self._held_seqs[0] <= self.expected:
+            nxt = self.expected
+            n = 0
+            while n < self.batch and self._held_seqs and self._held_seqs[0] <= nxt:
+                seq = heapq.heappop(self._held_seqs)
+                raw = self._held.pop(seq)
+                self._pbuf[n * SLOT : n * SLOT + len(raw)] = np.frombuffer(raw, np.uint8)
+                self._plen[n] = len(raw)
+                nxt = max(nxt, seq + int.from_bytes(raw[18:20], "big"))  # held: data packets
+                n += 1
+            self._prts[:n] = self.last_receive_ns
+            applied += self._process(0, n)
         return applied
 
     def _open_gap(self) -> None:
