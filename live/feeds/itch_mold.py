@@ -38,7 +38,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -144,10 +144,16 @@ class _StateField:
     def __init__(self, row: int) -> None:
         self.row = row
 
-    def __get__(self, obj: Any, owner: Any = None) -> int:
-        return int(obj._st[self.row])
+    @overload
+    def __get__(self, obj: None, owner: Any = None) -> _StateField: ...
 
-    def __set__(self, obj: Any, value: int) -> None:
+    @overload
+    def __get__(self, obj: MoldFeedHandler, owner: Any = None) -> int: ...
+
+    def __get__(self, obj: MoldFeedHandler | None, owner: Any = None) -> _StateField | int:
+        return self if obj is None else int(obj._st[self.row])
+
+    def __set__(self, obj: MoldFeedHandler, value: int) -> None:
         obj._st[self.row] = value
 
 
