@@ -261,7 +261,8 @@ class MoldFeedHandler:
         self.compiled_polls = 0  #: receive calls that stayed in compiled code
         self._lat = np.zeros((4, int(stats_capacity)), np.int64)  # rows L_* (itch_mold_nb)
         self.lat_decode_ns = self._lat[L_DEC]
-        self.lat_decode_cpu_ns = self._lat[L_CPU]  #: the thread's CPU time (no preemption)
+        #: the thread's CPU time (no preemption), one batch in CPU_SAMPLE (-1: not read)
+        self.lat_decode_cpu_ns = self._lat[L_CPU]
         self.lat_apply_ns = self._lat[L_APP]
         self.lat_msgs = self._lat[L_MSGS]
         #: called with each received packet as it is read (before any framing or decoding),
@@ -613,13 +614,14 @@ class MoldFeedHandler:
             return {}
         per_dec = self.lat_decode_ns[:k] / np.maximum(msgs, 1)
         per_app = self.lat_apply_ns[:k] / np.maximum(msgs, 1)
+        cpu = self.lat_decode_cpu_ns[:k]
         w = msgs > 0
         return {
             "batches": float(k),
             "messages": float(msgs.sum()),
             "decode_ns_per_msg": float(self.lat_decode_ns[:k].sum() / msgs.sum()),
             "apply_ns_per_msg": float(self.lat_apply_ns[:k].sum() / msgs.sum()),
-            "decode_cpu_ns_per_msg": float(self.lat_decode_cpu_ns[:k].sum() / msgs.sum()),
+            "decode_cpu_ns_per_msg": float(cpu[cpu >= 0].sum() / max(msgs[cpu >= 0].sum(), 1)),
             "decode_ns_per_msg_p50": float(np.percentile(per_dec[w], 50)),
             "decode_ns_per_msg_p99": float(np.percentile(per_dec[w], 99)),
             "apply_ns_per_msg_p50": float(np.percentile(per_app[w], 50)),
