@@ -384,8 +384,11 @@ class MoldFeedHandler:
         now = time.time_ns()
         n = 0
         views = self._views
-        # resends only come while a gap is open: no system call on their socket otherwise
-        for j, sock in enumerate(self._socks if self._gap is not None else self._socks[:1]):
+        # resends only come while a gap is open: no system call on their socket otherwise;
+        # then they are read first: behind a feed socket that always has a batch waiting
+        # (a receiver catching up) they would never be read, and the gap never filled
+        for j in (1, 0) if self._gap is not None else (0,):
+            sock = self._socks[j]
             try:
                 if self._rx is not None:  # slots n.. in one call
                     rx = self._rx[j]
