@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import socket
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ import pytest
 from framework.book.l2 import l2_snapshot
 from framework.book.replay import replay_book_rows
 from framework.ingest.synthetic import generate_day
-from live.feeds.itch_mold import MoldFeedHandler
+from live.feeds.itch_mold import RECV_BUFFER, MoldFeedHandler
 from live.venue.replay import build_replay
 from live.wire import mmsg
 from live.wire.moldudp64 import encode_end_of_session, encode_heartbeat, encode_packet
@@ -112,3 +113,23 @@ def test_compiled_and_python_paths_agree(batch: int, capacity: int) -> None:
     finally:
         for h in handlers:
             h.close()
+
+
+def test_the_receive_buffer_is_what_the_kernel_grants_at_least_rmem_max() -> None:
+    """SO_RCVBUFFORCE where the process may, else SO_RCVBUF up to net.core.rmem_max; the
+    handler reports what the kernel granted (twice the figure set, by its bookkeeping)."""
+    try:
+        rmem_max = int(Path("/proc/sys/net/core/rmem_max").read_text())
+    except OSError:
+        pytest.skip("no /proc/sys/net/core/rmem_max")
+    h = MoldFeedHandler(listen=("127.0.0.1", 0), date=DATE)
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER)
+            plain = s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        assert plain == 2 * min(RECV_BUFFER, rmem_max)
+        assert h.recv_buffer >= plain
+        assert h.recv_buffer in (plain, 2 * RECV_BUFFER)
+        assert h.recv_buffer == h.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+    finally:
+        h.close()
