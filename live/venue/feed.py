@@ -135,6 +135,7 @@ class MoldPublisher:
             self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
         #: many packets per system call (None: one sendmsg each)
         self._batch = BatchSender(self.sock, self.targets) if mmsg.AVAILABLE else None
+        self._resenders: dict[tuple[str, int], BatchSender] = {}  #: by requester address
         self.req_sock: socket.socket | None = None
         if rerequest_port is not None:
             self.req_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -202,12 +203,18 @@ class MoldPublisher:
                                     ends.tolist(), strict=True):
                 self._send_data(seq, c, mv[a:b])
             return
+        self._batch.send(self._headers(seqs, counts), buf, starts, ends)
+        self.stats.packets_sent += n
+
+    def _headers(self, seqs: npt.NDArray[np.int64],
+                 counts: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
+        """The packets' 20-byte headers, one row each (C-contiguous, for sendmmsg)."""
+        n = seqs.shape[0]
         headers = np.empty((n, HEADER_LEN), np.uint8)
         headers[:, :SESSION_LEN] = np.frombuffer(self.session, np.uint8)
         headers[:, SESSION_LEN : SESSION_LEN + 8] = seqs.astype(">u8").view(np.uint8).reshape(n, 8)
         headers[:, SESSION_LEN + 8 :] = counts.astype(">u2").view(np.uint8).reshape(n, 2)
-        self._batch.send(headers, buf, starts, ends)
-        self.stats.packets_sent += n
+        return headers
 
     def _keep(self, chunk: _Chunk) -> None:
         """Buffer a chunk of packets (numbered from ``next_seq``) and advance ``next_seq``."""
@@ -302,19 +309,36 @@ class MoldPublisher:
         while ci < len(self._chunks) and self._chunk_firsts[ci] < last:
             c = self._chunks[ci]
             assert c is not None
-            k = max(int(np.searchsorted(c.firsts, first, "right")) - 1,
-                    self._pi0 if ci == self._ci0 else 0)
-            mv = c.buf.data
-            while k < c.firsts.shape[0] and c.firsts[k] < last:
-                hdr = header(self.session, int(c.firsts[k]), int(c.counts[k]))
-                try:
-                    self.sock.sendmsg([hdr, mv[c.starts[k] : c.ends[k]]], [], 0, addr)
-                except OSError as exc:
-                    log.warning("resend to %s:%d failed: %s", addr[0], addr[1], exc)
-                    return
-                self.stats.packets_resent += 1
-                k += 1
+            k0 = max(int(np.searchsorted(c.firsts, first, "right")) - 1,
+                     self._pi0 if ci == self._ci0 else 0)
+            k1 = int(np.searchsorted(c.firsts, last, "left"))
+            try:
+                self._resend(c, k0, k1, addr)
+            except OSError as exc:
+                log.warning("resend to %s:%d failed: %s", addr[0], addr[1], exc)
+                return
+            self.stats.packets_resent += max(k1 - k0, 0)
             ci += 1
+
+    def _resend(self, c: _Chunk, k0: int, k1: int, addr: tuple[str, int]) -> None:
+        """Packets ``k0..k1-1`` of a chunk to ``addr``: one sendmmsg per up to
+        :data:`live.wire.mmsg.MAX_BATCH` where the platform has it (a gap of thousands of
+        messages is ~100 packets), else one sendmsg each."""
+        if k1 <= k0:
+            return
+        if mmsg.AVAILABLE:
+            sender = self._resenders.get(addr)
+            if sender is None:
+                if len(self._resenders) >= 64:  # requesters come and go: keep a few
+                    self._resenders.clear()
+                sender = self._resenders[addr] = BatchSender(self.sock, [addr])
+            sender.send(self._headers(c.firsts[k0:k1], c.counts[k0:k1]), c.buf,
+                        c.starts[k0:k1], c.ends[k0:k1])
+            return
+        mv = c.buf.data
+        for k in range(k0, k1):
+            hdr = header(self.session, int(c.firsts[k]), int(c.counts[k]))
+            self.sock.sendmsg([hdr, mv[c.starts[k] : c.ends[k]]], [], 0, addr)
 
     def close(self) -> None:
         self.sock.close()
