@@ -64,7 +64,6 @@ from live.feeds.itch_mold_nb import (
     S_BAD_SEEN,
     S_BATCHES,
     S_EXPECTED,
-    S_HI,
     S_LIVE,
     S_M,
     S_MESSAGES,
@@ -245,7 +244,7 @@ class MoldFeedHandler:
         self._clk = np.zeros(2, np.int64)  # struct timespec for the kernels' clock reads
         # sequence state
         self.expected = 1
-        self.hi = 1  #: highest next-sequence any packet announced
+        self._hi = 1
         self.end_seq: int | None = None
         self._held: dict[int, bytes] = {}  #: packets past a gap, by first sequence number
         self._held_seqs: list[int] = []  #: their keys as a heap (the lowest is the gap's end)
@@ -273,7 +272,6 @@ class MoldFeedHandler:
         self.on_events: Callable[[npt.NDArray[np.void]], None] | None = None
 
     expected = _StateField(S_EXPECTED)  #: sequence number of the next message to apply
-    hi = _StateField(S_HI)  #: highest next-sequence any packet announced
     messages = _StateField(S_MESSAGES)  #: messages applied
     packets = _StateField(S_PACKETS)  #: packets applied
     n_batches = _StateField(S_BATCHES)  #: batches applied (columns of the latency ring)
@@ -285,6 +283,16 @@ class MoldFeedHandler:
     def _set_session(self, raw: bytes) -> None:
         self.session = raw[:SESSION_LEN].ljust(SESSION_LEN, b" ")
         self._session_arr[:] = np.frombuffer(self.session, np.uint8)
+
+    @property
+    def hi(self) -> int:
+        """Highest next-sequence any packet announced (or applied): a Python int, as a
+        damaged or hostile header may announce any 64-bit sequence number."""
+        return max(self._hi, self.expected)
+
+    @hi.setter
+    def hi(self, value: int) -> None:
+        self._hi = value
 
     @property
     def heartbeats(self) -> int:

@@ -252,8 +252,8 @@ def frame_decode_nb(
 # --- the fused path: frame + decode + apply per batch, and a receive loop around it ---------
 # State of the handler that the kernels below keep: one int64 vector (rows S_*), so a call
 # passes one array instead of a dozen numbers and Python reads the counters from it.
-(S_EXPECTED, S_HI, S_LIVE, S_NROWS, S_MESSAGES, S_PACKETS, S_BATCHES, S_BAD_SEEN, S_RECV_NS,
- S_STOP, S_NA, S_M, S_NEV, S_NOK, S_I, S_PK, S_SEEN, S_T_DEC, S_T_CPU, S_T1) = range(20)
+(S_EXPECTED, S_LIVE, S_NROWS, S_MESSAGES, S_PACKETS, S_BATCHES, S_BAD_SEEN, S_RECV_NS,
+ S_STOP, S_NA, S_M, S_NEV, S_NOK, S_I, S_PK, S_SEEN, S_T_DEC, S_T_CPU, S_T1) = range(19)
 STATE_LEN = 24
 L_DEC, L_CPU, L_APP, L_MSGS = range(4)  #: rows of the latency ring (one column per batch)
 BATCH_DONE = 0  #: the batch is applied and nothing in it needs Python
@@ -323,7 +323,6 @@ def apply_rest_nb(
     t2 = _clock_ns(CLOCK_MONOTONIC, clk)
     na, m = st[S_NA], st[S_M]
     st[S_EXPECTED] = pk[P_ACC_NEXT, na - 1]
-    st[S_HI] = max(st[S_HI], st[S_EXPECTED])
     st[S_MESSAGES] += m
     st[S_PACKETS] += na
     b = st[S_BATCHES] % lat.shape[1]

@@ -44,11 +44,11 @@ log = logging.getLogger("hftlab.venue")
 
 #: packets sent in a row at ``--speed max`` before the loop serves re-requests again
 BURST = 256
-#: under ``--max-rate`` the loop sends when this many due packets fit the rate (or all that
-#: are due do): one wake-up, one ``sendmmsg`` per ~64 packets (~0.5 ms at 5 M msgs/s) instead
-#: of a sleep shorter than the timer's slack per packet or two, whose loop turns cost the
-#: sender more CPU than the packets; a 90 kB burst is nothing to any receive buffer
-RATE_CHUNK = 64
+#: under ``--max-rate`` the loop sends the packets the rate allows per this many seconds
+#: together (at least one): one wake-up and one ``sendmmsg`` per ~60 packets at 5 M msgs/s
+#: instead of a sleep shorter than the timer's slack per packet or two, whose loop turns
+#: cost the sender more CPU than the packets; a slow rate still goes a packet at a time
+RATE_QUANTUM_S = 0.0005
 
 
 class OrderHook(Protocol):
@@ -232,8 +232,9 @@ class Venue:
                 room = (time.monotonic() - pacer.t0) * rate - sent
                 cum = np.cumsum(counts[k : k + burst])
                 fit = int(np.searchsorted(cum, room, "right"))
-                want = min(burst, RATE_CHUNK)
-                if fit < want:  # sleep until a chunk fits (re-requests wake the loop)
+                quantum = int(np.searchsorted(cum, rate * RATE_QUANTUM_S, "right"))
+                want = min(burst, max(quantum, 1))
+                if fit < want:  # sleep until a quantum fits (re-requests wake the loop)
                     self._idle()
                     _wait(self._fd, min((cum[want - 1] - room) / rate, 0.01))
                     continue
