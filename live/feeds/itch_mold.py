@@ -60,6 +60,7 @@ from live.feeds.itch_mold_nb import (
     P_RTS,
     P_ST,
     PKT_OTHER_SESSION,
+    PKT_SEQ_RANGE,
     RECV_EMPTY,
     S_BAD_SEEN,
     S_BATCHES,
@@ -112,6 +113,13 @@ _MSGS_PER_SLOT = (SLOT - HEADER_LEN) // 3
 #: messages asked for per re-request (~100 packets): a large gap is filled a range at a time,
 #: so one request's resend cannot overflow the socket buffer it is meant to repair
 REQUEST_CHUNK = 4096
+#: why a packet was refused: the framer's reasons and the handler's own
+BAD_PACKET_REASONS = {
+    **PKT_REASONS,
+    PKT_OTHER_SESSION: "packet of another MoldUDP64 session",
+    PKT_SEQ_RANGE: "sequence number past 2^63 - 1 (no real session gets there: a damaged "
+                   "header)",
+}
 
 
 class GapError(VenueError):
@@ -360,8 +368,12 @@ class MoldFeedHandler:
         else:
             n = self._recv(timeout_s)
             applied = self._process(0, n) if n else 0
-        if self._held:
-            applied += self._drain_held()
+        return applied + self._settle()
+
+    def _settle(self) -> int:
+        """The end of a poll: the held packets the sequence reached applied (how many
+        messages), the gap's re-requests and timeout checked."""
+        applied = self._drain_held() if self._held else 0
         self._check_gap()
         return applied
 
@@ -380,12 +392,20 @@ class MoldFeedHandler:
         if not total:
             return -1
         self.compiled_polls += 1
-        if code == RECV_EMPTY or code == BATCH_DONE:
-            if self.on_events is not None and n and self._st[S_NA]:
-                self.on_events(self._ev[: self._st[S_NEV]])
-        else:  # the last batch stopped for Python: finish it, then its other packets
-            self._process(self._finish_batch(code, 0, n, status), n)
+        self._received(code, n, status)
         return self.messages - m0
+
+    def _received(self, code: int, n: int, status: npt.NDArray[np.int8], *,
+                  events: bool = True) -> None:
+        """After a compiled call that received (or was given) ``n`` packets as its last
+        batch: their events to ``on_events`` (unless ``events`` is false: the caller took
+        them), or, if the batch stopped for Python, the batch finished and its other
+        packets applied here (their events to ``on_events``)."""
+        if code == RECV_EMPTY or code == BATCH_DONE:
+            if events and self.on_events is not None and n and self._st[S_NA]:
+                self.on_events(self._ev[: self._st[S_NEV]])
+        else:
+            self._process(self._finish_batch(code, 0, n, status), n)
 
     def _recv(self, timeout_s: float) -> int:
         """Fill the batch from the feed socket, then from the resend socket."""
@@ -496,9 +516,7 @@ class MoldFeedHandler:
         self._bad_packets_seen = int(self._counters[1])
         st = self._pst[k0:stop]
         for k in np.flatnonzero(st != PKT_OK).tolist():
-            code = int(st[k])
-            reason = ("packet of another MoldUDP64 session" if code == PKT_OTHER_SESSION
-                      else PKT_REASONS[code])
+            reason = BAD_PACKET_REASONS[int(st[k])]
             self.bad[reason] += 1
             log.warning("bad MoldUDP64 packet (%d bytes): %s", int(self._plen[k0 + k]), reason)
 

@@ -35,6 +35,12 @@ from live.wire.moldudp64 import (
 )
 
 PKT_OTHER_SESSION = 100  #: a valid packet of another session than the one followed
+#: a packet whose sequence numbers (its first, or the one after its last message) pass
+#: 2^63 - 1: MoldUDP64 allows them, but no real session gets there (a damaged header), and
+#: the handler's sequence state is int64, where such a number would wrap negative and the
+#: packet pass for one seen already
+PKT_SEQ_RANGE = 101
+_SEQ_MAX = np.uint64((1 << 63) - 1)
 DONE = 0  #: :func:`apply_nb` applied every event
 # rows of the two int64 work matrices :func:`frame_decode_nb` takes (one array argument each
 # instead of ten: numba's dispatch costs ~0.2 us per array argument, per batch)
@@ -67,7 +73,8 @@ def frame_batch_nb(
     count after accepted packet ``a`` and ``acc_next[a]`` the sequence number after it.
     ``pkt_status[k]`` gets each packet's framing status. ``stop`` is the first packet left
     for the caller (a gap, a control packet ahead of ``expected``, an end of session), or
-    ``npk``. ``counters[0]`` counts the heartbeats taken here.
+    ``npk``. ``counters[0]`` counts the heartbeats taken here. A packet whose sequence
+    numbers do not fit int64 is refused (``PKT_SEQ_RANGE``), never taken for a duplicate.
     """
     m = 0
     na = 0
@@ -79,6 +86,10 @@ def frame_batch_nb(
                 if pbuf[off + i] != session[i]:
                     st = PKT_OTHER_SESSION
                     break
+        if st == PKT_OK:
+            data = count != COUNT_HEARTBEAT and count != COUNT_END_OF_SESSION
+            if useq > _SEQ_MAX - np.uint64(count if data else 0):
+                st = PKT_SEQ_RANGE
         pkt_status[k] = st
         if st != PKT_OK:
             continue
@@ -389,6 +400,18 @@ def frame_decode_apply_nb(
     return code, tbl, status
 
 
+@njit(cache=True, inline="always")
+def received_nb(pk: npt.NDArray[np.int64], lengths: npt.NDArray[np.uint32], n: int, now: int,
+                st: npt.NDArray[np.int64]) -> None:
+    """Packets ``0..n-1`` of a batch were received at ``now`` with byte counts ``lengths``
+    (a :class:`live.wire.mmsg.BatchReceiver`'s): into ``pk`` and ``st`` for the kernels."""
+    plen, prts = pk[P_LEN], pk[P_RTS]
+    for k in range(n):
+        plen[k] = lengths[k]
+        prts[k] = now
+    st[S_RECV_NS] = now
+
+
 @njit(cache=True, nogil=True)
 def recv_apply_nb(
     fd: int,
@@ -429,7 +452,6 @@ def recv_apply_nb(
     batch's ``BATCH_ROOM`` / ``BATCH_PYTHON`` for the caller to finish. A failing
     ``recvmmsg`` (nothing waiting, or an error such as a pending ICMP unreachable) ends the
     loop as ``RECV_EMPTY``, as the Python receive path treats it."""
-    prts, plen = pk[P_RTS], pk[P_LEN]
     total = 0
     batches = 0
     status: npt.NDArray[np.int8] = _NO_STATUS
@@ -437,11 +459,7 @@ def recv_apply_nb(
         n = recvmmsg(fd, hdrs, slots, MSG_DONTWAIT, 0)  # type: ignore[call-overload]
         if n <= 0:
             return RECV_EMPTY, 0, total, tbl, status
-        now = _clock_ns(CLOCK_REALTIME, clk)
-        for k in range(n):
-            plen[k] = lengths[k]
-            prts[k] = now
-        st[S_RECV_NS] = now
+        received_nb(pk, lengths, n, _clock_ns(CLOCK_REALTIME, clk), st)
         total += n
         code, tbl, status = frame_decode_apply_nb(
             pbuf, slot, 0, n, session, pk, msg, base_ns, price_step, qty_step, ev, tbl,
