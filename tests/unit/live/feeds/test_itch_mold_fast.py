@@ -18,7 +18,8 @@ import pytest
 from framework.book.l2 import l2_snapshot
 from framework.book.replay import replay_book_rows
 from framework.ingest.synthetic import generate_day
-from live.feeds.itch_mold import RECV_BUFFER, MoldFeedHandler
+from live.feeds.itch_mold import BAD_PACKET_REASONS, RECV_BUFFER, MoldFeedHandler
+from live.feeds.itch_mold_nb import PKT_SEQ_RANGE
 from live.venue.replay import build_replay
 from live.wire import mmsg
 from live.wire.moldudp64 import encode_end_of_session, encode_heartbeat, encode_packet
@@ -131,5 +132,83 @@ def test_the_receive_buffer_is_what_the_kernel_grants_at_least_rmem_max() -> Non
         assert h.recv_buffer >= plain
         assert h.recv_buffer in (plain, 2 * RECV_BUFFER)
         assert h.recv_buffer == h.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+    finally:
+        h.close()
+
+
+def _wild(msgs: list[bytes]) -> list[bytes]:
+    """Packets whose sequence numbers pass 2^63 - 1 (MoldUDP64's u64 allows them; no real
+    session gets there): where the first is, where the one after the last would be, and
+    control packets announcing such a number."""
+    return [
+        encode_packet(SESSION, 1 << 63, msgs[:1]),
+        encode_packet(SESSION, (1 << 64) - 2, msgs[:1]),  # (one more: the u64 overflows)
+        encode_packet(SESSION, (1 << 63) - 2, msgs[:4]),  # its last message passes
+        encode_heartbeat(SESSION, 1 << 63),
+        encode_end_of_session(SESSION, (1 << 64) - 1),
+    ]
+
+
+def test_sequence_numbers_past_int64_are_bad_packets_on_every_path() -> None:
+    """Refused and reported with their reason by the compiled receive loop, the Python
+    receive path (a tap) and the journal replay (apply_packets): never taken for packets
+    seen already (dropped without a word) nor for a gap; the clean packets around them all
+    apply."""
+    day = generate_day(date=DATE, n_events=300, seed=3, mode="l3")
+    rep = build_replay(day.events, day.instrument, DATE)
+    msgs = rep.stream.messages()
+    clean, seq = [], 1
+    for a in range(0, len(msgs), 10):
+        clean.append(encode_packet(SESSION, seq, msgs[a : a + 10]))
+        seq += len(msgs[a : a + 10])
+    wild = _wild(msgs)
+    datagrams = [*clean[:3], *wild, *clean[3:], encode_end_of_session(SESSION, seq)]
+    handlers = [
+        MoldFeedHandler(listen=("127.0.0.1", 0), date=DATE, price_step=rep.price_step,
+                        qty_step=rep.qty_step, session=SESSION, record_rows=len(datagrams),
+                        gap_timeout_s=60)
+        for _ in range(3)
+    ]
+    compiled, tapped, replayed = handlers
+    tapped.on_packet = lambda _pkt, _ts: None
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for d in datagrams:
+                for h in (compiled, tapped):
+                    s.sendto(d, ("127.0.0.1", h.port))
+        deadline = time.monotonic() + 30
+        for h in (compiled, tapped):
+            while not h.ended:
+                assert time.monotonic() < deadline, f"stuck at {h.expected} of {seq}"
+                h.poll(timeout_s=0.05)
+        replayed.apply_packets(datagrams, 1)
+        assert compiled.compiled_polls > 0
+        assert tapped.compiled_polls == 0
+        ref = replay_book_rows(day.events, levels=10, l3=True)[-1]
+        for h in handlers:
+            assert h.ended
+            assert +h.bad == {BAD_PACKET_REASONS[PKT_SEQ_RANGE]: len(wild)}
+            assert h.messages == len(msgs)
+            assert h.gaps == h.heartbeats == 0
+            assert h.end_seq == seq
+            row = np.empty(40, np.int64)
+            l2_snapshot(h.book[0], h.book[1], 10, row)
+            assert np.array_equal(row, ref)
+    finally:
+        for h in handlers:
+            h.close()
+
+
+def test_the_last_int64_sequence_number_still_frames() -> None:
+    """The bound is exact: a packet ending at 2^63 - 1 is a packet far ahead (held, a gap),
+    not a bad one."""
+    h = MoldFeedHandler(listen=("127.0.0.1", 0), date=DATE, session=SESSION, gap_timeout_s=60)
+    msgs = [b"S\0\0\0\0\0\0\0\0\0\0O"] * 2
+    try:
+        h.apply_packets([encode_packet(SESSION, (1 << 63) - 3, msgs)], 1)
+        assert not +h.bad
+        assert h.gaps == 1
+        assert h.hi == (1 << 63) - 1
+        assert h.messages == 0
     finally:
         h.close()
