@@ -15,8 +15,8 @@ packets are applied in order, then the held ones. If the gap has not moved for
 ``gap_timeout_s`` the handler raises :class:`GapError` naming the session and the lost
 sequence range — and keeps raising it: it never skips messages to carry on.
 
-**Bad frames** (packets that do not frame, another session's packets, ITCH messages the
-decoder refuses) are counted by reason in :attr:`MoldFeedHandler.bad` and logged, never
+**Bad frames** (packets that do not frame, another session's packets, sequence numbers
+past 2^63 - 1, ITCH messages the decoder refuses) are counted by reason in :attr:`MoldFeedHandler.bad` and logged, never
 applied.
 
 **Latency.** Each batch's decode (framing + ITCH decode) and book-apply times
