@@ -6,16 +6,19 @@ record arrays (a few microseconds each back to back, several times that on a liv
 where a tick comes every few milliseconds and finds the caches cold): hundreds of
 microseconds per packet. Here:
 
-* :class:`FastFeed` does the handler's work and the runner's projection as one compiled
-  call through its entry point (:func:`tick_nb`: MoldUDP64 framing, the ITCH decode, the
-  handler's L3 book, the instrument's events made the engine's rows and projected to price
-  levels by the runner's :class:`~framework.book.project.L3ToL2`), into buffers allocated
-  once. It works on the handler's own buffers and state (this module and the handler go
-  together), and only takes the common case: a batch of packets that all continue the
-  followed session's sequence. Anything else -- the first packet (the session is learned),
-  a gap or a packet past one, a control packet, a packet that does not frame, a gap being
-  filled -- is the handler's own path (:meth:`MoldFeedHandler.poll`), taken before any
-  state changed, so both paths give the same book, the same events and the same counters;
+* :class:`FastFeed` runs the feed handler's own compiled batch kernel and the runner's
+  projection as one compiled call per batch: :func:`recv_tick_nb` (the handler's receive
+  loop :func:`~live.feeds.itch_mold_nb.recv_apply_nb`, one batch: recvmmsg, MoldUDP64
+  framing and sequence checks, the ITCH decode, the handler's L3 book) or, when the
+  runner journals each packet as it is read (``on_packet``), :func:`tick_nb` (the packets
+  read in Python, then :func:`~live.feeds.itch_mold_nb.frame_decode_apply_nb`); the
+  instrument's events of a batch applied whole are then made the engine's rows and
+  projected to price levels by the runner's :class:`~framework.book.project.L3ToL2`, into
+  buffers allocated once. Framing, decoding, the book, gaps, re-requests and bad-packet
+  reports are the handler's code alone: a batch its kernel leaves to Python (a gap, a
+  control or bad packet, a full book) is finished by the handler and its events reach
+  the runner through ``on_events``; the first packet (the session is learned), an open gap
+  and held packets are the handler's own :meth:`MoldFeedHandler.poll`;
 * :class:`EventLevels` makes the events the handler's own path gives level rows in one
   compiled call (what the runner did with numpy and :class:`L3ToL2`);
 * :class:`RequestDrain` drains the engine's requests into records allocated once.
@@ -24,7 +27,10 @@ microseconds per packet. Here:
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import socket
 import time
+import weakref
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -34,35 +40,27 @@ from numba import njit
 
 from framework.arena.fnptr import entry
 from framework.arena.state import H_N_REQ
-from framework.book.l3 import l3_made_room, l3_new
+from framework.book.l3 import l3_new
 from framework.book.project import L3ToL2, project_events
 from framework.core.events import BUY, EVENT_DTYPE, FLAG_LAST, KIND_ADD, KIND_DELETE
 from framework.kernel.seam import REQUEST_DTYPE, drain_requests_state
 from live.feeds.itch_mold import NY, SLOT, MoldFeedHandler
 from live.feeds.itch_mold_nb import (
-    DONE,
-    M_LENS,
-    M_LTS,
-    M_OFFS,
-    P_ACC_END,
-    P_ACC_NEXT,
-    P_CTR,
-    P_LEN,
-    P_OK_CUM,
-    P_RTS,
-    P_ST,
-    apply_nb,
-    decode_batch_nb,
-    frame_batch_nb,
+    BATCH_DONE,
+    S_EXPECTED,
+    S_NA,
+    S_NEV,
+    STATE_LEN,
+    frame_decode_apply_nb,
+    received_nb,
+    recv_apply_nb,
 )
 from live.wire.itch_encode import encode_events
-from live.wire.moldudp64 import PKT_OK, SESSION_LEN, encode_packet
+from live.wire.mmsg import BatchReceiver
+from live.wire.moldudp64 import SESSION_LEN, encode_packet
 
-#: :func:`tick_nb` codes
-FAST_DONE = 0  #: the batch is applied and projected
-FAST_BAIL = 1  #: the handler's own path must take the batch (nothing was changed)
-FAST_BOOK_ROOM = 2  #: the handler's book is full: grow it, then :meth:`FastFeed._finish`
-FAST_LEVELS_ROOM = 3  #: the projector's book is full at an event: grow it, project the rest
+log = logging.getLogger("hftlab.fastpath")
+
 #: scratch rows a batch's events of the instrument are copied to before projection (a
 #: batch with more takes the projector's own call, and the scratch grows to hold them)
 _MINE_ROWS = 1 << 12
@@ -103,71 +101,63 @@ def levels_nb(ev: npt.NDArray[np.void], n_ev: int, locate: int, mine: npt.NDArra
     return n_out, at, n_mine
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
+def _batch_levels(code: int, ev: npt.NDArray[np.void], st: npt.NDArray[np.int64], locate: int,
+                  mine: npt.NDArray[np.void], l3: tuple[Any, ...], prio: npt.NDArray[np.int64],
+                  out: npt.NDArray[np.void]) -> tuple[int, int, int]:
+    """:func:`levels_nb` over the events of a batch the handler's kernel applied whole
+    (``BATCH_DONE``); a batch it left for Python gives its events to ``on_events``."""
+    if code == BATCH_DONE and st[S_NA] > 0:
+        return levels_nb(ev, st[S_NEV], locate, mine, l3, prio, out)
+    return 0, -1, 0
+
+
+@njit(cache=True, nogil=True)
+def recv_tick_nb(
+    fd: int, hdrs: int, lengths: npt.NDArray[np.uint32], slots: int,
+    pbuf: npt.NDArray[np.uint8], session: npt.NDArray[np.uint8], pk: npt.NDArray[np.int64],
+    msg: npt.NDArray[np.int64], base_ns: int, price_step: int, qty_step: int,
+    ev: npt.NDArray[np.void], tbl: npt.NDArray[np.int64], first_stock: npt.NDArray[np.int64],
+    meta: npt.NDArray[np.int64], qty: npt.NDArray[np.int64], ends: npt.NDArray[np.int64],
+    orders: npt.NDArray[np.int64], table: npt.NDArray[np.int64], locate: int, levels: int,
+    rows: npt.NDArray[np.int64], st: npt.NDArray[np.int64], lat: npt.NDArray[np.int64],
+    clk: npt.NDArray[np.int64], l3: tuple[Any, ...], prio: npt.NDArray[np.int64],
+    mine: npt.NDArray[np.void], out: npt.NDArray[np.void],
+) -> tuple[int, int, int, npt.NDArray[np.int64], npt.NDArray[np.int8], int, int, int]:
+    """One batch through the handler's compiled receive loop
+    (:func:`~live.feeds.itch_mold_nb.recv_apply_nb`: recvmmsg, framing, sequence, decode,
+    its L3 book) and projected to the engine's level rows in ``out``: ``(code, packets,
+    packets, table, status per message, level rows, -1 or the event of ``mine`` the
+    projector's book needs room at, own events)`` (:func:`levels_nb`)."""
+    code, n, total, tbl, status = recv_apply_nb(
+        fd, hdrs, lengths, slots, 1, pbuf, SLOT, session, pk, msg, base_ns, price_step,
+        qty_step, ev, tbl, first_stock, meta, qty, ends, orders, table, locate, levels, rows,
+        st, lat, clk)
+    n_out, at, n_mine = _batch_levels(code, ev, st, locate, mine, l3, prio, out)
+    return code, n, total, tbl, status, n_out, at, n_mine
+
+
+@njit(cache=True, nogil=True)
 def tick_nb(
-    pbuf: npt.NDArray[np.uint8],
-    npk: int,
-    lengths: npt.NDArray[np.uint32],
-    now: int,
-    session: npt.NDArray[np.uint8],
-    expected: int,
-    pk: npt.NDArray[np.int64],
-    msg: npt.NDArray[np.int64],
-    base_ns: int,
-    price_step: int,
-    qty_step: int,
-    ev: npt.NDArray[np.void],
-    tbl: npt.NDArray[np.int64],
-    first_stock: npt.NDArray[np.int64],
-    live: int,
-    book: tuple[Any, ...],
-    levels: int,
-    rows: npt.NDArray[np.int64],
-    r0: int,
-    locate: int,
-    l3: tuple[Any, ...],
-    prio: npt.NDArray[np.int64],
-    mine: npt.NDArray[np.void],
-    out: npt.NDArray[np.void],
-) -> tuple[int, int, int, int, npt.NDArray[np.int64], int, int, npt.NDArray[np.int8], int,
-           int, int, int, int]:
-    """Packets ``0..npk-1`` of ``pbuf`` (``lengths``, received at ``now``) framed, decoded,
-    applied to the handler's book (``book``, snapshots into ``rows`` from ``r0`` as
-    :func:`~live.feeds.itch_mold_nb.apply_nb` takes them) and projected to the engine's
-    level rows in ``out``: ``(code, accepted packets, messages, events, table, live
-    orders, decoded messages, status per message, rows written, next event, next packet,
-    messages seen, level rows)``. ``FAST_BAIL`` leaves every state as it found it."""
-    plen, prts, st, counters = pk[P_LEN], pk[P_RTS], pk[P_ST], pk[P_CTR]
-    for k in range(npk):
-        plen[k] = lengths[k]
-        prts[k] = now
-    beats = counters[0]
-    no_status = np.zeros(0, np.int8)
-    offs, lens, lts = msg[M_OFFS], msg[M_LENS], msg[M_LTS]
-    stop, na, m, _ = frame_batch_nb(pbuf, SLOT, plen, 0, npk, session, expected, offs, lens,
-                                    lts, prts, st, pk[P_ACC_END], pk[P_ACC_NEXT], counters)
-    bail = stop < npk
-    for k in range(stop):
-        bail = bail or st[k] != PKT_OK
-    if bail:
-        counters[0] = beats  # the handler counts them again
-        return FAST_BAIL, 0, 0, 0, tbl, live, 0, no_status, r0, 0, 0, 0, 0
-    if na == 0:  # heartbeats, packets seen already
-        return FAST_DONE, 0, 0, 0, tbl, live, 0, no_status, r0, 0, 0, 0, 0
-    n_ev, tbl, live, n_ok, status = decode_batch_nb(pbuf, offs, lens, lts, base_ns,
-                                                    price_step, qty_step, ev, tbl,
-                                                    first_stock, live, pk[P_ACC_END], na,
-                                                    pk[P_OK_CUM])
-    i, p, seen, r, code = apply_nb(book[0], book[1], book[2], book[3], book[4], ev, 0, n_ev,
-                                   locate, pk, na, 0, 0, levels, rows, r0)
-    if code != DONE:
-        return FAST_BOOK_ROOM, na, m, n_ev, tbl, live, n_ok, status, r, i, p, seen, 0
-    n_out, at, n_mine = levels_nb(ev, n_ev, locate, mine, l3, prio, out)
-    if n_mine < 0:
-        return FAST_LEVELS_ROOM, na, m, n_ev, tbl, live, n_ok, status, r, -1, 0, 0, 0
-    if at >= 0:
-        return FAST_LEVELS_ROOM, na, m, n_ev, tbl, live, n_ok, status, r, at, n_mine, 0, n_out
-    return FAST_DONE, na, m, n_ev, tbl, live, n_ok, status, r, 0, 0, 0, n_out
+    lengths: npt.NDArray[np.uint32], npk: int, now: int,
+    pbuf: npt.NDArray[np.uint8], session: npt.NDArray[np.uint8], pk: npt.NDArray[np.int64],
+    msg: npt.NDArray[np.int64], base_ns: int, price_step: int, qty_step: int,
+    ev: npt.NDArray[np.void], tbl: npt.NDArray[np.int64], first_stock: npt.NDArray[np.int64],
+    meta: npt.NDArray[np.int64], qty: npt.NDArray[np.int64], ends: npt.NDArray[np.int64],
+    orders: npt.NDArray[np.int64], table: npt.NDArray[np.int64], locate: int, levels: int,
+    rows: npt.NDArray[np.int64], st: npt.NDArray[np.int64], lat: npt.NDArray[np.int64],
+    clk: npt.NDArray[np.int64], l3: tuple[Any, ...], prio: npt.NDArray[np.int64],
+    mine: npt.NDArray[np.void], out: npt.NDArray[np.void],
+) -> tuple[int, int, int, npt.NDArray[np.int64], npt.NDArray[np.int8], int, int, int]:
+    """:func:`recv_tick_nb` for packets ``0..npk-1`` received already (at ``now``, byte
+    counts ``lengths``; read in Python, where the ``on_packet`` tap sees them): the
+    handler's :func:`~live.feeds.itch_mold_nb.frame_decode_apply_nb`, then the projection."""
+    received_nb(pk, lengths, npk, now, st)
+    code, tbl, status = frame_decode_apply_nb(
+        pbuf, SLOT, 0, npk, session, pk, msg, base_ns, price_step, qty_step, ev, tbl,
+        first_stock, meta, qty, ends, orders, table, locate, levels, rows, st, lat, clk)
+    n_out, at, n_mine = _batch_levels(code, ev, st, locate, mine, l3, prio, out)
+    return code, npk, npk, tbl, status, n_out, at, n_mine
 
 
 @njit(cache=True)
@@ -227,7 +217,7 @@ class EventLevels:
 
     def __init__(self, levels: L3ToL2, scratch_rows: int = _MINE_ROWS) -> None:
         self.levels = levels
-        self._mine = np.zeros(scratch_rows, EVENT_DTYPE)
+        self.mine = np.zeros(scratch_rows, EVENT_DTYPE)  #: the scratch of own events
         self.rows = np.zeros(3 * scratch_rows + 1, EVENT_DTYPE)  #: the last call's rows
         self._call: Any = None
 
@@ -235,27 +225,34 @@ class EventLevels:
         """``(level rows in rows[:n], own events)``; rows valid until the next call."""
         if not ev.flags.c_contiguous:
             ev = np.ascontiguousarray(ev)
-        args = (ev, len(ev), locate, self._mine, self.levels.state, self.levels.prio,
+        args = (ev, len(ev), locate, self.mine, self.levels.state, self.levels.prio,
                 self.rows)
         if self._call is None:
             import numba
 
             self._call = entry(levels_nb, *(numba.typeof(x) for x in args))
         n_out, at, n_mine = self._call(*args)
+        return self.finish(ev, locate, n_out, at, n_mine)
+
+    def finish(self, ev: npt.NDArray[np.void], locate: int, n_out: int, at: int,
+               n_mine: int) -> tuple[int, int]:
+        """After :func:`levels_nb` over ``ev`` into these buffers (``(n_out, at, n_mine)``):
+        the rare ends, the projector's book full at an event (it grows as it projects the
+        rest) or more own events than the scratch holds, with the projector's own call and
+        the buffers grown; ``(level rows, own events)`` as :meth:`__call__`."""
         if n_mine >= 0 and at < 0:
             return n_out, n_mine
-        # rare: the projector's book needs room, or more own events than the scratch holds
         rest: npt.NDArray[np.void] = np.zeros(len(ev), EVENT_DTYPE)
         k = own_rows_nb(ev, len(ev), locate, rest)
         rest = rest[max(at, 0) if n_mine >= 0 else 0 : k]
         n_out = n_out if n_mine >= 0 else 0
         done = self.levels(rest)  # grows its book as it goes
         total = n_out + len(done)
-        if total > len(self.rows) or k > len(self._mine):
+        if total > len(self.rows) or k > len(self.mine):
             grown = np.zeros(max(total, 3 * k + 1), EVENT_DTYPE)
             grown[:n_out] = self.rows[:n_out]
             self.rows = grown
-            self._mine = np.zeros(max(k, len(self._mine)), EVENT_DTYPE)
+            self.mine = np.zeros(max(k, len(self.mine)), EVENT_DTYPE)
         self.rows[n_out:total] = done
         return total, k
 
@@ -265,7 +262,8 @@ class FastFeed:
 
     :meth:`poll` reads one batch and returns the messages applied; the level rows for the
     engine are then ``rows[:n_rows]`` (valid until the next poll). Batches the handler's
-    own path takes give their events to its ``on_events`` hook as before."""
+    kernels leave to its Python (a gap, a control or bad packet, a full book) and the
+    handler's own path give their events to its ``on_events`` hook as before."""
 
     def __init__(self, feed: MoldFeedHandler, levels: L3ToL2,
                  scratch_rows: int = _MINE_ROWS) -> None:
@@ -275,52 +273,82 @@ class FastFeed:
         self.feed = feed
         self.levels = levels
         self._rx = feed._rx[0]
-        self._mine = np.zeros(scratch_rows, EVENT_DTYPE)
-        #: the level rows of the last batch (projecting an event makes at most three)
-        self.rows = np.zeros(3 * scratch_rows + 1, EVENT_DTYPE)
+        self._el = EventLevels(levels, scratch_rows)
         self.n_rows = 0
-        self.fast_batches = 0  #: batches taken by the compiled path
+        self.fast_batches = 0  #: batches projected in the handler's compiled call
+        self._recv_tick: Any = None
         self._tick: Any = None
-        self._warm: tuple[Any, ...] | None = None
-        self._sig: tuple[Any, ...] = ()
+        #: scratch arguments of warm() and their state vector, by "receive loop"
+        self._warm: dict[bool, tuple[tuple[Any, ...], npt.NDArray[np.int64]]] = {}
+        self._warm_pkt = b""
+        self._warm_rx: BatchReceiver | None = None
+        self._scratch: socket.socket | None = None
+        self._scratch_addr: tuple[str, int] = ("127.0.0.1", 0)
+        self._warm_sent = False
 
-    def _args(self, npk: int, now: int) -> tuple[Any, ...]:
+    @property
+    def rows(self) -> npt.NDArray[np.void]:
+        """The level rows of the last batch (``rows[:n_rows]``)."""
+        return self._el.rows
+
+    def _state(self) -> tuple[Any, ...]:
+        """The kernels' arguments after the receive's: the handler's state and buffers,
+        the projector's, the scratch of own events and the level rows."""
         f = self.feed
-        return (f._pbuf, npk, self._rx.lengths, now, f._session_arr, f.expected, f._pk,
-                f._msg, f.base_ns, f.price_step, f.qty_step, f._ev, f._tbl,
-                f._first_stock, f._live, f.book, f.levels, f.rows, f.n_rows, f.locate,
-                self.levels.state, self.levels.prio, self._mine, self.rows)
+        return (f._pbuf, f._session_arr, f._pk, f._msg, f.base_ns, f.price_step,
+                f.qty_step, f._ev, f._tbl, f._first_stock, *f.book, f.locate, f.levels,
+                f.rows, f._st, f._lat, f._clk, self.levels.state, self.levels.prio,
+                self._el.mine, self._el.rows)
 
     def warm_up(self) -> None:
-        """Resolve (compile or load) the compiled entry point before the first packet."""
+        """Resolve (compile or load) both entry points before the first packet: the
+        receive loop's (no ``on_packet`` tap) and the one packets read in Python take."""
         import numba
 
-        sig = self._sig = tuple(numba.typeof(x) for x in self._args(0, 0))
-        self._tick = entry(tick_nb, *sig)
+        rx, state = self._rx, self._state()
+        self._recv_tick = entry(recv_tick_nb, *(numba.typeof(x) for x in (
+            self.feed._fd, rx.headers_address, rx.lengths, self.feed.batch, *state)))
+        self._tick = entry(tick_nb, *(numba.typeof(x) for x in (rx.lengths, 0, 0, *state)))
 
-    def warm(self) -> None:
-        """Run the compiled batch path on a scratch packet and scratch state (an order of
-        the instrument added and deleted: nothing of the real book, tables or counters is
-        touched) to keep its machine code in the caches while the feed is quiet. Measured
-        here: the call takes ~80 us after 50 ms of other work and ~43 us when this ran
-        every millisecond meanwhile (~9 us back to back); the rest is the real state's
-        memory, which only real packets bring in."""
+    def warm(self) -> bool:
+        """Run the entry point the next packet takes (with the ``on_packet`` tap or not)
+        on a scratch packet and scratch state (an order of the instrument added and
+        deleted, received through a scratch socket when the receive loop is the one:
+        nothing of the real book, tables or counters is touched) to keep its machine code
+        in the caches while the feed is quiet. Measured with the previous path: the call
+        took ~80 us after 50 ms of other work and ~43 us when this ran every millisecond
+        meanwhile (~9 us back to back); the rest is the real state's memory, which only
+        real packets bring in. Returns whether the scratch batch ran whole (not when its
+        datagram was not delivered yet)."""
         if self._tick is None:
-            return
-        w = self._warm
+            return False
+        recv = self.feed.on_packet is None
+        w = self._warm.get(recv)
         if w is None:
-            import numba
+            w = self._warm[recv] = self._warm_state(recv)
+        args, st = w
+        st[S_EXPECTED] = 1  # the scratch packet is new each time
+        if recv:
+            assert self._scratch is not None
+            if not self._warm_sent:  # the first; then each is sent a warm ahead
+                self._scratch.sendto(self._warm_pkt, self._scratch_addr)
+                self._warm_sent = True
+            out = self._recv_tick(*args)
+            if not out[2]:  # not delivered yet (a busy machine defers loopback): next time
+                return False
+            self._scratch.sendto(self._warm_pkt, self._scratch_addr)
+        else:
+            out = self._tick(*args)
+        if out[0] != BATCH_DONE or out[5] <= 0:  # cannot happen with the scratch packet
+            self._warm.pop(recv)  # (start afresh)
+            return False
+        return True
 
-            w = self._warm_state()
-            if tuple(numba.typeof(x) for x in w) != self._sig:  # the entry point's types
-                msg = "the scratch state of FastFeed.warm does not match the handler's"
-                raise TypeError(msg)
-            self._warm = w
-        out = self._tick(*w)
-        if out[0] != FAST_DONE:  # cannot happen with the scratch packet; start afresh
-            self._warm = None
+    def _warm_state(self, recv: bool) -> tuple[tuple[Any, ...], npt.NDArray[np.int64]]:
+        """Scratch arguments of the same types as the real ones (checked: an entry point
+        called with others would misread them)."""
+        import numba
 
-    def _warm_state(self) -> tuple[Any, ...]:
         f = self.feed
         ev = np.zeros(2, EVENT_DTYPE)
         ev["exch_ts"] = f.base_ns + 10 * 3600 * 10**9
@@ -330,105 +358,80 @@ class FastFeed:
         date = dt.datetime.fromtimestamp(f.base_ns / 1e9, ZoneInfo(NY)).date()
         msgs = encode_events(ev, date=date, symbol="WARMUP", price_step=f.price_step,
                              qty_step=f.qty_step, locate=f.locate, preamble=False).messages()
-        pkt = encode_packet("WARMUP", 1, msgs)
-        pbuf = np.zeros(SLOT, np.uint8)
+        pkt = self._warm_pkt = encode_packet("WARMUP", 1, msgs)
+        pbuf = np.zeros(2 * SLOT, np.uint8)  # two slots: the lengths strided, as the real
         pbuf[: len(pkt)] = np.frombuffer(pkt, np.uint8)
-        lengths = np.zeros(4, np.uint32)[::2]  # strided, as the receiver's lengths
-        lengths[0] = len(pkt)
         session = np.frombuffer(pkt[:SESSION_LEN], np.uint8).copy()
         n = len(msgs)
-        return (pbuf, 1, lengths, 0, session, 1, np.zeros((7, 2), np.int64),
-                np.zeros((3, n), np.int64), f.base_ns, f.price_step, f.qty_step,
-                np.zeros(2 * n, EVENT_DTYPE), np.zeros(64, np.int64),
-                np.full(len(f._first_stock), -1, np.int64), 0, l3_new(16, 64), f.levels,
-                np.zeros((0, f.rows.shape[1]), np.int64), 0, f.locate, l3_new(16, 64),
-                np.zeros(16, np.int64), np.zeros(2 * n, EVENT_DTYPE),
-                np.zeros(6 * n + 1, EVENT_DTYPE))
+        st = np.zeros(STATE_LEN, np.int64)
+        state = (pbuf, session, np.zeros((7, 2), np.int64), np.zeros((3, n), np.int64),
+                 f.base_ns, f.price_step, f.qty_step, np.zeros(2 * n, EVENT_DTYPE),
+                 np.zeros(64, np.int64), np.full(len(f._first_stock), -1, np.int64),
+                 *l3_new(16, 64), f.locate, f.levels, np.zeros((0, f.rows.shape[1]), np.int64),
+                 st, np.zeros((4, 1), np.int64),
+                 np.zeros(2, np.int64), l3_new(16, 64), np.zeros(16, np.int64),
+                 np.zeros(2 * n, EVENT_DTYPE), np.zeros(6 * n + 1, EVENT_DTYPE))
+        real = self._state()
+        if recv:
+            if self._scratch is None:
+                self._scratch = sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                weakref.finalize(self, sock.close)
+                sock.bind(("127.0.0.1", 0))
+                sock.setblocking(False)
+                self._scratch_addr = sock.getsockname()
+            rx = BatchReceiver(self._scratch, pbuf, SLOT, 2)
+            args: tuple[Any, ...] = (self._scratch.fileno(), rx.headers_address, rx.lengths, 1,
+                                     *state)
+            real = (self.feed._fd, self._rx.headers_address, self._rx.lengths, 1, *real)
+            self._warm_rx = rx  # its headers point at pbuf: kept with it
+        else:
+            lengths = np.zeros(4, np.uint32)[::2]  # strided, as the receiver's lengths
+            lengths[0] = len(pkt)
+            args = (lengths, 1, 0, *state)
+            real = (self._rx.lengths, 1, 0, *real)
+        if tuple(map(numba.typeof, args)) != tuple(map(numba.typeof, real)):
+            msg = "the scratch state of FastFeed.warm does not match the handler's"
+            raise TypeError(msg)
+        return args, st
 
     def poll(self) -> int:
         """Read and apply one batch; the messages applied (rows in ``rows[:n_rows]``)."""
         f = self.feed
         self.n_rows = 0
-        if f._gap is not None or f._held or f.session is None or self._tick is None:
-            return f.poll(0.0)
-        now = time.time_ns()
-        try:
-            n = self._rx.recv(0, f.batch)
-        except OSError:  # the handler's path reports it
-            n = 0
-        if not n:
-            return 0
-        f.last_receive_ns = now
-        if f.on_packet is not None:
+        if (self._tick is None or f.alarm is not None or f._gap is not None or f._held
+                or f.session is None):
+            return f.poll(0.0)  # the handler's own path (it raises the alarm)
+        m0 = f.messages
+        if f.on_packet is None:
+            out = self._recv_tick(f._fd, self._rx.headers_address, self._rx.lengths,
+                                  f.batch, *self._state())
+            if out[2]:
+                f.compiled_polls += 1
+        else:  # read here: the tap sees each packet before any framing
+            now = time.time_ns()
+            try:
+                n = self._rx.recv(0, f.batch)
+            except OSError as exc:  # as the handler's receive: e.g. ICMP unreachable
+                log.debug("receive: %s", exc)
+                n = 0
+            if not n:
+                return 0
             views, lengths = f._views, self._rx.lengths
             for k in range(n):
                 f.on_packet(views[k][: int(lengths[k])], now)
-        t0 = time.perf_counter_ns()
-        (code, na, m, n_ev, f._tbl, f._live, n_ok, status, r, i, p, seen,
-         n_out) = self._tick(*self._args(n, now))
-        t1 = time.perf_counter_ns()
-        if code == FAST_BAIL:  # as MoldFeedHandler.poll, the packets read already
-            applied = f._process(0, n)
-            if f._held:
-                applied += f._drain_held()
-            f._check_gap()
-            return applied
-        if na == 0:
+            out = self._tick(lengths, n, now, *self._state())
+        code, n, total, f._tbl, status, n_out, at, n_mine = out
+        if not total:
             return 0
-        if code != FAST_DONE:
-            n_out = self._finish(code, na, n_ev, r, i, p, seen, n_out)
-            r = f.n_rows if code == FAST_BOOK_ROOM else r
-        self.fast_batches += 1
-        self.n_rows = n_out
-        if n_ok < m:
-            f._count_bad_messages(status)
-        f.n_rows = r
-        f.expected = int(f._acc_next[na - 1])
-        f.hi = max(f.hi, f.expected)
-        f.messages += m
-        f.packets += na
-        b = f.n_batches % f.lat_msgs.shape[0]
-        # decode, book and projection: one call (the thread's CPU time is not read here: a
-        # system call in a virtual machine, ~1.5 us)
-        f.lat_decode_ns[b] = f.lat_decode_cpu_ns[b] = t1 - t0
-        f.lat_apply_ns[b] = 0
-        f.lat_msgs[b] = m
-        f.n_batches += 1
-        return m
-
-    def _finish(self, code: int, na: int, n_ev: int, r: int, i: int, p: int, seen: int,
-                n_out: int) -> int:
-        """The rare ends of a batch, with the handler's and the projector's own calls: the
-        handler's book full (grown, the batch applied on), the projector's book full at
-        an event (it grows as it projects the rest), more of the instrument's events than
-        the scratch rows hold. Returns the level rows."""
-        f = self.feed
-        if code == FAST_BOOK_ROOM:
-            while True:
-                f.book = l3_made_room(f.book)
-                i, p, seen, r, c = apply_nb(*f.book, f._ev, i, n_ev, f.locate, f._pk, na, p,
-                                            seen, f.levels, f.rows, r)
-                if c == DONE:
-                    break
-            f.n_rows = r
-        rest: npt.NDArray[np.void]
-        if code == FAST_BOOK_ROOM or i < 0:  # none of the batch projected yet
-            rest = np.zeros(n_ev, EVENT_DTYPE)
-            rest = rest[: own_rows_nb(f._ev, n_ev, f.locate, rest)]
-            n_out = 0
-        else:
-            rest = self._mine[i:p].copy()
-        done = self.levels(rest)
-        total = n_out + len(done)
-        if total > len(self.rows) or len(rest) > len(self._mine):
-            grown = np.zeros(max(total, 3 * len(rest) + 1, len(self.rows)), EVENT_DTYPE)
-            grown[:n_out] = self.rows[:n_out]
-            self.rows = grown
-            self._mine = np.zeros(max(len(rest), len(self._mine)), EVENT_DTYPE)
-            self.warm_up()
-        self.rows[n_out:total] = done
-        return total
+        if code == BATCH_DONE and f._st[S_NA]:
+            if at >= 0 or n_mine < 0:  # rare: the projector's book or the scratch is full
+                n_out, _ = self._el.finish(f._ev[: f._st[S_NEV]], f.locate, n_out, at,
+                                           n_mine)
+            self.n_rows = n_out
+            self.fast_batches += 1
+        f._received(code, n, status, events=False)
+        return f.messages - m0 + f._settle()
 
 
-__all__ = ["FAST_BAIL", "FAST_DONE", "EventLevels", "FastFeed", "RequestDrain", "drain_nb",
-           "levels_nb", "own_rows_nb", "tick_nb"]
+__all__ = ["EventLevels", "FastFeed", "RequestDrain", "drain_nb", "levels_nb", "own_rows_nb",
+           "recv_tick_nb", "tick_nb"]

@@ -11,14 +11,21 @@ and can take a snapshot of the book at every packet boundary.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 from numba import njit
+from numba.core.extending import intrinsic
+from numba.np.arrayobj import populate_array
 
 from framework.book.l2 import BOOK_FULL, POOL_FULL, l2_snapshot
 from framework.book.l3 import l3_apply
 from framework.core.events import FLAG_LAST
 from framework.ingest.itch_nb import MSG_OK, classify_nb, decode_more_nb
+from live.wire.mmsg import MSG_DONTWAIT
+from live.wire.mmsg import clock_gettime_nb as clock_gettime
+from live.wire.mmsg import recvmmsg_nb as recvmmsg
 from live.wire.moldudp64 import (
     COUNT_END_OF_SESSION,
     COUNT_HEARTBEAT,
@@ -28,6 +35,12 @@ from live.wire.moldudp64 import (
 )
 
 PKT_OTHER_SESSION = 100  #: a valid packet of another session than the one followed
+#: a packet whose sequence numbers (its first, or the one after its last message) pass
+#: 2^63 - 1: MoldUDP64 allows them, but no real session gets there (a damaged header), and
+#: the handler's sequence state is int64, where such a number would wrap negative and the
+#: packet pass for one seen already
+PKT_SEQ_RANGE = 101
+_SEQ_MAX = np.uint64((1 << 63) - 1)
 DONE = 0  #: :func:`apply_nb` applied every event
 # rows of the two int64 work matrices :func:`frame_decode_nb` takes (one array argument each
 # instead of ten: numba's dispatch costs ~0.2 us per array argument, per batch)
@@ -60,7 +73,8 @@ def frame_batch_nb(
     count after accepted packet ``a`` and ``acc_next[a]`` the sequence number after it.
     ``pkt_status[k]`` gets each packet's framing status. ``stop`` is the first packet left
     for the caller (a gap, a control packet ahead of ``expected``, an end of session), or
-    ``npk``. ``counters[0]`` counts the heartbeats taken here.
+    ``npk``. ``counters[0]`` counts the heartbeats taken here. A packet whose sequence
+    numbers do not fit int64 is refused (``PKT_SEQ_RANGE``), never taken for a duplicate.
     """
     m = 0
     na = 0
@@ -72,6 +86,10 @@ def frame_batch_nb(
                 if pbuf[off + i] != session[i]:
                     st = PKT_OTHER_SESSION
                     break
+        if st == PKT_OK:
+            data = count != COUNT_HEARTBEAT and count != COUNT_END_OF_SESSION
+            if useq > _SEQ_MAX - np.uint64(count if data else 0):
+                st = PKT_SEQ_RANGE
         pkt_status[k] = st
         if st != PKT_OK:
             continue
@@ -240,3 +258,212 @@ def frame_decode_nb(
                                                     qty_step, ev, tbl, first_stock, live,
                                                     acc_end, na, pk[P_OK_CUM])
     return stop, na, m, n_ev, tbl, live, n_ok, status
+
+
+# --- the fused path: frame + decode + apply per batch, and a receive loop around it ---------
+# State of the handler that the kernels below keep: one int64 vector (rows S_*), so a call
+# passes one array instead of a dozen numbers and Python reads the counters from it.
+(S_EXPECTED, S_LIVE, S_NROWS, S_MESSAGES, S_PACKETS, S_BATCHES, S_BAD_SEEN, S_RECV_NS,
+ S_STOP, S_NA, S_M, S_NEV, S_NOK, S_I, S_PK, S_SEEN, S_T_DEC, S_T_CPU, S_T1) = range(19)
+STATE_LEN = 24
+L_DEC, L_CPU, L_APP, L_MSGS = range(4)  #: rows of the latency ring (one column per batch)
+BATCH_DONE = 0  #: the batch is applied and nothing in it needs Python
+BATCH_ROOM = 1  #: the book is full: grow it, then :func:`apply_rest_nb` continues
+BATCH_PYTHON = 2  #: applied; bad packets/messages to report or a packet at ``S_STOP`` left
+RECV_EMPTY = 3  #: :func:`recv_apply_nb`: the socket had nothing (more) waiting
+CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_THREAD_CPUTIME_ID = 0, 1, 3
+#: the thread CPU clock is a system call (~0.5 us here, the others ~25 ns through the vDSO):
+#: read around one batch's decode in this many (the others' ``L_CPU`` is -1), so a feed
+#: received a packet or two per batch does not pay ~20 ns a message for it
+CPU_SAMPLE = 16
+
+
+def _borrowed_typer(typingctx: object, arr: Any) -> Any:
+    """``arr`` without its memory-info pointer, so numba counts no references to it.
+
+    Every call to a compiled function and every inlined alias of an array argument costs
+    an atomic increment and decrement of its reference count (numba's NRT; its pruning pass
+    leaves those in the book's code): measured, ~40% of an L3 book update on a small book.
+    Only for arrays the caller keeps alive for the whole call, never to be returned."""
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        ary = context.make_array(arr)(context, builder, value=args[0])
+        out = context.make_array(arr)(context, builder)
+        populate_array(out, data=ary.data, shape=ary.shape, strides=ary.strides,
+                       itemsize=ary.itemsize, meminfo=None)
+        return out._getvalue()
+
+    return arr(arr), codegen
+
+
+_borrowed: Any = intrinsic(_borrowed_typer)
+
+
+@njit(cache=True, inline="always")
+def _clock_ns(clock: int, ts: npt.NDArray[np.int64]) -> int:
+    clock_gettime(clock, ts.ctypes.data)  # type: ignore[call-overload]
+    return ts[0] * 1_000_000_000 + ts[1]
+
+
+@njit(cache=True, nogil=True)
+def apply_rest_nb(
+    meta: npt.NDArray[np.int64],
+    qty: npt.NDArray[np.int64],
+    ends: npt.NDArray[np.int64],
+    orders: npt.NDArray[np.int64],
+    table: npt.NDArray[np.int64],
+    ev: npt.NDArray[np.void],
+    locate: int,
+    pk: npt.NDArray[np.int64],
+    levels: int,
+    rows: npt.NDArray[np.int64],
+    st: npt.NDArray[np.int64],
+    lat: npt.NDArray[np.int64],
+    clk: npt.NDArray[np.int64],
+) -> int:
+    """Apply the decoded batch from where ``st`` says (:func:`apply_nb`), then account for
+    it: next expected sequence number, message and packet counts, a latency-ring column.
+    ``BATCH_ROOM`` (the position kept in ``st``) when the book must grow first."""
+    i, p, seen, r, code = apply_nb(
+        _borrowed(meta), _borrowed(qty), _borrowed(ends), _borrowed(orders), _borrowed(table),
+        _borrowed(ev), st[S_I], st[S_NEV], locate, _borrowed(pk), st[S_NA], st[S_PK],
+        st[S_SEEN], levels, _borrowed(rows), st[S_NROWS])
+    st[S_I], st[S_PK], st[S_SEEN], st[S_NROWS] = i, p, seen, r
+    if code != DONE:
+        return BATCH_ROOM
+    t2 = _clock_ns(CLOCK_MONOTONIC, clk)
+    na, m = st[S_NA], st[S_M]
+    st[S_EXPECTED] = pk[P_ACC_NEXT, na - 1]
+    st[S_MESSAGES] += m
+    st[S_PACKETS] += na
+    b = st[S_BATCHES] % lat.shape[1]
+    lat[L_DEC, b] = st[S_T_DEC]
+    lat[L_CPU, b] = st[S_T_CPU]
+    lat[L_APP, b] = t2 - st[S_T1]
+    lat[L_MSGS, b] = m
+    st[S_BATCHES] += 1
+    return BATCH_DONE
+
+
+@njit(cache=True, nogil=True)
+def frame_decode_apply_nb(
+    pbuf: npt.NDArray[np.uint8],
+    slot: int,
+    k0: int,
+    npk: int,
+    session: npt.NDArray[np.uint8],
+    pk: npt.NDArray[np.int64],
+    msg: npt.NDArray[np.int64],
+    base_ns: int,
+    price_step: int,
+    qty_step: int,
+    ev: npt.NDArray[np.void],
+    tbl: npt.NDArray[np.int64],
+    first_stock: npt.NDArray[np.int64],
+    meta: npt.NDArray[np.int64],
+    qty: npt.NDArray[np.int64],
+    ends: npt.NDArray[np.int64],
+    orders: npt.NDArray[np.int64],
+    table: npt.NDArray[np.int64],
+    locate: int,
+    levels: int,
+    rows: npt.NDArray[np.int64],
+    st: npt.NDArray[np.int64],
+    lat: npt.NDArray[np.int64],
+    clk: npt.NDArray[np.int64],
+) -> tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int8]]:
+    """One batch, packets ``k0..npk-1``, in one call: :func:`frame_decode_nb` (timed: wall,
+    and thread CPU one batch in :data:`CPU_SAMPLE`) then :func:`apply_rest_nb`. Returns
+    ``(code, table, status per message)``; ``st`` holds the batch's figures (``S_STOP``,
+    ``S_NA``, ``S_M``, ``S_NEV``, ``S_NOK``) and the handler's counters."""
+    sample = st[S_BATCHES] % CPU_SAMPLE == 0
+    c0 = _clock_ns(CLOCK_THREAD_CPUTIME_ID, clk) if sample else 0
+    t0 = _clock_ns(CLOCK_MONOTONIC, clk)
+    stop, na, m, n_ev, grown, live, n_ok, status = frame_decode_nb(
+        _borrowed(pbuf), slot, k0, npk, _borrowed(session), st[S_EXPECTED], _borrowed(pk),
+        _borrowed(msg), base_ns, price_step, qty_step, _borrowed(ev), _borrowed(tbl),
+        _borrowed(first_stock), st[S_LIVE])
+    if grown.ctypes.data != tbl.ctypes.data:  # the decoder grew its table: a new array
+        tbl = grown
+    t1 = _clock_ns(CLOCK_MONOTONIC, clk)
+    st[S_T_CPU] = _clock_ns(CLOCK_THREAD_CPUTIME_ID, clk) - c0 if sample else -1
+    st[S_T_DEC] = t1 - t0
+    st[S_T1] = t1
+    st[S_LIVE], st[S_STOP], st[S_NA], st[S_M], st[S_NEV], st[S_NOK] = live, stop, na, m, n_ev, n_ok
+    st[S_I], st[S_PK], st[S_SEEN] = 0, 0, 0
+    code = BATCH_DONE
+    if na:
+        code = apply_rest_nb(meta, qty, ends, orders, table, ev, locate, pk, levels, rows, st,
+                             lat, clk)
+    if code == BATCH_DONE and (stop < npk or n_ok < m or pk[P_CTR, 1] != st[S_BAD_SEEN]):
+        code = BATCH_PYTHON
+    return code, tbl, status
+
+
+@njit(cache=True, inline="always")
+def received_nb(pk: npt.NDArray[np.int64], lengths: npt.NDArray[np.uint32], n: int, now: int,
+                st: npt.NDArray[np.int64]) -> None:
+    """Packets ``0..n-1`` of a batch were received at ``now`` with byte counts ``lengths``
+    (a :class:`live.wire.mmsg.BatchReceiver`'s): into ``pk`` and ``st`` for the kernels."""
+    plen, prts = pk[P_LEN], pk[P_RTS]
+    for k in range(n):
+        plen[k] = lengths[k]
+        prts[k] = now
+    st[S_RECV_NS] = now
+
+
+@njit(cache=True, nogil=True)
+def recv_apply_nb(
+    fd: int,
+    hdrs: int,
+    lengths: npt.NDArray[np.uint32],
+    slots: int,
+    max_batches: int,
+    pbuf: npt.NDArray[np.uint8],
+    slot: int,
+    session: npt.NDArray[np.uint8],
+    pk: npt.NDArray[np.int64],
+    msg: npt.NDArray[np.int64],
+    base_ns: int,
+    price_step: int,
+    qty_step: int,
+    ev: npt.NDArray[np.void],
+    tbl: npt.NDArray[np.int64],
+    first_stock: npt.NDArray[np.int64],
+    meta: npt.NDArray[np.int64],
+    qty: npt.NDArray[np.int64],
+    ends: npt.NDArray[np.int64],
+    orders: npt.NDArray[np.int64],
+    table: npt.NDArray[np.int64],
+    locate: int,
+    levels: int,
+    rows: npt.NDArray[np.int64],
+    st: npt.NDArray[np.int64],
+    lat: npt.NDArray[np.int64],
+    clk: npt.NDArray[np.int64],
+) -> tuple[int, int, int, npt.NDArray[np.int64], npt.NDArray[np.int8]]:
+    """Receive and apply batches until the socket is empty, ``max_batches`` were applied,
+    or a batch needs Python: per batch one ``recvmmsg`` (``hdrs``: the address of a
+    :class:`live.wire.mmsg.BatchReceiver`'s headers over ``pbuf``, ``lengths`` their byte
+    counts) into slots ``0..`` then :func:`frame_decode_apply_nb`; no Python in between.
+
+    Returns ``(code, packets of the last batch, packets in all, table, status)``: code
+    ``RECV_EMPTY`` (all applied), ``BATCH_DONE`` (``max_batches`` reached) or the last
+    batch's ``BATCH_ROOM`` / ``BATCH_PYTHON`` for the caller to finish. A failing
+    ``recvmmsg`` (nothing waiting, or an error such as a pending ICMP unreachable) ends the
+    loop as ``RECV_EMPTY``, as the Python receive path treats it."""
+    total = 0
+    batches = 0
+    status: npt.NDArray[np.int8] = _NO_STATUS
+    while True:
+        n = recvmmsg(fd, hdrs, slots, MSG_DONTWAIT, 0)  # type: ignore[call-overload]
+        if n <= 0:
+            return RECV_EMPTY, 0, total, tbl, status
+        received_nb(pk, lengths, n, _clock_ns(CLOCK_REALTIME, clk), st)
+        total += n
+        code, tbl, status = frame_decode_apply_nb(
+            pbuf, slot, 0, n, session, pk, msg, base_ns, price_step, qty_step, ev, tbl,
+            first_stock, meta, qty, ends, orders, table, locate, levels, rows, st, lat, clk)
+        batches += 1
+        if code != BATCH_DONE or batches >= max_batches:
+            return code, n, total, tbl, status

@@ -63,6 +63,18 @@ def is_multicast(host: str) -> bool:
 
 
 @dataclass
+class _Chunk:
+    """Packets sent in one call, as arrays (no Python object per packet): packet ``k`` is
+    ``buf[starts[k]:ends[k]]``, ``counts[k]`` messages from sequence number ``firsts[k]``."""
+
+    buf: npt.NDArray[np.uint8]
+    firsts: npt.NDArray[np.int64]
+    counts: npt.NDArray[np.int64]
+    starts: npt.NDArray[np.int64]
+    ends: npt.NDArray[np.int64]
+
+
+@dataclass
 class FeedStats:
     """What the publisher did, for the log and tests."""
 
@@ -107,10 +119,12 @@ class MoldPublisher:
         self.buffer_messages = buffer_messages
         self.next_seq = 1
         self.stats = FeedStats()
-        # retransmission buffer: packets as sent (first seq, count, blocks)
-        self._firsts: list[int] = []
-        self._packets: list[tuple[int, bytes | memoryview]] = []
-        self._start = 0  # packets before it left the buffer
+        # retransmission buffer: chunks of packets as sent, oldest first; the oldest
+        # buffered packet is packet _pi0 of chunk _ci0 (those before it were forgotten)
+        self._chunks: list[_Chunk | None] = []
+        self._chunk_firsts: list[int] = []
+        self._ci0 = 0
+        self._pi0 = 0
         self._buffered = 0
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
@@ -121,6 +135,7 @@ class MoldPublisher:
             self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
         #: many packets per system call (None: one sendmsg each)
         self._batch = BatchSender(self.sock, self.targets) if mmsg.AVAILABLE else None
+        self._resenders: dict[tuple[str, int], BatchSender] = {}  #: by requester address
         self.req_sock: socket.socket | None = None
         if rerequest_port is not None:
             self.req_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -152,65 +167,85 @@ class MoldPublisher:
         """Send one data packet of ``count`` message blocks (length-prefixed messages);
         returns its first sequence number. The packet is buffered even when dropped."""
         seq = self.next_seq
-        self._firsts.append(seq)
-        self._packets.append((count, blocks))
-        self._buffered += count
-        self.next_seq += count
-        self._trim()
+        buf = np.frombuffer(blocks, np.uint8)
+        self._keep(_Chunk(buf, np.array([seq], np.int64), np.array([count], np.int64),
+                          np.zeros(1, np.int64), np.array([buf.shape[0]], np.int64)))
         self.stats.messages_published += count
+        self._send_data(seq, count, blocks)
+        return seq
+
+    def _send_data(self, seq: int, count: int, blocks: bytes | memoryview) -> None:
         if self._drop_now():
             self.stats.packets_dropped += 1
             self.stats.dropped_seqs.append(seq)
-            return seq
+            return
         self._send(header(self.session, seq, count), blocks)
         self.stats.packets_sent += 1
-        return seq
 
     def publish_many(self, buf: npt.NDArray[np.uint8], starts: npt.NDArray[np.int64],
                      ends: npt.NDArray[np.int64], counts: npt.NDArray[np.int64]) -> None:
         """Send data packets ``k`` = the blocks ``buf[starts[k]:ends[k]]``, ``counts[k]``
         messages each, in order: as :meth:`publish` per packet, with one ``sendmmsg`` per
         up to :data:`live.wire.mmsg.MAX_BATCH` datagrams where the platform has it (and no
-        packets are to be dropped)."""
+        packets are to be dropped). The packets are buffered as one chunk of arrays: no
+        Python object per packet."""
         n = len(starts)
         if n == 0:
             return
+        counts = counts.astype(np.int64)
+        seqs = self.next_seq + np.cumsum(counts) - counts
+        # the retransmission buffer first: a re-request may come as soon as one is out
+        self._keep(_Chunk(buf, seqs, counts, starts.astype(np.int64), ends.astype(np.int64)))
+        self.stats.messages_published += int(counts.sum())
         if self.drop > 0.0 or self._batch is None:
             mv = buf.data
-            for a, b, c in zip(starts.tolist(), ends.tolist(), counts.tolist(), strict=True):
-                self.publish(mv[a:b], c)
+            for seq, c, a, b in zip(seqs.tolist(), counts.tolist(), starts.tolist(),
+                                    ends.tolist(), strict=True):
+                self._send_data(seq, c, mv[a:b])
             return
-        seqs = self.next_seq + np.cumsum(counts) - counts
+        self._batch.send(self._headers(seqs, counts), buf, starts, ends)
+        self.stats.packets_sent += n
+
+    def _headers(self, seqs: npt.NDArray[np.int64],
+                 counts: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
+        """The packets' 20-byte headers, one row each (C-contiguous, for sendmmsg)."""
+        n = seqs.shape[0]
         headers = np.empty((n, HEADER_LEN), np.uint8)
         headers[:, :SESSION_LEN] = np.frombuffer(self.session, np.uint8)
         headers[:, SESSION_LEN : SESSION_LEN + 8] = seqs.astype(">u8").view(np.uint8).reshape(n, 8)
         headers[:, SESSION_LEN + 8 :] = counts.astype(">u2").view(np.uint8).reshape(n, 2)
-        # the retransmission buffer first: a re-request may come as soon as one is out
-        mv = buf.data
-        self._firsts.extend(seqs.tolist())
-        self._packets.extend(
-            (c, mv[a:b])
-            for c, a, b in zip(counts.tolist(), starts.tolist(), ends.tolist(), strict=True)
-        )
-        total = int(counts.sum())
+        return headers
+
+    def _keep(self, chunk: _Chunk) -> None:
+        """Buffer a chunk of packets (numbered from ``next_seq``) and advance ``next_seq``."""
+        total = int(chunk.counts.sum())
+        self._chunks.append(chunk)
+        self._chunk_firsts.append(self.next_seq)
         self._buffered += total
         self.next_seq += total
         self._trim()
-        self.stats.messages_published += total
-        self._batch.send(headers, buf, starts, ends)
-        self.stats.packets_sent += n
 
     def _trim(self) -> None:
-        """Forget the oldest packets beyond ``buffer_messages``."""
+        """Forget the oldest packets beyond ``buffer_messages``: a packet goes while the
+        packets after it still hold ``buffer_messages``."""
         if self.buffer_messages is None:
             return
-        while self._buffered - self._packets[self._start][0] >= self.buffer_messages:
-            self._buffered -= self._packets[self._start][0]
-            self._packets[self._start] = (0, b"")
-            self._start += 1
-        if self._start > 4096 and self._start * 2 > len(self._packets):
-            del self._packets[: self._start], self._firsts[: self._start]
-            self._start = 0
+        while self._ci0 < len(self._chunks):
+            c = self._chunks[self._ci0]
+            assert c is not None
+            cum = np.cumsum(c.counts[self._pi0 :])
+            drop = int(np.searchsorted(cum, self._buffered - self.buffer_messages, "right"))
+            if drop:
+                self._buffered -= int(cum[drop - 1])
+                self._pi0 += drop
+            if self._pi0 < c.counts.shape[0]:
+                break
+            self._chunks[self._ci0] = None  # the whole chunk went: its bytes may go too
+            self._ci0 += 1
+            self._pi0 = 0
+        if self._ci0 > 4096 and self._ci0 * 2 > len(self._chunks):
+            del self._chunks[: self._ci0], self._chunk_firsts[: self._ci0]
+            self._ci0 = 0
 
     def heartbeat(self) -> None:
         """A heartbeat carrying the next sequence number."""
@@ -224,8 +259,11 @@ class MoldPublisher:
     @property
     def buffered_range(self) -> tuple[int, int]:
         """``[first, next)`` sequence numbers the buffer can resend."""
-        live = self._start < len(self._firsts)
-        return (self._firsts[self._start] if live else self.next_seq), self.next_seq
+        if self._ci0 >= len(self._chunks):
+            return self.next_seq, self.next_seq
+        c = self._chunks[self._ci0]
+        assert c is not None
+        return int(c.firsts[self._pi0]), self.next_seq
 
     def serve_requests(self) -> int:
         """Answer the re-requests waiting on the port (at most :data:`MAX_REQUESTS_PER_POLL`);
@@ -267,17 +305,40 @@ class MoldPublisher:
             first, last = max(first, lo), min(last, hi)
             if first >= last:
                 return
-        k = max(self._start, bisect.bisect_right(self._firsts, first) - 1)
-        while k < len(self._firsts) and self._firsts[k] < last:
-            count, blocks = self._packets[k]
-            hdr = header(self.session, self._firsts[k], count)
+        ci = max(self._ci0, bisect.bisect_right(self._chunk_firsts, first) - 1)
+        while ci < len(self._chunks) and self._chunk_firsts[ci] < last:
+            c = self._chunks[ci]
+            assert c is not None
+            k0 = max(int(np.searchsorted(c.firsts, first, "right")) - 1,
+                     self._pi0 if ci == self._ci0 else 0)
+            k1 = int(np.searchsorted(c.firsts, last, "left"))
             try:
-                self.sock.sendmsg([hdr, blocks], [], 0, addr)
+                self._resend(c, k0, k1, addr)
             except OSError as exc:
                 log.warning("resend to %s:%d failed: %s", addr[0], addr[1], exc)
                 return
-            self.stats.packets_resent += 1
-            k += 1
+            self.stats.packets_resent += max(k1 - k0, 0)
+            ci += 1
+
+    def _resend(self, c: _Chunk, k0: int, k1: int, addr: tuple[str, int]) -> None:
+        """Packets ``k0..k1-1`` of a chunk to ``addr``: one sendmmsg per up to
+        :data:`live.wire.mmsg.MAX_BATCH` where the platform has it (a gap of thousands of
+        messages is ~100 packets), else one sendmsg each."""
+        if k1 <= k0:
+            return
+        if mmsg.AVAILABLE:
+            sender = self._resenders.get(addr)
+            if sender is None:
+                if len(self._resenders) >= 64:  # requesters come and go: keep a few
+                    self._resenders.clear()
+                sender = self._resenders[addr] = BatchSender(self.sock, [addr])
+            sender.send(self._headers(c.firsts[k0:k1], c.counts[k0:k1]), c.buf,
+                        c.starts[k0:k1], c.ends[k0:k1])
+            return
+        mv = c.buf.data
+        for k in range(k0, k1):
+            hdr = header(self.session, int(c.firsts[k]), int(c.counts[k]))
+            self.sock.sendmsg([hdr, mv[c.starts[k] : c.ends[k]]], [], 0, addr)
 
     def close(self) -> None:
         self.sock.close()

@@ -24,6 +24,7 @@ from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
+from numba import types
 
 #: datagrams per call at most (the kernel's UIO_MAXIOV caps ``vlen``)
 MAX_BATCH: Final = 1024
@@ -84,6 +85,16 @@ def _libc() -> Any:
 _LIB: Any = _libc() if _layout_matches() else None
 #: batched calls can be used here
 AVAILABLE: Final = _LIB is not None and hasattr(socket, "AF_INET")
+
+# The same C calls for compiled kernels (numba resolves the symbols in the process when a
+# kernel is compiled or loaded from its cache; pointers are passed as integers): a feed
+# handler's receive loop then runs without returning to Python between batches. Only call
+# them where :data:`AVAILABLE`.
+#: ``recvmmsg(fd, struct mmsghdr *, vlen, flags, struct timespec *)``
+recvmmsg_nb = types.ExternalFunction(
+    "recvmmsg", types.intc(types.intc, types.uintp, types.uintc, types.intc, types.uintp))
+#: ``clock_gettime(clockid, struct timespec *)``
+clock_gettime_nb = types.ExternalFunction("clock_gettime", types.intc(types.intc, types.uintp))
 
 
 def _sockaddr_in(host: str, port: int) -> bytes:
@@ -177,6 +188,8 @@ class BatchReceiver:
         self._msgs["iov"] = _addr(self._iov) + IOVEC.itemsize * np.arange(slots, dtype=np.uint64)
         self._msgs["iovlen"] = 1
         self._base = _addr(self._msgs)  # (reading .ctypes makes an object each time)
+        #: address of the ``struct mmsghdr`` array, for compiled callers of ``recvmmsg_nb``
+        self.headers_address = self._base
         self.lengths = self._msgs["len"]  #: bytes of each datagram read (a view)
         self.flags = self._msgs["flags"]  #: MSG_TRUNC set: larger than its slot, cut
 
