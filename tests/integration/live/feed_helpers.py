@@ -19,6 +19,7 @@ from framework.core.events import FLAG_LAST
 from framework.store import TickStore
 from live.feeds.itch_mold import MoldFeedHandler
 from live.venue.replay import ReplayDay, load_replay
+from tests.procs import dies_with_parent
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -36,8 +37,9 @@ def venue_process(store: str, venue: str, symbol: str, date: dt.date, *args: str
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "framework.cli", "venue", "--store", store, "--venue", venue,
-             "--symbol", symbol, "--date", date.isoformat(), *args],
+            dies_with_parent([sys.executable, "-m", "framework.cli", "venue", "--store", store,
+                              "--venue", venue, "--symbol", symbol, "--date", date.isoformat(),
+                              *args]),
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env, cwd=REPO)
         try:
             yield proc

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.integration.live.feed_helpers import REPO, free_udp_port, venue_process
+from tests.procs import dies_with_parent
 
 DATE = dt.date(2024, 3, 1)
 EXEC_RE = re.compile(r"executions of (\S+): bought (\d+) sold (\d+) position (-?\d+) "
@@ -47,7 +48,8 @@ def live_process(*args: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     if "--gateway" in args and "--force" not in args and "--records" not in args:
         args = (*args, "--force", "--reason", "runner integration test: not a promotion")
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "framework.cli", "live", *args],
+        proc = subprocess.Popen(dies_with_parent([sys.executable, "-m", "framework.cli", "live",
+                                                  *args]),
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                                 env=env, cwd=REPO)
         try:

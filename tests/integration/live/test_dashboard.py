@@ -19,6 +19,7 @@ import pytest
 from websockets.sync.client import connect
 
 from live.control import ControlServer, KillSwitch
+from tests.procs import dies_with_parent
 
 TOKEN = "dashboard-token-0123456789"
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
@@ -72,11 +73,11 @@ def browser(tmp_path: Path) -> Iterator[str]:
     """A headless Chromium with DevTools on a free loopback port; yields its HTTP address."""
     profile = tmp_path / "profile"
     p = subprocess.Popen(
-        [
+        dies_with_parent([
             _browser() or "chromium", "--headless=new", "--no-sandbox", "--disable-gpu",
             "--no-first-run", "--disable-extensions", "--remote-debugging-address=127.0.0.1",
             "--remote-debugging-port=0", f"--user-data-dir={profile}", "about:blank",
-        ],
+        ]),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,

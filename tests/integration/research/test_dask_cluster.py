@@ -26,6 +26,7 @@ import pytest
 import research
 from framework.engine.config import LatencyConfig, QueueConfig
 from research.optimize import OptimizeResult
+from tests.procs import dies_with_parent
 from tests.unit.research.study_days import write_days
 
 pytestmark = pytest.mark.slow
@@ -91,7 +92,7 @@ def running_cluster(tmp_path: Path, n_workers: int) -> Iterator[Cluster]:
     def start(name: str, *args: str) -> subprocess.Popen[bytes]:
         with (logs / f"{name}.log").open("wb") as log:
             p = subprocess.Popen(
-                [str(DASK), *args],
+                dies_with_parent([str(DASK), *args]),
                 env=_env(),
                 cwd=tmp_path,
                 stdout=log,
