@@ -16,8 +16,8 @@ packets are applied in order, then the held ones. If the gap has not moved for
 sequence range — and keeps raising it: it never skips messages to carry on.
 
 **Bad frames** (packets that do not frame, another session's packets, sequence numbers
-past 2^63 - 1, ITCH messages the decoder refuses) are counted by reason in :attr:`MoldFeedHandler.bad` and logged, never
-applied.
+past 2^63 - 1, ITCH messages the decoder refuses) are counted by reason in
+:attr:`MoldFeedHandler.bad` and logged, never applied.
 
 **Latency.** Each batch's decode (framing + ITCH decode) and book-apply times
 (``perf_counter_ns`` around the compiled calls; the decode also in the thread's CPU time,
