@@ -627,6 +627,12 @@ class LiveRunner:
         msg = "the strategies kept sending requests without any new input"
         raise ConfigError(msg)
 
+    @property
+    def holding(self) -> bool:
+        """Only cancels leave (a kill, or the orderly stop's wind-down): new orders and
+        modifies are held."""
+        return self.killed or self.stopping
+
     def _send(self, reqs: npt.NDArray[np.void]) -> None:
         answers: list[npt.NDArray[np.void]] = []
         if not self.replay:
@@ -636,7 +642,7 @@ class LiveRunner:
                 self._replay_controls()
             self.n_decisions += 1
             kind = int(r["kind"])
-            held = (self.killed or self.stopping) and kind != REQ_CANCEL
+            held = self.holding and kind != REQ_CANCEL
             if self.journal is not None and (held or kind != REQ_NEW):
                 self.journal.append(KIND_ORDER_OUT, r.tobytes(),
                                     stream=STREAM_HELD if held else STREAM_SENT)
@@ -727,7 +733,7 @@ class LiveRunner:
             if o.state not in (OrderState.NEW, OrderState.PARTIALLY_FILLED):
                 break
             r = live.waiting.pop(0)
-            if r["kind"] == REQ_MODIFY and (self.killed or self.stopping):
+            if r["kind"] == REQ_MODIFY and self.holding:
                 answers.append(_local_answer(r, t))
                 continue
             self._request(gw, key, r)
