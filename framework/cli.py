@@ -25,11 +25,23 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 
 
-def _date_arg(text: str) -> dt.date:
+def date_arg(text: str) -> dt.date:
+    """An argparse ``type`` for a day (YYYY-MM-DD): a bad one is a usage error."""
     try:
         return parse_date(text)
     except ConfigError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def add_day_range(p: argparse.ArgumentParser) -> None:
+    """``--from DATE`` (required) and ``--to DATE`` (default ``--from``): the stored days a
+    verb reads (``args.date_from``, ``args.date_to``)."""
+    p.add_argument(
+        "--from", dest="date_from", type=date_arg, required=True, metavar="DATE", help="first day"
+    )
+    p.add_argument(
+        "--to", dest="date_to", type=date_arg, metavar="DATE", help="last day (default --from)"
+    )
 
 
 def _store(args: argparse.Namespace) -> Any:
@@ -603,7 +615,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--symbol", help="symbol (default: from the source)")
     imp.add_argument("--venue", help="venue (default: from the source or the format)")
     imp.add_argument(
-        "--date", type=_date_arg, help="trading day YYYY-MM-DD (default: from the source)"
+        "--date", type=date_arg, help="trading day YYYY-MM-DD (default: from the source)"
     )
     imp.add_argument("--orderbook", metavar="FILE", help="LOBSTER orderbook file")
     imp.add_argument("--pcap", action="store_true", help="ITCH: input is a pcap of MoldUDP64")
@@ -626,7 +638,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--venue", default="SIM", help="venue to store it under (default SIM)")
     gen.add_argument(
         "--date",
-        type=_date_arg,
+        type=date_arg,
         default=dt.date(2024, 1, 2),
         help="first day (weekends are skipped)",
     )
@@ -772,12 +784,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="VENUE/SYMBOL",
         help="an instrument of the run, repeatable (default: the ones the strategies name)",
     )
-    bt.add_argument(
-        "--from", dest="date_from", type=_date_arg, required=True, metavar="DATE", help="first day"
-    )
-    bt.add_argument(
-        "--to", dest="date_to", type=_date_arg, metavar="DATE", help="last day (default --from)"
-    )
+    add_day_range(bt)
     add_run_options(bt)
     bt.add_argument(
         "--on",
@@ -813,7 +820,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep.add_argument("--venue", required=True, help="venue of the stored day")
     rep.add_argument("--symbol", required=True, help="symbol of the stored day")
-    rep.add_argument("--date", type=_date_arg, required=True, help="the day, YYYY-MM-DD")
+    rep.add_argument("--date", type=date_arg, required=True, help="the day, YYYY-MM-DD")
     rep.add_argument("--levels", type=int, default=10, help="book levels per row (default 10)")
     rep.add_argument("--out", required=True, metavar="FILE.csv", help="the CSV to write")
     rep.add_argument(

@@ -32,19 +32,9 @@ examples:
 """
 
 
-def _date(text: str) -> dt.date:
-    from framework.core.errors import ConfigError
-    from framework.core.timeutil import parse_date
-
-    try:
-        return parse_date(text)
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
-
-
 def register(sub: Any, store_parent: argparse.ArgumentParser) -> None:
     """Add this package's sub-commands to the ``hftlab`` parser ``sub``."""
-    from framework.cli import add_run_options
+    from framework.cli import add_day_range, add_run_options
     from framework.strategy.loader import BUNDLED
     from research.news.cli import register as register_news
 
@@ -69,12 +59,7 @@ def register(sub: Any, store_parent: argparse.ArgumentParser) -> None:
     )
     opt.add_argument("--venue", required=True, help="venue of the data")
     opt.add_argument("--symbol", required=True, help="symbol of the data")
-    opt.add_argument(
-        "--from", dest="date_from", type=_date, required=True, metavar="DATE", help="first day"
-    )
-    opt.add_argument(
-        "--to", dest="date_to", type=_date, metavar="DATE", help="last day (default --from)"
-    )
+    add_day_range(opt)
     opt.add_argument(
         "--space",
         nargs="+",
@@ -165,6 +150,7 @@ examples:
 
 
 def _register_screen(sub: Any, store_parent: argparse.ArgumentParser) -> None:
+    from framework.cli import add_day_range
     from framework.engine.config import LATENCY_FORMS, QUEUE_FORMS
 
     scr = sub.add_parser(
@@ -186,12 +172,7 @@ def _register_screen(sub: Any, store_parent: argparse.ArgumentParser) -> None:
     )
     scr.add_argument("--venue", required=True, help="venue of the data")
     scr.add_argument("--symbol", required=True, help="symbol of the data")
-    scr.add_argument(
-        "--from", dest="date_from", type=_date, required=True, metavar="DATE", help="first day"
-    )
-    scr.add_argument(
-        "--to", dest="date_to", type=_date, metavar="DATE", help="last day (default --from)"
-    )
+    add_day_range(scr)
     scr.add_argument(
         "--space",
         nargs="+",

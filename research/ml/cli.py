@@ -30,7 +30,7 @@ examples:
 
 def register(sub: Any, store_parent: argparse.ArgumentParser) -> None:
     """Add ``regimes`` and ``anomalies`` to the ``hftlab`` parser ``sub``."""
-    from research.cli import _date
+    from framework.cli import date_arg as _date
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--venue", required=True, help="venue of the data")
