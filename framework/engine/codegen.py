@@ -455,7 +455,7 @@ class CompiledStrategies:
             size = max(type(members[0]).compiled.state_size, 1)  # type: ignore[union-attr]
             self.states.append(np.zeros((len(members), size), np.int64))
             self.where += [(g, j) for j in range(len(members))]
-            kinds = word_kinds(values[0])
+            kinds = word_kinds(values[0])  # the group's members share their params' types
             if kinds is not None:
                 self.words.append(np.array([param_words(v, kinds) for v in values], np.int64))
         #: what ``wake`` reads through ``h[H_CB_DATA]`` (see CB_WORDS)
@@ -471,8 +471,8 @@ class CompiledStrategies:
         """The runner's ``wake`` C function and its data, as the addresses the arena's
         header takes (``H_FN_WAKE``, ``H_CB_DATA``): the core then calls the callbacks
         itself; None when the runner has none (a parameter that does not fit a word)."""
-        fn = getattr(self.module, "wake", None)
-        if fn is None or len(self.words) != len(self.states):
+        fn = getattr(self.module, "wake", None)  # written when every group's params fit
+        if fn is None:
             return None
         return int(fn.address), int(self.cb_data.ctypes.data)
 
