@@ -423,6 +423,17 @@ class FastFeed:
         code, n, total, f._tbl, status, n_out, at, n_mine = out
         if not total:
             return 0
+        self.finish(code, n, status, n_out, at, n_mine)
+        return f.messages - m0 + f._settle()
+
+    def finish(self, code: int, n: int, status: npt.NDArray[np.int8], n_out: int, at: int,
+               n_mine: int) -> None:
+        """After a compiled call took a batch of ``n`` packets (``code``, ``status``) and
+        projected it (``n_out, at, n_mine``: :func:`levels_nb`'s): the projection's rare
+        ends (the projector's book or the scratch full), ``n_rows``, and what the handler
+        finishes (a batch stopped for Python)."""
+        f = self.feed
+        self.n_rows = 0
         if code == BATCH_DONE and f._st[S_NA]:
             if at >= 0 or n_mine < 0:  # rare: the projector's book or the scratch is full
                 n_out, _ = self._el.finish(f._ev[: f._st[S_NEV]], f.locate, n_out, at,
@@ -430,7 +441,6 @@ class FastFeed:
             self.n_rows = n_out
             self.fast_batches += 1
         f._received(code, n, status, events=False)
-        return f.messages - m0 + f._settle()
 
 
 __all__ = ["EventLevels", "FastFeed", "RequestDrain", "drain_nb", "levels_nb", "own_rows_nb",

@@ -61,6 +61,8 @@ from framework.arena.enums import (
     TIF_POST_ONLY,
 )
 from framework.arena.state import (
+    H_FN_WAKE,
+    H_N_REQ,
     REQ_CANCEL,
     REQ_MODIFY,
     REQ_NEW,
@@ -71,6 +73,7 @@ from framework.arena.state import (
     RESP_FILL,
     RESP_MODIFIED,
     RESP_REJECT,
+    WAKE_ERROR,
 )
 from framework.book.project import L3ToL2
 from framework.core.errors import ConfigError, VenueError
@@ -102,6 +105,36 @@ from live.gateways.base import (
     Timeout,
     Violation,
 )
+from live.hotpath import (
+    HS_AT,
+    HS_CODE,
+    HS_DECIDED,
+    HS_GOT,
+    HS_K,
+    HS_LAST_LOCAL,
+    HS_LATE,
+    HS_NMINE,
+    HS_NPK,
+    HS_NREQ,
+    HS_NSENT,
+    HS_PACKETS,
+    HS_ROWS,
+    HS_T,
+    HS_TICK,
+    HS_TICKS,
+    HS_WAKE,
+    RET_ADVANCE,
+    RET_FEED,
+    RET_IDLE,
+    RET_JOURNAL,
+    RET_KILL,
+    RET_ORDERS,
+    RET_PARTIAL,
+    RET_PUSH,
+    RET_SENT,
+    RET_TICK,
+    HotPath,
+)
 from live.journal import KIND_CONTROL, KIND_FEED, KIND_META, KIND_ORDER_IN, KIND_ORDER_OUT
 from live.monitor import StageClock
 
@@ -121,6 +154,9 @@ PAPER_FIELDS = ("order_id", "strategy", "side", "order_type", "tif", "price", "q
                 "submit_ts", "status", "filled_qty", "avg_price", "reason")
 #: --busy-poll: how often the quiet loop runs the packet path on scratch state (FastFeed.warm)
 WARM_S = 0.001
+#: --busy-poll: how long one call of the compiled loop (live.hotpath) polls at most before
+#: the runner's Python (timers, the order session's heartbeats, the control port) runs
+SPIN_S = 0.0005
 STREAM_SENT = 0  #: ORDER_OUT stream: handed to the gateway (now, or once it can take it)
 STREAM_HELD = 1  #: ORDER_OUT stream: held by the kill switch, answered locally
 #: ORDER_OUT stream: decided by a run that crashed before journaling it (so it never left),
@@ -158,9 +194,13 @@ class EventTap(asyncio.Queue[Any]):
     def __init__(self, gateway: Any) -> None:
         super().__init__()
         self._gw = gateway
+        #: called with each event as the gateway emits it (its order states are new then)
+        self.hook: Any = None
 
     def put_nowait(self, item: Any) -> None:
         super().put_nowait((item, int(getattr(self._gw, "applying", -1))))
+        if self.hook is not None:
+            self.hook(item)
 #: stage numbers of :data:`live.monitor.STAGES`
 PACKET_IN, DECODED, BOOK, STRATEGY, RISK, ENCODED, SENT = range(7)
 
@@ -441,6 +481,10 @@ class LiveRunner:
         self._ev_levels = EventLevels(self._levels) if fast and not replay else None
         #: the engine's requests drained into buffers allocated once (live sessions)
         self._drain = RequestDrain(self.engine) if fast and not replay else None
+        #: the compiled loop from the feed socket to the order socket (live.hotpath), made
+        #: by prepare() for an ITCH feed (and, to send, an OUCH session)
+        self._hot: HotPath | None = None
+        self.spin_s = SPIN_S  #: how long one call of the loop polls at most (busy poll)
         feed.on_events = self._on_events
         feed.on_packet = self._on_packet if journal is not None else None
         self.meta = dict(meta or {})
@@ -505,11 +549,14 @@ class LiveRunner:
         self.engine.push_rows(rows, n)
         self.clock.mark(BOOK, time.time_ns())
 
-    def poll_feed(self, timeout_s: float = 0.0) -> int:
+    def poll_feed(self, timeout_s: float = 0.0, spin_s: float = 0.0) -> int:
         """Read and apply what the feed has, run the engine to its receive time, send what
-        the strategies decided; returns the messages applied."""
+        the strategies decided; returns the messages applied. ``spin_s``: with the compiled
+        loop (:mod:`live.hotpath`), keep polling for that long while nothing needs Python."""
         if self.feed.alarm is not None:  # the book stopped at a lost range: no more data
             return 0
+        if self._hot is not None and timeout_s <= 0 and self._hot_ready():
+            return self._poll_hot(spin_s)
         fast = self._fast
         try:
             n = self.feed.poll(timeout_s) if fast is None or timeout_s > 0 else fast.poll()
@@ -528,6 +575,170 @@ class LiveRunner:
                 self.clock.discard()
         return n
 
+    # --- the compiled loop (live.hotpath) --------------------------------------------------
+    def _hot_ready(self) -> bool:
+        """The loop can take the next batch: the handler is in its common state (a session
+        learned, no gap open, nothing held) and no kill or stop is being acted on."""
+        f = self.feed
+        return f.session is not None and f._gap is None and not f._held
+
+    def _arm_hot(self) -> None:
+        hot = self._hot
+        assert hot is not None
+        hot.kill[0] = 0  # cleared first: a trip from now on sets it again
+        holding = self.holding or self.switch.tripped
+        if holding:
+            hot.kill[0] = 1
+        hot.arm(orders=not holding and self.gateway is not None and hot.gateway is not None)
+
+    def _poll_hot(self, spin_s: float) -> int:
+        """One call of the compiled loop, then Python takes over where it stopped."""
+        hot = self._hot
+        assert hot is not None
+        f = self.feed
+        m0 = f.messages
+        self._arm_hot()
+        code = hot.spin(time.time_ns() + int(spin_s * 1e9), self.clock._row)
+        self._after_spin(code)
+        return f.messages - m0
+
+    def _after_spin(self, code: int) -> None:
+        """Book what the loop did (the engine's window, the feed's counters, the orders it
+        sent, the tick's marks), then finish by the Python path what it left."""
+        hot = self._hot
+        assert hot is not None
+        hs = hot.hs
+        f, eng = self.feed, self.engine
+        got = int(hs[HS_GOT])
+        if got >= 0:
+            eng.window = eng._wbuf[:got]
+            eng._final = False
+        eng._last_local = int(hs[HS_LAST_LOCAL])
+        eng.late_events += int(hs[HS_LATE])
+        if hs[HS_PACKETS]:
+            f.compiled_polls += 1
+            assert self._fast is not None
+            self._fast.fast_batches += int(hs[HS_TICKS])
+            if f.last_receive_ns != self._seen_receive:
+                self._seen_receive = f.last_receive_ns
+                self._last_packet = time.monotonic()
+        self._book_hot()
+        if hs[HS_TICK] and hs[HS_PACKETS]:
+            self._tick_open = True
+            self._sent_in_tick = bool(self.clock._row[SENT])
+        t = int(hs[HS_T])
+        if code == RET_SENT:
+            self._hot_commit()
+        elif code == RET_FEED:  # the handler finishes the batch, then the usual tick
+            fast = self._fast
+            assert fast is not None
+            fast.finish(int(hs[HS_CODE]), int(hs[HS_NPK]), hot.status, int(hs[HS_ROWS]),
+                        int(hs[HS_AT]), int(hs[HS_NMINE]))
+            f._settle()
+            if fast.n_rows:
+                self._push_levels(fast.rows, fast.n_rows)
+            self._run(f.last_receive_ns)
+        elif code == RET_PUSH:  # the engine's push grows the window
+            assert self._fast is not None
+            self.engine.push_rows(self._fast.rows, int(hs[HS_ROWS]))
+            self.clock.mark(BOOK, time.time_ns())
+            self._run(t)
+        elif code == RET_TICK:  # Python callbacks: the engine runs here
+            self._run(t)
+        elif code == RET_ADVANCE:
+            if hs[HS_WAKE] == WAKE_ERROR:
+                eng._check_error(WAKE_ERROR)
+            self._run(t)
+        elif code in (RET_ORDERS, RET_KILL, RET_PARTIAL, RET_JOURNAL) and self._hot_rest(code):
+            self._run(t)
+        if self._tick_open:  # no order came of it: not a tick-to-order sample
+            self._tick_open = self._sent_in_tick = False
+            self.clock.discard()
+
+    def _hot_commit(self) -> None:
+        if self._tick_open and self.clock._row[SENT]:
+            self.clock.commit()
+            self._tick_open = self._sent_in_tick = False
+
+    def _hot_rest(self, code: int) -> bool:
+        """After the loop stopped in the middle of a tick's requests: the rest of a message
+        the socket did not take, room in the journal, then the requests it left go by the
+        Python path. Returns whether a tick was in progress (the engine runs on)."""
+        hot = self._hot
+        assert hot is not None
+        hs = hot.hs
+        if code == RET_PARTIAL and self.gateway is not None:
+            self.gateway.write_raw(hot.left())
+        if code == RET_JOURNAL and self.journal is not None:
+            self.journal.make_room()
+        k, n = int(hs[HS_K]), int(hs[HS_NREQ])
+        if k >= n:
+            return False
+        self._send(hot.requests(k, n))
+        return True
+
+    def _book_hot(self) -> None:
+        """The orders and cancels the loop sent, into the gateway's and the runner's books
+        (what :meth:`_route` does around the gateway's call)."""
+        hot = self._hot
+        assert hot is not None
+        hs = hot.hs
+        self.n_decisions += int(hs[HS_DECIDED])
+        hs[HS_DECIDED] = 0
+        n = int(hs[HS_NSENT])
+        if not n:
+            return
+        gw = self.gateway
+        assert gw is not None
+        for row in hot.sent[:n].tolist():
+            kind, sid, oid, urn, side, qty, price, tif, _ = row
+            key = order_key(sid, oid)
+            if kind == REQ_NEW:
+                self.orders[key] = _Live(sid, oid, tif)
+                gw.booked_new(key, _SIDE[side], qty, price, _TIF.get(tif, TimeInForce.DAY),
+                              urn)
+            else:
+                gw.booked_cancel(key)
+            self.sent += 1
+        hs[HS_NSENT] = 0
+
+    def _hot_sync(self, key: str) -> None:
+        """Tell the loop whether it may cancel ``key`` itself: the venue accepted it and
+        nothing else is pending or waiting on it."""
+        hot = self._hot
+        if hot is None or hot.gateway is None:
+            return
+        live = self.orders.get(key)
+        if live is None:
+            return
+        o = self.gateway.orders.get(key) if self.gateway is not None else None
+        ok = (o is not None and o.state in (OrderState.NEW, OrderState.PARTIALLY_FILLED)
+              and not live.waiting)
+        hot.working(live.sid, live.oid, int(hot.gateway.reference(key)) if ok else None)
+
+    def _hot_out(self, t: int) -> bool:
+        """The engine's requests through the loop's sender (Python callbacks' runs);
+        False: not now (the Python path drains them)."""
+        hot = self._hot
+        if hot is None or hot.gateway is None or self.replay:
+            return False
+        if int(self.engine.st.h[H_N_REQ]) > len(hot.words):
+            return False
+        self.check_switch()
+        self._arm_hot()
+        hs = hot.hs
+        hs[HS_TICK] = int(self._tick_open)
+        hs[HS_T] = t
+        code = hot.out(self.clock._row)
+        self._book_hot()
+        if self._tick_open and self.clock._row[SENT]:
+            self._sent_in_tick = True
+        if code in (RET_SENT, RET_IDLE):
+            self._hot_commit()
+        else:
+            self._hot_rest(code)
+        return True
+
     # --- gateway events -----------------------------------------------------------------------
     def take_gateway_events(self) -> int:
         """Convert the gateway's queued events into responses and inject them (each at its
@@ -545,6 +756,17 @@ class LiveRunner:
         return n
 
     def _event(self, t: int, ev: Event, seq: int = -1) -> int:
+        n = self._event_in(t, ev, seq)
+        if self._hot is not None:
+            if isinstance(ev, Connected):  # a new session: every order looked at again
+                self._hot.forget_all()
+                for key in list(self.orders):
+                    self._hot_sync(key)
+            elif (key := getattr(ev, "key", None)) is not None:
+                self._hot_sync(key)
+        return n
+
+    def _event_in(self, t: int, ev: Event, seq: int = -1) -> int:
         if isinstance(ev, Connected):
             self._retry_all(t)  # requests that waited for the session go now
             return 0
@@ -618,6 +840,8 @@ class LiveRunner:
             w = eng.advance(until=t)
             if w != Wake.REQUESTS:
                 return
+            if self._hot_out(t):
+                continue
             if self._tick_open:
                 self.clock.mark(STRATEGY, time.time_ns())  # callbacks and risk checks ran
             reqs = eng.drain_requests() if self._drain is None else self._drain()
@@ -697,6 +921,7 @@ class LiveRunner:
         if (o.state not in (OrderState.NEW, OrderState.PARTIALLY_FILLED) or live.waiting
                 or not gw.connected):
             live.waiting.append(r.copy())  # goes once the order (and session) can take it
+            self._hot_sync(key)
             return
         self._request(gw, key, r)
 
@@ -710,6 +935,7 @@ class LiveRunner:
             gw.cancel(key)
         else:
             gw.replace(key, int(r["price"]), int(r["qty"]))
+        self._hot_sync(key)
         if first:
             self.clock.mark(SENT, time.time_ns())
             self._sent_in_tick = True
@@ -788,6 +1014,7 @@ class LiveRunner:
             if o.state in (OrderState.NEW, OrderState.PARTIALLY_FILLED):
                 self._note_ref(gw, key, "cancel")
                 gw.cancel(key)
+                self._hot_sync(key)
                 n += 1
         return n
 
@@ -911,15 +1138,17 @@ class LiveRunner:
 
             self.switch.on_trip.append(woken)
             next_idle = next_warm = 0.0
+            spin = self.spin_s if busy_poll else 0.0
             while not stop.is_set() and (end is None or time.monotonic() < end):
-                if not self.poll_feed():
+                if not self.poll_feed(spin_s=spin):
                     if opens and self.feed.ended:  # the server closed the stream: done
                         log.info("the feed's stream ended: stopping")
                         break
                     if not busy_poll or time.monotonic() >= next_idle:
                         self.idle()  # journaled: at most every idle_s when spinning
                         next_idle = time.monotonic() + idle_s
-                    elif self._fast is not None and time.monotonic() >= next_warm:
+                    elif (self._fast is not None and self._hot is None
+                          and time.monotonic() >= next_warm):
                         self._fast.warm()  # the packet path's code kept in the caches
                         next_warm = time.monotonic() + WARM_S
                 self.take_gateway_events()
@@ -964,7 +1193,36 @@ class LiveRunner:
         if self._ev_levels is not None:  # the projection and the window's append (no rows)
             self._ev_levels(np.zeros(0, EVENT_DTYPE), self.locate)
             self.engine.push_rows(self._ev_levels.rows, 0)
+        self._make_hot()
         log.info("ready: strategies started, feed on 127.0.0.1:%d", self.feed.port)
+
+    def _make_hot(self) -> None:
+        """The compiled loop, where it applies: an ITCH feed on the compiled batch path, a
+        journal it can append to from compiled code (or none); it sends orders itself on an
+        OUCH session, and runs the engine itself when the strategies' callbacks are
+        compiled and called by the engine's core."""
+        if self._fast is None or self.bandit is not None:
+            return
+        if self.journal is not None and not hasattr(self.journal, "hot"):
+            return
+        eng = self.engine
+        compiled = eng.mode == "compiled" and int(eng.st.h[H_FN_WAKE]) != 0
+        hot = HotPath(self._fast, eng, compiled=compiled, journal=self.journal)
+        if self.gateway is not None and hasattr(self.gateway, "booked_new"):
+            hot.bind(self.gateway)
+        hot.warm_up(self.clock._row)
+        self.switch.on_trip.append(lambda _: hot.kill.__setitem__(0, 1))
+        self._hot = hot
+        if self._tap is not None:  # the gateway's states change before the runner's turn
+            self._tap.hook = self._gateway_changed
+
+    def _gateway_changed(self, ev: Event) -> None:
+        """An event as the gateway emits it: the order's state changed already (a fill, a
+        cancel) though the runner takes the event later: the loop must not act on the
+        order's old state meanwhile."""
+        key = getattr(ev, "key", None)
+        if key is not None:
+            self._hot_sync(key)
 
     def _report(self, table: bool) -> None:
         """Between ticks: the stage table (``--stats N``) and the Prometheus values."""

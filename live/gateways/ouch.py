@@ -212,9 +212,12 @@ class OuchGateway(OrderGateway):
         self.tracker.new(o)
         self._urn = urn
         self._send(msg)
+        self._book_new(o, urn)
+        return o
+
+    def _book_new(self, o: Order, urn: int) -> None:
         self._key_of[urn] = o.key
         self._urn_of[o.key] = urn
-        return o
 
     def cancel(self, key: str) -> None:
         o = self.tracker.want_cancel(key)
@@ -223,6 +226,43 @@ class OuchGateway(OrderGateway):
         except VenueError:
             self.tracker.restore(o)
             raise
+
+    # --- messages a compiled sender wrote to the session's socket (live.hotpath) -----------
+    def socket_fd(self) -> int:
+        """The session's socket, for a sender writing to it directly while nothing is
+        queued in the transport (:meth:`queued`); -1 when not connected."""
+        if not self.connected:
+            return -1
+        assert self._writer is not None
+        sock = self._writer.transport.get_extra_info("socket")
+        return -1 if sock is None else int(sock.fileno())
+
+    def queued(self) -> int:
+        """Bytes the transport still holds to write (a direct writer must wait for 0)."""
+        return 0 if self._writer is None else self._writer.transport.get_write_buffer_size()
+
+    def write_raw(self, data: bytes) -> None:
+        """The rest of a framed message a direct writer could only partly write."""
+        if self._writer is not None:
+            self._writer.write(data)
+
+    def booked_new(self, key: str, side: Side, qty: int, price: int, tif: TimeInForce,
+                   urn: int) -> Order:
+        """Book a limit order sent as UserRefNum ``urn`` (the next one), as :meth:`submit`
+        does after writing it."""
+        o = Order(key, side, qty, price, OrderKind.LIMIT, tif)
+        self.tracker.new(o)
+        self._urn = urn
+        self._book_new(o, urn)
+        return o
+
+    def booked_cancel(self, key: str) -> None:
+        """Book a cancel of ``key`` sent under its current UserRefNum, as :meth:`cancel`."""
+        self.tracker.want_cancel(key)
+
+    def current_ref(self) -> int:
+        """The last UserRefNum used (the next order takes the one after it)."""
+        return self._urn
 
     def replace(self, key: str, price: int, qty: int) -> None:
         o = self.tracker.want_replace(key, price, qty)

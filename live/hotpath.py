@@ -1,0 +1,589 @@
+"""The live runner's hot path: from the feed socket to the order socket in one compiled loop.
+
+On a busy-polling live session the tick path used to cross into Python several times per
+packet (receive, journal, decode, engine, drain, route, encode, send): each crossing is a few
+microseconds warm and many times that on a live session, where a tick comes every few
+milliseconds and finds the interpreter's memory cold. :func:`spin_nb` instead polls the feed
+socket itself, and per batch of packets, with no Python in between:
+
+1. receives the batch (``recvmmsg``) and journals each packet as received (``KIND_FEED``,
+   the receive time), through the journal's compiled append;
+2. frames, decodes and applies it to the feed handler's L3 book and projects the
+   instrument's events to the engine's level rows (the handler's and the runner's own
+   kernels, :mod:`live.feeds.itch_mold_nb`, :mod:`live.fastpath`);
+3. appends the rows to the engine's window (``Engine.push_rows``'s kernel) and, compiled
+   strategies, runs the engine's core to the receive time through its C entry point; the
+   core calls the strategies' compiled callbacks and the risk checks itself;
+4. drains the requests the engine then has and sends what it can: a limit order (journaled
+   with its UserRefNum first, then encoded as an OUCH Enter Order from a template and
+   written to the order session's socket) and a cancel of an order the venue has accepted
+   and nothing else is pending on (:class:`HotOrders` lists those).
+
+It returns to Python when a tick sent something (the gateway's and runner's books of the
+orders are kept there, after the bytes left: :meth:`HotPath.account`), when the order socket
+has something to read, when the kill switch trips (a word the switch's trip sets, read
+before every send), at a deadline, and whenever anything is not the common case -- a batch
+the handler must finish (gap, control or bad packet, a full book), a window that must grow,
+a request that is not a plain new limit order or cancel of a working order, a journal
+segment that is full: Python then takes the same step by the runner's own path, from
+exactly where the loop stopped. Python strategies: the loop stops after step 3's push, the
+engine runs the callbacks in Python, and the requests go through step 4 (:meth:`HotPath.out`).
+
+Journal records are byte for byte what the runner's Python path writes (the replay and
+parity tools read one format), in the same order.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit, types
+
+from framework.arena.enums import ORD_LIMIT, TIF_FOK, TIF_GTC, TIF_IOC
+from framework.arena.fnptr import call_i64, entry
+from framework.arena.state import (
+    H_FN_ADVANCE,
+    H_HORIZON,
+    H_N_REQ,
+    REQ_CANCEL,
+    REQ_NEW,
+    WAKE_NEED_DATA,
+    WAKE_REQUESTS,
+    unpack_raw,
+)
+from framework.engine.engine import _append_window_nb
+from framework.kernel.seam import REQUEST_DTYPE, drain_requests_state
+from live.fastpath import _batch_levels
+from live.feeds.itch_mold import SLOT
+from live.feeds.itch_mold_nb import BATCH_DONE, frame_decode_apply_nb, received_nb
+from live.journal import KIND_FEED, KIND_ORDER_OUT
+from live.wire import ouch, soupbin
+from live.wire.mmsg import MSG_DONTWAIT
+from live.wire.mmsg import clock_gettime_nb as clock_gettime
+from live.wire.mmsg import recvmmsg_nb as recvmmsg
+
+#: ``poll(struct pollfd *, nfds, timeout_ms)``
+poll_nb = types.ExternalFunction("poll", types.intc(types.uintp, types.uint64, types.intc))
+#: ``send(fd, buf, len, flags)``
+send_nb = types.ExternalFunction("send", types.intp(types.intc, types.uintp, types.uintp,
+                                                     types.intc))
+MSG_NOSIGNAL: Final = 0x4000
+POLLIN: Final = 0x1
+POLLFD: Final = np.dtype([("fd", "<i4"), ("events", "<i2"), ("revents", "<i2")])
+CLOCK_REALTIME: Final = 0
+
+# --- the state vector Python and the loop share (int64) ----------------------------------
+HS_URN = 0  #: the order session's last UserRefNum used
+HS_ORDERS = 1  #: 1: requests may be sent from the loop (an OUCH session, nothing held)
+HS_FD = 2  #: the order session's socket
+HS_LAST_LOCAL = 3  #: the engine's latest local time pushed (Engine._last_local)
+HS_GOT = 4  #: rows in the engine's window after the loop's last push (-1: none pushed)
+HS_LATE = 5  #: late rows the loop's pushes clamped
+HS_NSENT = 6  #: entries in the sent log
+HS_K = 7  #: RET_ORDERS: the first drained request the loop did not take ...
+HS_NREQ = 8  #: ... of this many
+HS_LEFT = 9  #: RET_PARTIAL: bytes of the last message the socket did not take ...
+HS_LEFT_AT = 10  #: ... from this offset of the send buffer
+HS_TICK = 11  #: 1: a tick is open (its marks are being taken)
+HS_T = 12  #: the receive time the engine was run to (the runner's ``_t``)
+HS_PACKETS = 13  #: packets received by this call
+HS_CODE = 14  #: RET_FEED: the batch's code, its packets (HS_NPK) for the handler
+HS_NPK = 15
+HS_COMPILED = 16  #: 1: the engine's core runs here (compiled strategies, callbacks wired)
+HS_JOURNAL = 17  #: 1: packets and requests are journaled
+HS_WAKE = 18  #: RET_ADVANCE: the core's wake-up code
+HS_TICKS = 19  #: ticks (batches pushed) in this call
+HS_TBL_GROWN = 20  #: 1: the decoder grew its order table (the new array is returned)
+HS_ROWS = 21  #: level rows the last batch made (RET_FEED: with HS_AT, HS_NMINE: levels_nb's)
+HS_DECIDED = 22  #: requests the loop took (journaled and sent) in this call
+HS_PRICE_MULT = 23  #: the gateway's price multiplier (ticks to the wire's price units)
+HS_PRICE_MAX = 24  #: the largest |price| in ticks whose wire price fits an int64
+HS_AT = 25
+HS_NMINE = 26
+HS_EXTERNAL = 27  #: 1: the engine's venue is external (a gateway), 0: simulated (paper)
+HS_LEN = 32
+
+# --- what the loop returns -----------------------------------------------------------------
+RET_IDLE = 0  #: the deadline passed with nothing for Python
+RET_SENT = 1  #: a tick sent order messages (Python books them now)
+RET_GATEWAY = 2  #: the order session's socket has something to read
+RET_KILL = 3  #: the kill word was set
+RET_FEED = 4  #: a batch for the handler's Python (HS_CODE / HS_NPK), or its table grew
+RET_PUSH = 5  #: the window cannot take the rows: the engine's push must grow it
+RET_ADVANCE = 6  #: the core stopped for the driver (HS_WAKE: a flush, the end, an error)
+RET_ORDERS = 7  #: requests HS_K.. of the drained HS_NREQ go by the runner's Python path
+RET_PARTIAL = 8  #: the socket took part of a message: Python writes the rest first
+RET_JOURNAL = 9  #: the journal needs room before the next batch or record
+RET_TICK = 10  #: Python mode: a batch's rows were pushed; the engine runs in Python
+RET_NAMES: Final = ("idle", "sent", "gateway", "kill", "feed", "push", "advance", "orders",
+                    "partial", "journal", "tick")
+
+# --- the sent log: one row per message the loop sent, for Python's books ------------------
+SL_KIND, SL_SID, SL_OID, SL_URN, SL_SIDE, SL_QTY, SL_PRICE, SL_TIF, SL_TS = range(9)
+SL_COLS = 9
+
+# --- the working-order table (open addressing on (strategy, order id)) ----------------------
+T_SID, T_OID, T_URN, T_STATE = range(4)
+T_FREE = 0
+T_WORKING = 1  #: accepted by the venue, nothing pending on it: a cancel may leave now
+TABLE_SIZE = 1 << 12
+PROBES = 8
+
+#: stage marks (:data:`live.monitor.STAGES`)
+PACKET_IN, DECODED, BOOK, STRATEGY, RISK, ENCODED, SENT = range(7)
+REQ_SIZE: Final = REQUEST_DTYPE.itemsize
+#: offsets of the REQUEST_DTYPE fields (a packed record: what ``tobytes`` gives)
+_REQ_OFF = tuple(int(REQUEST_DTYPE.fields[n][1]) for n in REQUEST_DTYPE.names)  # type: ignore[index]
+_REQ_SIZES = tuple(int(REQUEST_DTYPE.fields[n][0].itemsize) for n in REQUEST_DTYPE.names)  # type: ignore[index]
+#: room a batch's journal records need at most (asked before each receive)
+_FRAME = 3  #: SoupBinTCP: length (2) and packet type
+_ENTER_AT = {name: _FRAME + off for name, off in (
+    ("urn", 1), ("side", 5), ("qty", 6), ("price", 18), ("tif", 26), ("clordid", 31))}
+ENTER_LEN: Final = _FRAME + ouch._ENTER.size
+CANCEL_LEN: Final = _FRAME + ouch._CANCEL.size
+
+
+def enter_template(symbol: bytes) -> npt.NDArray[np.uint8]:
+    """An OUCH Enter Order in its SoupBinTCP frame, with the session's constant fields (the
+    symbol, display, capacity, no appendage): :func:`enter_nb` fills in the rest."""
+    msg = soupbin.unsequenced(ouch.encode_enter(0, b"B", 0, symbol, 0, ouch.TIF_DAY,
+                                                ouch.pad_clordid("")))
+    assert len(msg) == ENTER_LEN
+    return np.frombuffer(msg, np.uint8).copy()
+
+
+@njit(cache=True, inline="always")
+def _be(b: npt.NDArray[np.uint8], at: int, v: int, width: int) -> None:
+    for i in range(width):
+        b[at + width - 1 - i] = (v >> (8 * i)) & 0xFF
+
+
+@njit(cache=True, inline="always")
+def _digits(b: npt.NDArray[np.uint8], at: int, v: int) -> int:
+    """``str(v)`` (v >= 0) as ASCII at ``b[at:]``; the end."""
+    n = 1
+    x = v
+    while x >= 10:
+        x //= 10
+        n += 1
+    for i in range(n):
+        b[at + n - 1 - i] = 48 + v % 10
+        v //= 10
+    return at + n
+
+
+@njit(cache=True)
+def enter_nb(out: npt.NDArray[np.uint8], tpl: npt.NDArray[np.uint8], urn: int, side: int,
+             qty: int, price: int, ioc: bool, sid: int, oid: int) -> int:
+    """The Enter Order :meth:`OuchGateway.submit <live.gateways.ouch.OuchGateway.submit>`
+    writes (ClOrdID = the first 14 characters of the key ``"sid:oid"``), framed, in
+    ``out``; its length. The caller checked the values fit their fields."""
+    for i in range(ENTER_LEN):
+        out[i] = tpl[i]
+    _be(out, 4, urn, 4)
+    out[8] = 66 if side > 0 else 83  # B / S
+    _be(out, 9, qty, 4)
+    _be(out, 21, price, 8)
+    out[29] = 51 if ioc else 48  # TIF_IOC "3" / TIF_DAY "0"
+    key = np.empty(44, np.uint8)
+    e = _digits(key, 0, sid)
+    key[e] = 58  # ":"
+    e = _digits(key, e + 1, oid)
+    for i in range(min(e, 14)):
+        out[34 + i] = key[i]
+    return ENTER_LEN
+
+
+@njit(cache=True)
+def cancel_nb(out: npt.NDArray[np.uint8], urn: int) -> int:
+    """OUCH Cancel Order (quantity 0: cancel it all) of UserRefNum ``urn``, framed."""
+    _be(out, 0, CANCEL_LEN - 2, 2)
+    out[2] = 85  # "U": unsequenced data
+    out[3] = 88  # "X"
+    _be(out, 4, urn, 4)
+    _be(out, 8, 0, 4)
+    return CANCEL_LEN
+
+
+@njit(cache=True)
+def request_bytes_nb(w: npt.NDArray[np.int64], out: npt.NDArray[np.uint8]) -> None:
+    """A drained request's int64 words as its REQUEST_DTYPE record's bytes (what the
+    journal keeps: ``record.tobytes()``)."""
+    for f in range(len(_REQ_OFF)):
+        v = w[f]
+        at = _REQ_OFF[f]
+        for i in range(_REQ_SIZES[f]):
+            out[at + i] = (v >> (8 * i)) & 0xFF
+
+
+@njit(cache=True, inline="always")
+def _slot(tab: npt.NDArray[np.int64], sid: int, oid: int) -> int:
+    """The table row of ``(sid, oid)``, or -1."""
+    mask = tab.shape[0] - 1
+    h = (oid * 0x9E3779B1 + sid * 0x85EBCA77) & mask
+    for k in range(PROBES):
+        i = (h + k) & mask
+        if tab[i, T_STATE] == T_WORKING and tab[i, T_OID] == oid and tab[i, T_SID] == sid:
+            return i
+    return -1
+
+
+@njit(cache=True)
+def table_set_nb(tab: npt.NDArray[np.int64], sid: int, oid: int, urn: int) -> bool:
+    """``(sid, oid)`` is working under ``urn``; False: no free row near its hash (the loop
+    then leaves its cancel to Python)."""
+    i = _slot(tab, sid, oid)
+    if i >= 0:
+        tab[i, T_URN] = urn
+        return True
+    mask = tab.shape[0] - 1
+    h = (oid * 0x9E3779B1 + sid * 0x85EBCA77) & mask
+    for k in range(PROBES):
+        j = (h + k) & mask
+        if tab[j, T_STATE] == T_FREE:
+            tab[j, T_SID], tab[j, T_OID], tab[j, T_URN] = sid, oid, urn
+            tab[j, T_STATE] = T_WORKING
+            return True
+    return False
+
+
+@njit(cache=True)
+def table_clear_nb(tab: npt.NDArray[np.int64], sid: int, oid: int) -> None:
+    i = _slot(tab, sid, oid)
+    if i >= 0:
+        tab[i, T_STATE] = T_FREE
+
+
+@njit(cache=True, inline="always")
+def _now(clk: npt.NDArray[np.int64], clock: int) -> int:
+    clock_gettime(clock, clk.ctypes.data)  # type: ignore[call-overload]
+    return clk[0] * 1_000_000_000 + clk[1]
+
+
+# TEMPORARY stand-ins until the memory-mapped journal's compiled append lands
+@njit(cache=True, inline="always")
+def room_nb(js: npt.NDArray[np.int64]) -> int:
+    return 0
+
+
+@njit(cache=True, inline="always")
+def append_nb(jb: npt.NDArray[np.uint8], js: npt.NDArray[np.int64], kind: int, stream: int,
+              ts: int, payload: npt.NDArray[np.uint8], n: int) -> int:
+    return -1
+
+
+@njit(cache=True, inline="always")
+def _journal(jb: npt.NDArray[np.uint8], js: npt.NDArray[np.int64], kind: int, stream: int,
+             ts: int, payload: npt.NDArray[np.uint8], n: int) -> bool:
+    return append_nb(jb, js, kind, stream, ts, payload, n) >= 0
+
+
+@njit(cache=True)
+def out_nb(
+    a: npt.NDArray[np.int64], words: npt.NDArray[np.int64], hs: npt.NDArray[np.int64],
+    tab: npt.NDArray[np.int64], tpl: npt.NDArray[np.uint8], sbuf: npt.NDArray[np.uint8],
+    rbuf: npt.NDArray[np.uint8], sent: npt.NDArray[np.int64], marks: npt.NDArray[np.int64],
+    kill: npt.NDArray[np.int64], jb: npt.NDArray[np.uint8], js: npt.NDArray[np.int64],
+    clk: npt.NDArray[np.int64],
+) -> int:
+    """Drain the engine's requests (into ``words``, which holds ``H_N_REQ`` of them: the
+    caller checked) and send each the loop can take, in order; stop at the first it
+    cannot: ``RET_ORDERS`` with ``HS_K`` / ``HS_NREQ`` set (Python takes it and the rest),
+    ``RET_PARTIAL`` / ``RET_JOURNAL`` / ``RET_KILL``; else ``RET_SENT`` (or ``RET_IDLE``:
+    nothing was drained)."""
+    if hs[HS_TICK]:
+        marks[STRATEGY] = _now(clk, CLOCK_REALTIME)  # the callbacks and risk checks ran
+    n = drain_requests_state(a, words)
+    hs[HS_NREQ] = n
+    hs[HS_K] = 0
+    if hs[HS_TICK]:
+        marks[RISK] = _now(clk, CLOCK_REALTIME)
+    journal = hs[HS_JOURNAL] != 0
+    for k in range(n):
+        hs[HS_K] = k
+        if kill[0] != 0:
+            return RET_KILL
+        w = words[k]
+        kind, oid, sid, side, otype, tif, price, qty = w[2], w[3], w[4], w[6], w[7], w[8], \
+            w[9], w[10]
+        if hs[HS_ORDERS] == 0 or hs[HS_NSENT] >= sent.shape[0]:
+            return RET_ORDERS
+        first = hs[HS_TICK] != 0 and marks[ENCODED] == 0
+        if kind == REQ_NEW:
+            urn = hs[HS_URN] + 1
+            if (otype != ORD_LIMIT or (tif != TIF_GTC and tif != TIF_IOC and tif != TIF_FOK)
+                    or qty <= 0 or qty > 0xFFFFFFFF or urn > 0xFFFFFFFF or sid < 0 or oid < 0
+                    or abs(price) > hs[HS_PRICE_MAX]):
+                return RET_ORDERS  # Python's path encodes it, or says why it cannot
+            if first:
+                marks[ENCODED] = _now(clk, CLOCK_REALTIME)
+            if journal:
+                if room_nb(js) < REQ_SIZE + 20 + 64:
+                    return RET_JOURNAL
+                request_bytes_nb(w, rbuf)
+                e = _digits(rbuf, REQ_SIZE, urn)
+                _journal(jb, js, KIND_ORDER_OUT, 0, _now(clk, CLOCK_REALTIME), rbuf, e)
+            m = enter_nb(sbuf, tpl, urn, side, qty, price * hs[HS_PRICE_MULT],
+                         tif == TIF_IOC or tif == TIF_FOK, sid, oid)
+            hs[HS_URN] = urn
+            ref = urn
+        elif kind == REQ_CANCEL:
+            i = _slot(tab, sid, oid)
+            if i < 0:
+                return RET_ORDERS  # not accepted yet, or something pending: Python waits
+            if first:
+                marks[ENCODED] = _now(clk, CLOCK_REALTIME)
+            if journal:
+                if room_nb(js) < REQ_SIZE + 64:
+                    return RET_JOURNAL
+                request_bytes_nb(w, rbuf)
+                _journal(jb, js, KIND_ORDER_OUT, 0, _now(clk, CLOCK_REALTIME), rbuf, REQ_SIZE)
+            ref = tab[i, T_URN]
+            m = cancel_nb(sbuf, ref)
+            tab[i, T_STATE] = T_FREE
+        else:
+            return RET_ORDERS
+        s = hs[HS_NSENT]
+        row = sent[s]
+        row[SL_KIND], row[SL_SID], row[SL_OID], row[SL_URN] = kind, sid, oid, ref
+        row[SL_SIDE], row[SL_QTY], row[SL_PRICE], row[SL_TIF] = side, qty, price, tif
+        row[SL_TS] = hs[HS_T]
+        hs[HS_NSENT] = s + 1
+        hs[HS_DECIDED] += 1
+        got = send_nb(hs[HS_FD], sbuf.ctypes.data, m, MSG_DONTWAIT | MSG_NOSIGNAL)  # type: ignore[call-overload]
+        if first:
+            marks[SENT] = _now(clk, CLOCK_REALTIME)
+        if got < m:  # full socket buffer (or an error, which the session's reader sees)
+            hs[HS_LEFT_AT] = max(got, 0)
+            hs[HS_LEFT] = m - hs[HS_LEFT_AT]
+            hs[HS_K] = k + 1
+            return RET_PARTIAL
+    hs[HS_K] = n
+    return RET_SENT if n else RET_IDLE
+
+
+@njit(cache=True, nogil=True)
+def spin_nb(
+    deadline: int, fds: npt.NDArray[np.void], hdrs: int, lengths: npt.NDArray[np.uint32],
+    slots: int, ft: tuple[Any, ...], lv: tuple[Any, ...], a: npt.NDArray[np.int64],
+    wbuf: npt.NDArray[np.void], words: npt.NDArray[np.int64], hs: npt.NDArray[np.int64],
+    tab: npt.NDArray[np.int64], tpl: npt.NDArray[np.uint8], sbuf: npt.NDArray[np.uint8],
+    rbuf: npt.NDArray[np.uint8], sent: npt.NDArray[np.int64], marks: npt.NDArray[np.int64],
+    kill: npt.NDArray[np.int64], jb: npt.NDArray[np.uint8], js: npt.NDArray[np.int64],
+) -> tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int8]]:
+    """Poll the feed socket (``fds[0]``) and the order session's (``fds[1]``, -1: none)
+    until ``deadline`` (realtime ns) and take each batch through the tick (see the module
+    docstring). ``ft``: the feed handler's kernel state as
+    :func:`~live.feeds.itch_mold_nb.frame_decode_apply_nb` takes it after its packet
+    arguments; ``lv``: the projector's state, scratch and rows (:func:`live.fastpath.levels_nb`).
+    Returns ``(RET_* code, the decoder's order table, the last batch's status)``."""
+    (pbuf, session, pk, msg, base_ns, price_step, qty_step, ev, tbl, first_stock, meta, qty,
+     ends, orders, table, locate, levels, rows, st, lat, clk) = ft
+    l3, prio, mine, out = lv
+    h = unpack_raw(a).h
+    p = np.int64(a.ctypes.data)
+    status = np.zeros(0, np.int8)
+    journal = hs[HS_JOURNAL] != 0
+    need = slots * (SLOT + 64)
+    hs[HS_PACKETS] = hs[HS_TICKS] = hs[HS_NSENT] = hs[HS_DECIDED] = 0
+    hs[HS_GOT] = -1
+    fdp = fds.ctypes.data
+    nfds = 2 if fds[1].fd >= 0 else 1
+    while True:
+        if kill[0] != 0:
+            return RET_KILL, tbl, status
+        fds[0].revents = 0
+        fds[1].revents = 0
+        if poll_nb(fdp, nfds, 0) <= 0:  # type: ignore[call-overload]
+            if _now(clk, CLOCK_REALTIME) >= deadline:  # (one poll at least)
+                return RET_IDLE, tbl, status
+            continue
+        if nfds == 2 and fds[1].revents != 0:
+            return RET_GATEWAY, tbl, status
+        if fds[0].revents == 0:
+            continue
+        if journal and room_nb(js) < need:
+            return RET_JOURNAL, tbl, status
+        n = recvmmsg(fds[0].fd, hdrs, slots, MSG_DONTWAIT, 0)  # type: ignore[call-overload]
+        if n <= 0:
+            continue
+        now = _now(clk, CLOCK_REALTIME)
+        for i in range(7):
+            marks[i] = 0
+        marks[PACKET_IN] = now
+        hs[HS_TICK] = 1
+        hs[HS_T] = now
+        hs[HS_PACKETS] += n
+        if journal:
+            for k in range(n):
+                _journal(jb, js, KIND_FEED, 0, now, pbuf[k * SLOT : k * SLOT + lengths[k]],
+                         lengths[k])
+        received_nb(pk, lengths, n, now, st)
+        code, grown, status = frame_decode_apply_nb(
+            pbuf, SLOT, 0, n, session, pk, msg, base_ns, price_step, qty_step, ev, tbl,
+            first_stock, meta, qty, ends, orders, table, locate, levels, rows, st, lat, clk)
+        n_out, at, n_mine = _batch_levels(code, ev, st, locate, mine, l3, prio, out)
+        hs[HS_CODE], hs[HS_NPK], hs[HS_ROWS], hs[HS_AT], hs[HS_NMINE] = code, n, n_out, at, n_mine
+        if grown.ctypes.data != tbl.ctypes.data:
+            tbl = grown
+            hs[HS_TBL_GROWN] = 1
+        if code != BATCH_DONE or at >= 0 or n_mine < 0 or hs[HS_TBL_GROWN]:
+            return RET_FEED, tbl, status  # the handler (and EventLevels.finish) finish it
+        marks[DECODED] = _now(clk, CLOCK_REALTIME)
+        if n_out:
+            got, last, late = _append_window_nb(h, wbuf, out, n_out, hs[HS_LAST_LOCAL],
+                                                hs[HS_EXTERNAL] != 0)
+            if got < 0:
+                return RET_PUSH, tbl, status
+            hs[HS_GOT], hs[HS_LAST_LOCAL] = got, last
+            hs[HS_LATE] += late
+        marks[BOOK] = _now(clk, CLOCK_REALTIME)
+        hs[HS_TICKS] += 1
+        if hs[HS_COMPILED] == 0:
+            return RET_TICK, tbl, status  # the engine's callbacks are Python's
+        h[H_HORIZON] = now
+        for _ in range(1000):
+            w = call_i64(h[H_FN_ADVANCE], (p,))
+            if w == WAKE_NEED_DATA:
+                break
+            if w != WAKE_REQUESTS or h[H_N_REQ] > words.shape[0]:
+                hs[HS_WAKE] = w
+                return RET_ADVANCE, tbl, status
+            r = out_nb(a, words, hs, tab, tpl, sbuf, rbuf, sent, marks, kill, jb, js, clk)
+            if r != RET_SENT and r != RET_IDLE:
+                return r, tbl, status
+        else:
+            hs[HS_WAKE] = WAKE_REQUESTS
+            return RET_ADVANCE, tbl, status
+        if hs[HS_NSENT]:
+            return RET_SENT, tbl, status
+        hs[HS_TICK] = 0
+
+
+class HotPath:
+    """:func:`spin_nb` for a :class:`~live.runner.LiveRunner` on an ITCH feed (its
+    :class:`~live.fastpath.FastFeed`): the buffers, the entry points and the state shared
+    with the loop. The runner calls :meth:`spin` where it polled the feed and books what
+    the loop did (:meth:`LiveRunner._after_spin <live.runner.LiveRunner>`)."""
+
+    def __init__(self, fast: Any, engine: Any, *, compiled: bool, journal: Any,
+                 words: int = 256, log_rows: int = 256) -> None:
+        self.fast, self.engine, self.journal = fast, engine, journal
+        self.hs = np.zeros(HS_LEN, np.int64)
+        self.hs[HS_COMPILED] = int(compiled)
+        self.hs[HS_EXTERNAL] = int(engine.venue == "external")
+        self.status = np.zeros(0, np.int8)  #: the last batch's status per message
+        self.hs[HS_JOURNAL] = int(journal is not None)
+        self.kill = np.zeros(1, np.int64)  #: set by the kill switch's trip, from any thread
+        self.words = np.zeros((words, len(REQUEST_DTYPE.names or ())), np.int64)
+        self.sent = np.zeros((log_rows, SL_COLS), np.int64)  #: the sent log
+        self.tab = np.zeros((TABLE_SIZE, 4), np.int64)  #: the working orders
+        self.tpl = np.zeros(ENTER_LEN, np.uint8)
+        self.sbuf = np.zeros(64, np.uint8)  #: the message being sent
+        self.rbuf = np.zeros(REQ_SIZE + 32, np.uint8)  #: a journal payload being made
+        self.fds = np.zeros(2, POLLFD)
+        self.fds["events"] = POLLIN
+        self.fds["fd"] = fast.feed._fd, -1
+        self._none_j = (np.zeros(1, np.uint8), np.zeros(8, np.int64))
+        self._spin: Any = None
+        self._out: Any = None
+        self.gateway: Any = None
+        self.calls = np.zeros(len(RET_NAMES), np.int64)  #: spin returns by code
+
+    # --- setting up ------------------------------------------------------------------------
+    def bind(self, gateway: Any) -> None:
+        """Send orders on ``gateway`` (an OUCH session) from the loop."""
+        self.gateway = gateway
+        self.tpl[:] = enter_template(gateway.symbol)
+        mult = max(int(gateway.price_mult), 1)
+        self.hs[HS_PRICE_MULT] = mult
+        self.hs[HS_PRICE_MAX] = (2**63 - 1) // mult
+
+    def _journal(self) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+        j = self.journal
+        return self._none_j if j is None else j.hot()
+
+    def _args(self, deadline: int, marks: npt.NDArray[np.int64]) -> tuple[Any, ...]:
+        fast = self.fast
+        rx = fast._rx
+        state = fast._state()
+        return (deadline, self.fds, rx.headers_address, rx.lengths, fast.feed.batch,
+                state[:21], state[21:], self.engine.arena, self.engine._wbuf, self.words,
+                self.hs, self.tab, self.tpl, self.sbuf, self.rbuf, self.sent, marks,
+                self.kill, *self._journal())
+
+    def _out_args(self, marks: npt.NDArray[np.int64]) -> tuple[Any, ...]:
+        return (self.engine.arena, self.words, self.hs, self.tab, self.tpl, self.sbuf,
+                self.rbuf, self.sent, marks, self.kill, *self._journal(), self.fast.feed._clk)
+
+    def warm_up(self, marks: npt.NDArray[np.int64]) -> None:
+        """Compile (or load) both entry points before the first packet."""
+        import numba
+
+        self._spin = entry(spin_nb, *map(numba.typeof, self._args(0, marks)))
+        self._out = entry(out_nb, *map(numba.typeof, self._out_args(marks)))
+
+    # --- each call -------------------------------------------------------------------------
+    def arm(self, orders: bool) -> None:
+        """Before a call: may requests leave from the loop (an OUCH session up with nothing
+        queued, no kill, no stop), on which socket, from which UserRefNum."""
+        hs, gw = self.hs, self.gateway
+        fd = -1 if gw is None else gw.socket_fd()
+        ok = orders and fd >= 0 and gw.queued() == 0
+        hs[HS_ORDERS] = int(ok)
+        hs[HS_FD] = fd
+        self.fds[1]["fd"] = fd
+        if gw is not None:
+            hs[HS_URN] = gw.current_ref()
+        hs[HS_NSENT] = hs[HS_DECIDED] = hs[HS_LATE] = hs[HS_TBL_GROWN] = 0
+        hs[HS_K] = hs[HS_NREQ] = hs[HS_LEFT] = 0
+        hs[HS_LAST_LOCAL] = self.engine._last_local
+
+    def spin(self, deadline: int, marks: npt.NDArray[np.int64]) -> int:
+        """Run the loop until ``deadline`` (realtime ns) or it needs Python; its code."""
+        code, tbl, status = self._spin(*self._args(deadline, marks))
+        self.fast.feed._tbl = tbl
+        self.status = status
+        self.calls[code] += 1
+        return int(code)
+
+    def out(self, marks: npt.NDArray[np.int64]) -> int:
+        """Drain the engine's requests and send those the loop can (:func:`out_nb`)."""
+        return int(self._out(*self._out_args(marks)))
+
+    # --- the working-order table -------------------------------------------------------------
+    def working(self, sid: int, oid: int, urn: int | None) -> None:
+        """Order ``(sid, oid)`` may (``urn``: its UserRefNum) or may not (None) be cancelled
+        from the loop."""
+        if urn is None:
+            table_clear_nb(self.tab, sid, oid)
+        else:
+            table_set_nb(self.tab, sid, oid, urn)
+
+    def forget_all(self) -> None:
+        self.tab[:, T_STATE] = T_FREE
+
+    def requests(self, k: int, n: int) -> npt.NDArray[np.void]:
+        """Drained requests ``k..n-1`` as REQUEST_DTYPE records (for the Python path)."""
+        from framework.kernel.seam import request_records
+
+        return request_records(self.words[k:n].copy())
+
+    def left(self) -> bytes:
+        """The part of the last message the socket did not take."""
+        at, n = int(self.hs[HS_LEFT_AT]), int(self.hs[HS_LEFT])
+        return bytes(self.sbuf[at : at + n])
+
+
+__all__ = [
+    "HotPath",
+    "cancel_nb",
+    "enter_nb",
+    "out_nb",
+    "request_bytes_nb",
+    "spin_nb",
+    "table_clear_nb",
+    "table_set_nb",
+]

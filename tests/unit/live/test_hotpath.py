@@ -1,0 +1,125 @@
+"""The compiled loop's parts (live.hotpath): its OUCH messages and journal payloads are byte
+for byte the Python path's, its table of cancellable orders follows the gateway's states as
+the gateway changes them (before the runner's turn), and a full table leaves cancels to
+Python. The loop itself runs in the live runner's loopback tests (OUCH, --busy-poll: the
+journal parity check replays each session through the Python path, decision by decision)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from framework.ingest.synthetic import generate_day
+from framework.kernel.seam import REQUEST_DTYPE, request_records
+from framework.strategy.spec import strategies_from_words
+from live.feeds.itch_mold import MoldFeedHandler
+from live.gateways.base import Order, OrderKind, Side, TimeInForce
+from live.gateways.ouch import OuchGateway
+from live.hotpath import (
+    PROBES,
+    T_STATE,
+    T_WORKING,
+    _slot,
+    cancel_nb,
+    enter_nb,
+    enter_template,
+    request_bytes_nb,
+    table_clear_nb,
+    table_set_nb,
+)
+from live.runner import LiveRunner, _Live, order_key
+from live.wire import ouch, soupbin
+
+SYMBOL = ouch.pad_symbol("SYN")
+TPL = enter_template(SYMBOL)
+
+
+@settings(max_examples=300, deadline=None)
+@given(urn=st.integers(1, 2**32 - 1), buy=st.booleans(), qty=st.integers(1, 2**32 - 1),
+       price=st.integers(-(2**63), 2**63 - 1), ioc=st.booleans(),
+       sid=st.integers(0, 10**9), oid=st.integers(0, 2**62))
+def test_enter_and_cancel_are_the_gateways_bytes(urn: int, buy: bool, qty: int, price: int,
+                                                 ioc: bool, sid: int, oid: int) -> None:
+    out = np.zeros(64, np.uint8)
+    n = enter_nb(out, TPL, urn, 1 if buy else -1, qty, price, ioc, sid, oid)
+    key = order_key(sid, oid)
+    want = soupbin.unsequenced(ouch.encode_enter(
+        urn, b"B" if buy else b"S", qty, SYMBOL, price, ouch.TIF_IOC if ioc else ouch.TIF_DAY,
+        ouch.pad_clordid(key[:14])))
+    assert bytes(out[:n]) == want
+    n = cancel_nb(out, urn)
+    assert bytes(out[:n]) == soupbin.unsequenced(ouch.CancelOrder(urn, 0).encode())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(-(2**31), 2**31 - 1), min_size=11, max_size=11),
+       st.integers(-(2**63), 2**63 - 1))
+def test_request_bytes_are_the_records(small: list[int], big: int) -> None:
+    w = np.array(small, np.int64)
+    w[[0, 1, 3, 9, 10]] = [big, big // 3, abs(big) // 7, -big // 5, big // 11]
+    for f in (2, 6, 7, 8):  # the one-byte fields
+        w[f] = int(w[f]) % 256 - 128
+    out = np.zeros(REQUEST_DTYPE.itemsize, np.uint8)
+    request_bytes_nb(w, out)
+    assert bytes(out) == request_records(w[None].copy()).tobytes()
+
+
+def test_the_table_sets_clears_and_leaves_a_full_neighbourhood_to_python() -> None:
+    tab = np.zeros((64, 4), np.int64)
+    assert table_set_nb(tab, 0, 7, 101)
+    assert tab[_slot(tab, 0, 7), 2] == 101
+    assert table_set_nb(tab, 0, 7, 102)  # a new UserRefNum for the same order
+    assert tab[_slot(tab, 0, 7), 2] == 102
+    assert _slot(tab, 1, 7) == -1  # another strategy's order 7
+    table_clear_nb(tab, 0, 7)
+    assert _slot(tab, 0, 7) == -1
+    taken = np.zeros((64, 4), np.int64)
+    taken[:, T_STATE] = T_WORKING  # every row busy with other orders
+    taken[:, 0] = 9
+    assert not table_set_nb(taken, 0, 7, 1)
+    assert _slot(taken, 0, 7) == -1
+    # filling: orders keep finding their own rows while PROBES allow
+    for oid in range(40):
+        if table_set_nb(tab, 2, oid, oid + 1000):
+            assert tab[_slot(tab, 2, oid), 2] == oid + 1000
+    assert PROBES >= 4
+
+
+def test_the_table_follows_the_gateway_before_the_runner_takes_its_events() -> None:
+    """A fill the gateway applied (the order is done) must stop the loop from cancelling
+    it, though the runner takes the event later; an acceptance lets it."""
+    date = dt.date(2024, 3, 1)
+    day = generate_day(date=date, n_events=200, seed=1, mode="l3")
+    feed = MoldFeedHandler(listen=("127.0.0.1", 0), date=date, price_step=100, qty_step=1)
+    gw = OuchGateway("127.0.0.1", 9, username="u", password="p", symbol="SYN", price_mult=100)
+    runner = LiveRunner(instrument=day.instrument,
+                        strategies=strategies_from_words(["one_tick_mm"]), feed=feed,
+                        gateway=gw, mode="compiled")
+    try:
+        runner.prepare()
+        hot = runner._hot
+        assert hot is not None and hot.gateway is gw
+        key = order_key(0, 5)
+        runner.orders[key] = _Live(0, 5, 0)
+        gw.booked_new(key, Side.BUY, 3, 100, TimeInForce.DAY, 41)
+        assert _slot(hot.tab, 0, 5) == -1  # sent, not accepted: a cancel waits in Python
+        gw.tracker.acked(key, "9001")
+        assert hot.tab[_slot(hot.tab, 0, 5), 2] == 41
+        gw.tracker.filled(key, 1, 100, "A", "m1")  # partly: still cancellable
+        assert _slot(hot.tab, 0, 5) >= 0
+        gw.tracker.filled(key, 2, 100, "A", "m2")  # done, before the runner's turn
+        assert _slot(hot.tab, 0, 5) == -1
+        # an order the runner holds a request for is Python's too
+        key2 = order_key(0, 6)
+        runner.orders[key2] = live = _Live(0, 6, 0)
+        gw.tracker.new(Order(key2, Side.SELL, 1, 101, OrderKind.LIMIT, TimeInForce.DAY))
+        gw._book_new(gw.tracker.orders[key2], 42)
+        live.waiting.append(np.zeros(1, REQUEST_DTYPE)[0])
+        gw.tracker.acked(key2, "9002")
+        assert _slot(hot.tab, 0, 6) == -1
+    finally:
+        runner.engine.abort()
+        feed.close()
