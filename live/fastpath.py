@@ -122,7 +122,7 @@ def recv_tick_nb(
     orders: npt.NDArray[np.int64], table: npt.NDArray[np.int64], locate: int, levels: int,
     rows: npt.NDArray[np.int64], st: npt.NDArray[np.int64], lat: npt.NDArray[np.int64],
     clk: npt.NDArray[np.int64], l3: tuple[Any, ...], prio: npt.NDArray[np.int64],
-    mine: npt.NDArray[np.void], out: npt.NDArray[np.void],
+    mine: npt.NDArray[np.void], out: npt.NDArray[np.void], own: int,
 ) -> tuple[int, int, int, npt.NDArray[np.int64], npt.NDArray[np.int8], int, int, int]:
     """One batch through the handler's compiled receive loop
     (:func:`~live.feeds.itch_mold_nb.recv_apply_nb`: recvmmsg, framing, sequence, decode,
@@ -133,7 +133,7 @@ def recv_tick_nb(
         fd, hdrs, lengths, slots, 1, pbuf, SLOT, session, pk, msg, base_ns, price_step,
         qty_step, ev, tbl, first_stock, meta, qty, ends, orders, table, locate, levels, rows,
         st, lat, clk)
-    n_out, at, n_mine = _batch_levels(code, ev, st, locate, mine, l3, prio, out)
+    n_out, at, n_mine = _batch_levels(code, ev, st, own, mine, l3, prio, out)
     return code, n, total, tbl, status, n_out, at, n_mine
 
 
@@ -147,7 +147,7 @@ def tick_nb(
     orders: npt.NDArray[np.int64], table: npt.NDArray[np.int64], locate: int, levels: int,
     rows: npt.NDArray[np.int64], st: npt.NDArray[np.int64], lat: npt.NDArray[np.int64],
     clk: npt.NDArray[np.int64], l3: tuple[Any, ...], prio: npt.NDArray[np.int64],
-    mine: npt.NDArray[np.void], out: npt.NDArray[np.void],
+    mine: npt.NDArray[np.void], out: npt.NDArray[np.void], own: int,
 ) -> tuple[int, int, int, npt.NDArray[np.int64], npt.NDArray[np.int8], int, int, int]:
     """:func:`recv_tick_nb` for packets ``0..npk-1`` received already (at ``now``, byte
     counts ``lengths``; read in Python, where the ``on_packet`` tap sees them): the
@@ -156,7 +156,7 @@ def tick_nb(
     code, tbl, status = frame_decode_apply_nb(
         pbuf, SLOT, 0, npk, session, pk, msg, base_ns, price_step, qty_step, ev, tbl,
         first_stock, meta, qty, ends, orders, table, locate, levels, rows, st, lat, clk)
-    n_out, at, n_mine = _batch_levels(code, ev, st, locate, mine, l3, prio, out)
+    n_out, at, n_mine = _batch_levels(code, ev, st, own, mine, l3, prio, out)
     return code, npk, npk, tbl, status, n_out, at, n_mine
 
 
@@ -292,13 +292,15 @@ class FastFeed:
         return self._el.rows
 
     def _state(self) -> tuple[Any, ...]:
-        """The kernels' arguments after the receive's: the handler's state and buffers,
-        the projector's, the scratch of own events and the level rows."""
+        """The kernels' arguments after the receive's: the handler's state and buffers
+        (``book_locate``: the stock its own book follows, none here: the projector's book
+        is the one), the projector's, the scratch of own events, the level rows and the
+        stock locate of the instrument."""
         f = self.feed
         return (f._pbuf, f._session_arr, f._pk, f._msg, f.base_ns, f.price_step,
-                f.qty_step, f._ev, f._tbl, f._first_stock, *f.book, f.locate, f.levels,
+                f.qty_step, f._ev, f._tbl, f._first_stock, *f.book, f.book_locate, f.levels,
                 f.rows, f._st, f._lat, f._clk, self.levels.state, self.levels.prio,
-                self._el.mine, self._el.rows)
+                self._el.mine, self._el.rows, f.locate)
 
     def warm_up(self) -> None:
         """Resolve (compile or load) both entry points before the first packet: the
@@ -370,7 +372,7 @@ class FastFeed:
                  *l3_new(16, 64), f.locate, f.levels, np.zeros((0, f.rows.shape[1]), np.int64),
                  st, np.zeros((4, 1), np.int64),
                  np.zeros(2, np.int64), l3_new(16, 64), np.zeros(16, np.int64),
-                 np.zeros(2 * n, EVENT_DTYPE), np.zeros(6 * n + 1, EVENT_DTYPE))
+                 np.zeros(2 * n, EVENT_DTYPE), np.zeros(6 * n + 1, EVENT_DTYPE), f.locate)
         real = self._state()
         if recv:
             if self._scratch is None:

@@ -377,11 +377,12 @@ def spin_nb(
     until ``deadline`` (realtime ns) and take each batch through the tick (see the module
     docstring). ``ft``: the feed handler's kernel state as
     :func:`~live.feeds.itch_mold_nb.frame_decode_apply_nb` takes it after its packet
-    arguments; ``lv``: the projector's state, scratch and rows (:func:`live.fastpath.levels_nb`).
+    arguments; ``lv``: the projector's state, scratch and rows and the instrument's stock
+    locate (:func:`live.fastpath.levels_nb`).
     Returns ``(RET_* code, the decoder's order table, the last batch's status)``."""
     (pbuf, session, pk, msg, base_ns, price_step, qty_step, ev, tbl, first_stock, meta, qty,
      ends, orders, table, locate, levels, rows, st, lat, clk) = ft
-    l3, prio, mine, out = lv
+    l3, prio, mine, out, own = lv
     h = unpack_raw(a).h
     p = np.int64(a.ctypes.data)
     status = np.zeros(0, np.int8)
@@ -424,7 +425,7 @@ def spin_nb(
         code, grown, status = frame_decode_apply_nb(
             pbuf, SLOT, 0, n, session, pk, msg, base_ns, price_step, qty_step, ev, tbl,
             first_stock, meta, qty, ends, orders, table, locate, levels, rows, st, lat, clk)
-        n_out, at, n_mine = _batch_levels(code, ev, st, locate, mine, l3, prio, out)
+        n_out, at, n_mine = _batch_levels(code, ev, st, own, mine, l3, prio, out)
         hs[HS_CODE], hs[HS_NPK], hs[HS_ROWS], hs[HS_AT], hs[HS_NMINE] = code, n, n_out, at, n_mine
         if grown.ctypes.data != tbl.ctypes.data:
             tbl = grown

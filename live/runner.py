@@ -78,6 +78,7 @@ from framework.arena.state import (
 from framework.book.project import L3ToL2
 from framework.core.errors import ConfigError, VenueError
 from framework.core.events import EVENT_DTYPE
+from framework.core.hugepages import huge_copy
 from framework.core.instrument import Instrument
 from framework.engine.config import LatencyConfig, QueueConfig
 from framework.engine.engine import Engine, Mode, Wake
@@ -479,6 +480,8 @@ class LiveRunner:
             feed, MoldFeedHandler) and feed._rx is not None else None
         #: the handler's own path's events to level rows in one compiled call (live sessions)
         self._ev_levels = EventLevels(self._levels) if fast and not replay else None
+        if self._ev_levels is not None and isinstance(feed, MoldFeedHandler) and not len(feed.rows):
+            feed.book_locate = -1  # the projection's book is the instrument's only book
         #: the engine's requests drained into buffers allocated once (live sessions)
         self._drain = RequestDrain(self.engine) if fast and not replay else None
         #: the compiled loop from the feed socket to the order socket (live.hotpath), made
@@ -1206,6 +1209,11 @@ class LiveRunner:
         if self.journal is not None and not hasattr(self.journal, "hot"):
             return
         eng = self.engine
+        f = self.feed
+        f._tbl = huge_copy(f._tbl)
+        lv = self._levels
+        lv.state = tuple(huge_copy(x) for x in lv.state)
+        lv.prio = huge_copy(lv.prio)
         compiled = eng.mode == "compiled" and int(eng.st.h[H_FN_WAKE]) != 0
         hot = HotPath(self._fast, eng, compiled=compiled, journal=self.journal)
         if self.gateway is not None and hasattr(self.gateway, "booked_new"):

@@ -26,7 +26,19 @@ import numpy as np
 from numba import njit
 
 from framework.book.l2 import BOOK_FULL, IGNORED, POOL_FULL, l2_qty_at
-from framework.book.l3 import O_PRICE, O_QTY, O_SIDE, l3_apply, l3_find, l3_made_room, l3_new
+from framework.book.l3 import (
+    M_HASH_MASK,
+    O_NEXT,
+    O_PREV,
+    O_PRICE,
+    O_QTY,
+    O_SIDE,
+    _hash,
+    l3_apply,
+    l3_find,
+    l3_made_room,
+    l3_new,
+)
 from framework.core.errors import ConfigError
 from framework.core.events import (
     BUY,
@@ -46,6 +58,7 @@ from framework.core.events import (
     STATUS_INFO,
     EventArray,
 )
+from framework.core.prefetch import prefetch
 
 L3_KINDS = (KIND_ADD, KIND_CANCEL, KIND_DELETE, KIND_EXECUTE, KIND_MODIFY)
 
@@ -74,11 +87,44 @@ def _emit_q(out, k, src, kind, side, price, qty, flags, prio):
 
 
 @njit(cache=True)
+def prefetch_orders(meta, orders, table, prio, events) -> None:
+    """Prefetch what projecting ``events`` will read of the book, a level of indirection at
+    a time: the hash slots of their order ids, then the pool rows (and queue times) those
+    slots name, then the rows' neighbours in their level's queue (a removal relinks them).
+    On a live feed these lines are cold after a quiet spell; issued together for a batch,
+    their misses overlap (:mod:`framework.core.prefetch`). The first probe of each id
+    stands for its slot: a collision only costs the prefetch."""
+    mask = meta[M_HASH_MASK]
+    n = events.shape[0]
+    tb = table.ctypes.data
+    for i in range(n):
+        prefetch(tb + 8 * _hash(np.int64(events[i]["order_id"]), mask))
+    ob = orders.ctypes.data
+    rs = orders.strides[0]
+    pb = prio.ctypes.data
+    for i in range(n):
+        v = table[_hash(np.int64(events[i]["order_id"]), mask)]
+        if v > 0:
+            prefetch(ob + (v - 1) * rs)
+            prefetch(pb + (v - 1) * 8)
+    for i in range(n):
+        v = table[_hash(np.int64(events[i]["order_id"]), mask)]
+        if v > 0:
+            a = orders[v - 1, O_PREV]
+            b = orders[v - 1, O_NEXT]
+            if a >= 0:
+                prefetch(ob + a * rs)
+            if b >= 0:
+                prefetch(ob + b * rs)
+
+
+@njit(cache=True)
 def project_events(meta, qty, ends, orders, table, prio, events, out) -> tuple[int, int]:
     """Project ``events`` into ``out`` (at least 3x as long); returns (rows written, -1) or,
     when the book's order pool or far lists fill, (rows written, index of the next event to
     project once they are grown). ``prio[slot]`` keeps each live order's queue-priority
     time."""
+    prefetch_orders(meta, orders, table, prio, events)
     k = 0
     full = False  # the last event left the far lists over capacity (it was projected)
     for i in range(events.shape[0]):

@@ -51,6 +51,7 @@ from framework.core.events import (
     STATUS_START_OF_MESSAGES,
     STATUS_UNKNOWN,
 )
+from framework.core.prefetch import prefetch
 
 # --- message sizes (PROTOCOLS.md §1; J and h from the Omi .ksy, J checked on real packets) --
 MSG_SIZES: dict[str, int] = {
@@ -348,6 +349,24 @@ def _home(key: np.uint64, mask: int) -> int:
     sequentially, so recent orders share cache lines) and the runs are scattered by a
     multiplicative hash of the high bits (so strided or random ids do not cluster)."""
     return np.int64((key + (key >> np.uint64(12)) * _GOLDEN) & np.uint64(mask))  # type: ignore[return-value]
+
+
+@njit(cache=True)
+def prefetch_refs_nb(buf: npt.NDArray[np.uint8], offs: npt.NDArray[np.int64],
+                     status: npt.NDArray[np.int8], tbl: npt.NDArray[np.int64]) -> None:
+    """Prefetch the order-table entries the classified messages ``offs`` will look up (the
+    order reference of E, C, X, D and U messages): on a live feed the table's lines are
+    cold after a quiet spell, and issued together their misses overlap
+    (:mod:`framework.core.prefetch`)."""
+    mask = (tbl.shape[0] >> 2) - 1
+    base = tbl.ctypes.data
+    for m in range(offs.shape[0]):
+        if status[m] != MSG_OK:
+            continue
+        o = offs[m]
+        t = buf[o]
+        if t == 69 or t == 67 or t == 88 or t == 68 or t == 85:
+            prefetch(base + 32 * _home(_u64(buf, o + 11), mask))
 
 
 @njit(cache=True)

@@ -199,6 +199,11 @@ class MoldFeedHandler:
     ) -> None:
         self.base_ns = midnight_ns(date, NY)
         self.price_step, self.qty_step, self.locate = int(price_step), int(qty_step), int(locate)
+        #: the stock the handler's own L3 book (``book``) follows: ``locate``, or -1 when a
+        #: consumer keeps the book from the events itself (the live runner's projection to
+        #: price levels does: one book instead of two, the tick's memory halved); no book
+        #: snapshots (``record_rows``) then
+        self.book_locate = self.locate
         self.rerequest = rerequest
         self.session: bytes | None = None
         self._session_arr = np.zeros(SESSION_LEN, np.uint8)
@@ -387,7 +392,7 @@ class MoldFeedHandler:
             self._fd, rx.headers_address, rx.lengths, self.batch,
             1 if self.on_events is not None else MAX_BATCHES_PER_POLL, self._pbuf, SLOT,
             self._session_arr, self._pk, self._msg, self.base_ns, self.price_step,
-            self.qty_step, self._ev, self._tbl, self._first_stock, *self.book, self.locate,
+            self.qty_step, self._ev, self._tbl, self._first_stock, *self.book, self.book_locate,
             self.levels, self.rows, self._st, self._lat, self._clk)
         if not total:
             return -1
@@ -476,7 +481,7 @@ class MoldFeedHandler:
             code, self._tbl, status = frame_decode_apply_nb(
                 self._pbuf, SLOT, k0, npk, self._session_arr, self._pk, self._msg,
                 self.base_ns, self.price_step, self.qty_step, self._ev, self._tbl,
-                self._first_stock, *self.book, self.locate, self.levels, self.rows, self._st,
+                self._first_stock, *self.book, self.book_locate, self.levels, self.rows, self._st,
                 self._lat, self._clk)
             k0 = self._finish_batch(code, k0, npk, status)
         return self.messages - m0
@@ -489,7 +494,7 @@ class MoldFeedHandler:
         st = self._st
         while code == BATCH_ROOM:
             self.book = l3_made_room(self.book)
-            code = apply_rest_nb(*self.book, self._ev, self.locate, self._pk, self.levels,
+            code = apply_rest_nb(*self.book, self._ev, self.book_locate, self._pk, self.levels,
                                  self.rows, st, self._lat, self._clk)
         stop = int(st[S_STOP])
         if self._counters[1] != self._bad_packets_seen:

@@ -22,7 +22,7 @@ from numba.np.arrayobj import populate_array
 from framework.book.l2 import BOOK_FULL, POOL_FULL, l2_snapshot
 from framework.book.l3 import l3_apply
 from framework.core.events import FLAG_LAST
-from framework.ingest.itch_nb import MSG_OK, classify_nb, decode_more_nb
+from framework.ingest.itch_nb import MSG_OK, classify_nb, decode_more_nb, prefetch_refs_nb
 from live.wire.mmsg import MSG_DONTWAIT
 from live.wire.mmsg import clock_gettime_nb as clock_gettime
 from live.wire.mmsg import recvmmsg_nb as recvmmsg
@@ -212,6 +212,7 @@ def decode_batch_nb(
     messages, status per message)``; fills ``ok_cum`` (:func:`ok_counts_nb`)."""
     m = acc_end[na - 1]
     status = classify_nb(pbuf, offs[:m], lens[:m])
+    prefetch_refs_nb(pbuf, offs[:m], status, tbl)
     n_ev, tbl, live = decode_more_nb(pbuf, offs[:m], status, msg_lts[:m], base_ns, price_step,
                                      qty_step, ev, tbl, first_stock, live)
     n_ok = ok_counts_nb(status, acc_end, na, ok_cum)
