@@ -440,8 +440,12 @@ class JournalWriter:
     def _open_next(self) -> None:
         self._number += 1
         path = self.dir / f"journal-{self._number:06d}.hjl"
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+        # made under another name and linked whole: a kill can leave no headerless segment
+        new = self.dir / f".{path.name}.new"
+        self._fd = os.open(new, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o666)
         os.write(self._fd, SEGMENT_HEADER.pack(MAGIC, VERSION, self._number))
+        os.link(new, path)  # FileExistsError rather than overwrite a segment
+        os.unlink(new)
         if self.fsync.mode == "always":
             os.fsync(self._fd)
             _fsync_dir(self.dir)
