@@ -6,8 +6,8 @@ fsync policies still hold."""
 from __future__ import annotations
 
 import os
-import shutil
 import resource
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -116,7 +116,8 @@ def test_a_stale_mapping_is_refused_and_appends_mix(tmp_path: Path) -> None:
         w.make_room(100)
         pos = int(st[J_POS])
         assert append_nb(old, st, KIND_FEED, 0, 1, payload, 100) == NO_ROOM
-        assert int(st[J_POS]) == pos and int(st[J_SEQ]) == full
+        assert int(st[J_POS]) == pos
+        assert int(st[J_SEQ]) == full
         buf, st = w.hot()
         assert append_nb(buf, st, KIND_FEED, 0, 2, payload, 100) == full + 1
         assert w.append(KIND_ORDER_OUT, b"py", ts=3) == full + 2
@@ -183,7 +184,8 @@ def test_a_zero_tail_ends_an_earlier_segment_too(tmp_path: Path) -> None:
     os.truncate(first, first.stat().st_size + 64 * 1024 * 1024)
     rep = ScanReport()
     assert [r.seq for r in read(tmp_path, report=rep)] == seqs
-    assert rep.skipped == [] and rep.zero_tail_bytes == 0
+    assert rep.skipped == []
+    assert rep.zero_tail_bytes == 0
 
 
 def test_garbage_before_the_zeros_is_a_torn_tail_or_damage(tmp_path: Path) -> None:
@@ -209,7 +211,8 @@ def test_garbage_before_the_zeros_is_a_torn_tail_or_damage(tmp_path: Path) -> No
                 list(read(d))
             rep = ScanReport()
             got = [r.seq for r in read(d, on_damage="skip", report=rep)]
-            assert got == seqs and len(rep.skipped) == 1
+            assert got == seqs
+            assert len(rep.skipped) == 1
 
 
 def test_a_short_record_at_the_end_of_an_earlier_segment_is_damage(tmp_path: Path) -> None:
@@ -229,7 +232,8 @@ def test_always_forces_each_record_to_disk(tmp_path: Path) -> None:
             assert st[J_SYNCED] == st[J_POS]
         buf, st = w.hot()
         seq = append_nb(buf, st, KIND_FEED, 0, 99, np.frombuffer(b"nb", np.uint8), 2)
-        assert seq == 41 and st[J_SYNCED] == st[J_POS]
+        assert seq == 41
+        assert st[J_SYNCED] == st[J_POS]
     assert len(list(read(tmp_path))) == 41
 
 
