@@ -22,7 +22,7 @@ The writer maps its segment (``MAP_SHARED``) and writes each record into the map
 compiled kernel (:mod:`live.journal_nb`, which the live runner's compiled tick path calls
 too): no system call per record, and a record is in the operating system's page cache --
 safe from a ``kill -9`` of the process -- the moment its append returns. A segment file
-grows ahead of the writer (sparse, ``GROW_BYTES`` at a time) and the pages ahead are
+grows ahead of the writer (allocated ``GROW_BYTES`` at a time) and the pages ahead are
 prefaulted, so an append takes no page fault; rotation and ``close()`` cut the file to its
 records. A writer that died leaves its last segment ending in zeros (room never written)
 and maybe a torn record (its length, written last, still zero, or the file cut short):
@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import mmap
 import os
 import re
@@ -104,7 +105,7 @@ KIND_NAMES = {
 _SEGMENT_RE = re.compile(r"^journal-(\d{6})\.hjl$")
 _ZERO_BLOCK = 1 << 16
 
-GROW_BYTES = 8 * 1024 * 1024  #: a segment file is extended (sparse) this much at a time
+GROW_BYTES = 8 * 1024 * 1024  #: a segment file is extended this much at a time
 PREFAULT_BYTES = 256 * 1024  #: make_room prefaults at least this far past the writer
 AHEAD_BYTES = 1024 * 1024  #: the writer's thread keeps this much prefaulted past it
 IDLE_MS = 50  #: that thread's period when the fsync policy sets none
@@ -464,13 +465,15 @@ class JournalWriter:
         self._prefault(size + PREFAULT_BYTES)
 
     def _map(self, at_least: int) -> None:
-        """Extend the file (sparse, by ``GROW_BYTES`` at a time, not past the segment's
-        end) to hold ``at_least`` bytes, and map all of it."""
+        """Extend the file (by ``GROW_BYTES`` at a time, not past the segment's end) to
+        hold ``at_least`` bytes, and map all of it. The room is allocated, not left sparse:
+        a full disk is an error here, not a SIGBUS at the write into the mapping."""
         st = self._st
         end = _pages(max(int(st[J_SEGEND]), at_least))
         size = min(end, _pages(max(at_least, int(st[J_MAPPED]) + GROW_BYTES)))
-        if os.fstat(self._fd).st_size < size:
-            os.ftruncate(self._fd, size)
+        have = os.fstat(self._fd).st_size
+        if have < size:
+            os.posix_fallocate(self._fd, have, size - have)
         self._unmap()
         self._mm = mmap.mmap(self._fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
         self._buf = np.frombuffer(self._mm, np.uint8)
@@ -606,8 +609,16 @@ def _pages(n: int) -> int:
 
 def _populate(addr: int, n: int) -> bool:
     """``MADV_POPULATE_WRITE`` on ``n`` bytes at ``addr`` (page aligned): False where the
-    kernel does not know it."""
-    return _MADV_POPULATE_WRITE > 0 and _libc.madvise(addr, n, _MADV_POPULATE_WRITE) == 0
+    kernel does not know it; an error where the pages cannot be had (a write there would
+    be a SIGBUS)."""
+    if _MADV_POPULATE_WRITE < 0:
+        return False
+    if _libc.madvise(addr, n, _MADV_POPULATE_WRITE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err == errno.EINVAL:
+        return False
+    raise OSError(err, f"prefaulting the journal's next pages: {os.strerror(err)}")
 
 
 def _fsync_dir(path: Path) -> None:
