@@ -58,7 +58,8 @@ from framework.kernel.seam import REQUEST_DTYPE, drain_requests_state
 from live.fastpath import _batch_levels
 from live.feeds.itch_mold import SLOT
 from live.feeds.itch_mold_nb import BATCH_DONE, frame_decode_apply_nb, received_nb
-from live.journal import KIND_FEED, KIND_ORDER_OUT
+from live.journal import HEADER_SIZE, KIND_FEED, KIND_ORDER_OUT
+from live.journal_nb import J_ADDR, J_LIMIT, J_POS, NOT_SYNCED, append_nb
 from live.wire import ouch, soupbin
 from live.wire.mmsg import MSG_DONTWAIT
 from live.wire.mmsg import clock_gettime_nb as clock_gettime
@@ -103,6 +104,7 @@ HS_PRICE_MAX = 24  #: the largest |price| in ticks whose wire price fits an int6
 HS_AT = 25
 HS_NMINE = 26
 HS_EXTERNAL = 27  #: 1: the engine's venue is external (a gateway), 0: simulated (paper)
+HS_NOT_SYNCED = 28  #: 1: a record the disk refused (policy ``always``): Python raises it
 HS_LEN = 32
 
 # --- what the loop returns -----------------------------------------------------------------
@@ -130,6 +132,10 @@ T_FREE = 0
 T_WORKING = 1  #: accepted by the venue, nothing pending on it: a cancel may leave now
 TABLE_SIZE = 1 << 12
 PROBES = 8
+
+#: the kill word: KILL_NONE, or KILL_NEW (the switch tripped: the loop returns at once) or
+#: KILL_HELD (the runner knows: the loop still takes the feed but sends nothing)
+KILL_NONE, KILL_NEW, KILL_HELD = 0, 1, 2
 
 #: stage marks (:data:`live.monitor.STAGES`)
 PACKET_IN, DECODED, BOOK, STRATEGY, RISK, ENCODED, SENT = range(7)
@@ -262,22 +268,22 @@ def _now(clk: npt.NDArray[np.int64], clock: int) -> int:
     return clk[0] * 1_000_000_000 + clk[1]
 
 
-# TEMPORARY stand-ins until the memory-mapped journal's compiled append lands
 @njit(cache=True, inline="always")
-def room_nb(js: npt.NDArray[np.int64]) -> int:
-    return 0
-
-
-@njit(cache=True, inline="always")
-def append_nb(jb: npt.NDArray[np.uint8], js: npt.NDArray[np.int64], kind: int, stream: int,
-              ts: int, payload: npt.NDArray[np.uint8], n: int) -> int:
-    return -1
+def room_nb(jb: npt.NDArray[np.uint8], js: npt.NDArray[np.int64]) -> int:
+    """Bytes the journal's current mapping takes without :meth:`JournalWriter.make_room
+    <live.journal.JournalWriter.make_room>` (0 when ``jb`` is not the current mapping)."""
+    if js[J_ADDR] != jb.ctypes.data:
+        return 0
+    return js[J_LIMIT] - js[J_POS]
 
 
 @njit(cache=True, inline="always")
 def _journal(jb: npt.NDArray[np.uint8], js: npt.NDArray[np.int64], kind: int, stream: int,
-             ts: int, payload: npt.NDArray[np.uint8], n: int) -> bool:
-    return append_nb(jb, js, kind, stream, ts, payload, n) >= 0
+             ts: int, payload: npt.NDArray[np.uint8], n: int, hs: npt.NDArray[np.int64]) -> None:
+    """Append a record (room was made for it); a record the disk did not take under the
+    ``always`` policy is flagged for Python (:meth:`JournalWriter.sync` raises the error)."""
+    if append_nb(jb, js, kind, stream, ts, payload, n) == NOT_SYNCED:
+        hs[HS_NOT_SYNCED] = 1
 
 
 @njit(cache=True)
@@ -320,11 +326,11 @@ def out_nb(
             if first:
                 marks[ENCODED] = _now(clk, CLOCK_REALTIME)
             if journal:
-                if room_nb(js) < REQ_SIZE + 20 + 64:
+                if room_nb(jb, js) < HEADER_SIZE + REQ_SIZE + 20:
                     return RET_JOURNAL
                 request_bytes_nb(w, rbuf)
                 e = _digits(rbuf, REQ_SIZE, urn)
-                _journal(jb, js, KIND_ORDER_OUT, 0, _now(clk, CLOCK_REALTIME), rbuf, e)
+                _journal(jb, js, KIND_ORDER_OUT, 0, _now(clk, CLOCK_REALTIME), rbuf, e, hs)
             m = enter_nb(sbuf, tpl, urn, side, qty, price * hs[HS_PRICE_MULT],
                          tif == TIF_IOC or tif == TIF_FOK, sid, oid)
             hs[HS_URN] = urn
@@ -336,10 +342,11 @@ def out_nb(
             if first:
                 marks[ENCODED] = _now(clk, CLOCK_REALTIME)
             if journal:
-                if room_nb(js) < REQ_SIZE + 64:
+                if room_nb(jb, js) < HEADER_SIZE + REQ_SIZE:
                     return RET_JOURNAL
                 request_bytes_nb(w, rbuf)
-                _journal(jb, js, KIND_ORDER_OUT, 0, _now(clk, CLOCK_REALTIME), rbuf, REQ_SIZE)
+                _journal(jb, js, KIND_ORDER_OUT, 0, _now(clk, CLOCK_REALTIME), rbuf, REQ_SIZE,
+                         hs)
             ref = tab[i, T_URN]
             m = cancel_nb(sbuf, ref)
             tab[i, T_STATE] = T_FREE
@@ -387,14 +394,14 @@ def spin_nb(
     p = np.int64(a.ctypes.data)
     status = np.zeros(0, np.int8)
     journal = hs[HS_JOURNAL] != 0
-    need = slots * (SLOT + 64)
+    need = slots * (SLOT + HEADER_SIZE)
     hs[HS_PACKETS] = hs[HS_TICKS] = hs[HS_NSENT] = hs[HS_DECIDED] = 0
     hs[HS_GOT] = -1
     fdp = fds.ctypes.data
     nfds = 2 if fds[1].fd >= 0 else 1
     while True:
-        if kill[0] != 0:
-            return RET_KILL, tbl, status
+        if kill[0] == KILL_NEW:
+            return RET_KILL, tbl, status  # the runner acts on the trip now (cancels all)
         fds[0].revents = 0
         fds[1].revents = 0
         if poll_nb(fdp, nfds, 0) <= 0:  # type: ignore[call-overload]
@@ -405,7 +412,7 @@ def spin_nb(
             return RET_GATEWAY, tbl, status
         if fds[0].revents == 0:
             continue
-        if journal and room_nb(js) < need:
+        if journal and room_nb(jb, js) < need:
             return RET_JOURNAL, tbl, status
         n = recvmmsg(fds[0].fd, hdrs, slots, MSG_DONTWAIT, 0)  # type: ignore[call-overload]
         if n <= 0:
@@ -420,7 +427,7 @@ def spin_nb(
         if journal:
             for k in range(n):
                 _journal(jb, js, KIND_FEED, 0, now, pbuf[k * SLOT : k * SLOT + lengths[k]],
-                         lengths[k])
+                         lengths[k], hs)
         received_nb(pk, lengths, n, now, st)
         code, grown, status = frame_decode_apply_nb(
             pbuf, SLOT, 0, n, session, pk, msg, base_ns, price_step, qty_step, ev, tbl,
@@ -562,6 +569,12 @@ class HotPath:
             table_clear_nb(self.tab, sid, oid)
         else:
             table_set_nb(self.tab, sid, oid, urn)
+
+    def journal_room(self) -> int:
+        """The payload bytes to ask :meth:`JournalWriter.make_room
+        <live.journal.JournalWriter.make_room>` for when the loop stopped for room: a whole
+        batch of packets' records (the most it asks before a receive)."""
+        return int(self.fast.feed.batch) * (SLOT + HEADER_SIZE) - HEADER_SIZE
 
     def forget_all(self) -> None:
         self.tab[:, T_STATE] = T_FREE

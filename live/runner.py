@@ -115,6 +115,7 @@ from live.hotpath import (
     HS_LAST_LOCAL,
     HS_LATE,
     HS_NMINE,
+    HS_NOT_SYNCED,
     HS_NPK,
     HS_NREQ,
     HS_NSENT,
@@ -124,6 +125,9 @@ from live.hotpath import (
     HS_TICK,
     HS_TICKS,
     HS_WAKE,
+    KILL_HELD,
+    KILL_NEW,
+    KILL_NONE,
     RET_ADVANCE,
     RET_FEED,
     RET_IDLE,
@@ -588,10 +592,10 @@ class LiveRunner:
     def _arm_hot(self) -> None:
         hot = self._hot
         assert hot is not None
-        hot.kill[0] = 0  # cleared first: a trip from now on sets it again
+        hot.kill[0] = KILL_NONE  # cleared first: a trip from now on sets it again
         holding = self.holding or self.switch.tripped
-        if holding:
-            hot.kill[0] = 1
+        if holding:  # the feed goes on; requests come to Python, which holds them
+            hot.kill[0] = KILL_HELD
         hot.arm(orders=not holding and self.gateway is not None and hot.gateway is not None)
 
     def _poll_hot(self, spin_s: float) -> int:
@@ -612,6 +616,9 @@ class LiveRunner:
         assert hot is not None
         hs = hot.hs
         f, eng = self.feed, self.engine
+        if hs[HS_NOT_SYNCED] and self.journal is not None:
+            hs[HS_NOT_SYNCED] = 0
+            self.journal.sync()  # raises what the disk said
         got = int(hs[HS_GOT])
         if got >= 0:
             eng.window = eng._wbuf[:got]
@@ -673,7 +680,7 @@ class LiveRunner:
         if code == RET_PARTIAL and self.gateway is not None:
             self.gateway.write_raw(hot.left())
         if code == RET_JOURNAL and self.journal is not None:
-            self.journal.make_room()
+            self.journal.make_room(hot.journal_room())
         k, n = int(hs[HS_K]), int(hs[HS_NREQ])
         if k >= n:
             return False
@@ -1219,7 +1226,7 @@ class LiveRunner:
         if self.gateway is not None and hasattr(self.gateway, "booked_new"):
             hot.bind(self.gateway)
         hot.warm_up(self.clock._row)
-        self.switch.on_trip.append(lambda _: hot.kill.__setitem__(0, 1))
+        self.switch.on_trip.append(lambda _: hot.kill.__setitem__(0, KILL_NEW))
         self._hot = hot
         if self._tap is not None:  # the gateway's states change before the runner's turn
             self._tap.hook = self._gateway_changed
