@@ -1,26 +1,36 @@
 """The live runner on loopback: tick-to-order per stage, and the journal's write rate.
 
-Rows (the runner busy-polls, ``hftlab live --busy-poll``, in rows 1-3):
+The runner busy-polls (``hftlab live --busy-poll``) in rows 1-5: one compiled loop
+(:mod:`live.hotpath`) polls the feed socket and takes each packet through receive, journal,
+decode, book, the engine with its compiled callbacks and risk checks, the OUCH encoding and the
+send, with no Python in between (Python callbacks: the loop stops after the book; the engine
+runs them in Python; the requests go back through the loop's sender).
 
 1. tick-to-order, compiled strategy (``one_tick_mm``, OUCH gateway, journal on with
-   ``fsync=interval:100``; ``msgs_per_poll``: the messages a tick carried): the time from a
-   feed packet's receipt to the first order message its events caused leaving through the
-   gateway's socket, p50 (target ≤ 20 µs) and p99 (≤ 50 µs), with p50/p99 of each stage
-   (packet_in → decoded → book → strategy → risk → encoded → sent, µs) in the row. On the
-   runner's compiled packet path (:mod:`live.fastpath`) ``decoded`` is the receive call, the
-   packets journaled and one compiled call (framing, ITCH decode, the handler's L3 book,
-   the projection to price levels) and ``book`` the append to the engine's window;
-2. the same with the Python callbacks: p50 (target ≤ 60 µs);
-3. compiled without the journal: what journaling adds to the p50 (the issue: ≤ 1 µs; the
-   difference is reported, not checked: two runs on a shared machine differ by more);
-4. the default loop, which sleeps between packets (the difference to row 1 is its wake-up);
-5. journal append: records/s of 64-byte records, fsync never (target ≥ 1 M/s), from Python
-   and from compiled code (target ≥ 2 M/s: a tick journals its packet and its order within
-   the issue's 1 µs), with a two-part 80-byte record too.
+   ``fsync=interval:100``; ``msgs_per_poll``: the messages a tick carried; ``journal_us``:
+   the journal's share of the tick, measured in it): the time from a feed packet's receipt
+   (the receive call returned) to the first order message its events caused leaving through
+   the gateway's socket (the send call returned), p50 (target ≤ 20 µs) and p99 (≤ 50 µs),
+   with p50/p99 of each stage (packet_in → decoded → book → strategy → risk → encoded →
+   sent, µs). ``decoded``: the packets journaled, framed, decoded and projected to price
+   levels on the instrument's L3 book; ``book``: the append to the engine's window;
+   ``strategy``: the engine's core and the callbacks up to the first request; ``sent``: the
+   send call. The venue replays at --speed 100: a tick every few tens of milliseconds, each
+   on caches the quiet spell made cold;
+2. the same, the venue at --speed 3000 (ticks a few milliseconds apart: warmer caches);
+3. the same with the Python callbacks: p50 (target ≤ 60 µs);
+4. compiled without the journal (the journal's share is measured in row 1: ``journal_us``,
+   target ≤ 1 µs at p50; two runs on a shared machine differ by more than that);
+5. the default loop, which sleeps between packets (the difference to row 1 is its wake-up);
+6. the floor of the ``sent`` stage here: a 50-byte send on a loopback TCP connection from a
+   compiled loop, a few milliseconds apart, to a process waiting in ``recv`` (on loopback the
+   send call also runs the receiving side's TCP work and wakes it: a NIC would not);
+7. journal append: records/s of 64-byte records, fsync never (target ≥ 1 M/s), from Python
+   and from compiled code (target ≥ 2 M/s), with a two-part 80-byte record too.
 
-The venue (``hftlab venue``: a generated L3 day at --speed 100, OUCH port) runs in a child
-process; the runner runs here, started and compiled before the venue sends. Only ticks that
-sent an order are samples. Wall-clock figures on a shared 2-core machine: see ``load_1m``.
+The venue (``hftlab venue``: a generated L3 day, OUCH port) runs in a child process; the
+runner runs here, started and compiled before the venue sends. Only ticks that sent an order
+are samples. Wall-clock figures on a shared 2-core machine: see ``load_1m``.
 """
 
 from __future__ import annotations
@@ -55,11 +65,11 @@ def _free(kind: int) -> int:
 
 
 @contextlib.contextmanager
-def _venue(store: str, feed: int, ouch: int) -> Iterator[None]:
+def _venue(store: str, feed: int, ouch: int, speed: int) -> Iterator[None]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "framework.cli", "venue", "--store", store, "--venue", "SIM",
-         "--symbol", "SYN", "--date", DATE.isoformat(), "--speed", str(SPEED), "--itch",
+         "--symbol", "SYN", "--date", DATE.isoformat(), "--speed", str(speed), "--itch",
          f"127.0.0.1:{feed}", "--ouch-port", str(ouch), "--linger", "60"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env)
     try:
@@ -74,7 +84,7 @@ def _venue(store: str, feed: int, ouch: int) -> Iterator[None]:
 
 
 def _session(store: str, tmp: Path, *, mode: str, journal: bool, seconds: float,
-             busy: bool = True) -> tuple[dict[str, dict[str, float]], float]:
+             busy: bool = True, speed: int = SPEED) -> tuple[dict[str, dict[str, float]], float]:
     from framework.store import TickStore
     from framework.strategy.spec import strategies_from_words
     from live.feeds.itch_mold import MoldFeedHandler
@@ -97,10 +107,13 @@ def _session(store: str, tmp: Path, *, mode: str, journal: bool, seconds: float,
                         journal=jw, meta={"bench": True})
     try:
         runner.prepare()
-        with _venue(store, feed_port, ouch_port):
+        with _venue(store, feed_port, ouch_port, speed):
             asyncio.run(runner.run(duration_s=seconds, busy_poll=busy))
         lat = feed.latency_summary()
-        return runner.clock.stats(), lat.get("messages", 0.0) / max(lat.get("batches", 1.0), 1)
+        stats = runner.clock.stats()
+        if runner._hot is not None and journal:
+            stats["journal"] = runner._hot.journal_summary()
+        return stats, lat.get("messages", 0.0) / max(lat.get("batches", 1.0), 1)
     finally:
         runner.engine.abort()
         feed.close()
@@ -116,7 +129,7 @@ def _rows(name: str, got: tuple[dict[str, dict[str, float]], float],
         return [{"name": name, "events": 0, "seconds": 0.0,
                  "unavailable": "no tick sent an order"}]
     stages = {f"{k}_us": f"{v['p50'] / 1e3:.1f}/{v['p99'] / 1e3:.1f}" for k, v in st.items()
-              if k != "tick_to_order"}
+              if k != "tick_to_order" and v}
     return [{"name": f"{name} {q}", "events": int(total["count"]),
              "seconds": total[q] / 1e9, "p50_us": round(total["p50"] / 1e3, 1),
              "p99_us": round(total["p99"] / 1e3, 1), "msgs_per_poll": round(per_batch, 1),
@@ -196,20 +209,84 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         rows += _rows("live tick-to-order, compiled, busy poll:", st,
                       [("p50", target("max seconds", 20e-6)),
                        ("p99", target("max seconds", 50e-6))])
+        j = st[0].get("journal")
+        if j:
+            rows.append({"name": "journal's share of a tick (compiled, in the tick)",
+                         "events": int(j["count"]), "seconds": j["p50"] / 1e9,
+                         "p99_us": round(j["p99"] / 1e3, 2),
+                         **target("max seconds", 1e-6)})
+        st = _session(store, tmp, mode="compiled", journal=True, seconds=seconds, speed=3000)
+        rows += _rows("live tick-to-order, compiled, busy poll, ticks ms apart:", st,
+                      [("p50", target("max seconds", 20e-6)),
+                       ("p99", target("max seconds", 50e-6))])
         st = _session(store, tmp, mode="python", journal=True, seconds=seconds)
         rows += _rows("live tick-to-order, python, busy poll:", st,
                       [("p50", target("max seconds", 60e-6))])
         st = _session(store, tmp, mode="compiled", journal=False, seconds=seconds)
         rows += _rows("live tick-to-order, compiled, busy poll, no journal:", st,
                       [("p50", target("max seconds", 20e-6,
-                                      unchecked="the journal's cost: compare with row 1"))])
+                                      unchecked="the journal's share is measured in row 1"))])
         st = _session(store, tmp, mode="compiled", journal=True, seconds=seconds, busy=False)
         rows += _rows("live tick-to-order, compiled, sleeping loop:", st,
                       [("p50", target("max seconds", 20e-6,
                                       unchecked="the default loop sleeps between packets: "
                                       "its wake-up is the difference to row 1"))])
+    rows.append(_send_floor(quick))
     rows += _journal_row(quick)
     return rows
+
+
+_PEER = """
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+while s.recv(65536):
+    pass
+"""
+
+
+def _send_floor(quick: bool) -> dict[str, Any]:
+    """A 50-byte send on a loopback TCP connection (TCP_NODELAY, as the gateway's) from
+    compiled code, every 5 ms, to a process blocked in ``recv``: p50/p99 of the call."""
+    import numpy as np
+    from numba import njit
+
+    from live.hotpath import MSG_NOSIGNAL, send_nb
+    from live.wire.mmsg import clock_gettime_nb
+
+    @njit
+    def sends(fd: int, buf: Any, out: Any, ts: Any, gap_ns: int) -> None:
+        for k in range(out.shape[0]):
+            clock_gettime_nb(1, ts.ctypes.data)
+            t0 = ts[0] * 1_000_000_000 + ts[1]
+            send_nb(fd, buf.ctypes.data, 50, MSG_NOSIGNAL)
+            clock_gettime_nb(1, ts.ctypes.data)
+            t1 = ts[0] * 1_000_000_000 + ts[1]
+            out[k] = t1 - t0
+            while t1 - t0 < gap_ns:  # spin, as the runner's loop does between ticks
+                clock_gettime_nb(1, ts.ctypes.data)
+                t1 = ts[0] * 1_000_000_000 + ts[1]
+
+    n = 200 if quick else 1000
+    with socket.socket() as ls:
+        ls.bind(("127.0.0.1", 0))
+        ls.listen(1)
+        peer = subprocess.Popen([sys.executable, "-c", _PEER, str(ls.getsockname()[1])])
+        try:
+            c, _ = ls.accept()
+            with c:
+                c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                out = np.zeros(n, np.int64)
+                ts = np.zeros(2, np.int64)
+                buf = np.zeros(64, np.uint8)
+                sends(c.fileno(), buf, out[:5], ts, 0)  # compiled, connection warm
+                sends(c.fileno(), buf, out, ts, 5_000_000)
+        finally:
+            peer.kill()
+            peer.wait(15)
+    return {"name": "floor: 50 B loopback TCP send from compiled code (the 'sent' stage)",
+            "events": n, "seconds": float(np.percentile(out, 50)) / 1e9,
+            "p99_us": round(float(np.percentile(out, 99)) / 1e3, 1),
+            **target("max seconds", 20e-6, unchecked="what the machine's loopback costs")}
 
 
 if __name__ == "__main__":

@@ -105,6 +105,9 @@ HS_AT = 25
 HS_NMINE = 26
 HS_EXTERNAL = 27  #: 1: the engine's venue is external (a gateway), 0: simulated (paper)
 HS_NOT_SYNCED = 28  #: 1: a record the disk refused (policy ``always``): Python raises it
+#: ns the tick spent appending its journal records (packets as received, orders before
+#: they leave; up to its first order, with the clock reads around them)
+HS_J_NS = 29
 HS_LEN = 32
 
 # --- what the loop returns -----------------------------------------------------------------
@@ -141,8 +144,9 @@ KILL_NONE, KILL_NEW, KILL_HELD = 0, 1, 2
 PACKET_IN, DECODED, BOOK, STRATEGY, RISK, ENCODED, SENT = range(7)
 REQ_SIZE: Final = REQUEST_DTYPE.itemsize
 #: offsets of the REQUEST_DTYPE fields (a packed record: what ``tobytes`` gives)
-_REQ_OFF = tuple(int(REQUEST_DTYPE.fields[n][1]) for n in REQUEST_DTYPE.names)  # type: ignore[index]
-_REQ_SIZES = tuple(int(REQUEST_DTYPE.fields[n][0].itemsize) for n in REQUEST_DTYPE.names)  # type: ignore[index]
+_REQ_FIELDS = [REQUEST_DTYPE.fields[n] for n in REQUEST_DTYPE.names or ()]  # type: ignore[index]
+_REQ_OFF = tuple(int(f[1]) for f in _REQ_FIELDS)
+_REQ_SIZES = tuple(int(f[0].itemsize) for f in _REQ_FIELDS)
 #: room a batch's journal records need at most (asked before each receive)
 _FRAME = 3  #: SoupBinTCP: length (2) and packet type
 _ENTER_AT = {name: _FRAME + off for name, off in (
@@ -330,7 +334,9 @@ def out_nb(
                     return RET_JOURNAL
                 request_bytes_nb(w, rbuf)
                 e = _digits(rbuf, REQ_SIZE, urn)
-                _journal(jb, js, KIND_ORDER_OUT, 0, _now(clk, CLOCK_REALTIME), rbuf, e, hs)
+                tj = _now(clk, CLOCK_REALTIME)
+                _journal(jb, js, KIND_ORDER_OUT, 0, tj, rbuf, e, hs)
+                hs[HS_J_NS] += _now(clk, CLOCK_REALTIME) - tj
             m = enter_nb(sbuf, tpl, urn, side, qty, price * hs[HS_PRICE_MULT],
                          tif == TIF_IOC or tif == TIF_FOK, sid, oid)
             hs[HS_URN] = urn
@@ -345,8 +351,9 @@ def out_nb(
                 if room_nb(jb, js) < HEADER_SIZE + REQ_SIZE:
                     return RET_JOURNAL
                 request_bytes_nb(w, rbuf)
-                _journal(jb, js, KIND_ORDER_OUT, 0, _now(clk, CLOCK_REALTIME), rbuf, REQ_SIZE,
-                         hs)
+                tj = _now(clk, CLOCK_REALTIME)
+                _journal(jb, js, KIND_ORDER_OUT, 0, tj, rbuf, REQ_SIZE, hs)
+                hs[HS_J_NS] += _now(clk, CLOCK_REALTIME) - tj
             ref = tab[i, T_URN]
             m = cancel_nb(sbuf, ref)
             tab[i, T_STATE] = T_FREE
@@ -392,7 +399,7 @@ def spin_nb(
     l3, prio, mine, out, own = lv
     h = unpack_raw(a).h
     p = np.int64(a.ctypes.data)
-    status = np.zeros(0, np.int8)
+    status: npt.NDArray[np.int8] = np.zeros(0, np.int8)
     journal = hs[HS_JOURNAL] != 0
     need = slots * (SLOT + HEADER_SIZE)
     hs[HS_PACKETS] = hs[HS_TICKS] = hs[HS_NSENT] = hs[HS_DECIDED] = 0
@@ -424,10 +431,12 @@ def spin_nb(
         hs[HS_TICK] = 1
         hs[HS_T] = now
         hs[HS_PACKETS] += n
+        hs[HS_J_NS] = 0
         if journal:
             for k in range(n):
                 _journal(jb, js, KIND_FEED, 0, now, pbuf[k * SLOT : k * SLOT + lengths[k]],
                          lengths[k], hs)
+            hs[HS_J_NS] = _now(clk, CLOCK_REALTIME) - now
         received_nb(pk, lengths, n, now, st)
         code, grown, status = frame_decode_apply_nb(
             pbuf, SLOT, 0, n, session, pk, msg, base_ns, price_step, qty_step, ev, tbl,
@@ -499,6 +508,9 @@ class HotPath:
         self._out: Any = None
         self.gateway: Any = None
         self.calls = np.zeros(len(RET_NAMES), np.int64)  #: spin returns by code
+        #: the journal's share (ns) of each tick that sent an order (a ring)
+        self.journal_ns = np.zeros(1 << 14, np.int64)
+        self.n_ticks = 0
 
     # --- setting up ------------------------------------------------------------------------
     def bind(self, gateway: Any) -> None:
@@ -569,6 +581,21 @@ class HotPath:
             table_clear_nb(self.tab, sid, oid)
         else:
             table_set_nb(self.tab, sid, oid, urn)
+
+    def tick_sent(self) -> None:
+        """A tick that sent an order ended: keep its journal time (:attr:`journal_ns`)."""
+        if self.hs[HS_JOURNAL]:
+            self.journal_ns[self.n_ticks % len(self.journal_ns)] = self.hs[HS_J_NS]
+            self.n_ticks += 1
+
+    def journal_summary(self) -> dict[str, float]:
+        """p50 / p99 (ns) of the journal's share of the ticks that sent an order."""
+        k = min(self.n_ticks, len(self.journal_ns))
+        if not k:
+            return {}
+        v = self.journal_ns[:k]
+        return {"count": float(k), "p50": float(np.percentile(v, 50)),
+                "p99": float(np.percentile(v, 99))}
 
     def journal_room(self) -> int:
         """The payload bytes to ask :meth:`JournalWriter.make_room

@@ -638,6 +638,7 @@ class LiveRunner:
             self._sent_in_tick = bool(self.clock._row[SENT])
         t = int(hs[HS_T])
         if code == RET_SENT:
+            hot.tick_sent()
             self._hot_commit()
         elif code == RET_FEED:  # the handler finishes the batch, then the usual tick
             fast = self._fast
@@ -677,8 +678,8 @@ class LiveRunner:
         hot = self._hot
         assert hot is not None
         hs = hot.hs
-        if code == RET_PARTIAL and self.gateway is not None:
-            self.gateway.write_raw(hot.left())
+        if code == RET_PARTIAL and hot.gateway is not None:
+            hot.gateway.write_raw(hot.left())
         if code == RET_JOURNAL and self.journal is not None:
             self.journal.make_room(hot.journal_room())
         k, n = int(hs[HS_K]), int(hs[HS_NREQ])
@@ -698,7 +699,7 @@ class LiveRunner:
         n = int(hs[HS_NSENT])
         if not n:
             return
-        gw = self.gateway
+        gw = hot.gateway
         assert gw is not None
         for row in hot.sent[:n].tolist():
             kind, sid, oid, urn, side, qty, price, tif, _ = row
@@ -772,8 +773,8 @@ class LiveRunner:
                 self._hot.forget_all()
                 for key in list(self.orders):
                     self._hot_sync(key)
-            elif (key := getattr(ev, "key", None)) is not None:
-                self._hot_sync(key)
+            elif (changed := getattr(ev, "key", None)) is not None:
+                self._hot_sync(changed)
         return n
 
     def _event_in(self, t: int, ev: Event, seq: int = -1) -> int:
@@ -1219,7 +1220,9 @@ class LiveRunner:
         f = self.feed
         f._tbl = huge_copy(f._tbl)
         lv = self._levels
-        lv.state = tuple(huge_copy(x) for x in lv.state)
+        meta, qty, ends, orders, table = lv.state
+        lv.state = (huge_copy(meta), huge_copy(qty), huge_copy(ends), huge_copy(orders),
+                    huge_copy(table))
         lv.prio = huge_copy(lv.prio)
         compiled = eng.mode == "compiled" and int(eng.st.h[H_FN_WAKE]) != 0
         hot = HotPath(self._fast, eng, compiled=compiled, journal=self.journal)

@@ -11,16 +11,17 @@ mode; elsewhere it returns the array unchanged).
 from __future__ import annotations
 
 import mmap
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
 
 HUGE = 2 * 1024 * 1024  #: the huge page size on x86-64 and most aarch64 kernels
 _MADV = getattr(mmap, "MADV_HUGEPAGE", None)
+A = TypeVar("A", bound=npt.NDArray[Any])
 
 
-def huge_copy(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
+def huge_copy(a: A) -> A:
     """A C-contiguous copy of ``a`` on memory advised for huge pages, its pages touched
     now (so the kernel backs them while it can, not on the hot path); ``a`` itself where the
     platform has no huge pages or ``a`` is under a huge page."""
@@ -37,7 +38,7 @@ def huge_copy(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
     start = (-raw.ctypes.data) % HUGE
     out = raw[start : start + n].view(a.dtype).reshape(a.shape)
     out[...] = a
-    return out
+    return cast(A, out)
 
 
 __all__ = ["HUGE", "huge_copy"]

@@ -30,7 +30,8 @@ def _prefetch(typingctx: Any, addr: Any) -> Any:
         i8p = ir.IntType(8).as_pointer()
         i32 = ir.IntType(32)
         fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch")
+        fn = cgutils.get_or_insert_function(  # type: ignore[no-untyped-call]
+            builder.module, fnty, "llvm.prefetch")
         ptr = builder.inttoptr(args[0], i8p)
         # read, keep in all cache levels, data cache
         builder.call(fn, [ptr, i32(0), i32(3), i32(1)])

@@ -101,7 +101,8 @@ def test_the_table_follows_the_gateway_before_the_runner_takes_its_events() -> N
     try:
         runner.prepare()
         hot = runner._hot
-        assert hot is not None and hot.gateway is gw
+        assert hot is not None
+        assert hot.gateway is gw
         key = order_key(0, 5)
         runner.orders[key] = _Live(0, 5, 0)
         gw.booked_new(key, Side.BUY, 3, 100, TimeInForce.DAY, 41)
