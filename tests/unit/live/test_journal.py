@@ -4,8 +4,6 @@ named, never skipped silently; nothing acknowledged lost when the writer is kill
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,6 +23,7 @@ from live.journal import (
     read,
     segments,
 )
+from tests.procs import acks_then_kill
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -110,26 +109,7 @@ while True:
 def test_nothing_acknowledged_is_lost_when_the_writer_is_killed(tmp_path: Path) -> None:
     d = tmp_path / "j"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    p = subprocess.Popen(
-        [sys.executable, "-c", _CHILD, str(d)],
-        stdout=subprocess.PIPE,
-        env=env,
-        start_new_session=True,
-    )
-    acked = 0
-    deadline = time.monotonic() + 60
-    try:
-        assert p.stdout is not None
-        while acked < 300 and time.monotonic() < deadline:
-            line = p.stdout.readline()
-            if not line:
-                break
-            acked = int(line)
-    finally:
-        os.killpg(p.pid, signal.SIGKILL)
-        p.wait(timeout=10)
-        if p.stdout is not None:
-            p.stdout.close()
+    acked = acks_then_kill([sys.executable, "-c", _CHILD, str(d)], env, 300, 60)
     assert acked >= 300
     w = JournalWriter(d)  # recovery: torn tail (if any) cut off
     last = w.seq

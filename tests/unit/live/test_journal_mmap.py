@@ -277,16 +277,18 @@ while True:
 """
 
 
+def _numbered(prev: int, seq: int) -> None:
+    assert seq == prev + 1  # the numbering went on from the last record
+
+
 @pytest.mark.slow
 def test_killed_writers_lose_nothing_acknowledged(tmp_path: Path) -> None:
     """A writer killed -9 at seeded random points, eight times, each run reopening the
     journal: every acknowledged record reads back intact, in order, with no damage, and
     the numbering goes on."""
-    import signal
-    import subprocess
     import sys
 
-    from tests.procs import dies_with_parent
+    from tests.procs import acks_then_kill
 
     root = Path(__file__).resolve().parents[3]
     env = {**os.environ, "PYTHONPATH": str(root)}
@@ -295,22 +297,8 @@ def test_killed_writers_lose_nothing_acknowledged(tmp_path: Path) -> None:
     acked = 0
     for _ in range(8):
         want = acked + int(rng.integers(1, 2000))
-        p = subprocess.Popen(dies_with_parent([sys.executable, "-c", _CHILD, str(d)]),
-                             stdout=subprocess.PIPE, env=env, start_new_session=True)
-        deadline = time.monotonic() + 120
-        try:
-            assert p.stdout is not None
-            while acked < want and time.monotonic() < deadline:
-                line = p.stdout.readline()
-                if not line:
-                    break
-                assert int(line) == acked + 1  # the numbering went on from the last record
-                acked = int(line)
-        finally:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait(timeout=10)
-            if p.stdout is not None:
-                p.stdout.close()
+        acked = acks_then_kill([sys.executable, "-c", _CHILD, str(d)], env, want, 120,
+                               _numbered, start=acked)
         assert acked == want, "the writer stopped acknowledging"
         rep = ScanReport()
         recs = list(read(d, report=rep))  # on_damage="raise": any damage fails here
