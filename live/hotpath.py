@@ -53,13 +53,15 @@ from framework.arena.state import (
     WAKE_REQUESTS,
     unpack_raw,
 )
+from framework.core.nrt import borrowed as _b
+from framework.core.prefetch import prefetch_write
 from framework.engine.engine import _append_window_nb
 from framework.kernel.seam import REQUEST_DTYPE, drain_requests_state
 from live.fastpath import _batch_levels
 from live.feeds.itch_mold import SLOT
 from live.feeds.itch_mold_nb import BATCH_DONE, frame_decode_apply_nb, received_nb
 from live.journal import HEADER_SIZE, KIND_FEED, KIND_ORDER_OUT
-from live.journal_nb import J_ADDR, J_LIMIT, J_POS, NOT_SYNCED, append_nb
+from live.journal_nb import J_ADDR, J_LIMIT, J_POS, NOT_SYNCED, _append
 from live.wire import ouch, soupbin
 from live.wire.mmsg import MSG_DONTWAIT
 from live.wire.mmsg import clock_gettime_nb as clock_gettime
@@ -139,6 +141,9 @@ PROBES = 8
 #: the kill word: KILL_NONE, or KILL_NEW (the switch tripped: the loop returns at once) or
 #: KILL_HELD (the runner knows: the loop still takes the feed but sends nothing)
 KILL_NONE, KILL_NEW, KILL_HELD = 0, 1, 2
+
+#: bytes of the journal ahead of its write position kept in the caches while the feed is quiet
+JOURNAL_AHEAD = 4096
 
 #: stage marks (:data:`live.monitor.STAGES`)
 PACKET_IN, DECODED, BOOK, STRATEGY, RISK, ENCODED, SENT = range(7)
@@ -282,11 +287,24 @@ def room_nb(jb: npt.NDArray[np.uint8], js: npt.NDArray[np.int64]) -> int:
 
 
 @njit(cache=True, inline="always")
+def _journal_ahead(jb: npt.NDArray[np.uint8], js: npt.NDArray[np.int64]) -> None:
+    """While the feed is quiet: the journal's next lines fetched for writing (after a quiet
+    spell a tick's records otherwise wait on a memory round trip per line they fill)."""
+    if js[J_ADDR] != jb.ctypes.data:
+        return
+    base = jb.ctypes.data
+    for off in range(js[J_POS], min(js[J_POS] + JOURNAL_AHEAD, js[J_LIMIT]), 64):
+        prefetch_write(base + off)
+
+
+@njit(cache=True, inline="always")
 def _journal(jb: npt.NDArray[np.uint8], js: npt.NDArray[np.int64], kind: int, stream: int,
              ts: int, payload: npt.NDArray[np.uint8], n: int, hs: npt.NDArray[np.int64]) -> None:
     """Append a record (room was made for it); a record the disk did not take under the
     ``always`` policy is flagged for Python (:meth:`JournalWriter.sync` raises the error)."""
-    if append_nb(jb, js, kind, stream, ts, payload, n) == NOT_SYNCED:
+    # the append inlined: a call passing arrays counts references to each (atomic updates
+    # of lines a quiet spell left cold)
+    if _append(jb, js, kind, stream, ts, payload, n, payload, 0) == NOT_SYNCED:
         hs[HS_NOT_SYNCED] = 1
 
 
@@ -397,7 +415,18 @@ def spin_nb(
     (pbuf, session, pk, msg, base_ns, price_step, qty_step, ev, tbl, first_stock, meta, qty,
      ends, orders, table, locate, levels, rows, st, lat, clk) = ft
     l3, prio, mine, out, own = lv
-    h = unpack_raw(a).h
+    # every array the tick passes on, borrowed (no reference counts: see framework.core.nrt);
+    # the decoder's table is returned, so the owned one is kept for that
+    pbuf, session, pk, msg, ev, first_stock = _b(pbuf), _b(session), _b(pk), _b(msg), \
+        _b(ev), _b(first_stock)
+    meta, qty, ends, orders, table, rows = _b(meta), _b(qty), _b(ends), _b(orders), \
+        _b(table), _b(rows)
+    st, lat, clk, lengths = _b(st), _b(lat), _b(clk), _b(lengths)
+    l3 = (_b(l3[0]), _b(l3[1]), _b(l3[2]), _b(l3[3]), _b(l3[4]))
+    prio, mine, out, wbuf, words = _b(prio), _b(mine), _b(out), _b(wbuf), _b(words)
+    hs, tab, tpl, sbuf, rbuf, sent = _b(hs), _b(tab), _b(tpl), _b(sbuf), _b(rbuf), _b(sent)
+    marks, kill, jb, js, fds = _b(marks), _b(kill), _b(jb), _b(js), _b(fds)
+    h = _b(unpack_raw(a).h)
     p = np.int64(a.ctypes.data)
     status: npt.NDArray[np.int8] = np.zeros(0, np.int8)
     journal = hs[HS_JOURNAL] != 0
@@ -414,6 +443,8 @@ def spin_nb(
         if poll_nb(fdp, nfds, 0) <= 0:  # type: ignore[call-overload]
             if _now(clk, CLOCK_REALTIME) >= deadline:  # (one poll at least)
                 return RET_IDLE, tbl, status
+            if journal:
+                _journal_ahead(jb, js)
             continue
         if nfds == 2 and fds[1].revents != 0:
             return RET_GATEWAY, tbl, status
@@ -439,7 +470,7 @@ def spin_nb(
             hs[HS_J_NS] = _now(clk, CLOCK_REALTIME) - now
         received_nb(pk, lengths, n, now, st)
         code, grown, status = frame_decode_apply_nb(
-            pbuf, SLOT, 0, n, session, pk, msg, base_ns, price_step, qty_step, ev, tbl,
+            pbuf, SLOT, 0, n, session, pk, msg, base_ns, price_step, qty_step, ev, _b(tbl),
             first_stock, meta, qty, ends, orders, table, locate, levels, rows, st, lat, clk)
         n_out, at, n_mine = _batch_levels(code, ev, st, own, mine, l3, prio, out)
         hs[HS_CODE], hs[HS_NPK], hs[HS_ROWS], hs[HS_AT], hs[HS_NMINE] = code, n, n_out, at, n_mine
@@ -468,7 +499,7 @@ def spin_nb(
             if w != WAKE_REQUESTS or h[H_N_REQ] > words.shape[0]:
                 hs[HS_WAKE] = w
                 return RET_ADVANCE, tbl, status
-            r = out_nb(a, words, hs, tab, tpl, sbuf, rbuf, sent, marks, kill, jb, js, clk)
+            r = out_nb(_b(a), words, hs, tab, tpl, sbuf, rbuf, sent, marks, kill, jb, js, clk)
             if r != RET_SENT and r != RET_IDLE:
                 return r, tbl, status
         else:

@@ -93,6 +93,25 @@ def _store_typer(typingctx: Any, buf: Any, at: Any, val: Any) -> Any:
 _store: Any = intrinsic(_store_typer)
 
 
+def _ptr_typer(typingctx: Any, buf: Any, at: Any) -> Any:
+    """The address of ``buf[at]`` (an array or a bytes object)."""
+    if not isinstance(buf, (types.Array, types.Bytes)):
+        return None
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        ary, at_v = args
+        return builder.ptrtoint(_byte_ptr(context, builder, sig.args[0], ary, at_v),
+                                ir.IntType(64))
+
+    return types.uint64(buf, at), codegen
+
+
+_ptr: Any = intrinsic(_ptr_typer)
+#: ``memcpy(dst, src, n)``
+_memcpy = types.ExternalFunction("memcpy", types.voidptr(types.uint64, types.uint64,
+                                                         types.uint64))
+
+
 def _load_u64_typer(typingctx: Any, buf: Any, at: Any) -> Any:
     """The 8 bytes at ``buf[at]`` as a little-endian uint64 (any alignment)."""
     if not isinstance(buf, (types.Array, types.Bytes)):
@@ -212,13 +231,17 @@ def _append(buf: Any, st: Any, kind: int, stream: int, ts: int,
     _store(buf, pos + 24, np.uint16(kind))
     _store(buf, pos + 26, np.uint16(stream))
     _store(buf, pos + 28, np.uint32(0))
-    p = pos + HEADER
-    for i in range(na):
-        buf[p + i] = a[i]
-    p += na
-    for i in range(nb):
-        buf[p + i] = b[i]
-    crc = crc32c_nb(0, buf, pos + 8, HEADER - 8 + na + nb)
+    # the CRC from the header just stored (whole words: they forward) and from the payload's
+    # source, not read back from its copy: loads over bytes stored one at a time wait for
+    # the stores to retire (~1 us for a 1.2 kB packet, against ~0.15)
+    crc = crc32c_nb(0, buf, pos + 8, HEADER - 8)
+    crc = crc32c_nb(crc, a, 0, na)
+    crc = crc32c_nb(crc, b, 0, nb)
+    p = _ptr(buf, pos + HEADER)
+    if na:
+        _memcpy(p, _ptr(a, 0), na)  # the C library's copy: a byte loop here is ~0.75 ns/byte
+    if nb:
+        _memcpy(p + na, _ptr(b, 0), nb)
     # length and CRC last: a record cut short by a kill is never mistaken for a whole one
     _store(buf, pos + 4, np.uint32(crc))
     _store(buf, pos, np.uint32(na + nb))

@@ -20,27 +20,32 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 
-@intrinsic
-def _prefetch(typingctx: Any, addr: Any) -> Any:
-    if not isinstance(addr, types.Integer):
-        return None
-    sig = types.void(addr)
+def _prefetch_typer(write: int) -> Any:
+    def typer(typingctx: Any, addr: Any) -> Any:
+        if not isinstance(addr, types.Integer):
+            return None
+        sig = types.void(addr)
 
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        i8p = ir.IntType(8).as_pointer()
-        i32 = ir.IntType(32)
-        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
-        fn = cgutils.get_or_insert_function(  # type: ignore[no-untyped-call]
-            builder.module, fnty, "llvm.prefetch")
-        ptr = builder.inttoptr(args[0], i8p)
-        # read, keep in all cache levels, data cache
-        builder.call(fn, [ptr, i32(0), i32(3), i32(1)])
-        return context.get_dummy_value()
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            i8p = ir.IntType(8).as_pointer()
+            i32 = ir.IntType(32)
+            fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+            fn = cgutils.get_or_insert_function(  # type: ignore[no-untyped-call]
+                builder.module, fnty, "llvm.prefetch")
+            ptr = builder.inttoptr(args[0], i8p)
+            # read or write, keep in all cache levels, data cache
+            builder.call(fn, [ptr, i32(write), i32(3), i32(1)])
+            return context.get_dummy_value()
 
-    return sig, codegen
+        return sig, codegen
+
+    typer.__name__ = typer.__qualname__ = "_prefetch_write" if write else "_prefetch_read"
+    return typer
 
 
-#: typed for callers: ``prefetch(address)`` in compiled code
-prefetch: Callable[[int], None] = _prefetch  # type: ignore[assignment]
+#: typed for callers: ``prefetch(address)`` in compiled code (for reading)
+prefetch: Callable[[int], None] = intrinsic(_prefetch_typer(0))
+#: ``prefetch_write(address)``: the line is about to be written (fetched for ownership)
+prefetch_write: Callable[[int], None] = intrinsic(_prefetch_typer(1))
 
-__all__ = ["prefetch"]
+__all__ = ["prefetch", "prefetch_write"]

@@ -11,17 +11,14 @@ and can take a snapshot of the book at every packet boundary.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import numpy.typing as npt
 from numba import njit
-from numba.core.extending import intrinsic
-from numba.np.arrayobj import populate_array
 
 from framework.book.l2 import BOOK_FULL, POOL_FULL, l2_snapshot
 from framework.book.l3 import l3_apply
 from framework.core.events import FLAG_LAST
+from framework.core.nrt import borrowed as _borrowed
 from framework.ingest.itch_nb import MSG_OK, classify_nb, decode_more_nb, prefetch_refs_nb
 from live.wire.mmsg import MSG_DONTWAIT
 from live.wire.mmsg import clock_gettime_nb as clock_gettime
@@ -279,25 +276,7 @@ CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_THREAD_CPUTIME_ID = 0, 1, 3
 CPU_SAMPLE = 16
 
 
-def _borrowed_typer(typingctx: object, arr: Any) -> Any:
-    """``arr`` without its memory-info pointer, so numba counts no references to it.
 
-    Every call to a compiled function and every inlined alias of an array argument costs
-    an atomic increment and decrement of its reference count (numba's NRT; its pruning pass
-    leaves those in the book's code): measured, ~40% of an L3 book update on a small book.
-    Only for arrays the caller keeps alive for the whole call, never to be returned."""
-
-    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
-        ary = context.make_array(arr)(context, builder, value=args[0])
-        out = context.make_array(arr)(context, builder)
-        populate_array(out, data=ary.data, shape=ary.shape, strides=ary.strides,
-                       itemsize=ary.itemsize, meminfo=None)
-        return out._getvalue()
-
-    return arr(arr), codegen
-
-
-_borrowed: Any = intrinsic(_borrowed_typer)
 
 
 @njit(cache=True, inline="always")
