@@ -193,7 +193,8 @@ class CaptureReplay:
                         await ws.close(self.drop_code, "replay: connection cut")
                     return
                 if st.sent == self.down_after:
-                    self.server.close()  # nothing listens from here; this one closes 1001
+                    self.server.close()  # nothing listens from here
+                    await ws.close(1001, "going away")
                     return
                 if st.sent % PING_EVERY == 0:
                     await (await ws.ping())  # stay near the client (see PING_EVERY)
