@@ -343,3 +343,29 @@ def test_a_server_that_stays_down_is_given_up_and_the_book_left_empty() -> None:
     assert feed.messages == 121  # every line sent, and the snapshot's answer
     assert journal[-1][0].startswith(LOST.encode())
     assert _book(np.concatenate(events)) == {}  # the book is not left standing
+
+
+def test_the_standalone_handler_reconnects_and_ends_on_the_exchanges_book() -> None:
+    """run_binance_ws (the transport without the runner) follows the same rule."""
+    from live.feeds.binance_ws import DepthSync, run_binance_ws
+
+    lines = _capture(500, seed=6)
+    replay = CaptureReplay(lines, drops=(100, 300), lost=5, grace_s=0.3)
+    sync = DepthSync(tick_size=Decimal("0.01"), lot_size=Decimal("0.001"))
+    got: list[np.ndarray] = []
+
+    async def go() -> int:
+        server = await serve_capture(replay)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            return await run_binance_ws(f"ws://127.0.0.1:{port}/s", sync, on_events=got.append,
+                                        idle_timeout_s=10, backoff=Backoff(0.01, 0.1, 10))
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    n = asyncio.run(asyncio.wait_for(go(), 120))
+    assert replay.stream is not None
+    assert n == replay.stream.sent + replay.requests_answered
+    assert (sync.losses, sync.gaps, sync.snapshots) == (2, 0, 3)
+    assert _book(np.concatenate(got)) == _ticks(replay.book)
