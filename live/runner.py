@@ -215,9 +215,10 @@ PACKET_IN, DECODED, BOOK, STRATEGY, RISK, ENCODED, SENT = range(7)
 class FeedSpec:
     """``itch://HOST:PORT[?rerequest=PORT&session=NAME&locate=N]``: where the MoldUDP64 feed
     arrives (unicast, or a 239.x group on loopback) and the venue's re-request port; or
-    ``binance-ws://HOST:PORT/PATH[?futures=1]``: a Binance combined stream (depth,
-    bookTicker, trade) over a websocket (``ws://HOST:PORT/PATH``), synced from snapshots
-    asked for on the same connection (USD-M futures rules with ``futures=1``)."""
+    ``binance-ws://HOST:PORT/PATH[?futures=1&reconnect_s=S]``: a Binance combined stream
+    (depth, bookTicker, trade) over a websocket (``ws://HOST:PORT/PATH``), synced from
+    snapshots asked for on the same connection (USD-M futures rules with ``futures=1``); a
+    lost connection is reconnected for up to ``reconnect_s`` seconds (default 60)."""
 
     host: str
     port: int
@@ -227,19 +228,29 @@ class FeedSpec:
     scheme: str = "itch"
     path: str = ""
     futures: bool = False
+    reconnect_s: float = 60.0
 
     @classmethod
     def parse(cls, text: str) -> FeedSpec:
         u = _url(text, "--feed", ("itch", "binance-ws"),
                  "itch://127.0.0.1:PORT?rerequest=PORT or binance-ws://127.0.0.1:PORT/PATH")
         if u.scheme == "binance-ws":
-            q = _query(u, "--feed", {"futures"})
+            q = _query(u, "--feed", {"futures", "reconnect_s"})
             fut = q.get("futures", "0")
             if fut not in ("0", "1"):
                 msg = f"--feed: futures={fut!r}: give futures=1 (USD-M) or leave it out (spot)"
                 raise ConfigError(msg)
+            try:
+                rs = float(q.get("reconnect_s", "60"))
+            except ValueError:
+                rs = -1.0
+            if not 0 <= rs < float("inf"):
+                msg = (f"--feed: reconnect_s={q['reconnect_s']!r}: give the seconds to keep "
+                       "reconnecting a lost connection (>= 0)")
+                raise ConfigError(msg)
             return cls(host=u.hostname or "127.0.0.1", port=_port(u, "--feed"),
-                       scheme=u.scheme, path=u.path or "/", futures=fut == "1")
+                       scheme=u.scheme, path=u.path or "/", futures=fut == "1",
+                       reconnect_s=rs)
         q = _query(u, "--feed", {"rerequest", "session", "locate"})
         return cls(host=u.hostname or "127.0.0.1", port=_port(u, "--feed"),
                    rerequest=_int(q, "rerequest", "--feed"), session=q.get("session"),
@@ -251,10 +262,12 @@ class FeedSpec:
         to a free port, no re-requests, never connected)."""
         if self.scheme == "binance-ws":
             from live.feeds.binance_live import BinanceFeed
+            from live.feeds.binance_ws import Backoff
 
             return BinanceFeed(f"ws://{self.host}:{self.port}{self.path}",
                                tick_size=instrument.tick_size, lot_size=instrument.lot_size,
-                               futures=self.futures, locate=self.locate)
+                               futures=self.futures, locate=self.locate,
+                               reconnect=Backoff(give_up_s=self.reconnect_s))
         if not listen:
             return MoldFeedHandler(listen=("127.0.0.1", 0), date=date, price_step=price_step,
                                    qty_step=qty_step, locate=self.locate)

@@ -12,6 +12,15 @@ Snapshot requests are decided by the messages alone: after every message (and at
 start), if the sync needs a snapshot and none is asked for, the next request id is taken.
 A journal replay (``apply_packets``) makes the same decisions on the same messages, so the
 answer to request ``n`` is recognised in the replay exactly as it was live.
+
+A lost connection (dropped, or closed by the server other than at the end of its data) is
+reconnected with a :class:`~live.feeds.binance_ws.Backoff` (0.05 s doubling to 2 s, given up
+after ``reconnect.give_up_s``). The loss is a message of the feed's own in the queue, at its
+place among the server's (:data:`LOST`): journaled and applied like them, it empties the book
+(:meth:`DepthSync.reset`: nothing is priced off a book nobody maintains, and no packet comes,
+so a long outage trips the runner's stale-feed trigger) and asks for a new snapshot, which
+goes out on the new connection; a replay of the journal resyncs at the same place. An outage
+given up is the feed's :attr:`BinanceFeed.alarm`: the book stops there.
 """
 
 from __future__ import annotations
@@ -30,20 +39,38 @@ import numpy as np
 import numpy.typing as npt
 
 from framework.core.errors import VenueError
-from live.feeds.binance_ws import DepthSync, on_message
+from live.feeds.binance_ws import Backoff, DepthSync, connect_retrying, ended_orderly, on_message
 
 log = logging.getLogger("hftlab.feeds.binance_live")
+
+#: how the feed's own record of a lost connection starts (journaled as a feed message; never
+#: a server's: those are combined-stream messages or answers ``{"id": ...}``)
+LOST = '{"hftlab":"connection lost"'
+_LOST_B = LOST.encode()
+
+
+def lost_record(reason: str) -> bytes:
+    """The feed's record of a lost connection (a JSON object starting with :data:`LOST`)."""
+    return (LOST + "," + json.dumps({"reason": reason}, separators=(",", ":"))[1:]).encode()
+
+
+class _Lost:
+    """A lost connection's place in the queue of received messages."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
 
 
 class BinanceFeed:
     """One symbol's Binance combined stream (depth, bookTicker, trade) at ``url``."""
 
-    alarm: Exception | None = None  #: never set: a depth gap resyncs, it does not stop
     sock = req_sock = None  #: no socket for the runner to watch: the reader task wakes it
 
     def __init__(self, url: str, *, tick_size: Decimal | float | str,
                  lot_size: Decimal | float | str, futures: bool = False, locate: int = 1,
-                 batch: int = 256) -> None:
+                 batch: int = 256, reconnect: Backoff | None = None) -> None:
         self.url = url
         self.port = urllib.parse.urlsplit(url).port or 0
         self.sync = DepthSync(tick_size=Decimal(str(tick_size)),
@@ -53,8 +80,12 @@ class BinanceFeed:
         self.on_events: Callable[[npt.NDArray[np.void]], None] | None = None
         self.last_receive_ns = 0
         self.messages = 0  #: websocket messages applied
-        self.closed = False  #: the server closed the stream
-        self._queue: collections.deque[str | bytes] = collections.deque()
+        self.closed = False  #: the server ended the stream (its data ended)
+        self.reconnect = reconnect or Backoff()
+        self.reconnects = 0  #: lost connections made again
+        self._failed: Exception | None = None  #: an outage given up
+        self._stopping = False  #: aclose: a closed connection is ours, not lost
+        self._queue: collections.deque[str | bytes | _Lost] = collections.deque()
         self._req_id = 0
         self._in_flight: int | None = None
         self._to_send: list[int] = []
@@ -65,13 +96,20 @@ class BinanceFeed:
 
     @property
     def gaps(self) -> int:
-        """Depth gaps seen (each resynced from a new snapshot)."""
-        return self.sync.gaps
+        """Holes in the stream: depth gaps and lost connections (each resynced from a new
+        snapshot)."""
+        return self.sync.gaps + self.sync.losses
 
     @property
     def ended(self) -> bool:
-        """The server closed the stream and every message it sent is applied."""
+        """The server ended the stream and every message it sent is applied."""
         return self.closed and not self._queue
+
+    @property
+    def alarm(self) -> Exception | None:
+        """Set once an outage is given up and every message received before it is applied:
+        the book stops there (the runner polls no more; its stale-feed trigger trips)."""
+        return self._failed if not self._queue else None
 
     def warm_up(self) -> None:
         """Nothing to compile: the sync is plain Python."""
@@ -79,33 +117,58 @@ class BinanceFeed:
     # --- the connection ---------------------------------------------------------------------
     async def open(self, wake: asyncio.Event, timeout_s: float = 30.0) -> None:
         """Connect (retrying while the server is not up) and start reading."""
-        from websockets.asyncio.client import connect
-
-        end = time.monotonic() + timeout_s
-        while True:
-            try:
-                self._ws = await connect(self.url, max_size=1 << 24)
-                break
-            except OSError as exc:
-                if time.monotonic() > end:
-                    msg = f"--feed {self.url}: no connection within {timeout_s:g} s ({exc})"
-                    raise VenueError(msg) from exc
-                await asyncio.sleep(0.1)
+        first = Backoff(self.reconnect.first_s, self.reconnect.max_s, timeout_s)
+        try:
+            self._ws, _ = await connect_retrying(self.url, first)
+        except VenueError as exc:
+            raise VenueError(f"--feed {self.url}: {exc}") from exc
         self._reader = asyncio.create_task(self._read(wake))
         self._flush()
         log.info("binance feed connected: %s", self.url)
 
     async def _read(self, wake: asyncio.Event) -> None:
+        """Queue what arrives; a lost connection is queued as such and made again."""
         from websockets.exceptions import ConnectionClosed
 
-        try:
-            async for raw in self._ws:
-                self._queue.append(raw)
+        while True:
+            ws = self._ws
+            try:
+                async for raw in ws:
+                    self._queue.append(raw)
+                    wake.set()
+            except ConnectionClosed:
+                pass
+            if self._stopping:
+                return
+            if ended_orderly(ws):
+                log.info("binance feed: the server ended the stream (%s)", ws.close_reason)
+                self.closed = True
                 wake.set()
-        except ConnectionClosed as exc:
-            log.warning("binance feed: connection closed (%s)", exc)
-        self.closed = True
-        wake.set()
+                return
+            reason = (f"close code {ws.close_code}"
+                      + (f" {ws.close_reason!r}" if ws.close_reason else ""))
+            self._ws = None
+            self._to_send.clear()  # requests of the old connection: a new one is decided
+            self._queue.append(_Lost(reason))
+            wake.set()
+            r = self.reconnect
+            log.warning("binance feed: connection lost (%s); reconnecting (waits %g s doubling "
+                        "to %g s, for up to %g s)", reason, r.first_s, r.max_s, r.give_up_s)
+            t0 = time.monotonic()
+            try:
+                self._ws, attempts = await connect_retrying(self.url, r)
+            except VenueError as exc:
+                self._failed = VenueError(f"--feed {self.url}: connection lost ({reason}) and "
+                                          f"{exc}: the book stops here")
+                log.error("%s", self._failed)
+                wake.set()
+                return
+            self.reconnects += 1
+            log.warning("binance feed reconnected after %.2f s (%d attempt(s)), reconnect %d; "
+                        "the book resyncs from a new snapshot", time.monotonic() - t0,
+                        attempts, self.reconnects)
+            self._flush()
+            wake.set()
 
     def _flush(self) -> None:
         ws = self._ws
@@ -115,12 +178,20 @@ class BinanceFeed:
             t = asyncio.get_running_loop().create_task(
                 ws.send(json.dumps({"method": "depth", "id": rid})))
             self._sends.add(t)
-            t.add_done_callback(self._sends.discard)
+            t.add_done_callback(self._sent)
         self._to_send.clear()
 
+    def _sent(self, t: asyncio.Task[None]) -> None:
+        """A request sent, or lost with its connection (the loss resyncs anyway)."""
+        self._sends.discard(t)
+        if not t.cancelled():
+            t.exception()
+
     async def aclose(self) -> None:
+        self._stopping = True
         if self._reader is not None:
             self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
         if self._ws is not None:
             await self._ws.close()
 
@@ -135,14 +206,30 @@ class BinanceFeed:
             self._to_send.append(self._req_id)
 
     def _apply(self, raw: str | bytes, ts: int) -> None:
-        if on_message(self.sync, raw, ts, self._in_flight):
-            self._in_flight = None
+        if raw.startswith(_LOST_B) if isinstance(raw, bytes) else raw.startswith(LOST):
+            self._lost(raw, ts)
+        else:
+            if on_message(self.sync, raw, ts, self._in_flight):
+                self._in_flight = None
+            self.messages += 1
         ev = self.sync.take()
-        self.messages += 1
         if len(ev) and self.on_events is not None:
             ev["instrument"] = self.locate
             self.on_events(ev)
         self._want_snapshot()
+
+    def _lost(self, raw: str | bytes, ts: int) -> None:
+        """The connection was lost here: no answer to a request of it will come; the book is
+        emptied and synced again from a new snapshot."""
+        try:
+            reason = str(json.loads(raw).get("reason", "?"))
+        except (ValueError, AttributeError):
+            reason = "?"
+        self._in_flight = None
+        self._to_send.clear()
+        self.sync.reset(ts)
+        log.warning("binance feed: connection lost (%s): the book is emptied until a new "
+                    "snapshot syncs it (%d lost so far)", reason, self.sync.losses)
 
     def poll(self, timeout_s: float = 0.0) -> int:
         """Apply the messages received so far (up to a batch); returns how many."""
@@ -153,6 +240,8 @@ class BinanceFeed:
         n = 0
         while q and n < self.batch:
             raw = q.popleft()
+            if isinstance(raw, _Lost):
+                raw = lost_record(raw.reason)
             if self.on_packet is not None:
                 self.on_packet(raw.encode() if isinstance(raw, str) else raw, now)
             self.last_receive_ns = now
@@ -172,4 +261,4 @@ class BinanceFeed:
         return len(packets)
 
 
-__all__ = ["BinanceFeed"]
+__all__ = ["LOST", "BinanceFeed", "lost_record"]

@@ -9,7 +9,15 @@ diffs where it was taken. A later request (a resync after a gap) is answered at 
 line (after the last line: while requests keep coming within ``grace_s``) with the book the
 exchange has at that point (captured snapshot + every diff since, sent or skipped,
 keyed by price text) and the last update id. ``skip_lines`` leaves lines out (to make a gap). At the
-end the server closes the connection normally (code 1000).
+end the server closes the connection normally (code 1000, reason
+:data:`~live.feeds.binance_ws.END_OF_DATA`).
+
+Faults, for the reconnect tests: ``drops`` cuts the connection after the n-th message sent
+(aborted without a close frame, or closed with ``drop_code``), once per count; the stream goes
+on as an exchange's does: the next connection continues where it was, minus ``lost`` lines
+the client was away for (the book still takes them). ``down_after``: after that many messages
+the server stops for good (listening socket closed, the connection closed 1001 "going
+away"), as an exchange down for maintenance.
 """
 
 from __future__ import annotations
@@ -21,6 +29,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from live.feeds.binance_ws import END_OF_DATA
 
 #: the server waits for a pong every this many messages: the client's websockets library stops
 #: reading (so stops answering pings) while its app lags, so the replay cannot run more than
@@ -63,18 +73,85 @@ class _ServerBook:
                 "asks": [list(x) for x in asks]}
 
 
+@dataclass
+class _Stream:
+    """The exchange's side of a replay: the next line, the book (every diff, sent or
+    skipped), the diffs before the capture's snapshot, the messages sent."""
+
+    book: _ServerBook = field(default_factory=_ServerBook)
+    early: list[dict[str, Any]] = field(default_factory=list)
+    synced: bool = False
+    pos: int = 0
+    sent: int = 0
+
+    def track(self, text: str) -> dict[str, Any] | None:
+        """Keep the book through one line; the snapshot when the line is the capture's."""
+        if "@depth" in text[:40]:
+            d = json.loads(text)["data"]
+            if self.synced:
+                self.book.apply(d)
+            else:
+                self.early.append(d)
+        elif text.startswith('{"lastUpdateId"'):
+            return dict(json.loads(text))
+        return None
+
+    def take(self, snap: dict[str, Any]) -> None:
+        """The capture's snapshot is the book from here (the diffs after it applied)."""
+        self.book.set(snap)
+        for d in self.early:
+            if int(d["u"]) > self.book.last_u:
+                self.book.apply(d)
+        self.early.clear()
+        self.synced = True
+
+
+def _text(line: str) -> str:
+    return line[line.find(" ") + 1 :]
+
+
 class CaptureReplay:
-    """One replay per connection (each client gets the whole capture)."""
+    """One replay per connection (each client gets the whole capture); with ``drops`` or
+    ``down_after``, one stream that the connections take turns following."""
 
     def __init__(self, lines: list[str], *, skip_lines: Iterable[int] = (),
-                 grace_s: float = 1.0) -> None:
+                 grace_s: float = 1.0, drops: Iterable[int] = (), drop_code: int | None = None,
+                 lost: int = 0, down_after: int | None = None) -> None:
         self.lines = lines
         self.grace_s = grace_s
         self.skip = set(skip_lines)
+        self.drops = set(drops)
+        self.drop_code, self.lost, self.down_after = drop_code, lost, down_after
         self.requests_answered = 0
+        self.connections = 0
+        self.dropped = 0  #: connections cut (``drops``)
+        self.server: Any = None  #: the ``websockets`` server (:func:`serve_capture`)
+        self.stream: _Stream | None = None  #: the stream (the last connection's)
+
+    @property
+    def book(self) -> dict[str, Any]:
+        """The exchange's book now (a snapshot's shape)."""
+        return (self.stream or _Stream()).book.snapshot()
+
+    def _stream(self) -> _Stream:
+        one = bool(self.drops) or self.down_after is not None
+        if self.stream is None or not one:
+            self.stream = _Stream()
+        return self.stream
+
+    def _away(self, st: _Stream) -> None:
+        """The ``lost`` lines the client misses while away: the exchange's book takes them."""
+        for _ in range(self.lost):
+            if st.pos >= len(self.lines):
+                return
+            snap = st.track(_text(self.lines[st.pos]))
+            if snap is not None:
+                st.take(snap)
+            st.pos += 1
 
     async def handler(self, ws: Any) -> None:
         requests: asyncio.Queue[int] = asyncio.Queue()
+        self.connections += 1
 
         async def read() -> None:
             async for raw in ws:
@@ -86,60 +163,61 @@ class CaptureReplay:
                     continue
 
         reader = asyncio.create_task(read())
-        book = _ServerBook()  # the exchange's book: every diff, sent or skipped
-        early: list[dict[str, Any]] = []  # diffs before the snapshot
-        synced = False
-        sent = 0
+        st = self._stream()
         try:
-            for lineno, line in enumerate(self.lines, 1):
-                text = line[line.find(" ") + 1 :]
-                depth = "@depth" in text[:40]
-                if depth:
-                    d = json.loads(text)["data"]
-                    if synced:
-                        book.apply(d)
-                    else:
-                        early.append(d)
-                if lineno in self.skip:
+            while st.pos < len(self.lines):
+                st.pos += 1
+                text = _text(self.lines[st.pos - 1])
+                snap = st.track(text)
+                if st.pos in self.skip:
                     continue
-                if text.startswith('{"lastUpdateId"'):
-                    snap = json.loads(text)
+                if snap is not None:
                     req = await requests.get()
                     await ws.send(json.dumps({"id": req, "status": 200, "result": snap}))
                     self.requests_answered += 1
-                    book.set(snap)
-                    for d in early:
-                        if int(d["u"]) > book.last_u:
-                            book.apply(d)
-                    synced = True
+                    st.take(snap)
                     continue
-                while synced and not requests.empty():  # a resync: the book as sent so far
+                while st.synced and not requests.empty():  # a resync: the book as sent so far
                     req = requests.get_nowait()
                     await ws.send(json.dumps({"id": req, "status": 200,
-                                              "result": book.snapshot()}))
+                                              "result": st.book.snapshot()}))
                     self.requests_answered += 1
                 await ws.send(text)
-                sent += 1
-                if sent % PING_EVERY == 0:
+                st.sent += 1
+                if st.sent in self.drops:
+                    self.dropped += 1
+                    self._away(st)
+                    if self.drop_code is None:
+                        ws.transport.abort()
+                    else:
+                        await ws.close(self.drop_code, "replay: connection cut")
+                    return
+                if st.sent == self.down_after:
+                    self.server.close()  # nothing listens from here
+                    await ws.close(1001, "going away")
+                    return
+                if st.sent % PING_EVERY == 0:
                     await (await ws.ping())  # stay near the client (see PING_EVERY)
                 await asyncio.sleep(0)  # let the reader see requests between messages
             await (await ws.ping())
             # a client behind the stream may ask for a snapshot after the last line: answer
             # until it has been quiet for ``grace_s``
-            while synced:
+            while st.synced:
                 try:
                     req = await asyncio.wait_for(requests.get(), self.grace_s)
                 except TimeoutError:
                     break
-                await ws.send(json.dumps({"id": req, "status": 200, "result": book.snapshot()}))
+                await ws.send(json.dumps({"id": req, "status": 200,
+                                          "result": st.book.snapshot()}))
                 self.requests_answered += 1
         finally:
             reader.cancel()
-        await ws.close(1000, "end of capture")
+        await ws.close(1000, END_OF_DATA)
 
 
 async def serve_capture(replay: CaptureReplay, host: str = "127.0.0.1", port: int = 0) -> Any:
     """Start serving; returns the ``websockets`` server (``.sockets[0].getsockname()``)."""
     from websockets.asyncio.server import serve
 
-    return await serve(replay.handler, host, port, max_size=1 << 24)
+    replay.server = await serve(replay.handler, host, port, max_size=1 << 24)
+    return replay.server

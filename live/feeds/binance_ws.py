@@ -25,7 +25,9 @@ the instrument's tick and lot grid: a message that is not is refused whole and c
 :func:`run_binance_ws` is the transport: a ``websockets`` client that requests snapshots
 over the same connection (``{"method": "depth", "id": n}`` → ``{"id": n, "result":
 {...}}``, the shape of Binance's WebSocket API), so the snapshot's place among the diffs is
-the place it was taken.
+the place it was taken. A connection lost (dropped, or closed by the server other than at the
+end of its data, :data:`END_OF_DATA`) is reconnected with a :class:`Backoff` and the book
+synced again from a new snapshot (:meth:`DepthSync.reset`), never built across the hole.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -57,6 +59,12 @@ from framework.core.events import (
 )
 
 log = logging.getLogger("hftlab.feeds.binance_ws")
+
+#: the close reason (with code 1000) of a server that has sent everything it has (the replay
+#: server at the end of its capture): the stream ended. Any other close, or a connection that
+#: drops, is a lost connection: reconnected (an exchange closes every connection now and then:
+#: Binance after 24 h, and for maintenance)
+END_OF_DATA = "end of capture"
 
 _DEPTH = ("depth", "depth@0ms", "depth@100ms", "depth@250ms", "depth@500ms")
 Row = tuple[int, int, int, int, int, int, int, int, int]
@@ -89,6 +97,7 @@ class DepthSync:
     synced: bool = False
     rejected: Counter[str] = field(default_factory=Counter)
     gaps: int = 0
+    losses: int = 0  #: interruptions of the stream (:meth:`reset`)
     snapshots: int = 0
     _buffer: list[_Diff] = field(default_factory=list)
     _lid: int | None = None
@@ -181,6 +190,21 @@ class DepthSync:
             else:
                 self._buffer.append(d)
 
+    def reset(self, recv_ns: int) -> None:
+        """The stream was interrupted (its connection lost): the book is not maintained from
+        here, so it is emptied (a ``KIND_CLEAR`` of both sides, when a snapshot had built
+        one), and synced again as at the start: diffs buffered from now on, a new snapshot
+        asked for. Diffs buffered before are of the old connection: dropped."""
+        self.losses += 1
+        if self.snapshots:
+            e = self._last_e or recv_ns
+            self.out.append((e, recv_ns, 0, 0, self._last_u, 0, KIND_CLEAR, 0, FLAG_LAST))
+        self._buffer.clear()
+        self._lid = None
+        self._awaiting = self.synced = False
+        self._last_u = 0
+        self.needs_snapshot = True
+
     def _on_diff(self, d: _Diff) -> None:
         if self._lid is None or not (self._awaiting or self.synced):
             self._buffer.append(d)
@@ -229,6 +253,57 @@ class DepthSync:
         return np.array(rows, dtype=EVENT_DTYPE) if rows else np.zeros(0, EVENT_DTYPE)
 
 
+@dataclass(frozen=True)
+class Backoff:
+    """The waits between connection attempts: ``first_s``, doubling up to ``max_s``; an
+    outage is given up once ``give_up_s`` passed (0: one attempt)."""
+
+    first_s: float = 0.05
+    max_s: float = 2.0
+    give_up_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.first_s <= self.max_s or self.give_up_s < 0:
+            msg = (f"reconnect backoff {self.first_s:g} s doubling to {self.max_s:g} s, given "
+                   f"up after {self.give_up_s:g} s: give 0 < first <= max and a bound >= 0")
+            raise ConfigError(msg)
+
+    def delays(self) -> Iterator[float]:
+        """The wait after each failed attempt, without end (the caller bounds the time)."""
+        d = self.first_s
+        while True:
+            yield d
+            d = min(d * 2, self.max_s)
+
+
+async def connect_retrying(url: str, backoff: Backoff) -> tuple[Any, int]:
+    """A websocket connection to ``url`` and the attempts it took: retried (refused, reset,
+    timed out, or a handshake the server refused, as during maintenance) with ``backoff``'s
+    waits; VenueError naming the last failure once its ``give_up_s`` would pass."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import InvalidHandshake
+
+    end = time.monotonic() + backoff.give_up_s
+    for attempts, delay in enumerate(backoff.delays(), 1):
+        left = end - time.monotonic()
+        try:
+            ws = await connect(url, max_size=1 << 24, open_timeout=min(10.0, max(left, 1.0)))
+            return ws, attempts
+        except (OSError, TimeoutError, InvalidHandshake) as exc:
+            last = exc
+        if time.monotonic() + delay > end:
+            msg = (f"no connection within {backoff.give_up_s:g} s ({attempts} attempt(s); the "
+                   f"last: {type(last).__name__}: {last})")
+            raise VenueError(msg)
+        await asyncio.sleep(delay)
+    raise AssertionError("unreachable: the delays never end")
+
+
+def ended_orderly(ws: Any) -> bool:
+    """The server closed ``ws`` because its data ended (:data:`END_OF_DATA`)."""
+    return bool(ws.close_code == 1000 and ws.close_reason == END_OF_DATA)
+
+
 def on_message(sync: DepthSync, raw: str | bytes, recv_ns: int, in_flight: int | None) -> bool:
     """Apply one websocket message to ``sync``: a combined-stream message, or the answer to
     our snapshot request ``in_flight`` (True when it was); anything else is counted in
@@ -259,26 +334,44 @@ async def run_binance_ws(
     on_events: Callable[[EventArray], None],
     idle_timeout_s: float = 10.0,
     max_messages: int | None = None,
+    backoff: Backoff | None = None,
 ) -> int:
-    """Follow the websocket at ``url`` until the server closes it (or ``max_messages``);
-    events go to ``on_events`` after each message. Returns the messages read. A silence of
-    ``idle_timeout_s`` raises VenueError."""
-    from websockets.asyncio.client import connect
-    from websockets.exceptions import ConnectionClosedOK
+    """Follow the websocket at ``url`` until the server ends the stream (:data:`END_OF_DATA`)
+    or ``max_messages``; events go to ``on_events`` after each message. Returns the messages
+    read. A lost connection is reconnected with ``backoff`` (default :class:`Backoff`) and the
+    book synced again (:meth:`DepthSync.reset`); an outage past its bound, or a silence of
+    ``idle_timeout_s`` on an open connection, raises VenueError."""
+    from websockets.exceptions import ConnectionClosed
 
+    backoff = backoff or Backoff()
     n = 0
     req_id = 0
     in_flight: int | None = None
-    async with connect(url, max_size=1 << 24) as ws:
+    ws, _ = await connect_retrying(url, backoff)
+    try:
         while max_messages is None or n < max_messages:
-            if sync.needs_snapshot and in_flight is None:
-                req_id += 1
-                in_flight = req_id
-                await ws.send(json.dumps({"method": "depth", "id": req_id}))
             try:
+                if sync.needs_snapshot and in_flight is None:
+                    req_id += 1
+                    in_flight = req_id
+                    await ws.send(json.dumps({"method": "depth", "id": req_id}))
                 raw = await asyncio.wait_for(ws.recv(), idle_timeout_s)
-            except ConnectionClosedOK:
-                break
+            except ConnectionClosed:
+                if ended_orderly(ws):
+                    break
+                log.warning("%s: connection lost after %d messages (close code %s); "
+                            "reconnecting, then resyncing from a new snapshot", url, n,
+                            ws.close_code)
+                sync.reset(time.time_ns())
+                in_flight = None
+                ev = sync.take()
+                if len(ev):
+                    on_events(ev)
+                try:
+                    ws, _ = await connect_retrying(url, backoff)
+                except VenueError as exc:
+                    raise VenueError(f"{url}: connection lost and {exc}") from exc
+                continue
             except TimeoutError as exc:
                 msg = f"{url}: no message for {idle_timeout_s:g} s after {n:,} messages"
                 raise VenueError(msg) from exc
@@ -289,4 +382,6 @@ async def run_binance_ws(
             ev = sync.take()
             if len(ev):
                 on_events(ev)
+    finally:
+        await ws.close()
     return n
