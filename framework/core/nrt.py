@@ -28,7 +28,8 @@ def _borrowed_typer(typingctx: object, arr: Any) -> Any:
     def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
         ary = context.make_array(arr)(context, builder, value=args[0])
         out = context.make_array(arr)(context, builder)
-        populate_array(out, data=ary.data, shape=ary.shape, strides=ary.strides,
+        populate_array(out, data=ary.data, shape=ary.shape,  # type: ignore[no-untyped-call]
+                       strides=ary.strides,
                        itemsize=ary.itemsize, meminfo=None)
         return out._getvalue()
 
