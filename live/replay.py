@@ -66,6 +66,7 @@ from live.runner import (
     KIND_ADVANCE,
     KIND_PAPER_ORDER,
     KIND_REF,
+    REF_UNSENT,
     STREAM_HELD,
     STREAM_SENT,
     STREAM_UNSENT,
@@ -356,8 +357,14 @@ def recover(runner: LiveRunner, directory: str | Path) -> Recovered:
                 rec.cancels.add(key)
         elif r.kind == KIND_REF:
             key, ref, what = parse_ref(r.payload)
-            rec.aliases.append((key, ref))
             o = rec.orders.get(key)
+            if what == REF_UNSENT:  # a run recovered before found it never left
+                if rec.replacing.get(key) == ref:
+                    del rec.replacing[key]
+                    if o is not None and o.state == OrderState.PENDING_REPLACE:
+                        o.state = o._back
+                continue
+            rec.aliases.append((key, ref))
             if what == "replace" and o is not None:
                 _replacing(o)
                 rec.replacing[key] = ref

@@ -150,8 +150,11 @@ from live.monitor import StageClock
 log = logging.getLogger("hftlab.live.runner")
 
 KIND_ADVANCE = 1000  #: journal: the engine ran to this record's time with no new input
-#: journal: "KEY REF KIND": the protocol id a cancel or replace (KIND) is about to carry
+#: journal: "KEY REF KIND": the protocol id a cancel or replace (KIND) is about to carry;
+#: KIND ``unsent`` (REF_UNSENT): a recovered run found that replace never left (the venue
+#: never answered it), so a later recovery need not wait for its answer again
 KIND_REF = 1001
+REF_UNSENT = "unsent"
 #: journal, --paper: one order of the simulated venue (JSON row of the orders table), all of
 #: them at the session's end: a paper session's decisions never leave the engine, so this
 #: is what its parity compares
@@ -1311,6 +1314,10 @@ class LiveRunner:
         lost = [k for k in rec.orders if gw.orders[k].state == OrderState.PENDING_NEW]
         unreplaced = [k for k, ref in rec.replacing.items()
                       if gw.forget_replace(k, ref)]  # type: ignore[attr-defined]
+        if self.journal is not None:
+            for key in unreplaced:
+                self.journal.append(KIND_REF, f"{key} {rec.replacing[key]} {REF_UNSENT}"
+                                    .encode("ascii"))
         answers: list[npt.NDArray[np.void]] = []
         for key in lost:
             live = self.orders[key]
