@@ -66,6 +66,7 @@ from live.runner import (
     KIND_ADVANCE,
     KIND_PAPER_ORDER,
     KIND_REF,
+    REF_UNSENT,
     STREAM_HELD,
     STREAM_SENT,
     STREAM_UNSENT,
@@ -73,6 +74,7 @@ from live.runner import (
     LiveRunner,
     order_key,
     paper_orders,
+    parse_ref,
     reference_of,
     request_of,
     response_of,
@@ -272,10 +274,14 @@ class Recovered:
 
     last_seq: int = 0  #: the last venue message whose effects the journal holds
     orders: dict[str, Order] = field(default_factory=dict)  #: as the journal leaves them
-    refs: dict[str, str] = field(default_factory=dict)  #: key -> UserRefNum / ClOrdID
+    #: key -> the order's UserRefNum / ClOrdID now (a replace the venue took changed it)
+    refs: dict[str, str] = field(default_factory=dict)
     cancels: set[str] = field(default_factory=set)  #: cancels the engine asked for
     tifs: dict[str, int] = field(default_factory=dict)
     aliases: list[tuple[str, str]] = field(default_factory=list)  #: (key, id of a request)
+    #: key -> id of a replace of it journaled as sent that no venue answer journaled
+    #: follows: the venue took it, refused it, or never got it (the crash came first)
+    replacing: dict[str, str] = field(default_factory=dict)
     #: requests the crashed run decided but never journaled, so never sent
     unsent: list[npt.NDArray[np.void]] = field(default_factory=list)
 
@@ -350,26 +356,56 @@ def recover(runner: LiveRunner, directory: str | Path) -> Recovered:
             elif q["kind"] == REQ_CANCEL:
                 rec.cancels.add(key)
         elif r.kind == KIND_REF:
-            key, _, ref = r.payload.decode("ascii").partition(" ")
+            key, ref, what = parse_ref(r.payload)
+            o = rec.orders.get(key)
+            if what == REF_UNSENT:  # a run recovered before found it never left
+                if rec.replacing.get(key) == ref:
+                    del rec.replacing[key]
+                    if o is not None and o.state == OrderState.PENDING_REPLACE:
+                        o.state = o._back
+                continue
             rec.aliases.append((key, ref))
+            if what == "replace" and o is not None:
+                _replacing(o)
+                rec.replacing[key] = ref
         elif r.kind == KIND_ORDER_IN and not r.stream & IN_LOCAL:
             a, seq = response_of(r.payload)
             rec.last_seq = max(rec.last_seq, seq)
-            o = rec.orders.get(order_key(int(a["strategy"]), int(a["oid"])))
+            key = order_key(int(a["strategy"]), int(a["oid"]))
+            o = rec.orders.get(key)
             if o is not None:
-                _answered(o, a)
+                _answered(o, a, key, rec)
     return rec
 
 
-def _answered(o: Order, a: npt.NDArray[np.void]) -> None:
-    """Move a rebuilt order as the venue's answer moved the live one."""
+def _replacing(o: Order) -> None:
+    """A rebuilt order whose replace left: pending until the venue's answer. The gateway
+    sent it from a working state, which the journal may not show yet (the runner journals
+    an ack or fill when it takes the event, after the gateway applied it)."""
+    if o.state in TERMINAL:
+        return
+    if o.state != OrderState.PENDING_REPLACE:
+        o._back = OrderState.PARTIALLY_FILLED if o.filled else OrderState.NEW
+    o.state = OrderState.PENDING_REPLACE
+
+
+def _answered(o: Order, a: npt.NDArray[np.void], key: str, rec: Recovered) -> None:
+    """Move a rebuilt order as the venue's answer moved the live one (the gateway's state
+    machine, :class:`~live.gateways.base.OrderTracker`); an answer to its replace makes the
+    replace's id the order's (taken) or leaves the order's (refused)."""
     kind = int(a["kind"])
-    working = (OrderState.NEW, OrderState.PARTIALLY_FILLED)
+    pending = o.state == OrderState.PENDING_REPLACE
     if kind == RESP_ACK:
-        o.state = OrderState.NEW
+        if o.state == OrderState.PENDING_NEW:
+            o.state = OrderState.NEW
     elif kind == RESP_FILL:
         o.filled += int(a["qty"])
-        o.state = OrderState.FILLED if o.filled >= o.qty else OrderState.PARTIALLY_FILLED
+        if o.filled >= o.qty:
+            o.state = OrderState.FILLED
+        elif pending:
+            o._back = OrderState.PARTIALLY_FILLED
+        else:
+            o.state = OrderState.PARTIALLY_FILLED
     elif kind in (RESP_CANCELED, RESP_EXPIRED):
         o.state = OrderState.CANCELLED
     elif kind == RESP_REJECT:
@@ -377,8 +413,15 @@ def _answered(o: Order, a: npt.NDArray[np.void]) -> None:
     elif kind == RESP_MODIFIED:
         o.price, o.qty = int(a["price"]), int(a["qty"])
         o.state = OrderState.PARTIALLY_FILLED if o.filled else OrderState.NEW
-    elif kind == RESP_CANCEL_REJECT and o.state not in working and o.state not in TERMINAL:
-        o.state = OrderState.PARTIALLY_FILLED if o.filled else OrderState.NEW
+        ref = rec.replacing.pop(key, None)
+        if ref is not None:
+            rec.refs[key] = ref  # the venue names the order by the replace's id from now on
+    elif kind == RESP_CANCEL_REJECT:
+        if pending:
+            o.state = o._back
+        elif o.state not in TERMINAL:
+            o.state = OrderState.PARTIALLY_FILLED if o.filled else OrderState.NEW
+        rec.replacing.pop(key, None)
 
 
 def _compare(live: list[tuple[npt.NDArray[np.void], int]],

@@ -62,7 +62,11 @@ from framework.arena.enums import (
 )
 from framework.arena.state import (
     H_FN_WAKE,
+    H_MAX_ORDERS,
     H_N_REQ,
+    O_ID,
+    O_MOD_SENT,
+    O_STRAT,
     REQ_CANCEL,
     REQ_MODIFY,
     REQ_NEW,
@@ -146,7 +150,11 @@ from live.monitor import StageClock
 log = logging.getLogger("hftlab.live.runner")
 
 KIND_ADVANCE = 1000  #: journal: the engine ran to this record's time with no new input
-KIND_REF = 1001  #: journal: "KEY REF": the protocol id a cancel or replace is about to carry
+#: journal: "KEY REF KIND": the protocol id a cancel or replace (KIND) is about to carry;
+#: KIND ``unsent`` (REF_UNSENT): a recovered run found that replace never left (the venue
+#: never answered it), so a later recovery need not wait for its answer again
+KIND_REF = 1001
+REF_UNSENT = "unsent"
 #: journal, --paper: one order of the simulated venue (JSON row of the orders table), all of
 #: them at the session's end: a paper session's decisions never leave the engine, so this
 #: is what its parity compares
@@ -180,6 +188,13 @@ def request_of(payload: bytes) -> npt.NDArray[np.void]:
 def reference_of(payload: bytes) -> str:
     """The gateway's id of a sent new order (OUCH UserRefNum, FIX ClOrdID), or ''."""
     return payload[REQUEST_DTYPE.itemsize :].decode("ascii")
+
+
+def parse_ref(payload: bytes) -> tuple[str, str, str]:
+    """Key, protocol id and request kind (``cancel``, ``replace``; '' in journals written
+    before the kind was kept) of a KIND_REF payload."""
+    key, ref, what = [*payload.decode("ascii").split(" ", 2), "", ""][:3]
+    return key, ref, what
 
 
 def response_of(payload: bytes) -> tuple[npt.NDArray[np.void], int]:
@@ -1049,7 +1064,7 @@ class LiveRunner:
             return
         ref = gw.next_reference(key, kind)
         if ref:
-            self.journal.append(KIND_REF, f"{key} {ref}".encode("ascii"))
+            self.journal.append(KIND_REF, f"{key} {ref} {kind}".encode("ascii"))
         self.journal.flush()
 
     def check_triggers(self) -> None:
@@ -1265,17 +1280,19 @@ class LiveRunner:
                                 messages=self.feed.messages)
 
     def _adopt(self, rec: Any) -> None:
-        """Give the gateway the orders of the crashed run (live.replay.Recovered) and have
-        its login ask for every venue message after the last one journaled."""
+        """Give the gateway the orders of the crashed run (live.replay.Recovered), each under
+        its id now and with the id of a replace of it in flight, and have its login ask for
+        every venue message after the last one journaled."""
         gw = self.gateway
         adopt, resume = getattr(gw, "adopt", None), getattr(gw, "resume_after", None)
-        if adopt is None or resume is None or not hasattr(gw, "alias"):
+        if adopt is None or resume is None or not all(
+                hasattr(gw, f) for f in ("alias", "forget_replace")):
             msg = "this gateway cannot adopt a crashed run's orders"
             raise ConfigError(msg)
         for key, o in rec.orders.items():
             sid, oid = _parse_key(key)
             self.orders[key] = _Live(sid, oid, rec.tifs[key])
-            adopt(o, rec.refs[key])
+            adopt(o, rec.refs[key], replacing=rec.replacing.get(key, ""))
         for key, ref in rec.aliases:
             if key in rec.orders:
                 gw.alias(key, ref)  # type: ignore[union-attr]
@@ -1288,12 +1305,15 @@ class LiveRunner:
         had accepted was taken for one it never got), then settle the rest.
 
         Policy: a new order the venue never heard of (its bytes never left before the
-        crash) is rejected locally, never sent again; an order the engine asked to cancel
-        that is still working is cancelled now (the request may not have left either);
-        everything else -- the venue's orders, fills, cancels -- is adopted as the venue
-        reports it. Orphans (venue orders the journal does not name) cannot arise: every
-        request is journaled with the protocol id it carries (UserRefNum, ClOrdID) before
-        its bytes go."""
+        crash) is rejected locally, never sent again; so is a replace the venue never
+        answered (journaled, then the crash before its bytes left: the order is the venue's
+        as it was), and a modify the crash caught waiting to be sent (the order's answer
+        came first): the strategy hears a refusal and decides again, no replace goes twice;
+        an order the engine asked to cancel that is still working is cancelled now (the
+        request may not have left either); everything else -- the venue's orders, fills,
+        cancels, replaces -- is adopted as the venue reports it. Orphans (venue orders the
+        journal does not name) cannot arise: every request is journaled with the protocol
+        id it carries (UserRefNum, ClOrdID) before its bytes go."""
         gw = self.gateway
         assert gw is not None
         end = time.monotonic() + timeout_s
@@ -1303,8 +1323,17 @@ class LiveRunner:
             if self._pending or not gw.events.empty():
                 self.take_gateway_events()
                 quiet_until = time.monotonic() + quiet_s
+        # what the gateway applied, into the engine: the two agree from here on (no await
+        # until the answers below are injected)
+        self.take_gateway_events()
         t = time.time_ns()
-        lost = [k for k, o in gw.orders.items() if o.state == OrderState.PENDING_NEW]
+        lost = [k for k in rec.orders if gw.orders[k].state == OrderState.PENDING_NEW]
+        unreplaced = [k for k, ref in rec.replacing.items()
+                      if gw.forget_replace(k, ref)]  # type: ignore[attr-defined]
+        if self.journal is not None:
+            for key in unreplaced:
+                self.journal.append(KIND_REF, f"{key} {rec.replacing[key]} {REF_UNSENT}"
+                                    .encode("ascii"))
         answers: list[npt.NDArray[np.void]] = []
         for key in lost:
             live = self.orders[key]
@@ -1323,6 +1352,21 @@ class LiveRunner:
                 cancels.add(key)
             else:
                 answers.append(_local_answer(r, t))
+        # a modify the engine awaits that is neither at the venue nor waiting to go: its
+        # replace never left (above), or it waited for its order's answer at the crash
+        unsent = {order_key(int(r["strategy"]), int(r["oid"])) for r in rec.unsent
+                  if r["kind"] == REQ_MODIFY}
+        stuck = [k for k in rec.orders
+                 if k not in unsent and k not in lost and self._modify_in_flight(self.orders[k])
+                 and gw.orders[k].state != OrderState.PENDING_REPLACE
+                 and not any(w["kind"] == REQ_MODIFY for w in self.orders[k].waiting)]
+        for key in stuck:
+            live = self.orders[key]
+            a = np.zeros(1, RESPONSE_DTYPE)
+            a["ts"] = a["exch_ts"] = t
+            a["kind"], a["oid"], a["strategy"], a["fee"] = (RESP_CANCEL_REJECT, live.oid,
+                                                            live.sid, np.nan)
+            answers.append(a)
         if answers:
             self._inject(np.concatenate(answers), t)
         again = [k for k in cancels if k in gw.orders
@@ -1332,8 +1376,17 @@ class LiveRunner:
             gw.cancel(key)
         log.warning("recovered: %d order(s) adopted, %d never reached the venue (rejected "
                     "locally), %d cancel(s) sent again, %d request(s) decided but never sent; "
-                    "venue messages from %d on replayed", len(rec.orders), len(lost),
-                    len(again), len(rec.unsent), rec.last_seq + 1)
+                    "venue messages from %d on replayed; %d replace(s) in flight, %d of them "
+                    "never reached the venue; %d modify(s) refused locally", len(rec.orders),
+                    len(lost), len(again), len(rec.unsent), rec.last_seq + 1,
+                    len(rec.replacing), len(unreplaced), len(stuck))
+
+    def _modify_in_flight(self, live: _Live) -> bool:
+        """The engine awaits the answer to a modify of this order (it takes no other)."""
+        st = self.engine.st
+        m = int(st.h[H_MAX_ORDERS])
+        o = st.ord[live.sid * m + live.oid % m]
+        return int(o[O_ID]) == live.oid and int(o[O_STRAT]) == live.sid and bool(o[O_MOD_SENT])
 
     async def _connect(self, timeout_s: float) -> None:
         gw = self.gateway

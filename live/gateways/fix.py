@@ -29,6 +29,7 @@ from live.gateways.base import (
     Order,
     OrderGateway,
     OrderKind,
+    OrderState,
     OrderStateError,
     OrderTracker,
     Side,
@@ -203,15 +204,29 @@ class FixGateway(OrderGateway):
         earlier run sent): the venue's reports name it."""
         self._key_of[ref] = key
 
-    def adopt(self, o: Order, ref: str) -> None:
-        """Take over an order an earlier run of this session sent under ClOrdID ``ref``
-        (rebuilt from a journal, in the state its answers so far left it)."""
+    def adopt(self, o: Order, ref: str, *, replacing: str = "") -> None:
+        """Take over an order an earlier run of this session sent, ClOrdID ``ref`` now
+        (rebuilt from a journal, in the state its answers so far left it); ``replacing``:
+        the ClOrdID of a replace of it with no answer journaled (the order is
+        PENDING_REPLACE), which the venue's answer names."""
         if o.key in self.tracker.orders:
             msg = f"order key {o.key!r} is already in use"
             raise OrderStateError(msg)
         self.tracker.orders[o.key] = o
         self._key_of[ref] = o.key
         self._cl_of[o.key] = ref
+        if replacing:
+            self._key_of[replacing] = o.key
+
+    def forget_replace(self, key: str, ref: str) -> bool:
+        """An adopted replace the venue has not answered once it resent every message: it
+        never left; the order goes back to where a reject would take it. False if the venue
+        answered it."""
+        o = self.tracker.orders.get(key)
+        if o is None or o.state != OrderState.PENDING_REPLACE:
+            return False
+        self.tracker.restore(o)
+        return True
 
     def resume_after(self, seq: int) -> None:
         """Before :meth:`connect`: the venue's messages after ``seq`` are wanted again (the

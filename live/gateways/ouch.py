@@ -295,10 +295,13 @@ class OuchGateway(OrderGateway):
         """Before :meth:`connect`: the login asks the venue for its messages after ``seq``."""
         self.applied = seq
 
-    def adopt(self, o: Order, ref: str) -> None:
-        """Take over an order an earlier run of this session sent under UserRefNum ``ref``
+    def adopt(self, o: Order, ref: str, *, replacing: str = "") -> None:
+        """Take over an order an earlier run of this session sent, UserRefNum ``ref`` now
         (rebuilt from a journal, in the state its answers so far left it): the venue's
-        messages about it apply to it, and new orders number past it."""
+        messages about it apply to it, and new orders number past it. ``replacing``: the
+        UserRefNum of a replace of it that run sent with no answer journaled (the order is
+        PENDING_REPLACE): the venue's Order Replaced or Order Rejected names it, or nothing
+        does if the crash came before it left (:meth:`forget_replace`)."""
         if o.key in self.tracker.orders:
             msg = f"order key {o.key!r} is already in use"
             raise OrderStateError(msg)
@@ -307,6 +310,25 @@ class OuchGateway(OrderGateway):
         self._key_of[urn] = o.key
         self._urn_of[o.key] = urn
         self._urn = max(self._urn, urn)
+        if replacing:
+            new = int(replacing)
+            self._key_of[new] = o.key
+            self._replacing[new] = o.key
+            self._urn = max(self._urn, new)
+
+    def forget_replace(self, key: str, ref: str) -> bool:
+        """An adopted replace (``adopt(replacing=ref)``) the venue has not answered once it
+        replayed every message: it never left. The order goes back to the state it would
+        have gone back to on a reject, under its UserRefNum before; False if the venue
+        answered it (its answer applied)."""
+        urn = int(ref)
+        if self._replacing.get(urn) != key:
+            return False
+        del self._replacing[urn]
+        o = self.tracker.orders.get(key)
+        if o is not None and o.state == OrderState.PENDING_REPLACE:
+            self.tracker.restore(o)
+        return True
 
     def _apply(self, payload: bytes) -> None:
         t0 = time.perf_counter_ns()
