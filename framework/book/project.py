@@ -86,6 +86,12 @@ def _emit_q(out, k, src, kind, side, price, qty, flags, prio):
     return k
 
 
+#: batches up to this many events prefetch their orders' lines first (a live tick after a
+#: quiet spell); a longer one streams through a book whose lines the previous events brought
+#: in, where the extra passes only cost (~10% of a backtest's projection)
+PREFETCH_MAX = 256
+
+
 @njit(cache=True)
 def prefetch_orders(meta, orders, table, prio, events) -> None:
     """Prefetch what projecting ``events`` will read of the book, a level of indirection at
@@ -124,7 +130,8 @@ def project_events(meta, qty, ends, orders, table, prio, events, out) -> tuple[i
     when the book's order pool or far lists fill, (rows written, index of the next event to
     project once they are grown). ``prio[slot]`` keeps each live order's queue-priority
     time."""
-    prefetch_orders(meta, orders, table, prio, events)
+    if events.shape[0] <= PREFETCH_MAX:
+        prefetch_orders(meta, orders, table, prio, events)
     k = 0
     full = False  # the last event left the far lists over capacity (it was projected)
     for i in range(events.shape[0]):

@@ -17,6 +17,7 @@ from numba import njit
 
 from framework.book.l2 import BOOK_FULL, POOL_FULL, l2_snapshot
 from framework.book.l3 import l3_apply
+from framework.book.project import PREFETCH_MAX
 from framework.core.events import FLAG_LAST
 from framework.core.nrt import borrowed as _borrowed
 from framework.ingest.itch_nb import MSG_OK, classify_nb, decode_more_nb, prefetch_refs_nb
@@ -209,7 +210,8 @@ def decode_batch_nb(
     messages, status per message)``; fills ``ok_cum`` (:func:`ok_counts_nb`)."""
     m = acc_end[na - 1]
     status = classify_nb(pbuf, offs[:m], lens[:m])
-    prefetch_refs_nb(pbuf, offs[:m], status, tbl)
+    if m <= PREFETCH_MAX:  # a live tick's few packets; a catching-up batch streams
+        prefetch_refs_nb(pbuf, offs[:m], status, tbl)
     n_ev, tbl, live = decode_more_nb(pbuf, offs[:m], status, msg_lts[:m], base_ns, price_step,
                                      qty_step, ev, tbl, first_stock, live)
     n_ok = ok_counts_nb(status, acc_end, na, ok_cum)
