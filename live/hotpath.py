@@ -539,6 +539,8 @@ class HotPath:
         self._out: Any = None
         self.gateway: Any = None
         self.calls = np.zeros(len(RET_NAMES), np.int64)  #: spin returns by code
+        self.n_sent = 0  #: order messages the loop wrote (new orders and cancels)
+        self.n_ticks_all = 0  #: batches the loop took through the engine (or to Python's)
         #: the journal's share (ns) of each tick that sent an order (a ring)
         self.journal_ns = np.zeros(1 << 14, np.int64)
         self.n_ticks = 0

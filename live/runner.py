@@ -137,6 +137,7 @@ from live.hotpath import (
     RET_IDLE,
     RET_JOURNAL,
     RET_KILL,
+    RET_NAMES,
     RET_ORDERS,
     RET_PARTIAL,
     RET_PUSH,
@@ -657,6 +658,7 @@ class LiveRunner:
             f.compiled_polls += 1
             assert self._fast is not None
             self._fast.fast_batches += int(hs[HS_TICKS])
+            hot.n_ticks_all += int(hs[HS_TICKS])
             if f.last_receive_ns != self._seen_receive:
                 self._seen_receive = f.last_receive_ns
                 self._last_packet = time.monotonic()
@@ -739,7 +741,18 @@ class LiveRunner:
             else:
                 gw.booked_cancel(key)
             self.sent += 1
+        hot.n_sent += n
         hs[HS_NSENT] = 0
+
+    def hot_summary(self) -> dict[str, Any] | None:
+        """What the compiled loop did (None: the session ran without it): its returns to
+        Python by reason, the order messages it wrote itself, the ticks it took."""
+        hot = self._hot
+        if hot is None:
+            return None
+        return {"returns": {name: int(n) for name, n in zip(RET_NAMES, hot.calls, strict=True)
+                            if n},
+                "sent": hot.n_sent, "ticks": hot.n_ticks_all}
 
     def _hot_sync(self, key: str) -> None:
         """Tell the loop whether it may cancel ``key`` itself: the venue accepted it and

@@ -248,6 +248,9 @@ def summarise(runner: LiveRunner, result: Any) -> dict[str, Any]:
     }
     if runner.bandit is not None:
         out["bandit"] = runner.bandit.summary()
+    hot = runner.hot_summary()
+    if hot is not None:
+        out["hot"] = hot
     gw = runner.gateway
     if gw is not None:
         bought = sum(o.filled for o in gw.orders.values() if o.side == Side.BUY)
