@@ -317,19 +317,31 @@ def out_nb(
     clk: npt.NDArray[np.int64],
 ) -> int:
     """Drain the engine's requests (into ``words``, which holds ``H_N_REQ`` of them: the
-    caller checked) and send each the loop can take, in order; stop at the first it
-    cannot: ``RET_ORDERS`` with ``HS_K`` / ``HS_NREQ`` set (Python takes it and the rest),
-    ``RET_PARTIAL`` / ``RET_JOURNAL`` / ``RET_KILL``; else ``RET_SENT`` (or ``RET_IDLE``:
-    nothing was drained)."""
+    caller checked) and send them (:func:`route_nb`)."""
     if hs[HS_TICK]:
         marks[STRATEGY] = _now(clk, CLOCK_REALTIME)  # the callbacks and risk checks ran
     n = drain_requests_state(a, words)
-    hs[HS_NREQ] = n
-    hs[HS_K] = 0
     if hs[HS_TICK]:
         marks[RISK] = _now(clk, CLOCK_REALTIME)
+    return route_nb(words, 0, n, hs, tab, tpl, sbuf, rbuf, sent, marks, kill, jb, js, clk)
+
+
+@njit(cache=True)
+def route_nb(
+    words: npt.NDArray[np.int64], k0: int, n: int, hs: npt.NDArray[np.int64],
+    tab: npt.NDArray[np.int64], tpl: npt.NDArray[np.uint8], sbuf: npt.NDArray[np.uint8],
+    rbuf: npt.NDArray[np.uint8], sent: npt.NDArray[np.int64], marks: npt.NDArray[np.int64],
+    kill: npt.NDArray[np.int64], jb: npt.NDArray[np.uint8], js: npt.NDArray[np.int64],
+    clk: npt.NDArray[np.int64],
+) -> int:
+    """Send drained requests ``words[k0:n]`` the loop can take, in order; stop at the first
+    it cannot: ``RET_ORDERS`` with ``HS_K`` (that request) and ``HS_NREQ`` (``n``) set
+    (Python takes it, then the rest come back here), ``RET_PARTIAL`` / ``RET_JOURNAL`` /
+    ``RET_KILL``; else ``RET_SENT`` (or ``RET_IDLE``: nothing to send)."""
+    hs[HS_NREQ] = n
+    hs[HS_K] = k0
     journal = hs[HS_JOURNAL] != 0
-    for k in range(n):
+    for k in range(k0, n):
         hs[HS_K] = k
         if kill[0] != 0:
             return RET_KILL
@@ -393,7 +405,7 @@ def out_nb(
             hs[HS_K] = k + 1
             return RET_PARTIAL
     hs[HS_K] = n
-    return RET_SENT if n else RET_IDLE
+    return RET_SENT if n > k0 else RET_IDLE
 
 
 @njit(cache=True, nogil=True)
@@ -537,6 +549,7 @@ class HotPath:
         self._none_j = (np.zeros(1, np.uint8), np.zeros(8, np.int64))
         self._spin: Any = None
         self._out: Any = None
+        self._route: Any = None
         self.gateway: Any = None
         self.calls = np.zeros(len(RET_NAMES), np.int64)  #: spin returns by code
         self.n_sent = 0  #: order messages the loop wrote (new orders and cancels)
@@ -576,7 +589,9 @@ class HotPath:
         import numba
 
         self._spin = entry(spin_nb, *map(numba.typeof, self._args(0, marks)))
-        self._out = entry(out_nb, *map(numba.typeof, self._out_args(marks)))
+        out = self._out_args(marks)
+        self._out = entry(out_nb, *map(numba.typeof, out))
+        self._route = entry(route_nb, *map(numba.typeof, (out[1], 0, 0, *out[2:])))
 
     # --- each call -------------------------------------------------------------------------
     def arm(self, orders: bool) -> None:
@@ -605,6 +620,11 @@ class HotPath:
     def out(self, marks: npt.NDArray[np.int64]) -> int:
         """Drain the engine's requests and send those the loop can (:func:`out_nb`)."""
         return int(self._out(*self._out_args(marks)))
+
+    def route(self, k: int, n: int, marks: npt.NDArray[np.int64]) -> int:
+        """Send drained requests ``k..n-1`` the loop can (:func:`route_nb`)."""
+        args = self._out_args(marks)
+        return int(self._route(args[1], k, n, *args[2:]))
 
     # --- the working-order table -------------------------------------------------------------
     def working(self, sid: int, oid: int, urn: int | None) -> None:

@@ -703,20 +703,56 @@ class LiveRunner:
 
     def _hot_rest(self, code: int) -> bool:
         """After the loop stopped in the middle of a tick's requests: the rest of a message
-        the socket did not take, room in the journal, then the requests it left go by the
-        Python path. Returns whether a tick was in progress (the engine runs on)."""
+        the socket did not take, room in the journal, the request it could not take by the
+        Python path, and the others back through the loop's sender (after a kill: all by
+        the Python path, which holds them). Returns whether requests were in progress (the
+        engine runs on)."""
         hot = self._hot
         assert hot is not None
         hs = hot.hs
-        if code == RET_PARTIAL and hot.gateway is not None:
-            hot.gateway.write_raw(hot.left())
-        if code == RET_JOURNAL and self.journal is not None:
-            self.journal.make_room(hot.journal_room())
         k, n = int(hs[HS_K]), int(hs[HS_NREQ])
         if k >= n:
             return False
-        self._send(hot.requests(k, n))
+        # the runner's own answers go in once the batch has gone, as _send does: the engine
+        # must not run (and drain new requests over these) in between
+        answers: list[npt.NDArray[np.void]] = []
+        self.check_switch()
+        self._rest_of_batch(code, k, n, answers)
+        if answers:
+            self._inject(np.concatenate(answers), self._t)
         return True
+
+    def _rest_of_batch(self, code: int, k: int, n: int,
+                       answers: list[npt.NDArray[np.void]]) -> None:
+        hot = self._hot
+        assert hot is not None
+        hs = hot.hs
+        for _ in range(2 * n + 2):  # each round takes a request, or makes journal room once
+            if code == RET_PARTIAL and hot.gateway is not None:
+                hot.gateway.write_raw(hot.left())
+            elif code == RET_JOURNAL and self.journal is not None:
+                self.journal.make_room(hot.journal_room())
+            elif code == RET_KILL:
+                self.check_switch()
+                self._send_each(hot.requests(k, n), answers)
+                return
+            elif code == RET_ORDERS:
+                self._send_each(hot.requests(k, k + 1), answers)
+                k += 1
+            if k >= n:
+                return
+            self._arm_hot()  # the Python path may have sent (UserRefNums, the transport)
+            hs[HS_TICK] = int(self._tick_open)
+            code = hot.route(k, n, self.clock._row)
+            self._book_hot()
+            if self._tick_open and self.clock._row[SENT]:
+                self._sent_in_tick = True
+            self._hot_commit()
+            k = int(hs[HS_K])
+            if code in (RET_SENT, RET_IDLE):
+                return
+        msg = f"the compiled sender made no progress on requests {k}..{n} (code {code})"
+        raise ConfigError(msg)
 
     def _book_hot(self) -> None:
         """The orders and cancels the loop sent, into the gateway's and the runner's books
@@ -913,6 +949,15 @@ class LiveRunner:
         answers: list[npt.NDArray[np.void]] = []
         if not self.replay:
             self.check_switch()
+        self._send_each(reqs, answers)
+        if answers:
+            self._inject(np.concatenate(answers), self._t)
+
+    def _send_each(self, reqs: npt.NDArray[np.void],
+                   answers: list[npt.NDArray[np.void]]) -> None:
+        """The requests to the gateway (journaled first); the runner's own answers (held,
+        or to an order that is done) are added to ``answers``, for the caller to inject once
+        the whole batch has gone: the engine runs on them only then."""
         for r in reqs:
             if self.replay:
                 self._replay_controls()
@@ -933,8 +978,6 @@ class LiveRunner:
         if self._tick_open and self._sent_in_tick:
             self.clock.commit()
             self._tick_open = self._sent_in_tick = False
-        if answers:
-            self._inject(np.concatenate(answers), self._t)
 
     def _route(self, r: npt.NDArray[np.void], answers: list[npt.NDArray[np.void]]) -> None:
         gw = self.gateway
@@ -1331,9 +1374,12 @@ class LiveRunner:
         assert gw is not None
         end = time.monotonic() + timeout_s
         quiet_until = time.monotonic() + quiet_s
+        # a FIX session knows where the venue's resend ends (its logon's sequence number):
+        # quiet does not count while it is still coming (a busy venue answers late)
+        catching_up = getattr(gw, "catching_up", None)
         while time.monotonic() < min(quiet_until, end):
             await asyncio.sleep(0.02)
-            if self._pending or not gw.events.empty():
+            if self._pending or not gw.events.empty() or (catching_up and catching_up()):
                 self.take_gateway_events()
                 quiet_until = time.monotonic() + quiet_s
         # what the gateway applied, into the engine: the two agree from here on (no await

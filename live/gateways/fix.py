@@ -109,6 +109,11 @@ class FixGateway(OrderGateway):
     def connected(self) -> bool:
         return self._writer is not None and not self._writer.is_closing()
 
+    def catching_up(self) -> bool:
+        """The venue's resend of what this session missed is still coming in (after a
+        logon whose sequence number showed a gap): its reports are not all applied yet."""
+        return self.session.logged_on and self.session.filling_gap
+
 
     async def _session_once(self) -> None:
         reader, writer = await asyncio.open_connection(self.host, self.port)

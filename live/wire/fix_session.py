@@ -256,6 +256,12 @@ class FixSession:
         self.store.save()
         return self._admin(m)
 
+    @property
+    def filling_gap(self) -> bool:
+        """A resend the session asked for has not come in whole yet (the peer's messages
+        up to the highest sequence number seen are not all applied)."""
+        return self._resend_until >= self.store.next_in
+
     def _request_resend(self, begin: int, seen: int) -> None:
         log.info("FIX %s<-%s: gap %d..%d, asking for a resend", self.sender, self.target,
                  begin, seen - 1)

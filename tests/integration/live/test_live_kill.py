@@ -151,9 +151,13 @@ def _drive(base: str, live: subprocess.Popen[bytes]) -> None:
     assert http(f"{base}/reset", token=TOKEN, post=True)[0] == 200
     _wait(lambda: http(f"{base}/status", token=TOKEN)[1]["orders"], "quoting again")
     # by signal
+    held = http(f"{base}/status", token=TOKEN)[1]["risk"]["held"]
     os.kill(live.pid, signal.SIGUSR1)
     _wait(lambda: http(f"{base}/status", token=TOKEN)[1]["killed"], "SIGUSR1 kill")
     _wait(lambda: not http(f"{base}/status", token=TOKEN)[1]["orders"], "all cancelled")
+    # the journal check below wants a held order in this kill's span too: wait for one
+    _wait(lambda: http(f"{base}/status", token=TOKEN)[1]["risk"]["held"] > held,
+          "a held order after SIGUSR1")
     assert "SIGUSR1" in http(f"{base}/status", token=TOKEN)[1]["reason"]
     assert http(f"{base}/reset", token=TOKEN, post=True)[0] == 200
     _wait(lambda: http(f"{base}/status", token=TOKEN)[1]["orders"], "quoting again")
