@@ -32,9 +32,11 @@ bytes). Nonzero bytes after the last whole record are a torn tail in the last se
 damage in an earlier one.
 
 Durability is a policy (:class:`FsyncPolicy`): ``always`` (msync after each record: nothing
-acknowledged is ever lost), ``interval:MS`` (at most MS milliseconds of records at risk: a
-thread of the writer's forces them to disk every MS ms, so no append waits for a disk),
-``never`` (the operating system decides).
+acknowledged is ever lost), ``interval:MS`` (a thread of the writer's forces the records to
+disk every MS ms, so no append waits for a disk: at most MS milliseconds of records at risk,
+plus those on the 4 KiB page the writer is filling, which follow once it moves past it or
+pauses -- syncing that page under the writer would stall its next append), ``never`` (the
+operating system decides).
 """
 
 from __future__ import annotations
@@ -338,6 +340,7 @@ class JournalWriter:
         self._closed = False
         self._error: OSError | None = None  #: the sync thread's failure, raised to the writer
         self._retired: list[int] = []  #: cut segments the sync thread still forces to disk
+        self._seen_pos = -1  #: the write position at the sync thread's last round
         self._dir_dirty = False  #: a new segment's directory entry is not on disk yet
         #: held while the mapping is swapped (rotation, growth, close) and by the sync thread
         self._lock = threading.Lock()
@@ -539,17 +542,26 @@ class JournalWriter:
                     self._st[J_LIMIT] = 0
                     return
 
-    def _sync_locked(self) -> None:
+    def _sync_locked(self, whole: bool = False) -> None:
+        """Force the records to disk. The interval thread leaves the page the writer is
+        filling (unless the writer has paused since the last round, or ``whole``): written
+        back, that page turns read-only for the kernel's dirty tracking, and the writer's
+        next append into it would fault -- or wait for the write to the disk to end (tens
+        of microseconds to milliseconds on a tick). Its records follow once the writer has
+        moved past it or paused."""
         st = self._st
         pos = int(st[J_POS])
+        idle = pos == self._seen_pos
+        self._seen_pos = pos
+        hi = pos if whole or idle else pos & ~(PAGE - 1)
         lo = int(st[J_SYNCED]) & ~(PAGE - 1)
-        if pos > lo and st[J_ADDR]:
-            if _libc.msync(int(st[J_ADDR]) + lo, pos - lo, _MS_SYNC) != 0:
+        if hi > lo and st[J_ADDR]:
+            if _libc.msync(int(st[J_ADDR]) + lo, hi - lo, _MS_SYNC) != 0:
                 err = ctypes.get_errno()
                 raise OSError(err, f"msync of journal segment {self._number}: "
                               f"{os.strerror(err)}")
-            st[J_SYNCED] = pos
-            _populate(int(st[J_ADDR]) + (pos & ~(PAGE - 1)), PAGE)  # written back: writable again
+            st[J_SYNCED] = hi
+            _populate(int(st[J_ADDR]) + (hi & ~(PAGE - 1)), PAGE)  # written back: writable again
         for fd in self._retired:
             os.fsync(fd)
             os.close(fd)
@@ -569,7 +581,7 @@ class JournalWriter:
             if self._error is not None:
                 raise self._error
             if not self._closed:
-                self._sync_locked()
+                self._sync_locked(whole=True)
 
     def close(self) -> None:
         """Stop the sync thread, cut the segment's unwritten room and force it to disk."""
