@@ -89,16 +89,9 @@ def test_a_bundled_strategy_trades_paper_on_a_binance_websocket_feed(
     (key,) = ts.keys()
     ref = ts.read(key.venue, key.symbol, key.date)
     lines = read_capture(capture)
-    journal, summary, log = tmp_path / "journal", tmp_path / "summary.json", tmp_path / "live.log"
-    with capture_server(lines) as (port, replay), live_process(
-        "one_tick_mm", "--store", store, "--venue", key.venue, "--symbol", key.symbol,
-        "--date", key.date.isoformat(), "--feed", f"binance-ws://127.0.0.1:{port}/stream{query}",
-        "--paper", "--latency", "constant:200us", "--journal", str(journal),
-        "--duration", "90", "--kill-on", "stale_feed_s=60", "--summary", str(summary),
-        log=log,
-    ) as live:
-        wait_for_line(log, "binance feed connected", live)
-        assert live.wait(300) == 0, log.read_text()[-3000:]
+    journal, summary = tmp_path / "journal", tmp_path / "summary.json"
+    with capture_server(lines) as (port, replay):
+        _paper_session(store, key, f"binance-ws://127.0.0.1:{port}/stream{query}", tmp_path)
     s = json.loads(summary.read_text())
     assert replay.requests_answered == 1
     assert s["messages"] == len(lines)  # every line, the snapshot as its answer
@@ -120,6 +113,22 @@ def test_a_bundled_strategy_trades_paper_on_a_binance_websocket_feed(
     assert f"parity: {s['orders']} decisions equal one for one" in p.stdout
 
 
+def _paper_session(store: str, key: Any, feed: str, tmp_path: Path, *, duration: int = 90,
+                   stale_s: float = 60) -> None:
+    """``hftlab live one_tick_mm --paper`` on ``feed`` until it ends (journal, summary and
+    log in ``tmp_path``)."""
+    log = tmp_path / "live.log"
+    with live_process(
+        "one_tick_mm", "--store", store, "--venue", key.venue, "--symbol", key.symbol,
+        "--date", key.date.isoformat(), "--feed", feed, "--paper", "--latency",
+        "constant:200us", "--journal", str(tmp_path / "journal"), "--duration", str(duration),
+        "--kill-on", f"stale_feed_s={stale_s:g}", "--summary", str(tmp_path / "summary.json"),
+        log=log,
+    ) as live:
+        wait_for_line(log, "binance feed connected", live)
+        assert live.wait(300) == 0, log.read_text()[-3000:]
+
+
 def _import(shared_data: Path, tmp_path: Path) -> tuple[str, Any, np.ndarray, list[str]]:
     store = str(tmp_path / "store")
     assert main(["data", "import", "binance", str(shared_data / SPOT), "--store", store]) == 0
@@ -133,15 +142,8 @@ def test_a_cut_connection_is_reconnected_resynced_and_replays_across(
 ) -> None:
     store, key, ref, lines = _import(shared_data, tmp_path)
     journal, summary, log = tmp_path / "journal", tmp_path / "summary.json", tmp_path / "live.log"
-    with capture_server(lines, drops=(len(lines) // 2,)) as (port, replay), live_process(
-        "one_tick_mm", "--store", store, "--venue", key.venue, "--symbol", key.symbol,
-        "--date", key.date.isoformat(), "--feed", f"binance-ws://127.0.0.1:{port}/stream",
-        "--paper", "--latency", "constant:200us", "--journal", str(journal),
-        "--duration", "90", "--kill-on", "stale_feed_s=60", "--summary", str(summary),
-        log=log,
-    ) as live:
-        wait_for_line(log, "binance feed connected", live)
-        assert live.wait(300) == 0, log.read_text()[-3000:]
+    with capture_server(lines, drops=(len(lines) // 2,)) as (port, replay):
+        _paper_session(store, key, f"binance-ws://127.0.0.1:{port}/stream", tmp_path)
     text = log.read_text()
     s = json.loads(summary.read_text())
     assert (replay.connections, replay.dropped, replay.requests_answered) == (2, 1, 2)
@@ -169,15 +171,9 @@ def test_a_feed_server_that_stays_down_trips_the_stale_feed_trigger(
 ) -> None:
     store, key, _, lines = _import(shared_data, tmp_path)
     journal, summary, log = tmp_path / "journal", tmp_path / "summary.json", tmp_path / "live.log"
-    with capture_server(lines, down_after=len(lines) // 4) as (port, replay), live_process(
-        "one_tick_mm", "--store", store, "--venue", key.venue, "--symbol", key.symbol,
-        "--date", key.date.isoformat(), "--feed",
-        f"binance-ws://127.0.0.1:{port}/stream?reconnect_s=3", "--paper", "--latency",
-        "constant:200us", "--journal", str(journal), "--duration", "25", "--kill-on",
-        "stale_feed_s=1", "--summary", str(summary), log=log,
-    ) as live:
-        wait_for_line(log, "binance feed connected", live)
-        assert live.wait(300) == 0, log.read_text()[-3000:]
+    with capture_server(lines, down_after=len(lines) // 4) as (port, replay):
+        _paper_session(store, key, f"binance-ws://127.0.0.1:{port}/stream?reconnect_s=3",
+                       tmp_path, duration=25, stale_s=1)
     text = log.read_text()
     s = json.loads(summary.read_text())
     assert replay.connections == 1
