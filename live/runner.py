@@ -1296,11 +1296,12 @@ class LiveRunner:
         journal it can append to from compiled code (or none); it sends orders itself on an
         OUCH session, and runs the engine itself when the strategies' callbacks are
         compiled and called by the engine's core."""
-        if self._fast is None or self.bandit is not None:
-            return
+        eng = self.engine
+        if (self._fast is None or self.bandit is not None or eng.features
+                or eng.clock != "wall"):
+            return  # (features are computed per push, in Python: the loop's push has none)
         if self.journal is not None and not hasattr(self.journal, "hot"):
             return
-        eng = self.engine
         f = self.feed
         f._tbl = huge_copy(f._tbl)
         lv = self._levels

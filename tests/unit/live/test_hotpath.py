@@ -124,3 +124,25 @@ def test_the_table_follows_the_gateway_before_the_runner_takes_its_events() -> N
     finally:
         runner.engine.abort()
         feed.close()
+
+
+def test_the_loop_stays_out_where_its_push_would_be_wrong() -> None:
+    """Features are computed per push in Python: with a strategy that reads them (or a
+    feature model) the runner keeps the packet path and its own push."""
+    from strategies.one_tick_mm import OneTickMM
+
+    class ReadsFeatures(OneTickMM):
+        features = True
+
+    date = dt.date(2024, 3, 1)
+    day = generate_day(date=date, n_events=200, seed=1, mode="l3")
+    for strategy, hot in ((OneTickMM(), True), (ReadsFeatures(), False)):
+        feed = MoldFeedHandler(listen=("127.0.0.1", 0), date=date, price_step=100, qty_step=1)
+        runner = LiveRunner(instrument=day.instrument, strategies=[strategy], feed=feed,
+                            gateway=None, mode="compiled")
+        try:
+            runner.prepare()
+            assert (runner._hot is not None) is hot
+        finally:
+            runner.engine.abort()
+            feed.close()
