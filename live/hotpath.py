@@ -8,26 +8,30 @@ socket itself, and per batch of packets, with no Python in between:
 
 1. receives the batch (``recvmmsg``) and journals each packet as received (``KIND_FEED``,
    the receive time), through the journal's compiled append;
-2. frames, decodes and applies it to the feed handler's L3 book and projects the
-   instrument's events to the engine's level rows (the handler's and the runner's own
-   kernels, :mod:`live.feeds.itch_mold_nb`, :mod:`live.fastpath`);
+2. frames and decodes it (the feed handler's kernel, :mod:`live.feeds.itch_mold_nb`) and
+   projects the instrument's events to the engine's level rows on the instrument's L3 book
+   (the runner's projection keeps the only one: :mod:`live.fastpath`);
 3. appends the rows to the engine's window (``Engine.push_rows``'s kernel) and, compiled
    strategies, runs the engine's core to the receive time through its C entry point; the
    core calls the strategies' compiled callbacks and the risk checks itself;
 4. drains the requests the engine then has and sends what it can: a limit order (journaled
    with its UserRefNum first, then encoded as an OUCH Enter Order from a template and
    written to the order session's socket) and a cancel of an order the venue has accepted
-   and nothing else is pending on (:class:`HotOrders` lists those).
+   and nothing else is pending on (a table the runner keeps as the gateway's states
+   change: :meth:`HotPath.working`).
 
 It returns to Python when a tick sent something (the gateway's and runner's books of the
-orders are kept there, after the bytes left: :meth:`HotPath.account`), when the order socket
+orders are kept there, after the bytes left: ``LiveRunner._after_spin``), when the order socket
 has something to read, when the kill switch trips (a word the switch's trip sets, read
 before every send), at a deadline, and whenever anything is not the common case -- a batch
 the handler must finish (gap, control or bad packet, a full book), a window that must grow,
-a request that is not a plain new limit order or cancel of a working order, a journal
-segment that is full: Python then takes the same step by the runner's own path, from
-exactly where the loop stopped. Python strategies: the loop stops after step 3's push, the
-engine runs the callbacks in Python, and the requests go through step 4 (:meth:`HotPath.out`).
+a request that is not a plain new limit order or cancel of a working order, a socket that
+took part of a message, a journal segment that is full: Python then takes that step by the
+runner's own path, from exactly where the loop stopped, and hands the requests after it
+back to the loop's sender (:func:`route_nb`). After a kill the loop still takes the feed
+and sends nothing: the runner holds the requests. Python strategies: the loop stops after
+step 3's push, the engine runs the callbacks in Python, and the requests go through step 4
+(:meth:`HotPath.out`).
 
 Journal records are byte for byte what the runner's Python path writes (the replay and
 parity tools read one format), in the same order.
