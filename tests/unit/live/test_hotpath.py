@@ -146,3 +146,73 @@ def test_the_loop_stays_out_where_its_push_would_be_wrong() -> None:
         finally:
             runner.engine.abort()
             feed.close()
+
+
+def test_a_full_socket_leaves_the_message_to_python_whole() -> None:
+    """The sender writes with MSG_DONTWAIT: when the socket takes nothing or part of an
+    Enter Order, the loop stops (RET_PARTIAL) with the order booked and the bytes left to
+    write (``HotPath.left``); the next requests wait for Python (HS_K past the order)."""
+    import socket
+
+    from framework.arena.state import REQ_NEW
+    from live.hotpath import (
+        ENTER_LEN,
+        HS_FD,
+        HS_JOURNAL,
+        HS_K,
+        HS_LEFT,
+        HS_LEFT_AT,
+        HS_LEN,
+        HS_NSENT,
+        HS_ORDERS,
+        HS_PRICE_MAX,
+        HS_PRICE_MULT,
+        HS_URN,
+        RET_PARTIAL,
+        RET_SENT,
+        SL_COLS,
+        SL_KIND,
+        SL_OID,
+        SL_URN,
+        route_nb,
+    )
+
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    with a, b:
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        a.setblocking(False)
+        hs = np.zeros(HS_LEN, np.int64)
+        hs[HS_ORDERS], hs[HS_FD], hs[HS_URN], hs[HS_JOURNAL] = 1, a.fileno(), 40, 0
+        hs[HS_PRICE_MULT], hs[HS_PRICE_MAX] = 100, 2**40
+        words = np.zeros((2, len(REQUEST_DTYPE.names or ())), np.int64)
+        words[:, 2], words[:, 3], words[:, 6], words[:, 9], words[:, 10] = REQ_NEW, [7, 8], 1, \
+            10_000, 3
+        args = (hs, np.zeros((64, 4), np.int64), TPL, np.zeros(64, np.uint8),
+                np.zeros(REQUEST_DTYPE.itemsize + 32, np.uint8), np.zeros((8, SL_COLS), np.int64),
+                np.zeros(7, np.int64), np.zeros(1, np.int64), np.zeros(1, np.uint8),
+                np.zeros(16, np.int64), np.zeros(2, np.int64))
+        # room: both orders go whole
+        assert route_nb(words, 0, 2, *args) == RET_SENT
+        assert len(b.recv(4096)) == 2 * ENTER_LEN
+        sent = args[5]
+        assert hs[HS_NSENT] == 2
+        assert list(sent[:2, SL_OID]) == [7, 8]
+        assert list(sent[:2, SL_URN]) == [41, 42]
+        hs[HS_NSENT] = 0
+        while True:  # fill the socket
+            try:
+                a.send(b"x" * 512)
+            except BlockingIOError:
+                break
+        code = route_nb(words, 0, 2, *args)
+        assert code == RET_PARTIAL
+        assert hs[HS_K] == 1  # the order is out of the loop's hands; the next waits
+        assert hs[HS_NSENT] == 1  # and booked: its UserRefNum is used
+        assert sent[0, SL_KIND] == REQ_NEW
+        assert sent[0, SL_URN] == 43
+        at, left = int(hs[HS_LEFT_AT]), int(hs[HS_LEFT])
+        assert at + left == ENTER_LEN
+        sbuf = args[3]
+        want = soupbin.unsequenced(ouch.encode_enter(
+            43, b"B", 3, SYMBOL, 10_000 * 100, ouch.TIF_DAY, ouch.pad_clordid("0:7")))
+        assert bytes(sbuf[at : at + left]) == want[at:]
