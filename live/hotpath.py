@@ -63,12 +63,11 @@ from framework.engine.engine import _append_window_nb
 from framework.kernel.seam import REQUEST_DTYPE, drain_requests_state
 from live.fastpath import _batch_levels
 from live.feeds.itch_mold import SLOT
-from live.feeds.itch_mold_nb import BATCH_DONE, frame_decode_apply_nb, received_nb
+from live.feeds.itch_mold_nb import BATCH_DONE, _clock_ns, frame_decode_apply_nb, received_nb
 from live.journal import HEADER_SIZE, KIND_FEED, KIND_ORDER_OUT
 from live.journal_nb import J_ADDR, J_LIMIT, J_POS, NOT_SYNCED, _append
 from live.wire import ouch, soupbin
 from live.wire.mmsg import MSG_DONTWAIT
-from live.wire.mmsg import clock_gettime_nb as clock_gettime
 from live.wire.mmsg import recvmmsg_nb as recvmmsg
 
 #: ``poll(struct pollfd *, nfds, timeout_ms)``
@@ -276,12 +275,6 @@ def table_clear_nb(tab: npt.NDArray[np.int64], sid: int, oid: int) -> None:
 
 
 @njit(cache=True, inline="always")
-def _now(clk: npt.NDArray[np.int64], clock: int) -> int:
-    clock_gettime(clock, clk.ctypes.data)  # type: ignore[call-overload]
-    return clk[0] * 1_000_000_000 + clk[1]
-
-
-@njit(cache=True, inline="always")
 def room_nb(jb: npt.NDArray[np.uint8], js: npt.NDArray[np.int64]) -> int:
     """Bytes the journal's current mapping takes without :meth:`JournalWriter.make_room
     <live.journal.JournalWriter.make_room>` (0 when ``jb`` is not the current mapping)."""
@@ -323,10 +316,10 @@ def out_nb(
     """Drain the engine's requests (into ``words``, which holds ``H_N_REQ`` of them: the
     caller checked) and send them (:func:`route_nb`)."""
     if hs[HS_TICK]:
-        marks[STRATEGY] = _now(clk, CLOCK_REALTIME)  # the callbacks and risk checks ran
+        marks[STRATEGY] = _clock_ns(CLOCK_REALTIME, clk)  # the callbacks and risk checks ran
     n = drain_requests_state(a, words)
     if hs[HS_TICK]:
-        marks[RISK] = _now(clk, CLOCK_REALTIME)
+        marks[RISK] = _clock_ns(CLOCK_REALTIME, clk)
     return route_nb(words, 0, n, hs, tab, tpl, sbuf, rbuf, sent, marks, kill, jb, js, clk)
 
 
@@ -362,15 +355,15 @@ def route_nb(
                     or abs(price) > hs[HS_PRICE_MAX]):
                 return RET_ORDERS  # Python's path encodes it, or says why it cannot
             if first:
-                marks[ENCODED] = _now(clk, CLOCK_REALTIME)
+                marks[ENCODED] = _clock_ns(CLOCK_REALTIME, clk)
             if journal:
                 if room_nb(jb, js) < HEADER_SIZE + REQ_SIZE + 20:
                     return RET_JOURNAL
                 request_bytes_nb(w, rbuf)
                 e = _digits(rbuf, REQ_SIZE, urn)
-                tj = _now(clk, CLOCK_REALTIME)
+                tj = _clock_ns(CLOCK_REALTIME, clk)
                 _journal(jb, js, KIND_ORDER_OUT, 0, tj, rbuf, e, hs)
-                hs[HS_J_NS] += _now(clk, CLOCK_REALTIME) - tj
+                hs[HS_J_NS] += _clock_ns(CLOCK_REALTIME, clk) - tj
             m = enter_nb(sbuf, tpl, urn, side, qty, price * hs[HS_PRICE_MULT],
                          tif == TIF_IOC or tif == TIF_FOK, sid, oid)
             hs[HS_URN] = urn
@@ -380,14 +373,14 @@ def route_nb(
             if i < 0:
                 return RET_ORDERS  # not accepted yet, or something pending: Python waits
             if first:
-                marks[ENCODED] = _now(clk, CLOCK_REALTIME)
+                marks[ENCODED] = _clock_ns(CLOCK_REALTIME, clk)
             if journal:
                 if room_nb(jb, js) < HEADER_SIZE + REQ_SIZE:
                     return RET_JOURNAL
                 request_bytes_nb(w, rbuf)
-                tj = _now(clk, CLOCK_REALTIME)
+                tj = _clock_ns(CLOCK_REALTIME, clk)
                 _journal(jb, js, KIND_ORDER_OUT, 0, tj, rbuf, REQ_SIZE, hs)
-                hs[HS_J_NS] += _now(clk, CLOCK_REALTIME) - tj
+                hs[HS_J_NS] += _clock_ns(CLOCK_REALTIME, clk) - tj
             ref = tab[i, T_URN]
             m = cancel_nb(sbuf, ref)
             tab[i, T_STATE] = T_FREE
@@ -402,7 +395,7 @@ def route_nb(
         hs[HS_DECIDED] += 1
         got = send_nb(hs[HS_FD], sbuf.ctypes.data, m, MSG_DONTWAIT | MSG_NOSIGNAL)  # type: ignore[call-overload]
         if first:
-            marks[SENT] = _now(clk, CLOCK_REALTIME)
+            marks[SENT] = _clock_ns(CLOCK_REALTIME, clk)
         if got < m:  # full socket buffer (or an error, which the session's reader sees)
             hs[HS_LEFT_AT] = max(got, 0)
             hs[HS_LEFT] = m - hs[HS_LEFT_AT]
@@ -457,7 +450,7 @@ def spin_nb(
         fds[0].revents = 0
         fds[1].revents = 0
         if poll_nb(fdp, nfds, 0) <= 0:  # type: ignore[call-overload]
-            if _now(clk, CLOCK_REALTIME) >= deadline:  # (one poll at least)
+            if _clock_ns(CLOCK_REALTIME, clk) >= deadline:  # (one poll at least)
                 return RET_IDLE, tbl, status
             if journal:
                 _journal_ahead(jb, js)
@@ -471,7 +464,7 @@ def spin_nb(
         n = recvmmsg(fds[0].fd, hdrs, slots, MSG_DONTWAIT, 0)  # type: ignore[call-overload]
         if n <= 0:
             continue
-        now = _now(clk, CLOCK_REALTIME)
+        now = _clock_ns(CLOCK_REALTIME, clk)
         for i in range(7):
             marks[i] = 0
         marks[PACKET_IN] = now
@@ -483,7 +476,7 @@ def spin_nb(
             for k in range(n):
                 _journal(jb, js, KIND_FEED, 0, now, pbuf[k * SLOT : k * SLOT + lengths[k]],
                          lengths[k], hs)
-            hs[HS_J_NS] = _now(clk, CLOCK_REALTIME) - now
+            hs[HS_J_NS] = _clock_ns(CLOCK_REALTIME, clk) - now
         received_nb(pk, lengths, n, now, st)
         code, grown, status = frame_decode_apply_nb(
             pbuf, SLOT, 0, n, session, pk, msg, base_ns, price_step, qty_step, ev, _b(tbl),
@@ -495,7 +488,7 @@ def spin_nb(
             hs[HS_TBL_GROWN] = 1
         if code != BATCH_DONE or at >= 0 or n_mine < 0 or hs[HS_TBL_GROWN]:
             return RET_FEED, tbl, status  # the handler (and EventLevels.finish) finish it
-        marks[DECODED] = _now(clk, CLOCK_REALTIME)
+        marks[DECODED] = _clock_ns(CLOCK_REALTIME, clk)
         if n_out:
             got, last, late = _append_window_nb(h, wbuf, out, n_out, hs[HS_LAST_LOCAL],
                                                 hs[HS_EXTERNAL] != 0)
@@ -503,7 +496,7 @@ def spin_nb(
                 return RET_PUSH, tbl, status
             hs[HS_GOT], hs[HS_LAST_LOCAL] = got, last
             hs[HS_LATE] += late
-        marks[BOOK] = _now(clk, CLOCK_REALTIME)
+        marks[BOOK] = _clock_ns(CLOCK_REALTIME, clk)
         hs[HS_TICKS] += 1
         if hs[HS_COMPILED] == 0:
             return RET_TICK, tbl, status  # the engine's callbacks are Python's

@@ -845,13 +845,10 @@ class LiveRunner:
 
     def _event(self, t: int, ev: Event, seq: int = -1) -> int:
         n = self._event_in(t, ev, seq)
-        if self._hot is not None:
-            if isinstance(ev, Connected):  # a new session: every order looked at again
-                self._hot.forget_all()
-                for key in list(self.orders):
-                    self._hot_sync(key)
-            elif (changed := getattr(ev, "key", None)) is not None:
-                self._hot_sync(changed)
+        if self._hot is not None and isinstance(ev, Connected):
+            self._hot.forget_all()  # a new session: every order looked at again
+            for key in list(self.orders):
+                self._hot_sync(key)
         return n
 
     def _event_in(self, t: int, ev: Event, seq: int = -1) -> int:
@@ -1058,6 +1055,7 @@ class LiveRunner:
                 answers.append(_local_answer(r, t))
                 continue
             self._request(gw, key, r)
+        self._hot_sync(key)  # what waits on it changed
         if answers:
             self._inject(np.concatenate(answers), t)
 
@@ -1377,10 +1375,9 @@ class LiveRunner:
         quiet_until = time.monotonic() + quiet_s
         # a FIX session knows where the venue's resend ends (its logon's sequence number):
         # quiet does not count while it is still coming (a busy venue answers late)
-        catching_up = getattr(gw, "catching_up", None)
         while time.monotonic() < min(quiet_until, end):
             await asyncio.sleep(0.02)
-            if self._pending or not gw.events.empty() or (catching_up and catching_up()):
+            if self._pending or not gw.events.empty() or gw.catching_up():
                 self.take_gateway_events()
                 quiet_until = time.monotonic() + quiet_s
         # what the gateway applied, into the engine: the two agree from here on (no await

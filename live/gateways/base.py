@@ -367,6 +367,12 @@ class OrderGateway(ABC):
     _writer: asyncio.StreamWriter | None
     _task: asyncio.Task[None] | None
 
+    def catching_up(self) -> bool:
+        """The venue's replay of what this session missed is known to be still coming in
+        (a protocol that says where it ends: FIX's logon sequence number); False when the
+        protocol does not say (OUCH)."""
+        return False
+
     @abstractmethod
     async def _session_once(self) -> None:
         """One connection: log on, serve it until it ends (the protocol's part)."""
