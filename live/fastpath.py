@@ -112,52 +112,49 @@ def _batch_levels(code: int, ev: npt.NDArray[np.void], st: npt.NDArray[np.int64]
     return 0, -1, 0
 
 
-@njit(cache=True, nogil=True)
-def recv_tick_nb(
-    fd: int, hdrs: int, lengths: npt.NDArray[np.uint32], slots: int,
-    pbuf: npt.NDArray[np.uint8], session: npt.NDArray[np.uint8], pk: npt.NDArray[np.int64],
-    msg: npt.NDArray[np.int64], base_ns: int, price_step: int, qty_step: int,
-    ev: npt.NDArray[np.void], tbl: npt.NDArray[np.int64], first_stock: npt.NDArray[np.int64],
-    meta: npt.NDArray[np.int64], qty: npt.NDArray[np.int64], ends: npt.NDArray[np.int64],
-    orders: npt.NDArray[np.int64], table: npt.NDArray[np.int64], locate: int, levels: int,
-    rows: npt.NDArray[np.int64], st: npt.NDArray[np.int64], lat: npt.NDArray[np.int64],
-    clk: npt.NDArray[np.int64], l3: tuple[Any, ...], prio: npt.NDArray[np.int64],
-    mine: npt.NDArray[np.void], out: npt.NDArray[np.void], own: int,
-) -> tuple[int, int, int, npt.NDArray[np.int64], npt.NDArray[np.int8], int, int, int]:
-    """One batch through the handler's compiled receive loop
-    (:func:`~live.feeds.itch_mold_nb.recv_apply_nb`: recvmmsg, framing, sequence, decode,
-    its L3 book) and projected to the engine's level rows in ``out``: ``(code, packets,
-    packets, table, status per message, level rows, -1 or the event of ``mine`` the
-    projector's book needs room at, own events)`` (:func:`levels_nb`)."""
-    code, n, total, tbl, status = recv_apply_nb(
-        fd, hdrs, lengths, slots, 1, pbuf, SLOT, session, pk, msg, base_ns, price_step,
-        qty_step, ev, tbl, first_stock, meta, qty, ends, orders, table, locate, levels, rows,
-        st, lat, clk)
-    n_out, at, n_mine = _batch_levels(code, ev, st, own, mine, l3, prio, out)
+#: where the handler's state tuple (``FastFeed.tuples()[0]``) holds the packet lengths work
+#: matrix, the decoded events and the state vector
+FT_PK, FT_EV, FT_ST = 2, 7, 18
+
+
+@njit(cache=True, inline="always")
+def _project(code: int, n: int, total: int, tbl: npt.NDArray[np.int64],
+             status: npt.NDArray[np.int8], ft: tuple[Any, ...], lv: tuple[Any, ...]
+             ) -> tuple[int, int, int, npt.NDArray[np.int64], npt.NDArray[np.int8], int, int,
+                        int]:
+    """A batch the handler's kernel took, projected (:func:`_batch_levels`), and the tuple
+    the entry points return."""
+    l3, prio, mine, out, own = lv
+    n_out, at, n_mine = _batch_levels(code, ft[FT_EV], ft[FT_ST], own, mine, l3, prio, out)
     return code, n, total, tbl, status, n_out, at, n_mine
 
 
 @njit(cache=True, nogil=True)
+def recv_tick_nb(
+    fd: int, hdrs: int, lengths: npt.NDArray[np.uint32], slots: int, ft: tuple[Any, ...],
+    lv: tuple[Any, ...],
+) -> tuple[int, int, int, npt.NDArray[np.int64], npt.NDArray[np.int8], int, int, int]:
+    """One batch through the handler's compiled receive loop
+    (:func:`~live.feeds.itch_mold_nb.recv_apply_nb`: recvmmsg, framing, sequence, decode)
+    and projected to the engine's level rows: ``(code, packets, packets, table, status per
+    message, level rows, -1 or the event of ``mine`` the projector's book needs room at, own
+    events)`` (:func:`levels_nb`). ``ft``, ``lv``: :meth:`FastFeed.tuples`."""
+    code, n, total, tbl, status = recv_apply_nb(fd, hdrs, lengths, slots, 1, ft[0], SLOT,
+                                                *ft[1:])
+    return _project(code, n, total, tbl, status, ft, lv)
+
+
+@njit(cache=True, nogil=True)
 def tick_nb(
-    lengths: npt.NDArray[np.uint32], npk: int, now: int,
-    pbuf: npt.NDArray[np.uint8], session: npt.NDArray[np.uint8], pk: npt.NDArray[np.int64],
-    msg: npt.NDArray[np.int64], base_ns: int, price_step: int, qty_step: int,
-    ev: npt.NDArray[np.void], tbl: npt.NDArray[np.int64], first_stock: npt.NDArray[np.int64],
-    meta: npt.NDArray[np.int64], qty: npt.NDArray[np.int64], ends: npt.NDArray[np.int64],
-    orders: npt.NDArray[np.int64], table: npt.NDArray[np.int64], locate: int, levels: int,
-    rows: npt.NDArray[np.int64], st: npt.NDArray[np.int64], lat: npt.NDArray[np.int64],
-    clk: npt.NDArray[np.int64], l3: tuple[Any, ...], prio: npt.NDArray[np.int64],
-    mine: npt.NDArray[np.void], out: npt.NDArray[np.void], own: int,
+    lengths: npt.NDArray[np.uint32], npk: int, now: int, ft: tuple[Any, ...],
+    lv: tuple[Any, ...],
 ) -> tuple[int, int, int, npt.NDArray[np.int64], npt.NDArray[np.int8], int, int, int]:
     """:func:`recv_tick_nb` for packets ``0..npk-1`` received already (at ``now``, byte
     counts ``lengths``; read in Python, where the ``on_packet`` tap sees them): the
     handler's :func:`~live.feeds.itch_mold_nb.frame_decode_apply_nb`, then the projection."""
-    received_nb(pk, lengths, npk, now, st)
-    code, tbl, status = frame_decode_apply_nb(
-        pbuf, SLOT, 0, npk, session, pk, msg, base_ns, price_step, qty_step, ev, tbl,
-        first_stock, meta, qty, ends, orders, table, locate, levels, rows, st, lat, clk)
-    n_out, at, n_mine = _batch_levels(code, ev, st, own, mine, l3, prio, out)
-    return code, npk, npk, tbl, status, n_out, at, n_mine
+    received_nb(ft[FT_PK], lengths, npk, now, ft[FT_ST])
+    code, tbl, status = frame_decode_apply_nb(ft[0], SLOT, 0, npk, *ft[1:])
+    return _project(code, npk, npk, tbl, status, ft, lv)
 
 
 @njit(cache=True)
@@ -291,23 +288,24 @@ class FastFeed:
         """The level rows of the last batch (``rows[:n_rows]``)."""
         return self._el.rows
 
-    def _state(self) -> tuple[Any, ...]:
-        """The kernels' arguments after the receive's: the handler's state and buffers
-        (``book_locate``: the stock its own book follows, none here: the projector's book
-        is the one), the projector's, the scratch of own events, the level rows and the
-        stock locate of the instrument."""
+    def tuples(self) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+        """The kernels' arguments after the receive's: the handler's state and buffers as
+        :func:`~live.feeds.itch_mold_nb.frame_decode_apply_nb` takes them after its packet
+        arguments (``book_locate``: the stock its own book follows, none here: the
+        projector's book is the one), then the projector's state, the scratch of own
+        events, the level rows and the stock locate of the instrument."""
         f = self.feed
-        return (f._pbuf, f._session_arr, f._pk, f._msg, f.base_ns, f.price_step,
-                f.qty_step, f._ev, f._tbl, f._first_stock, *f.book, f.book_locate, f.levels,
-                f.rows, f._st, f._lat, f._clk, self.levels.state, self.levels.prio,
-                self._el.mine, self._el.rows, f.locate)
+        return ((f._pbuf, f._session_arr, f._pk, f._msg, f.base_ns, f.price_step,
+                 f.qty_step, f._ev, f._tbl, f._first_stock, *f.book, f.book_locate, f.levels,
+                 f.rows, f._st, f._lat, f._clk),
+                (self.levels.state, self.levels.prio, self._el.mine, self._el.rows, f.locate))
 
     def warm_up(self) -> None:
         """Resolve (compile or load) both entry points before the first packet: the
         receive loop's (no ``on_packet`` tap) and the one packets read in Python take."""
         import numba
 
-        rx, state = self._rx, self._state()
+        rx, state = self._rx, self.tuples()
         self._recv_tick = entry(recv_tick_nb, *(numba.typeof(x) for x in (
             self.feed._fd, rx.headers_address, rx.lengths, self.feed.batch, *state)))
         self._tick = entry(tick_nb, *(numba.typeof(x) for x in (rx.lengths, 0, 0, *state)))
@@ -366,14 +364,15 @@ class FastFeed:
         session = np.frombuffer(pkt[:SESSION_LEN], np.uint8).copy()
         n = len(msgs)
         st = np.zeros(STATE_LEN, np.int64)
-        state = (pbuf, session, np.zeros((7, 2), np.int64), np.zeros((3, n), np.int64),
-                 f.base_ns, f.price_step, f.qty_step, np.zeros(2 * n, EVENT_DTYPE),
-                 np.zeros(64, np.int64), np.full(len(f._first_stock), -1, np.int64),
-                 *l3_new(16, 64), f.locate, f.levels, np.zeros((0, f.rows.shape[1]), np.int64),
-                 st, np.zeros((4, 1), np.int64),
-                 np.zeros(2, np.int64), l3_new(16, 64), np.zeros(16, np.int64),
-                 np.zeros(2 * n, EVENT_DTYPE), np.zeros(6 * n + 1, EVENT_DTYPE), f.locate)
-        real = self._state()
+        state = ((pbuf, session, np.zeros((7, 2), np.int64), np.zeros((3, n), np.int64),
+                  f.base_ns, f.price_step, f.qty_step, np.zeros(2 * n, EVENT_DTYPE),
+                  np.zeros(64, np.int64), np.full(len(f._first_stock), -1, np.int64),
+                  *l3_new(16, 64), f.locate, f.levels,
+                  np.zeros((0, f.rows.shape[1]), np.int64), st, np.zeros((4, 1), np.int64),
+                  np.zeros(2, np.int64)),
+                 (l3_new(16, 64), np.zeros(16, np.int64), np.zeros(2 * n, EVENT_DTYPE),
+                  np.zeros(6 * n + 1, EVENT_DTYPE), f.locate))
+        real: tuple[Any, ...] = self.tuples()
         if recv:
             if self._scratch is None:
                 self._scratch = sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -406,7 +405,7 @@ class FastFeed:
         m0 = f.messages
         if f.on_packet is None:
             out = self._recv_tick(f._fd, self._rx.headers_address, self._rx.lengths,
-                                  f.batch, *self._state())
+                                  f.batch, *self.tuples())
             if out[2]:
                 f.compiled_polls += 1
         else:  # read here: the tap sees each packet before any framing
@@ -421,7 +420,7 @@ class FastFeed:
             views, lengths = f._views, self._rx.lengths
             for k in range(n):
                 f.on_packet(views[k][: int(lengths[k])], now)
-            out = self._tick(lengths, n, now, *self._state())
+            out = self._tick(lengths, n, now, *self.tuples())
         code, n, total, f._tbl, status, n_out, at, n_mine = out
         if not total:
             return 0

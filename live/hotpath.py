@@ -571,9 +571,9 @@ class HotPath:
     def _args(self, deadline: int, marks: npt.NDArray[np.int64]) -> tuple[Any, ...]:
         fast = self.fast
         rx = fast._rx
-        state = fast._state()
+        ft, lv = fast.tuples()
         return (deadline, self.fds, rx.headers_address, rx.lengths, fast.feed.batch,
-                state[:21], state[21:], self.engine.arena, self.engine._wbuf, self.words,
+                ft, lv, self.engine.arena, self.engine._wbuf, self.words,
                 self.hs, self.tab, self.tpl, self.sbuf, self.rbuf, self.sent, marks,
                 self.kill, *self._journal())
 
