@@ -9,23 +9,28 @@ runs them in Python; the requests go back through the loop's sender).
 1. tick-to-order, compiled strategy (``one_tick_mm``, OUCH gateway, journal on with
    ``fsync=interval:100``; ``msgs_per_poll``: the messages a tick carried; ``journal_us``:
    the journal's share of the tick, measured in it): the time from a feed packet's receipt
-   (the receive call returned) to the first order message its events caused leaving through
-   the gateway's socket (the send call returned), p50 (target ≤ 20 µs) and p99 (≤ 50 µs),
-   with p50/p99 of each stage (packet_in → decoded → book → strategy → risk → encoded →
-   sent, µs). ``decoded``: the packets journaled, framed, decoded and projected to price
-   levels on the instrument's L3 book; ``book``: the append to the engine's window;
-   ``strategy``: the engine's core and the callbacks up to the first request; ``sent``: the
-   send call. The venue replays at --speed 100: a tick every few tens of milliseconds, each
-   on caches the quiet spell made cold;
+   (the receive call returned) to the first order message its events caused leaving: the
+   kernel's transmit stamp of its bytes, handed to the network device (``SO_TIMESTAMPING``,
+   :mod:`live.txstamp`; ``--wire-stamps``), p50 (target ≤ 20 µs) and p99 (≤ 50 µs). On
+   loopback the send call returns later than that: it also runs the receiving side's TCP
+   work and wakes the venue (a network card would not), so the row shows the time to the
+   call's return too (``to_send_return_us``, p50/p99). Per stage (p50/p99, µs): packet_in →
+   decoded → book → strategy → risk → encoded → sent, and ``wire`` (encoded → stamp).
+   ``decoded``: the packets journaled, framed, decoded and projected to price levels on the
+   instrument's L3 book; ``book``: the append to the engine's window; ``strategy``: the
+   engine's core and the callbacks up to the first request; ``sent``: the send call. The
+   venue replays at --speed 100: a tick every few tens of milliseconds; the loop keeps the
+   tick's code and state in the caches meanwhile (``HotPath.keep_warm``);
 2. the same, the venue at --speed 3000 (ticks a few milliseconds apart: warmer caches);
 3. the same with the Python callbacks: p50 (target ≤ 60 µs);
 4. compiled without the journal (the journal's share is measured in row 1: ``journal_us``,
    target ≤ 1 µs at p50; two runs on a shared machine differ by more than that);
-5. the default loop, which sleeps between packets (the difference to row 1 is its wake-up);
-6. the floor of the ``sent`` stage here: a 50-byte send on a loopback TCP connection from a
-   compiled loop, a few milliseconds apart, to a process waiting in ``recv`` (on loopback the
-   send call also runs the receiving side's TCP work and wakes it: a NIC would not);
-7. journal append: records/s of 64-byte records, fsync never (target ≥ 1 M/s), from Python
+5. compiled with nothing kept warm between ticks (``warm_lines=0``);
+6. the default loop, which sleeps between packets (the difference to row 1 is its wake-up);
+7. the floor of the ``sent`` and ``wire`` stages here: a 50-byte send on a loopback TCP
+   connection from a compiled loop, a few milliseconds apart, to a process waiting in
+   ``recv``: to the call's return, and to the kernel's transmit stamp;
+8. journal append: records/s of 64-byte records, fsync never (target ≥ 1 M/s), from Python
    and from compiled code (target ≥ 2 M/s), with a two-part 80-byte record too.
 
 The venue (``hftlab venue``: a generated L3 day, OUCH port) runs in a child process; the
@@ -84,7 +89,8 @@ def _venue(store: str, feed: int, ouch: int, speed: int) -> Iterator[None]:
 
 
 def _session(store: str, tmp: Path, *, mode: str, journal: bool, seconds: float,
-             busy: bool = True, speed: int = SPEED) -> tuple[dict[str, dict[str, float]], float]:
+             busy: bool = True, speed: int = SPEED,
+             warm: int | None = None) -> tuple[dict[str, dict[str, float]], float]:
     from framework.store import TickStore
     from framework.strategy.spec import strategies_from_words
     from live.feeds.itch_mold import MoldFeedHandler
@@ -104,7 +110,8 @@ def _session(store: str, tmp: Path, *, mode: str, journal: bool, seconds: float,
         else None
     runner = LiveRunner(instrument=inst, strategies=strategies_from_words(["one_tick_mm"]),
                         feed=feed, gateway=gw, mode=mode,  # type: ignore[arg-type]
-                        journal=jw, meta={"bench": True})
+                        journal=jw, meta={"bench": True}, wire_stamps=True,
+                        **({} if warm is None else {"warm_lines": warm}))
     try:
         runner.prepare()
         with _venue(store, feed_port, ouch_port, speed):
@@ -123,17 +130,21 @@ def _session(store: str, tmp: Path, *, mode: str, journal: bool, seconds: float,
 
 def _rows(name: str, got: tuple[dict[str, dict[str, float]], float],
           checks: list[tuple[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of a session: the figure is ``tick_to_wire`` (to the kernel's transmit stamp)
+    where the session has it, else ``tick_to_order``; both are shown."""
     st, per_batch = got
-    total = st.get("tick_to_order")
+    total = st.get("tick_to_wire") or st.get("tick_to_order")
     if total is None:
         return [{"name": name, "events": 0, "seconds": 0.0,
                  "unavailable": "no tick sent an order"}]
+    call = st.get("tick_to_order", {})
     stages = {f"{k}_us": f"{v['p50'] / 1e3:.1f}/{v['p99'] / 1e3:.1f}" for k, v in st.items()
-              if k != "tick_to_order" and v}
+              if k not in ("tick_to_order", "tick_to_wire") and v}
     return [{"name": f"{name} {q}", "events": int(total["count"]),
              "seconds": total[q] / 1e9, "p50_us": round(total["p50"] / 1e3, 1),
-             "p99_us": round(total["p99"] / 1e3, 1), "msgs_per_poll": round(per_batch, 1),
-             **stages, **tgt}
+             "p99_us": round(total["p99"] / 1e3, 1),
+             "to_send_return_us": f"{call.get('p50', 0) / 1e3:.1f}/{call.get('p99', 0) / 1e3:.1f}",
+             "msgs_per_poll": round(per_batch, 1), **stages, **tgt}
             for q, tgt in checks]
 
 
@@ -226,12 +237,17 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         rows += _rows("live tick-to-order, compiled, busy poll, no journal:", st,
                       [("p50", target("max seconds", 20e-6,
                                       unchecked="the journal's share is measured in row 1"))])
+        st = _session(store, tmp, mode="compiled", journal=True, seconds=seconds, warm=0)
+        rows += _rows("live tick-to-order, compiled, busy poll, nothing kept warm:", st,
+                      [("p50", target("max seconds", 20e-6,
+                                      unchecked="what keeping the tick warm gains: the "
+                                      "difference to row 1"))])
         st = _session(store, tmp, mode="compiled", journal=True, seconds=seconds, busy=False)
         rows += _rows("live tick-to-order, compiled, sleeping loop:", st,
                       [("p50", target("max seconds", 20e-6,
                                       unchecked="the default loop sleeps between packets: "
                                       "its wake-up is the difference to row 1"))])
-    rows.append(_send_floor(quick))
+    rows += _send_floor(quick)
     rows += _journal_row(quick)
     return rows
 
@@ -244,29 +260,31 @@ while s.recv(65536):
 """
 
 
-def _send_floor(quick: bool) -> dict[str, Any]:
+def _send_floor(quick: bool) -> list[dict[str, Any]]:
     """A 50-byte send on a loopback TCP connection (TCP_NODELAY, as the gateway's) from
-    compiled code, every 5 ms, to a process blocked in ``recv``: p50/p99 of the call."""
+    compiled code, every 5 ms, to a process blocked in ``recv``: p50/p99 of the call, and
+    of the time to the kernel's transmit stamp (the bytes handed to the device)."""
     import numpy as np
     from numba import njit
 
     from live.hotpath import MSG_NOSIGNAL, send_nb
+    from live.txstamp import TxStamps
     from live.wire.mmsg import clock_gettime_nb
 
     @njit
-    def sends(fd: int, buf: Any, out: Any, ts: Any, gap_ns: int) -> None:
-        for k in range(out.shape[0]):
-            clock_gettime_nb(1, ts.ctypes.data)
-            t0 = ts[0] * 1_000_000_000 + ts[1]
-            send_nb(fd, buf.ctypes.data, 50, MSG_NOSIGNAL)
-            clock_gettime_nb(1, ts.ctypes.data)
+    def send_after(fd: int, buf: Any, ts: Any, gap_ns: int) -> tuple[int, int]:
+        clock_gettime_nb(0, ts.ctypes.data)  # realtime: the transmit stamps' clock
+        t0 = ts[0] * 1_000_000_000 + ts[1]
+        t1 = t0
+        while t1 - t0 < gap_ns:  # spin, as the runner's loop does between ticks
+            clock_gettime_nb(0, ts.ctypes.data)
             t1 = ts[0] * 1_000_000_000 + ts[1]
-            out[k] = t1 - t0
-            while t1 - t0 < gap_ns:  # spin, as the runner's loop does between ticks
-                clock_gettime_nb(1, ts.ctypes.data)
-                t1 = ts[0] * 1_000_000_000 + ts[1]
+        send_nb(fd, buf.ctypes.data, 50, MSG_NOSIGNAL)
+        clock_gettime_nb(0, ts.ctypes.data)
+        return t1, ts[0] * 1_000_000_000 + ts[1]
 
     n = 200 if quick else 1000
+    call, wire = np.zeros(n, np.int64), np.zeros(n, np.int64)
     with socket.socket() as ls:
         ls.bind(("127.0.0.1", 0))
         ls.listen(1)
@@ -275,18 +293,31 @@ def _send_floor(quick: bool) -> dict[str, Any]:
             c, _ = ls.accept()
             with c:
                 c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                out = np.zeros(n, np.int64)
+                tx = TxStamps(c.fileno())
                 ts = np.zeros(2, np.int64)
                 buf = np.zeros(64, np.uint8)
-                sends(c.fileno(), buf, out[:5], ts, 0)  # compiled, connection warm
-                sends(c.fileno(), buf, out, ts, 5_000_000)
+                for _ in range(5):  # compiled, connection warm
+                    send_after(c.fileno(), buf, ts, 0)
+                tx.take()
+                for k in range(n):
+                    t0, t1 = send_after(c.fileno(), buf, ts, 5_000_000)
+                    call[k] = t1 - t0
+                    wire[k] = tx.first_between(t0, t1) - t0
+                tx.close()
         finally:
             peer.kill()
             peer.wait(15)
-    return {"name": "floor: 50 B loopback TCP send from compiled code (the 'sent' stage)",
-            "events": n, "seconds": float(np.percentile(out, 50)) / 1e9,
-            "p99_us": round(float(np.percentile(out, 99)) / 1e3, 1),
-            **target("max seconds", 20e-6, unchecked="what the machine's loopback costs")}
+    wire = wire[wire > 0]
+    return [{"name": "floor: 50 B loopback TCP send from compiled code, the call",
+             "events": n, "seconds": float(np.percentile(call, 50)) / 1e9,
+             "p99_us": round(float(np.percentile(call, 99)) / 1e3, 1),
+             **target("max seconds", 20e-6, unchecked="what the machine's loopback costs: "
+                      "the call runs the receiving side's TCP work and wakes it")},
+            {"name": "floor: the same send to its transmit stamp (the 'wire' stage)",
+             "events": len(wire), "seconds": float(np.percentile(wire, 50)) / 1e9,
+             "p99_us": round(float(np.percentile(wire, 99)) / 1e3, 1),
+             **target("max seconds", 20e-6, unchecked="what the machine's TCP stack costs "
+                      "to the device")}]
 
 
 if __name__ == "__main__":

@@ -251,6 +251,10 @@ def _add_live(sub: Any, store_parent: argparse.ArgumentParser) -> None:
     p.add_argument("--busy-poll", action="store_true",
                    help="spin on the feed and the order session instead of sleeping between "
                    "packets: lowest tick-to-order latency, one core kept busy")
+    p.add_argument("--wire-stamps", action="store_true",
+                   help="with --stats: also time each tick to the kernel's transmit stamp of "
+                   "its first order message (bytes handed to the network device; the send "
+                   "call's return on loopback also includes the peer's receive), OUCH only")
     p.add_argument("--control", metavar="127.0.0.1:PORT",
                    help="serve /kill /reset /status /metrics and the dashboard here "
                    "(bearer token from $HFTLAB_CONTROL_TOKEN or --token-file)")

@@ -46,9 +46,10 @@ import numpy.typing as npt
 from numba import njit, types
 
 from framework.arena.enums import ORD_LIMIT, TIF_FOK, TIF_GTC, TIF_IOC
-from framework.arena.fnptr import call_i64, entry
+from framework.arena.fnptr import call_i64, entry, machine_code
 from framework.arena.state import (
     H_FN_ADVANCE,
+    H_FN_WAKE,
     H_HORIZON,
     H_N_REQ,
     REQ_CANCEL,
@@ -58,7 +59,7 @@ from framework.arena.state import (
     unpack_raw,
 )
 from framework.core.nrt import borrowed as _b
-from framework.core.prefetch import prefetch_write
+from framework.core.prefetch import prefetch, prefetch_write
 from framework.engine.engine import _append_window_nb
 from framework.kernel.seam import REQUEST_DTYPE, drain_requests_state
 from live.fastpath import _batch_levels
@@ -113,7 +114,12 @@ HS_NOT_SYNCED = 28  #: 1: a record the disk refused (policy ``always``): Python 
 #: ns the tick spent appending its journal records (packets as received, orders before
 #: they leave; up to its first order, with the clock reads around them)
 HS_J_NS = 29
-HS_LEN = 32
+#: the ranges kept warm while the feed is quiet (:func:`_warm_step`): the next row and
+#: offset, and the lines prefetched per pass of the loop
+HS_WARM_ROW = 30
+HS_WARM_OFF = 31
+HS_WARM_STEP = 32
+HS_LEN = 40
 
 # --- what the loop returns -----------------------------------------------------------------
 RET_IDLE = 0  #: the deadline passed with nothing for Python
@@ -147,6 +153,12 @@ KILL_NONE, KILL_NEW, KILL_HELD = 0, 1, 2
 
 #: bytes of the journal ahead of its write position kept in the caches while the feed is quiet
 JOURNAL_AHEAD = 4096
+
+#: lines prefetched per pass of the quiet loop (:meth:`HotPath.keep_warm`), and the most
+#: bytes of a code mapping and of an array kept warm
+WARM_LINES = 64
+WARM_CODE_MAX = 1 << 20
+WARM_DATA_MAX = 16 << 10
 
 #: stage marks (:data:`live.monitor.STAGES`)
 PACKET_IN, DECODED, BOOK, STRATEGY, RISK, ENCODED, SENT = range(7)
@@ -305,6 +317,25 @@ def _journal(jb: npt.NDArray[np.uint8], js: npt.NDArray[np.int64], kind: int, st
         hs[HS_NOT_SYNCED] = 1
 
 
+@njit(cache=True, inline="always")
+def _warm_step(warm: npt.NDArray[np.int64], hs: npt.NDArray[np.int64]) -> None:
+    """While the feed is quiet: the next ``hs[HS_WARM_STEP]`` lines of the ranges ``warm``
+    (rows: address, bytes) prefetched, round and round (see :meth:`HotPath.warm_ranges`)."""
+    n = warm.shape[0]
+    if n == 0:
+        return
+    r, off = hs[HS_WARM_ROW], hs[HS_WARM_OFF]
+    for _ in range(hs[HS_WARM_STEP]):
+        if r >= n:
+            r = 0
+        prefetch(warm[r, 0] + off)
+        off += 64
+        if off >= warm[r, 1]:
+            r += 1
+            off = 0
+    hs[HS_WARM_ROW], hs[HS_WARM_OFF] = r, off
+
+
 @njit(cache=True)
 def out_nb(
     a: npt.NDArray[np.int64], words: npt.NDArray[np.int64], hs: npt.NDArray[np.int64],
@@ -412,7 +443,8 @@ def spin_nb(
     wbuf: npt.NDArray[np.void], words: npt.NDArray[np.int64], hs: npt.NDArray[np.int64],
     tab: npt.NDArray[np.int64], tpl: npt.NDArray[np.uint8], sbuf: npt.NDArray[np.uint8],
     rbuf: npt.NDArray[np.uint8], sent: npt.NDArray[np.int64], marks: npt.NDArray[np.int64],
-    kill: npt.NDArray[np.int64], jb: npt.NDArray[np.uint8], js: npt.NDArray[np.int64],
+    kill: npt.NDArray[np.int64], warm: npt.NDArray[np.int64], jb: npt.NDArray[np.uint8],
+    js: npt.NDArray[np.int64],
 ) -> tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int8]]:
     """Poll the feed socket (``fds[0]``) and the order session's (``fds[1]``, -1: none)
     until ``deadline`` (realtime ns) and take each batch through the tick (see the module
@@ -434,7 +466,7 @@ def spin_nb(
     l3 = (_b(l3[0]), _b(l3[1]), _b(l3[2]), _b(l3[3]), _b(l3[4]))
     prio, mine, out, wbuf, words = _b(prio), _b(mine), _b(out), _b(wbuf), _b(words)
     hs, tab, tpl, sbuf, rbuf, sent = _b(hs), _b(tab), _b(tpl), _b(sbuf), _b(rbuf), _b(sent)
-    marks, kill, jb, js, fds = _b(marks), _b(kill), _b(jb), _b(js), _b(fds)
+    marks, kill, jb, js, fds, warm = _b(marks), _b(kill), _b(jb), _b(js), _b(fds), _b(warm)
     h = _b(unpack_raw(a).h)
     p = np.int64(a.ctypes.data)
     status: npt.NDArray[np.int8] = np.zeros(0, np.int8)
@@ -454,6 +486,7 @@ def spin_nb(
                 return RET_IDLE, tbl, status
             if journal:
                 _journal_ahead(jb, js)
+            _warm_step(warm, hs)
             continue
         if nfds == 2 and fds[1].revents != 0:
             return RET_GATEWAY, tbl, status
@@ -519,6 +552,35 @@ def spin_nb(
         hs[HS_TICK] = 0
 
 
+def _code_range(addr: int) -> tuple[int, int] | None:
+    """The executable mapping of this process holding ``addr`` (``/proc/self/maps``), cut
+    to :data:`WARM_CODE_MAX` bytes around it; None where there is none (or no procfs)."""
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                span, perms = line.split(maxsplit=2)[:2]
+                lo_s, hi_s = span.split("-")
+                lo, hi = int(lo_s, 16), int(hi_s, 16)
+                if lo <= addr < hi and "x" in perms:
+                    lo = max(lo, addr - WARM_CODE_MAX // 2)
+                    hi = min(hi, lo + WARM_CODE_MAX)
+                    return lo, hi - lo
+    except OSError:
+        return None
+    return None
+
+
+def _merged(rows: list[tuple[int, int]]) -> npt.NDArray[np.int64]:
+    """Ranges (address, bytes) sorted, overlaps merged, aligned to cache lines."""
+    out: list[list[int]] = []
+    for a, n in sorted((a & ~63, n + (a & 63)) for a, n in rows):
+        if out and a <= out[-1][0] + out[-1][1]:
+            out[-1][1] = max(out[-1][1], a + n - out[-1][0])
+        else:
+            out.append([a, n])
+    return np.array(out, np.int64).reshape(-1, 2)
+
+
 class HotPath:
     """:func:`spin_nb` for a :class:`~live.runner.LiveRunner` on an ITCH feed (its
     :class:`~live.fastpath.FastFeed`): the buffers, the entry points and the state shared
@@ -551,6 +613,9 @@ class HotPath:
         self.calls = np.zeros(len(RET_NAMES), np.int64)  #: spin returns by code
         self.n_sent = 0  #: order messages the loop wrote (new orders and cancels)
         self.n_ticks_all = 0  #: batches the loop took through the engine (or to Python's)
+        #: ranges (address, bytes) the loop keeps in the caches while the feed is quiet
+        self.warm: npt.NDArray[np.int64] = np.zeros((0, 2), np.int64)
+        self._code_rows: list[tuple[int, int]] | None = None
         #: the journal's share (ns) of each tick that sent an order (a ring)
         self.journal_ns = np.zeros(1 << 14, np.int64)
         self.n_ticks = 0
@@ -575,7 +640,7 @@ class HotPath:
         return (deadline, self.fds, rx.headers_address, rx.lengths, fast.feed.batch,
                 ft, lv, self.engine.arena, self.engine._wbuf, self.words,
                 self.hs, self.tab, self.tpl, self.sbuf, self.rbuf, self.sent, marks,
-                self.kill, *self._journal())
+                self.kill, self.warm, *self._journal())
 
     def _out_args(self, marks: npt.NDArray[np.int64]) -> tuple[Any, ...]:
         return (self.engine.arena, self.words, self.hs, self.tab, self.tpl, self.sbuf,
@@ -589,6 +654,49 @@ class HotPath:
         out = self._out_args(marks)
         self._out = entry(out_nb, *map(numba.typeof, out))
         self._route = entry(route_nb, *map(numba.typeof, (out[1], 0, 0, *out[2:])))
+
+    def keep_warm(self, lines: int = WARM_LINES) -> None:
+        """While the feed is quiet, prefetch ``lines`` cache lines per pass of the loop
+        (0: off), round and round over the tick's code and its small state
+        (:meth:`warm_ranges`). Called again where arrays may have been replaced (a grown
+        table or window).
+
+        After a quiet spell of tens of milliseconds the tick finds its code and state gone
+        from the caches (other processes, other tenants of a shared host). Measured here
+        (``benchmarks/bench_live_runner.py``, a tick every ~60 ms), the first 4 messages of
+        a packet took ~17 µs to decode and project against ~6 µs with ticks a few ms apart,
+        and every stage behind them was slow the same way. A pass costs a few dozen
+        nanoseconds next to the poll's system call."""
+        self.warm = self.warm_ranges() if lines > 0 else np.zeros((0, 2), np.int64)
+        self.hs[HS_WARM_STEP] = max(int(lines), 0)
+        self.hs[HS_WARM_ROW] = self.hs[HS_WARM_OFF] = 0
+
+    def warm_ranges(self) -> npt.NDArray[np.int64]:
+        """(address, bytes) rows: the machine code the tick runs (the loop's, the engine
+        core's and the strategies' compiled callbacks': the executable mappings around
+        their entry points, at most :data:`WARM_CODE_MAX` bytes each; looked up once) and
+        the arrays it reads and writes (each's first :data:`WARM_DATA_MAX` bytes)."""
+        if self._code_rows is None:
+            h = self.engine.st.h
+            code = [int(h[H_FN_ADVANCE]), int(h[H_FN_WAKE])]
+            code += [*machine_code(spin_nb), *machine_code(out_nb)]
+            self._code_rows = [r for a in code if a for r in [_code_range(a)] if r is not None]
+        ft, lv = self.fast.tuples()
+        arrays: list[Any] = [self.words, self.hs, self.tab, self.tpl, self.sbuf, self.rbuf,
+                             self.sent, self.kill, self.fds, *self.engine.st]
+
+        def walk(x: Any) -> None:
+            if isinstance(x, tuple):
+                for y in x:
+                    walk(y)
+            elif isinstance(x, np.ndarray):
+                arrays.append(x)
+
+        walk(ft)
+        walk(lv)
+        rows = self._code_rows + [(int(arr.ctypes.data), min(int(arr.nbytes), WARM_DATA_MAX))
+                                  for arr in arrays if arr.nbytes]
+        return _merged(rows)
 
     # --- each call -------------------------------------------------------------------------
     def arm(self, orders: bool) -> None:

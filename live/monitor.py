@@ -8,6 +8,11 @@ thread or at the end) folds the rows written since the last call into one HDR hi
 stage (the time from the stage before it) and one for the whole tick (first to last stage
 marked); stages a tick did not pass (no order sent, say) are not counted for it. Rows the
 summariser could not take before the ring wrapped are counted in :attr:`StageClock.lost`.
+
+A row has one more column, :data:`WIRE`: when the kernel handed the tick's first order
+message to the network device (:mod:`live.txstamp`, where the runner asks for it). Where it is
+marked, ``wire`` (from ``encoded``) and ``tick_to_wire`` (from ``packet_in``) are summarised
+beside the send call's ``sent`` and ``tick_to_order``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from prometheus_client import CollectorRegistry, Gauge
 
 STAGES = ("packet_in", "decoded", "book", "strategy", "risk", "encoded", "sent")
 TOTAL = "tick_to_order"
+#: the column after the stages: the kernel's transmit stamp of the first order message
+WIRE = len(STAGES)
+TO_WIRE = "tick_to_wire"
 #: the HDR histograms' range (1 ns .. 10 s) and precision (3 significant digits)
 _LOWEST, _HIGHEST, _DIGITS = 1, 10_000_000_000, 3
 QUANTILES = (("p50", 50.0), ("p99", 99.0), ("p999", 99.9))
@@ -33,13 +41,15 @@ class StageClock:
     def __init__(self, stages: Sequence[str] = STAGES, capacity: int = 1 << 16) -> None:
         self.stages = tuple(stages)
         self.capacity = capacity
-        self.rows = np.zeros((capacity, len(self.stages)), np.int64)
+        self.rows = np.zeros((capacity, len(self.stages) + 1), np.int64)  # + the wire stamp
         self._row = self.rows[0]
         self.written = 0  #: ticks committed
         self.taken = 0  #: ticks folded into the histograms
         self.lost = 0  #: ticks overwritten before they were folded
         self.hist = {s: HdrHistogram(_LOWEST, _HIGHEST, _DIGITS) for s in self.stages[1:]}
         self.hist[TOTAL] = HdrHistogram(_LOWEST, _HIGHEST, _DIGITS)
+        self.hist["wire"] = HdrHistogram(_LOWEST, _HIGHEST, _DIGITS)
+        self.hist[TO_WIRE] = HdrHistogram(_LOWEST, _HIGHEST, _DIGITS)
         self._lock = threading.Lock()
 
     # --- hot path: integers into a preallocated row --------------------------------------
@@ -70,6 +80,12 @@ class StageClock:
             idx = np.arange(start, end) % self.capacity
             block = self.rows[idx]
             self.taken = end
+        wire, block = block[:, -1], block[:, :-1]
+        if (wire > 0).any():
+            # from the stage before the last (the send call's start), and from the first
+            for name, k in (("wire", len(self.stages) - 2), (TO_WIRE, 0)):
+                ok = (wire > 0) & (block[:, k] > 0)
+                self._record(self.hist[name], wire[ok] - block[ok, k])
         for k in range(1, len(self.stages)):
             d = block[:, k] - block[:, k - 1]
             ok = (block[:, k] > 0) & (block[:, k - 1] > 0)
@@ -142,4 +158,4 @@ class Metrics:
             self.values.labels(k).set(float(v))
 
 
-__all__ = ["STAGES", "TOTAL", "Metrics", "StageClock"]
+__all__ = ["STAGES", "TOTAL", "TO_WIRE", "WIRE", "Metrics", "StageClock"]

@@ -143,10 +143,12 @@ from live.hotpath import (
     RET_PUSH,
     RET_SENT,
     RET_TICK,
+    WARM_LINES,
     HotPath,
 )
 from live.journal import KIND_CONTROL, KIND_FEED, KIND_META, KIND_ORDER_IN, KIND_ORDER_OUT
-from live.monitor import StageClock
+from live.monitor import WIRE, StageClock
+from live.txstamp import TxStamps
 
 log = logging.getLogger("hftlab.live.runner")
 
@@ -457,9 +459,16 @@ class LiveRunner:
         paper: bool | None = None,
         feature_model: Any = None,
         bandit: Any = None,
+        wire_stamps: bool = False,
+        warm_lines: int = WARM_LINES,
     ) -> None:
         """``bandit``: a :class:`live.bandit.LiveBandit` whose gated instances are
-        ``strategies``; the engine then keeps each instance's account apart (isolated)."""
+        ``strategies``; the engine then keeps each instance's account apart (isolated).
+        ``wire_stamps``: date each tick's first order message by the kernel's transmit stamp
+        too (:mod:`live.txstamp`; the ``wire`` / ``tick_to_wire`` figures), on the compiled
+        loop's OUCH session. ``warm_lines``: cache lines of the tick's code and state the
+        compiled loop prefetches per pass while the feed is quiet
+        (:meth:`~live.hotpath.HotPath.keep_warm`; 0: none)."""
         self.instrument = instrument
         self.feed, self.gateway, self.locate = feed, gateway, int(locate)
         #: the simulated venue fills the orders (live --paper, and the replay of its journal)
@@ -506,6 +515,9 @@ class LiveRunner:
             gateway.events = gateway.tracker.events = self._tap
         self._t = 0  #: receive time of the input being processed
         self._tick_open = False  #: a tick's stage marks are being taken
+        self.wire_stamps = wire_stamps
+        self.warm_lines = warm_lines
+        self._wire: TxStamps | None = None  #: the session's transmit stamps (wire_stamps)
         self._sent_in_tick = False  #: and its first message has gone out
         self._levels = L3ToL2()
         #: the compiled batch path of an ITCH feed (live.fastpath), live sessions only
@@ -692,14 +704,28 @@ class LiveRunner:
             self._run(t)
         elif code in (RET_ORDERS, RET_KILL, RET_PARTIAL, RET_JOURNAL) and self._hot_rest(code):
             self._run(t)
+        if code in (RET_FEED, RET_PUSH, RET_ADVANCE) and self.warm_lines:
+            hot.keep_warm(self.warm_lines)  # (the steps that may replace arrays it warms)
         if self._tick_open:  # no order came of it: not a tick-to-order sample
             self._tick_open = self._sent_in_tick = False
             self.clock.discard()
+        wire = self._wire_now()
+        if wire is not None:
+            wire.take()  # stamps of other sends (a stamp waiting makes POLLERR)
 
     def _hot_commit(self) -> None:
         if self._tick_open and self.clock._row[SENT]:
-            self.clock.commit()
-            self._tick_open = self._sent_in_tick = False
+            self._commit_tick()
+
+    def _commit_tick(self) -> None:
+        """End the tick that sent an order; with the kernel's stamp of when its first
+        message's bytes left, where transmit stamps are on (:mod:`live.txstamp`)."""
+        row = self.clock._row
+        wire = self._wire_now()
+        if wire is not None and row[ENCODED]:
+            row[WIRE] = wire.first_between(int(row[ENCODED]), int(row[SENT]) or time.time_ns())
+        self.clock.commit()
+        self._tick_open = self._sent_in_tick = False
 
     def _hot_rest(self, code: int) -> bool:
         """After the loop stopped in the middle of a tick's requests: the rest of a message
@@ -849,7 +875,35 @@ class LiveRunner:
             self._hot.forget_all()  # a new session: every order looked at again
             for key in list(self.orders):
                 self._hot_sync(key)
+            self._stamp_wire()
+        elif isinstance(ev, Disconnected):
+            self._wire = None  # (its socket is gone)
         return n
+
+    def _wire_now(self) -> TxStamps | None:
+        """The transmit stamps, while their socket is the session's."""
+        wire = self._wire
+        if wire is None:
+            return None
+        hot = self._hot
+        if hot is None or hot.gateway is None or hot.gateway.socket_fd() != wire.fd:
+            self._wire = None
+            return None
+        return wire
+
+    def _stamp_wire(self) -> None:
+        """Transmit stamps on the new session's socket (``wire_stamps``)."""
+        self._wire = None
+        fd = self._hot.gateway.socket_fd() if self._hot is not None and \
+            self._hot.gateway is not None else -1
+        if not self.wire_stamps or fd < 0:
+            return
+        try:
+            self._wire = TxStamps(fd)
+        except OSError as e:
+            log.warning("no transmit stamps on the order socket (%s): the wire figures are "
+                        "not measured", e)
+            self.wire_stamps = False
 
     def _event_in(self, t: int, ev: Event, seq: int = -1) -> int:
         if isinstance(ev, Connected):
@@ -973,8 +1027,7 @@ class LiveRunner:
                 continue
             self._route(r, answers)
         if self._tick_open and self._sent_in_tick:
-            self.clock.commit()
-            self._tick_open = self._sent_in_tick = False
+            self._commit_tick()
 
     def _route(self, r: npt.NDArray[np.void], answers: list[npt.NDArray[np.void]]) -> None:
         gw = self.gateway
@@ -1312,6 +1365,7 @@ class LiveRunner:
         if self.gateway is not None and hasattr(self.gateway, "booked_new"):
             hot.bind(self.gateway)
         hot.warm_up(self.clock._row)
+        hot.keep_warm(self.warm_lines)
         self.switch.on_trip.append(lambda _: hot.kill.__setitem__(0, KILL_NEW))
         self._hot = hot
         if self._tap is not None:  # the gateway's states change before the runner's turn

@@ -113,7 +113,8 @@ def run_session(args: argparse.Namespace) -> int:
             instrument=inst, strategies=strategies, feed=feed, gateway=gateway,
             locate=feed_spec.locate, mode=args.mode, latency=LatencyConfig.parse(args.latency),
             queue=QueueConfig.parse(args.queue), journal=None if resume else journal,
-            meta=meta, triggers=triggers, feature_model=model, bandit=bandit)
+            meta=meta, triggers=triggers, feature_model=model, bandit=bandit,
+            wire_stamps=bool(getattr(args, "wire_stamps", False)))
         recovered = None
         if resume:
             from live.replay import recover

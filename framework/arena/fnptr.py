@@ -64,3 +64,13 @@ def entry(fn: Any, *argtypes: Any) -> Callable[..., Any]:
     fn.compile(argtypes)
     return fn.overloads[argtypes].entry_point
 
+
+def machine_code(fn: Any) -> list[int]:
+    """The addresses of numba function ``fn``'s native code, one per compiled overload
+    (what a C caller would call; e.g. to keep that code in the caches)."""
+    out = []
+    for cres in fn.overloads.values():
+        res: Any = cres
+        out.append(int(res.library.get_pointer_to_function(res.fndesc.llvm_func_name)))
+    return out
+

@@ -69,7 +69,7 @@ def tamper(src: Path, dst: Path, *, which: int) -> Path:
 def test_the_runner_trades_the_venue_and_the_journal_replays_to_the_same_decisions(
     store: str, tmp_path: Path, proto: str, mode: str
 ) -> None:
-    extra = ("--busy-poll",) if proto == "ouch" else ()
+    extra = ("--busy-poll", "--wire-stamps") if proto == "ouch" else ()
     s = run_session(store, tmp_path, proto, mode=mode, duration=15, speed="600", extra=extra)
     owner = "ouch:u1" if proto == "ouch" else "fix:CLI"
     assert owner in s.venue_exec, s.venue_log[-2000:]
@@ -86,6 +86,8 @@ def test_the_runner_trades_the_venue_and_the_journal_replays_to_the_same_decisio
     assert (summ["gateway"]["bought"], summ["gateway"]["sold"]) == (bought, sold)
     assert summ["violations"] == 0
     assert "tick_to_order" in s.live_log  # --stats printed the stage table
+    if proto == "ouch":  # with the kernel's transmit stamps of the ticks' first orders
+        assert "tick_to_wire" in s.live_log, s.live_log[-3000:]
     # the compiled loop took the packets; on OUCH it wrote most order messages itself (the
     # rest: cancels of orders not yet accepted, which wait in Python)
     assert summ["hot"]["ticks"] > 0

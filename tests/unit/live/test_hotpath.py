@@ -19,10 +19,16 @@ from live.feeds.itch_mold import MoldFeedHandler
 from live.gateways.base import Order, OrderKind, Side, TimeInForce
 from live.gateways.ouch import OuchGateway
 from live.hotpath import (
+    HS_WARM_OFF,
+    HS_WARM_ROW,
+    HS_WARM_STEP,
     PROBES,
     T_STATE,
     T_WORKING,
+    WARM_DATA_MAX,
+    _merged,
     _slot,
+    _warm_step,
     cancel_nb,
     enter_nb,
     enter_template,
@@ -216,3 +222,65 @@ def test_a_full_socket_leaves_the_message_to_python_whole() -> None:
         want = soupbin.unsequenced(ouch.encode_enter(
             43, b"B", 3, SYMBOL, 10_000 * 100, ouch.TIF_DAY, ouch.pad_clordid("0:7")))
         assert bytes(sbuf[at : at + left]) == want[at:]
+
+
+def test_warm_ranges_are_merged_line_aligned_and_walked_round() -> None:
+    rows = _merged([(1000, 10), (64 * 100 + 5, 200), (64 * 102, 64), (0, 3)])
+    assert rows.tolist() == [[0, 3], [960, 50], [6400, 205]]  # sorted, aligned, merged
+    warm = np.array([[4096, 128], [8192, 64]], np.int64)
+    hs = np.zeros(64, np.int64)
+    hs[HS_WARM_STEP] = 2
+    seen = []
+    for _ in range(4):  # 3 lines in all: round and round, two a pass
+        _warm_step(warm, hs)
+        seen.append((int(hs[HS_WARM_ROW]), int(hs[HS_WARM_OFF])))
+    assert seen == [(1, 0), (0, 64), (2, 0), (1, 0)]
+    _warm_step(np.zeros((0, 2), np.int64), hs)  # nothing to warm: nothing happens
+
+
+def test_the_loop_keeps_its_code_and_state_warm() -> None:
+    """The ranges cover the machine code the tick runs (executable mappings around the
+    loop's and the engine core's entry points) and the tick's arrays."""
+    date = dt.date(2024, 3, 1)
+    day = generate_day(date=date, n_events=200, seed=1, mode="l3")
+    feed = MoldFeedHandler(listen=("127.0.0.1", 0), date=date, price_step=100, qty_step=1)
+    runner = LiveRunner(instrument=day.instrument,
+                        strategies=strategies_from_words(["one_tick_mm"]), feed=feed,
+                        gateway=None, mode="compiled")
+    try:
+        runner.prepare()
+        hot = runner._hot
+        assert hot is not None
+        assert hot.hs[HS_WARM_STEP] > 0  # on by default
+        warm = hot.warm
+        assert len(warm)
+        assert (warm[:, 0] % 64 == 0).all()
+        assert (warm[1:, 0] > warm[:-1, 0] + warm[:-1, 1]).all()  # sorted, disjoint
+
+        def covered(addr: int) -> bool:
+            return bool(((warm[:, 0] <= addr) & (addr < warm[:, 0] + warm[:, 1])).any())
+
+        executable = []
+        with open("/proc/self/maps") as f:
+            for line in f:
+                span, perms = line.split()[:2]
+                lo, hi = (int(x, 16) for x in span.split("-"))
+                if "x" in perms:
+                    executable.append((lo, hi))
+        from framework.arena.state import H_FN_ADVANCE
+
+        core = int(hot.engine.st.h[H_FN_ADVANCE])
+        assert covered(core)
+        assert any(lo <= core < hi for lo, hi in executable)
+        for arr in (hot.hs, hot.engine.st.h, hot.sbuf, runner.feed._st):
+            assert covered(int(arr.ctypes.data))
+        assert warm[:, 1].sum() < 8 * 1024 * 1024  # (bounded: each array's head only)
+        big = hot.engine.st.rec_ord
+        assert big.nbytes > WARM_DATA_MAX
+        assert not covered(int(big.ctypes.data) + WARM_DATA_MAX + 64)
+        hot.keep_warm(0)  # off
+        assert len(hot.warm) == 0
+        assert hot.hs[HS_WARM_STEP] == 0
+    finally:
+        runner.engine.abort()
+        feed.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client import generate_latest
 
-from live.monitor import STAGES, TOTAL, Metrics, StageClock
+from live.monitor import STAGES, TO_WIRE, TOTAL, WIRE, Metrics, StageClock
 
 
 def test_stage_and_tick_latencies() -> None:
@@ -22,6 +22,24 @@ def test_stage_and_tick_latencies() -> None:
     assert st["strategy"]["max"] == pytest.approx(1_099, rel=1e-3)
     assert st[TOTAL]["p50"] == pytest.approx(6_000, rel=1e-3)  # packet in to bytes sent
     assert "packet_in" not in st  # the first stage has no stage before it
+
+
+def test_the_wire_stamp_is_timed_from_the_send_and_from_the_packet() -> None:
+    c = StageClock(capacity=64)
+    for i in range(10):
+        t = 1_000_000 * (i + 1)
+        for k in range(len(STAGES)):
+            c.mark(k, t + k * 1_000)  # ... encoded at +5 µs, the send returned at +6 µs
+        if i < 8:
+            c.mark(WIRE, t + 5_300)  # the kernel handed the bytes on 0.3 µs into the call
+        c.commit()
+    st = c.stats()
+    assert st["wire"]["count"] == 8  # ticks without a stamp count in the other figures
+    assert st["wire"]["p50"] == pytest.approx(300, rel=1e-2)
+    assert st[TO_WIRE]["p50"] == pytest.approx(5_300, rel=1e-3)
+    assert st[TOTAL]["p50"] == pytest.approx(6_000, rel=1e-3)  # the stamp is not a stage
+    assert st[TOTAL]["count"] == 10
+    assert "tick_to_wire" in c.table()
 
 
 def test_ticks_that_stop_early_count_only_where_they_went() -> None:
