@@ -601,8 +601,8 @@ class LiveRunner:
             return 0
         if fast is not None and fast.n_rows:
             self._push_levels(fast.rows, fast.n_rows)
-        if self.feed.last_receive_ns != self._seen_receive:
-            self._seen_receive = self.feed.last_receive_ns
+        if self.feed.heard_ns != self._seen_receive:  # the venue's (not a lost connection's)
+            self._seen_receive = self.feed.heard_ns
             self._last_packet = time.monotonic()
         if n:
             self._run(self.feed.last_receive_ns)

@@ -290,6 +290,8 @@ class MoldFeedHandler:
     n_batches = _StateField(S_BATCHES)  #: batches applied (columns of the latency ring)
     n_rows = _StateField(S_NROWS)  #: book rows recorded
     last_receive_ns = _StateField(S_RECV_NS)  #: local receive time of the last packets read
+    #: the venue's last packet (data or heartbeat: every packet read is the venue's)
+    heard_ns = _StateField(S_RECV_NS)
     _live = _StateField(S_LIVE)  # orders in the decoder's table
     _bad_packets_seen = _StateField(S_BAD_SEEN)  # bad packets reported so far
 
