@@ -711,6 +711,11 @@ class LiveRunner:
         assert hot is not None
         hs = hot.hs
         k, n = int(hs[HS_K]), int(hs[HS_NREQ])
+        if code == RET_PARTIAL and hot.gateway is not None:
+            # the rest of the message first, whatever follows (a kill's cancels, the batch's
+            # next request), and also when it was the batch's last: the venue reads a stream
+            hot.gateway.write_raw(hot.left())
+            code = RET_SENT  # the batch's other requests go back to the loop's sender
         if k >= n:
             return False
         # the runner's own answers go in once the batch has gone, as _send does: the engine

@@ -233,12 +233,14 @@ class OuchServer:
         self.stalls += 1
         log.info("OUCH %r: reading paused for %g s (stall %d)", sess.username, seconds,
                  self.stalls)
-        writer.transport.pause_reading()
+        transport = writer.transport
+        assert isinstance(transport, asyncio.Transport)  # a stream's: it reads, too
+        transport.pause_reading()
         try:
             await asyncio.sleep(seconds)
         finally:
-            if not writer.is_closing():
-                writer.transport.resume_reading()
+            if not transport.is_closing():
+                transport.resume_reading()
 
     async def _heartbeats(self, writer: asyncio.StreamWriter) -> None:
         while not writer.is_closing():
