@@ -1190,7 +1190,8 @@ class LiveRunner:
             "risk": {"sent": self.sent, "held": self.held, "unsent": self.unsent,
                      "rejects_in_window": len(self._rejects),
                      "gateway_connected": bool(gw is not None and gw.connected),
-                     "feed_messages": self.feed.messages, "feed_gaps": self.feed.gaps},
+                     "feed_messages": self.feed.messages, "feed_gaps": self.feed.gaps,
+                     **{f"feed_{k}": v for k, v in self.feed.recoveries.items()}},
         }
 
     # --- running --------------------------------------------------------------------------------

@@ -120,6 +120,12 @@ class BinanceFeed:
         return self.sync.gaps + self.sync.losses
 
     @property
+    def recoveries(self) -> dict[str, int]:
+        """How the feed kept itself whole, for the session's summary and /status: lost
+        connections made again (each resynced from a new snapshot)."""
+        return {"reconnects": self.reconnects}
+
+    @property
     def ended(self) -> bool:
         """The server ended the stream and every message it sent is applied."""
         return self.closed and not self._queue

@@ -315,6 +315,12 @@ class MoldFeedHandler:
         return int(self._counters[0])
 
     @property
+    def recoveries(self) -> dict[str, int]:
+        """How the handler kept the book whole, for the session's summary and /status:
+        re-requests sent for the gaps (:attr:`gaps`). UDP has no connection to make again."""
+        return {"rerequests": self.requests_sent}
+
+    @property
     def ended(self) -> bool:
         """The end of session arrived and every message before it is applied."""
         return self.end_seq is not None and self.expected >= self.end_seq

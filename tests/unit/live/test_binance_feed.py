@@ -502,3 +502,43 @@ def test_lost_connections_do_not_keep_the_runners_stale_feed_trigger_quiet() -> 
         assert "stale feed" in (r.switch.reason or "")
     finally:
         r.engine.abort()
+
+
+def test_the_sessions_summary_and_status_count_the_feeds_reconnects() -> None:
+    """A runner (paper) on the replay server, which cuts the connection once: the feed's
+    reconnect is in the session's summary and the control endpoint's /status."""
+    import datetime as dt
+
+    from framework.ingest.synthetic import generate_day
+    from framework.strategy.spec import strategies_from_words
+    from live.runner import LiveRunner
+    from live.session import summarise
+
+    day = generate_day(date=dt.date(2024, 3, 1), n_events=200, seed=1)
+    replay = CaptureReplay(_capture(400, seed=11), drops=(150,), lost=3, grace_s=0.3)
+    feed = BinanceFeed("", tick_size="0.01", lot_size="0.001",
+                       reconnect=Backoff(0.01, 0.1, 10))
+    r = LiveRunner(instrument=day.instrument, strategies=strategies_from_words(["one_tick_mm"]),
+                   feed=feed, gateway=None, mode="python")
+
+    async def go() -> None:
+        server = await serve_capture(replay)
+        feed.url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/stream"
+        try:
+            await r.run(duration_s=60)  # until the stream ends
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    try:
+        asyncio.run(asyncio.wait_for(go(), 120))
+        result = r.finish()
+    except BaseException:
+        r.engine.abort()
+        raise
+    assert feed.ended
+    assert replay.dropped == 1
+    assert r.status()["risk"]["feed_reconnects"] == 1
+    s = summarise(r, result)
+    assert (s["reconnects"], s["gaps"]) == (1, 1)
+    assert "rerequests" not in s  # a websocket feed has none
