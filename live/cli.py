@@ -20,6 +20,19 @@ def _port(text: str) -> int:
     return n
 
 
+def _stall(text: str) -> tuple[int, float]:
+    """``N:S``: packets read, then seconds of reading nothing."""
+    n, _, s = text.partition(":")
+    try:
+        packets, seconds = int(n), float(s)
+    except ValueError:
+        packets, seconds = 0, 0.0
+    if packets < 1 or not 0 < seconds < float("inf"):
+        msg = f"{text!r}: give N:S, the packets (>= 1) read before each pause of S seconds (> 0)"
+        raise argparse.ArgumentTypeError(msg)
+    return packets, seconds
+
+
 def register(sub: Any, store_parent: argparse.ArgumentParser) -> None:
     """Add this package's sub-commands to the ``hftlab`` parser ``sub``."""
     _add_venue(sub, store_parent)
@@ -115,6 +128,14 @@ def _add_venue(sub: Any, store_parent: argparse.ArgumentParser) -> None:
         action="store_true",
         help="cancel a session's working orders when its connection drops",
     )
+    p.add_argument(
+        "--ouch-stall",
+        type=_stall,
+        default=None,
+        metavar="N:S",
+        help="a slow OUCH reader (to test clients whose socket fills): after every N packets "
+        "read from a connection, read nothing of it for S seconds (small receive buffer)",
+    )
     p.set_defaults(func=_cmd_venue)
 
 
@@ -177,6 +198,7 @@ def _order_ports(args: argparse.Namespace) -> Any:
             fix_store=Path(args.fix_store),
             comp_id=args.comp_id,
             cancel_on_disconnect=args.cancel_on_disconnect,
+            ouch_stall=args.ouch_stall,
         )
         srv = ports.servers
         where = [

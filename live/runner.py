@@ -613,8 +613,8 @@ class LiveRunner:
             return 0
         if fast is not None and fast.n_rows:
             self._push_levels(fast.rows, fast.n_rows)
-        if self.feed.last_receive_ns != self._seen_receive:
-            self._seen_receive = self.feed.last_receive_ns
+        if self.feed.heard_ns != self._seen_receive:  # the venue's (not a lost connection's)
+            self._seen_receive = self.feed.heard_ns
             self._last_packet = time.monotonic()
         if n:
             self._run(self.feed.last_receive_ns)
@@ -737,6 +737,11 @@ class LiveRunner:
         assert hot is not None
         hs = hot.hs
         k, n = int(hs[HS_K]), int(hs[HS_NREQ])
+        if code == RET_PARTIAL and hot.gateway is not None:
+            # the rest of the message first, whatever follows (a kill's cancels, the batch's
+            # next request), and also when it was the batch's last: the venue reads a stream
+            hot.gateway.write_raw(hot.left())
+            code = RET_SENT  # the batch's other requests go back to the loop's sender
         if k >= n:
             return False
         # the runner's own answers go in once the batch has gone, as _send does: the engine
@@ -1238,7 +1243,8 @@ class LiveRunner:
             "risk": {"sent": self.sent, "held": self.held, "unsent": self.unsent,
                      "rejects_in_window": len(self._rejects),
                      "gateway_connected": bool(gw is not None and gw.connected),
-                     "feed_messages": self.feed.messages, "feed_gaps": self.feed.gaps},
+                     "feed_messages": self.feed.messages, "feed_gaps": self.feed.gaps,
+                     **{f"feed_{k}": v for k, v in self.feed.recoveries.items()}},
         }
 
     # --- running --------------------------------------------------------------------------------

@@ -240,6 +240,7 @@ def summarise(runner: LiveRunner, result: Any) -> dict[str, Any]:
         "violations": runner.violations,
         "messages": runner.feed.messages,
         "gaps": runner.feed.gaps,
+        **runner.feed.recoveries,  # reconnects (websocket), rerequests (MoldUDP64)
         "killed": runner.switch.tripped,
         "book": _top(runner),
         "denials": {str(k): int(v) for k, v in result.denials["reason"].value_counts()

@@ -15,10 +15,14 @@ answer to request ``n`` is recognised in the replay exactly as it was live.
 
 A lost connection (dropped, or closed by the server other than at the end of its data) is
 reconnected with a :class:`~live.feeds.binance_ws.Backoff` (0.05 s doubling to 2 s, given up
-after ``reconnect.give_up_s``). The loss is a message of the feed's own in the queue, at its
-place among the server's (:data:`LOST`): journaled and applied like them, it empties the book
+after ``reconnect.give_up_s``), one outage until a connection proves healthy: its snapshot
+answered, or up ``reconnect.healthy_s`` (:class:`~live.feeds.binance_ws.Reconnects`; a server
+that accepts and closes at once is retried with the growing waits, not at once each time).
+The loss is a message of the feed's own in the queue, at its place among the server's
+(:data:`LOST`): journaled and applied like them, it empties the book
 (:meth:`DepthSync.reset`: nothing is priced off a book nobody maintains, and no packet comes,
-so a long outage trips the runner's stale-feed trigger) and asks for a new snapshot, which
+so a long outage trips the runner's stale-feed trigger, which reads
+:attr:`BinanceFeed.heard_ns`: the server's messages only) and asks for a new snapshot, which
 goes out on the new connection; a replay of the journal resyncs at the same place. An outage
 given up is the feed's :attr:`BinanceFeed.alarm`: the book stops there.
 """
@@ -39,7 +43,14 @@ import numpy as np
 import numpy.typing as npt
 
 from framework.core.errors import VenueError
-from live.feeds.binance_ws import Backoff, DepthSync, connect_retrying, ended_orderly, on_message
+from live.feeds.binance_ws import (
+    Backoff,
+    DepthSync,
+    Reconnects,
+    connect_retrying,
+    ended_orderly,
+    on_message,
+)
 
 log = logging.getLogger("hftlab.feeds.binance_live")
 
@@ -79,10 +90,18 @@ class BinanceFeed:
         self.on_packet: Callable[[Any, int], None] | None = None
         self.on_events: Callable[[npt.NDArray[np.void]], None] | None = None
         self.last_receive_ns = 0
+        #: receive time of the server's last message (the feed's own records of a lost
+        #: connection are not: the runner's stale-feed trigger reads this)
+        self.heard_ns = 0
         self.messages = 0  #: websocket messages applied
         self.closed = False  #: the server ended the stream (its data ended)
         self.reconnect = reconnect or Backoff()
         self.reconnects = 0  #: lost connections made again
+        self._retry = Reconnects(self.reconnect)
+        self._up = 0.0  #: when the connection open now was made (monotonic)
+        #: losses queued by the reader and applied by polls: a snapshot answered while they
+        #: are equal came on the connection open now, which so proved healthy
+        self._losses_queued = self._losses_applied = 0
         self._failed: Exception | None = None  #: an outage given up
         self._stopping = False  #: aclose: a closed connection is ours, not lost
         self._queue: collections.deque[str | bytes | _Lost] = collections.deque()
@@ -99,6 +118,12 @@ class BinanceFeed:
         """Holes in the stream: depth gaps and lost connections (each resynced from a new
         snapshot)."""
         return self.sync.gaps + self.sync.losses
+
+    @property
+    def recoveries(self) -> dict[str, int]:
+        """How the feed kept itself whole, for the session's summary and /status: lost
+        connections made again (each resynced from a new snapshot)."""
+        return {"reconnects": self.reconnects}
 
     @property
     def ended(self) -> bool:
@@ -122,6 +147,7 @@ class BinanceFeed:
             self._ws, _ = await connect_retrying(self.url, first)
         except VenueError as exc:
             raise VenueError(f"--feed {self.url}: {exc}") from exc
+        self._up = time.monotonic()
         self._reader = asyncio.create_task(self._read(wake))
         self._flush()
         log.info("binance feed connected: %s", self.url)
@@ -150,23 +176,29 @@ class BinanceFeed:
             self._ws = None
             self._to_send.clear()  # requests of the old connection: a new one is decided
             self._queue.append(_Lost(reason))
+            self._losses_queued += 1
             wake.set()
             r = self.reconnect
-            log.warning("binance feed: connection lost (%s); reconnecting (waits %g s doubling "
-                        "to %g s, for up to %g s)", reason, r.first_s, r.max_s, r.give_up_s)
+            up = time.monotonic() - self._up
+            self._retry.lost(reason, up)
+            log.warning("binance feed: connection lost (%s) after %.2f s up; reconnecting "
+                        "(%s: waits %g s doubling to %g s, for up to %g s)", reason, up,
+                        "the outage goes on" if self._retry.outage else "a new outage",
+                        r.first_s, r.max_s, r.give_up_s)
             t0 = time.monotonic()
             try:
-                self._ws, attempts = await connect_retrying(self.url, r)
+                self._ws = await self._retry.connect(self.url)
             except VenueError as exc:
                 self._failed = VenueError(f"--feed {self.url}: connection lost ({reason}) and "
                                           f"{exc}: the book stops here")
                 log.error("%s", self._failed)
                 wake.set()
                 return
+            self._up = time.monotonic()
             self.reconnects += 1
-            log.warning("binance feed reconnected after %.2f s (%d attempt(s)), reconnect %d; "
-                        "the book resyncs from a new snapshot", time.monotonic() - t0,
-                        attempts, self.reconnects)
+            log.warning("binance feed reconnected after %.2f s (%d attempt(s) in this outage), "
+                        "reconnect %d; the book resyncs from a new snapshot",
+                        time.monotonic() - t0, self._retry.attempts, self.reconnects)
             self._flush()
             wake.set()
 
@@ -211,6 +243,8 @@ class BinanceFeed:
         else:
             if on_message(self.sync, raw, ts, self._in_flight):
                 self._in_flight = None
+                if self._losses_applied == self._losses_queued:
+                    self._retry.healthy()  # the connection open now answered
             self.messages += 1
         ev = self.sync.take()
         if len(ev) and self.on_events is not None:
@@ -227,6 +261,7 @@ class BinanceFeed:
             reason = "?"
         self._in_flight = None
         self._to_send.clear()
+        self._losses_applied += 1
         self.sync.reset(ts)
         log.warning("binance feed: connection lost (%s): the book is emptied until a new "
                     "snapshot syncs it (%d lost so far)", reason, self.sync.losses)
@@ -242,6 +277,8 @@ class BinanceFeed:
             raw = q.popleft()
             if isinstance(raw, _Lost):
                 raw = lost_record(raw.reason)
+            else:
+                self.heard_ns = now
             if self.on_packet is not None:
                 self.on_packet(raw.encode() if isinstance(raw, str) else raw, now)
             self.last_receive_ns = now

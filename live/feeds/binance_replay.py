@@ -17,7 +17,9 @@ Faults, for the reconnect tests: ``drops`` cuts the connection after the n-th me
 on as an exchange's does: the next connection continues where it was, minus ``lost`` lines
 the client was away for (the book still takes them). ``down_after``: after that many messages
 the server stops for good (listening socket closed, the connection closed 1001 "going
-away"), as an exchange down for maintenance.
+away"), as an exchange down for maintenance. ``close_at_once``: the connections (counted
+from 1) the server accepts and closes at once (code 1013 "try again later", nothing sent), as
+an overloaded exchange does; the stream waits for the next connection.
 """
 
 from __future__ import annotations
@@ -116,12 +118,14 @@ class CaptureReplay:
 
     def __init__(self, lines: list[str], *, skip_lines: Iterable[int] = (),
                  grace_s: float = 1.0, drops: Iterable[int] = (), drop_code: int | None = None,
-                 lost: int = 0, down_after: int | None = None) -> None:
+                 lost: int = 0, down_after: int | None = None,
+                 close_at_once: Iterable[int] = ()) -> None:
         self.lines = lines
         self.grace_s = grace_s
         self.skip = set(skip_lines)
         self.drops = set(drops)
         self.drop_code, self.lost, self.down_after = drop_code, lost, down_after
+        self.close_at_once = set(close_at_once)
         self.requests_answered = 0
         self.connections = 0
         self.dropped = 0  #: connections cut (``drops``)
@@ -152,6 +156,9 @@ class CaptureReplay:
     async def handler(self, ws: Any) -> None:
         requests: asyncio.Queue[int] = asyncio.Queue()
         self.connections += 1
+        if self.connections in self.close_at_once:
+            await ws.close(1013, "replay: try again later")
+            return
 
         async def read() -> None:
             async for raw in ws:

@@ -27,7 +27,9 @@ over the same connection (``{"method": "depth", "id": n}`` → ``{"id": n, "resu
 {...}}``, the shape of Binance's WebSocket API), so the snapshot's place among the diffs is
 the place it was taken. A connection lost (dropped, or closed by the server other than at the
 end of its data, :data:`END_OF_DATA`) is reconnected with a :class:`Backoff` and the book
-synced again from a new snapshot (:meth:`DepthSync.reset`), never built across the hole.
+synced again from a new snapshot (:meth:`DepthSync.reset`), never built across the hole; the
+outage lasts until a connection proves healthy (:class:`Reconnects`), so a server that
+accepts and closes at once is retried with growing waits and given up at the bound.
 """
 
 from __future__ import annotations
@@ -256,16 +258,20 @@ class DepthSync:
 @dataclass(frozen=True)
 class Backoff:
     """The waits between connection attempts: ``first_s``, doubling up to ``max_s``; an
-    outage is given up once ``give_up_s`` passed (0: one attempt)."""
+    outage is given up once ``give_up_s`` passed (0: one attempt). A connection ends the
+    outage only once it proved healthy: it synced the book from a snapshot, or stayed up
+    ``healthy_s`` (:class:`Reconnects`)."""
 
     first_s: float = 0.05
     max_s: float = 2.0
     give_up_s: float = 60.0
+    healthy_s: float = 5.0
 
     def __post_init__(self) -> None:
-        if not 0 < self.first_s <= self.max_s or self.give_up_s < 0:
+        if not 0 < self.first_s <= self.max_s or self.give_up_s < 0 or not self.healthy_s > 0:
             msg = (f"reconnect backoff {self.first_s:g} s doubling to {self.max_s:g} s, given "
-                   f"up after {self.give_up_s:g} s: give 0 < first <= max and a bound >= 0")
+                   f"up after {self.give_up_s:g} s, healthy after {self.healthy_s:g} s up: "
+                   "give 0 < first <= max, a bound >= 0 and a healthy time > 0")
             raise ConfigError(msg)
 
     def delays(self) -> Iterator[float]:
@@ -276,27 +282,75 @@ class Backoff:
             d = min(d * 2, self.max_s)
 
 
-async def connect_retrying(url: str, backoff: Backoff) -> tuple[Any, int]:
-    """A websocket connection to ``url`` and the attempts it took: retried (refused, reset,
-    timed out, or a handshake the server refused, as during maintenance) with ``backoff``'s
-    waits; VenueError naming the last failure once its ``give_up_s`` would pass."""
-    from websockets.asyncio.client import connect
-    from websockets.exceptions import InvalidHandshake
+class Reconnects:
+    """Connection attempts paced by a :class:`Backoff` across connections. An outage runs
+    from a lost connection until a connection proves healthy (:meth:`healthy`, or up
+    ``healthy_s`` when lost: :meth:`lost`): its first attempt goes at once, every later one
+    -- after a failed attempt, or after a connection that was lost before it proved healthy
+    -- waits the next of the outage's growing waits, and the outage is given up once its
+    one bound would pass. A server that accepts and closes at once is so one outage that
+    goes on, never a new one (reconnected at once) per connection."""
 
-    end = time.monotonic() + backoff.give_up_s
-    for attempts, delay in enumerate(backoff.delays(), 1):
-        left = end - time.monotonic()
-        try:
-            ws = await connect(url, max_size=1 << 24, open_timeout=min(10.0, max(left, 1.0)))
-            return ws, attempts
-        except (OSError, TimeoutError, InvalidHandshake) as exc:
-            last = exc
-        if time.monotonic() + delay > end:
-            msg = (f"no connection within {backoff.give_up_s:g} s ({attempts} attempt(s); the "
-                   f"last: {type(last).__name__}: {last})")
-            raise VenueError(msg)
-        await asyncio.sleep(delay)
-    raise AssertionError("unreachable: the delays never end")
+    def __init__(self, backoff: Backoff) -> None:
+        self.backoff = backoff
+        self.attempts = 0  #: attempts of the current (or last) outage
+        self._delays: Iterator[float] | None = None  #: the open outage's waits (None: none)
+        self._end = 0.0
+        self._last = ""  #: the outage's last failure, for the give-up message
+
+    @property
+    def outage(self) -> bool:
+        """An outage is open: no connection proved healthy since it began."""
+        return self._delays is not None
+
+    def healthy(self) -> None:
+        """The connection proved healthy: the next loss begins a new outage."""
+        self._delays = None
+
+    def lost(self, reason: str, up_s: float) -> None:
+        """The connection was lost after ``up_s`` seconds up (``reason``: how)."""
+        if up_s >= self.backoff.healthy_s:
+            self.healthy()
+        self._last = f"a connection lost after {up_s:.2f} s up, unproven ({reason})"
+
+    async def connect(self, url: str) -> Any:
+        """A websocket connection to ``url``: retried (refused, reset, timed out, or a
+        handshake the server refused, as during maintenance) with the outage's waits;
+        VenueError naming the last failure once the outage's ``give_up_s`` would pass."""
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import InvalidHandshake
+
+        b = self.backoff
+        if self._delays is None:  # a new outage: its first attempt goes now
+            self._delays = b.delays()
+            self._end = time.monotonic() + b.give_up_s
+            self.attempts = 0
+            delay = 0.0
+        else:  # the last connection was lost before it proved healthy
+            delay = next(self._delays)
+        while True:
+            if delay:
+                if time.monotonic() + delay > self._end:
+                    msg = (f"no connection within {b.give_up_s:g} s ({self.attempts} "
+                           f"attempt(s); the last: {self._last})")
+                    raise VenueError(msg)
+                await asyncio.sleep(delay)
+            self.attempts += 1
+            left = self._end - time.monotonic()
+            try:
+                return await connect(url, max_size=1 << 24,
+                                     open_timeout=min(10.0, max(left, 1.0)))
+            except (OSError, TimeoutError, InvalidHandshake) as exc:
+                self._last = f"{type(exc).__name__}: {exc}"
+            delay = next(self._delays)
+
+
+async def connect_retrying(url: str, backoff: Backoff) -> tuple[Any, int]:
+    """A websocket connection to ``url`` and the attempts it took, as one outage of
+    :class:`Reconnects` (VenueError once ``backoff.give_up_s`` would pass)."""
+    r = Reconnects(backoff)
+    ws = await r.connect(url)
+    return ws, r.attempts
 
 
 def ended_orderly(ws: Any) -> bool:
@@ -339,15 +393,17 @@ async def run_binance_ws(
     """Follow the websocket at ``url`` until the server ends the stream (:data:`END_OF_DATA`)
     or ``max_messages``; events go to ``on_events`` after each message. Returns the messages
     read. A lost connection is reconnected with ``backoff`` (default :class:`Backoff`) and the
-    book synced again (:meth:`DepthSync.reset`); an outage past its bound, or a silence of
+    book synced again (:meth:`DepthSync.reset`); a connection proves healthy by answering
+    the snapshot request (or by ``healthy_s`` up). An outage past its bound, or a silence of
     ``idle_timeout_s`` on an open connection, raises VenueError."""
     from websockets.exceptions import ConnectionClosed
 
-    backoff = backoff or Backoff()
+    retry = Reconnects(backoff or Backoff())
     n = 0
     req_id = 0
     in_flight: int | None = None
-    ws, _ = await connect_retrying(url, backoff)
+    ws = await retry.connect(url)
+    up = time.monotonic()
     try:
         while max_messages is None or n < max_messages:
             try:
@@ -367,10 +423,12 @@ async def run_binance_ws(
                 ev = sync.take()
                 if len(ev):
                     on_events(ev)
+                retry.lost(f"close code {ws.close_code}", time.monotonic() - up)
                 try:
-                    ws, _ = await connect_retrying(url, backoff)
+                    ws = await retry.connect(url)
                 except VenueError as exc:
                     raise VenueError(f"{url}: connection lost and {exc}") from exc
+                up = time.monotonic()
                 continue
             except TimeoutError as exc:
                 msg = f"{url}: no message for {idle_timeout_s:g} s after {n:,} messages"
@@ -379,6 +437,7 @@ async def run_binance_ws(
             n += 1
             if on_message(sync, raw, recv_ns, in_flight):
                 in_flight = None
+                retry.healthy()  # this connection answered: the next loss is a new outage
             ev = sync.take()
             if len(ev):
                 on_events(ev)

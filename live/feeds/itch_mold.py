@@ -290,6 +290,8 @@ class MoldFeedHandler:
     n_batches = _StateField(S_BATCHES)  #: batches applied (columns of the latency ring)
     n_rows = _StateField(S_NROWS)  #: book rows recorded
     last_receive_ns = _StateField(S_RECV_NS)  #: local receive time of the last packets read
+    #: the venue's last packet (data or heartbeat: every packet read is the venue's)
+    heard_ns = _StateField(S_RECV_NS)
     _live = _StateField(S_LIVE)  # orders in the decoder's table
     _bad_packets_seen = _StateField(S_BAD_SEEN)  # bad packets reported so far
 
@@ -311,6 +313,12 @@ class MoldFeedHandler:
     def heartbeats(self) -> int:
         """Heartbeat packets received."""
         return int(self._counters[0])
+
+    @property
+    def recoveries(self) -> dict[str, int]:
+        """How the handler kept the book whole, for the session's summary and /status:
+        re-requests sent for the gaps (:attr:`gaps`). UDP has no connection to make again."""
+        return {"rerequests": self.requests_sent}
 
     @property
     def ended(self) -> bool:

@@ -123,11 +123,13 @@ async def serve_orders(matcher: Matcher, *, symbol: str, ouch_port: int | None =
                        publish: Callable[[EventArray], None] | None = None,
                        fix_store: Path | None = None, ouch_users: dict[str, str] | None = None,
                        fix_clients: set[str] | None = None, comp_id: str = "HFTLAB",
-                       cancel_on_disconnect: bool = False) -> OrderServers:
+                       cancel_on_disconnect: bool = False,
+                       ouch_stall: tuple[int, float] | None = None) -> OrderServers:
     """Open the OUCH and/or FIX ports (0 = any free port) around ``matcher``; the venue
     process feeds market data through ``servers.hub.on_market`` and publishes what it
     returns (plus what ``publish`` receives from order calls). FIX sequence numbers and
-    sent messages persist under ``fix_store`` (in memory only when it is None)."""
+    sent messages persist under ``fix_store`` (in memory only when it is None).
+    ``ouch_stall``: the OUCH port reads slowly (:class:`OuchServer`'s ``stall``)."""
     from live.venue.fix_server import FixServer
     from live.venue.ouch_server import OuchServer
 
@@ -135,7 +137,7 @@ async def serve_orders(matcher: Matcher, *, symbol: str, ouch_port: int | None =
     servers = OrderServers(hub)
     if ouch_port is not None:
         servers.ouch = OuchServer(hub, host=host, port=ouch_port, users=ouch_users,
-                                  cancel_on_disconnect=cancel_on_disconnect)
+                                  cancel_on_disconnect=cancel_on_disconnect, stall=ouch_stall)
         await servers.ouch.start()
     if fix_port is not None:
         servers.fix = FixServer(hub, host=host, port=fix_port, comp_id=comp_id,

@@ -19,6 +19,9 @@
   and skipped, a fatal one (zero length) ends the connection.
 * ``cancel_on_disconnect`` (the port's setting, as at NASDAQ) cancels a user's resting
   orders whenever its connection ends.
+* ``stall=(N, S)``: a slow reader, for the tests of a client whose sends fill its socket:
+  after every ``N`` packets read from a connection the port stops reading it for ``S``
+  seconds (the socket's receive buffer kept small: :data:`STALL_RCVBUF`), then reads on.
 """
 
 from __future__ import annotations
@@ -27,8 +30,10 @@ import asyncio
 import contextlib
 import functools
 import logging
+import socket
 from dataclasses import dataclass, field
 
+from framework.core.errors import ConfigError
 from framework.core.events import BUY, SELL
 from live.aio import ConnectionSet, read_within
 from live.venue.matching import Reason, Report, ReportKind, Tif
@@ -37,6 +42,10 @@ from live.wire import ouch, soupbin
 from live.wire.frames import BadFrame
 
 log = logging.getLogger("hftlab.live.venue.ouch")
+
+#: ``stall``: the receive buffer (bytes asked; the kernel doubles it) of the port's
+#: connections, so a stalled reader's client fills its socket after a few kB, not megabytes
+STALL_RCVBUF = 4096
 
 
 @dataclass(slots=True)
@@ -67,13 +76,19 @@ class OuchServer:
     def __init__(self, hub: OrderHub, *, host: str = "127.0.0.1", port: int = 0,
                  session: str = "HFTLAB", users: dict[str, str] | None = None,
                  heartbeat_s: float = 1.0, timeout_s: float = 15.0,
-                 cancel_on_disconnect: bool = False) -> None:
+                 cancel_on_disconnect: bool = False,
+                 stall: tuple[int, float] | None = None) -> None:
         self.hub = hub
         self.host, self.port = host, port
         self.session = session
         self.users = users  #: username -> password; None accepts anyone
         self.heartbeat_s, self.timeout_s = heartbeat_s, timeout_s
         self.cancel_on_disconnect = cancel_on_disconnect
+        if stall is not None and not (stall[0] >= 1 and stall[1] > 0):
+            msg = f"OUCH stall {stall}: give (packets >= 1, seconds > 0)"
+            raise ConfigError(msg)
+        self.stall = stall
+        self.stalls = 0  #: times a connection's reading was paused (``stall``)
         self.sessions: dict[str, OuchSession] = {}
         self._server: asyncio.Server | None = None
         self._conns = ConnectionSet()
@@ -82,6 +97,9 @@ class OuchServer:
     async def start(self) -> int:
         """Listen; returns the bound port."""
         self._server = await asyncio.start_server(self._connection, self.host, self.port)
+        if self.stall is not None:  # accepted connections take the listener's buffer size
+            for s in self._server.sockets:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, STALL_RCVBUF)
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("OUCH/SoupBinTCP listening on %s:%d", self.host, self.port)
         return self.port
@@ -185,6 +203,7 @@ class OuchServer:
                      writer: asyncio.StreamWriter) -> None:
         rd = soupbin.SoupReader()
         beat = asyncio.get_running_loop().create_task(self._heartbeats(writer))
+        read, pause_at = 0, self.stall[0] if self.stall is not None else None
         try:
             while sess.writer is writer:
                 data = await read_within(reader, 65536, self.timeout_s)
@@ -195,13 +214,33 @@ class OuchServer:
                 if not data:
                     return
                 for item in rd.feed(data):
+                    read += 1
                     if not self._packet(sess, item):
                         return
                 await writer.drain()
+                if pause_at is not None and read >= pause_at and self.stall is not None:
+                    pause_at = read + self.stall[0]
+                    await self._stall(sess, writer, self.stall[1])
         finally:
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
+
+    async def _stall(self, sess: OuchSession, writer: asyncio.StreamWriter,
+                     seconds: float) -> None:
+        """Read nothing of this connection for ``seconds``: the socket is not read either
+        (a paused transport), so what the client sends piles up in the kernel's buffers."""
+        self.stalls += 1
+        log.info("OUCH %r: reading paused for %g s (stall %d)", sess.username, seconds,
+                 self.stalls)
+        transport = writer.transport
+        assert isinstance(transport, asyncio.Transport)  # a stream's: it reads, too
+        transport.pause_reading()
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            if not transport.is_closing():
+                transport.resume_reading()
 
     async def _heartbeats(self, writer: asyncio.StreamWriter) -> None:
         while not writer.is_closing():

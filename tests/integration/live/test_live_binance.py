@@ -149,6 +149,7 @@ def test_a_cut_connection_is_reconnected_resynced_and_replays_across(
     assert (replay.connections, replay.dropped, replay.requests_answered) == (2, 1, 2)
     assert "binance feed reconnected after" in text
     assert s["gaps"] == 1  # the loss, reported
+    assert s["reconnects"] == 1  # and the connection made again
     assert not s["killed"]
     # every line reached the runner (none lost: the stream went on on the new connection),
     # and both snapshots as answers
@@ -177,6 +178,7 @@ def test_a_feed_server_that_stays_down_trips_the_stale_feed_trigger(
     text = log.read_text()
     s = json.loads(summary.read_text())
     assert replay.connections == 1
+    assert s["reconnects"] == 0  # the outage was given up
     assert "stale feed: no packet for" in text
     assert "no connection within 3 s" in text  # the outage given up, said once
     assert text.count("the book stops here") == 1

@@ -121,6 +121,8 @@ def test_dropped_packets_are_recovered_and_trading_agrees(store: str, tmp_path: 
     s = run_session(store, tmp_path, "ouch", mode="compiled", duration=12, speed="600",
                     venue_extra=("--drop", "0.02", "--seed", "5"))
     assert s.summary["gaps"] > 0
+    assert s.summary["rerequests"] >= s.summary["gaps"]  # each gap asked for at least once
+    assert "reconnects" not in s.summary  # UDP: nothing to connect again
     assert not s.summary["killed"]
     bought, sold, position, n_exec = s.venue_exec["ouch:u1"]
     assert n_exec > 0

@@ -5,7 +5,9 @@ malformed input (never a crash: a reject, or the end of that session only)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -213,6 +215,52 @@ def test_ouch_cancel_on_disconnect(tmp_path: Path) -> None:
         assert m2.quantity == 1
 
     run(body, tmp_path, cancel_on_disconnect=True)
+
+
+def test_ouch_stall_stops_reading_until_the_clients_socket_fills_then_reads_on(
+    tmp_path: Path
+) -> None:
+    """``stall=(2, 1.0)``: after two packets the port reads nothing for a second, so a
+    client sending on fills its socket (a few kB: the receive buffer is kept small), where a
+    reading port never lets it fill; then every message is read, whole and in order."""
+    async def body(s: OrderServers) -> None:
+        c = await Soup.open(s.ouch.port)
+        await c.login()
+        c.enter(1)
+        c.enter(2)
+        for urn in (1, 2):
+            m = await c.message()
+            assert isinstance(m, ouch.OrderAccepted)
+            assert m.user_ref_num == urn
+        raw = socket.socket(fileno=os.dup(c.w.get_extra_info("socket").fileno()))
+        try:
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            raw.setblocking(False)
+            urn, written, rest = 2, 0, b""
+            while written < 2 << 20:  # the loop runs between sends: a reading port reads
+                urn += 1
+                msg = soupbin.unsequenced(ouch.encode_enter(
+                    urn, b"B", 1, ouch.pad_symbol("TEST"), 99, b"0", ouch.pad_clordid("c")))
+                try:
+                    n = raw.send(msg)
+                except BlockingIOError:
+                    n = 0
+                written += n
+                if n < len(msg):
+                    rest = msg[n:]
+                    break
+                await asyncio.sleep(0)
+        finally:
+            raw.close()
+        assert rest, f"the socket took {written} bytes and never filled"
+        assert s.ouch.stalls >= 1
+        c.w.write(rest)  # the rest of the message the socket took part of
+        for want in range(3, urn + 1):
+            m = await c.message()
+            assert isinstance(m, ouch.OrderAccepted)
+            assert m.user_ref_num == want
+
+    run(body, tmp_path, ouch_stall=(2, 1.0))
 
 
 # --- FIX --------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from framework.core.errors import ConfigError, VenueError
 from framework.core.events import BUY, FLAG_LAST, FLAG_SNAPSHOT, KIND_CLEAR, KIND_LEVEL
 from live.feeds.binance_live import LOST, BinanceFeed, lost_record
 from live.feeds.binance_replay import CaptureReplay, serve_capture
-from live.feeds.binance_ws import Backoff, connect_retrying
+from live.feeds.binance_ws import Backoff, Reconnects, connect_retrying
 from live.runner import FeedSpec
 from tests.integration.live.live_helpers import free_tcp_port
 
@@ -104,9 +104,10 @@ def test_backoff_waits_double_up_to_the_cap_and_a_bad_one_is_refused() -> None:
     waits = list(itertools.islice(Backoff().delays(), 8))
     assert waits == [0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0]
     assert list(itertools.islice(Backoff(0.3, 0.5).delays(), 3)) == [0.3, 0.5, 0.5]
-    for first, cap, bound in ((0, 1, 1), (2, 1, 1), (0.1, 1, -1)):
+    for first, cap, bound, healthy in ((0, 1, 1, 1), (2, 1, 1, 1), (0.1, 1, -1, 1),
+                                       (0.1, 1, 1, 0)):
         with pytest.raises(ConfigError, match="reconnect backoff"):
-            Backoff(first, cap, bound)
+            Backoff(first, cap, bound, healthy)
 
 
 def test_connecting_where_nothing_listens_is_given_up_at_its_bound() -> None:
@@ -369,3 +370,175 @@ def test_the_standalone_handler_reconnects_and_ends_on_the_exchanges_book() -> N
     assert n == replay.stream.sent + replay.requests_answered
     assert (sync.losses, sync.gaps, sync.snapshots) == (2, 0, 3)
     assert _book(np.concatenate(got)) == _ticks(replay.book)
+
+
+# --- a server that accepts and closes at once ---------------------------------------------------
+def test_a_server_that_accepts_and_closes_at_once_is_retried_with_growing_waits_then_given_up(
+) -> None:
+    """After a healthy connection is cut, every new one is accepted and closed at once: the
+    outage goes on across them (no new outage, reconnected at once, per connection), so the
+    attempts are spaced by the growing waits (0.05 s doubling to 0.4 s: 8 attempts fit in
+    the 2 s bound, not hundreds) and the outage is given up at the bound; each loss is
+    journaled, and the feed is not heard from after the last server message (the runner's
+    stale-feed trigger reads ``heard_ns``)."""
+    lines = _capture(300, seed=7)
+    replay = CaptureReplay(lines, drops=(150,), close_at_once=range(2, 100_000), grace_s=0.3)
+    feed = BinanceFeed("", tick_size="0.01", lot_size="0.001",
+                       reconnect=Backoff(0.05, 0.4, 2.0))
+    _, journal = _recording(feed)
+    t0 = time.monotonic()
+    _run(replay, feed)
+    assert time.monotonic() - t0 < 30  # bounded (generous: a shared machine)
+    assert isinstance(feed.alarm, VenueError)
+    assert "no connection within 2 s" in str(feed.alarm)
+    assert "unproven (close code 1013" in str(feed.alarm)
+    # the first retry goes at once, then 0.05 + 0.1 + 0.2 + 0.4 + ... s: at most 8 attempts
+    # fit in 2 s (a few more allowed for a slow machine's timer slack: never a tight loop)
+    assert 4 <= replay.connections - 1 <= 10
+    assert feed.reconnects == replay.connections - 1
+    lost = [ts for raw, ts in journal if raw.startswith(LOST.encode())]
+    assert len(lost) == replay.connections  # every connection lost, the first one included
+    heard = [ts for raw, ts in journal if not raw.startswith(LOST.encode())]
+    assert feed.heard_ns == heard[-1] < lost[-1]  # the feed's own records are not heard
+
+
+def test_a_connection_that_proves_healthy_ends_the_outage() -> None:
+    """Three connections accepted and closed at once, then one that syncs the book (its
+    snapshot answered) and is cut later: that loss begins a new outage (its first attempt
+    at once), and the stream ends on the exchange's book."""
+    lines = _capture(500, seed=8)
+    replay = CaptureReplay(lines, drops=(100, 250), close_at_once=(2, 3, 4), lost=3,
+                           grace_s=0.3)
+    feed = BinanceFeed("", tick_size="0.01", lot_size="0.001",
+                       reconnect=Backoff(0.05, 1.0, 10.0))
+    events, _ = _recording(feed)
+    _run(replay, feed)
+    assert feed.ended
+    assert feed.alarm is None
+    assert replay.connections == 6
+    assert feed.reconnects == 5
+    assert feed._retry.attempts == 1  # the last outage: one attempt, at once
+    assert _book(np.concatenate(events)) == _ticks(replay.book)
+
+
+def test_an_outage_ends_with_a_connection_up_long_enough() -> None:
+    """A connection lost before ``healthy_s`` up leaves the outage open; one lost after it
+    (it proved healthy by staying up) closes it: the next loss is a new outage."""
+    replay = CaptureReplay(_capture(50, seed=9), grace_s=0.3)
+
+    async def go() -> tuple[bool, bool, bool]:
+        server = await serve_capture(replay)
+        r = Reconnects(Backoff(0.01, 0.1, 5.0, healthy_s=1.0))
+        try:
+            ws = await r.connect(f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/s")
+            await ws.close()
+            opened = r.outage
+            r.lost("cut", 0.5)
+            short = r.outage
+            r.lost("cut", 1.0)
+            return opened, short, r.outage
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    assert asyncio.run(asyncio.wait_for(go(), 60)) == (True, True, False)
+
+
+def test_the_standalone_handler_gives_up_on_a_server_that_accepts_and_closes() -> None:
+    """run_binance_ws follows the same rule: growing waits across the connections accepted
+    and closed at once, given up at the bound."""
+    from live.feeds.binance_ws import DepthSync, run_binance_ws
+
+    replay = CaptureReplay(_capture(300, seed=10), drops=(120,),
+                           close_at_once=range(2, 100_000), grace_s=0.3)
+    sync = DepthSync(tick_size=Decimal("0.01"), lot_size=Decimal("0.001"))
+
+    async def go() -> int:
+        server = await serve_capture(replay)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            return await run_binance_ws(f"ws://127.0.0.1:{port}/s", sync,
+                                        on_events=lambda _: None, idle_timeout_s=10,
+                                        backoff=Backoff(0.05, 0.4, 2.0))
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    with pytest.raises(VenueError, match=r"connection lost and no connection within 2 s"):
+        asyncio.run(asyncio.wait_for(go(), 60))
+    assert 4 <= replay.connections - 1 <= 10
+    assert sync.losses == replay.connections
+
+
+def test_lost_connections_do_not_keep_the_runners_stale_feed_trigger_quiet() -> None:
+    """The feed's records of lost connections (one per connection a server accepts and
+    closes) are journaled and applied like the server's messages, but they are not heard
+    from the venue: the runner's stale-feed trigger trips on the silence all the same."""
+    import datetime as dt
+
+    from framework.ingest.synthetic import generate_day
+    from framework.strategy.spec import strategies_from_words
+    from live.feeds.binance_live import _Lost
+    from live.runner import LiveRunner, Triggers
+
+    day = generate_day(date=dt.date(2024, 3, 1), n_events=200, seed=1)
+    feed = BinanceFeed("ws://127.0.0.1:1/s", tick_size="0.01", lot_size="0.001")
+    r = LiveRunner(instrument=day.instrument, strategies=strategies_from_words(["one_tick_mm"]),
+                   feed=feed, gateway=None, mode="python", triggers=Triggers(stale_feed_s=0.2))
+    try:
+        r.prepare()
+        feed._queue.append('{"heartbeat": 1}')  # a server message (no book events)
+        assert r.poll_feed() == 1
+        r.check_triggers()
+        assert not r.switch.tripped
+        end = time.monotonic() + 0.5
+        while time.monotonic() < end:  # a loss every 50 ms, each applied at once
+            feed._queue.append(_Lost("close code 1013"))
+            assert r.poll_feed() == 1
+            time.sleep(0.05)
+        assert feed.gaps >= 5
+        r.check_triggers()
+        assert r.switch.tripped
+        assert "stale feed" in (r.switch.reason or "")
+    finally:
+        r.engine.abort()
+
+
+def test_the_sessions_summary_and_status_count_the_feeds_reconnects() -> None:
+    """A runner (paper) on the replay server, which cuts the connection once: the feed's
+    reconnect is in the session's summary and the control endpoint's /status."""
+    import datetime as dt
+
+    from framework.ingest.synthetic import generate_day
+    from framework.strategy.spec import strategies_from_words
+    from live.runner import LiveRunner
+    from live.session import summarise
+
+    day = generate_day(date=dt.date(2024, 3, 1), n_events=200, seed=1)
+    replay = CaptureReplay(_capture(400, seed=11), drops=(150,), lost=3, grace_s=0.3)
+    feed = BinanceFeed("", tick_size="0.01", lot_size="0.001",
+                       reconnect=Backoff(0.01, 0.1, 10))
+    r = LiveRunner(instrument=day.instrument, strategies=strategies_from_words(["one_tick_mm"]),
+                   feed=feed, gateway=None, mode="python")
+
+    async def go() -> None:
+        server = await serve_capture(replay)
+        feed.url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/stream"
+        try:
+            await r.run(duration_s=60)  # until the stream ends
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    try:
+        asyncio.run(asyncio.wait_for(go(), 120))
+        result = r.finish()
+    except BaseException:
+        r.engine.abort()
+        raise
+    assert feed.ended
+    assert replay.dropped == 1
+    assert r.status()["risk"]["feed_reconnects"] == 1
+    s = summarise(r, result)
+    assert (s["reconnects"], s["gaps"]) == (1, 1)
+    assert "rerequests" not in s  # a websocket feed has none
