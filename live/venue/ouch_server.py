@@ -14,6 +14,13 @@
   venue's; the price must be a whole number of ticks (``price_mult`` wire units each).
   Replace Order's quantity is the new *open* size (the matcher takes a total, filled lots
   included: the server adds them). Tag 12 ``P`` asks for post-only; TIF ``3`` is IOC.
+* A Cancel or Replace Order acts only on an order *live under the UserRefNum it names*:
+  accepted, still resting, and not retired by a replace (after Order Replaced the order goes
+  by the new UserRefNum only). Any other -- never used, rejected, retired, or its order
+  cancelled, filled or expired -- gets Cancel Reject (a cancel) or Order Rejected
+  ``unknown_order`` for the replacement's UserRefNum (a replace), and changes nothing.
+  (PROTOCOLS.md §5's source names these messages but not the venue's rule or codes: the
+  codes are this venue's, :data:`live.wire.ouch.REJECT_CODES`.)
 * Bad input never crashes the venue: an undecodable OUCH message gets an Order Rejected
   (``bad_message``) for the UserRefNum it carries, if any; a bad SoupBinTCP frame is logged
   and skipped, a fatal one (zero length) ends the connection.
@@ -237,6 +244,15 @@ class OuchServer:
         self._send(sess, ouch.OrderRejected(self.hub.now(), urn, ouch.REJECT_CODES[why],
                                             clordid[:14]).encode())
 
+    def _live(self, sess: OuchSession, urn: int) -> _Order | None:
+        """The order UserRefNum ``urn`` names if it is live under it (see the module doc):
+        a message naming a retired UserRefNum must not reach the order by its new one."""
+        o = sess.orders.get(urn)
+        if o is None or not o.order_id:
+            return None
+        now = self.hub.matcher.live_token(self._owner(sess), o.order_id)
+        return o if now == str(urn) else None
+
     def _message(self, sess: OuchSession, payload: bytes) -> None:
         try:
             msg = ouch.decode_inbound(payload)
@@ -269,18 +285,20 @@ class OuchServer:
             self.hub.submit(owner, str(msg.user_ref_num), side, msg.quantity,
                             msg.price // mult, tif=tif)
         elif isinstance(msg, ouch.CancelOrder):
-            o = sess.orders.get(msg.user_ref_num)
-            if o is None or not o.order_id:
+            o = self._live(sess, msg.user_ref_num)
+            if o is None:
+                log.info("OUCH %r: cancel of %d refused: no order is live under it",
+                         sess.username, msg.user_ref_num)
                 self._send(sess, ouch.CancelReject(self.hub.now(), msg.user_ref_num).encode())
                 return
             self.hub.cancel(owner, o.order_id, msg.quantity, token=str(msg.user_ref_num))
         else:
-            orig = sess.orders.get(msg.orig_user_ref_num)
             if msg.user_ref_num <= sess.last_urn:
                 self._reject(sess, msg.user_ref_num, "duplicate_ref", msg.clordid)
                 return
             sess.last_urn = msg.user_ref_num
-            if orig is None or not orig.order_id:
+            orig = self._live(sess, msg.orig_user_ref_num)
+            if orig is None:
                 self._reject(sess, msg.user_ref_num, "unknown_order", msg.clordid)
                 return
             if msg.price % mult:
