@@ -239,19 +239,26 @@ class OuchServer:
     def _owner(sess: OuchSession) -> str:
         return "ouch:" + sess.username
 
-    def _reject(self, sess: OuchSession, urn: int, why: str, clordid: bytes = b"") -> None:
-        log.info("OUCH %r: order %d rejected: %s", sess.username, urn, why)
+    def _reject(self, sess: OuchSession, urn: int, why: str, clordid: bytes = b"",
+                detail: str = "") -> None:
+        log.info("OUCH %r: order %d rejected: %s%s", sess.username, urn, why,
+                 f" ({detail})" if detail else "")
         self._send(sess, ouch.OrderRejected(self.hub.now(), urn, ouch.REJECT_CODES[why],
                                             clordid[:14]).encode())
 
-    def _live(self, sess: OuchSession, urn: int) -> _Order | None:
-        """The order UserRefNum ``urn`` names if it is live under it (see the module doc):
-        a message naming a retired UserRefNum must not reach the order by its new one."""
+    def _live(self, sess: OuchSession, urn: int) -> tuple[_Order | None, str]:
+        """The order UserRefNum ``urn`` names if it is live under it (see the module doc),
+        else None and why not: a message naming a retired UserRefNum must not reach the
+        order by its new one."""
         o = sess.orders.get(urn)
         if o is None or not o.order_id:
-            return None
+            return None, f"no order was accepted as {urn}"
         now = self.hub.matcher.live_token(self._owner(sess), o.order_id)
-        return o if now == str(urn) else None
+        if now is None:
+            return None, f"order {urn} is done"
+        if now != str(urn):
+            return None, f"a replace retired {urn}: the order is {now} now"
+        return o, ""
 
     def _message(self, sess: OuchSession, payload: bytes) -> None:
         try:
@@ -285,10 +292,10 @@ class OuchServer:
             self.hub.submit(owner, str(msg.user_ref_num), side, msg.quantity,
                             msg.price // mult, tif=tif)
         elif isinstance(msg, ouch.CancelOrder):
-            o = self._live(sess, msg.user_ref_num)
+            o, why = self._live(sess, msg.user_ref_num)
             if o is None:
-                log.info("OUCH %r: cancel of %d refused: no order is live under it",
-                         sess.username, msg.user_ref_num)
+                log.info("OUCH %r: cancel of %d rejected: %s", sess.username,
+                         msg.user_ref_num, why)
                 self._send(sess, ouch.CancelReject(self.hub.now(), msg.user_ref_num).encode())
                 return
             self.hub.cancel(owner, o.order_id, msg.quantity, token=str(msg.user_ref_num))
@@ -297,9 +304,9 @@ class OuchServer:
                 self._reject(sess, msg.user_ref_num, "duplicate_ref", msg.clordid)
                 return
             sess.last_urn = msg.user_ref_num
-            orig = self._live(sess, msg.orig_user_ref_num)
+            orig, why = self._live(sess, msg.orig_user_ref_num)
             if orig is None:
-                self._reject(sess, msg.user_ref_num, "unknown_order", msg.clordid)
+                self._reject(sess, msg.user_ref_num, "unknown_order", msg.clordid, why)
                 return
             if msg.price % mult:
                 self._reject(sess, msg.user_ref_num, "bad_price", msg.clordid)
