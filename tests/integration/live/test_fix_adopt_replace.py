@@ -1,9 +1,10 @@
 """The FIX counterpart of test_ouch_adopt_replace: an OrderCancelReplaceRequest in flight
 when the run that sent it died, adopted by the next run's gateway (same session store) over
 real sockets on 127.0.0.1. Whatever the venue did with it -- took it, refused it, never got
-it -- the venue's resend after the next Logon settles it: the order ends in the venue's
-state under the ClOrdID the venue knows it by (a cancel under any other the venue refuses),
-no violation, and the next ClOrdIDs are new to the venue."""
+it (and maybe filled the order meanwhile) -- the venue's resend after the next Logon settles
+it: the order ends in the venue's state under the ClOrdID the venue knows it by (a cancel
+under any other the venue refuses), a replace that never left is known as such, no
+violation, and the next ClOrdIDs are new to the venue."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from framework.core.events import KIND_ADD, SELL
 from live.gateways.base import (
     Ack,
     Canceled,
     CancelRejected,
     Connected,
     Event,
+    Fill,
     Order,
     OrderState,
     Replaced,
@@ -28,7 +31,7 @@ from live.gateways.base import (
 )
 from live.gateways.fix import FixGateway
 from live.venue.orders import OrderServers, serve_orders
-from tests.integration.live.test_order_sessions import book
+from tests.integration.live.test_order_sessions import book, ev
 
 
 def _gateway(servers: OrderServers, store: Path, prefix: str) -> FixGateway:
@@ -55,7 +58,7 @@ async def _die(g: FixGateway) -> None:
         await g._task
 
 
-@pytest.mark.parametrize("outcome", ["taken", "refused", "never sent"])
+@pytest.mark.parametrize("outcome", ["taken", "refused", "never sent", "never sent, filled"])
 def test_an_adopted_fix_replace_in_flight_ends_as_the_venue_says(outcome: str,
                                                                 tmp_path: Path) -> None:
     async def main() -> None:
@@ -75,10 +78,14 @@ def test_an_adopted_fix_replace_in_flight_ends_as_the_venue_says(outcome: str,
             new = first.next_reference(o.key, "replace")  # what the journal keeps first
             st = servers.fix.sessions["CLI"]
             answered = st.session.store.next_out
-            if outcome != "never sent":
+            sent = not outcome.startswith("never sent")
+            if sent:
                 first.replace(o.key, 101 if outcome == "refused" else 98, 3)
             await _die(first)  # (no await between the replace and the kill's cancel)
-            while outcome != "never sent" and st.session.store.next_out == answered:
+            if outcome == "never sent, filled":  # the day trades through it meanwhile
+                servers.hub.on_market(ev((KIND_ADD, SELL, 99, 5, 50)))
+            while (sent or outcome.endswith("filled")) and \
+                    st.session.store.next_out == answered:
                 await asyncio.sleep(0.01)  # the venue answered, into its session's store
             first.session.store.close()
             # the next run: its own ClOrdID prefix, the order as its journal leaves it, the
@@ -99,7 +106,7 @@ def test_an_adopted_fix_replace_in_flight_ends_as_the_venue_says(outcome: str,
                 assert isinstance(seen[-1], CancelRejected)
                 assert seen[-1].replace
                 assert (rebuilt.state, rebuilt.price, rebuilt.qty) == (OrderState.NEW, 99, 5)
-            else:
+            elif outcome == "never sent":
                 seen += await _until(second, Connected)
                 for _ in range(200):  # the resend (nothing about the order) is applied
                     if not second.catching_up():
@@ -107,7 +114,16 @@ def test_an_adopted_fix_replace_in_flight_ends_as_the_venue_says(outcome: str,
                     await asyncio.sleep(0.01)
                 assert second.forget_replace(o.key, new)
                 assert (rebuilt.state, rebuilt.price, rebuilt.qty) == (OrderState.NEW, 99, 5)
+            else:  # the resend fills the order; nothing names the replace: it never left
+                seen += await _until(second, Fill)
+                assert rebuilt.state == OrderState.FILLED
+                assert second.forget_replace(o.key, new)
+                assert rebuilt.state == OrderState.FILLED
             assert not second.forget_replace(o.key, new)  # answered (or forgotten): once
+            if rebuilt.state == OrderState.FILLED:
+                assert servers.hub.matcher.open_orders("fix:CLI") == []
+                assert not [e for e in seen if isinstance(e, Violation)], seen
+                return
             # known by the ClOrdID the venue knows it by now
             venue_cl = st.by_id[int(ack.venue_id)].clordid
             assert second.reference(o.key) == venue_cl
