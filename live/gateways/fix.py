@@ -77,6 +77,8 @@ class FixGateway(OrderGateway):
         self._prefix = cl_prefix if cl_prefix is not None else f"{time.time_ns():x}-"
         self._key_of: dict[str, str] = {}  #: ClOrdID -> order key
         self._cl_of: dict[str, str] = {}  #: order key -> its current ClOrdID
+        #: ClOrdID of an adopted replace no venue message has named yet -> order key
+        self._replacing: dict[str, str] = {}
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -222,15 +224,20 @@ class FixGateway(OrderGateway):
         self._cl_of[o.key] = ref
         if replacing:
             self._key_of[replacing] = o.key
+            self._replacing[replacing] = o.key
 
     def forget_replace(self, key: str, ref: str) -> bool:
-        """An adopted replace the venue has not answered once it resent every message: it
-        never left; the order goes back to where a reject would take it. False if the venue
-        answered it."""
-        o = self.tracker.orders.get(key)
-        if o is None or o.state != OrderState.PENDING_REPLACE:
+        """An adopted replace (``adopt(replacing=ref)``) no venue message named once the
+        venue resent every message: it never left; the order, if still pending, goes back
+        to where a reject would take it. False if the venue answered it. (Whether the order
+        is still pending does not tell: the venue may have filled or cancelled it while the
+        replace never left.)"""
+        if self._replacing.get(ref) != key:
             return False
-        self.tracker.restore(o)
+        del self._replacing[ref]
+        o = self.tracker.orders.get(key)
+        if o is not None and o.state == OrderState.PENDING_REPLACE:
+            self.tracker.restore(o)
         return True
 
     def resume_after(self, seq: int) -> None:
@@ -294,6 +301,7 @@ class FixGateway(OrderGateway):
         t = self.tracker
         cl = m.get_str(fix.T_CL_ORD_ID)
         key = self._key_of.get(cl, f"?{cl}")
+        self._replacing.pop(cl, None)  # the venue got it: an answer to it, or a report after
         try:
             if m.msg_type == fix.EXECUTION_REPORT:
                 et = m.req(fix.T_EXEC_TYPE)

@@ -10,7 +10,11 @@ inbound message never crashes the venue: it is rejected, or its session ends.
 Application: NewOrderSingle (OrdType 1 market / 2 limit; TimeInForce 0 day / 3 IOC;
 ExecInst 6 = participate don't initiate, i.e. post-only), OrderCancelRequest,
 OrderCancelReplaceRequest (OrderQty = the new total size, as FIX defines it) in;
-ExecutionReport and OrderCancelReject out. Reports that arrive while the client is away
+ExecutionReport and OrderCancelReject out. A cancel or replace acts only on an order live
+under the OrigClOrdID it names (FIX: the ClOrdID of the *previous* request, not of any
+earlier one): one that names a ClOrdID a replace retired, or an order no longer resting,
+gets OrderCancelReject (CxlRejReason 1 unknown order, 0 too late) and changes nothing; a
+reused ClOrdID gets 6 (duplicate). Reports that arrive while the client is away
 take their sequence numbers and are stored: the client's ResendRequest after its next
 Logon brings them. Logon tag 8013=Y asks the venue to cancel the session's resting orders
 when its connection ends (cancel on disconnect).
@@ -321,9 +325,17 @@ class FixServer:
                             ord_type=OrdType.MARKET if market else OrdType.LIMIT, tif=tif)
             return
         o = st.orders.get(orig)
-        if o is None or not o.order_id or clordid in st.orders:
-            why = "duplicate ClOrdID" if clordid in st.orders else f"unknown order {orig!r}"
-            self._cancel_reject(st, clordid, orig, o, t, why)
+        if clordid in st.orders:
+            self._cancel_reject(st, clordid, orig, o, t, "duplicate ClOrdID", 6)
+            return
+        if o is None or not o.order_id:
+            self._cancel_reject(st, clordid, orig, o, t, f"unknown order {orig!r}", 1)
+            return
+        now = self.hub.matcher.live_token(owner, o.order_id)
+        if now != orig:  # never act on an order under a name it no longer goes by
+            why, code = ((f"order {orig!r} is done", 0) if now is None else
+                         (f"{orig!r} is not the order's ClOrdID now ({o.clordid!r} is)", 1))
+            self._cancel_reject(st, clordid, orig, o, t, why, code)
             return
         st.pending[clordid] = t
         if t == fix.ORDER_CANCEL_REQUEST:
@@ -358,7 +370,9 @@ class FixServer:
         self._flush(st)
 
     def _cancel_reject(self, st: _SessionState, clordid: str, orig: str, o: _Order | None,
-                       t: bytes, text: str) -> None:
+                       t: bytes, text: str, code: int) -> None:
+        """OrderCancelReject with CxlRejReason ``code`` (0 too late, 1 unknown order, 6
+        duplicate ClOrdID, 99 other)."""
         log.info("FIX %s: cancel/replace %s of %s rejected: %s", st.session.target, clordid,
                  orig, text)
         st.session.send(fix.ORDER_CANCEL_REJECT, [
@@ -366,7 +380,7 @@ class FixServer:
             (fix.T_CL_ORD_ID, clordid), (fix.T_ORIG_CL_ORD_ID, orig),
             (fix.T_ORD_STATUS, o.status if o is not None and o.order_id else b"8"),
             (fix.T_CXL_REJ_RESPONSE_TO, "1" if t == fix.ORDER_CANCEL_REQUEST else "2"),
-            (fix.T_CXL_REJ_REASON, 1 if o is None or not o.order_id else 99),
+            (fix.T_CXL_REJ_REASON, code),
             (fix.T_TEXT, text)])
         self._flush(st)
 
@@ -380,7 +394,8 @@ class FixServer:
             t = st.pending.pop(r.token, fix.ORDER_CANCEL_REQUEST)
             orig, o.orig = o.orig, ""
             del st.orders[r.token]
-            self._cancel_reject(st, r.token, orig, o, t, str(r.reason) or "refused")
+            self._cancel_reject(st, r.token, orig, o, t, str(r.reason) or "refused",
+                                1 if r.reason == Reason.UNKNOWN_ORDER else 99)
             return
         st.pending.pop(r.token, None)
         if k == ReportKind.REJECTED:

@@ -220,6 +220,14 @@ class Matcher:
         c = self._orders.get(order_id)
         return None if c is None else (c.side, c.price, c.qty, c.leaves)
 
+    def live_token(self, owner: str, order_id: int) -> str | None:
+        """The token ``owner``'s resting order ``order_id`` goes by now, or None when it
+        rests no more (filled, cancelled, the rest of an IOC). A cancel or replace naming
+        the order by any other token -- one a replace retired -- does not name a live order:
+        the sessions refuse it rather than act on the order under its new token."""
+        c = self._orders.get(order_id)
+        return None if c is None or c.owner != owner else c.token
+
     def open_orders(self, owner: str) -> list[int]:
         """Venue ids of ``owner``'s resting orders, oldest first."""
         return [i for i, c in self._orders.items() if c.owner == owner]

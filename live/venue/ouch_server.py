@@ -14,6 +14,13 @@
   venue's; the price must be a whole number of ticks (``price_mult`` wire units each).
   Replace Order's quantity is the new *open* size (the matcher takes a total, filled lots
   included: the server adds them). Tag 12 ``P`` asks for post-only; TIF ``3`` is IOC.
+* A Cancel or Replace Order acts only on an order *live under the UserRefNum it names*:
+  accepted, still resting, and not retired by a replace (after Order Replaced the order goes
+  by the new UserRefNum only). Any other -- never used, rejected, retired, or its order
+  cancelled, filled or expired -- gets Cancel Reject (a cancel) or Order Rejected
+  ``unknown_order`` for the replacement's UserRefNum (a replace), and changes nothing.
+  (PROTOCOLS.md §5's source names these messages but not the venue's rule or codes: the
+  codes are this venue's, :data:`live.wire.ouch.REJECT_CODES`.)
 * Bad input never crashes the venue: an undecodable OUCH message gets an Order Rejected
   (``bad_message``) for the UserRefNum it carries, if any; a bad SoupBinTCP frame is logged
   and skipped, a fatal one (zero length) ends the connection.
@@ -271,10 +278,26 @@ class OuchServer:
     def _owner(sess: OuchSession) -> str:
         return "ouch:" + sess.username
 
-    def _reject(self, sess: OuchSession, urn: int, why: str, clordid: bytes = b"") -> None:
-        log.info("OUCH %r: order %d rejected: %s", sess.username, urn, why)
+    def _reject(self, sess: OuchSession, urn: int, why: str, clordid: bytes = b"",
+                detail: str = "") -> None:
+        log.info("OUCH %r: order %d rejected: %s%s", sess.username, urn, why,
+                 f" ({detail})" if detail else "")
         self._send(sess, ouch.OrderRejected(self.hub.now(), urn, ouch.REJECT_CODES[why],
                                             clordid[:14]).encode())
+
+    def _live(self, sess: OuchSession, urn: int) -> tuple[_Order | None, str]:
+        """The order UserRefNum ``urn`` names if it is live under it (see the module doc),
+        else None and why not: a message naming a retired UserRefNum must not reach the
+        order by its new one."""
+        o = sess.orders.get(urn)
+        if o is None or not o.order_id:
+            return None, f"no order was accepted as {urn}"
+        now = self.hub.matcher.live_token(self._owner(sess), o.order_id)
+        if now is None:
+            return None, f"order {urn} is done"
+        if now != str(urn):
+            return None, f"a replace retired {urn}: the order is {now} now"
+        return o, ""
 
     def _message(self, sess: OuchSession, payload: bytes) -> None:
         try:
@@ -308,19 +331,21 @@ class OuchServer:
             self.hub.submit(owner, str(msg.user_ref_num), side, msg.quantity,
                             msg.price // mult, tif=tif)
         elif isinstance(msg, ouch.CancelOrder):
-            o = sess.orders.get(msg.user_ref_num)
-            if o is None or not o.order_id:
+            o, why = self._live(sess, msg.user_ref_num)
+            if o is None:
+                log.info("OUCH %r: cancel of %d rejected: %s", sess.username,
+                         msg.user_ref_num, why)
                 self._send(sess, ouch.CancelReject(self.hub.now(), msg.user_ref_num).encode())
                 return
             self.hub.cancel(owner, o.order_id, msg.quantity, token=str(msg.user_ref_num))
         else:
-            orig = sess.orders.get(msg.orig_user_ref_num)
             if msg.user_ref_num <= sess.last_urn:
                 self._reject(sess, msg.user_ref_num, "duplicate_ref", msg.clordid)
                 return
             sess.last_urn = msg.user_ref_num
-            if orig is None or not orig.order_id:
-                self._reject(sess, msg.user_ref_num, "unknown_order", msg.clordid)
+            orig, why = self._live(sess, msg.orig_user_ref_num)
+            if orig is None:
+                self._reject(sess, msg.user_ref_num, "unknown_order", msg.clordid, why)
                 return
             if msg.price % mult:
                 self._reject(sess, msg.user_ref_num, "bad_price", msg.clordid)

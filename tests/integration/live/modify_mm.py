@@ -6,8 +6,9 @@ Two test-only hooks the runner's process installs when it imports this module (t
 sets them in its environment; nothing else is changed):
 
 * ``HFTLAB_TEST_CRASH=WHERE:N`` kills the process (SIGKILL) at the ``N``-th time of
-  ``WHERE``: ``before`` -- an OUCH Replace Order was journaled (its KIND_REF) and is about
-  to be written: it never leaves; ``after`` -- it was just written, its answer not read;
+  ``WHERE``: ``before`` -- a replace (OUCH Replace Order, FIX OrderCancelReplaceRequest)
+  was journaled (its KIND_REF) and is about to be written: it never leaves; ``after`` -- it
+  was just written, its answer not read;
   ``waiting`` -- a modify was journaled and waits for its order's answer before it can go.
 * Every recovered run, after its reconciliation, and every run at the start of its orderly
   stop prints ``order views: ... differences: [...]``: each order as the engine (the
@@ -38,6 +39,7 @@ from framework.risk.limits import RiskLimits
 from framework.strategy import Params, Strategy, nb, param
 from framework.strategy.context import Context
 from live.gateways.base import TERMINAL, OrderState
+from live.gateways.fix import FixGateway
 from live.gateways.ouch import OuchGateway
 from live.runner import LiveRunner, order_key
 
@@ -130,6 +132,23 @@ def _print_views(runner: LiveRunner, when: str) -> None:
           flush=True)
 
 
+def _crash_around_replace(cls: type[OuchGateway] | type[FixGateway], spec: str, before: bool,
+                          n: int, seen: list[int]) -> None:
+    """Kill the process at the ``n``-th replace (counted in ``seen``) of a gateway class:
+    ``before`` its bytes are written, else right after."""
+    send = cls.replace
+
+    def replace(self: Any, key: str, price: int, qty: int) -> None:
+        seen[0] += 1
+        if seen[0] == n and before:
+            _die(f"{spec}: replace of {key} journaled, not sent")
+        send(self, key, price, qty)
+        if seen[0] == n:
+            _die(f"{spec}: replace of {key} sent, not answered")
+
+    cls.replace = replace  # type: ignore[method-assign]
+
+
 def _install() -> None:
     recon = LiveRunner.reconcile
     wind = LiveRunner._wind_down
@@ -151,17 +170,8 @@ def _install() -> None:
     n = int(nth)
     seen = [0]
     if where in ("before", "after"):
-        send = OuchGateway.replace
-
-        def replace(self: OuchGateway, key: str, price: int, qty: int) -> None:
-            seen[0] += 1
-            if seen[0] == n and where == "before":
-                _die(f"{spec}: replace of {key} journaled, not sent")
-            send(self, key, price, qty)
-            if seen[0] == n:
-                _die(f"{spec}: replace of {key} sent, not answered")
-
-        OuchGateway.replace = replace  # type: ignore[method-assign]
+        for cls in (OuchGateway, FixGateway):
+            _crash_around_replace(cls, spec, where == "before", n, seen)
     elif where == "waiting":
         route: Callable[..., None] = LiveRunner._route
 

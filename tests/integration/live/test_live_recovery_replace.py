@@ -1,14 +1,17 @@
-"""kill -9 of the runner while an OUCH Replace Order is in flight, over real sockets: the
-crash comes right after a replace was journaled and before it was written (it never
-leaves), right after it was written (the venue takes or refuses it while the runner is
-away), or while a modify waits for its order's answer (journaled, never sent). Each restart
-on the same journal adopts the order under the UserRefNum the venue's answer names, takes
-the venue's answers to what it missed, refuses locally what never left, and trades on.
+"""kill -9 of the runner while a replace is in flight (OUCH Replace Order, FIX
+OrderCancelReplaceRequest), over real sockets: the crash comes right after a replace was
+journaled and before it was written (it never leaves), right after it was written (the
+venue takes or refuses it while the runner is away), or while a modify waits for its
+order's answer (journaled, never sent). Each restart on the same journal adopts the order
+under the id the venue's answer names (UserRefNum, ClOrdID), takes the venue's answers to
+what it missed (OUCH's replay, FIX's resend), refuses locally what never left, and trades
+on. The venue acts only on an order live under the id a request names, so a request under
+a retired id would show as a refusal.
 
-At the end: no replace sent twice (every UserRefNum used once), nothing lost or doubled
-(the venue's executions are the runner's fills, its position the runner's), the engine's
-orders equal the gateway's after every recovery and at the stop, and the whole journal
-still replays to the same decisions."""
+At the end: no replace sent twice (every UserRefNum or ClOrdID used once), nothing lost or
+doubled (the venue's executions are the runner's fills, its position the runner's), the
+engine's orders equal the gateway's after every recovery and at the stop, and the whole
+journal still replays to the same decisions."""
 
 from __future__ import annotations
 
@@ -41,8 +44,8 @@ from tests.integration.live.modify_mm import CRASH_ENV
 
 pytestmark = pytest.mark.slow
 STRATEGY = "tests.integration.live.modify_mm:ModifyMM"
-VENUE_RE = re.compile(r"executions of ouch:u1: bought (\d+) sold (\d+) position (-?\d+) "
-                      r"\((\d+) executions\); orders accepted (\d+) rejected (\d+)")
+VENUE_RE = r"executions of {}: bought (\d+) sold (\d+) position (-?\d+) " \
+    r"\((\d+) executions\); orders accepted (\d+) rejected (\d+)"
 RECOVERED_RE = re.compile(
     r"recovered: \d+ order\(s\) adopted, (\d+) never reached the venue .*; (\d+) replace\(s\) "
     r"in flight, (\d+) of them never reached the venue; (\d+) modify\(s\) refused locally")
@@ -85,9 +88,10 @@ def _run(args: tuple[str, ...], log: Path, crash: str | None, *, recovering: boo
     return log.read_text()
 
 
-@pytest.mark.parametrize("seed", [4, 17])
+@pytest.mark.parametrize(("proto", "seed"), [("ouch", 4), ("ouch", 17), ("fix", 6),
+                                             ("fix", 11)])
 def test_kill_9_with_a_replace_in_flight_loses_and_doubles_nothing(
-    store: str, tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch
+    store: str, tmp_path: Path, proto: str, seed: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rng = random.Random(seed)
     crashes = ["before", "after", "waiting", "before", "after"]
@@ -96,13 +100,14 @@ def test_kill_9_with_a_replace_in_flight_loses_and_doubles_nothing(
     journal, summary = tmp_path / "journal", tmp_path / "summary.json"
     args = (STRATEGY, "--store", store, "--venue", "SIM", "--symbol", "SYN",
             "--date", DATE.isoformat(), "--feed", f"itch://127.0.0.1:{feed}?rerequest={rereq}",
-            "--gateway", gateway_url("ouch", port, tmp_path), "--journal", str(journal),
+            "--gateway", gateway_url(proto, port, tmp_path), "--journal", str(journal),
             "--summary", str(summary))
     venue_log = tmp_path / "venue.log"
     texts: list[str] = []
     with venue_process(store, "SIM", "SYN", DATE, "--speed", "100",
                        "--itch", f"127.0.0.1:{feed}", "--rerequest-port", str(rereq),
-                       "--ouch-port", str(port), "--linger", "120", log=venue_log):
+                       f"--{proto}-port", str(port), "--fix-store", str(tmp_path / "fix-venue"),
+                       "--linger", "120", log=venue_log):
         for k, where in enumerate([*crashes, None]):
             crash = None if where is None else f"{where}:{rng.randint(1, 4)}"
             texts.append(_run(args, tmp_path / f"live-{k}.log", crash, recovering=k > 0,
@@ -129,7 +134,7 @@ def test_kill_9_with_a_replace_in_flight_loses_and_doubles_nothing(
     assert [v[1] for v in views] == ["after recovery"] * (len(texts) - 1) + ["at the stop"]
     assert [v[3] for v in views] == ["[]"] * len(views), [v[0] for v in views]
     assert sum(int(v[2]) for v in views) > 0
-    # every UserRefNum once: new orders and replaces alike (no replace went twice)
+    # every id once: new orders, replaces (and FIX cancels) alike (no replace went twice)
     keys, refs, replaces, unsent = [], [], [], []
     for r in read(journal):
         if r.kind == KIND_ORDER_OUT and r.stream == STREAM_SENT:
@@ -140,15 +145,18 @@ def test_kill_9_with_a_replace_in_flight_loses_and_doubles_nothing(
         elif r.kind == KIND_REF:
             _, ref, what = parse_ref(r.payload)
             (unsent if what == REF_UNSENT else replaces).append(ref)
-    assert len(replaces) > 0
+    assert "replace" in {parse_ref(r.payload)[2] for r in read(journal) if r.kind == KIND_REF}
     # what a recovery found never left is one of them, found once (later ones knew it)
     assert 0 < len(unsent) == len(set(unsent))
     assert set(unsent) <= set(replaces)
     assert len(set(keys)) == len(keys)
     assert len(set(refs + replaces)) == len(refs) + len(replaces)
-    # the venue refused nothing it got: no unknown or repeated UserRefNum, no order lost
-    assert " rejected: " not in vlog, vlog[-3000:]
-    m = VENUE_RE.search(vlog)
+    # the venue refused nothing it got: no unknown, retired or repeated id, no order lost
+    # (a cancel or replace may cross its order's fill: the venue refuses it, "is done")
+    refused = [line for line in vlog.splitlines() if " rejected: " in line]
+    assert [line for line in refused if " is done" not in line] == [], vlog[-3000:]
+    owner = "ouch:u1" if proto == "ouch" else "fix:CLI"
+    m = re.search(VENUE_RE.format(owner), vlog)
     assert m is not None, vlog[-2000:]
     bought, sold, position, n_exec, accepted, rejected = map(int, m.groups())
     lost = sum(int(m[1]) for t in texts for m in RECOVERED_RE.finditer(t))

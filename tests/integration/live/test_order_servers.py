@@ -297,6 +297,16 @@ class Fix:
         self.s.send(fix.NEW_ORDER_SINGLE, [(k, v) for k, v in fields.items() if v is not None])
         self.flush()
 
+    def amend(self, msg_type: bytes, cl: str, orig: str, *, qty: int = 0,
+              price: int = 0) -> None:
+        """OrderCancelRequest, or OrderCancelReplaceRequest to ``qty`` @ ``price``."""
+        fields: list[tuple[int, bytes | str | int | float]] = [
+            (11, cl), (41, orig), (55, "TEST"), (54, 1), (60, "20240101-00:00:00")]
+        if msg_type == fix.ORDER_CANCEL_REPLACE_REQUEST:
+            fields += [(38, qty), (40, 2), (44, price)]
+        self.s.send(msg_type, fields)
+        self.flush()
+
 
 def test_fix_logon_rules(tmp_path: Path) -> None:
     async def body(s: OrderServers) -> None:
@@ -400,3 +410,152 @@ def test_published_rows_are_event_records(tmp_path: Path) -> None:
         assert rows[0]["price"].tolist() == [99]
 
     run(body, tmp_path, publish=rows.append)
+
+
+# --- requests naming an order that is not live under that name -------------------------------
+#: every way a name stops naming a live order (or never did), as the client's steps
+DEAD = ["replaced", "replaced_twice", "cancelled", "filled", "expired", "rejected", "never"]
+
+
+async def _ouch_dead(c: Soup, how: str) -> tuple[int, int]:
+    """Make UserRefNum 1.. stop being live as ``how`` says; returns (the dead one, the last
+    UserRefNum used)."""
+    def send(msg: ouch.Inbound) -> None:
+        c.w.write(soupbin.unsequenced(msg.encode()))
+
+    if how == "never":
+        return 7, 0
+    if how == "rejected":
+        c.enter(1, symbol="NOPE")
+        assert isinstance(await c.message(), ouch.OrderRejected)
+        return 1, 1
+    if how == "expired":  # an IOC that does not cross: its rest is cancelled at once
+        send(ouch.EnterOrder(1, b"B", 1, b"TEST", 99, ouch.TIF_IOC))
+    else:
+        c.enter(1, qty=1, price=101 if how == "filled" else 99)  # 101 takes the ask
+    assert isinstance(await c.message(), ouch.OrderAccepted)
+    if how in ("filled", "expired"):
+        assert isinstance(await c.message(), ouch.OrderExecuted if how == "filled"
+                          else ouch.OrderCanceled)
+        return 1, 1
+    if how == "cancelled":
+        send(ouch.CancelOrder(1))
+        assert isinstance(await c.message(), ouch.OrderCanceled)
+        return 1, 1
+    send(ouch.ReplaceOrder(1, 2, 2, 98))
+    assert isinstance(await c.message(), ouch.OrderReplaced)
+    if how == "replaced":
+        return 1, 2
+    send(ouch.ReplaceOrder(2, 3, 3, 97))
+    assert isinstance(await c.message(), ouch.OrderReplaced)
+    return 2, 3  # the middle one: retired too
+
+
+@pytest.mark.parametrize("how", DEAD)
+def test_ouch_cancel_and_replace_naming_a_dead_user_ref_num_change_nothing(
+        tmp_path: Path, how: str) -> None:
+    """A Cancel or Replace Order naming a UserRefNum no order is live under -- retired by a
+    replace (the order lives on under the new one), its order cancelled, filled or expired,
+    rejected, never used -- is refused and acts on nothing."""
+    async def body(s: OrderServers) -> None:
+        c = await Soup.open(s.ouch.port)
+        await c.login()
+        dead, last = await _ouch_dead(c, how)
+        m = s.hub.matcher
+        before = [(oid, m.live_token("ouch:u1", oid), m.open_order(oid))
+                  for oid in m.open_orders("ouch:u1")]
+        c.w.write(soupbin.unsequenced(ouch.CancelOrder(dead).encode()))
+        cr = await c.message()
+        assert isinstance(cr, ouch.CancelReject), cr
+        assert cr.user_ref_num == dead
+        c.w.write(soupbin.unsequenced(ouch.CancelOrder(dead, 1).encode()))  # a reduction too
+        assert isinstance(await c.message(), ouch.CancelReject)
+        c.w.write(soupbin.unsequenced(ouch.ReplaceOrder(dead, last + 1, 1, 96).encode()))
+        rj = await c.message()
+        assert isinstance(rj, ouch.OrderRejected), rj
+        assert (rj.user_ref_num, rj.reason) == (last + 1, ouch.REJECT_CODES["unknown_order"])
+        after = [(oid, m.live_token("ouch:u1", oid), m.open_order(oid))
+                 for oid in m.open_orders("ouch:u1")]
+        assert after == before  # nothing changed: no cancel, no rename, no new price
+        if how.startswith("replaced"):  # the order goes on under its live UserRefNum
+            [(_, token, state)] = after
+            assert token == str(last)
+            c.w.write(soupbin.unsequenced(ouch.CancelOrder(last).encode()))
+            done = await c.message()
+            assert isinstance(done, ouch.OrderCanceled)
+            assert (done.user_ref_num, done.quantity) == (last, state[3])
+            assert m.open_orders("ouch:u1") == []
+
+    run(body, tmp_path)
+
+
+async def _fix_dead(c: Fix, how: str) -> str:
+    """Make ClOrdID ``a`` (or a later one of its chain) stop naming a live order as ``how``
+    says; returns the dead ClOrdID."""
+    if how == "never":
+        return "zz"
+    n = len(c.app)
+    if how == "rejected":
+        c.order("a", _55="NOPE")
+    elif how == "expired":
+        c.order("a", _59=3)
+    else:
+        c.order("a", _44=101 if how == "filled" else 99)
+    want = {"rejected": 1, "expired": 2, "filled": 2}.get(how, 1)
+    await c.until(lambda: len(c.app) >= n + want)
+    assert c.app[-1].get(150) == {"rejected": b"8", "expired": b"4", "filled": b"F"}.get(
+        how, b"0")
+    if how in ("rejected", "expired", "filled"):
+        return "a"
+    if how == "cancelled":
+        c.amend(fix.ORDER_CANCEL_REQUEST, "b", "a")
+        await c.until(lambda: len(c.app) >= n + 2)
+        assert c.app[-1].get(150) == b"4"
+        return "a"
+    c.amend(fix.ORDER_CANCEL_REPLACE_REQUEST, "b", "a", qty=2, price=98)
+    await c.until(lambda: len(c.app) >= n + 2)
+    assert c.app[-1].get(150) == b"5"
+    if how == "replaced":
+        return "a"
+    c.amend(fix.ORDER_CANCEL_REPLACE_REQUEST, "c", "b", qty=3, price=97)
+    await c.until(lambda: len(c.app) >= n + 3)
+    assert c.app[-1].get(150) == b"5"
+    return "b"
+
+
+@pytest.mark.parametrize("how", DEAD)
+def test_fix_cancel_and_replace_naming_a_dead_cl_ord_id_change_nothing(
+        tmp_path: Path, how: str) -> None:
+    """The FIX port's rule is the same: OrigClOrdID must be the order's ClOrdID now (FIX:
+    the previous request's); a retired one, or an order that is done, gets an
+    OrderCancelReject and nothing changes."""
+    async def body(s: OrderServers) -> None:
+        c = await Fix.open(s.fix.port)
+        c.s.logon()
+        c.flush()
+        await c.until(lambda: c.s.logged_on)
+        dead = await _fix_dead(c, how)
+        m = s.hub.matcher
+        before = [(oid, m.live_token("fix:RAW", oid), m.open_order(oid))
+                  for oid in m.open_orders("fix:RAW")]
+        n = len(c.app)
+        c.amend(fix.ORDER_CANCEL_REQUEST, "x1", dead)
+        c.amend(fix.ORDER_CANCEL_REPLACE_REQUEST, "x2", dead, qty=1, price=96)
+        await c.until(lambda: len(c.app) >= n + 2)
+        done = how in ("cancelled", "filled", "expired")
+        for got, cl, to in zip(c.app[n:], ("x1", "x2"), (b"1", b"2"), strict=True):
+            assert got.msg_type == fix.ORDER_CANCEL_REJECT, got
+            assert (got.get(11), got.get(41), got.get(434)) == (cl.encode(), dead.encode(), to)
+            assert got.get(102) == (b"0" if done else b"1")
+        after = [(oid, m.live_token("fix:RAW", oid), m.open_order(oid))
+                 for oid in m.open_orders("fix:RAW")]
+        assert after == before
+        if how.startswith("replaced"):  # the order goes on under its ClOrdID now
+            [(_, token, _)] = after
+            assert token == {"replaced": "b", "replaced_twice": "c"}[how]
+            c.amend(fix.ORDER_CANCEL_REQUEST, "x3", token)
+            await c.until(lambda: len(c.app) >= n + 3)
+            assert (c.app[-1].get(150), c.app[-1].get(41)) == (b"4", token.encode())
+            assert m.open_orders("fix:RAW") == []
+
+    run(body, tmp_path / "v")

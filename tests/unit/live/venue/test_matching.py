@@ -294,6 +294,23 @@ def test_cancel_refusals(m: Matcher) -> None:
     assert m.open_order(oid) == (BUY, 100, 5, 5)
 
 
+def test_live_token_is_the_name_a_resting_order_goes_by_now(m: Matcher) -> None:
+    """What the order sessions check before a cancel or replace acts: the replacement's
+    token once replaced, None once the order rests no more, None for another owner."""
+    oid = m.submit("a", "t1", BUY, 5, 100)[0].order_id
+    assert m.live_token("a", oid) == "t1"
+    assert m.live_token("b", oid) is None
+    m.replace("a", oid, "t2", 100, 4)
+    assert m.live_token("a", oid) == "t2"
+    m.cancel("a", oid, leave_qty=2, token="t2")  # a reduction keeps the order and its name
+    assert m.live_token("a", oid) == "t2"
+    m.cancel("a", oid)
+    assert m.live_token("a", oid) is None
+    taker = m.submit("a", "t3", BUY, 6, 101)[0].order_id  # fills at once: never rests
+    assert m.live_token("a", taker) is None
+    assert m.live_token("a", 999) is None
+
+
 def test_replace_size_decrease_keeps_priority(m: Matcher) -> None:
     oid = m.submit("a", "t1", BUY, 5, 100)[0].order_id
     m.on_market(ev((KIND_ADD, BUY, 100, 3, 8)))  # behind us
