@@ -159,6 +159,7 @@ JOURNAL_AHEAD = 4096
 WARM_LINES = 64
 WARM_CODE_MAX = 1 << 20
 WARM_DATA_MAX = 16 << 10
+WARM_ROWS = 8  #: an array of at most this many rows is kept warm at each row's head
 
 #: stage marks (:data:`live.monitor.STAGES`)
 PACKET_IN, DECODED, BOOK, STRATEGY, RISK, ENCODED, SENT = range(7)
@@ -570,6 +571,19 @@ def _code_range(addr: int) -> tuple[int, int] | None:
     return None
 
 
+def _heads(arr: npt.NDArray[Any]) -> list[tuple[int, int]]:
+    """The first :data:`WARM_DATA_MAX` bytes of ``arr`` as (address, bytes); of each of its
+    rows where it is a few rows of columns (a kernel's work matrix: offsets, lengths, times
+    of the messages, each from its start)."""
+    if not arr.nbytes:
+        return []
+    if arr.ndim >= 2 and arr.flags.c_contiguous:
+        flat = arr.reshape(-1, arr.shape[-1])
+        if flat.shape[0] <= WARM_ROWS:
+            return [(int(r.ctypes.data), min(int(r.nbytes), WARM_DATA_MAX)) for r in flat]
+    return [(int(arr.ctypes.data), min(int(arr.nbytes), WARM_DATA_MAX))]
+
+
 def _merged(rows: list[tuple[int, int]]) -> npt.NDArray[np.int64]:
     """Ranges (address, bytes) sorted, overlaps merged, aligned to cache lines."""
     out: list[list[int]] = []
@@ -675,7 +689,8 @@ class HotPath:
         """(address, bytes) rows: the machine code the tick runs (the loop's, the engine
         core's and the strategies' compiled callbacks': the executable mappings around
         their entry points, at most :data:`WARM_CODE_MAX` bytes each; looked up once) and
-        the arrays it reads and writes (each's first :data:`WARM_DATA_MAX` bytes)."""
+        the arrays it reads and writes (each's first :data:`WARM_DATA_MAX` bytes, or each
+        row's: :func:`_heads`)."""
         if self._code_rows is None:
             h = self.engine.st.h
             code = [int(h[H_FN_ADVANCE]), int(h[H_FN_WAKE])]
@@ -694,8 +709,9 @@ class HotPath:
 
         walk(ft)
         walk(lv)
-        rows = self._code_rows + [(int(arr.ctypes.data), min(int(arr.nbytes), WARM_DATA_MAX))
-                                  for arr in arrays if arr.nbytes]
+        rows = list(self._code_rows)
+        for arr in arrays:
+            rows += _heads(arr)
         return _merged(rows)
 
     # --- each call -------------------------------------------------------------------------
