@@ -624,7 +624,8 @@ class HotPath:
         self._out: Any = None
         self._route: Any = None
         self.gateway: Any = None
-        self.calls = np.zeros(len(RET_NAMES), np.int64)  #: spin returns by code
+        #: returns to Python by code: the loop's, and its sender's that stopped it
+        self.calls = np.zeros(len(RET_NAMES), np.int64)
         self.n_sent = 0  #: order messages the loop wrote (new orders and cancels)
         self.n_ticks_all = 0  #: batches the loop took through the engine (or to Python's)
         #: ranges (address, bytes) the loop keeps in the caches while the feed is quiet
@@ -740,12 +741,18 @@ class HotPath:
 
     def out(self, marks: npt.NDArray[np.int64]) -> int:
         """Drain the engine's requests and send those the loop can (:func:`out_nb`)."""
-        return int(self._out(*self._out_args(marks)))
+        return self._count(int(self._out(*self._out_args(marks))))
 
     def route(self, k: int, n: int, marks: npt.NDArray[np.int64]) -> int:
         """Send drained requests ``k..n-1`` the loop can (:func:`route_nb`)."""
         args = self._out_args(marks)
-        return int(self._route(args[1], k, n, *args[2:]))
+        return self._count(int(self._route(args[1], k, n, *args[2:])))
+
+    def _count(self, code: int) -> int:
+        """A sender's return that stopped it (a partial send, ...) counts with the loop's."""
+        if code not in (RET_SENT, RET_IDLE):
+            self.calls[code] += 1
+        return code
 
     # --- the working-order table -------------------------------------------------------------
     def working(self, sid: int, oid: int, urn: int | None) -> None:

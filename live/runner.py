@@ -706,9 +706,12 @@ class LiveRunner:
             self._run(t)
         if code in (RET_FEED, RET_PUSH, RET_ADVANCE) and self.warm_lines:
             hot.keep_warm(self.warm_lines)  # (the steps that may replace arrays it warms)
-        if self._tick_open:  # no order came of it: not a tick-to-order sample
-            self._tick_open = self._sent_in_tick = False
-            self.clock.discard()
+        if self._tick_open:
+            if self.clock._row[SENT]:  # (e.g. its last message went out in two writes)
+                self._commit_tick()
+            else:  # no order came of it: not a tick-to-order sample
+                self._tick_open = self._sent_in_tick = False
+                self.clock.discard()
         wire = self._wire_now()
         if wire is not None:
             wire.take()  # stamps of other sends (a stamp waiting makes POLLERR)

@@ -242,9 +242,14 @@ class OuchGateway(OrderGateway):
         return 0 if self._writer is None else self._writer.transport.get_write_buffer_size()
 
     def write_raw(self, data: bytes) -> None:
-        """The rest of a framed message a direct writer could only partly write."""
+        """The rest of a framed message a direct writer could only partly write. With the
+        session gone the venue never had the message whole: the order is answered by its
+        timeout (or by the next session's reconciliation)."""
         if self._writer is not None:
             self._writer.write(data)
+        else:
+            log.warning("the rest of a message (%d bytes) was not written: the session "
+                        "is gone", len(data))
 
     def booked_new(self, key: str, side: Side, qty: int, price: int, tif: TimeInForce,
                    urn: int) -> Order:
