@@ -92,8 +92,13 @@ def test_an_order_socket_that_fills_loses_doubles_and_garbles_nothing(tmp_path: 
     # the partial path ran: the socket took part of a message the loop wrote
     assert hot["returns"].get("partial", 0) >= 1, (hot, vlog[-2000:])
     # the venue read each one whole, in order, once: nothing undecodable or out of order
-    for bad in ("bad frame", "undecodable", "rejected:", "unexpected packet"):
+    for bad in ("bad frame", "undecodable", "unexpected packet"):
         assert bad not in vlog, vlog[vlog.find(bad) - 500 : vlog.find(bad) + 500]
+    # no order refused; a cancel may cross its IOC order's end on the wire (the stop's
+    # cancel-all): the venue refuses that one as done
+    refused = [line for line in vlog.splitlines() if "rejected:" in line
+               and not re.search(r"cancel of (\d+) rejected: order \1 is done", line)]
+    assert not refused, refused[:5]
     assert "reading paused" in vlog
     # every new order the runner journaled (its UserRefNum with it) is booked, numbered
     # 1, 2, 3... in the order it was journaled
