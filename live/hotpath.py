@@ -18,14 +18,17 @@ socket itself, and per batch of packets, with no Python in between:
    with its UserRefNum first, then encoded as an OUCH Enter Order from a template and
    written to the order session's socket) and a cancel of an order the venue has accepted
    and nothing else is pending on (a table the runner keeps as the gateway's states
-   change: :meth:`HotPath.working`).
+   change: :meth:`HotPath.working`). A cancel of an order the venue has not accepted yet
+   (its own new order of the same tick, say) cannot leave yet on any path: the loop
+   journals it in its place among the decisions and goes on with the next request; the
+   runner then puts it with the order to wait for the acceptance, as its own path does.
 
 It returns to Python when a tick sent something (the gateway's and runner's books of the
 orders are kept there, after the bytes left: ``LiveRunner._after_spin``), when the order socket
 has something to read, when the kill switch trips (a word the switch's trip sets, read
 before every send), at a deadline, and whenever anything is not the common case -- a batch
 the handler must finish (gap, control or bad packet, a full book), a window that must grow,
-a request that is not a plain new limit order or cancel of a working order, a socket that
+a request that is not a plain new limit order or a cancel of a known order, a socket that
 took part of a message, a journal segment that is full: Python then takes that step by the
 runner's own path, from exactly where the loop stopped, and hands the requests after it
 back to the loop's sender (:func:`route_nb`). After a kill the loop still takes the feed
@@ -138,12 +141,19 @@ RET_NAMES: Final = ("idle", "sent", "gateway", "kill", "feed", "push", "advance"
 
 # --- the sent log: one row per message the loop sent, for Python's books ------------------
 SL_KIND, SL_SID, SL_OID, SL_URN, SL_SIDE, SL_QTY, SL_PRICE, SL_TIF, SL_TS = range(9)
-SL_COLS = 9
+SL_REQ = 9  #: the request's words (SL_WAIT rows: Python takes the request as drained)
+SL_COLS = SL_REQ + 11
+#: SL_KIND of a cancel the loop journaled but did not send: its order was not accepted yet
+#: (or something else is pending on it), so the cancel waits in the runner's books for it,
+#: as the runner's own path would have it (``LiveRunner._book_hot``)
+SL_WAIT = -1
 
 # --- the working-order table (open addressing on (strategy, order id)) ----------------------
 T_SID, T_OID, T_URN, T_STATE = range(4)
 T_FREE = 0
 T_WORKING = 1  #: accepted by the venue, nothing pending on it: a cancel may leave now
+#: live but not accepted yet, or something is pending or waiting on it: a cancel waits
+T_WAIT = 2
 TABLE_SIZE = 1 << 12
 PROBES = 8
 
@@ -251,33 +261,35 @@ def request_bytes_nb(w: npt.NDArray[np.int64], out: npt.NDArray[np.uint8]) -> No
 
 @njit(cache=True, inline="always")
 def _slot(tab: npt.NDArray[np.int64], sid: int, oid: int) -> int:
-    """The table row of ``(sid, oid)``, or -1."""
+    """The table row of ``(sid, oid)`` (in any state but free), or -1."""
     mask = tab.shape[0] - 1
     h = (oid * 0x9E3779B1 + sid * 0x85EBCA77) & mask
     for k in range(PROBES):
         i = (h + k) & mask
-        if tab[i, T_STATE] == T_WORKING and tab[i, T_OID] == oid and tab[i, T_SID] == sid:
+        if tab[i, T_STATE] != T_FREE and tab[i, T_OID] == oid and tab[i, T_SID] == sid:
             return i
     return -1
 
 
 @njit(cache=True)
-def table_set_nb(tab: npt.NDArray[np.int64], sid: int, oid: int, urn: int) -> bool:
-    """``(sid, oid)`` is working under ``urn``; False: no free row near its hash (the loop
-    then leaves its cancel to Python)."""
+def table_set_nb(tab: npt.NDArray[np.int64], sid: int, oid: int, urn: int,
+                 state: int = T_WORKING) -> bool:
+    """``(sid, oid)`` is in ``state`` (working under ``urn``, or waiting); False: no free row
+    near its hash (the loop then leaves its cancel to Python)."""
     i = _slot(tab, sid, oid)
-    if i >= 0:
-        tab[i, T_URN] = urn
-        return True
-    mask = tab.shape[0] - 1
-    h = (oid * 0x9E3779B1 + sid * 0x85EBCA77) & mask
-    for k in range(PROBES):
-        j = (h + k) & mask
-        if tab[j, T_STATE] == T_FREE:
-            tab[j, T_SID], tab[j, T_OID], tab[j, T_URN] = sid, oid, urn
-            tab[j, T_STATE] = T_WORKING
-            return True
-    return False
+    if i < 0:
+        mask = tab.shape[0] - 1
+        h = (oid * 0x9E3779B1 + sid * 0x85EBCA77) & mask
+        for k in range(PROBES):
+            j = (h + k) & mask
+            if tab[j, T_STATE] == T_FREE:
+                i = j
+                break
+        else:
+            return False
+    tab[i, T_SID], tab[i, T_OID], tab[i, T_URN] = sid, oid, urn
+    tab[i, T_STATE] = state
+    return True
 
 
 @njit(cache=True)
@@ -400,10 +412,28 @@ def route_nb(
                          tif == TIF_IOC or tif == TIF_FOK, sid, oid)
             hs[HS_URN] = urn
             ref = urn
+            table_set_nb(tab, sid, oid, urn, T_WAIT)  # a cancel of it waits for the ack
         elif kind == REQ_CANCEL:
             i = _slot(tab, sid, oid)
             if i < 0:
-                return RET_ORDERS  # not accepted yet, or something pending: Python waits
+                return RET_ORDERS  # an order the loop does not know: Python's path answers
+            if tab[i, T_STATE] != T_WORKING:
+                # the order cannot take a cancel yet: journaled now, in its place among the
+                # decisions, the cancel waits in Python's books (SL_WAIT), sent on the ack
+                if journal:
+                    if room_nb(jb, js) < HEADER_SIZE + REQ_SIZE:
+                        return RET_JOURNAL
+                    request_bytes_nb(w, rbuf)
+                    tj = _clock_ns(CLOCK_REALTIME, clk)
+                    _journal(jb, js, KIND_ORDER_OUT, 0, tj, rbuf, REQ_SIZE, hs)
+                    hs[HS_J_NS] += _clock_ns(CLOCK_REALTIME, clk) - tj
+                s = hs[HS_NSENT]
+                row = sent[s]
+                row[SL_KIND], row[SL_SID], row[SL_OID], row[SL_TS] = SL_WAIT, sid, oid, hs[HS_T]
+                row[SL_REQ : SL_REQ + w.shape[0]] = w
+                hs[HS_NSENT] = s + 1
+                hs[HS_DECIDED] += 1
+                continue
             if first:
                 marks[ENCODED] = _clock_ns(CLOCK_REALTIME, clk)
             if journal:
@@ -611,6 +641,7 @@ class HotPath:
         self.hs[HS_JOURNAL] = int(journal is not None)
         self.kill = np.zeros(1, np.int64)  #: set by the kill switch's trip, from any thread
         self.words = np.zeros((words, len(REQUEST_DTYPE.names or ())), np.int64)
+        assert self.words.shape[1] <= SL_COLS - SL_REQ
         self.sent = np.zeros((log_rows, SL_COLS), np.int64)  #: the sent log
         self.tab = np.zeros((TABLE_SIZE, 4), np.int64)  #: the working orders
         self.tpl = np.zeros(ENTER_LEN, np.uint8)
@@ -755,13 +786,14 @@ class HotPath:
         return code
 
     # --- the working-order table -------------------------------------------------------------
-    def working(self, sid: int, oid: int, urn: int | None) -> None:
-        """Order ``(sid, oid)`` may (``urn``: its UserRefNum) or may not (None) be cancelled
-        from the loop."""
+    def working(self, sid: int, oid: int, urn: int | None, wait: bool = False) -> None:
+        """Order ``(sid, oid)`` may be cancelled from the loop (``urn``: its UserRefNum), or
+        a cancel of it waits (``wait``: the loop journals it for Python's books), or the
+        loop does not know it (None: Python's path takes a cancel of it)."""
         if urn is None:
             table_clear_nb(self.tab, sid, oid)
         else:
-            table_set_nb(self.tab, sid, oid, urn)
+            table_set_nb(self.tab, sid, oid, urn, T_WAIT if wait else T_WORKING)
 
     def tick_sent(self) -> None:
         """A tick that sent an order ended: keep its journal time (:attr:`journal_ns`)."""
@@ -792,6 +824,13 @@ class HotPath:
         from framework.kernel.seam import request_records
 
         return request_records(self.words[k:n].copy())
+
+    def waiting_request(self, j: int) -> npt.NDArray[np.void]:
+        """The request of sent-log row ``j`` (an ``SL_WAIT`` row) as a REQUEST_DTYPE record."""
+        from framework.kernel.seam import request_records
+
+        return request_records(self.sent[j : j + 1, SL_REQ : SL_REQ + self.words.shape[1]]
+                               .copy())[0]
 
     def left(self) -> bytes:
         """The part of the last message the socket did not take."""

@@ -143,6 +143,8 @@ from live.hotpath import (
     RET_PUSH,
     RET_SENT,
     RET_TICK,
+    SL_REQ,
+    SL_WAIT,
     WARM_LINES,
     HotPath,
 )
@@ -801,9 +803,13 @@ class LiveRunner:
             return
         gw = hot.gateway
         assert gw is not None
-        for row in hot.sent[:n].tolist():
+        answers: list[npt.NDArray[np.void]] = []
+        for j, row in enumerate(hot.sent[:n, :SL_REQ].tolist()):
             kind, sid, oid, urn, side, qty, price, tif, _ = row
             key = order_key(sid, oid)
+            if kind == SL_WAIT:  # journaled, not sent: it waits, as _route has it
+                self._route(hot.waiting_request(j), answers)
+                continue
             if kind == REQ_NEW:
                 self.orders[key] = _Live(sid, oid, tif)
                 gw.booked_new(key, _SIDE[side], qty, price, _TIF.get(tif, TimeInForce.DAY),
@@ -811,8 +817,10 @@ class LiveRunner:
             else:
                 gw.booked_cancel(key)
             self.sent += 1
-        hot.n_sent += n
+            hot.n_sent += 1
         hs[HS_NSENT] = 0
+        if answers:  # (none: the loop leaves a cancel it cannot place to Python's path)
+            self._inject(np.concatenate(answers), self._t)
 
     def hot_summary(self) -> dict[str, Any] | None:
         """What the compiled loop did (None: the session ran without it): its returns to
@@ -825,8 +833,8 @@ class LiveRunner:
                 "sent": hot.n_sent, "ticks": hot.n_ticks_all}
 
     def _hot_sync(self, key: str) -> None:
-        """Tell the loop whether it may cancel ``key`` itself: the venue accepted it and
-        nothing else is pending or waiting on it."""
+        """Tell the loop whether it may cancel ``key`` itself (the venue accepted it and
+        nothing else is pending or waiting on it), or a cancel of it waits."""
         hot = self._hot
         if hot is None or hot.gateway is None:
             return
@@ -834,9 +842,12 @@ class LiveRunner:
         if live is None:
             return
         o = self.gateway.orders.get(key) if self.gateway is not None else None
-        ok = (o is not None and o.state in (OrderState.NEW, OrderState.PARTIALLY_FILLED)
-              and not live.waiting)
-        hot.working(live.sid, live.oid, int(hot.gateway.reference(key)) if ok else None)
+        if o is None or o.state in TERMINAL:  # a cancel of it is answered by Python's path
+            hot.working(live.sid, live.oid, None)
+        elif o.state in (OrderState.NEW, OrderState.PARTIALLY_FILLED) and not live.waiting:
+            hot.working(live.sid, live.oid, int(hot.gateway.reference(key)))
+        else:  # a cancel of it waits (_route): the loop journals it and leaves it to us
+            hot.working(live.sid, live.oid, 0, wait=True)
 
     def _hot_out(self, t: int) -> bool:
         """The engine's requests through the loop's sender (Python callbacks' runs);

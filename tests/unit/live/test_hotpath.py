@@ -12,6 +12,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from framework.arena.state import REQ_CANCEL
 from framework.ingest.synthetic import generate_day
 from framework.kernel.seam import REQUEST_DTYPE, request_records
 from framework.strategy.spec import strategies_from_words
@@ -24,6 +25,7 @@ from live.hotpath import (
     HS_WARM_STEP,
     PROBES,
     T_STATE,
+    T_WAIT,
     T_WORKING,
     WARM_DATA_MAX,
     _merged,
@@ -112,13 +114,15 @@ def test_the_table_follows_the_gateway_before_the_runner_takes_its_events() -> N
         key = order_key(0, 5)
         runner.orders[key] = _Live(0, 5, 0)
         gw.booked_new(key, Side.BUY, 3, 100, TimeInForce.DAY, 41)
-        assert _slot(hot.tab, 0, 5) == -1  # sent, not accepted: a cancel waits in Python
+        runner._hot_sync(key)
+        assert hot.tab[_slot(hot.tab, 0, 5), T_STATE] == T_WAIT  # not accepted: a cancel waits
         gw.tracker.acked(key, "9001")
         assert hot.tab[_slot(hot.tab, 0, 5), 2] == 41
         gw.tracker.filled(key, 1, 100, "A", "m1")  # partly: still cancellable
         assert _slot(hot.tab, 0, 5) >= 0
+        assert hot.tab[_slot(hot.tab, 0, 5), T_STATE] == T_WORKING
         gw.tracker.filled(key, 2, 100, "A", "m2")  # done, before the runner's turn
-        assert _slot(hot.tab, 0, 5) == -1
+        assert _slot(hot.tab, 0, 5) == -1  # Python's path answers a cancel of it
         # an order the runner holds a request for is Python's too
         key2 = order_key(0, 6)
         runner.orders[key2] = live = _Live(0, 6, 0)
@@ -126,7 +130,7 @@ def test_the_table_follows_the_gateway_before_the_runner_takes_its_events() -> N
         gw._book_new(gw.tracker.orders[key2], 42)
         live.waiting.append(np.zeros(1, REQUEST_DTYPE)[0])
         gw.tracker.acked(key2, "9002")
-        assert _slot(hot.tab, 0, 6) == -1
+        assert hot.tab[_slot(hot.tab, 0, 6), T_STATE] == T_WAIT  # behind the held request
     finally:
         runner.engine.abort()
         feed.close()
@@ -284,3 +288,67 @@ def test_the_loop_keeps_its_code_and_state_warm() -> None:
     finally:
         runner.engine.abort()
         feed.close()
+
+
+def test_a_cancel_of_an_order_not_accepted_yet_waits_and_the_next_request_goes() -> None:
+    """The tick's first request cancels an order the venue has not accepted (the loop's own
+    new order of an earlier request, or one the runner marked waiting): the loop journals
+    it as a decision, leaves it for the runner's books (SL_WAIT, with the request's words)
+    and sends the next request now, without a detour through Python."""
+    import socket
+
+    from framework.arena.state import REQ_NEW
+    from live.hotpath import (
+        ENTER_LEN,
+        HS_DECIDED,
+        HS_FD,
+        HS_JOURNAL,
+        HS_LEN,
+        HS_NSENT,
+        HS_ORDERS,
+        HS_PRICE_MAX,
+        HS_PRICE_MULT,
+        HS_URN,
+        RET_ORDERS,
+        RET_SENT,
+        SL_COLS,
+        SL_KIND,
+        SL_OID,
+        SL_REQ,
+        SL_WAIT,
+        route_nb,
+    )
+
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    with a, b:
+        a.setblocking(False)
+        b.settimeout(5)
+        hs = np.zeros(HS_LEN, np.int64)
+        hs[HS_ORDERS], hs[HS_FD], hs[HS_URN], hs[HS_JOURNAL] = 1, a.fileno(), 40, 0
+        hs[HS_PRICE_MULT], hs[HS_PRICE_MAX] = 100, 2**40
+        tab = np.zeros((64, 4), np.int64)
+        assert table_set_nb(tab, 0, 5, 0, T_WAIT)  # sent earlier, no acceptance yet
+        words = np.zeros((4, len(REQUEST_DTYPE.names or ())), np.int64)
+        words[:, 2] = [REQ_CANCEL, REQ_NEW, REQ_CANCEL, REQ_CANCEL]
+        words[:, 3] = [5, 6, 6, 9]  # order ids; order 9 the loop does not know
+        words[:, 0], words[:, 6], words[:, 9], words[:, 10] = 77, 1, 10_000, 3
+        sent = np.zeros((8, SL_COLS), np.int64)
+        args = (hs, tab, TPL, np.zeros(64, np.uint8),
+                np.zeros(REQUEST_DTYPE.itemsize + 32, np.uint8), sent,
+                np.zeros(7, np.int64), np.zeros(1, np.int64), np.zeros(1, np.uint8),
+                np.zeros(16, np.int64), np.zeros(2, np.int64))
+        code = route_nb(words, 0, 4, *args)
+        assert code == RET_ORDERS  # at the cancel of the unknown order 9: Python's
+        assert hs[HS_DECIDED] == 3
+        assert hs[HS_NSENT] == 3
+        assert list(sent[:3, SL_KIND]) == [SL_WAIT, REQ_NEW, SL_WAIT]
+        assert list(sent[:3, SL_OID]) == [5, 6, 6]
+        assert (sent[0, SL_REQ : SL_REQ + words.shape[1]] == words[0]).all()
+        assert (sent[2, SL_REQ : SL_REQ + words.shape[1]] == words[2]).all()
+        assert len(b.recv(4096)) == ENTER_LEN  # only the new order left
+        # the loop's own new order waits for its acceptance too
+        assert tab[_slot(tab, 0, 6), T_STATE] == T_WAIT
+        hs[HS_NSENT] = 0
+        table_set_nb(tab, 0, 6, 41)  # accepted (the runner's sync): now it cancels
+        assert route_nb(words, 2, 3, *args) == RET_SENT
+        assert sent[0, SL_KIND] == REQ_CANCEL
