@@ -359,10 +359,11 @@ def out_nb(
 ) -> int:
     """Drain the engine's requests (into ``words``, which holds ``H_N_REQ`` of them: the
     caller checked) and send them (:func:`route_nb`)."""
-    if hs[HS_TICK]:
+    mark = hs[HS_TICK] != 0 and marks[SENT] == 0  # (up to the tick's first order)
+    if mark:
         marks[STRATEGY] = _clock_ns(CLOCK_REALTIME, clk)  # the callbacks and risk checks ran
     n = drain_requests_state(a, words)
-    if hs[HS_TICK]:
+    if mark:
         marks[RISK] = _clock_ns(CLOCK_REALTIME, clk)
     return route_nb(words, 0, n, hs, tab, tpl, sbuf, rbuf, sent, marks, kill, jb, js, clk)
 

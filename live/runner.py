@@ -1000,10 +1000,11 @@ class LiveRunner:
                 return
             if self._hot_out(t):
                 continue
-            if self._tick_open:
+            mark = self._tick_open and not self._sent_in_tick  # (up to its first order)
+            if mark:
                 self.clock.mark(STRATEGY, time.time_ns())  # callbacks and risk checks ran
             reqs = eng.drain_requests() if self._drain is None else self._drain()
-            if self._tick_open:
+            if mark:
                 self.clock.mark(RISK, time.time_ns())  # the checked requests are out
             self._send(reqs)
         msg = "the strategies kept sending requests without any new input"
