@@ -20,12 +20,13 @@ runs them in Python; the requests go back through the loop's sender).
    instrument's L3 book; ``book``: the append to the engine's window; ``strategy``: the
    engine's core and the callbacks up to the first request; ``sent``: the send call. The
    venue replays at --speed 100: a tick every few tens of milliseconds; the loop keeps the
-   tick's code and state in the caches meanwhile (``HotPath.keep_warm``);
+   tick's code and state in the caches meanwhile (``HotPath.keep_warm``) and the kernel's
+   transmit path warm with a client heartbeat every millisecond (``HotPath.warm_sends``);
 2. the same, the venue at --speed 3000 (ticks a few milliseconds apart: warmer caches);
 3. the same with the Python callbacks: p50 (target ≤ 60 µs);
 4. compiled without the journal (the journal's share is measured in row 1: ``journal_us``,
    target ≤ 1 µs at p50; two runs on a shared machine differ by more than that);
-5. compiled with nothing kept warm between ticks (``warm_lines=0``);
+5. compiled with nothing kept warm between ticks (``warm_lines=0``, ``warm_send_us=0``);
 6. the default loop, which sleeps between packets (the difference to row 1 is its wake-up);
 7. the floor of the ``sent`` and ``wire`` stages here: a 50-byte send on a loopback TCP
    connection from a compiled loop, a few milliseconds apart, to a process waiting in
@@ -90,7 +91,7 @@ def _venue(store: str, feed: int, ouch: int, speed: int) -> Iterator[None]:
 
 def _session(store: str, tmp: Path, *, mode: str, journal: bool, seconds: float,
              busy: bool = True, speed: int = SPEED,
-             warm: int | None = None) -> tuple[dict[str, dict[str, float]], float]:
+             warm: bool = True) -> tuple[dict[str, dict[str, float]], float]:
     from framework.store import TickStore
     from framework.strategy.spec import strategies_from_words
     from live.feeds.itch_mold import MoldFeedHandler
@@ -111,7 +112,7 @@ def _session(store: str, tmp: Path, *, mode: str, journal: bool, seconds: float,
     runner = LiveRunner(instrument=inst, strategies=strategies_from_words(["one_tick_mm"]),
                         feed=feed, gateway=gw, mode=mode,  # type: ignore[arg-type]
                         journal=jw, meta={"bench": True}, wire_stamps=True,
-                        **({} if warm is None else {"warm_lines": warm}))
+                        **({} if warm else {"warm_lines": 0, "warm_send_us": 0}))
     try:
         runner.prepare()
         with _venue(store, feed_port, ouch_port, speed):
@@ -237,7 +238,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         rows += _rows("live tick-to-order, compiled, busy poll, no journal:", st,
                       [("p50", target("max seconds", 20e-6,
                                       unchecked="the journal's share is measured in row 1"))])
-        st = _session(store, tmp, mode="compiled", journal=True, seconds=seconds, warm=0)
+        st = _session(store, tmp, mode="compiled", journal=True, seconds=seconds, warm=False)
         rows += _rows("live tick-to-order, compiled, busy poll, nothing kept warm:", st,
                       [("p50", target("max seconds", 20e-6,
                                       unchecked="what keeping the tick warm gains: the "

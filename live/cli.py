@@ -273,6 +273,10 @@ def _add_live(sub: Any, store_parent: argparse.ArgumentParser) -> None:
     p.add_argument("--busy-poll", action="store_true",
                    help="spin on the feed and the order session instead of sleeping between "
                    "packets: lowest tick-to-order latency, one core kept busy")
+    p.add_argument("--warm-send-us", type=int, default=None, metavar="US",
+                   help="with --busy-poll on OUCH: while the feed is quiet, send a client "
+                   "heartbeat at most every US µs to keep the kernel's transmit path warm for "
+                   "the next order (default 1000; 0: never)")
     p.add_argument("--wire-stamps", action="store_true",
                    help="with --stats: also time each tick to the kernel's transmit stamp of "
                    "its first order message (bytes handed to the network device; the send "

@@ -115,6 +115,7 @@ from live.hotpath import (
     HS_CODE,
     HS_DECIDED,
     HS_GOT,
+    HS_HBS,
     HS_K,
     HS_LAST_LOCAL,
     HS_LATE,
@@ -146,6 +147,7 @@ from live.hotpath import (
     SL_REQ,
     SL_WAIT,
     WARM_LINES,
+    WARM_SEND_US,
     HotPath,
 )
 from live.journal import KIND_CONTROL, KIND_FEED, KIND_META, KIND_ORDER_IN, KIND_ORDER_OUT
@@ -463,6 +465,7 @@ class LiveRunner:
         bandit: Any = None,
         wire_stamps: bool = False,
         warm_lines: int = WARM_LINES,
+        warm_send_us: int = WARM_SEND_US,
     ) -> None:
         """``bandit``: a :class:`live.bandit.LiveBandit` whose gated instances are
         ``strategies``; the engine then keeps each instance's account apart (isolated).
@@ -470,7 +473,10 @@ class LiveRunner:
         too (:mod:`live.txstamp`; the ``wire`` / ``tick_to_wire`` figures), on the compiled
         loop's OUCH session. ``warm_lines``: cache lines of the tick's code and state the
         compiled loop prefetches per pass while the feed is quiet
-        (:meth:`~live.hotpath.HotPath.keep_warm`; 0: none)."""
+        (:meth:`~live.hotpath.HotPath.keep_warm`; 0: none); ``warm_send_us``: while the
+        feed is quiet the loop sends a client heartbeat on the OUCH session at most this
+        often, which keeps the kernel's transmit path warm for the next order
+        (:meth:`~live.hotpath.HotPath.warm_sends`; 0: never)."""
         self.instrument = instrument
         self.feed, self.gateway, self.locate = feed, gateway, int(locate)
         #: the simulated venue fills the orders (live --paper, and the replay of its journal)
@@ -519,6 +525,7 @@ class LiveRunner:
         self._tick_open = False  #: a tick's stage marks are being taken
         self.wire_stamps = wire_stamps
         self.warm_lines = warm_lines
+        self.warm_send_us = warm_send_us
         self._wire: TxStamps | None = None  #: the session's transmit stamps (wire_stamps)
         self._sent_in_tick = False  #: and its first message has gone out
         self._levels = L3ToL2()
@@ -659,6 +666,7 @@ class LiveRunner:
         assert hot is not None
         hs = hot.hs
         f, eng = self.feed, self.engine
+        hot.n_heartbeats += int(hs[HS_HBS])
         if hs[HS_NOT_SYNCED] and self.journal is not None:
             hs[HS_NOT_SYNCED] = 0
             self.journal.sync()  # raises what the disk said
@@ -824,13 +832,15 @@ class LiveRunner:
 
     def hot_summary(self) -> dict[str, Any] | None:
         """What the compiled loop did (None: the session ran without it): its returns to
-        Python by reason, the order messages it wrote itself, the ticks it took."""
+        Python by reason, the order messages it wrote itself, the ticks it took, the
+        heartbeats it sent to keep the order path warm."""
         hot = self._hot
         if hot is None:
             return None
         return {"returns": {name: int(n) for name, n in zip(RET_NAMES, hot.calls, strict=True)
                             if n},
-                "sent": hot.n_sent, "ticks": hot.n_ticks_all}
+                "sent": hot.n_sent, "ticks": hot.n_ticks_all,
+                "heartbeats": hot.n_heartbeats}
 
     def _hot_sync(self, key: str) -> None:
         """Tell the loop whether it may cancel ``key`` itself (the venue accepted it and
@@ -1387,6 +1397,7 @@ class LiveRunner:
             hot.bind(self.gateway)
         hot.warm_up(self.clock._row)
         hot.keep_warm(self.warm_lines)
+        hot.warm_sends(self.warm_send_us)
         self.switch.on_trip.append(lambda _: hot.kill.__setitem__(0, KILL_NEW))
         self._hot = hot
         if self._tap is not None:  # the gateway's states change before the runner's turn

@@ -22,6 +22,7 @@ from framework.store import TickStore
 from framework.strategy.spec import strategies_from_words
 from live.control import TOKEN_ENV, ControlServer
 from live.gateways.base import Side
+from live.hotpath import WARM_SEND_US
 from live.journal import JournalWriter, segments
 from live.monitor import Metrics
 from live.runner import FeedSpec, GatewaySpec, LiveRunner, Triggers
@@ -114,7 +115,9 @@ def run_session(args: argparse.Namespace) -> int:
             locate=feed_spec.locate, mode=args.mode, latency=LatencyConfig.parse(args.latency),
             queue=QueueConfig.parse(args.queue), journal=None if resume else journal,
             meta=meta, triggers=triggers, feature_model=model, bandit=bandit,
-            wire_stamps=bool(getattr(args, "wire_stamps", False)))
+            wire_stamps=bool(getattr(args, "wire_stamps", False)),
+            warm_send_us=int(getattr(args, "warm_send_us", None) or 0)
+            if getattr(args, "warm_send_us", None) is not None else WARM_SEND_US)
         recovered = None
         if resume:
             from live.replay import recover

@@ -352,3 +352,41 @@ def test_a_cancel_of_an_order_not_accepted_yet_waits_and_the_next_request_goes()
         table_set_nb(tab, 0, 6, 41)  # accepted (the runner's sync): now it cancels
         assert route_nb(words, 2, 3, *args) == RET_SENT
         assert sent[0, SL_KIND] == REQ_CANCEL
+
+
+def test_the_warming_heartbeat_is_a_soupbin_client_heartbeat_or_left_to_python() -> None:
+    import socket
+
+    from live.hotpath import (
+        HS_FD,
+        HS_HBS,
+        HS_K,
+        HS_LEFT,
+        HS_LEFT_AT,
+        HS_LEN,
+        HS_NREQ,
+        _heartbeat_nb,
+    )
+    from live.wire.soupbin import CLIENT_HEARTBEAT_PACKET
+
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    with a, b:
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        a.setblocking(False)
+        b.settimeout(5)
+        hs = np.zeros(HS_LEN, np.int64)
+        hs[HS_FD] = a.fileno()
+        sbuf = np.zeros(64, np.uint8)
+        assert _heartbeat_nb(hs, sbuf)
+        assert b.recv(16) == CLIENT_HEARTBEAT_PACKET
+        while True:  # fill the socket
+            try:
+                a.send(b"x" * 512)
+            except BlockingIOError:
+                break
+        hs[HS_K], hs[HS_NREQ] = 3, 5
+        assert not _heartbeat_nb(hs, sbuf)  # nothing taken: all 3 bytes are Python's
+        assert (hs[HS_LEFT_AT], hs[HS_LEFT]) == (0, 3)
+        assert (hs[HS_K], hs[HS_NREQ]) == (0, 0)  # no request in progress
+        assert bytes(sbuf[:3]) == CLIENT_HEARTBEAT_PACKET
+        assert hs[HS_HBS] == 2
