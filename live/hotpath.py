@@ -81,6 +81,9 @@ send_nb = types.ExternalFunction("send", types.intp(types.intc, types.uintp, typ
                                                      types.intc))
 MSG_NOSIGNAL: Final = 0x4000
 POLLIN: Final = 0x1
+#: poll's events of the order session that need Python: data (POLLIN, POLLPRI), the peer
+#: gone (POLLHUP, POLLRDHUP), a bad descriptor (POLLNVAL); not POLLERR alone
+GATEWAY_READY: Final = 0x1 | 0x2 | 0x10 | 0x20 | 0x2000
 POLLFD: Final = np.dtype([("fd", "<i4"), ("events", "<i2"), ("revents", "<i2")])
 CLOCK_REALTIME: Final = 0
 
@@ -537,7 +540,12 @@ def spin_nb(
             return RET_KILL, tbl, status  # the runner acts on the trip now (cancels all)
         fds[0].revents = 0
         fds[1].revents = 0
-        if poll_nb(fdp, nfds, 0) <= 0:  # type: ignore[call-overload]
+        poll_nb(fdp, nfds, 0)  # type: ignore[call-overload]
+        # the order session: something to read, or gone (POLLERR alone: its error queue has
+        # transmit stamps for Python to take at the next return, or an error its reader sees)
+        if nfds == 2 and (fds[1].revents & GATEWAY_READY) != 0:
+            return RET_GATEWAY, tbl, status
+        if fds[0].revents == 0:
             t_idle = _clock_ns(CLOCK_REALTIME, clk)
             if t_idle >= deadline:  # (one poll at least)
                 return RET_IDLE, tbl, status
@@ -549,10 +557,6 @@ def spin_nb(
                 hs[HS_HB_AT] = t_idle
                 if not _heartbeat_nb(hs, sbuf):
                     return RET_PARTIAL, tbl, status
-            continue
-        if nfds == 2 and fds[1].revents != 0:
-            return RET_GATEWAY, tbl, status
-        if fds[0].revents == 0:
             continue
         if journal and room_nb(jb, js) < need:
             return RET_JOURNAL, tbl, status
