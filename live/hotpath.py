@@ -778,7 +778,8 @@ class HotPath:
             self._code_rows = [r for a in code if a for r in [_code_range(a)] if r is not None]
         ft, lv = self.fast.tuples()
         arrays: list[Any] = [self.words, self.hs, self.tab, self.tpl, self.sbuf, self.rbuf,
-                             self.sent, self.kill, self.fds, *self.engine.st]
+                             self.sent, self.kill, self.fds, self._journal()[1],
+                             *self.engine.st]  # (the journal's next lines: _journal_ahead)
 
         def walk(x: Any) -> None:
             if isinstance(x, tuple):
