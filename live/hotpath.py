@@ -445,24 +445,8 @@ def route_nb(
             i = _slot(tab, sid, oid)
             if i < 0:
                 return RET_ORDERS  # an order the loop does not know: Python's path answers
-            if tab[i, T_STATE] != T_WORKING:
-                # the order cannot take a cancel yet: journaled now, in its place among the
-                # decisions, the cancel waits in Python's books (SL_WAIT), sent on the ack
-                if journal:
-                    if room_nb(jb, js) < HEADER_SIZE + REQ_SIZE:
-                        return RET_JOURNAL
-                    request_bytes_nb(w, rbuf)
-                    tj = _clock_ns(CLOCK_REALTIME, clk)
-                    _journal(jb, js, KIND_ORDER_OUT, 0, tj, rbuf, REQ_SIZE, hs)
-                    hs[HS_J_NS] += _clock_ns(CLOCK_REALTIME, clk) - tj
-                s = hs[HS_NSENT]
-                row = sent[s]
-                row[SL_KIND], row[SL_SID], row[SL_OID], row[SL_TS] = SL_WAIT, sid, oid, hs[HS_T]
-                row[SL_REQ : SL_REQ + w.shape[0]] = w
-                hs[HS_NSENT] = s + 1
-                hs[HS_DECIDED] += 1
-                continue
-            if first:
+            working = tab[i, T_STATE] == T_WORKING
+            if first and working:
                 marks[ENCODED] = _clock_ns(CLOCK_REALTIME, clk)
             if journal:
                 if room_nb(jb, js) < HEADER_SIZE + REQ_SIZE:
@@ -471,6 +455,16 @@ def route_nb(
                 tj = _clock_ns(CLOCK_REALTIME, clk)
                 _journal(jb, js, KIND_ORDER_OUT, 0, tj, rbuf, REQ_SIZE, hs)
                 hs[HS_J_NS] += _clock_ns(CLOCK_REALTIME, clk) - tj
+            if not working:
+                # the order cannot take a cancel yet: journaled, in its place among the
+                # decisions, the cancel waits in Python's books (SL_WAIT), sent on the ack
+                s = hs[HS_NSENT]
+                row = sent[s]
+                row[SL_KIND], row[SL_SID], row[SL_OID], row[SL_TS] = SL_WAIT, sid, oid, hs[HS_T]
+                row[SL_REQ : SL_REQ + w.shape[0]] = w
+                hs[HS_NSENT] = s + 1
+                hs[HS_DECIDED] += 1
+                continue
             ref = tab[i, T_URN]
             m = cancel_nb(sbuf, ref)
             tab[i, T_STATE] = T_FREE

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import json
@@ -126,3 +127,20 @@ def run_session(store: str, tmp: Path, proto: str, *, mode: str, duration: float
     vlog = venue_log.read_text()
     execs = {m[1]: (int(m[2]), int(m[3]), int(m[4]), int(m[5])) for m in EXEC_RE.finditer(vlog)}
     return Session(json.loads(summary.read_text()), execs, live_log.read_text(), vlog)
+
+
+async def events_until(g: Any, kind: type) -> list[Any]:
+    """Gateway ``g``'s events up to and including the first ``kind``."""
+    got: list[Any] = []
+    while not got or not isinstance(got[-1], kind):
+        got.append(await g.next_event())
+    return got
+
+
+async def dies(g: Any) -> None:
+    """Gateway ``g``'s run ends as at a kill: nothing more is read, no logout."""
+    g._closing = True
+    assert g._task is not None
+    g._task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await g._task

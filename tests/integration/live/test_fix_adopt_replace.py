@@ -31,6 +31,8 @@ from live.gateways.base import (
 )
 from live.gateways.fix import FixGateway
 from live.venue.orders import OrderServers, serve_orders
+from tests.integration.live.live_helpers import dies as _die
+from tests.integration.live.live_helpers import events_until as _until
 from tests.integration.live.test_order_sessions import book, ev
 
 
@@ -39,23 +41,6 @@ def _gateway(servers: OrderServers, store: Path, prefix: str) -> FixGateway:
     return FixGateway("127.0.0.1", servers.fix.port, sender="CLI", target="HFTLAB",
                       symbol="TEST", store_dir=store, price_mult=100, heartbeat_s=1,
                       timeout_s=2.0, backoff=(0.05, 0.1), cl_prefix=prefix)
-
-
-async def _until(g: FixGateway, kind: type) -> list[Event]:
-    """The gateway's events up to and including the first ``kind``."""
-    got: list[Event] = []
-    while not got or not isinstance(got[-1], kind):
-        got.append(await g.next_event())
-    return got
-
-
-async def _die(g: FixGateway) -> None:
-    """The run's end at a kill: nothing more is read, no Logout."""
-    g._closing = True
-    assert g._task is not None
-    g._task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await g._task
 
 
 @pytest.mark.parametrize("outcome", ["taken", "refused", "never sent", "never sent, filled"])

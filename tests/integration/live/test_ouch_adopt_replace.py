@@ -26,6 +26,8 @@ from live.gateways.base import (
 )
 from live.gateways.ouch import OuchGateway
 from live.venue.orders import OrderServers, serve_orders
+from tests.integration.live.live_helpers import dies as _die
+from tests.integration.live.live_helpers import events_until as _until
 from tests.integration.live.test_order_sessions import book
 
 
@@ -33,23 +35,6 @@ def _gateway(servers: OrderServers) -> OuchGateway:
     assert servers.ouch is not None
     return OuchGateway("127.0.0.1", servers.ouch.port, username="u1", password="pw",
                        symbol="TEST", price_mult=100, heartbeat_s=0.2, timeout_s=2.0)
-
-
-async def _until(g: OuchGateway, kind: type) -> list[Event]:
-    """The gateway's events up to and including the first ``kind``."""
-    got: list[Event] = []
-    while not got or not isinstance(got[-1], kind):
-        got.append(await g.next_event())
-    return got
-
-
-async def _die(g: OuchGateway) -> None:
-    """The run's end at a kill: nothing more is read, no logout."""
-    g._closing = True
-    assert g._task is not None
-    g._task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await g._task
 
 
 @pytest.mark.parametrize("outcome", ["taken", "refused", "never sent"])

@@ -6,9 +6,14 @@ journal parity check replays each session through the Python path, decision by d
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import socket
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -43,6 +48,49 @@ from live.wire import ouch, soupbin
 
 SYMBOL = ouch.pad_symbol("SYN")
 TPL = enter_template(SYMBOL)
+
+@contextlib.contextmanager
+def _order_socket() -> Iterator[tuple[socket.socket, socket.socket]]:
+    """A connected pair: the loop's side (small buffer, non-blocking), the venue's."""
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    with a, b:
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        a.setblocking(False)
+        b.settimeout(5)
+        yield a, b
+
+
+def _fill(sock: socket.socket) -> None:
+    """Write until the socket takes nothing more."""
+    while True:
+        try:
+            sock.send(b"x" * 512)
+        except BlockingIOError:
+            return
+
+
+def _route_args(fd: int, tab: npt.NDArray[np.int64]) -> tuple[Any, ...]:
+    """:func:`route_nb`'s arguments after the requests: orders may leave on ``fd`` with
+    UserRefNums from 41, no journal."""
+    from live.hotpath import (
+        HS_FD,
+        HS_JOURNAL,
+        HS_LEN,
+        HS_ORDERS,
+        HS_PRICE_MAX,
+        HS_PRICE_MULT,
+        HS_URN,
+        SL_COLS,
+    )
+
+    hs = np.zeros(HS_LEN, np.int64)
+    hs[HS_ORDERS], hs[HS_FD], hs[HS_URN], hs[HS_JOURNAL] = 1, fd, 40, 0
+    hs[HS_PRICE_MULT], hs[HS_PRICE_MAX] = 100, 2**40
+    return (hs, tab, TPL, np.zeros(64, np.uint8),
+            np.zeros(REQUEST_DTYPE.itemsize + 32, np.uint8), np.zeros((8, SL_COLS), np.int64),
+            np.zeros(7, np.int64), np.zeros(1, np.int64), np.zeros(1, np.uint8),
+            np.zeros(16, np.int64), np.zeros(2, np.int64))
+
 
 
 @settings(max_examples=300, deadline=None)
@@ -162,45 +210,27 @@ def test_a_full_socket_leaves_the_message_to_python_whole() -> None:
     """The sender writes with MSG_DONTWAIT: when the socket takes nothing or part of an
     Enter Order, the loop stops (RET_PARTIAL) with the order booked and the bytes left to
     write (``HotPath.left``); the next requests wait for Python (HS_K past the order)."""
-    import socket
-
     from framework.arena.state import REQ_NEW
     from live.hotpath import (
         ENTER_LEN,
-        HS_FD,
-        HS_JOURNAL,
         HS_K,
         HS_LEFT,
         HS_LEFT_AT,
-        HS_LEN,
         HS_NSENT,
-        HS_ORDERS,
-        HS_PRICE_MAX,
-        HS_PRICE_MULT,
-        HS_URN,
         RET_PARTIAL,
         RET_SENT,
-        SL_COLS,
         SL_KIND,
         SL_OID,
         SL_URN,
         route_nb,
     )
 
-    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    with a, b:
-        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-        a.setblocking(False)
-        hs = np.zeros(HS_LEN, np.int64)
-        hs[HS_ORDERS], hs[HS_FD], hs[HS_URN], hs[HS_JOURNAL] = 1, a.fileno(), 40, 0
-        hs[HS_PRICE_MULT], hs[HS_PRICE_MAX] = 100, 2**40
+    with _order_socket() as (a, b):
         words = np.zeros((2, len(REQUEST_DTYPE.names or ())), np.int64)
         words[:, 2], words[:, 3], words[:, 6], words[:, 9], words[:, 10] = REQ_NEW, [7, 8], 1, \
             10_000, 3
-        args = (hs, np.zeros((64, 4), np.int64), TPL, np.zeros(64, np.uint8),
-                np.zeros(REQUEST_DTYPE.itemsize + 32, np.uint8), np.zeros((8, SL_COLS), np.int64),
-                np.zeros(7, np.int64), np.zeros(1, np.int64), np.zeros(1, np.uint8),
-                np.zeros(16, np.int64), np.zeros(2, np.int64))
+        args = _route_args(a.fileno(), np.zeros((64, 4), np.int64))
+        hs = args[0]
         # room: both orders go whole
         assert route_nb(words, 0, 2, *args) == RET_SENT
         assert len(b.recv(4096)) == 2 * ENTER_LEN
@@ -209,11 +239,7 @@ def test_a_full_socket_leaves_the_message_to_python_whole() -> None:
         assert list(sent[:2, SL_OID]) == [7, 8]
         assert list(sent[:2, SL_URN]) == [41, 42]
         hs[HS_NSENT] = 0
-        while True:  # fill the socket
-            try:
-                a.send(b"x" * 512)
-            except BlockingIOError:
-                break
+        _fill(a)
         code = route_nb(words, 0, 2, *args)
         assert code == RET_PARTIAL
         assert hs[HS_K] == 1  # the order is out of the loop's hands; the next waits
@@ -295,23 +321,13 @@ def test_a_cancel_of_an_order_not_accepted_yet_waits_and_the_next_request_goes()
     new order of an earlier request, or one the runner marked waiting): the loop journals
     it as a decision, leaves it for the runner's books (SL_WAIT, with the request's words)
     and sends the next request now, without a detour through Python."""
-    import socket
-
     from framework.arena.state import REQ_NEW
     from live.hotpath import (
         ENTER_LEN,
         HS_DECIDED,
-        HS_FD,
-        HS_JOURNAL,
-        HS_LEN,
         HS_NSENT,
-        HS_ORDERS,
-        HS_PRICE_MAX,
-        HS_PRICE_MULT,
-        HS_URN,
         RET_ORDERS,
         RET_SENT,
-        SL_COLS,
         SL_KIND,
         SL_OID,
         SL_REQ,
@@ -319,24 +335,15 @@ def test_a_cancel_of_an_order_not_accepted_yet_waits_and_the_next_request_goes()
         route_nb,
     )
 
-    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    with a, b:
-        a.setblocking(False)
-        b.settimeout(5)
-        hs = np.zeros(HS_LEN, np.int64)
-        hs[HS_ORDERS], hs[HS_FD], hs[HS_URN], hs[HS_JOURNAL] = 1, a.fileno(), 40, 0
-        hs[HS_PRICE_MULT], hs[HS_PRICE_MAX] = 100, 2**40
+    with _order_socket() as (a, b):
         tab = np.zeros((64, 4), np.int64)
         assert table_set_nb(tab, 0, 5, 0, T_WAIT)  # sent earlier, no acceptance yet
         words = np.zeros((4, len(REQUEST_DTYPE.names or ())), np.int64)
         words[:, 2] = [REQ_CANCEL, REQ_NEW, REQ_CANCEL, REQ_CANCEL]
         words[:, 3] = [5, 6, 6, 9]  # order ids; order 9 the loop does not know
         words[:, 0], words[:, 6], words[:, 9], words[:, 10] = 77, 1, 10_000, 3
-        sent = np.zeros((8, SL_COLS), np.int64)
-        args = (hs, tab, TPL, np.zeros(64, np.uint8),
-                np.zeros(REQUEST_DTYPE.itemsize + 32, np.uint8), sent,
-                np.zeros(7, np.int64), np.zeros(1, np.int64), np.zeros(1, np.uint8),
-                np.zeros(16, np.int64), np.zeros(2, np.int64))
+        args = _route_args(a.fileno(), tab)
+        hs, sent = args[0], args[5]
         code = route_nb(words, 0, 4, *args)
         assert code == RET_ORDERS  # at the cancel of the unknown order 9: Python's
         assert hs[HS_DECIDED] == 3
@@ -355,8 +362,6 @@ def test_a_cancel_of_an_order_not_accepted_yet_waits_and_the_next_request_goes()
 
 
 def test_the_warming_heartbeat_is_a_soupbin_client_heartbeat_or_left_to_python() -> None:
-    import socket
-
     from live.hotpath import (
         HS_FD,
         HS_HBS,
@@ -369,21 +374,13 @@ def test_the_warming_heartbeat_is_a_soupbin_client_heartbeat_or_left_to_python()
     )
     from live.wire.soupbin import CLIENT_HEARTBEAT_PACKET
 
-    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    with a, b:
-        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-        a.setblocking(False)
-        b.settimeout(5)
+    with _order_socket() as (a, b):
         hs = np.zeros(HS_LEN, np.int64)
         hs[HS_FD] = a.fileno()
         sbuf = np.zeros(64, np.uint8)
         assert _heartbeat_nb(hs, sbuf)
         assert b.recv(16) == CLIENT_HEARTBEAT_PACKET
-        while True:  # fill the socket
-            try:
-                a.send(b"x" * 512)
-            except BlockingIOError:
-                break
+        _fill(a)
         hs[HS_K], hs[HS_NREQ] = 3, 5
         assert not _heartbeat_nb(hs, sbuf)  # nothing taken: all 3 bytes are Python's
         assert (hs[HS_LEFT_AT], hs[HS_LEFT]) == (0, 3)
