@@ -22,6 +22,10 @@ from tests.integration.live.feed_helpers import REPO, free_udp_port, venue_proce
 from tests.procs import dies_with_parent
 
 DATE = dt.date(2024, 3, 1)
+#: where the crash hooks of ``modify_mm`` kill the runner's process (``before:N``, ``after:N``,
+#: ``waiting:N``); the test sets it, the runner's process reads it. (The test process never
+#: imports ``modify_mm``: its hooks patch ``LiveRunner`` for the whole process.)
+CRASH_ENV = "HFTLAB_TEST_CRASH"
 EXEC_RE = re.compile(r"executions of (\S+): bought (\d+) sold (\d+) position (-?\d+) "
                      r"\((\d+) executions\)")
 

@@ -42,8 +42,8 @@ from live.gateways.base import TERMINAL, OrderState
 from live.gateways.fix import FixGateway
 from live.gateways.ouch import OuchGateway
 from live.runner import LiveRunner, order_key
+from tests.integration.live.live_helpers import CRASH_ENV
 
-CRASH_ENV = "HFTLAB_TEST_CRASH"
 NO_PRICE = nb.NO_PRICE
 
 
@@ -94,9 +94,10 @@ def _die(what: str) -> None:
 def order_views(runner: LiveRunner) -> tuple[int, int, list[str]]:
     """(orders compared, orders with a request in flight, differences) between the engine's
     orders and the gateway's, after the gateway's events are taken into the engine."""
-    runner.take_gateway_events()
     gw = runner.gateway
-    assert gw is not None
+    if gw is None:  # (paper: no venue's view to compare)
+        return 0, 0, []
+    runner.take_gateway_events()
     st = runner.engine.st
     m = int(st.h[H_MAX_ORDERS])
     compared = busy = 0

@@ -33,6 +33,7 @@ from live.journal import KIND_ORDER_OUT, read
 from live.runner import KIND_REF, REF_UNSENT, STREAM_SENT, parse_ref, reference_of, request_of
 from tests.integration.live.feed_helpers import free_udp_port, venue_process
 from tests.integration.live.live_helpers import (
+    CRASH_ENV,
     DATE,
     cli,
     free_tcp_port,
@@ -40,7 +41,6 @@ from tests.integration.live.live_helpers import (
     live_process,
     wait_for_line,
 )
-from tests.integration.live.modify_mm import CRASH_ENV
 
 pytestmark = pytest.mark.slow
 STRATEGY = "tests.integration.live.modify_mm:ModifyMM"
