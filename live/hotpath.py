@@ -131,6 +131,8 @@ HS_WARM_STEP = 32
 HS_HB_NS = 33
 HS_HB_AT = 34
 HS_HBS = 35
+#: 1: the order socket reported POLLERR alone (its error queue: transmit stamps to take)
+HS_GW_ERR = 36
 HS_LEN = 40
 
 # --- what the loop returns -----------------------------------------------------------------
@@ -537,8 +539,10 @@ def spin_nb(
         poll_nb(fdp, nfds, 0)  # type: ignore[call-overload]
         # the order session: something to read, or gone (POLLERR alone: its error queue has
         # transmit stamps for Python to take at the next return, or an error its reader sees)
-        if nfds == 2 and (fds[1].revents & GATEWAY_READY) != 0:
-            return RET_GATEWAY, tbl, status
+        if nfds == 2 and fds[1].revents != 0:
+            if (fds[1].revents & GATEWAY_READY) != 0:
+                return RET_GATEWAY, tbl, status
+            hs[HS_GW_ERR] = 1
         if fds[0].revents == 0:
             t_idle = _clock_ns(CLOCK_REALTIME, clk)
             if t_idle >= deadline:  # (one poll at least)

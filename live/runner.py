@@ -115,6 +115,7 @@ from live.hotpath import (
     HS_CODE,
     HS_DECIDED,
     HS_GOT,
+    HS_GW_ERR,
     HS_HBS,
     HS_K,
     HS_LAST_LOCAL,
@@ -722,9 +723,11 @@ class LiveRunner:
             else:  # no order came of it: not a tick-to-order sample
                 self._tick_open = self._sent_in_tick = False
                 self.clock.discard()
-        wire = self._wire_now()
-        if wire is not None:
-            wire.take()  # stamps of other sends (a stamp waiting makes POLLERR)
+        if hs[HS_GW_ERR]:  # the loop saw POLLERR alone: stamps of other sends wait
+            hs[HS_GW_ERR] = 0
+            wire = self._wire_now()
+            if wire is not None:
+                wire.take()
 
     def _hot_commit(self) -> None:
         if self._tick_open and self.clock._row[SENT]:

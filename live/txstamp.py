@@ -38,6 +38,7 @@ SOF_TIMESTAMPING_OPT_TSONLY = 1 << 11
 FLAGS = (SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE | SOF_TIMESTAMPING_OPT_ID
          | SOF_TIMESTAMPING_OPT_TSONLY)
 MSG_ERRQUEUE = 0x2000
+_TAKE_FLAGS = MSG_ERRQUEUE | int(socket.MSG_DONTWAIT)  # (an int: the enum's | costs a call)
 _TS = struct.Struct("=qq")  # ts[0] of struct scm_timestamping: tv_sec, tv_nsec
 #: stamps read per :meth:`TxStamps.take` at most (a bound: the queue is drained every call)
 MAX_TAKE = 64
@@ -79,7 +80,7 @@ class TxStamps:
         out: list[int] = []
         for _ in range(MAX_TAKE):
             try:
-                _, anc, _, _ = sock.recvmsg(0, 256, MSG_ERRQUEUE | socket.MSG_DONTWAIT)
+                _, anc, _, _ = sock.recvmsg(0, 256, _TAKE_FLAGS)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:
