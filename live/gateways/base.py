@@ -29,6 +29,7 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -366,6 +367,28 @@ class OrderGateway(ABC):
     _first: asyncio.Future[None] | None
     _writer: asyncio.StreamWriter | None
     _task: asyncio.Task[None] | None
+    #: adopted replaces no venue message has named yet: the protocol's id for the
+    #: replacement (:meth:`_replace_id`) -> the order's key
+    _replacing: dict[Any, str]
+
+    def _replace_id(self, ref: str) -> Any:
+        """The key of :attr:`_replacing` for a replacement's journaled reference."""
+        return ref
+
+    def forget_replace(self, key: str, ref: str) -> bool:
+        """An adopted replace (``adopt(replacing=ref)``) no venue message named once the
+        venue replayed every message: it never left. The order, if still pending, goes back
+        to where a reject would take it (under its id before); False if the venue answered
+        it (its answer applied). Whether the order is still pending does not tell: the
+        venue may have filled or cancelled it while the replace never left."""
+        rid = self._replace_id(ref)
+        if self._replacing.get(rid) != key:
+            return False
+        del self._replacing[rid]
+        o = self.tracker.orders.get(key)
+        if o is not None and o.state == OrderState.PENDING_REPLACE:
+            self.tracker.restore(o)
+        return True
 
     def catching_up(self) -> bool:
         """The venue's replay of what this session missed is known to be still coming in

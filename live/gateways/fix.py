@@ -29,7 +29,6 @@ from live.gateways.base import (
     Order,
     OrderGateway,
     OrderKind,
-    OrderState,
     OrderStateError,
     OrderTracker,
     Side,
@@ -225,20 +224,6 @@ class FixGateway(OrderGateway):
         if replacing:
             self._key_of[replacing] = o.key
             self._replacing[replacing] = o.key
-
-    def forget_replace(self, key: str, ref: str) -> bool:
-        """An adopted replace (``adopt(replacing=ref)``) no venue message named once the
-        venue resent every message: it never left; the order, if still pending, goes back
-        to where a reject would take it. False if the venue answered it. (Whether the order
-        is still pending does not tell: the venue may have filled or cancelled it while the
-        replace never left.)"""
-        if self._replacing.get(ref) != key:
-            return False
-        del self._replacing[ref]
-        o = self.tracker.orders.get(key)
-        if o is not None and o.state == OrderState.PENDING_REPLACE:
-            self.tracker.restore(o)
-        return True
 
     def resume_after(self, seq: int) -> None:
         """Before :meth:`connect`: the venue's messages after ``seq`` are wanted again (the

@@ -321,19 +321,8 @@ class OuchGateway(OrderGateway):
             self._replacing[new] = o.key
             self._urn = max(self._urn, new)
 
-    def forget_replace(self, key: str, ref: str) -> bool:
-        """An adopted replace (``adopt(replacing=ref)``) the venue has not answered once it
-        replayed every message: it never left. The order goes back to the state it would
-        have gone back to on a reject, under its UserRefNum before; False if the venue
-        answered it (its answer applied)."""
-        urn = int(ref)
-        if self._replacing.get(urn) != key:
-            return False
-        del self._replacing[urn]
-        o = self.tracker.orders.get(key)
-        if o is not None and o.state == OrderState.PENDING_REPLACE:
-            self.tracker.restore(o)
-        return True
+    def _replace_id(self, ref: str) -> int:
+        return int(ref)  # (a UserRefNum)
 
     def _apply(self, payload: bytes) -> None:
         t0 = time.perf_counter_ns()
