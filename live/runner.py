@@ -1429,8 +1429,7 @@ class LiveRunner:
         every venue message after the last one journaled."""
         gw = self.gateway
         adopt, resume = getattr(gw, "adopt", None), getattr(gw, "resume_after", None)
-        if adopt is None or resume is None or not all(
-                hasattr(gw, f) for f in ("alias", "forget_replace")):
+        if adopt is None or resume is None or not hasattr(gw, "alias"):
             msg = "this gateway cannot adopt a crashed run's orders"
             raise ConfigError(msg)
         for key, o in rec.orders.items():
@@ -1475,7 +1474,7 @@ class LiveRunner:
         t = time.time_ns()
         lost = [k for k in rec.orders if gw.orders[k].state == OrderState.PENDING_NEW]
         unreplaced = [k for k, ref in rec.replacing.items()
-                      if gw.forget_replace(k, ref)]  # type: ignore[attr-defined]
+                      if gw.forget_replace(k, ref)]
         if self.journal is not None:
             for key in unreplaced:
                 self.journal.append(KIND_REF, f"{key} {rec.replacing[key]} {REF_UNSENT}"

@@ -148,3 +148,32 @@ async def dies(g: Any) -> None:
     g._task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await g._task
+
+
+#: the venue's closing tally for one session owner, with its order counts
+VENUE_RE = r"executions of {}: bought (\d+) sold (\d+) position (-?\d+) " \
+    r"\((\d+) executions\); orders accepted (\d+) rejected (\d+)"
+
+
+def venue_account(vlog: str, proto: str) -> tuple[int, ...]:
+    """(bought, sold, position, executions, accepted, rejected) the venue logged for the
+    session's owner (``ouch:u1`` or ``fix:CLI``)."""
+    owner = "ouch:u1" if proto == "ouch" else "fix:CLI"
+    m = re.search(VENUE_RE.format(owner), vlog)
+    assert m is not None, vlog[-2000:]
+    return tuple(map(int, m.groups()))
+
+
+def assert_account_is_venues(summary: Path, journal: Path, strategy: str,
+                             account: tuple[int, ...]) -> None:
+    """The runner's summary agrees with the venue's ``account`` (:func:`venue_account`) fill
+    for fill, nothing open or refused, and the journal's parity passes."""
+    bought, sold, position, n_exec = account[:4]
+    s = json.loads(summary.read_text())
+    assert s["violations"] == 0
+    assert s["gateway"]["open"] == 0
+    assert s["fills"] == n_exec > 0
+    assert s["positions"] == {strategy: position}
+    assert (s["gateway"]["bought"], s["gateway"]["sold"]) == (bought, sold)
+    p = cli("journal", "parity", str(journal))
+    assert p.returncode == 0, p.stdout + p.stderr

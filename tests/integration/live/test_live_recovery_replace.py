@@ -15,7 +15,6 @@ journal still replays to the same decisions."""
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import re
@@ -35,17 +34,16 @@ from tests.integration.live.feed_helpers import free_udp_port, venue_process
 from tests.integration.live.live_helpers import (
     CRASH_ENV,
     DATE,
-    cli,
+    assert_account_is_venues,
     free_tcp_port,
     gateway_url,
     live_process,
+    venue_account,
     wait_for_line,
 )
 
 pytestmark = pytest.mark.slow
 STRATEGY = "tests.integration.live.modify_mm:ModifyMM"
-VENUE_RE = r"executions of {}: bought (\d+) sold (\d+) position (-?\d+) " \
-    r"\((\d+) executions\); orders accepted (\d+) rejected (\d+)"
 RECOVERED_RE = re.compile(
     r"recovered: \d+ order\(s\) adopted, (\d+) never reached the venue .*; (\d+) replace\(s\) "
     r"in flight, (\d+) of them never reached the venue; (\d+) modify\(s\) refused locally")
@@ -155,18 +153,9 @@ def test_kill_9_with_a_replace_in_flight_loses_and_doubles_nothing(
     # (a cancel or replace may cross its order's fill: the venue refuses it, "is done")
     refused = [line for line in vlog.splitlines() if " rejected: " in line]
     assert [line for line in refused if " is done" not in line] == [], vlog[-3000:]
-    owner = "ouch:u1" if proto == "ouch" else "fix:CLI"
-    m = re.search(VENUE_RE.format(owner), vlog)
-    assert m is not None, vlog[-2000:]
-    bought, sold, position, n_exec, accepted, rejected = map(int, m.groups())
+    account = venue_account(vlog, proto)
+    accepted, rejected = account[4:]
     lost = sum(int(m[1]) for t in texts for m in RECOVERED_RE.finditer(t))
     assert rejected == 0
     assert accepted == len(refs) - lost
-    s = json.loads(summary.read_text())
-    assert s["violations"] == 0
-    assert s["gateway"]["open"] == 0
-    assert s["fills"] == n_exec > 0
-    assert s["positions"] == {"ModifyMM": position}
-    assert (s["gateway"]["bought"], s["gateway"]["sold"]) == (bought, sold)
-    p = cli("journal", "parity", str(journal))
-    assert p.returncode == 0, p.stdout + p.stderr
+    assert_account_is_venues(summary, journal, "ModifyMM", account)

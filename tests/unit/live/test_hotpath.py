@@ -92,6 +92,24 @@ def _route_args(fd: int, tab: npt.NDArray[np.int64]) -> tuple[Any, ...]:
             np.zeros(16, np.int64), np.zeros(2, np.int64))
 
 
+@contextlib.contextmanager
+def _prepared(gateway: Any = None, strategies: list[Any] | None = None) -> Iterator[LiveRunner]:
+    """A compiled runner on a small generated day's instrument, prepared (its hot loop made,
+    where it applies), its engine and feed closed after."""
+    date = dt.date(2024, 3, 1)
+    day = generate_day(date=date, n_events=200, seed=1, mode="l3")
+    feed = MoldFeedHandler(listen=("127.0.0.1", 0), date=date, price_step=100, qty_step=1)
+    runner = LiveRunner(instrument=day.instrument,
+                        strategies=strategies or strategies_from_words(["one_tick_mm"]),
+                        feed=feed, gateway=gateway, mode="compiled")
+    try:
+        runner.prepare()
+        yield runner
+    finally:
+        runner.engine.abort()
+        feed.close()
+
+
 
 @settings(max_examples=300, deadline=None)
 @given(urn=st.integers(1, 2**32 - 1), buy=st.booleans(), qty=st.integers(1, 2**32 - 1),
@@ -147,15 +165,8 @@ def test_the_table_sets_clears_and_leaves_a_full_neighbourhood_to_python() -> No
 def test_the_table_follows_the_gateway_before_the_runner_takes_its_events() -> None:
     """A fill the gateway applied (the order is done) must stop the loop from cancelling
     it, though the runner takes the event later; an acceptance lets it."""
-    date = dt.date(2024, 3, 1)
-    day = generate_day(date=date, n_events=200, seed=1, mode="l3")
-    feed = MoldFeedHandler(listen=("127.0.0.1", 0), date=date, price_step=100, qty_step=1)
     gw = OuchGateway("127.0.0.1", 9, username="u", password="p", symbol="SYN", price_mult=100)
-    runner = LiveRunner(instrument=day.instrument,
-                        strategies=strategies_from_words(["one_tick_mm"]), feed=feed,
-                        gateway=gw, mode="compiled")
-    try:
-        runner.prepare()
+    with _prepared(gw) as runner:
         hot = runner._hot
         assert hot is not None
         assert hot.gateway is gw
@@ -179,9 +190,6 @@ def test_the_table_follows_the_gateway_before_the_runner_takes_its_events() -> N
         live.waiting.append(np.zeros(1, REQUEST_DTYPE)[0])
         gw.tracker.acked(key2, "9002")
         assert hot.tab[_slot(hot.tab, 0, 6), T_STATE] == T_WAIT  # behind the held request
-    finally:
-        runner.engine.abort()
-        feed.close()
 
 
 def test_the_loop_stays_out_where_its_push_would_be_wrong() -> None:
@@ -192,18 +200,9 @@ def test_the_loop_stays_out_where_its_push_would_be_wrong() -> None:
     class ReadsFeatures(OneTickMM):
         features = True
 
-    date = dt.date(2024, 3, 1)
-    day = generate_day(date=date, n_events=200, seed=1, mode="l3")
     for strategy, hot in ((OneTickMM(), True), (ReadsFeatures(), False)):
-        feed = MoldFeedHandler(listen=("127.0.0.1", 0), date=date, price_step=100, qty_step=1)
-        runner = LiveRunner(instrument=day.instrument, strategies=[strategy], feed=feed,
-                            gateway=None, mode="compiled")
-        try:
-            runner.prepare()
+        with _prepared(strategies=[strategy]) as runner:
             assert (runner._hot is not None) is hot
-        finally:
-            runner.engine.abort()
-            feed.close()
 
 
 def test_a_full_socket_leaves_the_message_to_python_whole() -> None:
@@ -271,14 +270,7 @@ def test_warm_ranges_are_merged_line_aligned_and_walked_round() -> None:
 def test_the_loop_keeps_its_code_and_state_warm() -> None:
     """The ranges cover the machine code the tick runs (executable mappings around the
     loop's and the engine core's entry points) and the tick's arrays."""
-    date = dt.date(2024, 3, 1)
-    day = generate_day(date=date, n_events=200, seed=1, mode="l3")
-    feed = MoldFeedHandler(listen=("127.0.0.1", 0), date=date, price_step=100, qty_step=1)
-    runner = LiveRunner(instrument=day.instrument,
-                        strategies=strategies_from_words(["one_tick_mm"]), feed=feed,
-                        gateway=None, mode="compiled")
-    try:
-        runner.prepare()
+    with _prepared() as runner:
         hot = runner._hot
         assert hot is not None
         assert hot.hs[HS_WARM_STEP] > 0  # on by default
@@ -311,9 +303,6 @@ def test_the_loop_keeps_its_code_and_state_warm() -> None:
         hot.keep_warm(0)  # off
         assert len(hot.warm) == 0
         assert hot.hs[HS_WARM_STEP] == 0
-    finally:
-        runner.engine.abort()
-        feed.close()
 
 
 def test_a_cancel_of_an_order_not_accepted_yet_waits_and_the_next_request_goes() -> None:
