@@ -1394,7 +1394,9 @@ class LiveRunner:
         lv.state = (huge_copy(meta), huge_copy(qty), huge_copy(ends), huge_copy(orders),
                     huge_copy(table))
         lv.prio = huge_copy(lv.prio)
-        compiled = eng.mode == "compiled" and int(eng.st.h[H_FN_WAKE]) != 0
+        if eng.python_callbacks:  # the loop runs the core, which calls them (ctypes)
+            eng.core_calls_python()
+        compiled = int(eng.st.h[H_FN_WAKE]) != 0
         hot = HotPath(self._fast, eng, compiled=compiled, journal=self.journal)
         if self.gateway is not None and hasattr(self.gateway, "booked_new"):
             hot.bind(self.gateway)

@@ -64,8 +64,9 @@ def tamper(src: Path, dst: Path, *, which: int) -> Path:
     return dst
 
 
-# the compiled OUCH session spins (--busy-poll, the low-latency loop); the FIX one sleeps
-@pytest.mark.parametrize(("proto", "mode"), [("ouch", "compiled"), ("fix", "python")])
+# the OUCH sessions spin (--busy-poll, the low-latency loop); the FIX one sleeps
+@pytest.mark.parametrize(("proto", "mode"),
+                         [("ouch", "compiled"), ("ouch", "python"), ("fix", "python")])
 def test_the_runner_trades_the_venue_and_the_journal_replays_to_the_same_decisions(
     store: str, tmp_path: Path, proto: str, mode: str
 ) -> None:
@@ -91,6 +92,9 @@ def test_the_runner_trades_the_venue_and_the_journal_replays_to_the_same_decisio
     # the compiled loop took the packets; on OUCH it wrote most order messages itself (the
     # rest: cancels of orders not yet accepted, which wait in Python)
     assert summ["hot"]["ticks"] > 0
+    # the loop ran the engine's core itself, which called the callbacks (compiled ones, or
+    # the Python ones through Engine.core_calls_python): no tick returned to Python for them
+    assert summ["hot"]["returns"].get("tick", 0) == 0, summ["hot"]
     if proto == "ouch":
         assert summ["hot"]["sent"] > summ["sent"] // 2, summ["hot"]
         assert summ["hot"]["heartbeats"] > 0  # the quiet loop kept the order path warm
