@@ -277,6 +277,10 @@ def _add_live(sub: Any, store_parent: argparse.ArgumentParser) -> None:
                    help="with --busy-poll on OUCH: while the feed is quiet, send a client "
                    "heartbeat at most every US µs to keep the kernel's transmit path warm for "
                    "the next order (default 1000; 0: never)")
+    p.add_argument("--warm-tick-us", type=int, default=None, metavar="US",
+                   help="with --busy-poll: while the feed is quiet, run the packet path on a "
+                   "scratch packet at most every US µs to keep its code warm for the next "
+                   "packet (default 500; 0: never)")
     p.add_argument("--wire-stamps", action="store_true",
                    help="with --stats: also time each tick to the kernel's transmit stamp of "
                    "its first order message (bytes handed to the network device; the send "

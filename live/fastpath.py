@@ -344,6 +344,18 @@ class FastFeed:
             return False
         return True
 
+    def scratch(self) -> tuple[Any, ...]:
+        """``(lengths, ft, lv)``: a scratch packet (an order of the instrument added and
+        deleted, in ``ft``'s packet buffer, its byte count in ``lengths``) and scratch state
+        of the same types as :meth:`tuples`, for the compiled loop's runs of the packet path
+        while the feed is quiet (:meth:`HotPath.warm_ticks <live.hotpath.HotPath>`); the
+        same scratch as :meth:`warm`'s when it runs in Python."""
+        w = self._warm.get(False)
+        if w is None:
+            w = self._warm[False] = self._warm_state(False)
+        args = w[0]
+        return args[0], args[3], args[4]
+
     def _warm_state(self, recv: bool) -> tuple[tuple[Any, ...], npt.NDArray[np.int64]]:
         """Scratch arguments of the same types as the real ones (checked: an entry point
         called with others would misread them)."""

@@ -149,6 +149,7 @@ from live.hotpath import (
     SL_WAIT,
     WARM_LINES,
     WARM_SEND_US,
+    WARM_TICK_US,
     HotPath,
 )
 from live.journal import KIND_CONTROL, KIND_FEED, KIND_META, KIND_ORDER_IN, KIND_ORDER_OUT
@@ -467,6 +468,7 @@ class LiveRunner:
         wire_stamps: bool = False,
         warm_lines: int = WARM_LINES,
         warm_send_us: int = WARM_SEND_US,
+        warm_tick_us: int = WARM_TICK_US,
     ) -> None:
         """``bandit``: a :class:`live.bandit.LiveBandit` whose gated instances are
         ``strategies``; the engine then keeps each instance's account apart (isolated).
@@ -477,7 +479,10 @@ class LiveRunner:
         (:meth:`~live.hotpath.HotPath.keep_warm`; 0: none); ``warm_send_us``: while the
         feed is quiet the loop sends a client heartbeat on the OUCH session at most this
         often, which keeps the kernel's transmit path warm for the next order
-        (:meth:`~live.hotpath.HotPath.warm_sends`; 0: never)."""
+        (:meth:`~live.hotpath.HotPath.warm_sends`; 0: never); ``warm_tick_us``: while the
+        feed is quiet the loop runs the packet path on a scratch packet at most this often,
+        which keeps its instructions warm (:meth:`~live.hotpath.HotPath.warm_ticks`; 0:
+        never)."""
         self.instrument = instrument
         self.feed, self.gateway, self.locate = feed, gateway, int(locate)
         #: the simulated venue fills the orders (live --paper, and the replay of its journal)
@@ -527,6 +532,7 @@ class LiveRunner:
         self.wire_stamps = wire_stamps
         self.warm_lines = warm_lines
         self.warm_send_us = warm_send_us
+        self.warm_tick_us = warm_tick_us
         self._wire: TxStamps | None = None  #: the session's transmit stamps (wire_stamps)
         self._sent_in_tick = False  #: and its first message has gone out
         self._levels = L3ToL2()
@@ -1403,6 +1409,7 @@ class LiveRunner:
         hot.warm_up(self.clock._row)
         hot.keep_warm(self.warm_lines)
         hot.warm_sends(self.warm_send_us)
+        hot.warm_ticks(self.warm_tick_us)
         self.switch.on_trip.append(lambda _: hot.kill.__setitem__(0, KILL_NEW))
         self._hot = hot
         if self._tap is not None:  # the gateway's states change before the runner's turn

@@ -22,7 +22,7 @@ from framework.store import TickStore
 from framework.strategy.spec import strategies_from_words
 from live.control import TOKEN_ENV, ControlServer
 from live.gateways.base import Side
-from live.hotpath import WARM_SEND_US
+from live.hotpath import WARM_SEND_US, WARM_TICK_US
 from live.journal import JournalWriter, segments
 from live.monitor import Metrics
 from live.runner import FeedSpec, GatewaySpec, LiveRunner, Triggers
@@ -116,8 +116,8 @@ def run_session(args: argparse.Namespace) -> int:
             queue=QueueConfig.parse(args.queue), journal=None if resume else journal,
             meta=meta, triggers=triggers, feature_model=model, bandit=bandit,
             wire_stamps=bool(getattr(args, "wire_stamps", False)),
-            warm_send_us=int(getattr(args, "warm_send_us", None) or 0)
-            if getattr(args, "warm_send_us", None) is not None else WARM_SEND_US)
+            warm_send_us=_us(args, "warm_send_us", WARM_SEND_US),
+            warm_tick_us=_us(args, "warm_tick_us", WARM_TICK_US))
         recovered = None
         if resume:
             from live.replay import recover
@@ -151,6 +151,12 @@ def run_session(args: argparse.Namespace) -> int:
     if args.stats is not None:
         print(runner.clock.table())
     return 0
+
+
+def _us(args: argparse.Namespace, name: str, default: int) -> int:
+    """A µs option of the command line (None: not given, its default)."""
+    v = getattr(args, name, None)
+    return default if v is None else max(int(v), 0)
 
 
 def _bandit(args: argparse.Namespace, strategies: list[Any], model: Any,

@@ -21,10 +21,13 @@ from framework.arena.state import REQ_CANCEL
 from framework.ingest.synthetic import generate_day
 from framework.kernel.seam import REQUEST_DTYPE, request_records
 from framework.strategy.spec import strategies_from_words
+from live.fastpath import FT_ST
 from live.feeds.itch_mold import MoldFeedHandler
 from live.gateways.base import Order, OrderKind, Side, TimeInForce
 from live.gateways.ouch import OuchGateway
 from live.hotpath import (
+    HS_DRY_AT,
+    HS_DRY_NS,
     HS_WARM_OFF,
     HS_WARM_ROW,
     HS_WARM_STEP,
@@ -33,6 +36,7 @@ from live.hotpath import (
     T_WAIT,
     T_WORKING,
     WARM_DATA_MAX,
+    WARM_TICK_US,
     _merged,
     _slot,
     _warm_step,
@@ -303,6 +307,45 @@ def test_the_loop_keeps_its_code_and_state_warm() -> None:
         hot.keep_warm(0)  # off
         assert len(hot.warm) == 0
         assert hot.hs[HS_WARM_STEP] == 0
+
+
+def test_the_quiet_loop_runs_the_packet_path_on_scratch_state_only() -> None:
+    """While the feed is quiet the loop takes a scratch packet through the journal append,
+    the decoder, the L3 book and the projection (the same compiled functions as a tick's),
+    every HS_DRY_NS: the scratch state moves, nothing real does (the feed's counters and
+    tables, the projector's book, the engine's window)."""
+    import time
+
+    from live.feeds.itch_mold_nb import S_BATCHES, S_MESSAGES
+    from live.journal_nb import J_SEQ
+
+    with _prepared() as runner:
+        hot, fast = runner._hot, runner._fast
+        assert hot is not None
+        assert fast is not None
+        assert hot.hs[HS_DRY_NS] == WARM_TICK_US * 1000  # on by default
+        _, ft, lv = fast.scratch()
+        djs = hot._dry_journal[1]
+        scratch_st = ft[FT_ST]
+        real = [np.copy(a) for a in (runner.feed._st, runner.feed._tbl, *runner._levels.state,
+                                     runner._levels.prio, hot.engine.st.h)]
+        hot.warm_ticks(100)
+        marks = np.zeros(8, np.int64)
+        code = hot.spin(time.time_ns() + 30_000_000, marks)  # 30 ms, nothing arrives
+        assert code == 0  # RET_IDLE
+        runs = int(scratch_st[S_BATCHES])
+        assert 10 <= runs <= 300, runs  # at most one per 100 µs
+        assert scratch_st[S_MESSAGES] == 2 * runs  # an order added and deleted, each time
+        assert djs[J_SEQ] == runs  # journaled each time, in the scratch journal
+        assert lv[0][0] is not runner._levels.state[0]
+        now = [runner.feed._st, runner.feed._tbl, *runner._levels.state, runner._levels.prio,
+               hot.engine.st.h]
+        for before, after in zip(real, now, strict=True):
+            assert np.array_equal(before, after)
+        assert hot.hs[HS_DRY_AT] > 0
+        hot.warm_ticks(0)  # off: no more scratch runs
+        hot.spin(time.time_ns() + 5_000_000, marks)
+        assert int(scratch_st[S_BATCHES]) == runs
 
 
 def test_a_cancel_of_an_order_not_accepted_yet_waits_and_the_next_request_goes() -> None:
