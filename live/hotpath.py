@@ -401,7 +401,7 @@ def _dry_tick(dry: tuple[Any, ...], now: int) -> None:
     l3, prio, mine, out, own = lv
     # one packet, typed as the tick's count (recvmmsg's C int): a count of another type (a
     # literal 1, an int64) would compile the callees a second time, as other machine code
-    one = np.intc(lengths.shape[0] > 0)
+    one: Any = np.intc(lengths.shape[0] > 0)
     js[J_POS] = 0  # a scratch journal: the record goes where the last one did
     journal_packets_nb(_b(jb), _b(js), now, _b(pbuf), _b(lengths), one, _b(hs))
     st[S_EXPECTED] = 1  # the scratch packet is new each time
