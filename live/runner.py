@@ -862,7 +862,7 @@ class LiveRunner:
             return
         o = self.gateway.orders.get(key) if self.gateway is not None else None
         if o is None or o.state in TERMINAL:  # a cancel of it is answered by Python's path
-            hot.working(live.sid, live.oid, None)
+            hot.done(live.sid, live.oid)
         elif o.state in (OrderState.NEW, OrderState.PARTIALLY_FILLED) and not live.waiting:
             hot.working(live.sid, live.oid, int(hot.gateway.reference(key)))
         else:  # a cancel of it waits (_route): the loop journals it and leaves it to us

@@ -32,6 +32,7 @@ from live.hotpath import (
     HS_WARM_ROW,
     HS_WARM_STEP,
     PROBES,
+    T_DONE,
     T_STATE,
     T_WAIT,
     T_WORKING,
@@ -159,6 +160,15 @@ def test_the_table_sets_clears_and_leaves_a_full_neighbourhood_to_python() -> No
     taken[:, 0] = 9
     assert not table_set_nb(taken, 0, 7, 1)
     assert _slot(taken, 0, 7) == -1
+    # done orders' rows are given up to new orders (a cancel of them then takes Python's
+    # path, as one of an order the loop never knew); working and waiting ones never
+    taken[1::2, T_STATE] = T_DONE
+    taken[::2, T_STATE] = T_WAIT
+    assert table_set_nb(taken, 0, 7, 1)
+    i = _slot(taken, 0, 7)
+    assert i % 2 == 1
+    assert (taken[i, T_STATE], taken[i, 2]) == (T_WORKING, 1)
+    assert (taken[::2, T_STATE] == T_WAIT).all()
     # filling: orders keep finding their own rows while PROBES allow
     for oid in range(40):
         if table_set_nb(tab, 2, oid, oid + 1000):
@@ -185,7 +195,8 @@ def test_the_table_follows_the_gateway_before_the_runner_takes_its_events() -> N
         assert _slot(hot.tab, 0, 5) >= 0
         assert hot.tab[_slot(hot.tab, 0, 5), T_STATE] == T_WORKING
         gw.tracker.filled(key, 2, 100, "A", "m2")  # done, before the runner's turn
-        assert _slot(hot.tab, 0, 5) == -1  # Python's path answers a cancel of it
+        # a cancel of it is journaled by the loop and answered by Python's books after
+        assert hot.tab[_slot(hot.tab, 0, 5), T_STATE] == T_DONE
         # an order the runner holds a request for is Python's too
         key2 = order_key(0, 6)
         runner.orders[key2] = live = _Live(0, 6, 0)
@@ -371,19 +382,21 @@ def test_a_cancel_of_an_order_not_accepted_yet_waits_and_the_next_request_goes()
         tab = np.zeros((64, 4), np.int64)
         assert table_set_nb(tab, 0, 5, 0, T_WAIT)  # sent earlier, no acceptance yet
         words = np.zeros((4, len(REQUEST_DTYPE.names or ())), np.int64)
-        words[:, 2] = [REQ_CANCEL, REQ_NEW, REQ_CANCEL, REQ_CANCEL]
-        words[:, 3] = [5, 6, 6, 9]  # order ids; order 9 the loop does not know
+        assert table_set_nb(tab, 0, 8, 0, T_DONE)  # filled: the runner answers a cancel
+        words = np.zeros((5, len(REQUEST_DTYPE.names or ())), np.int64)
+        words[:, 2] = [REQ_CANCEL, REQ_NEW, REQ_CANCEL, REQ_CANCEL, REQ_CANCEL]
+        words[:, 3] = [5, 6, 6, 8, 9]  # order ids; order 9 the loop does not know
         words[:, 0], words[:, 6], words[:, 9], words[:, 10] = 77, 1, 10_000, 3
         args = _route_args(a.fileno(), tab)
         hs, sent = args[0], args[5]
-        code = route_nb(words, 0, 4, *args)
+        code = route_nb(words, 0, 5, *args)
         assert code == RET_ORDERS  # at the cancel of the unknown order 9: Python's
-        assert hs[HS_DECIDED] == 3
-        assert hs[HS_NSENT] == 3
-        assert list(sent[:3, SL_KIND]) == [SL_WAIT, REQ_NEW, SL_WAIT]
-        assert list(sent[:3, SL_OID]) == [5, 6, 6]
-        assert (sent[0, SL_REQ : SL_REQ + words.shape[1]] == words[0]).all()
-        assert (sent[2, SL_REQ : SL_REQ + words.shape[1]] == words[2]).all()
+        assert hs[HS_DECIDED] == 4
+        assert hs[HS_NSENT] == 4
+        assert list(sent[:4, SL_KIND]) == [SL_WAIT, REQ_NEW, SL_WAIT, SL_WAIT]
+        assert list(sent[:4, SL_OID]) == [5, 6, 6, 8]
+        for j in (0, 2, 3):
+            assert (sent[j, SL_REQ : SL_REQ + words.shape[1]] == words[j]).all()
         assert len(b.recv(4096)) == ENTER_LEN  # only the new order left
         # the loop's own new order waits for its acceptance too
         assert tab[_slot(tab, 0, 6), T_STATE] == T_WAIT
@@ -391,6 +404,11 @@ def test_a_cancel_of_an_order_not_accepted_yet_waits_and_the_next_request_goes()
         table_set_nb(tab, 0, 6, 41)  # accepted (the runner's sync): now it cancels
         assert route_nb(words, 2, 3, *args) == RET_SENT
         assert sent[0, SL_KIND] == REQ_CANCEL
+        # ... once: a second cancel waits behind the first, until the venue's answer
+        assert tab[_slot(tab, 0, 6), T_STATE] == T_WAIT
+        hs[HS_NSENT] = 0
+        assert route_nb(words, 2, 3, *args) == RET_SENT
+        assert sent[0, SL_KIND] == SL_WAIT
 
 
 def test_the_warming_heartbeat_is_a_soupbin_client_heartbeat_or_left_to_python() -> None:
