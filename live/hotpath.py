@@ -61,6 +61,7 @@ from framework.arena.state import (
     WAKE_REQUESTS,
     unpack_raw,
 )
+from framework.book.l2 import M_ASK, M_BID, M_NT
 from framework.core.nrt import borrowed as _b
 from framework.core.prefetch import prefetch, prefetch_write
 from framework.engine.engine import _append_window_nb
@@ -200,6 +201,10 @@ WARM_TICK_US = 500
 WARM_CODE_MAX = 1 << 20
 WARM_DATA_MAX = 16 << 10
 WARM_ROWS = 8  #: an array of at most this many rows is kept warm at each row's head
+#: levels each way of each side's best kept warm (:meth:`HotPath.follow_touch`), in how
+#: many ranges (the projection's lots and queue ends per side, the engine's lots per side)
+TOUCH_LEVELS = 64
+TOUCH_ROWS = 8
 
 #: stage marks (:data:`live.monitor.STAGES`)
 PACKET_IN, DECODED, BOOK, STRATEGY, RISK, ENCODED, SENT = range(7)
@@ -713,6 +718,21 @@ def _heads(arr: npt.NDArray[Any]) -> list[tuple[int, int]]:
     return [(int(arr.ctypes.data), min(int(arr.nbytes), WARM_DATA_MAX))]
 
 
+def _touch_rows(meta: npt.NDArray[np.int64], qty: npt.NDArray[np.int64],
+                ends: npt.NDArray[np.int64] | None) -> list[tuple[int, int]]:
+    """(address, bytes) of an L2 window's columns within :data:`TOUCH_LEVELS` of each side's
+    best (``qty[side]``, and ``ends[side, head/tail]`` of an L3 book): 2 or 6 rows."""
+    nt = int(meta[M_NT])
+    out = []
+    for side, best in ((0, int(meta[M_BID])), (1, int(meta[M_ASK]))):
+        lo = min(max(best - TOUCH_LEVELS, 0), max(nt - 2 * TOUCH_LEVELS, 0))
+        n = 8 * min(2 * TOUCH_LEVELS, nt)
+        out.append((int(qty[side].ctypes.data) + 8 * lo, n))
+        if ends is not None:
+            out += [(int(ends[side, k].ctypes.data) + 8 * lo, n) for k in (0, 1)]
+    return [(a & ~63, n + (a & 63)) for a, n in out]  # (whole lines)
+
+
 def _merged(rows: list[tuple[int, int]]) -> npt.NDArray[np.int64]:
     """Ranges (address, bytes) sorted, overlaps merged, aligned to cache lines."""
     out: list[list[int]] = []
@@ -820,9 +840,28 @@ class HotPath:
         a packet took ~17 µs to decode and project against ~6 µs with ticks a few ms apart,
         and every stage behind them was slow the same way. A pass costs a few dozen
         nanoseconds next to the poll's system call."""
-        self.warm = self.warm_ranges() if lines > 0 else np.zeros((0, 2), np.int64)
+        if lines > 0:
+            self.warm = np.concatenate([self.warm_ranges(),
+                                        np.zeros((TOUCH_ROWS, 2), np.int64)])
+            self.follow_touch()
+        else:
+            self.warm = np.zeros((0, 2), np.int64)
         self.hs[HS_WARM_STEP] = max(int(lines), 0)
         self.hs[HS_WARM_ROW] = self.hs[HS_WARM_OFF] = 0
+
+    def follow_touch(self) -> None:
+        """Point the last :data:`TOUCH_ROWS` ranges kept warm at the levels around the
+        touch, which move with the market (the runner calls it after a tick): the
+        projection's book (each side's lots and queue ends) and the engine's view of the
+        instrument's book, :data:`TOUCH_LEVELS` levels each way of each best. Most of a
+        tick's events land there; an array's head (:meth:`warm_ranges`) is elsewhere."""
+        warm = self.warm
+        if len(warm) < TOUCH_ROWS:
+            return
+        meta, qty, ends = self.fast.levels.state[:3]
+        st = self.engine.st
+        rows = [*_touch_rows(meta, qty, ends), *_touch_rows(st.lmeta[0], st.lqty[0], None)]
+        warm[len(warm) - TOUCH_ROWS:] = rows
 
     def warm_sends(self, every_us: int) -> None:
         """While the feed is quiet, send a SoupBinTCP client heartbeat on the order session

@@ -723,6 +723,8 @@ class LiveRunner:
             self._run(t)
         if code in (RET_FEED, RET_PUSH, RET_ADVANCE) and self.warm_lines:
             hot.keep_warm(self.warm_lines)  # (the steps that may replace arrays it warms)
+        elif hs[HS_TICKS] and self.warm_lines:
+            hot.follow_touch()  # (the market moved)
         if self._tick_open:
             if self.clock._row[SENT]:  # (e.g. its last message went out in two writes)
                 self._commit_tick()

@@ -36,6 +36,8 @@ from live.hotpath import (
     T_STATE,
     T_WAIT,
     T_WORKING,
+    TOUCH_LEVELS,
+    TOUCH_ROWS,
     WARM_DATA_MAX,
     WARM_TICK_US,
     _merged,
@@ -290,9 +292,28 @@ def test_the_loop_keeps_its_code_and_state_warm() -> None:
         assert hot is not None
         assert hot.hs[HS_WARM_STEP] > 0  # on by default
         warm = hot.warm
-        assert len(warm)
+        assert len(warm) > TOUCH_ROWS
         assert (warm[:, 0] % 64 == 0).all()
-        assert (warm[1:, 0] > warm[:-1, 0] + warm[:-1, 1]).all()  # sorted, disjoint
+        fixed = warm[:-TOUCH_ROWS]
+        assert (fixed[1:, 0] > fixed[:-1, 0] + fixed[:-1, 1]).all()  # sorted, disjoint
+        # the last rows follow the touch: the levels around each side's best, of the
+        # projection's book (lots, queue heads and tails) and of the engine's view of it
+        from framework.book.l2 import M_ASK, M_BID
+
+        meta, qty, ends = runner._levels.state[:3]
+        lmeta, lqty = hot.engine.st.lmeta[0], hot.engine.st.lqty[0]
+        saved = meta.copy(), lmeta.copy()
+        for bid, ask in ((500, 510), (600, 601), (0, 3)):  # the market moves: rows follow
+            meta[M_BID], meta[M_ASK] = lmeta[M_BID], lmeta[M_ASK] = bid, ask
+            hot.follow_touch()
+            touch = hot.warm[-TOUCH_ROWS:]
+            for row, best in ((qty[0], bid), (ends[0, 0], bid), (ends[0, 1], bid),
+                              (qty[1], ask), (ends[1, 1], ask), (lqty[0], bid),
+                              (lqty[1], ask)):
+                for x in (best, best + TOUCH_LEVELS - 1, max(best - TOUCH_LEVELS + 1, 0)):
+                    addr = int(row.ctypes.data) + 8 * x
+                    assert ((touch[:, 0] <= addr) & (addr < touch[:, 0] + touch[:, 1])).any()
+        meta[:], lmeta[:] = saved
 
         def covered(addr: int) -> bool:
             return bool(((warm[:, 0] <= addr) & (addr < warm[:, 0] + warm[:, 1])).any())
