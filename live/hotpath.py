@@ -60,6 +60,7 @@ from framework.arena.state import (
     WAKE_NEED_DATA,
     WAKE_REQUESTS,
     unpack_raw,
+    write_heads,
 )
 from framework.book.l2 import M_ASK, M_BID, M_NT
 from framework.core.nrt import borrowed as _b
@@ -201,10 +202,8 @@ WARM_TICK_US = 500
 WARM_CODE_MAX = 1 << 20
 WARM_DATA_MAX = 16 << 10
 WARM_ROWS = 8  #: an array of at most this many rows is kept warm at each row's head
-#: levels each way of each side's best kept warm (:meth:`HotPath.follow_touch`), in how
-#: many ranges (the projection's lots and queue ends per side, the engine's lots per side)
+#: levels each way of each side's best kept warm (:meth:`HotPath.follow_touch`)
 TOUCH_LEVELS = 64
-TOUCH_ROWS = 8
 
 #: stage marks (:data:`live.monitor.STAGES`)
 PACKET_IN, DECODED, BOOK, STRATEGY, RISK, ENCODED, SENT = range(7)
@@ -787,6 +786,7 @@ class HotPath:
         self.n_heartbeats = 0  #: heartbeats the loop sent to keep the order path warm
         #: ranges (address, bytes) the loop keeps in the caches while the feed is quiet
         self.warm: npt.NDArray[np.int64] = np.zeros((0, 2), np.int64)
+        self._fixed = self.warm  #: its fixed rows (the rest: follow_touch)
         self._code_rows: list[tuple[int, int]] | None = None
         #: the journal's share (ns) of each tick that sent an order (a ring)
         self.journal_ns = np.zeros(1 << 14, np.int64)
@@ -840,28 +840,28 @@ class HotPath:
         a packet took ~17 µs to decode and project against ~6 µs with ticks a few ms apart,
         and every stage behind them was slow the same way. A pass costs a few dozen
         nanoseconds next to the poll's system call."""
+        self._fixed = self.warm_ranges() if lines > 0 else np.zeros((0, 2), np.int64)
+        self.warm = self._fixed
         if lines > 0:
-            self.warm = np.concatenate([self.warm_ranges(),
-                                        np.zeros((TOUCH_ROWS, 2), np.int64)])
             self.follow_touch()
-        else:
-            self.warm = np.zeros((0, 2), np.int64)
         self.hs[HS_WARM_STEP] = max(int(lines), 0)
         self.hs[HS_WARM_ROW] = self.hs[HS_WARM_OFF] = 0
 
     def follow_touch(self) -> None:
-        """Point the last :data:`TOUCH_ROWS` ranges kept warm at the levels around the
-        touch, which move with the market (the runner calls it after a tick): the
-        projection's book (each side's lots and queue ends) and the engine's view of the
-        instrument's book, :data:`TOUCH_LEVELS` levels each way of each best. Most of a
-        tick's events land there; an array's head (:meth:`warm_ranges`) is elsewhere."""
-        warm = self.warm
-        if len(warm) < TOUCH_ROWS:
+        """The ranges kept warm after the fixed ones (:meth:`warm_ranges`): what moves with
+        the market and the orders (the runner calls it after a tick). The levels around
+        the touch, :data:`TOUCH_LEVELS` each way of each best, of the projection's book
+        (each side's lots and queue ends) and of the engine's view of the instrument's book:
+        most of a tick's events land there. And where the engine writes next: each
+        strategy's next order slot, the request queue's and the recorders' next rows
+        (:func:`~framework.arena.state.write_heads`)."""
+        if len(self._fixed) == 0:
             return
         meta, qty, ends = self.fast.levels.state[:3]
         st = self.engine.st
-        rows = [*_touch_rows(meta, qty, ends), *_touch_rows(st.lmeta[0], st.lqty[0], None)]
-        warm[len(warm) - TOUCH_ROWS:] = rows
+        rows = [*_touch_rows(meta, qty, ends), *_touch_rows(st.lmeta[0], st.lqty[0], None),
+                *((a & ~63, n + (a & 63)) for a, n in write_heads(st))]
+        self.warm = np.concatenate([self._fixed, np.array(rows, np.int64).reshape(-1, 2)])
 
     def warm_sends(self, every_us: int) -> None:
         """While the feed is quiet, send a SoupBinTCP client heartbeat on the order session

@@ -673,3 +673,32 @@ def unpack(a: npt.NDArray[np.int64]) -> State:
             v = v.view(np.float64)
         views.append(v.reshape(tuple(int(d) for d in a[4 * k + 1 : 4 * k + 1 + nd])))
     return State._make(views)
+
+
+def write_heads(st: State, rows: int = 2) -> list[tuple[int, int]]:
+    """(address, bytes) of where the engine writes next, ``rows`` rows each: every
+    strategy's next order slot (the top of its free stack: the slot's order words and
+    floats), the request and response queues' next rows and each recorder buffer's. A live
+    loop keeps these warm while the feed is quiet (they move with every order and record,
+    so a fixed range would not follow them: ``live.hotpath.HotPath.follow_touch``)."""
+    h, m = st.h, int(st.h[H_MAX_ORDERS])
+    out: list[tuple[int, int]] = []
+
+    def at(a: npt.NDArray[Any], i: int) -> None:
+        if 0 <= i < a.shape[0]:
+            k = min(rows, a.shape[0] - i)
+            out.append((int(a.ctypes.data) + i * a.strides[0], k * a.strides[0]))
+
+    for sid in range(st.strat.shape[0]):
+        n = int(st.strat[sid, S_N_FREE])
+        if n > 0:
+            slot = int(st.free[sid * m + n - 1])
+            at(st.free, sid * m + n - 1)
+            at(st.ord, slot)
+            at(st.ordf, slot)
+    for q, head, count in ((st.req, H_REQ_HEAD, H_N_REQ), (st.resp, H_RESP_HEAD, H_N_RESP)):
+        at(q, int(h[head] + h[count]) % max(q.shape[0], 1))
+    for rec, count in ((st.rec_fill, H_N_FILL), (st.rec_ord, H_N_ORD), (st.rec_deny, H_N_DENY),
+                       (st.rec_eq, H_N_EQ), (st.rec_pos, H_N_POS), (st.rec_mkt, H_N_MKT)):
+        at(rec, int(h[count]))
+    return out

@@ -37,7 +37,6 @@ from live.hotpath import (
     T_WAIT,
     T_WORKING,
     TOUCH_LEVELS,
-    TOUCH_ROWS,
     WARM_DATA_MAX,
     WARM_TICK_US,
     _merged,
@@ -292,9 +291,9 @@ def test_the_loop_keeps_its_code_and_state_warm() -> None:
         assert hot is not None
         assert hot.hs[HS_WARM_STEP] > 0  # on by default
         warm = hot.warm
-        assert len(warm) > TOUCH_ROWS
+        fixed = hot._fixed
+        assert 0 < len(fixed) < len(warm)
         assert (warm[:, 0] % 64 == 0).all()
-        fixed = warm[:-TOUCH_ROWS]
         assert (fixed[1:, 0] > fixed[:-1, 0] + fixed[:-1, 1]).all()  # sorted, disjoint
         # the last rows follow the touch: the levels around each side's best, of the
         # projection's book (lots, queue heads and tails) and of the engine's view of it
@@ -306,7 +305,7 @@ def test_the_loop_keeps_its_code_and_state_warm() -> None:
         for bid, ask in ((500, 510), (600, 601), (0, 3)):  # the market moves: rows follow
             meta[M_BID], meta[M_ASK] = lmeta[M_BID], lmeta[M_ASK] = bid, ask
             hot.follow_touch()
-            touch = hot.warm[-TOUCH_ROWS:]
+            touch = hot.warm[len(fixed):]
             for row, best in ((qty[0], bid), (ends[0, 0], bid), (ends[0, 1], bid),
                               (qty[1], ask), (ends[1, 1], ask), (lqty[0], bid),
                               (lqty[1], ask)):
@@ -314,6 +313,19 @@ def test_the_loop_keeps_its_code_and_state_warm() -> None:
                     addr = int(row.ctypes.data) + 8 * x
                     assert ((touch[:, 0] <= addr) & (addr < touch[:, 0] + touch[:, 1])).any()
         meta[:], lmeta[:] = saved
+        # ... and where the engine writes next: the strategy's next order slot, the next
+        # request's row, the order recorder's next row
+        from framework.arena.state import H_MAX_ORDERS, H_N_ORD, H_N_REQ, H_REQ_HEAD, S_N_FREE
+
+        st = hot.engine.st
+        n = int(st.strat[0, S_N_FREE])
+        slot = int(st.free[n - 1])
+        nxt = (int(st.h[H_REQ_HEAD] + st.h[H_N_REQ])) % st.req.shape[0]
+        for row in (st.ord[slot], st.ordf[slot], st.req[nxt], st.rec_ord[int(st.h[H_N_ORD])]):
+            addr = int(row.ctypes.data)
+            moving = hot.warm[len(fixed):]
+            assert ((moving[:, 0] <= addr) & (addr < moving[:, 0] + moving[:, 1])).any()
+        assert st.h[H_MAX_ORDERS] > 0
 
         def covered(addr: int) -> bool:
             return bool(((warm[:, 0] <= addr) & (addr < warm[:, 0] + warm[:, 1])).any())
