@@ -892,7 +892,8 @@ class HotPath:
         core's and the strategies' compiled callbacks': the executable mappings around
         their entry points, at most :data:`WARM_CODE_MAX` bytes each; looked up once) and
         the arrays it reads and writes (each's first :data:`WARM_DATA_MAX` bytes, or each
-        row's: :func:`_heads`)."""
+        row's: :func:`_heads`): the loop's, the handler's and the projection's, the engine
+        arena's segments and the compiled callbacks' params and states."""
         if self._code_rows is None:
             h = self.engine.st.h
             code = [int(h[H_FN_ADVANCE]), int(h[H_FN_WAKE])]
@@ -902,6 +903,9 @@ class HotPath:
         arrays: list[Any] = [self.words, self.hs, self.tab, self.tpl, self.sbuf, self.rbuf,
                              self.sent, self.kill, self.fds, self._journal()[1],
                              *self.engine.st]  # (the journal's next lines: _journal_ahead)
+        cs = getattr(self.engine, "_cs", None)  # the compiled callbacks' data and states
+        if cs is not None:
+            arrays += [cs.cb_data, *cs.states, *cs.words]
 
         def walk(x: Any) -> None:
             if isinstance(x, tuple):

@@ -757,7 +757,7 @@ class Engine:
         the core stops with ``ERR_CALLBACK`` and :meth:`advance` (or the driver's check)
         raises it, as the Python driver would have. :meth:`_stop_python` unhooks it."""
         if not self.python_callbacks:
-            msg = "core_calls_python: the engine runs Python strategies (start it first)"
+            msg = "core_calls_python needs an engine started with Python strategies (mode='python')"
             raise ConfigError(msg)
         if self._py_wake is not None:
             return int(self.st.h[H_FN_WAKE])

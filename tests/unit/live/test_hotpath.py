@@ -342,7 +342,8 @@ def test_the_loop_keeps_its_code_and_state_warm() -> None:
         core = int(hot.engine.st.h[H_FN_ADVANCE])
         assert covered(core)
         assert any(lo <= core < hi for lo, hi in executable)
-        for arr in (hot.hs, hot.engine.st.h, hot.sbuf, runner.feed._st):
+        for arr in (hot.hs, hot.engine.st.h, hot.sbuf, runner.feed._st,
+                    hot.engine._cs.cb_data, *hot.engine._cs.states):  # (the callbacks')
             assert covered(int(arr.ctypes.data))
         assert warm[:, 1].sum() < 8 * 1024 * 1024  # (bounded: each array's head only)
         big = hot.engine.st.rec_ord
