@@ -52,6 +52,9 @@ from framework.arena.enums import ORD_LIMIT, TIF_FOK, TIF_GTC, TIF_IOC
 from framework.arena.fnptr import call_i64, entry, machine_code
 from framework.arena.state import (
     H_FN_ADVANCE,
+    H_FN_CANCEL,
+    H_FN_MODIFY,
+    H_FN_SUBMIT,
     H_FN_WAKE,
     H_HORIZON,
     H_N_REQ,
@@ -896,7 +899,10 @@ class HotPath:
         arena's segments and the compiled callbacks' params and states."""
         if self._code_rows is None:
             h = self.engine.st.h
-            code = [int(h[H_FN_ADVANCE]), int(h[H_FN_WAKE])]
+            # the core's entry points the tick runs: its loop, and the order calls the
+            # callbacks make through their addresses (each compiled apart: other mappings)
+            code = [int(h[k]) for k in (H_FN_ADVANCE, H_FN_WAKE, H_FN_SUBMIT, H_FN_CANCEL,
+                                        H_FN_MODIFY)]
             code += [*machine_code(spin_nb), *machine_code(out_nb)]
             self._code_rows = [r for a in code if a for r in [_code_range(a)] if r is not None]
         ft, lv = self.fast.tuples()

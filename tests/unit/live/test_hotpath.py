@@ -337,11 +337,13 @@ def test_the_loop_keeps_its_code_and_state_warm() -> None:
                 lo, hi = (int(x, 16) for x in span.split("-"))
                 if "x" in perms:
                     executable.append((lo, hi))
-        from framework.arena.state import H_FN_ADVANCE
+        from framework.arena.state import H_FN_ADVANCE, H_FN_CANCEL, H_FN_SUBMIT
 
-        core = int(hot.engine.st.h[H_FN_ADVANCE])
-        assert covered(core)
-        assert any(lo <= core < hi for lo, hi in executable)
+        # the core's loop and the order calls the callbacks make (compiled apart)
+        for k in (H_FN_ADVANCE, H_FN_SUBMIT, H_FN_CANCEL):
+            core = int(hot.engine.st.h[k])
+            assert covered(core)
+            assert any(lo <= core < hi for lo, hi in executable)
         for arr in (hot.hs, hot.engine.st.h, hot.sbuf, runner.feed._st,
                     hot.engine._cs.cb_data, *hot.engine._cs.states):  # (the callbacks')
             assert covered(int(arr.ctypes.data))
