@@ -732,13 +732,18 @@ def _touch_rows(meta: npt.NDArray[np.int64], qty: npt.NDArray[np.int64],
         out.append((int(qty[side].ctypes.data) + 8 * lo, n))
         if ends is not None:
             out += [(int(ends[side, k].ctypes.data) + 8 * lo, n) for k in (0, 1)]
-    return [(a & ~63, n + (a & 63)) for a, n in out]  # (whole lines)
+    return out
+
+
+def _lines(rows: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Ranges (address, bytes) widened to start on a cache line."""
+    return [(a & ~63, n + (a & 63)) for a, n in rows]
 
 
 def _merged(rows: list[tuple[int, int]]) -> npt.NDArray[np.int64]:
     """Ranges (address, bytes) sorted, overlaps merged, aligned to cache lines."""
     out: list[list[int]] = []
-    for a, n in sorted((a & ~63, n + (a & 63)) for a, n in rows):
+    for a, n in sorted(_lines(rows)):
         if out and a <= out[-1][0] + out[-1][1]:
             out[-1][1] = max(out[-1][1], a + n - out[-1][0])
         else:
@@ -862,8 +867,8 @@ class HotPath:
             return
         meta, qty, ends = self.fast.levels.state[:3]
         st = self.engine.st
-        rows = [*_touch_rows(meta, qty, ends), *_touch_rows(st.lmeta[0], st.lqty[0], None),
-                *((a & ~63, n + (a & 63)) for a, n in write_heads(st))]
+        rows = _lines([*_touch_rows(meta, qty, ends),
+                       *_touch_rows(st.lmeta[0], st.lqty[0], None), *write_heads(st)])
         self.warm = np.concatenate([self._fixed, np.array(rows, np.int64).reshape(-1, 2)])
 
     def warm_sends(self, every_us: int) -> None:
