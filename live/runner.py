@@ -1402,6 +1402,8 @@ class LiveRunner:
         lv.state = (huge_copy(meta), huge_copy(qty), huge_copy(ends), huge_copy(orders),
                     huge_copy(table))
         lv.prio = huge_copy(lv.prio)
+        # room for the largest batch the loop projects, and as many rows not yet run
+        eng.reserve_window(2 * len(self._fast.rows))
         if eng.python_callbacks:  # the loop runs the core, which calls them (ctypes)
             eng.core_calls_python()
         compiled = int(eng.st.h[H_FN_WAKE]) != 0

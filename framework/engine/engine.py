@@ -112,6 +112,7 @@ from framework.arena.state import (
 )
 from framework.core.errors import ConfigError, HftlabError
 from framework.core.events import EVENT_DTYPE, EventArray
+from framework.core.hugepages import huge_copy
 from framework.core.instrument import Instrument
 from framework.engine.config import LatencyConfig, QueueConfig
 from framework.engine.feed import MergedFeed
@@ -480,6 +481,22 @@ class Engine:
         self._last_local = last
         self.late_events += late
         self._final = False
+
+    def reserve_window(self, rows: int) -> None:
+        """Make the window's buffer hold ``rows`` rows now, its pages touched (on huge pages
+        where the platform has them), so that no later push of up to that many rows grows
+        it. A live driver calls it before its first packet: otherwise each batch larger than
+        any before takes :meth:`push`'s growth (an allocation and a copy, in Python) in the
+        middle of a tick -- on a live feed, the busiest ticks."""
+        if len(self._wbuf) >= rows:
+            return
+        h = self.st.h
+        n = int(h[H_N_EV])
+        grown = huge_copy(np.zeros(rows, dtype=EVENT_DTYPE))
+        grown[:n] = self._wbuf[:n]
+        self._wbuf = grown
+        self.window = grown[:n]
+        h[H_EV_PTR] = grown.ctypes.data
 
     def push_from(self, feed: MergedFeed) -> bool:
         """Merge ``feed``'s next rows straight into the window (no intermediate copy);

@@ -189,6 +189,39 @@ def test_push_rows_is_push() -> None:
         eng.abort()
 
 
+def test_a_reserved_window_takes_larger_batches_in_place() -> None:
+    """Engine.reserve_window (the live loop's, before its first packet): rows not yet run
+    move to the new buffer, and batches up to its size -- each larger than any before --
+    are appended in place, never grown by push's path; the engine decides as push's."""
+    day = generate_day(date=DATE, n_events=1200, seed=4, mode="l2")
+    ev = day.events
+    a, b = _engine(day.instrument), _engine(day.instrument)
+    for eng in (a, b):
+        eng.start(at=int(ev["local_ts"][0]))
+    a.push(ev[:30])
+    b.push(ev[:30])  # rows not run yet: the reserve keeps them
+    b.reserve_window(1500)
+    wbuf = b._wbuf
+    assert len(wbuf) == 1500 and b.window.tobytes() == a.window.tobytes()
+    buf = np.zeros(len(ev), EVENT_DTYPE)
+    k0 = 30
+    for size in (20, 60, 150, 300, 600):
+        chunk = ev[k0 : k0 + size]
+        k0 += size
+        a.push(chunk)
+        buf[:size] = chunk
+        b.push_rows(buf, size)
+        assert b._wbuf is wbuf, size
+        assert a.window.tobytes() == b.window.tobytes()
+        t = int(chunk["local_ts"].max())
+        assert a.advance(until=t) == b.advance(until=t)
+        assert a.drain_requests().tobytes() == b.drain_requests().tobytes()
+    b.reserve_window(100)  # (smaller: nothing to do)
+    assert b._wbuf is wbuf
+    for eng in (a, b):
+        eng.abort()
+
+
 def test_the_request_drain_gives_the_engines_records() -> None:
     day = generate_day(date=DATE, n_events=3000, seed=2, mode="l2")
     a, b = _engine(day.instrument), _engine(day.instrument)
