@@ -36,7 +36,11 @@ runs them in Python; the requests go back through the loop's sender).
 7. the floor of the ``sent`` and ``wire`` stages here: a 50-byte send on a loopback TCP
    connection from a compiled loop, a few milliseconds apart, to a process waiting in
    ``recv``: to the call's return, and to the kernel's transmit stamp;
-8. journal append: records/s of 64-byte records, fsync never (target ≥ 1 M/s), from Python
+8. the floor of a tick's tail here: a compiled loop reading the clock on the runner's CPU
+   records every gap over 5 µs between two reads -- time the CPU spent elsewhere (the
+   kernel's timer interrupt, 250 a second here, costs a spinning CPU ~17 µs each on this
+   virtual machine): their rate, sizes and the share of 20 µs ticks one falls into;
+9. journal append: records/s of 64-byte records, fsync never (target ≥ 1 M/s), from Python
    and from compiled code (target ≥ 2 M/s), with a two-part 80-byte record too.
 
 The venue (``hftlab venue``: a generated L3 day, OUCH port) runs in a child process; the
@@ -291,6 +295,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                                       unchecked="the default loop sleeps between packets: "
                                       "its wake-up is the difference to row 1"))])
     rows += _send_floor(quick)
+    rows += _spin_floor(quick)
     rows += _journal_row(quick)
     return rows
 
@@ -361,6 +366,74 @@ def _send_floor(quick: bool) -> list[dict[str, Any]]:
              "p99_us": round(float(np.percentile(wire, 99)) / 1e3, 1),
              **target("max seconds", 20e-6, unchecked="what the machine's TCP stack costs "
                       "to the device")}]
+
+
+def _local_timer_irqs(cpu: int) -> int | None:
+    """The local timer interrupts CPU ``cpu`` took since boot (``/proc/interrupts``, LOC)."""
+    try:
+        with open("/proc/interrupts") as f:
+            head = f.readline().split()
+            col = head.index(f"CPU{cpu}")
+            for line in f:
+                parts = line.split()
+                if parts and parts[0] == "LOC:":
+                    return int(parts[1 + col])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _spin_floor(quick: bool) -> list[dict[str, Any]]:
+    """What the machine takes from a spinning CPU: a compiled loop reading the clock (as
+    the runner's loop does between packets), on the runner's CPU, records each gap between
+    two reads over 5 µs -- time the CPU spent elsewhere (an interrupt, the hypervisor).
+    With the gaps' rate and sizes, the share of 20 µs ticks one falls into: a tick's p99
+    cannot be below what that share adds to it."""
+    import numpy as np
+    from numba import njit
+
+    from live.wire.mmsg import clock_gettime_nb
+
+    @njit
+    def gaps(ns: int, ts: Any, out: Any) -> int:
+        clock_gettime_nb(1, ts.ctypes.data)
+        last = ts[0] * 1_000_000_000 + ts[1]
+        end = last + ns
+        k = 0
+        while last < end and k < out.shape[0]:
+            clock_gettime_nb(1, ts.ctypes.data)
+            now = ts[0] * 1_000_000_000 + ts[1]
+            if now - last > 5_000:
+                out[k] = now - last
+                k += 1
+            last = now
+        return k
+
+    seconds = 2.0 if quick else 10.0
+    ts, out = np.zeros(2, np.int64), np.zeros(1 << 20, np.int64)
+    gaps(1000, ts, out)  # compiled before the clock starts
+    cpus = _cpus()
+    cpu = cpus[1] if cpus else (os.sched_getaffinity(0) and min(os.sched_getaffinity(0)))
+    with _pinned(cpus and cpus[1]):
+        irq0 = _local_timer_irqs(cpu)
+        k = gaps(int(seconds * 1e9), ts, out)
+        irq1 = _local_timer_irqs(cpu)
+    g = out[:k] / 1e3
+    tick_us = 20.0
+    hit = min(1.0, k / seconds * (tick_us + float(g.mean()) if k else 0.0) / 1e6)
+    row: dict[str, Any] = {
+        "name": "floor: a spinning CPU's interruptions (gaps over 5 µs in a clock loop)",
+        "events": k, "seconds": float(np.percentile(g, 50)) / 1e6 if k else 0.0,
+        "per_s": round(k / seconds, 1),
+        "p99_us": round(float(np.percentile(g, 99)), 1) if k else 0.0,
+        "max_us": round(float(g.max()), 1) if k else 0.0,
+        "lost_pct": round(float(g.sum()) / (seconds * 1e6) * 100, 2),
+        "ticks_20us_hit_pct": round(hit * 100, 2),
+        **target("max seconds", 5e-6, unchecked="what the machine takes from a spinning CPU: "
+                 "a 20 µs tick meets one of these gaps in ticks_20us_hit_pct of cases")}
+    if irq0 is not None and irq1 is not None:
+        row["timer_irqs_per_s"] = round((irq1 - irq0) / seconds, 1)
+    return [row]
 
 
 if __name__ == "__main__":
