@@ -79,7 +79,7 @@ def test_a_strategy_goes_from_study_to_paper_to_live_with_enforced_limits(
         "one_tick_mm", "--store", store, "--venue", "SIM", "--symbol", "SYN",
         "--date", DATE.isoformat(), "--feed", f"itch://127.0.0.1:{feed}?rerequest={rereq}",
         "--paper", "--param", f"max_position={chosen}", "--latency", "constant:200us",
-        "--duration", "30", "--kill-on", "stale_feed_s=60", "--journal", str(paper),
+        "--duration", "15", "--kill-on", "stale_feed_s=60", "--journal", str(paper),
         log=live_log,
     ) as live:
         wait_for_line(live_log, "ready:", live)
@@ -110,7 +110,7 @@ def test_a_strategy_goes_from_study_to_paper_to_live_with_enforced_limits(
 
     # gate 3: live over OUCH; the record's limit is enforced by the compiled risk checks
     (tmp_path / "live").mkdir()
-    s = run_session(store, tmp_path / "live", "ouch", mode="compiled", duration=30,
+    s = run_session(store, tmp_path / "live", "ouch", mode="compiled", duration=15,
                     speed="600", extra=("--param", f"max_position={chosen}",
                                         "--records", str(sessions),
                                         "--kill-on", "stale_feed_s=60"))
