@@ -284,7 +284,8 @@ def _add_live(sub: Any, store_parent: argparse.ArgumentParser) -> None:
     p.add_argument("--wire-stamps", action="store_true",
                    help="with --stats: also time each tick to the kernel's transmit stamp of "
                    "its first order message (bytes handed to the network device; the send "
-                   "call's return on loopback also includes the peer's receive), OUCH only")
+                   "call's return on loopback also includes the peer's receive), and from the "
+                   "kernel's receive stamp of its first packet (rx_wait, rx_to_wire), OUCH only")
     p.add_argument("--control", metavar="127.0.0.1:PORT",
                    help="serve /kill /reset /status /metrics and the dashboard here "
                    "(bearer token from $HFTLAB_CONTROL_TOKEN or --token-file)")

@@ -82,7 +82,8 @@ from live.feeds.itch_mold_nb import (
 from live.journal import HEADER_SIZE, KIND_FEED, KIND_ORDER_OUT
 from live.journal_nb import J_ADDR, J_LEN, J_LIMIT, J_POS, NOT_SYNCED, _append
 from live.wire import ouch, soupbin
-from live.wire.mmsg import MSG_DONTWAIT
+from live.monitor import RX
+from live.wire.mmsg import MSG_DONTWAIT, STAMP_KIND, STAMP_LEN, STAMP_WORDS
 from live.wire.mmsg import recvmmsg_nb as recvmmsg
 
 #: ``poll(struct pollfd *, nfds, timeout_ms)``
@@ -210,6 +211,7 @@ TOUCH_LEVELS = 64
 
 #: stage marks (:data:`live.monitor.STAGES`)
 PACKET_IN, DECODED, BOOK, STRATEGY, RISK, ENCODED, SENT = range(7)
+MARK_RX = RX  #: the marks' column of the first packet's kernel receive stamp
 REQ_SIZE: Final = REQUEST_DTYPE.itemsize
 #: offsets of the REQUEST_DTYPE fields (a packed record: what ``tobytes`` gives)
 _REQ_FIELDS = [REQUEST_DTYPE.fields[n] for n in REQUEST_DTYPE.names or ()]  # type: ignore[index]
@@ -570,14 +572,16 @@ def spin_nb(
     tab: npt.NDArray[np.int64], tpl: npt.NDArray[np.uint8], sbuf: npt.NDArray[np.uint8],
     rbuf: npt.NDArray[np.uint8], sent: npt.NDArray[np.int64], marks: npt.NDArray[np.int64],
     kill: npt.NDArray[np.int64], warm: npt.NDArray[np.int64], dry: tuple[Any, ...],
-    jb: npt.NDArray[np.uint8], js: npt.NDArray[np.int64],
+    jb: npt.NDArray[np.uint8], js: npt.NDArray[np.int64], rxs: npt.NDArray[np.int64],
 ) -> tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int8]]:
     """Poll the feed socket (``fds[0]``) and the order session's (``fds[1]``, -1: none)
     until ``deadline`` (realtime ns) and take each batch through the tick (see the module
     docstring). ``ft``: the feed handler's kernel state as
     :func:`~live.feeds.itch_mold_nb.frame_decode_apply_nb` takes it after its packet
     arguments; ``lv``: the projector's state, scratch and rows and the instrument's stock
-    locate (:func:`live.fastpath.levels_nb`).
+    locate (:func:`live.fastpath.levels_nb`); ``rxs``: the receiver's control buffers
+    (:attr:`live.wire.mmsg.BatchReceiver.stamps`: the first packet's receive stamp, where
+    the kernel stamps them, marks :data:`MARK_RX`).
     Returns ``(RET_* code, the decoder's order table, the last batch's status)``."""
     (pbuf, session, pk, msg, base_ns, price_step, qty_step, ev, tbl, first_stock, meta, qty,
      ends, orders, table, locate, levels, rows, st, lat, clk) = ft
@@ -593,6 +597,7 @@ def spin_nb(
     prio, mine, out, wbuf, words = _b(prio), _b(mine), _b(out), _b(wbuf), _b(words)
     hs, tab, tpl, sbuf, rbuf, sent = _b(hs), _b(tab), _b(tpl), _b(sbuf), _b(rbuf), _b(sent)
     marks, kill, jb, js, fds, warm = _b(marks), _b(kill), _b(jb), _b(js), _b(fds), _b(warm)
+    rxs = _b(rxs)
     h = _b(unpack_raw(a).h)
     p = np.int64(a.ctypes.data)
     status: npt.NDArray[np.int8] = np.zeros(0, np.int8)
@@ -632,6 +637,7 @@ def spin_nb(
             continue
         if journal and room_nb(jb, js) < need:
             return RET_JOURNAL, tbl, status
+        rxs[0, 0] = 0  # (a stamp the kernel did not write is none)
         n = recvmmsg(fds[0].fd, hdrs, slots, MSG_DONTWAIT, 0)  # type: ignore[call-overload]
         if n <= 0:
             continue
@@ -639,6 +645,8 @@ def spin_nb(
         for i in range(7):
             marks[i] = 0
         marks[PACKET_IN] = now
+        marks[MARK_RX] = rxs[0, 2] * 1_000_000_000 + rxs[0, 3] \
+            if rxs[0, 0] == STAMP_LEN and rxs[0, 1] == STAMP_KIND else 0
         hs[HS_TICK] = 1
         hs[HS_T] = now
         hs[HS_PACKETS] += n
@@ -821,7 +829,7 @@ class HotPath:
                 ft, lv, self.engine.arena, self.engine._wbuf, self.words,
                 self.hs, self.tab, self.tpl, self.sbuf, self.rbuf, self.sent, marks,
                 self.kill, self.warm, (*fast.scratch(), *self._dry_journal),
-                *self._journal())
+                *self._journal(), rx.stamps)
 
     def _out_args(self, marks: npt.NDArray[np.int64]) -> tuple[Any, ...]:
         return (self.engine.arena, self.words, self.hs, self.tab, self.tpl, self.sbuf,
@@ -937,6 +945,9 @@ class HotPath:
         """Before a call: may requests leave from the loop (an OUCH session up with nothing
         queued, no kill, no stop), on which socket, from which UserRefNum."""
         hs, gw = self.hs, self.gateway
+        rx = self.fast._rx
+        if rx.stamping:  # (a packet the kernel gave no stamp left its slot none to write)
+            rx._msgs["controllen"] = 8 * STAMP_WORDS
         fd = -1 if gw is None else gw.socket_fd()
         ok = orders and fd >= 0 and gw.queued() == 0
         hs[HS_ORDERS] = int(ok)
@@ -949,7 +960,12 @@ class HotPath:
         hs[HS_LAST_LOCAL] = self.engine._last_local
 
     def spin(self, deadline: int, marks: npt.NDArray[np.int64]) -> int:
-        """Run the loop until ``deadline`` (realtime ns) or it needs Python; its code."""
+        """Run the loop until ``deadline`` (realtime ns) or it needs Python; its code.
+        ``marks``: a :class:`~live.monitor.StageClock` row (the stages, the transmit and the
+        receive stamps' columns)."""
+        if marks.shape[0] <= MARK_RX:
+            msg = f"the marks row has {marks.shape[0]} columns; the loop writes {MARK_RX + 1}"
+            raise ValueError(msg)
         code, tbl, status = self._spin(*self._args(deadline, marks))
         self.fast.feed._tbl = tbl
         self.status = status

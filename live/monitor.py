@@ -9,10 +9,13 @@ stage (the time from the stage before it) and one for the whole tick (first to l
 marked); stages a tick did not pass (no order sent, say) are not counted for it. Rows the
 summariser could not take before the ring wrapped are counted in :attr:`StageClock.lost`.
 
-A row has one more column, :data:`WIRE`: when the kernel handed the tick's first order
+A row has two more columns. :data:`WIRE`: when the kernel handed the tick's first order
 message to the network device (:mod:`live.txstamp`, where the runner asks for it). Where it is
 marked, ``wire`` (from ``encoded``) and ``tick_to_wire`` (from ``packet_in``) are summarised
-beside the send call's ``sent`` and ``tick_to_order``.
+beside the send call's ``sent`` and ``tick_to_order``. :data:`RX`: when the kernel received
+the tick's first packet (``SO_TIMESTAMPNS``, :meth:`live.wire.mmsg.BatchReceiver.stamp`):
+``rx_wait`` (to ``packet_in``: the kernel's receive path, the packet's wait in the socket and
+the receive call) and ``rx_to_wire`` (to the transmit stamp: the tick from stamp to stamp).
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ TOTAL = "tick_to_order"
 #: the column after the stages: the kernel's transmit stamp of the first order message
 WIRE = len(STAGES)
 TO_WIRE = "tick_to_wire"
+#: the column after it: the kernel's receive stamp of the tick's first packet
+RX = len(STAGES) + 1
+RX_WAIT = "rx_wait"  #: the receive stamp to ``packet_in`` (the receive call returned)
+RX_TO_WIRE = "rx_to_wire"  #: the receive stamp to the transmit stamp
 #: the HDR histograms' range (1 ns .. 10 s) and precision (3 significant digits)
 _LOWEST, _HIGHEST, _DIGITS = 1, 10_000_000_000, 3
 QUANTILES = (("p50", 50.0), ("p99", 99.0), ("p999", 99.9))
@@ -41,7 +48,8 @@ class StageClock:
     def __init__(self, stages: Sequence[str] = STAGES, capacity: int = 1 << 16) -> None:
         self.stages = tuple(stages)
         self.capacity = capacity
-        self.rows = np.zeros((capacity, len(self.stages) + 1), np.int64)  # + the wire stamp
+        # + the wire stamp, the receive stamp
+        self.rows = np.zeros((capacity, len(self.stages) + 2), np.int64)
         self._row = self.rows[0]
         self.written = 0  #: ticks committed
         self.taken = 0  #: ticks folded into the histograms
@@ -50,6 +58,8 @@ class StageClock:
         self.hist[TOTAL] = HdrHistogram(_LOWEST, _HIGHEST, _DIGITS)
         self.hist["wire"] = HdrHistogram(_LOWEST, _HIGHEST, _DIGITS)
         self.hist[TO_WIRE] = HdrHistogram(_LOWEST, _HIGHEST, _DIGITS)
+        self.hist[RX_WAIT] = HdrHistogram(_LOWEST, _HIGHEST, _DIGITS)
+        self.hist[RX_TO_WIRE] = HdrHistogram(_LOWEST, _HIGHEST, _DIGITS)
         self._lock = threading.Lock()
 
     # --- hot path: integers into a preallocated row --------------------------------------
@@ -80,12 +90,18 @@ class StageClock:
             idx = np.arange(start, end) % self.capacity
             block = self.rows[idx]
             self.taken = end
-        wire, block = block[:, -1], block[:, :-1]
+        n = len(self.stages)
+        wire, rx, block = block[:, n], block[:, n + 1], block[:, :n]
         if (wire > 0).any():
             # from the stage before the last (the send call's start), and from the first
-            for name, k in (("wire", len(self.stages) - 2), (TO_WIRE, 0)):
+            for name, k in (("wire", n - 2), (TO_WIRE, 0)):
                 ok = (wire > 0) & (block[:, k] > 0)
                 self._record(self.hist[name], wire[ok] - block[ok, k])
+        if (rx > 0).any():
+            ok = (rx > 0) & (block[:, 0] > 0)
+            self._record(self.hist[RX_WAIT], block[ok, 0] - rx[ok])
+            ok &= wire > 0
+            self._record(self.hist[RX_TO_WIRE], wire[ok] - rx[ok])
         for k in range(1, len(self.stages)):
             d = block[:, k] - block[:, k - 1]
             ok = (block[:, k] > 0) & (block[:, k - 1] > 0)
@@ -158,4 +174,5 @@ class Metrics:
             self.values.labels(k).set(float(v))
 
 
-__all__ = ["STAGES", "TOTAL", "TO_WIRE", "WIRE", "Metrics", "StageClock"]
+__all__ = ["RX", "RX_TO_WIRE", "RX_WAIT", "STAGES", "TOTAL", "TO_WIRE", "WIRE", "Metrics",
+           "StageClock"]

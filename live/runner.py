@@ -474,7 +474,8 @@ class LiveRunner:
         ``strategies``; the engine then keeps each instance's account apart (isolated).
         ``wire_stamps``: date each tick's first order message by the kernel's transmit stamp
         too (:mod:`live.txstamp`; the ``wire`` / ``tick_to_wire`` figures), on the compiled
-        loop's OUCH session. ``warm_lines``: cache lines of the tick's code and state the
+        loop's OUCH session, and each tick's first packet by the kernel's receive stamp
+        (``rx_wait``, ``rx_to_wire``: :meth:`live.wire.mmsg.BatchReceiver.stamp`). ``warm_lines``: cache lines of the tick's code and state the
         compiled loop prefetches per pass while the feed is quiet
         (:meth:`~live.hotpath.HotPath.keep_warm`; 0: none); ``warm_send_us``: while the
         feed is quiet the loop sends a client heartbeat on the OUCH session at most this
@@ -1407,6 +1408,8 @@ class LiveRunner:
         if eng.python_callbacks:  # the loop runs the core, which calls them (ctypes)
             eng.core_calls_python()
         compiled = int(eng.st.h[H_FN_WAKE]) != 0
+        if self.wire_stamps:  # the first packet's receive stamp too: the tick from stamp to stamp
+            self._fast._rx.stamp()
         hot = HotPath(self._fast, eng, compiled=compiled, journal=self.journal)
         if self.gateway is not None and hasattr(self.gateway, "booked_new"):
             hot.bind(self.gateway)

@@ -30,6 +30,13 @@ from numba import types
 MAX_BATCH: Final = 1024
 MSG_DONTWAIT: Final = 0x40
 MSG_TRUNC: Final = 0x20
+#: the socket option (and control message type) of the kernel's receive stamps, ns
+SO_TIMESTAMPNS: Final = getattr(socket, "SO_TIMESTAMPNS", 35)
+#: a receive stamp's control message, as int64 words: its length (CMSG_LEN of a struct
+#: timespec), its level and type, the stamp's seconds and nanoseconds
+STAMP_WORDS: Final = 4
+STAMP_LEN: Final = 32
+STAMP_KIND: Final = socket.SOL_SOCKET | (SO_TIMESTAMPNS << 32)
 
 #: struct iovec
 IOVEC: Final = np.dtype([("base", "<u8"), ("len", "<u8")])
@@ -192,12 +199,41 @@ class BatchReceiver:
         self.headers_address = self._base
         self.lengths = self._msgs["len"]  #: bytes of each datagram read (a view)
         self.flags = self._msgs["flags"]  #: MSG_TRUNC set: larger than its slot, cut
+        #: each slot's control buffer: the kernel's receive stamp once :meth:`stamp` is on
+        #: (``STAMP_WORDS`` int64 words: length, level and type, seconds, nanoseconds)
+        self.stamps = np.zeros((slots, STAMP_WORDS), np.int64)
+        self.stamping = False
+
+    def stamp(self) -> bool:
+        """Have the kernel stamp each datagram as it receives it (``SO_TIMESTAMPNS``:
+        realtime ns, taken on the kernel's receive path, before the socket's queue) into
+        :attr:`stamps`; False where the socket refuses."""
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        except OSError:
+            return False
+        self._msgs["control"] = _addr(self.stamps) + 8 * STAMP_WORDS * np.arange(
+            len(self._msgs), dtype=np.uint64)
+        self._msgs["controllen"] = 8 * STAMP_WORDS
+        self.stamping = True
+        return True
+
+    def received_ns(self, k: int) -> int:
+        """The kernel's receive stamp of the datagram in slot ``k`` of the last call (0:
+        none: stamps off, or the kernel gave none)."""
+        w = self.stamps[k]
+        if not self.stamping or w[0] != STAMP_LEN or w[1] != STAMP_KIND:
+            return 0
+        return int(w[2]) * 1_000_000_000 + int(w[3])
 
     def recv(self, k0: int, k1: int) -> int:
         """Read into slots ``k0..k1-1``; the number read (0 when none is waiting). Errors
         other than "nothing waiting" raise OSError."""
         if k1 <= k0:
             return 0
+        if self.stamping:  # (the kernel wrote each slot's length of what it put there)
+            self._msgs["controllen"][k0:k1] = 8 * STAMP_WORDS
+            self.stamps[k0:k1, 0] = 0
         r = _LIB.recvmmsg(self.sock.fileno(), self._base + k0 * MMSGHDR.itemsize,
                           min(k1 - k0, MAX_BATCH), MSG_DONTWAIT, None)
         if r >= 0:

@@ -89,6 +89,8 @@ def test_the_runner_trades_the_venue_and_the_journal_replays_to_the_same_decisio
     assert "tick_to_order" in s.live_log  # --stats printed the stage table
     if proto == "ouch":  # with the kernel's transmit stamps of the ticks' first orders
         assert "tick_to_wire" in s.live_log, s.live_log[-3000:]
+        # ... and from the kernel's receive stamp of their first packets
+        assert "rx_to_wire" in s.live_log, s.live_log[-3000:]
     # the compiled loop took the packets; on OUCH it wrote most order messages itself (the
     # rest: cancels of orders not yet accepted, which wait in Python)
     assert summ["hot"]["ticks"] > 0

@@ -377,7 +377,7 @@ def test_the_quiet_loop_runs_the_packet_path_on_scratch_state_only() -> None:
         real = [np.copy(a) for a in (runner.feed._st, runner.feed._tbl, *runner._levels.state,
                                      runner._levels.prio, hot.engine.st.h)]
         hot.warm_ticks(100)
-        marks = np.zeros(8, np.int64)
+        marks = np.zeros(9, np.int64)
         code = hot.spin(time.time_ns() + 30_000_000, marks)  # 30 ms, nothing arrives
         assert code == 0  # RET_IDLE
         runs = int(scratch_st[S_BATCHES])

@@ -5,7 +5,17 @@ from __future__ import annotations
 import pytest
 from prometheus_client import generate_latest
 
-from live.monitor import STAGES, TO_WIRE, TOTAL, WIRE, Metrics, StageClock
+from live.monitor import (
+    RX,
+    RX_TO_WIRE,
+    RX_WAIT,
+    STAGES,
+    TO_WIRE,
+    TOTAL,
+    WIRE,
+    Metrics,
+    StageClock,
+)
 
 
 def test_stage_and_tick_latencies() -> None:
@@ -40,6 +50,25 @@ def test_the_wire_stamp_is_timed_from_the_send_and_from_the_packet() -> None:
     assert st[TOTAL]["p50"] == pytest.approx(6_000, rel=1e-3)  # the stamp is not a stage
     assert st[TOTAL]["count"] == 10
     assert "tick_to_wire" in c.table()
+
+
+def test_the_receive_stamp_is_timed_to_the_packet_and_to_the_wire() -> None:
+    c = StageClock(capacity=64)
+    for i in range(10):
+        t = 1_000_000 * (i + 1)
+        for k in range(len(STAGES)):
+            c.mark(k, t + k * 1_000)
+        c.mark(WIRE, t + 5_300)
+        if i < 6:
+            c.mark(RX, t - 2_000)  # the kernel took the packet 2 µs before the call returned
+        c.commit()
+    st = c.stats()
+    assert st[RX_WAIT]["count"] == 6  # ticks without one count in the other figures
+    assert st[RX_WAIT]["p50"] == pytest.approx(2_000, rel=1e-2)
+    assert st[RX_TO_WIRE]["p50"] == pytest.approx(7_300, rel=1e-3)
+    assert st[TO_WIRE]["p50"] == pytest.approx(5_300, rel=1e-3)
+    assert st[TOTAL]["p50"] == pytest.approx(6_000, rel=1e-3)  # stamps are not stages
+    assert "rx_to_wire" in c.table()
 
 
 def test_ticks_that_stop_early_count_only_where_they_went() -> None:

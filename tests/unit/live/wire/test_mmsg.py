@@ -146,3 +146,36 @@ def test_publish_many_sends_and_buffers_what_publish_does(
     for k, pkt in enumerate(wires[1]):  # headers numbered as the messages go
         assert pkt[:HEADER_LEN] == header(session_bytes("SESS"), seq, int(counts[k]))
         seq += int(counts[k])
+
+
+def test_receive_stamps_are_the_kernels_and_each_slot_has_its_own(
+    receivers: list[socket.socket],
+) -> None:
+    """``BatchReceiver.stamp``: each datagram read carries the kernel's receive time
+    (realtime ns), between its send and the receive call, in arrival order; slots of
+    the call that read nothing, and a receiver not stamping, give none (0)."""
+    rx_sock = receivers[0]
+    buf = np.zeros(8 * SLOT, np.uint8)
+    plain = mmsg.BatchReceiver(rx_sock, buf, SLOT, 8)
+    assert plain.received_ns(0) == 0
+    rx = mmsg.BatchReceiver(rx_sock, buf, SLOT, 8)
+    assert rx.stamp()
+    sent: list[int] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        for k in range(3):
+            sent.append(time.time_ns())
+            tx.sendto(bytes([k]) * 50, rx_sock.getsockname())
+            time.sleep(0.002)
+    n = 0
+    end = time.monotonic() + 10
+    while n < 3 and time.monotonic() < end:
+        n += rx.recv(n, 8)
+    after = time.time_ns()
+    assert n == 3
+    stamps = [rx.received_ns(k) for k in range(3)]
+    assert all(s0 <= st <= after for s0, st in zip(sent, stamps, strict=True)), (sent, stamps)
+    assert stamps == sorted(stamps) and stamps[2] - stamps[0] >= 2_000_000
+    assert [bytes(buf[k * SLOT : k * SLOT + 1]) for k in range(3)] == [b"\0", b"\1", b"\2"]
+    assert rx.received_ns(3) == 0  # a slot the call did not fill
+    assert rx.recv(0, 8) == 0
+    assert rx.received_ns(0) == 0  # the call that read nothing cleared the stamps it offered
