@@ -28,6 +28,9 @@ from live.gateways.ouch import OuchGateway
 from live.hotpath import (
     HS_DRY_AT,
     HS_DRY_NS,
+    HS_TICKS,
+    RET_IDLE,
+    RET_SENT,
     HS_WARM_OFF,
     HS_WARM_ROW,
     HS_WARM_STEP,
@@ -281,6 +284,27 @@ def test_warm_ranges_are_merged_line_aligned_and_walked_round() -> None:
         seen.append((int(hs[HS_WARM_ROW]), int(hs[HS_WARM_OFF])))
     assert seen == [(1, 0), (0, 64), (2, 0), (1, 0)]
     _warm_step(np.zeros((0, 2), np.int64), hs)  # nothing to warm: nothing happens
+
+
+def test_the_touch_is_followed_when_the_loop_comes_back_quiet() -> None:
+    """After a tick the runner re-points the warm ranges at the touch (~120 µs of Python),
+    but only once the loop came back having seen nothing for a whole call: the packets
+    right behind a tick (the rest of a burst) do not wait in the socket for it."""
+    with _prepared() as runner:
+        hot = runner._hot
+        assert hot is not None
+        calls: list[int] = []
+        real = hot.follow_touch
+        hot.follow_touch = lambda: (calls.append(1), real())[1]  # type: ignore[method-assign]
+        hot.hs[HS_TICKS] = 1  # the call took a tick, and sent
+        runner._after_spin(RET_SENT)
+        assert calls == []
+        hot.hs[HS_TICKS] = 0
+        runner._after_spin(RET_SENT)  # (another busy return: still not)
+        assert calls == []
+        runner._after_spin(RET_IDLE)  # quiet: now, once
+        runner._after_spin(RET_IDLE)
+        assert calls == [1]
 
 
 def test_the_loop_keeps_its_code_and_state_warm() -> None:
