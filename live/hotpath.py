@@ -81,8 +81,8 @@ from live.feeds.itch_mold_nb import (
 )
 from live.journal import HEADER_SIZE, KIND_FEED, KIND_ORDER_OUT
 from live.journal_nb import J_ADDR, J_LEN, J_LIMIT, J_POS, NOT_SYNCED, _append
-from live.wire import ouch, soupbin
 from live.monitor import RX
+from live.wire import ouch, soupbin
 from live.wire.mmsg import MSG_DONTWAIT, STAMP_KIND, STAMP_LEN, STAMP_WORDS
 from live.wire.mmsg import recvmmsg_nb as recvmmsg
 

@@ -475,8 +475,9 @@ class LiveRunner:
         ``wire_stamps``: date each tick's first order message by the kernel's transmit stamp
         too (:mod:`live.txstamp`; the ``wire`` / ``tick_to_wire`` figures), on the compiled
         loop's OUCH session, and each tick's first packet by the kernel's receive stamp
-        (``rx_wait``, ``rx_to_wire``: :meth:`live.wire.mmsg.BatchReceiver.stamp`). ``warm_lines``: cache lines of the tick's code and state the
-        compiled loop prefetches per pass while the feed is quiet
+        (``rx_wait``, ``rx_to_wire``: :meth:`live.wire.mmsg.BatchReceiver.stamp`).
+        ``warm_lines``: cache lines of the tick's code and state the compiled loop prefetches
+        per pass while the feed is quiet
         (:meth:`~live.hotpath.HotPath.keep_warm`; 0: none); ``warm_send_us``: while the
         feed is quiet the loop sends a client heartbeat on the OUCH session at most this
         often, which keeps the kernel's transmit path warm for the next order

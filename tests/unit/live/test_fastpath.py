@@ -202,7 +202,8 @@ def test_a_reserved_window_takes_larger_batches_in_place() -> None:
     b.push(ev[:30])  # rows not run yet: the reserve keeps them
     b.reserve_window(1500)
     wbuf = b._wbuf
-    assert len(wbuf) == 1500 and b.window.tobytes() == a.window.tobytes()
+    assert len(wbuf) == 1500
+    assert b.window.tobytes() == a.window.tobytes()
     buf = np.zeros(len(ev), EVENT_DTYPE)
     k0 = 30
     for size in (20, 60, 150, 300, 600):
