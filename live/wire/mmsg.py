@@ -207,7 +207,9 @@ class BatchReceiver:
     def stamp(self) -> bool:
         """Have the kernel stamp each datagram as it receives it (``SO_TIMESTAMPNS``:
         realtime ns, taken on the kernel's receive path, before the socket's queue) into
-        :attr:`stamps`; False where the socket refuses."""
+        :attr:`stamps`; False where the socket refuses. The kernel turns stamping on a
+        moment later (deferred work, the first socket of the system to ask): a datagram
+        that arrives before is stamped when it is read (a runner asks at startup)."""
         try:
             self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         except OSError:

@@ -160,6 +160,18 @@ def test_receive_stamps_are_the_kernels_and_each_slot_has_its_own(
     assert plain.received_ns(0) == 0
     rx = mmsg.BatchReceiver(rx_sock, buf, SLOT, 8)
     assert rx.stamp()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        # the kernel turns receive stamping on a moment later (deferred work); until then a
+        # datagram is stamped when it is read: probe until one is stamped on arrival
+        end = time.monotonic() + 5
+        while time.monotonic() < end:
+            tx.sendto(b"probe", rx_sock.getsockname())
+            time.sleep(0.002)
+            before_read = time.time_ns()
+            if rx.recv(0, 8) == 1 and 0 < rx.received_ns(0) < before_read:
+                break
+        else:
+            pytest.fail("the kernel never stamped a datagram on arrival")
     sent: list[int] = []
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
         for k in range(3):
