@@ -83,7 +83,7 @@ from live.journal import HEADER_SIZE, KIND_FEED, KIND_ORDER_OUT
 from live.journal_nb import J_ADDR, J_LEN, J_LIMIT, J_POS, NOT_SYNCED, _append
 from live.monitor import RX
 from live.wire import ouch, soupbin
-from live.wire.mmsg import MSG_DONTWAIT, STAMP_KIND, STAMP_LEN, STAMP_WORDS
+from live.wire.mmsg import MSG_DONTWAIT, stamp_ns
 from live.wire.mmsg import recvmmsg_nb as recvmmsg
 
 #: ``poll(struct pollfd *, nfds, timeout_ms)``
@@ -211,7 +211,6 @@ TOUCH_LEVELS = 64
 
 #: stage marks (:data:`live.monitor.STAGES`)
 PACKET_IN, DECODED, BOOK, STRATEGY, RISK, ENCODED, SENT = range(7)
-MARK_RX = RX  #: the marks' column of the first packet's kernel receive stamp
 REQ_SIZE: Final = REQUEST_DTYPE.itemsize
 #: offsets of the REQUEST_DTYPE fields (a packed record: what ``tobytes`` gives)
 _REQ_FIELDS = [REQUEST_DTYPE.fields[n] for n in REQUEST_DTYPE.names or ()]  # type: ignore[index]
@@ -581,7 +580,7 @@ def spin_nb(
     arguments; ``lv``: the projector's state, scratch and rows and the instrument's stock
     locate (:func:`live.fastpath.levels_nb`); ``rxs``: the receiver's control buffers
     (:attr:`live.wire.mmsg.BatchReceiver.stamps`: the first packet's receive stamp, where
-    the kernel stamps them, marks :data:`MARK_RX`).
+    the kernel stamps them, marks :data:`~live.monitor.RX`).
     Returns ``(RET_* code, the decoder's order table, the last batch's status)``."""
     (pbuf, session, pk, msg, base_ns, price_step, qty_step, ev, tbl, first_stock, meta, qty,
      ends, orders, table, locate, levels, rows, st, lat, clk) = ft
@@ -645,8 +644,7 @@ def spin_nb(
         for i in range(7):
             marks[i] = 0
         marks[PACKET_IN] = now
-        marks[MARK_RX] = rxs[0, 2] * 1_000_000_000 + rxs[0, 3] \
-            if rxs[0, 0] == STAMP_LEN and rxs[0, 1] == STAMP_KIND else 0
+        marks[RX] = stamp_ns(rxs, 0)
         hs[HS_TICK] = 1
         hs[HS_T] = now
         hs[HS_PACKETS] += n
@@ -945,9 +943,7 @@ class HotPath:
         """Before a call: may requests leave from the loop (an OUCH session up with nothing
         queued, no kill, no stop), on which socket, from which UserRefNum."""
         hs, gw = self.hs, self.gateway
-        rx = self.fast._rx
-        if rx.stamping:  # (a packet the kernel gave no stamp left its slot none to write)
-            rx._msgs["controllen"] = 8 * STAMP_WORDS
+        self.fast._rx.offer_stamps(0, self.fast.feed.batch)
         fd = -1 if gw is None else gw.socket_fd()
         ok = orders and fd >= 0 and gw.queued() == 0
         hs[HS_ORDERS] = int(ok)
@@ -963,8 +959,8 @@ class HotPath:
         """Run the loop until ``deadline`` (realtime ns) or it needs Python; its code.
         ``marks``: a :class:`~live.monitor.StageClock` row (the stages, the transmit and the
         receive stamps' columns)."""
-        if marks.shape[0] <= MARK_RX:
-            msg = f"the marks row has {marks.shape[0]} columns; the loop writes {MARK_RX + 1}"
+        if marks.shape[0] <= RX:
+            msg = f"the marks row has {marks.shape[0]} columns; the loop writes {RX + 1}"
             raise ValueError(msg)
         code, tbl, status = self._spin(*self._args(deadline, marks))
         self.fast.feed._tbl = tbl

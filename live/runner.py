@@ -766,15 +766,12 @@ class LiveRunner:
         wire = self._wire_now()
         if wire is None:
             return
-        stamps = wire.take()
         clock = self.clock
-        for idx, lo, hi in due:
-            if idx < clock.taken or idx <= clock.written - clock.capacity:
-                continue
-            best = min((t for t in stamps if lo <= t <= hi), default=0)
+        due = [d for d in due if clock.taken <= d[0] and d[0] > clock.written - clock.capacity]
+        for (idx, _, _), best in zip(due, wire.first_in([(lo, hi) for _, lo, hi in due]),
+                                     strict=True):
             if best:
                 clock.rows[idx % clock.capacity][WIRE] = best
-                wire.matched += 1
 
     def _hot_commit(self) -> None:
         if self._tick_open and self.clock._row[SENT]:

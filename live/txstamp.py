@@ -95,13 +95,15 @@ class TxStamps:
     def first_between(self, lo: int, hi: int) -> int:
         """Drain the queue; the earliest stamp in ``[lo, hi]`` (a send's bytes left while its
         call ran), 0 when none is (not stamped yet, or stamping is off)."""
-        best = 0
-        for ts in self.take():
-            if lo <= ts <= hi and (best == 0 or ts < best):
-                best = ts
-        if best:
-            self.matched += 1
-        return best
+        return self.first_in([(lo, hi)])[0]
+
+    def first_in(self, spans: list[tuple[int, int]]) -> list[int]:
+        """Drain the queue once; for each span ``(lo, hi)`` the earliest stamp in it (0: none),
+        as :meth:`first_between` (stamps in no span -- other sends' -- are dropped)."""
+        stamps = self.take() if spans else []
+        out = [min((t for t in stamps if lo <= t <= hi), default=0) for lo, hi in spans]
+        self.matched += sum(1 for t in out if t)
+        return out
 
     def close(self) -> None:
         """Stamping off (the socket stays its owner's)."""

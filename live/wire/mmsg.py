@@ -24,7 +24,7 @@ from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
-from numba import types
+from numba import njit, types
 
 #: datagrams per call at most (the kernel's UIO_MAXIOV caps ``vlen``)
 MAX_BATCH: Final = 1024
@@ -37,6 +37,16 @@ SO_TIMESTAMPNS: Final = getattr(socket, "SO_TIMESTAMPNS", 35)
 STAMP_WORDS: Final = 4
 STAMP_LEN: Final = 32
 STAMP_KIND: Final = socket.SOL_SOCKET | (SO_TIMESTAMPNS << 32)
+
+
+@njit(cache=True, inline="always")
+def stamp_ns(stamps: npt.NDArray[np.int64], k: int) -> int:
+    """The receive stamp (realtime ns) the kernel wrote into control buffer ``k`` of
+    :attr:`BatchReceiver.stamps`; 0 when it wrote none there."""
+    w = stamps[k]
+    if w[0] != STAMP_LEN or w[1] != STAMP_KIND:
+        return 0
+    return w[2] * 1_000_000_000 + w[3]
 
 #: struct iovec
 IOVEC: Final = np.dtype([("base", "<u8"), ("len", "<u8")])
@@ -216,26 +226,29 @@ class BatchReceiver:
             return False
         self._msgs["control"] = _addr(self.stamps) + 8 * STAMP_WORDS * np.arange(
             len(self._msgs), dtype=np.uint64)
-        self._msgs["controllen"] = 8 * STAMP_WORDS
         self.stamping = True
+        self.offer_stamps(0, len(self._msgs))
         return True
+
+    def offer_stamps(self, k0: int, k1: int) -> None:
+        """Slots ``k0..k1-1`` offer their whole control buffer again, emptied (the kernel
+        leaves each slot's length at what it wrote there: nothing, for a datagram it gave no
+        stamp), where stamping is on."""
+        if self.stamping:
+            self._msgs["controllen"][k0:k1] = 8 * STAMP_WORDS
+            self.stamps[k0:k1, 0] = 0
 
     def received_ns(self, k: int) -> int:
         """The kernel's receive stamp of the datagram in slot ``k`` of the last call (0:
         none: stamps off, or the kernel gave none)."""
-        w = self.stamps[k]
-        if not self.stamping or w[0] != STAMP_LEN or w[1] != STAMP_KIND:
-            return 0
-        return int(w[2]) * 1_000_000_000 + int(w[3])
+        return int(stamp_ns(self.stamps, k)) if self.stamping else 0
 
     def recv(self, k0: int, k1: int) -> int:
         """Read into slots ``k0..k1-1``; the number read (0 when none is waiting). Errors
         other than "nothing waiting" raise OSError."""
         if k1 <= k0:
             return 0
-        if self.stamping:  # (the kernel wrote each slot's length of what it put there)
-            self._msgs["controllen"][k0:k1] = 8 * STAMP_WORDS
-            self.stamps[k0:k1, 0] = 0
+        self.offer_stamps(k0, k1)
         r = _LIB.recvmmsg(self.sock.fileno(), self._base + k0 * MMSGHDR.itemsize,
                           min(k1 - k0, MAX_BATCH), MSG_DONTWAIT, None)
         if r >= 0:
