@@ -554,6 +554,8 @@ class LiveRunner:
         self._touch_due = False  #: a tick moved the market: follow_touch when it is quiet
         #: committed ticks whose transmit stamps are read when it is quiet: (row, lo, hi)
         self._wire_due: list[tuple[int, int, int]] = []
+        #: the loop saw the order socket's error flag alone: transmit stamps to drain when quiet
+        self._stamps_waiting = False
         feed.on_events = self._on_events
         feed.on_packet = self._on_packet if journal is not None else None
         self.meta = dict(meta or {})
@@ -737,9 +739,9 @@ class LiveRunner:
             else:  # no order came of it: not a tick-to-order sample
                 self._tick_open = self._sent_in_tick = False
                 self.clock.discard()
-        if hs[HS_GW_ERR]:  # the loop saw POLLERR alone: stamps of other sends wait
+        if hs[HS_GW_ERR]:  # the loop saw POLLERR alone: transmit stamps wait in the queue
             hs[HS_GW_ERR] = 0
-            self._stamp_ticks()
+            self._stamps_waiting = True  # (an error the gateway's reader sees on its turn)
         if code == RET_IDLE:
             self._settle_quiet()
 
@@ -753,7 +755,7 @@ class LiveRunner:
         if self._touch_due and hot is not None:
             self._touch_due = False
             hot.follow_touch()
-        if self._wire_due:
+        if self._wire_due or self._stamps_waiting:
             self._stamp_ticks()
 
     def _stamp_ticks(self) -> None:
@@ -763,8 +765,12 @@ class LiveRunner:
         rows; other stamps (heartbeats') are dropped. A row the summariser took already, or
         the ring overwrote, is left as it is."""
         due, self._wire_due = self._wire_due, []
+        self._stamps_waiting = False
         wire = self._wire_now()
         if wire is None:
+            return
+        if not due:  # other sends' (heartbeats'): drained, or the queue's error flag stays
+            wire.take()  # up and the event loop runs the session's reader at every turn
             return
         clock = self.clock
         due = [d for d in due if clock.taken <= d[0] and d[0] > clock.written - clock.capacity]

@@ -307,6 +307,52 @@ def test_the_touch_is_followed_when_the_loop_comes_back_quiet() -> None:
         assert calls == [1]
 
 
+def test_transmit_stamps_are_drained_when_the_loop_comes_back_quiet() -> None:
+    """The order socket's transmit stamps (``--wire-stamps``: one per send, heartbeats'
+    too) are read when the loop comes back quiet, not after the tick that saw them: read
+    then, they took ~200 µs of Python while the burst's next packets waited. Stamps no
+    tick waits for are drained too (left, they keep the socket's error flag up and the
+    event loop runs the session's reader at every turn)."""
+    import select
+
+    from live.hotpath import HS_GW_ERR
+    from live.txstamp import TxStamps
+
+    with _prepared() as runner, socket.socket() as ls:
+        hot = runner._hot
+        assert hot is not None
+        ls.bind(("127.0.0.1", 0))
+        ls.listen(1)
+        with socket.create_connection(ls.getsockname(), timeout=5) as c:
+            s, _ = ls.accept()
+            with s:
+                tx = TxStamps(s.fileno())
+                runner._wire_now = lambda: tx  # type: ignore[method-assign]
+                p = select.poll()
+                p.register(s, 0)  # (POLLERR is reported whatever is asked)
+
+                def flagged() -> bool:
+                    return any(ev & select.POLLERR for _, ev in p.poll(0))
+
+                for _ in range(3):  # heartbeats: no tick waits for their stamps
+                    s.send(b"h")
+                for _ in range(200):  # bounded: a loopback send is stamped at once
+                    if flagged():
+                        break
+                    select.select([], [], [], 0.005)
+                assert flagged()
+                hot.hs[HS_GW_ERR] = 1  # the loop saw the flag during a tick that sent
+                runner._after_spin(RET_SENT)
+                runner._after_spin(RET_SENT)
+                assert tx.taken == 0  # not while the burst may go on
+                assert flagged()
+                runner._after_spin(RET_IDLE)  # quiet: drained, though no tick was due
+                assert tx.taken == 3
+                assert not flagged()
+                assert c.recv(3, socket.MSG_WAITALL) == b"hhh"
+                tx.close()
+
+
 def test_the_loop_keeps_its_code_and_state_warm() -> None:
     """The ranges cover the machine code the tick runs (executable mappings around the
     loop's and the engine core's entry points) and the tick's arrays."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import socket
 import sys
 import time
@@ -83,3 +84,20 @@ def test_a_closed_descriptor_gives_no_stamps_and_no_error(
     s.send(b"a")
     s.close()
     assert tx.take() == []  # (EBADF: the gateway's reader reports a lost session)
+
+
+def test_a_reader_dropped_without_close_leaves_the_descriptor_open(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    """The reader keeps one socket object over the owner's descriptor (not one per drain):
+    collected, it is detached, never closed."""
+    s, c = pair
+    for _ in range(3):
+        tx = TxStamps(s.fileno())
+        s.send(b"q")
+        assert len(_wait(tx, 1)) == 1
+        del tx
+        gc.collect()
+    s.send(b"r")
+    assert c.recv(4, socket.MSG_WAITALL) == b"qqqr"  # the owner's socket sends on
+    s.close()
+    assert c.recv(1) == b""  # and its close is the one the peer sees
