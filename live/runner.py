@@ -769,9 +769,6 @@ class LiveRunner:
         wire = self._wire_now()
         if wire is None:
             return
-        if not due:  # other sends' (heartbeats'): drained, or the queue's error flag stays
-            wire.take()  # up and the event loop runs the session's reader at every turn
-            return
         clock = self.clock
         due = [d for d in due if clock.taken <= d[0] and d[0] > clock.written - clock.capacity]
         for (idx, _, _), best in zip(due, wire.first_in([(lo, hi) for _, lo, hi in due]),

@@ -59,7 +59,6 @@ class TxStamps:
             raise OSError("transmit timestamps need Linux (SO_TIMESTAMPING)")
         self.fd = fd
         self._sock = socket.socket(fileno=fd)  # (its family looked up from the descriptor)
-        self.family = self._sock.family
         self._release = weakref.finalize(self, self._sock.detach)
         self._call(lambda s: s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, FLAGS))
         self.taken = 0  #: stamps read
@@ -101,8 +100,9 @@ class TxStamps:
 
     def first_in(self, spans: list[tuple[int, int]]) -> list[int]:
         """Drain the queue once; for each span ``(lo, hi)`` the earliest stamp in it (0: none),
-        as :meth:`first_between` (stamps in no span -- other sends' -- are dropped)."""
-        stamps = self.take() if spans else []
+        as :meth:`first_between` (stamps in no span -- other sends' -- are dropped: with no
+        span the queue is drained all the same, or its error flag stays up)."""
+        stamps = self.take()
         out = [min((t for t in stamps if lo <= t <= hi), default=0) for lo, hi in spans]
         self.matched += sum(1 for t in out if t)
         return out
