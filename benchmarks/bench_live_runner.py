@@ -15,7 +15,10 @@ runs them in Python; the requests go back through the loop's sender).
    loopback the send call returns later than that: it also runs the receiving side's TCP
    work and wakes the venue (a network card would not), so the row shows the time to the
    call's return too (``to_send_return_us``, p50/p99). Per stage (p50/p99, µs): packet_in →
-   decoded → book → strategy → risk → encoded → sent, and ``wire`` (encoded → stamp).
+   decoded → book → strategy → risk → encoded → sent, and ``wire`` (encoded → stamp);
+   ``ticks_over_50us``: the tail past the p99 target; ``loop_stalls_per_s`` and
+   ``loop_stall_max_us``: the time the machine took from the spinning loop's CPU meanwhile,
+   as the loop measured it (quiet passes over 50 µs: ``HotPath.watch_stalls``).
    ``decoded``: the packets journaled, framed, decoded and projected to price levels on the
    instrument's L3 book; ``book``: the append to the engine's window; ``strategy``: the
    engine's core and the callbacks up to the first request; ``sent``: the send call. The
@@ -132,7 +135,7 @@ def _venue(store: str, feed: int, ouch: int, speed: int) -> Iterator[None]:
 
 def _session(store: str, tmp: Path, *, mode: str, journal: bool, seconds: float,
              busy: bool = True, speed: int = SPEED,
-             warm: bool = True) -> tuple[dict[str, dict[str, float]], float]:
+             warm: bool = True) -> tuple[dict[str, dict[str, float]], float, dict[str, Any]]:
     from framework.store import TickStore
     from framework.strategy.spec import strategies_from_words
     from live.feeds.itch_mold import MoldFeedHandler
@@ -161,10 +164,12 @@ def _session(store: str, tmp: Path, *, mode: str, journal: bool, seconds: float,
         with _venue(store, feed_port, ouch_port, speed), _pinned(cpus and cpus[1]):
             asyncio.run(runner.run(duration_s=seconds, busy_poll=busy))
         lat = feed.latency_summary()
-        stats = runner.clock.stats()
+        clock = runner.clock
+        stats = clock.stats()
         if runner._hot is not None and journal:
             stats["journal"] = runner._hot.journal_summary()
-        return stats, lat.get("messages", 0.0) / max(lat.get("batches", 1.0), 1)
+        return stats, lat.get("messages", 0.0) / max(lat.get("batches", 1.0), 1), \
+            _tail(clock, seconds)
     finally:
         runner.engine.abort()
         feed.close()
@@ -172,11 +177,28 @@ def _session(store: str, tmp: Path, *, mode: str, journal: bool, seconds: float,
             jw.close()
 
 
-def _rows(name: str, got: tuple[dict[str, dict[str, float]], float],
+def _tail(clock: Any, seconds: float) -> dict[str, Any]:
+    """What shapes a session's tail: the ticks over the p99 target (50 µs, to the transmit
+    stamp where there is one), and the spinning loop's stalls (quiet passes over 50 µs:
+    time the machine took from its CPU meanwhile) a second and the longest."""
+    import numpy as np
+
+    from live.monitor import WIRE
+
+    rows = clock.rows[: min(clock.written, clock.capacity)]
+    end = np.where(rows[:, WIRE] > 0, rows[:, WIRE], rows[:, WIRE - 1])
+    ok = (rows[:, 0] > 0) & (end > 0)
+    stalls = clock.stall_log()
+    return {"ticks_over_50us": int(((end - rows[:, 0])[ok] > 50_000).sum()),
+            "loop_stalls_per_s": round(len(stalls) / seconds, 1),
+            "loop_stall_max_us": round(float(stalls[:, 1].max()) / 1e3, 1) if len(stalls) else 0}
+
+
+def _rows(name: str, got: tuple[dict[str, dict[str, float]], float, dict[str, Any]],
           checks: list[tuple[str, Any]]) -> list[dict[str, Any]]:
     """Rows of a session: the figure is ``tick_to_wire`` (to the kernel's transmit stamp)
     where the session has it, else ``tick_to_order``; both are shown."""
-    st, per_batch = got
+    st, per_batch, tail = got
     total = st.get("tick_to_wire") or st.get("tick_to_order")
     if total is None:
         return [{"name": name, "events": 0, "seconds": 0.0,
@@ -188,7 +210,7 @@ def _rows(name: str, got: tuple[dict[str, dict[str, float]], float],
              "seconds": total[q] / 1e9, "p50_us": round(total["p50"] / 1e3, 1),
              "p99_us": round(total["p99"] / 1e3, 1),
              "to_send_return_us": f"{call.get('p50', 0) / 1e3:.1f}/{call.get('p99', 0) / 1e3:.1f}",
-             "msgs_per_poll": round(per_batch, 1), **stages, **tgt}
+             "msgs_per_poll": round(per_batch, 1), **tail, **stages, **tgt}
             for q, tgt in checks]
 
 

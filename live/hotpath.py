@@ -150,7 +150,12 @@ HS_GW_ERR = 36
 #: the loop is quiet (0: never), and the last one's time
 HS_DRY_NS = 37
 HS_DRY_AT = 38
-HS_LEN = 40
+#: the loop's stalls (:meth:`HotPath.watch_stalls`): a quiet pass of the loop that took
+#: longer than HS_STALL_NS ns (0: not watched) is logged, its start and length, in the stall
+#: ring, and HS_STALLS counts them (the ring's next row: HS_STALLS modulo its rows)
+HS_STALL_NS = 39
+HS_STALLS = 40
+HS_LEN = 41
 
 # --- what the loop returns -----------------------------------------------------------------
 RET_IDLE = 0  #: the deadline passed with nothing for Python
@@ -199,6 +204,12 @@ JOURNAL_AHEAD = 4096
 #: lines prefetched per pass of the quiet loop (:meth:`HotPath.keep_warm`), and the most
 #: bytes of a code mapping and of an array kept warm
 WARM_LINES = 64
+#: rows of the stall ring (:meth:`HotPath.watch_stalls`); the runner empties it after each
+#: call of the loop (~0.5 ms: ten 50 µs stalls at most)
+STALL_RING = 1024
+#: the shortest quiet pass logged as a stall by default (µs): a pass is a poll and a few
+#: prefetches (~1-3 µs); the kernel's timer interrupt costs a spinning CPU ~17 µs here
+STALL_US = 50
 #: the default of :meth:`HotPath.warm_sends` (µs)
 WARM_SEND_US = 1000
 #: the default of :meth:`HotPath.warm_ticks` (µs)
@@ -572,6 +583,7 @@ def spin_nb(
     rbuf: npt.NDArray[np.uint8], sent: npt.NDArray[np.int64], marks: npt.NDArray[np.int64],
     kill: npt.NDArray[np.int64], warm: npt.NDArray[np.int64], dry: tuple[Any, ...],
     jb: npt.NDArray[np.uint8], js: npt.NDArray[np.int64], rxs: npt.NDArray[np.int64],
+    stalls: npt.NDArray[np.int64],
 ) -> tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int8]]:
     """Poll the feed socket (``fds[0]``) and the order session's (``fds[1]``, -1: none)
     until ``deadline`` (realtime ns) and take each batch through the tick (see the module
@@ -580,7 +592,8 @@ def spin_nb(
     arguments; ``lv``: the projector's state, scratch and rows and the instrument's stock
     locate (:func:`live.fastpath.levels_nb`); ``rxs``: the receiver's control buffers
     (:attr:`live.wire.mmsg.BatchReceiver.stamps`: the first packet's receive stamp, where
-    the kernel stamps them, marks :data:`~live.monitor.RX`).
+    the kernel stamps them, marks :data:`~live.monitor.RX`); ``stalls``: the stall ring
+    (:data:`HS_STALL_NS`).
     Returns ``(RET_* code, the decoder's order table, the last batch's status)``."""
     (pbuf, session, pk, msg, base_ns, price_step, qty_step, ev, tbl, first_stock, meta, qty,
      ends, orders, table, locate, levels, rows, st, lat, clk) = ft
@@ -596,7 +609,7 @@ def spin_nb(
     prio, mine, out, wbuf, words = _b(prio), _b(mine), _b(out), _b(wbuf), _b(words)
     hs, tab, tpl, sbuf, rbuf, sent = _b(hs), _b(tab), _b(tpl), _b(sbuf), _b(rbuf), _b(sent)
     marks, kill, jb, js, fds, warm = _b(marks), _b(kill), _b(jb), _b(js), _b(fds), _b(warm)
-    rxs = _b(rxs)
+    rxs, stalls = _b(rxs), _b(stalls)
     h = _b(unpack_raw(a).h)
     p = np.int64(a.ctypes.data)
     status: npt.NDArray[np.int8] = np.zeros(0, np.int8)
@@ -606,6 +619,7 @@ def spin_nb(
     hs[HS_GOT] = -1
     fdp = fds.ctypes.data
     nfds = 2 if fds[1].fd >= 0 else 1
+    last = 0  # the last quiet pass's clock read (0: none to compare with)
     while True:
         if kill[0] == KILL_NEW:
             return RET_KILL, tbl, status  # the runner acts on the trip now (cancels all)
@@ -622,18 +636,27 @@ def spin_nb(
             t_idle = _clock_ns(CLOCK_REALTIME, clk)
             if t_idle >= deadline:  # (one poll at least)
                 return RET_IDLE, tbl, status
+            if last > 0 and hs[HS_STALL_NS] > 0 and t_idle - last > hs[HS_STALL_NS]:
+                k = hs[HS_STALLS] % stalls.shape[0]
+                stalls[k, 0] = last
+                stalls[k, 1] = t_idle - last
+                hs[HS_STALLS] += 1
+            last = t_idle
             if journal:
                 _journal_ahead(jb, js)
             _warm_step(warm, hs)
             if hs[HS_DRY_NS] > 0 and t_idle - hs[HS_DRY_AT] >= hs[HS_DRY_NS]:
                 hs[HS_DRY_AT] = t_idle
                 _dry_tick(dry, t_idle)
+                last = 0  # (the loop's own work: not a stall)
             if (hs[HS_HB_NS] > 0 and hs[HS_ORDERS] != 0
                     and t_idle - hs[HS_HB_AT] >= hs[HS_HB_NS]):
                 hs[HS_HB_AT] = t_idle
+                last = 0
                 if not _heartbeat_nb(hs, sbuf):
                     return RET_PARTIAL, tbl, status
             continue
+        last = 0  # (a batch follows: the tick is not a quiet pass)
         if journal and room_nb(jb, js) < need:
             return RET_JOURNAL, tbl, status
         rxs[0, 0] = 0  # (a stamp the kernel did not write is none)
@@ -772,6 +795,9 @@ class HotPath:
         self.status = np.zeros(0, np.int8)  #: the last batch's status per message
         self.hs[HS_JOURNAL] = int(journal is not None)
         self.kill = np.zeros(1, np.int64)  #: set by the kill switch's trip, from any thread
+        self.stalls = np.zeros((STALL_RING, 2), np.int64)  #: (start ns, length ns) rows
+        self._stalls_read = 0  #: HS_STALLS when the ring was last emptied
+        self.stalls_lost = 0  #: stalls the ring overwrote before they were read
         self.words = np.zeros((words, len(REQUEST_DTYPE.names or ())), np.int64)
         assert self.words.shape[1] <= SL_COLS - SL_REQ
         self.sent = np.zeros((log_rows, SL_COLS), np.int64)  #: the sent log
@@ -827,7 +853,7 @@ class HotPath:
                 ft, lv, self.engine.arena, self.engine._wbuf, self.words,
                 self.hs, self.tab, self.tpl, self.sbuf, self.rbuf, self.sent, marks,
                 self.kill, self.warm, (*fast.scratch(), *self._dry_journal),
-                *self._journal(), rx.stamps)
+                *self._journal(), rx.stamps, self.stalls)
 
     def _out_args(self, marks: npt.NDArray[np.int64]) -> tuple[Any, ...]:
         return (self.engine.arena, self.words, self.hs, self.tab, self.tpl, self.sbuf,
@@ -876,6 +902,35 @@ class HotPath:
         rows = _lines([*_touch_rows(meta, qty, ends),
                        *_touch_rows(st.lmeta[0], st.lqty[0], None), *write_heads(st)])
         self.warm = np.concatenate([self._fixed, np.array(rows, np.int64).reshape(-1, 2)])
+
+    def watch_stalls(self, over_us: int = STALL_US) -> None:
+        """Log every quiet pass of the loop longer than ``over_us`` µs (0: none): time the
+        CPU spent elsewhere while the loop spun (an interrupt, another task on its CPU, the
+        hypervisor), measured by the loop itself during the session -- an operator's sign
+        that the trading CPU is not the loop's alone. The loop's own work between two
+        passes (a scratch tick, a heartbeat) is not counted, nor a tick (its stages are)."""
+        self.hs[HS_STALL_NS] = max(int(over_us), 0) * 1000
+
+    @property
+    def stalls_waiting(self) -> bool:
+        """Whether the loop logged stalls :meth:`take_stalls` has not taken yet."""
+        return int(self.hs[HS_STALLS]) != self._stalls_read
+
+    def take_stalls(self) -> npt.NDArray[np.int64]:
+        """The stalls logged since the last call, oldest first: rows (start ns on the
+        realtime clock, length ns); those the ring overwrote meanwhile are counted in
+        :attr:`stalls_lost`."""
+        total = int(self.hs[HS_STALLS])
+        n = total - self._stalls_read
+        if n <= 0:
+            return self.stalls[:0].copy()
+        cap = self.stalls.shape[0]
+        if n > cap:
+            self.stalls_lost += n - cap
+            n = cap
+        self._stalls_read = total
+        idx = np.arange(total - n, total) % cap
+        return self.stalls[idx].copy()
 
     def warm_sends(self, every_us: int) -> None:
         """While the feed is quiet, send a SoupBinTCP client heartbeat on the order session

@@ -37,6 +37,9 @@ TO_WIRE = "tick_to_wire"
 RX = len(STAGES) + 1
 RX_WAIT = "rx_wait"  #: the receive stamp to ``packet_in`` (the receive call returned)
 RX_TO_WIRE = "rx_to_wire"  #: the receive stamp to the transmit stamp
+#: the compiled loop's stalls: quiet passes that took longer than the loop's threshold
+#: (:meth:`live.hotpath.HotPath.watch_stalls`), time the CPU spent elsewhere
+STALL = "loop_stall"
 #: the HDR histograms' range (1 ns .. 10 s) and precision (3 significant digits)
 _LOWEST, _HIGHEST, _DIGITS = 1, 10_000_000_000, 3
 QUANTILES = (("p50", 50.0), ("p99", 99.0), ("p999", 99.9))
@@ -60,6 +63,10 @@ class StageClock:
         self.hist[TO_WIRE] = HdrHistogram(_LOWEST, _HIGHEST, _DIGITS)
         self.hist[RX_WAIT] = HdrHistogram(_LOWEST, _HIGHEST, _DIGITS)
         self.hist[RX_TO_WIRE] = HdrHistogram(_LOWEST, _HIGHEST, _DIGITS)
+        self.hist[STALL] = HdrHistogram(_LOWEST, _HIGHEST, _DIGITS)
+        #: the last ``capacity`` stalls: (start ns, length ns), ``stalls_written`` in all
+        self._stall_log = np.zeros((capacity, 2), np.int64)
+        self.stalls_written = 0
         self._lock = threading.Lock()
 
     # --- hot path: integers into a preallocated row --------------------------------------
@@ -78,6 +85,24 @@ class StageClock:
         self._row[:] = 0
 
     # --- off the hot path ------------------------------------------------------------------
+    def note_stalls(self, rows: np.ndarray) -> None:
+        """Log stalls of the loop: rows (start ns, length ns), oldest first."""
+        if not len(rows):
+            return
+        with self._lock:
+            self._record(self.hist[STALL], rows[:, 1])
+            cap = len(self._stall_log)
+            idx = np.arange(self.stalls_written, self.stalls_written + len(rows)) % cap
+            self._stall_log[idx[-cap:]] = rows[-cap:]
+            self.stalls_written += len(rows)
+
+    def stall_log(self) -> np.ndarray:
+        """The last stalls logged (at most ``capacity``), oldest first."""
+        with self._lock:
+            cap, n = len(self._stall_log), self.stalls_written
+            idx = np.arange(max(n - cap, 0), n) % cap
+            return self._stall_log[idx].copy()
+
     def summarise(self) -> None:
         """Fold the ticks committed since the last call into the histograms."""
         with self._lock:

@@ -681,6 +681,8 @@ class LiveRunner:
         hs = hot.hs
         f, eng = self.feed, self.engine
         hot.n_heartbeats += int(hs[HS_HBS])
+        if hot.stalls_waiting:
+            self.clock.note_stalls(hot.take_stalls())
         if hs[HS_NOT_SYNCED] and self.journal is not None:
             hs[HS_NOT_SYNCED] = 0
             self.journal.sync()  # raises what the disk said
@@ -1456,6 +1458,7 @@ class LiveRunner:
         hot.keep_warm(self.warm_lines)
         hot.warm_sends(self.warm_send_us)
         hot.warm_ticks(self.warm_tick_us)
+        hot.watch_stalls()  # (the stats' loop_stall: the CPU taken from the loop)
         self.switch.on_trip.append(lambda _: hot.kill.__setitem__(0, KILL_NEW))
         self._hot = hot
         if self._tap is not None:  # the gateway's states change before the runner's turn

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,6 +29,8 @@ from live.gateways.ouch import OuchGateway
 from live.hotpath import (
     HS_DRY_AT,
     HS_DRY_NS,
+    HS_STALL_NS,
+    HS_STALLS,
     HS_TICKS,
     HS_WARM_OFF,
     HS_WARM_ROW,
@@ -35,6 +38,7 @@ from live.hotpath import (
     PROBES,
     RET_IDLE,
     RET_SENT,
+    STALL_US,
     T_DONE,
     T_STATE,
     T_WAIT,
@@ -463,6 +467,76 @@ def test_the_quiet_loop_runs_the_packet_path_on_scratch_state_only() -> None:
         hot.warm_ticks(0)  # off: no more scratch runs
         hot.spin(time.time_ns() + 5_000_000, marks)
         assert int(scratch_st[S_BATCHES]) == runs
+
+
+def test_a_task_sharing_the_loops_cpu_shows_as_its_stalls() -> None:
+    """The quiet loop logs each pass that took longer than its threshold: here a busy
+    process on the loop's CPU takes turns with it, and the turns it took are the stalls
+    (their starts inside the call, their lengths over the threshold, about half the call
+    in all). The runner books them into its clock (``loop_stall``); 0 turns it off."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    if not hasattr(os, "sched_setaffinity"):
+        pytest.skip("no sched_setaffinity here: the test shares a CPU on purpose")
+    with _prepared() as runner:
+        hot = runner._hot
+        assert hot is not None
+        assert hot.hs[HS_STALL_NS] == STALL_US * 1000  # on by default
+        hot.warm_ticks(0)  # (the loop's own work is not a stall anyway)
+        hot.warm_sends(0)
+        cpu = min(os.sched_getaffinity(0))
+        before = os.sched_getaffinity(0)
+        hog = subprocess.Popen(  # busy for at most 20 s, whatever happens here
+            [sys.executable, "-c", "import sys, time\nprint('go', flush=True)\n"
+             "t = time.time()\nwhile time.time() - t < 20: pass"],
+            stdout=subprocess.PIPE, text=True)
+        try:
+            assert hog.stdout is not None
+            assert hog.stdout.readline().strip() == "go"
+            os.sched_setaffinity(hog.pid, {cpu})
+            os.sched_setaffinity(0, {cpu})
+            marks = np.zeros(9, np.int64)
+            t0 = time.time_ns()
+            assert hot.spin(t0 + 200_000_000, marks) == RET_IDLE  # 200 ms, nothing arrives
+            t1 = time.time_ns()
+            rows = hot.take_stalls()
+            hot.watch_stalls(0)  # off: nothing logged
+            hot.spin(time.time_ns() + 50_000_000, marks)
+            assert not hot.stalls_waiting
+        finally:
+            os.sched_setaffinity(0, before)
+            hog.kill()
+            hog.wait(15)
+            if hog.stdout is not None:
+                hog.stdout.close()
+        assert len(rows) >= 1
+        assert (rows[:, 1] > STALL_US * 1000).all()
+        assert (rows[:, 0] >= t0).all()
+        assert (rows[:, 0] + rows[:, 1] <= t1).all()
+        assert (np.diff(rows[:, 0]) > 0).all()  # in order
+        assert rows[:, 1].sum() > 20_000_000  # the other task's turns: ~half of 200 ms
+        assert len(hot.take_stalls()) == 0  # taken once
+        runner.clock.note_stalls(rows)  # (the runner does this after each call)
+        assert runner.clock.stats()["loop_stall"]["count"] == len(rows)
+
+
+def test_the_stall_ring_keeps_the_last_ones_and_counts_the_rest() -> None:
+    with _prepared() as runner:
+        hot = runner._hot
+        assert hot is not None
+        cap = len(hot.stalls)
+        for k in range(cap + 5):  # as the loop logs them: row count % rows, then the count
+            hot.stalls[k % cap] = (k, 1_000 + k)
+            hot.hs[HS_STALLS] += 1
+        rows = hot.take_stalls()
+        assert hot.stalls_lost == 5
+        assert rows[:, 0].tolist() == list(range(5, cap + 5))  # oldest first
+        hot.stalls[(cap + 5) % cap] = (99, 99)
+        hot.hs[HS_STALLS] += 1
+        assert hot.take_stalls().tolist() == [[99, 99]]
 
 
 def test_a_cancel_of_an_order_not_accepted_yet_waits_and_the_next_request_goes() -> None:

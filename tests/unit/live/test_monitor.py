@@ -10,6 +10,7 @@ from live.monitor import (
     RX_TO_WIRE,
     RX_WAIT,
     STAGES,
+    STALL,
     TO_WIRE,
     TOTAL,
     WIRE,
@@ -94,6 +95,26 @@ def test_ring_overwrite_is_counted() -> None:
     assert c.lost == 20 - 7
     assert c.stats()["decoded"]["count"] == 7
     assert "overwritten" in c.table()
+
+
+def test_the_loops_stalls_are_summarised_and_the_last_ones_kept_in_order() -> None:
+    import numpy as np
+
+    c = StageClock(capacity=4)
+    assert STALL not in c.stats()  # none logged: no row
+    c.note_stalls(np.zeros((0, 2), np.int64))
+    c.note_stalls(np.array([[100, 60_000], [200, 80_000]], np.int64))
+    c.note_stalls(np.array([[300 + 100 * k, 50_000 + k] for k in range(4)], np.int64))
+    st = c.stats()[STALL]
+    assert st["count"] == 6  # every one in the histogram
+    assert st["max"] == pytest.approx(80_000, rel=1e-3)
+    assert c.stalls_written == 6
+    log = c.stall_log()  # the last four, oldest first
+    assert log[:, 0].tolist() == [300, 400, 500, 600]
+    assert log[:, 1].tolist() == [50_000, 50_001, 50_002, 50_003]
+    c.note_stalls(np.array([[1_000 + k, 1] for k in range(9)], np.int64))  # more than it holds
+    assert c.stall_log()[:, 0].tolist() == [1_005, 1_006, 1_007, 1_008]
+    assert STALL in c.table()
 
 
 def test_metrics_export() -> None:
