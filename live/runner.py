@@ -681,8 +681,6 @@ class LiveRunner:
         hs = hot.hs
         f, eng = self.feed, self.engine
         hot.n_heartbeats += int(hs[HS_HBS])
-        if hot.stalls_waiting:
-            self.clock.note_stalls(hot.take_stalls())
         if hs[HS_NOT_SYNCED] and self.journal is not None:
             hs[HS_NOT_SYNCED] = 0
             self.journal.sync()  # raises what the disk said
@@ -749,14 +747,17 @@ class LiveRunner:
 
     def _settle_quiet(self) -> None:
         """What a tick left for a quiet moment (the loop came back having seen no packet
-        for a whole call): the warm ranges re-pointed at the touch (``follow_touch``) and
-        the ticks' transmit stamps. Done right after the tick instead, they took ~120 and
-        ~30 µs of Python (measured), while the packets after it -- a burst goes on, the
-        venue answers the order -- waited in the socket."""
+        for a whole call): the warm ranges re-pointed at the touch (``follow_touch``), the
+        loop's stalls booked, and the ticks' transmit stamps. Done right after the tick
+        instead, the first and the last took ~120 and ~30 µs of Python (measured), while
+        the packets after it -- a burst goes on, the venue answers the order -- waited in
+        the socket."""
         hot = self._hot
         if self._touch_due and hot is not None:
             self._touch_due = False
             hot.follow_touch()
+        if hot is not None and hot.stalls_waiting:  # (its ring holds ~50 busy ms of them)
+            self.clock.note_stalls(hot.take_stalls())
         if self._wire_due or self._stamps_waiting:
             self._stamp_ticks()
 
