@@ -518,7 +518,8 @@ def route_nb(
                 e = _digits(rbuf, REQ_SIZE, urn)
                 tj = _clock_ns(CLOCK_REALTIME, clk)
                 _journal(jb, js, KIND_ORDER_OUT, 0, tj, rbuf, e, hs)
-                hs[HS_J_NS] += _clock_ns(CLOCK_REALTIME, clk) - tj
+                if marks[SENT] == 0:  # (after the tick's first order left: not its latency)
+                    hs[HS_J_NS] += _clock_ns(CLOCK_REALTIME, clk) - tj
             m = enter_nb(sbuf, tpl, urn, side, qty, price * hs[HS_PRICE_MULT],
                          tif == TIF_IOC or tif == TIF_FOK, sid, oid)
             hs[HS_URN] = urn
@@ -537,7 +538,8 @@ def route_nb(
                 request_bytes_nb(w, rbuf)
                 tj = _clock_ns(CLOCK_REALTIME, clk)
                 _journal(jb, js, KIND_ORDER_OUT, 0, tj, rbuf, REQ_SIZE, hs)
-                hs[HS_J_NS] += _clock_ns(CLOCK_REALTIME, clk) - tj
+                if marks[SENT] == 0:
+                    hs[HS_J_NS] += _clock_ns(CLOCK_REALTIME, clk) - tj
             if not working:
                 # the order cannot take a cancel yet (or is done): journaled, in its place
                 # among the decisions, the cancel waits in Python's books (SL_WAIT), sent on

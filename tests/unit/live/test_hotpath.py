@@ -276,6 +276,34 @@ def test_a_full_socket_leaves_the_message_to_python_whole() -> None:
         assert bytes(sbuf[at : at + left]) == want[at:]
 
 
+def test_the_journals_share_of_a_tick_ends_with_its_first_order(tmp_path: Any) -> None:
+    """``HS_J_NS`` (the bench's journal share of a tick) counts the records appended before
+    the tick's first order message left: those after it cannot delay that tick's
+    tick-to-order. Every request is journaled either way."""
+    from framework.arena.state import REQ_NEW
+    from live.hotpath import HS_J_NS, HS_JOURNAL, HS_TICK, RET_SENT, SENT, route_nb
+    from live.journal import KIND_ORDER_OUT, JournalWriter, read
+
+    with _order_socket() as (a, b), JournalWriter(tmp_path / "j", fsync="never") as jw:
+        words = np.zeros((2, len(REQUEST_DTYPE.names or ())), np.int64)
+        words[:, 2], words[:, 3], words[:, 6], words[:, 9], words[:, 10] = REQ_NEW, [7, 8], 1, \
+            10_000, 3
+        args = list(_route_args(a.fileno(), np.zeros((64, 4), np.int64)))
+        hs, marks = args[0], args[6]
+        jb, js = jw.hot()
+        args[8], args[9] = jb, js
+        hs[HS_JOURNAL], hs[HS_TICK] = 1, 1
+        assert route_nb(words, 0, 2, *args) == RET_SENT  # the tick's first order, then one
+        assert marks[SENT] > 0
+        first = int(hs[HS_J_NS])
+        assert first > 0
+        words[:, 3] = [9, 10]
+        assert route_nb(words, 0, 2, *args) == RET_SENT  # later in the same tick
+        assert hs[HS_J_NS] == first  # not counted
+        b.recv(65536)
+    assert sum(r.kind == KIND_ORDER_OUT for r in read(tmp_path / "j")) == 4  # all journaled
+
+
 def test_warm_ranges_are_merged_line_aligned_and_walked_round() -> None:
     rows = _merged([(1000, 10), (64 * 100 + 5, 200), (64 * 102, 64), (0, 3)])
     assert rows.tolist() == [[0, 3], [960, 50], [6400, 205]]  # sorted, aligned, merged
