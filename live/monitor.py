@@ -195,9 +195,10 @@ class Metrics:
             for stage, row in clock.stats().items():
                 for q, _ in (*QUANTILES, ("max", 0.0)):
                     self.latency.labels(stage, q).set(row[q])
+            self.values.labels("loop_stalls").set(clock.stalls_written)  # (how many, in all)
         for k, v in values.items():
             self.values.labels(k).set(float(v))
 
 
-__all__ = ["RX", "RX_TO_WIRE", "RX_WAIT", "STAGES", "TOTAL", "TO_WIRE", "WIRE", "Metrics",
-           "StageClock"]
+__all__ = ["RX", "RX_TO_WIRE", "RX_WAIT", "STAGES", "STALL", "TOTAL", "TO_WIRE", "WIRE",
+           "Metrics", "StageClock"]

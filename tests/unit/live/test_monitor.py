@@ -128,3 +128,11 @@ def test_metrics_export() -> None:
     assert 'hftlab_stage_latency_ns{quantile="p50",stage="decoded"} 2000.0' in text
     assert 'hftlab_live{what="pnl"} 12.5' in text
     assert 'hftlab_live{what="position"} -2.0' in text
+    assert 'hftlab_live{what="loop_stalls"} 0.0' in text
+    import numpy as np
+
+    c.note_stalls(np.array([[5_000, 70_000]], np.int64))
+    m.update(c)
+    text = generate_latest(m.registry).decode()
+    assert 'hftlab_live{what="loop_stalls"} 1.0' in text
+    assert 'hftlab_stage_latency_ns{quantile="max",stage="loop_stall"} 70' in text
