@@ -169,7 +169,7 @@ def _session(store: str, tmp: Path, *, mode: str, journal: bool, seconds: float,
         if runner._hot is not None and journal:
             stats["journal"] = runner._hot.journal_summary()
         return stats, lat.get("messages", 0.0) / max(lat.get("batches", 1.0), 1), \
-            _tail(clock, seconds)
+            _tail(clock, stats, seconds)
     finally:
         runner.engine.abort()
         feed.close()
@@ -177,21 +177,16 @@ def _session(store: str, tmp: Path, *, mode: str, journal: bool, seconds: float,
             jw.close()
 
 
-def _tail(clock: Any, seconds: float) -> dict[str, Any]:
-    """What shapes a session's tail: the ticks over the p99 target (50 µs, to the transmit
-    stamp where there is one), and the spinning loop's stalls (quiet passes over 50 µs:
-    time the machine took from its CPU meanwhile) a second and the longest."""
-    import numpy as np
+def _tail(clock: Any, st: dict[str, dict[str, float]], seconds: float) -> dict[str, Any]:
+    """What shapes a session's tail: the ticks over the p99 target (50 µs, of the figure
+    the row shows), and the spinning loop's stalls (quiet passes over 50 µs: time the
+    machine took from its CPU meanwhile) a second and the longest."""
+    from live.monitor import STALL, TO_WIRE, TOTAL
 
-    from live.monitor import WIRE
-
-    rows = clock.rows[: min(clock.written, clock.capacity)]
-    end = np.where(rows[:, WIRE] > 0, rows[:, WIRE], rows[:, WIRE - 1])
-    ok = (rows[:, 0] > 0) & (end > 0)
-    stalls = clock.stall_log()
-    return {"ticks_over_50us": int(((end - rows[:, 0])[ok] > 50_000).sum()),
-            "loop_stalls_per_s": round(len(stalls) / seconds, 1),
-            "loop_stall_max_us": round(float(stalls[:, 1].max()) / 1e3, 1) if len(stalls) else 0}
+    stall = st.get(STALL, {})
+    return {"ticks_over_50us": clock.count_over(TO_WIRE if TO_WIRE in st else TOTAL, 50_000),
+            "loop_stalls_per_s": round(stall.get("count", 0) / seconds, 1),
+            "loop_stall_max_us": round(stall.get("max", 0) / 1e3, 1)}
 
 
 def _rows(name: str, got: tuple[dict[str, dict[str, float]], float, dict[str, Any]],

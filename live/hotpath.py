@@ -204,8 +204,8 @@ JOURNAL_AHEAD = 4096
 #: lines prefetched per pass of the quiet loop (:meth:`HotPath.keep_warm`), and the most
 #: bytes of a code mapping and of an array kept warm
 WARM_LINES = 64
-#: rows of the stall ring (:meth:`HotPath.watch_stalls`); the runner empties it after each
-#: call of the loop (~0.5 ms: ten 50 µs stalls at most)
+#: rows of the stall ring (:meth:`HotPath.watch_stalls`); the runner empties it when the loop
+#: comes back quiet (a call of ~0.5 ms holds ten 50 µs stalls at most: ~50 ms of busy calls)
 STALL_RING = 1024
 #: the shortest quiet pass logged as a stall by default (µs): a pass is a poll and a few
 #: prefetches (~1-3 µs); the kernel's timer interrupt costs a spinning CPU ~17 µs here

@@ -159,6 +159,15 @@ class StageClock:
             out[name] = row
         return out
 
+    def count_over(self, name: str, ns: int) -> int:
+        """How many of ``name``'s values (a stage, a tick figure, the stalls) were over
+        ``ns`` (to the histograms' precision: values in ``ns``'s own bucket are not)."""
+        self.summarise()
+        h = self.hist[name]
+        top = h.get_highest_equivalent_value(ns)
+        return sum(i.count_added_in_this_iter_step for i in h.get_recorded_iterator()
+                   if i.value_iterated_to > top)
+
     def table(self) -> str:
         """The stats as a fixed-width text table in µs (``hftlab live --stats``)."""
         st = self.stats()

@@ -117,6 +117,18 @@ def test_the_loops_stalls_are_summarised_and_the_last_ones_kept_in_order() -> No
     assert STALL in c.table()
 
 
+def test_values_over_a_bound_are_counted_from_the_histogram() -> None:
+    c = StageClock(capacity=64)
+    for i, d in enumerate((10_000, 49_000, 50_000, 51_000, 80_000, 2_000_000)):
+        c.mark(0, 1_000_000 * (i + 1))
+        c.mark(1, 1_000_000 * (i + 1) + d)
+        c.commit()
+    assert c.count_over("decoded", 50_000) == 3  # 51 µs, 80 µs, 2 ms
+    assert c.count_over("decoded", 0) == 6
+    assert c.count_over("decoded", 5_000_000) == 0
+    assert c.count_over(STALL, 1) == 0  # nothing recorded
+
+
 def test_metrics_export() -> None:
     c = StageClock()
     c.mark(0, 1_000)
