@@ -67,7 +67,7 @@ from framework.arena.state import (
 )
 from framework.book.l2 import M_ASK, M_BID, M_NT
 from framework.core.nrt import borrowed as _b
-from framework.core.prefetch import prefetch, prefetch_write
+from framework.core.prefetch import prefetch, prefetch_write, touch
 from framework.engine.engine import _append_window_nb
 from framework.kernel.seam import REQUEST_DTYPE, drain_requests_state
 from live.fastpath import _batch_levels
@@ -155,7 +155,13 @@ HS_DRY_AT = 38
 #: ring, and HS_STALLS counts them (the ring's next row: HS_STALLS modulo its rows)
 HS_STALL_NS = 39
 HS_STALLS = 40
-HS_LEN = 41
+#: the tick's pages kept mapped while the loop is quiet (:meth:`HotPath.keep_pages`): the
+#: next page of the list, the pages read per pass (0: none), and what the reads fold into
+#: (stored: the reads must not be dropped)
+HS_PAGE_AT = 41
+HS_PAGE_STEP = 42
+HS_PAGE_SUM = 43
+HS_LEN = 44
 
 # --- what the loop returns -----------------------------------------------------------------
 RET_IDLE = 0  #: the deadline passed with nothing for Python
@@ -217,6 +223,12 @@ WARM_TICK_US = 500
 WARM_CODE_MAX = 1 << 20
 WARM_DATA_MAX = 16 << 10
 WARM_ROWS = 8  #: an array of at most this many rows is kept warm at each row's head
+#: pages read per pass of the quiet loop (:meth:`HotPath.keep_pages`; ~8 page walks next to
+#: the poll's system call), and the largest array whose every page is kept (a larger one, an
+#: append-only recorder: its head and where it is written next)
+PAGES_PER_PASS = 8
+PAGE_ARRAY_MAX = 4 << 20
+PAGE = 4096
 #: levels each way of each side's best kept warm (:meth:`HotPath.follow_touch`)
 TOUCH_LEVELS = 64
 
@@ -418,6 +430,23 @@ def _warm_step(warm: npt.NDArray[np.int64], hs: npt.NDArray[np.int64]) -> None:
 
 
 @njit(cache=True, inline="always")
+def _touch_step(pages: npt.NDArray[np.int64], hs: npt.NDArray[np.int64]) -> None:
+    """While the feed is quiet: one byte read from each of the next ``hs[HS_PAGE_STEP]``
+    pages of ``pages`` (their addresses), round and round (see :meth:`HotPath.keep_pages`)."""
+    n = pages.shape[0]
+    if n == 0:
+        return
+    i, acc = hs[HS_PAGE_AT], 0
+    for _ in range(hs[HS_PAGE_STEP]):
+        if i >= n:
+            i = 0
+        acc += touch(pages[i])
+        i += 1
+    hs[HS_PAGE_AT] = i
+    hs[HS_PAGE_SUM] += acc
+
+
+@njit(cache=True, inline="always")
 def _dry_tick(dry: tuple[Any, ...], now: int) -> None:
     """While the feed is quiet: the scratch packet of :meth:`FastFeed.scratch
     <live.fastpath.FastFeed.scratch>` (an order added and deleted) through the same compiled
@@ -585,7 +614,7 @@ def spin_nb(
     rbuf: npt.NDArray[np.uint8], sent: npt.NDArray[np.int64], marks: npt.NDArray[np.int64],
     kill: npt.NDArray[np.int64], warm: npt.NDArray[np.int64], dry: tuple[Any, ...],
     jb: npt.NDArray[np.uint8], js: npt.NDArray[np.int64], rxs: npt.NDArray[np.int64],
-    stalls: npt.NDArray[np.int64],
+    stalls: npt.NDArray[np.int64], pages: npt.NDArray[np.int64],
 ) -> tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int8]]:
     """Poll the feed socket (``fds[0]``) and the order session's (``fds[1]``, -1: none)
     until ``deadline`` (realtime ns) and take each batch through the tick (see the module
@@ -611,7 +640,7 @@ def spin_nb(
     prio, mine, out, wbuf, words = _b(prio), _b(mine), _b(out), _b(wbuf), _b(words)
     hs, tab, tpl, sbuf, rbuf, sent = _b(hs), _b(tab), _b(tpl), _b(sbuf), _b(rbuf), _b(sent)
     marks, kill, jb, js, fds, warm = _b(marks), _b(kill), _b(jb), _b(js), _b(fds), _b(warm)
-    rxs, stalls = _b(rxs), _b(stalls)
+    rxs, stalls, pages = _b(rxs), _b(stalls), _b(pages)
     h = _b(unpack_raw(a).h)
     p = np.int64(a.ctypes.data)
     status: npt.NDArray[np.int8] = np.zeros(0, np.int8)
@@ -647,6 +676,7 @@ def spin_nb(
             if journal:
                 _journal_ahead(jb, js)
             _warm_step(warm, hs)
+            _touch_step(pages, hs)
             if hs[HS_DRY_NS] > 0 and t_idle - hs[HS_DRY_AT] >= hs[HS_DRY_NS]:
                 hs[HS_DRY_AT] = t_idle
                 _dry_tick(dry, t_idle)
@@ -782,6 +812,18 @@ def _merged(rows: list[tuple[int, int]]) -> npt.NDArray[np.int64]:
     return np.array(out, np.int64).reshape(-1, 2)
 
 
+def _pages(rows: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """The distinct pages (their addresses, sorted) that ranges (address, bytes) span."""
+    rows = np.asarray(rows, np.int64).reshape(-1, 2)
+    rows = rows[rows[:, 1] > 0]
+    if not len(rows):
+        return np.zeros(0, np.int64)
+    first = rows[:, 0] // PAGE
+    count = (rows[:, 0] + rows[:, 1] - 1) // PAGE - first + 1
+    at = np.repeat(first - np.cumsum(count) + count, count) + np.arange(int(count.sum()))
+    return np.unique(at) * PAGE
+
+
 class HotPath:
     """:func:`spin_nb` for a :class:`~live.runner.LiveRunner` on an ITCH feed (its
     :class:`~live.fastpath.FastFeed`): the buffers, the entry points and the state shared
@@ -829,6 +871,15 @@ class HotPath:
         #: ranges (address, bytes) the loop keeps in the caches while the feed is quiet
         self.warm: npt.NDArray[np.int64] = np.zeros((0, 2), np.int64)
         self._fixed = self.warm  #: its fixed rows (the rest: follow_touch)
+        #: pages (addresses) the loop reads one byte of while the feed is quiet
+        self.pages: npt.NDArray[np.int64] = np.zeros(0, np.int64)
+        #: the fixed ones (the rest: follow_touch)
+        self._fixed_pages: npt.NDArray[np.int64] = self.pages
+        #: the arrays the pages are of, held while the loop may read them: a read of memory
+        #: an array gave back would fault (a prefetch would not), so none is freed meanwhile
+        self._page_owners: list[Any] = []
+        self._touch_owners: tuple[Any, ...] = ()
+        self._warm_ids: list[int] = []  #: the arrays the fixed rows and pages were made of
         self._code_rows: list[tuple[int, int]] | None = None
         #: the journal's share (ns) of each tick that sent an order (a ring)
         self.journal_ns = np.zeros(1 << 14, np.int64)
@@ -855,7 +906,7 @@ class HotPath:
                 ft, lv, self.engine.arena, self.engine._wbuf, self.words,
                 self.hs, self.tab, self.tpl, self.sbuf, self.rbuf, self.sent, marks,
                 self.kill, self.warm, (*fast.scratch(), *self._dry_journal),
-                *self._journal(), rx.stamps, self.stalls)
+                *self._journal(), rx.stamps, self.stalls, self.pages)
 
     def _out_args(self, marks: npt.NDArray[np.int64]) -> tuple[Any, ...]:
         return (self.engine.arena, self.words, self.hs, self.tab, self.tpl, self.sbuf,
@@ -882,12 +933,37 @@ class HotPath:
         a packet took ~17 µs to decode and project against ~6 µs with ticks a few ms apart,
         and every stage behind them was slow the same way. A pass costs a few dozen
         nanoseconds next to the poll's system call."""
-        self._fixed = self.warm_ranges() if lines > 0 else np.zeros((0, 2), np.int64)
-        self.warm = self._fixed
+        arrays = self._tick_arrays() if lines > 0 else []
+        ids = [id(x) for x in arrays]  # (the same objects: held, so the same memory)
+        paged = lines > 0 and self.hs[HS_PAGE_STEP] > 0
+        if not lines or ids != self._warm_ids or paged != (len(self._fixed_pages) > 0):
+            self._fixed = (self.warm_ranges(arrays) if lines > 0
+                           else np.zeros((0, 2), np.int64))
+            self._fixed_pages = (_pages(self.page_ranges(arrays)) if paged
+                                 else np.zeros(0, np.int64))
+            self._page_owners, self._warm_ids = arrays, ids
+        self.warm, self.pages = self._fixed, self._fixed_pages
         if lines > 0:
             self.follow_touch()
         self.hs[HS_WARM_STEP] = max(int(lines), 0)
-        self.hs[HS_WARM_ROW] = self.hs[HS_WARM_OFF] = 0
+        self.hs[HS_WARM_ROW] = self.hs[HS_WARM_OFF] = self.hs[HS_PAGE_AT] = 0
+
+    def keep_pages(self, per_pass: int = PAGES_PER_PASS) -> None:
+        """While the feed is quiet, read one byte of ``per_pass`` pages per pass of the loop
+        (0: none), round and round over every page the tick may touch
+        (:meth:`page_ranges`), with the ranges :meth:`keep_warm` keeps (it makes the list;
+        the runner calls this before it).
+
+        On a virtual machine the hypervisor keeps its own translation of each guest page, and
+        may drop it or slow it down, page by page (a nested, shadow-paging host does, in
+        episodes of seconds: see docs/live.md): the next access then pays for the rebuild,
+        ~0.3-1 µs a page. A tick reads a few random pages of its large tables (the decoder's
+        and the book's order tables) that no cache line prefetch brings back, since a
+        prefetch that misses the translation is dropped. A read of every page every few
+        milliseconds keeps the translations current (measured here: pages read every
+        millisecond stayed fast through episodes that slowed pages read every 100 ms of
+        the same mapping, interleaved with them)."""
+        self.hs[HS_PAGE_STEP] = max(int(per_pass), 0)
 
     def follow_touch(self) -> None:
         """The ranges kept warm after the fixed ones (:meth:`warm_ranges`): what moves with
@@ -904,6 +980,9 @@ class HotPath:
         rows = _lines([*_touch_rows(meta, qty, ends),
                        *_touch_rows(st.lmeta[0], st.lqty[0], None), *write_heads(st)])
         self.warm = np.concatenate([self._fixed, np.array(rows, np.int64).reshape(-1, 2)])
+        if len(self._fixed_pages):  # (of arrays the engine and the projection hold: kept)
+            self.pages = np.concatenate([self._fixed_pages, _pages(np.array(rows, np.int64))])
+            self._touch_owners = (meta, qty, ends, st)
 
     def watch_stalls(self, over_us: int = STALL_US) -> None:
         """Log every quiet pass of the loop longer than ``over_us`` µs (0: none): time the
@@ -958,7 +1037,8 @@ class HotPath:
         back. A scratch run costs a few µs of the spinning loop's time."""
         self.hs[HS_DRY_NS] = max(int(every_us), 0) * 1000
 
-    def warm_ranges(self) -> npt.NDArray[np.int64]:
+    def warm_ranges(self, arrays: list[npt.NDArray[Any]] | None = None
+                    ) -> npt.NDArray[np.int64]:
         """(address, bytes) rows: the machine code the tick runs (the loop's, the engine
         core's and the strategies' compiled callbacks': the executable mappings around
         their entry points, at most :data:`WARM_CODE_MAX` bytes each; looked up once) and
@@ -973,10 +1053,33 @@ class HotPath:
                                         H_FN_MODIFY)]
             code += [*machine_code(spin_nb), *machine_code(out_nb)]
             self._code_rows = [r for a in code if a for r in [_code_range(a)] if r is not None]
+        rows = list(self._code_rows)
+        for arr in self._tick_arrays() if arrays is None else arrays:
+            rows += _heads(arr)
+        return _merged(rows)
+
+    def page_ranges(self, arrays: list[npt.NDArray[Any]] | None = None
+                    ) -> npt.NDArray[np.int64]:
+        """(address, bytes) rows of every page the tick may touch (:meth:`keep_pages`): the
+        code ranges of :meth:`warm_ranges` and the same arrays, each whole up to
+        :data:`PAGE_ARRAY_MAX` bytes (the rest's heads: where they are written next moves,
+        :meth:`follow_touch`)."""
+        if self._code_rows is None:
+            self.warm_ranges()  # (the code rows, looked up once)
+        rows = list(self._code_rows or [])
+        for arr in self._tick_arrays() if arrays is None else arrays:
+            rows += ([(int(arr.ctypes.data), int(arr.nbytes))]
+                     if 0 < arr.nbytes <= PAGE_ARRAY_MAX else _heads(arr))
+        return _merged(rows)
+
+    def _tick_arrays(self) -> list[npt.NDArray[Any]]:
+        """The arrays a tick reads and writes: the loop's, the handler's, the projection's,
+        the engine's arena segments and window, the compiled callbacks' params and states."""
         ft, lv = self.fast.tuples()
-        arrays: list[Any] = [self.words, self.hs, self.tab, self.tpl, self.sbuf, self.rbuf,
-                             self.sent, self.kill, self.fds, self._journal()[1],
-                             *self.engine.st]  # (the journal's next lines: _journal_ahead)
+        arrays: list[Any] = [self.engine._wbuf, self.words, self.hs, self.tab, self.tpl,
+                             self.sbuf, self.rbuf, self.sent, self.kill, self.fds,
+                             self._journal()[1], *self.engine.st]
+        # (the journal's mapping: its next lines, _journal_ahead)
         cs = getattr(self.engine, "_cs", None)  # the compiled callbacks' data and states
         if cs is not None:
             arrays += [cs.cb_data, *cs.states, *cs.words]
@@ -990,10 +1093,11 @@ class HotPath:
 
         walk(ft)
         walk(lv)
-        rows = list(self._code_rows)
-        for arr in arrays:
-            rows += _heads(arr)
-        return _merged(rows)
+        f = self.fast.feed
+        if f.book_locate < 0:  # the handler's own book follows no stock: never touched
+            idle = {id(x) for x in f.book}
+            arrays = [x for x in arrays if id(x) not in idle]
+        return arrays
 
     # --- each call -------------------------------------------------------------------------
     def arm(self, orders: bool) -> None:

@@ -134,6 +134,7 @@ from live.hotpath import (
     KILL_HELD,
     KILL_NEW,
     KILL_NONE,
+    PAGES_PER_PASS,
     RET_ADVANCE,
     RET_FEED,
     RET_IDLE,
@@ -469,6 +470,7 @@ class LiveRunner:
         warm_lines: int = WARM_LINES,
         warm_send_us: int = WARM_SEND_US,
         warm_tick_us: int = WARM_TICK_US,
+        warm_pages: int = PAGES_PER_PASS,
     ) -> None:
         """``bandit``: a :class:`live.bandit.LiveBandit` whose gated instances are
         ``strategies``; the engine then keeps each instance's account apart (isolated).
@@ -484,7 +486,9 @@ class LiveRunner:
         (:meth:`~live.hotpath.HotPath.warm_sends`; 0: never); ``warm_tick_us``: while the
         feed is quiet the loop runs the packet path on a scratch packet at most this often,
         which keeps its instructions warm (:meth:`~live.hotpath.HotPath.warm_ticks`; 0:
-        never)."""
+        never); ``warm_pages``: while the feed is quiet the loop reads a byte of this many of
+        the tick's pages per pass, which keeps their address translations current
+        (:meth:`~live.hotpath.HotPath.keep_pages`; 0: none; with ``warm_lines``)."""
         self.instrument = instrument
         self.feed, self.gateway, self.locate = feed, gateway, int(locate)
         #: the simulated venue fills the orders (live --paper, and the replay of its journal)
@@ -535,6 +539,7 @@ class LiveRunner:
         self.warm_lines = warm_lines
         self.warm_send_us = warm_send_us
         self.warm_tick_us = warm_tick_us
+        self.warm_pages = warm_pages
         self._wire: TxStamps | None = None  #: the session's transmit stamps (wire_stamps)
         self._sent_in_tick = False  #: and its first message has gone out
         self._levels = L3ToL2()
@@ -1456,6 +1461,7 @@ class LiveRunner:
         if self.gateway is not None and hasattr(self.gateway, "booked_new"):
             hot.bind(self.gateway)
         hot.warm_up(self.clock._row)
+        hot.keep_pages(self.warm_pages)
         hot.keep_warm(self.warm_lines)
         hot.warm_sends(self.warm_send_us)
         hot.warm_ticks(self.warm_tick_us)

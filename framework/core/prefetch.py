@@ -12,7 +12,7 @@ mapped memory is ignored), so a guessed address is harmless.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from llvmlite import ir
 from numba import types
@@ -43,9 +43,27 @@ def _prefetch_typer(write: int) -> Any:
     return typer
 
 
+def _touch_typer(typingctx: Any, addr: Any) -> Any:
+    if not isinstance(addr, types.Integer):
+        return None
+    sig = types.uint8(addr)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return builder.load(builder.inttoptr(args[0], ir.IntType(8).as_pointer()), align=1)
+
+    return sig, codegen
+
+
+#: ``touch(address)``: the byte at ``address`` (a mapped one: unlike a prefetch, a read
+#: faults where nothing is mapped). A read is what makes the machine's translation of a page
+#: current again, where a prefetch that misses it is dropped (see
+#: :func:`live.hotpath._touch_step`). The caller keeps the value (stores what it folds it
+#: into), or the compiler drops the read.
+touch: Callable[[int], int] = intrinsic(cast(Any, _touch_typer))
+
 #: typed for callers: ``prefetch(address)`` in compiled code (for reading)
 prefetch: Callable[[int], None] = intrinsic(_prefetch_typer(0))
 #: ``prefetch_write(address)``: the line is about to be written (fetched for ownership)
 prefetch_write: Callable[[int], None] = intrinsic(_prefetch_typer(1))
 
-__all__ = ["prefetch", "prefetch_write"]
+__all__ = ["prefetch", "prefetch_write", "touch"]

@@ -29,12 +29,17 @@ from live.gateways.ouch import OuchGateway
 from live.hotpath import (
     HS_DRY_AT,
     HS_DRY_NS,
+    HS_PAGE_AT,
+    HS_PAGE_STEP,
+    HS_PAGE_SUM,
     HS_STALL_NS,
     HS_STALLS,
     HS_TICKS,
     HS_WARM_OFF,
     HS_WARM_ROW,
     HS_WARM_STEP,
+    PAGE,
+    PAGE_ARRAY_MAX,
     PROBES,
     RET_IDLE,
     RET_SENT,
@@ -47,7 +52,9 @@ from live.hotpath import (
     WARM_DATA_MAX,
     WARM_TICK_US,
     _merged,
+    _pages,
     _slot,
+    _touch_step,
     _warm_step,
     cancel_nb,
     enter_nb,
@@ -316,6 +323,82 @@ def test_warm_ranges_are_merged_line_aligned_and_walked_round() -> None:
         seen.append((int(hs[HS_WARM_ROW]), int(hs[HS_WARM_OFF])))
     assert seen == [(1, 0), (0, 64), (2, 0), (1, 0)]
     _warm_step(np.zeros((0, 2), np.int64), hs)  # nothing to warm: nothing happens
+
+
+def test_pages_are_listed_once_and_read_round_and_round() -> None:
+    spans = np.array([[3 * PAGE + 10, PAGE], [0, 1], [2 * PAGE, PAGE], [9 * PAGE, 0]])
+    assert (_pages(spans) // PAGE).tolist() == [0, 2, 3, 4]  # sorted, each once, none empty
+    assert len(_pages(np.zeros((0, 2), np.int64))) == 0
+    # a byte of each page, ``HS_PAGE_STEP`` pages a pass, from where the last pass stopped
+    mem = np.zeros(3 * PAGE, np.uint8)
+    base = int(mem.ctypes.data)
+    pages = np.array([base, base + PAGE + 7, base + 2 * PAGE + 9], np.int64)
+    mem[0], mem[PAGE + 7], mem[2 * PAGE + 9] = 1, 10, 100
+    hs = np.zeros(64, np.int64)
+    hs[HS_PAGE_STEP] = 2
+    at = []
+    for _ in range(4):
+        _touch_step(pages, hs)
+        at.append(int(hs[HS_PAGE_AT]))
+    assert at == [2, 1, 3, 2]
+    assert hs[HS_PAGE_SUM] == 1 + 10 + 100 + 1 + 10 + 100 + 1 + 10  # every byte read
+    _touch_step(np.zeros(0, np.int64), hs)  # no pages: nothing happens
+    hs[HS_PAGE_STEP] = 0
+    _touch_step(pages, hs)
+    assert hs[HS_PAGE_SUM] == 233
+
+
+def test_the_quiet_loop_reads_every_page_of_the_ticks_tables() -> None:
+    """``keep_pages``: the pages the quiet loop reads cover the tick's code and every page of
+    its tables (the decoder's order table, the book's order pool and hash: read at random),
+    the loop goes through them while it spins, and the arrays they belong to are held until
+    the list is made again (a read of memory given back would fault)."""
+    with _prepared() as runner:
+        hot = runner._hot
+        assert hot is not None
+        assert hot.hs[HS_PAGE_STEP] > 0  # on by default
+        pages = set(hot.pages.tolist())
+        orders, table = runner._levels.state[3:5]
+        for arr in (runner.feed._tbl, orders, table, runner._levels.prio, hot.engine.st.ord,
+                    hot.engine._cs.cb_data):
+            assert arr.nbytes <= PAGE_ARRAY_MAX
+            lo, hi = int(arr.ctypes.data), int(arr.ctypes.data) + arr.nbytes
+            assert set(range(lo // PAGE * PAGE, hi, PAGE)) <= pages
+        for lo, n in hot._code_rows or []:
+            assert lo // PAGE * PAGE in pages
+            assert (lo + n - 1) // PAGE * PAGE in pages
+        big = hot.engine.st.rec_ord  # an append-only recorder: its head and its next row
+        assert big.nbytes > PAGE_ARRAY_MAX
+        assert int(big.ctypes.data) // PAGE * PAGE in pages
+        assert not {int(big.ctypes.data) + PAGE_ARRAY_MAX} & pages
+        from framework.arena.state import H_N_ORD
+
+        nxt = int(big[int(hot.engine.st.h[H_N_ORD]) + 1000].ctypes.data) // PAGE * PAGE
+        hot.engine.st.h[H_N_ORD] += 1000
+        hot.follow_touch()
+        assert nxt in set(hot.pages.tolist())
+        hot.engine.st.h[H_N_ORD] -= 1000
+        hot.follow_touch()
+        # the loop reads them while it spins
+        before = int(hot.hs[HS_PAGE_SUM]), int(hot.hs[HS_PAGE_AT])
+        runner.feed._tbl[0] = 1  # (a byte the reads add up)
+        import time
+
+        hot.spin(time.time_ns() + 5_000_000, runner.clock._row)
+        assert (int(hot.hs[HS_PAGE_SUM]), int(hot.hs[HS_PAGE_AT])) != before
+        # an array replaced (a grown table) stays held until the list is made again
+        old = runner.feed._tbl
+        assert any(x is old for x in hot._page_owners)
+        runner.feed._tbl = np.zeros(2 * len(old), old.dtype)
+        del old
+        hot.keep_warm(runner.warm_lines)
+        assert not any(x is not runner.feed._tbl and x.shape == runner.feed._tbl.shape
+                       for x in hot._page_owners)
+        assert int(runner.feed._tbl.ctypes.data) // PAGE * PAGE in set(hot.pages.tolist())
+        hot.keep_pages(0)  # off: the next list is empty
+        hot.keep_warm(runner.warm_lines)
+        assert len(hot.pages) == 0
+        assert hot.hs[HS_PAGE_STEP] == 0
 
 
 def test_the_touch_is_followed_when_the_loop_comes_back_quiet() -> None:
