@@ -281,6 +281,11 @@ def _add_live(sub: Any, store_parent: argparse.ArgumentParser) -> None:
                    help="with --busy-poll: while the feed is quiet, run the packet path on a "
                    "scratch packet at most every US µs to keep its code warm for the next "
                    "packet (default 500; 0: never)")
+    p.add_argument("--warm-pages", type=int, default=None, metavar="N",
+                   help="with --busy-poll: while the feed is quiet, read a byte of N of the "
+                   "tick's pages per pass of the loop, round and round over its code and "
+                   "tables, so that their address translations are current when the next "
+                   "packet comes (default 8; 0: none)")
     p.add_argument("--wire-stamps", action="store_true",
                    help="with --stats: also time each tick to the kernel's transmit stamp of "
                    "its first order message (bytes handed to the network device; the send "

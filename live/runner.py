@@ -126,6 +126,7 @@ from live.hotpath import (
     HS_NREQ,
     HS_NSENT,
     HS_PACKETS,
+    HS_PAGE_STEP,
     HS_ROWS,
     HS_T,
     HS_TICK,
@@ -891,14 +892,16 @@ class LiveRunner:
     def hot_summary(self) -> dict[str, Any] | None:
         """What the compiled loop did (None: the session ran without it): its returns to
         Python by reason, the order messages it wrote itself, the ticks it took, the
-        heartbeats it sent to keep the order path warm."""
+        heartbeats it sent to keep the order path warm, the pages it keeps read while the
+        feed is quiet (:meth:`~live.hotpath.HotPath.keep_pages`) and how many a pass."""
         hot = self._hot
         if hot is None:
             return None
         return {"returns": {name: int(n) for name, n in zip(RET_NAMES, hot.calls, strict=True)
                             if n},
                 "sent": hot.n_sent, "ticks": hot.n_ticks_all,
-                "heartbeats": hot.n_heartbeats}
+                "heartbeats": hot.n_heartbeats, "pages_kept": len(hot.pages),
+                "pages_per_pass": int(hot.hs[HS_PAGE_STEP])}
 
     def _hot_sync(self, key: str) -> None:
         """Tell the loop whether it may cancel ``key`` itself (the venue accepted it and

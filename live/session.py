@@ -22,7 +22,7 @@ from framework.store import TickStore
 from framework.strategy.spec import strategies_from_words
 from live.control import TOKEN_ENV, ControlServer
 from live.gateways.base import Side
-from live.hotpath import WARM_SEND_US, WARM_TICK_US
+from live.hotpath import PAGES_PER_PASS, WARM_SEND_US, WARM_TICK_US
 from live.journal import JournalWriter, segments
 from live.monitor import Metrics
 from live.runner import FeedSpec, GatewaySpec, LiveRunner, Triggers
@@ -117,7 +117,8 @@ def run_session(args: argparse.Namespace) -> int:
             meta=meta, triggers=triggers, feature_model=model, bandit=bandit,
             wire_stamps=bool(getattr(args, "wire_stamps", False)),
             warm_send_us=_us(args, "warm_send_us", WARM_SEND_US),
-            warm_tick_us=_us(args, "warm_tick_us", WARM_TICK_US))
+            warm_tick_us=_us(args, "warm_tick_us", WARM_TICK_US),
+            warm_pages=_us(args, "warm_pages", PAGES_PER_PASS))
         recovered = None
         if resume:
             from live.replay import recover

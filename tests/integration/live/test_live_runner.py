@@ -71,6 +71,8 @@ def test_the_runner_trades_the_venue_and_the_journal_replays_to_the_same_decisio
     store: str, tmp_path: Path, proto: str, mode: str
 ) -> None:
     extra = ("--busy-poll", "--wire-stamps") if proto == "ouch" else ()
+    if mode == "python":  # (the quiet loop's page reads: on by default, off here)
+        extra += ("--warm-pages", "0")
     s = run_session(store, tmp_path, proto, mode=mode, duration=15, speed="600", extra=extra)
     owner = "ouch:u1" if proto == "ouch" else "fix:CLI"
     assert owner in s.venue_exec, s.venue_log[-2000:]
@@ -94,6 +96,9 @@ def test_the_runner_trades_the_venue_and_the_journal_replays_to_the_same_decisio
     # the compiled loop took the packets; on OUCH it wrote most order messages itself (the
     # rest: cancels of orders not yet accepted, which wait in Python)
     assert summ["hot"]["ticks"] > 0
+    # the quiet loop read the tick's pages (thousands: its code and tables), unless told not
+    pages, per_pass = summ["hot"]["pages_kept"], summ["hot"]["pages_per_pass"]
+    assert (pages > 1000 and per_pass == 8) if mode == "compiled" else pages == per_pass == 0
     # the loop ran the engine's core itself, which called the callbacks (compiled ones, or
     # the Python ones through Engine.core_calls_python): no tick returned to Python for them
     assert summ["hot"]["returns"].get("tick", 0) == 0, summ["hot"]
