@@ -4,11 +4,10 @@ On a busy-polling live session the tick path used to cross into Python several t
 packet (receive, journal, decode, engine, drain, route, encode, send): each crossing is a few
 microseconds warm and many times that on a live session, where a tick comes every few
 milliseconds and finds the interpreter's memory cold. :func:`spin_nb` instead polls the feed
-socket itself, and per packet (a batch of them with ``per_packet=False``), with no Python in
-between:
+socket itself, and per batch of packets, with no Python in between:
 
-1. receives the packet (``recvmmsg``) and journals it as received (``KIND_FEED``, the
-   receive time), through the journal's compiled append;
+1. receives the batch (``recvmmsg``) and journals each packet as received (``KIND_FEED``,
+   the receive time), through the journal's compiled append;
 2. frames and decodes it (the feed handler's kernel, :mod:`live.feeds.itch_mold_nb`) and
    projects the instrument's events to the engine's level rows on the instrument's L3 book
    (the runner's projection keeps the only one: :mod:`live.fastpath`);
@@ -832,15 +831,8 @@ class HotPath:
     the loop did (:meth:`LiveRunner._after_spin <live.runner.LiveRunner>`)."""
 
     def __init__(self, fast: Any, engine: Any, *, compiled: bool, journal: Any,
-                 words: int = 256, log_rows: int = 256, per_packet: bool = True) -> None:
+                 words: int = 256, log_rows: int = 256) -> None:
         self.fast, self.engine, self.journal = fast, engine, journal
-        #: packets each receive takes: one (``per_packet``, the default), each a tick of its
-        #: own, journaled at its own receive time; or the handler's batch. A burst spans
-        #: packets (a packet holds ~40 messages at most, ``MAX_PAYLOAD``): taken one by one,
-        #: the strategies see the first packet's book and may answer it before the rest is
-        #: decoded, as a batch they wait for all of it (a 200-message burst: ~40 µs of
-        #: decoding before the first order, against ~8)
-        self.slots = 1 if per_packet else int(fast.feed.batch)
         self.hs = np.zeros(HS_LEN, np.int64)
         self.hs[HS_COMPILED] = int(compiled)
         self.hs[HS_EXTERNAL] = int(engine.venue == "external")
@@ -910,7 +902,7 @@ class HotPath:
         fast = self.fast
         rx = fast._rx
         ft, lv = fast.tuples()
-        return (deadline, self.fds, rx.headers_address, rx.lengths, self.slots,
+        return (deadline, self.fds, rx.headers_address, rx.lengths, fast.feed.batch,
                 ft, lv, self.engine.arena, self.engine._wbuf, self.words,
                 self.hs, self.tab, self.tpl, self.sbuf, self.rbuf, self.sent, marks,
                 self.kill, self.warm, (*fast.scratch(), *self._dry_journal),
@@ -1112,7 +1104,7 @@ class HotPath:
         """Before a call: may requests leave from the loop (an OUCH session up with nothing
         queued, no kill, no stop), on which socket, from which UserRefNum."""
         hs, gw = self.hs, self.gateway
-        self.fast._rx.offer_stamps(0, self.slots)
+        self.fast._rx.offer_stamps(0, self.fast.feed.batch)
         fd = -1 if gw is None else gw.socket_fd()
         ok = orders and fd >= 0 and gw.queued() == 0
         hs[HS_ORDERS] = int(ok)
@@ -1189,7 +1181,7 @@ class HotPath:
         """The payload bytes to ask :meth:`JournalWriter.make_room
         <live.journal.JournalWriter.make_room>` for when the loop stopped for room: a whole
         batch of packets' records (the most it asks before a receive)."""
-        return self.slots * (SLOT + HEADER_SIZE) - HEADER_SIZE
+        return int(self.fast.feed.batch) * (SLOT + HEADER_SIZE) - HEADER_SIZE
 
     def forget_all(self) -> None:
         self.tab[:, T_STATE] = T_FREE
