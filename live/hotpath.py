@@ -1045,15 +1045,7 @@ class HotPath:
         the arrays it reads and writes (each's first :data:`WARM_DATA_MAX` bytes, or each
         row's: :func:`_heads`): the loop's, the handler's and the projection's, the engine
         arena's segments and the compiled callbacks' params and states."""
-        if self._code_rows is None:
-            h = self.engine.st.h
-            # the core's entry points the tick runs: its loop, and the order calls the
-            # callbacks make through their addresses (each compiled apart: other mappings)
-            code = [int(h[k]) for k in (H_FN_ADVANCE, H_FN_WAKE, H_FN_SUBMIT, H_FN_CANCEL,
-                                        H_FN_MODIFY)]
-            code += [*machine_code(spin_nb), *machine_code(out_nb)]
-            self._code_rows = [r for a in code if a for r in [_code_range(a)] if r is not None]
-        rows = list(self._code_rows)
+        rows = self._code()
         for arr in self._tick_arrays() if arrays is None else arrays:
             rows += _heads(arr)
         return _merged(rows)
@@ -1064,13 +1056,25 @@ class HotPath:
         code ranges of :meth:`warm_ranges` and the same arrays, each whole up to
         :data:`PAGE_ARRAY_MAX` bytes (the rest's heads: where they are written next moves,
         :meth:`follow_touch`)."""
-        if self._code_rows is None:
-            self.warm_ranges()  # (the code rows, looked up once)
-        rows = list(self._code_rows or [])
+        rows = self._code()
         for arr in self._tick_arrays() if arrays is None else arrays:
             rows += ([(int(arr.ctypes.data), int(arr.nbytes))]
                      if 0 < arr.nbytes <= PAGE_ARRAY_MAX else _heads(arr))
         return _merged(rows)
+
+    def _code(self) -> list[tuple[int, int]]:
+        """(address, bytes) of the machine code the tick runs (looked up once): the
+        executable mappings around the loop's entry points, the engine core's loop and the
+        order calls the callbacks make through their addresses (each compiled apart)."""
+        if self._code_rows is None:
+            h = self.engine.st.h
+            # the core's entry points the tick runs: its loop, and the order calls the
+            # callbacks make through their addresses (each compiled apart: other mappings)
+            code = [int(h[k]) for k in (H_FN_ADVANCE, H_FN_WAKE, H_FN_SUBMIT, H_FN_CANCEL,
+                                        H_FN_MODIFY)]
+            code += [*machine_code(spin_nb), *machine_code(out_nb)]
+            self._code_rows = [r for a in code if a for r in [_code_range(a)] if r is not None]
+        return list(self._code_rows)
 
     def _tick_arrays(self) -> list[npt.NDArray[Any]]:
         """The arrays a tick reads and writes: the loop's, the handler's, the projection's,
